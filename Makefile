@@ -1,0 +1,183 @@
+# shoal - top-level build. `make` builds the libraries, tools and examples; `make test` runs
+# every CUnit suite; `make bench` runs the benchmark suite. V=1 shows full commands.
+# SANITIZE=address|thread builds everything under build-$(SANITIZE)/ instead of build/.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+V       ?= 0
+SANITIZE ?=
+
+VERSION := 0.1.0
+SOMAJOR := 0
+PKGS    := liburing hwloc jemalloc
+DEBS    := liburing-dev libhwloc-dev libjemalloc-dev libcunit1-dev pkg-config
+BENCH_DEBS := libtbb-dev
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+ifeq ($(SANITIZE),)
+B := build
+SANFLAGS :=
+else ifeq ($(SANITIZE),address)
+B := build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZE),thread)
+B := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else
+$(error SANITIZE must be address or thread)
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null || echo -lcunit)
+
+WARN    := -Wall -Wextra -Werror
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude $(PKG_CFLAGS)
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
+LINK_FLAGS := $(SANFLAGS)
+
+LIB_SRCS := $(sort $(wildcard core/*.c alloc/*.c sched/*.c io/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+TEST_SRCS := $(sort $(wildcard tests/test_*.c))
+TESTS    := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
+TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(B)/obj/%.o)
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+TOOLS    := $(TOOL_SRCS:tools/%.c=$(B)/tools/%)
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+BENCH_C   := $(sort $(wildcard bench/*.c))
+BENCH_CXX := $(sort $(wildcard bench/*.cc))
+BENCHES  := $(BENCH_C:bench/%.c=$(B)/bench/%) $(BENCH_CXX:bench/%.cc=$(B)/bench/%)
+
+STATIC := $(B)/lib/libshoal.a
+SHARED := $(B)/lib/libshoal.so.$(VERSION)
+
+.PHONY: all lib test test-asan test-tsan bench bench-quick bench-build tools examples \
+        install uninstall clean deps deps-bench stress fuzz
+all: lib tools examples
+
+lib: $(STATIC) $(SHARED)
+
+# Rebuild everything when the flags change.
+FLAGS_FILE := $(B)/.flags
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(B)
+	@echo '$(ALL_CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(ALL_CFLAGS) $(LDLIBS)' > $@
+FORCE:
+
+$(B)/obj/%.o: %.c $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJS) shoal.map
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared $(LINK_FLAGS) -Wl,-soname,libshoal.so.$(SOMAJOR) -Wl,--version-script=shoal.map \
+	    -o $@ $(LIB_OBJS) $(LDLIBS)
+	$(Q)ln -sf libshoal.so.$(VERSION) $(B)/lib/libshoal.so.$(SOMAJOR)
+	$(Q)ln -sf libshoal.so.$(VERSION) $(B)/lib/libshoal.so
+
+# Tests, tools, examples and benches link the static library (no LD_LIBRARY_PATH needed).
+$(B)/tests/%: tests/%.c $(STATIC) $(TESTLIB_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -MMD -MP $< $(TESTLIB_OBJS) $(STATIC) $(LINK_FLAGS) $(LDLIBS) $(CUNIT_LIBS) -o $@
+
+$(B)/tools/%: tools/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP $< $(STATIC) $(LINK_FLAGS) $(LDLIBS) -o $@
+
+$(B)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP $< $(STATIC) $(LINK_FLAGS) $(LDLIBS) -o $@
+
+# Benches may use peers (oneTBB in .cc files, OpenMP); they may include internal headers.
+$(B)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -fopenmp -MMD -MP $< $(STATIC) $(LINK_FLAGS) $(LDLIBS) -o $@
+
+$(B)/bench/%: bench/%.cc $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX     $@")
+	$(Q)$(CXX) -std=c++17 -O2 -g $(WARN) $(SANFLAGS) -Iinclude -MMD -MP $< $(STATIC) $(LINK_FLAGS) \
+	    $(shell pkg-config --libs tbb 2>/dev/null || echo -ltbb) $(LDLIBS) -o $@
+
+tools: $(TOOLS)
+examples: $(EXAMPLES)
+bench-build: $(BENCHES)
+
+# ---- packages -------------------------------------------------------------------------
+# Installs missing Debian packages as root; otherwise prints the exact command and fails.
+define need_debs
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "  APT    $$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || exit 1; \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+endef
+deps:
+	$(call need_debs,$(DEBS))
+deps-bench: deps
+	$(call need_debs,$(BENCH_DEBS))
+
+# ---- running --------------------------------------------------------------------------
+# Each suite is its own program; a failing suite fails `make test`, after all have run.
+test: deps
+	@$(MAKE) --no-print-directory all $(TESTS)
+	@SHOAL_QUIET=1 tests/run-suites.sh $(B) $(notdir $(TESTS))
+
+test-asan: deps
+	@$(MAKE) --no-print-directory SANITIZE=address test
+
+test-tsan: deps
+	@$(MAKE) --no-print-directory SANITIZE=thread test
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory all bench-build
+	@bench/run.sh $(B) full
+
+bench-quick: deps-bench
+	@$(MAKE) --no-print-directory all bench-build
+	@bench/run.sh $(B) quick
+
+# ---- install --------------------------------------------------------------------------
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/shoal.h $(DESTDIR)$(PREFIX)/include/shoal.h
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libshoal.a
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libshoal.so.$(VERSION)
+	ln -sf libshoal.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshoal.so.$(SOMAJOR)
+	ln -sf libshoal.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshoal.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|$(PKGS)|g' \
+	    shoal.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/shoal.h $(DESTDIR)$(PREFIX)/lib/libshoal.* \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

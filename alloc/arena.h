@@ -1,0 +1,81 @@
+/* arena.h - object bytes: one shared memfd arena per NUMA node, mapped side by side in one
+ * address span, with a jemalloc arena per node whose extent hooks carve from it. Internal.
+ */
+#ifndef SHOAL_ALLOC_ARENA_H
+#define SHOAL_ALLOC_ARENA_H
+
+#include <jemalloc/jemalloc.h>
+
+#include "../core/segment.h"
+#include "../core/thread.h"
+
+struct shoal__node_hooks {
+    extent_hooks_t hooks;         /* first: jemalloc hands this pointer back to the hooks */
+    unsigned node;
+    shoal__rt_t *rt;              /* the runtime (not yet published while arenas are made) */
+    _Atomic uint64_t populated;   /* bytes of this node's span populated in this process */
+};
+
+struct shoal__arenas {
+    unsigned nnodes;
+    int fds[SHOAL__MAX_NODES];
+    unsigned je[SHOAL__MAX_NODES];           /* jemalloc arena index per node */
+    bool je_made[SHOAL__MAX_NODES];
+    struct shoal__node_hooks nh[SHOAL__MAX_NODES];
+    void *span;                              /* == rt->base */
+    size_t span_len;
+};
+
+/* Create the node segments (probing huge pages per cfg), map them into one span, bind each
+ * to its node, create the jemalloc arenas. Sets rt->arenas, rt->base, rt->huge_kind.
+ * rt->hdr, rt->nnodes, rt->node_span and rt->topo must be set. */
+SHOAL__HIDDEN int  shoal__arenas_create(shoal__rt_t *rt, int huge_mode);
+SHOAL__HIDDEN void shoal__arenas_destroy(shoal__rt_t *rt);
+/* Destroy a thread's tcaches (their cached objects go back to the arenas). */
+SHOAL__HIDDEN void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr *t);
+SHOAL__HIDDEN unsigned shoal__arena_tcache_slow(shoal__rt_t *rt, struct shoal__thr *t, unsigned node);
+SHOAL__HIDDEN int shoal__arena_full(shoal__rt_t *rt, size_t len) __attribute__((cold));
+
+/* Allocate len (> 0) bytes on node (or the next node with room) and return the offset from
+ * rt->base. Capacity is counted in jemalloc's usable size. SHOAL_ENOMEM when full. */
+static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
+                                     unsigned node, uint64_t *off)
+{
+    struct shoal__arenas *a = rt->arenas;
+    size_t usable = nallocx(len, 0);
+    if (unlikely(usable == 0))
+        return shoal__arena_full(rt, len);
+    for (unsigned i = 0; i < a->nnodes; i++) {
+        unsigned n = node + i < a->nnodes ? node + i : node + i - a->nnodes;
+        struct shoal__node_stats *ns = &rt->hdr->node[n];
+        uint64_t used = atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+        if (unlikely(used + usable > ns->cap)) {
+            atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+            continue;
+        }
+        unsigned tc = t->tcache[n];
+        if (unlikely(tc == 0))
+            tc = shoal__arena_tcache_slow(rt, t, n);
+        void *p = tc ? mallocx(len, MALLOCX_ARENA(a->je[n]) | MALLOCX_TCACHE(tc - 1)) : NULL;
+        if (unlikely(p == NULL)) {
+            atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+            continue;
+        }
+        *off = (uint64_t)((char *)p - rt->base);
+        return 0;
+    }
+    return shoal__arena_full(rt, len);
+}
+
+static inline void shoal__arena_free(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off,
+                                     size_t len)
+{
+    unsigned n = (unsigned)(off / rt->node_span);
+    unsigned tc = t->tcache[n];
+    if (unlikely(tc == 0))
+        tc = shoal__arena_tcache_slow(rt, t, n);
+    sdallocx(rt->base + off, len, tc ? MALLOCX_TCACHE(tc - 1) : MALLOCX_TCACHE_NONE);
+    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, nallocx(len, 0), memory_order_relaxed);
+}
+
+#endif

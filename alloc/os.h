@@ -1,0 +1,31 @@
+/* os.h - the one OS layer for memory: memfd segments, mappings, huge pages, populating.
+ * Each function returns 0 or a negative SHOAL_E* code with the message set; errno is
+ * converted here, once, at the syscall edge. */
+#ifndef SHOAL_ALLOC_OS_H
+#define SHOAL_ALLOC_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHOAL__HUGE_SIZE ((size_t)2 << 20)
+
+/* A fresh memfd of size bytes. huge: try MFD_HUGETLB (size must be a 2 MiB multiple).
+ * Returns the fd (>= 0) or a negative code. A hugetlb memfd may still fail to map. */
+int  shoal__os_memfd(const char *name, size_t size, int huge);
+/* Reserve len bytes of address space aligned to `align` (PROT_NONE, no memory). */
+int  shoal__os_reserve(size_t len, size_t align, void **out);
+/* Map fd's [0, len) shared read-write at addr (MAP_FIXED inside a reservation), or
+ * anywhere when addr is NULL (*out receives it). */
+int  shoal__os_map(int fd, size_t len, void *addr, void **out);
+void shoal__os_unmap(void *addr, size_t len);
+/* Fault [addr, addr+len) in for writing now, in one call, so that no put ever takes a
+ * page fault (11.6 us per 4 KiB page here). Fails when hugetlb pages run out. */
+int  shoal__os_populate(void *addr, size_t len);
+/* Ask for transparent huge pages on a shared mapping; returns 1 when the kernel will honour
+ * it for shmem (shmem_enabled is always/within_size/advise), else 0. */
+int  shoal__os_thp(void *addr, size_t len);
+/* Free 2 MiB pages the kernel has reserved and not in use (for messages). */
+long shoal__os_free_hugepages(void);
+uint64_t shoal__os_phys_bytes(void);
+
+#endif

@@ -1,0 +1,41 @@
+/* deps.c - per-object lists of dependents (tasks waiting for an argument), process-local.
+ * A list is a lock-free stack of shoal__dep; completion swaps in CLOSED and fires them all,
+ * so a registration either lands before the swap (and is fired) or sees CLOSED (and the
+ * registrant proceeds at once). A slot reused for a new pending object gets a NULL list.
+ */
+#include "rt.h"
+
+#define CLOSED ((void *)1)
+
+int shoal__dep_add(shoal_ref ref, shoal__dep *d)
+{
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
+    unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_acquire));
+    if (st != SHOAL__CREATED && st != SHOAL__PENDING)
+        return 1;
+    _Atomic(void *) *head = &shoal__rt->deps[shoal__id_idx(ref.id)];
+    void *h = atomic_load_explicit(head, memory_order_acquire);
+    do {
+        if (h == CLOSED)
+            return 1;
+        d->next = h;
+        /* release: d's fields are visible to the completer's acquire exchange. */
+    } while (!atomic_compare_exchange_weak_explicit(head, &h, d, memory_order_release,
+                                                    memory_order_acquire));
+    return 0;
+}
+
+void shoal__deps_fire(uint64_t idx, int failed)
+{
+    /* acq_rel: acquire sees registered nodes' fields; release orders the state change
+     * before any registrant that then reads CLOSED. */
+    shoal__dep *d = atomic_exchange_explicit(&shoal__rt->deps[idx], CLOSED, memory_order_acq_rel);
+    while (d && (void *)d != CLOSED) {
+        shoal__dep *next = d->next;   /* read before fire: fire may free d */
+        d->fire(d, failed);
+        d = next;
+    }
+}

@@ -1,0 +1,354 @@
+/* object.c - object lifecycle: put, create/seal, retain/release, completion of pending
+ * objects, and the internal API that tasks and I/O build on (rt.h). The get fast path and
+ * waiting live in get.c and wait.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc/arena.h"
+#include "segment.h"
+#include "thread.h"
+
+#define FAILED_CODE_SHIFT 8
+
+static inline struct shoal__node_stats *stats_of(shoal__rt_t *rt, uint64_t off)
+{
+    return &rt->hdr->node[off / rt->node_span];
+}
+
+SHOAL__COLD static int bad_ref(uint64_t id)
+{
+    if (id == 0)
+        return shoal__err(SHOAL_EINVAL, "null ref (id 0): pass a ref returned by shoal_put, "
+                                        "shoal_create or shoal_submit");
+    return shoal__err(SHOAL_EINVAL, "invalid ref 0x%016llx: not an ID this store issued "
+                                    "(corrupt or forged)", (unsigned long long)id);
+}
+
+SHOAL__COLD static int stale_ref(uint64_t id)
+{
+    return shoal__err(SHOAL_ESTALE, "stale ref 0x%016llx: its object was freed (its last "
+                                    "reference was released)", (unsigned long long)id);
+}
+
+shoal__slot *shoal__slot_of(shoal_ref ref, int *err)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
+    if (unlikely(id >> 56 || idx == 0 || gen == 0 || idx >= rt->nslots ||
+                 idx >= atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed))) {
+        *err = bad_ref(id);
+        return NULL;
+    }
+    shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (unlikely(shoal__w_gen(w) != gen)) {
+        /* A generation the slot has not reached yet was never issued. */
+        *err = shoal__w_gen(w) < gen ? bad_ref(id) : stale_ref(id);
+        return NULL;
+    }
+    if (unlikely(shoal__w_state(w) == SHOAL__FREE)) {
+        *err = stale_ref(id);
+        return NULL;
+    }
+    return s;
+}
+
+/* ---- creation ------------------------------------------------------------------------ */
+
+static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
+                           int node, uint32_t refs, void **buf, shoal_ref *out)
+{
+    struct shoal__thr *t = shoal__thr_get();
+    if (unlikely(t == NULL))
+        return shoal__err(SHOAL_ENOMEM, "out of memory for this thread's caches");
+    uint64_t off = 0;
+    if (len) {
+        unsigned n = node >= 0 && (unsigned)node < rt->nnodes ? (unsigned)node
+                     : (unsigned)shoal__tls.node < rt->nnodes ? (unsigned)shoal__tls.node : 0;
+        int rc = shoal__arena_alloc(rt, t, len, n, &off);
+        if (unlikely(rc))
+            return rc;
+    }
+    uint32_t idx = shoal__slot_take(rt, t);
+    if (unlikely(idx == 0)) {
+        if (len)
+            shoal__arena_free(rt, t, off, len);
+        return shoal__err(SHOAL_ENOMEM, "object table full (%llu objects): release objects or "
+                                        "raise max_objects", (unsigned long long)rt->nslots);
+    }
+    shoal__slot *s = &rt->slots[idx];
+    uint64_t gen = shoal__w_gen(atomic_load_explicit(&s->word, memory_order_relaxed));
+    s->off = off;
+    s->len = len;
+    s->aux = rt->proc;
+    if (src && len)
+        memcpy(rt->base + off, src, len);
+    if (state != SHOAL__READY)
+        atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
+    /* release: publishes off/len/aux and the bytes to the acquire load in shoal_get. */
+    atomic_store_explicit(&s->word, shoal__w_make(gen, state, refs), memory_order_release);
+    if (buf)
+        *buf = rt->base + off;
+    out->id = shoal__id_make(idx, gen);
+    return 0;
+}
+
+SHOAL_API int shoal_put(const void *data, size_t len, shoal_ref *out)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    if (unlikely(out == NULL || (data == NULL && len != 0)))
+        return shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
+                                            : "shoal_put: out is NULL (%zu bytes)", len);
+    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
+}
+
+SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t len[],
+                              shoal_ref out[])
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    if (n == 0)
+        return 0;
+    if (!data || !len || !out)
+        return shoal__err(SHOAL_EINVAL, "shoal_put_batch: data, len and out must be non-NULL");
+    for (size_t i = 0; i < n; i++)
+        if (data[i] == NULL && len[i] != 0)
+            return shoal__err(SHOAL_EINVAL, "shoal_put_batch: data[%zu] is NULL but len[%zu] "
+                                            "is %zu", i, i, len[i]);
+    for (size_t i = 0; i < n; i++) {
+        rc = obj_make(shoal__rt, SHOAL__READY, data[i], len[i], -1, 1, NULL, &out[i]);
+        if (unlikely(rc)) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", shoal_last_error());
+            while (i-- > 0)
+                shoal_release(out[i]);
+            return shoal__err(rc, "shoal_put_batch: item %zu: %s (nothing was stored)", i, msg);
+        }
+    }
+    return 0;
+}
+
+SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    if (unlikely(out == NULL || buf == NULL))
+        return shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
+    return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
+}
+
+int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **buf,
+                   shoal_ref *out)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    return obj_make(shoal__rt, state, NULL, state == SHOAL__PENDING ? 0 : len, node, refs,
+                    buf, out);
+}
+
+int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
+{
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (shoal__w_state(w) != SHOAL__PENDING || s->len != 0)
+        return shoal__err(SHOAL_EEXIST, "result already set");
+    if (len) {
+        struct shoal__thr *t = shoal__thr_get();
+        if (!t)
+            return shoal__err(SHOAL_ENOMEM, "out of memory for this thread's caches");
+        uint64_t off = 0;
+        unsigned n = node >= 0 && (unsigned)node < rt->nnodes ? (unsigned)node
+                     : (unsigned)shoal__tls.node < rt->nnodes ? (unsigned)shoal__tls.node : 0;
+        int rc = shoal__arena_alloc(rt, t, len, n, &off);
+        if (rc)
+            return rc;
+        /* The objects counter follows the bytes' node. */
+        atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
+        s->off = off;
+        s->len = len;
+    }
+    if (buf)
+        *buf = rt->base + s->off;
+    return 0;
+}
+
+/* ---- completion ------------------------------------------------------------------------ */
+
+static void wake_waiters(shoal__rt_t *rt);
+
+int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
+{
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
+    shoal__rt_t *rt = shoal__rt;
+    unsigned target = code == 0 ? SHOAL__READY : SHOAL__FAILED;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    unsigned st = shoal__w_state(w);
+    if (st != SHOAL__CREATED && st != SHOAL__PENDING)
+        return shoal__err(SHOAL_EEXIST, "object 0x%016llx is already %s",
+                          (unsigned long long)ref.id,
+                          st == SHOAL__FAILED ? "failed" : "sealed");
+    if (target == SHOAL__FAILED) {
+        /* The message becomes the object's bytes, so every process can read it. */
+        struct shoal__thr *t = shoal__thr_get();
+        if (s->len && t) {
+            shoal__arena_free(rt, t, s->off, s->len);
+            s->len = 0;
+        }
+        size_t ml = msg ? strlen(msg) + 1 : 0;
+        uint64_t off = 0;
+        if (ml && t && shoal__arena_alloc(rt, t, ml, (unsigned)(s->off / rt->node_span), &off) == 0) {
+            memcpy(rt->base + off, msg, ml);
+            atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
+            s->off = off;
+            s->len = ml;
+        }
+        s->aux = (s->aux & 0xffu) | ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT);
+    }
+    for (;;) {
+        if (shoal__w_gen(w) != shoal__id_gen(ref.id))
+            return stale_ref(ref.id);
+        st = shoal__w_state(w);
+        if (st != SHOAL__CREATED && st != SHOAL__PENDING)
+            return shoal__err(SHOAL_EEXIST, "object 0x%016llx completed twice",
+                              (unsigned long long)ref.id);
+        uint64_t nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS)) |
+                      ((uint64_t)target << SHOAL__W_STATE_SHIFT);
+        /* release: publishes the bytes and off/len to readers' acquire loads of the word. */
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_release,
+                                                  memory_order_relaxed))
+            break;
+    }
+    if (w & SHOAL__W_WAITERS)
+        wake_waiters(rt);
+    /* Always: it also closes the list against registrations racing with this completion. */
+    shoal__deps_fire(shoal__id_idx(ref.id), code);
+    return 0;
+}
+
+SHOAL_API int shoal_seal(shoal_ref ref)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
+    unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_relaxed));
+    if (st != SHOAL__CREATED)
+        return shoal__err(SHOAL_EEXIST, "shoal_seal: object 0x%016llx is %s; only an object "
+                                        "from shoal_create can be sealed, once",
+                          (unsigned long long)ref.id,
+                          st == SHOAL__PENDING ? "a pending task result" : "already sealed");
+    return shoal__obj_complete(ref, 0, NULL);
+}
+
+/* ---- references -------------------------------------------------------------------------- */
+
+SHOAL_API int shoal_retain(shoal_ref ref)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (unlikely(!s))
+        return err;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    do {
+        if (shoal__w_gen(w) != shoal__id_gen(ref.id) || shoal__w_state(w) == SHOAL__FREE)
+            return stale_ref(ref.id);
+        if (shoal__w_refs(w) == UINT32_MAX)
+            return shoal__err(SHOAL_EINVAL, "reference count overflow on 0x%016llx",
+                              (unsigned long long)ref.id);
+        /* relaxed: a new reference orders nothing; the caller already holds one. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return 0;
+}
+
+static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t newgen,
+                     uint64_t oldw)
+{
+    struct shoal__thr *t = shoal__thr_get();
+    atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
+    if (s->len && t)
+        shoal__arena_free(rt, t, s->off, s->len);
+    if (oldw & SHOAL__W_WAITERS)
+        wake_waiters(rt);   /* waiters on a freed object must see ESTALE, not sleep on */
+    /* A slot whose generation is exhausted is retired, so no ID is ever reused. */
+    if (newgen <= SHOAL__GEN_MASK && t)
+        shoal__slot_give(rt, t, idx);
+}
+
+SHOAL_API int shoal_release(shoal_ref ref)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
+    if (unlikely(id >> 56 || idx == 0 || idx >= rt->nslots))
+        return bad_ref(id);
+    shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw, newgen = gen + 1;
+    do {
+        if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
+                     shoal__w_refs(w) == 0)) {
+            int e;
+            return shoal__slot_of(ref, &e) ? stale_ref(id) : e;
+        }
+        nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(newgen, SHOAL__FREE, 0);
+        /* acq_rel: release orders this holder's reads of the bytes before the free; acquire
+         * (on the last drop) sees every other holder's release before freeing. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (shoal__w_refs(w) == 1)
+        obj_free(rt, s, (uint32_t)idx, newgen, w);
+    return 0;
+}
+
+/* ---- waking ---------------------------------------------------------------------------- */
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void wake_waiters(shoal__rt_t *rt)
+{
+    /* release: pairs with the acquire load of seal_seq in wait.c; the state change above
+     * is visible to whoever sees the new sequence. Not FUTEX_PRIVATE: waiters may be other
+     * processes attached to the segment. */
+    atomic_fetch_add_explicit(&rt->hdr->seal_seq, 1, memory_order_release);
+    syscall(SYS_futex, &rt->hdr->seal_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* ---- small queries ----------------------------------------------------------------------- */
+
+SHOAL_API int shoal_object_node(shoal_ref ref)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
+    return shoal__slot_node(s);
+}

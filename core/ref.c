@@ -1,0 +1,16 @@
+/* ref.c - the stable 8-byte form of an ObjectRef: little-endian on every host. */
+#include "rt.h"
+
+SHOAL_API void shoal_ref_encode(shoal_ref ref, unsigned char out[8])
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(ref.id >> (8 * i));
+}
+
+SHOAL_API shoal_ref shoal_ref_decode(const unsigned char in[8])
+{
+    uint64_t id = 0;
+    for (int i = 0; i < 8; i++)
+        id |= (uint64_t)in[i] << (8 * i);
+    return (shoal_ref){ id };
+}

@@ -1,0 +1,214 @@
+/* runtime.c - the runtime lifecycle: init builds the shared segment (header + object
+ * table), the arenas and the scheduler; shutdown takes them down in reverse order and
+ * moves the epoch so that every thread's cached view goes stale at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../alloc/arena.h"
+#include "../alloc/os.h"
+#include "../sched/sched.h"
+#include "../sched/topo.h"
+#include "segment.h"
+#include "thread.h"
+
+shoal__rt_t *_Atomic shoal__rt;
+
+struct rt_private {               /* what only the lifecycle needs */
+    shoal__rt_t rt;
+    int seg_fd;
+    size_t seg_len;
+    size_t deps_len;
+};
+
+static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+static void teardown(struct rt_private *p)
+{
+    shoal__rt_t *rt = &p->rt;
+    shoal__arenas_destroy(rt);
+    if (rt->deps)
+        munmap((void *)rt->deps, p->deps_len);
+    shoal__os_unmap(rt->hdr, p->seg_len);
+    if (p->seg_fd >= 0)
+        close(p->seg_fd);
+    if (rt->topo)
+        shoal__topo_free(rt->topo);
+    free(p);
+}
+
+static int check_config(const shoal_config *c)
+{
+    if (c->huge_pages != SHOAL_HUGE_AUTO && c->huge_pages != SHOAL_HUGE_REQUIRE &&
+        c->huge_pages != SHOAL_HUGE_OFF)
+        return shoal__err(SHOAL_EINVAL, "config.huge_pages is %d: use SHOAL_HUGE_AUTO, "
+                                        "SHOAL_HUGE_REQUIRE or SHOAL_HUGE_OFF", c->huge_pages);
+    if (c->store_bytes != 0 && c->store_bytes < ((size_t)1 << 20))
+        return shoal__err(SHOAL_EINVAL, "config.store_bytes %zu is too small: use at least "
+                                        "1 MiB, or 0 for a quarter of physical memory",
+                          c->store_bytes);
+    if (c->store_bytes > ((size_t)1 << 46))
+        return shoal__err(SHOAL_EINVAL, "config.store_bytes %zu is too large (64 TiB at most)",
+                          c->store_bytes);
+    if (c->workers > 1024)
+        return shoal__err(SHOAL_EINVAL, "config.workers %u is too many (1024 at most)",
+                          c->workers);
+    if (c->max_objects >= SHOAL__MAX_SLOTS)
+        return shoal__err(SHOAL_EINVAL, "config.max_objects %zu is too many (%llu at most)",
+                          c->max_objects, (unsigned long long)SHOAL__MAX_SLOTS - 1);
+    return 0;
+}
+
+/* The header and object table, in one memfd so another process can map it. */
+static int make_segment(struct rt_private *p, const shoal_config *c)
+{
+    shoal__rt_t *rt = &p->rt;
+    uint64_t nslots = c->max_objects ? c->max_objects + 1 : c->store_bytes / 256;
+    if (nslots < 65536)
+        nslots = 65536;
+    if (nslots > SHOAL__MAX_SLOTS)
+        nslots = SHOAL__MAX_SLOTS;
+    size_t slots_off = round_up(sizeof(struct shoal__hdr), 4096);
+    p->seg_len = round_up(slots_off + nslots * sizeof(shoal__slot), 4096);
+    p->seg_fd = shoal__os_memfd("shoal-table", p->seg_len, 0);
+    if (p->seg_fd < 0)
+        return p->seg_fd;
+    void *m;
+    int rc = shoal__os_map(p->seg_fd, p->seg_len, NULL, &m);
+    if (rc)
+        return rc;
+    struct shoal__hdr *h = m;
+    rt->hdr = h;
+    rt->slots = (shoal__slot *)((char *)m + slots_off);
+    rt->nslots = nslots;
+    h->magic = SHOAL__MAGIC;
+    h->version = SHOAL__SEG_VERSION;
+    h->nnodes = rt->nnodes;
+    h->store_bytes = c->store_bytes;
+    uint64_t cap = c->store_bytes / rt->nnodes;
+    /* Slack over the capacity for jemalloc's metadata and size-class rounding, so that the
+     * byte count, not fragmentation, is what normally says "full". */
+    rt->node_span = round_up(cap + cap / 16 + ((uint64_t)8 << 20), SHOAL__HUGE_SIZE);
+    h->node_span = rt->node_span;
+    h->nslots = nslots;
+    h->slots_off = slots_off;
+    for (unsigned n = 0; n < rt->nnodes; n++)
+        h->node[n].cap = cap;
+    p->deps_len = round_up(nslots * sizeof(void *), 4096);
+    void *d = mmap(NULL, p->deps_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (d == MAP_FAILED)
+        return shoal__err(SHOAL_ENOMEM, "cannot map the dependency table");
+    rt->deps = d;
+    return shoal__slots_init(rt);
+}
+
+SHOAL_API int shoal_init(const shoal_config *cfg)
+{
+    shoal_config c;
+    if (cfg)
+        c = *cfg;
+    else
+        memset(&c, 0, sizeof c);
+    int rc = check_config(&c);
+    if (rc)
+        return rc;
+    shoal__lifecycle_lock();
+    if (atomic_load_explicit(&shoal__rt, memory_order_relaxed)) {
+        shoal__lifecycle_unlock();
+        return shoal__err(SHOAL_EEXIST, "already initialized: call shoal_shutdown() first");
+    }
+    struct rt_private *p = calloc(1, sizeof *p);
+    if (!p) {
+        shoal__lifecycle_unlock();
+        return shoal__err(SHOAL_ENOMEM, "out of memory");
+    }
+    p->seg_fd = -1;
+    shoal__rt_t *rt = &p->rt;
+    rt->owner = true;
+    rt->proc = 0;
+    if (c.store_bytes == 0)
+        c.store_bytes = (size_t)(shoal__os_phys_bytes() / 4);
+    rt->cfg = c;
+    rc = shoal__topo_load(c.topology, &rt->topo);
+    if (rc)
+        goto fail;
+    rt->nnodes = shoal__topo_nodes(rt->topo);
+    if (rt->nnodes > SHOAL__MAX_NODES) {
+        rc = shoal__err(SHOAL_EINVAL, "topology has %u NUMA nodes; shoal supports %d",
+                        rt->nnodes, SHOAL__MAX_NODES);
+        goto fail;
+    }
+    rc = make_segment(p, &c);
+    if (rc)
+        goto fail;
+    rc = shoal__arenas_create(rt, c.huge_pages);
+    if (rc)
+        goto fail;
+    rt->hdr->huge_kind = rt->huge_kind;
+
+    uint64_t e = atomic_load_explicit(&shoal__epoch, memory_order_relaxed) + 1;
+    rt->epoch = e;
+    atomic_store_explicit(&shoal__rt, rt, memory_order_release);
+    /* release: pairs with the acquire in shoal__tls_refresh; a thread that sees the new
+     * epoch sees a complete runtime. */
+    atomic_store_explicit(&shoal__epoch, e, memory_order_release);
+
+    unsigned workers = c.workers ? c.workers : (unsigned)shoal__topo_default_workers(rt->topo);
+    rc = shoal__sched_start(rt, workers);
+    if (rc) {
+        shoal__sched_stop(rt);
+        atomic_store_explicit(&shoal__epoch, e + 1, memory_order_release);
+        atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
+        shoal__threads_flush_all(rt);
+        goto fail;
+    }
+    shoal__lifecycle_unlock();
+    return 0;
+fail:
+    teardown(p);
+    shoal__lifecycle_unlock();
+    return rc;
+}
+
+SHOAL_API int shoal_shutdown(void)
+{
+    shoal__lifecycle_lock();
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+    if (!rt) {
+        shoal__lifecycle_unlock();
+        return shoal__err(SHOAL_ENOTINIT, "runtime not initialized (or already shut down): "
+                                          "call shoal_init() or shoal_attach() first");
+    }
+    /* Workers finish while the store is still whole; then every cached view goes stale. */
+    shoal__sched_stop(rt);
+    atomic_store_explicit(&shoal__epoch, rt->epoch + 1, memory_order_release);
+    atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
+    shoal__threads_flush_all(rt);
+    teardown((struct rt_private *)rt);
+    shoal__lifecycle_unlock();
+    return 0;
+}
+
+SHOAL_API int shoal_info_get(shoal_info *out)
+{
+    int rc = shoal__tls_check();
+    if (rc)
+        return rc;
+    if (!out)
+        return shoal__err(SHOAL_EINVAL, "shoal_info_get: out is NULL");
+    shoal__rt_t *rt = shoal__rt;
+    memset(out, 0, sizeof *out);
+    out->numa_nodes = rt->nnodes;
+    out->huge_pages = rt->huge_kind;
+    out->store_bytes = rt->hdr->store_bytes;
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        out->bytes_used += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed);
+        out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed);
+    }
+    if (rt->sched)
+        shoal__sched_info(out);
+    return 0;
+}

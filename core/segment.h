@@ -1,0 +1,47 @@
+/* segment.h - the shared segment header: what every attached process reads first.
+ * Holds sizes, the slot allocator's shared state, the completion futex and per-node
+ * counters. Offsets and indices only, never pointers. Internal: never installed.
+ *
+ * Synchronisation:
+ *   free_head  tagged Treiber stack of free slots (tag defeats ABA); CAS acq_rel.
+ *   bump       next never-used slot index; fetch_add relaxed (the slot itself is then owned).
+ *   seal_seq   futex word; bumped (release) by a completion that saw the WAITERS bit, waiters
+ *              read it (acquire) before setting WAITERS on the object they wait for.
+ *   node[n].*  counters, relaxed; carve is CAS'd by the extent hooks of every process.
+ */
+#ifndef SHOAL_CORE_SEGMENT_H
+#define SHOAL_CORE_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "rt.h"
+
+#define SHOAL__MAGIC       UINT64_C(0x314c414f4853)   /* "SHOAL1" */
+#define SHOAL__SEG_VERSION 1u
+
+struct shoal__node_stats {
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* jemalloc usable bytes */
+    _Atomic uint64_t objects;
+    _Atomic uint64_t carve;       /* next uncarved byte offset within the node's span */
+    uint64_t cap;                 /* capacity of this node in bytes (store_bytes / nnodes) */
+};
+
+struct shoal__hdr {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t nnodes;
+    uint64_t store_bytes;
+    uint64_t node_span;           /* bytes of arena span per node (cap + allocator slack) */
+    uint64_t nslots;
+    uint64_t slots_off;           /* byte offset of the slot table from the header */
+    int32_t  huge_kind;           /* SHOAL_PAGES_* */
+    uint32_t pad0;
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t free_head;  /* [63..32] tag [31..0] slot idx */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bump;
+    _Alignas(SHOAL__CACHELINE) _Atomic uint32_t seal_seq;
+    struct shoal__node_stats node[SHOAL__MAX_NODES];
+};
+_Static_assert(sizeof(struct shoal__hdr) % SHOAL__CACHELINE == 0, "header is cache-line sized");
+
+#endif

@@ -1,0 +1,104 @@
+/* slots.c - the slot allocator: per-thread caches in front of a lock-free stack of free
+ * slots in the shared segment, and a bump pointer over never-used slots (DPDK mempool's
+ * cache-in-front-of-ring, with a Treiber stack for the ring). Slow paths only: the fast
+ * path is shoal__slot_take/give in thread.h.
+ */
+#include "segment.h"
+#include "thread.h"
+
+#include "../alloc/os.h"
+
+#define TABLE_STEP ((uint64_t)SHOAL__HUGE_SIZE)  /* populate the table 2 MiB at a time */
+
+/* Process-local: how much of the table this process has populated. */
+static _Atomic uint64_t populated_bytes;
+
+static void table_populate(shoal__rt_t *rt, uint64_t upto_idx)
+{
+    uint64_t need = (upto_idx + 1) * sizeof(shoal__slot);
+    uint64_t have = atomic_load_explicit(&populated_bytes, memory_order_relaxed);
+    if (need <= have)
+        return;
+    uint64_t end = (need + TABLE_STEP - 1) / TABLE_STEP * TABLE_STEP;
+    uint64_t max = rt->nslots * sizeof(shoal__slot);
+    if (end > max)
+        end = max;
+    /* Racing populates of the same range are harmless: MADV_POPULATE_WRITE is idempotent. */
+    if (end > have && shoal__os_populate((char *)rt->slots + have, end - have) == 0)
+        atomic_store_explicit(&populated_bytes, end, memory_order_relaxed);
+}
+
+int shoal__slots_init(shoal__rt_t *rt)
+{
+    atomic_store_explicit(&populated_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&rt->hdr->free_head, 0, memory_order_relaxed);
+    atomic_store_explicit(&rt->hdr->bump, 1, memory_order_relaxed);   /* slot 0 is never used */
+    table_populate(rt, rt->nslots < 65536 ? rt->nslots - 1 : 65535);
+    return 0;
+}
+
+static uint32_t stack_pop(shoal__rt_t *rt)
+{
+    struct shoal__hdr *h = rt->hdr;
+    /* acquire: pairs with the release CAS in shoal__slot_flush, so the popped slot's `next`
+     * link (written before that push) is visible. */
+    uint64_t head = atomic_load_explicit(&h->free_head, memory_order_acquire);
+    for (;;) {
+        uint32_t idx = (uint32_t)head;
+        if (idx == 0)
+            return 0;
+        uint32_t next = atomic_load_explicit(&rt->slots[idx].next, memory_order_relaxed);
+        uint64_t nh = (((head >> 32) + 1) << 32) | next;   /* tag defeats ABA */
+        if (atomic_compare_exchange_weak_explicit(&h->free_head, &head, nh,
+                                                  memory_order_acquire, memory_order_acquire))
+            return idx;
+    }
+}
+
+uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
+{
+    const uint32_t want = SHOAL__SLOT_CACHE / 2;
+    while (t->nfree < want) {
+        uint32_t idx = stack_pop(rt);
+        if (!idx)
+            break;
+        t->free[t->nfree++] = idx;
+    }
+    if (t->nfree < want) {
+        uint64_t n = want - t->nfree;
+        uint64_t first = atomic_fetch_add_explicit(&rt->hdr->bump, n, memory_order_relaxed);
+        if (first < rt->nslots) {
+            if (first + n > rt->nslots)
+                n = rt->nslots - first;
+            table_populate(rt, first + n - 1);
+            /* Fresh slots start at generation 1: an ID with generation 0 is never valid. */
+            for (uint64_t i = 0; i < n; i++) {
+                atomic_store_explicit(&rt->slots[first + i].word, shoal__w_make(1, SHOAL__FREE, 0),
+                                      memory_order_relaxed);
+                t->free[t->nfree++] = (uint32_t)(first + n - 1 - i);
+            }
+        }
+    }
+    return t->nfree ? t->free[--t->nfree] : 0;
+}
+
+void shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n)
+{
+    if (n == 0 || n > t->nfree)
+        return;
+    /* Link the n oldest cached slots into a chain and push it with one CAS. */
+    uint32_t first = t->free[0], last = t->free[n - 1];
+    for (uint32_t i = 0; i + 1 < n; i++)
+        atomic_store_explicit(&rt->slots[t->free[i]].next, t->free[i + 1], memory_order_relaxed);
+    struct shoal__hdr *h = rt->hdr;
+    uint64_t head = atomic_load_explicit(&h->free_head, memory_order_relaxed);
+    do {
+        atomic_store_explicit(&rt->slots[last].next, (uint32_t)head, memory_order_relaxed);
+        /* release: publishes the chain's links to the acquire in stack_pop. */
+    } while (!atomic_compare_exchange_weak_explicit(&h->free_head, &head,
+                                                    (((head >> 32) + 1) << 32) | first,
+                                                    memory_order_release, memory_order_relaxed));
+    t->nfree -= n;
+    for (uint32_t i = 0; i < t->nfree; i++)
+        t->free[i] = t->free[i + n];
+}

@@ -1,0 +1,111 @@
+/* thread.c - the thread-local view of the runtime and its refresh, per-thread allocation
+ * state and its registry, and the lifecycle lock that orders init, shutdown and thread exit.
+ */
+#include "thread.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../alloc/arena.h"
+
+__thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec"))) = {
+    .worker = -1,
+};
+_Atomic uint64_t shoal__epoch;
+
+static pthread_mutex_t lifecycle = PTHREAD_MUTEX_INITIALIZER;
+static struct shoal__thr *registry;
+static pthread_key_t thr_key;
+static pthread_once_t thr_key_once = PTHREAD_ONCE_INIT;
+
+void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
+void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
+
+uint64_t shoal__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int shoal__tls_refresh(void)
+{
+    /* acquire: pairs with the release store of shoal__epoch in shoal_init, so the runtime's
+     * fields are visible once its epoch is. */
+    uint64_t e = atomic_load_explicit(&shoal__epoch, memory_order_acquire);
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_acquire);
+    if (!rt || rt->epoch != e) {
+        shoal__tls.nslots = 0;
+        shoal__tls.epoch = e;
+        return shoal__err(SHOAL_ENOTINIT,
+                          "runtime not initialized: call shoal_init() or shoal_attach() first");
+    }
+    shoal__tls.slots = rt->slots;
+    shoal__tls.base = rt->base;
+    shoal__tls.nslots = rt->nslots;
+    shoal__tls.epoch = e;
+    return 0;
+}
+
+/* Return a thread's cached slots and its tcaches to the runtime. Lifecycle lock held. */
+static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
+{
+    if (rt && t->epoch == rt->epoch) {
+        if (t->nfree)
+            shoal__slot_flush(rt, t, t->nfree);
+        shoal__arena_thread_flush(rt, t);
+    }
+    t->nfree = 0;
+    memset(t->tcache, 0, sizeof t->tcache);
+    t->epoch = 0;
+}
+
+static void thr_exit(void *p)
+{
+    struct shoal__thr *t = p;
+    shoal__lifecycle_lock();
+    thr_flush(atomic_load_explicit(&shoal__rt, memory_order_relaxed), t);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        registry = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    shoal__lifecycle_unlock();
+    shoal__tls.thr = NULL;
+    free(t);
+}
+
+static void thr_key_make(void) { pthread_key_create(&thr_key, thr_exit); }
+
+struct shoal__thr *shoal__thr_slow(void)
+{
+    struct shoal__thr *t = shoal__tls.thr;
+    if (!t) {
+        pthread_once(&thr_key_once, thr_key_make);
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return NULL;
+        shoal__lifecycle_lock();
+        t->next = registry;
+        if (registry)
+            registry->prev = t;
+        registry = t;
+        shoal__lifecycle_unlock();
+        pthread_setspecific(thr_key, t);
+        shoal__tls.thr = t;
+    }
+    /* A stale state's tcaches were destroyed by the shutdown that made it stale. */
+    t->nfree = 0;
+    memset(t->tcache, 0, sizeof t->tcache);
+    t->epoch = shoal__tls.epoch;
+    return t;
+}
+
+void shoal__threads_flush_all(shoal__rt_t *rt)
+{
+    for (struct shoal__thr *t = registry; t; t = t->next)
+        thr_flush(rt, t);
+}

@@ -1,0 +1,54 @@
+/* thread.h - per-thread allocation state: the slot cache and one jemalloc tcache per node.
+ * Reached from shoal__tls.thr; reset when the runtime epoch changes; flushed at thread exit
+ * and at shutdown. Internal. */
+#ifndef SHOAL_CORE_THREAD_H
+#define SHOAL_CORE_THREAD_H
+
+#include "rt.h"
+
+#define SHOAL__SLOT_CACHE 64
+
+struct shoal__thr {
+    uint64_t epoch;                       /* the runtime these caches belong to */
+    uint32_t nfree;
+    uint32_t free[SHOAL__SLOT_CACHE];     /* free slot indices owned by this thread */
+    unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
+    struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
+};
+
+/* This thread's state for the current epoch, created on first use (cold). NULL only when
+ * malloc fails. The caller has passed shoal__tls_check(). */
+SHOAL__HIDDEN struct shoal__thr *shoal__thr_slow(void);
+static inline struct shoal__thr *shoal__thr_get(void)
+{
+    struct shoal__thr *t = shoal__tls.thr;
+    if (likely(t != NULL && t->epoch == shoal__tls.epoch))
+        return t;
+    return shoal__thr_slow();
+}
+/* Shutdown: flush every thread's caches (tcaches destroyed) and mark them stale. Called
+ * with the lifecycle lock held. */
+SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
+/* The lifecycle lock: init, shutdown and thread exit take it. */
+SHOAL__HIDDEN void shoal__lifecycle_lock(void);
+SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
+
+/* ---- slots (core/slots.c) ---- */
+SHOAL__HIDDEN uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t);
+SHOAL__HIDDEN void     shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n);
+SHOAL__HIDDEN int      shoal__slots_init(shoal__rt_t *rt);
+/* Take a free slot (0 = the table is full). The slot's word is FREE with its next gen. */
+static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
+{
+    if (likely(t->nfree != 0))
+        return t->free[--t->nfree];
+    return shoal__slot_refill(rt, t);
+}
+static inline void shoal__slot_give(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx)
+{
+    if (unlikely(t->nfree == SHOAL__SLOT_CACHE))
+        shoal__slot_flush(rt, t, SHOAL__SLOT_CACHE / 2);
+    t->free[t->nfree++] = idx;
+}
+
+#endif

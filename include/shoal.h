@@ -1,0 +1,225 @@
+/* shoal.h - the whole public API of shoal, a single-host task and object runtime.
+ *
+ * Objects are immutable byte strings in a shared-memory store, named by shoal_ref, a plain
+ * 64-bit ID that can be copied, encoded, stored inside other objects and sent to other
+ * processes. Tasks are functions run by pinned worker threads; each returns its result as
+ * an object. Every call returns 0 (or a count, where stated) on success and a negative
+ * SHOAL_E* code on failure; shoal_last_error() then says what went wrong and what to do.
+ */
+#ifndef SHOAL_H
+#define SHOAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SHOAL_API __attribute__((visibility("default")))
+#else
+#define SHOAL_API
+#endif
+
+#define SHOAL_VERSION_MAJOR 0
+#define SHOAL_VERSION_MINOR 1
+#define SHOAL_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------
+ * ObjectRefs
+ * ------------------------------------------------------------------------------------- */
+
+/* An ObjectRef: an ID and nothing else. id 0 is the null ref. The bit layout is private;
+ * the only stable representation is the 8-byte encoding below. */
+typedef struct shoal_ref { uint64_t id; } shoal_ref;
+
+#define SHOAL_REF_NULL ((shoal_ref){0})
+
+/* Write ref as 8 little-endian bytes; the format is stable across versions and processes.
+ * An encoded ref carries no reference of its own: the sender keeps the object alive. */
+SHOAL_API void      shoal_ref_encode(shoal_ref ref, unsigned char out[8]);
+/* Inverse of shoal_ref_encode. Never fails; a corrupt ID is detected when it is used
+ * (SHOAL_EINVAL or SHOAL_ESTALE). */
+SHOAL_API shoal_ref shoal_ref_decode(const unsigned char in[8]);
+
+/* ---------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------- */
+
+/* X-macro: the one table behind the enum and shoal_strerror(). */
+#define SHOAL_ERRNO_MAP(X)                                                         \
+    X(OK,        0,  "success")                                                    \
+    X(ENOTINIT, -1,  "runtime not initialized")                                    \
+    X(EINVAL,   -2,  "invalid argument")                                           \
+    X(ENOMEM,   -3,  "out of memory (store full)")                                 \
+    X(ESTALE,   -4,  "stale reference (object freed)")                             \
+    X(ETIMEDOUT,-5,  "timed out")                                                  \
+    X(ETASK,    -6,  "task failed")                                                \
+    X(EEXIST,   -7,  "already exists / already done")                              \
+    X(ENOENT,   -8,  "no such store or file")                                      \
+    X(EIO,      -9,  "input/output error")                                         \
+    X(EPERM,    -10, "permission denied")                                          \
+    X(EPROTO,   -11, "protocol or version mismatch")                               \
+    X(EBUSY,    -12, "busy")                                                       \
+    X(ECANCELED,-13, "canceled")
+
+enum {
+#define SHOAL__ENUM(name, val, msg) SHOAL_##name = (val),
+    SHOAL_ERRNO_MAP(SHOAL__ENUM)
+#undef SHOAL__ENUM
+};
+
+/* The name and meaning of an error code ("SHOAL_ESTALE: stale reference ..."). Never NULL;
+ * the string is static. Unknown codes give "SHOAL_E?: unknown error code". */
+SHOAL_API const char *shoal_strerror(int code);
+/* This thread's message for its last failed call: what went wrong and what to do. The
+ * string stays valid until this thread's next failing shoal call. "" if none yet. */
+SHOAL_API const char *shoal_last_error(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Runtime lifecycle
+ * ------------------------------------------------------------------------------------- */
+
+enum { SHOAL_HUGE_AUTO = 0, SHOAL_HUGE_REQUIRE = 1, SHOAL_HUGE_OFF = 2 };
+/* What shoal_info.huge_pages reports was obtained. */
+enum { SHOAL_PAGES_NORMAL = 0, SHOAL_PAGES_THP = 1, SHOAL_PAGES_HUGETLB = 2 };
+
+typedef struct shoal_config {     /* all-zero means defaults */
+    size_t      store_bytes;      /* object store capacity; 0 = a quarter of physical memory */
+    unsigned    workers;          /* 0 = one per core of the topology */
+    int         huge_pages;       /* SHOAL_HUGE_AUTO (0), SHOAL_HUGE_REQUIRE, SHOAL_HUGE_OFF */
+    const char *name;             /* non-NULL: publish the store so other processes can attach */
+    const char *topology;         /* NULL = this machine; else an hwloc synthetic string or XML path */
+    const char *spill_dir;        /* NULL = no spilling */
+    size_t      max_objects;      /* object table size; 0 = derived from store_bytes */
+} shoal_config;
+
+/* Start the runtime: map the store (one shared arena per NUMA node of the topology), start
+ * the workers. cfg may be NULL (defaults). Blocks until the workers run.
+ * Errors: SHOAL_EEXIST already initialized (call shoal_shutdown() first); SHOAL_EINVAL bad
+ * config (bad topology string, store too small); SHOAL_ENOMEM the store cannot be mapped, or
+ * huge pages were required and cannot be had. Not thread-safe against itself or shutdown. */
+SHOAL_API int  shoal_init(const shoal_config *cfg);
+/* Join a store another process published with config.name. See the multi-process notes. */
+SHOAL_API int  shoal_attach(const char *name);
+/* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
+ * still looks), wait for running ones, join the workers, unmap and free the store. Every
+ * ref and pointer obtained before becomes invalid. No other thread may be inside a shoal
+ * call while it runs. Errors: SHOAL_ENOTINIT if not running. */
+SHOAL_API int  shoal_shutdown(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Objects. Thread-safe. Each call that produces a ref hands the caller one reference.
+ * ------------------------------------------------------------------------------------- */
+
+/* Copy len bytes into a new sealed object. data may be NULL only when len is 0.
+ * Errors: SHOAL_ENOTINIT, SHOAL_EINVAL (out NULL), SHOAL_ENOMEM (store or table full: the
+ * store stays usable; release objects and retry). Never blocks (unless spilling, see
+ * shoal_config.spill_dir). */
+SHOAL_API int  shoal_put(const void *data, size_t len, shoal_ref *out);
+/* n puts in one call. On failure nothing is left allocated: out[] is untouched. */
+SHOAL_API int  shoal_put_batch(size_t n, const void *const data[], const size_t len[],
+                               shoal_ref out[]);
+/* Allocate an unsealed object of len bytes and return a writable pointer to it: fill *buf,
+ * then shoal_seal(). Readers wait until it is sealed. Errors as shoal_put. */
+SHOAL_API int  shoal_create(size_t len, void **buf, shoal_ref *out);
+/* Make a created object immutable and ready; wakes its waiters. The buffer must not be
+ * written afterwards. Errors: SHOAL_EEXIST already sealed (or not created by shoal_create);
+ * SHOAL_ESTALE freed; SHOAL_EINVAL null or forged ref. */
+SHOAL_API int  shoal_seal(shoal_ref ref);
+/* Resolve ref to its bytes, zero-copy: *data stays valid while the caller holds a reference.
+ * Waits until the object is ready (inside a task, the worker runs other tasks meanwhile).
+ * Errors: SHOAL_EINVAL null/forged ref; SHOAL_ESTALE freed; SHOAL_ETASK the task that makes
+ * it failed (message in shoal_last_error()); SHOAL_ECANCELED its task was canceled;
+ * SHOAL_EIO the file read behind it failed. Fast path: no lock, no syscall, no allocation. */
+SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
+/* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls.
+ * Extra error: SHOAL_ETIMEDOUT. */
+SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
+                                 size_t *len);
+/* Wait until num_ready of the n objects are ready (sealed, failed or canceled count as
+ * ready: a get will not block) or the timeout passes (< 0 for ever, 0 polls). ready[i] is
+ * set for each ready one (ready may be NULL). Returns how many are ready, which may be
+ * fewer than num_ready at a timeout (not an error). Errors: SHOAL_EINVAL (num_ready > n,
+ * refs NULL with n > 0), SHOAL_ESTALE (one of the refs is freed). */
+SHOAL_API int  shoal_wait(const shoal_ref refs[], size_t n, size_t num_ready,
+                          int64_t timeout_ns, bool ready[]);
+/* Take one more reference. The caller must already hold one (or know someone does). */
+SHOAL_API int  shoal_retain(shoal_ref ref);
+/* Drop one reference; the object is freed when its last reference goes, and its ID then
+ * answers SHOAL_ESTALE for ever. Errors: SHOAL_ESTALE (already freed: double release). */
+SHOAL_API int  shoal_release(shoal_ref ref);
+
+/* ---------------------------------------------------------------------------------------
+ * Files and spilling (io_uring)
+ * ------------------------------------------------------------------------------------- */
+
+/* Read [offset, offset+len) of path into a new object (len 0 = to EOF). Returns at once;
+ * the object becomes ready when the read completes, or fails with SHOAL_EIO. */
+SHOAL_API int  shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out);
+/* Write the object's bytes to path; *done becomes ready (empty) once written and fsync'd. */
+SHOAL_API int  shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done);
+/* The caller holds no pointer into the object any more: it may be spilled. */
+SHOAL_API int  shoal_advise_cold(shoal_ref ref);
+
+/* ---------------------------------------------------------------------------------------
+ * Tasks
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct shoal_task shoal_task;                 /* the running task's context */
+typedef int (*shoal_fn)(shoal_task *t);               /* non-zero return = task failed */
+
+enum { SHOAL_ARG_VALUE = 0, SHOAL_ARG_REF = 1, SHOAL_ARG_REF_PASS = 2 };
+
+typedef struct shoal_arg {
+    int kind;                     /* SHOAL_ARG_VALUE, SHOAL_ARG_REF (resolved before the task runs),
+                                     SHOAL_ARG_REF_PASS (the ref itself is passed, not awaited) */
+    const void *data; size_t len; /* VALUE: copied at submit */
+    shoal_ref ref;                /* REF, REF_PASS */
+} shoal_arg;
+
+#define SHOAL_VALUE(ptr, n)  ((shoal_arg){ .kind = SHOAL_ARG_VALUE, .data = (ptr), .len = (n) })
+#define SHOAL_REF(r)         ((shoal_arg){ .kind = SHOAL_ARG_REF, .ref = (r) })
+#define SHOAL_REF_PASS(r)    ((shoal_arg){ .kind = SHOAL_ARG_REF_PASS, .ref = (r) })
+
+typedef struct shoal_task_opts { int numa_node; /* -1 = any */ const char *name; } shoal_task_opts;
+
+/* Submit fn(args) and return its result's ref at once (the caller holds one reference).
+ * VALUE args are copied; REF and REF_PASS args are retained by the task until it finishes,
+ * so the caller may release its own refs at once. Callable from any thread, including a
+ * task. opts may be NULL. Errors: SHOAL_ENOTINIT, SHOAL_EINVAL (fn NULL, bad kind, bad
+ * numa_node), SHOAL_ESTALE (a REF argument is already freed), SHOAL_ENOMEM. */
+SHOAL_API int  shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
+                            const shoal_task_opts *opts, shoal_ref *out);
+SHOAL_API size_t shoal_task_nargs(shoal_task *t);
+/* Bytes of argument i: a VALUE's copy, or a REF's object, zero-copy. Errors: SHOAL_EINVAL
+ * (i out of range, or the argument is REF_PASS). */
+SHOAL_API int  shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t *len);
+/* The ref of argument i (REF or REF_PASS). The task's reference lasts until it returns;
+ * retain it to keep it longer. Errors: SHOAL_EINVAL (i out of range or a VALUE). */
+SHOAL_API int  shoal_task_arg_ref(shoal_task *t, size_t i, shoal_ref *ref);
+/* Set the task's result to a copy of data. At most once per task: SHOAL_EEXIST after. */
+SHOAL_API int  shoal_task_return(shoal_task *t, const void *data, size_t len);
+/* Allocate the task's result in the store and hand back a writable buffer (zero-copy);
+ * it is sealed when the task returns. At most once per task. */
+SHOAL_API int  shoal_task_return_buf(shoal_task *t, size_t len, void **buf);
+/* Mark the task failed with message (copied); its result answers SHOAL_ETASK. */
+SHOAL_API int  shoal_task_fail(shoal_task *t, const char *message);
+
+typedef struct shoal_info {       /* a snapshot, for tools and tests */
+    unsigned workers, numa_nodes;
+    int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL */
+    size_t   store_bytes, bytes_used;
+    uint64_t objects_live, tasks_run, tasks_stolen;
+} shoal_info;
+SHOAL_API int  shoal_info_get(shoal_info *out);
+SHOAL_API int  shoal_task_worker(shoal_task *t);          /* index of the worker running this task */
+SHOAL_API int  shoal_worker_node(unsigned worker);        /* NUMA node of a worker */
+SHOAL_API int  shoal_object_node(shoal_ref ref);          /* NUMA node that holds an object's bytes */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHOAL_H */

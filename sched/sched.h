@@ -1,0 +1,21 @@
+/* sched.h - the scheduler's entry points used by the runtime lifecycle (core/runtime.c).
+ * Pinned workers, per-worker deques, an injection queue, dependency-driven readiness.
+ */
+#ifndef SHOAL_SCHED_SCHED_H
+#define SHOAL_SCHED_SCHED_H
+
+#include "../core/rt.h"
+
+/* Start `workers` worker threads placed on the topology's cores (round-robin when there are
+ * more workers than cores). Called by shoal_init after the store is ready; on failure the
+ * store is torn down and init fails with the returned code. */
+SHOAL__HIDDEN int  shoal__sched_start(shoal__rt_t *rt, unsigned workers);
+/* Cancel tasks not yet started (results SHOAL_ECANCELED), wait for running ones, join the
+ * workers, free everything. Called by shoal_shutdown before the store goes. Idempotent. */
+SHOAL__HIDDEN void shoal__sched_stop(shoal__rt_t *rt);
+/* Fill workers, tasks_run, tasks_stolen. */
+SHOAL__HIDDEN void shoal__sched_info(shoal_info *out);
+/* NUMA node of worker w, or SHOAL_EINVAL. */
+SHOAL__HIDDEN int  shoal__sched_worker_node(unsigned w);
+
+#endif

@@ -1,0 +1,36 @@
+/* harness.h - shared helpers for the CUnit suites: one main per suite program, skips that
+ * say why, and small config builders. Each tests/test_<feature>.c defines its tests and
+ * calls shoal_test_run() from main. */
+#ifndef SHOAL_TEST_HARNESS_H
+#define SHOAL_TEST_HARNESS_H
+
+#include <CUnit/Basic.h>
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include "shoal.h"
+
+typedef struct { const char *name; void (*fn)(void); } shoal_test_case;
+
+/* Run the cases as one suite named `suite`; returns the process exit code (0 = all passed). */
+int shoal_test_run(const char *suite, const shoal_test_case *cases);
+
+/* Report that a test could not exercise what it is about, and why. Counted and printed in
+ * the summary as SKIP: a skip is not a pass. */
+void shoal_test_skip(const char *why);
+#define SKIP_TEST(why) do { shoal_test_skip(why); return; } while (0)
+
+/* A config with a small store (64 MiB default, tests must not map gigabytes) and 2 workers. */
+shoal_config shoal_test_config(void);
+
+/* Assert a shoal call returns code; prints shoal_last_error() on mismatch. */
+#define ASSERT_RC(call, code) do {                                                     \
+        int rc__ = (call);                                                             \
+        if (rc__ != (code))                                                            \
+            fprintf(stderr, "%s:%d: %s = %d (%s), want %d; last error: %s\n",          \
+                    __FILE__, __LINE__, #call, rc__, shoal_strerror(rc__), (code),     \
+                    shoal_last_error());                                               \
+        CU_ASSERT_EQUAL_FATAL(rc__, (code));                                           \
+    } while (0)
+#define ASSERT_OK(call) ASSERT_RC(call, 0)
+
+#endif
