@@ -3,6 +3,7 @@
  * waiting live in get.c and wait.c.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../alloc/arena.h"
@@ -120,16 +121,25 @@ SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t l
         if (data[i] == NULL && len[i] != 0)
             return shoal__err(SHOAL_EINVAL, "shoal_put_batch: data[%zu] is NULL but len[%zu] "
                                             "is %zu", i, i, len[i]);
+    /* Build into a scratch array so that a failure leaves out[] untouched. */
+    shoal_ref stack[64], *tmp = n <= 64 ? stack : malloc(n * sizeof *tmp);
+    if (!tmp)
+        return shoal__err(SHOAL_ENOMEM, "shoal_put_batch: out of memory for %zu refs", n);
     for (size_t i = 0; i < n; i++) {
-        rc = obj_make(shoal__rt, SHOAL__READY, data[i], len[i], -1, 1, NULL, &out[i]);
+        rc = obj_make(shoal__rt, SHOAL__READY, data[i], len[i], -1, 1, NULL, &tmp[i]);
         if (unlikely(rc)) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
-            while (i-- > 0)
-                shoal_release(out[i]);
+            for (size_t j = 0; j < i; j++)
+                shoal_release(tmp[j]);
+            if (tmp != stack)
+                free(tmp);
             return shoal__err(rc, "shoal_put_batch: item %zu: %s (nothing was stored)", i, msg);
         }
     }
+    memcpy(out, tmp, n * sizeof *tmp);
+    if (tmp != stack)
+        free(tmp);
     return 0;
 }
 

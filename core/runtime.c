@@ -65,8 +65,8 @@ static int check_config(const shoal_config *c)
 static int make_segment(struct rt_private *p, const shoal_config *c)
 {
     shoal__rt_t *rt = &p->rt;
-    uint64_t nslots = c->max_objects ? c->max_objects + 1 : c->store_bytes / 256;
-    if (nslots < 65536)
+    uint64_t nslots = c->max_objects + 1;   /* slot 0 is never used */
+    if (c->max_objects == 0 && (nslots = c->store_bytes / 256) < 65536)
         nslots = 65536;
     if (nslots > SHOAL__MAX_SLOTS)
         nslots = SHOAL__MAX_SLOTS;
