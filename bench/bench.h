@@ -70,8 +70,9 @@ static inline void bench_init(int argc, char **argv, const char *prog)
 }
 
 static inline int bench_quick(void) { return bench_g.quick; }
-/* Repetitions per figure: the median needs at least 5; quick mode settles for 3. */
-static inline int bench_reps(void) { return bench_g.quick ? 3 : 5; }
+/* Repetitions per figure: at least 5 for a median worth the name (7: this machine is shared
+ * and noisy); quick mode settles for 3. */
+static inline int bench_reps(void) { return bench_g.quick ? 3 : 7; }
 static inline double bench_elapsed_s(void) { return (double)(bench_ns() - bench_g.t0_ns) / 1e9; }
 /* True once the program has used its time budget: skip the remaining figures (reported as
  * errors) rather than let one slow peer push the whole run past its limit. */
@@ -156,9 +157,12 @@ static inline void bench_write(FILE *f, const char *bench, const char *variant, 
 static inline void bench_emit(const char *bench, const char *variant, const char *unit,
                               bench_stat s, const char *baseline, double ratio)
 {
+    char vs[160] = "";
     bench_write(stdout, bench, variant, unit, s, baseline, ratio, NULL);
-    bench_progress("%-22s %-24s median %10.4g %-8s (min %.4g, max %.4g, %d reps)", bench,
-                   variant, s.median, unit, s.min, s.max, s.n);
+    if (baseline && strcmp(baseline, variant) && isfinite(ratio))
+        snprintf(vs, sizeof vs, ", %.2fx %s", ratio, baseline);
+    bench_progress("%-20s %-22s median %9.4g %-8s (min %.4g, max %.4g, %d reps%s)", bench,
+                   variant, s.median, unit, s.min, s.max, s.n, vs);
 }
 
 /* Emit a figure that could not be measured, with the reason. */
@@ -169,7 +173,7 @@ static inline void bench_emit_error(const char *bench, const char *variant, cons
     s.median = s.min = s.max = NAN;
     s.n = 0;
     bench_write(stdout, bench, variant, unit, s, baseline, NAN, why);
-    bench_progress("%-22s %-24s FAILED: %s", bench, variant, why);
+    bench_progress("%-20s %-22s FAILED: %s", bench, variant, why);
 }
 
 /* ---- reading records back (bench/report, bench/plot) -------------------------------- */
