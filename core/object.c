@@ -303,7 +303,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
     if (oldw & SHOAL__W_WAITERS)
         wake_waiters(rt);   /* waiters on a freed object must see ESTALE, not sleep on */
     /* A slot whose generation is exhausted is retired, so no ID is ever reused. */
-    if (newgen <= SHOAL__GEN_MASK && t)
+    if (newgen != shoal__w_gen(oldw) && t)
         shoal__slot_give(rt, t, idx);
 }
 
@@ -317,7 +317,9 @@ SHOAL_API int shoal_release(shoal_ref ref)
     if (unlikely(id >> 56 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
     shoal__slot *s = &rt->slots[idx];
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw, newgen = gen + 1;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
+    /* An exhausted generation stays (FREE) and the slot is retired: old IDs stay stale. */
+    uint64_t newgen = gen < SHOAL__GEN_MASK ? gen + 1 : gen;
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
                      shoal__w_refs(w) == 0)) {

@@ -15,7 +15,10 @@ __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec")))
 };
 _Atomic uint64_t shoal__epoch;
 
+/* lifecycle orders init and shutdown; registry_lock guards the thread registry and is
+ * the only lock a thread takes at exit (shutdown joins workers while holding lifecycle). */
 static pthread_mutex_t lifecycle = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shoal__thr *registry;
 static pthread_key_t thr_key;
 static pthread_once_t thr_key_once = PTHREAD_ONCE_INIT;
@@ -65,15 +68,17 @@ static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
 static void thr_exit(void *p)
 {
     struct shoal__thr *t = p;
-    shoal__lifecycle_lock();
-    thr_flush(atomic_load_explicit(&shoal__rt, memory_order_relaxed), t);
+    pthread_mutex_lock(&registry_lock);
+    /* Shutdown clears shoal__rt before it flushes the registry under this lock, so a
+     * runtime seen here stays alive until we unlock. */
+    thr_flush(atomic_load_explicit(&shoal__rt, memory_order_acquire), t);
     if (t->prev)
         t->prev->next = t->next;
     else
         registry = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    shoal__lifecycle_unlock();
+    pthread_mutex_unlock(&registry_lock);
     shoal__tls.thr = NULL;
     free(t);
 }
@@ -88,12 +93,12 @@ struct shoal__thr *shoal__thr_slow(void)
         t = calloc(1, sizeof *t);
         if (!t)
             return NULL;
-        shoal__lifecycle_lock();
+        pthread_mutex_lock(&registry_lock);
         t->next = registry;
         if (registry)
             registry->prev = t;
         registry = t;
-        shoal__lifecycle_unlock();
+        pthread_mutex_unlock(&registry_lock);
         pthread_setspecific(thr_key, t);
         shoal__tls.thr = t;
     }
@@ -106,6 +111,8 @@ struct shoal__thr *shoal__thr_slow(void)
 
 void shoal__threads_flush_all(shoal__rt_t *rt)
 {
+    pthread_mutex_lock(&registry_lock);
     for (struct shoal__thr *t = registry; t; t = t->next)
         thr_flush(rt, t);
+    pthread_mutex_unlock(&registry_lock);
 }

@@ -27,7 +27,7 @@ static inline struct shoal__thr *shoal__thr_get(void)
     return shoal__thr_slow();
 }
 /* Shutdown: flush every thread's caches (tcaches destroyed) and mark them stale. Called
- * with the lifecycle lock held. */
+ * after shoal__rt is cleared, before the store is torn down; takes the registry lock. */
 SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
 /* The lifecycle lock: init, shutdown and thread exit take it. */
 SHOAL__HIDDEN void shoal__lifecycle_lock(void);
