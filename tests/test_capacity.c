@@ -1,0 +1,239 @@
+/* test_capacity.c - a full store: filled to SHOAL_ENOMEM, drained and filled again to the
+ * same level, still usable throughout; objects bigger than the store; a full object table;
+ * and large (256 MiB) objects. Black-box through shoal.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "lib/check.h"
+
+static void start(size_t store, size_t max_objects)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    c.store_bytes = store;
+    c.max_objects = max_objects;
+    ASSERT_OK(shoal_init(&c));
+}
+
+/* Put len-byte objects until ENOMEM (or max); returns the count, -1 on another error. */
+static int fill(size_t len, shoal_ref *refs, int max, uint64_t who)
+{
+    unsigned char *buf = malloc(len ? len : 1);
+    int n = 0, rc = 0;
+    while (n < max) {
+        pat_fill(buf, len < 64 ? len : 64, who, (uint64_t)n);
+        rc = shoal_put(buf, len, &refs[n]);
+        if (rc != 0)
+            break;
+        n++;
+    }
+    free(buf);
+    if (rc != SHOAL_ENOMEM) {
+        fprintf(stderr, "fill stopped at %d with %d (%s): %s\n", n, rc, shoal_strerror(rc),
+                shoal_last_error());
+        return -1;
+    }
+    CU_ASSERT(strlen(shoal_last_error()) > 0);
+    return n;
+}
+
+static int all_readable(const shoal_ref *refs, int n, size_t len, uint64_t who)
+{
+    for (int k = 0; k < n; k++) {
+        const void *d; size_t got;
+        if (shoal_get(refs[k], &d, &got) != 0 || got != len || !pat_ok(d, len < 64 ? len : 64, who, (uint64_t)k))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_fill_drain(void)
+{
+    const size_t store = 16u << 20, len = 64u << 10;
+    start(store, 0);
+    shoal_info base = info_now();
+    enum { MAX = 4096 };
+    static shoal_ref refs[MAX];
+    int first = fill(len, refs, MAX, 1);
+    CU_ASSERT_FATAL(first > 0);
+    /* Most of the store is usable for 64 KiB objects. */
+    if ((size_t)first < store / len / 2)
+        fprintf(stderr, "only %d x 64 KiB fit in a 16 MiB store\n", first);
+    CU_ASSERT((size_t)first >= store / len / 2);
+    CU_ASSERT((size_t)first <= store / len);
+    shoal_info full = info_now();
+    CU_ASSERT_EQUAL(full.objects_live, base.objects_live + (uint64_t)first);
+    CU_ASSERT(full.bytes_used >= (size_t)first * len);
+    CU_ASSERT(full.bytes_used <= full.store_bytes);
+    /* Full, yet usable: everything reads back, and a failed put again is a clean ENOMEM. */
+    CU_ASSERT(all_readable(refs, first, len, 1));
+    shoal_ref extra;
+    unsigned char one[64 << 10];
+    memset(one, 1, sizeof one);
+    CHECK_RC(shoal_put(one, sizeof one, &extra), SHOAL_ENOMEM);
+    CU_ASSERT_EQUAL(info_now().objects_live, full.objects_live);
+
+    /* Release one and a put of the same size fits again. */
+    CHECK_OK(shoal_release(refs[first - 1]));
+    CHECK_OK(shoal_put(one, sizeof one, &refs[first - 1]));
+    for (int k = 0; k < first; k++)
+        CHECK_OK(shoal_release(refs[k]));
+    shoal_info drained = info_now();
+    CU_ASSERT_EQUAL(drained.objects_live, base.objects_live);
+    CU_ASSERT_EQUAL(drained.bytes_used, base.bytes_used);
+
+    /* Fill again, several rounds: about the same count each time (no creeping loss). */
+    for (int round = 0; round < 3; round++) {
+        int again = fill(len, refs, MAX, 2);
+        if (again < first - first / 10 || again > first + first / 10)
+            fprintf(stderr, "round %d: %d objects fit, first time %d\n", round, again, first);
+        CU_ASSERT(again >= first - first / 10 && again <= first + first / 10);
+        CU_ASSERT(all_readable(refs, again, len, 2));
+        for (int k = 0; k < again; k++)
+            CHECK_OK(shoal_release(refs[k]));
+    }
+    CU_ASSERT_EQUAL(info_now().objects_live, base.objects_live);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* Mixed sizes: small objects fill the gaps; the store refills after a drain. */
+static void test_fill_mixed(void)
+{
+    start(16u << 20, 0);
+    enum { MAX = 200000 };
+    shoal_ref *refs = malloc(sizeof *refs * MAX);
+    size_t sizes[] = { 100, 3000, 200000 };
+    int counts[3];
+    for (int s = 0; s < 3; s++) {
+        counts[s] = fill(sizes[s], refs, MAX, 3);
+        CU_ASSERT(counts[s] > 0);
+        CU_ASSERT(all_readable(refs, counts[s], sizes[s], 3));
+        for (int k = 0; k < counts[s]; k++)
+            CHECK_OK(shoal_release(refs[k]));
+        CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    }
+    /* Each size uses a good part of the store (table permitting for the small ones). */
+    CU_ASSERT((size_t)counts[2] * sizes[2] >= (16u << 20) / 2);
+    free(refs);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_too_big(void)
+{
+    const size_t store = 16u << 20;
+    start(store, 0);
+    shoal_info base = info_now();
+    unsigned char *src = calloc(1, store + 4096);
+    shoal_ref r = { 4242 };
+    CHECK_RC(shoal_put(src, store + 1, &r), SHOAL_ENOMEM);
+    CU_ASSERT(strlen(shoal_last_error()) > 0);
+    CU_ASSERT_EQUAL(r.id, 4242);
+    void *buf = NULL;
+    CHECK_RC(shoal_create(store * 2, &buf, &r), SHOAL_ENOMEM);
+    CU_ASSERT(strlen(shoal_last_error()) > 0);
+    CU_ASSERT_PTR_NULL(buf);
+    int rc = shoal_create(SIZE_MAX, &buf, &r);
+    CU_ASSERT(rc == SHOAL_ENOMEM || rc == SHOAL_EINVAL);
+    rc = shoal_create(SIZE_MAX / 2 + 1, &buf, &r);
+    CU_ASSERT(rc == SHOAL_ENOMEM || rc == SHOAL_EINVAL);
+    shoal_info after = info_now();
+    CU_ASSERT_EQUAL(after.objects_live, base.objects_live);
+    CU_ASSERT_EQUAL(after.bytes_used, base.bytes_used);
+    /* Still usable, and a store-sized half fits. */
+    CHECK_OK(shoal_put(src, store / 2, &r));
+    CHECK_OK(shoal_release(r));
+    free(src);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* A small object table fills before the bytes do: ENOMEM too, and it recovers. */
+static void test_table_full(void)
+{
+    start(16u << 20, 256);
+    enum { MAX = 1 << 20 };
+    shoal_ref *refs = malloc(sizeof *refs * MAX);
+    int first = fill(8, refs, MAX, 4);
+    CU_ASSERT_FATAL(first > 0);
+    /* max_objects is honoured: not far below it (a reserved slot or a per-thread cache
+     * is fine), and not unlimited. */
+    if (first < 128 || first > 4096)
+        fprintf(stderr, "max_objects 256: %d objects fit\n", first);
+    CU_ASSERT(first >= 128 && first <= 4096);
+    CU_ASSERT(all_readable(refs, first, 8, 4));
+    for (int k = 0; k < first; k++)
+        CHECK_OK(shoal_release(refs[k]));
+    int again = fill(8, refs, MAX, 5);
+    CU_ASSERT_EQUAL(again, first);
+    for (int k = 0; k < again; k++)
+        CHECK_OK(shoal_release(refs[k]));
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    free(refs);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* A 256 MiB object in a 512 MiB store: put, read back, release, and again. */
+static void test_large_object(void)
+{
+    const size_t len = 256u << 20;
+    start(512u << 20, 0);
+    shoal_info base = info_now();
+    /* Untouched anonymous pages read as zero cheaply; mark a few spots. */
+    unsigned char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CU_ASSERT_FATAL(src != MAP_FAILED);
+    size_t spots[] = { 0, 1, 4095, 4096, (1u << 20) + 17, len / 2, len - 4097, len - 1 };
+    enum { NSPOTS = sizeof spots / sizeof spots[0] };
+    for (size_t k = 0; k < NSPOTS; k++)
+        src[spots[k]] = (unsigned char)(0xA0 + k);
+    for (int round = 0; round < 2; round++) {
+        shoal_ref r;
+        int rc = shoal_put(src, len, &r);
+        if (rc != 0)
+            fprintf(stderr, "256 MiB put, round %d: %d (%s): %s\n", round, rc,
+                    shoal_strerror(rc), shoal_last_error());
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        const void *d; size_t n;
+        CHECK_OK(shoal_get(r, &d, &n));
+        CU_ASSERT_EQUAL(n, len);
+        const unsigned char *b = d;
+        for (size_t k = 0; k < NSPOTS; k++)
+            CU_ASSERT_EQUAL(b[spots[k]], (unsigned char)(0xA0 + k));
+        CU_ASSERT_EQUAL(b[len / 4], 0);
+        CU_ASSERT_EQUAL(b[len - 2], 0);
+        shoal_info i = info_now();
+        CU_ASSERT(i.bytes_used >= base.bytes_used + len);
+        CU_ASSERT_EQUAL(i.objects_live, base.objects_live + 1);
+        int node = shoal_object_node(r);
+        CU_ASSERT(node >= 0 && (unsigned)node < i.numa_nodes);
+        CHECK_OK(shoal_release(r));
+        CU_ASSERT_EQUAL(info_now().bytes_used, base.bytes_used);
+    }
+    /* A large object by create + seal, written in place. */
+    void *buf;
+    shoal_ref c;
+    CHECK_OK(shoal_create(len, &buf, &c));
+    if (buf) {
+        unsigned char *w = buf;
+        w[0] = 1; w[len / 2] = 2; w[len - 1] = 3;
+        CHECK_OK(shoal_seal(c));
+        const void *d; size_t n;
+        CHECK_OK(shoal_get(c, &d, &n));
+        CU_ASSERT(n == len && d == buf && w[len / 2] == 2);
+        CHECK_OK(shoal_release(c));
+    }
+    munmap(src, len);
+    ASSERT_OK(shoal_shutdown());
+}
+
+int main(void)
+{
+    static const shoal_test_case cases[] = {
+        { "fill 64 KiB objects to ENOMEM, drain, refill", test_fill_drain },
+        { "fill with small, medium and large objects", test_fill_mixed },
+        { "an object bigger than the store", test_too_big },
+        { "a full object table", test_table_full },
+        { "256 MiB objects", test_large_object },
+        { NULL, NULL },
+    };
+    return shoal_test_run("capacity", cases);
+}

@@ -1,0 +1,266 @@
+/* test_hugepages.c - page kinds: huge pages off, AUTO without reserved pages, REQUIRE with
+ * pages this test reserves in /proc/sys/vm/nr_hugepages (as root; the old value is always
+ * restored), REQUIRE without pages. In every kind, each object's bytes must lie inside the
+ * shared region: the one internal look (core/rt.h) any suite takes. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/check.h"
+#include "../core/rt.h"
+
+#define NR_HUGE "/proc/sys/vm/nr_hugepages"
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static int write_long(const char *path, long v)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%ld\n", v) > 0;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+/* A /proc/meminfo field ("HugePages_Free"), -1 if absent. */
+static long meminfo(const char *field)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    long v = -1;
+    size_t fl = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':')
+            v = strtol(line + fl + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* 1 if shmem (memfd) THP is switched off, so MADV_HUGEPAGE on the store can do nothing. */
+static int shmem_thp_off(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+    char s[256] = "";
+    if (f) {
+        if (!fgets(s, sizeof s, f))
+            s[0] = 0;
+        fclose(f);
+    }
+    return strstr(s, "[never]") || strstr(s, "[deny]");
+}
+
+/* ---- every object inside the shared region ------------------------------------------- */
+
+static int outside(const void *p, size_t len)
+{
+    const char *lo = shoal__rt->base;
+    const char *hi = lo + (size_t)shoal__rt->nnodes * shoal__rt->node_span;
+    const char *c = p;
+    return !(c >= lo && c <= hi && len <= (size_t)(hi - c));
+}
+
+/* Puts objects of many sizes (256 small ones: the private-arena trap returned half of
+ * those from private memory) and counts those whose bytes are outside the region. */
+static void *put_and_check(void *arg)
+{
+    int *bad = arg;
+    static const size_t sizes[] = { 1, 8, 64, 100, 1000, 4096, 100000, 3u << 20 };
+    unsigned char *buf = calloc(1, 3u << 20);
+    shoal_ref refs[256 + 8 + 1];
+    int n = 0;
+    for (int k = 0; k < 256; k++)
+        if (shoal_put(buf, 64, &refs[n]) == 0)
+            n++;
+        else
+            (*bad)++;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (shoal_put(buf, sizes[k], &refs[n]) == 0)
+            n++;
+        else
+            (*bad)++;
+    void *w;
+    if (shoal_create(65536, &w, &refs[n]) == 0) {
+        *bad += outside(w, 65536);
+        *bad += shoal_seal(refs[n]) != 0;
+        n++;
+    } else {
+        (*bad)++;
+    }
+    for (int k = 0; k < n; k++) {
+        const void *d; size_t len;
+        if (shoal_get(refs[k], &d, &len) != 0 || outside(d, len)) {
+            if (*bad < 5)
+                fprintf(stderr, "object %d (%zu bytes) at %p outside the shared region\n", k, len, d);
+            (*bad)++;
+        }
+    }
+    for (int k = 0; k < n; k++)
+        *bad += shoal_release(refs[k]) != 0;
+    free(buf);
+    return NULL;
+}
+
+static int objects_outside_region(void)
+{
+    int bad_main = 0, bad_thread = 0;
+    if (!shoal__rt) {                       /* non-fatal: callers must reach their restore */
+        CU_FAIL("shoal__rt is NULL in a running runtime");
+        return 1;
+    }
+    CU_ASSERT(shoal__rt->base != NULL && shoal__rt->nnodes >= 1 && shoal__rt->node_span > 0);
+    put_and_check(&bad_main);
+    pthread_t t;
+    if (pthread_create(&t, NULL, put_and_check, &bad_thread) == 0)
+        pthread_join(t, NULL);
+    else
+        bad_thread = 1;
+    put_and_check(&bad_main);               /* again, now that caches are warm */
+    return bad_main + bad_thread;
+}
+
+/* ---- page kinds --------------------------------------------------------------------- */
+
+static void test_huge_off(void)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    c.huge_pages = SHOAL_HUGE_OFF;
+    ASSERT_OK(shoal_init(&c));
+    CU_ASSERT_EQUAL(info_now().huge_pages, SHOAL_PAGES_NORMAL);
+    CU_ASSERT_EQUAL(objects_outside_region(), 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_auto_without_reserved(void)
+{
+    test_reset();
+    long nr = read_long(NR_HUGE), free_pages = meminfo("HugePages_Free");
+    if (nr != 0 && free_pages != 0) {
+        char why[128];
+        snprintf(why, sizeof why, "%s is %ld with %ld free: AUTO may rightly use them", NR_HUGE,
+                 nr, free_pages);
+        SKIP_TEST(why);
+    }
+    shoal_config c = shoal_test_config();
+    c.huge_pages = SHOAL_HUGE_AUTO;
+    ASSERT_OK(shoal_init(&c));
+    int kind = info_now().huge_pages;
+    CU_ASSERT(kind == SHOAL_PAGES_THP || kind == SHOAL_PAGES_NORMAL);
+    /* With shmem THP off, MADV_HUGEPAGE on a memfd cannot give THP: reporting it would
+     * be a silent fallback. */
+    if (shmem_thp_off()) {
+        if (kind != SHOAL_PAGES_NORMAL)
+            fprintf(stderr, "shmem_enabled is never, yet huge_pages reports %d\n", kind);
+        CU_ASSERT_EQUAL(kind, SHOAL_PAGES_NORMAL);
+    }
+    CU_ASSERT_EQUAL(objects_outside_region(), 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_require_without_reserved(void)
+{
+    test_reset();
+    long nr = read_long(NR_HUGE), free_pages = meminfo("HugePages_Free");
+    if (nr != 0 && free_pages != 0) {
+        char why[128];
+        snprintf(why, sizeof why, "%s is %ld with %ld free; not zeroing another's reservation",
+                 NR_HUGE, nr, free_pages);
+        SKIP_TEST(why);
+    }
+    shoal_config c = shoal_test_config();
+    c.huge_pages = SHOAL_HUGE_REQUIRE;
+    int rc = shoal_init(&c);
+    if (rc == 0)
+        shoal_shutdown();
+    CU_ASSERT_EQUAL(rc, SHOAL_ENOMEM);
+    if (!strstr(shoal_last_error(), "nr_hugepages"))
+        fprintf(stderr, "REQUIRE without pages: message '%s' does not name nr_hugepages\n",
+                shoal_last_error());
+    CU_ASSERT(strstr(shoal_last_error(), "nr_hugepages") != NULL);
+    shoal_ref r;
+    CHECK_RC(shoal_put("x", 1, &r), SHOAL_ENOTINIT);    /* the failed init left nothing */
+}
+
+/* Reserve pages, get HUGETLB under AUTO and REQUIRE, restore the old value whatever
+ * happens: only non-fatal checks between the reservation and the restore. */
+static void test_require_with_reserved(void)
+{
+    test_reset();
+    if (geteuid() != 0)
+        SKIP_TEST("not root: cannot reserve pages in " NR_HUGE);
+    long old = read_long(NR_HUGE);
+    if (old < 0)
+        SKIP_TEST("cannot read " NR_HUGE);
+    const long extra = 64;                   /* 128 MiB for a 64 MiB store and its table */
+    if (write_long(NR_HUGE, old + extra) != 0)
+        SKIP_TEST("the kernel refused a write to " NR_HUGE);
+    long got = read_long(NR_HUGE), free_pages = meminfo("HugePages_Free");
+    if (got < old + extra || free_pages < extra) {
+        int restored = write_long(NR_HUGE, old);
+        CU_ASSERT(restored == 0 && read_long(NR_HUGE) == old);
+        char why[160];
+        snprintf(why, sizeof why, "the kernel reserved only %ld of %ld huge pages (%ld free)",
+                 got, old + extra, free_pages);
+        SKIP_TEST(why);
+    }
+
+    shoal_config c = shoal_test_config();
+    int modes[2] = { SHOAL_HUGE_REQUIRE, SHOAL_HUGE_AUTO };
+    for (int m = 0; m < 2; m++) {
+        c.huge_pages = modes[m];
+        int rc = shoal_init(&c);
+        if (rc != 0)
+            fprintf(stderr, "init with huge_pages %d and %ld free pages: %d (%s): %s\n",
+                    modes[m], free_pages, rc, shoal_strerror(rc), shoal_last_error());
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc != 0)
+            continue;
+        shoal_info i = info_now();
+        CU_ASSERT_EQUAL(i.huge_pages, SHOAL_PAGES_HUGETLB);
+        CU_ASSERT_EQUAL(i.store_bytes, c.store_bytes);
+        /* The pages are really taken from the pool. */
+        CU_ASSERT(meminfo("HugePages_Free") < free_pages ||
+                  meminfo("HugePages_Rsvd") > 0);
+        shoal_ref r;
+        unsigned char b[5000];
+        pat_fill(b, sizeof b, 9, (uint64_t)m);
+        CHECK_OK(shoal_put(b, sizeof b, &r));
+        const void *d = NULL; size_t n = 0;
+        CHECK_OK(shoal_get(r, &d, &n));
+        CU_ASSERT(d && n == sizeof b && pat_ok(d, n, 9, (uint64_t)m));
+        CHECK_OK(shoal_release(r));
+        CU_ASSERT_EQUAL(objects_outside_region(), 0);
+        CHECK_OK(shoal_shutdown());
+        /* Shutdown gives the pages back. */
+        CU_ASSERT_EQUAL(meminfo("HugePages_Free"), free_pages);
+    }
+
+    int restored = write_long(NR_HUGE, old);
+    if (restored != 0 || read_long(NR_HUGE) != old)
+        fprintf(stderr, "could not restore %s to %ld (now %ld)\n", NR_HUGE, old, read_long(NR_HUGE));
+    CU_ASSERT(restored == 0 && read_long(NR_HUGE) == old);
+}
+
+int main(void)
+{
+    static const shoal_test_case cases[] = {
+        { "huge pages off: normal pages", test_huge_off },
+        { "AUTO without reserved pages: not hugetlb", test_auto_without_reserved },
+        { "REQUIRE without reserved pages: ENOMEM", test_require_without_reserved },
+        { "REQUIRE and AUTO with reserved pages: hugetlb", test_require_with_reserved },
+        { NULL, NULL },
+    };
+    return shoal_test_run("hugepages", cases);
+}

@@ -1,0 +1,471 @@
+/* test_objects.c - the object calls: put/get, zero-copy, empty objects, put_batch and its
+ * all-or-nothing failure, create+seal and waiting on unsealed objects, retain/release
+ * counting, shoal_wait, shoal_info_get and shoal_object_node. Black-box through shoal.h. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/check.h"
+
+static void start(void)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    ASSERT_OK(shoal_init(&c));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static void test_put_get(void)
+{
+    start();
+    size_t sizes[] = { 1, 7, 8, 63, 64, 65, 1000, 4096, 70000, 1u << 20 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t len = sizes[k];
+        unsigned char *src = malloc(len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+        pat_fill(src, len, 1, k);
+        shoal_ref r = SHOAL_REF_NULL;
+        CHECK_OK(shoal_put(src, len, &r));
+        CU_ASSERT(r.id != 0);
+        memset(src, 0, len);                /* the object is a copy */
+        const void *d = NULL; size_t n = 0;
+        CHECK_OK(shoal_get(r, &d, &n));
+        CU_ASSERT_EQUAL(n, len);
+        CU_ASSERT(d != NULL && d != (const void *)src && pat_ok(d, n, 1, k));
+        const void *d2 = NULL; size_t n2 = 0;
+        CHECK_OK(shoal_get(r, &d2, &n2));   /* zero-copy: the same bytes every time */
+        CU_ASSERT_PTR_EQUAL(d2, d);
+        CU_ASSERT_EQUAL(n2, n);
+        CHECK_OK(shoal_get_timeout(r, 0, &d2, &n2));
+        CU_ASSERT_PTR_EQUAL(d2, d);
+        CHECK_OK(shoal_release(r));
+        free(src);
+    }
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_distinct_ids(void)
+{
+    start();
+    enum { N = 1000 };
+    static shoal_ref r[N];
+    for (int k = 0; k < N; k++)
+        ASSERT_OK(shoal_put(&k, sizeof k, &r[k]));
+    for (int k = 0; k < N; k++) {
+        const void *d; size_t n;
+        CHECK_OK(shoal_get(r[k], &d, &n));
+        CU_ASSERT(n == sizeof k && memcmp(d, &k, sizeof k) == 0);
+        for (int j = k + 1; j < N; j++)
+            if (r[j].id == r[k].id)
+                CU_FAIL("two live objects share an ID");
+    }
+    for (int k = 0; k < N; k++)
+        CHECK_OK(shoal_release(r[k]));
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_empty_objects(void)
+{
+    start();
+    shoal_ref a, b, c;
+    CHECK_OK(shoal_put(NULL, 0, &a));
+    CHECK_OK(shoal_put("ignored", 0, &b));
+    void *buf = (void *)1;
+    CHECK_OK(shoal_create(0, &buf, &c));
+    CHECK_OK(shoal_seal(c));
+    CU_ASSERT(a.id && b.id && c.id && a.id != b.id && b.id != c.id && a.id != c.id);
+    shoal_ref all[3] = { a, b, c };
+    for (int k = 0; k < 3; k++) {
+        const void *d; size_t n = 99;
+        CHECK_OK(shoal_get(all[k], &d, &n));
+        CU_ASSERT_EQUAL(n, 0);
+    }
+    CU_ASSERT_EQUAL(info_now().objects_live, 3);
+    for (int k = 0; k < 3; k++)
+        CHECK_OK(shoal_release(all[k]));
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_bad_args(void)
+{
+    start();
+    shoal_ref r = { 777 };
+    void *buf = NULL;
+    shoal_info i0 = info_now();
+    CHECK_RC(shoal_put(NULL, 5, &r), SHOAL_EINVAL);
+    CU_ASSERT_EQUAL(r.id, 777);
+    CU_ASSERT(strlen(shoal_last_error()) > 0);
+    CHECK_RC(shoal_put("abc", 3, NULL), SHOAL_EINVAL);
+    CHECK_RC(shoal_create(16, NULL, &r), SHOAL_EINVAL);
+    CHECK_RC(shoal_create(16, &buf, NULL), SHOAL_EINVAL);
+    CHECK_RC(shoal_info_get(NULL), SHOAL_EINVAL);
+    shoal_info i1 = info_now();
+    CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live);   /* nothing leaked by a failure */
+    CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- put_batch --------------------------------------------------------------------- */
+
+/* How many of out[] a failed batch overwrote (all were 0xABCDEF before). */
+static int touched(const shoal_ref *out, int n)
+{
+    int t = 0;
+    for (int k = 0; k < n; k++)
+        t += out[k].id != 0xABCDEF;
+    if (t)
+        fprintf(stderr, "a failed put_batch overwrote %d of out[]\n", t);
+    return t;
+}
+
+static void test_put_batch(void)
+{
+    start();
+    enum { N = 100 };
+    const void *data[N]; size_t len[N]; shoal_ref out[N];
+    unsigned char *bufs[N];
+    for (int k = 0; k < N; k++) {
+        len[k] = (size_t)(k * 37 % 2000);
+        bufs[k] = malloc(len[k] + 1);
+        pat_fill(bufs[k], len[k], 2, (uint64_t)k);
+        data[k] = bufs[k];
+        out[k].id = 0;
+    }
+    shoal_info i0 = info_now();
+    CHECK_OK(shoal_put_batch(0, data, len, out));
+    CU_ASSERT_EQUAL(out[0].id, 0);
+    CU_ASSERT_EQUAL(info_now().objects_live, i0.objects_live);
+
+    CHECK_OK(shoal_put_batch(N, data, len, out));
+    CU_ASSERT_EQUAL(info_now().objects_live, i0.objects_live + N);
+    for (int k = 0; k < N; k++) {
+        const void *d; size_t n;
+        CHECK_OK(shoal_get(out[k], &d, &n));
+        CU_ASSERT(n == len[k] && pat_ok(d, n, 2, (uint64_t)k));
+        for (int j = 0; j < k; j++)
+            if (out[j].id == out[k].id)
+                CU_FAIL("put_batch gave two objects one ID");
+    }
+    for (int k = 0; k < N; k++)
+        CHECK_OK(shoal_release(out[k]));
+
+    /* One bad entry (NULL data with len > 0) in the middle: nothing is left allocated and
+     * out[] is untouched. */
+    shoal_info i1 = info_now();
+    for (int k = 0; k < N; k++)
+        out[k].id = 0xABCDEF;
+    const void *saved = data[57];
+    data[57] = NULL;
+    CHECK_RC(shoal_put_batch(N, data, len, out), SHOAL_EINVAL);
+    data[57] = saved;
+    shoal_info i2 = info_now();
+    CU_ASSERT_EQUAL(i2.objects_live, i1.objects_live);
+    CU_ASSERT_EQUAL(i2.bytes_used, i1.bytes_used);
+    CU_ASSERT_EQUAL(touched(out, N), 0);
+
+    /* One entry too big for the store (the 90th): the first 89 are rolled back. */
+    size_t big = 128u << 20;
+    unsigned char *huge = malloc(1);
+    size_t saved_len = len[89];
+    const void *saved_data = data[89];
+    len[89] = big;
+    data[89] = huge;                         /* never read: rejected by size first */
+    CHECK_RC(shoal_put_batch(N, data, len, out), SHOAL_ENOMEM);
+    len[89] = saved_len;
+    data[89] = saved_data;
+    free(huge);
+    i2 = info_now();
+    CU_ASSERT_EQUAL(i2.objects_live, i1.objects_live);
+    CU_ASSERT_EQUAL(i2.bytes_used, i1.bytes_used);
+    CU_ASSERT_EQUAL(touched(out, N), 0);
+
+    CHECK_RC(shoal_put_batch(N, data, len, NULL), SHOAL_EINVAL);
+    CHECK_RC(shoal_put_batch(N, NULL, len, out), SHOAL_EINVAL);
+    CHECK_RC(shoal_put_batch(N, data, NULL, out), SHOAL_EINVAL);
+    CU_ASSERT_EQUAL(info_now().objects_live, i1.objects_live);
+    for (int k = 0; k < N; k++)
+        free(bufs[k]);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- create and seal ---------------------------------------------------------------- */
+
+static void test_create_seal(void)
+{
+    start();
+    void *buf = NULL;
+    shoal_ref r;
+    ASSERT_OK(shoal_create(4096, &buf, &r));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    pat_fill(buf, 4096, 3, 0);
+    const void *d = NULL; size_t n = 0;
+    CHECK_RC(shoal_get_timeout(r, 0, &d, &n), SHOAL_ETIMEDOUT);          /* poll */
+    CHECK_RC(shoal_get_timeout(r, 1000000, &d, &n), SHOAL_ETIMEDOUT);    /* 1 ms */
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT(strlen(shoal_last_error()) > 0);
+    bool ready = true;
+    CHECK_RC(shoal_wait(&r, 1, 1, 0, &ready), 0);
+    CU_ASSERT(!ready);
+    CHECK_OK(shoal_seal(r));
+    CHECK_OK(shoal_get(r, &d, &n));
+    CU_ASSERT_PTR_EQUAL(d, buf);            /* the bytes written are the object, no copy */
+    CU_ASSERT(n == 4096 && pat_ok(d, n, 3, 0));
+    CHECK_RC(shoal_seal(r), SHOAL_EEXIST);
+    CHECK_RC(shoal_wait(&r, 1, 1, 0, &ready), 1);
+    CU_ASSERT(ready);
+
+    shoal_ref p;
+    CHECK_OK(shoal_put("sealed", 6, &p));
+    CHECK_RC(shoal_seal(p), SHOAL_EEXIST);
+    CU_ASSERT(strlen(shoal_last_error()) > 0);
+    CHECK_OK(shoal_release(p));
+    CHECK_RC(shoal_seal(p), SHOAL_ESTALE);
+    CHECK_OK(shoal_release(r));
+
+    /* Releasing an unsealed object frees it; its ID is stale from then on. */
+    ASSERT_OK(shoal_create(100, &buf, &r));
+    shoal_info i = info_now();
+    CU_ASSERT_EQUAL(i.objects_live, 1);
+    CHECK_OK(shoal_release(r));
+    CHECK_RC(shoal_seal(r), SHOAL_ESTALE);
+    CHECK_RC(shoal_get_timeout(r, 0, &d, &n), SHOAL_ESTALE);
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+struct waiter {
+    shoal_ref ref;
+    int mode;              /* 0 shoal_get, 1 get_timeout 10 s, 2 shoal_wait for ever */
+    int rc;
+    const void *d;
+    size_t n;
+};
+
+static void *waiter_thread(void *arg)
+{
+    struct waiter *w = arg;
+    if (w->mode == 0)
+        w->rc = shoal_get(w->ref, &w->d, &w->n);
+    else if (w->mode == 1)
+        w->rc = shoal_get_timeout(w->ref, 10ll * 1000 * 1000 * 1000, &w->d, &w->n);
+    else
+        w->rc = shoal_wait(&w->ref, 1, 1, -1, NULL);
+    return NULL;
+}
+
+/* Readers block on an unsealed object and a seal from another thread wakes them all. */
+static void test_seal_wakes_waiters(void)
+{
+    start();
+    void *buf;
+    shoal_ref r;
+    ASSERT_OK(shoal_create(1000, &buf, &r));
+    struct waiter w[3];
+    pthread_t t[3];
+    for (int k = 0; k < 3; k++) {
+        memset(&w[k], 0, sizeof w[k]);
+        w[k].ref = r;
+        w[k].mode = k;
+        w[k].rc = 12345;
+        CU_ASSERT_FATAL(pthread_create(&t[k], NULL, waiter_thread, &w[k]) == 0);
+    }
+    sleep_ms(30);                             /* let them block (not asserted) */
+    for (int k = 0; k < 3; k++)
+        CU_ASSERT_EQUAL(w[k].rc, 12345);      /* nobody returned before the seal */
+    pat_fill(buf, 1000, 4, 0);
+    CHECK_OK(shoal_seal(r));
+    for (int k = 0; k < 3; k++)
+        pthread_join(t[k], NULL);
+    CU_ASSERT_EQUAL(w[0].rc, 0);
+    CU_ASSERT(w[0].n == 1000 && w[0].d && pat_ok(w[0].d, 1000, 4, 0));
+    CU_ASSERT_EQUAL(w[1].rc, 0);
+    CU_ASSERT(w[1].n == 1000 && w[1].d && pat_ok(w[1].d, 1000, 4, 0));
+    CU_ASSERT_EQUAL(w[2].rc, 1);
+    CHECK_OK(shoal_release(r));
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- references -------------------------------------------------------------------- */
+
+static void test_retain_release(void)
+{
+    start();
+    shoal_info i0 = info_now();
+    shoal_ref r;
+    ASSERT_OK(shoal_put("counted", 7, &r));
+    CHECK_OK(shoal_retain(r));
+    CHECK_OK(shoal_retain(r));              /* three references */
+    const void *d; size_t n;
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(shoal_release(r));
+        CHECK_OK(shoal_get(r, &d, &n));     /* still alive */
+        CU_ASSERT(n == 7 && memcmp(d, "counted", 7) == 0);
+        CU_ASSERT_EQUAL(info_now().objects_live, i0.objects_live + 1);
+    }
+    CHECK_OK(shoal_release(r));             /* the last one */
+    shoal_info i1 = info_now();
+    CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live);
+    CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used);
+    d = NULL;
+    CHECK_RC(shoal_get(r, &d, &n), SHOAL_ESTALE);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT(strlen(shoal_last_error()) > 0);
+    CHECK_RC(shoal_get_timeout(r, 0, &d, &n), SHOAL_ESTALE);
+    CHECK_RC(shoal_release(r), SHOAL_ESTALE);   /* double release */
+    CHECK_RC(shoal_retain(r), SHOAL_ESTALE);
+    CHECK_RC(shoal_object_node(r), SHOAL_ESTALE);
+    CU_ASSERT_EQUAL(info_now().objects_live, i0.objects_live);
+    /* A double release must not free somebody else's object that reused the slot. */
+    shoal_ref s;
+    ASSERT_OK(shoal_put("next", 4, &s));
+    CHECK_RC(shoal_release(r), SHOAL_ESTALE);
+    CHECK_OK(shoal_get(s, &d, &n));
+    CU_ASSERT(n == 4 && memcmp(d, "next", 4) == 0);
+    CHECK_OK(shoal_release(s));
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_wait(void)
+{
+    start();
+    shoal_ref r[5];
+    void *bufs[2];
+    for (int k = 0; k < 3; k++)
+        ASSERT_OK(shoal_put(&k, sizeof k, &r[k]));
+    ASSERT_OK(shoal_create(8, &bufs[0], &r[3]));
+    ASSERT_OK(shoal_create(8, &bufs[1], &r[4]));
+    /* Mix the order so the ready ones are not simply a prefix. */
+    shoal_ref m[5] = { r[3], r[0], r[4], r[1], r[2] };
+    bool want[5] = { false, true, false, true, true };
+    bool ready[5];
+
+    CHECK_RC(shoal_wait(m, 5, 6, 0, ready), SHOAL_EINVAL);
+    CHECK_RC(shoal_wait(NULL, 2, 1, 0, ready), SHOAL_EINVAL);
+    CHECK_RC(shoal_wait(NULL, 0, 0, 0, NULL), 0);
+
+    memset(ready, 0x7f, sizeof ready);
+    CHECK_RC(shoal_wait(m, 5, 3, -1, ready), 3);    /* three are ready: returns at once */
+    for (int k = 0; k < 5; k++)
+        CU_ASSERT_EQUAL(ready[k], want[k]);
+    memset(ready, 0x7f, sizeof ready);
+    CHECK_RC(shoal_wait(m, 5, 5, 1000000, ready), 3);   /* timeout: fewer, not an error */
+    for (int k = 0; k < 5; k++)
+        CU_ASSERT_EQUAL(ready[k], want[k]);
+    CHECK_RC(shoal_wait(m, 5, 4, 0, NULL), 3);
+    int got = shoal_wait(m, 5, 1, 0, NULL);   /* may stop counting at num_ready */
+    CU_ASSERT(got >= 1 && got <= 3);
+
+    CHECK_OK(shoal_seal(r[4]));
+    memset(ready, 0, sizeof ready);
+    CHECK_RC(shoal_wait(m, 5, 4, 0, ready), 4);
+    CU_ASSERT(!ready[0] && ready[1] && ready[2] && ready[3] && ready[4]);
+    CHECK_OK(shoal_seal(r[3]));
+    CHECK_RC(shoal_wait(m, 5, 5, -1, ready), 5);
+
+    /* A freed ref or a null ref in the list is an error, not "not ready". */
+    shoal_ref gone;
+    ASSERT_OK(shoal_put("x", 1, &gone));
+    CHECK_OK(shoal_release(gone));
+    shoal_ref with_stale[3] = { r[0], gone, r[1] };
+    CHECK_RC(shoal_wait(with_stale, 3, 1, 0, NULL), SHOAL_ESTALE);
+    shoal_ref with_null[2] = { r[0], SHOAL_REF_NULL };
+    CHECK_RC(shoal_wait(with_null, 2, 1, 0, NULL), SHOAL_EINVAL);
+    for (int k = 0; k < 5; k++)
+        CHECK_OK(shoal_release(r[k]));
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- info and placement ----------------------------------------------------------- */
+
+static void test_info(void)
+{
+    start();
+    shoal_config c = shoal_test_config();
+    shoal_info i0 = info_now();
+    CU_ASSERT_EQUAL(i0.store_bytes, c.store_bytes);
+    CU_ASSERT_EQUAL(i0.workers, c.workers);
+    CU_ASSERT(i0.numa_nodes >= 1);
+    CU_ASSERT(i0.huge_pages == SHOAL_PAGES_NORMAL || i0.huge_pages == SHOAL_PAGES_THP ||
+              i0.huge_pages == SHOAL_PAGES_HUGETLB);
+    CU_ASSERT_EQUAL(i0.objects_live, 0);
+    CU_ASSERT_EQUAL(i0.tasks_run, 0);
+    CU_ASSERT_EQUAL(i0.tasks_stolen, 0);
+    CU_ASSERT(i0.bytes_used <= i0.store_bytes);
+
+    size_t len = 1u << 20;
+    unsigned char *src = calloc(1, len);
+    shoal_ref a, b;
+    ASSERT_OK(shoal_put(src, len, &a));
+    shoal_info i1 = info_now();
+    CU_ASSERT(i1.bytes_used >= i0.bytes_used + len);
+    CU_ASSERT_EQUAL(i1.objects_live, 1);
+    ASSERT_OK(shoal_put(src, 100, &b));
+    shoal_info i2 = info_now();
+    CU_ASSERT(i2.bytes_used >= i1.bytes_used + 100);
+    CU_ASSERT_EQUAL(i2.objects_live, 2);
+    CHECK_OK(shoal_release(a));
+    shoal_info i3 = info_now();
+    CU_ASSERT(i3.bytes_used < i2.bytes_used);
+    CU_ASSERT(i3.bytes_used + len <= i2.bytes_used);
+    CU_ASSERT_EQUAL(i3.objects_live, 1);
+    CHECK_OK(shoal_release(b));
+    shoal_info i4 = info_now();
+    CU_ASSERT_EQUAL(i4.bytes_used, i0.bytes_used);
+    CU_ASSERT_EQUAL(i4.objects_live, 0);
+    CU_ASSERT_EQUAL(i4.store_bytes, c.store_bytes);
+    free(src);
+    ASSERT_OK(shoal_shutdown());
+
+    /* workers as configured, also for another count */
+    c.workers = 1;
+    ASSERT_OK(shoal_init(&c));
+    CU_ASSERT_EQUAL(info_now().workers, 1);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_object_node(void)
+{
+    start();
+    shoal_info i = info_now();
+    shoal_ref r;
+    ASSERT_OK(shoal_put("where", 5, &r));
+    int node = shoal_object_node(r);
+    CU_ASSERT(node >= 0 && (unsigned)node < i.numa_nodes);
+    void *buf;
+    shoal_ref u;
+    ASSERT_OK(shoal_create(64, &buf, &u));
+    node = shoal_object_node(u);                /* placed at create, before the seal */
+    CU_ASSERT(node >= 0 && (unsigned)node < i.numa_nodes);
+    CHECK_RC(shoal_object_node(SHOAL_REF_NULL), SHOAL_EINVAL);
+    CHECK_OK(shoal_release(r));
+    CHECK_RC(shoal_object_node(r), SHOAL_ESTALE);
+    CHECK_OK(shoal_release(u));
+    ASSERT_OK(shoal_shutdown());
+}
+
+int main(void)
+{
+    static const shoal_test_case cases[] = {
+        { "put/get bytes, zero-copy", test_put_get },
+        { "1000 live objects have distinct IDs", test_distinct_ids },
+        { "empty objects", test_empty_objects },
+        { "bad arguments answer EINVAL", test_bad_args },
+        { "put_batch all or nothing", test_put_batch },
+        { "create, get_timeout, seal, seal twice", test_create_seal },
+        { "seal wakes waiting readers", test_seal_wakes_waiters },
+        { "retain/release counting, double release", test_retain_release },
+        { "shoal_wait on objects", test_wait },
+        { "info_get fields", test_info },
+        { "object_node", test_object_node },
+        { NULL, NULL },
+    };
+    return shoal_test_run("objects", cases);
+}
