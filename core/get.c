@@ -1,44 +1,24 @@
-/* get.c - resolving an ObjectRef: the lookup fast path and its cold slow path.
- * Fast path budget: one TLS block (initial-exec, %fs-relative), one compare of the cached
- * epoch against the global, one bounds check, one index into the table, one acquire load
- * (a plain mov on x86) and one compare that checks host bits, generation and state at once.
- * No lock, no hashing, no syscall, no read-modify-write.
+/* get.c - resolving an ObjectRef. The fast path is shoal__get_inline in shoal.h (inlined
+ * into callers and into the exported shoal_get below); this file holds the exported entry
+ * points and the cold slow path: refresh a stale view, wait for pending objects, report
+ * failed, freed and invalid ones.
  */
 #include "rt.h"
 
 int (*shoal__help_hook)(void);
 
-SHOAL__COLD static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data,
-                                size_t *len);
-
-static inline int get_fast(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+/* Parenthesised names: the shoal_get macro in shoal.h must not expand here. */
+SHOAL_API int (shoal_get)(shoal_ref ref, const void **data, size_t *len)
 {
-    const struct shoal__tls *v = &shoal__tls;
-    uint64_t idx = shoal__id_idx(ref.id);
-    if (likely(v->epoch == atomic_load_explicit(&shoal__epoch, memory_order_relaxed) &&
-               idx < v->nslots)) {
-        const shoal__slot *s = &v->slots[idx];
-        /* acquire: pairs with the release that made the object READY (object.c), so off,
-         * len and the bytes are visible. */
-        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (likely((w >> 32) == shoal__id_ready_hi(ref.id))) {
-            *data = v->base + s->off;
-            *len = s->len;
-            return 0;
-        }
-    }
-    return get_slow(ref, timeout_ns, data, len);
-}
-
-SHOAL_API int shoal_get(shoal_ref ref, const void **data, size_t *len)
-{
-    return get_fast(ref, -1, data, len);
+    return shoal__get_inline(ref, data, len);
 }
 
 SHOAL_API int shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
                                 size_t *len)
 {
-    return get_fast(ref, timeout_ns, data, len);
+    if (timeout_ns < 0)
+        return shoal__get_inline(ref, data, len);
+    return shoal__get_slow(ref, timeout_ns, data, len);
 }
 
 /* The message of a failed object, as this thread's last error; returns its code. */
@@ -53,7 +33,7 @@ static int failed_result(const shoal__slot *s, shoal_ref ref)
                       shoal_strerror(code));
 }
 
-static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 {
     int rc = shoal__tls_check();
     if (rc)

@@ -29,21 +29,12 @@ struct shoal__topo;     /* sched/topo.h */
 struct shoal__sched;    /* sched/sched.h */
 struct shoal__thr;      /* per-thread heavy state, core/thread.c */
 
-/* The hot thread-local view: everything the get fast path reads, in one cache line.
- * initial-exec TLS: measured 1.5 ns per call through a .so against 3.1 ns for the default
- * (global-dynamic) model, which calls __tls_get_addr. It starts all-zero, a sentinel whose
- * nslots 0 makes every lookup miss into the slow path, so the fast path needs no init test. */
-struct shoal__tls {
-    uint64_t epoch;              /* shoal__epoch this view was filled at */
-    const shoal__slot *slots;    /* the object table */
-    uint64_t nslots;
-    char *base;                  /* start of the arena span in this process */
-    struct shoal__thr *thr;      /* allocation caches; NULL until first put */
-    int worker;                  /* worker index, -1 outside workers */
-    int node;                    /* NUMA node this thread allocates from */
-};
-extern __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec")));
-extern _Atomic uint64_t shoal__epoch;
+/* The hot thread-local view (struct shoal__tls, declared in shoal.h for the inline get) starts
+ * all-zero: a sentinel whose nslots 0 sends every lookup to the slow path, so the fast path
+ * needs no init test. initial-exec TLS: measured 1.5 ns per call through a .so against
+ * 3.1 ns for the default model, which calls __tls_get_addr. shoal__epoch is accessed with
+ * __atomic builtins only (it is a plain uint64_t so that the public header can read it). */
+static inline uint64_t shoal__epoch_load(int order) { return __atomic_load_n(&shoal__epoch, order); }
 
 typedef struct shoal__rt {
     uint64_t epoch;
@@ -78,8 +69,7 @@ SHOAL__HIDDEN void shoal__log(const char *fmt, ...) __attribute__((format(printf
 SHOAL__HIDDEN int shoal__tls_refresh(void);
 static inline int shoal__tls_check(void)
 {
-    if (likely(shoal__tls.epoch == atomic_load_explicit(&shoal__epoch, memory_order_relaxed)
-               && shoal__tls.nslots != 0))
+    if (likely(shoal__tls.epoch == shoal__epoch_load(__ATOMIC_RELAXED) && shoal__tls.nslots != 0))
         return 0;
     return shoal__tls_refresh();
 }
@@ -103,6 +93,7 @@ SHOAL__HIDDEN int shoal__obj_complete(shoal_ref ref, int code, const char *msg);
 /* Wait until the object is no longer CREATED/PENDING. timeout_ns < 0 = for ever.
  * 0, SHOAL_ETIMEDOUT, SHOAL_ESTALE, SHOAL_EINVAL. Inside a worker, runs other tasks. */
 SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);
+static inline shoal__slot *shoal__tls_slots(void) { return (shoal__slot *)(void *)shoal__tls.slots; }
 /* Data pointer of a slot in this process. */
 static inline void *shoal__slot_data(const shoal__slot *s) { return shoal__rt->base + s->off; }
 /* NUMA node holding a slot's bytes. */

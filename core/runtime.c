@@ -149,18 +149,18 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
         goto fail;
     rt->hdr->huge_kind = rt->huge_kind;
 
-    uint64_t e = atomic_load_explicit(&shoal__epoch, memory_order_relaxed) + 1;
+    uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
     rt->epoch = e;
     atomic_store_explicit(&shoal__rt, rt, memory_order_release);
     /* release: pairs with the acquire in shoal__tls_refresh; a thread that sees the new
      * epoch sees a complete runtime. */
-    atomic_store_explicit(&shoal__epoch, e, memory_order_release);
+    __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
 
     unsigned workers = c.workers ? c.workers : (unsigned)shoal__topo_default_workers(rt->topo);
     rc = shoal__sched_start(rt, workers);
     if (rc) {
         shoal__sched_stop(rt);
-        atomic_store_explicit(&shoal__epoch, e + 1, memory_order_release);
+        __atomic_store_n(&shoal__epoch, e + 1, __ATOMIC_RELEASE);
         atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
         shoal__threads_flush_all(rt);
         goto fail;
@@ -184,7 +184,7 @@ SHOAL_API int shoal_shutdown(void)
     }
     /* Workers finish while the store is still whole; then every cached view goes stale. */
     shoal__sched_stop(rt);
-    atomic_store_explicit(&shoal__epoch, rt->epoch + 1, memory_order_release);
+    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
     teardown((struct rt_private *)rt);

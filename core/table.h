@@ -20,6 +20,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "shoal.h"
+
 #define SHOAL__IDX_BITS   30
 #define SHOAL__GEN_BITS   26
 #define SHOAL__IDX_MASK   ((UINT64_C(1) << SHOAL__IDX_BITS) - 1)
@@ -50,6 +52,11 @@ typedef struct shoal__slot {
     _Atomic uint32_t next;   /* free-list / remote-free link (slot index) */
 } shoal__slot;
 _Static_assert(sizeof(shoal__slot) == 32, "slot layout is shared between processes");
+/* The inline lookup in shoal.h reads word, off and len by position. */
+_Static_assert(sizeof(shoal__slot) == (1u << SHOAL__SLOT_SHIFT), "slot size");
+_Static_assert(__builtin_offsetof(shoal__slot, off) == 8 && __builtin_offsetof(shoal__slot, len) == 16,
+               "slot field offsets used by shoal.h");
+_Static_assert(SHOAL__ID_IDX_BITS == 30 && SHOAL__READY_HI == (3u << 2), "ID layout used by shoal.h");
 
 static inline uint64_t shoal__id_idx(uint64_t id) { return id & SHOAL__IDX_MASK; }
 static inline uint64_t shoal__id_gen(uint64_t id) { return (id >> SHOAL__IDX_BITS) & SHOAL__GEN_MASK; }

@@ -10,10 +10,10 @@
 
 #include "../alloc/arena.h"
 
-__thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec"))) = {
+SHOAL_API __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec"))) = {
     .worker = -1,
 };
-_Atomic uint64_t shoal__epoch;
+SHOAL_API uint64_t shoal__epoch;
 
 /* lifecycle orders init and shutdown; registry_lock guards the thread registry and is
  * the only lock a thread takes at exit (shutdown joins workers while holding lifecycle). */
@@ -37,7 +37,7 @@ int shoal__tls_refresh(void)
 {
     /* acquire: pairs with the release store of shoal__epoch in shoal_init, so the runtime's
      * fields are visible once its epoch is. */
-    uint64_t e = atomic_load_explicit(&shoal__epoch, memory_order_acquire);
+    uint64_t e = shoal__epoch_load(__ATOMIC_ACQUIRE);
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_acquire);
     if (!rt || rt->epoch != e) {
         shoal__tls.nslots = 0;
@@ -45,7 +45,7 @@ int shoal__tls_refresh(void)
         return shoal__err(SHOAL_ENOTINIT,
                           "runtime not initialized: call shoal_init() or shoal_attach() first");
     }
-    shoal__tls.slots = rt->slots;
+    shoal__tls.slots = (const unsigned char *)rt->slots;
     shoal__tls.base = rt->base;
     shoal__tls.nslots = rt->nslots;
     shoal__tls.epoch = e;
