@@ -243,7 +243,8 @@ static void test_create_seal(void)
 
 struct waiter {
     shoal_ref ref;
-    int mode;              /* 0 shoal_get, 1 get_timeout 10 s, 2 shoal_wait for ever */
+    int mode;              /* 0 shoal_get, 1 get_timeout 10 s, 2 shoal_wait for ever,
+                              3 get_timeout < 0 (for ever) */
     int rc;
     const void *d;
     size_t n;
@@ -256,6 +257,8 @@ static void *waiter_thread(void *arg)
         w->rc = shoal_get(w->ref, &w->d, &w->n);
     else if (w->mode == 1)
         w->rc = shoal_get_timeout(w->ref, 10ll * 1000 * 1000 * 1000, &w->d, &w->n);
+    else if (w->mode == 3)
+        w->rc = shoal_get_timeout(w->ref, -1, &w->d, &w->n);
     else
         w->rc = shoal_wait(&w->ref, 1, 1, -1, NULL);
     return NULL;
@@ -268,9 +271,9 @@ static void test_seal_wakes_waiters(void)
     void *buf;
     shoal_ref r;
     ASSERT_OK(shoal_create(1000, &buf, &r));
-    struct waiter w[3];
-    pthread_t t[3];
-    for (int k = 0; k < 3; k++) {
+    struct waiter w[4];
+    pthread_t t[4];
+    for (int k = 0; k < 4; k++) {
         memset(&w[k], 0, sizeof w[k]);
         w[k].ref = r;
         w[k].mode = k;
@@ -278,17 +281,19 @@ static void test_seal_wakes_waiters(void)
         CU_ASSERT_FATAL(pthread_create(&t[k], NULL, waiter_thread, &w[k]) == 0);
     }
     sleep_ms(30);                             /* let them block (not asserted) */
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         CU_ASSERT_EQUAL(w[k].rc, 12345);      /* nobody returned before the seal */
     pat_fill(buf, 1000, 4, 0);
     CHECK_OK(shoal_seal(r));
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         pthread_join(t[k], NULL);
     CU_ASSERT_EQUAL(w[0].rc, 0);
     CU_ASSERT(w[0].n == 1000 && w[0].d && pat_ok(w[0].d, 1000, 4, 0));
     CU_ASSERT_EQUAL(w[1].rc, 0);
     CU_ASSERT(w[1].n == 1000 && w[1].d && pat_ok(w[1].d, 1000, 4, 0));
     CU_ASSERT_EQUAL(w[2].rc, 1);
+    CU_ASSERT_EQUAL(w[3].rc, 0);
+    CU_ASSERT(w[3].n == 1000 && w[3].d && pat_ok(w[3].d, 1000, 4, 0));
     CHECK_OK(shoal_release(r));
     ASSERT_OK(shoal_shutdown());
 }
@@ -383,6 +388,49 @@ static void test_wait(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+enum { NSEAL = 16 };
+struct sealer { shoal_ref refs[NSEAL]; int bad; };
+
+/* Seals the objects one by one in a scrambled order, pausing now and then. */
+static void *sealer_thread(void *arg)
+{
+    struct sealer *s = arg;
+    for (int k = 0; k < NSEAL; k++) {
+        if (k % 4 == 0)
+            sleep_ms(2);
+        s->bad += shoal_seal(s->refs[(k * 7) % NSEAL]) != 0;
+    }
+    return NULL;
+}
+
+/* shoal_wait blocked on many objects is woken by seals from another thread. */
+static void test_wait_woken_by_seals(void)
+{
+    start();
+    for (int round = 0; round < 2; round++) {
+        struct sealer s = { .bad = 0 };
+        for (int k = 0; k < NSEAL; k++) {
+            void *buf;
+            ASSERT_OK(shoal_create(32, &buf, &s.refs[k]));
+        }
+        pthread_t t;
+        CU_ASSERT_FATAL(pthread_create(&t, NULL, sealer_thread, &s) == 0);
+        bool ready[NSEAL];
+        if (round == 0) {
+            int got = shoal_wait(s.refs, NSEAL, 1, -1, ready);   /* the first seal suffices */
+            CU_ASSERT(got >= 1 && got <= NSEAL);
+        }
+        CHECK_RC(shoal_wait(s.refs, NSEAL, NSEAL, -1, ready), NSEAL);
+        for (int k = 0; k < NSEAL; k++)
+            CU_ASSERT(ready[k]);
+        pthread_join(t, NULL);
+        CU_ASSERT_EQUAL(s.bad, 0);
+        for (int k = 0; k < NSEAL; k++)
+            CHECK_OK(shoal_release(s.refs[k]));
+    }
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* ---- info and placement ----------------------------------------------------------- */
 
 static void test_info(void)
@@ -463,6 +511,7 @@ int main(void)
         { "seal wakes waiting readers", test_seal_wakes_waiters },
         { "retain/release counting, double release", test_retain_release },
         { "shoal_wait on objects", test_wait },
+        { "shoal_wait woken by seals from another thread", test_wait_woken_by_seals },
         { "info_get fields", test_info },
         { "object_node", test_object_node },
         { NULL, NULL },
