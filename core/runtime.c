@@ -187,6 +187,7 @@ SHOAL_API int shoal_shutdown(void)
     __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
+    shoal__slots_retire(rt);
     teardown((struct rt_private *)rt);
     shoal__lifecycle_unlock();
     return 0;

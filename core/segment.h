@@ -36,7 +36,7 @@ struct shoal__hdr {
     uint64_t nslots;
     uint64_t slots_off;           /* byte offset of the slot table from the header */
     int32_t  huge_kind;           /* SHOAL_PAGES_* */
-    uint32_t pad0;
+    uint32_t gen_base;            /* generation of never-used slots: past every earlier store's */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t free_head;  /* [63..32] tag [31..0] slot idx */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bump;
     _Alignas(SHOAL__CACHELINE) _Atomic uint32_t seal_seq;

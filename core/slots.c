@@ -6,12 +6,17 @@
 #include "segment.h"
 #include "thread.h"
 
+#include <unistd.h>
+
 #include "../alloc/os.h"
 
 #define TABLE_STEP ((uint64_t)SHOAL__HUGE_SIZE)  /* populate the table 2 MiB at a time */
 
 /* Process-local: how much of the table this process has populated. */
 static _Atomic uint64_t populated_bytes;
+/* The next store in this process starts its generations here, so a ref kept across
+ * shutdown and init never names an object of the new store (it answers ESTALE/EINVAL). */
+static uint64_t next_gen_base;
 
 static void table_populate(shoal__rt_t *rt, uint64_t upto_idx)
 {
@@ -33,6 +38,16 @@ int shoal__slots_init(shoal__rt_t *rt)
     atomic_store_explicit(&populated_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&rt->hdr->free_head, 0, memory_order_relaxed);
     atomic_store_explicit(&rt->hdr->bump, 1, memory_order_relaxed);   /* slot 0 is never used */
+    uint64_t base = next_gen_base;
+    if (base == 0 || base >= (SHOAL__GEN_MASK >> 1)) {
+        /* First store of this process, or bases used up: start somewhere random so that
+         * refs of another process's earlier store are unlikely to alias. */
+        uint64_t r = shoal__now_ns() ^ ((uint64_t)getpid() << 20);
+        r ^= r >> 29;
+        r *= UINT64_C(0xbf58476d1ce4e5b9);
+        base = 1 + (r >> 40) % (SHOAL__GEN_MASK >> 2);
+    }
+    rt->hdr->gen_base = (uint32_t)base;
     table_populate(rt, rt->nslots < 65536 ? rt->nslots - 1 : 65535);
     return 0;
 }
@@ -55,6 +70,19 @@ static uint32_t stack_pop(shoal__rt_t *rt)
     }
 }
 
+void shoal__slots_retire(shoal__rt_t *rt)
+{
+    uint64_t used = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed), max = 0;
+    if (used > rt->nslots)
+        used = rt->nslots;
+    for (uint64_t i = 1; i < used; i++) {
+        uint64_t g = shoal__w_gen(atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed));
+        if (g > max)
+            max = g;
+    }
+    next_gen_base = max + 1;
+}
+
 uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
 {
     const uint32_t want = SHOAL__SLOT_CACHE / 2;
@@ -71,9 +99,11 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
             if (first + n > rt->nslots)
                 n = rt->nslots - first;
             table_populate(rt, first + n - 1);
-            /* Fresh slots start at generation 1: an ID with generation 0 is never valid. */
+            /* Fresh slots start at the store's base generation (never 0: an ID with
+             * generation 0 is never valid). */
             for (uint64_t i = 0; i < n; i++) {
-                atomic_store_explicit(&rt->slots[first + i].word, shoal__w_make(1, SHOAL__FREE, 0),
+                atomic_store_explicit(&rt->slots[first + i].word,
+                                      shoal__w_make(rt->hdr->gen_base, SHOAL__FREE, 0),
                                       memory_order_relaxed);
                 t->free[t->nfree++] = (uint32_t)(first + n - 1 - i);
             }

@@ -37,6 +37,8 @@ SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
 SHOAL__HIDDEN uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN void     shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n);
 SHOAL__HIDDEN int      shoal__slots_init(shoal__rt_t *rt);
+/* At shutdown (owner): remember the highest generation issued, for the next store. */
+SHOAL__HIDDEN void     shoal__slots_retire(shoal__rt_t *rt);
 /* Take a free slot (0 = the table is full). The slot's word is FREE with its next gen. */
 static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
 {
