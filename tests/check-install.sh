@@ -61,6 +61,14 @@ EOF
     fail "shared build"
   fi
 
+  step "shared, -DSHOAL_NO_INLINE (shoal_get through the library, not inline)"
+  # shellcheck disable=SC2046
+  if cc -std=c11 -Wall -Wextra -Werror -DSHOAL_NO_INLINE "$tmp/app.c" $(pkg-config --cflags --libs shoal) -o "$tmp/app_noinline"; then
+    LD_LIBRARY_PATH="$tmp/lib" SHOAL_QUIET=1 "$tmp/app_noinline" || fail "shared app (SHOAL_NO_INLINE) failed"
+  else
+    fail "shared build with SHOAL_NO_INLINE"
+  fi
+
   step "static: cc app.c \$(pkg-config --static --cflags --libs shoal), libshoal.a"
   # -lshoal would pick the .so next to the .a: name the archive, keep the rest of the flags.
   libs=$(pkg-config --static --libs shoal)

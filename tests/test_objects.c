@@ -44,6 +44,10 @@ static void test_put_get(void)
         CU_ASSERT_EQUAL(n2, n);
         CHECK_OK(shoal_get_timeout(r, 0, &d2, &n2));
         CU_ASSERT_PTR_EQUAL(d2, d);
+        d2 = NULL;
+        CHECK_OK((shoal_get)(r, &d2, &n2));   /* the library function, not the inline path */
+        CU_ASSERT_PTR_EQUAL(d2, d);
+        CU_ASSERT_EQUAL(n2, n);
         CHECK_OK(shoal_release(r));
         free(src);
     }

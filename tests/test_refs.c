@@ -27,6 +27,8 @@ static int rejected_everywhere(shoal_ref r, int want_only)
             ok = 0;                                                                        \
         } } while (0)
     REJ(shoal_get_timeout(r, 0, &d, &n));
+    REJ(shoal_get(r, &d, &n));              /* the inline fast path of shoal.h */
+    REJ((shoal_get)(r, &d, &n));            /* the library function */
     REJ(shoal_retain(r));
     REJ(shoal_release(r));
     REJ(shoal_seal(r));
