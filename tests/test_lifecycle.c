@@ -291,6 +291,97 @@ static void test_thread_cache_outlives_store(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* A thread that filled its slot and allocation caches in one store keeps living into the
+ * next: nothing it cached may be handed out again there. It and main then put at once,
+ * and every object must keep its own bytes and ID. */
+enum { CACHED_N = 300 };
+struct cacher {
+    shoal_ref kept[CACHED_N / 3], fresh[CACHED_N];
+    int rc1, old_rc, rc2;
+};
+
+static size_t cacher_len(int k) { return (size_t)(k * 53) % 9000; }
+
+static void *cacher_thread(void *arg)
+{
+    struct cacher *c = arg;
+    unsigned char buf[9000];
+    c->rc1 = 0;
+    for (int k = 0; k < CACHED_N && c->rc1 == 0; k++) {
+        shoal_ref r;
+        pat_fill(buf, cacher_len(k), 77, (uint64_t)k);
+        c->rc1 = shoal_put(buf, cacher_len(k), &r);
+        if (c->rc1 == 0 && k % 3 == 0)
+            c->kept[k / 3] = r;
+        else if (c->rc1 == 0)
+            c->rc1 = shoal_release(r);
+    }
+    pthread_barrier_wait(&bar);          /* main: shutdown, init */
+    pthread_barrier_wait(&bar);
+    c->old_rc = shoal_release(c->kept[0]);
+    c->rc2 = 0;
+    for (int k = 0; k < CACHED_N && c->rc2 == 0; k++) {
+        pat_fill(buf, cacher_len(k), 78, (uint64_t)k);
+        c->rc2 = shoal_put(buf, cacher_len(k), &c->fresh[k]);
+    }
+    return NULL;
+}
+
+static void test_thread_caches_across_reinit(void)
+{
+    test_reset();
+    shoal_config cfg = shoal_test_config();
+    ASSERT_OK(shoal_init(&cfg));
+    struct cacher c;
+    memset(&c, 0, sizeof c);
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, cacher_thread, &c) == 0);
+    pthread_barrier_wait(&bar);
+    CHECK_OK(shoal_shutdown());
+    CHECK_OK(shoal_init(&cfg));
+    pthread_barrier_wait(&bar);
+    static shoal_ref mine[CACHED_N];
+    unsigned char buf[9000];
+    int rc = 0;
+    for (int k = 0; k < CACHED_N && rc == 0; k++) {
+        pat_fill(buf, cacher_len(k), 79, (uint64_t)k);
+        rc = shoal_put(buf, cacher_len(k), &mine[k]);
+    }
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&bar);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(c.rc1, 0);
+    CU_ASSERT(is_stale_answer(c.old_rc));
+    CU_ASSERT_EQUAL(c.rc2, 0);
+    if (rc != 0 || c.rc2 != 0) {
+        CHECK_OK(shoal_shutdown());
+        return;
+    }
+    CU_ASSERT_EQUAL(info_now().objects_live, 2 * CACHED_N);
+    int corrupt = 0, dup = 0;
+    for (int k = 0; k < CACHED_N; k++) {
+        const void *d; size_t n;
+        if (shoal_get(c.fresh[k], &d, &n) != 0 || n != cacher_len(k) || !pat_ok(d, n, 78, (uint64_t)k))
+            corrupt++;
+        if (shoal_get(mine[k], &d, &n) != 0 || n != cacher_len(k) || !pat_ok(d, n, 79, (uint64_t)k))
+            corrupt++;
+        for (int j = 0; j < CACHED_N; j++)
+            dup += c.fresh[k].id == mine[j].id || (j < k && (c.fresh[j].id == c.fresh[k].id ||
+                                                            mine[j].id == mine[k].id));
+    }
+    CU_ASSERT_EQUAL(corrupt, 0);
+    CU_ASSERT_EQUAL(dup, 0);
+    for (int k = 0; k < CACHED_N; k++) {
+        CHECK_OK(shoal_release(c.fresh[k]));
+        CHECK_OK(shoal_release(mine[k]));
+    }
+    shoal_info i = info_now();
+    CU_ASSERT_EQUAL(i.objects_live, 0);
+    CU_ASSERT_EQUAL(i.bytes_used, 0);
+    CHECK_OK(shoal_shutdown());
+}
+
 /* ---- bad configs --------------------------------------------------------------------- */
 
 /* A rejected init leaves nothing behind: still ENOTINIT, and a good init then works. */
@@ -454,6 +545,7 @@ int main(void)
         { "old refs never name a new store's objects", test_old_refs_after_reinit },
         { "thread whose cache predates init", test_thread_cache_predates_init },
         { "thread whose cache outlives its store", test_thread_cache_outlives_store },
+        { "thread caches across shutdown and re-init", test_thread_caches_across_reinit },
         { "bad configs answer EINVAL", test_bad_config },
         { "synthetic topology with 2 NUMA nodes", test_synthetic_topology },
         { "strerror names every code", test_strerror },

@@ -299,6 +299,68 @@ static void test_exiting_threads(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* ---- a live but idle thread's caches do not starve the others ------------------------ */
+
+struct idler {
+    pthread_barrier_t *bar;
+    size_t len;
+    int count, rc;
+};
+
+/* Fills the store, frees everything (its caches now hold what it freed), then idles
+ * until main has filled the store in turn. */
+static void *idler_main(void *arg)
+{
+    struct idler *x = arg;
+    enum { MAXFILL = 100000 };
+    shoal_ref *refs = malloc(sizeof *refs * MAXFILL);
+    x->count = fill_count(x->len, refs, MAXFILL);
+    x->rc = 0;
+    for (int k = 0; k < x->count; k++)
+        x->rc |= shoal_release(refs[k]);
+    free(refs);
+    pthread_barrier_wait(x->bar);           /* main fills now */
+    pthread_barrier_wait(x->bar);
+    return NULL;
+}
+
+static void test_idle_thread_caches(void)
+{
+    struct { size_t store, max_objects, len; } cases[] = {
+        { 16u << 20, 0, 4096 },              /* bytes run out first */
+        { 16u << 20, 2048, 8 },              /* table slots run out first */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        shoal_config cfg = shoal_test_config();
+        cfg.store_bytes = cases[c].store;
+        cfg.max_objects = cases[c].max_objects;
+        start(&cfg);
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, 2);
+        struct idler x = { .bar = &bar, .len = cases[c].len };
+        pthread_t t;
+        CU_ASSERT_FATAL(pthread_create(&t, NULL, idler_main, &x) == 0);
+        pthread_barrier_wait(&bar);
+        enum { MAXFILL = 100000 };
+        shoal_ref *refs = malloc(sizeof *refs * MAXFILL);
+        int mine = fill_count(cases[c].len, refs, MAXFILL);
+        pthread_barrier_wait(&bar);
+        pthread_join(t, NULL);
+        pthread_barrier_destroy(&bar);
+        CU_ASSERT_EQUAL(x.rc, 0);
+        CU_ASSERT(x.count > 0 && x.count < MAXFILL);
+        if (mine < x.count - x.count / 10)
+            fprintf(stderr, "%zu-byte objects: a thread filled %d, then with it idle another "
+                    "filled only %d\n", cases[c].len, x.count, mine);
+        CU_ASSERT(mine >= x.count - x.count / 10);
+        for (int k = 0; k < mine; k++)
+            CHECK_OK(shoal_release(refs[k]));
+        free(refs);
+        CU_ASSERT_EQUAL(info_now().objects_live, 0);
+        ASSERT_OK(shoal_shutdown());
+    }
+}
+
 /* Threads that only ever read: a get from a thread that never allocated. */
 struct reader { shoal_ref r; int rc, ok; };
 static void *reader_main(void *arg)
@@ -338,6 +400,7 @@ int main(void)
     static const shoal_test_case cases[] = {
         { "6 threads put/get/release, hand-offs, shared refs", test_many_threads },
         { "threads exit holding caches: nothing lost", test_exiting_threads },
+        { "an idle thread's caches do not starve others", test_idle_thread_caches },
         { "threads that only read", test_readers_only },
         { NULL, NULL },
     };
