@@ -299,6 +299,162 @@ static void test_exiting_threads(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* ---- last references dropped by several threads at once ------------------------------ */
+
+enum { RACERS = 4 };
+struct racer {
+    pthread_barrier_t *bar;
+    shoal_ref *cur;
+    int rounds, bad;
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *x = arg;
+    for (int k = 0; k < x->rounds; k++) {
+        pthread_barrier_wait(x->bar);       /* main: put and retain */
+        x->bad += shoal_release(*x->cur) != 0;
+        pthread_barrier_wait(x->bar);       /* main: check it is gone */
+    }
+    return NULL;
+}
+
+static void test_racing_last_release(void)
+{
+    shoal_config c = shoal_test_config();
+    start(&c);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, RACERS + 1);
+    shoal_ref cur = SHOAL_REF_NULL;
+    struct racer x[RACERS];
+    pthread_t t[RACERS];
+    const int rounds = 2000 / SAN_DIV;
+    for (int k = 0; k < RACERS; k++) {
+        x[k] = (struct racer){ .bar = &bar, .cur = &cur, .rounds = rounds, .bad = 0 };
+        CU_ASSERT_FATAL(pthread_create(&t[k], NULL, racer_main, &x[k]) == 0);
+    }
+    int setup_bad = 0, alive = 0;
+    for (int k = 0; k < rounds; k++) {
+        uint64_t v = (uint64_t)k;
+        setup_bad += shoal_put(&v, sizeof v, &cur) != 0;
+        for (int j = 1; j < RACERS; j++)
+            setup_bad += shoal_retain(cur) != 0;
+        pthread_barrier_wait(&bar);
+        pthread_barrier_wait(&bar);
+        const void *d; size_t n;
+        alive += shoal_get_timeout(cur, 0, &d, &n) != SHOAL_ESTALE;
+    }
+    for (int k = 0; k < RACERS; k++) {
+        pthread_join(t[k], NULL);
+        CU_ASSERT_EQUAL(x[k].bad, 0);
+    }
+    pthread_barrier_destroy(&bar);
+    CU_ASSERT_EQUAL(setup_bad, 0);
+    CU_ASSERT_EQUAL(alive, 0);
+    shoal_info i = info_now();
+    CU_ASSERT_EQUAL(i.objects_live, 0);
+    CU_ASSERT_EQUAL(i.bytes_used, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- retain racing with free and reuse ----------------------------------------------- */
+
+/* A writer puts and frees objects as fast as it can; a reader retains IDs that are about
+ * to go stale. A retain either fails (ESTALE) or pins exactly the object its ID named. */
+enum { PUBLISH = 1024 };
+struct churn {
+    _Atomic uint64_t ids[PUBLISH];
+    _Atomic int64_t last;                   /* seq of the newest published ID, -1 none */
+    _Atomic int done;
+    int iters, writer_bad;
+    long pinned, stale, wrong, reader_bad;
+};
+
+static void *churn_writer(void *arg)
+{
+    struct churn *c = arg;
+    unsigned char b[64];
+    for (int64_t s = 0; s < c->iters; s++) {
+        pat_fill(b, sizeof b, 42, (uint64_t)s);
+        shoal_ref r;
+        if (shoal_put(b, sizeof b, &r) != 0) {
+            c->writer_bad++;
+            continue;
+        }
+        /* release (both): pair with the reader's acquires. A reader that sees this ID
+         * then also sees last >= s - 1, which is how it tells a wrapped-around slot. */
+        atomic_store_explicit(&c->ids[s % PUBLISH], r.id, memory_order_release);
+        atomic_store_explicit(&c->last, s, memory_order_release);
+        c->writer_bad += shoal_release(r) != 0;
+    }
+    atomic_store_explicit(&c->done, 1, memory_order_release);
+    return NULL;
+}
+
+static void *churn_reader(void *arg)
+{
+    struct churn *c = arg;
+    while (!atomic_load_explicit(&c->done, memory_order_acquire)) {
+        int64_t s = atomic_load_explicit(&c->last, memory_order_acquire);
+        if (s < 0)
+            continue;
+        /* acquire: pairs with the writer's release of ids[]. The writer may have wrapped
+         * around ids[] meanwhile: then r is a newer object, s + k * PUBLISH, and the
+         * re-read of last below shows it. */
+        shoal_ref r = { atomic_load_explicit(&c->ids[s % PUBLISH], memory_order_acquire) };
+        int rc = shoal_retain(r);
+        if (rc == SHOAL_ESTALE) {
+            c->stale++;
+            continue;
+        }
+        if (rc != 0) {
+            c->reader_bad++;
+            continue;
+        }
+        int64_t s2 = atomic_load_explicit(&c->last, memory_order_acquire);
+        const void *d; size_t n;
+        if (shoal_get(r, &d, &n) != 0 || n != 64) {
+            c->reader_bad++;
+        } else if (s2 - s < PUBLISH - 1) {   /* ids[s % PUBLISH] was still seq s */
+            if (pat_ok(d, n, 42, (uint64_t)s))
+                c->pinned++;
+            else
+                c->wrong++;
+        }
+        c->reader_bad += shoal_release(r) != 0;
+    }
+    return NULL;
+}
+
+static void test_retain_races_free(void)
+{
+    shoal_config c = shoal_test_config();
+    start(&c);
+    static struct churn ch;
+    for (int k = 0; k < PUBLISH; k++)
+        atomic_init(&ch.ids[k], 0);
+    atomic_init(&ch.last, -1);
+    atomic_init(&ch.done, 0);
+    ch.iters = 300000 / SAN_DIV;
+    ch.writer_bad = 0;
+    ch.pinned = ch.stale = ch.wrong = ch.reader_bad = 0;
+    pthread_t w, r;
+    CU_ASSERT_FATAL(pthread_create(&r, NULL, churn_reader, &ch) == 0);
+    CU_ASSERT_FATAL(pthread_create(&w, NULL, churn_writer, &ch) == 0);
+    pthread_join(w, NULL);
+    pthread_join(r, NULL);
+    CU_ASSERT_EQUAL(ch.writer_bad, 0);
+    CU_ASSERT_EQUAL(ch.reader_bad, 0);
+    if (ch.wrong)
+        fprintf(stderr, "%ld retains pinned another object than their ID named (%ld right, "
+                "%ld stale)\n", ch.wrong, ch.pinned, ch.stale);
+    CU_ASSERT_EQUAL(ch.wrong, 0);
+    shoal_info i = info_now();
+    CU_ASSERT_EQUAL(i.objects_live, 0);
+    CU_ASSERT_EQUAL(i.bytes_used, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* ---- a live but idle thread's caches do not starve the others ------------------------ */
 
 struct idler {
@@ -400,6 +556,8 @@ int main(void)
     static const shoal_test_case cases[] = {
         { "6 threads put/get/release, hand-offs, shared refs", test_many_threads },
         { "threads exit holding caches: nothing lost", test_exiting_threads },
+        { "several threads drop the last references at once", test_racing_last_release },
+        { "retain racing with free pins the right object or fails", test_retain_races_free },
         { "an idle thread's caches do not starve others", test_idle_thread_caches },
         { "threads that only read", test_readers_only },
         { NULL, NULL },
