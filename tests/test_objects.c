@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/check.h"
 
@@ -114,6 +116,44 @@ static void test_bad_args(void)
     shoal_info i1 = info_now();
     CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live);   /* nothing leaked by a failure */
     CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* NULL out-pointers to the get calls are bad arguments: EINVAL, not a crash. Each call
+ * runs in a child process, so a crash is reported as one failed check. */
+static void test_get_null_outputs(void)
+{
+    start();
+    shoal_ref r;
+    ASSERT_OK(shoal_put("ready", 5, &r));
+    fflush(NULL);
+    for (int k = 0; k < 6; k++) {
+        pid_t pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+            const void *d; size_t n;
+            int rc = k == 0 ? shoal_get(r, NULL, &n)
+                   : k == 1 ? shoal_get(r, &d, NULL)
+                   : k == 2 ? (shoal_get)(r, NULL, &n)
+                   : k == 3 ? (shoal_get)(r, &d, NULL)
+                   : k == 4 ? shoal_get_timeout(r, 0, NULL, &n)
+                            : shoal_get_timeout(r, 0, &d, NULL);
+            _exit(rc == SHOAL_EINVAL ? 0 : 1);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        static const char *what[] = {
+            "shoal_get(r, NULL, &n)", "shoal_get(r, &d, NULL)", "(shoal_get)(r, NULL, &n)",
+            "(shoal_get)(r, &d, NULL)", "shoal_get_timeout(r, 0, NULL, &n)",
+            "shoal_get_timeout(r, 0, &d, NULL)",
+        };
+        if (WIFSIGNALED(st))
+            fprintf(stderr, "%s on a ready object: killed by signal %d\n", what[k], WTERMSIG(st));
+        else if (WEXITSTATUS(st) != 0)
+            fprintf(stderr, "%s on a ready object: not EINVAL\n", what[k]);
+        CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    CHECK_OK(shoal_release(r));
     ASSERT_OK(shoal_shutdown());
 }
 
@@ -510,6 +550,7 @@ int main(void)
         { "1000 live objects have distinct IDs", test_distinct_ids },
         { "empty objects", test_empty_objects },
         { "bad arguments answer EINVAL", test_bad_args },
+        { "NULL out-pointers to get answer EINVAL", test_get_null_outputs },
         { "put_batch all or nothing", test_put_batch },
         { "create, get_timeout, seal, seal twice", test_create_seal },
         { "seal wakes waiting readers", test_seal_wakes_waiters },
