@@ -425,6 +425,19 @@ static void test_bad_config(void)
     if (rc == 0)
         shoal_shutdown();
     CU_ASSERT(rc == SHOAL_ENOMEM || rc == SHOAL_EINVAL);
+    /* Limits nobody can meet are refused up front, not attempted. */
+    c = shoal_test_config();
+    c.workers = UINT_MAX;
+    rc = shoal_init(&c);
+    if (rc == 0)
+        shoal_shutdown();
+    CU_ASSERT(rc == SHOAL_EINVAL || rc == SHOAL_ENOMEM);
+    c = shoal_test_config();
+    c.max_objects = SIZE_MAX;
+    rc = shoal_init(&c);
+    if (rc == 0)
+        shoal_shutdown();
+    CU_ASSERT(rc == SHOAL_EINVAL || rc == SHOAL_ENOMEM);
     /* After all those failures, a good config works. */
     c = shoal_test_config();
     ASSERT_OK(shoal_init(&c));
