@@ -127,7 +127,11 @@ typedef struct target {
 
 static const target targets[] = {
     { "lookup hot64", "c shoal_get", "a ref+ptr noinline", 1, 1, 1.3,
-      "shoal_get <= 1.3x the cost of a pointer-carrying ref (hot set)" },
+      "hot shoal_get <= 1.3x a pointer-carrying ref resolved out of line" },
+    { "lookup hot64", "c shoal_get", "a ref+ptr inline", 1, 1, 1.3,
+      "hot shoal_get <= 1.3x a pointer-carrying ref resolved inline" },
+    { "lookup hot64", "c shoal_get lib call", "a ref+ptr noinline", 1, 1, 1.3,
+      "hot shoal_get as a library call <= 1.3x the ref resolved out of line" },
     { "put 256 MiB", "shoal_put", "memcpy", 1, 0, 0.8, "put of 256 MiB >= 0.8x memcpy bandwidth" },
     { "put+release 64 B", "shoal", "malloc+memcpy+free", 0, 0, 10,
       "put+release of 64 B >= 10 M/s on one thread" },
