@@ -160,8 +160,9 @@ static void panel_chart(const char *dir, const char *name, const char *title, re
             if (!isnan(m[i]->max) && m[i]->max > max)
                 max = m[i]->max;
         double step = nice_step(max, 5), top = step * ceil(max / step);
-        snprintf(buf, sizeof buf, "%s (%s, %s)", groups[g], m[0]->unit,
-                 strstr(m[0]->unit, "/s") ? "higher is better" : "lower is better");
+        snprintf(buf, sizeof buf, "%s (%s, %s; ratios against %s)", groups[g], m[0]->unit,
+                 strstr(m[0]->unit, "/s") ? "higher is better" : "lower is better",
+                 m[0]->baseline[0] ? m[0]->baseline : "-");
         text(f, 10, y + 16, "start", 13, "#000", buf);
         y += 26;
         double x0 = LABEL_W, scale = top > 0 ? PLOT_W / top : 0;
