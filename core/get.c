@@ -3,7 +3,9 @@
  * points and the cold slow path: refresh a stale view, wait for pending objects, report
  * failed, freed and invalid ones.
  */
+#include "probes.h"
 #include "rt.h"
+#include "stats.h"
 
 int (*shoal__help_hook)(void);
 
@@ -35,6 +37,8 @@ static int failed_result(const shoal__slot *s, shoal_ref ref)
 
 SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 {
+    SHOAL__PROBE_GET_SLOW(ref.id, timeout_ns);
+    shoal__count(SHOAL__CNT_GET_SLOW);
     int rc = shoal__tls_check();
     if (rc)
         return rc;
@@ -59,6 +63,7 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
             return shoal__err(SHOAL_EIO, "object 0x%016llx is spilled and this build cannot "
                                          "restore it", (unsigned long long)ref.id);
         default:
+            shoal__count(SHOAL__CNT_GET_WAIT);
             rc = shoal__obj_wait(ref, timeout_ns);
             if (rc)
                 return rc;

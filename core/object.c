@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "../alloc/arena.h"
+#include "probes.h"
 #include "segment.h"
+#include "stats.h"
 #include "thread.h"
 
 #define FAILED_CODE_SHIFT 8
@@ -19,6 +21,7 @@ static inline struct shoal__node_stats *stats_of(shoal__rt_t *rt, uint64_t off)
 
 SHOAL__COLD static int bad_ref(uint64_t id)
 {
+    shoal__count(SHOAL__CNT_INVALID);
     if (id == 0)
         return shoal__err(SHOAL_EINVAL, "null ref (id 0): pass a ref returned by shoal_put, "
                                         "shoal_create or shoal_submit");
@@ -28,6 +31,7 @@ SHOAL__COLD static int bad_ref(uint64_t id)
 
 SHOAL__COLD static int stale_ref(uint64_t id)
 {
+    shoal__count(SHOAL__CNT_STALE);
     return shoal__err(SHOAL_ESTALE, "stale ref 0x%016llx: its object was freed (its last "
                                     "reference was released)", (unsigned long long)id);
 }
@@ -93,6 +97,8 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     if (buf)
         *buf = rt->base + off;
     out->id = shoal__id_make(idx, gen);
+    if (state == SHOAL__READY)
+        SHOAL__PROBE_PUT(out->id, len);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../alloc/arena.h"
+#include "stats.h"
 
 SHOAL_API __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec"))) = {
     .worker = -1,
@@ -49,6 +50,7 @@ int shoal__tls_refresh(void)
     shoal__tls.base = rt->base;
     shoal__tls.nslots = rt->nslots;
     shoal__tls.epoch = e;
+    shoal__count(SHOAL__CNT_REFRESH);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "segment.h"
+#include "stats.h"
 
 #define SPINS 256                       /* ~5 us of pause before sleeping */
 #define WORKER_NAP_NS 1000000           /* a waiting worker re-checks for work this often */
@@ -54,6 +55,7 @@ static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
 
 static void futex_sleep(_Atomic uint32_t *addr, uint32_t seen, uint64_t ns)
 {
+    shoal__count(SHOAL__CNT_WAIT_SLEEP);
     struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
     syscall(SYS_futex, addr, FUTEX_WAIT, seen, &ts, NULL, 0);
 }
