@@ -10,6 +10,7 @@
 #include "../alloc/arena.h"
 #include "../alloc/os.h"
 #include "../sched/sched.h"
+#include "../sched/timeline.h"
 #include "../sched/topo.h"
 #include "segment.h"
 #include "thread.h"
@@ -157,9 +158,11 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
 
     unsigned workers = c.workers ? c.workers : (unsigned)shoal__topo_default_workers(rt->topo);
+    shoal__tl_start(workers);
     rc = shoal__sched_start(rt, workers);
     if (rc) {
         shoal__sched_stop(rt);
+        shoal__tl_stop();
         __atomic_store_n(&shoal__epoch, e + 1, __ATOMIC_RELEASE);
         atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
         shoal__threads_flush_all(rt);
@@ -184,6 +187,7 @@ SHOAL_API int shoal_shutdown(void)
     }
     /* Workers finish while the store is still whole; then every cached view goes stale. */
     shoal__sched_stop(rt);
+    shoal__tl_stop();
     __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
