@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "../sched/timeline.h"
 #include "../tools/json.h"
 
@@ -234,34 +234,6 @@ static void test_init_shutdown_writes(void)
 
 /* ---- tools/shoal-timeline ------------------------------------------------------------- */
 
-/* Path of a tool built beside this suite: <build>/tests/x -> <build>/tools/name. */
-static void tool_path(char *out, size_t n, const char *name)
-{
-    char self[PATH_MAX / 2];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    CU_ASSERT_FATAL(len > 0);
-    self[len] = 0;
-    char *slash = strrchr(self, '/');
-    *slash = 0;
-    slash = strrchr(self, '/');
-    *slash = 0;
-    snprintf(out, n, "%s/tools/%s", self, name);
-    if (access(out, X_OK) != 0)
-        fprintf(stderr, "%s is missing: build it with `make tools`\n", out);
-    CU_ASSERT_EQUAL_FATAL(access(out, X_OK), 0);
-}
-
-/* Run a command; its stdout+stderr into out, its exit status returned. */
-static int run(const char *cmd, char *out, size_t n)
-{
-    FILE *p = popen(cmd, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -287,11 +259,11 @@ static const char KNOWN[] =
 static void test_tool_known_trace(void)
 {
     char tool[PATH_MAX], file[256], cmd[PATH_MAX + 512], out[8192];
-    tool_path(tool, sizeof tool, "shoal-timeline");
+    test_sibling(tool, sizeof tool, "tools", "shoal-timeline");
     path_in_dir(file, sizeof file, "known.json");
     write_file(file, KNOWN);
     snprintf(cmd, sizeof cmd, "'%s' -n 2 '%s' 2>&1", tool, file);
-    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 0);
     if (!strstr(out, "4 tasks on 2 workers over 0.400 ms"))
         fprintf(stderr, "shoal-timeline said:\n%s\n", out);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "4 tasks on 2 workers over 0.400 ms, hand-made"));
@@ -312,23 +284,23 @@ static void test_tool_known_trace(void)
 static void test_tool_errors(void)
 {
     char tool[PATH_MAX], file[256], cmd[PATH_MAX + 512], out[4096];
-    tool_path(tool, sizeof tool, "shoal-timeline");
+    test_sibling(tool, sizeof tool, "tools", "shoal-timeline");
     snprintf(cmd, sizeof cmd, "'%s' 2>&1", tool);
-    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 2);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage"));
     snprintf(cmd, sizeof cmd, "'%s' /nonexistent-shoal.json 2>&1", tool);
-    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 1);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "No such file"));
     path_in_dir(file, sizeof file, "broken.json");
     write_file(file, "{\"traceEvents\":[{\"ph\":\"X\",}]}");
     snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", tool, file);
-    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 1);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "not valid JSON"));
     write_file(file, "{\"something\":1}");
-    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 1);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "no traceEvents"));
     write_file(file, "{\"traceEvents\":[]}");
-    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "no task events"));
     unlink(file);
 }
@@ -337,7 +309,7 @@ static void test_tool_errors(void)
 static void test_tool_on_runtime_trace(void)
 {
     char tool[PATH_MAX], file[256], cmd[PATH_MAX + 512], out[8192];
-    tool_path(tool, sizeof tool, "shoal-timeline");
+    test_sibling(tool, sizeof tool, "tools", "shoal-timeline");
     path_in_dir(file, sizeof file, "runtime.json");
     setenv("SHOAL_TIMELINE", file, 1);
     shoal__tl_start(2);
@@ -349,7 +321,7 @@ static void test_tool_on_runtime_trace(void)
     shoal__tl_mark(0, SHOAL__TL_STEAL, 1);
     shoal__tl_stop();
     snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", tool, file);
-    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "12 tasks on 2 workers"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "worker 0            6"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "worker 1            6"));

@@ -1,0 +1,52 @@
+/* proc.h - running the programs built beside a suite (tools, examples) and capturing what
+ * they print, for the suites that check them. Header-only; uses CUnit's fatal asserts. */
+#ifndef SHOAL_TEST_PROC_H
+#define SHOAL_TEST_PROC_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* Path of a program built into the same build directory as this suite:
+ * <build>/tests/test_x -> <build>/<dir>/<name>. Fails the test if it is not there. */
+static inline void test_sibling(char *out, size_t n, const char *dir, const char *name)
+{
+    char self[PATH_MAX / 2];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    CU_ASSERT_FATAL(len > 0);
+    self[len] = 0;
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(self, '/');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(slash);
+        *slash = 0;
+    }
+    snprintf(out, n, "%s/%s/%s", self, dir, name);
+    if (access(out, X_OK) != 0)
+        fprintf(stderr, "%s is missing: build it with `make %s`\n", out, dir);
+    CU_ASSERT_EQUAL_FATAL(access(out, X_OK), 0);
+}
+
+/* Run a shell command; its stdout and stderr (add 2>&1) into out, NUL-terminated. Returns
+ * its exit status, or 128 + the signal that killed it. */
+static inline int test_run_cmd(const char *cmd, char *out, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    size_t len = 0, got;
+    while (len < n - 1 && (got = fread(out + len, 1, n - 1 - len, p)) > 0)
+        len += got;
+    out[len] = 0;
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0)
+        ;   /* drain the rest, so the child never blocks on a full pipe */
+    int st = pclose(p);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+#endif
