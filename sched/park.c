@@ -1,0 +1,120 @@
+/* park.c - idle workers: spin briefly (a handoff to a spinning worker costs ~0.2 us), then
+ * sleep on their node's futex (a wake costs ~11 us, so producers call futex_wake only when
+ * the node's idle word says someone sleeps and nobody spins). The Dekker argument that no
+ * task is left behind is in sched_int.h.
+ */
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sched_int.h"
+
+/* How long an idle worker spins before sleeping: long enough that back-to-back pings and
+ * the gaps of a bursty DAG never pay a wake, short enough to be invisible when idle. */
+#define SPIN_NS 20000
+
+static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+
+void shoal__wake_node(struct shoal__sched *s, unsigned node)
+{
+    /* release: pairs with the acquire load of seq before a sleeper's last re-check; a
+     * sleeper that read the old value is still before its futex_wait, which then returns. */
+    atomic_fetch_add_explicit(&s->n[node].seq, 1, memory_order_release);
+    syscall(SYS_futex, &s->n[node].seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void shoal__wake_all(struct shoal__sched *s)
+{
+    for (unsigned k = 0; k < s->nnodes; k++) {
+        /* release: as in shoal__wake_node. */
+        atomic_fetch_add_explicit(&s->n[k].seq, 1, memory_order_release);
+        syscall(SYS_futex, &s->n[k].seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+    }
+}
+
+void shoal__wake_any(struct shoal__sched *s, unsigned prefer)
+{
+    unsigned target = UINT_MAX;
+    for (unsigned i = 0; i < s->nnodes; i++) {
+        unsigned n = (prefer + i) % s->nnodes;
+        /* seq_cst: as in shoal__wake_check. */
+        uint64_t v = atomic_load_explicit(&s->n[n].idle, memory_order_seq_cst);
+        if ((uint32_t)v != 0)
+            return;           /* a spinner anywhere will find an unbound task */
+        if ((v >> 32) != 0 && target == UINT_MAX)
+            target = n;
+    }
+    if (target != UINT_MAX)
+        shoal__wake_node(s, target);
+}
+
+bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w)
+{
+    /* seq_cst loads throughout: the sleeper's half of the Dekker pair. */
+    if (atomic_load_explicit(&s->stop, memory_order_seq_cst))
+        return true;
+    struct shoal__node *n = &s->n[w->node];
+    if (shoal__deque_has_work(&w->dq, false) || shoal__inject_nonempty(&n->q) ||
+        shoal__inject_nonempty(&s->global))
+        return true;
+    for (unsigned i = 0; i < n->nworkers; i++)
+        if (shoal__deque_has_work(&s->w[n->members[i]].dq, false))
+            return true;
+    if (s->nnodes > 1)
+        for (unsigned i = 0; i < s->nworkers; i++)
+            if (s->w[i].node != w->node && shoal__deque_has_work(&s->w[i].dq, true))
+                return true;
+    return false;
+}
+
+bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
+{
+    struct shoal__node *n = &s->n[w->node];
+    /* At most spin_limit workers of a node spin at once; the others sleep at once, so an
+     * idle runtime on a busy machine does not steal cycles from the threads that feed it. */
+    uint64_t v = atomic_load_explicit(&n->idle, memory_order_relaxed);
+    bool spin;
+    do {
+        spin = (uint32_t)v < n->spin_limit;
+        /* seq_cst: announcing idleness is the sleeper's half of the Dekker pair. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &n->idle, &v, v + (spin ? SHOAL__IDLE_SPIN : SHOAL__IDLE_SLEEP), memory_order_seq_cst,
+        memory_order_relaxed));
+    for (;;) {
+        if (spin) {
+            uint64_t t0 = shoal__now_ns();
+            for (unsigned i = 1;; i++) {
+                if (shoal__work_visible(s, w)) {
+                    atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SPIN, memory_order_seq_cst);
+                    return !atomic_load_explicit(&s->stop, memory_order_relaxed);
+                }
+                cpu_relax();
+                if ((i & 63) == 0 && shoal__now_ns() - t0 > SPIN_NS)
+                    break;
+            }
+            /* seq_cst: spinning -> sleeping; the re-check below follows it. */
+            atomic_fetch_add_explicit(&n->idle, SHOAL__IDLE_SLEEP - SHOAL__IDLE_SPIN,
+                                      memory_order_seq_cst);
+        }
+        /* acquire: pairs with the release bump in shoal__wake_node. */
+        uint32_t seq = atomic_load_explicit(&n->seq, memory_order_acquire);
+        if (shoal__work_visible(s, w)) {
+            atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
+            return !atomic_load_explicit(&s->stop, memory_order_relaxed);
+        }
+        syscall(SYS_futex, &n->seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+        /* Woken (or spuriously): spin again, unless enough others already spin; then one
+         * re-check and back to sleep. On a machine with as many workers as cores, a woken
+         * worker that spins anyway competes for a core with the thread that woke it. */
+        v = atomic_load_explicit(&n->idle, memory_order_relaxed);
+        do {
+            spin = (uint32_t)v < n->spin_limit;
+            if (!spin)
+                break;
+            /* seq_cst: sleeping -> spinning, as above. */
+        } while (!atomic_compare_exchange_weak_explicit(
+            &n->idle, &v, v - SHOAL__IDLE_SLEEP + SHOAL__IDLE_SPIN, memory_order_seq_cst,
+            memory_order_relaxed));
+    }
+}

@@ -1,0 +1,330 @@
+/* pool.c - task blocks: 2 MiB chunks (transparent huge pages: one fault instead of 512)
+ * carved into fixed-size blocks of a few size classes, with a per-thread cache in front of
+ * a global stack of magazines (DPDK mempool style: a cache refills or flushes half at a
+ * time, so the mutex is taken once per BATCH blocks, never on the fast path). Blocks
+ * migrate freely: a task is freed into the cache of whichever thread finishes it.
+ * Larger tasks are malloc'd and kept on a list so that shutdown can find them.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "task.h"
+
+#define BATCH 64u                        /* blocks moved per refill / flush */
+#define CHUNK ((size_t)2 << 20)
+
+struct mag {                             /* a magazine: BATCH free blocks */
+    struct mag *next;
+    struct shoal_task *obj[BATCH];
+};
+
+struct tcache {
+    struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
+};
+
+struct tlocal {
+    uint64_t gen;                        /* the pool run this cache belongs to */
+    struct tcache *c;
+};
+static __thread struct tlocal tl __attribute__((tls_model("initial-exec")));
+
+struct chunk { char *base; uint32_t cls, carved; };
+
+struct heap_hdr {                        /* in front of a malloc'd task */
+    struct heap_hdr *prev, *next;
+    char pad[SHOAL__CACHELINE - 2 * sizeof(void *)];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    _Atomic uint64_t gen;                /* 0 while stopped; relaxed: see pool_tls */
+    uint64_t last_gen;
+    struct mag *full[SHOAL__NCLS];       /* magazines of free blocks */
+    struct mag *empty;                   /* spare magazine shells */
+    struct chunk *chunks;
+    size_t nchunks, cap_chunks;
+    size_t cur[SHOAL__NCLS];             /* chunk being carved per class, + 1 (0 = none) */
+    struct heap_hdr *heap;
+} pool = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+
+/* Thread exit: hand the cached blocks back if they belong to the running pool. */
+static void flush_all_locked(struct tcache *c)
+{
+    for (unsigned k = 0; k < SHOAL__NCLS; k++) {
+        while (c->cls[k].n) {
+            struct mag *m = pool.empty;
+            if (m)
+                pool.empty = m->next;
+            else if (!(m = malloc(sizeof *m)))
+                return;   /* the blocks stay in their chunks; stop frees them */
+            uint32_t take = c->cls[k].n < BATCH ? c->cls[k].n : BATCH;
+            memset(m->obj, 0, sizeof m->obj);
+            memcpy(m->obj, &c->cls[k].obj[c->cls[k].n - take], take * sizeof(void *));
+            c->cls[k].n -= take;
+            m->next = pool.full[k];
+            pool.full[k] = m;
+        }
+    }
+}
+
+static void tl_exit(void *p)
+{
+    struct tcache *c = p;
+    pthread_mutex_lock(&pool.mu);
+    if (tl.gen && tl.gen == atomic_load_explicit(&pool.gen, memory_order_relaxed))
+        flush_all_locked(c);
+    pthread_mutex_unlock(&pool.mu);
+    tl.c = NULL;
+    tl.gen = 0;
+    free(c);
+}
+
+static void tl_key_make(void) { pthread_key_create(&tl_key, tl_exit); }
+
+/* This thread's cache for the running pool; a cache from an earlier run is emptied (its
+ * blocks were freed with that run's chunks). */
+SHOAL__COLD static struct tcache *tcache_slow(void)
+{
+    if (!tl.c) {
+        pthread_once(&tl_once, tl_key_make);
+        tl.c = calloc(1, sizeof *tl.c);
+        if (!tl.c) {
+            shoal__err(SHOAL_ENOMEM, "out of memory for this thread's task cache");
+            return NULL;
+        }
+        pthread_setspecific(tl_key, tl.c);
+    }
+    for (unsigned k = 0; k < SHOAL__NCLS; k++)
+        tl.c->cls[k].n = 0;
+    /* relaxed: the pool was started before this thread could reach the scheduler (the
+     * caller passed shoal__tls_check, which acquired the runtime's epoch). */
+    tl.gen = atomic_load_explicit(&pool.gen, memory_order_relaxed);
+    return tl.c;
+}
+
+static inline struct tcache *tcache_get(void)
+{
+    if (likely(tl.c && tl.gen == atomic_load_explicit(&pool.gen, memory_order_relaxed)))
+        return tl.c;
+    return tcache_slow();
+}
+
+/* Carve n fresh blocks of class k into dst. Mutex held. */
+static uint32_t carve_locked(unsigned k, struct shoal_task **dst, uint32_t n)
+{
+    uint32_t bs = shoal__cls_size[k], per = (uint32_t)(CHUNK / bs), got = 0;
+    while (got < n) {
+        struct chunk *ch = pool.cur[k] ? &pool.chunks[pool.cur[k] - 1] : NULL;
+        if (!ch || ch->carved == per) {
+            if (pool.nchunks == pool.cap_chunks) {
+                size_t nc = pool.cap_chunks ? pool.cap_chunks * 2 : 16;
+                struct chunk *a = realloc(pool.chunks, nc * sizeof *a);
+                if (!a)
+                    break;
+                pool.chunks = a;
+                pool.cap_chunks = nc;
+            }
+            /* Over-map to align the chunk to 2 MiB, so that THP can back it. */
+            char *m = mmap(NULL, 2 * CHUNK, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED)
+                break;
+            char *base = (char *)(((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
+            if (base > m)
+                munmap(m, (size_t)(base - m));
+            munmap(base + CHUNK, (size_t)(m + 2 * CHUNK - (base + CHUNK)));
+            madvise(base, CHUNK, MADV_HUGEPAGE);   /* a hint: normal pages work too */
+            pool.chunks[pool.nchunks] = (struct chunk){ base, k, 0 };
+            pool.cur[k] = ++pool.nchunks;
+            ch = &pool.chunks[pool.nchunks - 1];
+        }
+        while (got < n && ch->carved < per) {
+            struct shoal_task *t = (struct shoal_task *)(ch->base + (size_t)ch->carved++ * bs);
+            t->cls = (uint8_t)k;
+            dst[got++] = t;
+        }
+    }
+    return got;
+}
+
+SHOAL__COLD static int refill(struct tcache *c, unsigned k)
+{
+    pthread_mutex_lock(&pool.mu);
+    struct mag *m = pool.full[k];
+    if (m) {
+        pool.full[k] = m->next;
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < BATCH && m->obj[i]; i++)
+            c->cls[k].obj[n++] = m->obj[i];
+        c->cls[k].n = n;
+        m->next = pool.empty;
+        pool.empty = m;
+    } else {
+        c->cls[k].n = carve_locked(k, c->cls[k].obj, BATCH);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (c->cls[k].n == 0)
+        return shoal__err(SHOAL_ENOMEM, "out of memory for task blocks");
+    return 0;
+}
+
+SHOAL__COLD static void flush(struct tcache *c, unsigned k)
+{
+    pthread_mutex_lock(&pool.mu);
+    struct mag *m = pool.empty;
+    if (m)
+        pool.empty = m->next;
+    else
+        m = malloc(sizeof *m);
+    if (m) {
+        c->cls[k].n -= BATCH;
+        memcpy(m->obj, &c->cls[k].obj[c->cls[k].n], sizeof m->obj);
+        m->next = pool.full[k];
+        pool.full[k] = m;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    /* Without a magazine the cache simply stays full: the caller then keeps the block out
+     * of the cache (see shoal__task_free). */
+}
+
+SHOAL__COLD static struct shoal_task *heap_alloc(size_t size)
+{
+    struct heap_hdr *h = aligned_alloc(SHOAL__CACHELINE,
+                                       (sizeof *h + size + SHOAL__CACHELINE - 1) &
+                                           ~(size_t)(SHOAL__CACHELINE - 1));
+    if (!h) {
+        shoal__err(SHOAL_ENOMEM, "out of memory for a task of %zu bytes", size);
+        return NULL;
+    }
+    pthread_mutex_lock(&pool.mu);
+    h->prev = NULL;
+    h->next = pool.heap;
+    if (pool.heap)
+        pool.heap->prev = h;
+    pool.heap = h;
+    pthread_mutex_unlock(&pool.mu);
+    struct shoal_task *t = (struct shoal_task *)(h + 1);
+    t->cls = SHOAL__CLS_HEAP;
+    t->state = SHOAL__TS_LIVE;
+    return t;
+}
+
+SHOAL__COLD static void heap_free(struct shoal_task *t)
+{
+    struct heap_hdr *h = (struct heap_hdr *)t - 1;
+    pthread_mutex_lock(&pool.mu);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        pool.heap = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&pool.mu);
+    free(h);
+}
+
+struct shoal_task *shoal__task_alloc(size_t size)
+{
+    unsigned k = 0;
+    while (k < SHOAL__NCLS && size > shoal__cls_size[k])
+        k++;
+    if (unlikely(k == SHOAL__NCLS))
+        return heap_alloc(size);
+    struct tcache *c = tcache_get();
+    if (unlikely(!c))
+        return NULL;
+    if (unlikely(c->cls[k].n == 0) && refill(c, k))
+        return NULL;
+    struct shoal_task *t = c->cls[k].obj[--c->cls[k].n];
+    t->state = SHOAL__TS_LIVE;
+    return t;
+}
+
+void shoal__task_free(struct shoal_task *t)
+{
+    t->state = SHOAL__TS_FREE;
+    unsigned k = t->cls;
+    if (unlikely(k == SHOAL__CLS_HEAP)) {
+        heap_free(t);
+        return;
+    }
+    struct tcache *c = tcache_get();
+    if (unlikely(!c))
+        return;   /* the block stays in its chunk until stop */
+    if (unlikely(c->cls[k].n == 2 * BATCH)) {
+        flush(c, k);
+        if (c->cls[k].n == 2 * BATCH)
+            return;
+    }
+    c->cls[k].obj[c->cls[k].n++] = t;
+}
+
+int shoal__pool_start(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    /* relaxed: threads reach the pool only after init publishes the runtime (release). */
+    atomic_store_explicit(&pool.gen, ++pool.last_gen, memory_order_relaxed);
+    pthread_mutex_unlock(&pool.mu);
+    return 0;
+}
+
+void shoal__pool_stop(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    atomic_store_explicit(&pool.gen, 0, memory_order_relaxed);
+    for (size_t i = 0; i < pool.nchunks; i++)
+        munmap(pool.chunks[i].base, CHUNK);
+    free(pool.chunks);
+    pool.chunks = NULL;
+    pool.nchunks = pool.cap_chunks = 0;
+    for (unsigned k = 0; k < SHOAL__NCLS; k++) {
+        pool.cur[k] = 0;
+        while (pool.full[k]) {
+            struct mag *m = pool.full[k];
+            pool.full[k] = m->next;
+            free(m);
+        }
+    }
+    while (pool.empty) {
+        struct mag *m = pool.empty;
+        pool.empty = m->next;
+        free(m);
+    }
+    while (pool.heap) {
+        struct heap_hdr *h = pool.heap;
+        pool.heap = h->next;
+        free(h);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    /* This thread's cache now points into unmapped chunks: forget it. */
+    if (tl.c)
+        for (unsigned k = 0; k < SHOAL__NCLS; k++)
+            tl.c->cls[k].n = 0;
+    tl.gen = 0;
+}
+
+size_t shoal__pool_each_live(bool (*fn)(struct shoal_task *))
+{
+    size_t n = 0;
+    /* The chunk array may grow while fn runs (it may allocate): index it afresh each time. */
+    for (size_t i = 0; i < pool.nchunks; i++) {
+        uint32_t bs = shoal__cls_size[pool.chunks[i].cls];
+        for (uint32_t j = 0; j < pool.chunks[i].carved; j++) {
+            struct shoal_task *t = (struct shoal_task *)(pool.chunks[i].base + (size_t)j * bs);
+            if (t->state == SHOAL__TS_LIVE)
+                n += fn(t);
+        }
+    }
+    for (struct heap_hdr *h = pool.heap, *next; h; h = next) {
+        next = h->next;
+        struct shoal_task *t = (struct shoal_task *)(h + 1);
+        if (t->state == SHOAL__TS_LIVE)
+            n += fn(t);
+    }
+    return n;
+}

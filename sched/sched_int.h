@@ -1,0 +1,127 @@
+/* sched_int.h - the scheduler's private state (workers, NUMA nodes, queues) and the inline
+ * halves of scheduling a task and waking a worker. Shared by the files of sched/.
+ *
+ * Where a runnable task waits:
+ *   - its worker's deque, when a worker submitted it or completed its last dependency
+ *     (any worker of the node may steal it; a worker of another node only if it is not
+ *     bound, which the deque item's tag says);
+ *   - its node's injection queue, when it is bound to a node (opts.numa_node, or the node
+ *     holding most of its REF arguments' bytes) and was made runnable elsewhere; only that
+ *     node's workers take from it;
+ *   - the global injection queue, when a foreign thread made an unbound task runnable.
+ *
+ * Idle workers (park.c): each node has one word counting its spinning workers (low half)
+ * and sleeping workers (high half). A worker announces sleep with a seq_cst read-modify-
+ * write of that word and then re-checks every queue it may take from (seq_cst loads); a
+ * producer publishes a task and then loads the word. A producer that sees a spinner, or
+ * nobody asleep, makes no syscall.
+ *   - Injection queues: the producer's exchange is seq_cst, so one of the two sides sees
+ *     the other (Dekker): a queued task is never left with every eligible worker asleep.
+ *   - Deques: the push is a plain release store (a fence per task would cost more than the
+ *     rest of the push), so a worker going to sleep at that very moment may miss it. The
+ *     task is not stranded: its deque's owner is awake and runs it before it idles or
+ *     waits (waiting helps, which takes from the own deque first). Only parallelism could
+ *     be lost, and the owner restores it: each time it takes a task and more remain, it
+ *     re-reads the idle word and wakes a sleeper (shoal__surplus_check), long after its
+ *     store has become visible.
+ */
+#ifndef SHOAL_SCHED_SCHED_INT_H
+#define SHOAL_SCHED_SCHED_INT_H
+
+#include <pthread.h>
+
+#include "deque.h"
+#include "inject.h"
+#include "sched.h"
+#include "task.h"
+#include "topo.h"
+
+#define SHOAL__IDLE_SPIN  UINT64_C(1)
+#define SHOAL__IDLE_SLEEP (UINT64_C(1) << 32)
+
+struct shoal__worker {
+    shoal__deque dq;
+    _Alignas(SHOAL__CACHELINE) struct shoal__sched *s;
+    unsigned idx, node, core;
+    uint32_t rng;                       /* victim selection */
+    _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
+    pthread_t th;
+    bool started;
+};
+
+struct shoal__node {
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t idle;   /* spinning | sleeping << 32 */
+    _Atomic uint32_t seq;               /* futex word: bumped by every wake */
+    unsigned nworkers, spin_limit;
+    unsigned *members;                  /* worker indices of this node */
+    shoal__inject q;                    /* tasks bound to this node */
+};
+
+struct shoal__sched {
+    shoal__rt_t *rt;
+    unsigned nworkers, nnodes;
+    _Atomic int stop;
+    struct shoal__worker *w;
+    struct shoal__node *n;
+    shoal__inject global;               /* unbound tasks from foreign threads */
+};
+
+/* A deque item: the task pointer tagged with "bound to this node" (deque.h). */
+static inline shoal__item shoal__tag(struct shoal_task *t)
+{
+    return (shoal__item)t | ((t->flags & SHOAL__TF_BOUND) ? SHOAL__ITEM_BOUND : 0);
+}
+static inline struct shoal_task *shoal__untag(shoal__item x)
+{
+    return (struct shoal_task *)(x & ~SHOAL__ITEM_BOUND);
+}
+
+/* ---- park.c ------------------------------------------------------------------------------- */
+SHOAL__HIDDEN void shoal__wake_node(struct shoal__sched *s, unsigned node);
+SHOAL__HIDDEN void shoal__wake_any(struct shoal__sched *s, unsigned prefer);
+SHOAL__HIDDEN void shoal__wake_all(struct shoal__sched *s);   /* stop */
+/* Idle worker: spin, then sleep until work it may run is visible. false once stopping. */
+SHOAL__HIDDEN bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w);
+SHOAL__HIDDEN bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w);
+
+/* After publishing a task for `node` (bound) or for anyone: wake a sleeper only if no
+ * eligible worker spins and one sleeps. Fast path: one plain load, no syscall. */
+static inline void shoal__wake_check(struct shoal__sched *s, unsigned node, bool bound)
+{
+    /* seq_cst: the producer's half of the Dekker pair described at the top (a plain load
+     * on x86; what orders it after an injection is the exchange before it). */
+    uint64_t v = atomic_load_explicit(&s->n[node].idle, memory_order_seq_cst);
+    if (likely(bound || s->nnodes == 1)) {
+        if (unlikely((uint32_t)v == 0 && (v >> 32) != 0))
+            shoal__wake_node(s, node);
+        return;
+    }
+    shoal__wake_any(s, node);
+}
+
+/* The owner took a task and its deque still holds more: the backstop described at the
+ * top. relaxed: a hint; a stale value is corrected at the next take. */
+static inline void shoal__surplus_check(struct shoal__sched *s, unsigned node)
+{
+    uint64_t v = atomic_load_explicit(&s->n[node].idle, memory_order_relaxed);
+    if (likely((v >> 32) == 0 || (uint32_t)v != 0))
+        return;
+    if (s->nnodes == 1)
+        shoal__wake_node(s, node);
+    else
+        shoal__wake_any(s, node);
+}
+
+/* ---- submit.c ----------------------------------------------------------------------------- */
+/* Make t runnable from the calling thread: its own deque when it is a worker allowed to
+ * run t, else the right injection queue; then wake someone if needed. */
+SHOAL__HIDDEN void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t);
+
+/* ---- worker.c ----------------------------------------------------------------------------- */
+static inline struct shoal__sched *shoal__sched_of(void)
+{
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+    return rt ? rt->sched : NULL;
+}
+
+#endif

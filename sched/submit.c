@@ -1,0 +1,284 @@
+/* submit.c - shoal_submit and the way a task becomes runnable: copy VALUE bytes into a
+ * pooled block, take the task's references on REF and REF_PASS arguments, create the
+ * pending result, register the REF arguments that are not complete yet (the task then
+ * waits in core's dependency lists, never on a worker), and queue it where it may run:
+ * near its arguments' bytes, or on the node opts.numa_node asks for.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sched_int.h"
+
+#define MAX_ARGS  65535u
+#define NAME_COPY 63u              /* longest task name kept for messages */
+
+static inline size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* ---- placement ------------------------------------------------------------------------ */
+
+/* Bind t to the node holding most of its REF arguments' bytes (ties: the caller's node). */
+static void place_by_refs(struct shoal__sched *s, struct shoal_task *t)
+{
+    uint64_t bytes[SHOAL__MAX_NODES] = { 0 };
+    shoal__targ *a = shoal__task_args(t);
+    for (uint32_t i = 0; i < t->nargs; i++) {
+        if (shoal__targ_kind(&a[i]) != SHOAL_ARG_REF)
+            continue;
+        int err;
+        /* The task holds a reference, so the slot is live; its acquire load of the word
+         * makes off and len (published by the completion) visible. */
+        shoal__slot *sl = shoal__slot_of((shoal_ref){ a[i].ref }, &err);
+        if (sl) {
+            unsigned n = (unsigned)shoal__slot_node(sl);
+            if (n < s->nnodes)
+                bytes[n] += sl->len;
+        }
+    }
+    unsigned best = shoal__tls.worker >= 0 ? s->w[shoal__tls.worker].node : 0;
+    for (unsigned n = 0; n < s->nnodes; n++)
+        if (bytes[n] > bytes[best])
+            best = n;
+    if (bytes[best] && s->n[best].nworkers) {
+        t->node = (int16_t)best;
+        t->flags |= SHOAL__TF_BOUND;
+    }
+}
+
+void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
+{
+    if (unlikely(s->nnodes > 1) &&
+        (t->flags & (SHOAL__TF_REFS | SHOAL__TF_BOUND)) == SHOAL__TF_REFS &&
+        !atomic_load_explicit(&t->fail_arg, memory_order_relaxed))
+        place_by_refs(s, t);
+    bool bound = (t->flags & SHOAL__TF_BOUND) != 0;
+    int wi = shoal__tls.worker;
+    if (wi >= 0) {
+        struct shoal__worker *w = &s->w[wi];
+        if ((!bound || (unsigned)t->node == w->node) &&
+            likely(shoal__deque_push(&w->dq, shoal__tag(t)) == 0)) {
+            shoal__wake_check(s, w->node, bound);
+            return;
+        }
+    }
+    if (bound) {
+        shoal__inject_push(&s->n[t->node].q, &t->link);
+        shoal__wake_check(s, (unsigned)t->node, true);
+    } else {
+        shoal__inject_push(&s->global, &t->link);
+        shoal__wake_check(s, wi >= 0 ? s->w[wi].node : 0, false);
+    }
+}
+
+/* ---- dependencies --------------------------------------------------------------------- */
+
+/* Fired by core when a pending REF argument completes (0) or fails (its code). */
+static void dep_fire(shoal__dep *d, int failed)
+{
+    shoal__tdep *td = (shoal__tdep *)d;
+    struct shoal_task *t = (struct shoal_task *)((char *)td - td->back);
+    if (unlikely(t->state == SHOAL__TS_ZOMBIE))
+        return;   /* canceled by shutdown while it waited */
+    if (unlikely(failed)) {
+        uint32_t none = 0;
+        /* relaxed: published by the acq_rel decrement below. */
+        atomic_compare_exchange_strong_explicit(&t->fail_arg, &none, td->arg + 1,
+                                                memory_order_relaxed, memory_order_relaxed);
+    }
+    /* acq_rel: release publishes fail_arg; the last decrementer acquires every other
+     * firer's writes before it schedules the task. */
+    if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) == 1) {
+        struct shoal__sched *s = shoal__sched_of();
+        if (likely(s))
+            shoal__task_ready(s, t);
+    }
+}
+
+static bool ref_failed(uint64_t id)
+{
+    int err;
+    shoal__slot *sl = shoal__slot_of((shoal_ref){ id }, &err);
+    return !sl ||
+           shoal__w_state(atomic_load_explicit(&sl->word, memory_order_acquire)) == SHOAL__FAILED;
+}
+
+/* Register the task on each REF argument still pending; schedule it once none is. */
+static void wait_deps(struct shoal__sched *s, struct shoal_task *t, size_t dep_off,
+                      unsigned nref)
+{
+    shoal__targ *a = shoal__task_args(t);
+    shoal__tdep *td = (shoal__tdep *)((char *)t + dep_off);
+    /* One extra count held while registering, so that no firing reaches zero early.
+     * relaxed: dep_add's release publishes it with the record. */
+    atomic_store_explicit(&t->pending, (int32_t)nref + 1, memory_order_relaxed);
+    int32_t done = 1;
+    for (uint32_t i = 0; i < t->nargs; i++) {
+        if (shoal__targ_kind(&a[i]) != SHOAL_ARG_REF)
+            continue;
+        td->dep.fire = dep_fire;
+        td->back = (uint32_t)((char *)td - (char *)t);
+        td->arg = i;
+        int r = shoal__dep_add((shoal_ref){ a[i].ref }, &td->dep);
+        if (r != 0) {
+            done++;
+            if (unlikely(r < 0 || ref_failed(a[i].ref))) {
+                uint32_t none = 0;
+                atomic_compare_exchange_strong_explicit(&t->fail_arg, &none, i + 1,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed);
+            }
+        }
+        td++;
+    }
+    /* acq_rel: as in dep_fire. */
+    if (atomic_fetch_sub_explicit(&t->pending, done, memory_order_acq_rel) == done)
+        shoal__task_ready(s, t);
+}
+
+/* ---- shoal_submit --------------------------------------------------------------------- */
+
+SHOAL__COLD static int submit_einval(struct shoal__sched *s, shoal_fn fn,
+                                     const shoal_arg args[], size_t nargs, shoal_ref *out)
+{
+    if (!s)
+        return shoal__err(SHOAL_ENOTINIT, "shoal_submit: this process runs no workers "
+                                          "(attached clients cannot submit tasks)");
+    if (!fn)
+        return shoal__err(SHOAL_EINVAL, "shoal_submit: fn is NULL");
+    if (!out)
+        return shoal__err(SHOAL_EINVAL, "shoal_submit: out is NULL");
+    if (nargs && !args)
+        return shoal__err(SHOAL_EINVAL, "shoal_submit: args is NULL but nargs is %zu", nargs);
+    return shoal__err(SHOAL_EINVAL, "shoal_submit: %zu arguments; at most %u", nargs, MAX_ARGS);
+}
+
+SHOAL__COLD static int bad_node(struct shoal__sched *s, int node)
+{
+    if (node >= 0 && (unsigned)node < s->nnodes)
+        return shoal__err(SHOAL_EINVAL, "shoal_submit: numa_node %d has no worker (%u workers "
+                                        "on %u nodes): raise config.workers", node,
+                          s->nworkers, s->nnodes);
+    return shoal__err(SHOAL_EINVAL, "shoal_submit: numa_node %d does not exist: use -1 (any) "
+                                    "or 0..%u", node, s->nnodes - 1);
+}
+
+SHOAL__COLD static int bad_arg(size_t i, const shoal_arg *a)
+{
+    if (a->kind == SHOAL_ARG_VALUE)
+        return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: VALUE data is NULL but "
+                                        "len is %zu", i, a->len);
+    return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: kind %d is not "
+                                    "SHOAL_ARG_VALUE, SHOAL_ARG_REF or SHOAL_ARG_REF_PASS",
+                      i, a->kind);
+}
+
+/* Drop the references taken on args[0..n) and the block: submit failed. */
+SHOAL__COLD static int unwind(struct shoal_task *t, const shoal_arg args[], size_t n, int rc)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", shoal_last_error());
+    for (size_t i = 0; i < n; i++)
+        if (args[i].kind != SHOAL_ARG_VALUE)
+            shoal_release(args[i].ref);
+    shoal__task_free(t);
+    return shoal__err(rc, "%s", msg);
+}
+
+SHOAL__COLD static int ref_error(struct shoal_task *t, const shoal_arg args[], size_t i, int rc)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", shoal_last_error());
+    shoal__err(rc, "shoal_submit: argument %zu: %s", i, msg);
+    return unwind(t, args, i, rc);
+}
+
+SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
+                           const shoal_task_opts *opts, shoal_ref *out)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    struct shoal__sched *s = shoal__rt->sched;
+    if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
+        return submit_einval(s, fn, args, nargs, out);
+    int node = -1;
+    const char *name = NULL;
+    if (opts) {
+        node = opts->numa_node;
+        name = opts->name;
+        if (unlikely(node != -1 && (node < 0 || (unsigned)node >= s->nnodes ||
+                                    s->n[node].nworkers == 0)))
+            return bad_node(s, node);
+    }
+
+    /* Size the block: header, argument table, dependency records, values, name. */
+    size_t vbytes = 0;
+    unsigned nref = 0, nheld = 0;
+    for (size_t i = 0; i < nargs; i++) {
+        const shoal_arg *a = &args[i];
+        if (a->kind == SHOAL_ARG_VALUE) {
+            if (unlikely(!a->data && a->len))
+                return bad_arg(i, a);
+            vbytes += align16(a->len);
+        } else if (a->kind == SHOAL_ARG_REF) {
+            nref++;
+            nheld++;
+        } else if (a->kind == SHOAL_ARG_REF_PASS) {
+            nheld++;
+        } else {
+            return bad_arg(i, a);
+        }
+    }
+    size_t dep_off = sizeof(struct shoal_task) + nargs * sizeof(shoal__targ);
+    size_t val_off = dep_off + align16(nref * sizeof(shoal__tdep));
+    size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
+    struct shoal_task *t = shoal__task_alloc(val_off + vbytes + (name ? namelen + 1 : 0));
+    if (unlikely(!t))
+        return SHOAL_ENOMEM;
+
+    /* The task's references first: a stale REF fails the submit before anything exists. */
+    if (nheld)
+        for (size_t i = 0; i < nargs; i++)
+            if (args[i].kind != SHOAL_ARG_VALUE && unlikely(rc = shoal_retain(args[i].ref)))
+                return ref_error(t, args, i, rc);
+    /* Two references: the caller's and the task's own, dropped when it completes, so a
+     * caller that releases at once leaves the result alive for its dependents. */
+    rc = shoal__obj_new(SHOAL__PENDING, 0, -1, 2, NULL, &t->result);
+    if (unlikely(rc))
+        return unwind(t, args, nheld ? nargs : 0, rc);
+
+    t->fn = fn;
+    t->nargs = (uint32_t)nargs;
+    t->worker = -1;
+    atomic_store_explicit(&t->fail_arg, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
+    t->node = (int16_t)(s->nnodes > 1 ? node : -1);
+    t->flags = (uint8_t)((nheld ? SHOAL__TF_REFS : 0) | (t->node >= 0 ? SHOAL__TF_BOUND : 0));
+    t->fail_msg = NULL;
+    t->name = NULL;
+    shoal__targ *ta = shoal__task_args(t);
+    char *v = (char *)t + val_off;
+    for (size_t i = 0; i < nargs; i++) {
+        const shoal_arg *a = &args[i];
+        if (a->kind == SHOAL_ARG_VALUE) {
+            if (a->len)
+                memcpy(v, a->data, a->len);
+            ta[i].data = v;
+            ta[i].len_kind = (uint64_t)a->len << 2 | SHOAL_ARG_VALUE;
+            v += align16(a->len);
+        } else {
+            ta[i].ref = a->ref.id;
+            ta[i].len_kind = (uint64_t)a->kind;
+        }
+    }
+    if (name) {
+        memcpy(v, name, namelen);
+        v[namelen] = 0;
+        t->name = v;
+    }
+    *out = t->result;   /* before the task is visible: it may finish and be freed at once */
+    if (nref == 0)
+        shoal__task_ready(s, t);
+    else
+        wait_deps(s, t, dep_off, nref);
+    return 0;
+}

@@ -1,0 +1,219 @@
+/* task.c - running a task and completing its result: the calls a task makes on itself
+ * (arguments, return, fail), the end of a run (release the task's references, seal or fail
+ * the result), and cancellation (shutdown, or a REF argument that failed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched_int.h"
+
+/* ---- the end of a task ------------------------------------------------------------------ */
+
+static inline void release_args(struct shoal_task *t)
+{
+    if (!(t->flags & SHOAL__TF_REFS))
+        return;
+    shoal__targ *a = shoal__task_args(t);
+    for (uint32_t i = 0; i < t->nargs; i++)
+        if (shoal__targ_kind(&a[i]) != SHOAL_ARG_VALUE)
+            shoal_release((shoal_ref){ a[i].ref });
+}
+
+SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
+{
+    if (t->flags & SHOAL__TF_FAILED) {
+        shoal__obj_complete(t->result, SHOAL_ETASK, t->fail_msg ? t->fail_msg : "task failed");
+        free(t->fail_msg);
+        t->fail_msg = NULL;
+        return;
+    }
+    char msg[160];
+    if (t->name)
+        snprintf(msg, sizeof msg, "task %s returned %d", t->name, rc);
+    else
+        snprintf(msg, sizeof msg, "task returned %d (name it with opts.name; give a message "
+                                  "with shoal_task_fail)", rc);
+    shoal__obj_complete(t->result, SHOAL_ETASK, msg);
+}
+
+void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
+{
+    /* relaxed: whoever queued the task acquired the last `pending` decrement first. */
+    if (unlikely(atomic_load_explicit(&t->fail_arg, memory_order_relaxed))) {
+        shoal__task_cancel(t, false);
+        return;
+    }
+    t->worker = (int32_t)w->idx;
+    atomic_store_explicit(&w->run, atomic_load_explicit(&w->run, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    int rc = t->fn(t);
+    shoal_ref r = t->result;
+    /* Arguments go first, so that a caller that sees the result sees them released. */
+    release_args(t);
+    if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED)))
+        shoal__obj_complete(r, 0, NULL);   /* no return: an empty object */
+    else
+        fail_result(t, rc);
+    shoal_release(r);
+    shoal__task_free(t);
+}
+
+/* The message and code of failed argument i, copied (the argument is released next). */
+static char *arg_failure(struct shoal_task *t, uint32_t i, int *code)
+{
+    shoal__targ *a = &shoal__task_args(t)[i];
+    int err;
+    shoal__slot *sl = shoal__slot_of((shoal_ref){ a->ref }, &err);
+    *code = SHOAL_ETASK;
+    char *msg = NULL;
+    if (sl) {
+        /* acquire: pairs with the release that made the argument FAILED (its message). */
+        uint64_t w = atomic_load_explicit(&sl->word, memory_order_acquire);
+        if (shoal__w_state(w) == SHOAL__FAILED) {
+            int c = -(int)((sl->aux >> 8) & 0xff);   /* table.h: aux[15..8] = -code */
+            if (c < 0)
+                *code = c;
+            if (sl->len)
+                msg = strndup(shoal__slot_data(sl), sl->len);
+        }
+    }
+    if (!msg) {
+        char buf[160];
+        snprintf(buf, sizeof buf, "argument %u of the task failed (%s)", i, shoal_strerror(*code));
+        msg = strdup(buf);
+    }
+    return msg;
+}
+
+void shoal__task_cancel(struct shoal_task *t, bool zombie)
+{
+    uint32_t fa = atomic_load_explicit(&t->fail_arg, memory_order_relaxed);
+    int code = SHOAL_ECANCELED;
+    char buf[160], *msg = NULL;
+    if (fa) {
+        msg = arg_failure(t, fa - 1, &code);
+    } else {
+        snprintf(buf, sizeof buf, "task%s%s canceled: the runtime shut down before it started",
+                 t->name ? " " : "", t->name ? t->name : "");
+    }
+    /* A zombie stays allocated: its dependency records may still be on lists of objects
+     * that never complete, and a late firing must find it marked (see dep_fire). */
+    if (zombie)
+        t->state = SHOAL__TS_ZOMBIE;
+    shoal_ref r = t->result;
+    release_args(t);
+    shoal__obj_complete(r, code, msg ? msg : fa ? "a task argument failed" : buf);
+    free(msg);
+    shoal_release(r);
+    if (!zombie)
+        shoal__task_free(t);
+}
+
+/* ---- calls a running task makes -------------------------------------------------------- */
+
+SHOAL_API size_t shoal_task_nargs(shoal_task *t) { return t ? t->nargs : 0; }
+
+SHOAL__COLD static int bad_index(shoal_task *t, size_t i, const char *call)
+{
+    if (!t)
+        return shoal__err(SHOAL_EINVAL, "%s: task is NULL", call);
+    return shoal__err(SHOAL_EINVAL, "%s: argument %zu does not exist (the task has %u)", call,
+                      i, t->nargs);
+}
+
+SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t *len)
+{
+    if (unlikely(!t || i >= t->nargs))
+        return bad_index(t, i, "shoal_task_arg");
+    if (unlikely(!data || !len))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_arg: data and len must be non-NULL");
+    shoal__targ *a = &shoal__task_args(t)[i];
+    switch (shoal__targ_kind(a)) {
+    case SHOAL_ARG_VALUE:
+        *data = a->data;
+        *len = shoal__targ_len(a);
+        return 0;
+    case SHOAL_ARG_REF:
+        /* Complete before the task started: this is get's fast path, zero-copy. */
+        return shoal_get((shoal_ref){ a->ref }, data, len);
+    default:
+        return shoal__err(SHOAL_EINVAL, "shoal_task_arg: argument %zu is REF_PASS (not "
+                                        "resolved): use shoal_task_arg_ref", i);
+    }
+}
+
+SHOAL_API int shoal_task_arg_ref(shoal_task *t, size_t i, shoal_ref *ref)
+{
+    if (unlikely(!t || i >= t->nargs))
+        return bad_index(t, i, "shoal_task_arg_ref");
+    if (unlikely(!ref))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_arg_ref: ref is NULL");
+    shoal__targ *a = &shoal__task_args(t)[i];
+    if (unlikely(shoal__targ_kind(a) == SHOAL_ARG_VALUE))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_arg_ref: argument %zu is a VALUE: use "
+                                        "shoal_task_arg", i);
+    ref->id = a->ref;
+    return 0;
+}
+
+SHOAL__COLD static int already_set(shoal_task *t, const char *call)
+{
+    return shoal__err(SHOAL_EEXIST, "%s: the task's result is already %s", call,
+                      (t->flags & SHOAL__TF_FAILED) ? "failed (shoal_task_fail)"
+                                                    : "set (a task returns at most once)");
+}
+
+SHOAL_API int shoal_task_return_buf(shoal_task *t, size_t len, void **buf)
+{
+    if (unlikely(!t || !buf))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_return_buf: task and buf must be non-NULL");
+    if (unlikely(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED)))
+        return already_set(t, "shoal_task_return_buf");
+    int rc = shoal__obj_fill(t->result, len, -1, buf);
+    if (unlikely(rc))
+        return rc;
+    t->flags |= SHOAL__TF_RETURNED;
+    return 0;
+}
+
+SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
+{
+    if (unlikely(!t || (!data && len)))
+        return shoal__err(SHOAL_EINVAL, t ? "shoal_task_return: data is NULL but len is %zu"
+                                          : "shoal_task_return: task is NULL (%zu bytes)", len);
+    if (unlikely(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED)))
+        return already_set(t, "shoal_task_return");
+    void *buf;
+    int rc = shoal__obj_fill(t->result, len, -1, &buf);
+    if (unlikely(rc))
+        return rc;
+    if (len)
+        memcpy(buf, data, len);
+    t->flags |= SHOAL__TF_RETURNED;
+    return 0;
+}
+
+SHOAL_API int shoal_task_fail(shoal_task *t, const char *message)
+{
+    if (unlikely(!t))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_fail: task is NULL");
+    if (t->flags & SHOAL__TF_FAILED)
+        return shoal__err(SHOAL_EEXIST, "shoal_task_fail: the task already failed (the first "
+                                        "message is kept)");
+    char def[96];
+    if (!message) {
+        snprintf(def, sizeof def, "task%s%s failed", t->name ? " " : "", t->name ? t->name : "");
+        message = def;
+    }
+    t->fail_msg = strdup(message);   /* NULL when out of memory: "task failed" is used */
+    t->flags |= SHOAL__TF_FAILED;
+    return 0;
+}
+
+SHOAL_API int shoal_task_worker(shoal_task *t)
+{
+    if (unlikely(!t))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_worker: task is NULL");
+    return t->worker;
+}

@@ -1,0 +1,95 @@
+/* task.h - a task as the scheduler holds it: one block with the header, the argument
+ * table, the dependency records and the copied VALUE bytes, allocated from per-thread
+ * caches (pool.c) so that submitting does not call malloc. Internal.
+ *
+ * Block layout: [struct shoal_task][shoal__targ x nargs][shoal__tdep x nrefs][values][name]
+ *
+ * Synchronisation:
+ *   fields   written by the submitter before the task is published (deque push, injection
+ *            push or the release half of the last `pending` decrement), read by the worker
+ *            that runs it after the matching acquire.
+ *   pending  REF arguments not complete yet, plus one held by the submitter while it
+ *            registers them; acq_rel decrements: the thread that reaches zero sees every
+ *            earlier firer's write of fail_arg and schedules the task.
+ *   fail_arg first failed REF argument (index + 1); CAS relaxed, published by `pending`.
+ */
+#ifndef SHOAL_SCHED_TASK_H
+#define SHOAL_SCHED_TASK_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/rt.h"
+#include "inject.h"
+
+/* Size classes of pooled blocks; anything larger is malloc'd (SHOAL__CLS_HEAP). */
+#define SHOAL__NCLS 3
+#define SHOAL__CLS_HEAP 255
+static const uint32_t shoal__cls_size[SHOAL__NCLS] = { 128, 256, 1024 };
+
+enum { SHOAL__TS_FREE = 0, SHOAL__TS_LIVE = 1, SHOAL__TS_ZOMBIE = 2 };
+
+#define SHOAL__TF_RETURNED 1u   /* the result has its bytes (return / return_buf) */
+#define SHOAL__TF_FAILED   2u   /* shoal_task_fail was called: fail_msg holds the message */
+#define SHOAL__TF_BOUND    4u   /* node >= 0 is binding: only that node's workers run it */
+#define SHOAL__TF_REFS     8u   /* holds references on REF / REF_PASS arguments */
+
+/* One argument: a VALUE's copy (data, len), or a ref (REF, REF_PASS). */
+typedef struct shoal__targ {
+    union { const void *data; uint64_t ref; };
+    uint64_t len_kind;          /* len << 2 | kind */
+} shoal__targ;
+
+struct shoal_task;
+/* A dependency record: registered on a pending REF argument (core/deps.c). `back` is its
+ * byte offset from the task, so the record finds its task without a pointer. */
+typedef struct shoal__tdep {
+    shoal__dep dep;
+    uint32_t back;
+    uint32_t arg;
+} shoal__tdep;
+
+struct shoal_task {
+    shoal__qlink link;          /* injection queue / free list; must stay first */
+    shoal_fn fn;
+    shoal_ref result;
+    uint32_t nargs;
+    int32_t worker;             /* the worker running it */
+    _Atomic int32_t pending;
+    _Atomic uint32_t fail_arg;
+    int16_t node;               /* NUMA node it must run on (BOUND) or -1 */
+    uint8_t cls;                /* SHOAL__CLS_* */
+    uint8_t state;              /* SHOAL__TS_*: read only at shutdown, after the joins */
+    uint8_t flags;              /* SHOAL__TF_* */
+    uint8_t pad[3];
+    char *fail_msg;             /* malloc'd; shoal_task_fail */
+    const char *name;           /* copied into the block, or NULL */
+};
+_Static_assert(sizeof(struct shoal_task) == 64, "the task header is one cache line");
+
+static inline shoal__targ *shoal__task_args(struct shoal_task *t) { return (shoal__targ *)(t + 1); }
+
+static inline unsigned shoal__targ_kind(const shoal__targ *a) { return (unsigned)(a->len_kind & 3); }
+static inline size_t shoal__targ_len(const shoal__targ *a) { return (size_t)(a->len_kind >> 2); }
+
+/* ---- pool.c ------------------------------------------------------------------------------ */
+/* Start / stop the block pool for one scheduler run (stop frees every block). */
+SHOAL__HIDDEN int  shoal__pool_start(void);
+SHOAL__HIDDEN void shoal__pool_stop(void);
+/* A block of at least `size` bytes, state LIVE, cls set. NULL with the error set. */
+SHOAL__HIDDEN struct shoal_task *shoal__task_alloc(size_t size);
+SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);
+/* Shutdown, after the workers are joined: call fn on every LIVE block (tasks waiting for
+ * dependencies). fn may free blocks. Returns how many calls returned true. */
+SHOAL__HIDDEN size_t shoal__pool_each_live(bool (*fn)(struct shoal_task *));
+
+/* ---- task.c ------------------------------------------------------------------------------ */
+struct shoal__worker;
+/* Run t on the calling worker w, then complete its result and free it. */
+SHOAL__HIDDEN void shoal__task_run(struct shoal_task *t, struct shoal__worker *w);
+/* Complete t's result as canceled (or as failed, when a REF argument failed) without
+ * running it; release its references and free it (or keep it as a zombie: see stop). */
+SHOAL__HIDDEN void shoal__task_cancel(struct shoal_task *t, bool zombie);
+
+#endif

@@ -1,0 +1,396 @@
+/* worker.c - the workers: start (one pinned thread per core, named shoal-w<N>), the loop
+ * that finds and runs tasks (own deque, own node's queue, the global queue, then stealing
+ * from the same node before other nodes), helping while a task waits, and stop (cancel what
+ * has not started, join, free).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/thread.h"
+#include "sched_int.h"
+
+#define QBATCH 16                 /* tasks moved from an injection queue per visit */
+#define DEQUE_CAP 256             /* initial ring; it doubles when full */
+
+/* ---- finding work ------------------------------------------------------------------------ */
+
+/* Take the oldest task of q and move up to QBATCH - 1 more into w's deque, where w's
+ * node-mates can steal them; the queue's flag is held for a bounded time. */
+static struct shoal_task *from_queue(struct shoal__sched *s, struct shoal__worker *w,
+                                     shoal__inject *q)
+{
+    if (!shoal__inject_nonempty(q) || !shoal__inject_trylock(q))
+        return NULL;
+    shoal__qlink *first = shoal__inject_pop_locked(q);
+    unsigned moved = 0;
+    bool bound = false;
+    if (first) {
+        for (; moved < QBATCH - 1; moved++) {
+            shoal__qlink *l = shoal__inject_pop_locked(q);
+            if (!l)
+                break;
+            struct shoal_task *t = (struct shoal_task *)l;
+            bound |= (t->flags & SHOAL__TF_BOUND) != 0;
+            if (unlikely(shoal__deque_push(&w->dq, shoal__tag(t)))) {
+                shoal__inject_push(q, l);   /* no memory to grow the deque: leave it queued */
+                break;
+            }
+        }
+    }
+    shoal__inject_unlock(q);
+    if (moved)
+        shoal__wake_check(s, w->node, bound);
+    return (struct shoal_task *)first;
+}
+
+static struct shoal_task *steal_from(struct shoal__worker *w, struct shoal__worker *v,
+                                     bool remote)
+{
+    for (;;) {
+        shoal__item x = shoal__deque_steal(&v->dq, remote);
+        if (x == SHOAL__DEQUE_ABORT)
+            continue;          /* another thief won: the deque moved on, look again */
+        if (!x)
+            return NULL;
+        atomic_store_explicit(&w->stolen,
+                              atomic_load_explicit(&w->stolen, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return shoal__untag(x);
+    }
+}
+
+static inline uint32_t next_rand(struct shoal__worker *w)
+{
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 17;
+    w->rng ^= w->rng << 5;
+    return w->rng;
+}
+
+SHOAL__COLD static struct shoal_task *steal(struct shoal__sched *s, struct shoal__worker *w)
+{
+    struct shoal__node *n = &s->n[w->node];
+    struct shoal_task *t;
+    if (n->nworkers > 1) {
+        unsigned start = next_rand(w) % n->nworkers;
+        for (unsigned i = 0; i < n->nworkers; i++) {
+            struct shoal__worker *v = &s->w[n->members[(start + i) % n->nworkers]];
+            if (v != w && (t = steal_from(w, v, false)))
+                return t;
+        }
+    }
+    if (s->nnodes > 1) {
+        unsigned start = next_rand(w) % s->nworkers;
+        for (unsigned i = 0; i < s->nworkers; i++) {
+            struct shoal__worker *v = &s->w[(start + i) % s->nworkers];
+            if (v->node != w->node && (t = steal_from(w, v, true)))
+                return t;
+        }
+    }
+    return NULL;
+}
+
+static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal__worker *w)
+{
+    bool more;
+    shoal__item x = shoal__deque_take(&w->dq, &more);
+    if (likely(x)) {
+        if (more)
+            shoal__surplus_check(s, w->node);
+        return shoal__untag(x);
+    }
+    struct shoal_task *t = from_queue(s, w, &s->n[w->node].q);
+    if (!t)
+        t = from_queue(s, w, &s->global);
+    if (!t)
+        t = steal(s, w);
+    return t;
+}
+
+static inline void run(struct shoal__worker *w, struct shoal_task *t)
+{
+    shoal__task_run(t, w);
+}
+
+/* ---- helping: core's waits call this inside tasks ------------------------------------- */
+
+static int help(void)
+{
+    int wi = shoal__tls.worker;
+    struct shoal__sched *s = shoal__sched_of();
+    if (wi < 0 || !s || (unsigned)wi >= s->nworkers)
+        return 0;
+    struct shoal__worker *w = &s->w[wi];
+    struct shoal_task *t = find_task(s, w);
+    if (!t)
+        return 0;
+    /* Stopping: what has not started is canceled, which also ends the wait of a task
+     * that waits for it, so that running tasks finish and shutdown can join. */
+    if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
+        shoal__task_cancel(t, false);
+    else
+        run(w, t);
+    return 1;
+}
+
+/* ---- the worker thread ---------------------------------------------------------------- */
+
+struct start_sync {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned started;
+};
+
+struct worker_arg {
+    struct shoal__worker *w;
+    struct start_sync *sync;
+    int bind_rc;
+};
+
+static void *worker_main(void *p)
+{
+    struct worker_arg *a = p;
+    struct shoal__worker *w = a->w;
+    struct shoal__sched *s = w->s;
+    char name[16];
+    snprintf(name, sizeof name, "shoal-w%u", w->idx);
+    pthread_setname_np(pthread_self(), name);
+    a->bind_rc = shoal__topo_bind_thread(s->rt->topo, w->core);
+    shoal__tls_check();
+    shoal__tls.worker = (int)w->idx;
+    shoal__tls.node = (int)w->node;
+    pthread_mutex_lock(&a->sync->mu);
+    a->sync->started++;
+    pthread_cond_broadcast(&a->sync->cv);
+    pthread_mutex_unlock(&a->sync->mu);   /* a and sync are gone after this */
+
+    bool was_idle = false;
+    for (;;) {
+        if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
+            break;
+        struct shoal_task *t = find_task(s, w);
+        if (t) {
+            /* The last spinner to find work wakes a sleeper if more is visible, so that a
+             * burst is spread without every producer paying for a wake (Go's rule). */
+            if (unlikely(was_idle)) {
+                was_idle = false;
+                if (shoal__work_visible(s, w))
+                    shoal__wake_check(s, w->node, false);
+            }
+            run(w, t);
+            continue;
+        }
+        if (!shoal__idle(s, w))
+            break;
+        was_idle = true;
+    }
+    shoal__tls.worker = -1;
+    return NULL;
+}
+
+/* ---- start / stop ----------------------------------------------------------------------- */
+
+static void sched_free(struct shoal__sched *s)
+{
+    if (s->w)
+        for (unsigned i = 0; i < s->nworkers; i++)
+            if (atomic_load_explicit(&s->w[i].dq.ring, memory_order_relaxed))
+                shoal__deque_destroy(&s->w[i].dq);
+    if (s->n)
+        for (unsigned i = 0; i < s->nnodes; i++)
+            free(s->n[i].members);
+    free(s->w);
+    free(s->n);
+    free(s);
+}
+
+static void *zalloc_aligned(size_t n)
+{
+    size_t sz = (n + SHOAL__CACHELINE - 1) & ~(size_t)(SHOAL__CACHELINE - 1);
+    void *p = aligned_alloc(SHOAL__CACHELINE, sz);
+    if (p)
+        memset(p, 0, sz);
+    return p;
+}
+
+int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
+{
+    if (workers == 0)
+        workers = 1;
+    struct shoal__sched *s = calloc(1, sizeof *s);
+    if (!s)
+        return shoal__err(SHOAL_ENOMEM, "out of memory for the scheduler");
+    s->rt = rt;
+    s->nworkers = workers;
+    s->nnodes = rt->nnodes ? rt->nnodes : 1;
+    s->w = zalloc_aligned(workers * sizeof *s->w);
+    s->n = zalloc_aligned(s->nnodes * sizeof *s->n);
+    int rc = SHOAL_ENOMEM;
+    if (!s->w || !s->n)
+        goto nomem;
+    shoal__inject_init(&s->global);
+    for (unsigned i = 0; i < workers; i++) {
+        struct shoal__worker *w = &s->w[i];
+        w->s = s;
+        w->idx = i;
+        w->core = shoal__topo_worker_core(rt->topo, i);
+        w->node = shoal__topo_core_node(rt->topo, w->core);
+        if (w->node >= s->nnodes)
+            w->node = 0;
+        w->rng = 0x9e3779b9u * (i + 1);
+        s->n[w->node].nworkers++;
+        if ((rc = shoal__deque_init(&w->dq, DEQUE_CAP)))
+            goto fail;
+    }
+    for (unsigned k = 0; k < s->nnodes; k++) {
+        struct shoal__node *n = &s->n[k];
+        shoal__inject_init(&n->q);
+        n->spin_limit = n->nworkers / 2 ? n->nworkers / 2 : 1;
+        n->members = calloc(n->nworkers ? n->nworkers : 1, sizeof *n->members);
+        if (!n->members)
+            goto nomem;
+        n->nworkers = 0;
+    }
+    for (unsigned i = 0; i < workers; i++) {
+        struct shoal__node *n = &s->n[s->w[i].node];
+        n->members[n->nworkers++] = i;
+    }
+    if ((rc = shoal__pool_start()))
+        goto fail;
+    rt->sched = s;
+    shoal__help_hook = help;
+
+    struct start_sync sync = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+    struct worker_arg *args = calloc(workers, sizeof *args);
+    if (!args)
+        return shoal__err(SHOAL_ENOMEM, "out of memory for the workers");   /* stop cleans */
+    unsigned created = 0;
+    for (; created < workers; created++) {
+        args[created] = (struct worker_arg){ &s->w[created], &sync, 0 };
+        if (pthread_create(&s->w[created].th, NULL, worker_main, &args[created]))
+            break;
+        s->w[created].started = true;
+    }
+    pthread_mutex_lock(&sync.mu);
+    while (sync.started < created)
+        pthread_cond_wait(&sync.cv, &sync.mu);
+    pthread_mutex_unlock(&sync.mu);
+    if (created < workers) {
+        free(args);
+        return shoal__err(SHOAL_ENOMEM, "cannot start worker %u of %u (thread creation "
+                                        "failed): use fewer workers", created, workers);
+    }
+    unsigned simulated = 0, failed = 0;
+    for (unsigned i = 0; i < workers; i++) {
+        simulated += args[i].bind_rc == 1;
+        failed += args[i].bind_rc < 0;
+    }
+    free(args);
+    if (failed)
+        shoal__log("%u of %u workers could not be pinned to their core and run unpinned",
+                   failed, workers);
+    else if (simulated && shoal__topo_is_real(rt->topo))
+        shoal__log("workers run unpinned: this system does not support thread binding");
+    return 0;
+
+nomem:
+    rc = shoal__err(SHOAL_ENOMEM, "out of memory for the scheduler");
+fail:
+    sched_free(s);
+    return rc;
+}
+
+/* ---- shutdown --------------------------------------------------------------------------- */
+
+static size_t drain(struct shoal__sched *s)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        shoal__item x;
+        bool more;
+        while ((x = shoal__deque_take(&s->w[i].dq, &more))) {
+            shoal__task_cancel(shoal__untag(x), false);
+            n++;
+        }
+    }
+    for (unsigned k = 0; k <= s->nnodes; k++) {
+        shoal__inject *q = k < s->nnodes ? &s->n[k].q : &s->global;
+        shoal__qlink *l;
+        while ((l = shoal__inject_pop_locked(q))) {
+            shoal__task_cancel((struct shoal_task *)l, false);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* A block still in use after the drain is a task waiting for a dependency that nobody
+ * will complete now (or one made runnable meanwhile: pending 0, the next drain takes it). */
+static bool cancel_waiting(struct shoal_task *t)
+{
+    if (atomic_load_explicit(&t->pending, memory_order_relaxed) <= 0)
+        return false;
+    shoal__task_cancel(t, true);
+    return true;
+}
+
+void shoal__sched_stop(shoal__rt_t *rt)
+{
+    struct shoal__sched *s = rt->sched;
+    if (!s)
+        return;
+    /* seq_cst: a worker announcing sleep re-checks stop after its announcement. */
+    atomic_store_explicit(&s->stop, 1, memory_order_seq_cst);
+    shoal__wake_all(s);
+    /* The lifecycle lock is held by shutdown, and an exiting worker's thread-exit hook
+     * (core/thread.c) takes it to flush its caches: drop it while joining. Nothing else
+     * may call into shoal meanwhile (shoal_shutdown's contract). */
+    shoal__lifecycle_unlock();
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->w[i].started)
+            pthread_join(s->w[i].th, NULL);
+    shoal__lifecycle_lock();
+    /* Cancel until nothing is left: each cancellation completes a result, which may make
+     * dependents runnable (queued) or leave them waiting (found by the block walk). */
+    while (drain(s) + shoal__pool_each_live(cancel_waiting) != 0)
+        ;
+    shoal__help_hook = NULL;
+    rt->sched = NULL;
+    shoal__pool_stop();
+    sched_free(s);
+}
+
+/* ---- queries -------------------------------------------------------------------------------- */
+
+void shoal__sched_info(shoal_info *out)
+{
+    struct shoal__sched *s = shoal__sched_of();
+    if (!s)
+        return;
+    out->workers = s->nworkers;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        out->tasks_run += atomic_load_explicit(&s->w[i].run, memory_order_relaxed);
+        out->tasks_stolen += atomic_load_explicit(&s->w[i].stolen, memory_order_relaxed);
+    }
+}
+
+int shoal__sched_worker_node(unsigned w)
+{
+    struct shoal__sched *s = shoal__sched_of();
+    if (!s)
+        return shoal__err(SHOAL_ENOTINIT, "no scheduler in this process: call shoal_init() "
+                                          "first (attached clients have no workers)");
+    if (w >= s->nworkers)
+        return shoal__err(SHOAL_EINVAL, "worker %u does not exist: there are %u workers "
+                                        "(0..%u)", w, s->nworkers, s->nworkers - 1);
+    return (int)s->w[w].node;
+}
+
+SHOAL_API int shoal_worker_node(unsigned worker)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    return shoal__sched_worker_node(worker);
+}

@@ -1,0 +1,657 @@
+/* test_tasks.c - submitting tasks and what a task sees: VALUE, REF and REF_PASS arguments,
+ * returning (copy, zero-copy, nothing), failing (message, non-zero return), the references a
+ * task holds, worker identity (names, pinning, counters), submissions from many foreign
+ * threads at once, and every error path of shoal_submit and the shoal_task_* calls.
+ * Black-box through shoal.h. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/check.h"
+
+static void start(unsigned workers)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    c.workers = workers;
+    ASSERT_OK(shoal_init(&c));
+}
+
+/* The result of r as a long, or the error code (and r is released either way). */
+static long take_long(shoal_ref r, int *rc)
+{
+    const void *d = NULL;
+    size_t n = 0;
+    *rc = shoal_get(r, &d, &n);
+    long v = -1;
+    if (*rc == 0) {
+        CU_ASSERT_EQUAL(n, sizeof(long));
+        if (n == sizeof(long))
+            memcpy(&v, d, sizeof v);
+    }
+    CHECK_OK(shoal_release(r));
+    return v;
+}
+
+/* ---- returning ------------------------------------------------------------------------- */
+
+static int t_empty(shoal_task *t) { (void)t; return 0; }
+
+static int t_sum(shoal_task *t)
+{
+    long s = 0;
+    for (size_t i = 0; i < shoal_task_nargs(t); i++) {
+        const void *d;
+        size_t n;
+        int rc = shoal_task_arg(t, i, &d, &n);
+        if (rc)
+            return rc;
+        for (size_t k = 0; k < n; k++)
+            s += ((const unsigned char *)d)[k];
+    }
+    return shoal_task_return(t, &s, sizeof s);
+}
+
+static void test_empty_result(void)
+{
+    start(2);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_empty, NULL, 0, NULL, &r));
+    CU_ASSERT_NOT_EQUAL(r.id, 0);
+    const void *d;
+    size_t n = 99;
+    CHECK_OK(shoal_get(r, &d, &n));
+    CU_ASSERT_EQUAL(n, 0);          /* a task that returns nothing gives an empty object */
+    CHECK_OK(shoal_release(r));
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_value_args_copied(void)
+{
+    start(2);
+    unsigned char a[3] = { 1, 2, 3 }, big[5000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 7);
+    long want = 6;
+    for (size_t i = 0; i < sizeof big; i++)
+        want += big[i];
+    shoal_arg args[3] = { SHOAL_VALUE(a, sizeof a), SHOAL_VALUE(big, sizeof big),
+                          SHOAL_VALUE(NULL, 0) };
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_sum, args, 3, NULL, &r));
+    memset(a, 0, sizeof a);         /* copied at submit: later changes do not reach it */
+    memset(big, 0, sizeof big);
+    int rc;
+    CU_ASSERT_EQUAL(take_long(r, &rc), want);
+    CHECK_OK(rc);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* Many arguments: the task does not fit a pooled block and is allocated apart. */
+static void test_many_args(void)
+{
+    start(2);
+    enum { N = 300 };
+    shoal_arg args[N];
+    unsigned char v[N];
+    long want = 0;
+    for (int i = 0; i < N; i++) {
+        v[i] = (unsigned char)i;
+        want += v[i];
+        args[i] = SHOAL_VALUE(&v[i], 1);
+    }
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_sum, args, N, NULL, &r));
+    int rc;
+    CU_ASSERT_EQUAL(take_long(r, &rc), want);
+    CHECK_OK(rc);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static int t_return_buf(shoal_task *t)
+{
+    void *buf;
+    int rc = shoal_task_return_buf(t, 100000, &buf);
+    if (rc)
+        return rc;
+    pat_fill(buf, 100000, 5, 6);
+    /* Only once: both forms answer EEXIST afterwards. */
+    if (shoal_task_return(t, "x", 1) != SHOAL_EEXIST ||
+        shoal_task_return_buf(t, 1, &buf) != SHOAL_EEXIST)
+        return 99;
+    return 0;
+}
+
+static void test_return_buf(void)
+{
+    start(2);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_return_buf, NULL, 0, NULL, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(r, &d, &n));
+    CU_ASSERT_EQUAL(n, 100000);
+    CU_ASSERT(pat_ok(d, n, 5, 6));
+    CHECK_OK(shoal_release(r));
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- REF and REF_PASS ------------------------------------------------------------------ */
+
+static int t_ref_args(shoal_task *t)
+{
+    /* arg 0: REF (resolved, zero-copy), arg 1: REF_PASS (the ref itself). */
+    const void *d0;
+    size_t n0;
+    shoal_ref r0, r1;
+    if (shoal_task_arg(t, 0, &d0, &n0) || shoal_task_arg_ref(t, 0, &r0) ||
+        shoal_task_arg_ref(t, 1, &r1))
+        return 1;
+    /* zero-copy: the same bytes shoal_get gives */
+    const void *g;
+    size_t gn;
+    if (shoal_get(r0, &g, &gn) || g != d0 || gn != n0)
+        return 2;
+    const void *d1;
+    size_t n1;
+    if (shoal_get(r1, &d1, &n1))
+        return 3;
+    long v = (long)n0 * 1000 + (long)n1;
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+static void test_ref_and_ref_pass(void)
+{
+    start(2);
+    shoal_ref a, b, r;
+    ASSERT_OK(shoal_put("abcde", 5, &a));
+    ASSERT_OK(shoal_put("xyz", 3, &b));
+    shoal_arg args[2] = { SHOAL_REF(a), SHOAL_REF_PASS(b) };
+    ASSERT_OK(shoal_submit(t_ref_args, args, 2, NULL, &r));
+    int rc;
+    CU_ASSERT_EQUAL(take_long(r, &rc), 5003);
+    CHECK_OK(rc);
+    CHECK_OK(shoal_release(a));
+    CHECK_OK(shoal_release(b));
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* The caller drops its references right after submitting: the task's own keep the objects
+ * alive until it completes, and go when it does. */
+static void test_refs_released_after_submit(void)
+{
+    start(2);
+    shoal_info before = info_now();
+    int iters = 200 / SAN_DIV;
+    for (int i = 0; i < iters; i++) {
+        shoal_ref a, b, r;
+        ASSERT_OK(shoal_put("abcde", 5, &a));
+        ASSERT_OK(shoal_put("xyz", 3, &b));
+        shoal_arg args[2] = { SHOAL_REF(a), SHOAL_REF_PASS(b) };
+        ASSERT_OK(shoal_submit(t_ref_args, args, 2, NULL, &r));
+        CHECK_OK(shoal_release(a));
+        CHECK_OK(shoal_release(b));
+        int rc;
+        CU_ASSERT_EQUAL(take_long(r, &rc), 5003);
+        CHECK_OK(rc);
+        /* The task completed, so its references are gone: both objects are freed. */
+        const void *d;
+        size_t n;
+        CU_ASSERT_EQUAL(shoal_get_timeout(a, 0, &d, &n), SHOAL_ESTALE);
+        CU_ASSERT_EQUAL(shoal_get_timeout(b, 0, &d, &n), SHOAL_ESTALE);
+    }
+    CU_ASSERT_EQUAL(info_now().objects_live, before.objects_live);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* Releasing the result early is safe: the task's own reference keeps it until it ends,
+ * and then the result is freed. */
+static void test_result_released_early(void)
+{
+    start(2);
+    shoal_info before = info_now();
+    int iters = 2000 / SAN_DIV;
+    for (int i = 0; i < iters; i++) {
+        shoal_ref r;
+        unsigned char v = 1;
+        shoal_arg a = SHOAL_VALUE(&v, 1);
+        ASSERT_OK(shoal_submit(t_sum, &a, 1, NULL, &r));
+        CHECK_OK(shoal_release(r));
+    }
+    /* No ref is left to wait on: poll until every task has ended (bounded). */
+    for (int i = 0; i < 10000 && info_now().objects_live != before.objects_live; i++) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(info_now().objects_live, before.objects_live);
+    CU_ASSERT_EQUAL(info_now().tasks_run - before.tasks_run, (uint64_t)iters);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- failing ------------------------------------------------------------------------------ */
+
+static int t_fail(shoal_task *t)
+{
+    shoal_task_return(t, "partial", 7);   /* a failure discards a result already set */
+    shoal_task_fail(t, "disk on fire: replace it");
+    if (shoal_task_fail(t, "second") != SHOAL_EEXIST)
+        return 5;
+    if (shoal_task_return(t, "x", 1) != SHOAL_EEXIST)
+        return 6;
+    return 1;
+}
+
+static int t_return7(shoal_task *t) { (void)t; return 7; }
+
+static int t_fail_default(shoal_task *t)
+{
+    shoal_task_fail(t, NULL);
+    return 0;   /* a failed task fails even if it returns 0 */
+}
+
+static void test_failures(void)
+{
+    start(2);
+    shoal_ref r;
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_submit(t_fail, NULL, 0, NULL, &r));
+    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_STRING_EQUAL(shoal_last_error(), "disk on fire: replace it");
+    CHECK_OK(shoal_release(r));
+
+    shoal_task_opts o = { .numa_node = -1, .name = "seven" };
+    ASSERT_OK(shoal_submit(t_return7, NULL, 0, &o, &r));
+    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "task seven returned 7"));
+    CHECK_OK(shoal_release(r));
+
+    ASSERT_OK(shoal_submit(t_return7, NULL, 0, NULL, &r));
+    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "returned 7"));
+    CHECK_OK(shoal_release(r));
+
+    o.name = "quiet";
+    ASSERT_OK(shoal_submit(t_fail_default, NULL, 0, &o, &r));
+    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "quiet"));
+    CHECK_OK(shoal_release(r));
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- errors of the task calls ------------------------------------------------------------- */
+
+static _Atomic int task_errors;
+
+static int t_bad_calls(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    shoal_ref r;
+    void *b;
+    int bad = 0;
+    bad += shoal_task_nargs(t) != 2;
+    bad += shoal_task_nargs(NULL) != 0;
+    bad += shoal_task_arg(t, 2, &d, &n) != SHOAL_EINVAL;          /* out of range */
+    bad += shoal_task_arg(t, 1, &d, &n) != SHOAL_EINVAL;          /* REF_PASS */
+    bad += shoal_task_arg(t, 0, NULL, &n) != SHOAL_EINVAL;
+    bad += shoal_task_arg(NULL, 0, &d, &n) != SHOAL_EINVAL;
+    bad += shoal_task_arg_ref(t, 0, &r) != SHOAL_EINVAL;          /* a VALUE */
+    bad += shoal_task_arg_ref(t, 5, &r) != SHOAL_EINVAL;
+    bad += shoal_task_arg_ref(t, 1, NULL) != SHOAL_EINVAL;
+    bad += shoal_task_arg_ref(NULL, 1, &r) != SHOAL_EINVAL;
+    bad += shoal_task_return(t, NULL, 5) != SHOAL_EINVAL;
+    bad += shoal_task_return(NULL, "x", 1) != SHOAL_EINVAL;
+    bad += shoal_task_return_buf(t, 1, NULL) != SHOAL_EINVAL;
+    bad += shoal_task_return_buf(NULL, 1, &b) != SHOAL_EINVAL;
+    bad += shoal_task_fail(NULL, "x") != SHOAL_EINVAL;
+    bad += shoal_task_worker(NULL) != SHOAL_EINVAL;
+    atomic_store(&task_errors, bad);
+    return 0;
+}
+
+static void test_task_call_errors(void)
+{
+    start(1);
+    shoal_ref p, r;
+    ASSERT_OK(shoal_put("p", 1, &p));
+    int v = 1;
+    shoal_arg args[2] = { SHOAL_VALUE(&v, sizeof v), SHOAL_REF_PASS(p) };
+    atomic_store(&task_errors, -1);
+    ASSERT_OK(shoal_submit(t_bad_calls, args, 2, NULL, &r));
+    const void *d;
+    size_t n;
+    CHECK_OK(shoal_get(r, &d, &n));
+    CU_ASSERT_EQUAL(atomic_load(&task_errors), 0);
+    CHECK_OK(shoal_release(r));
+    CHECK_OK(shoal_release(p));
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_submit_errors(void)
+{
+    test_reset();
+    shoal_ref r = { 12345 };
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, NULL, 0, NULL, &r), SHOAL_ENOTINIT);
+    CU_ASSERT_EQUAL(r.id, 12345);
+    CU_ASSERT_EQUAL(shoal_worker_node(0), SHOAL_ENOTINIT);
+
+    start(2);
+    shoal_info before = info_now();
+    CU_ASSERT_EQUAL(shoal_submit(NULL, NULL, 0, NULL, &r), SHOAL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "fn"));
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, NULL, 0, NULL, NULL), SHOAL_EINVAL);
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, NULL, 2, NULL, &r), SHOAL_EINVAL);
+    shoal_arg bad_kind = { .kind = 7 };
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, &bad_kind, 1, NULL, &r), SHOAL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "argument 0"));
+    shoal_arg null_value = SHOAL_VALUE(NULL, 4);
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, &null_value, 1, NULL, &r), SHOAL_EINVAL);
+    shoal_task_opts o = { .numa_node = 1 };   /* this machine's topology has one node */
+    shoal_info in = info_now();
+    if (in.numa_nodes == 1) {
+        CU_ASSERT_EQUAL(shoal_submit(t_empty, NULL, 0, &o, &r), SHOAL_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "numa_node"));
+    }
+    o.numa_node = -2;
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, NULL, 0, &o, &r), SHOAL_EINVAL);
+
+    /* A stale or forged REF fails the submit and leaves nothing behind: the references
+     * taken on the arguments before it are given back. */
+    shoal_ref a, gone;
+    ASSERT_OK(shoal_put("a", 1, &a));
+    ASSERT_OK(shoal_put("g", 1, &gone));
+    CHECK_OK(shoal_release(gone));
+    shoal_arg args[3] = { SHOAL_REF(a), SHOAL_REF_PASS(a), SHOAL_REF(gone) };
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, args, 3, NULL, &r), SHOAL_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "argument 2"));
+    args[2] = SHOAL_REF_PASS(SHOAL_REF_NULL);
+    CU_ASSERT_EQUAL(shoal_submit(t_empty, args, 3, NULL, &r), SHOAL_EINVAL);
+    args[2] = SHOAL_REF(((shoal_ref){ 0x00ffffffffffffffull }));
+    ASSERT_RC2(shoal_submit(t_empty, args, 3, NULL, &r), SHOAL_EINVAL, SHOAL_ESTALE);
+    CHECK_OK(shoal_release(a));    /* the only reference left: the object goes */
+    const void *d;
+    size_t n;
+    CU_ASSERT_EQUAL(shoal_get_timeout(a, 0, &d, &n), SHOAL_ESTALE);
+    CU_ASSERT_EQUAL(info_now().objects_live, before.objects_live);
+
+    CU_ASSERT_EQUAL(shoal_worker_node(2), SHOAL_EINVAL);
+    CU_ASSERT_EQUAL(shoal_worker_node(UINT32_MAX), SHOAL_EINVAL);
+    CU_ASSERT_EQUAL(shoal_worker_node(0), 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- workers ------------------------------------------------------------------------------ */
+
+struct seen {
+    _Atomic int worker;
+    char name[32];
+    cpu_set_t cpus;
+    int affinity_rc;
+};
+
+static int t_where(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    if (shoal_task_arg(t, 0, &d, &n))
+        return 1;
+    struct seen *s;
+    memcpy(&s, d, sizeof s);
+    pthread_getname_np(pthread_self(), s->name, sizeof s->name);
+    s->affinity_rc = pthread_getaffinity_np(pthread_self(), sizeof s->cpus, &s->cpus);
+    atomic_store(&s->worker, shoal_task_worker(t));
+    return 0;
+}
+
+/* Each worker is named shoal-w<N>, reports its index, and (on this machine) is pinned to
+ * one CPU of its own. Tasks bound to no node run wherever; to reach every worker, each
+ * task holds its worker until all have been seen. */
+static _Atomic int gate_seen[64];
+static _Atomic int gate_count;
+
+static int t_gate(shoal_task *t)
+{
+    int w = shoal_task_worker(t);
+    if (w < 0 || w >= 64)
+        return 1;
+    if (atomic_exchange(&gate_seen[w], 1) == 0)
+        atomic_fetch_add(&gate_count, 1);
+    return t_where(t);
+}
+
+static void test_worker_identity(void)
+{
+    enum { W = 2 };
+    start(W);
+    shoal_info in = info_now();
+    CU_ASSERT_EQUAL(in.workers, W);
+    struct seen s[64];
+    memset(s, 0, sizeof s);
+    memset((void *)gate_seen, 0, sizeof gate_seen);
+    atomic_store(&gate_count, 0);
+    /* Submit batches until every worker has run one (each runs whatever it takes). */
+    int rounds = 0;
+    while (atomic_load(&gate_count) < W && rounds < 200000) {
+        struct seen *p = &s[rounds % 64];
+        atomic_store(&p->worker, -1);
+        shoal_arg a = SHOAL_VALUE(&p, sizeof p);
+        shoal_ref r;
+        ASSERT_OK(shoal_submit(t_gate, &a, 1, NULL, &r));
+        const void *d;
+        size_t n;
+        CHECK_OK(shoal_get(r, &d, &n));
+        CHECK_OK(shoal_release(r));
+        int w = atomic_load(&p->worker);
+        CU_ASSERT(w >= 0 && w < W);
+        char want[32];
+        snprintf(want, sizeof want, "shoal-w%d", w);
+        CU_ASSERT_STRING_EQUAL(p->name, want);
+        CU_ASSERT_EQUAL(p->affinity_rc, 0);
+        rounds++;
+        if (rounds % 64 == 0) {
+            /* Keep both busy at once: a burst reaches the sleeping one. */
+            shoal_ref rs[32];
+            for (int i = 0; i < 32; i++)
+                ASSERT_OK(shoal_submit(t_gate, &a, 1, NULL, &rs[i]));
+            for (int i = 0; i < 32; i++) {
+                CHECK_OK(shoal_get(rs[i], &d, &n));
+                CHECK_OK(shoal_release(rs[i]));
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(atomic_load(&gate_count), W);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* On this machine binding is real: a worker runs on exactly one CPU, its own. */
+static void test_workers_pinned(void)
+{
+    start(1);
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    struct seen *p = &s;
+    shoal_arg a = SHOAL_VALUE(&p, sizeof p);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_where, &a, 1, NULL, &r));
+    const void *d;
+    size_t n;
+    CHECK_OK(shoal_get(r, &d, &n));
+    CHECK_OK(shoal_release(r));
+    ASSERT_OK(shoal_shutdown());
+    CU_ASSERT_EQUAL(s.affinity_rc, 0);
+    cpu_set_t mine;
+    if (sched_getaffinity(0, sizeof mine, &mine) == 0 && CPU_COUNT(&mine) > 1)
+        CU_ASSERT_EQUAL(CPU_COUNT(&s.cpus), 1);
+}
+
+static _Atomic long counted;
+static int t_count(shoal_task *t)
+{
+    (void)t;
+    atomic_fetch_add(&counted, 1);
+    return 0;
+}
+
+static void test_info_counters(void)
+{
+    start(2);
+    shoal_info a = info_now();
+    CU_ASSERT_EQUAL(a.workers, 2);
+    CU_ASSERT(a.numa_nodes >= 1);
+    int n = 1000 / SAN_DIV;
+    shoal_ref *rs = calloc((size_t)n, sizeof *rs);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(shoal_submit(t_count, NULL, 0, NULL, &rs[i]));
+    for (int i = 0; i < n; i++) {
+        const void *d;
+        size_t len;
+        CHECK_OK(shoal_get(rs[i], &d, &len));
+        CHECK_OK(shoal_release(rs[i]));
+    }
+    free(rs);
+    shoal_info b = info_now();
+    CU_ASSERT_EQUAL(b.tasks_run - a.tasks_run, (uint64_t)n);
+    CU_ASSERT(b.tasks_stolen >= a.tasks_stolen);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* ---- foreign threads ---------------------------------------------------------------------- */
+
+struct submitter {
+    int id, n, bad;
+    long sum;
+};
+
+static int t_square(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    if (shoal_task_arg(t, 0, &d, &n) || n != sizeof(long))
+        return 1;
+    long v;
+    memcpy(&v, d, sizeof v);
+    v *= v;
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+static void *submit_main(void *p)
+{
+    struct submitter *s = p;
+    enum { WINDOW = 64 };
+    shoal_ref w[WINDOW];
+    int have = 0;
+    for (int i = 0; i < s->n; i++) {
+        long v = s->id * 100000L + i;
+        shoal_arg a = SHOAL_VALUE(&v, sizeof v);
+        if (shoal_submit(t_square, &a, 1, NULL, &w[have]) != 0) {
+            s->bad++;
+            continue;
+        }
+        if (++have == WINDOW || i == s->n - 1) {
+            for (int k = 0; k < have; k++) {
+                int rc;
+                long r = take_long(w[k], &rc);
+                if (rc)
+                    s->bad++;
+                else
+                    s->sum += r;
+            }
+            have = 0;
+        }
+    }
+    return NULL;
+}
+
+static void test_foreign_threads(void)
+{
+    start(2);
+    enum { T = 4 };
+    struct submitter s[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        s[i] = (struct submitter){ .id = i, .n = 20000 / SAN_DIV };
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, submit_main, &s[i]), 0);
+    }
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < T; i++) {
+        long want = 0;
+        for (int k = 0; k < s[i].n; k++) {
+            long v = s[i].id * 100000L + k;
+            want += v * v;
+        }
+        CU_ASSERT_EQUAL(s[i].bad, 0);
+        CU_ASSERT_EQUAL(s[i].sum, want);
+    }
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* Tasks submit tasks: a worker's submissions go to its own deque. */
+static int t_spawner(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    if (shoal_task_arg(t, 0, &d, &n))
+        return 1;
+    int k;
+    memcpy(&k, d, sizeof k);
+    shoal_ref rs[16];
+    long total = 0;
+    for (int i = 0; i < k; i++) {
+        long v = i;
+        shoal_arg a = SHOAL_VALUE(&v, sizeof v);
+        if (shoal_submit(t_square, &a, 1, NULL, &rs[i]))
+            return 2;
+    }
+    for (int i = 0; i < k; i++) {
+        int rc;
+        total += take_long(rs[i], &rc);
+        if (rc)
+            return 3;
+    }
+    return shoal_task_return(t, &total, sizeof total);
+}
+
+static void test_tasks_submit_tasks(void)
+{
+    start(2);
+    int n = 500 / SAN_DIV;
+    for (int i = 0; i < n; i++) {
+        int k = 16;
+        shoal_arg a = SHOAL_VALUE(&k, sizeof k);
+        shoal_ref r;
+        ASSERT_OK(shoal_submit(t_spawner, &a, 1, NULL, &r));
+        int rc;
+        CU_ASSERT_EQUAL(take_long(r, &rc), 1240);   /* sum of squares 0..15 */
+        CHECK_OK(rc);
+    }
+    ASSERT_OK(shoal_shutdown());
+}
+
+int main(void)
+{
+    static const shoal_test_case cases[] = {
+        { "empty result", test_empty_result },
+        { "VALUE args are copied at submit", test_value_args_copied },
+        { "many args (heap block)", test_many_args },
+        { "return_buf is zero-copy, once", test_return_buf },
+        { "REF and REF_PASS args", test_ref_and_ref_pass },
+        { "refs released right after submit", test_refs_released_after_submit },
+        { "result released early", test_result_released_early },
+        { "failures carry their message", test_failures },
+        { "task call errors", test_task_call_errors },
+        { "submit errors leave nothing behind", test_submit_errors },
+        { "worker names and indices", test_worker_identity },
+        { "workers are pinned", test_workers_pinned },
+        { "info counters", test_info_counters },
+        { "4 foreign threads submit at once", test_foreign_threads },
+        { "tasks submit tasks", test_tasks_submit_tasks },
+        { NULL, NULL },
+    };
+    return shoal_test_run("tasks", cases);
+}
