@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sched_int.h"
+#include "timeline.h"
 
 /* How long an idle worker spins before sleeping: long enough that back-to-back pings and
  * the gaps of a bursty DAG never pay a wake, short enough to be invisible when idle. */
@@ -103,6 +104,7 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
             atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
             return !atomic_load_explicit(&s->stop, memory_order_relaxed);
         }
+        shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
         syscall(SYS_futex, &n->seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
         /* Woken (or spuriously): spin again, unless enough others already spin; then one
          * re-check and back to sleep. On a machine with as many workers as cores, a woken

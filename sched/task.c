@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sched_int.h"
+#include "timeline.h"
 
 /* ---- the end of a task ------------------------------------------------------------------ */
 
@@ -47,7 +48,9 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
     t->worker = (int32_t)w->idx;
     atomic_store_explicit(&w->run, atomic_load_explicit(&w->run, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    uint64_t t0 = shoal__tl_begin();
     int rc = t->fn(t);
+    shoal__tl_end(w->idx, t->name, t->fn, t0);
     shoal_ref r = t->result;
     /* Arguments go first, so that a caller that sees the result sees them released. */
     release_args(t);

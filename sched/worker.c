@@ -9,6 +9,7 @@
 
 #include "../core/thread.h"
 #include "sched_int.h"
+#include "timeline.h"
 
 #define QBATCH 16                 /* tasks moved from an injection queue per visit */
 #define DEQUE_CAP 256             /* initial ring; it doubles when full */
@@ -56,6 +57,7 @@ static struct shoal_task *steal_from(struct shoal__worker *w, struct shoal__work
         atomic_store_explicit(&w->stolen,
                               atomic_load_explicit(&w->stolen, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+        shoal__tl_mark(w->idx, SHOAL__TL_STEAL, v->idx);
         return shoal__untag(x);
     }
 }
