@@ -6,15 +6,6 @@
 #include "shoal.h"
 #include "bench.h"
 
-/* Weak while the scheduler is being written, so that this program links without it and
- * reports it missing instead of breaking `make bench`. Beware: a weak reference does not
- * pull an archive member by itself, so it resolves only if something else links the member
- * that defines it. Drop these once shoal_submit is in libshoal.a for good. */
-#pragma weak shoal_submit
-#pragma weak shoal_task_arg
-#pragma weak shoal_task_return
-#pragma weak shoal_task_fail
-
 #define VARIANT "shoal"
 #define BASELINE "oneTBB"
 
@@ -244,14 +235,6 @@ int main(int argc, char **argv)
     cfg.max_objects = (size_t)4 << 20;
     if (!refs || !ping)
         return 1;
-    if (!shoal_submit) {
-        snprintf(errbuf, sizeof errbuf, "shoal_submit not linked: missing from libshoal.a "
-                 "(see bench/tasks.c)");
-        bench_progress("%s", errbuf);
-        for (int w = 0; w < 4; w++)
-            bench_emit_error(names[w], VARIANT, units[w], BASELINE, errbuf);
-        return 1;
-    }
     int rc = shoal_init(&cfg);
     if (rc < 0) {
         fail_with("shoal_init", rc);
