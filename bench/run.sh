@@ -12,6 +12,14 @@ results=$here/results
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$results"
+# Opt-in: BENCH_HUGEPAGES=N reserves N 2 MiB huge pages for the run (root only) so the store
+# gets the page kind it is designed for, and puts the old reservation back afterwards.
+if [ -n "${BENCH_HUGEPAGES:-}" ] && [ "$(id -u)" = 0 ]; then
+  old_huge=$(cat /proc/sys/vm/nr_hugepages)
+  trap 'echo "$old_huge" > /proc/sys/vm/nr_hugepages; rm -rf "$tmp"' EXIT
+  echo "$BENCH_HUGEPAGES" > /proc/sys/vm/nr_hugepages
+  echo "== huge pages reserved: $(cat /proc/sys/vm/nr_hugepages) (was $old_huge)" >&2
+fi
 export BENCH_WORKERS=${BENCH_WORKERS:-2}
 
 # Programs that are not benchmarks, and the order the known ones run in (shoal first, then

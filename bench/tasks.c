@@ -262,6 +262,7 @@ int main(int argc, char **argv)
             continue;
         }
         errbuf[0] = 0;
+        bench_progress("%s, %s: %d repetitions ...", names[w], VARIANT, reps);
         for (int r = 0; r < reps; r++) {
             double x = w == 0 ? run_empty(&c, refs) : w == 1 ? run_fib(&c)
                      : w == 2 ? run_dag(&c, refs) : run_ping(&c, ping);

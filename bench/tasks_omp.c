@@ -98,6 +98,7 @@ int main(int argc, char **argv)
                              "skipped: the program used its time budget");
             continue;
         }
+        bench_progress("%s, %s: %d repetitions ...", names[w], variants[w], reps);
         for (int r = 0; r < reps; r++)
             v[n++] = run_once(&c, w, ping_buf);
         bench_stat s = bench_stats(v, n);

@@ -136,6 +136,7 @@ int main(int argc, char **argv)
                              "skipped: the program used its time budget");
             continue;
         }
+        bench_progress("%s, %s: %d repetitions ...", names[w], variants[w], reps);
         for (int r = 0; r < reps; r++)
             v[n++] = run_once(arena, c, w, ping);
         bench_stat s = bench_stats(v, n);
