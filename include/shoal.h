@@ -282,8 +282,9 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
 {
     const struct shoal__tls *v = &shoal__tls;
     uint64_t idx = ref.id & ((UINT64_C(1) << SHOAL__ID_IDX_BITS) - 1);
+    /* data/len checks fold away when the caller passes addresses of locals. */
     if (__builtin_expect(v->epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
-                         idx < v->nslots, 1)) {
+                         idx < v->nslots && data != NULL && len != NULL, 1)) {
         const uint64_t *s = (const uint64_t *)(const void *)(v->slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
          * length and bytes are visible. A nonzero host field in the ID makes the expected
