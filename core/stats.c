@@ -3,7 +3,10 @@
  * inline view in shoal.h); the registry holds their addresses so another thread can read
  * them, and a thread's exit adds its counts to a process total before its TLS goes away.
  * The stats lock is taken once per thread (registration, exit) and by shoal_stats_get,
- * never on a lookup.
+ * never on a lookup. No fork handler: it would hold one more lock across fork, where
+ * jemalloc's prefork handler alone already nears TSan's limit of 64 held locks. A child
+ * forked while another thread held the lock would block in shoal_stats_get; its lookups
+ * never take the lock.
  */
 #include <pthread.h>
 #include <string.h>
@@ -60,17 +63,7 @@ static void thread_exit(void *p)
     t->registered = 0;
 }
 
-/* A fork while another thread holds the lock would leave the child's copy locked. The
- * child keeps the registry as it was: the other threads' entries are copies frozen at the
- * fork, still readable, so the child's totals include what happened before it. */
-static void fork_prepare(void) { pthread_mutex_lock(&stats_lock); }
-static void fork_release(void) { pthread_mutex_unlock(&stats_lock); }
-
-static void exit_key_make(void)
-{
-    pthread_key_create(&exit_key, thread_exit);
-    pthread_atfork(fork_prepare, fork_release, fork_release);
-}
+static void exit_key_make(void) { pthread_key_create(&exit_key, thread_exit); }
 
 void shoal__stats_register(void)
 {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/probes.h"
 #include "sched_int.h"
 #include "timeline.h"
 
@@ -49,7 +50,9 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
     atomic_store_explicit(&w->run, atomic_load_explicit(&w->run, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     uint64_t t0 = shoal__tl_begin();
+    SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
     int rc = t->fn(t);
+    SHOAL__PROBE_TASK_END(w->idx, t->result.id, rc);
     shoal__tl_end(w->idx, t->name, t->fn, t0);
     shoal_ref r = t->result;
     /* Arguments go first, so that a caller that sees the result sees them released. */

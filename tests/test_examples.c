@@ -7,16 +7,16 @@
 #include "lib/check.h"
 #include "lib/proc.h"
 
-/* Run examples/<name> with args; returns its exit status, its output in out. */
-static int run_example(const char *name, const char *args, char *out, size_t n)
+/* Run examples/<name> with args; its output into out. Returns 1 if it exited with want. */
+static int run_example(const char *name, const char *args, int want, char *out, size_t n)
 {
     char exe[PATH_MAX], cmd[PATH_MAX + 256];
     test_sibling(exe, sizeof exe, "examples", name);
     snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", exe, args);
     int rc = test_run_cmd(cmd, out, n);
-    if (rc != 0)
-        fprintf(stderr, "%s %s exited with %d:\n%s\n", name, args, rc, out);
-    return rc;
+    if (rc != want)
+        fprintf(stderr, "%s %s exited with %d, want %d:\n%s\n", name, args, rc, want, out);
+    return rc == want;
 }
 
 static void expect(const char *out, const char *what)
@@ -29,14 +29,42 @@ static void expect(const char *out, const char *what)
 static void test_hello(void)
 {
     char out[4096];
-    CU_ASSERT_EQUAL(run_example("hello", "", out, sizeof out), 0);
+    CU_ASSERT_TRUE(run_example("hello", "", 0, out, sizeof out));
     expect(out, "hello, shoal (13 bytes)\n");
+}
+
+static void test_pipeline(void)
+{
+    char out[4096];
+    CU_ASSERT_TRUE(run_example("pipeline", "", 0, out, sizeof out));
+    expect(out, "16 batches x 4096 values through gen -> square -> sum -> total: "
+                "93822844764160 (expected 93822844764160) ok\n");
+    /* a wider pipeline: more tasks in flight than workers, total over 200 REF arguments */
+    CU_ASSERT_TRUE(run_example("pipeline", "200 100", 0, out, sizeof out));
+    expect(out, "200 batches x 100 values");
+    expect(out, ") ok\n");
+    /* bad arguments are refused with the usage */
+    CU_ASSERT_TRUE(run_example("pipeline", "0", 2, out, sizeof out));
+    expect(out, "usage: pipeline");
+}
+
+static void test_mapreduce(void)
+{
+    char out[4096];
+    /* 64 MiB here; run it by hand for the full 1 GiB */
+    CU_ASSERT_TRUE(run_example("mapreduce", "64", 0, out, sizeof out));
+    expect(out, "mapreduce: 64 MiB in 8 objects of 8 MiB, 8 map and 1 reduce tasks: 8388608 "
+                "words, sum 0xe122cd60fac00000, histogram uniform: ok\n");
+    CU_ASSERT_TRUE(run_example("mapreduce", "12", 2, out, sizeof out));
+    expect(out, "usage: mapreduce");
 }
 
 int main(void)
 {
     static const shoal_test_case cases[] = {
         { "hello: put and get", test_hello },
+        { "pipeline: tasks passing refs", test_pipeline },
+        { "mapreduce: 64 MiB in objects, map and reduce tasks", test_mapreduce },
         { NULL, NULL },
     };
     return shoal_test_run("examples", cases);

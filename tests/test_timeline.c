@@ -232,6 +232,58 @@ static void test_init_shutdown_writes(void)
     CU_ASSERT_NOT_EQUAL(access(file, F_OK), 0);
 }
 
+static int tl_task(shoal_task *t)
+{
+    uint64_t v = 7;
+    return shoal_task_return(t, &v, sizeof v) != 0;
+}
+
+/* Real tasks on the scheduler's workers: one complete event each, on a worker's thread. */
+static void test_tasks_recorded(void)
+{
+    test_reset();
+    enum { N = 40 };
+    char file[256];
+    path_in_dir(file, sizeof file, "tasks.json");
+    setenv("SHOAL_TIMELINE", file, 1);
+    shoal_config cfg = shoal_test_config();
+    int rc = shoal_init(&cfg);
+    env_restore();
+    ASSERT_OK(rc);
+    shoal_ref r[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(shoal_submit(tl_task, NULL, 0,
+                              i % 2 ? NULL : &(shoal_task_opts){ -1, "tl-named" }, &r[i]));
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t n;
+        CHECK_OK(shoal_get(r[i], &d, &n));
+        CHECK_OK(shoal_release(r[i]));
+    }
+    ASSERT_OK(shoal_shutdown());
+
+    struct counts c;
+    jval *root = load_trace(file, &c);
+    CU_ASSERT_EQUAL(c.x, N);
+    CU_ASSERT_EQUAL(c.thread_names, cfg.workers);
+    const jval *evs = json_get(root, "traceEvents");
+    size_t named = 0, by_fn = 0;
+    for (size_t i = 0; i < evs->n; i++) {
+        const jval *e = &evs->items[i];
+        if (strcmp(json_str_of(e, "ph", ""), "X"))
+            continue;
+        const char *name = json_str_of(e, "name", "");
+        named += !strcmp(name, "tl-named");
+        by_fn += strstr(name, "test_timeline+0x") != NULL;
+        double tid = json_num_of(e, "tid", -1);
+        CU_ASSERT_TRUE(tid >= 0 && tid < cfg.workers);
+    }
+    CU_ASSERT_EQUAL(named, N / 2);
+    CU_ASSERT_EQUAL(by_fn, N / 2);
+    json_free(root);
+    unlink(file);
+}
+
 /* ---- tools/shoal-timeline ------------------------------------------------------------- */
 
 static void write_file(const char *path, const char *text)
@@ -374,6 +426,7 @@ int main(void)
         { "a full ring keeps the newest events and counts the lost", test_ring_overflow },
         { "bad settings: fallback count, off when empty, unwritable path", test_bad_settings },
         { "shoal_init/shoal_shutdown write the file (%p = pid)", test_init_shutdown_writes },
+        { "tasks run by the workers are recorded", test_tasks_recorded },
         { "shoal-timeline on a known trace", test_tool_known_trace },
         { "shoal-timeline errors", test_tool_errors },
         { "shoal-timeline on a trace the runtime wrote", test_tool_on_runtime_trace },
