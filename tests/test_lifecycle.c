@@ -15,6 +15,8 @@
 
 static int mentions_init(void) { return strstr(shoal_last_error(), "shoal_init()") != NULL; }
 
+static int task_noop(shoal_task *t) { (void)t; return 0; }
+
 /* Every call that needs a runtime answers ENOTINIT and says to call shoal_init(). */
 static void check_all_notinit(void)
 {
@@ -22,6 +24,7 @@ static void check_all_notinit(void)
     const void *d = NULL; size_t n = 0; void *buf = NULL; bool ready[1];
     const void *datas[1] = { "x" }; size_t lens[1] = { 1 };
     shoal_info info;
+    shoal_arg arg = SHOAL_VALUE("x", 1);
 
 #define NOTINIT(call) do { CHECK_RC(call, SHOAL_ENOTINIT);                               \
         if (!mentions_init()) fprintf(stderr, "%s: message '%s' lacks shoal_init()\n",    \
@@ -40,8 +43,9 @@ static void check_all_notinit(void)
     NOTINIT(shoal_release(r));
     NOTINIT(shoal_info_get(&info));
     NOTINIT(shoal_object_node(r));
-    /* Tasks (issue 3) and files (issue 6) check the same in their own suites, once the
-     * library has them: shoal_worker_node, shoal_submit, shoal_put_file, ... */
+    NOTINIT(shoal_worker_node(0));
+    NOTINIT(shoal_submit(task_noop, &arg, 1, NULL, &out));
+    /* Files (issue 6) and attach (issue 4) check the same in their own suites. */
     NOTINIT(shoal_shutdown());
 #undef NOTINIT
     CU_ASSERT_EQUAL(out.id, 12345);  /* a failed call leaves *out alone */
