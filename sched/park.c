@@ -4,6 +4,7 @@
  * task is left behind is in sched_int.h.
  */
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 /* How long an idle worker spins before sleeping: long enough that back-to-back pings and
  * the gaps of a bursty DAG never pay a wake, short enough to be invisible when idle. */
 #define SPIN_NS 20000
+#define YIELD_AFTER_NS 5000
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
@@ -91,8 +93,16 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
                     return !atomic_load_explicit(&s->stop, memory_order_relaxed);
                 }
                 cpu_relax();
-                if ((i & 63) == 0 && shoal__now_ns() - t0 > SPIN_NS)
-                    break;
+                if ((i & 63) == 0) {
+                    uint64_t spun = shoal__now_ns() - t0;
+                    if (spun > SPIN_NS)
+                        break;
+                    /* Past the first few microseconds (a ping's round trip), a spinner
+                     * must not starve the thread that feeds it when there are fewer cores
+                     * than runnable threads: let it run. */
+                    if (spun > YIELD_AFTER_NS)
+                        sched_yield();
+                }
             }
             /* seq_cst: spinning -> sleeping; the re-check below follows it. */
             atomic_fetch_add_explicit(&n->idle, SHOAL__IDLE_SLEEP - SHOAL__IDLE_SPIN,
