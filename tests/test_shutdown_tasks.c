@@ -29,7 +29,7 @@ static int t_count(shoal_task *t)
     return 0;
 }
 
-static _Atomic int blocker_rc = 1, blocker_dep_rc = 1, blocker_done;
+static _Atomic int blocker_rc = 1, blocker_dep_rc = 1, blocker_started, blocker_done;
 static char blocker_msg[256], blocker_dep_msg[256];
 
 /* Holds the only worker until shutdown has begun, then waits for a task queued behind it
@@ -39,6 +39,7 @@ static int t_blocker(shoal_task *t)
     shoal_ref box;
     if (shoal_task_arg_ref(t, 0, &box))
         return 1;
+    atomic_store(&blocker_started, 1);
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (!atomic_load_explicit(&shoal__rt->sched->stop, memory_order_relaxed)) {
@@ -68,6 +69,7 @@ static void test_shutdown_cancels_pending(void)
     atomic_store(&ran, 0);
     atomic_store(&blocker_rc, 1);
     atomic_store(&blocker_dep_rc, 1);
+    atomic_store(&blocker_started, 0);
     atomic_store(&blocker_done, 0);
     void *boxbuf, *ubuf;
     shoal_ref box, u, b, x[100], dep, waiting[3];
@@ -89,6 +91,8 @@ static void test_shutdown_cancels_pending(void)
     shoal_ref refs[2] = { x[0], dep };
     memcpy(boxbuf, refs, sizeof refs);
     CHECK_OK(shoal_seal(box));
+    while (!atomic_load(&blocker_started))   /* running, so shutdown must wait for it */
+        ;
     ASSERT_OK(shoal_shutdown());
     /* Shutdown waited for the running task, which saw the canceled results. */
     CU_ASSERT_EQUAL(atomic_load(&blocker_done), 1);
@@ -106,6 +110,11 @@ static void test_shutdown_cancels_pending(void)
     CHECK_OK(shoal_get(r, &d, &n));
     CU_ASSERT_EQUAL(atomic_load(&ran), 1);
     CHECK_OK(shoal_release(r));
+    /* the task drops its own reference on its result just after completing it */
+    for (int i = 0; i < 5000 && info_now().objects_live != 0; i++) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
     CU_ASSERT_EQUAL(info_now().objects_live, 0);
     ASSERT_OK(shoal_shutdown());
 }
