@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/mproc.h"
 #include "../sched/topo.h"
 #include "os.h"
 
@@ -49,17 +50,11 @@ static void *hook_alloc(extent_hooks_t *eh, void *new_addr, size_t size, size_t 
         return NULL;   /* we carve where we choose, never at a requested address */
     if (alignment < 4096)
         alignment = 4096;
-    _Atomic uint64_t *carve = &rt->hdr->node[nh->node].carve;
-    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), start, end;
-    do {
-        start = round_up(cur, alignment);
-        end = start + size;
-        if (end > rt->node_span || end < start)
-            return NULL;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
-    } while (!atomic_compare_exchange_weak_explicit(carve, &cur, end, memory_order_relaxed,
-                                                    memory_order_relaxed));
-    populate_to(rt, nh, end);
-    *zero = true;     /* never carved before: fresh memfd pages read as zero */
+    /* Whole chunks of the span, recorded as this process's in the chunk map (chunks.c). */
+    uint64_t start;
+    if (shoal__chunk_take(rt, nh->node, size, alignment, zero, &start) != 0)
+        return NULL;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
+    populate_to(rt, nh, start + size);
     *commit = true;
     return rt->base + (uint64_t)nh->node * rt->node_span + start;
 }
@@ -220,6 +215,48 @@ int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
     if (unbound && shoal__topo_is_real(rt->topo) && rt->nnodes > 1)
         shoal__log("arena memory placed without NUMA binding (the kernel refused membind)");
 
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        rc = make_je_arena(rt, a, n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int shoal__arenas_attach(shoal__rt_t *rt, const int *fds)
+{
+    struct shoal__arenas *a = calloc(1, sizeof *a);
+    if (!a) {
+        for (unsigned n = 0; n < rt->nnodes; n++)
+            close(fds[n]);
+        return shoal__err(SHOAL_ENOMEM, "out of memory attaching the arenas");
+    }
+    a->nnodes = rt->nnodes;
+    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++)
+        a->fds[n] = n < rt->nnodes ? fds[n] : -1;
+    rt->arenas = a;
+    a->span_len = (size_t)rt->node_span * rt->nnodes;
+    int rc = shoal__os_reserve(a->span_len, SHOAL__HUGE_SIZE, &a->span);
+    if (rc)
+        return rc;
+    rt->base = a->span;
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        void *at = rt->base + (uint64_t)n * rt->node_span;
+        rc = shoal__os_map(a->fds[n], rt->node_span, at, NULL);
+        if (rc)
+            return rc;
+        if (rt->huge_kind == SHOAL_PAGES_THP)
+            shoal__os_thp(at, rt->node_span);
+        a->nh[n].node = n;
+        a->nh[n].rt = rt;
+        /* What is carved already belongs to other processes: it faults in here on first
+         * touch (no zeroing, the pages exist) instead of being populated at attach, which
+         * must stay under a millisecond. */
+        uint64_t c = round_up(atomic_load_explicit(&rt->hdr->node[n].carve, memory_order_relaxed),
+                              SHOAL__HUGE_SIZE);
+        atomic_store_explicit(&a->nh[n].populated, c < rt->node_span ? c : rt->node_span,
+                              memory_order_relaxed);
+    }
     for (unsigned n = 0; n < rt->nnodes; n++) {
         rc = make_je_arena(rt, a, n);
         if (rc)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../alloc/arena.h"
+#include "mproc.h"
 #include "probes.h"
 #include "segment.h"
 #include "stats.h"
@@ -94,6 +95,8 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
     /* release: publishes off/len/aux and the bytes to the acquire load in shoal_get. */
     atomic_store_explicit(&s->word, shoal__w_make(gen, state, refs), memory_order_release);
+    if (unlikely(shoal__holds != NULL))   /* published or attached: the ledger (mproc.h) */
+        shoal__holds_add(idx, gen, (int32_t)refs);
     if (buf)
         *buf = rt->base + off;
     out->id = shoal__id_make(idx, gen);
@@ -296,6 +299,8 @@ SHOAL_API int shoal_retain(shoal_ref ref)
         /* relaxed: a new reference orders nothing; the caller already holds one. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_relaxed,
                                                     memory_order_relaxed));
+    if (unlikely(shoal__holds != NULL))
+        shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), 1);
     return 0;
 }
 
@@ -304,6 +309,13 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
 {
     struct shoal__thr *t = shoal__thr_get();
     atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
+    if (unlikely(SHOAL__AUX_PROC(s->aux) != rt->proc)) {
+        /* Another process allocated the bytes: only its jemalloc can take them back. */
+        if (oldw & SHOAL__W_WAITERS)
+            wake_waiters(rt);
+        shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));
+        return;
+    }
     if (s->len && t)
         shoal__arena_free(rt, t, s->off, s->len);
     if (oldw & SHOAL__W_WAITERS)
@@ -337,6 +349,8 @@ SHOAL_API int shoal_release(shoal_ref ref)
          * (on the last drop) sees every other holder's release before freeing. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                     memory_order_relaxed));
+    if (unlikely(shoal__holds != NULL))
+        shoal__holds_add(idx, gen, -1);
     if (shoal__w_refs(w) == 1)
         obj_free(rt, s, (uint32_t)idx, newgen, w);
     return 0;

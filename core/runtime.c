@@ -12,6 +12,7 @@
 #include "../sched/sched.h"
 #include "../sched/timeline.h"
 #include "../sched/topo.h"
+#include "mproc.h"
 #include "segment.h"
 #include "thread.h"
 
@@ -29,6 +30,7 @@ static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a
 static void teardown(struct rt_private *p)
 {
     shoal__rt_t *rt = &p->rt;
+    shoal__publish_stop(rt);
     shoal__arenas_destroy(rt);
     if (rt->deps)
         munmap((void *)rt->deps, p->deps_len);
@@ -59,6 +61,8 @@ static int check_config(const shoal_config *c)
     if (c->max_objects >= SHOAL__MAX_SLOTS)
         return shoal__err(SHOAL_EINVAL, "config.max_objects %zu is too many (%llu at most)",
                           c->max_objects, (unsigned long long)SHOAL__MAX_SLOTS - 1);
+    if (c->name)
+        return shoal__name_check(c->name);
     return 0;
 }
 
@@ -71,7 +75,12 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
         nslots = 65536;
     if (nslots > SHOAL__MAX_SLOTS)
         nslots = SHOAL__MAX_SLOTS;
-    size_t slots_off = round_up(sizeof(struct shoal__hdr), 4096);
+    uint64_t cap = c->store_bytes / rt->nnodes;
+    /* Slack over the capacity for jemalloc's metadata and size-class rounding, so that the
+     * byte count, not fragmentation, is what normally says "full". */
+    rt->node_span = round_up(cap + cap / 16 + ((uint64_t)8 << 20), SHOAL__HUGE_SIZE);
+    size_t ext_off = round_up(sizeof(struct shoal__hdr), 4096);
+    size_t slots_off = ext_off + shoal__ext_bytes(rt->nnodes, rt->node_span);
     p->seg_len = round_up(slots_off + nslots * sizeof(shoal__slot), 4096);
     p->seg_fd = shoal__os_memfd("shoal-table", p->seg_len, 0);
     if (p->seg_fd < 0)
@@ -88,13 +97,11 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     h->version = SHOAL__SEG_VERSION;
     h->nnodes = rt->nnodes;
     h->store_bytes = c->store_bytes;
-    uint64_t cap = c->store_bytes / rt->nnodes;
-    /* Slack over the capacity for jemalloc's metadata and size-class rounding, so that the
-     * byte count, not fragmentation, is what normally says "full". */
-    rt->node_span = round_up(cap + cap / 16 + ((uint64_t)8 << 20), SHOAL__HUGE_SIZE);
     h->node_span = rt->node_span;
     h->nslots = nslots;
     h->slots_off = slots_off;
+    h->ext_off = ext_off;
+    shoal__ext_init(rt);   /* before the arenas: their extent hooks use its chunk map */
     for (unsigned n = 0; n < rt->nnodes; n++)
         h->node[n].cap = cap;
     p->deps_len = round_up(nslots * sizeof(void *), 4096);
@@ -149,6 +156,8 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     if (rc)
         goto fail;
     rt->hdr->huge_kind = rt->huge_kind;
+    if (c.name && (rc = shoal__publish_start(rt, c.name, p->seg_fd, p->seg_len)) != 0)
+        goto fail;
 
     uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
     rt->epoch = e;
@@ -184,6 +193,11 @@ SHOAL_API int shoal_shutdown(void)
         shoal__lifecycle_unlock();
         return shoal__err(SHOAL_ENOTINIT, "runtime not initialized (or already shut down): "
                                           "call shoal_init() or shoal_attach() first");
+    }
+    if (!rt->owner) {   /* an attached process: detach (core/attach.c) */
+        int rc = shoal__detach(rt);
+        shoal__lifecycle_unlock();
+        return rc;
     }
     /* Workers finish while the store is still whole; then every cached view goes stale. */
     shoal__sched_stop(rt);

@@ -1,0 +1,126 @@
+/* chunks.c - who owns which piece of the arenas. Every process runs its own jemalloc arenas
+ * over the shared span; the extent hooks take whole chunks for them here and record the
+ * owner in the chunk map (core/mproc.h), so that the chunks of a process that died can be
+ * given back once none of its objects is left, and so that a remote free can tell whose
+ * jemalloc an offset belongs to. Slow path only: jemalloc calls the hooks every few MiB.
+ */
+#include <string.h>
+
+#include "../core/mproc.h"
+#include "os.h"
+
+static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* Claim `need` recycled chunks in a row, aligned to `align` chunks, below `limit`. */
+static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t need,
+                             uint64_t align)
+{
+    uint64_t i = 0;
+    while (i + need <= limit) {
+        if (i % align) {
+            i = round_up(i, align);
+            continue;
+        }
+        uint64_t j = 0;
+        while (j < need && atomic_load_explicit(&map[i + j], memory_order_relaxed) == SHOAL__CHUNK_FREE)
+            j++;
+        if (j < need) {
+            i += j + 1;
+            continue;
+        }
+        uint64_t k = 0;
+        for (; k < need; k++) {
+            uint32_t want = SHOAL__CHUNK_FREE;
+            /* relaxed: the chunk's bytes are not published through the map; jemalloc
+             * starts using them only in this process after the hook returns. */
+            if (!atomic_compare_exchange_strong_explicit(&map[i + k], &want, shoal__chunk_me,
+                                                         memory_order_relaxed,
+                                                         memory_order_relaxed))
+                break;
+        }
+        if (k == need)
+            return (int64_t)i;
+        while (k-- > 0)   /* another process took part of the run: give ours back */
+            atomic_store_explicit(&map[i + k], SHOAL__CHUNK_FREE, memory_order_relaxed);
+        i += 1;
+    }
+    return -1;
+}
+
+int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t align,
+                      bool *zero, uint64_t *start)
+{
+    struct shoal__ext *x = shoal__ext_of(rt);
+    unsigned shift = x->chunk_shift;
+    uint64_t csz = (uint64_t)1 << shift, need = (size + csz - 1) >> shift;
+    if (align < csz)
+        align = csz;
+    _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)node * x->nchunks;
+    _Atomic uint64_t *carve = &rt->hdr->node[node].carve;
+    if (need == 0 || size > rt->node_span)
+        return -1;
+
+    if (atomic_load_explicit(&x->recycled[node], memory_order_relaxed) >= need) {
+        uint64_t limit = atomic_load_explicit(carve, memory_order_relaxed) >> shift;
+        int64_t c = take_recycled(map, limit < x->nchunks ? limit : x->nchunks, need,
+                                  align >> shift);
+        if (c >= 0) {
+            atomic_fetch_sub_explicit(&x->recycled[node], need, memory_order_relaxed);
+            *start = (uint64_t)c << shift;
+            char *p = rt->base + (uint64_t)node * rt->node_span + *start;
+            /* Another process's old bytes: this process may never have mapped the pages,
+             * and jemalloc may need them zeroed (its metadata does). */
+            shoal__os_populate(p, need << shift);
+            if (*zero)
+                memset(p, 0, need << shift);
+            return 0;
+        }
+    }
+
+    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e;
+    do {
+        s = round_up(cur, align);
+        e = s + (need << shift);
+        if (e > rt->node_span || e < s)
+            return -1;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
+    } while (!atomic_compare_exchange_weak_explicit(carve, &cur, e, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    for (uint64_t c = s >> shift; c < (e >> shift) && c < x->nchunks; c++)
+        atomic_store_explicit(&map[c], shoal__chunk_me, memory_order_relaxed);
+    *start = s;
+    *zero = true;   /* never carved before: fresh memfd pages read as zero */
+    return 0;
+}
+
+uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off)
+{
+    const struct shoal__ext *x = shoal__ext_of(rt);
+    uint64_t node = off / rt->node_span, c = (off % rt->node_span) >> x->chunk_shift;
+    if (node >= rt->nnodes || c >= x->nchunks)
+        return 0;
+    return atomic_load_explicit(&shoal__chunkmap(rt)[node * x->nchunks + c], memory_order_relaxed);
+}
+
+uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id)
+{
+    struct shoal__ext *x = shoal__ext_of(rt);
+    uint64_t total = 0;
+    if (id == 0 || id == SHOAL__CHUNK_FREE)
+        return 0;
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)n * x->nchunks;
+        uint64_t got = 0;
+        for (uint64_t c = 0; c < x->nchunks; c++) {
+            uint32_t want = id;
+            if (atomic_load_explicit(&map[c], memory_order_relaxed) == id &&
+                atomic_compare_exchange_strong_explicit(&map[c], &want, SHOAL__CHUNK_FREE,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed))
+                got++;
+        }
+        if (got)
+            atomic_fetch_add_explicit(&x->recycled[n], got, memory_order_relaxed);
+        total += got;
+    }
+    return total;
+}

@@ -1,0 +1,337 @@
+/* attach.c - the client's side: shoal_attach joins a store another process published, maps
+ * its segment and node memfds at the same layout (offsets in the table resolve the same
+ * bytes here, zero-copy), runs its own jemalloc arenas over the shared span, and keeps the
+ * connection open: the owner learns that we are gone when it closes, however we go.
+ * Detaching (shoal_shutdown in a client) undoes it all; the owner then drops what we held.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../alloc/arena.h"
+#include "../alloc/os.h"
+#include "mproc.h"
+#include "proto.h"
+#include "thread.h"
+
+#define ANSWER_TIMEOUT_S 5   /* an owner that accepts but never answers: give up */
+
+struct client {
+    shoal__rt_t rt;               /* first: shoal__rt points here */
+    int sock;
+    int seg_fd;
+    uint64_t seg_len;
+    int holds_fd;
+    void *holds;
+    uint64_t holds_len;
+    size_t deps_len;
+};
+
+static struct client *cur;
+
+static void close_fds(int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
+static int connect_owner(const char *path, const char *name, int *out)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return shoal__err(SHOAL_EIO, "shoal_attach: socket: %s", strerror(errno));
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR)
+            return shoal__err(SHOAL_ENOENT, "shoal_attach: no store named '%s' is published "
+                                            "(nothing listens on %s): start its owner with "
+                                            "shoal_config.name = \"%s\"", name, path, name);
+        if (e == EACCES || e == EPERM)
+            return shoal__err(SHOAL_EPERM, "shoal_attach: permission denied on %s: the store "
+                                           "'%s' belongs to another user", path, name);
+        return shoal__err(SHOAL_EIO, "shoal_attach: connect %s: %s", path, strerror(e));
+    }
+    /* The owner must be us or root: anyone else could hand us memory of their choosing. */
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
+        (cr.uid != geteuid() && cr.uid != 0)) {
+        close(fd);
+        return shoal__err(SHOAL_EPERM, "shoal_attach: the process serving '%s' runs as uid %u, "
+                                       "not this user: refusing it", name, (unsigned)cr.uid);
+    }
+    struct timeval tv = { ANSWER_TIMEOUT_S, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    *out = fd;
+    return 0;
+}
+
+/* Send HELLO, read the answer and the descriptors that come with it. */
+static int handshake(int sock, const char *name, unsigned flags, struct shoal__msg *m,
+                     int *fds, unsigned *nfds)
+{
+    struct shoal__msg h;
+    size_t n = shoal__msg_init(&h, SHOAL__MSG_HELLO);
+    h.b.hello.lib_version = (SHOAL_VERSION_MAJOR << 16) | (SHOAL_VERSION_MINOR << 8) |
+                            SHOAL_VERSION_PATCH;
+    h.b.hello.pid = (int32_t)getpid();
+    h.b.hello.flags = flags;
+    if (send(sock, &h, n, MSG_NOSIGNAL) != (ssize_t)n)
+        return shoal__err(SHOAL_EIO, "shoal_attach '%s': cannot send the handshake: %s", name,
+                          strerror(errno));
+    struct shoal__rx rx;
+    rx.len = 0;
+    *nfds = 0;
+    int rc = 0;
+    for (;;) {
+        union { char buf[CMSG_SPACE(sizeof(int) * SHOAL__MAX_FDS)]; struct cmsghdr align; } u;
+        struct iovec iov = { rx.buf + rx.len, sizeof rx.buf - rx.len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                             .msg_controllen = sizeof u.buf };
+        ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            close_fds(fds, *nfds);
+            *nfds = 0;
+            return shoal__err(errno == EAGAIN || errno == EWOULDBLOCK ? SHOAL_EPROTO : SHOAL_EIO,
+                              "shoal_attach '%s': no answer from the owner (%s)", name,
+                              errno == EAGAIN ? "it did not answer within 5 s" : strerror(errno));
+        }
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                continue;
+            unsigned k = (unsigned)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            int got[SHOAL__MAX_FDS];
+            memcpy(got, CMSG_DATA(cm), sizeof(int) * (k < SHOAL__MAX_FDS ? k : SHOAL__MAX_FDS));
+            for (unsigned i = 0; i < k && i < SHOAL__MAX_FDS; i++) {
+                if (*nfds < SHOAL__MAX_FDS)
+                    fds[(*nfds)++] = got[i];
+                else
+                    close(got[i]);
+            }
+        }
+        if (mh.msg_flags & MSG_CTRUNC) {
+            close_fds(fds, *nfds);
+            *nfds = 0;
+            return shoal__err(SHOAL_EPROTO, "shoal_attach '%s': the owner sent more "
+                                            "descriptors than the protocol allows", name);
+        }
+        rx.len += (uint32_t)r;
+        rc = shoal__rx_next(&rx, m);
+        if (rc != 0 || r == 0)
+            break;
+    }
+    const char *why;
+    int code = shoal__welcome_check(rc, m, *nfds, &why);
+    if (code) {
+        close_fds(fds, *nfds);
+        *nfds = 0;
+        return shoal__err(code, "shoal_attach '%s': %s", name, why);
+    }
+    return 0;
+}
+
+static uint64_t fd_size(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_size > 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Map what the owner sent and check it against the WELCOME before trusting any of it. */
+static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
+{
+    shoal__rt_t *rt = &c->rt;
+    const char *bad = NULL;
+    c->seg_fd = fds[0];
+    c->holds_fd = fds[1];
+    fds[0] = fds[1] = -1;
+    c->seg_len = w->seg_len;
+    c->holds_len = w->holds_len;
+    if (fd_size(c->seg_fd) < w->seg_len || fd_size(c->holds_fd) != w->holds_len)
+        bad = "segment or ledger smaller than announced";
+    for (unsigned n = 0; !bad && n < w->nnodes; n++)
+        if (fd_size(fds[2 + n]) < w->node_span)
+            bad = "a node arena smaller than announced";
+    void *m = MAP_FAILED;
+    if (!bad && (m = mmap(NULL, c->seg_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->seg_fd, 0)) == MAP_FAILED)
+        bad = "cannot map the segment";
+    struct shoal__hdr *h = m == MAP_FAILED ? NULL : m;
+    if (h) {
+        rt->hdr = h;
+        if (h->magic != SHOAL__MAGIC || h->version != SHOAL__SEG_VERSION)
+            bad = "the segment is of another shoal version";
+        else if (h->nnodes != w->nnodes || h->node_span != w->node_span ||
+                 h->nslots != w->nslots || shoal__ext_check(h, c->seg_len) != 0)
+            bad = "the segment header disagrees with the handshake";
+    }
+    if (bad) {
+        close_fds(fds + 2, w->nnodes);
+        return shoal__err(SHOAL_EPROTO, "shoal_attach: %s", bad);
+    }
+    rt->slots = (shoal__slot *)((char *)h + h->slots_off);
+    rt->nslots = h->nslots;
+    rt->nnodes = h->nnodes;
+    rt->node_span = h->node_span;
+    rt->huge_kind = h->huge_kind;
+    rt->proc = w->proc;
+    rt->owner = false;
+    rt->cfg.store_bytes = h->store_bytes;
+
+    c->holds = mmap(NULL, c->holds_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                    c->holds_fd, 0);
+    c->deps_len = (rt->nslots * sizeof(void *) + 4095) / 4096 * 4096;
+    void *d = mmap(NULL, c->deps_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (c->holds == MAP_FAILED || d == MAP_FAILED) {
+        if (c->holds == MAP_FAILED)
+            c->holds = NULL;
+        if (d != MAP_FAILED)
+            munmap(d, c->deps_len);
+        close_fds(fds + 2, w->nnodes);
+        return shoal__err(SHOAL_ENOMEM, "shoal_attach: cannot map the ledger or the "
+                                        "dependency table");
+    }
+    rt->deps = d;
+    /* The extent hooks record chunks under our id from the first arena on. */
+    shoal__chunk_me = shoal__chunk_id(w->proc, w->inc);
+    int rc = shoal__arenas_attach(rt, fds + 2);   /* owns the node fds from here */
+    for (unsigned n = 0; n < w->nnodes; n++)
+        fds[2 + n] = -1;
+    return rc;
+}
+
+static void client_free(struct client *c)
+{
+    shoal__rt_t *rt = &c->rt;
+    shoal__arenas_destroy(rt);
+    if (rt->deps)
+        munmap((void *)rt->deps, c->deps_len);
+    if (c->holds)
+        munmap(c->holds, c->holds_len);
+    if (rt->hdr)
+        munmap(rt->hdr, c->seg_len);
+    if (c->holds_fd >= 0)
+        close(c->holds_fd);
+    if (c->seg_fd >= 0)
+        close(c->seg_fd);
+    if (c->sock >= 0)
+        close(c->sock);
+    free(c);
+}
+
+/* shoal_attach with handshake flags (SHOAL__HELLO_TOOL for tools/shoal-stat). */
+SHOAL__HIDDEN int shoal__attach_ex(const char *name, unsigned flags);
+int shoal__attach_ex(const char *name, unsigned flags)
+{
+    int rc = shoal__name_check(name);
+    if (rc)
+        return rc;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    rc = shoal__sock_path(name, path, sizeof path, 0);
+    if (rc)
+        return rc == SHOAL_ENOENT ? shoal__err(SHOAL_ENOENT, "shoal_attach: no store named "
+                                               "'%s' is published (%s)", name,
+                                               shoal_last_error())
+                                  : rc;
+    shoal__lifecycle_lock();
+    if (atomic_load_explicit(&shoal__rt, memory_order_relaxed)) {
+        shoal__lifecycle_unlock();
+        return shoal__err(SHOAL_EEXIST, "already initialized or attached: call "
+                                        "shoal_shutdown() first");
+    }
+    struct client *c = calloc(1, sizeof *c);
+    if (!c) {
+        shoal__lifecycle_unlock();
+        return shoal__err(SHOAL_ENOMEM, "out of memory");
+    }
+    c->sock = c->seg_fd = c->holds_fd = -1;
+    struct shoal__msg m;
+    int fds[SHOAL__MAX_FDS];
+    unsigned nfds = 0;
+    rc = connect_owner(path, name, &c->sock);
+    if (!rc)
+        rc = handshake(c->sock, name, flags, &m, fds, &nfds);
+    if (!rc)
+        rc = map_store(c, &m.b.welcome, fds);
+    shoal__rt_t *rt = &c->rt;
+    if (!rc) {
+        shoal__holds = c->holds;
+        shoal__atfork_register();
+        rc = shoal__drain_start(rt, c->sock);
+        if (rc)
+            shoal__holds = NULL;
+    }
+    if (rc) {
+        client_free(c);   /* closing the socket tells the owner to clean up after us */
+        shoal__lifecycle_unlock();
+        return rc;
+    }
+    uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
+    rt->epoch = e;
+    atomic_store_explicit(&shoal__rt, rt, memory_order_release);
+    /* release: pairs with the acquire in shoal__tls_refresh (as shoal_init). */
+    __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
+    cur = c;
+    shoal__lifecycle_unlock();
+    return 0;
+}
+
+SHOAL_API int shoal_attach(const char *name)
+{
+    return shoal__attach_ex(name, 0);
+}
+
+int shoal__detach(shoal__rt_t *rt)
+{
+    struct client *c = (struct client *)rt;
+    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
+    shoal__threads_flush_all(rt);
+    shoal__drain_stop();
+    shoal__holds = NULL;
+    struct shoal__msg m;
+    size_t n = shoal__msg_init(&m, SHOAL__MSG_BYE);
+    if (send(c->sock, &m, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n) {
+        /* The owner is gone already: nothing to tell. */
+    }
+    close(c->sock);   /* the owner now drops whatever our ledger says we still hold */
+    c->sock = -1;
+    cur = NULL;
+    client_free(c);
+    return 0;
+}
+
+void shoal__attach_forget(void)
+{
+    struct client *c = cur;
+    if (!c)
+        return;
+    /* Our copies of the parent's descriptors: the owner must see the parent's connection
+     * close when the parent goes, and the memfds must not outlive the store because of us. */
+    if (c->sock >= 0)
+        close(c->sock);
+    if (c->seg_fd >= 0)
+        close(c->seg_fd);
+    if (c->holds_fd >= 0)
+        close(c->holds_fd);
+    if (c->rt.arenas)
+        for (unsigned n = 0; n < c->rt.nnodes; n++)
+            if (c->rt.arenas->fds[n] >= 0)
+                close(c->rt.arenas->fds[n]);
+    cur = NULL;
+}

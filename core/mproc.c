@@ -1,0 +1,109 @@
+/* mproc.c - the multi-process region of the shared segment: its size, its set-up by the
+ * owner and its validation by a process that maps it (core/mproc.h has the layout).
+ */
+#include "mproc.h"
+
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+SHOAL__HIDDEN _Atomic uint64_t *shoal__holds;
+SHOAL__HIDDEN uint32_t shoal__chunk_me;
+
+static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* 64 KiB chunks keep the waste of rounding jemalloc's extents small; bigger spans get
+ * bigger chunks so that the map stays at most 1M entries (4 MiB, sparse) per node. */
+static unsigned chunk_shift_for(uint64_t node_span)
+{
+    unsigned s = 16;
+    while ((node_span >> s) > ((uint64_t)1 << 20))
+        s++;
+    return s;
+}
+
+struct ext_layout { unsigned shift; uint64_t nchunks, head, map, wstats, total; };
+
+static struct ext_layout layout(unsigned nnodes, uint64_t node_span)
+{
+    struct ext_layout l;
+    l.shift = chunk_shift_for(node_span);
+    l.nchunks = (node_span + ((uint64_t)1 << l.shift) - 1) >> l.shift;
+    l.head = round_up(sizeof(struct shoal__ext), 4096);
+    l.map = round_up((uint64_t)nnodes * l.nchunks * sizeof(uint32_t), 4096);
+    l.wstats = round_up(SHOAL__MAX_WSTATS * sizeof(struct shoal__wstat), 4096);
+    l.total = l.head + l.map + l.wstats;
+    return l;
+}
+
+uint64_t shoal__ext_bytes(unsigned nnodes, uint64_t node_span)
+{
+    return layout(nnodes, node_span).total;
+}
+
+void shoal__ext_init(shoal__rt_t *rt)
+{
+    struct shoal__hdr *h = rt->hdr;
+    struct ext_layout l = layout(rt->nnodes, rt->node_span);
+    struct shoal__ext *x = shoal__ext_of(rt);
+    x->magic = SHOAL__EXT_MAGIC;
+    x->nprocs = SHOAL__MAX_PROCS;
+    x->chunk_shift = l.shift;
+    x->nchunks = l.nchunks;
+    x->chunks_off = h->ext_off + l.head;
+    x->wstats_off = h->ext_off + l.head + l.map;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct shoal__proc *o = &x->procs[0];
+    atomic_store_explicit(&o->inc, 1, memory_order_relaxed);
+    atomic_store_explicit(&o->pid, (int32_t)getpid(), memory_order_relaxed);
+    atomic_store_explicit(&o->attached_ns, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                          memory_order_relaxed);
+    atomic_store_explicit(&o->state, SHOAL__PROC_LIVE, memory_order_relaxed);
+    shoal__chunk_me = shoal__chunk_id(0, 1);
+    shoal__atfork_register();
+}
+
+int shoal__ext_check(const struct shoal__hdr *h, uint64_t seg_len)
+{
+    if (h->nnodes == 0 || h->nnodes > SHOAL__MAX_NODES || h->node_span == 0 ||
+        h->node_span > ((uint64_t)1 << 47) || h->nslots < 2 || h->nslots > SHOAL__MAX_SLOTS)
+        return -1;
+    struct ext_layout l = layout(h->nnodes, h->node_span);
+    if (h->ext_off < sizeof *h || h->ext_off % 4096 || h->ext_off > seg_len ||
+        l.total > seg_len - h->ext_off || h->slots_off < h->ext_off + l.total ||
+        h->slots_off > seg_len || h->nslots * sizeof(shoal__slot) > seg_len - h->slots_off)
+        return -1;
+    const struct shoal__ext *x = (const struct shoal__ext *)((const char *)h + h->ext_off);
+    if (x->magic != SHOAL__EXT_MAGIC || x->nprocs != SHOAL__MAX_PROCS ||
+        x->chunk_shift != l.shift || x->nchunks != l.nchunks ||
+        x->chunks_off != h->ext_off + l.head || x->wstats_off != h->ext_off + l.head + l.map)
+        return -1;
+    return 0;
+}
+
+/* fork() copies the runtime but not its threads, and the child's jemalloc is a copy whose
+ * metadata would diverge from the parent's over the same shared bytes. In a published or
+ * attached runtime the child starts with none instead, so it can attach as a process of its
+ * own (and the copy of a client's connection is closed, so the owner sees the parent go
+ * when it goes). A private runtime is left as it is: a child may still read from it. */
+static void atfork_child(void)
+{
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+    if (!rt || shoal__holds == NULL)
+        return;
+    atomic_store_explicit(&shoal__rt, NULL, memory_order_relaxed);
+    __atomic_store_n(&shoal__epoch, __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    shoal__holds = NULL;
+    shoal__publish_forget();
+    shoal__attach_forget();
+}
+
+static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
+
+void shoal__atfork_register(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, atfork_once);
+}

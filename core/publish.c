@@ -1,0 +1,714 @@
+/* publish.c - the owner's side of a published store: the Unix socket other processes attach
+ * through, and what the owner does when one of them goes. One service thread (epoll over the
+ * listening socket and every connection, process-private, no worker involved) answers
+ * handshakes (SO_PEERCRED, then the memfds by SCM_RIGHTS) and, when a connection closes -
+ * a clean detach, an exit or a SIGKILL alike - fails the objects that process created and
+ * never sealed, drops the references its ledger says it still held, and once none of its
+ * objects is left, returns its chunks to the pool and its index to the free list.
+ * Nothing read from the socket or from the shared segment is trusted without a bounds check.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../alloc/arena.h"
+#include "mproc.h"
+#include "proto.h"
+#include "thread.h"
+
+#define MAX_CONNS        512          /* attached processes + handshakes in flight */
+#define HANDSHAKE_NS     5000000000u  /* a connection that says nothing for 5 s is dropped */
+#define RECLAIM_MIN_NS   100000000u   /* look at dead processes' leftovers every 100 ms */
+
+struct conn {
+    int fd;
+    int state;                    /* enum shoal__conn_state */
+    unsigned proc;                /* 0 until welcomed */
+    uint32_t inc;
+    int32_t pid;
+    uint64_t since_ns;
+    int holds_fd;
+    _Atomic uint64_t *holds;      /* the client's ledger, mapped here too */
+    uint64_t holds_len;
+    struct shoal__rx rx;
+};
+
+struct gone {                     /* a process whose chunks are not reclaimed yet */
+    unsigned proc;
+    uint32_t inc;
+};
+
+static struct {
+    bool on;
+    shoal__rt_t *rt;
+    int lfd, ep, evfd;
+    int seg_fd;
+    uint64_t seg_len;
+    pthread_t th;
+    bool th_started;
+    char path[108];
+    dev_t dev;
+    ino_t ino;
+    struct conn *conns[MAX_CONNS];
+    struct gone gone[SHOAL__MAX_PROCS];
+    unsigned ngone;
+    unsigned next_proc;
+    uint64_t next_reclaim_ns, reclaim_gap_ns;
+    _Atomic uint64_t *own_holds;
+    uint64_t own_holds_len;
+    struct shoal__thr t;          /* the service thread's slot cache (never registered) */
+} pub = { .lfd = -1, .ep = -1, .evfd = -1 };
+
+static char tag_listen, tag_event;   /* epoll data for the two non-connection fds */
+
+/* ---- dropping what a gone process held ------------------------------------------------------ */
+
+/* Drop r references on (idx, gen), if it still names that object. */
+static void drop_refs(shoal__rt_t *rt, uint64_t idx, uint64_t gen, uint32_t r)
+{
+    shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
+    uint32_t have;
+    do {
+        have = shoal__w_refs(w);
+        if (r == 0 || shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE || have == 0)
+            return;
+        if (have > r)
+            nw = w - r;
+        else
+            nw = shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
+        /* acq_rel: as shoal_release - the free that may follow sees every holder's release. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (have <= r)
+        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
+}
+
+/* The positive references other live processes' ledgers (and ours) record on (idx, gen). */
+static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *except)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < MAX_CONNS; i++) {
+        const struct conn *c = pub.conns[i];
+        if (!c || c == except || !c->holds || c->state != SHOAL__CONN_ATTACHED)
+            continue;
+        uint64_t v = atomic_load_explicit(&c->holds[idx], memory_order_relaxed);
+        if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
+            sum += (uint32_t)v;
+    }
+    uint64_t v = atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed);
+    if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
+        sum += (uint32_t)v;
+    return sum;
+}
+
+/* Walk the populated pages of a gone process's ledger and drop what it still held. A ref it
+ * handed to another process (retain, send) that the receiver has not released yet counts
+ * as the sender's; we never drop below what the other ledgers hold, so a receiver that
+ * retained the object for itself keeps it. */
+static void release_holds(shoal__rt_t *rt, struct conn *c)
+{
+    uint64_t len = c->holds_len, off = 0;
+    while (off < len) {
+        off_t d = lseek(c->holds_fd, (off_t)off, SEEK_DATA);
+        if (d < 0 || (uint64_t)d >= len)
+            break;
+        off_t h = lseek(c->holds_fd, d, SEEK_HOLE);
+        uint64_t end = h < 0 || (uint64_t)h > len ? len : (uint64_t)h;
+        for (uint64_t i = (uint64_t)d / 8; i < end / 8 && i < rt->nslots; i++) {
+            uint64_t v = atomic_load_explicit(&c->holds[i], memory_order_relaxed);
+            int32_t cnt = (int32_t)(uint32_t)v;
+            uint64_t gen = v >> 32;
+            if (i == 0 || cnt <= 0 || gen == 0)
+                continue;
+            uint64_t w = atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed);
+            if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE)
+                continue;
+            uint64_t refs = shoal__w_refs(w), others = held_by_others(i, gen, c);
+            uint64_t r = refs > others ? refs - others : 0;
+            if (r > (uint64_t)cnt)
+                r = (uint64_t)cnt;
+            drop_refs(rt, i, gen, (uint32_t)r);
+        }
+        off = end > off ? end : off + 8;
+    }
+}
+
+/* Objects the gone process created and never sealed: nobody else may seal them, and
+ * anyone waiting would wait for ever. They become FAILED (SHOAL_ECANCELED) with a message,
+ * their bytes (in the gone process's chunks) are let go, and their references stay: a
+ * holder releases as usual. */
+static void fail_unsealed(shoal__rt_t *rt, unsigned p, int32_t pid)
+{
+    uint64_t limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
+    if (limit > rt->nslots)
+        limit = rt->nslots;
+    char msg[160];
+    int ml = snprintf(msg, sizeof msg, "the process that created this object (pid %d) went "
+                                       "away before sealing it", (int)pid) + 1;
+    for (uint64_t idx = 1; idx < limit; idx++) {
+        shoal__slot *s = &rt->slots[idx];
+        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+        if (shoal__w_state(w) != SHOAL__CREATED || SHOAL__AUX_PROC(s->aux) != p ||
+            shoal__w_refs(w) == UINT32_MAX)
+            continue;
+        /* CREATED -> PENDING with a reference of our own: the fields are ours to change
+         * (a seal now fails, readers keep waiting) and no release can free the slot under
+         * us. acquire: pairs with the creator's release that published off/len. */
+        uint64_t nw = ((w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__PENDING << SHOAL__W_STATE_SHIFT)) + 1;
+        if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acquire,
+                                                     memory_order_relaxed))
+            continue;
+        uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
+        unsigned node = off < span ? (unsigned)(off / rt->node_span) : 0;
+        if (len && off < span && len <= span - off)
+            atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, nallocx(len, 0),
+                                      memory_order_relaxed);
+        /* The message lives in our own arena: the object is ours (process 0) from now on. */
+        uint64_t moff = (uint64_t)node * rt->node_span;
+        size_t mlen = 0, usable = nallocx((size_t)ml, 0);
+        struct shoal__node_stats *ns = &rt->hdr->node[node];
+        if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable <= ns->cap) {
+            void *m = mallocx((size_t)ml, MALLOCX_ARENA(rt->arenas->je[node]) | MALLOCX_TCACHE_NONE);
+            if (m) {
+                memcpy(m, msg, (size_t)ml);
+                moff = (uint64_t)((char *)m - rt->base);
+                mlen = (size_t)ml;
+            }
+        }
+        if (!mlen)
+            atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+        s->off = moff;
+        s->len = mlen;
+        s->aux = (uint32_t)(-SHOAL_ECANCELED & 0xff) << 8;
+        /* PENDING -> FAILED dropping our reference. release: publishes off/len/aux and the
+         * message to readers' acquire loads of the word. */
+        w = nw;
+        uint64_t fw;
+        do {
+            if (shoal__w_refs(w) > 1)
+                fw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS)) |
+                      ((uint64_t)SHOAL__FAILED << SHOAL__W_STATE_SHIFT)) - 1;
+            else
+                fw = shoal__w_make(shoal__gen_next(shoal__w_gen(w)), SHOAL__FREE, 0);
+        } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, fw, memory_order_acq_rel,
+                                                        memory_order_relaxed));
+        if (shoal__w_refs(w) > 1) {
+            if (w & SHOAL__W_WAITERS)
+                shoal__wake_waiters_all(rt);
+            shoal__deps_fire(idx, SHOAL_ECANCELED);
+        } else {
+            shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
+        }
+    }
+}
+
+/* Is any object of process p left? A scan of the used part of the table. */
+static bool has_objects(shoal__rt_t *rt, unsigned p)
+{
+    uint64_t limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
+    if (limit > rt->nslots)
+        limit = rt->nslots;
+    for (uint64_t idx = 1; idx < limit; idx++) {
+        const shoal__slot *s = &rt->slots[idx];
+        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+        if (shoal__w_state(w) != SHOAL__FREE && SHOAL__AUX_PROC(s->aux) == p &&
+            atomic_load_explicit(&s->word, memory_order_relaxed) == w)
+            return true;
+    }
+    return false;
+}
+
+static void flush_cache(shoal__rt_t *rt)
+{
+    if (pub.t.nfree)
+        shoal__slot_flush(rt, &pub.t, pub.t.nfree);
+}
+
+/* Once none of a gone process's objects is left, its chunks go back to the pool and its
+ * index can be given out again. */
+static void try_reclaim(shoal__rt_t *rt)
+{
+    uint64_t t0 = shoal__now_ns();
+    if (pub.ngone == 0 || t0 < pub.next_reclaim_ns)
+        return;
+    struct shoal__ext *x = shoal__ext_of(rt);
+    for (unsigned i = 0; i < pub.ngone;) {
+        struct gone *g = &pub.gone[i];
+        shoal__procs_lock();
+        shoal__drain(rt, &pub.t, g->proc, false);
+        bool left = has_objects(rt, g->proc);
+        if (!left) {
+            shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
+            atomic_store_explicit(&x->procs[g->proc].state, SHOAL__PROC_FREE, memory_order_seq_cst);
+        }
+        shoal__procs_unlock();
+        if (left) {
+            i++;
+            continue;
+        }
+        pub.gone[i] = pub.gone[--pub.ngone];
+    }
+    flush_cache(rt);
+    /* A huge table takes a while to scan: never spend more than ~5% of a core on it. */
+    uint64_t took = shoal__now_ns() - t0;
+    pub.reclaim_gap_ns = took * 20 > RECLAIM_MIN_NS ? took * 20 : RECLAIM_MIN_NS;
+    pub.next_reclaim_ns = shoal__now_ns() + pub.reclaim_gap_ns;
+}
+
+static void client_gone(shoal__rt_t *rt, struct conn *c)
+{
+    struct shoal__ext *x = shoal__ext_of(rt);
+    unsigned p = c->proc;
+    shoal__procs_lock();
+    /* seq_cst: pairs with the state load a pusher makes after its push (rfree_push). */
+    atomic_store_explicit(&x->procs[p].state, SHOAL__PROC_DEAD, memory_order_seq_cst);
+    shoal__procs_unlock();
+    shoal__wake_proc(rt, 0);    /* our drain thread takes the gone process's stack now */
+    fail_unsealed(rt, p, c->pid);
+    release_holds(rt, c);
+    flush_cache(rt);
+    if (pub.ngone < SHOAL__MAX_PROCS)
+        pub.gone[pub.ngone++] = (struct gone){ p, c->inc };
+    pub.next_reclaim_ns = 0;
+    try_reclaim(rt);
+}
+
+/* ---- connections ------------------------------------------------------------------------------ */
+
+static void conn_close(shoal__rt_t *rt, unsigned i)
+{
+    struct conn *c = pub.conns[i];
+    epoll_ctl(pub.ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->proc)
+        client_gone(rt, c);
+    if (c->holds)
+        munmap((void *)c->holds, c->holds_len);
+    if (c->holds_fd >= 0)
+        close(c->holds_fd);
+    free(c);
+    pub.conns[i] = NULL;
+}
+
+static int send_msg(int fd, struct shoal__msg *m, size_t n, const int *fds, unsigned nfds)
+{
+    struct iovec iov = { m, n };
+    union { char buf[CMSG_SPACE(sizeof(int) * SHOAL__MAX_FDS)]; struct cmsghdr align; } u;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds) {
+        memset(&u, 0, sizeof u);
+        mh.msg_control = u.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+static void send_reject(int fd, int32_t code, const char *why)
+{
+    struct shoal__msg m;
+    size_t n = shoal__msg_init(&m, SHOAL__MSG_REJECT);
+    m.b.reject.code = code;
+    snprintf(m.b.reject.msg, sizeof m.b.reject.msg, "%s", why);
+    send_msg(fd, &m, n, NULL, 0);
+}
+
+/* A free process index, round-robin so that an index is reused as late as possible. */
+static unsigned pick_proc(struct shoal__ext *x)
+{
+    for (unsigned k = 0; k < SHOAL__MAX_PROCS - 1; k++) {
+        unsigned p = 1 + (pub.next_proc + k) % (SHOAL__MAX_PROCS - 1);
+        if (atomic_load_explicit(&x->procs[p].state, memory_order_relaxed) == SHOAL__PROC_FREE) {
+            pub.next_proc = p;
+            return p;
+        }
+    }
+    return 0;
+}
+
+/* The client's ledger: a sparse memfd both sides map, sealed at its size so that the
+ * client cannot shrink it under our mapping. */
+static int make_ledger(shoal__rt_t *rt, struct conn *c)
+{
+    c->holds_len = rt->nslots * sizeof(uint64_t);
+    c->holds_fd = memfd_create("shoal-ledger", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (c->holds_fd < 0)
+        return -1;
+    if (ftruncate(c->holds_fd, (off_t)c->holds_len) != 0 ||
+        fcntl(c->holds_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        return -1;
+    void *m = mmap(NULL, c->holds_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                   c->holds_fd, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    c->holds = m;
+    return 0;
+}
+
+static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
+{
+    struct conn *c = pub.conns[i];
+    struct shoal__ext *x = shoal__ext_of(rt);
+    if (make_ledger(rt, c) != 0) {
+        send_reject(c->fd, SHOAL_ENOMEM, "the owner cannot create the reference ledger");
+        conn_close(rt, i);
+        return;
+    }
+    shoal__procs_lock();
+    unsigned p = pick_proc(x);
+    if (p == 0) {
+        shoal__procs_unlock();
+        send_reject(c->fd, SHOAL_EBUSY, "too many processes attached (255): detach one first");
+        conn_close(rt, i);
+        return;
+    }
+    struct shoal__proc *P = &x->procs[p];
+    /* Late frees for the index's previous holder are orphans: take them before reuse. */
+    shoal__drain(rt, &pub.t, p, false);
+    uint32_t inc = atomic_load_explicit(&P->inc, memory_order_relaxed) + 1;
+    if (inc == 0 || inc > 0xfffffeu)
+        inc = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    atomic_store_explicit(&P->inc, inc, memory_order_relaxed);
+    atomic_store_explicit(&P->pid, h->pid, memory_order_relaxed);
+    atomic_store_explicit(&P->flags, h->flags & SHOAL__HELLO_TOOL ? SHOAL__PROC_TOOL : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&P->sleeping, 0, memory_order_relaxed);
+    atomic_store_explicit(&P->attached_ns, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                          memory_order_relaxed);
+    /* seq_cst: pushers read the state after pushing (rfree_push). */
+    atomic_store_explicit(&P->state, SHOAL__PROC_LIVE, memory_order_seq_cst);
+    shoal__procs_unlock();
+    flush_cache(rt);
+    c->proc = p;
+    c->inc = inc;
+    c->pid = h->pid;
+
+    struct shoal__msg m;
+    size_t n = shoal__msg_init(&m, SHOAL__MSG_WELCOME);
+    struct shoal__welcome *w = &m.b.welcome;
+    w->proc = p;
+    w->inc = inc;
+    w->nnodes = rt->nnodes;
+    w->nfds = 2 + rt->nnodes;
+    w->seg_len = pub.seg_len;
+    w->node_span = rt->node_span;
+    w->nslots = rt->nslots;
+    w->holds_len = c->holds_len;
+    w->owner_pid = (int32_t)getpid();
+    int fds[SHOAL__MAX_FDS];
+    fds[0] = pub.seg_fd;
+    fds[1] = c->holds_fd;
+    for (unsigned k = 0; k < rt->nnodes; k++)
+        fds[2 + k] = rt->arenas->fds[k];
+    if (send_msg(c->fd, &m, n, fds, w->nfds) != 0)
+        conn_close(rt, i);   /* gone already: what it may have done is cleaned up */
+}
+
+static void conn_read(shoal__rt_t *rt, unsigned i)
+{
+    struct conn *c = pub.conns[i];
+    for (;;) {
+        ssize_t r = recv(c->fd, c->rx.buf + c->rx.len, sizeof c->rx.buf - c->rx.len, 0);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            conn_close(rt, i);
+            return;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return;
+        c->rx.len += (uint32_t)r;
+        struct shoal__msg m;
+        int rc;
+        while ((rc = shoal__rx_next(&c->rx, &m)) != 0) {
+            int32_t code;
+            const char *why;
+            switch (shoal__conn_step(&c->state, rc, &m, &code, &why)) {
+            case SHOAL__ACT_WELCOME:
+                welcome(rt, i, &m.b.hello);
+                if (!pub.conns[i])
+                    return;
+                break;
+            case SHOAL__ACT_REJECT:
+                send_reject(c->fd, code, why);
+                conn_close(rt, i);
+                return;
+            case SHOAL__ACT_PONG: {
+                struct shoal__msg pm;
+                send_msg(c->fd, &pm, shoal__msg_init(&pm, SHOAL__MSG_PONG), NULL, 0);
+                break;
+            }
+            case SHOAL__ACT_BYE:
+            case SHOAL__ACT_CLOSE:
+                conn_close(rt, i);
+                return;
+            case SHOAL__ACT_NONE:
+                break;
+            }
+            if (rc < 0)
+                break;
+        }
+    }
+}
+
+static void conn_accept(shoal__rt_t *rt)
+{
+    for (;;) {
+        int fd = accept4(pub.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0)
+            return;
+        struct ucred cr;
+        socklen_t cl = sizeof cr;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
+            (cr.uid != geteuid() && cr.uid != 0)) {
+            send_reject(fd, SHOAL_EPERM, "permission denied: the store's owner runs as another "
+                                         "user (same uid or root only)");
+            close(fd);
+            continue;
+        }
+        unsigned i = 0;
+        while (i < MAX_CONNS && pub.conns[i])
+            i++;
+        struct conn *c = i < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+        if (!c) {
+            send_reject(fd, SHOAL_EBUSY, "the owner has too many connections");
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->holds_fd = -1;
+        c->since_ns = shoal__now_ns();
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+        if (epoll_ctl(pub.ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        pub.conns[i] = c;
+        (void)rt;
+    }
+}
+
+static void *service_main(void *arg)
+{
+    shoal__rt_t *rt = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);   /* signals are the application's business */
+    struct epoll_event evs[32];
+    for (;;) {
+        bool handshakes = false;
+        for (unsigned i = 0; i < MAX_CONNS; i++)
+            handshakes |= pub.conns[i] && pub.conns[i]->state == SHOAL__CONN_HANDSHAKE;
+        int timeout = pub.ngone || handshakes ? (int)(RECLAIM_MIN_NS / 1000000u) : -1;
+        int n = epoll_wait(pub.ep, evs, 32, timeout);
+        for (int k = 0; k < n; k++) {
+            void *d = evs[k].data.ptr;
+            if (d == &tag_event)
+                return NULL;
+            if (d == &tag_listen) {
+                conn_accept(rt);
+                continue;
+            }
+            for (unsigned i = 0; i < MAX_CONNS; i++)
+                if (pub.conns[i] == d) {
+                    conn_read(rt, i);
+                    break;
+                }
+        }
+        uint64_t now = shoal__now_ns();
+        for (unsigned i = 0; i < MAX_CONNS; i++)
+            if (pub.conns[i] && pub.conns[i]->state == SHOAL__CONN_HANDSHAKE &&
+                now - pub.conns[i]->since_ns > HANDSHAKE_NS)
+                conn_close(rt, i);
+        try_reclaim(rt);
+    }
+}
+
+/* ---- start and stop ------------------------------------------------------------------------- */
+
+/* Another owner may be serving the name; a socket file nobody answers is stale. */
+static int claim_path(const char *path, const char *name)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return shoal__err(SHOAL_EIO, "socket: %s", strerror(errno));
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    int r = connect(fd, (struct sockaddr *)&a, sizeof a);
+    int e = errno;
+    close(fd);
+    if (r == 0)
+        return shoal__err(SHOAL_EEXIST, "store name '%s' is already published by a live "
+                                        "process (%s): pick another name", name, path);
+    if (e == ECONNREFUSED && unlink(path) != 0 && errno != ENOENT)
+        return shoal__err(SHOAL_EPERM, "stale socket %s cannot be removed: %s", path,
+                          strerror(errno));
+    return 0;
+}
+
+static void seal(int fd)
+{
+    /* Without ALLOW_SEALING (or on an old kernel) we go on unsealed; a client could then
+     * shrink a segment under us, which only a malicious one would do. */
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+        static _Atomic int told;
+        if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
+            shoal__log("cannot seal the store's memfds (%s): published unsealed", strerror(errno));
+    }
+}
+
+int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t seg_len)
+{
+    int rc = shoal__sock_path(name, pub.path, sizeof pub.path, 1);
+    if (rc)
+        return rc;
+    rc = claim_path(pub.path, name);
+    if (rc)
+        return rc;
+    pub.rt = rt;
+    pub.seg_fd = seg_fd;
+    pub.seg_len = seg_len;
+    pub.ngone = 0;
+    pub.next_proc = 0;
+    memset(pub.conns, 0, sizeof pub.conns);
+    memset(&pub.t, 0, sizeof pub.t);
+    pub.own_holds_len = rt->nslots * sizeof(uint64_t);
+    void *m = mmap(NULL, pub.own_holds_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return shoal__err(SHOAL_ENOMEM, "cannot map the reference ledger");
+    pub.own_holds = m;
+    pub.on = true;   /* from here on, shoal__publish_stop undoes what is done */
+
+    seal(seg_fd);
+    for (unsigned n = 0; n < rt->nnodes; n++)
+        seal(rt->arenas->fds[n]);
+
+    pub.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (pub.lfd < 0)
+        return shoal__err(SHOAL_EIO, "socket: %s", strerror(errno));
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    memcpy(a.sun_path, pub.path, strlen(pub.path) + 1);
+    if (bind(pub.lfd, (struct sockaddr *)&a, sizeof a) != 0)
+        return shoal__err(errno == EADDRINUSE ? SHOAL_EEXIST : SHOAL_EIO,
+                          "cannot bind %s for store '%s': %s", pub.path, name, strerror(errno));
+    struct stat st;
+    /* Owner-only before anyone can connect: connecting to a socket that does not listen
+     * yet is refused anyway. */
+    if (chmod(pub.path, 0600) != 0 || stat(pub.path, &st) != 0) {
+        unlink(pub.path);
+        return shoal__err(SHOAL_EIO, "cannot make %s owner-only: %s", pub.path, strerror(errno));
+    }
+    pub.dev = st.st_dev;
+    pub.ino = st.st_ino;
+    if (listen(pub.lfd, 64) != 0)
+        return shoal__err(SHOAL_EIO, "listen on %s: %s", pub.path, strerror(errno));
+    pub.ep = epoll_create1(EPOLL_CLOEXEC);
+    pub.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (pub.ep < 0 || pub.evfd < 0)
+        return shoal__err(SHOAL_EIO, "epoll/eventfd: %s", strerror(errno));
+    struct epoll_event el = { .events = EPOLLIN, .data.ptr = &tag_listen };
+    struct epoll_event ee = { .events = EPOLLIN, .data.ptr = &tag_event };
+    if (epoll_ctl(pub.ep, EPOLL_CTL_ADD, pub.lfd, &el) != 0 ||
+        epoll_ctl(pub.ep, EPOLL_CTL_ADD, pub.evfd, &ee) != 0)
+        return shoal__err(SHOAL_EIO, "epoll_ctl: %s", strerror(errno));
+
+    /* The ledger before any thread can take a reference while published. */
+    shoal__holds = pub.own_holds;
+    rc = shoal__drain_start(rt, -1);
+    if (rc)
+        return rc;
+    int e = pthread_create(&pub.th, NULL, service_main, rt);
+    if (e)
+        return shoal__err(SHOAL_ENOMEM, "cannot start the publish thread: %s", strerror(e));
+    pub.th_started = true;
+    return 0;
+}
+
+static void close_conns(void)
+{
+    for (unsigned i = 0; i < MAX_CONNS; i++) {
+        struct conn *c = pub.conns[i];
+        if (!c)
+            continue;
+        close(c->fd);
+        if (c->holds)
+            munmap((void *)c->holds, c->holds_len);
+        if (c->holds_fd >= 0)
+            close(c->holds_fd);
+        free(c);
+        pub.conns[i] = NULL;
+    }
+}
+
+void shoal__publish_stop(shoal__rt_t *rt)
+{
+    if (!pub.on)
+        return;
+    struct shoal__ext *x = shoal__ext_of(rt);
+    /* seq_cst: clients' drain threads read it (owner_gone) after we wake them. */
+    atomic_store_explicit(&x->procs[0].state, SHOAL__PROC_CLOSED, memory_order_seq_cst);
+    for (unsigned p = 1; p < SHOAL__MAX_PROCS; p++)
+        if (atomic_load_explicit(&x->procs[p].state, memory_order_relaxed) == SHOAL__PROC_LIVE)
+            shoal__wake_proc(rt, p);
+    if (pub.th_started) {
+        uint64_t one = 1;
+        if (write(pub.evfd, &one, sizeof one) != (ssize_t)sizeof one)
+            shoal__log("cannot wake the publish thread: %s", strerror(errno));
+        pthread_join(pub.th, NULL);
+        pub.th_started = false;
+    }
+    shoal__drain_stop();
+    /* The store goes away with us: nothing a client held needs giving back. Clients keep
+     * their own mappings (they hold the memfds), so they read on without faulting and
+     * their calls answer SHOAL_ENOTINIT. */
+    close_conns();
+    shoal__holds = NULL;
+    if (pub.lfd >= 0) {
+        struct stat st;
+        if (stat(pub.path, &st) == 0 && st.st_dev == pub.dev && st.st_ino == pub.ino)
+            unlink(pub.path);
+        close(pub.lfd);
+    }
+    if (pub.ep >= 0)
+        close(pub.ep);
+    if (pub.evfd >= 0)
+        close(pub.evfd);
+    if (pub.own_holds)
+        munmap((void *)pub.own_holds, pub.own_holds_len);
+    pub.own_holds = NULL;
+    pub.lfd = pub.ep = pub.evfd = -1;
+    pub.on = false;
+}
+
+void shoal__publish_forget(void)
+{
+    /* Only forget: the service thread may have been closing a connection when we were
+     * forked, and its number may name another descriptor here. The copies are harmless
+     * (the owner learns of a client's death from the client's end) and close at exec. */
+    pub.lfd = pub.ep = pub.evfd = -1;
+    memset(pub.conns, 0, sizeof pub.conns);
+    pub.th_started = false;
+    pub.own_holds = NULL;
+    pub.on = false;
+}
