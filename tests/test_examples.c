@@ -59,12 +59,23 @@ static void test_mapreduce(void)
     expect(out, "usage: mapreduce");
 }
 
+/* Needs shoal_attach: the child attaches to the parent's published store. */
+static void test_twoproc(void)
+{
+    char out[4096];
+    CU_ASSERT_TRUE(run_example("twoproc", "", 0, out, sizeof out));
+    expect(out, "got \"hello from process ");
+    expect(out, "got \"reply from process ");
+    expect(out, "twoproc: ok: the message was freed with its last reference");
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
         { "hello: put and get", test_hello },
         { "pipeline: tasks passing refs", test_pipeline },
         { "mapreduce: 64 MiB in objects, map and reduce tasks", test_mapreduce },
+        { "twoproc: two processes share a store", test_twoproc },
         { NULL, NULL },
     };
     return shoal_test_run("examples", cases);
