@@ -269,6 +269,8 @@ int shoal__attach_ex(const char *name, unsigned flags)
     if (!rc)
         rc = map_store(c, &m.b.welcome, fds);
     shoal__rt_t *rt = &c->rt;
+    uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
+    rt->epoch = e;   /* before the drain thread, which reads it */
     if (!rc) {
         shoal__holds = c->holds;
         shoal__atfork_register();
@@ -281,8 +283,6 @@ int shoal__attach_ex(const char *name, unsigned flags)
         shoal__lifecycle_unlock();
         return rc;
     }
-    uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
-    rt->epoch = e;
     atomic_store_explicit(&shoal__rt, rt, memory_order_release);
     /* release: pairs with the acquire in shoal__tls_refresh (as shoal_init). */
     __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);

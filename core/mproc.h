@@ -151,8 +151,6 @@ static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
 }
 
 /* ---- remote frees (core/remote_free.c) ------------------------------------------------------ */
-#define SHOAL__OFF_DONE UINT64_MAX   /* slot off once its bytes went back: a repeat is ignored */
-
 struct shoal__thr;
 /* The last reference to slot idx is gone (its word is already FREE with the next generation)
  * and its bytes belong to process `proc` != this one: queue it for that process. Cold. */

@@ -79,10 +79,15 @@ void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
 static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mine)
 {
     shoal__slot *s = &rt->slots[idx];
-    /* acquire: the word went FREE with an acq_rel CAS after the holders' last reads. */
+    /* A freed slot's word is FREE with no references; we claim it by making the count 1,
+     * which nothing else looks at in a FREE slot and the next object overwrites. A repeated
+     * or bogus entry (a live object, a slot claimed already) fails here and is ignored.
+     * acquire: the word went FREE with an acq_rel CAS after the holders' last reads. */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    if (shoal__w_state(w) != SHOAL__FREE || s->off == SHOAL__OFF_DONE)
-        return;   /* not a freed object, or already given back: a bogus entry, ignore it */
+    if (shoal__w_state(w) != SHOAL__FREE || shoal__w_refs(w) != 0 ||
+        !atomic_compare_exchange_strong_explicit(&s->word, &w, w + 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return;
     uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
     if (len) {
         if (off >= span || len > span - off) {
@@ -99,7 +104,6 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
                                       nallocx(len, 0), memory_order_relaxed);
         }
     }
-    s->off = SHOAL__OFF_DONE;
     if (shoal__w_gen(w) < SHOAL__GEN_MASK)   /* else exhausted: the slot is retired */
         shoal__slot_give(rt, t, idx);
 }
