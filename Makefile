@@ -162,6 +162,25 @@ bench-quick: deps-bench
 	@$(MAKE) --no-print-directory all bench-build
 	@bench/run.sh $(B) quick
 
+# ---- fuzzing --------------------------------------------------------------------------
+# libFuzzer (clang) against a real published store: tests/fuzz/fuzz_owner.c sends each input
+# to the owner's socket. FUZZ_SECONDS bounds the run; new inputs land in tests/fuzz/corpus.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_B       := build-fuzz
+$(FUZZ_B)/fuzz_owner: tests/fuzz/fuzz_owner.c $(LIB_SRCS) $(wildcard core/*.h alloc/*.h sched/*.h io/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -Iinclude $(PKG_CFLAGS) $< $(LIB_SRCS) $(LDLIBS) -o $@
+
+fuzz: deps
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz needs clang: apt-get install -y clang"; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_B)/fuzz_owner
+	@mkdir -p tests/fuzz/corpus
+	$(FUZZ_B)/fuzz_owner -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -timeout=20 \
+	    -print_final_stats=1 tests/fuzz/corpus
+
 # ---- install --------------------------------------------------------------------------
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
