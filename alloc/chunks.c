@@ -4,9 +4,11 @@
  * given back once none of its objects is left, and so that a remote free can tell whose
  * jemalloc an offset belongs to. Slow path only: jemalloc calls the hooks every few MiB.
  */
+#include <fcntl.h>
 #include <string.h>
 
 #include "../core/mproc.h"
+#include "arena.h"
 #include "os.h"
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
@@ -47,6 +49,25 @@ static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t nee
     return -1;
 }
 
+/* Fresh chunks from the carve (never used: they read as zero). */
+static bool take_fresh(shoal__rt_t *rt, _Atomic uint32_t *map, _Atomic uint64_t *carve,
+                       uint64_t need, unsigned shift, uint64_t align, uint64_t *start)
+{
+    uint64_t nchunks = shoal__ext_of(rt)->nchunks;
+    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e;
+    do {
+        s = round_up(cur, align);
+        e = s + (need << shift);
+        if (e > rt->node_span || e < s)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(carve, &cur, e, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    for (uint64_t c = s >> shift; c < (e >> shift) && c < nchunks; c++)
+        atomic_store_explicit(&map[c], shoal__chunk_me, memory_order_relaxed);
+    *start = s;
+    return true;
+}
+
 int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t align,
                       bool *zero, uint64_t *start)
 {
@@ -68,27 +89,26 @@ int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t al
             atomic_fetch_sub_explicit(&x->recycled[node], need, memory_order_relaxed);
             *start = (uint64_t)c << shift;
             char *p = rt->base + (uint64_t)node * rt->node_span + *start;
-            /* Another process's old bytes: this process may never have mapped the pages,
-             * and jemalloc may need them zeroed (its metadata does). */
-            shoal__os_populate(p, need << shift);
-            if (*zero)
-                memset(p, 0, need << shift);
+            uint64_t len = need << shift;
+            /* Another process's old bytes. jemalloc wants zeroed memory for its metadata
+             * (base blocks): punching the pages out makes them read as zero and costs less
+             * than a memset of pages that mostly stay unused; they fault in as touched.
+             * Otherwise map them in now (they exist: no zeroing), as for fresh chunks. */
+            int fd = rt->arenas ? rt->arenas->fds[node] : -1;
+            if (*zero && (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                              (off_t)*start, (off_t)len) != 0)) {
+                shoal__os_populate(p, len);
+                memset(p, 0, len);
+            } else if (!*zero) {
+                shoal__os_populate(p, len);
+            }
             return 0;
         }
     }
 
-    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e;
-    do {
-        s = round_up(cur, align);
-        e = s + (need << shift);
-        if (e > rt->node_span || e < s)
-            return -1;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
-    } while (!atomic_compare_exchange_weak_explicit(carve, &cur, e, memory_order_relaxed,
-                                                    memory_order_relaxed));
-    for (uint64_t c = s >> shift; c < (e >> shift) && c < x->nchunks; c++)
-        atomic_store_explicit(&map[c], shoal__chunk_me, memory_order_relaxed);
-    *start = s;
-    *zero = true;   /* never carved before: fresh memfd pages read as zero */
+    if (!take_fresh(rt, map, carve, need, shift, align, start))
+        return -1;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
+    *zero = true;    /* never carved before: fresh memfd pages read as zero */
     return 0;
 }
 
