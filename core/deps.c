@@ -3,7 +3,7 @@
  * so a registration either lands before the swap (and is fired) or sees CLOSED (and the
  * registrant proceeds at once). A slot reused for a new pending object gets a NULL list.
  */
-#include "rt.h"
+#include "mproc.h"
 
 #define CLOSED ((void *)1)
 
@@ -16,6 +16,8 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
     unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_acquire));
     if (st != SHOAL__CREATED && st != SHOAL__PENDING)
         return 1;
+    if (unlikely(SHOAL__AUX_PROC(s->aux) != shoal__rt->proc))
+        return shoal__dep_add_foreign(ref, s, d);   /* another process seals it */
     _Atomic(void *) *head = &shoal__rt->deps[shoal__id_idx(ref.id)];
     void *h = atomic_load_explicit(head, memory_order_acquire);
     do {

@@ -179,6 +179,15 @@ SHOAL__HIDDEN void shoal__wake_proc(shoal__rt_t *rt, unsigned p);
 /* Wake every waiter of the store (objects completed or freed). */
 SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
 
+/* ---- dependents on other processes' objects (core/foreign_deps.c) ------------------------- */
+/* shoal__dep_add for an object another process made (its slot s, not complete when looked
+ * at): same contract (0 registered, 1 complete already, < 0). */
+SHOAL__HIDDEN int  shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d);
+/* Owner's drain thread: fire the foreign dependents whose object completed. */
+SHOAL__HIDDEN void shoal__foreign_deps_scan(shoal__rt_t *rt);
+/* A client completed an object someone waits on: the owner may have dependents on it. */
+SHOAL__HIDDEN void shoal__notify_owner(shoal__rt_t *rt) __attribute__((cold));
+
 /* ---- publish (owner, core/publish.c) and attach (client, core/attach.c) ------------------- */
 /* Validate a store name: 1..64 bytes, no '/'. 0 or SHOAL_EINVAL (message set). */
 SHOAL__HIDDEN int  shoal__name_check(const char *name);

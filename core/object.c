@@ -253,8 +253,11 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
                                                   memory_order_relaxed))
             break;
     }
-    if (w & SHOAL__W_WAITERS)
+    if (w & SHOAL__W_WAITERS) {
         wake_waiters(rt);
+        if (unlikely(shoal__holds != NULL))   /* tasks of the owner may wait on it too */
+            shoal__notify_owner(rt);          /* (foreign_deps.c) */
+    }
     /* Always: it also closes the list against registrations racing with this completion. */
     shoal__deps_fire(shoal__id_idx(ref.id), code);
     return 0;

@@ -278,6 +278,7 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     shoal__procs_unlock();
     shoal__wake_proc(rt, 0);    /* our drain thread takes the gone process's stack now */
     fail_unsealed(rt, p, c->pid);
+    shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never sealed */
     release_holds(rt, c);
     flush_cache(rt);
     if (pub.ngone < SHOAL__MAX_PROCS)

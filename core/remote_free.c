@@ -217,8 +217,10 @@ static void *drain_main(void *arg)
     while (!atomic_load_explicit(&drain_g.stop, memory_order_acquire)) {
         bool orphans = false;
         size_t n = shoal__drain(rt, &t, rt->proc, true);
-        if (rt->owner)
+        if (rt->owner) {
             n += drain_orphans(rt, &t, &orphans);
+            shoal__foreign_deps_scan(rt);
+        }
         if (t.nfree)
             shoal__slot_flush(rt, &t, t.nfree);
         if (n) {

@@ -724,6 +724,57 @@ static void test_owner_shutdown_under_clients(void)
     }
 }
 
+static int sum_task(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    if (shoal_task_arg(t, 0, &d, &n))
+        return 1;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum = sum * 31 + ((const unsigned char *)d)[i];
+    return shoal_task_return(t, &sum, sizeof sum);
+}
+
+/* The owner's task waits for an argument a client seals later; and for one whose client
+ * dies first: the task does not run, its result fails instead of hanging. */
+static void test_task_on_client_object(void)
+{
+    ASSERT_OK(owner_start());
+    struct child c = attached_child();
+    struct rep_msg m = CALL(c, OP_CREATE, 5000, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    shoal_ref arg = bits_ref(m.a), res;
+    shoal_arg a = SHOAL_REF(arg);
+    ASSERT_OK(shoal_submit(sum_task, &a, 1, NULL, &res));
+    const void *d;
+    size_t n;
+    CHECK_RC(shoal_get_timeout(res, 20000000, &d, &n), SHOAL_ETIMEDOUT);
+    CU_ASSERT_EQUAL(CALL(c, OP_FILL_SEAL, m.a, 3, 4, 0).rc, 0);
+    ASSERT_OK(shoal_get_timeout(res, 10 * 1000000000ll, &d, &n));
+    unsigned char want[5000];
+    pat_fill(want, sizeof want, 3, 4);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < sizeof want; i++)
+        sum = sum * 31 + want[i];
+    CU_ASSERT(n == 8 && memcmp(d, &sum, 8) == 0);
+    CHECK_OK(shoal_release(res));
+    /* The creator dies before sealing. */
+    m = CALL(c, OP_CREATE, 100, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    arg = bits_ref(m.a);
+    a = SHOAL_REF(arg);
+    ASSERT_OK(shoal_submit(sum_task, &a, 1, NULL, &res));
+    kill(c.pid, SIGKILL);
+    reap(&c);
+    int rc = shoal_get_timeout(res, 10 * 1000000000ll, &d, &n);
+    CU_ASSERT(rc == SHOAL_ETASK || rc == SHOAL_ECANCELED);
+    if (rc != SHOAL_ETASK && rc != SHOAL_ECANCELED)
+        fprintf(stderr, "task on a dead client's object: %d (%s)\n", rc, shoal_last_error());
+    CHECK_OK(shoal_release(res));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* Tasks are the owner's: a client's submit says so. */
 static void test_client_submit(void)
 {
@@ -942,6 +993,7 @@ static const shoal_test_case cases[] = {
     { "four_clients", test_four_clients },
     { "owner_shutdown_under_clients", test_owner_shutdown_under_clients },
     { "client_submit", test_client_submit },
+    { "task_on_client_object", test_task_on_client_object },
     { "attach_missing_and_bad_names", test_attach_missing_and_bad_names },
     { "same_name_twice", test_same_name_twice },
     { "attach_bad_version", test_attach_bad_version },
