@@ -53,7 +53,7 @@ static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t nee
 static bool take_fresh(shoal__rt_t *rt, _Atomic uint32_t *map, _Atomic uint64_t *carve,
                        uint64_t need, unsigned shift, uint64_t align, uint64_t *start)
 {
-    uint64_t nchunks = shoal__ext_of(rt)->nchunks;
+    uint64_t nchunks = shoal__geo.nchunks;
     uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e;
     do {
         s = round_up(cur, align);
@@ -72,18 +72,18 @@ int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t al
                       bool *zero, uint64_t *start)
 {
     struct shoal__ext *x = shoal__ext_of(rt);
-    unsigned shift = x->chunk_shift;
+    unsigned shift = shoal__geo.shift;
     uint64_t csz = (uint64_t)1 << shift, need = (size + csz - 1) >> shift;
     if (align < csz)
         align = csz;
-    _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)node * x->nchunks;
+    _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)node * shoal__geo.nchunks;
     _Atomic uint64_t *carve = &rt->hdr->node[node].carve;
     if (need == 0 || size > rt->node_span)
         return -1;
 
     if (atomic_load_explicit(&x->recycled[node], memory_order_relaxed) >= need) {
         uint64_t limit = atomic_load_explicit(carve, memory_order_relaxed) >> shift;
-        int64_t c = take_recycled(map, limit < x->nchunks ? limit : x->nchunks, need,
+        int64_t c = take_recycled(map, limit < shoal__geo.nchunks ? limit : shoal__geo.nchunks, need,
                                   align >> shift);
         if (c >= 0) {
             atomic_fetch_sub_explicit(&x->recycled[node], need, memory_order_relaxed);
@@ -114,11 +114,11 @@ int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t al
 
 uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off)
 {
-    const struct shoal__ext *x = shoal__ext_of(rt);
-    uint64_t node = off / rt->node_span, c = (off % rt->node_span) >> x->chunk_shift;
-    if (node >= rt->nnodes || c >= x->nchunks)
+    uint64_t node = off / rt->node_span, c = (off % rt->node_span) >> shoal__geo.shift;
+    if (node >= rt->nnodes || c >= shoal__geo.nchunks)
         return 0;
-    return atomic_load_explicit(&shoal__chunkmap(rt)[node * x->nchunks + c], memory_order_relaxed);
+    return atomic_load_explicit(&shoal__chunkmap(rt)[node * shoal__geo.nchunks + c],
+                                memory_order_relaxed);
 }
 
 uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id)
@@ -128,9 +128,9 @@ uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id)
     if (id == 0 || id == SHOAL__CHUNK_FREE)
         return 0;
     for (unsigned n = 0; n < rt->nnodes; n++) {
-        _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)n * x->nchunks;
+        _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)n * shoal__geo.nchunks;
         uint64_t got = 0;
-        for (uint64_t c = 0; c < x->nchunks; c++) {
+        for (uint64_t c = 0; c < shoal__geo.nchunks; c++) {
             uint32_t want = id;
             if (atomic_load_explicit(&map[c], memory_order_relaxed) == id &&
                 atomic_compare_exchange_strong_explicit(&map[c], &want, SHOAL__CHUNK_FREE,

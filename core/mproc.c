@@ -9,6 +9,7 @@
 
 SHOAL__HIDDEN _Atomic uint64_t *shoal__holds;
 SHOAL__HIDDEN uint32_t shoal__chunk_me;
+SHOAL__HIDDEN struct shoal__geo shoal__geo;
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -41,10 +42,21 @@ uint64_t shoal__ext_bytes(unsigned nnodes, uint64_t node_span)
     return layout(nnodes, node_span).total;
 }
 
+static void adopt(const struct shoal__hdr *h, const struct ext_layout *l)
+{
+    char *b = (char *)h;
+    shoal__geo.ext = (struct shoal__ext *)(b + h->ext_off);
+    shoal__geo.map = (_Atomic uint32_t *)(b + h->ext_off + l->head);
+    shoal__geo.wstats = (struct shoal__wstat *)(b + h->ext_off + l->head + l->map);
+    shoal__geo.shift = l->shift;
+    shoal__geo.nchunks = l->nchunks;
+}
+
 void shoal__ext_init(shoal__rt_t *rt)
 {
     struct shoal__hdr *h = rt->hdr;
     struct ext_layout l = layout(rt->nnodes, rt->node_span);
+    adopt(h, &l);
     struct shoal__ext *x = shoal__ext_of(rt);
     x->magic = SHOAL__EXT_MAGIC;
     x->nprocs = SHOAL__MAX_PROCS;
@@ -79,6 +91,7 @@ int shoal__ext_check(const struct shoal__hdr *h, uint64_t seg_len)
         x->chunk_shift != l.shift || x->nchunks != l.nchunks ||
         x->chunks_off != h->ext_off + l.head || x->wstats_off != h->ext_off + l.head + l.map)
         return -1;
+    adopt(h, &l);
     return 0;
 }
 

@@ -79,17 +79,31 @@ struct shoal__ext {
     struct shoal__proc procs[SHOAL__MAX_PROCS];
 };
 
+/* This process's copy of the region's geometry, taken when the owner lays it out or a client
+ * has checked it: nobody follows an offset that another process could rewrite. */
+struct shoal__geo {
+    struct shoal__ext *ext;
+    _Atomic uint32_t *map;        /* chunk map, node-major */
+    struct shoal__wstat *wstats;
+    unsigned shift;               /* chunk size = 1 << shift */
+    uint64_t nchunks;             /* per node */
+};
+extern struct shoal__geo shoal__geo;
+
 static inline struct shoal__ext *shoal__ext_of(const shoal__rt_t *rt)
 {
-    return (struct shoal__ext *)((char *)rt->hdr + rt->hdr->ext_off);
+    (void)rt;
+    return shoal__geo.ext;
 }
 static inline _Atomic uint32_t *shoal__chunkmap(const shoal__rt_t *rt)
 {
-    return (_Atomic uint32_t *)((char *)rt->hdr + shoal__ext_of(rt)->chunks_off);
+    (void)rt;
+    return shoal__geo.map;
 }
 static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
 {
-    return (struct shoal__wstat *)((char *)rt->hdr + shoal__ext_of(rt)->wstats_off);
+    (void)rt;
+    return shoal__geo.wstats;
 }
 
 /* The generation a slot takes when its object is freed (object.c's rule): an exhausted one
@@ -103,7 +117,8 @@ SHOAL__HIDDEN uint64_t shoal__ext_bytes(unsigned nnodes, uint64_t node_span);
 /* Initialise the region at hdr->ext_off (owner, fresh zeroed segment) and make this process
  * index 0. Must run before the arenas are created: their extent hooks use the chunk map. */
 SHOAL__HIDDEN void shoal__ext_init(shoal__rt_t *rt);
-/* Check a mapped segment's extension region against its length (clients, tools). */
+/* Check a mapped segment's extension region against its length (clients, tools); on success
+ * take its geometry (shoal__geo). 0 or -1. */
 SHOAL__HIDDEN int shoal__ext_check(const struct shoal__hdr *h, uint64_t seg_len);
 
 /* ---- chunks (alloc/chunks.c) -------------------------------------------------------------- */

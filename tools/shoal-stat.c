@@ -70,7 +70,7 @@ static int take(struct snap *s)
         s->node_cap[n] = h->node[n].cap;
         s->node_carved[n] = atomic_load_explicit(&h->node[n].carve, memory_order_relaxed);
         s->node_recycled[n] = atomic_load_explicit(&x->recycled[n], memory_order_relaxed)
-                              << x->chunk_shift;
+                              << shoal__geo.shift;
     }
     s->nslots = rt->nslots;
     s->slots_touched = atomic_load_explicit(&h->bump, memory_order_relaxed) - 1;
