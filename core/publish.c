@@ -32,6 +32,12 @@
 #define HANDSHAKE_NS     5000000000u  /* a connection that says nothing for 5 s is dropped */
 #define RECLAIM_MIN_NS   100000000u   /* look at dead processes' leftovers every 100 ms */
 
+struct ledger {                   /* a client's reference ledger, mapped here too */
+    int fd;
+    _Atomic uint64_t *e;          /* nslots entries: [63..32] generation, [31..0] count */
+    uint64_t len;
+};
+
 struct conn {
     int fd;
     int state;                    /* enum shoal__conn_state */
@@ -39,15 +45,14 @@ struct conn {
     uint32_t inc;
     int32_t pid;
     uint64_t since_ns;
-    int holds_fd;
-    _Atomic uint64_t *holds;      /* the client's ledger, mapped here too */
-    uint64_t holds_len;
+    struct ledger l;
     struct shoal__rx rx;
 };
 
 struct gone {                     /* a process whose chunks are not reclaimed yet */
     unsigned proc;
     uint32_t inc;
+    struct ledger l;              /* it names every object the process made */
 };
 
 static struct {
@@ -102,9 +107,9 @@ static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *ex
     uint64_t sum = 0;
     for (unsigned i = 0; i < MAX_CONNS; i++) {
         const struct conn *c = pub.conns[i];
-        if (!c || c == except || !c->holds || c->state != SHOAL__CONN_ATTACHED)
+        if (!c || c == except || !c->l.e || c->state != SHOAL__CONN_ATTACHED)
             continue;
-        uint64_t v = atomic_load_explicit(&c->holds[idx], memory_order_relaxed);
+        uint64_t v = atomic_load_explicit(&c->l.e[idx], memory_order_relaxed);
         if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
             sum += (uint32_t)v;
     }
@@ -114,63 +119,75 @@ static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *ex
     return sum;
 }
 
-/* Walk the populated pages of a gone process's ledger and drop what it still held. A ref it
- * handed to another process (retain, send) that the receiver has not released yet counts
- * as the sender's; we never drop below what the other ledgers hold, so a receiver that
- * retained the object for itself keeps it. */
-static void release_holds(shoal__rt_t *rt, struct conn *c)
+/* Call fn for each live entry of a ledger: the memfd's populated pages only (SEEK_DATA), so
+ * the cost follows what the process touched, not the table size. Every index is bounded. */
+static bool walk_ledger(shoal__rt_t *rt, const struct ledger *l,
+                        bool (*fn)(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg), void *arg)
 {
-    uint64_t len = c->holds_len, off = 0;
+    uint64_t len = l->len < rt->nslots * 8 ? l->len : rt->nslots * 8, off = 0;
     while (off < len) {
-        off_t d = lseek(c->holds_fd, (off_t)off, SEEK_DATA);
+        off_t d = lseek(l->fd, (off_t)off, SEEK_DATA);
         if (d < 0 || (uint64_t)d >= len)
             break;
-        off_t h = lseek(c->holds_fd, d, SEEK_HOLE);
+        off_t h = lseek(l->fd, d, SEEK_HOLE);
         uint64_t end = h < 0 || (uint64_t)h > len ? len : (uint64_t)h;
-        for (uint64_t i = (uint64_t)d / 8; i < end / 8 && i < rt->nslots; i++) {
-            uint64_t v = atomic_load_explicit(&c->holds[i], memory_order_relaxed);
-            int32_t cnt = (int32_t)(uint32_t)v;
-            uint64_t gen = v >> 32;
-            if (i == 0 || cnt <= 0 || gen == 0)
-                continue;
-            uint64_t w = atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed);
-            if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE)
-                continue;
-            uint64_t refs = shoal__w_refs(w), others = held_by_others(i, gen, c);
-            uint64_t r = refs > others ? refs - others : 0;
-            if (r > (uint64_t)cnt)
-                r = (uint64_t)cnt;
-            drop_refs(rt, i, gen, (uint32_t)r);
+        for (uint64_t i = (uint64_t)d / 8; i < end / 8; i++) {
+            uint64_t v = atomic_load_explicit(&l->e[i], memory_order_relaxed);
+            if (i != 0 && (v >> 32) != 0 && fn(rt, i, v, arg))
+                return true;
         }
         off = end > off ? end : off + 8;
     }
+    return false;
+}
+
+/* Drop what a gone process still held. A ref it handed to another process (retain, send)
+ * that the receiver has not released yet counts as the sender's; we never drop below what
+ * the other ledgers hold, so a receiver that retained the object for itself keeps it. */
+static bool release_one(shoal__rt_t *rt, uint64_t i, uint64_t v, void *arg)
+{
+    const struct conn *c = arg;
+    int32_t cnt = (int32_t)(uint32_t)v;
+    uint64_t gen = v >> 32;
+    if (cnt <= 0)
+        return false;
+    uint64_t w = atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed);
+    if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE)
+        return false;
+    uint64_t refs = shoal__w_refs(w), others = held_by_others(i, gen, c);
+    uint64_t r = refs > others ? refs - others : 0;
+    if (r > (uint64_t)cnt)
+        r = (uint64_t)cnt;
+    drop_refs(rt, i, gen, (uint32_t)r);
+    return false;
 }
 
 /* Objects the gone process created and never sealed: nobody else may seal them, and
  * anyone waiting would wait for ever. They become FAILED (SHOAL_ECANCELED) with a message,
  * their bytes (in the gone process's chunks) are let go, and their references stay: a
  * holder releases as usual. */
-static void fail_unsealed(shoal__rt_t *rt, unsigned p, int32_t pid)
+struct fail_arg { unsigned p; char msg[160]; int ml; };
+
+static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
-    uint64_t limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
-    if (limit > rt->nslots)
-        limit = rt->nslots;
-    char msg[160];
-    int ml = snprintf(msg, sizeof msg, "the process that created this object (pid %d) went "
-                                       "away before sealing it", (int)pid) + 1;
-    for (uint64_t idx = 1; idx < limit; idx++) {
+    const struct fail_arg *fa = arg;
+    unsigned p = fa->p;
+    int ml = fa->ml;
+    const char *msg = fa->msg;
+    {
         shoal__slot *s = &rt->slots[idx];
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (shoal__w_state(w) != SHOAL__CREATED || SHOAL__AUX_PROC(s->aux) != p ||
-            shoal__w_refs(w) == UINT32_MAX)
-            continue;
+        /* Its ledger names every object it made (the entry's generation is the object's). */
+        if (shoal__w_gen(w) != (v >> 32) || shoal__w_state(w) != SHOAL__CREATED ||
+            SHOAL__AUX_PROC(s->aux) != p || shoal__w_refs(w) == UINT32_MAX)
+            return false;
         /* CREATED -> PENDING with a reference of our own: the fields are ours to change
          * (a seal now fails, readers keep waiting) and no release can free the slot under
          * us. acquire: pairs with the creator's release that published off/len. */
         uint64_t nw = ((w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__PENDING << SHOAL__W_STATE_SHIFT)) + 1;
         if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acquire,
                                                      memory_order_relaxed))
-            continue;
+            return false;
         uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
         unsigned node = off < span ? (unsigned)(off / rt->node_span) : 0;
         if (len && off < span && len <= span - off)
@@ -213,22 +230,37 @@ static void fail_unsealed(shoal__rt_t *rt, unsigned p, int32_t pid)
             shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
         }
     }
+    return false;
 }
 
-/* Is any object of process p left? A scan of the used part of the table. */
-static bool has_objects(shoal__rt_t *rt, unsigned p)
+static void fail_unsealed(shoal__rt_t *rt, const struct conn *c)
 {
-    uint64_t limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
-    if (limit > rt->nslots)
-        limit = rt->nslots;
-    for (uint64_t idx = 1; idx < limit; idx++) {
-        const shoal__slot *s = &rt->slots[idx];
-        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (shoal__w_state(w) != SHOAL__FREE && SHOAL__AUX_PROC(s->aux) == p &&
-            atomic_load_explicit(&s->word, memory_order_relaxed) == w)
-            return true;
-    }
-    return false;
+    struct fail_arg fa;
+    fa.p = c->proc;
+    fa.ml = snprintf(fa.msg, sizeof fa.msg, "the process that created this object (pid %d) "
+                                            "went away before sealing it", (int)c->pid) + 1;
+    walk_ledger(rt, &c->l, fail_one, &fa);
+}
+
+/* Is an object of the gone process left? Its ledger names every object it made. */
+static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
+{
+    const struct gone *g = arg;
+    const shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    return shoal__w_gen(w) == (v >> 32) && shoal__w_state(w) != SHOAL__FREE &&
+           SHOAL__AUX_PROC(s->aux) == g->proc &&
+           atomic_load_explicit(&s->word, memory_order_relaxed) == w;
+}
+
+static void ledger_free(struct ledger *l)
+{
+    if (l->e)
+        munmap((void *)l->e, l->len);
+    if (l->fd >= 0)
+        close(l->fd);
+    l->e = NULL;
+    l->fd = -1;
 }
 
 static void flush_cache(shoal__rt_t *rt)
@@ -249,7 +281,7 @@ static void try_reclaim(shoal__rt_t *rt)
         struct gone *g = &pub.gone[i];
         shoal__procs_lock();
         shoal__drain(rt, &pub.t, g->proc, false);
-        bool left = has_objects(rt, g->proc);
+        bool left = walk_ledger(rt, &g->l, left_one, g);
         if (!left) {
             shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
             atomic_store_explicit(&x->procs[g->proc].state, SHOAL__PROC_FREE, memory_order_seq_cst);
@@ -259,10 +291,11 @@ static void try_reclaim(shoal__rt_t *rt)
             i++;
             continue;
         }
+        ledger_free(&g->l);
         pub.gone[i] = pub.gone[--pub.ngone];
     }
     flush_cache(rt);
-    /* A huge table takes a while to scan: never spend more than ~5% of a core on it. */
+    /* A big ledger takes a while to walk: never spend more than ~5% of a core on it. */
     uint64_t took = shoal__now_ns() - t0;
     pub.reclaim_gap_ns = took * 20 > RECLAIM_MIN_NS ? took * 20 : RECLAIM_MIN_NS;
     pub.next_reclaim_ns = shoal__now_ns() + pub.reclaim_gap_ns;
@@ -277,12 +310,14 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     atomic_store_explicit(&x->procs[p].state, SHOAL__PROC_DEAD, memory_order_seq_cst);
     shoal__procs_unlock();
     shoal__wake_proc(rt, 0);    /* our drain thread takes the gone process's stack now */
-    fail_unsealed(rt, p, c->pid);
+    fail_unsealed(rt, c);
     shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never sealed */
-    release_holds(rt, c);
+    walk_ledger(rt, &c->l, release_one, c);
     flush_cache(rt);
-    if (pub.ngone < SHOAL__MAX_PROCS)
-        pub.gone[pub.ngone++] = (struct gone){ p, c->inc };
+    /* The ledger moves to the gone list: it finds the objects that are left. */
+    pub.gone[pub.ngone++] = (struct gone){ p, c->inc, c->l };
+    c->l.e = NULL;
+    c->l.fd = -1;
     pub.next_reclaim_ns = 0;
     try_reclaim(rt);
 }
@@ -296,10 +331,7 @@ static void conn_close(shoal__rt_t *rt, unsigned i)
     close(c->fd);
     if (c->proc)
         client_gone(rt, c);
-    if (c->holds)
-        munmap((void *)c->holds, c->holds_len);
-    if (c->holds_fd >= 0)
-        close(c->holds_fd);
+    ledger_free(&c->l);
     free(c);
     pub.conns[i] = NULL;
 }
@@ -348,18 +380,18 @@ static unsigned pick_proc(struct shoal__ext *x)
  * client cannot shrink it under our mapping. */
 static int make_ledger(shoal__rt_t *rt, struct conn *c)
 {
-    c->holds_len = rt->nslots * sizeof(uint64_t);
-    c->holds_fd = memfd_create("shoal-ledger", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (c->holds_fd < 0)
+    c->l.len = rt->nslots * sizeof(uint64_t);
+    c->l.fd = memfd_create("shoal-ledger", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (c->l.fd < 0)
         return -1;
-    if (ftruncate(c->holds_fd, (off_t)c->holds_len) != 0 ||
-        fcntl(c->holds_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    if (ftruncate(c->l.fd, (off_t)c->l.len) != 0 ||
+        fcntl(c->l.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         return -1;
-    void *m = mmap(NULL, c->holds_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                   c->holds_fd, 0);
+    void *m = mmap(NULL, c->l.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                   c->l.fd, 0);
     if (m == MAP_FAILED)
         return -1;
-    c->holds = m;
+    c->l.e = m;
     return 0;
 }
 
@@ -413,11 +445,11 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
     w->seg_len = pub.seg_len;
     w->node_span = rt->node_span;
     w->nslots = rt->nslots;
-    w->holds_len = c->holds_len;
+    w->holds_len = c->l.len;
     w->owner_pid = (int32_t)getpid();
     int fds[SHOAL__MAX_FDS];
     fds[0] = pub.seg_fd;
-    fds[1] = c->holds_fd;
+    fds[1] = c->l.fd;
     for (unsigned k = 0; k < rt->nnodes; k++)
         fds[2 + k] = rt->arenas->fds[k];
     if (send_msg(c->fd, &m, n, fds, w->nfds) != 0)
@@ -496,7 +528,7 @@ static void conn_accept(shoal__rt_t *rt)
             continue;
         }
         c->fd = fd;
-        c->holds_fd = -1;
+        c->l.fd = -1;
         c->since_ns = shoal__now_ns();
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
         if (epoll_ctl(pub.ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -653,10 +685,7 @@ static void close_conns(void)
         if (!c)
             continue;
         close(c->fd);
-        if (c->holds)
-            munmap((void *)c->holds, c->holds_len);
-        if (c->holds_fd >= 0)
-            close(c->holds_fd);
+        ledger_free(&c->l);
         free(c);
         pub.conns[i] = NULL;
     }
@@ -684,6 +713,9 @@ void shoal__publish_stop(shoal__rt_t *rt)
      * their own mappings (they hold the memfds), so they read on without faulting and
      * their calls answer SHOAL_ENOTINIT. */
     close_conns();
+    for (unsigned i = 0; i < pub.ngone; i++)
+        ledger_free(&pub.gone[i].l);
+    pub.ngone = 0;
     shoal__holds = NULL;
     if (pub.lfd >= 0) {
         struct stat st;
