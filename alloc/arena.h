@@ -8,6 +8,7 @@
 
 #include "../core/segment.h"
 #include "../core/thread.h"
+#include "sizeclass.h"
 
 struct shoal__node_hooks {
     extent_hooks_t hooks;         /* first: jemalloc hands this pointer back to the hooks */
@@ -46,9 +47,9 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
                                      unsigned node, uint64_t *off)
 {
     struct shoal__arenas *a = rt->arenas;
-    size_t usable = nallocx(len, 0);
-    if (unlikely(usable == 0))
+    if (unlikely(len > ((size_t)1 << 46)))
         return shoal__arena_full(rt, len);
+    size_t usable = shoal__usable_size(len);
     for (unsigned i = 0; i < a->nnodes; i++) {
         unsigned n = node + i < a->nnodes ? node + i : node + i - a->nnodes;
         struct shoal__node_stats *ns = &rt->hdr->node[n];
@@ -79,7 +80,8 @@ static inline void shoal__arena_free(shoal__rt_t *rt, struct shoal__thr *t, uint
     if (unlikely(tc == 0))
         tc = shoal__arena_tcache_slow(rt, t, n);
     sdallocx(rt->base + off, len, tc ? MALLOCX_TCACHE(tc - 1) : MALLOCX_TCACHE_NONE);
-    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, nallocx(len, 0), memory_order_relaxed);
+    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, shoal__usable_size(len),
+                              memory_order_relaxed);
 }
 
 #endif
