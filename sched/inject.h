@@ -1,26 +1,36 @@
 /* inject.h - the injection queue: tasks from outside a worker's own deque (foreign threads,
- * other nodes, dependency completions) enter here. An intrusive multi-producer queue
- * (Vyukov's MPSC node queue): a producer is one atomic exchange and one store, never waits.
- * Consumers are the workers allowed to run its tasks; they take turns with a try-flag and
- * never wait for it (a worker that finds the flag taken looks elsewhere).
+ * other nodes, dependency completions) enter here. Producers claim a cell of a ring with one
+ * CAS (Vyukov's bounded queue) and never wait: when the ring is full they append to an
+ * intrusive overflow list (Vyukov's MPSC node queue: one exchange and one store). Consumers
+ * are the workers allowed to run the queue's tasks; they take turns with a try-flag, never
+ * wait for it (a worker that finds it taken looks elsewhere), and take a batch at a time:
+ * the ring hands over a batch of task pointers from a few cache lines, whose tasks can then
+ * be fetched in parallel, where a linked list costs one dependent cache miss per task.
  *
  * Synchronisation:
- *   tail        producers exchange it (seq_cst: release publishes the task's fields, and
- *               seq_cst orders it before the producer's check of the sleeper count, the
- *               Dekker pair with park.c).
- *   link.next   the producer's release store links the predecessor; the consumer's acquire
- *               load pairs with it.
- *   head        consumer-only, under the flag.
+ *   enq         producers CAS it to claim a cell (seq_cst: also orders the claim before the
+ *               producer's check of the sleeper count, the Dekker pair with park.c).
+ *   cell.seq    the producer's release store publishes the cell's item (and the task's
+ *               fields) to the consumer's acquire load; the consumer's release store hands
+ *               the emptied cell back to a producer's acquire load one lap later.
+ *   deq         written by the consumer holding the flag; others read it only to judge
+ *               emptiness (relaxed: a stale value only makes the queue look fuller).
+ *   tail        overflow: producers exchange it (seq_cst, as enq).
+ *   link.next   overflow: the producer's release store links the predecessor; the
+ *               consumer's acquire load pairs with it.
+ *   head        overflow: consumer-only, under the flag.
  *   busy        the consumer flag: acquire exchange to take it, release store to drop it
- *               (the next consumer sees head as the last one left it).
- * A producer preempted between its exchange and its link hides the tasks behind it until it
- * resumes; consumers then see an empty queue with a nonempty tail and retry later.
+ *               (the next consumer sees deq and head as the last one left them).
+ * A producer preempted between its claim (or exchange) and its publication hides its task
+ * (and, in the list, those behind it) until it resumes; consumers then see a nonempty queue
+ * they cannot take from yet, and retry.
  */
 #ifndef SHOAL_SCHED_INJECT_H
 #define SHOAL_SCHED_INJECT_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "../core/rt.h"
 
@@ -28,22 +38,38 @@ typedef struct shoal__qlink {
     _Atomic(struct shoal__qlink *) next;
 } shoal__qlink;
 
+#define SHOAL__INJ_CAP 1024u              /* ring cells (16 bytes each) */
+
+typedef struct shoal__cell {
+    _Atomic uint64_t seq;
+    shoal__qlink *item;
+} shoal__cell;
+
 typedef struct shoal__inject {
-    _Alignas(SHOAL__CACHELINE) _Atomic(shoal__qlink *) tail;   /* producers' line */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t enq;            /* producers' line */
+    _Atomic(shoal__qlink *) tail;
     _Alignas(SHOAL__CACHELINE) _Atomic int busy;                /* consumers' line */
+    _Atomic uint64_t deq;
     shoal__qlink *head;
     shoal__qlink stub;
+    _Alignas(SHOAL__CACHELINE) shoal__cell cell[SHOAL__INJ_CAP];
 } shoal__inject;
 
 static inline void shoal__inject_init(shoal__inject *q)
 {
+    atomic_init(&q->enq, 0);
+    atomic_init(&q->deq, 0);
+    for (uint64_t i = 0; i < SHOAL__INJ_CAP; i++) {
+        atomic_init(&q->cell[i].seq, i);
+        q->cell[i].item = NULL;
+    }
     atomic_init(&q->stub.next, NULL);
     q->head = &q->stub;
     atomic_init(&q->tail, &q->stub);
     atomic_init(&q->busy, 0);
 }
 
-static inline void shoal__inject_push(shoal__inject *q, shoal__qlink *n)
+static inline void shoal__inject_push_list(shoal__inject *q, shoal__qlink *n)
 {
     atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
     /* seq_cst: see the table above. */
@@ -52,16 +78,44 @@ static inline void shoal__inject_push(shoal__inject *q, shoal__qlink *n)
     atomic_store_explicit(&prev->next, n, memory_order_release);
 }
 
-/* Any thread: whether the queue may hold a task. seq_cst: a sleeping worker's re-check,
- * the partner of the producer's exchange. The stub is the tail exactly when the queue has
- * been drained (the consumer re-pushes the stub to take the last task). */
-static inline bool shoal__inject_nonempty(shoal__inject *q)
+static inline void shoal__inject_push(shoal__inject *q, shoal__qlink *n)
 {
-    return atomic_load_explicit(&q->tail, memory_order_seq_cst) != &q->stub;
+    uint64_t pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
+    for (;;) {
+        shoal__cell *c = &q->cell[pos & (SHOAL__INJ_CAP - 1)];
+        /* acquire: pairs with the consumer's release that emptied the cell. */
+        int64_t d = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) - pos);
+        if (likely(d == 0)) {
+            /* seq_cst: see the table above. */
+            if (atomic_compare_exchange_weak_explicit(&q->enq, &pos, pos + 1,
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                c->item = n;
+                /* release: pairs with the consumer's acquire load of seq. */
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                return;
+            }
+        } else if (d < 0) {
+            shoal__inject_push_list(q, n);   /* full: a lap behind */
+            return;
+        } else {
+            pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
+        }
+    }
 }
 
-/* Consumer, flag held: the oldest task, or NULL (empty, or a producer is mid-push). */
-static inline shoal__qlink *shoal__inject_pop_locked(shoal__inject *q)
+/* Any thread: whether the queue may hold a task. seq_cst loads: a sleeping worker's
+ * re-check, the partner of the producer's claim or exchange. The overflow list is empty
+ * exactly when its tail is the stub (the consumer re-queues the stub to take the last). */
+static inline bool shoal__inject_nonempty(shoal__inject *q)
+{
+    return atomic_load_explicit(&q->enq, memory_order_seq_cst) !=
+               atomic_load_explicit(&q->deq, memory_order_relaxed) ||
+           atomic_load_explicit(&q->tail, memory_order_seq_cst) != &q->stub;
+}
+
+/* Consumer, flag held: the oldest task of the overflow list, or NULL. */
+static inline shoal__qlink *shoal__inject_pop_list(shoal__inject *q)
 {
     shoal__qlink *head = q->head;
     /* acquire: pairs with the producer's release store of next. */
@@ -79,13 +133,39 @@ static inline shoal__qlink *shoal__inject_pop_locked(shoal__inject *q)
     /* head is the last linked node: take it only once the stub is queued behind it. */
     if (atomic_load_explicit(&q->tail, memory_order_acquire) != head)
         return NULL;
-    shoal__inject_push(q, &q->stub);
+    shoal__inject_push_list(q, &q->stub);
     next = atomic_load_explicit(&head->next, memory_order_acquire);
     if (next) {
         q->head = next;
         return head;
     }
     return NULL;
+}
+
+/* Consumer, flag held: up to max of the oldest tasks into out[]; returns how many. The
+ * overflow list goes first: it filled while the ring was full, so it holds old tasks. */
+static inline unsigned shoal__inject_take(shoal__inject *q, shoal__qlink **out, unsigned max)
+{
+    unsigned n = 0;
+    if (unlikely(atomic_load_explicit(&q->tail, memory_order_relaxed) != &q->stub)) {
+        shoal__qlink *l;
+        while (n < max && (l = shoal__inject_pop_list(q)))
+            out[n++] = l;
+    }
+    uint64_t pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
+    while (n < max) {
+        shoal__cell *c = &q->cell[pos & (SHOAL__INJ_CAP - 1)];
+        /* acquire: pairs with the producer's release store of seq. */
+        if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos + 1)
+            break;
+        out[n++] = c->item;
+        /* release: pairs with the acquire load of the producer that reuses the cell. */
+        atomic_store_explicit(&c->seq, pos + SHOAL__INJ_CAP, memory_order_release);
+        pos++;
+    }
+    /* relaxed: see the table (the next consumer acquires the flag). */
+    atomic_store_explicit(&q->deq, pos, memory_order_relaxed);
+    return n;
 }
 
 static inline bool shoal__inject_trylock(shoal__inject *q)

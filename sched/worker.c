@@ -17,32 +17,28 @@
 /* ---- finding work ------------------------------------------------------------------------ */
 
 /* Take the oldest task of q and move up to QBATCH - 1 more into w's deque, where w's
- * node-mates can steal them; the queue's flag is held for a bounded time. */
+ * node-mates can steal them; the queue's flag is held for a bounded time. A node's queue
+ * holds only tasks bound to it, the global queue only unbound ones, so the deque items are
+ * tagged without reading the tasks, whose lines are fetched in parallel meanwhile. */
 static struct shoal_task *from_queue(struct shoal__sched *s, struct shoal__worker *w,
-                                     shoal__inject *q)
+                                     shoal__inject *q, bool bound)
 {
     if (!shoal__inject_nonempty(q) || !shoal__inject_trylock(q))
         return NULL;
-    shoal__qlink *first = shoal__inject_pop_locked(q);
-    unsigned moved = 0;
-    bool bound = false;
-    if (first) {
-        for (; moved < QBATCH - 1; moved++) {
-            shoal__qlink *l = shoal__inject_pop_locked(q);
-            if (!l)
-                break;
-            struct shoal_task *t = (struct shoal_task *)l;
-            bound |= (t->flags & SHOAL__TF_BOUND) != 0;
-            if (unlikely(shoal__deque_push(&w->dq, shoal__tag(t)))) {
-                shoal__inject_push(q, l);   /* no memory to grow the deque: leave it queued */
-                break;
-            }
-        }
-    }
+    shoal__qlink *got[QBATCH];
+    unsigned n = shoal__inject_take(q, got, QBATCH), i = 1;
+    for (unsigned k = 0; k < n; k++)
+        __builtin_prefetch(got[k]);
+    for (; i < n; i++)
+        if (unlikely(shoal__deque_push(&w->dq, (shoal__item)got[i] |
+                                                   (bound ? SHOAL__ITEM_BOUND : 0))))
+            break;
+    for (unsigned k = i; k < n; k++)
+        shoal__inject_push(q, got[k]);   /* no memory to grow the deque: queue them again */
     shoal__inject_unlock(q);
-    if (moved)
+    if (i > 1)
         shoal__wake_check(s, w->node, bound);
-    return (struct shoal_task *)first;
+    return n ? (struct shoal_task *)got[0] : NULL;
 }
 
 static struct shoal_task *steal_from(struct shoal__worker *w, struct shoal__worker *v,
@@ -102,9 +98,9 @@ static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal_
             shoal__surplus_check(s, w->node);
         return shoal__untag(x);
     }
-    struct shoal_task *t = from_queue(s, w, &s->n[w->node].q);
+    struct shoal_task *t = from_queue(s, w, &s->n[w->node].q, true);
     if (!t)
-        t = from_queue(s, w, &s->global);
+        t = from_queue(s, w, &s->global, false);
     if (!t)
         t = steal(s, w);
     return t;
@@ -220,7 +216,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
 {
     if (workers == 0)
         workers = 1;
-    struct shoal__sched *s = calloc(1, sizeof *s);
+    struct shoal__sched *s = zalloc_aligned(sizeof *s);
     if (!s)
         return shoal__err(SHOAL_ENOMEM, "out of memory for the scheduler");
     s->rt = rt;
@@ -319,7 +315,7 @@ static size_t drain(struct shoal__sched *s)
     for (unsigned k = 0; k <= s->nnodes; k++) {
         shoal__inject *q = k < s->nnodes ? &s->n[k].q : &s->global;
         shoal__qlink *l;
-        while ((l = shoal__inject_pop_locked(q))) {
+        while (shoal__inject_take(q, &l, 1)) {
             shoal__task_cancel((struct shoal_task *)l, false);
             n++;
         }
