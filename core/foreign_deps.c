@@ -105,3 +105,14 @@ void shoal__notify_owner(shoal__rt_t *rt)
 {
     shoal__wake_proc(rt, 0);
 }
+
+void shoal__foreign_deps_forget(void)
+{
+    /* Shutdown: the scheduler cancels the tasks these belong to; never fire them. */
+    pthread_mutex_lock(&mu);
+    free(list);
+    list = NULL;
+    n = cap = 0;
+    atomic_store_explicit(&count, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&mu);
+}

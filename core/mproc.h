@@ -200,6 +200,8 @@ SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
 SHOAL__HIDDEN int  shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d);
 /* Owner's drain thread: fire the foreign dependents whose object completed. */
 SHOAL__HIDDEN void shoal__foreign_deps_scan(shoal__rt_t *rt);
+/* Shutdown (after the threads that fire them stopped): drop them unfired. */
+SHOAL__HIDDEN void shoal__foreign_deps_forget(void);
 /* A client completed an object someone waits on: the owner may have dependents on it. */
 SHOAL__HIDDEN void shoal__notify_owner(shoal__rt_t *rt) __attribute__((cold));
 
@@ -212,8 +214,11 @@ SHOAL__HIDDEN int  shoal__sock_path(const char *name, char *out, size_t cap, int
  * runtime is published. seg_fd/seg_len: the header+table memfd. */
 SHOAL__HIDDEN int  shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd,
                                         uint64_t seg_len);
-/* Owner: stop serving, tell clients, release everything. Idempotent; called by teardown. */
+/* Owner: stop serving, tell clients, stop the service threads. Idempotent; shoal_shutdown
+ * calls it before the scheduler stops (and teardown again). */
 SHOAL__HIDDEN void shoal__publish_stop(shoal__rt_t *rt);
+/* Owner: drop this process's ledger (teardown, once no thread takes references). */
+SHOAL__HIDDEN void shoal__publish_release(void);
 /* Client: shoal_shutdown of an attached runtime (lifecycle lock held). */
 SHOAL__HIDDEN int  shoal__detach(shoal__rt_t *rt);
 /* In a child after fork(): the runtime inherited from the parent is abandoned (its threads

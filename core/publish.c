@@ -709,6 +709,7 @@ void shoal__publish_stop(shoal__rt_t *rt)
         pub.th_started = false;
     }
     shoal__drain_stop();
+    shoal__foreign_deps_forget();
     /* The store goes away with us: nothing a client held needs giving back. Clients keep
      * their own mappings (they hold the memfds), so they read on without faulting and
      * their calls answer SHOAL_ENOTINIT. */
@@ -716,7 +717,6 @@ void shoal__publish_stop(shoal__rt_t *rt)
     for (unsigned i = 0; i < pub.ngone; i++)
         ledger_free(&pub.gone[i].l);
     pub.ngone = 0;
-    shoal__holds = NULL;
     if (pub.lfd >= 0) {
         struct stat st;
         if (stat(pub.path, &st) == 0 && st.st_dev == pub.dev && st.st_ino == pub.ino)
@@ -727,11 +727,18 @@ void shoal__publish_stop(shoal__rt_t *rt)
         close(pub.ep);
     if (pub.evfd >= 0)
         close(pub.evfd);
+    pub.lfd = pub.ep = pub.evfd = -1;
+    pub.on = false;
+}
+
+void shoal__publish_release(void)
+{
+    /* Workers take and drop references until the scheduler stops: the ledger stays until
+     * the store itself goes. */
+    shoal__holds = NULL;
     if (pub.own_holds)
         munmap((void *)pub.own_holds, pub.own_holds_len);
     pub.own_holds = NULL;
-    pub.lfd = pub.ep = pub.evfd = -1;
-    pub.on = false;
 }
 
 void shoal__publish_forget(void)

@@ -31,6 +31,7 @@ static void teardown(struct rt_private *p)
 {
     shoal__rt_t *rt = &p->rt;
     shoal__publish_stop(rt);
+    shoal__publish_release();
     shoal__arenas_destroy(rt);
     if (rt->deps)
         munmap((void *)rt->deps, p->deps_len);
@@ -199,6 +200,9 @@ SHOAL_API int shoal_shutdown(void)
         shoal__lifecycle_unlock();
         return rc;
     }
+    /* Clients are told first, and the service threads that may hand tasks their foreign
+     * arguments (core/publish.c) stop before the scheduler goes. */
+    shoal__publish_stop(rt);
     /* Workers finish while the store is still whole; then every cached view goes stale. */
     shoal__sched_stop(rt);
     shoal__tl_stop();
