@@ -41,8 +41,15 @@ SHOAL__HIDDEN void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr 
 SHOAL__HIDDEN unsigned shoal__arena_tcache_slow(shoal__rt_t *rt, struct shoal__thr *t, unsigned node);
 SHOAL__HIDDEN int shoal__arena_full(shoal__rt_t *rt, size_t len) __attribute__((cold));
 
+/* Objects this large are page aligned: jemalloc otherwise starts a large allocation at a
+ * random cache line of its first page (opt.cache_oblivious), which rules out O_DIRECT file
+ * I/O straight from and into the object (io/). Their usable size is the same either way
+ * (large size classes are page multiples), so sdallocx needs no alignment flag. */
+#define SHOAL__ALIGN_MIN ((size_t)16 << 10)
+
 /* Allocate len (> 0) bytes on node (or the next node with room) and return the offset from
- * rt->base. Capacity is counted in jemalloc's usable size. SHOAL_ENOMEM when full. */
+ * rt->base. Capacity is counted in jemalloc's usable size. SHOAL_ENOMEM when full; with
+ * spill_dir set, cold objects are spilled first to make room (io/spill.c). */
 static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
                                      unsigned node, uint64_t *off)
 {
@@ -61,13 +68,20 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
         unsigned tc = t->tcache[n];
         if (unlikely(tc == 0))
             tc = shoal__arena_tcache_slow(rt, t, n);
-        void *p = tc ? mallocx(len, MALLOCX_ARENA(a->je[n]) | MALLOCX_TCACHE(tc - 1)) : NULL;
+        int fl = MALLOCX_ARENA(a->je[n]) | MALLOCX_TCACHE(tc - 1) |
+                 (len >= SHOAL__ALIGN_MIN ? MALLOCX_ALIGN(4096) : 0);
+        void *p = tc ? mallocx(len, fl) : NULL;
         if (unlikely(p == NULL)) {
             atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
             continue;
         }
         *off = (uint64_t)((char *)p - rt->base);
         return 0;
+    }
+    if (rt->cfg.spill_dir) {
+        int rc = shoal__spill_alloc(rt, t, len, node, off);
+        if (rc <= 0)
+            return rc;
     }
     return shoal__arena_full(rt, len);
 }

@@ -54,14 +54,27 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
             continue;   /* freed meanwhile: slot_of reports it */
         switch (shoal__w_state(w)) {
         case SHOAL__READY:
+            /* A cold object (spilling on) is read now: clear UNREAD so the spiller leaves it
+             * alone while references exist, and later gets stay on the fast path. relaxed:
+             * the acquire load above ordered the bytes; a spiller's claim of the same word
+             * makes this CAS fail and we look again. */
+            if (unlikely(w & SHOAL__W_UNREAD) &&
+                !atomic_compare_exchange_strong_explicit(&s->word, &w, w & ~SHOAL__W_UNREAD,
+                                                         memory_order_relaxed,
+                                                         memory_order_relaxed))
+                continue;
             *data = shoal__slot_data(s);
             *len = s->len;
             return 0;
         case SHOAL__FAILED:
             return failed_result(s, ref);
+        case SHOAL__SPILLING:
         case SHOAL__SPILLED:
-            return shoal__err(SHOAL_EIO, "object 0x%016llx is spilled and this build cannot "
-                                         "restore it", (unsigned long long)ref.id);
+        case SHOAL__RESTORING:
+            rc = shoal__spill_touch(ref, s);   /* io/spill.c: brings the bytes back */
+            if (rc)
+                return rc;
+            continue;
         default:
             shoal__count(SHOAL__CNT_GET_WAIT);
             rc = shoal__obj_wait(ref, timeout_ns);

@@ -93,8 +93,11 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
+    uint64_t nw = shoal__w_make(gen, state, refs);
+    if (state == SHOAL__READY)
+        nw |= shoal__seal_mark(rt, s);
     /* release: publishes off/len/aux and the bytes to the acquire load in shoal_get. */
-    atomic_store_explicit(&s->word, shoal__w_make(gen, state, refs), memory_order_release);
+    atomic_store_explicit(&s->word, nw, memory_order_release);
     if (unlikely(shoal__holds != NULL))   /* published or attached: the ledger (mproc.h) */
         shoal__holds_add(idx, gen, (int32_t)refs);
     if (buf)
@@ -248,6 +251,8 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
                               (unsigned long long)ref.id);
         uint64_t nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS)) |
                       ((uint64_t)target << SHOAL__W_STATE_SHIFT);
+        if (target == SHOAL__READY)
+            nw |= shoal__seal_mark(rt, s);
         /* release: publishes the bytes and off/len to readers' acquire loads of the word. */
         if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_release,
                                                   memory_order_relaxed))
@@ -312,6 +317,16 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
 {
     struct shoal__thr *t = shoal__thr_get();
     atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
+    if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
+        /* Its bytes were freed when it was spilled (off is only its old place): forget the
+         * copy on disk and recycle the slot. */
+        shoal__spill_drop(s);
+        if (oldw & SHOAL__W_WAITERS)
+            wake_waiters(rt);
+        if (newgen != shoal__w_gen(oldw) && t)
+            shoal__slot_give(rt, t, idx);
+        return;
+    }
     if (unlikely(SHOAL__AUX_PROC(s->aux) != rt->proc)) {
         /* Another process allocated the bytes: only its jemalloc can take them back. */
         if (oldw & SHOAL__W_WAITERS)

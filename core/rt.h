@@ -125,4 +125,38 @@ extern int (*shoal__help_hook)(void);
 /* ---- monotonic time ------------------------------------------------------------------- */
 SHOAL__HIDDEN uint64_t shoal__now_ns(void);
 
+/* ---- spilling (io/spill.c provides; core calls) ----------------------------------------- */
+/* A coarse clock for "went cold at": 2^20 TSC ticks (~0.3 ms), wrapping after weeks; only
+ * differences are used. */
+static inline uint32_t shoal__seal_era(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return (uint32_t)(__builtin_ia32_rdtsc() >> 20);
+#else
+    return (uint32_t)(shoal__now_ns() >> 18);
+#endif
+}
+/* Word bits for an object being sealed READY: with spill_dir configured, UNREAD (a spill
+ * candidate until its first get) and its seal era in `next`; nothing otherwise, one
+ * predictable branch. The caller owns the slot (before its publishing release). */
+static inline uint64_t shoal__seal_mark(const shoal__rt_t *rt, shoal__slot *s)
+{
+    if (likely(rt->cfg.spill_dir == NULL))
+        return 0;
+    atomic_store_explicit(&s->next, shoal__seal_era(), memory_order_relaxed);
+    return SHOAL__W_UNREAD;
+}
+/* The store is full (alloc/arena.c): spill cold objects and allocate again. 0 with *off
+ * set, < 0 with the message set, or 1 when spilling does not apply (not configured, the I/O
+ * thread itself, or a retry inside this very call): the caller reports "store full". */
+SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
+                                     unsigned node, uint64_t *off);
+/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. */
+SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
+/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore; a
+ * worker runs other tasks meanwhile). 0 = look again; < 0 with the message set. */
+SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s);
+/* Fill the spill counters of *out (shoal_stats_get). */
+SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "../alloc/arena.h"
 #include "../alloc/os.h"
+#include "../io/io.h"
 #include "../sched/sched.h"
 #include "../sched/timeline.h"
 #include "../sched/topo.h"
@@ -30,6 +31,7 @@ static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a
 static void teardown(struct rt_private *p)
 {
     shoal__rt_t *rt = &p->rt;
+    shoal__io_stop(rt);   /* a no-op once shutdown stopped it */
     shoal__publish_stop(rt);
     shoal__publish_release();
     shoal__arenas_destroy(rt);
@@ -159,6 +161,9 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     rt->hdr->huge_kind = rt->huge_kind;
     if (c.name && (rc = shoal__publish_start(rt, c.name, p->seg_fd, p->seg_len)) != 0)
         goto fail;
+    rc = shoal__io_start(rt);   /* validates spill_dir; its thread waits for the epoch */
+    if (rc)
+        goto fail;
 
     uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
     rt->epoch = e;
@@ -173,6 +178,7 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     if (rc) {
         shoal__sched_stop(rt);
         shoal__tl_stop();
+        shoal__io_stop(rt);
         __atomic_store_n(&shoal__epoch, e + 1, __ATOMIC_RELEASE);
         atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
         shoal__threads_flush_all(rt);
@@ -206,6 +212,7 @@ SHOAL_API int shoal_shutdown(void)
     /* Workers finish while the store is still whole; then every cached view goes stale. */
     shoal__sched_stop(rt);
     shoal__tl_stop();
+    shoal__io_stop(rt);   /* after the workers (their tasks may wait on I/O), before the store */
     __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);

@@ -105,6 +105,7 @@ SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
     s.invalid_ids = sum[SHOAL__CNT_INVALID];
     s.get_waits = sum[SHOAL__CNT_GET_WAIT];
     s.wait_sleeps = sum[SHOAL__CNT_WAIT_SLEEP];
+    shoal__io_stats(&s);   /* spilling counters (io/spill.c) */
     /* A caller built against an older header gets its prefix; a newer one reads zeros for
      * counters this library does not have. */
     size_t n = size < sizeof s ? size : sizeof s;

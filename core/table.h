@@ -3,8 +3,11 @@
  * process; it holds offsets, never pointers. Internal: never installed.
  *
  * ID layout (64 bits):   [63..56] host (must be 0)  [55..30] generation  [29..0] slot index
- * Slot word (64 bits):   [63..38] generation  [37..34] state  [33] waiters  [32] spare
+ * Slot word (64 bits):   [63..38] generation  [37..34] state  [33] waiters  [32] unread
  *                        [31..0]  reference count
+ * unread (set only while spill_dir is configured): sealed and not read since, a spill
+ * candidate (io/spill.h). The fast path's compare expects it clear, so the first get of such
+ * an object takes the slow path, which clears it; later gets are fast again.
  * A ready object's high 32 bits equal (id >> 30) << 6 | READY << 2 for the ID that names
  * it; a nonzero host field makes that value exceed 32 bits, so one compare checks host,
  * generation and state together (the lookup fast path).
@@ -35,10 +38,13 @@ enum shoal__state {
     SHOAL__READY = 3,    /* sealed: immutable, readable */
     SHOAL__FAILED = 4,   /* data = message; aux.code = SHOAL_ETASK/EIO/ECANCELED */
     SHOAL__SPILLED = 5,  /* sealed, bytes on disk (io/spill) */
+    SHOAL__SPILLING = 6, /* sealed, being written to disk; bytes still resident (io/spill) */
+    SHOAL__RESTORING = 7,/* sealed, being read back from disk (io/spill) */
 };
 
 #define SHOAL__W_REFS_MASK   UINT64_C(0xffffffff)
 #define SHOAL__W_WAITERS     (UINT64_C(1) << 33)
+#define SHOAL__W_UNREAD      (UINT64_C(1) << 32)
 #define SHOAL__W_STATE_SHIFT 34
 #define SHOAL__W_STATE_MASK  (UINT64_C(0xf) << SHOAL__W_STATE_SHIFT)
 #define SHOAL__W_GEN_SHIFT   38
@@ -49,7 +55,9 @@ typedef struct shoal__slot {
     uint64_t len;            /* bytes */
     uint32_t aux;            /* [7..0] allocating process index, [15..8] -error code if FAILED,
                                 [16] was read since sealed (spill candidate bookkeeping) */
-    _Atomic uint32_t next;   /* free-list / remote-free link (slot index) */
+    _Atomic uint32_t next;   /* free-list / remote-free link (slot index). With spilling on,
+                                while READY: when it went cold (seal era); while SPILLED or
+                                RESTORING: its spill-file extent in 4 KiB pages (io/spill) */
 } shoal__slot;
 _Static_assert(sizeof(shoal__slot) == 32, "slot layout is shared between processes");
 /* The inline lookup in shoal.h reads word, off and len by position. */

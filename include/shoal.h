@@ -237,6 +237,18 @@ typedef struct shoal_stats {
     uint64_t get_waits;    /* gets that found their object not sealed yet and waited for it
                               (or timed out) */
     uint64_t wait_sleeps;  /* times a waiting thread (shoal_get, shoal_wait) slept in the kernel */
+    /* Spilling (config.spill_dir): objects written out to make room and read back by a get. */
+    uint64_t spilled_objects;      /* objects spilled (each time one is written out) */
+    uint64_t spilled_bytes;        /* their bytes */
+    uint64_t restored_objects;     /* spilled objects read back */
+    uint64_t restored_bytes;
+    uint64_t spill_ns;             /* time spent spilling: start to end of each write, summed
+                                      (writes overlap, so this can exceed wall time) */
+    uint64_t restore_ns;           /* same for restores, from the request to the bytes' return */
+    uint64_t spill_failures;       /* spill writes that failed (disk full, I/O error): the
+                                      object stayed resident, the put got SHOAL_ENOMEM */
+    uint64_t spilled_now_objects;  /* objects on disk right now (not counters: a snapshot) */
+    uint64_t spilled_now_bytes;
 } shoal_stats;
 /* Fill *out with the current counters. size is sizeof(shoal_stats) as the caller was compiled
  * with: the library writes the first min(size, its own size) bytes and zeroes any rest, so a

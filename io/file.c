@@ -1,0 +1,472 @@
+/* file.c - files into objects and back: shoal_put_file (open, statx, allocate in the store,
+ * chunked reads straight into the object's bytes, close) and shoal_write_file (wait for the
+ * object, create the file, chunked writes, fsync, close). The calls only validate, create
+ * the result object and post a message; every step after runs on the I/O thread, so the
+ * calling thread (often a worker) never enters the kernel for the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jemalloc/jemalloc.h>
+
+#include "../core/segment.h"
+#include "io.h"
+#include "spill.h"
+
+/* ---- shared helpers ------------------------------------------------------------------- */
+
+static int check_path(const char *fn, const char *path, size_t *n)
+{
+    if (!path || !*path)
+        return shoal__err(SHOAL_EINVAL, "%s: path is %s", fn, path ? "empty" : "NULL");
+    *n = strnlen(path, PATH_MAX);
+    if (*n >= PATH_MAX)
+        return shoal__err(SHOAL_EINVAL, "%s: path is longer than PATH_MAX (%d)", fn, PATH_MAX);
+    return 0;
+}
+
+static void close_done(shoal__iop *op, int res)
+{
+    (void)res;
+    free(op->owner);
+}
+
+/* Close fd (if open) and free the state machine `owner` once that has happened. */
+static void close_and_free(shoal__iop *op, int fd, void *owner)
+{
+    if (fd < 0) {
+        free(owner);
+        return;
+    }
+    op->code = SHOAL__IOP_CLOSE;
+    op->fd = fd;
+    op->done = close_done;
+    op->owner = owner;
+    shoal__io_submit(op);
+}
+
+/* Turn O_DIRECT on or off on an open fd (F_SETFL may change it): a quick, non-blocking call
+ * on the I/O thread. Files are opened buffered and switched once their size and the
+ * buffer's alignment are known; a file system without O_DIRECT refuses here (EINVAL) and
+ * the transfer stays buffered. */
+static int set_direct(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- ingest: file -> object ---------------------------------------------------------------- */
+
+struct ingest {
+    shoal__iowait w;              /* w.msg: the start message, later the fill retry */
+    shoal_ref ref;
+    int node;
+    uint64_t offset, want, size;
+    int fd;
+    bool dio_ok;                  /* the file and the length allow O_DIRECT */
+    struct statx stx;
+    shoal__iop op;
+    shoal__xfer x;
+    char path[];
+};
+
+static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
+{
+    if (code == 0) {
+        shoal__obj_complete(g->ref, 0, NULL);
+    } else {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        shoal__obj_complete(g->ref, code, msg);
+    }
+    shoal_release(g->ref);   /* the reference this operation held */
+    close_and_free(&g->op, g->fd, g);
+}
+
+static void ingest_fail_errno(struct ingest *g, const char *what, int res)
+{
+    ingest_end(g, SHOAL_EIO, "shoal_put_file: %s '%s': %s (errno %d)", what, g->path,
+               strerror(-res), -res);
+}
+
+static void ingest_read_done(shoal__xfer *x)
+{
+    struct ingest *g = x->owner;
+    if (x->err == SHOAL__XFER_SHORT)
+        ingest_end(g, SHOAL_EIO, "shoal_put_file: short read: '%s' ended %llu bytes into the "
+                   "%llu bytes wanted from offset %llu (the file shrank?)", g->path,
+                   (unsigned long long)x->short_at, (unsigned long long)g->size,
+                   (unsigned long long)g->offset);
+    else if (x->err)
+        ingest_fail_errno(g, "reading", x->err);
+    else
+        ingest_end(g, 0, NULL);
+}
+
+static void ingest_fill(shoal__iomsg *m);
+
+static void ingest_fill_retry(shoal__iomsg *m)
+{
+    struct ingest *g = (struct ingest *)m;
+    if (g->w.rc < 0)
+        ingest_end(g, g->w.rc, "shoal_put_file: cannot hold '%s' (%llu bytes) in the store: %s",
+                   g->path, (unsigned long long)g->size, g->w.err);
+    else {
+        g->w.tries++;   /* from now on wait for spills, not just for free room */
+        ingest_fill(m);
+    }
+}
+
+static void ingest_fill(shoal__iomsg *m)
+{
+    struct ingest *g = (struct ingest *)m;
+    void *buf = NULL;
+    int rc = shoal__obj_fill(g->ref, g->size, g->node, &buf);
+    if (rc == SHOAL_ENOMEM && shoal__spill_on() && g->size <= shoal__rt->hdr->store_bytes) {
+        g->w.msg.run = ingest_fill_retry;
+        g->w.need = g->size;
+        shoal__spill_want(&g->w);
+        return;
+    }
+    if (rc) {
+        ingest_end(g, rc, "shoal_put_file: cannot hold '%s' (%llu bytes) in the store: %s",
+                   g->path, (unsigned long long)g->size, shoal_last_error());
+        return;
+    }
+    bool direct = g->dio_ok &&
+                  shoal__xfer_can_direct(buf, g->size, nallocx(g->size, 0), g->offset) &&
+                  set_direct(g->fd, true) == 0;
+    g->x = (shoal__xfer){ .fd = g->fd, .write = false, .direct = direct, .buf = buf,
+                          .len = g->size, .foff = g->offset, .finish = ingest_read_done,
+                          .owner = g };
+    shoal__xfer_start(&g->x);
+}
+
+static void ingest_statted(shoal__iop *op, int res)
+{
+    struct ingest *g = op->owner;
+    if (res < 0) {
+        ingest_fail_errno(g, "cannot stat", res);
+        return;
+    }
+    uint64_t fsize = g->stx.stx_size;
+    bool regular = S_ISREG(g->stx.stx_mode);
+    if (S_ISDIR(g->stx.stx_mode)) {
+        ingest_fail_errno(g, "cannot read", -EISDIR);
+        return;
+    }
+    if (g->want == 0) {
+        if (!regular) {
+            ingest_end(g, SHOAL_EIO, "shoal_put_file: '%s' is not a regular file: its length "
+                       "is unknown, pass len", g->path);
+            return;
+        }
+        if (g->offset > fsize) {
+            ingest_end(g, SHOAL_EIO, "shoal_put_file: offset %llu is beyond the end of '%s' "
+                       "(%llu bytes)", (unsigned long long)g->offset, g->path,
+                       (unsigned long long)fsize);
+            return;
+        }
+        g->size = fsize - g->offset;
+    } else {
+        g->size = g->want;
+        if (regular && g->offset + g->want > fsize) {
+            ingest_end(g, SHOAL_EIO, "shoal_put_file: short read: '%s' has %llu bytes, fewer "
+                       "than offset %llu + len %llu", g->path, (unsigned long long)fsize,
+                       (unsigned long long)g->offset, (unsigned long long)g->want);
+            return;
+        }
+    }
+    /* A file system that reports its direct-I/O alignment and needs more than we align to,
+     * or none at all, gets buffered reads. */
+    g->dio_ok = shoal__io_direct() && regular && g->size >= SHOAL__IO_DIRECT_MIN &&
+                g->offset % SHOAL__IO_ALIGN == 0 &&
+                (!(g->stx.stx_mask & STATX_DIOALIGN) ||
+                 (g->stx.stx_dio_mem_align != 0 && g->stx.stx_dio_mem_align <= SHOAL__IO_ALIGN &&
+                  g->stx.stx_dio_offset_align <= SHOAL__IO_ALIGN));
+    ingest_fill(&g->w.msg);
+}
+
+static void ingest_opened(shoal__iop *op, int res)
+{
+    struct ingest *g = op->owner;
+    if (res < 0) {
+        ingest_fail_errno(g, "cannot open", res);
+        return;
+    }
+    g->fd = res;
+    op->code = SHOAL__IOP_STATX;
+    op->fd = g->fd;
+    op->buf = &g->stx;
+    op->done = ingest_statted;
+    shoal__io_submit(op);
+}
+
+static void ingest_start(shoal__iomsg *m)
+{
+    struct ingest *g = (struct ingest *)m;
+    g->op = (shoal__iop){ .code = SHOAL__IOP_OPEN, .path = g->path, .flags = O_RDONLY | O_CLOEXEC,
+                          .done = ingest_opened, .owner = g, .fd = -1 };
+    shoal__io_submit(&g->op);
+}
+
+SHOAL_API int shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    size_t n;
+    if ((rc = check_path("shoal_put_file", path, &n)))
+        return rc;
+    if (!out)
+        return shoal__err(SHOAL_EINVAL, "shoal_put_file: out is NULL");
+    if (offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset)
+        return shoal__err(SHOAL_EINVAL, "shoal_put_file: offset %llu + len %zu overflows a file "
+                          "offset", (unsigned long long)offset, len);
+    if (len > shoal__rt->hdr->store_bytes)
+        return shoal__err(SHOAL_EINVAL, "shoal_put_file: len %zu is larger than the whole store "
+                          "(%llu bytes)", len, (unsigned long long)shoal__rt->hdr->store_bytes);
+    struct ingest *g = calloc(1, sizeof *g + n + 1);
+    if (!g)
+        return shoal__err(SHOAL_ENOMEM, "shoal_put_file: out of memory");
+    memcpy(g->path, path, n + 1);
+    g->offset = offset;
+    g->want = len;
+    g->fd = -1;
+    g->node = shoal__tls.node;
+    /* Two references: the caller's, and this operation's until it completes the object. */
+    rc = shoal__obj_new(SHOAL__PENDING, 0, g->node, 2, NULL, &g->ref);
+    if (rc) {
+        free(g);
+        return rc;
+    }
+    shoal_ref ref = g->ref;
+    g->w.msg.run = ingest_start;
+    rc = shoal__io_post(&g->w.msg);
+    if (rc) {
+        shoal__obj_complete(ref, SHOAL_ECANCELED, "shoal_put_file: the I/O engine stopped");
+        shoal_release(ref);
+        shoal_release(ref);
+        free(g);
+        return rc;
+    }
+    *out = ref;
+    return 0;
+}
+
+/* ---- export: object -> file ---------------------------------------------------------------- */
+
+struct export {
+    shoal__iowait w;              /* w.msg: the start message, later the restore retry */
+    shoal__dep dep;
+    shoal_ref src, done;
+    int failed;                   /* the source failed (from the dependency) */
+    int node;
+    int fd;
+    bool pinned;
+    const char *data;
+    uint64_t len, body;           /* body: the part written with O_DIRECT */
+    shoal__iop op;
+    shoal__xfer x;
+    char path[];
+};
+
+static void export_end(struct export *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void export_end(struct export *e, int code, const char *fmt, ...)
+{
+    if (code == 0) {
+        shoal__obj_complete(e->done, 0, NULL);
+    } else {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        shoal__obj_complete(e->done, code, msg);
+    }
+    if (e->pinned)
+        shoal__spill_unpin(e->src);
+    shoal_release(e->done);
+    shoal_release(e->src);
+    close_and_free(&e->op, e->fd, e);
+}
+
+static void export_fail_errno(struct export *e, const char *what, int res)
+{
+    export_end(e, SHOAL_EIO, "shoal_write_file: %s '%s': %s (errno %d)", what, e->path,
+               strerror(-res), -res);
+}
+
+static void export_synced(shoal__iop *op, int res)
+{
+    struct export *e = op->owner;
+    if (res < 0)
+        export_fail_errno(e, "fsync of", res);
+    else
+        export_end(e, 0, NULL);
+}
+
+static void export_sync(struct export *e)
+{
+    e->op.code = SHOAL__IOP_FSYNC;
+    e->op.fd = e->fd;
+    e->op.done = export_synced;
+    shoal__io_submit(&e->op);
+}
+
+static void export_tail_done(shoal__xfer *x)
+{
+    struct export *e = x->owner;
+    if (x->err)
+        export_fail_errno(e, "writing", x->err);
+    else
+        export_sync(e);
+}
+
+static void export_body_done(shoal__xfer *x)
+{
+    struct export *e = x->owner;
+    if (x->err) {
+        export_fail_errno(e, "writing", x->err);
+        return;
+    }
+    if (e->body == e->len) {
+        export_sync(e);
+        return;
+    }
+    /* The tail is not a whole block: write it through the page cache. */
+    int rc = e->body ? set_direct(e->fd, false) : 0;
+    if (rc) {
+        export_fail_errno(e, "fcntl on", rc);
+        return;
+    }
+    e->x = (shoal__xfer){ .fd = e->fd, .write = true, .direct = false,
+                          .buf = (char *)e->data + e->body, .len = e->len - e->body,
+                          .foff = e->body, .finish = export_tail_done, .owner = e };
+    shoal__xfer_start(&e->x);
+}
+
+static void export_opened(shoal__iop *op, int res)
+{
+    struct export *e = op->owner;
+    if (res < 0) {
+        export_fail_errno(e, "cannot create", res);
+        return;
+    }
+    e->fd = res;
+    if (e->body && set_direct(e->fd, true) != 0)
+        e->body = 0;   /* this file system refuses O_DIRECT: write it all buffered */
+    e->x = (shoal__xfer){ .fd = e->fd, .write = true, .direct = e->body != 0,
+                          .buf = (char *)e->data, .len = e->body, .foff = 0,
+                          .finish = export_body_done, .owner = e };
+    shoal__xfer_start(&e->x);
+}
+
+static void export_start(shoal__iomsg *m)
+{
+    struct export *e = (struct export *)m;
+    if (e->w.rc < 0) {   /* the restore of a spilled source failed */
+        export_end(e, SHOAL_EIO, "shoal_write_file '%s': %s", e->path, e->w.err);
+        return;
+    }
+    const void *d;
+    size_t n;
+    if (!e->failed) {
+        /* A spilled source comes back first; the restore runs this again when done. */
+        e->w.msg.run = export_start;
+        int rc = shoal__spill_resident(e->src, e->node, &e->w);
+        if (rc == 1)
+            return;
+        if (rc < 0) {
+            export_end(e, SHOAL_EIO, "shoal_write_file '%s': %s", e->path, shoal_last_error());
+            return;
+        }
+    }
+    /* A get from this thread never waits: the source is complete and resident. It clears
+     * the UNREAD mark, and the pin keeps the spiller off it while the bytes are written. */
+    int rc = shoal_get_timeout(e->src, 0, &d, &n);
+    if (rc) {
+        export_end(e, rc == SHOAL_ETASK || rc == SHOAL_ECANCELED ? rc : SHOAL_EIO,
+                   "shoal_write_file '%s': the object failed: %s", e->path, shoal_last_error());
+        return;
+    }
+    shoal__spill_pin(e->src);
+    e->pinned = true;
+    e->data = d;
+    e->len = n;
+    if (shoal__io_direct() && n >= SHOAL__IO_DIRECT_MIN && (uintptr_t)d % SHOAL__IO_ALIGN == 0)
+        e->body = n / SHOAL__IO_ALIGN * SHOAL__IO_ALIGN;
+    e->op = (shoal__iop){ .code = SHOAL__IOP_OPEN, .path = e->path,
+                          .flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                          .len = 0644, .done = export_opened, .owner = e, .fd = -1 };
+    shoal__io_submit(&e->op);
+}
+
+static void export_ready(shoal__dep *d, int failed)
+{
+    struct export *e = (struct export *)((char *)d - offsetof(struct export, dep));
+    e->failed = failed;
+    shoal__io_post(&e->w.msg);
+}
+
+SHOAL_API int shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done)
+{
+    int rc = shoal__tls_check();
+    if (unlikely(rc))
+        return rc;
+    size_t n;
+    if ((rc = check_path("shoal_write_file", path, &n)))
+        return rc;
+    if (!done)
+        return shoal__err(SHOAL_EINVAL, "shoal_write_file: done is NULL");
+    if ((rc = shoal_retain(ref)))   /* EINVAL / ESTALE with the message set */
+        return rc;
+    struct export *e = calloc(1, sizeof *e + n + 1);
+    if (!e) {
+        shoal_release(ref);
+        return shoal__err(SHOAL_ENOMEM, "shoal_write_file: out of memory");
+    }
+    memcpy(e->path, path, n + 1);
+    e->src = ref;
+    e->fd = -1;
+    e->node = shoal__tls.node;
+    e->w.msg.run = export_start;
+    e->dep.fire = export_ready;
+    rc = shoal__obj_new(SHOAL__PENDING, 0, -1, 2, NULL, &e->done);
+    if (rc) {
+        shoal_release(ref);
+        free(e);
+        return rc;
+    }
+    shoal_ref d = e->done;
+    /* Written when the source is complete: at once, or by its completion. */
+    rc = shoal__dep_add(ref, &e->dep);
+    if (rc == 1)
+        rc = shoal__io_post(&e->w.msg);
+    if (rc < 0) {
+        shoal__obj_complete(d, SHOAL_ECANCELED, "shoal_write_file: not started");
+        shoal_release(d);
+        shoal_release(d);
+        shoal_release(ref);
+        free(e);
+        return rc;
+    }
+    *done = d;
+    return 0;
+}

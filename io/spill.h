@@ -1,0 +1,42 @@
+/* spill.h - spilling cold objects to spill_dir and restoring them (io/spill.c): the entry
+ * points the I/O thread, the file operations and core's hooks (rt.h) use. Internal.
+ *
+ * Object states involved (table.h): READY|UNREAD (sealed, not read since: a candidate) ->
+ * SPILLING (claimed by the spiller, which holds a reference; bytes still resident; a get
+ * takes it back to READY and the spill is dropped) -> SPILLED (bytes only on disk; the slot
+ * keeps its old offset for node accounting, the file extent lives in a process-local
+ * table) -> RESTORING (claimed by the I/O thread with a reference, reading into new bytes)
+ * -> READY. Only the I/O thread moves objects into SPILLING, SPILLED and RESTORING.
+ */
+#ifndef SHOAL_IO_SPILL_H
+#define SHOAL_IO_SPILL_H
+
+#include "io.h"
+
+/* At start (before the I/O thread runs): validate dir, remove the files of dead owners,
+ * create this process's spill file. SHOAL_EINVAL with a message when dir is unusable. */
+SHOAL__HIDDEN int  shoal__spill_open(shoal__rt_t *rt, const char *dir);
+/* At stop (after the I/O thread is joined): remove the spill file. */
+SHOAL__HIDDEN void shoal__spill_close(void);
+/* True between open and close. */
+SHOAL__HIDDEN bool shoal__spill_on(void);
+
+/* I/O thread: park w until room for w->need bytes was made (see shoal__io_alloc). */
+SHOAL__HIDDEN void shoal__spill_want(shoal__iowait *w);
+/* I/O thread, once per loop turn: serve parked waiters, start the spill writes they need. */
+SHOAL__HIDDEN void shoal__spill_pump(void);
+/* I/O thread: when it should wake to give freed spill-file space back (monotonic ns), or 0
+ * when nothing is due; the pump does it once the time has come. */
+SHOAL__HIDDEN uint64_t shoal__spill_trim_due(void);
+/* I/O thread when it exits: fail parked waiters with SHOAL_ECANCELED. */
+SHOAL__HIDDEN void shoal__spill_cancel_waiters(void);
+
+/* I/O thread: make ref's bytes resident. 0 when they are (or the object is not a spilled
+ * one); 1 when a restore runs and w->msg.run will run after it (w->rc says how it went);
+ * < 0 for a stale or invalid ref (message set). */
+SHOAL__HIDDEN int  shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w);
+/* I/O thread: keep ref resident (the spiller skips it) until the matching unpin. */
+SHOAL__HIDDEN void shoal__spill_pin(shoal_ref ref);
+SHOAL__HIDDEN void shoal__spill_unpin(shoal_ref ref);
+
+#endif

@@ -1,0 +1,510 @@
+/* test_files.c - files into objects and back (issue 6): shoal_put_file of small, empty,
+ * offset, unaligned, large (sparse, 1 GiB outside sanitizers) and missing files; permission
+ * and short-read errors; shoal_write_file and reading the file back, of pending, failed and
+ * released sources; bad arguments; tasks taking a file object as a REF argument; and every
+ * case again on the pread/pwrite fallback (SHOAL_NO_IO_URING=1) and on buffered I/O
+ * (SHOAL_IO_DIRECT=0). Temp files live under a fresh /tmp directory, removed at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include "lib/check.h"
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    if (dir[0])
+        return;
+    snprintf(dir, sizeof dir, "/tmp/shoal-files-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+}
+
+static void path_of(char *out, size_t n, const char *name)
+{
+    make_dir();
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+/* Write n pattern bytes of (who, seq) to a new file. */
+static void write_pattern(const char *path, size_t n, uint64_t who, uint64_t seq)
+{
+    unsigned char *b = malloc(n ? n : 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    pat_fill(b, n, who, seq);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, b + done, n - done);
+        CU_ASSERT_FATAL(w > 0);
+        done += (size_t)w;
+    }
+    close(fd);
+    free(b);
+}
+
+/* Start a runtime for a test; env forces the fallback or buffered I/O when set. */
+static int mode;   /* 0 io_uring + O_DIRECT, 1 fallback, 2 buffered only, 3 eventfd doorbell */
+static void start(size_t store)
+{
+    test_reset();
+    unsetenv("SHOAL_NO_IO_URING");
+    unsetenv("SHOAL_IO_DIRECT");
+    unsetenv("SHOAL_IO_EVENTFD");
+    if (mode == 3)
+        setenv("SHOAL_IO_EVENTFD", "1", 1);
+    if (mode == 1)
+        setenv("SHOAL_NO_IO_URING", "1", 1);
+    if (mode == 2)
+        setenv("SHOAL_IO_DIRECT", "0", 1);
+    shoal_config c = shoal_test_config();
+    if (store)
+        c.store_bytes = store;
+    ASSERT_OK(shoal_init(&c));
+}
+
+static void stop(void)
+{
+    CHECK_OK(shoal_shutdown());
+    unsetenv("SHOAL_NO_IO_URING");
+    unsetenv("SHOAL_IO_DIRECT");
+    unsetenv("SHOAL_IO_EVENTFD");
+}
+
+/* Ingest path at [off, off+len) and check it is the (who, seq) pattern from byte off. */
+static void check_ingest(const char *path, uint64_t off, size_t len, size_t want_len,
+                         uint64_t who, uint64_t seq)
+{
+    shoal_ref r;
+    ASSERT_OK(shoal_put_file(path, off, len, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(r, &d, &n));
+    CU_ASSERT_EQUAL(n, want_len);
+    const unsigned char *b = d;
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = b[i] == pat_byte(who, seq, off + i);
+    CU_ASSERT(ok);
+    CHECK_OK(shoal_release(r));
+}
+
+static void cases_small(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "small");
+    write_pattern(p, 1000, 1, mode);
+    check_ingest(p, 0, 0, 1000, 1, mode);        /* whole file */
+    check_ingest(p, 0, 1000, 1000, 1, mode);     /* explicit length */
+    check_ingest(p, 10, 0, 990, 1, mode);        /* offset to EOF */
+    check_ingest(p, 999, 1, 1, 1, mode);         /* last byte */
+    check_ingest(p, 1000, 0, 0, 1, mode);        /* offset at EOF: an empty object */
+    path_of(p, sizeof p, "empty");
+    write_pattern(p, 0, 1, mode);
+    check_ingest(p, 0, 0, 0, 1, mode);
+}
+
+static void cases_medium(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "medium");
+    size_t n = (5u << 20) + 123;   /* several chunks and a tail that is not a whole block */
+    write_pattern(p, n, 2, mode);
+    check_ingest(p, 0, 0, n, 2, mode);
+    check_ingest(p, 4096, 0, n - 4096, 2, mode);          /* aligned offset: direct */
+    check_ingest(p, 12345, 3u << 20, 3u << 20, 2, mode);  /* unaligned: buffered */
+    check_ingest(p, 0, 20000, 20000, 2, mode);
+}
+
+static void test_ingest(void)
+{
+    start(0);
+    cases_small();
+    cases_medium();
+    stop();
+}
+
+/* A 1 GiB sparse file reads as zeros (a scaled-down 64 MiB one under sanitizers, where the
+ * store must stay small). */
+static void test_ingest_large_sparse(void)
+{
+    size_t size = SAN_DIV == 1 ? (size_t)1 << 30 : (size_t)64 << 20;
+    start(size + size / 2);
+    char p[128];
+    path_of(p, sizeof p, "sparse");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(ftruncate(fd, (off_t)size) == 0);
+    /* A few marks so a misplaced chunk shows. */
+    for (uint64_t at = 0; at < size; at += size / 8) {
+        uint64_t v = at ^ 0x5a5a5a5a5a5a5a5aull;
+        CU_ASSERT_FATAL(pwrite(fd, &v, sizeof v, (off_t)at) == sizeof v);
+    }
+    close(fd);
+    shoal_ref r;
+    ASSERT_OK(shoal_put_file(p, 0, 0, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(r, &d, &n));
+    CU_ASSERT_EQUAL(n, size);
+    const unsigned char *b = d;
+    int ok = 1;
+    for (uint64_t at = 0; at < size && ok; at += 4096) {
+        if (at % (size / 8) == 0) {
+            uint64_t v;
+            memcpy(&v, b + at, sizeof v);
+            ok = v == (at ^ 0x5a5a5a5a5a5a5a5aull);
+        } else {
+            ok = b[at] == 0 && b[at + 4095] == 0;
+        }
+    }
+    CU_ASSERT(ok);
+    CHECK_OK(shoal_release(r));
+    unlink(p);
+    stop();
+}
+
+/* File errors fail the object with SHOAL_EIO and a message naming the path and errno. */
+static void expect_eio(const char *path, uint64_t off, size_t len, const char *needle)
+{
+    shoal_ref r;
+    ASSERT_OK(shoal_put_file(path, off, len, &r));
+    const void *d = NULL;
+    size_t n;
+    CHECK_RC(shoal_get(r, &d, &n), SHOAL_EIO);
+    const char *m = shoal_last_error();
+    if (!strstr(m, path) || !strstr(m, needle))
+        fprintf(stderr, "message '%s' lacks '%s' or '%s'\n", m, path, needle);
+    CU_ASSERT(strstr(m, path) != NULL);
+    CU_ASSERT(strstr(m, needle) != NULL);
+    /* shoal_wait counts a failed object as ready; a second get says the same. */
+    bool ready = false;
+    CHECK_RC(shoal_wait(&r, 1, 1, 0, &ready), 1);
+    CHECK_RC(shoal_get(r, &d, &n), SHOAL_EIO);
+    CHECK_OK(shoal_release(r));
+}
+
+static void test_ingest_errors(void)
+{
+    start(0);
+    char p[128];
+    path_of(p, sizeof p, "does-not-exist");
+    expect_eio(p, 0, 0, "errno 2");
+    path_of(p, sizeof p, "short");
+    write_pattern(p, 5000, 3, 0);
+    expect_eio(p, 0, 6000, "short read");          /* more than the file holds */
+    expect_eio(p, 4096, 5000, "short read");
+    expect_eio(p, 6000, 0, "beyond the end");
+    make_dir();
+    expect_eio(dir, 0, 0, "errno 21");            /* a directory: EISDIR */
+    unlink(p);
+    stop();
+}
+
+/* Permission denied names errno 13. Root reads a mode-0 file anyway, so the check runs in
+ * a child (this program again, spawned: TSan breaks in forked children) that drops to
+ * nobody first. */
+static int child_eacces(const char *p)
+{
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+        return 3;
+    shoal_config c = shoal_test_config();
+    if (shoal_init(&c) != 0)
+        return 4;
+    shoal_ref r;
+    const void *d;
+    size_t n;
+    int ok = shoal_put_file(p, 0, 0, &r) == 0 && shoal_get(r, &d, &n) == SHOAL_EIO &&
+             strstr(shoal_last_error(), "errno 13") && strstr(shoal_last_error(), p);
+    if (!ok)
+        fprintf(stderr, "child: %s\n", shoal_last_error());
+    shoal_shutdown();
+    return ok ? 0 : 1;
+}
+
+static void test_ingest_eacces(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "secret");
+    write_pattern(p, 100, 3, 0);
+    CU_ASSERT_FATAL(chmod(p, 0) == 0);
+    CU_ASSERT_FATAL(chmod(dir, 0755) == 0);
+    test_reset();
+    char *argv[] = { (char *)"test_files", (char *)"eacces", p, NULL };
+    pid_t pid;
+    CU_ASSERT_FATAL(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ) == 0);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    chmod(dir, 0700);
+    unlink(p);
+}
+
+static void test_bad_args(void)
+{
+    start(0);
+    shoal_ref r = { 777 }, done = { 778 };
+    CHECK_RC(shoal_put_file(NULL, 0, 0, &r), SHOAL_EINVAL);
+    CHECK_RC(shoal_put_file("", 0, 0, &r), SHOAL_EINVAL);
+    CHECK_RC(shoal_put_file("/tmp/x", 0, 0, NULL), SHOAL_EINVAL);
+    CHECK_RC(shoal_put_file("/tmp/x", UINT64_MAX, 0, &r), SHOAL_EINVAL);
+    CHECK_RC(shoal_put_file("/tmp/x", 0, SIZE_MAX, &r), SHOAL_EINVAL);
+    CHECK_RC(shoal_put_file("/tmp/x", 0, (size_t)1 << 40, &r), SHOAL_EINVAL);   /* > store */
+    char *longp = malloc(5000);
+    memset(longp, 'a', 4999);
+    longp[4999] = 0;
+    CHECK_RC(shoal_put_file(longp, 0, 0, &r), SHOAL_EINVAL);
+    CU_ASSERT_EQUAL(r.id, 777);
+    shoal_ref obj;
+    ASSERT_OK(shoal_put("x", 1, &obj));
+    CHECK_RC(shoal_write_file(obj, NULL, &done), SHOAL_EINVAL);
+    CHECK_RC(shoal_write_file(obj, "", &done), SHOAL_EINVAL);
+    CHECK_RC(shoal_write_file(obj, "/tmp/x", NULL), SHOAL_EINVAL);
+    CHECK_RC(shoal_write_file(obj, longp, &done), SHOAL_EINVAL);
+    CHECK_RC(shoal_write_file(SHOAL_REF_NULL, "/tmp/x", &done), SHOAL_EINVAL);
+    CU_ASSERT_EQUAL(done.id, 778);
+    CHECK_OK(shoal_release(obj));
+    ASSERT_RC2(shoal_write_file(obj, "/tmp/x", &done), SHOAL_ESTALE, SHOAL_EINVAL);
+    CHECK_RC(shoal_advise_cold(SHOAL_REF_NULL), SHOAL_EINVAL);
+    free(longp);
+    stop();
+    /* Outside a runtime. */
+    CHECK_RC(shoal_put_file("/tmp/x", 0, 0, &r), SHOAL_ENOTINIT);
+    CHECK_RC(shoal_write_file(obj, "/tmp/x", &done), SHOAL_ENOTINIT);
+    CHECK_RC(shoal_advise_cold(obj), SHOAL_ENOTINIT);
+}
+
+/* Read a file whole into malloc'd memory. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    fstat(fd, &st);
+    unsigned char *b = malloc((size_t)st.st_size + 1);
+    size_t done = 0;
+    while (done < (size_t)st.st_size) {
+        ssize_t r = read(fd, b + done, (size_t)st.st_size - done);
+        if (r <= 0)
+            break;
+        done += (size_t)r;
+    }
+    close(fd);
+    *n = done;
+    return b;
+}
+
+static void export_and_check(size_t len, uint64_t seq)
+{
+    char p[128];
+    path_of(p, sizeof p, "export");
+    void *buf;
+    shoal_ref obj, done;
+    ASSERT_OK(shoal_create(len, &buf, &obj));
+    pat_fill(buf, len, 4, seq);
+    ASSERT_OK(shoal_seal(obj));
+    ASSERT_OK(shoal_write_file(obj, p, &done));
+    CHECK_OK(shoal_release(obj));   /* the write holds its own reference */
+    const void *d;
+    size_t n = 99;
+    ASSERT_OK(shoal_get(done, &d, &n));
+    CU_ASSERT_EQUAL(n, 0);
+    CHECK_OK(shoal_release(done));
+    size_t got;
+    unsigned char *b = slurp(p, &got);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(got, len);
+    CU_ASSERT(got == len && pat_ok(b, len, 4, seq));
+    free(b);
+    /* And back in through put_file. */
+    check_ingest(p, 0, 0, len, 4, seq);
+    unlink(p);
+}
+
+static void test_export(void)
+{
+    start(0);
+    size_t sizes[] = { 0, 1, 4095, 4096, 16384, 100000, (3u << 20) + 17, 8u << 20 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        export_and_check(sizes[i], i);
+    /* An existing longer file is truncated. */
+    export_and_check(10, 99);
+    stop();
+}
+
+static void test_export_pending_and_failed(void)
+{
+    start(0);
+    char src[128], dst[128];
+    path_of(src, sizeof src, "chain-src");
+    path_of(dst, sizeof dst, "chain-dst");
+    write_pattern(src, 300000, 5, 0);
+    /* Export an object still being read: the write waits for it. */
+    shoal_ref in, done;
+    ASSERT_OK(shoal_put_file(src, 0, 0, &in));
+    ASSERT_OK(shoal_write_file(in, dst, &done));
+    CHECK_OK(shoal_release(in));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(done, &d, &n));
+    CHECK_OK(shoal_release(done));
+    size_t got;
+    unsigned char *b = slurp(dst, &got);
+    CU_ASSERT(b && got == 300000 && pat_ok(b, got, 5, 0));
+    free(b);
+    /* A failed source fails the write with its message. */
+    char missing[128];
+    path_of(missing, sizeof missing, "missing");
+    ASSERT_OK(shoal_put_file(missing, 0, 0, &in));
+    ASSERT_OK(shoal_write_file(in, dst, &done));
+    CHECK_RC(shoal_get(done, &d, &n), SHOAL_EIO);
+    CU_ASSERT(strstr(shoal_last_error(), "missing") != NULL);
+    CHECK_OK(shoal_release(done));
+    CHECK_OK(shoal_release(in));
+    /* A destination that cannot be created. */
+    shoal_ref obj;
+    ASSERT_OK(shoal_put("abc", 3, &obj));
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/file", dir);
+    ASSERT_OK(shoal_write_file(obj, bad, &done));
+    CHECK_RC(shoal_get(done, &d, &n), SHOAL_EIO);
+    CU_ASSERT(strstr(shoal_last_error(), bad) != NULL);
+    CU_ASSERT(strstr(shoal_last_error(), "errno 2") != NULL);
+    CHECK_OK(shoal_release(done));
+    CHECK_OK(shoal_release(obj));
+    unlink(src);
+    unlink(dst);
+    stop();
+}
+
+/* The caller may release the ref before the read completes: the object lives on until
+ * the read ends and then goes; nothing leaks (objects_live back to 0). */
+static void test_release_early(void)
+{
+    start(0);
+    char p[128];
+    path_of(p, sizeof p, "early");
+    write_pattern(p, 2u << 20, 6, 0);
+    for (int i = 0; i < 20; i++) {
+        shoal_ref r;
+        ASSERT_OK(shoal_put_file(p, 0, 0, &r));
+        CHECK_OK(shoal_release(r));
+    }
+    /* Wait until the I/O thread has finished them all. */
+    for (int i = 0; i < 5000 && info_now().objects_live != 0; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    unlink(p);
+    stop();
+}
+
+/* A task takes a file object as a REF argument before it is ready. */
+static int sum_task(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    if (shoal_task_arg(t, 0, &d, &n))
+        return 1;
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += ((const unsigned char *)d)[i];
+    return shoal_task_return(t, &s, sizeof s);
+}
+
+static void test_task_arg(void)
+{
+    start(0);
+    char p[128];
+    path_of(p, sizeof p, "taskarg");
+    size_t len = 1u << 20;
+    write_pattern(p, len, 7, 0);
+    unsigned char *b = malloc(len);
+    pat_fill(b, len, 7, 0);
+    uint64_t want = 0;
+    for (size_t i = 0; i < len; i++)
+        want += b[i];
+    free(b);
+    shoal_ref f, res;
+    ASSERT_OK(shoal_put_file(p, 0, 0, &f));
+    shoal_arg a = SHOAL_REF(f);
+    ASSERT_OK(shoal_submit(sum_task, &a, 1, NULL, &res));
+    CHECK_OK(shoal_release(f));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(res, &d, &n));
+    CU_ASSERT_EQUAL(n, sizeof want);
+    CU_ASSERT(n == sizeof want && memcmp(d, &want, sizeof want) == 0);
+    CHECK_OK(shoal_release(res));
+    /* A task whose file argument fails does not run; its result carries the message. */
+    char missing[128];
+    path_of(missing, sizeof missing, "task-missing");
+    ASSERT_OK(shoal_put_file(missing, 0, 0, &f));
+    a = SHOAL_REF(f);
+    ASSERT_OK(shoal_submit(sum_task, &a, 1, NULL, &res));
+    int rc = shoal_get(res, &d, &n);
+    CU_ASSERT(rc == SHOAL_EIO || rc == SHOAL_ETASK);
+    CU_ASSERT(strstr(shoal_last_error(), "task-missing") != NULL);
+    CHECK_OK(shoal_release(res));
+    CHECK_OK(shoal_release(f));
+    unlink(p);
+    stop();
+}
+
+/* The same cases on the pread/pwrite helper thread and on buffered I/O. */
+static void run_modes(int m)
+{
+    mode = m;
+    start(0);
+    cases_small();
+    cases_medium();
+    stop();
+    test_export();
+    mode = m;
+    test_export_pending_and_failed();
+    mode = 0;
+}
+
+static void test_fallback(void) { run_modes(1); }
+static void test_buffered(void) { run_modes(2); }
+/* The doorbell as an eventfd read kept in the ring (kernels without io_uring futex waits). */
+static void test_eventfd_bell(void) { run_modes(3); }
+
+static void test_cleanup(void)
+{
+    char cmd[128];
+    if (dir[0]) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 2 && strcmp(argv[1], "eacces") == 0)
+        return child_eacces(argv[2]);
+    static const shoal_test_case cases[] = {
+        { "ingest small, empty, offsets, chunks", test_ingest },
+        { "ingest a large sparse file", test_ingest_large_sparse },
+        { "ingest errors: missing, short, directory", test_ingest_errors },
+        { "ingest error: permission denied", test_ingest_eacces },
+        { "bad arguments", test_bad_args },
+        { "export and read back", test_export },
+        { "export of pending and failed sources", test_export_pending_and_failed },
+        { "release before the read completes", test_release_early },
+        { "a file object as a task argument", test_task_arg },
+        { "fallback: pread/pwrite helper thread", test_fallback },
+        { "buffered I/O (SHOAL_IO_DIRECT=0)", test_buffered },
+        { "eventfd doorbell (SHOAL_IO_EVENTFD=1)", test_eventfd_bell },
+        { "remove temp files", test_cleanup },
+        { NULL, NULL },
+    };
+    return shoal_test_run("files", cases);
+}
