@@ -11,7 +11,9 @@
  * store is torn down and init fails with the returned code. */
 SHOAL__HIDDEN int  shoal__sched_start(shoal__rt_t *rt, unsigned workers);
 /* Cancel tasks not yet started (results SHOAL_ECANCELED), wait for running ones, join the
- * workers, free everything. Called by shoal_shutdown before the store goes. Idempotent. */
+ * workers, free everything. Called by shoal_shutdown before the store goes. Idempotent.
+ * Called with the lifecycle lock held (core/thread.h); it drops the lock while it joins the
+ * workers, because a worker's thread-exit hook takes it to flush its caches. */
 SHOAL__HIDDEN void shoal__sched_stop(shoal__rt_t *rt);
 /* Fill workers, tasks_run, tasks_stolen. */
 SHOAL__HIDDEN void shoal__sched_info(shoal_info *out);
