@@ -18,7 +18,7 @@
 #include "rt.h"
 
 #define SHOAL__MAGIC       UINT64_C(0x314c414f4853)   /* "SHOAL1" */
-#define SHOAL__SEG_VERSION 2u   /* 2: ext_off (core/mproc.h) */
+#define SHOAL__SEG_VERSION 3u   /* 2: ext_off (core/mproc.h); 3: spill counters */
 
 struct shoal__node_stats {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* jemalloc usable bytes */
@@ -42,6 +42,9 @@ struct shoal__hdr {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bump;
     _Alignas(SHOAL__CACHELINE) _Atomic uint32_t seal_seq;
     struct shoal__node_stats node[SHOAL__MAX_NODES];
+    /* Spilling's counters (io/spill.c): the owner's I/O thread spills and restores, every
+     * attached process (shoal_stats_get, shoal-stat) reads them. Relaxed. */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t spill[16];
 };
 _Static_assert(sizeof(struct shoal__hdr) % SHOAL__CACHELINE == 0, "header is cache-line sized");
 

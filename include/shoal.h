@@ -237,7 +237,9 @@ typedef struct shoal_stats {
     uint64_t get_waits;    /* gets that found their object not sealed yet and waited for it
                               (or timed out) */
     uint64_t wait_sleeps;  /* times a waiting thread (shoal_get, shoal_wait) slept in the kernel */
-    /* Spilling (config.spill_dir): objects written out to make room and read back by a get. */
+    /* Spilling (config.spill_dir): objects written out to make room and read back by a get.
+     * These are the store's (since its shoal_init, the same in every attached process, 0
+     * without a runtime), not this process's. */
     uint64_t spilled_objects;      /* objects spilled (each time one is written out) */
     uint64_t spilled_bytes;        /* their bytes */
     uint64_t restored_objects;     /* spilled objects read back */

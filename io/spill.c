@@ -82,14 +82,20 @@ static struct {
     size_t npins, pcap;
 } sp = { .fd = -1, .fd_direct = -1 };
 
-/* Counters: written by the I/O thread (and drops by any thread), read by shoal_stats_get. */
+/* Counters, in the shared header (segment.h) so that every attached process and shoal-stat
+ * read them: written by the owner's I/O thread (drops by any thread), relaxed. */
 enum { C_SPILLED_OBJ, C_SPILLED_B, C_RESTORED_OBJ, C_RESTORED_B, C_SPILL_NS, C_RESTORE_NS,
        C_FAILURES, C_NOW_OBJ, C_NOW_B, C_N };
-static _Atomic uint64_t cnt[C_N];
+_Static_assert(C_N <= sizeof ((struct shoal__hdr *)0)->spill / sizeof(uint64_t),
+               "spill counters fit the header's array");
+#define cnt (shoal__rt->hdr->spill)
 static inline void count(int c, uint64_t v) { atomic_fetch_add_explicit(&cnt[c], v, memory_order_relaxed); }
 
 void shoal__io_stats(shoal_stats *s)
 {
+    /* The store's counters, read through this thread's view of the runtime (none: zeros). */
+    if (shoal__tls_check() != 0)
+        return;
     s->spilled_objects = atomic_load_explicit(&cnt[C_SPILLED_OBJ], memory_order_relaxed);
     s->spilled_bytes = atomic_load_explicit(&cnt[C_SPILLED_B], memory_order_relaxed);
     s->restored_objects = atomic_load_explicit(&cnt[C_RESTORED_OBJ], memory_order_relaxed);
@@ -879,6 +885,4 @@ void shoal__spill_close(void)
     shoal__ext_reset(&sp.ex);
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.fd_direct = -1;
-    atomic_store_explicit(&cnt[C_NOW_OBJ], 0, memory_order_relaxed);
-    atomic_store_explicit(&cnt[C_NOW_B], 0, memory_order_relaxed);
 }

@@ -42,6 +42,7 @@ static uint64_t now_realtime_ns(void)
 
 struct snap {
     shoal_info info;
+    shoal_stats st;               /* the spill counters are the store's (io/spill.c) */
     unsigned nnodes;
     uint64_t node_used[SHOAL__MAX_NODES], node_obj[SHOAL__MAX_NODES], node_cap[SHOAL__MAX_NODES];
     uint64_t node_carved[SHOAL__MAX_NODES], node_recycled[SHOAL__MAX_NODES], node_span;
@@ -59,6 +60,7 @@ static int take(struct snap *s)
     int rc = shoal_info_get(&s->info);
     if (rc)
         return rc;
+    shoal_stats_get(&s->st, sizeof s->st);
     shoal__rt_t *rt = shoal__rt;
     const struct shoal__hdr *h = rt->hdr;
     const struct shoal__ext *x = shoal__ext_of(rt);
@@ -119,6 +121,15 @@ static void print_text(const char *name, const struct snap *s)
                "%.1f MiB recycled\n", n, mib(s->node_used[n]), mib(s->node_cap[n]),
                (unsigned long long)s->node_obj[n], mib(s->node_carved[n]), mib(s->node_span),
                mib(s->node_recycled[n]));
+    const shoal_stats *t = &s->st;
+    if (t->spilled_objects || t->spill_failures)
+        printf("  spilled       %10llu objects (%.1f MiB) on disk now; since init %llu spilled "
+               "(%.1f MiB, %.3f s), %llu restored (%.1f MiB, %.3f s), %llu failed writes\n",
+               (unsigned long long)t->spilled_now_objects, mib(t->spilled_now_bytes),
+               (unsigned long long)t->spilled_objects, mib(t->spilled_bytes),
+               (double)t->spill_ns / 1e9, (unsigned long long)t->restored_objects,
+               mib(t->restored_bytes), (double)t->restore_ns / 1e9,
+               (unsigned long long)t->spill_failures);
     printf("  attached      %u process%s\n", s->nprocs, s->nprocs == 1 ? "" : "es");
     for (unsigned i = 0; i < s->nprocs; i++) {
         double age = s->procs[i].since_ns && now > s->procs[i].since_ns
@@ -156,7 +167,17 @@ static void print_json(const char *name, const struct snap *s)
                (unsigned long long)s->node_used[n], (unsigned long long)s->node_cap[n],
                (unsigned long long)s->node_obj[n], (unsigned long long)s->node_carved[n],
                (unsigned long long)s->node_recycled[n]);
-    printf("],\"processes\":[");
+    printf("]");
+    const shoal_stats *t = &s->st;
+    printf(",\"spill\":{\"now_objects\":%llu,\"now_bytes\":%llu,\"spilled_objects\":%llu,"
+           "\"spilled_bytes\":%llu,\"spill_ns\":%llu,\"restored_objects\":%llu,"
+           "\"restored_bytes\":%llu,\"restore_ns\":%llu,\"failures\":%llu}",
+           (unsigned long long)t->spilled_now_objects, (unsigned long long)t->spilled_now_bytes,
+           (unsigned long long)t->spilled_objects, (unsigned long long)t->spilled_bytes,
+           (unsigned long long)t->spill_ns, (unsigned long long)t->restored_objects,
+           (unsigned long long)t->restored_bytes, (unsigned long long)t->restore_ns,
+           (unsigned long long)t->spill_failures);
+    printf(",\"processes\":[");
     for (unsigned i = 0; i < s->nprocs; i++)
         printf("%s{\"index\":%u,\"pid\":%d,\"tool\":%s,\"attached_ns\":%llu}", i ? "," : "",
                s->procs[i].idx, s->procs[i].pid,
