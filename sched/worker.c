@@ -13,6 +13,7 @@
 
 #define QBATCH 16                 /* tasks moved from an injection queue per visit */
 #define DEQUE_CAP 256             /* initial ring; it doubles when full */
+#define WORKER_STACK ((size_t)64 << 20)
 
 /* ---- finding work ------------------------------------------------------------------------ */
 
@@ -263,13 +264,19 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     struct worker_arg *args = calloc(workers, sizeof *args);
     if (!args)
         return shoal__err(SHOAL_ENOMEM, "out of memory for the workers");   /* stop cleans */
+    /* Waiting inside a task runs other tasks on the same stack (help), so a worker's stack
+     * grows with the depth of nested waits: give it room (address space, touched lazily). */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
     unsigned created = 0;
     for (; created < workers; created++) {
         args[created] = (struct worker_arg){ &s->w[created], &sync, 0 };
-        if (pthread_create(&s->w[created].th, NULL, worker_main, &args[created]))
+        if (pthread_create(&s->w[created].th, &attr, worker_main, &args[created]))
             break;
         s->w[created].started = true;
     }
+    pthread_attr_destroy(&attr);
     pthread_mutex_lock(&sync.mu);
     while (sync.started < created)
         pthread_cond_wait(&sync.cv, &sync.mu);

@@ -288,6 +288,40 @@ static void test_child_failure_seen_by_parent(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* A chain of nested waits on the only worker: each task submits the next and waits for
+ * it, so the waits nest on the worker's stack, one level per task. */
+static int t_nest(shoal_task *t)
+{
+    long depth = arg_long(t, 0);
+    if (depth == 0)
+        return shoal_task_return(t, &depth, sizeof depth);
+    long next = depth - 1;
+    shoal_arg a = SHOAL_VALUE(&next, sizeof next);
+    shoal_ref r;
+    if (shoal_submit(t_nest, &a, 1, NULL, &r))
+        return 1;
+    int rc;
+    long v = get_long(r, &rc) + 1;
+    shoal_release(r);
+    if (rc)
+        return 2;
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+static void test_deeply_nested_waits(void)
+{
+    start(1);
+    long depth = SAN_DIV > 1 ? 2000 : 10000;
+    shoal_arg a = SHOAL_VALUE(&depth, sizeof depth);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_nest, &a, 1, NULL, &r));
+    int rc;
+    CU_ASSERT_EQUAL(get_long(r, &rc), depth);
+    CHECK_OK(rc);
+    CHECK_OK(shoal_release(r));
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -298,6 +332,7 @@ int main(void)
         { "timed waits and shoal_wait inside a task", test_wait_inside_task },
         { "one worker waits for work submitted later", test_one_worker_waits_for_later_work },
         { "a parent sees its child's failure", test_child_failure_seen_by_parent },
+        { "deeply nested waits on one worker", test_deeply_nested_waits },
         { NULL, NULL },
     };
     return shoal_test_run("task_wait", cases);
