@@ -16,7 +16,8 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
     unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_acquire));
     if (st != SHOAL__CREATED && st != SHOAL__PENDING)
         return 1;
-    if (unlikely(SHOAL__AUX_PROC(s->aux) != shoal__rt->proc))
+    if (unlikely(shoal__holds != NULL) &&   /* published or attached, and made elsewhere */
+        SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != shoal__rt->proc)
         return shoal__dep_add_foreign(ref, s, d);   /* another process seals it */
     _Atomic(void *) *head = &shoal__rt->deps[shoal__id_idx(ref.id)];
     void *h = atomic_load_explicit(head, memory_order_acquire);

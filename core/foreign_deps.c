@@ -66,7 +66,7 @@ static int failed_code(const shoal__slot *s, uint64_t w)
 {
     if (shoal__w_state(w) != SHOAL__FAILED)
         return 0;
-    int code = -(int)((s->aux >> 8) & 0xff);
+    int code = -(int)((__atomic_load_n(&s->aux, __ATOMIC_RELAXED) >> 8) & 0xff);
     return code ? code : SHOAL_ETASK;
 }
 

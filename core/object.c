@@ -240,7 +240,9 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
             s->off = off;
             s->len = ml;
         }
-        s->aux = (s->aux & 0xffu) | ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT);
+        /* atomic: shoal__dep_add may read the process byte meanwhile (deps.c). */
+        __atomic_store_n(&s->aux, (s->aux & 0xffu) | ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT),
+                         __ATOMIC_RELAXED);
     }
     for (;;) {
         if (shoal__w_gen(w) != shoal__id_gen(ref.id))

@@ -179,7 +179,8 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
         /* Its ledger names every object it made (the entry's generation is the object's). */
         if (shoal__w_gen(w) != (v >> 32) || shoal__w_state(w) != SHOAL__CREATED ||
-            SHOAL__AUX_PROC(s->aux) != p || shoal__w_refs(w) == UINT32_MAX)
+            SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p ||
+            shoal__w_refs(w) == UINT32_MAX)
             return false;
         /* CREATED -> PENDING with a reference of our own: the fields are ours to change
          * (a seal now fails, readers keep waiting) and no release can free the slot under
@@ -209,7 +210,7 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
             atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
         s->off = moff;
         s->len = mlen;
-        s->aux = (uint32_t)(-SHOAL_ECANCELED & 0xff) << 8;
+        __atomic_store_n(&s->aux, (uint32_t)(-SHOAL_ECANCELED & 0xff) << 8, __ATOMIC_RELAXED);
         /* PENDING -> FAILED dropping our reference. release: publishes off/len/aux and the
          * message to readers' acquire loads of the word. */
         w = nw;
@@ -249,8 +250,28 @@ static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
     const shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     return shoal__w_gen(w) == (v >> 32) && shoal__w_state(w) != SHOAL__FREE &&
-           SHOAL__AUX_PROC(s->aux) == g->proc &&
+           SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) == g->proc &&
            atomic_load_explicit(&s->word, memory_order_relaxed) == w;
+}
+
+/* The slots a gone process had in its thread caches (tagged, thread.h): back to the shared
+ * stack. A scan of the used part of the table, once per gone process. */
+static void recover_cached(shoal__rt_t *rt, unsigned p)
+{
+    uint64_t limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
+    if (limit > rt->nslots)
+        limit = rt->nslots;
+    uint64_t tag = SHOAL__W_CACHED | p;
+    for (uint64_t idx = 1; idx < limit; idx++) {
+        _Atomic uint64_t *wp = &rt->slots[idx].word;
+        uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
+        if (shoal__w_state(w) != SHOAL__FREE || shoal__w_refs(w) != tag)
+            continue;
+        /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
+        if (atomic_compare_exchange_strong_explicit(wp, &w, w & ~SHOAL__W_REFS_MASK,
+                                                    memory_order_relaxed, memory_order_relaxed))
+            shoal__slot_give(rt, &pub.t, (uint32_t)idx);
+    }
 }
 
 static void ledger_free(struct ledger *l)
@@ -283,6 +304,7 @@ static void try_reclaim(shoal__rt_t *rt)
         shoal__drain(rt, &pub.t, g->proc, false);
         bool left = walk_ledger(rt, &g->l, left_one, g);
         if (!left) {
+            recover_cached(rt, g->proc);
             shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
             atomic_store_explicit(&x->procs[g->proc].state, SHOAL__PROC_FREE, memory_order_seq_cst);
         }

@@ -139,7 +139,7 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
         atomic_fetch_sub_explicit(&rt->hdr->node[node].objects, 1, memory_order_relaxed);
     if (oldw & SHOAL__W_WAITERS)
         shoal__wake_waiters_all(rt);
-    unsigned p = SHOAL__AUX_PROC(s->aux);
+    unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED));
     struct shoal__proc *P = &shoal__ext_of(rt)->procs[p];
     if (p == rt->proc)
         reclaim(rt, t, idx, true);

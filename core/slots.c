@@ -86,10 +86,13 @@ void shoal__slots_retire(shoal__rt_t *rt)
 uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
 {
     const uint32_t want = SHOAL__SLOT_CACHE / 2;
+    uint64_t tag = rt->proc ? SHOAL__W_CACHED | rt->proc : 0;   /* see thread.h */
     while (t->nfree < want) {
         uint32_t idx = stack_pop(rt);
         if (!idx)
             break;
+        if (tag)
+            shoal__slot_tag(rt, idx, tag);
         t->free[t->nfree++] = idx;
     }
     if (t->nfree < want) {
@@ -103,7 +106,7 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
              * generation 0 is never valid). */
             for (uint64_t i = 0; i < n; i++) {
                 atomic_store_explicit(&rt->slots[first + i].word,
-                                      shoal__w_make(rt->hdr->gen_base, SHOAL__FREE, 0),
+                                      shoal__w_make(rt->hdr->gen_base, SHOAL__FREE, 0) | tag,
                                       memory_order_relaxed);
                 t->free[t->nfree++] = (uint32_t)(first + n - 1 - i);
             }
@@ -118,6 +121,9 @@ void shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n)
         return;
     /* Link the n oldest cached slots into a chain and push it with one CAS. */
     uint32_t first = t->free[0], last = t->free[n - 1];
+    if (rt->proc)   /* back in the shared stack: no longer this process's (thread.h) */
+        for (uint32_t i = 0; i < n; i++)
+            shoal__slot_tag(rt, t->free[i], 0);
     for (uint32_t i = 0; i + 1 < n; i++)
         atomic_store_explicit(&rt->slots[t->free[i]].next, t->free[i + 1], memory_order_relaxed);
     struct shoal__hdr *h = rt->hdr;

@@ -46,10 +46,23 @@ static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
         return t->free[--t->nfree];
     return shoal__slot_refill(rt, t);
 }
+/* A FREE slot in an attached process's cache carries SHOAL__W_CACHED | its process index in
+ * the (otherwise 0) reference count, so that the owner can take back the cached slots of a
+ * process that died (core/publish.c). The owner never outlives its store: it tags nothing. */
+#define SHOAL__W_CACHED UINT64_C(0x80000000)
+static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
+{
+    /* relaxed: the slot is this thread's alone; the owner reads tags of dead processes. */
+    _Atomic uint64_t *w = &rt->slots[idx].word;
+    uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
+    atomic_store_explicit(w, (v & ~SHOAL__W_REFS_MASK) | tag, memory_order_relaxed);
+}
 static inline void shoal__slot_give(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx)
 {
     if (unlikely(t->nfree == SHOAL__SLOT_CACHE))
         shoal__slot_flush(rt, t, SHOAL__SLOT_CACHE / 2);
+    if (unlikely(rt->proc != 0))
+        shoal__slot_tag(rt, idx, SHOAL__W_CACHED | rt->proc);
     t->free[t->nfree++] = idx;
 }
 

@@ -670,6 +670,43 @@ static void test_chunks_reclaimed(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* The slots a killed client had cached come back: on a 600-slot table, 24 clients that each
+ * cache 32 slots and die would otherwise leave the owner unable to put. */
+static void test_cached_slots_recovered(void)
+{
+    test_reset();
+    new_name();
+    shoal_config cfg = shoal_test_config();
+    cfg.name = g_name;
+    cfg.max_objects = 600;
+    ASSERT_OK(shoal_init(&cfg));
+    shoal_info i0 = info_now();
+    for (int k = 0; k < 24; k++) {
+        struct child c = attached_child();
+        struct rep_msg m = CALL(c, OP_PUT, 10, 1, 1, 0);
+        CU_ASSERT_EQUAL(m.rc, 0);
+        CU_ASSERT_EQUAL(CALL(c, OP_RELEASE, m.a, 0, 0, 0).rc, 0);
+        kill(c.pid, SIGKILL);
+        reap(&c);
+        CU_ASSERT(settle(i0.bytes_used, i0.objects_live, "client gone"));
+    }
+    /* Reclaiming is asynchronous: retry for a while before calling the table full. */
+    shoal_ref r[560];
+    int got = 0;
+    for (int tries = 0; tries < 500 && got < 560; tries++) {
+        while (got < 560 && shoal_put("x", 1, &r[got]) == 0)
+            got++;
+        if (got < 560)
+            usleep(10000);
+    }
+    CU_ASSERT(got >= 560);
+    if (got < 560)
+        fprintf(stderr, "only %d of 560 puts fit after the clients died\n", got);
+    for (int k = 0; k < got; k++)
+        shoal_release(r[k]);
+    CHECK_OK(shoal_shutdown());
+}
+
 /* Four clients put, get and release at once, with the owner doing the same. */
 static void test_four_clients(void)
 {
@@ -990,6 +1027,7 @@ static const shoal_test_case cases[] = {
     { "wait_cross_process", test_wait_cross_process },
     { "client_killed", test_client_killed },
     { "chunks_reclaimed", test_chunks_reclaimed },
+    { "cached_slots_recovered", test_cached_slots_recovered },
     { "four_clients", test_four_clients },
     { "owner_shutdown_under_clients", test_owner_shutdown_under_clients },
     { "client_submit", test_client_submit },
