@@ -98,11 +98,29 @@ typedef struct shoal_config {     /* all-zero means defaults */
 
 /* Start the runtime: map the store (one shared arena per NUMA node of the topology), start
  * the workers. cfg may be NULL (defaults). Blocks until the workers run.
- * Errors: SHOAL_EEXIST already initialized (call shoal_shutdown() first); SHOAL_EINVAL bad
- * config (bad topology string, store too small); SHOAL_ENOMEM the store cannot be mapped, or
+ * Errors: SHOAL_EEXIST already initialized (call shoal_shutdown() first), or config.name is
+ * published by a live process already; SHOAL_EINVAL bad config (bad topology string, store
+ * too small, a name with '/' or over 64 bytes); SHOAL_ENOMEM the store cannot be mapped, or
  * huge pages were required and cannot be had. Not thread-safe against itself or shutdown. */
 SHOAL_API int  shoal_init(const shoal_config *cfg);
-/* Join a store another process published with config.name. See the multi-process notes. */
+/* Join a store another process published with config.name (1..64 bytes, no '/').
+ *
+ * Multi-process notes. The owner listens on a Unix socket, created 0600, at
+ * $SHOAL_RUN_DIR/shoal-NAME.sock, else $XDG_RUNTIME_DIR/shoal-NAME.sock, else
+ * /tmp/shoal-UID/NAME.sock (a 0700 directory); owner and clients must see the same
+ * environment. Only the owner's user (or root) may attach. An attached process maps the same
+ * memory: a ref from any process resolves here to the same bytes, zero-copy, through the
+ * same inline fast path, and refs travel as their 8 encoded bytes (pipes, files, objects).
+ * Everything but tasks works in it (shoal_submit answers an error); puts allocate in the
+ * shared arenas without asking the owner; no call makes a syscall in steady state. When an
+ * attached process exits or dies, the owner drops the references it held and fails what it
+ * created and never sealed (SHOAL_ECANCELED); objects it sealed that others hold stay. When
+ * the owner shuts down or dies, every call in its clients answers SHOAL_ENOTINIT (pointers
+ * already obtained stay readable) until they call shoal_shutdown(), which detaches.
+ * A child of fork() does not inherit an attached or published runtime: it attaches anew.
+ * Errors: SHOAL_EINVAL bad name; SHOAL_ENOENT nobody publishes it (at once); SHOAL_EPERM
+ * another user's store; SHOAL_EPROTO the owner runs another shoal version; SHOAL_EBUSY 255
+ * processes attached already; SHOAL_EEXIST this process has a runtime already. */
 SHOAL_API int  shoal_attach(const char *name);
 /* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
  * still looks), wait for running ones, join the workers, unmap and free the store. Every

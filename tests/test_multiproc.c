@@ -812,6 +812,73 @@ static void test_task_on_client_object(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* The owner dies (SIGKILL, no shutdown): this process, attached, notices within a few
+ * seconds (its connection closes), and its calls answer SHOAL_ENOTINIT, never a fault. */
+static void test_owner_killed(void)
+{
+    test_reset();
+    new_name();
+    struct child o = spawn();
+    CU_ASSERT_EQUAL_FATAL(CALL(o, OP_INIT, 0, 0, 0, 0).rc, 0);
+    struct rep_msg m = CALL(o, OP_PUT, 3000, 4, 4, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    ASSERT_OK(shoal_attach(g_name));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(bits_ref(m.a), &d, &n));
+    CU_ASSERT(n == 3000 && pat_ok(d, n, 4, 4));
+    kill(o.pid, SIGKILL);
+    reap(&o);
+    CU_ASSERT(pat_ok(d, n, 4, 4));   /* still mapped here: we hold the memfds */
+    int rc = 0;
+    for (int k = 0; k < 1000 && rc != SHOAL_ENOTINIT; k++) {
+        shoal_ref r;
+        if ((rc = shoal_put("y", 1, &r)) == 0)
+            shoal_release(r);
+        usleep(10000);
+    }
+    CHECK_RC(rc, SHOAL_ENOTINIT);
+    CHECK_OK(shoal_shutdown());
+    CHECK_RC(shoal_attach(g_name), SHOAL_ENOENT);
+}
+
+/* tools/shoal-stat attaches to a live store and reports what the owner reports. */
+static void test_shoal_stat_tool(void)
+{
+    char tool[512];
+    ssize_t k = readlink("/proc/self/exe", tool, sizeof tool - 64);
+    if (k <= 0)
+        SKIP_TEST("cannot find this program's path");
+    tool[k] = 0;
+    char *slash = strrchr(tool, '/');
+    snprintf(slash, 64, "/../tools/shoal-stat");
+    if (access(tool, X_OK) != 0)
+        SKIP_TEST("tools/shoal-stat is not built next to this suite (make tools)");
+    ASSERT_OK(owner_start());
+    shoal_ref r[7];
+    for (int i = 0; i < 7; i++)
+        ASSERT_OK(shoal_put("0123456789", 10, &r[i]));
+    char cmd[700], out[4096] = "";
+    snprintf(cmd, sizeof cmd, "%s %s --json", tool, g_name);
+    FILE *f = popen(cmd, "r");
+    CU_ASSERT_FATAL(f != NULL);
+    size_t got = fread(out, 1, sizeof out - 1, f);
+    out[got] = 0;
+    CU_ASSERT_EQUAL(pclose(f), 0);
+    CU_ASSERT(strstr(out, "\"objects_live\":7,") != NULL);
+    CU_ASSERT(strstr(out, "\"tool\":true") != NULL);
+    char want[64];
+    snprintf(want, sizeof want, "\"owner_pid\":%d,", (int)getpid());
+    CU_ASSERT(strstr(out, want) != NULL);
+    if (!strstr(out, "\"objects_live\":7,"))
+        fprintf(stderr, "shoal-stat said: %s\n", out);
+    snprintf(cmd, sizeof cmd, "%s no-such-store-%d >/dev/null 2>&1", tool, (int)getpid());
+    CU_ASSERT_NOT_EQUAL(system(cmd), 0);
+    for (int i = 0; i < 7; i++)
+        CHECK_OK(shoal_release(r[i]));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* Tasks are the owner's: a client's submit says so. */
 static void test_client_submit(void)
 {
@@ -1030,6 +1097,8 @@ static const shoal_test_case cases[] = {
     { "cached_slots_recovered", test_cached_slots_recovered },
     { "four_clients", test_four_clients },
     { "owner_shutdown_under_clients", test_owner_shutdown_under_clients },
+    { "owner_killed", test_owner_killed },
+    { "shoal_stat_tool", test_shoal_stat_tool },
     { "client_submit", test_client_submit },
     { "task_on_client_object", test_task_on_client_object },
     { "attach_missing_and_bad_names", test_attach_missing_and_bad_names },
