@@ -17,6 +17,7 @@
 
 #include "../alloc/arena.h"
 #include "../alloc/os.h"
+#include "../io/io.h"
 #include "mproc.h"
 #include "proto.h"
 #include "thread.h"
@@ -271,6 +272,8 @@ int shoal__attach_ex(const char *name, unsigned flags)
     shoal__rt_t *rt = &c->rt;
     uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
     rt->epoch = e;   /* before the drain thread, which reads it */
+    if (!rc)
+        rc = shoal__io_start(rt);   /* file I/O (io/); a client spills nothing */
     if (!rc) {
         shoal__holds = c->holds;
         shoal__atfork_register();
@@ -279,6 +282,7 @@ int shoal__attach_ex(const char *name, unsigned flags)
             shoal__holds = NULL;
     }
     if (rc) {
+        shoal__io_stop(rt);
         client_free(c);   /* closing the socket tells the owner to clean up after us */
         shoal__lifecycle_unlock();
         return rc;
@@ -299,6 +303,7 @@ SHOAL_API int shoal_attach(const char *name)
 int shoal__detach(shoal__rt_t *rt)
 {
     struct client *c = (struct client *)rt;
+    shoal__io_stop(rt);   /* finishes this process's file I/O while the store is whole */
     __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);

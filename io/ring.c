@@ -127,7 +127,7 @@ int shoal__io_post(shoal__iomsg *m)
     struct engine *e = eng();
     if (unlikely(!e))
         return shoal__err(SHOAL_ENOTINIT, "the I/O engine is not running: call shoal_init() "
-                                          "first");
+                                          "or shoal_attach() first (a forked child has none)");
     shoal__iomsg *h = atomic_load_explicit(&e->inbox, memory_order_relaxed);
     do {
         atomic_store_explicit(&m->next, h, memory_order_relaxed);
@@ -542,8 +542,15 @@ static const char *probe_ring(struct engine *e)
     return NULL;
 }
 
+/* fork() copies the engine's pointer but not its thread: a child has no I/O engine (its
+ * file calls answer SHOAL_ENOTINIT rather than wait for a thread that is not there). */
+static void atfork_child(void) { atomic_store_explicit(&engine_g, NULL, memory_order_relaxed); }
+static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
+
 int shoal__io_start(shoal__rt_t *rt)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, atfork_once);
     struct engine *e = calloc(1, sizeof *e);
     if (!e)
         return shoal__err(SHOAL_ENOMEM, "out of memory starting the I/O engine");

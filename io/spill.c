@@ -665,6 +665,10 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
                 }
             return 0;   /* not ours: cannot happen with one I/O thread */
         case SHOAL__SPILLED: {
+            if (!sp.on)   /* its bytes are in the owner's spill file */
+                return shoal__err(SHOAL_EIO, "object 0x%016llx is spilled to disk by the "
+                                  "store's owner; this process cannot restore it (read it in "
+                                  "the owner first)", (unsigned long long)ref.id);
             if (shoal__w_refs(v) == UINT32_MAX)
                 return shoal__err(SHOAL_EINVAL, "reference count overflow");
             struct restore *r = calloc(1, sizeof *r);

@@ -529,6 +529,37 @@ static int wait_ok(pid_t pid)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* "client NAME": attach to the store NAME, say so on stdout, read a ref (16 hex digits) and
+ * a file path from stdin, then: a get of that (spilled) ref fails with SHOAL_EIO naming the
+ * owner, and shoal_put_file works in this process too. */
+static int client_role(const char *name)
+{
+    if (shoal_attach(name))
+        return fprintf(stderr, "client: %s\n", shoal_last_error()), 7;
+    if (write(1, "a", 1) != 1)
+        return 8;
+    unsigned long long id = 0;
+    char path[256];
+    if (scanf("%llx %255s", &id, path) != 2)
+        return 9;
+    shoal_ref r = { id }, f;
+    const void *d;
+    size_t n;
+    int rc = shoal_get(r, &d, &n), ok = 1;
+    if (rc != SHOAL_EIO || !strstr(shoal_last_error(), "owner")) {
+        fprintf(stderr, "client get: %d %s\n", rc, shoal_last_error());
+        ok = 0;
+    }
+    if (shoal_put_file(path, 0, 0, &f) != 0 || shoal_get(f, &d, &n) != 0 || n != 1000) {
+        fprintf(stderr, "client put_file: %s\n", shoal_last_error());
+        ok = 0;
+    } else {
+        shoal_release(f);
+    }
+    shoal_shutdown();
+    return ok ? 0 : 1;
+}
+
 /* Child roles: "nobody-init DIR" (init with spill_dir DIR as an unprivileged user must
  * fail naming errno 13), "owner-crash DIR" (init, spill nothing, exit without shutdown),
  * "owner-live DIR" (init, wait for a byte on stdin, shut down). */
@@ -549,6 +580,8 @@ static int child_main(int argc, char **argv)
             fprintf(stderr, "child: %d %s\n", rc, shoal_last_error());
         return ok ? 0 : 1;
     }
+    if (strcmp(role, "client") == 0)
+        return client_role(d);
     if (shoal_init(&c))
         return 4;
     if (strcmp(role, "owner-crash") == 0) {
@@ -632,6 +665,52 @@ static void test_crash_leftovers(void)
     CU_ASSERT_EQUAL(count_files(dir, "shoal-spill-"), 0);
 }
 
+/* An attached process does file I/O with its own I/O thread; it cannot restore what the
+ * owner spilled (the bytes are in the owner's file) and says so. */
+static void test_client(void)
+{
+    make_dir();
+    test_reset();
+    shoal_config c = shoal_test_config();
+    c.store_bytes = 32 * MiB;
+    c.spill_dir = dir;
+    c.name = "shoal-test-spill";
+    ASSERT_OK(shoal_init(&c));
+    int in[2], out[2];
+    CU_ASSERT_FATAL(pipe(in) == 0 && pipe(out) == 0);
+    char *argv[] = { (char *)"test_spill", (char *)"client", (char *)c.name, NULL };
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    pid_t pid;
+    CU_ASSERT_FATAL(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    char ch;
+    CU_ASSERT(read(out[0], &ch, 1) == 1);   /* attached (before the store fills) */
+    shoal_ref r[48];
+    for (int i = 0; i < 48; i++)
+        ASSERT_OK(put_obj(MiB, (uint64_t)i, &r[i]));
+    char p[128], line[256];
+    snprintf(p, sizeof p, "%s/client-file", dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char buf[1000] = { 0 };
+    CU_ASSERT(write(fd, buf, sizeof buf) == (ssize_t)sizeof buf);
+    close(fd);
+    snprintf(line, sizeof line, "%016llx %s\n", (unsigned long long)r[0].id, p);   /* oldest */
+    CU_ASSERT(write(in[1], line, strlen(line)) == (ssize_t)strlen(line));
+    close(in[1]);
+    CU_ASSERT(wait_ok(pid));
+    close(out[0]);
+    CU_ASSERT(read_back(r[0], MiB, 0));   /* the owner restores it */
+    for (int i = 0; i < 48; i++)
+        CHECK_OK(shoal_release(r[i]));
+    unlink(p);
+    stop();
+}
+
 /* Without spill_dir nothing changes: a full store answers ENOMEM, advise_cold is a no-op. */
 static void test_no_spill_dir(void)
 {
@@ -675,6 +754,7 @@ int main(int argc, char **argv)
         { "spill_dir validation at init", test_bad_dirs },
         { "crash leftovers removed, live owners kept", test_crash_leftovers },
         { "no spill_dir: full is full", test_no_spill_dir },
+        { "an attached process", test_client },
         { "fallback: pread/pwrite helper thread", test_fallback },
         { "remove temp dirs", test_cleanup },
         { NULL, NULL },
