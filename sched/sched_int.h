@@ -41,12 +41,12 @@
 
 struct shoal__worker {
     shoal__deque dq;
-    _Alignas(SHOAL__CACHELINE) struct shoal__sched *s;
+    _Alignas(SHOAL__CACHELINE) struct shoal__sched *s;   /* read-mostly: thieves read node */
     unsigned idx, node, core;
-    uint32_t rng;                       /* victim selection */
-    _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
     pthread_t th;
     bool started;
+    _Alignas(SHOAL__CACHELINE) uint32_t rng;  /* owner-written: victim selection */
+    _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
 };
 
 struct shoal__node {
