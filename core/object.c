@@ -270,13 +270,17 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
     return 0;
 }
 
+/* The slot a public call's ref names: the runtime is up and the ref valid and live. */
+static inline shoal__slot *live_slot(shoal_ref ref, int *err)
+{
+    *err = shoal__tls_check();
+    return likely(*err == 0) ? shoal__slot_of(ref, err) : NULL;
+}
+
 SHOAL_API int shoal_seal(shoal_ref ref)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
     int err;
-    shoal__slot *s = shoal__slot_of(ref, &err);
+    shoal__slot *s = live_slot(ref, &err);
     if (!s)
         return err;
     unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_relaxed));
@@ -292,11 +296,8 @@ SHOAL_API int shoal_seal(shoal_ref ref)
 
 SHOAL_API int shoal_retain(shoal_ref ref)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
     int err;
-    shoal__slot *s = shoal__slot_of(ref, &err);
+    shoal__slot *s = live_slot(ref, &err);
     if (unlikely(!s))
         return err;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
@@ -395,11 +396,8 @@ static void wake_waiters(shoal__rt_t *rt)
 
 SHOAL_API int shoal_object_node(shoal_ref ref)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
     int err;
-    shoal__slot *s = shoal__slot_of(ref, &err);
+    shoal__slot *s = live_slot(ref, &err);
     if (!s)
         return err;
     return shoal__slot_node(s);
