@@ -71,7 +71,7 @@ static bool take_fresh(shoal__rt_t *rt, _Atomic uint32_t *map, _Atomic uint64_t 
 int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t align,
                       bool *zero, uint64_t *start)
 {
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     unsigned shift = shoal__geo.shift;
     uint64_t csz = (uint64_t)1 << shift, need = (size + csz - 1) >> shift;
     if (align < csz)
@@ -123,7 +123,7 @@ uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off)
 
 uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id)
 {
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     uint64_t total = 0;
     if (id == 0 || id == SHOAL__CHUNK_FREE)
         return 0;

@@ -177,7 +177,7 @@ static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
         if (h->magic != SHOAL__MAGIC || h->version != SHOAL__SEG_VERSION)
             bad = "the segment is of another shoal version";
         else if (h->nnodes != w->nnodes || h->node_span != w->node_span ||
-                 h->nslots != w->nslots || shoal__ext_check(h, c->seg_len) != 0)
+                 h->nslots != w->nslots || shoal__mp_check(h, c->seg_len) != 0)
             bad = "the segment header disagrees with the handshake";
     }
     if (bad) {

@@ -30,14 +30,14 @@ static struct ext_layout layout(unsigned nnodes, uint64_t node_span)
     struct ext_layout l;
     l.shift = chunk_shift_for(node_span);
     l.nchunks = (node_span + ((uint64_t)1 << l.shift) - 1) >> l.shift;
-    l.head = round_up(sizeof(struct shoal__ext), 4096);
+    l.head = round_up(sizeof(struct shoal__mp), 4096);
     l.map = round_up((uint64_t)nnodes * l.nchunks * sizeof(uint32_t), 4096);
     l.wstats = round_up(SHOAL__MAX_WSTATS * sizeof(struct shoal__wstat), 4096);
     l.total = l.head + l.map + l.wstats;
     return l;
 }
 
-uint64_t shoal__ext_bytes(unsigned nnodes, uint64_t node_span)
+uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span)
 {
     return layout(nnodes, node_span).total;
 }
@@ -45,20 +45,20 @@ uint64_t shoal__ext_bytes(unsigned nnodes, uint64_t node_span)
 static void adopt(const struct shoal__hdr *h, const struct ext_layout *l)
 {
     char *b = (char *)h;
-    shoal__geo.ext = (struct shoal__ext *)(b + h->ext_off);
+    shoal__geo.ext = (struct shoal__mp *)(b + h->ext_off);
     shoal__geo.map = (_Atomic uint32_t *)(b + h->ext_off + l->head);
     shoal__geo.wstats = (struct shoal__wstat *)(b + h->ext_off + l->head + l->map);
     shoal__geo.shift = l->shift;
     shoal__geo.nchunks = l->nchunks;
 }
 
-void shoal__ext_init(shoal__rt_t *rt)
+void shoal__mp_init(shoal__rt_t *rt)
 {
     struct shoal__hdr *h = rt->hdr;
     struct ext_layout l = layout(rt->nnodes, rt->node_span);
     adopt(h, &l);
-    struct shoal__ext *x = shoal__ext_of(rt);
-    x->magic = SHOAL__EXT_MAGIC;
+    struct shoal__mp *x = shoal__mp_of(rt);
+    x->magic = SHOAL__MP_MAGIC;
     x->nprocs = SHOAL__MAX_PROCS;
     x->chunk_shift = l.shift;
     x->nchunks = l.nchunks;
@@ -76,7 +76,7 @@ void shoal__ext_init(shoal__rt_t *rt)
     shoal__atfork_register();
 }
 
-int shoal__ext_check(const struct shoal__hdr *h, uint64_t seg_len)
+int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
 {
     if (h->nnodes == 0 || h->nnodes > SHOAL__MAX_NODES || h->node_span == 0 ||
         h->node_span > ((uint64_t)1 << 47) || h->nslots < 2 || h->nslots > SHOAL__MAX_SLOTS)
@@ -86,8 +86,8 @@ int shoal__ext_check(const struct shoal__hdr *h, uint64_t seg_len)
         l.total > seg_len - h->ext_off || h->slots_off < h->ext_off + l.total ||
         h->slots_off > seg_len || h->nslots * sizeof(shoal__slot) > seg_len - h->slots_off)
         return -1;
-    const struct shoal__ext *x = (const struct shoal__ext *)((const char *)h + h->ext_off);
-    if (x->magic != SHOAL__EXT_MAGIC || x->nprocs != SHOAL__MAX_PROCS ||
+    const struct shoal__mp *x = (const struct shoal__mp *)((const char *)h + h->ext_off);
+    if (x->magic != SHOAL__MP_MAGIC || x->nprocs != SHOAL__MAX_PROCS ||
         x->chunk_shift != l.shift || x->nchunks != l.nchunks ||
         x->chunks_off != h->ext_off + l.head || x->wstats_off != h->ext_off + l.head + l.map)
         return -1;

@@ -3,7 +3,7 @@
  * process's jemalloc owns each piece of the arenas, published per-worker counters, and the
  * per-process reference ledger ("holds"). Internal: never installed.
  *
- * Segment layout: [shoal__hdr][shoal__ext at hdr->ext_off][chunk map][worker stats][slots].
+ * Segment layout: [shoal__hdr][shoal__mp at hdr->ext_off][chunk map][worker stats][slots].
  * Offsets only; every process maps the same memfd.
  *
  * Synchronisation:
@@ -29,7 +29,7 @@
 #include "segment.h"
 
 #define SHOAL__MAX_PROCS   256          /* slot aux keeps the allocating process in 8 bits */
-#define SHOAL__EXT_MAGIC   UINT64_C(0x3143525050414f48)   /* "HOAPPRC1" */
+#define SHOAL__MP_MAGIC   UINT64_C(0x3143525050414f48)   /* "HOAPPRC1" */
 #define SHOAL__MAX_WSTATS  1024         /* config.workers is at most 1024 */
 #define SHOAL__CHUNK_FREE  UINT32_MAX   /* chunk map: recycled, any process may take it */
 #define SHOAL__AUX_PROC(aux) ((aux) & 0xffu)
@@ -66,7 +66,7 @@ struct shoal__wstat {
     int32_t cpu;
 };
 
-struct shoal__ext {
+struct shoal__mp {
     uint64_t magic;
     uint32_t nprocs;
     uint32_t chunk_shift;         /* log2 of the chunk-map granularity */
@@ -82,7 +82,7 @@ struct shoal__ext {
 /* This process's copy of the region's geometry, taken when the owner lays it out or a client
  * has checked it: nobody follows an offset that another process could rewrite. */
 struct shoal__geo {
-    struct shoal__ext *ext;
+    struct shoal__mp *ext;
     _Atomic uint32_t *map;        /* chunk map, node-major */
     struct shoal__wstat *wstats;
     unsigned shift;               /* chunk size = 1 << shift */
@@ -90,7 +90,7 @@ struct shoal__geo {
 };
 extern struct shoal__geo shoal__geo;
 
-static inline struct shoal__ext *shoal__ext_of(const shoal__rt_t *rt)
+static inline struct shoal__mp *shoal__mp_of(const shoal__rt_t *rt)
 {
     (void)rt;
     return shoal__geo.ext;
@@ -113,13 +113,13 @@ static inline uint64_t shoal__gen_next(uint64_t g) { return g < SHOAL__GEN_MASK 
 
 /* ---- segment set-up (core/mproc.c) ------------------------------------------------------ */
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
-SHOAL__HIDDEN uint64_t shoal__ext_bytes(unsigned nnodes, uint64_t node_span);
+SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
 /* Initialise the region at hdr->ext_off (owner, fresh zeroed segment) and make this process
  * index 0. Must run before the arenas are created: their extent hooks use the chunk map. */
-SHOAL__HIDDEN void shoal__ext_init(shoal__rt_t *rt);
+SHOAL__HIDDEN void shoal__mp_init(shoal__rt_t *rt);
 /* Check a mapped segment's extension region against its length (clients, tools); on success
  * take its geometry (shoal__geo). 0 or -1. */
-SHOAL__HIDDEN int shoal__ext_check(const struct shoal__hdr *h, uint64_t seg_len);
+SHOAL__HIDDEN int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len);
 
 /* ---- chunks (alloc/chunks.c) -------------------------------------------------------------- */
 /* This process's chunk-map owner id: (incarnation << 8) | process index; never 0 or FREE. */
@@ -143,6 +143,9 @@ SHOAL__HIDDEN uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id);
 /* ---- holds: the reference ledger (core/mproc.c) ----------------------------------------- */
 /* Non-NULL while this process is attached, or owns a published store: nslots entries. */
 extern _Atomic uint64_t *shoal__holds;
+/* A ledger entry for a FREE slot in this process's caches (thread.h): a generation no
+ * object has, which the next object in the slot replaces. */
+#define SHOAL__HOLDS_CACHED (UINT64_C(0xffffffff) << 32)
 
 /* Record d references taken (d > 0) or dropped (d < 0) on (idx, gen) by this process.
  * About 5 ns (one uncontended CAS on a line only this process writes). A newer generation
@@ -155,7 +158,7 @@ static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
         uint64_t g = v >> 32;
         if (g == gen)
             nv = (v & ~(uint64_t)UINT32_MAX) | (uint32_t)((int32_t)(uint32_t)v + d);
-        else if (g < gen)
+        else if (g < gen || g > SHOAL__GEN_MASK)   /* an older object's, or a cached slot's */
             nv = (gen << 32) | (uint32_t)d;
         else
             return;

@@ -254,24 +254,22 @@ static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
            atomic_load_explicit(&s->word, memory_order_relaxed) == w;
 }
 
-/* The slots a gone process had in its thread caches (tagged, thread.h): back to the shared
- * stack. A scan of the used part of the table, once per gone process. */
-static void recover_cached(shoal__rt_t *rt, unsigned p)
+/* The slots a gone process had in its thread caches go back to the shared stack: its ledger
+ * says which (thread.h); the slot's own tag confirms it is still so. */
+static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
-    uint64_t limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
-    if (limit > rt->nslots)
-        limit = rt->nslots;
-    uint64_t tag = SHOAL__W_CACHED | p;
-    for (uint64_t idx = 1; idx < limit; idx++) {
-        _Atomic uint64_t *wp = &rt->slots[idx].word;
-        uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
-        if (shoal__w_state(w) != SHOAL__FREE || shoal__w_refs(w) != tag)
-            continue;
-        /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
-        if (atomic_compare_exchange_strong_explicit(wp, &w, w & ~SHOAL__W_REFS_MASK,
-                                                    memory_order_relaxed, memory_order_relaxed))
-            shoal__slot_give(rt, &pub.t, (uint32_t)idx);
-    }
+    const struct gone *g = arg;
+    if (v != SHOAL__HOLDS_CACHED)
+        return false;
+    _Atomic uint64_t *wp = &rt->slots[idx].word;
+    uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
+    if (shoal__w_state(w) != SHOAL__FREE || shoal__w_refs(w) != (SHOAL__W_CACHED | g->proc))
+        return false;
+    /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
+    if (atomic_compare_exchange_strong_explicit(wp, &w, w & ~SHOAL__W_REFS_MASK,
+                                                memory_order_relaxed, memory_order_relaxed))
+        shoal__slot_give(rt, &pub.t, (uint32_t)idx);
+    return false;
 }
 
 static void ledger_free(struct ledger *l)
@@ -290,26 +288,26 @@ static void flush_cache(shoal__rt_t *rt)
         shoal__slot_flush(rt, &pub.t, pub.t.nfree);
 }
 
-/* Once none of a gone process's objects is left, its chunks go back to the pool and its
- * index can be given out again. */
+/* Once none of a gone process's objects is left, its cached slots go back, then its chunks
+ * go back to the pool and its index can be given out again. */
 static void try_reclaim(shoal__rt_t *rt)
 {
     uint64_t t0 = shoal__now_ns();
     if (pub.ngone == 0 || t0 < pub.next_reclaim_ns)
         return;
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     for (unsigned i = 0; i < pub.ngone;) {
         struct gone *g = &pub.gone[i];
         shoal__procs_lock();
         shoal__drain(rt, &pub.t, g->proc, false);
-        bool left = walk_ledger(rt, &g->l, left_one, g);
-        if (!left) {
-            recover_cached(rt, g->proc);
+        bool done = !walk_ledger(rt, &g->l, left_one, g);
+        if (done) {
+            walk_ledger(rt, &g->l, recover_one, g);
             shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
             atomic_store_explicit(&x->procs[g->proc].state, SHOAL__PROC_FREE, memory_order_seq_cst);
         }
         shoal__procs_unlock();
-        if (left) {
+        if (!done) {
             i++;
             continue;
         }
@@ -325,7 +323,7 @@ static void try_reclaim(shoal__rt_t *rt)
 
 static void client_gone(shoal__rt_t *rt, struct conn *c)
 {
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     unsigned p = c->proc;
     shoal__procs_lock();
     /* seq_cst: pairs with the state load a pusher makes after its push (rfree_push). */
@@ -386,7 +384,7 @@ static void send_reject(int fd, int32_t code, const char *why)
 }
 
 /* A free process index, round-robin so that an index is reused as late as possible. */
-static unsigned pick_proc(struct shoal__ext *x)
+static unsigned pick_proc(struct shoal__mp *x)
 {
     for (unsigned k = 0; k < SHOAL__MAX_PROCS - 1; k++) {
         unsigned p = 1 + (pub.next_proc + k) % (SHOAL__MAX_PROCS - 1);
@@ -420,7 +418,7 @@ static int make_ledger(shoal__rt_t *rt, struct conn *c)
 static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
 {
     struct conn *c = pub.conns[i];
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     if (make_ledger(rt, c) != 0) {
         send_reject(c->fd, SHOAL_ENOMEM, "the owner cannot create the reference ledger");
         conn_close(rt, i);
@@ -717,7 +715,7 @@ void shoal__publish_stop(shoal__rt_t *rt)
 {
     if (!pub.on)
         return;
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     /* seq_cst: clients' drain threads read it (owner_gone) after we wake them. */
     atomic_store_explicit(&x->procs[0].state, SHOAL__PROC_CLOSED, memory_order_seq_cst);
     for (unsigned p = 1; p < SHOAL__MAX_PROCS; p++)

@@ -39,7 +39,7 @@ static void futex_wait(_Atomic uint32_t *w, uint32_t seen, uint64_t ns)
 
 void shoal__wake_proc(shoal__rt_t *rt, unsigned p)
 {
-    struct shoal__proc *P = &shoal__ext_of(rt)->procs[p];
+    struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
     /* release: pairs with the drainer's load of `wake` before it re-checks its stack. Not
      * FUTEX_PRIVATE: the drainer is another process. */
     atomic_fetch_add_explicit(&P->wake, 1, memory_order_release);
@@ -55,7 +55,7 @@ void shoal__wake_waiters_all(shoal__rt_t *rt)
 
 void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
 {
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     struct shoal__proc *P = &x->procs[proc & 0xffu];
     uint64_t head = atomic_load_explicit(&P->rfree, memory_order_relaxed);
     do {
@@ -110,7 +110,7 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
 
 size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine)
 {
-    struct shoal__proc *P = &shoal__ext_of(rt)->procs[p];
+    struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
     if (atomic_load_explicit(&P->rfree, memory_order_relaxed) == 0)
         return 0;
     /* acquire: pairs with the pushers' seq_cst CAS, so every link in the chain is visible. */
@@ -140,7 +140,7 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
     if (oldw & SHOAL__W_WAITERS)
         shoal__wake_waiters_all(rt);
     unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED));
-    struct shoal__proc *P = &shoal__ext_of(rt)->procs[p];
+    struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
     if (p == rt->proc)
         reclaim(rt, t, idx, true);
     else if (atomic_load_explicit(&P->state, memory_order_acquire) == SHOAL__PROC_LIVE)
@@ -162,7 +162,7 @@ static struct {
 /* A client: has the owner shut down, or died (its end of our socket closed)? */
 static bool owner_gone(shoal__rt_t *rt, int sock)
 {
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     if (atomic_load_explicit(&x->procs[0].state, memory_order_acquire) != SHOAL__PROC_LIVE)
         return true;
     char b;
@@ -175,7 +175,7 @@ static bool owner_gone(shoal__rt_t *rt, int sock)
  * process while we take its stack. */
 static size_t drain_orphans(shoal__rt_t *rt, struct shoal__thr *t, bool *pending)
 {
-    struct shoal__ext *x = shoal__ext_of(rt);
+    struct shoal__mp *x = shoal__mp_of(rt);
     size_t n = 0;
     *pending = false;
     shoal__procs_lock();
@@ -202,7 +202,7 @@ static void client_owner_gone(shoal__rt_t *rt)
                                     __ATOMIC_RELAXED))
         shoal__log("the store's owner (pid %d) is gone: calls now answer SHOAL_ENOTINIT; "
                    "call shoal_shutdown() to detach",
-                   (int)atomic_load_explicit(&shoal__ext_of(rt)->procs[0].pid,
+                   (int)atomic_load_explicit(&shoal__mp_of(rt)->procs[0].pid,
                                              memory_order_relaxed));
 }
 
@@ -210,7 +210,7 @@ static void *drain_main(void *arg)
 {
     (void)arg;
     shoal__rt_t *rt = drain_g.rt;
-    struct shoal__proc *me = &shoal__ext_of(rt)->procs[rt->proc];
+    struct shoal__proc *me = &shoal__mp_of(rt)->procs[rt->proc];
     struct shoal__thr t;
     memset(&t, 0, sizeof t);
     unsigned idle = 0;

@@ -83,7 +83,7 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
      * byte count, not fragmentation, is what normally says "full". */
     rt->node_span = round_up(cap + cap / 16 + ((uint64_t)8 << 20), SHOAL__HUGE_SIZE);
     size_t ext_off = round_up(sizeof(struct shoal__hdr), 4096);
-    size_t slots_off = ext_off + shoal__ext_bytes(rt->nnodes, rt->node_span);
+    size_t slots_off = ext_off + shoal__mp_bytes(rt->nnodes, rt->node_span);
     p->seg_len = round_up(slots_off + nslots * sizeof(shoal__slot), 4096);
     p->seg_fd = shoal__os_memfd("shoal-table", p->seg_len, 0);
     if (p->seg_fd < 0)
@@ -104,7 +104,7 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     h->nslots = nslots;
     h->slots_off = slots_off;
     h->ext_off = ext_off;
-    shoal__ext_init(rt);   /* before the arenas: their extent hooks use its chunk map */
+    shoal__mp_init(rt);   /* before the arenas: their extent hooks use its chunk map */
     for (unsigned n = 0; n < rt->nnodes; n++)
         h->node[n].cap = cap;
     p->deps_len = round_up(nslots * sizeof(void *), 4096);

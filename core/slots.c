@@ -106,8 +106,10 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
              * generation 0 is never valid). */
             for (uint64_t i = 0; i < n; i++) {
                 atomic_store_explicit(&rt->slots[first + i].word,
-                                      shoal__w_make(rt->hdr->gen_base, SHOAL__FREE, 0) | tag,
+                                      shoal__w_make(rt->hdr->gen_base, SHOAL__FREE, 0),
                                       memory_order_relaxed);
+                if (tag)
+                    shoal__slot_tag(rt, (uint32_t)(first + i), tag);
                 t->free[t->nfree++] = (uint32_t)(first + n - 1 - i);
             }
         }

@@ -4,7 +4,7 @@
 #ifndef SHOAL_CORE_THREAD_H
 #define SHOAL_CORE_THREAD_H
 
-#include "rt.h"
+#include "mproc.h"
 
 #define SHOAL__SLOT_CACHE 64
 
@@ -47,8 +47,10 @@ static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
     return shoal__slot_refill(rt, t);
 }
 /* A FREE slot in an attached process's cache carries SHOAL__W_CACHED | its process index in
- * the (otherwise 0) reference count, so that the owner can take back the cached slots of a
- * process that died (core/publish.c). The owner never outlives its store: it tags nothing. */
+ * the (otherwise 0) reference count, and its entry in the process's reference ledger says
+ * SHOAL__HOLDS_CACHED, so that the owner finds and takes back the cached slots of a process
+ * that died without scanning the table (core/publish.c). The owner never outlives its
+ * store: it tags nothing. */
 #define SHOAL__W_CACHED UINT64_C(0x80000000)
 static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
 {
@@ -56,6 +58,9 @@ static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
     _Atomic uint64_t *w = &rt->slots[idx].word;
     uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
     atomic_store_explicit(w, (v & ~SHOAL__W_REFS_MASK) | tag, memory_order_relaxed);
+    if (shoal__holds)
+        atomic_store_explicit(&shoal__holds[idx], tag ? SHOAL__HOLDS_CACHED : 0,
+                              memory_order_relaxed);
 }
 static inline void shoal__slot_give(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx)
 {

@@ -63,7 +63,7 @@ static int take(struct snap *s)
     shoal_stats_get(&s->st, sizeof s->st);
     shoal__rt_t *rt = shoal__rt;
     const struct shoal__hdr *h = rt->hdr;
-    const struct shoal__ext *x = shoal__ext_of(rt);
+    const struct shoal__mp *x = shoal__mp_of(rt);
     s->nnodes = rt->nnodes;
     s->node_span = rt->node_span;
     for (unsigned n = 0; n < rt->nnodes; n++) {
