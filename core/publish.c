@@ -4,7 +4,9 @@
  * handshakes (SO_PEERCRED, then the memfds by SCM_RIGHTS) and, when a connection closes -
  * a clean detach, an exit or a SIGKILL alike - fails the objects that process created and
  * never sealed, drops the references its ledger says it still held, and once none of its
- * objects is left, returns its chunks to the pool and its index to the free list.
+ * objects is left, takes back the free slots it had cached and returns its chunks to the
+ * pool and its index to the free list. All of it walks the gone process's ledger (the
+ * pages it touched), never the whole table.
  * Nothing read from the socket or from the shared segment is trusted without a bounds check.
  */
 #include <errno.h>
