@@ -43,9 +43,9 @@ done
 # hold the whole run past its 3 minutes (30 s quick).
 budget() {
   if [ "$MODE" = quick ]; then
-    case $1 in lookup) echo 8;; tasks) echo 8;; tasks_tbb) echo 4;; tasks_omp) echo 5;; *) echo 5;; esac
+    case $1 in lookup) echo 8;; tasks) echo 8;; tasks_tbb) echo 4;; tasks_omp) echo 5;; io) echo 8;; *) echo 5;; esac
   else
-    case $1 in lookup) echo 45;; tasks) echo 45;; tasks_tbb) echo 20;; tasks_omp) echo 30;; *) echo 25;; esac
+    case $1 in lookup) echo 45;; tasks) echo 45;; tasks_tbb) echo 20;; tasks_omp) echo 30;; io) echo 40;; *) echo 25;; esac
   fi
 }
 

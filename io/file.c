@@ -372,6 +372,9 @@ static void export_opened(shoal__iop *op, int res)
     e->fd = res;
     if (e->body && set_direct(e->fd, true) != 0)
         e->body = 0;   /* this file system refuses O_DIRECT: write it all buffered */
+    /* No fallocate first: writes into preallocated (unwritten) blocks each need a
+     * conversion at completion, measured 0.7-0.9x of plain pwrite here, against 1.1-1.2x
+     * for writes that extend the file. */
     e->x = (shoal__xfer){ .fd = e->fd, .write = true, .direct = e->body != 0,
                           .buf = (char *)e->data, .len = e->body, .foff = 0,
                           .finish = export_body_done, .owner = e };
