@@ -145,8 +145,10 @@ static inline bool shoal__xfer_can_direct(const void *buf, uint64_t len, uint64_
 /* Validate spill_dir, clean what a crashed run left there, start the I/O thread.
  * Called by shoal_init before the runtime is published. */
 SHOAL__HIDDEN int  shoal__io_start(shoal__rt_t *rt);
-/* Fail queued work with SHOAL_ECANCELED, finish what is in flight, remove spill files, join
- * the I/O thread. Called by shutdown while the store is still whole; idempotent. */
+/* Finish the work queued and in flight (work parked for store room that cannot come fails
+ * with SHOAL_ECANCELED), remove the spill file, join the I/O thread. Called by shutdown
+ * after the workers stopped (their tasks may wait on I/O) and while the store is still
+ * whole; idempotent. */
 SHOAL__HIDDEN void shoal__io_stop(shoal__rt_t *rt);
 
 /* Timing helper for the counters. */

@@ -475,11 +475,14 @@ static void *io_main(void *arg)
             continue;
         bool idle = e->inflight == 0 && !e->back_head;
         if (idle && atomic_load_explicit(&e->stop, memory_order_acquire) &&
-            !atomic_load_explicit(&e->inbox, memory_order_acquire))
+            !atomic_load_explicit(&e->inbox, memory_order_acquire)) {
+            /* Work parked for room that will not come: its failure paths run first. */
+            if (shoal__spill_cancel_waiters())
+                continue;
             break;
+        }
         idle_wait(e, idle);
     }
-    shoal__spill_cancel_waiters();
     return NULL;
 }
 

@@ -467,9 +467,12 @@ static void fail_waiters(int rc, const char *why)
     }
 }
 
-void shoal__spill_cancel_waiters(void)
+bool shoal__spill_cancel_waiters(void)
 {
+    if (!sp.wh)
+        return false;
     fail_waiters(SHOAL_ECANCELED, "shoal is shutting down");
+    return true;
 }
 
 uint64_t shoal__spill_trim_due(void)

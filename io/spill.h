@@ -28,8 +28,9 @@ SHOAL__HIDDEN void shoal__spill_pump(void);
 /* I/O thread: when it should wake to give freed spill-file space back (monotonic ns), or 0
  * when nothing is due; the pump does it once the time has come. */
 SHOAL__HIDDEN uint64_t shoal__spill_trim_due(void);
-/* I/O thread when it exits: fail parked waiters with SHOAL_ECANCELED. */
-SHOAL__HIDDEN void shoal__spill_cancel_waiters(void);
+/* I/O thread at stop: fail parked waiters with SHOAL_ECANCELED (their failure paths run as
+ * deferred messages). Returns true if there were any. */
+SHOAL__HIDDEN bool shoal__spill_cancel_waiters(void);
 
 /* I/O thread: make ref's bytes resident. 0 when they are (or the object is not a spilled
  * one); 1 when a restore runs and w->msg.run will run after it (w->rc says how it went);

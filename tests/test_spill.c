@@ -711,6 +711,20 @@ static void test_client(void)
     stop();
 }
 
+/* Shutdown right after puts that spill: spill writes may still be in flight. */
+static void test_shutdown_while_spilling(void)
+{
+    start(16 * MiB, false);
+    shoal_ref r;
+    for (int i = 0; i < 40; i++)
+        ASSERT_OK(put_obj(MiB, (uint64_t)i, &r));
+    stop();   /* also checks the spill file is gone */
+    start(16 * MiB, false);
+    ASSERT_OK(put_obj(MiB, 1, &r));
+    CU_ASSERT(read_back(r, MiB, 1));
+    stop();
+}
+
 /* Without spill_dir nothing changes: a full store answers ENOMEM, advise_cold is a no-op. */
 static void test_no_spill_dir(void)
 {
@@ -755,6 +769,7 @@ int main(int argc, char **argv)
         { "crash leftovers removed, live owners kept", test_crash_leftovers },
         { "no spill_dir: full is full", test_no_spill_dir },
         { "an attached process", test_client },
+        { "shutdown while spilling", test_shutdown_while_spilling },
         { "fallback: pread/pwrite helper thread", test_fallback },
         { "remove temp dirs", test_cleanup },
         { NULL, NULL },
