@@ -92,7 +92,8 @@ typedef struct shoal_config {     /* all-zero means defaults */
     int         huge_pages;       /* SHOAL_HUGE_AUTO (0), SHOAL_HUGE_REQUIRE, SHOAL_HUGE_OFF */
     const char *name;             /* non-NULL: publish the store so other processes can attach */
     const char *topology;         /* NULL = this machine; else an hwloc synthetic string or XML path */
-    const char *spill_dir;        /* NULL = no spilling */
+    const char *spill_dir;        /* NULL = no spilling; else an existing writable directory
+                                     (checked at init: SHOAL_EINVAL), see shoal_advise_cold */
     size_t      max_objects;      /* object table size; 0 = derived from store_bytes */
 } shoal_config;
 
@@ -176,12 +177,36 @@ SHOAL_API int  shoal_release(shoal_ref ref);
  * Files and spilling (io_uring)
  * ------------------------------------------------------------------------------------- */
 
-/* Read [offset, offset+len) of path into a new object (len 0 = to EOF). Returns at once;
- * the object becomes ready when the read completes, or fails with SHOAL_EIO. */
+/* File I/O never blocks the calling thread (or a worker) in the kernel: a per-process I/O
+ * thread does it through io_uring, or with pread/pwrite when io_uring is unavailable (said
+ * once on stderr; SHOAL_NO_IO_URING=1 forces it). Transfers of 1 MiB or more bypass the page
+ * cache (O_DIRECT) where the file system and alignment allow; SHOAL_IO_DIRECT=0 turns that
+ * off. Callable from any thread, including tasks. */
+
+/* Read [offset, offset+len) of path into a new object (len 0 = to the end of the file).
+ * Returns at once with the caller's reference; the object becomes ready when the read
+ * completes (a task may take it as a REF argument before). The read fails the object with
+ * SHOAL_EIO and a message naming the path and errno (missing file, permission, a directory,
+ * a file shorter than offset + len, I/O error), or SHOAL_ENOMEM when the store cannot hold
+ * it. Errors at the call: SHOAL_EINVAL (path NULL, empty or too long, out NULL, offset + len
+ * overflows, len larger than the store), SHOAL_ENOTINIT, SHOAL_ENOMEM. */
 SHOAL_API int  shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out);
-/* Write the object's bytes to path; *done becomes ready (empty) once written and fsync'd. */
+/* Write the object's bytes to path (created or truncated, mode 0644) once the object is
+ * ready; *done (an empty object, the caller's reference) becomes ready when the bytes are
+ * written and fsync'd, or fails with SHOAL_EIO naming the path and errno (also when the
+ * object itself failed). The write holds its own reference: ref may be released at once.
+ * Counts as a read of the object (see shoal_advise_cold). Errors at the call: SHOAL_EINVAL
+ * (path NULL, empty or too long, done NULL, a null or forged ref), SHOAL_ESTALE,
+ * SHOAL_ENOTINIT. */
 SHOAL_API int  shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done);
-/* The caller holds no pointer into the object any more: it may be spilled. */
+/* With config.spill_dir set, a put or create that finds the store full first writes sealed
+ * objects that nobody has read since they were sealed (oldest first) to spill_dir and frees
+ * their memory; shoal_get brings a spilled object back (waiting for the read; a worker runs
+ * other tasks meanwhile). An object someone has read stays resident while references
+ * exist, since the reader may hold its pointer. shoal_advise_cold declares that the caller
+ * holds no pointer into the object any more, making it a spill candidate again (a no-op
+ * without spill_dir, or for an object not sealed and resident). Errors: SHOAL_EINVAL,
+ * SHOAL_ESTALE, SHOAL_ENOTINIT. */
 SHOAL_API int  shoal_advise_cold(shoal_ref ref);
 
 /* ---------------------------------------------------------------------------------------
