@@ -210,7 +210,7 @@ SHOAL__COLD static struct shoal_task *heap_alloc(size_t size)
     pthread_mutex_unlock(&pool.mu);
     struct shoal_task *t = (struct shoal_task *)(h + 1);
     t->cls = SHOAL__CLS_HEAP;
-    t->state = SHOAL__TS_LIVE;
+    atomic_store_explicit(&t->state, SHOAL__TS_LIVE, memory_order_relaxed);
     return t;
 }
 
@@ -241,13 +241,13 @@ struct shoal_task *shoal__task_alloc(size_t size)
     if (unlikely(c->cls[k].n == 0) && refill(c, k))
         return NULL;
     struct shoal_task *t = c->cls[k].obj[--c->cls[k].n];
-    t->state = SHOAL__TS_LIVE;
+    atomic_store_explicit(&t->state, SHOAL__TS_LIVE, memory_order_relaxed);
     return t;
 }
 
 void shoal__task_free(struct shoal_task *t)
 {
-    t->state = SHOAL__TS_FREE;
+    atomic_store_explicit(&t->state, SHOAL__TS_FREE, memory_order_relaxed);
     unsigned k = t->cls;
     if (unlikely(k == SHOAL__CLS_HEAP)) {
         heap_free(t);
@@ -264,9 +264,32 @@ void shoal__task_free(struct shoal_task *t)
     c->cls[k].obj[c->cls[k].n++] = t;
 }
 
+/* Memory of the previous run, kept mapped until the next start (see task.h). */
+static struct {
+    struct chunk *chunks;
+    size_t nchunks;
+    struct heap_hdr *heap;
+} retired;
+
+static void free_retired(void)
+{
+    for (size_t i = 0; i < retired.nchunks; i++)
+        munmap(retired.chunks[i].base, CHUNK);
+    free(retired.chunks);
+    retired.chunks = NULL;
+    retired.nchunks = 0;
+    while (retired.heap) {
+        struct heap_hdr *h = retired.heap;
+        retired.heap = h->next;
+        free(h);
+    }
+}
+
 int shoal__pool_start(void)
 {
     pthread_mutex_lock(&pool.mu);
+    /* The previous store is gone: nothing can reach its blocks any more. */
+    free_retired();
     /* relaxed: threads reach the pool only after init publishes the runtime (release). */
     atomic_store_explicit(&pool.gen, ++pool.last_gen, memory_order_relaxed);
     pthread_mutex_unlock(&pool.mu);
@@ -277,11 +300,13 @@ void shoal__pool_stop(void)
 {
     pthread_mutex_lock(&pool.mu);
     atomic_store_explicit(&pool.gen, 0, memory_order_relaxed);
-    for (size_t i = 0; i < pool.nchunks; i++)
-        munmap(pool.chunks[i].base, CHUNK);
-    free(pool.chunks);
+    free_retired();
+    retired.chunks = pool.chunks;
+    retired.nchunks = pool.nchunks;
+    retired.heap = pool.heap;
     pool.chunks = NULL;
     pool.nchunks = pool.cap_chunks = 0;
+    pool.heap = NULL;
     for (unsigned k = 0; k < SHOAL__NCLS; k++) {
         pool.cur[k] = 0;
         while (pool.full[k]) {
@@ -295,17 +320,18 @@ void shoal__pool_stop(void)
         pool.empty = m->next;
         free(m);
     }
-    while (pool.heap) {
-        struct heap_hdr *h = pool.heap;
-        pool.heap = h->next;
-        free(h);
-    }
     pthread_mutex_unlock(&pool.mu);
-    /* This thread's cache now points into unmapped chunks: forget it. */
+    /* This thread's cache points into retired chunks: forget it. */
     if (tl.c)
         for (unsigned k = 0; k < SHOAL__NCLS; k++)
             tl.c->cls[k].n = 0;
     tl.gen = 0;
+}
+
+static bool walkable(struct shoal_task *t)
+{
+    unsigned st = atomic_load_explicit(&t->state, memory_order_relaxed);
+    return st == SHOAL__TS_LIVE || st == SHOAL__TS_DROPPED;
 }
 
 size_t shoal__pool_each_live(bool (*fn)(struct shoal_task *))
@@ -316,14 +342,14 @@ size_t shoal__pool_each_live(bool (*fn)(struct shoal_task *))
         uint32_t bs = shoal__cls_size[pool.chunks[i].cls];
         for (uint32_t j = 0; j < pool.chunks[i].carved; j++) {
             struct shoal_task *t = (struct shoal_task *)(pool.chunks[i].base + (size_t)j * bs);
-            if (t->state == SHOAL__TS_LIVE)
+            if (walkable(t))
                 n += fn(t);
         }
     }
     for (struct heap_hdr *h = pool.heap, *next; h; h = next) {
         next = h->next;
         struct shoal_task *t = (struct shoal_task *)(h + 1);
-        if (t->state == SHOAL__TS_LIVE)
+        if (walkable(t))
             n += fn(t);
     }
     return n;

@@ -61,6 +61,7 @@ struct shoal__sched {
     shoal__rt_t *rt;
     unsigned nworkers, nnodes;
     _Atomic int stop;
+    _Atomic int open;                   /* 0: tasks made runnable outside are dropped */
     struct shoal__worker *w;
     struct shoal__node *n;
     shoal__inject global;               /* unbound tasks from foreign threads */
@@ -117,7 +118,14 @@ static inline void shoal__surplus_check(struct shoal__sched *s, unsigned node)
  * run t, else the right injection queue; then wake someone if needed. */
 SHOAL__HIDDEN void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t);
 
+/* Shutdown: wait until no thread outside the scheduler is making a task runnable (after
+ * closing the scheduler to them: open = 0, or rt->sched = NULL). */
+SHOAL__HIDDEN void shoal__sched_quiesce(void);
+
 /* ---- worker.c ----------------------------------------------------------------------------- */
+/* True on the thread inside shoal__sched_stop: its completions queue tasks directly. */
+SHOAL__HIDDEN extern __thread bool shoal__stopping __attribute__((tls_model("initial-exec")));
+
 static inline struct shoal__sched *shoal__sched_of(void)
 {
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);

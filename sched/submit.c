@@ -4,6 +4,7 @@
  * waits in core's dependency lists, never on a worker), and queue it where it may run:
  * near its arguments' bytes, or on the node opts.numa_node asks for.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,12 +72,45 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
 
 /* ---- dependencies --------------------------------------------------------------------- */
 
+/* Tasks made runnable by threads outside the scheduler (a thread that seals or puts, the
+ * I/O thread, the thread that fires other processes' completions) while shutdown may be
+ * taking the scheduler apart. Such a thread counts itself in, then looks: shutdown first
+ * closes the scheduler to them (open = 0, later sched = NULL) and then waits for this count
+ * to drop, so either it waits for the thread or the thread sees it closed and only marks
+ * the task DROPPED, for shutdown to cancel (worker.c). */
+static _Atomic long foreign_fires;
+
+static void ready_foreign(struct shoal_task *t)
+{
+    /* seq_cst: the Dekker pair with shoal__sched_quiesce (see above). */
+    atomic_fetch_add_explicit(&foreign_fires, 1, memory_order_seq_cst);
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+    struct shoal__sched *s = rt ? __atomic_load_n(&rt->sched, __ATOMIC_SEQ_CST) : NULL;
+    if (likely(s && atomic_load_explicit(&s->open, memory_order_seq_cst))) {
+        shoal__task_ready(s, t);
+    } else {
+        uint8_t live = SHOAL__TS_LIVE;
+        atomic_compare_exchange_strong_explicit(&t->state, &live, SHOAL__TS_DROPPED,
+                                                memory_order_relaxed, memory_order_relaxed);
+    }
+    /* release: pairs with the acquire load in shoal__sched_quiesce; our uses of the
+     * scheduler happen before it frees anything. */
+    atomic_fetch_sub_explicit(&foreign_fires, 1, memory_order_release);
+}
+
+void shoal__sched_quiesce(void)
+{
+    /* acquire: pairs with the release decrement in ready_foreign. */
+    while (atomic_load_explicit(&foreign_fires, memory_order_acquire) != 0)
+        sched_yield();
+}
+
 /* Fired by core when a pending REF argument completes (0) or fails (its code). */
 static void dep_fire(shoal__dep *d, int failed)
 {
     shoal__tdep *td = (shoal__tdep *)d;
     struct shoal_task *t = (struct shoal_task *)((char *)td - td->back);
-    if (unlikely(t->state == SHOAL__TS_ZOMBIE))
+    if (unlikely(atomic_load_explicit(&t->state, memory_order_relaxed) == SHOAL__TS_ZOMBIE))
         return;   /* canceled by shutdown while it waited */
     if (unlikely(failed)) {
         uint32_t none = 0;
@@ -87,9 +121,11 @@ static void dep_fire(shoal__dep *d, int failed)
     /* acq_rel: release publishes fail_arg; the last decrementer acquires every other
      * firer's writes before it schedules the task. */
     if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) == 1) {
-        struct shoal__sched *s = shoal__sched_of();
-        if (likely(s))
-            shoal__task_ready(s, t);
+        /* A worker, or the thread stopping the scheduler: the scheduler outlives it. */
+        if (likely(shoal__tls.worker >= 0 || shoal__stopping))
+            shoal__task_ready(shoal__sched_of(), t);
+        else
+            ready_foreign(t);
     }
 }
 

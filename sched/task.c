@@ -103,10 +103,8 @@ void shoal__task_cancel(struct shoal_task *t, bool zombie)
         snprintf(buf, sizeof buf, "task%s%s canceled: the runtime shut down before it started",
                  t->name ? " " : "", t->name ? t->name : "");
     }
-    /* A zombie stays allocated: its dependency records may still be on lists of objects
-     * that never complete, and a late firing must find it marked (see dep_fire). */
-    if (zombie)
-        t->state = SHOAL__TS_ZOMBIE;
+    /* A zombie (the caller marked it) stays allocated: its dependency records may still be
+     * on lists of objects that never complete, and a late firing must find it marked. */
     shoal_ref r = t->result;
     release_args(t);
     shoal__obj_complete(r, code, msg ? msg : fa ? "a task argument failed" : buf);

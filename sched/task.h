@@ -12,6 +12,10 @@
  *            registers them; acq_rel decrements: the thread that reaches zero sees every
  *            earlier firer's write of fail_arg and schedules the task.
  *   fail_arg first failed REF argument (index + 1); CAS relaxed, published by `pending`.
+ *   state    relaxed atomic: written by the allocating and freeing thread (ordered with the
+ *            task's other uses by the queues and the pool), and at shutdown claimed by CAS
+ *            (LIVE or DROPPED -> ZOMBIE, LIVE -> DROPPED) between the stopping thread and a
+ *            late completion on another thread, so that exactly one of them acts.
  */
 #ifndef SHOAL_SCHED_TASK_H
 #define SHOAL_SCHED_TASK_H
@@ -28,7 +32,10 @@
 #define SHOAL__CLS_HEAP 255
 static const uint32_t shoal__cls_size[SHOAL__NCLS] = { 128, 256, 1024 };
 
-enum { SHOAL__TS_FREE = 0, SHOAL__TS_LIVE = 1, SHOAL__TS_ZOMBIE = 2 };
+/* Block states. DROPPED: made runnable by a thread outside the scheduler while shutdown
+ * stopped taking such tasks; ZOMBIE: canceled by shutdown while it still waited. Both stay
+ * allocated (see shoal__pool_stop). */
+enum { SHOAL__TS_FREE = 0, SHOAL__TS_LIVE = 1, SHOAL__TS_ZOMBIE = 2, SHOAL__TS_DROPPED = 3 };
 
 #define SHOAL__TF_RETURNED 1u   /* the result has its bytes (return / return_buf) */
 #define SHOAL__TF_FAILED   2u   /* shoal_task_fail was called: fail_msg holds the message */
@@ -60,7 +67,7 @@ struct shoal_task {
     _Atomic uint32_t fail_arg;
     int16_t node;               /* NUMA node it must run on (BOUND) or -1 */
     uint8_t cls;                /* SHOAL__CLS_* */
-    uint8_t state;              /* SHOAL__TS_*: read only at shutdown, after the joins */
+    _Atomic uint8_t state;      /* SHOAL__TS_*; relaxed: see the synchronisation note */
     uint8_t flags;              /* SHOAL__TF_* */
     uint8_t pad[3];
     char *fail_msg;             /* malloc'd; shoal_task_fail */
@@ -74,14 +81,18 @@ static inline unsigned shoal__targ_kind(const shoal__targ *a) { return (unsigned
 static inline size_t shoal__targ_len(const shoal__targ *a) { return (size_t)(a->len_kind >> 2); }
 
 /* ---- pool.c ------------------------------------------------------------------------------ */
-/* Start / stop the block pool for one scheduler run (stop frees every block). */
+/* Start / stop the block pool for one scheduler run. Stop forgets every block but keeps
+ * the memory mapped until the next start: a task still registered on an object that a
+ * thread outside the scheduler completes during shutdown (the I/O thread) is reached
+ * through its dependency record after the scheduler is gone, until the store is torn down. */
 SHOAL__HIDDEN int  shoal__pool_start(void);
 SHOAL__HIDDEN void shoal__pool_stop(void);
 /* A block of at least `size` bytes, state LIVE, cls set. NULL with the error set. */
 SHOAL__HIDDEN struct shoal_task *shoal__task_alloc(size_t size);
 SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);
-/* Shutdown, after the workers are joined: call fn on every LIVE block (tasks waiting for
- * dependencies). fn may free blocks. Returns how many calls returned true. */
+/* Shutdown, after the workers are joined: call fn on every LIVE or DROPPED block (tasks
+ * waiting for dependencies, or dropped). fn may free blocks. Returns how many calls
+ * returned true. */
 SHOAL__HIDDEN size_t shoal__pool_each_live(bool (*fn)(struct shoal_task *));
 
 /* ---- task.c ------------------------------------------------------------------------------ */
@@ -89,7 +100,8 @@ struct shoal__worker;
 /* Run t on the calling worker w, then complete its result and free it. */
 SHOAL__HIDDEN void shoal__task_run(struct shoal_task *t, struct shoal__worker *w);
 /* Complete t's result as canceled (or as failed, when a REF argument failed) without
- * running it; release its references and free it (or keep it as a zombie: see stop). */
+ * running it; release its references and free it, or, for a zombie (its state already
+ * ZOMBIE: shutdown's walk), keep it allocated. */
 SHOAL__HIDDEN void shoal__task_cancel(struct shoal_task *t, bool zombie);
 
 #endif

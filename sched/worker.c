@@ -221,6 +221,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     if (!s)
         return shoal__err(SHOAL_ENOMEM, "out of memory for the scheduler");
     s->rt = rt;
+    atomic_init(&s->open, 1);
     s->nworkers = workers;
     s->nnodes = rt->nnodes ? rt->nnodes : 1;
     s->w = zalloc_aligned(workers * sizeof *s->w);
@@ -331,14 +332,27 @@ static size_t drain(struct shoal__sched *s)
 }
 
 /* A block still in use after the drain is a task waiting for a dependency that nobody
- * will complete now (or one made runnable meanwhile: pending 0, the next drain takes it). */
+ * will complete now, a task a late completion dropped (DROPPED), or one this thread made
+ * runnable meanwhile (pending 0, queued: the next drain takes it). The CAS decides between
+ * this thread and a late completion on another thread (submit.c); losing it means the task
+ * changed meanwhile: report progress so that the walk runs again. */
 static bool cancel_waiting(struct shoal_task *t)
 {
-    if (atomic_load_explicit(&t->pending, memory_order_relaxed) <= 0)
-        return false;
+    uint8_t st = SHOAL__TS_DROPPED;
+    if (!atomic_compare_exchange_strong_explicit(&t->state, &st, SHOAL__TS_ZOMBIE,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
+        if (st != SHOAL__TS_LIVE || atomic_load_explicit(&t->pending, memory_order_relaxed) <= 0)
+            return false;
+        if (!atomic_compare_exchange_strong_explicit(&t->state, &st, SHOAL__TS_ZOMBIE,
+                                                     memory_order_relaxed,
+                                                     memory_order_relaxed))
+            return true;
+    }
     shoal__task_cancel(t, true);
     return true;
 }
+
+__thread bool shoal__stopping __attribute__((tls_model("initial-exec")));
 
 void shoal__sched_stop(shoal__rt_t *rt)
 {
@@ -356,14 +370,21 @@ void shoal__sched_stop(shoal__rt_t *rt)
         if (s->w[i].started)
             pthread_join(s->w[i].th, NULL);
     shoal__lifecycle_lock();
+    shoal__stopping = true;
+    /* Threads outside the scheduler may still complete objects (the I/O thread stops after
+     * the scheduler): from now on the tasks they make runnable are dropped, not queued. */
+    atomic_store_explicit(&s->open, 0, memory_order_seq_cst);
+    shoal__sched_quiesce();
     /* Cancel until nothing is left: each cancellation completes a result, which may make
      * dependents runnable (queued) or leave them waiting (found by the block walk). */
     while (drain(s) + shoal__pool_each_live(cancel_waiting) != 0)
         ;
+    __atomic_store_n(&rt->sched, NULL, __ATOMIC_SEQ_CST);
+    shoal__sched_quiesce();
     shoal__help_hook = NULL;
-    rt->sched = NULL;
     shoal__pool_stop();
     sched_free(s);
+    shoal__stopping = false;
 }
 
 /* ---- queries -------------------------------------------------------------------------------- */
