@@ -20,7 +20,8 @@
 #include <stdint.h>
 
 #define SHOAL__PROTO_MAGIC   UINT32_C(0x4c4f4853)   /* "SHOL" little-endian */
-#define SHOAL__PROTO_VERSION 2u                      /* follows SHOAL__SEG_VERSION */
+#define SHOAL__PROTO_VERSION 2u   /* the wire format; the client checks the segment's own
+                                     version (SHOAL__SEG_VERSION) once it has mapped it */
 #define SHOAL__MSG_MAX       512                     /* header + the largest body */
 #define SHOAL__MAX_FDS       (2 + 16)                /* segment, holds, a node each */
 
