@@ -377,7 +377,8 @@ static void export_opened(shoal__iop *op, int res)
      * for writes that extend the file. */
     e->x = (shoal__xfer){ .fd = e->fd, .write = true, .direct = e->body != 0,
                           .buf = (char *)e->data, .len = e->body, .foff = 0,
-                          .finish = export_body_done, .owner = e };
+                          .finish = export_body_done, .owner = e,
+                          .chunk = SHOAL__IO_WCHUNK, .qd = SHOAL__IO_WQD };
     shoal__xfer_start(&e->x);
 }
 

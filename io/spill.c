@@ -354,7 +354,8 @@ static bool start_one(void)
                       shoal__xfer_can_direct(buf, op->len, nallocx(op->len, 0), op->ext);
         op->x = (shoal__xfer){ .fd = direct ? sp.fd_direct : sp.fd, .write = true,
                                .direct = direct, .buf = buf, .len = op->len, .foff = op->ext,
-                               .finish = spill_written, .owner = op };
+                               .finish = spill_written, .owner = op,
+                               .chunk = SHOAL__IO_WCHUNK, .qd = SHOAL__IO_WQD };
         sp.writing += op->len;
         sp.spills++;
         sp.last_io = op->t0;

@@ -11,11 +11,11 @@ static void chunk_done(shoal__iop *op, int res);
 
 static void issue(shoal__xfer *x)
 {
-    while (!x->err && x->next < x->span && x->inflight < SHOAL__IO_QD) {
+    while (!x->err && x->next < x->span && x->inflight < x->qd) {
         unsigned i = (unsigned)__builtin_ctz(~x->busy);
         uint64_t n = x->span - x->next;
-        if (n > SHOAL__IO_CHUNK)
-            n = SHOAL__IO_CHUNK;
+        if (n > x->chunk)
+            n = x->chunk;
         shoal__iop *op = &x->ops[i];
         op->done = chunk_done;
         op->owner = x;
@@ -73,6 +73,10 @@ void shoal__xfer_start(shoal__xfer *x)
 {
     x->span = x->direct ? (x->len + SHOAL__IO_ALIGN - 1) / SHOAL__IO_ALIGN * SHOAL__IO_ALIGN
                         : x->len;
+    if (x->chunk == 0)
+        x->chunk = SHOAL__IO_CHUNK;
+    if (x->qd == 0 || x->qd > SHOAL__IO_QD)
+        x->qd = SHOAL__IO_QD;
     x->next = x->moved = x->short_at = 0;
     x->inflight = 0;
     x->err = 0;
