@@ -40,6 +40,10 @@ SHOAL__HIDDEN void shoal__arenas_destroy(shoal__rt_t *rt);
 SHOAL__HIDDEN void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN unsigned shoal__arena_tcache_slow(shoal__rt_t *rt, struct shoal__thr *t, unsigned node);
 SHOAL__HIDDEN int shoal__arena_full(shoal__rt_t *rt, size_t len) __attribute__((cold));
+/* Large objects (>= SHOAL__LARGE_MIN): a run of whole chunks of node's span, populated; NULL
+ * when no run is free. Giving it back makes the chunks free for any process (chunks.c). */
+SHOAL__HIDDEN void *shoal__large_take(shoal__rt_t *rt, unsigned node, size_t len);
+SHOAL__HIDDEN void  shoal__large_give(shoal__rt_t *rt, unsigned node, uint64_t start, size_t len);
 
 /* Objects this large are page aligned: jemalloc otherwise starts a large allocation at a
  * random cache line of its first page (opt.cache_oblivious), which rules out O_DIRECT file
@@ -48,7 +52,7 @@ SHOAL__HIDDEN int shoal__arena_full(shoal__rt_t *rt, size_t len) __attribute__((
 #define SHOAL__ALIGN_MIN ((size_t)16 << 10)
 
 /* Allocate len (> 0) bytes on node (or the next node with room) and return the offset from
- * rt->base. Capacity is counted in jemalloc's usable size. SHOAL_ENOMEM when full; with
+ * rt->base. Capacity is counted by shoal__acct_size (sizeclass.h). SHOAL_ENOMEM when full; with
  * spill_dir set, cold objects are spilled first to make room (io/spill.c). */
 static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
                                      unsigned node, uint64_t *off)
@@ -56,7 +60,7 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
     struct shoal__arenas *a = rt->arenas;
     if (unlikely(len > ((size_t)1 << 46)))
         return shoal__arena_full(rt, len);
-    size_t usable = shoal__usable_size(len);
+    size_t usable = shoal__acct_size(len);
     for (unsigned i = 0; i < a->nnodes; i++) {
         unsigned n = node + i < a->nnodes ? node + i : node + i - a->nnodes;
         struct shoal__node_stats *ns = &rt->hdr->node[n];
@@ -65,12 +69,17 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
             atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
             continue;
         }
-        unsigned tc = t->tcache[n];
-        if (unlikely(tc == 0))
-            tc = shoal__arena_tcache_slow(rt, t, n);
-        int fl = MALLOCX_ARENA(a->je[n]) | MALLOCX_TCACHE(tc - 1) |
-                 (len >= SHOAL__ALIGN_MIN ? MALLOCX_ALIGN(4096) : 0);
-        void *p = tc ? mallocx(len, fl) : NULL;
+        void *p;
+        if (unlikely(len >= SHOAL__LARGE_MIN)) {
+            p = shoal__large_take(rt, n, len);
+        } else {
+            unsigned tc = t->tcache[n];
+            if (unlikely(tc == 0))
+                tc = shoal__arena_tcache_slow(rt, t, n);
+            int fl = MALLOCX_ARENA(a->je[n]) | MALLOCX_TCACHE(tc - 1) |
+                     (len >= SHOAL__ALIGN_MIN ? MALLOCX_ALIGN(4096) : 0);
+            p = tc ? mallocx(len, fl) : NULL;
+        }
         if (unlikely(p == NULL)) {
             atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
             continue;
@@ -90,11 +99,15 @@ static inline void shoal__arena_free(shoal__rt_t *rt, struct shoal__thr *t, uint
                                      size_t len)
 {
     unsigned n = (unsigned)(off / rt->node_span);
-    unsigned tc = t->tcache[n];
-    if (unlikely(tc == 0))
-        tc = shoal__arena_tcache_slow(rt, t, n);
-    sdallocx(rt->base + off, len, tc ? MALLOCX_TCACHE(tc - 1) : MALLOCX_TCACHE_NONE);
-    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, shoal__usable_size(len),
+    if (unlikely(len >= SHOAL__LARGE_MIN)) {
+        shoal__large_give(rt, n, off - (uint64_t)n * rt->node_span, len);
+    } else {
+        unsigned tc = t->tcache[n];
+        if (unlikely(tc == 0))
+            tc = shoal__arena_tcache_slow(rt, t, n);
+        sdallocx(rt->base + off, len, tc ? MALLOCX_TCACHE(tc - 1) : MALLOCX_TCACHE_NONE);
+    }
+    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, shoal__acct_size(len),
                               memory_order_relaxed);
 }
 

@@ -33,10 +33,10 @@ static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t nee
         uint64_t k = 0;
         for (; k < need; k++) {
             uint32_t want = SHOAL__CHUNK_FREE;
-            /* relaxed: the chunk's bytes are not published through the map; jemalloc
-             * starts using them only in this process after the hook returns. */
+            /* acquire: pairs with the release in shoal__large_give, so the last owner's
+             * accesses to a freed large object happen before we reuse its bytes. */
             if (!atomic_compare_exchange_strong_explicit(&map[i + k], &want, shoal__chunk_me,
-                                                         memory_order_relaxed,
+                                                         memory_order_acquire,
                                                          memory_order_relaxed))
                 break;
         }
@@ -110,6 +110,34 @@ int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t al
         return -1;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
     *zero = true;    /* never carved before: fresh memfd pages read as zero */
     return 0;
+}
+
+void *shoal__large_take(shoal__rt_t *rt, unsigned node, size_t len)
+{
+    bool zero = false;
+    uint64_t start, csz = (uint64_t)1 << shoal__geo.shift;
+    if (shoal__chunk_take(rt, node, len, 4096, &zero, &start) != 0)
+        return NULL;
+    char *p = rt->base + (uint64_t)node * rt->node_span + start;
+    /* Fresh chunks come back unpopulated (recycled ones were populated by chunk_take):
+     * fault the whole run in with one call rather than page by page inside the copy. */
+    if (zero && shoal__os_populate(p, round_up(len, csz)) != 0) {
+        shoal__large_give(rt, node, start, len);
+        return NULL;
+    }
+    return p;
+}
+
+void shoal__large_give(shoal__rt_t *rt, unsigned node, uint64_t start, size_t len)
+{
+    struct shoal__mp *x = shoal__mp_of(rt);
+    unsigned shift = shoal__geo.shift;
+    uint64_t first = start >> shift, need = (len + ((uint64_t)1 << shift) - 1) >> shift;
+    _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)node * shoal__geo.nchunks;
+    for (uint64_t c = first; c < first + need && c < shoal__geo.nchunks; c++)
+        /* release: pairs with the acquire CAS in take_recycled. */
+        atomic_store_explicit(&map[c], SHOAL__CHUNK_FREE, memory_order_release);
+    atomic_fetch_add_explicit(&x->recycled[node], need, memory_order_relaxed);
 }
 
 uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off)

@@ -19,4 +19,19 @@ static inline size_t shoal__usable_size(size_t len)
     return (len + delta - 1) & ~(delta - 1);
 }
 
+/* From this size objects take whole chunk runs of the span (alloc/chunks.c) instead of
+ * jemalloc: with opt.retain, jemalloc never merges extents that came from separate hook
+ * calls, so freed large objects stayed in pieces and a 30 MiB put failed in an empty 64 MiB
+ * store. Chunk runs are recycled and found first-fit by any later large put. */
+#define SHOAL__LARGE_MIN ((size_t)4 << 20)
+
+/* What an object counts against the store's capacity: jemalloc's usable size, or for a
+ * large object its length rounded up to the 64 KiB minimum chunk. */
+static inline size_t shoal__acct_size(size_t len)
+{
+    if (len >= SHOAL__LARGE_MIN)
+        return (len + 0xffff) & ~(size_t)0xffff;
+    return shoal__usable_size(len);
+}
+
 #endif
