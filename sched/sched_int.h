@@ -46,6 +46,7 @@ struct shoal__worker {
     pthread_t th;
     bool started;
     _Alignas(SHOAL__CACHELINE) uint32_t rng;  /* owner-written: victim selection */
+    uint32_t tick;                      /* owner-written: picks until the queues go first */
     _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
 };
 

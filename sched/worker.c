@@ -90,8 +90,26 @@ SHOAL__COLD static struct shoal_task *steal(struct shoal__sched *s, struct shoal
     return NULL;
 }
 
+#define QUEUE_FIRST_EVERY 61       /* picks between two looks at the injection queues */
+
 static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal__worker *w)
 {
+    /* Now and then the oldest work goes first, as Go's scheduler looks at its global run
+     * queue every 61 ticks: the injection queues, then the far (oldest) end of the own
+     * deque, taken as a thief would. Popping only the newest end, a worker whose deque
+     * never empties (tasks that resubmit themselves) would starve the tasks it took in a
+     * batch from a queue, and those still queued. */
+    if (unlikely(w->tick-- == 0)) {
+        w->tick = QUEUE_FIRST_EVERY - 1;
+        struct shoal_task *t = from_queue(s, w, &s->n[w->node].q, true);
+        if (!t)
+            t = from_queue(s, w, &s->global, false);
+        if (t)
+            return t;
+        shoal__item x = shoal__deque_steal(&w->dq, false);
+        if (x != 0 && x != SHOAL__DEQUE_ABORT)   /* ABORT: a thief won the race; pop below */
+            return shoal__untag(x);
+    }
     bool more;
     shoal__item x = shoal__deque_take(&w->dq, &more);
     if (likely(x)) {

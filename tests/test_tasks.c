@@ -626,6 +626,52 @@ static int t_spawner(shoal_task *t)
     return shoal_task_return(t, &total, sizeof total);
 }
 
+/* Workers whose own deques never empty (each task resubmits itself) must still run a task
+ * submitted from outside: the injection queues get a turn every so many picks. */
+static _Atomic int spinners_stop;
+
+static int spinner(shoal_task *t)
+{
+    (void)t;
+    struct timespec d = { 0, 0 }, now;
+    clock_gettime(CLOCK_MONOTONIC, &d);
+    do   /* ~50 us of work, so the deques stay busy */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    while ((now.tv_sec - d.tv_sec) * 1000000000L + (now.tv_nsec - d.tv_nsec) < 50000);
+    if (!atomic_load_explicit(&spinners_stop, memory_order_relaxed)) {
+        shoal_ref r;
+        if (shoal_submit(spinner, NULL, 0, NULL, &r) == 0)
+            shoal_release(r);
+    }
+    return 0;
+}
+
+static int noop(shoal_task *t)
+{
+    (void)t;
+    return 0;
+}
+
+static void test_outside_task_not_starved(void)
+{
+    start(2);
+    atomic_store(&spinners_stop, 0);
+    for (int i = 0; i < 4; i++) {
+        shoal_ref r;
+        ASSERT_OK(shoal_submit(spinner, NULL, 0, NULL, &r));
+        shoal_release(r);
+    }
+    shoal_ref h;
+    ASSERT_OK(shoal_submit(noop, NULL, 0, NULL, &h));
+    const void *d;
+    size_t n;
+    int rc = shoal_get_timeout(h, 10 * 1000000000LL, &d, &n);
+    atomic_store(&spinners_stop, 1);
+    CU_ASSERT_EQUAL(rc, 0);
+    shoal_release(h);
+    CU_ASSERT_EQUAL(shoal_shutdown(), 0);
+}
+
 static void test_tasks_submit_tasks(void)
 {
     start(2);
@@ -660,6 +706,7 @@ int main(void)
         { "info counters", test_info_counters },
         { "4 foreign threads submit at once", test_foreign_threads },
         { "tasks submit tasks", test_tasks_submit_tasks },
+        { "a task from outside is not starved by self-feeding workers", test_outside_task_not_starved },
         { NULL, NULL },
     };
     return shoal_test_run("tasks", cases);
