@@ -194,11 +194,11 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
         unsigned node = off < span ? (unsigned)(off / rt->node_span) : 0;
         if (len && off < span && len <= span - off)
-            atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, nallocx(len, 0),
+            atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),
                                       memory_order_relaxed);
         /* The message lives in our own arena: the object is ours (process 0) from now on. */
         uint64_t moff = (uint64_t)node * rt->node_span;
-        size_t mlen = 0, usable = nallocx((size_t)ml, 0);
+        size_t mlen = 0, usable = shoal__acct_size((size_t)ml);
         struct shoal__node_stats *ns = &rt->hdr->node[node];
         if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable <= ns->cap) {
             void *m = mallocx((size_t)ml, MALLOCX_ARENA(rt->arenas->je[node]) | MALLOCX_TCACHE_NONE);

@@ -97,11 +97,16 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
                            "ignored (a process wrote the object table)", idx,
                            (unsigned long long)off, (unsigned long long)len);
         } else {
-            if (mine && shoal__chunk_owner(rt, off) == shoal__chunk_me)
-                sdallocx(rt->base + off, len, MALLOCX_TCACHE_NONE);
+            uint64_t node = off / rt->node_span;
+            if (mine && shoal__chunk_owner(rt, off) == shoal__chunk_me) {
+                if (len >= SHOAL__LARGE_MIN)   /* a chunk run, not jemalloc's (sizeclass.h) */
+                    shoal__large_give(rt, (unsigned)node, off - node * rt->node_span, len);
+                else
+                    sdallocx(rt->base + off, len, MALLOCX_TCACHE_NONE);
+            }
             /* else: allocated by a process that is gone; its chunk returns whole later */
-            atomic_fetch_sub_explicit(&rt->hdr->node[off / rt->node_span].bytes_used,
-                                      nallocx(len, 0), memory_order_relaxed);
+            atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),
+                                      memory_order_relaxed);
         }
     }
     if (shoal__w_gen(w) < SHOAL__GEN_MASK)   /* else exhausted: the slot is retired */

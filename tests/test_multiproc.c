@@ -508,6 +508,44 @@ static void test_remote_free(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* Large objects (chunk runs, not jemalloc: alloc/sizeclass.h) freed by the other process
+ * go back as chunk runs, both ways, and the room is usable again. */
+static void test_remote_free_large(void)
+{
+    const size_t big = 6u << 20;
+    ASSERT_OK(owner_start());
+    shoal_info i0 = info_now();
+    struct child c = attached_child();
+    for (int k = 0; k < 4; k++) {
+        void *b = malloc(big);
+        pat_fill(b, big, 0, (uint64_t)k);
+        shoal_ref r;
+        ASSERT_OK(shoal_put(b, big, &r));
+        free(b);
+        ASSERT_OK(shoal_retain(r));           /* the reference we send */
+        ASSERT_OK(shoal_release(r));          /* our own */
+        CU_ASSERT_EQUAL(CALL(c, OP_GET, ref_bits(r), 0, (uint64_t)k, big).rc, 0);
+        CU_ASSERT_EQUAL(CALL(c, OP_RELEASE, ref_bits(r), 0, 0, 0).rc, 0);
+        CU_ASSERT(settle(i0.bytes_used, i0.objects_live, "owner's large object freed by the client"));
+    }
+    for (int k = 0; k < 4; k++) {
+        struct rep_msg m = CALL(c, OP_PUT, big, 8, (uint64_t)k, 0);
+        CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+        shoal_ref r = bits_ref(m.a);
+        CU_ASSERT_EQUAL(CALL(c, OP_RETAIN, m.a, 0, 0, 0).rc, 0);
+        CU_ASSERT_EQUAL(CALL(c, OP_RELEASE, m.a, 0, 0, 0).rc, 0);
+        const void *d;
+        size_t n;
+        ASSERT_OK(shoal_get(r, &d, &n));
+        CU_ASSERT(n == big && pat_ok(d, n, 8, (uint64_t)k));
+        ASSERT_OK(shoal_release(r));
+        CU_ASSERT(settle(i0.bytes_used, i0.objects_live, "client's large object freed by the owner"));
+    }
+    CU_ASSERT_EQUAL(CALL(c, OP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(reap(&c), 0);
+    CHECK_OK(shoal_shutdown());
+}
+
 /* Two clients: one puts, the other gets and releases. */
 static void test_client_to_client(void)
 {
@@ -1090,6 +1128,7 @@ static const shoal_test_case cases[] = {
     { "owner_put_client_get", test_owner_put_client_get },
     { "client_put_owner_get", test_client_put_owner_get },
     { "remote_free", test_remote_free },
+    { "large objects freed by the other process, both ways", test_remote_free_large },
     { "client_to_client", test_client_to_client },
     { "wait_cross_process", test_wait_cross_process },
     { "client_killed", test_client_killed },
