@@ -309,6 +309,34 @@ void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr *t)
     }
 }
 
+bool shoal__cap_refill(shoal__rt_t *rt, struct shoal__thr *t, unsigned n, size_t usable)
+{
+    struct shoal__node_stats *ns = &rt->hdr->node[n];
+    int64_t have = atomic_load_explicit(&t->credit[n], memory_order_relaxed);
+    uint64_t want = usable - (uint64_t)have + (rt->batched ? (uint64_t)SHOAL__CREDIT : 0);
+    for (;;) {
+        uint64_t used = atomic_fetch_add_explicit(&ns->bytes_used, want, memory_order_relaxed);
+        if (used + want <= ns->cap) {
+            atomic_store_explicit(&t->credit[n], have + (int64_t)want - (int64_t)usable,
+                                  memory_order_relaxed);
+            return true;
+        }
+        atomic_fetch_sub_explicit(&ns->bytes_used, want, memory_order_relaxed);
+        if (want == usable - (uint64_t)have)
+            return false;
+        want = usable - (uint64_t)have;   /* nearly full: exactly what this object needs */
+    }
+}
+
+void shoal__cap_return(shoal__rt_t *rt, struct shoal__thr *t, unsigned n)
+{
+    int64_t keep = rt->batched ? SHOAL__CREDIT : 0;
+    int64_t c = atomic_load_explicit(&t->credit[n], memory_order_relaxed);
+    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)(c - keep),
+                              memory_order_relaxed);
+    atomic_store_explicit(&t->credit[n], keep, memory_order_relaxed);
+}
+
 int shoal__arena_full(shoal__rt_t *rt, size_t len)
 {
     uint64_t used = 0;

@@ -51,6 +51,37 @@ SHOAL__HIDDEN void  shoal__large_give(shoal__rt_t *rt, unsigned node, uint64_t s
  * (large size classes are page multiples), so sdallocx needs no alignment flag. */
 #define SHOAL__ALIGN_MIN ((size_t)16 << 10)
 
+/* Capacity. A node's bytes_used is every live object's shoal__acct_size plus the credit
+ * threads hold: in a store nobody else reads live (rt->batched), a thread reserves capacity
+ * SHOAL__CREDIT at a time and keeps up to twice that from its frees, so that puts and
+ * frees on several workers do not all hit one shared cache line (fib with every call a
+ * task ran slower on 2 workers than on 1). shoal_info_get subtracts the credit, so its
+ * figure stays exact; near a full store a thread takes exactly what it needs. */
+#define SHOAL__CREDIT ((int64_t)256 << 10)
+SHOAL__HIDDEN bool shoal__cap_refill(shoal__rt_t *rt, struct shoal__thr *t, unsigned n,
+                                     size_t usable);
+SHOAL__HIDDEN void shoal__cap_return(shoal__rt_t *rt, struct shoal__thr *t, unsigned n);
+
+static inline bool shoal__cap_take(shoal__rt_t *rt, struct shoal__thr *t, unsigned n,
+                                   size_t usable)
+{
+    int64_t c = atomic_load_explicit(&t->credit[n], memory_order_relaxed);
+    if (likely(c >= (int64_t)usable)) {
+        atomic_store_explicit(&t->credit[n], c - (int64_t)usable, memory_order_relaxed);
+        return true;
+    }
+    return shoal__cap_refill(rt, t, n, usable);
+}
+
+static inline void shoal__cap_give(shoal__rt_t *rt, struct shoal__thr *t, unsigned n,
+                                   size_t usable)
+{
+    int64_t c = atomic_load_explicit(&t->credit[n], memory_order_relaxed) + (int64_t)usable;
+    atomic_store_explicit(&t->credit[n], c, memory_order_relaxed);
+    if (unlikely(c > (rt->batched ? 2 * SHOAL__CREDIT : 0)))
+        shoal__cap_return(rt, t, n);
+}
+
 /* Allocate len (> 0) bytes on node (or the next node with room) and return the offset from
  * rt->base. Capacity is counted by shoal__acct_size (sizeclass.h). SHOAL_ENOMEM when full; with
  * spill_dir set, cold objects are spilled first to make room (io/spill.c). */
@@ -63,12 +94,8 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
     size_t usable = shoal__acct_size(len);
     for (unsigned i = 0; i < a->nnodes; i++) {
         unsigned n = node + i < a->nnodes ? node + i : node + i - a->nnodes;
-        struct shoal__node_stats *ns = &rt->hdr->node[n];
-        uint64_t used = atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed);
-        if (unlikely(used + usable > ns->cap)) {
-            atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+        if (unlikely(!shoal__cap_take(rt, t, n, usable)))
             continue;
-        }
         void *p;
         if (unlikely(len >= SHOAL__LARGE_MIN)) {
             p = shoal__large_take(rt, n, len);
@@ -81,7 +108,7 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
             p = tc ? mallocx(len, fl) : NULL;
         }
         if (unlikely(p == NULL)) {
-            atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+            shoal__cap_give(rt, t, n, usable);
             continue;
         }
         *off = (uint64_t)((char *)p - rt->base);
@@ -107,8 +134,7 @@ static inline void shoal__arena_free(shoal__rt_t *rt, struct shoal__thr *t, uint
             tc = shoal__arena_tcache_slow(rt, t, n);
         sdallocx(rt->base + off, len, tc ? MALLOCX_TCACHE(tc - 1) : MALLOCX_TCACHE_NONE);
     }
-    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, shoal__acct_size(len),
-                              memory_order_relaxed);
+    shoal__cap_give(rt, t, n, shoal__acct_size(len));
 }
 
 #endif

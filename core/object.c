@@ -15,9 +15,33 @@
 
 #define FAILED_CODE_SHIFT 8
 
-static inline struct shoal__node_stats *stats_of(shoal__rt_t *rt, uint64_t off)
+/* Count d objects on the node holding off: batched per thread where nobody else reads the
+ * counts live (rt->batched; shoal_info_get adds the pending deltas), else straight into
+ * the shared counter. A 64-object batch keeps the shared line out of every create/free. */
+static inline void objs_add(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off, int d)
 {
-    return &rt->hdr->node[off / rt->node_span];
+    unsigned n = (unsigned)(off / rt->node_span);
+    if (likely(rt->batched && t != NULL)) {
+        int32_t v = atomic_load_explicit(&t->objs[n], memory_order_relaxed) + d;
+        if (likely(v < 64 && v > -64)) {
+            atomic_store_explicit(&t->objs[n], v, memory_order_relaxed);
+            return;
+        }
+        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
+        d = v;
+    }
+    atomic_fetch_add_explicit(&rt->hdr->node[n].objects, (uint64_t)(int64_t)d,
+                              memory_order_relaxed);
+}
+
+/* An object's bytes moved from old_off to new_off: move its count if the node changed. */
+static inline void objs_move(shoal__rt_t *rt, struct shoal__thr *t, uint64_t old_off,
+                             uint64_t new_off)
+{
+    if (old_off / rt->node_span != new_off / rt->node_span) {
+        objs_add(rt, t, old_off, -1);
+        objs_add(rt, t, new_off, 1);
+    }
 }
 
 SHOAL__COLD static int bad_ref(uint64_t id)
@@ -92,7 +116,7 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
         memcpy(rt->base + off, src, len);
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
-    atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
+    objs_add(rt, t, off, 1);
     uint64_t nw = shoal__w_make(gen, state, refs);
     if (state == SHOAL__READY)
         nw |= shoal__seal_mark(rt, s);
@@ -195,9 +219,7 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
         int rc = shoal__arena_alloc(rt, t, len, n, &off);
         if (rc)
             return rc;
-        /* The objects counter follows the bytes' node. */
-        atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
+        objs_move(rt, t, s->off, off);   /* the objects counter follows the bytes' node */
         s->off = off;
         s->len = len;
     }
@@ -235,8 +257,7 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
         uint64_t off = 0;
         if (ml && t && shoal__arena_alloc(rt, t, ml, (unsigned)(s->off / rt->node_span), &off) == 0) {
             memcpy(rt->base + off, msg, ml);
-            atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&stats_of(rt, off)->objects, 1, memory_order_relaxed);
+            objs_move(rt, t, s->off, off);
             s->off = off;
             s->len = ml;
         }
@@ -319,7 +340,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
                      uint64_t oldw)
 {
     struct shoal__thr *t = shoal__thr_get();
-    atomic_fetch_sub_explicit(&stats_of(rt, s->off)->objects, 1, memory_order_relaxed);
+    objs_add(rt, t, s->off, -1);
     if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
         /* Its bytes were freed when it was spilled (off is only its old place): forget the
          * copy on disk and recycle the slot. */

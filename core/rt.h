@@ -46,6 +46,8 @@ typedef struct shoal__rt {
     unsigned nnodes;
     unsigned proc;               /* this process's index: 0 owner, >0 attached clients */
     bool owner;
+    bool batched;                /* per-thread batched counters: nobody else reads them live
+                                    (an owner whose store is not published) */
     int huge_kind;               /* SHOAL_PAGES_* obtained */
     struct shoal__arenas *arenas;
     struct shoal__topo *topo;

@@ -140,6 +140,8 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     shoal__rt_t *rt = &p->rt;
     rt->owner = true;
     rt->proc = 0;
+    /* Batched per-thread counters only while no other process can read them live. */
+    rt->batched = c.name == NULL;
     if (c.store_bytes == 0)
         c.store_bytes = (size_t)(shoal__os_phys_bytes() / 4);
     rt->cfg = c;
@@ -235,8 +237,13 @@ SHOAL_API int shoal_info_get(shoal_info *out)
     out->huge_pages = rt->huge_kind;
     out->store_bytes = rt->hdr->store_bytes;
     for (unsigned n = 0; n < rt->nnodes; n++) {
-        out->bytes_used += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed);
-        out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed);
+        int64_t credit = 0, objs = 0;
+        if (rt->batched)
+            shoal__threads_pending(rt, n, &credit, &objs);
+        out->bytes_used += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
+                           (uint64_t)credit;
+        out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
+                             (uint64_t)objs;
     }
     if (rt->sched)
         shoal__sched_info(out);

@@ -61,6 +61,19 @@ static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
         if (t->nfree)
             shoal__slot_flush(rt, t, t->nfree);
         shoal__arena_thread_flush(rt, t);
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            struct shoal__node_stats *ns = &rt->hdr->node[n];
+            atomic_fetch_sub_explicit(&ns->bytes_used,
+                                      (uint64_t)atomic_load_explicit(&t->credit[n], memory_order_relaxed),
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&ns->objects,
+                                      (uint64_t)(int64_t)atomic_load_explicit(&t->objs[n], memory_order_relaxed),
+                                      memory_order_relaxed);
+        }
+    }
+    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++) {
+        atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
+        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
     }
     t->nfree = 0;
     memset(t->tcache, 0, sizeof t->tcache);
@@ -104,11 +117,31 @@ struct shoal__thr *shoal__thr_slow(void)
         pthread_setspecific(thr_key, t);
         shoal__tls.thr = t;
     }
-    /* A stale state's tcaches were destroyed by the shutdown that made it stale. */
+    /* A stale state's tcaches were destroyed, and its counters flushed, by the shutdown
+     * that made it stale. Under the registry lock: shoal__threads_pending reads epoch and
+     * counters from other threads. */
+    pthread_mutex_lock(&registry_lock);
+    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++) {
+        atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
+        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
+    }
     t->nfree = 0;
     memset(t->tcache, 0, sizeof t->tcache);
     t->epoch = shoal__tls.epoch;
+    pthread_mutex_unlock(&registry_lock);
     return t;
+}
+
+void shoal__threads_pending(shoal__rt_t *rt, unsigned node, int64_t *credit, int64_t *objs)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (struct shoal__thr *t = registry; t; t = t->next) {
+        if (t->epoch != rt->epoch)
+            continue;
+        *credit += atomic_load_explicit(&t->credit[node], memory_order_relaxed);
+        *objs += atomic_load_explicit(&t->objs[node], memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 void shoal__threads_flush_all(shoal__rt_t *rt)

@@ -14,6 +14,12 @@ struct shoal__thr {
     uint32_t free[SHOAL__SLOT_CACHE];     /* free slot indices owned by this thread */
     unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
     struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
+    /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
+     * node's bytes_used and has not used yet, and objects it created minus freed that are
+     * not yet in the node's count. Written by this thread only (relaxed load + store, no
+     * RMW); shoal_info_get reads them under the registry lock to report exact figures. */
+    _Atomic int64_t credit[SHOAL__MAX_NODES];
+    _Atomic int32_t objs[SHOAL__MAX_NODES];
 };
 
 /* This thread's state for the current epoch, created on first use (cold). NULL only when
@@ -29,6 +35,9 @@ static inline struct shoal__thr *shoal__thr_get(void)
 /* Shutdown: flush every thread's caches (tcaches destroyed) and mark them stale. Called
  * after shoal__rt is cleared, before the store is torn down; takes the registry lock. */
 SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
+/* Sum of every thread's batched counters for node (see struct shoal__thr). */
+SHOAL__HIDDEN void shoal__threads_pending(shoal__rt_t *rt, unsigned node, int64_t *credit,
+                                          int64_t *objs);
 /* The lifecycle lock: init, shutdown and thread exit take it. */
 SHOAL__HIDDEN void shoal__lifecycle_lock(void);
 SHOAL__HIDDEN void shoal__lifecycle_unlock(void);

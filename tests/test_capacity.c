@@ -1,6 +1,7 @@
 /* test_capacity.c - a full store: filled to SHOAL_ENOMEM, drained and filled again to the
  * same level, still usable throughout; objects bigger than the store; a full object table;
  * and large (256 MiB) objects. Black-box through shoal.h. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -225,6 +226,52 @@ static void test_large_object(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* Four threads fill one store together. Each thread holds capacity credit (alloc/arena.h),
+ * but near full it takes exactly what it needs, so together they still reach the capacity
+ * (less one credit's worth per other thread), and the figures return exactly to where they
+ * were once everything is released. */
+#define FILLERS 4
+struct filler { shoal_ref refs[512]; int n; };
+
+static void *fill_thread(void *p)
+{
+    struct filler *f = p;
+    f->n = fill(64u << 10, f->refs, 512, 7);
+    return NULL;
+}
+
+static void test_threads_share_capacity(void)
+{
+    const size_t store = 16u << 20;
+    start(store, 0);
+    shoal_info i0;
+    ASSERT_OK(shoal_info_get(&i0));
+    static struct filler f[FILLERS];
+    pthread_t th[FILLERS];
+    for (int k = 0; k < FILLERS; k++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[k], NULL, fill_thread, &f[k]), 0);
+    int total = 0;
+    for (int k = 0; k < FILLERS; k++) {
+        pthread_join(th[k], NULL);
+        CU_ASSERT(f[k].n >= 0);
+        total += f[k].n;
+    }
+    /* 256 objects of 64 KiB fill 16 MiB; each other thread may strand under 512 KiB. */
+    CU_ASSERT(total >= 256 - (FILLERS - 1) * 8);
+    CU_ASSERT(total <= 256);
+    shoal_info i1;
+    ASSERT_OK(shoal_info_get(&i1));
+    CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live + (uint64_t)total);
+    CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used + (uint64_t)total * (64u << 10));
+    for (int k = 0; k < FILLERS; k++)
+        for (int j = 0; j < f[k].n && j < 512; j++)
+            CHECK_OK(shoal_release(f[k].refs[j]));
+    ASSERT_OK(shoal_info_get(&i1));
+    CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live);
+    CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used);
+    CHECK_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -233,6 +280,7 @@ int main(void)
         { "an object bigger than the store", test_too_big },
         { "a full object table", test_table_full },
         { "256 MiB objects", test_large_object },
+        { "threads filling one store share its capacity", test_threads_share_capacity },
         { NULL, NULL },
     };
     return shoal_test_run("capacity", cases);
