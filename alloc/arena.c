@@ -166,20 +166,31 @@ static int make_je_arena(shoal__rt_t *rt, struct shoal__arenas *a, unsigned n)
     return 0;
 }
 
-int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
+/* The arenas record and the reserved span, for create (fds NULL: made later) and attach
+ * (the owner's fds, taken over). */
+static int arenas_new(shoal__rt_t *rt, const int *fds)
 {
     struct shoal__arenas *a = calloc(1, sizeof *a);
     if (!a)
-        return shoal__err(SHOAL_ENOMEM, "out of memory creating the arenas");
+        return shoal__err(SHOAL_ENOMEM, "out of memory setting up the arenas");
     a->nnodes = rt->nnodes;
     for (unsigned n = 0; n < SHOAL__MAX_NODES; n++)
-        a->fds[n] = -1;
+        a->fds[n] = fds && n < rt->nnodes ? fds[n] : -1;
     rt->arenas = a;
     a->span_len = (size_t)rt->node_span * rt->nnodes;
     int rc = shoal__os_reserve(a->span_len, SHOAL__HUGE_SIZE, &a->span);
     if (rc)
         return rc;
     rt->base = a->span;
+    return 0;
+}
+
+int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
+{
+    int rc = arenas_new(rt, NULL);
+    if (rc)
+        return rc;
+    struct shoal__arenas *a = rt->arenas;
 
     long need_pages = (long)(a->span_len / SHOAL__HUGE_SIZE);
     int kind = SHOAL_PAGES_HUGETLB;
@@ -225,21 +236,14 @@ int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
 
 int shoal__arenas_attach(shoal__rt_t *rt, const int *fds)
 {
-    struct shoal__arenas *a = calloc(1, sizeof *a);
-    if (!a) {
-        for (unsigned n = 0; n < rt->nnodes; n++)
-            close(fds[n]);
-        return shoal__err(SHOAL_ENOMEM, "out of memory attaching the arenas");
-    }
-    a->nnodes = rt->nnodes;
-    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++)
-        a->fds[n] = n < rt->nnodes ? fds[n] : -1;
-    rt->arenas = a;
-    a->span_len = (size_t)rt->node_span * rt->nnodes;
-    int rc = shoal__os_reserve(a->span_len, SHOAL__HUGE_SIZE, &a->span);
-    if (rc)
+    int rc = arenas_new(rt, fds);
+    if (rc) {
+        if (!rt->arenas)   /* the fds were not taken over */
+            for (unsigned n = 0; n < rt->nnodes; n++)
+                close(fds[n]);
         return rc;
-    rt->base = a->span;
+    }
+    struct shoal__arenas *a = rt->arenas;
     for (unsigned n = 0; n < rt->nnodes; n++) {
         void *at = rt->base + (uint64_t)n * rt->node_span;
         rc = shoal__os_map(a->fds[n], rt->node_span, at, NULL);

@@ -78,21 +78,27 @@ struct ingest {
     char path[];
 };
 
+/* Complete ref: ready (code 0), or failed with the formatted message. */
+static void complete_v(shoal_ref ref, int code, const char *fmt, va_list ap)
+{
+    if (code == 0) {
+        shoal__obj_complete(ref, 0, NULL);
+        return;
+    }
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    shoal__obj_complete(ref, code, msg);
+}
+
 static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
 {
-    if (code == 0) {
-        shoal__obj_complete(g->ref, 0, NULL);
-    } else {
-        char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        shoal__obj_complete(g->ref, code, msg);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    complete_v(g->ref, code, fmt, ap);
+    va_end(ap);
     shoal_release(g->ref);   /* the reference this operation held */
     close_and_free(&g->op, g->fd, g);
 }
@@ -290,16 +296,10 @@ static void export_end(struct export *e, int code, const char *fmt, ...)
 
 static void export_end(struct export *e, int code, const char *fmt, ...)
 {
-    if (code == 0) {
-        shoal__obj_complete(e->done, 0, NULL);
-    } else {
-        char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        shoal__obj_complete(e->done, code, msg);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    complete_v(e->done, code, fmt, ap);
+    va_end(ap);
     if (e->pinned)
         shoal__spill_unpin(e->src);
     shoal_release(e->done);
