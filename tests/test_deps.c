@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "lib/check.h"
+#include "lib/tasks.h"
 
 static void start(unsigned workers)
 {
@@ -19,35 +20,6 @@ static void start(unsigned workers)
     c.workers = workers;
     c.max_objects = 1u << 20;
     ASSERT_OK(shoal_init(&c));
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* A task drops its own reference on its result just after completing it, so a caller that
- * saw the result may still count it live for a moment: wait (bounded) for the count. */
-static uint64_t live_settled(uint64_t want)
-{
-    uint64_t live = info_now().objects_live;
-    for (int i = 0; i < 5000 && live != want; i++) {
-        nap_ms(1);
-        live = info_now().objects_live;
-    }
-    return live;
-}
-
-static long get_long(shoal_ref r, int *rc)
-{
-    const void *d = NULL;
-    size_t n = 0;
-    *rc = shoal_get(r, &d, &n);
-    long v = -1;
-    if (*rc == 0 && n == sizeof v)
-        memcpy(&v, d, sizeof v);
-    return v;
 }
 
 static _Atomic long runs;

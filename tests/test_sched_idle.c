@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "lib/check.h"
+#include "lib/tasks.h"
 
 static int t_empty(shoal_task *t) { (void)t; return 0; }
 
@@ -18,13 +19,6 @@ static double cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0)
-        ;
 }
 
 static void burst(int n)

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "lib/check.h"
+#include "lib/tasks.h"
 
 #define TOPO2 "pack:2 numa:1 core:2 pu:1"   /* 2 nodes x 2 cores */
 #define TOPO4 "pack:4 numa:1 core:1 pu:1"   /* 4 nodes x 1 core */
@@ -29,17 +30,6 @@ static int t_where(shoal_task *t)
     int w = shoal_task_worker(t);
     long v = (long)w << 8 | (long)shoal_worker_node((unsigned)w);
     return shoal_task_return(t, &v, sizeof v);
-}
-
-static long get_long(shoal_ref r, int *rc)
-{
-    const void *d = NULL;
-    size_t n = 0;
-    *rc = shoal_get(r, &d, &n);
-    long v = -1;
-    if (*rc == 0 && n == sizeof v)
-        memcpy(&v, d, sizeof v);
-    return v;
 }
 
 static long where(shoal_ref r)

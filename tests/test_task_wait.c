@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/check.h"
+#include "lib/tasks.h"
 
 static void start(unsigned workers)
 {
@@ -17,27 +18,6 @@ static void start(unsigned workers)
     c.workers = workers;
     c.max_objects = 1u << 20;
     ASSERT_OK(shoal_init(&c));
-}
-
-static long arg_long(shoal_task *t, size_t i)
-{
-    const void *d;
-    size_t n;
-    long v = 0;
-    if (shoal_task_arg(t, i, &d, &n) == 0 && n == sizeof v)
-        memcpy(&v, d, sizeof v);
-    return v;
-}
-
-static long get_long(shoal_ref r, int *rc)
-{
-    const void *d = NULL;
-    size_t n = 0;
-    *rc = shoal_get(r, &d, &n);
-    long v = -1;
-    if (*rc == 0 && n == sizeof v)
-        memcpy(&v, d, sizeof v);
-    return v;
 }
 
 /* fib with every call a task, each waiting for its two children. */

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "lib/check.h"
+#include "lib/tasks.h"
 
 static void start(unsigned workers)
 {
@@ -19,19 +20,6 @@ static void start(unsigned workers)
     shoal_config c = shoal_test_config();
     c.workers = workers;
     ASSERT_OK(shoal_init(&c));
-}
-
-/* A task drops its own reference on its result just after completing it, so a caller that
- * saw the result may still count it live for a moment: wait (bounded) for the count. */
-static uint64_t live_settled(uint64_t want)
-{
-    uint64_t live = info_now().objects_live;
-    for (int i = 0; i < 5000 && live != want; i++) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-        live = info_now().objects_live;
-    }
-    return live;
 }
 
 /* The result of r as a long, or the error code (and r is released either way). */
