@@ -29,7 +29,7 @@ static int failed_result(const shoal__slot *s, shoal_ref ref)
     int code = -(int)((s->aux >> 8) & 0xff);
     if (code == 0)
         code = SHOAL_ETASK;
-    if (s->len)
+    if (s->len && shoal__slot_bytes_ok(s))
         return shoal__err(code, "%.*s", (int)s->len, (const char *)shoal__slot_data(s));
     return shoal__err(code, "object 0x%016llx failed (%s)", (unsigned long long)ref.id,
                       shoal_strerror(code));

@@ -340,6 +340,12 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
                      uint64_t oldw)
 {
     struct shoal__thr *t = shoal__thr_get();
+    if (unlikely(!shoal__slot_bytes_ok(s))) {
+        shoal__slot_corrupt(idx);   /* leak the slot and its bytes rather than free garbage */
+        if (oldw & SHOAL__W_WAITERS)
+            wake_waiters(rt);
+        return;
+    }
     objs_add(rt, t, s->off, -1);
     if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
         /* Its bytes were freed when it was spilled (off is only its old place): forget the
@@ -411,6 +417,14 @@ static void wake_waiters(shoal__rt_t *rt)
      * processes attached to the segment. */
     atomic_fetch_add_explicit(&rt->hdr->seal_seq, 1, memory_order_release);
     syscall(SYS_futex, &rt->hdr->seal_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+void shoal__slot_corrupt(uint64_t idx)
+{
+    static _Atomic int told;
+    if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
+        shoal__log("object table slot %llu holds bytes outside the store (a process wrote the "
+                   "table): its object is leaked, not freed", (unsigned long long)idx);
 }
 
 /* ---- small queries ----------------------------------------------------------------------- */

@@ -98,6 +98,15 @@ SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);
 static inline shoal__slot *shoal__tls_slots(void) { return (shoal__slot *)(void *)shoal__tls.slots; }
 /* Data pointer of a slot in this process. */
 static inline void *shoal__slot_data(const shoal__slot *s) { return shoal__rt->base + s->off; }
+/* Whether a slot's offset and length lie inside the arena span. Every process can write
+ * the table, so paths that dereference or free a slot's bytes check this first: a process
+ * that wrote garbage into a slot costs a leak and a notice, never a crash. */
+static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
+{
+    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
+    return s->off < span && s->len <= span - s->off;
+}
+SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
 /* NUMA node holding a slot's bytes. */
 static inline int shoal__slot_node(const shoal__slot *s)
 {
