@@ -236,14 +236,14 @@ SHOAL_API int shoal_info_get(shoal_info *out)
     out->numa_nodes = rt->nnodes;
     out->huge_pages = rt->huge_kind;
     out->store_bytes = rt->hdr->store_bytes;
+    int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
+    if (rt->batched)
+        shoal__threads_pending(rt, credit, objs);
     for (unsigned n = 0; n < rt->nnodes; n++) {
-        int64_t credit = 0, objs = 0;
-        if (rt->batched)
-            shoal__threads_pending(rt, n, &credit, &objs);
         out->bytes_used += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
-                           (uint64_t)credit;
+                           (uint64_t)credit[n];
         out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
-                             (uint64_t)objs;
+                             (uint64_t)objs[n];
     }
     if (rt->sched)
         shoal__sched_info(out);

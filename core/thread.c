@@ -132,14 +132,16 @@ struct shoal__thr *shoal__thr_slow(void)
     return t;
 }
 
-void shoal__threads_pending(shoal__rt_t *rt, unsigned node, int64_t *credit, int64_t *objs)
+void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int64_t objs[])
 {
     pthread_mutex_lock(&registry_lock);
     for (struct shoal__thr *t = registry; t; t = t->next) {
         if (t->epoch != rt->epoch)
             continue;
-        *credit += atomic_load_explicit(&t->credit[node], memory_order_relaxed);
-        *objs += atomic_load_explicit(&t->objs[node], memory_order_relaxed);
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            credit[n] += atomic_load_explicit(&t->credit[n], memory_order_relaxed);
+            objs[n] += atomic_load_explicit(&t->objs[n], memory_order_relaxed);
+        }
     }
     pthread_mutex_unlock(&registry_lock);
 }

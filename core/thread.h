@@ -35,9 +35,9 @@ static inline struct shoal__thr *shoal__thr_get(void)
 /* Shutdown: flush every thread's caches (tcaches destroyed) and mark them stale. Called
  * after shoal__rt is cleared, before the store is torn down; takes the registry lock. */
 SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
-/* Sum of every thread's batched counters for node (see struct shoal__thr). */
-SHOAL__HIDDEN void shoal__threads_pending(shoal__rt_t *rt, unsigned node, int64_t *credit,
-                                          int64_t *objs);
+/* Add every thread's batched counters (see struct shoal__thr) to credit[n] and objs[n]
+ * for each node n, in one walk of the registry. */
+SHOAL__HIDDEN void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int64_t objs[]);
 /* The lifecycle lock: init, shutdown and thread exit take it. */
 SHOAL__HIDDEN void shoal__lifecycle_lock(void);
 SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
