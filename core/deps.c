@@ -2,10 +2,18 @@
  * A list is a lock-free stack of shoal__dep; completion swaps in CLOSED and fires them all,
  * so a registration either lands before the swap (and is fired) or sees CLOSED (and the
  * registrant proceeds at once). A slot reused for a new pending object gets a NULL list.
+ * A registrant first sets DEPS in the slot word while the object is pending: a completion
+ * whose CAS did not see it has no list to close and skips the exchange.
  */
 #include "mproc.h"
 
 #define CLOSED ((void *)1)
+
+static inline bool pending(uint64_t w)
+{
+    unsigned st = shoal__w_state(w);
+    return st == SHOAL__CREATED || st == SHOAL__PENDING;
+}
 
 int shoal__dep_add(shoal_ref ref, shoal__dep *d)
 {
@@ -13,12 +21,24 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
     shoal__slot *s = shoal__slot_of(ref, &err);
     if (!s)
         return err;
-    unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_acquire));
-    if (st != SHOAL__CREATED && st != SHOAL__PENDING)
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (!pending(w))
         return 1;
     if (unlikely(shoal__holds != NULL) &&   /* published or attached, and made elsewhere */
         SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != shoal__rt->proc)
         return shoal__dep_add_foreign(ref, s, d);   /* another process seals it */
+    /* The completion's CAS either sees DEPS (and exchanges the list, which our push below
+     * meets: both are RMWs of the head) or comes first (and we see the new state here).
+     * acquire (on both outcomes, C11 wants success at least as strong as failure): a
+     * completion seen here is read as the first load above would have; the push publishes
+     * d. The caller's reference keeps the generation. */
+    while (!(w & SHOAL__W_DEPS)) {
+        if (!pending(w))
+            return 1;
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_DEPS,
+                                                  memory_order_acquire, memory_order_acquire))
+            break;
+    }
     _Atomic(void *) *head = &shoal__rt->deps[shoal__id_idx(ref.id)];
     void *h = atomic_load_explicit(head, memory_order_acquire);
     do {

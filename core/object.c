@@ -232,7 +232,12 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
 
 static void wake_waiters(shoal__rt_t *rt);
 
-int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
+/* With *drop, the caller's reference goes too: in the completing CAS when that leaves
+ * another holder (the object cannot be freed) and no dependent registered (DEPS clear, so
+ * nothing reads the slot after the CAS); otherwise by shoal_release after the firing,
+ * since dependents are fired through the slot's index, which a free could hand to a new
+ * object. *drop is cleared when the CAS took the reference. */
+static int obj_complete(shoal_ref ref, int code, const char *msg, bool *drop)
 {
     int err;
     shoal__slot *s = shoal__slot_of(ref, &err);
@@ -265,6 +270,7 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
         __atomic_store_n(&s->aux, (s->aux & 0xffu) | ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT),
                          __ATOMIC_RELAXED);
     }
+    bool fused;
     for (;;) {
         if (shoal__w_gen(w) != shoal__id_gen(ref.id))
             return stale_ref(ref.id);
@@ -272,23 +278,50 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
         if (st != SHOAL__CREATED && st != SHOAL__PENDING)
             return shoal__err(SHOAL_EEXIST, "object 0x%016llx completed twice",
                               (unsigned long long)ref.id);
-        uint64_t nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS)) |
+        fused = *drop && !(w & SHOAL__W_DEPS) && shoal__w_refs(w) > 1;
+        uint64_t nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS)) |
                       ((uint64_t)target << SHOAL__W_STATE_SHIFT);
         if (target == SHOAL__READY)
             nw |= shoal__seal_mark(rt, s);
-        /* release: publishes the bytes and off/len to readers' acquire loads of the word. */
+        if (fused)
+            nw -= 1;
+        /* release: publishes the bytes and off/len to readers' acquire loads of the word,
+         * and orders the task's reads before a fused drop (never the last reference, so
+         * nothing is freed here and no acquire is needed). */
         if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_release,
                                                   memory_order_relaxed))
             break;
+    }
+    if (fused) {
+        *drop = false;
+        if (unlikely(shoal__holds != NULL))
+            shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), -1);
     }
     if (w & SHOAL__W_WAITERS) {
         wake_waiters(rt);
         if (unlikely(shoal__holds != NULL))   /* tasks of the owner may wait on it too */
             shoal__notify_owner(rt);          /* (foreign_deps.c) */
     }
-    /* Always: it also closes the list against registrations racing with this completion. */
-    shoal__deps_fire(shoal__id_idx(ref.id), code);
+    /* The exchange inside also closes the list against registrations racing with this
+     * completion; a registrant sets DEPS first (deps.c), so without it there is no list. */
+    if (w & SHOAL__W_DEPS)
+        shoal__deps_fire(shoal__id_idx(ref.id), code);
     return 0;
+}
+
+int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
+{
+    bool drop = false;
+    return obj_complete(ref, code, msg, &drop);
+}
+
+int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg)
+{
+    bool drop = true;
+    int rc = obj_complete(ref, code, msg, &drop);
+    if (drop)
+        shoal_release(ref);
+    return rc;
 }
 
 /* The slot a public call's ref names: the runtime is up and the ref valid and live. */
@@ -325,7 +358,7 @@ SHOAL_API int shoal_retain(shoal_ref ref)
     do {
         if (shoal__w_gen(w) != shoal__id_gen(ref.id) || shoal__w_state(w) == SHOAL__FREE)
             return stale_ref(ref.id);
-        if (shoal__w_refs(w) == UINT32_MAX)
+        if (shoal__w_refs(w) == SHOAL__REFS_MAX)
             return shoal__err(SHOAL_EINVAL, "reference count overflow on 0x%016llx",
                               (unsigned long long)ref.id);
         /* relaxed: a new reference orders nothing; the caller already holds one. */

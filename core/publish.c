@@ -182,7 +182,7 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         /* Its ledger names every object it made (the entry's generation is the object's). */
         if (shoal__w_gen(w) != (v >> 32) || shoal__w_state(w) != SHOAL__CREATED ||
             SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p ||
-            shoal__w_refs(w) == UINT32_MAX)
+            shoal__w_refs(w) == SHOAL__REFS_MAX)
             return false;
         /* CREATED -> PENDING with a reference of our own: the fields are ours to change
          * (a seal now fails, readers keep waiting) and no release can free the slot under
@@ -219,7 +219,7 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         uint64_t fw;
         do {
             if (shoal__w_refs(w) > 1)
-                fw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS)) |
+                fw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS)) |
                       ((uint64_t)SHOAL__FAILED << SHOAL__W_STATE_SHIFT)) - 1;
             else
                 fw = shoal__w_make(shoal__gen_next(shoal__w_gen(w)), SHOAL__FREE, 0);
@@ -265,10 +265,10 @@ static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         return false;
     _Atomic uint64_t *wp = &rt->slots[idx].word;
     uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
-    if (shoal__w_state(w) != SHOAL__FREE || shoal__w_refs(w) != (SHOAL__W_CACHED | g->proc))
+    if (shoal__w_state(w) != SHOAL__FREE || (uint32_t)w != (SHOAL__W_CACHED | g->proc))
         return false;
     /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
-    if (atomic_compare_exchange_strong_explicit(wp, &w, w & ~SHOAL__W_REFS_MASK,
+    if (atomic_compare_exchange_strong_explicit(wp, &w, w & ~SHOAL__W_LOW_MASK,
                                                 memory_order_relaxed, memory_order_relaxed))
         shoal__slot_give(rt, &pub.t, (uint32_t)idx);
     return false;

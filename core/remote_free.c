@@ -84,7 +84,7 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
      * or bogus entry (a live object, a slot claimed already) fails here and is ignored.
      * acquire: the word went FREE with an acq_rel CAS after the holders' last reads. */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    if (shoal__w_state(w) != SHOAL__FREE || shoal__w_refs(w) != 0 ||
+    if (shoal__w_state(w) != SHOAL__FREE || (uint32_t)w != 0 ||
         !atomic_compare_exchange_strong_explicit(&s->word, &w, w + 1, memory_order_acquire,
                                                  memory_order_relaxed))
         return;

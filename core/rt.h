@@ -92,6 +92,9 @@ SHOAL__HIDDEN int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **bu
  * filled data is freed first). Wakes waiters and fires dependents. SHOAL_EEXIST if the
  * object is already READY/FAILED. */
 SHOAL__HIDDEN int shoal__obj_complete(shoal_ref ref, int code, const char *msg);
+/* shoal__obj_complete, then drop the caller's reference (a task's own on its result). When
+ * that cannot free the object and no dependent registered, one CAS does both. */
+SHOAL__HIDDEN int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg);
 /* Wait until the object is no longer CREATED/PENDING. timeout_ns < 0 = for ever.
  * 0, SHOAL_ETIMEDOUT, SHOAL_ESTALE, SHOAL_EINVAL. Inside a worker, runs other tasks. */
 SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);
@@ -125,7 +128,9 @@ typedef struct shoal__dep {
  * object is already complete (d not registered: the caller proceeds at once), or < 0.
  * The caller must hold a reference on ref until fire has run. */
 SHOAL__HIDDEN int shoal__dep_add(shoal_ref ref, shoal__dep *d);
-/* Called by shoal__obj_complete after the state change is visible. */
+/* Called by shoal__obj_complete after the state change is visible, when the completing CAS
+ * saw SHOAL__W_DEPS (a registration may have landed); also by whoever fails an object
+ * outside it. */
 SHOAL__HIDDEN void shoal__deps_fire(uint64_t idx, int failed);
 
 /* ---- waiting with help (sched/ provides; core calls) ----------------------------------- */

@@ -4,7 +4,10 @@
  *
  * ID layout (64 bits):   [63..56] host (must be 0)  [55..30] generation  [29..0] slot index
  * Slot word (64 bits):   [63..38] generation  [37..34] state  [33] waiters  [32] unread
- *                        [31..0]  reference count
+ *                        [31] cached (FREE slots only, thread.h)  [30] deps
+ *                        [29..0] reference count
+ * deps: a task registered on this pending object (deps.c); set by CAS while the object is
+ * pending and cleared by the completing CAS, so a completion without it skips the list.
  * unread (set only while spill_dir is configured): sealed and not read since, a spill
  * candidate (io/spill.h). The fast path's compare expects it clear, so the first get of such
  * an object takes the slow path, which clears it; later gets are fast again.
@@ -42,7 +45,10 @@ enum shoal__state {
     SHOAL__RESTORING = 7,/* sealed, being read back from disk (io/spill) */
 };
 
-#define SHOAL__W_REFS_MASK   UINT64_C(0xffffffff)
+#define SHOAL__W_LOW_MASK    UINT64_C(0xffffffff)   /* refs and deps, or a FREE slot's tag */
+#define SHOAL__W_REFS_MASK   UINT64_C(0x3fffffff)
+#define SHOAL__REFS_MAX      ((uint32_t)SHOAL__W_REFS_MASK)
+#define SHOAL__W_DEPS        (UINT64_C(1) << 30)
 #define SHOAL__W_WAITERS     (UINT64_C(1) << 33)
 #define SHOAL__W_UNREAD      (UINT64_C(1) << 32)
 #define SHOAL__W_STATE_SHIFT 34

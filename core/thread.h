@@ -66,7 +66,7 @@ static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
     /* relaxed: the slot is this thread's alone; the owner reads tags of dead processes. */
     _Atomic uint64_t *w = &rt->slots[idx].word;
     uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
-    atomic_store_explicit(w, (v & ~SHOAL__W_REFS_MASK) | tag, memory_order_relaxed);
+    atomic_store_explicit(w, (v & ~SHOAL__W_LOW_MASK) | tag, memory_order_relaxed);
     if (shoal__holds)
         atomic_store_explicit(&shoal__holds[idx], tag ? SHOAL__HOLDS_CACHED : 0,
                               memory_order_relaxed);

@@ -313,7 +313,7 @@ static bool start_one(void)
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire), nw;
         bool claimed = false;
         while (shoal__w_gen(w) == c.gen && shoal__w_state(w) == SHOAL__READY &&
-               (w & SHOAL__W_UNREAD) && shoal__w_refs(w) < UINT32_MAX) {
+               (w & SHOAL__W_UNREAD) && shoal__w_refs(w) < SHOAL__REFS_MAX) {
             /* Claim: READY|UNREAD -> SPILLING plus one reference, so the object outlives the
              * write. acquire: pairs with the release that sealed it (off, len, bytes) and
              * with shoal_advise_cold's release (the caller's last reads happen before). */
@@ -673,7 +673,7 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
                 return shoal__err(SHOAL_EIO, "object 0x%016llx is spilled to disk by the "
                                   "store's owner; this process cannot restore it (read it in "
                                   "the owner first)", (unsigned long long)ref.id);
-            if (shoal__w_refs(v) == UINT32_MAX)
+            if (shoal__w_refs(v) == SHOAL__REFS_MAX)
                 return shoal__err(SHOAL_EINVAL, "reference count overflow");
             struct restore *r = calloc(1, sizeof *r);
             if (!r)

@@ -25,7 +25,8 @@ static inline void release_args(struct shoal_task *t)
 SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
 {
     if (t->flags & SHOAL__TF_FAILED) {
-        shoal__obj_complete(t->result, SHOAL_ETASK, t->fail_msg ? t->fail_msg : "task failed");
+        shoal__obj_complete_drop(t->result, SHOAL_ETASK,
+                                 t->fail_msg ? t->fail_msg : "task failed");
         free(t->fail_msg);
         t->fail_msg = NULL;
         return;
@@ -36,7 +37,7 @@ SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
     else
         snprintf(msg, sizeof msg, "task returned %d (name it with opts.name; give a message "
                                   "with shoal_task_fail)", rc);
-    shoal__obj_complete(t->result, SHOAL_ETASK, msg);
+    shoal__obj_complete_drop(t->result, SHOAL_ETASK, msg);
 }
 
 void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
@@ -58,10 +59,9 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
     /* Arguments go first, so that a caller that sees the result sees them released. */
     release_args(t);
     if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED)))
-        shoal__obj_complete(r, 0, NULL);   /* no return: an empty object */
+        shoal__obj_complete_drop(r, 0, NULL);   /* no return: an empty object */
     else
-        fail_result(t, rc);
-    shoal_release(r);
+        fail_result(t, rc);   /* drops the task's reference too */
     shoal__task_free(t);
 }
 
@@ -107,9 +107,8 @@ void shoal__task_cancel(struct shoal_task *t, bool zombie)
      * on lists of objects that never complete, and a late firing must find it marked. */
     shoal_ref r = t->result;
     release_args(t);
-    shoal__obj_complete(r, code, msg ? msg : fa ? "a task argument failed" : buf);
+    shoal__obj_complete_drop(r, code, msg ? msg : fa ? "a task argument failed" : buf);
     free(msg);
-    shoal_release(r);
     if (!zombie)
         shoal__task_free(t);
 }
