@@ -36,7 +36,8 @@ SHOAL__HIDDEN int  shoal__arenas_create(shoal__rt_t *rt, int huge_mode);
  * own jemalloc arenas over them. rt->hdr, nnodes, node_span, huge_kind must be set. */
 SHOAL__HIDDEN int  shoal__arenas_attach(shoal__rt_t *rt, const int *fds);
 SHOAL__HIDDEN void shoal__arenas_destroy(shoal__rt_t *rt);
-/* Destroy a thread's tcaches (their cached objects go back to the arenas). */
+/* Free a thread's cached tiny cells and destroy its tcaches (their cached objects go back
+ * to the arenas). */
 SHOAL__HIDDEN void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN unsigned shoal__arena_tcache_slow(shoal__rt_t *rt, struct shoal__thr *t, unsigned node);
 SHOAL__HIDDEN int shoal__arena_full(shoal__rt_t *rt, size_t len) __attribute__((cold));
@@ -99,6 +100,10 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
         void *p;
         if (unlikely(len >= SHOAL__LARGE_MIN)) {
             p = shoal__large_take(rt, n, len);
+        } else if (len <= SHOAL__TINY_MAX && t->tiny[n][len > 8].n) {
+            struct shoal__tiny *c = &t->tiny[n][len > 8];
+            *off = c->off[--c->n];
+            return 0;
         } else {
             unsigned tc = t->tcache[n];
             if (unlikely(tc == 0))
@@ -125,9 +130,13 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
 static inline void shoal__arena_free(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off,
                                      size_t len)
 {
-    unsigned n = (unsigned)(off / rt->node_span);
+    unsigned n = shoal__off_node(rt, off);
     if (unlikely(len >= SHOAL__LARGE_MIN)) {
         shoal__large_give(rt, n, off - (uint64_t)n * rt->node_span, len);
+    } else if (len <= SHOAL__TINY_MAX && t->tiny[n][len > 8].n < SHOAL__TINY_CACHE) {
+        /* Same class, so a later sdallocx of the cell with another length in it is right. */
+        struct shoal__tiny *c = &t->tiny[n][len > 8];
+        c->off[c->n++] = off;
     } else {
         unsigned tc = t->tcache[n];
         if (unlikely(tc == 0))

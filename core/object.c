@@ -20,7 +20,7 @@
  * the shared counter. A 64-object batch keeps the shared line out of every create/free. */
 static inline void objs_add(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off, int d)
 {
-    unsigned n = (unsigned)(off / rt->node_span);
+    unsigned n = shoal__off_node(rt, off);
     if (likely(rt->batched && t != NULL)) {
         int32_t v = atomic_load_explicit(&t->objs[n], memory_order_relaxed) + d;
         if (likely(v < 64 && v > -64)) {
@@ -38,7 +38,7 @@ static inline void objs_add(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off,
 static inline void objs_move(shoal__rt_t *rt, struct shoal__thr *t, uint64_t old_off,
                              uint64_t new_off)
 {
-    if (old_off / rt->node_span != new_off / rt->node_span) {
+    if (shoal__off_node(rt, old_off) != shoal__off_node(rt, new_off)) {
         objs_add(rt, t, old_off, -1);
         objs_add(rt, t, new_off, 1);
     }
@@ -260,7 +260,7 @@ static int obj_complete(shoal_ref ref, int code, const char *msg, bool *drop)
         }
         size_t ml = msg ? strlen(msg) + 1 : 0;
         uint64_t off = 0;
-        if (ml && t && shoal__arena_alloc(rt, t, ml, (unsigned)(s->off / rt->node_span), &off) == 0) {
+        if (ml && t && shoal__arena_alloc(rt, t, ml, shoal__off_node(rt, s->off), &off) == 0) {
             memcpy(rt->base + off, msg, ml);
             objs_move(rt, t, s->off, off);
             s->off = off;
@@ -417,7 +417,9 @@ SHOAL_API int shoal_release(shoal_ref ref)
         return bad_ref(id);
     shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
-    /* An exhausted generation stays (FREE) and the slot is retired: old IDs stay stale. */
+    /* An exhausted generation stays (FREE) and the slot is retired: old IDs stay stale.
+     * Always a CAS, even for a sole holder: a retain racing with the last release must
+     * either pin the object or fail ESTALE (tests/test_threads.c), never be lost. */
     uint64_t newgen = gen < SHOAL__GEN_MASK ? gen + 1 : gen;
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||

@@ -110,10 +110,16 @@ static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
     return s->off < span && s->len <= span - s->off;
 }
 SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
+/* NUMA node of the arena span holding byte offset off. With one node (the common case) no
+ * division, which costs ~40 cycles on the object paths that ask this. */
+static inline unsigned shoal__off_node(const shoal__rt_t *rt, uint64_t off)
+{
+    return likely(rt->nnodes == 1) ? 0 : (unsigned)(off / rt->node_span);
+}
 /* NUMA node holding a slot's bytes. */
 static inline int shoal__slot_node(const shoal__slot *s)
 {
-    return (int)(s->off / shoal__rt->node_span);
+    return (int)shoal__off_node(shoal__rt, s->off);
 }
 
 /* ---- dependents (core/deps.c) ---------------------------------------------------------- */

@@ -77,6 +77,7 @@ static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
     }
     t->nfree = 0;
     memset(t->tcache, 0, sizeof t->tcache);
+    memset(t->tiny, 0, sizeof t->tiny);   /* flushed above, or the store is gone */
     t->epoch = 0;
 }
 
@@ -127,6 +128,7 @@ struct shoal__thr *shoal__thr_slow(void)
     }
     t->nfree = 0;
     memset(t->tcache, 0, sizeof t->tcache);
+    memset(t->tiny, 0, sizeof t->tiny);
     t->epoch = shoal__tls.epoch;
     pthread_mutex_unlock(&registry_lock);
     return t;

@@ -1,6 +1,6 @@
-/* thread.h - per-thread allocation state: the slot cache and one jemalloc tcache per node.
- * Reached from shoal__tls.thr; reset when the runtime epoch changes; flushed at thread exit
- * and at shutdown. Internal. */
+/* thread.h - per-thread allocation state: the slot cache, one jemalloc tcache per node and
+ * a cache of tiny objects' bytes. Reached from shoal__tls.thr; reset when the runtime epoch
+ * changes; flushed at thread exit and at shutdown. Internal. */
 #ifndef SHOAL_CORE_THREAD_H
 #define SHOAL_CORE_THREAD_H
 
@@ -8,11 +8,23 @@
 
 #define SHOAL__SLOT_CACHE 64
 
+/* Objects of up to SHOAL__TINY_MAX bytes (jemalloc classes 8 and 16: task results, counters)
+ * reuse the bytes this thread freed last, held per node and class in front of jemalloc,
+ * whose mallocx and sdallocx cost more than the rest of creating and freeing such an object
+ * (alloc/arena.h). */
+#define SHOAL__TINY_MAX 16
+#define SHOAL__TINY_CACHE 32
+struct shoal__tiny {
+    uint32_t n;
+    uint64_t off[SHOAL__TINY_CACHE];      /* offsets from rt->base of free cells */
+};
+
 struct shoal__thr {
     uint64_t epoch;                       /* the runtime these caches belong to */
     uint32_t nfree;
     uint32_t free[SHOAL__SLOT_CACHE];     /* free slot indices owned by this thread */
     unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
+    struct shoal__tiny tiny[SHOAL__MAX_NODES][2];   /* [node][class 8, class 16] */
     struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
     /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
      * node's bytes_used and has not used yet, and objects it created minus freed that are

@@ -583,7 +583,7 @@ static void restore_read(shoal__xfer *x)
     }
     shoal__slot *s = &rt->slots[r->idx];
     /* The objects counter follows the bytes to their new node. */
-    unsigned from = (unsigned)(s->off / rt->node_span), to = (unsigned)(r->off / rt->node_span);
+    unsigned from = shoal__off_node(rt, s->off), to = shoal__off_node(rt, r->off);
     if (from != to) {
         atomic_fetch_sub_explicit(&rt->hdr->node[from].objects, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&rt->hdr->node[to].objects, 1, memory_order_relaxed);
