@@ -84,6 +84,14 @@ shoal__slot *shoal__slot_of(shoal_ref ref, int *err)
     return s;
 }
 
+/* The slot of a ref the caller made and holds a reference on (internal callers: a task's
+ * result, an I/O target): its index is in range and its generation cannot change, so the
+ * checks of shoal__slot_of are skipped. */
+static inline shoal__slot *held_slot(shoal__rt_t *rt, shoal_ref ref)
+{
+    return &rt->slots[shoal__id_idx(ref.id)];
+}
+
 /* ---- creation ------------------------------------------------------------------------ */
 
 static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
@@ -201,12 +209,11 @@ int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **b
 
 int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
 {
-    int err;
-    shoal__slot *s = shoal__slot_of(ref, &err);
-    if (!s)
-        return err;
     shoal__rt_t *rt = shoal__rt;
+    shoal__slot *s = held_slot(rt, ref);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id)))
+        return stale_ref(ref.id);
     if (shoal__w_state(w) != SHOAL__PENDING || s->len != 0)
         return shoal__err(SHOAL_EEXIST, "result already set");
     if (len) {
@@ -237,12 +244,8 @@ static void wake_waiters(shoal__rt_t *rt);
  * nothing reads the slot after the CAS); otherwise by shoal_release after the firing,
  * since dependents are fired through the slot's index, which a free could hand to a new
  * object. *drop is cleared when the CAS took the reference. */
-static int obj_complete(shoal_ref ref, int code, const char *msg, bool *drop)
+static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg, bool *drop)
 {
-    int err;
-    shoal__slot *s = shoal__slot_of(ref, &err);
-    if (!s)
-        return err;
     shoal__rt_t *rt = shoal__rt;
     unsigned target = code == 0 ? SHOAL__READY : SHOAL__FAILED;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
@@ -311,14 +314,18 @@ static int obj_complete(shoal_ref ref, int code, const char *msg, bool *drop)
 
 int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
 {
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
     bool drop = false;
-    return obj_complete(ref, code, msg, &drop);
+    return obj_complete(s, ref, code, msg, &drop);
 }
 
 int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg)
 {
-    bool drop = true;
-    int rc = obj_complete(ref, code, msg, &drop);
+    bool drop = true;   /* the caller's reference: held_slot applies */
+    int rc = obj_complete(held_slot(shoal__rt, ref), ref, code, msg, &drop);
     if (drop)
         shoal_release(ref);
     return rc;

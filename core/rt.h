@@ -86,14 +86,17 @@ SHOAL__HIDDEN shoal__slot *shoal__slot_of(shoal_ref ref, int *err);
 SHOAL__HIDDEN int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs,
                                  void **buf, shoal_ref *out);
 /* Give a PENDING object its data: allocates len bytes on node and returns the buffer; the
- * object stays PENDING until shoal__obj_complete. Errors: SHOAL_ENOMEM. */
+ * object stays PENDING until shoal__obj_complete. The caller holds a reference on ref (an
+ * object it made), so ref is not checked beyond its generation. Errors: SHOAL_ENOMEM,
+ * SHOAL_EEXIST (data given already). */
 SHOAL__HIDDEN int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf);
 /* PENDING/CREATED -> READY (code 0) or FAILED (code < 0, msg copied as the data; any
  * filled data is freed first). Wakes waiters and fires dependents. SHOAL_EEXIST if the
  * object is already READY/FAILED. */
 SHOAL__HIDDEN int shoal__obj_complete(shoal_ref ref, int code, const char *msg);
-/* shoal__obj_complete, then drop the caller's reference (a task's own on its result). When
- * that cannot free the object and no dependent registered, one CAS does both. */
+/* shoal__obj_complete, then drop the caller's reference (a task's own on its result; not
+ * checked beyond its generation, as for shoal__obj_fill). When that cannot free the object
+ * and no dependent registered, one CAS does both. */
 SHOAL__HIDDEN int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg);
 /* Wait until the object is no longer CREATED/PENDING. timeout_ns < 0 = for ever.
  * 0, SHOAL_ETIMEDOUT, SHOAL_ESTALE, SHOAL_EINVAL. Inside a worker, runs other tasks. */

@@ -18,7 +18,7 @@ static inline size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 /* ---- placement ------------------------------------------------------------------------ */
 
 /* Bind t to the node holding most of its REF arguments' bytes (ties: the caller's node). */
-static void place_by_refs(struct shoal__sched *s, struct shoal_task *t)
+SHOAL__COLD static void place_by_refs(struct shoal__sched *s, struct shoal_task *t)
 {
     uint64_t bytes[SHOAL__MAX_NODES] = { 0 };
     shoal__targ *a = shoal__task_args(t);
@@ -68,6 +68,19 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
         shoal__inject_push(&s->global, &t->link);
         shoal__wake_check(s, wi >= 0 ? s->w[wi].node : 0, false);
     }
+}
+
+/* shoal__task_ready's common case inline: a worker on a one-node machine submits a task
+ * with nothing to wait for (fib's every call). */
+static inline void ready_now(struct shoal__sched *s, struct shoal_task *t)
+{
+    int wi = shoal__tls.worker;
+    if (likely(wi >= 0 && s->nnodes == 1) &&
+        likely(shoal__deque_push(&s->w[wi].dq, (shoal__item)t) == 0)) {
+        shoal__wake_check(s, 0, false);
+        return;
+    }
+    shoal__task_ready(s, t);
 }
 
 /* ---- dependencies --------------------------------------------------------------------- */
@@ -313,7 +326,7 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     }
     *out = t->result;   /* before the task is visible: it may finish and be freed at once */
     if (nref == 0)
-        shoal__task_ready(s, t);
+        ready_now(s, t);
     else
         wait_deps(s, t, dep_off, nref);
     return 0;
