@@ -200,9 +200,6 @@ SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
 int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **buf,
                    shoal_ref *out)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
     return obj_make(shoal__rt, state, NULL, state == SHOAL__PENDING ? 0 : len, node, refs,
                     buf, out);
 }

@@ -82,7 +82,7 @@ static inline int shoal__tls_check(void)
 SHOAL__HIDDEN shoal__slot *shoal__slot_of(shoal_ref ref, int *err);
 /* New object in state SHOAL__CREATED (len bytes allocated on node, -1 = this thread's node;
  * *buf writable) or SHOAL__PENDING (len must be 0, no data yet; *buf may be NULL), with
- * `refs` references. */
+ * `refs` references. The caller has passed shoal__tls_check(). */
 SHOAL__HIDDEN int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs,
                                  void **buf, shoal_ref *out);
 /* Give a PENDING object its data: allocates len bytes on node and returns the buffer; the
@@ -98,6 +98,10 @@ SHOAL__HIDDEN int shoal__obj_complete(shoal_ref ref, int code, const char *msg);
  * checked beyond its generation, as for shoal__obj_fill). When that cannot free the object
  * and no dependent registered, one CAS does both. */
 SHOAL__HIDDEN int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg);
+/* On a worker: run other tasks until s (ref's slot, checked by the caller) is no longer
+ * CREATED/PENDING, or nothing is left to run. Elsewhere: returns at once. A task's get of
+ * a child it submitted, reading the word alone between tasks rather than rescanning. */
+SHOAL__HIDDEN void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref);
 /* Wait until the object is no longer CREATED/PENDING. timeout_ns < 0 = for ever.
  * 0, SHOAL_ETIMEDOUT, SHOAL_ESTALE, SHOAL_EINVAL. Inside a worker, runs other tasks. */
 SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);

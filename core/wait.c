@@ -53,10 +53,10 @@ static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
     return count;
 }
 
-/* A worker waiting for one object (a task's get of a child it submitted) runs other tasks
- * until it completes, reading the word alone between them rather than rescanning. */
-static inline void help_while_pending(const shoal__slot *s, shoal_ref ref)
+void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref)
 {
+    if (shoal__tls.worker < 0 || !shoal__help_hook)
+        return;
     for (;;) {
         /* acquire: pairs with the completion's release, as in shoal_get. */
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
@@ -85,7 +85,7 @@ static int wait_refs(const shoal_ref refs[], size_t n, size_t num_ready, int64_t
             return c;
         if (shoal__tls.worker >= 0 && shoal__help_hook && shoal__help_hook()) {
             if (n == 1)   /* scan checked the ref: help until it completes */
-                help_while_pending(&rt->slots[shoal__id_idx(refs[0].id)], refs[0]);
+                shoal__help_while_pending(&rt->slots[shoal__id_idx(refs[0].id)], refs[0]);
             spins = 0;
             continue;
         }
