@@ -44,7 +44,7 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
         return rc;
     if (!data || !len)
         return shoal__err(SHOAL_EINVAL, "shoal_get: data and len must be non-NULL");
-    bool helped = timeout_ns == 0;   /* a zero timeout only looks */
+    bool helped = timeout_ns == 0, waited = false;   /* a zero timeout only looks */
     for (;;) {
         int err;
         shoal__slot *s = shoal__slot_of(ref, &err);
@@ -77,7 +77,9 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
                 return rc;
             continue;
         default:
-            shoal__count(SHOAL__CNT_GET_WAIT);
+            if (!waited)
+                shoal__count(SHOAL__CNT_GET_WAIT);
+            waited = true;
             if (!helped) {   /* a worker first runs what it can: often the very producer */
                 helped = true;
                 shoal__help_while_pending(s, ref);
