@@ -303,13 +303,12 @@ unsigned shoal__arena_tcache_slow(shoal__rt_t *rt, struct shoal__thr *t, unsigne
 
 void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr *t)
 {
-    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++)
-        for (unsigned c = 0; c < 2; c++) {
-            struct shoal__tiny *tc = &t->tiny[n][c];
-            int fl = t->tcache[n] ? MALLOCX_TCACHE(t->tcache[n] - 1) : MALLOCX_TCACHE_NONE;
-            while (tc->n)
-                sdallocx(rt->base + tc->off[--tc->n], c ? 16 : 8, fl);
-        }
+    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++) {
+        struct shoal__tiny *tc = &t->tiny[n];
+        int fl = t->tcache[n] ? MALLOCX_TCACHE(t->tcache[n] - 1) : MALLOCX_TCACHE_NONE;
+        while (tc->n)
+            sdallocx(rt->base + tc->off[--tc->n], shoal__alloc_len(SHOAL__TINY_MAX), fl);
+    }
     for (unsigned n = 0; n < SHOAL__MAX_NODES; n++) {
         if (t->tcache[n]) {
             unsigned tc = t->tcache[n] - 1;

@@ -100,9 +100,8 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
         void *p;
         if (unlikely(len >= SHOAL__LARGE_MIN)) {
             p = shoal__large_take(rt, n, len);
-        } else if (len <= SHOAL__TINY_MAX && t->tiny[n][len > 8].n) {
-            struct shoal__tiny *c = &t->tiny[n][len > 8];
-            *off = c->off[--c->n];
+        } else if (len <= SHOAL__TINY_MAX && t->tiny[n].n) {
+            *off = t->tiny[n].off[--t->tiny[n].n];
             return 0;
         } else {
             unsigned tc = t->tcache[n];
@@ -110,7 +109,7 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
                 tc = shoal__arena_tcache_slow(rt, t, n);
             int fl = MALLOCX_ARENA(a->je[n]) | MALLOCX_TCACHE(tc - 1) |
                      (len >= SHOAL__ALIGN_MIN ? MALLOCX_ALIGN(4096) : 0);
-            p = tc ? mallocx(len, fl) : NULL;
+            p = tc ? mallocx(shoal__alloc_len(len), fl) : NULL;
         }
         if (unlikely(p == NULL)) {
             shoal__cap_give(rt, t, n, usable);
@@ -133,15 +132,14 @@ static inline void shoal__arena_free(shoal__rt_t *rt, struct shoal__thr *t, uint
     unsigned n = shoal__off_node(rt, off);
     if (unlikely(len >= SHOAL__LARGE_MIN)) {
         shoal__large_give(rt, n, off - (uint64_t)n * rt->node_span, len);
-    } else if (len <= SHOAL__TINY_MAX && t->tiny[n][len > 8].n < SHOAL__TINY_CACHE) {
-        /* Same class, so a later sdallocx of the cell with another length in it is right. */
-        struct shoal__tiny *c = &t->tiny[n][len > 8];
-        c->off[c->n++] = off;
+    } else if (len <= SHOAL__TINY_MAX && t->tiny[n].n < SHOAL__TINY_CACHE) {
+        t->tiny[n].off[t->tiny[n].n++] = off;   /* every tiny object is one line */
     } else {
         unsigned tc = t->tcache[n];
         if (unlikely(tc == 0))
             tc = shoal__arena_tcache_slow(rt, t, n);
-        sdallocx(rt->base + off, len, tc ? MALLOCX_TCACHE(tc - 1) : MALLOCX_TCACHE_NONE);
+        sdallocx(rt->base + off, shoal__alloc_len(len),
+                 tc ? MALLOCX_TCACHE(tc - 1) : MALLOCX_TCACHE_NONE);
     }
     shoal__cap_give(rt, t, n, shoal__acct_size(len));
 }

@@ -25,13 +25,27 @@ static inline size_t shoal__usable_size(size_t len)
  * store. Chunk runs are recycled and found first-fit by any later large put. */
 #define SHOAL__LARGE_MIN ((size_t)4 << 20)
 
-/* What an object counts against the store's capacity: jemalloc's usable size, or for a
- * large object its length rounded up to the 64 KiB minimum chunk. */
+/* Objects smaller than a cache line get a line of their own, as DPDK's mempool pads its
+ * elements: two threads' small objects never share a line. A task's result is written by
+ * the worker that ran it and freed by the one that read it, so with dense 8-byte cells
+ * a freed cell went to the reader's hot cache while its line-mates stayed the writer's,
+ * and fib with every call a task lost a quarter of its speed on 2 workers over a few runs
+ * (bench/tasks; a line per cell kept it flat). */
+#define SHOAL__LINE_MIN ((size_t)64)
+
+/* What is asked of jemalloc (mallocx, sdallocx) for an object of len bytes. */
+static inline size_t shoal__alloc_len(size_t len)
+{
+    return len < SHOAL__LINE_MIN ? SHOAL__LINE_MIN : len;
+}
+
+/* What an object counts against the store's capacity: jemalloc's usable size of what it
+ * allocates, or for a large object its length rounded up to the 64 KiB minimum chunk. */
 static inline size_t shoal__acct_size(size_t len)
 {
     if (len >= SHOAL__LARGE_MIN)
         return (len + 0xffff) & ~(size_t)0xffff;
-    return shoal__usable_size(len);
+    return shoal__usable_size(shoal__alloc_len(len));
 }
 
 #endif

@@ -201,7 +201,8 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         size_t mlen = 0, usable = shoal__acct_size((size_t)ml);
         struct shoal__node_stats *ns = &rt->hdr->node[node];
         if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable <= ns->cap) {
-            void *m = mallocx((size_t)ml, MALLOCX_ARENA(rt->arenas->je[node]) | MALLOCX_TCACHE_NONE);
+            void *m = mallocx(shoal__alloc_len((size_t)ml),
+                              MALLOCX_ARENA(rt->arenas->je[node]) | MALLOCX_TCACHE_NONE);
             if (m) {
                 memcpy(m, msg, (size_t)ml);
                 moff = (uint64_t)((char *)m - rt->base);

@@ -102,7 +102,7 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
                 if (len >= SHOAL__LARGE_MIN)   /* a chunk run, not jemalloc's (sizeclass.h) */
                     shoal__large_give(rt, (unsigned)node, off - node * rt->node_span, len);
                 else
-                    sdallocx(rt->base + off, len, MALLOCX_TCACHE_NONE);
+                    sdallocx(rt->base + off, shoal__alloc_len(len), MALLOCX_TCACHE_NONE);
             }
             /* else: allocated by a process that is gone; its chunk returns whole later */
             atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),

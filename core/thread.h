@@ -8,11 +8,11 @@
 
 #define SHOAL__SLOT_CACHE 64
 
-/* Objects of up to SHOAL__TINY_MAX bytes (jemalloc classes 8 and 16: task results, counters)
- * reuse the bytes this thread freed last, held per node and class in front of jemalloc,
- * whose mallocx and sdallocx cost more than the rest of creating and freeing such an object
- * (alloc/arena.h). */
-#define SHOAL__TINY_MAX 16
+/* Objects of up to SHOAL__TINY_MAX bytes (one cache line each, alloc/sizeclass.h: task
+ * results, counters) reuse the lines this thread freed last, held per node in front of
+ * jemalloc, whose mallocx and sdallocx cost more than the rest of creating and freeing such
+ * an object (alloc/arena.h). */
+#define SHOAL__TINY_MAX 64
 #define SHOAL__TINY_CACHE 32
 struct shoal__tiny {
     uint32_t n;
@@ -24,7 +24,7 @@ struct shoal__thr {
     uint32_t nfree;
     uint32_t free[SHOAL__SLOT_CACHE];     /* free slot indices owned by this thread */
     unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
-    struct shoal__tiny tiny[SHOAL__MAX_NODES][2];   /* [node][class 8, class 16] */
+    struct shoal__tiny tiny[SHOAL__MAX_NODES];
     struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
     /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
      * node's bytes_used and has not used yet, and objects it created minus freed that are

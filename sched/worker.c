@@ -92,14 +92,17 @@ SHOAL__COLD static struct shoal_task *steal(struct shoal__sched *s, struct shoal
 
 #define QUEUE_FIRST_EVERY 61       /* picks between two looks at the injection queues */
 
-static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal__worker *w)
+static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal__worker *w,
+                                           bool fair)
 {
     /* Now and then the oldest work goes first, as Go's scheduler looks at its global run
      * queue every 61 ticks: the injection queues, then the far (oldest) end of the own
      * deque, taken as a thief would. Popping only the newest end, a worker whose deque
      * never empties (tasks that resubmit themselves) would starve the tasks it took in a
-     * batch from a queue, and those still queued. */
-    if (unlikely(w->tick-- == 0)) {
+     * batch from a queue, and those still queued. Not while helping (fair false): an old
+     * task run inside a wait nests its whole subtree on this stack, keeps every object of
+     * the waiting levels alive and delays the waiter; the worker loop's picks suffice. */
+    if (fair && unlikely(w->tick-- == 0)) {
         w->tick = QUEUE_FIRST_EVERY - 1;
         struct shoal_task *t = from_queue(s, w, &s->n[w->node].q, true);
         if (!t)
@@ -139,7 +142,7 @@ static int help(void)
     if (wi < 0 || !s || (unsigned)wi >= s->nworkers)
         return 0;
     struct shoal__worker *w = &s->w[wi];
-    struct shoal_task *t = find_task(s, w);
+    struct shoal_task *t = find_task(s, w, false);
     if (!t)
         return 0;
     /* Stopping: what has not started is canceled, which also ends the wait of a task
@@ -186,7 +189,7 @@ static void *worker_main(void *p)
     for (;;) {
         if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
             break;
-        struct shoal_task *t = find_task(s, w);
+        struct shoal_task *t = find_task(s, w, true);
         if (t) {
             /* The last spinner to find work wakes a sleeper if more is visible, so that a
              * burst is spread without every producer paying for a wake (Go's rule). */
