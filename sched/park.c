@@ -52,15 +52,10 @@ void shoal__wake_any(struct shoal__sched *s, unsigned prefer)
         shoal__wake_node(s, target);
 }
 
-bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w)
+/* Whether any deque w may steal from (or its own) holds a task. */
+static bool deques_have_work(struct shoal__sched *s, struct shoal__worker *w)
 {
-    /* seq_cst loads throughout: the sleeper's half of the Dekker pair. */
-    if (atomic_load_explicit(&s->stop, memory_order_seq_cst))
-        return true;
     struct shoal__node *n = &s->n[w->node];
-    if (shoal__deque_has_work(&w->dq, false) || shoal__inject_nonempty(&n->q) ||
-        shoal__inject_nonempty(&s->global))
-        return true;
     for (unsigned i = 0; i < n->nworkers; i++)
         if (shoal__deque_has_work(&s->w[n->members[i]].dq, false))
             return true;
@@ -69,6 +64,24 @@ bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w)
             if (s->w[i].node != w->node && shoal__deque_has_work(&s->w[i].dq, true))
                 return true;
     return false;
+}
+
+/* What a spinning worker polls: shoal__work_visible with the queues' hints (inject.h). */
+static bool work_hint(struct shoal__sched *s, struct shoal__worker *w)
+{
+    return atomic_load_explicit(&s->stop, memory_order_relaxed) ||
+           shoal__inject_ready(&s->n[w->node].q) || shoal__inject_ready(&s->global) ||
+           deques_have_work(s, w);
+}
+
+bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w)
+{
+    /* seq_cst loads throughout (deque.h's has_work too): the sleeper's half of the Dekker
+     * pair. */
+    return atomic_load_explicit(&s->stop, memory_order_seq_cst) ||
+           shoal__deque_has_work(&w->dq, false) ||
+           shoal__inject_nonempty(&s->n[w->node].q) || shoal__inject_nonempty(&s->global) ||
+           deques_have_work(s, w);
 }
 
 bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
@@ -88,7 +101,7 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
         if (spin) {
             uint64_t t0 = shoal__now_ns();
             for (unsigned i = 1;; i++) {
-                if (shoal__work_visible(s, w)) {
+                if (work_hint(s, w)) {
                     atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SPIN, memory_order_seq_cst);
                     return !atomic_load_explicit(&s->stop, memory_order_relaxed);
                 }
