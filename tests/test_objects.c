@@ -546,6 +546,76 @@ static void test_info(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* Objects under 64 bytes take a cache line each (alloc/sizeclass.h): their bytes start on
+ * distinct lines, each counts 64 bytes, and a freed line is reused by the next small put of
+ * the same thread, with its new bytes, while another thread's objects never land in it. */
+enum { SMALL_N = 300 };
+struct small_puts { shoal_ref r[SMALL_N]; uintptr_t line[SMALL_N]; int bad; };
+
+static void *put_small(void *arg)
+{
+    struct small_puts *p = arg;
+    for (int i = 0; i < SMALL_N; i++) {
+        uint64_t v = UINT64_C(0x5107000000000000) | (uint64_t)i;
+        const void *d;
+        size_t n;
+        if (shoal_put(&v, 1 + (size_t)i % 64, &p->r[i]) != 0 || shoal_get(p->r[i], &d, &n) != 0) {
+            p->bad++;
+            continue;
+        }
+        p->line[i] = (uintptr_t)d;
+    }
+    return NULL;
+}
+
+static int cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_small_objects_own_lines(void)
+{
+    start();
+    shoal_info i0 = info_now();
+    static struct small_puts p[2];
+    memset(p, 0, sizeof p);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, put_small, &p[1]) == 0);
+    put_small(&p[0]);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(p[0].bad + p[1].bad, 0);
+    shoal_info i1 = info_now();
+    CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live + 2 * SMALL_N);
+    CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used + 2 * SMALL_N * 64);
+    uintptr_t all[2 * SMALL_N];
+    for (int i = 0; i < 2 * SMALL_N; i++) {
+        all[i] = p[i / SMALL_N].line[i % SMALL_N];
+        CU_ASSERT_EQUAL(all[i] % 64, 0);
+    }
+    qsort(all, 2 * SMALL_N, sizeof all[0], cmp_uptr);
+    for (int i = 1; i < 2 * SMALL_N; i++)
+        CU_ASSERT(all[i] - all[i - 1] >= 64);   /* no two objects share a line */
+    /* The other thread's objects are freed here: their lines come back to this thread,
+     * and a new small put may take one; its bytes are its own. */
+    for (int i = 0; i < SMALL_N; i++)
+        CHECK_OK(shoal_release(p[1].r[i]));
+    uint64_t v = 42;
+    shoal_ref r;
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_put(&v, sizeof v, &r));
+    ASSERT_OK(shoal_get(r, &d, &n));
+    CU_ASSERT(n == sizeof v && memcmp(d, &v, sizeof v) == 0);
+    CHECK_OK(shoal_release(r));
+    for (int i = 0; i < SMALL_N; i++)
+        CHECK_OK(shoal_release(p[0].r[i]));
+    shoal_info i2 = info_now();
+    CU_ASSERT_EQUAL(i2.bytes_used, i0.bytes_used);
+    CU_ASSERT_EQUAL(i2.objects_live, i0.objects_live);
+    ASSERT_OK(shoal_shutdown());
+}
+
 static void test_object_node(void)
 {
     start();
@@ -582,6 +652,8 @@ int main(void)
         { "shoal_wait woken by seals from another thread", test_wait_woken_by_seals },
         { "info_get fields", test_info },
         { "object_node", test_object_node },
+        { "small objects take a cache line each; freed lines serve new puts",
+          test_small_objects_own_lines },
         { NULL, NULL },
     };
     return shoal_test_run("objects", cases);
