@@ -45,14 +45,20 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
     if (!data || !len)
         return shoal__err(SHOAL_EINVAL, "shoal_get: data and len must be non-NULL");
     bool helped = timeout_ns == 0, waited = false;   /* a zero timeout only looks */
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
     for (;;) {
-        int err;
-        shoal__slot *s = shoal__slot_of(ref, &err);
-        if (!s)
-            return err;
+        /* The slot stays the ref's (the index was checked); a new look at the word tells
+         * whether the object is still the one named. */
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (shoal__w_gen(w) != shoal__id_gen(ref.id))
-            continue;   /* freed meanwhile: slot_of reports it */
+        if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id) ||
+                     shoal__w_state(w) == SHOAL__FREE))
+            return shoal__slot_of(ref, &err)
+                       ? shoal__err(SHOAL_ESTALE, "stale ref 0x%016llx: its object was freed",
+                                    (unsigned long long)ref.id)
+                       : err;   /* slot_of names why (generations only grow) */
         switch (shoal__w_state(w)) {
         case SHOAL__READY:
             /* A cold object (spilling on) is read now: clear UNREAD so the spiller leaves it
