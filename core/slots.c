@@ -2,6 +2,13 @@
  * slots in the shared segment, and a bump pointer over never-used slots (DPDK mempool's
  * cache-in-front-of-ring, with a Treiber stack for the ring). Slow paths only: the fast
  * path is shoal__slot_take/give in thread.h.
+ *
+ * The stack holds chains, pushed and popped whole with one CAS: a chain's slots are linked
+ * through their len field (0 ends it; a free slot's len is otherwise unused), and its first
+ * slot's next names the next chain. A thread that pops a chain takes its slots one at a
+ * time as it needs them, reading each link when it is about to write that slot anyway: a
+ * thread that creates objects which others free (a producer feeding workers) used to pop
+ * slot by slot, one CAS and one cache miss on the freer's line each, a quarter of its time.
  */
 #include "segment.h"
 #include "thread.h"
@@ -52,15 +59,16 @@ int shoal__slots_init(shoal__rt_t *rt)
     return 0;
 }
 
-static uint32_t stack_pop(shoal__rt_t *rt)
+/* The first slot of a chain, now the caller's, or 0 when the stack is empty. */
+static uint32_t chain_pop(shoal__rt_t *rt)
 {
     struct shoal__hdr *h = rt->hdr;
-    /* acquire: pairs with the release CAS in shoal__slot_flush, so the popped slot's `next`
-     * link (written before that push) is visible. */
+    /* acquire: pairs with the release CAS in chain_push, so the chain's links (written
+     * before that push) are visible. */
     uint64_t head = atomic_load_explicit(&h->free_head, memory_order_acquire);
     for (;;) {
         uint32_t idx = (uint32_t)head;
-        if (idx == 0)
+        if (idx == 0 || idx >= rt->nslots)   /* >= nslots: a process wrote the header */
             return 0;
         uint32_t next = atomic_load_explicit(&rt->slots[idx].next, memory_order_relaxed);
         uint64_t nh = (((head >> 32) + 1) << 32) | next;   /* tag defeats ABA */
@@ -68,6 +76,26 @@ static uint32_t stack_pop(shoal__rt_t *rt)
                                                   memory_order_acquire, memory_order_acquire))
             return idx;
     }
+}
+
+/* Push the chain starting at first (already linked through len). */
+static void chain_push(shoal__rt_t *rt, uint32_t first)
+{
+    struct shoal__hdr *h = rt->hdr;
+    uint64_t head = atomic_load_explicit(&h->free_head, memory_order_relaxed);
+    do {
+        atomic_store_explicit(&rt->slots[first].next, (uint32_t)head, memory_order_relaxed);
+        /* release: publishes the chain's links to the acquire in chain_pop. */
+    } while (!atomic_compare_exchange_weak_explicit(&h->free_head, &head,
+                                                    (((head >> 32) + 1) << 32) | first,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+/* The slot after idx in its chain (0: the last). A corrupt link ends the chain. */
+static inline uint32_t chain_next(shoal__rt_t *rt, uint32_t idx)
+{
+    uint64_t n = rt->slots[idx].len;
+    return n < rt->nslots ? (uint32_t)n : 0;
 }
 
 void shoal__slots_retire(shoal__rt_t *rt)
@@ -87,13 +115,21 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
 {
     const uint32_t want = SHOAL__SLOT_CACHE / 2;
     uint64_t tag = rt->proc ? SHOAL__W_CACHED | rt->proc : 0;   /* see thread.h */
-    while (t->nfree < want) {
-        uint32_t idx = stack_pop(rt);
-        if (!idx)
-            break;
-        if (tag)
+    if (t->chain == 0)
+        t->chain = chain_pop(rt);
+    if (t->chain != 0 && tag) {
+        /* An attached process tags every slot it caches (thread.h), so it takes the whole
+         * chain into its array now: at most SHOAL__SLOT_CACHE long, and the array is empty. */
+        for (uint32_t idx = t->chain; idx && t->nfree < SHOAL__SLOT_CACHE;
+             idx = chain_next(rt, idx)) {
             shoal__slot_tag(rt, idx, tag);
-        t->free[t->nfree++] = idx;
+            t->free[t->nfree++] = idx;
+        }
+        t->chain = 0;
+    } else if (t->chain != 0) {
+        uint32_t idx = t->chain;
+        t->chain = chain_next(rt, idx);
+        return idx;
     }
     if (t->nfree < want) {
         uint64_t n = want - t->nfree;
@@ -122,21 +158,22 @@ void shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n)
     if (n == 0 || n > t->nfree)
         return;
     /* Link the n oldest cached slots into a chain and push it with one CAS. */
-    uint32_t first = t->free[0], last = t->free[n - 1];
     if (rt->proc)   /* back in the shared stack: no longer this process's (thread.h) */
         for (uint32_t i = 0; i < n; i++)
             shoal__slot_tag(rt, t->free[i], 0);
-    for (uint32_t i = 0; i + 1 < n; i++)
-        atomic_store_explicit(&rt->slots[t->free[i]].next, t->free[i + 1], memory_order_relaxed);
-    struct shoal__hdr *h = rt->hdr;
-    uint64_t head = atomic_load_explicit(&h->free_head, memory_order_relaxed);
-    do {
-        atomic_store_explicit(&rt->slots[last].next, (uint32_t)head, memory_order_relaxed);
-        /* release: publishes the chain's links to the acquire in stack_pop. */
-    } while (!atomic_compare_exchange_weak_explicit(&h->free_head, &head,
-                                                    (((head >> 32) + 1) << 32) | first,
-                                                    memory_order_release, memory_order_relaxed));
+    for (uint32_t i = 0; i < n; i++)
+        rt->slots[t->free[i]].len = i + 1 < n ? t->free[i + 1] : 0;
+    chain_push(rt, t->free[0]);
     t->nfree -= n;
     for (uint32_t i = 0; i < t->nfree; i++)
         t->free[i] = t->free[i + n];
+}
+
+void shoal__slot_flush_all(shoal__rt_t *rt, struct shoal__thr *t)
+{
+    if (t->nfree)
+        shoal__slot_flush(rt, t, t->nfree);
+    if (t->chain)   /* still linked as it was popped: the owner's only (clients empty it) */
+        chain_push(rt, t->chain);
+    t->chain = 0;
 }

@@ -58,8 +58,7 @@ int shoal__tls_refresh(void)
 static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
 {
     if (rt && t->epoch == rt->epoch) {
-        if (t->nfree)
-            shoal__slot_flush(rt, t, t->nfree);
+        shoal__slot_flush_all(rt, t);
         shoal__arena_thread_flush(rt, t);
         for (unsigned n = 0; n < rt->nnodes; n++) {
             struct shoal__node_stats *ns = &rt->hdr->node[n];
@@ -76,6 +75,7 @@ static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
         atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
     }
     t->nfree = 0;
+    t->chain = 0;
     memset(t->tcache, 0, sizeof t->tcache);
     memset(t->tiny, 0, sizeof t->tiny);   /* flushed above, or the store is gone */
     t->epoch = 0;
@@ -127,6 +127,7 @@ struct shoal__thr *shoal__thr_slow(void)
         atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
     }
     t->nfree = 0;
+    t->chain = 0;
     memset(t->tcache, 0, sizeof t->tcache);
     memset(t->tiny, 0, sizeof t->tiny);
     t->epoch = shoal__tls.epoch;

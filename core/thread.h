@@ -23,6 +23,8 @@ struct shoal__thr {
     uint64_t epoch;                       /* the runtime these caches belong to */
     uint32_t nfree;
     uint32_t free[SHOAL__SLOT_CACHE];     /* free slot indices owned by this thread */
+    uint32_t chain;                       /* a chain taken whole from the shared stack
+                                             (linked by next, 0 ends it), or 0 (slots.c) */
     unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
     struct shoal__tiny tiny[SHOAL__MAX_NODES];
     struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
@@ -57,6 +59,8 @@ SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
 /* ---- slots (core/slots.c) ---- */
 SHOAL__HIDDEN uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN void     shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n);
+/* Give back everything t caches: its array and its chain (thread exit, shutdown). */
+SHOAL__HIDDEN void     shoal__slot_flush_all(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN int      shoal__slots_init(shoal__rt_t *rt);
 /* At shutdown (owner): remember the highest generation issued, for the next store. */
 SHOAL__HIDDEN void     shoal__slots_retire(shoal__rt_t *rt);
