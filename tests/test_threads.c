@@ -240,6 +240,68 @@ static int fill_count(size_t len, shoal_ref *refs, int max)
     return n;
 }
 
+/* ---- slots handed between threads in chains ------------------------------------------- */
+
+/* A thread that releases objects another thread made, or makes some and exits. */
+struct hand { shoal_ref *refs; int n, made, bad; };
+
+static void *release_all(void *arg)
+{
+    struct hand *h = arg;
+    for (int i = 0; i < h->n; i++)
+        h->bad += shoal_release(h->refs[i]) != 0;
+    return NULL;
+}
+
+static void *make_some_and_exit(void *arg)
+{
+    struct hand *h = arg;
+    static const unsigned char b[64];
+    for (int i = 0; i < h->n; i++)
+        if (shoal_put(b, sizeof b, &h->refs[i]) == 0)
+            h->made++;
+    for (int i = 0; i < h->made; i++)
+        h->bad += shoal_release(h->refs[i]) != 0;
+    return NULL;   /* exits holding what is left of the chains it took (core/slots.c) */
+}
+
+/* Slots freed by one thread go back to the shared stack in chains; a thread that takes a
+ * chain holds its unused slots until it exits. None may be lost: after producers,
+ * consumers and exiting threads, the table holds exactly as many objects as at first. */
+static void test_slot_chains_come_back(void)
+{
+    shoal_config c = shoal_test_config();
+    c.max_objects = 600;
+    start(&c);
+    static shoal_ref refs[1000];
+    int before = fill_count(64, refs, 1000);
+    CU_ASSERT_EQUAL(before, 600);
+    for (int round = 0; round < 4; round++) {
+        /* This thread made them, another frees them: they reach the stack as chains. */
+        struct hand h = { refs, before, 0, 0 };
+        pthread_t t;
+        CU_ASSERT_FATAL(pthread_create(&t, NULL, release_all, &h) == 0);
+        pthread_join(t, NULL);
+        CU_ASSERT_EQUAL(h.bad, 0);
+        /* Threads that take chains, use part of them and exit. */
+        for (int k = 0; k < 3; k++) {
+            static shoal_ref mine[50];
+            struct hand m = { mine, 10 + 13 * k, 0, 0 };
+            CU_ASSERT_FATAL(pthread_create(&t, NULL, make_some_and_exit, &m) == 0);
+            pthread_join(t, NULL);
+            CU_ASSERT_EQUAL(m.made, m.n);
+            CU_ASSERT_EQUAL(m.bad, 0);
+        }
+        int again = fill_count(64, refs, 1000);
+        CU_ASSERT_EQUAL(again, before);
+        before = again;
+    }
+    for (int i = 0; i < before; i++)
+        CHECK_OK(shoal_release(refs[i]));
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 static void test_exiting_threads(void)
 {
     shoal_config c = shoal_test_config();
@@ -556,6 +618,7 @@ int main(void)
     static const shoal_test_case cases[] = {
         { "6 threads put/get/release, hand-offs, shared refs", test_many_threads },
         { "threads exit holding caches: nothing lost", test_exiting_threads },
+        { "slots handed between threads in chains all come back", test_slot_chains_come_back },
         { "several threads drop the last references at once", test_racing_last_release },
         { "retain racing with free pins the right object or fails", test_retain_races_free },
         { "an idle thread's caches do not starve others", test_idle_thread_caches },
