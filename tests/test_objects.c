@@ -365,6 +365,39 @@ static void test_seal_wakes_waiters(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* Readers block on an unsealed object whose last reference then goes: they wake with
+ * ESTALE at once (not after their timeout), and nothing of the object is left. */
+static void test_free_wakes_waiters(void)
+{
+    start();
+    shoal_info i0 = info_now();
+    void *buf;
+    shoal_ref r;
+    ASSERT_OK(shoal_create(1000, &buf, &r));
+    struct waiter w[3];
+    pthread_t t[3];
+    for (int k = 0; k < 3; k++) {
+        memset(&w[k], 0, sizeof w[k]);
+        w[k].ref = r;
+        w[k].mode = k;   /* get, get_timeout 10 s, wait for ever */
+        w[k].rc = 12345;
+        CU_ASSERT_FATAL(pthread_create(&t[k], NULL, waiter_thread, &w[k]) == 0);
+    }
+    sleep_ms(30);                             /* let them block (not asserted) */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    CHECK_OK(shoal_release(r));
+    for (int k = 0; k < 3; k++)
+        pthread_join(t[k], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    for (int k = 0; k < 3; k++)
+        CU_ASSERT_EQUAL(w[k].rc, SHOAL_ESTALE);
+    CU_ASSERT(b.tv_sec - a.tv_sec < 5);      /* woken, not timed out (10 s) */
+    CU_ASSERT_EQUAL(info_now().objects_live, i0.objects_live);
+    CU_ASSERT_EQUAL(info_now().bytes_used, i0.bytes_used);
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* ---- references -------------------------------------------------------------------- */
 
 static void test_retain_release(void)
@@ -647,6 +680,7 @@ int main(void)
         { "put_batch all or nothing", test_put_batch },
         { "create, get_timeout, seal, seal twice", test_create_seal },
         { "seal wakes waiting readers", test_seal_wakes_waiters },
+        { "freeing an unsealed object wakes its readers with ESTALE", test_free_wakes_waiters },
         { "retain/release counting, double release", test_retain_release },
         { "shoal_wait on objects", test_wait },
         { "shoal_wait woken by seals from another thread", test_wait_woken_by_seals },
