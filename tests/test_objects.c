@@ -589,10 +589,11 @@ static void *put_small(void *arg)
 {
     struct small_puts *p = arg;
     for (int i = 0; i < SMALL_N; i++) {
-        uint64_t v = UINT64_C(0x5107000000000000) | (uint64_t)i;
+        unsigned char v[64];
+        memset(v, i, sizeof v);
         const void *d;
         size_t n;
-        if (shoal_put(&v, 1 + (size_t)i % 64, &p->r[i]) != 0 || shoal_get(p->r[i], &d, &n) != 0) {
+        if (shoal_put(v, 1 + (size_t)i % 64, &p->r[i]) != 0 || shoal_get(p->r[i], &d, &n) != 0) {
             p->bad++;
             continue;
         }

@@ -451,10 +451,15 @@ static void test_worker_identity(void)
         CU_ASSERT_EQUAL(p->affinity_rc, 0);
         rounds++;
         if (rounds % 64 == 0) {
-            /* Keep both busy at once: a burst reaches the sleeping one. */
+            /* Keep both busy at once: a burst reaches the sleeping one. Each task of it
+             * writes a record of its own (they run at the same time). */
+            static struct seen burst[32];
             shoal_ref rs[32];
-            for (int i = 0; i < 32; i++)
-                ASSERT_OK(shoal_submit(t_gate, &a, 1, NULL, &rs[i]));
+            for (int i = 0; i < 32; i++) {
+                struct seen *b = &burst[i];
+                shoal_arg ba = SHOAL_VALUE(&b, sizeof b);
+                ASSERT_OK(shoal_submit(t_gate, &ba, 1, NULL, &rs[i]));
+            }
             for (int i = 0; i < 32; i++) {
                 CHECK_OK(shoal_get(rs[i], &d, &n));
                 CHECK_OK(shoal_release(rs[i]));
