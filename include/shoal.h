@@ -256,7 +256,9 @@ SHOAL_API int  shoal_task_fail(shoal_task *t, const char *message);
 typedef struct shoal_info {       /* a snapshot, for tools and tests */
     unsigned workers, numa_nodes;
     int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL */
-    size_t   store_bytes, bytes_used;
+    size_t   store_bytes, bytes_used;   /* bytes_used: what live objects take of store_bytes:
+                                       * at least a 64-byte cache line each (no two objects
+                                       * share one), else the allocator's size class */
     uint64_t objects_live, tasks_run, tasks_stolen;
 } shoal_info;
 SHOAL_API int  shoal_info_get(shoal_info *out);
