@@ -1,8 +1,13 @@
 /* tasks.c - shoal's side of the task benchmark (issue 3 item 11): empty-task throughput,
  * fib with every call a task, a reduction DAG over REF arguments and ping latency, through
  * the public API only. tasks_tbb and tasks_omp run the same workloads; run.sh merges them
- * and reports every shoal figure against oneTBB's.
+ * and reports every shoal figure against oneTBB's. Shoal alone: the latency of a task
+ * submitted while every worker waits inside a task for an object nobody seals yet, against
+ * the same ping with the workers idle.
  */
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
 #include "shoal.h"
 #include "bench.h"
 
@@ -217,6 +222,125 @@ static double run_ping(const bench_tasks_cfg *c, double *buf)
     return bench_stats(buf, c->pings).median;
 }
 
+/* ---- a task queued while every worker waits inside a task ------------------------------- */
+
+static _Atomic unsigned arrived;
+static unsigned want_arrived;
+
+/* Holds its worker: waits until every worker runs one of these (so that no worker nests
+ * them all while helping), then waits for the unsealed object it was given. */
+static int waiter_fn(shoal_task *t)
+{
+    shoal_ref x;
+    const void *d;
+    size_t len;
+    if (shoal_task_arg_ref(t, 0, &x) < 0)
+        return task_failed(t, shoal_last_error());
+    atomic_fetch_add(&arrived, 1);
+    uint64_t t0 = bench_ns();
+    while (atomic_load(&arrived) < want_arrived && bench_ns() - t0 < 200000000u)
+        sched_yield();
+    return shoal_get(x, &d, &len) < 0 ? task_failed(t, shoal_last_error()) : 0;
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts = { 0, us * 1000 };
+    nanosleep(&ts, NULL);
+}
+
+/* One ping's latency (ns), or 0 with errbuf set. */
+static double one_ping(void)
+{
+    uint64_t p0 = bench_ns();
+    shoal_ref r;
+    const void *d;
+    size_t len;
+    int rc = shoal_submit(empty_fn, NULL, 0, NULL, &r);
+    if (rc < 0)
+        return fail_with("shoal_submit", rc);
+    rc = shoal_get(r, &d, &len);
+    shoal_release(r);
+    if (rc < 0)
+        return fail_with("shoal_get", rc);
+    return (double)(bench_ns() - p0);
+}
+
+/* Median latencies of n pings with the workers idle (idle[]) and while all of them wait
+ * (busy[]); the waiters have napped ~1.5 ms when each ping is sent. false on failure. */
+static bool run_waiting(const bench_tasks_cfg *c, int n, double *idle, double *busy)
+{
+    shoal_ref w[64];
+    unsigned nw = c->workers < 64 ? c->workers : 64;
+    for (int i = 0; i < n; i++) {
+        sleep_us(1500);
+        if ((idle[i] = one_ping()) == 0)
+            return false;
+        void *buf;
+        shoal_ref x;
+        int rc = shoal_create(8, &buf, &x);
+        if (rc < 0) {
+            fail_with("shoal_create", rc);
+            return false;
+        }
+        atomic_store(&arrived, 0);
+        want_arrived = nw;
+        shoal_arg a = SHOAL_REF_PASS(x);
+        unsigned k = 0;
+        while (k < nw && (rc = shoal_submit(waiter_fn, &a, 1, NULL, &w[k])) == 0)
+            k++;
+        if (rc < 0)
+            fail_with("shoal_submit (waiter)", rc);
+        uint64_t t0 = bench_ns();
+        while (rc == 0 && atomic_load(&arrived) < nw && bench_ns() - t0 < 200000000u)
+            sleep_us(50);
+        if (rc == 0 && atomic_load(&arrived) < nw)
+            rc = -1, snprintf(errbuf, sizeof errbuf, "only %u of %u workers took a waiter",
+                              atomic_load(&arrived), nw);
+        if (rc == 0) {
+            sleep_us(1500);
+            busy[i] = one_ping();
+            rc = busy[i] == 0 ? -1 : 0;
+        }
+        int sr = shoal_seal(x);
+        if (sr < 0 && rc == 0)
+            rc = sr, fail_with("shoal_seal", sr);
+        for (unsigned j = 0; j < k; j++) {
+            const void *d;
+            size_t len;
+            shoal_get(w[j], &d, &len);
+            shoal_release(w[j]);
+        }
+        shoal_release(x);
+        if (rc < 0)
+            return false;
+    }
+    return true;
+}
+
+static void bench_waiting(const bench_tasks_cfg *c, int reps)
+{
+    const char *name = "ping, workers waiting";
+    double vi[BENCH_MAX_REPS], vb[BENCH_MAX_REPS], idle[40], busy[40];
+    int n = bench_g.quick ? 10 : 40, r = 0;
+    bench_progress("%s: %d repetitions ...", name, reps);
+    for (; r < reps && !bench_over_budget(); r++) {
+        if (!run_waiting(c, n, idle, busy))
+            break;
+        vi[r] = bench_stats(idle, n).median;
+        vb[r] = bench_stats(busy, n).median;
+    }
+    if (r < reps) {
+        const char *why = errbuf[0] ? errbuf : "skipped: the program used its time budget";
+        bench_emit_error(name, "workers idle", "ns", NULL, why);
+        bench_emit_error(name, "all waiting in tasks", "ns", "workers idle", why);
+        return;
+    }
+    bench_stat si = bench_stats(vi, r), sb = bench_stats(vb, r);
+    bench_emit(name, "workers idle", "ns", si, NULL, NAN);
+    bench_emit(name, "all waiting in tasks", "ns", sb, "workers idle", sb.median / si.median);
+}
+
 int main(int argc, char **argv)
 {
     bench_init(argc, argv, "tasks");
@@ -277,6 +401,8 @@ int main(int argc, char **argv)
             bench_emit(names[w], VARIANT, units[w], bench_stats(v, n), BASELINE, NAN);
         }
     }
+    errbuf[0] = 0;
+    bench_waiting(&c, reps);
     shoal_shutdown();
     free(refs);
     free(ping);

@@ -8,6 +8,7 @@
 #include "stats.h"
 
 int (*shoal__help_hook)(void);
+bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
 
 /* Parenthesised names: the shoal_get macro in shoal.h must not expand here. */
 SHOAL_API int (shoal_get)(shoal_ref ref, const void **data, size_t *len)

@@ -150,6 +150,10 @@ SHOAL__HIDDEN void shoal__deps_fire(uint64_t idx, int failed);
 /* If the calling thread is a worker, run one other runnable task and return 1; return 0 if
  * there is nothing to run (or not a worker). Set by sched at start, NULL otherwise. */
 extern int (*shoal__help_hook)(void);
+/* A worker inside a task, with nothing to help with, sleeps until *word (the completion
+ * futex, shared) differs from seen, new work reaches its node, or ns pass. Returns false
+ * if it did not sleep, so that the caller sleeps on word alone. Set by sched at start. */
+extern bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
 
 /* ---- monotonic time ------------------------------------------------------------------- */
 SHOAL__HIDDEN uint64_t shoal__now_ns(void);

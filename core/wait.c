@@ -13,7 +13,9 @@
 #include "stats.h"
 
 #define SPINS 256                       /* ~5 us of pause before sleeping */
-#define WORKER_NAP_NS 1000000           /* a waiting worker re-checks for work this often */
+#define WORKER_NAP_NS 1000000           /* a waiting worker's backstop: new work wakes it
+                                           (sched/park.c), and without futex_waitv this
+                                           is how often it looks for work */
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
@@ -68,7 +70,6 @@ void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref)
 
 static void futex_sleep(_Atomic uint32_t *addr, uint32_t seen, uint64_t ns)
 {
-    shoal__count(SHOAL__CNT_WAIT_SLEEP);
     struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
     syscall(SYS_futex, addr, FUTEX_WAIT, seen, &ts, NULL, 0);
 }
@@ -105,8 +106,14 @@ static int wait_refs(const shoal_ref refs[], size_t n, size_t num_ready, int64_t
         if (c < 0 || (size_t)c >= num_ready)
             return c;
         uint64_t nap = deadline - now;
-        if (shoal__tls.worker >= 0 && nap > WORKER_NAP_NS)
-            nap = WORKER_NAP_NS;   /* new tasks do not bump seal_seq: come back to help */
+        shoal__count(SHOAL__CNT_WAIT_SLEEP);
+        if (shoal__tls.worker >= 0) {
+            /* New tasks wake the worker too (sched/park.c); the nap is only a backstop. */
+            if (nap > WORKER_NAP_NS)
+                nap = WORKER_NAP_NS;
+            if (shoal__nap_hook && shoal__nap_hook(&rt->hdr->seal_seq, seq, nap))
+                continue;
+        }
         futex_sleep(&rt->hdr->seal_seq, seq, nap);
     }
 }

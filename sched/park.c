@@ -1,12 +1,17 @@
 /* park.c - idle workers: spin briefly (a handoff to a spinning worker costs ~0.2 us), then
  * sleep on their node's futex (a wake costs ~11 us, so producers call futex_wake only when
  * the node's idle word says someone sleeps and nobody spins). The Dekker argument that no
- * task is left behind is in sched_int.h.
+ * task is left behind is in sched_int.h. A worker waiting inside a task sleeps the same
+ * way, on its node's futex and the completion futex at once (futex_waitv).
  */
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <linux/futex.h>
+#include <stdint.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sched_int.h"
@@ -82,6 +87,60 @@ bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w)
            shoal__deque_has_work(&w->dq, false) ||
            shoal__inject_nonempty(&s->n[w->node].q) || shoal__inject_nonempty(&s->global) ||
            deques_have_work(s, w);
+}
+
+/* Set when the kernel has no futex_waitv (before Linux 5.16), or SHOAL_NO_FUTEX_WAITV is
+ * set (tests): waiting workers then nap on the completion futex alone and look for work
+ * between naps (core/wait.c). */
+static _Atomic int no_waitv;
+
+void shoal__nap_init(void)
+{
+    atomic_store_explicit(&no_waitv, getenv("SHOAL_NO_FUTEX_WAITV") != NULL,
+                          memory_order_relaxed);
+}
+
+bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
+{
+#ifdef SYS_futex_waitv
+    struct shoal__sched *s = shoal__sched_of();
+    int wi = shoal__tls.worker;
+    if (atomic_load_explicit(&no_waitv, memory_order_relaxed) || !s || wi < 0 ||
+        (unsigned)wi >= s->nworkers)
+        return false;
+    struct shoal__worker *w = &s->w[wi];
+    struct shoal__node *n = &s->n[w->node];
+    /* Counted as sleeping, so that a producer with work for this node wakes us. seq_cst:
+     * the sleeper's half of the Dekker pair, as in shoal__idle. */
+    atomic_fetch_add_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
+    /* acquire: pairs with the release bump in shoal__wake_node. */
+    uint32_t nseq = atomic_load_explicit(&n->seq, memory_order_acquire);
+    if (!shoal__work_visible(s, w)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t at = (uint64_t)ts.tv_nsec + ns;
+        ts.tv_sec += (time_t)(at / 1000000000u);
+        ts.tv_nsec = (long)(at % 1000000000u);
+        /* The node's word is private (shoal__wake_node); the completion word is shared by
+         * every process attached to the store (core/object.c). */
+        struct futex_waitv v[2] = {
+            { .val = nseq, .uaddr = (uintptr_t)&n->seq, .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
+            { .val = seen, .uaddr = (uintptr_t)word, .flags = FUTEX_32 },
+        };
+        shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
+        if (syscall(SYS_futex_waitv, v, 2u, 0u, &ts, CLOCK_MONOTONIC) < 0 &&
+            errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
+            atomic_store_explicit(&no_waitv, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
+            return false;
+        }
+    }
+    atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
+    return true;
+#else
+    (void)word, (void)seen, (void)ns;
+    return false;
+#endif
 }
 
 bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)

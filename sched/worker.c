@@ -283,6 +283,8 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
         goto fail;
     rt->sched = s;
     shoal__help_hook = help;
+    shoal__nap_init();
+    shoal__nap_hook = shoal__nap;
 
     struct start_sync sync = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
     struct worker_arg *args = calloc(workers, sizeof *args);
@@ -405,6 +407,7 @@ void shoal__sched_stop(shoal__rt_t *rt)
     __atomic_store_n(&rt->sched, NULL, __ATOMIC_SEQ_CST);
     shoal__sched_quiesce();
     shoal__help_hook = NULL;
+    shoal__nap_hook = NULL;
     shoal__pool_stop();
     sched_free(s);
     shoal__stopping = false;

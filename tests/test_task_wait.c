@@ -206,9 +206,15 @@ static int t_seal(shoal_task *t)
     return shoal_seal(x);
 }
 
-static void test_one_worker_waits_for_later_work(void)
+/* The worker, asleep inside t_wait_for, is woken by the new task (futex_waitv on its node's
+ * word and the completion word), or with nap_only (SHOAL_NO_FUTEX_WAITV, as on kernels
+ * before 5.16) finds it when its 1 ms nap ends. */
+static void one_worker_waits_for_later_work(bool nap_only)
 {
+    if (nap_only)
+        setenv("SHOAL_NO_FUTEX_WAITV", "1", 1);
     start(1);
+    unsetenv("SHOAL_NO_FUTEX_WAITV");   /* read at start */
     atomic_store(&waiter_started, 0);
     void *buf;
     shoal_ref x, w, s;
@@ -217,6 +223,8 @@ static void test_one_worker_waits_for_later_work(void)
     ASSERT_OK(shoal_submit(t_wait_for, &a, 1, NULL, &w));
     while (!atomic_load(&waiter_started))
         ;
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    nanosleep(&ts, NULL);   /* long enough for the waiter to be asleep (not asserted) */
     shoal_arg b[2] = { SHOAL_REF_PASS(x), SHOAL_VALUE(&buf, sizeof buf) };
     ASSERT_OK(shoal_submit(t_seal, b, 2, NULL, &s));
     int rc;
@@ -230,6 +238,9 @@ static void test_one_worker_waits_for_later_work(void)
     CHECK_OK(shoal_release(x));
     ASSERT_OK(shoal_shutdown());
 }
+
+static void test_one_worker_waits_for_later_work(void) { one_worker_waits_for_later_work(false); }
+static void test_one_worker_naps_for_later_work(void) { one_worker_waits_for_later_work(true); }
 
 /* Waiting on a failed child inside a task: the error and message come back to the task. */
 static int t_child_fails(shoal_task *t)
@@ -311,6 +322,7 @@ int main(void)
         { "timeouts, polls and shoal_wait on task results", test_timeouts_and_wait },
         { "timed waits and shoal_wait inside a task", test_wait_inside_task },
         { "one worker waits for work submitted later", test_one_worker_waits_for_later_work },
+        { "the same without futex_waitv (1 ms naps)", test_one_worker_naps_for_later_work },
         { "a parent sees its child's failure", test_child_failure_seen_by_parent },
         { "deeply nested waits on one worker", test_deeply_nested_waits },
         { NULL, NULL },
