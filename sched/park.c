@@ -105,8 +105,10 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
 #ifdef SYS_futex_waitv
     struct shoal__sched *s = shoal__sched_of();
     int wi = shoal__tls.worker;
+    /* Stopping: work_visible stays true, which would make this return at once for as long
+     * as the awaited object takes (an I/O, a seal); the caller's 1 ms nap instead. */
     if (atomic_load_explicit(&no_waitv, memory_order_relaxed) || !s || wi < 0 ||
-        (unsigned)wi >= s->nworkers)
+        (unsigned)wi >= s->nworkers || atomic_load_explicit(&s->stop, memory_order_relaxed))
         return false;
     struct shoal__worker *w = &s->w[wi];
     struct shoal__node *n = &s->n[w->node];
