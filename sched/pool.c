@@ -1,8 +1,10 @@
 /* pool.c - task blocks: 2 MiB chunks (transparent huge pages: one fault instead of 512)
  * carved into fixed-size blocks of a few size classes, with a per-thread cache in front of
- * a global stack of magazines (DPDK mempool style: a cache refills or flushes half at a
- * time, so the mutex is taken once per BATCH blocks, never on the fast path). Blocks
- * migrate freely: a task is freed into the cache of whichever thread finishes it.
+ * lock-free stacks of magazines (DPDK mempool style: a cache refills or flushes BATCH
+ * blocks at a time with one CAS). The mutex only guards growth (carving new chunks),
+ * thread exit and start/stop, so submitting and finishing tasks never take it once the
+ * pool has grown. Blocks migrate freely: a task is freed into the cache of whichever
+ * thread finishes it.
  * Larger tasks are malloc'd and kept on a list so that shutdown can find them.
  */
 #include <pthread.h>
@@ -16,9 +18,47 @@
 #define CHUNK ((size_t)2 << 20)
 
 struct mag {                             /* a magazine: BATCH free blocks */
-    struct mag *next;
+    _Atomic(struct mag *) next;
     struct shoal_task *obj[BATCH];
 };
+
+/* A stack of magazines: a pointer in the low 48 bits (user addresses) and a tag above it
+ * that every push and pop bumps, so that a magazine popped and pushed back meanwhile fails
+ * a stale CAS (ABA). Magazines are freed only at stop, so a racing pop may read a popped
+ * magazine's next; its CAS then fails. */
+typedef _Atomic uint64_t magstack;
+#define MAG_PTR ((UINT64_C(1) << 48) - 1)
+
+static inline struct mag *mag_of(uint64_t v) { return (struct mag *)(uintptr_t)(v & MAG_PTR); }
+static inline uint64_t mag_next_tag(uint64_t v, struct mag *m)
+{
+    return (((v >> 48) + 1) << 48) | (uint64_t)(uintptr_t)m;
+}
+
+static void mag_push(magstack *st, struct mag *m)
+{
+    uint64_t h = atomic_load_explicit(st, memory_order_relaxed);
+    do {
+        atomic_store_explicit(&m->next, mag_of(h), memory_order_relaxed);
+        /* release: publishes the magazine's blocks to the acquire in mag_pop. */
+    } while (!atomic_compare_exchange_weak_explicit(st, &h, mag_next_tag(h, m),
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+static struct mag *mag_pop(magstack *st)
+{
+    /* acquire: pairs with the release in mag_push (the blocks and next of the head). */
+    uint64_t h = atomic_load_explicit(st, memory_order_acquire);
+    for (;;) {
+        struct mag *m = mag_of(h);
+        if (!m)
+            return NULL;
+        struct mag *next = atomic_load_explicit(&m->next, memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(st, &h, mag_next_tag(h, next),
+                                                  memory_order_acquire, memory_order_acquire))
+            return m;
+    }
+}
 
 struct tcache {
     struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
@@ -41,8 +81,8 @@ static struct {
     pthread_mutex_t mu;
     _Atomic uint64_t gen;                /* 0 while stopped; relaxed: see pool_tls */
     uint64_t last_gen;
-    struct mag *full[SHOAL__NCLS];       /* magazines of free blocks */
-    struct mag *empty;                   /* spare magazine shells */
+    magstack full[SHOAL__NCLS];          /* magazines of free blocks */
+    magstack empty;                      /* spare magazine shells */
     struct chunk *chunks;
     size_t nchunks, cap_chunks;
     size_t cur[SHOAL__NCLS];             /* chunk being carved per class, + 1 (0 = none) */
@@ -57,17 +97,14 @@ static void flush_all_locked(struct tcache *c)
 {
     for (unsigned k = 0; k < SHOAL__NCLS; k++) {
         while (c->cls[k].n) {
-            struct mag *m = pool.empty;
-            if (m)
-                pool.empty = m->next;
-            else if (!(m = malloc(sizeof *m)))
+            struct mag *m = mag_pop(&pool.empty);
+            if (!m && !(m = malloc(sizeof *m)))
                 return;   /* the blocks stay in their chunks; stop frees them */
             uint32_t take = c->cls[k].n < BATCH ? c->cls[k].n : BATCH;
             memset(m->obj, 0, sizeof m->obj);
             memcpy(m->obj, &c->cls[k].obj[c->cls[k].n - take], take * sizeof(void *));
             c->cls[k].n -= take;
-            m->next = pool.full[k];
-            pool.full[k] = m;
+            mag_push(&pool.full[k], m);
         }
     }
 }
@@ -154,20 +191,18 @@ static uint32_t carve_locked(unsigned k, struct shoal_task **dst, uint32_t n)
 
 SHOAL__COLD static int refill(struct tcache *c, unsigned k)
 {
-    pthread_mutex_lock(&pool.mu);
-    struct mag *m = pool.full[k];
+    struct mag *m = mag_pop(&pool.full[k]);
     if (m) {
-        pool.full[k] = m->next;
         uint32_t n = 0;
         for (uint32_t i = 0; i < BATCH && m->obj[i]; i++)
             c->cls[k].obj[n++] = m->obj[i];
         c->cls[k].n = n;
-        m->next = pool.empty;
-        pool.empty = m;
+        mag_push(&pool.empty, m);
     } else {
+        pthread_mutex_lock(&pool.mu);   /* the pool grows */
         c->cls[k].n = carve_locked(k, c->cls[k].obj, BATCH);
+        pthread_mutex_unlock(&pool.mu);
     }
-    pthread_mutex_unlock(&pool.mu);
     if (c->cls[k].n == 0)
         return shoal__err(SHOAL_ENOMEM, "out of memory for task blocks");
     return 0;
@@ -175,19 +210,14 @@ SHOAL__COLD static int refill(struct tcache *c, unsigned k)
 
 SHOAL__COLD static void flush(struct tcache *c, unsigned k)
 {
-    pthread_mutex_lock(&pool.mu);
-    struct mag *m = pool.empty;
-    if (m)
-        pool.empty = m->next;
-    else
-        m = malloc(sizeof *m);
+    struct mag *m = mag_pop(&pool.empty);
+    if (!m)
+        m = malloc(sizeof *m);   /* a new shell: the pool of blocks grew meanwhile */
     if (m) {
         c->cls[k].n -= BATCH;
         memcpy(m->obj, &c->cls[k].obj[c->cls[k].n], sizeof m->obj);
-        m->next = pool.full[k];
-        pool.full[k] = m;
+        mag_push(&pool.full[k], m);
     }
-    pthread_mutex_unlock(&pool.mu);
     /* Without a magazine the cache simply stays full: the caller then keeps the block out
      * of the cache (see shoal__task_free). */
 }
@@ -307,19 +337,16 @@ void shoal__pool_stop(void)
     pool.chunks = NULL;
     pool.nchunks = pool.cap_chunks = 0;
     pool.heap = NULL;
+    /* The workers are joined and no other thread is inside a shoal call (shoal_shutdown's
+     * contract): nobody pops while the magazines are freed. */
+    struct mag *m;
     for (unsigned k = 0; k < SHOAL__NCLS; k++) {
         pool.cur[k] = 0;
-        while (pool.full[k]) {
-            struct mag *m = pool.full[k];
-            pool.full[k] = m->next;
+        while ((m = mag_pop(&pool.full[k])))
             free(m);
-        }
     }
-    while (pool.empty) {
-        struct mag *m = pool.empty;
-        pool.empty = m->next;
+    while ((m = mag_pop(&pool.empty)))
         free(m);
-    }
     pthread_mutex_unlock(&pool.mu);
     /* This thread's cache points into retired chunks: forget it. */
     if (tl.c)
