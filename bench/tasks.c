@@ -203,22 +203,28 @@ static double run_dag(const bench_tasks_cfg *c, shoal_ref *level)
     return (double)(2 * c->dag_leaves - 1) / ((double)(bench_ns() - t0) / 1e3);
 }
 
+/* One ping's latency (ns): submit an empty task and get its result; 0 with errbuf set. */
+static double one_ping(void)
+{
+    uint64_t p0 = bench_ns();
+    shoal_ref r;
+    const void *d;
+    size_t len;
+    int rc = shoal_submit(empty_fn, NULL, 0, NULL, &r);
+    if (rc < 0)
+        return fail_with("shoal_submit", rc);
+    rc = shoal_get(r, &d, &len);
+    shoal_release(r);
+    if (rc < 0)
+        return fail_with("shoal_get", rc);
+    return (double)(bench_ns() - p0);
+}
+
 static double run_ping(const bench_tasks_cfg *c, double *buf)
 {
-    for (int i = 0; i < c->pings; i++) {
-        uint64_t p0 = bench_ns();
-        shoal_ref r;
-        const void *d;
-        size_t len;
-        int rc = shoal_submit(empty_fn, NULL, 0, NULL, &r);
-        if (rc < 0)
-            return fail_with("shoal_submit", rc);
-        rc = shoal_get(r, &d, &len);
-        shoal_release(r);
-        if (rc < 0)
-            return fail_with("shoal_get", rc);
-        buf[i] = (double)(bench_ns() - p0);
-    }
+    for (int i = 0; i < c->pings; i++)
+        if ((buf[i] = one_ping()) == 0)
+            return 0;
     return bench_stats(buf, c->pings).median;
 }
 
@@ -249,25 +255,8 @@ static void sleep_us(long us)
     nanosleep(&ts, NULL);
 }
 
-/* One ping's latency (ns), or 0 with errbuf set. */
-static double one_ping(void)
-{
-    uint64_t p0 = bench_ns();
-    shoal_ref r;
-    const void *d;
-    size_t len;
-    int rc = shoal_submit(empty_fn, NULL, 0, NULL, &r);
-    if (rc < 0)
-        return fail_with("shoal_submit", rc);
-    rc = shoal_get(r, &d, &len);
-    shoal_release(r);
-    if (rc < 0)
-        return fail_with("shoal_get", rc);
-    return (double)(bench_ns() - p0);
-}
-
-/* Median latencies of n pings with the workers idle (idle[]) and while all of them wait
- * (busy[]); the waiters have napped ~1.5 ms when each ping is sent. false on failure. */
+/* n ping latencies with the workers idle (idle[]) and while all of them wait (busy[]);
+ * the waiters have napped ~1.5 ms when each ping is sent. false on failure. */
 static bool run_waiting(const bench_tasks_cfg *c, int n, double *idle, double *busy)
 {
     shoal_ref w[64];
