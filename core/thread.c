@@ -54,7 +54,23 @@ int shoal__tls_refresh(void)
     return 0;
 }
 
-/* Return a thread's cached slots and its tcaches to the runtime. Lifecycle lock held. */
+/* Empty t's caches and counters for the runtime of epoch (0: none): whatever they held was
+ * given back, or belonged to a store that is gone. Registry lock held (threads_pending
+ * reads them from other threads). */
+static void thr_reset(struct shoal__thr *t, uint64_t epoch)
+{
+    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++) {
+        atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
+        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
+    }
+    t->nfree = 0;
+    t->chain = 0;
+    memset(t->tcache, 0, sizeof t->tcache);
+    memset(t->tiny, 0, sizeof t->tiny);
+    t->epoch = epoch;
+}
+
+/* Return a thread's cached slots and its tcaches to the runtime. Registry lock held. */
 static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
 {
     if (rt && t->epoch == rt->epoch) {
@@ -70,15 +86,7 @@ static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
                                       memory_order_relaxed);
         }
     }
-    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++) {
-        atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
-        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
-    }
-    t->nfree = 0;
-    t->chain = 0;
-    memset(t->tcache, 0, sizeof t->tcache);
-    memset(t->tiny, 0, sizeof t->tiny);   /* flushed above, or the store is gone */
-    t->epoch = 0;
+    thr_reset(t, 0);   /* flushed above, or the store is gone */
 }
 
 static void thr_exit(void *p)
@@ -122,15 +130,7 @@ struct shoal__thr *shoal__thr_slow(void)
      * that made it stale. Under the registry lock: shoal__threads_pending reads epoch and
      * counters from other threads. */
     pthread_mutex_lock(&registry_lock);
-    for (unsigned n = 0; n < SHOAL__MAX_NODES; n++) {
-        atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
-        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
-    }
-    t->nfree = 0;
-    t->chain = 0;
-    memset(t->tcache, 0, sizeof t->tcache);
-    memset(t->tiny, 0, sizeof t->tiny);
-    t->epoch = shoal__tls.epoch;
+    thr_reset(t, shoal__tls.epoch);
     pthread_mutex_unlock(&registry_lock);
     return t;
 }
