@@ -13,14 +13,7 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-static void start(unsigned workers)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    c.workers = workers;
-    c.max_objects = 1u << 20;
-    ASSERT_OK(shoal_init(&c));
-}
+static void start(unsigned workers) { start_workers(workers, 1u << 20); }
 
 static _Atomic long runs;
 

@@ -13,14 +13,9 @@
 
 #include "../sched/sched_int.h"
 #include "lib/check.h"
+#include "lib/tasks.h"
 
-static void start(unsigned workers)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    c.workers = workers;
-    ASSERT_OK(shoal_init(&c));
-}
+static void start(unsigned workers) { start_workers(workers, 0); }
 
 static _Atomic long ran;
 static int t_count(shoal_task *t)

@@ -14,13 +14,7 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-static void start(unsigned workers)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    c.workers = workers;
-    ASSERT_OK(shoal_init(&c));
-}
+static void start(unsigned workers) { start_workers(workers, 0); }
 
 /* The result of r as a long, or the error code (and r is released either way). */
 static long take_long(shoal_ref r, int *rc)
