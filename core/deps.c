@@ -9,12 +9,6 @@
 
 #define CLOSED ((void *)1)
 
-static inline bool pending(uint64_t w)
-{
-    unsigned st = shoal__w_state(w);
-    return st == SHOAL__CREATED || st == SHOAL__PENDING;
-}
-
 int shoal__dep_add(shoal_ref ref, shoal__dep *d)
 {
     int err;
@@ -22,7 +16,7 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
     if (!s)
         return err;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    if (!pending(w))
+    if (!shoal__w_pending(w))
         return 1;
     if (unlikely(shoal__holds != NULL) &&   /* published or attached, and made elsewhere */
         SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != shoal__rt->proc)
@@ -33,7 +27,7 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
      * completion seen here is read as the first load above would have; the push publishes
      * d. The caller's reference keeps the generation. */
     while (!(w & SHOAL__W_DEPS)) {
-        if (!pending(w))
+        if (!shoal__w_pending(w))
             return 1;
         if (atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_DEPS,
                                                   memory_order_acquire, memory_order_acquire))

@@ -16,8 +16,6 @@ static struct fdep *list;
 static size_t n, cap;
 static _Atomic size_t count;   /* n, readable without the lock */
 
-static bool pending(uint64_t w) { unsigned st = shoal__w_state(w); return st == SHOAL__CREATED || st == SHOAL__PENDING; }
-
 /* Remove d from the list; true if it was there (nobody fired it yet). Lock held. */
 static bool take(shoal__dep *d)
 {
@@ -49,11 +47,11 @@ int shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d)
     /* Ask the sealer to tell us. acq_rel: as a waiter's arming in wait.c; a completion that
      * comes after sees the bit and notifies, one that came before is seen here. */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    while (pending(w) && !(w & SHOAL__W_WAITERS) &&
+    while (shoal__w_pending(w) && !(w & SHOAL__W_WAITERS) &&
            !atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_WAITERS,
                                                   memory_order_acq_rel, memory_order_acquire)) {
     }
-    if (pending(w))
+    if (shoal__w_pending(w))
         return 0;
     pthread_mutex_lock(&mu);
     bool mine = take(d);
@@ -83,7 +81,8 @@ void shoal__foreign_deps_scan(shoal__rt_t *rt)
             uint64_t idx = shoal__id_idx(list[i].id);
             const shoal__slot *s = &rt->slots[idx];
             uint64_t w = idx < rt->nslots ? atomic_load_explicit(&s->word, memory_order_acquire) : 0;
-            if (idx < rt->nslots && shoal__w_gen(w) == shoal__id_gen(list[i].id) && pending(w)) {
+            if (idx < rt->nslots && shoal__w_gen(w) == shoal__id_gen(list[i].id) &&
+                shoal__w_pending(w)) {
                 i++;
                 continue;
             }

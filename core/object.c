@@ -246,11 +246,10 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
     shoal__rt_t *rt = shoal__rt;
     unsigned target = code == 0 ? SHOAL__READY : SHOAL__FAILED;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    unsigned st = shoal__w_state(w);
-    if (st != SHOAL__CREATED && st != SHOAL__PENDING)
+    if (!shoal__w_pending(w))
         return shoal__err(SHOAL_EEXIST, "object 0x%016llx is already %s",
                           (unsigned long long)ref.id,
-                          st == SHOAL__FAILED ? "failed" : "sealed");
+                          shoal__w_state(w) == SHOAL__FAILED ? "failed" : "sealed");
     if (target == SHOAL__FAILED) {
         /* The message becomes the object's bytes, so every process can read it. */
         struct shoal__thr *t = shoal__thr_get();
@@ -274,8 +273,7 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
     for (;;) {
         if (shoal__w_gen(w) != shoal__id_gen(ref.id))
             return stale_ref(ref.id);
-        st = shoal__w_state(w);
-        if (st != SHOAL__CREATED && st != SHOAL__PENDING)
+        if (!shoal__w_pending(w))
             return shoal__err(SHOAL_EEXIST, "object 0x%016llx completed twice",
                               (unsigned long long)ref.id);
         fused = *drop && !(w & SHOAL__W_DEPS) && shoal__w_refs(w) > 1;

@@ -83,6 +83,12 @@ static inline uint64_t shoal__w_make(uint64_t gen, unsigned state, uint32_t refs
 {
     return (gen << SHOAL__W_GEN_SHIFT) | ((uint64_t)state << SHOAL__W_STATE_SHIFT) | refs;
 }
+/* Not complete yet (CREATED or PENDING): readers wait, dependents register. */
+static inline bool shoal__w_pending(uint64_t w)
+{
+    unsigned st = shoal__w_state(w);
+    return st == SHOAL__CREATED || st == SHOAL__PENDING;
+}
 /* The high 32 bits a slot holds when id names it and it is READY without waiters. */
 static inline uint64_t shoal__id_ready_hi(uint64_t id)
 {

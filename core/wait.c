@@ -19,11 +19,6 @@
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
-static inline bool pending_state(unsigned st)
-{
-    return st == SHOAL__CREATED || st == SHOAL__PENDING;
-}
-
 /* Count the objects that are no longer pending; with arm, set WAITERS on the others.
  * Returns the count or a negative code (a ref is stale or invalid). */
 static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
@@ -38,7 +33,7 @@ static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
         for (;;) {
             if (shoal__w_gen(w) != shoal__id_gen(refs[i].id))
                 return shoal__slot_of(refs[i], &err) ? SHOAL_ESTALE : err;
-            if (!pending_state(shoal__w_state(w)) || !arm || (w & SHOAL__W_WAITERS))
+            if (!shoal__w_pending(w) || !arm || (w & SHOAL__W_WAITERS))
                 break;
             /* acq_rel: our earlier acquire load of seal_seq is ordered before the bit the
              * completer reads; see the protocol note at the top. */
@@ -47,7 +42,7 @@ static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
                                                       memory_order_acquire))
                 break;
         }
-        bool done = !pending_state(shoal__w_state(w));
+        bool done = !shoal__w_pending(w);
         if (ready)
             ready[i] = done;
         count += done;
@@ -62,7 +57,7 @@ void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref)
     for (;;) {
         /* acquire: pairs with the completion's release, as in shoal_get. */
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (shoal__w_gen(w) != shoal__id_gen(ref.id) || !pending_state(shoal__w_state(w)) ||
+        if (shoal__w_gen(w) != shoal__id_gen(ref.id) || !shoal__w_pending(w) ||
             !shoal__help_hook())
             return;
     }
