@@ -80,7 +80,7 @@ static uint32_t chain_pop(shoal__rt_t *rt)
     }
 }
 
-/* Push the chain starting at first (already linked, see chain_link). */
+/* Push the chain starting at first (already linked through its FREE words). */
 static void chain_push(shoal__rt_t *rt, uint32_t first)
 {
     struct shoal__hdr *h = rt->hdr;
@@ -91,15 +91,6 @@ static void chain_push(shoal__rt_t *rt, uint32_t first)
     } while (!atomic_compare_exchange_weak_explicit(&h->free_head, &head,
                                                     (((head >> 32) + 1) << 32) | first,
                                                     memory_order_release, memory_order_relaxed));
-}
-
-/* Link idx to next (0: the end) in its FREE word. relaxed: chain_push's release CAS
- * publishes the links, chain_pop's acquire CAS receives them. */
-static inline void chain_link(shoal__rt_t *rt, uint32_t idx, uint32_t next)
-{
-    _Atomic uint64_t *w = &rt->slots[idx].word;
-    uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
-    atomic_store_explicit(w, (v & ~SHOAL__W_LOW_MASK) | next, memory_order_relaxed);
 }
 
 /* The slot after idx in its chain (0: the last). A corrupt link ends the chain. */
@@ -169,11 +160,11 @@ void shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n)
     if (n == 0 || n > t->nfree)
         return;
     /* Link the n oldest cached slots into a chain and push it with one CAS. */
-    if (rt->proc)   /* back in the shared stack: no longer this process's (thread.h) */
-        for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        if (rt->proc)   /* back in the shared stack: no longer this process's (thread.h) */
             shoal__slot_tag(rt, t->free[i], 0);
-    for (uint32_t i = 0; i < n; i++)
-        chain_link(rt, t->free[i], i + 1 < n ? t->free[i + 1] : 0);
+        shoal__slot_set_low(rt, t->free[i], i + 1 < n ? t->free[i + 1] : 0);
+    }
     chain_push(rt, t->free[0]);
     t->nfree -= n;
     for (uint32_t i = 0; i < t->nfree; i++)

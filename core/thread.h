@@ -24,7 +24,8 @@ struct shoal__thr {
     uint32_t nfree;
     uint32_t free[SHOAL__SLOT_CACHE];     /* free slot indices owned by this thread */
     uint32_t chain;                       /* a chain taken whole from the shared stack
-                                             (linked by next, 0 ends it), or 0 (slots.c) */
+                                             (linked through the FREE words, 0 ends it),
+                                             or 0 (slots.c) */
     unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
     struct shoal__tiny tiny[SHOAL__MAX_NODES];
     struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
@@ -77,12 +78,18 @@ static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
  * that died without scanning the table (core/publish.c). The owner never outlives its
  * store: it tags nothing. */
 #define SHOAL__W_CACHED UINT64_C(0x80000000)
-static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
+/* Set the low half of a FREE slot's word: a cache tag, or a chain link (slots.c). relaxed:
+ * the slot is the caller's alone; the next reader is ordered by the stack's CAS that hands
+ * it over, or is the owner reading the tags of a dead process. */
+static inline void shoal__slot_set_low(shoal__rt_t *rt, uint32_t idx, uint64_t low)
 {
-    /* relaxed: the slot is this thread's alone; the owner reads tags of dead processes. */
     _Atomic uint64_t *w = &rt->slots[idx].word;
     uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
-    atomic_store_explicit(w, (v & ~SHOAL__W_LOW_MASK) | tag, memory_order_relaxed);
+    atomic_store_explicit(w, (v & ~SHOAL__W_LOW_MASK) | low, memory_order_relaxed);
+}
+static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
+{
+    shoal__slot_set_low(rt, idx, tag);
     if (shoal__holds)
         atomic_store_explicit(&shoal__holds[idx], tag ? SHOAL__HOLDS_CACHED : 0,
                               memory_order_relaxed);
