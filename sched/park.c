@@ -84,7 +84,6 @@ bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w)
     /* seq_cst loads throughout (deque.h's has_work too): the sleeper's half of the Dekker
      * pair. */
     return atomic_load_explicit(&s->stop, memory_order_seq_cst) ||
-           shoal__deque_has_work(&w->dq, false) ||
            shoal__inject_nonempty(&s->n[w->node].q) || shoal__inject_nonempty(&s->global) ||
            deques_have_work(s, w);
 }
@@ -117,12 +116,10 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
     atomic_fetch_add_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
     /* acquire: pairs with the release bump in shoal__wake_node. */
     uint32_t nseq = atomic_load_explicit(&n->seq, memory_order_acquire);
+    bool handled = true;
     if (!shoal__work_visible(s, w)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t at = (uint64_t)ts.tv_nsec + ns;
-        ts.tv_sec += (time_t)(at / 1000000000u);
-        ts.tv_nsec = (long)(at % 1000000000u);
+        uint64_t at = shoal__now_ns() + ns;   /* futex_waitv takes an absolute time */
+        struct timespec ts = { (time_t)(at / 1000000000u), (long)(at % 1000000000u) };
         /* The node's word is private (shoal__wake_node); the completion word is shared by
          * every process attached to the store (core/object.c). */
         struct futex_waitv v[2] = {
@@ -133,12 +130,11 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
         if (syscall(SYS_futex_waitv, v, 2u, 0u, &ts, CLOCK_MONOTONIC) < 0 &&
             errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
             atomic_store_explicit(&no_waitv, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
-            return false;
+            handled = false;   /* the caller sleeps on word alone, now and from now on */
         }
     }
     atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
-    return true;
+    return handled;
 #else
     (void)word, (void)seen, (void)ns;
     return false;
