@@ -70,19 +70,6 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
     }
 }
 
-/* shoal__task_ready's common case inline: a worker on a one-node machine submits a task
- * with nothing to wait for (fib's every call). */
-static inline void ready_now(struct shoal__sched *s, struct shoal_task *t)
-{
-    int wi = shoal__tls.worker;
-    if (likely(wi >= 0 && s->nnodes == 1) &&
-        likely(shoal__deque_push(&s->w[wi].dq, (shoal__item)t) == 0)) {
-        shoal__wake_check(s, 0, false);
-        return;
-    }
-    shoal__task_ready(s, t);
-}
-
 /* ---- dependencies --------------------------------------------------------------------- */
 
 /* Tasks made runnable by threads outside the scheduler (a thread that seals or puts, the
@@ -326,7 +313,7 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     }
     *out = t->result;   /* before the task is visible: it may finish and be freed at once */
     if (nref == 0)
-        ready_now(s, t);
+        shoal__task_ready(s, t);
     else
         wait_deps(s, t, dep_off, nref);
     return 0;
