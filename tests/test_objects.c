@@ -331,6 +331,18 @@ static void *waiter_thread(void *arg)
     return NULL;
 }
 
+/* n waiter threads on r, thread k in mode k, each with rc 12345 until it returns. */
+static void start_waiters(struct waiter w[], pthread_t t[], int n, shoal_ref r)
+{
+    for (int k = 0; k < n; k++) {
+        memset(&w[k], 0, sizeof w[k]);
+        w[k].ref = r;
+        w[k].mode = k;
+        w[k].rc = 12345;
+        CU_ASSERT_FATAL(pthread_create(&t[k], NULL, waiter_thread, &w[k]) == 0);
+    }
+}
+
 /* Readers block on an unsealed object and a seal from another thread wakes them all. */
 static void test_seal_wakes_waiters(void)
 {
@@ -340,13 +352,7 @@ static void test_seal_wakes_waiters(void)
     ASSERT_OK(shoal_create(1000, &buf, &r));
     struct waiter w[4];
     pthread_t t[4];
-    for (int k = 0; k < 4; k++) {
-        memset(&w[k], 0, sizeof w[k]);
-        w[k].ref = r;
-        w[k].mode = k;
-        w[k].rc = 12345;
-        CU_ASSERT_FATAL(pthread_create(&t[k], NULL, waiter_thread, &w[k]) == 0);
-    }
+    start_waiters(w, t, 4, r);
     sleep_ms(30);                             /* let them block (not asserted) */
     for (int k = 0; k < 4; k++)
         CU_ASSERT_EQUAL(w[k].rc, 12345);      /* nobody returned before the seal */
@@ -376,13 +382,7 @@ static void test_free_wakes_waiters(void)
     ASSERT_OK(shoal_create(1000, &buf, &r));
     struct waiter w[3];
     pthread_t t[3];
-    for (int k = 0; k < 3; k++) {
-        memset(&w[k], 0, sizeof w[k]);
-        w[k].ref = r;
-        w[k].mode = k;   /* get, get_timeout 10 s, wait for ever */
-        w[k].rc = 12345;
-        CU_ASSERT_FATAL(pthread_create(&t[k], NULL, waiter_thread, &w[k]) == 0);
-    }
+    start_waiters(w, t, 3, r);   /* get, get_timeout 10 s, wait for ever */
     sleep_ms(30);                             /* let them block (not asserted) */
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
