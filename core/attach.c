@@ -186,6 +186,7 @@ static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
     }
     rt->slots = (shoal__slot *)((char *)h + h->slots_off);
     rt->nslots = h->nslots;
+    rt->slot_cache = shoal__slot_cache_for(rt->nslots);
     rt->nnodes = h->nnodes;
     rt->node_span = h->node_span;
     rt->huge_kind = h->huge_kind;

@@ -65,7 +65,7 @@ shoal__slot *shoal__slot_of(shoal_ref ref, int *err)
 {
     shoal__rt_t *rt = shoal__rt;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
-    if (unlikely(id >> 56 || idx == 0 || gen == 0 || idx >= rt->nslots ||
+    if (unlikely(shoal__id_host(id) != 0 || idx == 0 || gen == 0 || idx >= rt->nslots ||
                  idx >= atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed))) {
         *err = bad_ref(id);
         return NULL;
@@ -73,8 +73,9 @@ shoal__slot *shoal__slot_of(shoal_ref ref, int *err)
     shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     if (unlikely(shoal__w_gen(w) != gen)) {
-        /* A generation the slot has not reached yet was never issued. */
-        *err = shoal__w_gen(w) < gen ? bad_ref(id) : stale_ref(id);
+        /* A generation the slot has not reached yet was never issued (generations wrap:
+         * "not reached" is the near side, table.h). */
+        *err = shoal__gen_after(gen, shoal__w_gen(w)) ? bad_ref(id) : stale_ref(id);
         return NULL;
     }
     if (unlikely(shoal__w_state(w) == SHOAL__FREE)) {
@@ -94,6 +95,22 @@ static inline shoal__slot *held_slot(shoal__rt_t *rt, shoal_ref ref)
 
 /* ---- creation ------------------------------------------------------------------------ */
 
+SHOAL__COLD static int table_full(shoal__rt_t *rt)
+{
+    size_t bytes;
+    uint64_t live;
+    shoal__store_usage(rt, &bytes, &live);
+    uint64_t size = rt->nslots - 1;   /* slot 0 is never used */
+    if (rt->slot_cache)
+        return shoal__err(SHOAL_ENOMEM, "object table full: %llu live objects in a table of "
+                          "%llu (up to %u free slots per thread wait in thread caches): "
+                          "release objects or raise config.max_objects",
+                          (unsigned long long)live, (unsigned long long)size, rt->slot_cache);
+    return shoal__err(SHOAL_ENOMEM, "object table full: %llu live objects in a table of %llu: "
+                      "release objects or raise config.max_objects", (unsigned long long)live,
+                      (unsigned long long)size);
+}
+
 static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
                            int node, uint32_t refs, void **buf, shoal_ref *out)
 {
@@ -112,8 +129,7 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     if (unlikely(idx == 0)) {
         if (len)
             shoal__arena_free(rt, t, off, len);
-        return shoal__err(SHOAL_ENOMEM, "object table full (%llu objects): release objects or "
-                                        "raise max_objects", (unsigned long long)rt->nslots);
+        return table_full(rt);
     }
     shoal__slot *s = &rt->slots[idx];
     uint64_t gen = shoal__w_gen(atomic_load_explicit(&s->word, memory_order_relaxed));
@@ -361,8 +377,9 @@ SHOAL_API int shoal_retain(shoal_ref ref)
         if (shoal__w_gen(w) != shoal__id_gen(ref.id) || shoal__w_state(w) == SHOAL__FREE)
             return stale_ref(ref.id);
         if (shoal__w_refs(w) == SHOAL__REFS_MAX)
-            return shoal__err(SHOAL_EINVAL, "reference count overflow on 0x%016llx",
-                              (unsigned long long)ref.id);
+            return shoal__err(SHOAL_EINVAL, "shoal_retain: object 0x%016llx already has %u "
+                              "references, the most one object can have: release some first",
+                              (unsigned long long)ref.id, SHOAL__REFS_MAX);
         /* relaxed: a new reference orders nothing; the caller already holds one. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_relaxed,
                                                     memory_order_relaxed));
@@ -371,8 +388,7 @@ SHOAL_API int shoal_retain(shoal_ref ref)
     return 0;
 }
 
-static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t newgen,
-                     uint64_t oldw)
+static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw)
 {
     struct shoal__thr *t = shoal__thr_get();
     if (unlikely(!shoal__slot_bytes_ok(s))) {
@@ -388,7 +404,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
         shoal__spill_drop(s);
         if (oldw & SHOAL__W_WAITERS)
             wake_waiters(rt);
-        if (newgen != shoal__w_gen(oldw) && t)
+        if (t)
             shoal__slot_give(rt, t, idx);
         return;
     }
@@ -403,8 +419,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
         shoal__arena_free(rt, t, s->off, s->len);
     if (oldw & SHOAL__W_WAITERS)
         wake_waiters(rt);   /* waiters on a freed object must see ESTALE, not sleep on */
-    /* A slot whose generation is exhausted is retired, so no ID is ever reused. */
-    if (newgen != shoal__w_gen(oldw) && t)
+    if (t)
         shoal__slot_give(rt, t, idx);
 }
 
@@ -415,14 +430,14 @@ SHOAL_API int shoal_release(shoal_ref ref)
         return rc;
     shoal__rt_t *rt = shoal__rt;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
-    if (unlikely(id >> 56 || idx == 0 || idx >= rt->nslots))
+    if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
     shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
-    /* An exhausted generation stays (FREE) and the slot is retired: old IDs stay stale.
-     * Always a CAS, even for a sole holder: a retain racing with the last release must
-     * either pin the object or fail ESTALE (tests/test_threads.c), never be lost. */
-    uint64_t newgen = gen < SHOAL__GEN_MASK ? gen + 1 : gen;
+    /* The slot's next object takes the next generation (wrapping, table.h). Always a CAS,
+     * even for a sole holder: a retain racing with the last release must either pin the
+     * object or fail ESTALE (tests/test_threads.c), never be lost. */
+    uint64_t newgen = shoal__gen_next(gen);
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
                      shoal__w_refs(w) == 0)) {
@@ -437,7 +452,7 @@ SHOAL_API int shoal_release(shoal_ref ref)
     if (unlikely(shoal__holds != NULL))
         shoal__holds_add(idx, gen, -1);
     if (shoal__w_refs(w) == 1)
-        obj_free(rt, s, (uint32_t)idx, newgen, w);
+        obj_free(rt, s, (uint32_t)idx, w);
     return 0;
 }
 

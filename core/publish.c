@@ -135,7 +135,7 @@ static bool walk_ledger(shoal__rt_t *rt, const struct ledger *l,
         uint64_t end = h < 0 || (uint64_t)h > len ? len : (uint64_t)h;
         for (uint64_t i = (uint64_t)d / 8; i < end / 8; i++) {
             uint64_t v = atomic_load_explicit(&l->e[i], memory_order_relaxed);
-            if (i != 0 && (v >> 32) != 0 && fn(rt, i, v, arg))
+            if (i != 0 && v != 0 && fn(rt, i, v, arg))
                 return true;
         }
         off = end > off ? end : off + 8;

@@ -109,8 +109,7 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
                                       memory_order_relaxed);
         }
     }
-    if (shoal__w_gen(w) < SHOAL__GEN_MASK)   /* else exhausted: the slot is retired */
-        shoal__slot_give(rt, t, idx);
+    shoal__slot_give(rt, t, idx);
 }
 
 size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine)

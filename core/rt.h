@@ -45,6 +45,7 @@ typedef struct shoal__rt {
     uint64_t node_span;
     unsigned nnodes;
     unsigned proc;               /* this process's index: 0 owner, >0 attached clients */
+    uint32_t slot_cache;         /* free slots a thread may cache (core/slots.c) */
     bool owner;
     bool batched;                /* per-thread batched counters: nobody else reads them live
                                     (an owner whose store is not published) */
@@ -58,6 +59,9 @@ typedef struct shoal__rt {
 
 /* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
 extern shoal__rt_t *_Atomic shoal__rt;
+
+/* Bytes and objects the store holds now (shoal_info_get's figures; runtime.c). */
+SHOAL__HIDDEN void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live);
 
 /* ---- errors (core/errors.c) ----------------------------------------------------------- */
 /* Record this thread's message and return code: `return shoal__err(SHOAL_EINVAL, "...")`. */

@@ -224,6 +224,23 @@ SHOAL_API int shoal_shutdown(void)
     return 0;
 }
 
+void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live)
+{
+    int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
+    if (rt->batched)
+        shoal__threads_pending(rt, credit, objs);
+    size_t b = 0;
+    uint64_t o = 0;
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        b += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
+             (uint64_t)credit[n];
+        o += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
+             (uint64_t)objs[n];
+    }
+    *bytes_used = b;
+    *objects_live = o;
+}
+
 SHOAL_API int shoal_info_get(shoal_info *out)
 {
     int rc = shoal__tls_check();
@@ -236,15 +253,7 @@ SHOAL_API int shoal_info_get(shoal_info *out)
     out->numa_nodes = rt->nnodes;
     out->huge_pages = rt->huge_kind;
     out->store_bytes = rt->hdr->store_bytes;
-    int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
-    if (rt->batched)
-        shoal__threads_pending(rt, credit, objs);
-    for (unsigned n = 0; n < rt->nnodes; n++) {
-        out->bytes_used += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
-                           (uint64_t)credit[n];
-        out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
-                             (uint64_t)objs[n];
-    }
+    shoal__store_usage(rt, &out->bytes_used, &out->objects_live);
     if (rt->sched)
         shoal__sched_info(out);
     return 0;

@@ -334,22 +334,26 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
     __attribute__((noinline, cold));
 
 #define SHOAL__SLOT_SHIFT   5            /* slots are 32 bytes: word, off, len, aux+next */
-#define SHOAL__ID_IDX_BITS  30
-#define SHOAL__READY_HI     12u          /* READY (3) << 2 in the word's high half */
+#define SHOAL__FLAG_SHIFT   24           /* word bits below the state and flags: refcount */
+#define SHOAL__READY_BITS   0x30u        /* READY (3) << 4 and no flag, in the word >> 24 */
 
 static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
 {
     const struct shoal__tls *v = &shoal__tls;
-    uint64_t idx = ref.id & ((UINT64_C(1) << SHOAL__ID_IDX_BITS) - 1);
+    /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
+     * host field fails the bounds check. */
+    uint64_t idx = (uint32_t)ref.id;
     /* data/len checks fold away when the caller passes addresses of locals. */
     if (__builtin_expect(v->epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
                          idx < v->nslots && data != NULL && len != NULL, 1)) {
         const uint64_t *s = (const uint64_t *)(const void *)(v->slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
-         * length and bytes are visible. A nonzero host field in the ID makes the expected
-         * value exceed 32 bits, so this one compare also rejects it. */
+         * length and bytes are visible. The word's high half is the ID's (the generation);
+         * below it the state and flags must read READY and nothing else (the reference
+         * count under them is ignored). */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
-        if (__builtin_expect((w >> 32) == (((ref.id >> SHOAL__ID_IDX_BITS) << 6) | SHOAL__READY_HI), 1)) {
+        if (__builtin_expect((w >> SHOAL__FLAG_SHIFT) ==
+                             (((ref.id >> 32) << (32 - SHOAL__FLAG_SHIFT)) | SHOAL__READY_BITS), 1)) {
             *data = v->base + s[1];
             *len = (size_t)s[2];
 #ifdef SHOAL_COUNT_GETS
