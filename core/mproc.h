@@ -191,8 +191,6 @@ SHOAL__HIDDEN void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uin
                                       uint64_t oldw);
 /* Wake process p's drain thread (bump its futex word). */
 SHOAL__HIDDEN void shoal__wake_proc(shoal__rt_t *rt, unsigned p);
-/* Wake every waiter of the store (objects completed or freed). */
-SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
 
 /* ---- dependents on other processes' objects (core/foreign_deps.c) ------------------------- */
 /* shoal__dep_add for an object another process made (its slot s, not complete when looked

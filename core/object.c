@@ -250,8 +250,6 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
 
 /* ---- completion ------------------------------------------------------------------------ */
 
-static void wake_waiters(shoal__rt_t *rt);
-
 /* With *drop, the caller's reference goes too: in the completing CAS when that leaves
  * another holder (the object cannot be freed) and no dependent registered (DEPS clear, so
  * nothing reads the slot after the CAS); otherwise by shoal_release after the firing,
@@ -312,7 +310,7 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
             shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), -1);
     }
     if (w & SHOAL__W_WAITERS) {
-        wake_waiters(rt);
+        shoal__wake_slot(rt, shoal__id_idx(ref.id));
         if (unlikely(shoal__holds != NULL))   /* tasks of the owner may wait on it too */
             shoal__notify_owner(rt);          /* (foreign_deps.c) */
     }
@@ -394,7 +392,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
     if (unlikely(!shoal__slot_bytes_ok(s))) {
         shoal__slot_corrupt(idx);   /* leak the slot and its bytes rather than free garbage */
         if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
+            shoal__wake_slot(rt, idx);
         return;
     }
     objs_add(rt, t, s->off, -1);
@@ -403,7 +401,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
          * copy on disk and recycle the slot. */
         shoal__spill_drop(s);
         if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
+            shoal__wake_slot(rt, idx);
         if (t)
             shoal__slot_give(rt, t, idx);
         return;
@@ -411,14 +409,14 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
     if (unlikely(SHOAL__AUX_PROC(s->aux) != rt->proc)) {
         /* Another process allocated the bytes: only its jemalloc can take them back. */
         if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
+            shoal__wake_slot(rt, idx);
         shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));
         return;
     }
     if (s->len && t)
         shoal__arena_free(rt, t, s->off, s->len);
     if (oldw & SHOAL__W_WAITERS)
-        wake_waiters(rt);   /* waiters on a freed object must see ESTALE, not sleep on */
+        shoal__wake_slot(rt, idx);   /* waiters on a freed object must see ESTALE, not sleep on */
     if (t)
         shoal__slot_give(rt, t, idx);
 }
@@ -454,21 +452,6 @@ SHOAL_API int shoal_release(shoal_ref ref)
     if (shoal__w_refs(w) == 1)
         obj_free(rt, s, (uint32_t)idx, w);
     return 0;
-}
-
-/* ---- waking ---------------------------------------------------------------------------- */
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-static void wake_waiters(shoal__rt_t *rt)
-{
-    /* release: pairs with the acquire load of seal_seq in wait.c; the state change above
-     * is visible to whoever sees the new sequence. Not FUTEX_PRIVATE: waiters may be other
-     * processes attached to the segment. */
-    atomic_fetch_add_explicit(&rt->hdr->seal_seq, 1, memory_order_release);
-    syscall(SYS_futex, &rt->hdr->seal_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
 void shoal__slot_corrupt(uint64_t idx)

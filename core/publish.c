@@ -228,7 +228,7 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
                                                         memory_order_relaxed));
         if (shoal__w_refs(w) > 1) {
             if (w & SHOAL__W_WAITERS)
-                shoal__wake_waiters_all(rt);
+                shoal__wake_slot(rt, idx);
             shoal__deps_fire(idx, SHOAL_ECANCELED);
         } else {
             shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);

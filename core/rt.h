@@ -55,6 +55,12 @@ typedef struct shoal__rt {
     struct shoal__sched *sched;  /* NULL in clients and until sched starts */
     _Atomic(void *) *deps;       /* process-local: per-slot list of waiting dependents */
     shoal_config cfg;
+    /* Going down (shutdown, or a client's owner died or closed): 0 while up, else the
+     * negative SHOAL_E* code that every call, and every blocked wait after its wake-up,
+     * answers with down_msg. Set once, by shoal__rt_down. */
+    _Atomic int down;
+    _Atomic int down_claim;
+    char down_msg[200];
 } shoal__rt_t;
 
 /* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
@@ -149,6 +155,19 @@ SHOAL__HIDDEN int shoal__dep_add(shoal_ref ref, shoal__dep *d);
  * saw SHOAL__W_DEPS (a registration may have landed); also by whoever fails an object
  * outside it. */
 SHOAL__HIDDEN void shoal__deps_fire(uint64_t idx, int failed);
+
+/* ---- waking and going down (core/wait.c) ---------------------------------------------- */
+/* A CAS that saw SHOAL__W_WAITERS completed or freed slot idx: wake the threads waiting on
+ * it (and those waiting on several objects). Call it after that CAS. */
+SHOAL__HIDDEN void shoal__wake_slot(shoal__rt_t *rt, uint64_t idx);
+/* Wake every waiter of the store (shutdown, the owner's death): they look again. */
+SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
+/* Take the runtime down: the first caller sets rt->down = code (< 0) and its message;
+ * then every waiter is woken, and sees it. */
+SHOAL__HIDDEN void shoal__rt_down(shoal__rt_t *rt, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), cold));
+/* rt->down's code, with its message as this thread's last error. */
+SHOAL__HIDDEN int shoal__down_err(shoal__rt_t *rt) __attribute__((cold));
 
 /* ---- waiting with help (sched/ provides; core calls) ----------------------------------- */
 /* If the calling thread is a worker, run one other runnable task and return 1; return 0 if
