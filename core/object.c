@@ -158,21 +158,21 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
 
 SHOAL_API int shoal_put(const void *data, size_t len, shoal_ref *out)
 {
-    int rc = shoal__tls_check();
+    int rc = shoal__enter();
     if (unlikely(rc))
         return rc;
     if (unlikely(out == NULL || (data == NULL && len != 0)))
-        return shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
-                                            : "shoal_put: out is NULL (%zu bytes)", len);
-    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
+        rc = shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
+                                          : "shoal_put: out is NULL (%zu bytes)", len);
+    else
+        rc = obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
+    shoal__leave();
+    return rc;
 }
 
-SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t len[],
-                              shoal_ref out[])
+static int put_batch(size_t n, const void *const data[], const size_t len[], shoal_ref out[])
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    int rc;
     if (n == 0)
         return 0;
     if (!data || !len || !out)
@@ -191,7 +191,7 @@ SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t l
             char msg[256];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
             for (size_t j = 0; j < i; j++)
-                shoal_release(tmp[j]);
+                shoal__release(tmp[j]);
             if (tmp != stack)
                 free(tmp);
             return shoal__err(rc, "shoal_put_batch: item %zu: %s (nothing was stored)", i, msg);
@@ -203,14 +203,28 @@ SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t l
     return 0;
 }
 
+SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t len[],
+                              shoal_ref out[])
+{
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    rc = put_batch(n, data, len, out);
+    shoal__leave();
+    return rc;
+}
+
 SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
 {
-    int rc = shoal__tls_check();
+    int rc = shoal__enter();
     if (unlikely(rc))
         return rc;
     if (unlikely(out == NULL || buf == NULL))
-        return shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
-    return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
+        rc = shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
+    else
+        rc = obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
+    shoal__leave();
+    return rc;
 }
 
 int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **buf,
@@ -299,8 +313,9 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
             nw -= 1;
         /* release: publishes the bytes and off/len to readers' acquire loads of the word,
          * and orders the task's reads before a fused drop (never the last reference, so
-         * nothing is freed here and no acquire is needed). */
-        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_release,
+         * nothing is freed here). acquire: a waiter's WAITERS CAS (acq_rel) published its
+         * count in multi, which shoal__wake_slot reads (core/wait.c). */
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                   memory_order_relaxed))
             break;
     }
@@ -336,21 +351,14 @@ int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg)
     bool drop = true;   /* the caller's reference: held_slot applies */
     int rc = obj_complete(held_slot(shoal__rt, ref), ref, code, msg, &drop);
     if (drop)
-        shoal_release(ref);
+        shoal__release(ref);
     return rc;
 }
 
-/* The slot a public call's ref names: the runtime is up and the ref valid and live. */
-static inline shoal__slot *live_slot(shoal_ref ref, int *err)
-{
-    *err = shoal__tls_check();
-    return likely(*err == 0) ? shoal__slot_of(ref, err) : NULL;
-}
-
-SHOAL_API int shoal_seal(shoal_ref ref)
+static int seal(shoal_ref ref)
 {
     int err;
-    shoal__slot *s = live_slot(ref, &err);
+    shoal__slot *s = shoal__slot_of(ref, &err);
     if (!s)
         return err;
     unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_relaxed));
@@ -362,12 +370,22 @@ SHOAL_API int shoal_seal(shoal_ref ref)
     return shoal__obj_complete(ref, 0, NULL);
 }
 
+SHOAL_API int shoal_seal(shoal_ref ref)
+{
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    rc = seal(ref);
+    shoal__leave();
+    return rc;
+}
+
 /* ---- references -------------------------------------------------------------------------- */
 
-SHOAL_API int shoal_retain(shoal_ref ref)
+int shoal__retain(shoal_ref ref)
 {
     int err;
-    shoal__slot *s = live_slot(ref, &err);
+    shoal__slot *s = shoal__slot_of(ref, &err);
     if (unlikely(!s))
         return err;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
@@ -421,11 +439,18 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
         shoal__slot_give(rt, t, idx);
 }
 
-SHOAL_API int shoal_release(shoal_ref ref)
+SHOAL_API int shoal_retain(shoal_ref ref)
 {
-    int rc = shoal__tls_check();
+    int rc = shoal__enter();
     if (unlikely(rc))
         return rc;
+    rc = shoal__retain(ref);
+    shoal__leave();
+    return rc;
+}
+
+int shoal__release(shoal_ref ref)
+{
     shoal__rt_t *rt = shoal__rt;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
     if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots))
@@ -454,6 +479,16 @@ SHOAL_API int shoal_release(shoal_ref ref)
     return 0;
 }
 
+SHOAL_API int shoal_release(shoal_ref ref)
+{
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    rc = shoal__release(ref);
+    shoal__leave();
+    return rc;
+}
+
 void shoal__slot_corrupt(uint64_t idx)
 {
     static _Atomic int told;
@@ -466,9 +501,12 @@ void shoal__slot_corrupt(uint64_t idx)
 
 SHOAL_API int shoal_object_node(shoal_ref ref)
 {
-    int err;
-    shoal__slot *s = live_slot(ref, &err);
-    if (!s)
-        return err;
-    return shoal__slot_node(s);
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    shoal__slot *s = shoal__slot_of(ref, &rc);
+    if (s)
+        rc = shoal__slot_node(s);
+    shoal__leave();
+    return rc;
 }

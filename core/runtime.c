@@ -28,6 +28,58 @@ struct rt_private {               /* what only the lifecycle needs */
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+/* ---- the segment's address space ------------------------------------------------------
+ * The inline get (shoal.h) reads the object table through a thread's cached view with no
+ * marker a shutdown could wait for: a thread may have checked the epoch just before the
+ * shutdown and read the table just after. So a table's addresses are never left unmapped:
+ * at teardown the segment is replaced by a private read-only zero mapping (no memory: the
+ * kernel's zero page), where every word reads 0, which no ID matches (generations are never
+ * 0), so a stale lookup misses and takes the slow path, which refreshes and answers
+ * SHOAL_ENOTINIT. The next segment of this process is mapped into such a range when one is
+ * large enough, so the address space does not grow with init/shutdown cycles. Only when
+ * more than GRAVES ranges are kept is the oldest unmapped: a lookup would have to stall
+ * between two of its instructions for GRAVES whole shutdowns to fault there. Under the
+ * lifecycle lock. */
+#define GRAVES 16
+static struct grave { char *addr; size_t len; } graves[GRAVES];
+static unsigned ngraves;
+
+void shoal__seg_retire(void *addr, size_t len)
+{
+    if (!addr || !len)
+        return;
+    if (mmap(addr, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+             -1, 0) == MAP_FAILED) {
+        munmap(addr, len);   /* the segment must not stay mapped: it holds its memfd */
+        return;
+    }
+    if (ngraves == GRAVES) {
+        munmap(graves[0].addr, graves[0].len);
+        memmove(&graves[0], &graves[1], (GRAVES - 1) * sizeof graves[0]);
+        ngraves--;
+    }
+    graves[ngraves++] = (struct grave){ addr, len };
+}
+
+void *shoal__seg_place(size_t len)
+{
+    unsigned best = ngraves;
+    for (unsigned i = 0; i < ngraves; i++)
+        if (graves[i].len >= len && (best == ngraves || graves[i].len < graves[best].len))
+            best = i;
+    if (best == ngraves)
+        return NULL;
+    char *at = graves[best].addr;
+    if (graves[best].len > len) {   /* the rest stays a grave */
+        graves[best].addr += len;
+        graves[best].len -= len;
+    } else {
+        graves[best] = graves[--ngraves];
+    }
+    return at;
+}
+
+
 static void teardown(struct rt_private *p)
 {
     shoal__rt_t *rt = &p->rt;
@@ -37,7 +89,7 @@ static void teardown(struct rt_private *p)
     shoal__arenas_destroy(rt);
     if (rt->deps)
         munmap((void *)rt->deps, p->deps_len);
-    shoal__os_unmap(rt->hdr, p->seg_len);
+    shoal__seg_retire(rt->hdr, p->seg_len);
     if (p->seg_fd >= 0)
         close(p->seg_fd);
     if (rt->topo)
@@ -89,7 +141,7 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     if (p->seg_fd < 0)
         return p->seg_fd;
     void *m;
-    int rc = shoal__os_map(p->seg_fd, p->seg_len, NULL, &m);
+    int rc = shoal__os_map(p->seg_fd, p->seg_len, shoal__seg_place(p->seg_len), &m);
     if (rc)
         return rc;
     struct shoal__hdr *h = m;
@@ -123,6 +175,9 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
         c = *cfg;
     else
         memset(&c, 0, sizeof c);
+    if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
+        return shoal__err(SHOAL_EEXIST, "shoal_init called inside a task: the runtime that "
+                                        "runs it is initialized already");
     int rc = check_config(&c);
     if (rc)
         return rc;
@@ -181,7 +236,8 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
         shoal__sched_stop(rt);
         shoal__tl_stop();
         shoal__io_stop(rt);
-        __atomic_store_n(&shoal__epoch, e + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&shoal__epoch, e + 1, __ATOMIC_SEQ_CST);
+        shoal__calls_quiesce();   /* as shutdown: calls that saw epoch e have left */
         atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
         shoal__threads_flush_all(rt);
         goto fail;
@@ -194,15 +250,39 @@ fail:
     return rc;
 }
 
+/* Shutdown, safe from any thread while others call shoal (the contract in shoal.h):
+ *  1. rt->down = SHOAL_ECANCELED with a message, and every waiter woken: blocked gets and
+ *     waits (tasks' too) return it, and every call from now on answers it at its entry.
+ *  2. Quiesce (rt.h): wait until no call that began before (1) is still inside; such
+ *     calls are short now, blocking ones having woken. From here only shoal's own threads
+ *     use the runtime, and they are stopped in order: publish, scheduler (tasks not
+ *     started are canceled, running ones finish; they too see (1)), timeline, I/O.
+ *  3. A new epoch, then quiesce again: a call that entered before the new epoch and read
+ *     rt->down has left, and later ones fail on the epoch without reading anything.
+ *  4. shoal__rt = NULL; caches flushed; generations saved (slots.c); the store torn down,
+ *     its table left as a zero mapping for stale views (see shoal__seg_retire); the task
+ *     blocks unmapped.
+ * The lifecycle lock is held throughout, so a second shutdown waits and then answers
+ * SHOAL_ENOTINIT. Inside a task it answers SHOAL_EBUSY: it would wait for its own task. */
 SHOAL_API int shoal_shutdown(void)
 {
+    if (shoal__tls.worker >= 0)
+        return shoal__err(SHOAL_EBUSY, "shoal_shutdown called from inside a task (worker %d): "
+                          "a task cannot stop the runtime that runs it; return from the task "
+                          "and call shoal_shutdown() from another thread", shoal__tls.worker);
+    if (shoal__call.depth != 0)
+        return shoal__err(SHOAL_EBUSY, "shoal_shutdown called from inside another shoal call "
+                          "(a signal handler?): call it from a thread outside shoal");
     shoal__lifecycle_lock();
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
     if (!rt) {
         shoal__lifecycle_unlock();
-        return shoal__err(SHOAL_ENOTINIT, "runtime not initialized (or already shut down): "
-                                          "call shoal_init() or shoal_attach() first");
+        return shoal__not_running();
     }
+    shoal__rt_down(rt, SHOAL_ECANCELED, "canceled: the runtime is shutting down (shoal_shutdown "
+                   "was called), and its objects, refs and pointers go with it; call "
+                   "shoal_init() or shoal_attach() for a new one");
+    shoal__calls_quiesce();
     if (!rt->owner) {   /* an attached process: detach (core/attach.c) */
         int rc = shoal__detach(rt);
         shoal__lifecycle_unlock();
@@ -215,11 +295,13 @@ SHOAL_API int shoal_shutdown(void)
     shoal__sched_stop(rt);
     shoal__tl_stop();
     shoal__io_stop(rt);   /* after the workers (their tasks may wait on I/O), before the store */
-    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_SEQ_CST);
+    shoal__calls_quiesce();
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
     shoal__slots_retire(rt);
     teardown((struct rt_private *)rt);
+    shoal__sched_release();
     shoal__lifecycle_unlock();
     return 0;
 }
@@ -243,11 +325,11 @@ void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_l
 
 SHOAL_API int shoal_info_get(shoal_info *out)
 {
-    int rc = shoal__tls_check();
-    if (rc)
-        return rc;
     if (!out)
         return shoal__err(SHOAL_EINVAL, "shoal_info_get: out is NULL");
+    int rc = shoal__enter();
+    if (rc)
+        return rc;
     shoal__rt_t *rt = shoal__rt;
     memset(out, 0, sizeof *out);
     out->numa_nodes = rt->nnodes;
@@ -256,5 +338,6 @@ SHOAL_API int shoal_info_get(shoal_info *out)
     shoal__store_usage(rt, &out->bytes_used, &out->objects_live);
     if (rt->sched)
         shoal__sched_info(out);
+    shoal__leave();
     return 0;
 }

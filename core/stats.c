@@ -105,7 +105,10 @@ SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
     s.invalid_ids = sum[SHOAL__CNT_INVALID];
     s.get_waits = sum[SHOAL__CNT_GET_WAIT];
     s.wait_sleeps = sum[SHOAL__CNT_WAIT_SLEEP];
-    shoal__io_stats(&s);   /* spilling counters (io/spill.c) */
+    if (shoal__enter() == 0) {   /* spilling counters (io/spill.c): the store's */
+        shoal__io_stats(&s);
+        shoal__leave();
+    }
     /* A caller built against an older header gets its prefix; a newer one reads zeros for
      * counters this library does not have. */
     size_t n = size < sizeof s ? size : sizeof s;

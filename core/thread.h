@@ -28,7 +28,7 @@ struct shoal__thr {
                                              or 0 (slots.c) */
     unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
     struct shoal__tiny tiny[SHOAL__MAX_NODES];
-    struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
+    struct shoal__thr *next, *prev;       /* registry, under the registry lock (thread.c) */
     /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
      * node's bytes_used and has not used yet, and objects it created minus freed that are
      * not yet in the node's count. Written by this thread only (relaxed load + store, no
@@ -53,7 +53,8 @@ SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
 /* Add every thread's batched counters (see struct shoal__thr) to credit[n] and objs[n]
  * for each node n, in one walk of the registry. */
 SHOAL__HIDDEN void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int64_t objs[]);
-/* The lifecycle lock: init, shutdown and thread exit take it. */
+/* The lifecycle lock: init, attach and shutdown take it, for all of their run (a thread's
+ * exit takes only the registry locks, never this one). */
 SHOAL__HIDDEN void shoal__lifecycle_lock(void);
 SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
 

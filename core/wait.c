@@ -15,9 +15,8 @@
  *     own CAS, which saw WAITERS. Whichever order the two CASes have on the object's word,
  *     either the waiter's re-check sees the object complete, or the bump comes after the
  *     waiter's read, so FUTEX_WAIT returns at once or is woken.
- *   - a multi waiter counts itself in `multi` before its WAITERS CASes; the completer reads
- *     `multi` after an acquire fence that follows its CAS's read of WAITERS, so it sees the
- *     count (fence-to-release synchronisation with the waiter's acq_rel CAS).
+ *   - a multi waiter counts itself in `multi` before its WAITERS CASes (acq_rel); the
+ *     completer's CAS that reads WAITERS is acq_rel too, so it then sees the count.
  *   - shoal__wake_waiters_all (shutdown, the owner's death) bumps every word after setting
  *     rt->down, which every waiter reads after its word: it sees down, or sleeps on a word
  *     that is about to move.
@@ -52,14 +51,13 @@ static void futex_wake(_Atomic uint32_t *w)
 
 void shoal__wake_slot(shoal__rt_t *rt, uint64_t idx)
 {
-    /* acquire: the caller's CAS read WAITERS, written by a waiter's acq_rel CAS after it
-     * counted itself in multi; this fence makes that count visible to the load below. */
-    atomic_thread_fence(memory_order_acquire);
     _Atomic uint32_t *w = wake_word(rt, idx);
     /* release: pairs with the waiter's acquire load of its word; the caller's state change
      * (its CAS, before this) is visible to whoever sees the new value. */
     atomic_fetch_add_explicit(w, 1, memory_order_release);
     futex_wake(w);
+    /* relaxed: the caller's CAS that read WAITERS was acq_rel, so a waiter's count, made
+     * before its WAITERS CAS (release), is visible here. */
     if (atomic_load_explicit(&rt->hdr->multi, memory_order_relaxed) != 0) {
         /* release: as above, for multi waiters' acquire load of seal_seq. */
         atomic_fetch_add_explicit(&rt->hdr->seal_seq, 1, memory_order_release);
@@ -239,13 +237,16 @@ int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns)
 SHOAL_API int shoal_wait(const shoal_ref refs[], size_t n, size_t num_ready,
                          int64_t timeout_ns, bool ready[])
 {
-    int rc = shoal__tls_check();
+    int rc = shoal__enter();
     if (rc)
         return rc;
     if ((n > 0 && refs == NULL) || num_ready > n)
-        return shoal__err(SHOAL_EINVAL, "shoal_wait: %s",
-                          num_ready > n ? "num_ready is larger than n" : "refs is NULL");
-    if (n > INT32_MAX)
-        return shoal__err(SHOAL_EINVAL, "shoal_wait: n is too large");
-    return wait_refs(refs, n, num_ready, timeout_ns, ready);
+        rc = shoal__err(SHOAL_EINVAL, "shoal_wait: %s",
+                        num_ready > n ? "num_ready is larger than n" : "refs is NULL");
+    else if (n > INT32_MAX)
+        rc = shoal__err(SHOAL_EINVAL, "shoal_wait: n is %zu, more than %d", n, INT32_MAX);
+    else
+        rc = wait_refs(refs, n, num_ready, timeout_ns, ready);
+    shoal__leave();
+    return rc;
 }

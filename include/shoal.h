@@ -125,8 +125,17 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
 SHOAL_API int  shoal_attach(const char *name);
 /* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
  * still looks), wait for running ones, join the workers, unmap and free the store. Every
- * ref and pointer obtained before becomes invalid. No other thread may be inside a shoal
- * call while it runs. Errors: SHOAL_ENOTINIT if not running. */
+ * ref and pointer obtained before becomes invalid.
+ * Safe from any thread while other threads call shoal: from the moment it starts, every
+ * call answers SHOAL_ECANCELED ("the runtime is shutting down") and, once it is done,
+ * SHOAL_ENOTINIT; calls blocked in shoal_get, shoal_get_timeout or shoal_wait (tasks'
+ * too) wake and return SHOAL_ECANCELED at once, so a task blocked in a get does not hold
+ * it up; it waits only for calls already inside the runtime to leave and for running tasks
+ * to return. It never waits for readers of object bytes: stop reading pointers from
+ * shoal_get before calling it (the bytes are unmapped). Two concurrent calls: one shuts
+ * down, the other waits for it and answers SHOAL_ENOTINIT.
+ * Errors: SHOAL_ENOTINIT not running; SHOAL_EBUSY called inside a task (it would wait for
+ * its own task: return from the task and shut down from another thread). */
 SHOAL_API int  shoal_shutdown(void);
 
 /* ---------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
     va_start(ap, fmt);
     complete_v(g->ref, code, fmt, ap);
     va_end(ap);
-    shoal_release(g->ref);   /* the reference this operation held */
+    shoal__release(g->ref);   /* the reference this operation held */
     close_and_free(&g->op, g->fd, g);
 }
 
@@ -230,11 +230,9 @@ static void ingest_start(shoal__iomsg *m)
     shoal__io_submit(&g->op);
 }
 
-SHOAL_API int shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out)
+static int put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    int rc;
     size_t n;
     if ((rc = check_path("shoal_put_file", path, &n)))
         return rc;
@@ -265,13 +263,23 @@ SHOAL_API int shoal_put_file(const char *path, uint64_t offset, size_t len, shoa
     rc = shoal__io_post(&g->w.msg);
     if (rc) {
         shoal__obj_complete(ref, SHOAL_ECANCELED, "shoal_put_file: the I/O engine stopped");
-        shoal_release(ref);
-        shoal_release(ref);
+        shoal__release(ref);
+        shoal__release(ref);
         free(g);
         return rc;
     }
     *out = ref;
     return 0;
+}
+
+SHOAL_API int shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out)
+{
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    rc = put_file(path, offset, len, out);
+    shoal__leave();
+    return rc;
 }
 
 /* ---- export: object -> file ---------------------------------------------------------------- */
@@ -302,8 +310,8 @@ static void export_end(struct export *e, int code, const char *fmt, ...)
     va_end(ap);
     if (e->pinned)
         shoal__spill_unpin(e->src);
-    shoal_release(e->done);
-    shoal_release(e->src);
+    shoal__release(e->done);
+    shoal__release(e->src);
     close_and_free(&e->op, e->fd, e);
 }
 
@@ -429,21 +437,19 @@ static void export_ready(shoal__dep *d, int failed)
     shoal__io_post(&e->w.msg);
 }
 
-SHOAL_API int shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done)
+static int write_file(shoal_ref ref, const char *path, shoal_ref *done)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    int rc;
     size_t n;
     if ((rc = check_path("shoal_write_file", path, &n)))
         return rc;
     if (!done)
         return shoal__err(SHOAL_EINVAL, "shoal_write_file: done is NULL");
-    if ((rc = shoal_retain(ref)))   /* EINVAL / ESTALE with the message set */
+    if ((rc = shoal__retain(ref)))   /* EINVAL / ESTALE with the message set */
         return rc;
     struct export *e = calloc(1, sizeof *e + n + 1);
     if (!e) {
-        shoal_release(ref);
+        shoal__release(ref);
         return shoal__err(SHOAL_ENOMEM, "shoal_write_file: out of memory");
     }
     memcpy(e->path, path, n + 1);
@@ -454,7 +460,7 @@ SHOAL_API int shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done)
     e->dep.fire = export_ready;
     rc = shoal__obj_new(SHOAL__PENDING, 0, -1, 2, NULL, &e->done);
     if (rc) {
-        shoal_release(ref);
+        shoal__release(ref);
         free(e);
         return rc;
     }
@@ -465,12 +471,22 @@ SHOAL_API int shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done)
         rc = shoal__io_post(&e->w.msg);
     if (rc < 0) {
         shoal__obj_complete(d, SHOAL_ECANCELED, "shoal_write_file: not started");
-        shoal_release(d);
-        shoal_release(d);
-        shoal_release(ref);
+        shoal__release(d);
+        shoal__release(d);
+        shoal__release(ref);
         free(e);
         return rc;
     }
     *done = d;
     return 0;
+}
+
+SHOAL_API int shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done)
+{
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    rc = write_file(ref, path, done);
+    shoal__leave();
+    return rc;
 }

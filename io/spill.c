@@ -786,11 +786,8 @@ int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len, unsign
                       "other allocations took it each time", len, ROOM_TRIES);
 }
 
-SHOAL_API int shoal_advise_cold(shoal_ref ref)
+static int advise_cold(shoal_ref ref)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
     int err;
     shoal__slot *s = shoal__slot_of(ref, &err);
     if (!s)
@@ -811,6 +808,16 @@ SHOAL_API int shoal_advise_cold(shoal_ref ref)
                                                   memory_order_release, memory_order_relaxed))
             return 0;
     }
+}
+
+SHOAL_API int shoal_advise_cold(shoal_ref ref)
+{
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    rc = advise_cold(ref);
+    shoal__leave();
+    return rc;
 }
 
 /* ---- the spill directory ------------------------------------------------------------------------- */

@@ -315,6 +315,13 @@ static void free_retired(void)
     }
 }
 
+void shoal__pool_release(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    free_retired();
+    pthread_mutex_unlock(&pool.mu);
+}
+
 int shoal__pool_start(void)
 {
     pthread_mutex_lock(&pool.mu);

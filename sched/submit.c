@@ -214,7 +214,7 @@ SHOAL__COLD static int unwind(struct shoal_task *t, const shoal_arg args[], size
     snprintf(msg, sizeof msg, "%s", shoal_last_error());
     for (size_t i = 0; i < n; i++)
         if (args[i].kind != SHOAL_ARG_VALUE)
-            shoal_release(args[i].ref);
+            shoal__release(args[i].ref);
     shoal__task_free(t);
     return shoal__err(rc, "%s", msg);
 }
@@ -227,12 +227,10 @@ SHOAL__COLD static int ref_error(struct shoal_task *t, const shoal_arg args[], s
     return unwind(t, args, i, rc);
 }
 
-SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
-                           const shoal_task_opts *opts, shoal_ref *out)
+static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
+                  const shoal_task_opts *opts, shoal_ref *out)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    int rc;
     struct shoal__sched *s = shoal__rt->sched;
     if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
         return submit_einval(s, fn, args, nargs, out);
@@ -274,7 +272,7 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     /* The task's references first: a stale REF fails the submit before anything exists. */
     if (nheld)
         for (size_t i = 0; i < nargs; i++)
-            if (args[i].kind != SHOAL_ARG_VALUE && unlikely(rc = shoal_retain(args[i].ref)))
+            if (args[i].kind != SHOAL_ARG_VALUE && unlikely(rc = shoal__retain(args[i].ref)))
                 return ref_error(t, args, i, rc);
     /* Two references: the caller's and the task's own, dropped when it completes, so a
      * caller that releases at once leaves the result alive for its dependents. */
@@ -317,4 +315,15 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     else
         wait_deps(s, t, dep_off, nref);
     return 0;
+}
+
+SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
+                           const shoal_task_opts *opts, shoal_ref *out)
+{
+    int rc = shoal__enter();
+    if (unlikely(rc))
+        return rc;
+    rc = submit(fn, args, nargs, opts, out);
+    shoal__leave();
+    return rc;
 }

@@ -11,7 +11,10 @@
 
 typedef struct { const char *name; void (*fn)(void); } shoal_test_case;
 
-/* Run the cases as one suite named `suite`; returns the process exit code (0 = all passed). */
+/* Run the cases as one suite named `suite`; returns the process exit code (0 = all passed).
+ * Each case runs under a watchdog: past SHOAL_TEST_TIMEOUT seconds (default 300) the
+ * program prints which test hung and exits with 124. Blocking calls inside a test still
+ * take their own, shorter timeouts, so that a lost wake-up names itself. */
 int shoal_test_run(const char *suite, const shoal_test_case *cases);
 
 /* Report that a test could not exercise what it is about, and why. Counted and printed in
