@@ -296,6 +296,7 @@ int shoal__attach_ex(const char *name, unsigned flags)
     atomic_store_explicit(&shoal__rt, rt, memory_order_release);
     /* release: pairs with the acquire in shoal__tls_refresh (as shoal_init). */
     __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
+    shoal__forked_clear();
     cur = c;
     shoal__lifecycle_unlock();
     return 0;

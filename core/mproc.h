@@ -220,7 +220,9 @@ SHOAL__HIDDEN void shoal__publish_release(void);
 /* Client: shoal_shutdown of an attached runtime (lifecycle lock held). */
 SHOAL__HIDDEN int  shoal__detach(shoal__rt_t *rt);
 /* In a child after fork(): the runtime inherited from the parent is abandoned (its threads
- * do not exist here and its jemalloc state is a copy), so the child can attach afresh. */
+ * do not exist here and its allocator state is a copy), so the child can attach afresh.
+ * Registered by every init and attach; the handler is core/runtime.c's, which calls the
+ * two below for a published or attached runtime. */
 SHOAL__HIDDEN void shoal__atfork_register(void);
 SHOAL__HIDDEN void shoal__publish_forget(void);
 SHOAL__HIDDEN void shoal__attach_forget(void);

@@ -2,6 +2,7 @@
  * table), the arenas and the scheduler; shutdown takes them down in reverse order and
  * moves the epoch so that every thread's cached view goes stale at once.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 #include "../alloc/os.h"
 #include "../io/io.h"
 #include "../sched/sched.h"
+#include "stats.h"
 #include "../sched/timeline.h"
 #include "../sched/topo.h"
 #include "mproc.h"
@@ -97,6 +99,45 @@ static void teardown(struct rt_private *p)
     free(p);
 }
 
+/* ---- fork() ------------------------------------------------------------------------------
+ * A child of a process that runs a store, private, published or attached, never allocates
+ * from, frees into or submits to that store: the inherited runtime is abandoned here, in
+ * the child, touching only process-private memory (no slot, ledger or arena byte of the
+ * store: the parent's threads are using them). Every call then answers SHOAL_ENOTINIT
+ * saying the process is a fork() child (thread.c), and shoal_init or shoal_attach work
+ * afresh: locks another thread held at fork() are made anew, the registries keep the one
+ * thread there is, the scheduler's task blocks and the per-slot generation records
+ * (slots.c: the parent went on issuing generations) are forgotten. A ref inherited from
+ * the parent may name an object of the child's own new store only by chance, as a ref of
+ * another process would. The I/O engine has its own handler (io/ring.c). */
+static void atfork_child(void)
+{
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+    shoal__threads_forget(rt != NULL);
+    shoal__stats_forget();
+    shoal__sched_forget();
+    if (!rt)
+        return;
+    if (shoal__holds != NULL) {   /* published or attached (core/mproc.h) */
+        shoal__holds = NULL;
+        shoal__publish_forget();
+        shoal__attach_forget();
+    }
+    atomic_store_explicit(&shoal__rt, NULL, memory_order_relaxed);
+    /* odd (up) -> even (none), see rt.h */
+    __atomic_store_n(&shoal__epoch, __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    shoal__slots_forget();
+}
+
+static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
+
+void shoal__atfork_register(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, atfork_once);
+}
+
 static int check_config(const shoal_config *c)
 {
     if (c->huge_pages != SHOAL_HUGE_AUTO && c->huge_pages != SHOAL_HUGE_REQUIRE &&
@@ -181,6 +222,7 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     int rc = check_config(&c);
     if (rc)
         return rc;
+    shoal__atfork_register();   /* before the lock: pthread_once never waits for it */
     shoal__lifecycle_lock();
     if (atomic_load_explicit(&shoal__rt, memory_order_relaxed)) {
         shoal__lifecycle_unlock();
@@ -229,6 +271,7 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
      * epoch sees a complete runtime. */
     __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
 
+    shoal__forked_clear();
     unsigned workers = c.workers ? c.workers : (unsigned)shoal__topo_default_workers(rt->topo);
     shoal__tl_start(workers);
     rc = shoal__sched_start(rt, workers);

@@ -81,6 +81,17 @@ void shoal__stats_register(void)
     t->registered = 1;
 }
 
+void shoal__stats_forget(void)
+{
+    /* fork() child: the lock may have been held by a thread that is not here, and the
+     * other threads' entries go: their TLS blocks sit in stacks the C library gives to the
+     * child's next threads, which start them afresh. Their counts are lost to the child. */
+    pthread_mutex_init(&stats_lock, NULL);
+    struct shoal__tstat *t = &shoal__tstat;
+    t->next = t->prev = NULL;
+    registry = t->registered ? t : NULL;
+}
+
 SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
 {
     if (out == NULL || size == 0)

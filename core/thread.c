@@ -40,11 +40,20 @@ uint64_t shoal__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Set in a fork() child of a process that ran a store, until it starts one of its own. */
+static _Atomic int forked;
+
 int shoal__not_running(void)
 {
+    if (atomic_load_explicit(&forked, memory_order_relaxed))
+        return shoal__err(SHOAL_ENOTINIT, "this process is a fork() child of a process that "
+                          "runs a shoal store: call shoal_attach(name) to join a published "
+                          "store or shoal_init() for a new one");
     return shoal__err(SHOAL_ENOTINIT, "runtime not initialized (or shut down): call "
                                       "shoal_init() or shoal_attach() first");
 }
+
+void shoal__forked_clear(void) { atomic_store_explicit(&forked, 0, memory_order_relaxed); }
 
 int shoal__tls_refresh(void)
 {
@@ -291,4 +300,27 @@ void shoal__calls_quiesce(void)
         }
     }
     pthread_mutex_unlock(&calls_lock);
+}
+
+/* ---- fork() ------------------------------------------------------------------------------ */
+
+/* In the child (only the forking thread exists): locks another thread may have held are
+ * made anew, and the registries keep this thread alone. Process-private memory only. */
+void shoal__threads_forget(bool had_runtime)
+{
+    if (had_runtime)
+        atomic_store_explicit(&forked, 1, memory_order_relaxed);
+    pthread_mutex_init(&lifecycle, NULL);
+    pthread_mutex_init(&registry_lock, NULL);
+    pthread_mutex_init(&calls_lock, NULL);
+    struct shoal__thr *t = shoal__tls.thr;
+    if (t)
+        t->next = t->prev = NULL;
+    registry = t;
+    struct shoal__call *c = &shoal__call;
+    c->next = c->prev = NULL;
+    calls = c->registered ? c : NULL;
+    atomic_store_explicit(&mb_mode, 0, memory_order_relaxed);   /* register again */
+    shoal__tls.nslots = 0;
+    shoal__tls.worker = -1;   /* a task that forked: the child runs no worker */
 }

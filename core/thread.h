@@ -69,6 +69,10 @@ SHOAL__HIDDEN int      shoal__slots_init(shoal__rt_t *rt);
 SHOAL__HIDDEN void     shoal__slots_retire(shoal__rt_t *rt);
 /* In a fork() child: forget those records (the parent's store went on without them). */
 SHOAL__HIDDEN void     shoal__slots_forget(void);
+/* In a fork() child: make the lifecycle and registry locks anew, keep this thread alone in
+ * the registries, and answer "a fork() child" until the next init or attach (clear). */
+SHOAL__HIDDEN void     shoal__threads_forget(bool had_runtime);
+SHOAL__HIDDEN void     shoal__forked_clear(void);
 /* Take a free slot (0 = the table is full). The slot's word is FREE with its next gen. */
 static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
 {

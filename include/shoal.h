@@ -104,6 +104,17 @@ typedef struct shoal_config {     /* all-zero means defaults */
  * too small, a name with '/' or over 64 bytes); SHOAL_ENOMEM the store cannot be mapped, or
  * huge pages were required and cannot be had. Not thread-safe against itself or shutdown. */
 SHOAL_API int  shoal_init(const shoal_config *cfg);
+/* fork(). A child of a process that runs a store (its own, published or attached) does not
+ * inherit it: it never allocates from, frees into or submits to its parent's store. Every
+ * call in the child answers SHOAL_ENOTINIT ("this process is a fork() child ...") until it
+ * calls shoal_init() for a store of its own or shoal_attach(name) to join a published one
+ * (its parent's included). What the child may still read: bytes its parent obtained from
+ * shoal_get before fork() stay mapped at the same addresses; treat them as valid only
+ * while the parent still holds those objects (the child holds no reference of its own,
+ * and a release in the child does nothing to the parent). Refs are plain IDs in the child:
+ * encode them, send them to a process that can resolve them, or resolve them again after
+ * attaching. Inside a task, system(), popen() and fork()+exec() are fine: the child is no
+ * worker. */
 /* Join a store another process published with config.name (1..64 bytes, no '/').
  *
  * Multi-process notes. The owner listens on a Unix socket, created 0600, at
@@ -118,7 +129,7 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * created and never sealed (SHOAL_ECANCELED); objects it sealed that others hold stay. When
  * the owner shuts down or dies, every call in its clients answers SHOAL_ENOTINIT (pointers
  * already obtained stay readable) until they call shoal_shutdown(), which detaches.
- * A child of fork() does not inherit an attached or published runtime: it attaches anew.
+ * A child of fork(): see shoal_init.
  * Errors: SHOAL_EINVAL bad name; SHOAL_ENOENT nobody publishes it (at once); SHOAL_EPERM
  * another user's store; SHOAL_EPROTO the owner runs another shoal version; SHOAL_EBUSY 255
  * processes attached already; SHOAL_EEXIST this process has a runtime already. */

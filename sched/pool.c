@@ -315,6 +315,33 @@ static void free_retired(void)
     }
 }
 
+void shoal__pool_forget(void)
+{
+    /* fork() child: the blocks belong to the parent's scheduler; the copies are unmapped,
+     * the rest (magazine shells, large tasks) left to the child's heap. */
+    pthread_mutex_init(&pool.mu, NULL);
+    for (size_t i = 0; i < pool.nchunks; i++)
+        munmap(pool.chunks[i].base, CHUNK);
+    for (size_t i = 0; i < retired.nchunks; i++)
+        munmap(retired.chunks[i].base, CHUNK);
+    free(pool.chunks);
+    free(retired.chunks);
+    memset(&retired, 0, sizeof retired);
+    pool.chunks = NULL;
+    pool.nchunks = pool.cap_chunks = 0;
+    pool.heap = NULL;
+    for (unsigned k = 0; k < SHOAL__NCLS; k++) {
+        pool.cur[k] = 0;
+        atomic_store_explicit(&pool.full[k], 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&pool.empty, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.gen, 0, memory_order_relaxed);
+    tl.gen = 0;
+    if (tl.c)
+        for (unsigned k = 0; k < SHOAL__NCLS; k++)
+            tl.c->cls[k].n = 0;
+}
+
 void shoal__pool_release(void)
 {
     pthread_mutex_lock(&pool.mu);

@@ -18,6 +18,9 @@ SHOAL__HIDDEN void shoal__sched_stop(shoal__rt_t *rt);
 /* After the store is torn down: unmap the task blocks the last run kept (a late completion
  * could reach them through the store's dependency lists until then). */
 SHOAL__HIDDEN void shoal__sched_release(void);
+/* In a fork() child (core/runtime.c): forget the parent's scheduler state (private memory
+ * only), so that the child can start a scheduler of its own. */
+SHOAL__HIDDEN void shoal__sched_forget(void);
 /* Fill workers, tasks_run, tasks_stolen. */
 SHOAL__HIDDEN void shoal__sched_info(shoal_info *out);
 /* NUMA node of worker w, or SHOAL_EINVAL. */

@@ -98,6 +98,13 @@ static void ready_foreign(struct shoal_task *t)
     atomic_fetch_sub_explicit(&foreign_fires, 1, memory_order_release);
 }
 
+void shoal__sched_forget(void)
+{
+    /* fork() child: a thread that was firing is not here to count itself out. */
+    atomic_store_explicit(&foreign_fires, 0, memory_order_relaxed);
+    shoal__pool_forget();
+}
+
 void shoal__sched_quiesce(void)
 {
     /* acquire: pairs with the release decrement in ready_foreign. */
