@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "../alloc/arena.h"
@@ -138,6 +139,15 @@ void shoal__atfork_register(void)
     pthread_once(&once, atfork_once);
 }
 
+/* RAM plus swap: the most a store could ever occupy here. */
+static uint64_t shoal__machine_bytes(void)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) != 0 || si.mem_unit == 0)
+        return UINT64_MAX;
+    return ((uint64_t)si.totalram + (uint64_t)si.totalswap) * si.mem_unit;
+}
+
 static int check_config(const shoal_config *c)
 {
     if (c->huge_pages != SHOAL_HUGE_AUTO && c->huge_pages != SHOAL_HUGE_REQUIRE &&
@@ -151,6 +161,14 @@ static int check_config(const shoal_config *c)
     if (c->store_bytes > ((size_t)1 << 46))
         return shoal__err(SHOAL_EINVAL, "config.store_bytes %zu is too large (64 TiB at most)",
                           c->store_bytes);
+    /* A store is reserved, not committed: its pages are taken as objects fill it. One that
+     * memory and swap together could never hold would fail (or meet the OOM killer) only
+     * once it is nearly full; refuse it now. */
+    uint64_t can = shoal__machine_bytes();
+    if (c->store_bytes > can)
+        return shoal__err(SHOAL_ENOMEM, "config.store_bytes %zu is more than this machine could "
+                          "ever hold (%llu bytes of RAM and swap): use less, or 0 for a quarter "
+                          "of physical memory", c->store_bytes, (unsigned long long)can);
     if (c->workers > 1024)
         return shoal__err(SHOAL_EINVAL, "config.workers %u is too many (1024 at most)",
                           c->workers);

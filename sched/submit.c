@@ -12,6 +12,10 @@
 
 #define MAX_ARGS  65535u
 #define NAME_COPY 63u              /* longest task name kept for messages */
+/* VALUE arguments are copied into the task's block: together at most 1 GiB (anything that
+ * large belongs in an object passed as a REF). Also keeps every length below 2^62, which
+ * the argument table stores shifted left by 2. */
+#define MAX_VALUE_BYTES ((size_t)1 << 30)
 
 static inline size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -204,6 +208,14 @@ SHOAL__COLD static int bad_node(struct shoal__sched *s, int node)
                                     "or 0..%u", node, s->nnodes - 1);
 }
 
+SHOAL__COLD static int value_too_big(size_t i, size_t len, size_t before)
+{
+    return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: a VALUE of %zu bytes (after "
+                      "%zu bytes of earlier VALUEs) passes the %zu-byte limit of the values "
+                      "copied at submit: shoal_put the data and pass it as SHOAL_REF",
+                      i, len, before, MAX_VALUE_BYTES);
+}
+
 SHOAL__COLD static int bad_arg(size_t i, const shoal_arg *a)
 {
     if (a->kind == SHOAL_ARG_VALUE)
@@ -259,6 +271,9 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         if (a->kind == SHOAL_ARG_VALUE) {
             if (unlikely(!a->data && a->len))
                 return bad_arg(i, a);
+            /* No sum may wrap: each length and the total stay below the limit. */
+            if (unlikely(a->len > MAX_VALUE_BYTES || vbytes + align16(a->len) > MAX_VALUE_BYTES))
+                return value_too_big(i, a->len, vbytes);
             vbytes += align16(a->len);
         } else if (a->kind == SHOAL_ARG_REF) {
             nref++;
