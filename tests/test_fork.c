@@ -50,7 +50,7 @@ static int t_nop(shoal_task *t)
 /* In the child: one code per check, so the parent can say which failed. */
 static int child_checks(shoal_ref inherited, const void *bytes, size_t len, int may_init)
 {
-    alarm(60);
+    shoal_test_child_limits(60);
     const void *d;
     size_t n;
     shoal_ref r;

@@ -1150,8 +1150,10 @@ static const shoal_test_case cases[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc >= 4 && strcmp(argv[1], "--child") == 0)
+    if (argc >= 4 && strcmp(argv[1], "--child") == 0) {
+        shoal_test_child_limits(300);
         return child_main(atoi(argv[2]), argv[3]);
+    }
     /* A private socket directory, so parallel runs never meet; inherited by the children. */
     snprintf(g_dir, sizeof g_dir, "/tmp/shoal-test-XXXXXX");
     if (!mkdtemp(g_dir)) {

@@ -335,7 +335,7 @@ static void test_hammer_while_shutting_down(void)
 static _Atomic int go;
 static void *do_shutdown(void *p)
 {
-    while (!atomic_load(&go))
+    for (long i = 0; i < 2000000000L && !atomic_load(&go); i++)   /* a spin start, bounded */
         ;
     *(int *)p = shoal_shutdown();
     return NULL;

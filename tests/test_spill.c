@@ -141,7 +141,7 @@ static int read_back(shoal_ref r, size_t len, uint64_t seq)
 {
     const void *d;
     size_t n;
-    int rc = shoal_get(r, &d, &n);
+    int rc = get_within(r, &d, &n);
     if (rc) {
         fprintf(stderr, "get: %s\n", shoal_last_error());
         return 0;
@@ -279,7 +279,7 @@ static void test_read_objects_stay(void)
     ASSERT_OK(put_obj(40 * MiB, 1, &a));
     const void *pa;
     size_t n;
-    ASSERT_OK(shoal_get(a, &pa, &n));      /* a pointer is held from here */
+    ASSERT_OK(get_within(a, &pa, &n));      /* a pointer is held from here */
     CHECK_RC(put_obj(40 * MiB, 2, &b), SHOAL_ENOMEM);
     const char *m = shoal_last_error();
     if (!strstr(m, "nothing left to spill"))
@@ -334,7 +334,7 @@ static void test_files_on_a_full_store(void)
     ASSERT_OK(shoal_put_file(p, 0, 0, &f));
     const void *d;
     size_t n;
-    ASSERT_OK(shoal_get(f, &d, &n));
+    ASSERT_OK(get_within(f, &d, &n));
     CU_ASSERT(n == 10 * MiB && intact(d, n, 77));
     CHECK_OK(shoal_advise_cold(f));
     CU_ASSERT(stats_now().spilled_objects - s0.spilled_objects >= 1);
@@ -342,7 +342,7 @@ static void test_files_on_a_full_store(void)
     snprintf(p, sizeof p, "%s/file-out", dir);
     uint64_t restored = stats_now().restored_objects;
     ASSERT_OK(shoal_write_file(r[0], p, &done));
-    ASSERT_OK(shoal_get(done, &d, &n));
+    ASSERT_OK(get_within(done, &d, &n));
     CU_ASSERT_EQUAL(stats_now().restored_objects, restored + 1);
     CHECK_OK(shoal_release(done));
     fd = open(p, O_RDONLY);
@@ -415,7 +415,7 @@ static void test_tasks(void)
     for (size_t i = 0; i < n; i++) {
         const void *d;
         size_t len;
-        int rc = shoal_get(checked[i], &d, &len);
+        int rc = get_within(checked[i], &d, &len);
         if (rc)
             fprintf(stderr, "check %zu: %s\n", i, shoal_last_error());
         good += rc == 0 && len == 8 && *(const uint64_t *)d == 1;
@@ -545,12 +545,12 @@ static int client_role(const char *name)
     shoal_ref r = { id }, f;
     const void *d;
     size_t n;
-    int rc = shoal_get(r, &d, &n), ok = 1;
+    int rc = get_within(r, &d, &n), ok = 1;
     if (rc != SHOAL_EIO || !strstr(shoal_last_error(), "owner")) {
         fprintf(stderr, "client get: %d %s\n", rc, shoal_last_error());
         ok = 0;
     }
-    if (shoal_put_file(path, 0, 0, &f) != 0 || shoal_get(f, &d, &n) != 0 || n != 1000) {
+    if (shoal_put_file(path, 0, 0, &f) != 0 || get_within(f, &d, &n) != 0 || n != 1000) {
         fprintf(stderr, "client put_file: %s\n", shoal_last_error());
         ok = 0;
     } else {
@@ -754,8 +754,10 @@ static void test_cleanup(void)
 int main(int argc, char **argv)
 {
     setenv("SHOAL_QUIET", "1", 0);
-    if (argc > 1)
+    if (argc > 1) {
+        shoal_test_child_limits(300);
         return child_main(argc, argv);
+    }
     static const shoal_test_case cases[] = {
         { "1 GiB of live objects in a 64 MiB store, random reads", test_gib_in_64mib },
         { "small objects", test_small_objects },

@@ -4,7 +4,9 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,12 @@ shoal_config shoal_test_config(void)
     c.store_bytes = 64u << 20;
     c.workers = 2;
     return c;
+}
+
+void shoal_test_child_limits(unsigned seconds)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(seconds);
 }
 
 /* ---- the watchdog ----------------------------------------------------------------------- */

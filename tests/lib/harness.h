@@ -17,6 +17,10 @@ typedef struct { const char *name; void (*fn)(void); } shoal_test_case;
  * take their own, shorter timeouts, so that a lost wake-up names itself. */
 int shoal_test_run(const char *suite, const shoal_test_case *cases);
 
+/* In a child process a suite starts: ends it after `seconds` (SIGALRM) and when the parent
+ * dies, so that neither a hang nor a killed parent leaves it running. */
+void shoal_test_child_limits(unsigned seconds);
+
 /* Report that a test could not exercise what it is about, and why. Counted and printed in
  * the summary as SKIP: a skip is not a pass. */
 void shoal_test_skip(const char *why);
