@@ -99,10 +99,5 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 {
     SHOAL__PROBE_GET_SLOW(ref.id, timeout_ns);
     shoal__count(SHOAL__CNT_GET_SLOW);
-    int rc = shoal__enter();
-    if (rc)
-        return rc;
-    rc = get_slow(ref, timeout_ns, data, len);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(get_slow(ref, timeout_ns, data, len));
 }

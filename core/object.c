@@ -156,18 +156,17 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     return 0;
 }
 
+static inline int put(const void *data, size_t len, shoal_ref *out)
+{
+    if (unlikely(out == NULL || (data == NULL && len != 0)))
+        return shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
+                                            : "shoal_put: out is NULL (%zu bytes)", len);
+    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
+}
+
 SHOAL_API int shoal_put(const void *data, size_t len, shoal_ref *out)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    if (unlikely(out == NULL || (data == NULL && len != 0)))
-        rc = shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
-                                          : "shoal_put: out is NULL (%zu bytes)", len);
-    else
-        rc = obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(put(data, len, out));
 }
 
 static int put_batch(size_t n, const void *const data[], const size_t len[], shoal_ref out[])
@@ -206,25 +205,19 @@ static int put_batch(size_t n, const void *const data[], const size_t len[], sho
 SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t len[],
                               shoal_ref out[])
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = put_batch(n, data, len, out);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(put_batch(n, data, len, out));
+}
+
+static inline int create(size_t len, void **buf, shoal_ref *out)
+{
+    if (unlikely(out == NULL || buf == NULL))
+        return shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
+    return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
 }
 
 SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    if (unlikely(out == NULL || buf == NULL))
-        rc = shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
-    else
-        rc = obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(create(len, buf, out));
 }
 
 int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **buf,
@@ -372,12 +365,7 @@ static int seal(shoal_ref ref)
 
 SHOAL_API int shoal_seal(shoal_ref ref)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = seal(ref);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(seal(ref));
 }
 
 /* ---- references -------------------------------------------------------------------------- */
@@ -441,12 +429,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
 
 SHOAL_API int shoal_retain(shoal_ref ref)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = shoal__retain(ref);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(shoal__retain(ref));
 }
 
 int shoal__release(shoal_ref ref)
@@ -481,12 +464,7 @@ int shoal__release(shoal_ref ref)
 
 SHOAL_API int shoal_release(shoal_ref ref)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = shoal__release(ref);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(shoal__release(ref));
 }
 
 void shoal__slot_corrupt(uint64_t idx)
@@ -499,14 +477,14 @@ void shoal__slot_corrupt(uint64_t idx)
 
 /* ---- small queries ----------------------------------------------------------------------- */
 
+static int object_node(shoal_ref ref)
+{
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    return s ? shoal__slot_node(s) : err;
+}
+
 SHOAL_API int shoal_object_node(shoal_ref ref)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    shoal__slot *s = shoal__slot_of(ref, &rc);
-    if (s)
-        rc = shoal__slot_node(s);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(object_node(ref));
 }

@@ -78,6 +78,25 @@ SHOAL__HIDDEN void *shoal__seg_place(size_t len);
 /* Bytes and objects the store holds now (shoal_info_get's figures; runtime.c). */
 SHOAL__HIDDEN void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live);
 
+/* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
+ * next and prev, head points at the first node. The caller holds the list's lock. */
+#define SHOAL__DLIST_PUSH(head, n) do {                                                    \
+        (n)->prev = NULL;                                                                  \
+        (n)->next = (head);                                                                \
+        if (head)                                                                          \
+            (head)->prev = (n);                                                            \
+        (head) = (n);                                                                      \
+    } while (0)
+#define SHOAL__DLIST_UNLINK(head, n) do {                                                  \
+        if ((n)->prev)                                                                     \
+            (n)->prev->next = (n)->next;                                                   \
+        else                                                                               \
+            (head) = (n)->next;                                                            \
+        if ((n)->next)                                                                     \
+            (n)->next->prev = (n)->prev;                                                   \
+        (n)->next = (n)->prev = NULL;                                                      \
+    } while (0)
+
 /* ---- errors (core/errors.c) ----------------------------------------------------------- */
 /* Record this thread's message and return code: `return shoal__err(SHOAL_EINVAL, "...")`. */
 SHOAL__HIDDEN int shoal__err(int code, const char *fmt, ...)
@@ -156,6 +175,17 @@ static inline void shoal__leave(void)
                               atomic_load_explicit(&shoal__call.mark, memory_order_relaxed) + 1,
                               memory_order_release);
 }
+
+/* The body of a public call: `SHOAL__CALL(impl(args));` enters, runs impl (which returns 0,
+ * a count or a negative code) and leaves. */
+#define SHOAL__CALL(expr) do {                                                             \
+        int rc_ = shoal__enter();                                                          \
+        if (likely(rc_ == 0)) {                                                            \
+            rc_ = (expr);                                                                  \
+            shoal__leave();                                                                \
+        }                                                                                  \
+        return rc_;                                                                        \
+    } while (0)
 
 /* ---- objects (core/object.c): the internal API for sched/ and io/ ---------------------- */
 /* shoal_retain and shoal_release without the call marker, for internal callers (inside a

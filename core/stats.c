@@ -35,17 +35,6 @@ static inline uint64_t load_fast(const struct shoal__tstat *t)
     return __atomic_load_n(t->fast, __ATOMIC_RELAXED);
 }
 
-static void unlink_locked(struct shoal__tstat *t)
-{
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        registry = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->next = t->prev = NULL;
-}
-
 /* Thread exit: the TLS block is still alive here, gone after; fold it into the total. */
 static void thread_exit(void *p)
 {
@@ -57,7 +46,7 @@ static void thread_exit(void *p)
     }
     exited[FAST] += load_fast(t);
     __atomic_store_n(t->fast, 0, __ATOMIC_RELAXED);
-    unlink_locked(t);
+    SHOAL__DLIST_UNLINK(registry, t);
     pthread_mutex_unlock(&stats_lock);
     /* A later count (another destructor calling shoal) registers the thread again. */
     t->registered = 0;
@@ -71,11 +60,7 @@ void shoal__stats_register(void)
     pthread_once(&exit_key_once, exit_key_make);
     t->fast = &shoal__tls.fast_gets;
     pthread_mutex_lock(&stats_lock);
-    t->prev = NULL;
-    t->next = registry;
-    if (registry)
-        registry->prev = t;
-    registry = t;
+    SHOAL__DLIST_PUSH(registry, t);
     pthread_mutex_unlock(&stats_lock);
     pthread_setspecific(exit_key, t);
     t->registered = 1;

@@ -118,12 +118,7 @@ static void thr_exit(void *p)
     /* Shutdown clears shoal__rt before it flushes the registry under this lock, so a
      * runtime seen here stays alive until we unlock. */
     thr_flush(atomic_load_explicit(&shoal__rt, memory_order_acquire), t);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        registry = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    SHOAL__DLIST_UNLINK(registry, t);
     pthread_mutex_unlock(&registry_lock);
     shoal__tls.thr = NULL;
     free(t);
@@ -140,10 +135,7 @@ struct shoal__thr *shoal__thr_slow(void)
         if (!t)
             return NULL;
         pthread_mutex_lock(&registry_lock);
-        t->next = registry;
-        if (registry)
-            registry->prev = t;
-        registry = t;
+        SHOAL__DLIST_PUSH(registry, t);
         pthread_mutex_unlock(&registry_lock);
         pthread_setspecific(thr_key, t);
         shoal__tls.thr = t;
@@ -193,13 +185,7 @@ static void call_exit(void *p)
     struct shoal__call *c = p;
     pthread_mutex_lock(&calls_lock);
     if (c->registered) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            calls = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        c->next = c->prev = NULL;
+        SHOAL__DLIST_UNLINK(calls, c);
         c->registered = false;
     }
     pthread_mutex_unlock(&calls_lock);
@@ -214,11 +200,7 @@ static void call_register(struct shoal__call *c)
 {
     pthread_once(&call_key_once, call_key_make);
     pthread_mutex_lock(&calls_lock);
-    c->prev = NULL;
-    c->next = calls;
-    if (calls)
-        calls->prev = c;
-    calls = c;
+    SHOAL__DLIST_PUSH(calls, c);
     c->registered = true;
     pthread_mutex_unlock(&calls_lock);
     pthread_setspecific(call_key, c);

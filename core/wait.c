@@ -234,19 +234,19 @@ int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns)
     return 0;
 }
 
+static int wait_checked(const shoal_ref refs[], size_t n, size_t num_ready,
+                        int64_t timeout_ns, bool ready[])
+{
+    if ((n > 0 && refs == NULL) || num_ready > n)
+        return shoal__err(SHOAL_EINVAL, "shoal_wait: %s",
+                          num_ready > n ? "num_ready is larger than n" : "refs is NULL");
+    if (n > INT32_MAX)
+        return shoal__err(SHOAL_EINVAL, "shoal_wait: n is %zu, more than %d", n, INT32_MAX);
+    return wait_refs(refs, n, num_ready, timeout_ns, ready);
+}
+
 SHOAL_API int shoal_wait(const shoal_ref refs[], size_t n, size_t num_ready,
                          int64_t timeout_ns, bool ready[])
 {
-    int rc = shoal__enter();
-    if (rc)
-        return rc;
-    if ((n > 0 && refs == NULL) || num_ready > n)
-        rc = shoal__err(SHOAL_EINVAL, "shoal_wait: %s",
-                        num_ready > n ? "num_ready is larger than n" : "refs is NULL");
-    else if (n > INT32_MAX)
-        rc = shoal__err(SHOAL_EINVAL, "shoal_wait: n is %zu, more than %d", n, INT32_MAX);
-    else
-        rc = wait_refs(refs, n, num_ready, timeout_ns, ready);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(wait_checked(refs, n, num_ready, timeout_ns, ready));
 }

@@ -389,12 +389,7 @@ static int put_file(const char *path, uint64_t offset, size_t len, shoal_ref *ou
 
 SHOAL_API int shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = put_file(path, offset, len, out);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(put_file(path, offset, len, out));
 }
 
 /* ---- export: object -> file ---------------------------------------------------------------- */
@@ -615,10 +610,5 @@ static int write_file(shoal_ref ref, const char *path, shoal_ref *done)
 
 SHOAL_API int shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = write_file(ref, path, done);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(write_file(ref, path, done));
 }

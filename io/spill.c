@@ -812,12 +812,7 @@ static int advise_cold(shoal_ref ref)
 
 SHOAL_API int shoal_advise_cold(shoal_ref ref)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = advise_cold(ref);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(advise_cold(ref));
 }
 
 /* ---- the spill directory ------------------------------------------------------------------------- */

@@ -199,11 +199,7 @@ SHOAL__COLD static struct shoal_task *heap_alloc(size_t size)
         return NULL;
     }
     pthread_mutex_lock(&pool.mu);
-    h->prev = NULL;
-    h->next = pool.heap;
-    if (pool.heap)
-        pool.heap->prev = h;
-    pool.heap = h;
+    SHOAL__DLIST_PUSH(pool.heap, h);
     pthread_mutex_unlock(&pool.mu);
     struct shoal_task *t = (struct shoal_task *)(h + 1);
     t->cls = SHOAL__CLS_HEAP;
@@ -215,12 +211,7 @@ SHOAL__COLD static void heap_free(struct shoal_task *t)
 {
     struct heap_hdr *h = (struct heap_hdr *)t - 1;
     pthread_mutex_lock(&pool.mu);
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        pool.heap = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    SHOAL__DLIST_UNLINK(pool.heap, h);
     pthread_mutex_unlock(&pool.mu);
     free(h);
 }

@@ -342,10 +342,5 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
 SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                            const shoal_task_opts *opts, shoal_ref *out)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = submit(fn, args, nargs, opts, out);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(submit(fn, args, nargs, opts, out));
 }

@@ -441,10 +441,5 @@ int shoal__sched_worker_node(unsigned w)
 
 SHOAL_API int shoal_worker_node(unsigned worker)
 {
-    int rc = shoal__enter();
-    if (unlikely(rc))
-        return rc;
-    rc = shoal__sched_worker_node(worker);
-    shoal__leave();
-    return rc;
+    SHOAL__CALL(shoal__sched_worker_node(worker));
 }

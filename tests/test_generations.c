@@ -20,6 +20,18 @@ static void start_table(size_t max_objects)
 
 static uint64_t gen_of(shoal_ref r) { return r.id >> 32; }
 
+/* A store whose slots all start at generation `base` (SHOAL_TEST_GEN_BASE, read at init). */
+static void start_at_gen(const char *base, size_t max_objects)
+{
+    test_reset();
+    setenv("SHOAL_TEST_GEN_BASE", base, 1);
+    shoal_config c = shoal_test_config();
+    c.max_objects = max_objects;
+    int rc = shoal_init(&c);
+    unsetenv("SHOAL_TEST_GEN_BASE");
+    ASSERT_OK(rc);
+}
+
 /* A table of 4 slots takes put + release for ever (here 20000 times from two threads;
  * 8a82041 retired a slot after its 26-bit generation ran out and failed around put 405). */
 struct churn { int fails, n; };
@@ -98,13 +110,7 @@ static void test_small_table_any_thread(void)
  * stay stale; a live object in another slot is untouched. */
 static void test_generation_wraps(void)
 {
-    test_reset();
-    setenv("SHOAL_TEST_GEN_BASE", "0xfffffff0", 1);
-    shoal_config c = shoal_test_config();
-    c.max_objects = 2;
-    int rc = shoal_init(&c);
-    unsetenv("SHOAL_TEST_GEN_BASE");
-    ASSERT_OK(rc);
+    start_at_gen("0xfffffff0", 2);
     shoal_ref keep;
     ASSERT_OK(shoal_put("keep", 5, &keep));
     enum { N = 48 };
@@ -143,13 +149,9 @@ static void test_generation_wraps(void)
  * generations continue where the last store left them, wrap included. */
 static void test_ref_across_stores(void)
 {
-    test_reset();
-    setenv("SHOAL_TEST_GEN_BASE", "0xfffffffe", 1);
+    start_at_gen("0xfffffffe", 1);
     shoal_config c = shoal_test_config();
     c.max_objects = 1;
-    int rc = shoal_init(&c);
-    unsetenv("SHOAL_TEST_GEN_BASE");
-    ASSERT_OK(rc);
     shoal_ref old;
     ASSERT_OK(shoal_put("old", 4, &old));
     CU_ASSERT_EQUAL(gen_of(old), 0xfffffffeu);
