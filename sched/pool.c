@@ -300,6 +300,14 @@ void shoal__pool_forget(void)
             tl.c->cls[k].n = 0;
 }
 
+size_t shoal__pool_mapped(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    size_t n = (pool.nchunks + retired.nchunks) * CHUNK;
+    pthread_mutex_unlock(&pool.mu);
+    return n;
+}
+
 void shoal__pool_release(void)
 {
     pthread_mutex_lock(&pool.mu);
