@@ -186,9 +186,10 @@ SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
                                      unsigned node, uint64_t *off);
 /* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. */
 SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
-/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore; a
- * worker runs other tasks meanwhile). 0 = look again; < 0 with the message set. */
-SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s);
+/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
+ * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
+ * 0 = look again; < 0 with the message set. */
+SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
 /* Fill the spill counters of *out (shoal_stats_get). */
 SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
 

@@ -152,11 +152,17 @@ SHOAL_API int  shoal_seal(shoal_ref ref);
  * Waits until the object is ready (inside a task, the worker runs other tasks meanwhile).
  * Errors: SHOAL_EINVAL null/forged ref; SHOAL_ESTALE freed; SHOAL_ETASK the task that makes
  * it failed (message in shoal_last_error()); SHOAL_ECANCELED its task was canceled;
- * SHOAL_EIO the file read behind it failed. Fast path: no lock, no syscall, no allocation. */
+ * SHOAL_EIO the file read behind it failed, or (spilling) the spill file could not be read,
+ * or an attached process asked for an object the owner spilled; SHOAL_ENOMEM (spilling) a
+ * spilled object cannot be brought back for want of room: the message says why (nothing
+ * left to spill, free space not in one piece, a full spill disk); the object stays spilled,
+ * get it again after releasing objects or advising them cold. Fast path: no lock, no
+ * syscall, no allocation. */
 SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */
 #define shoal_get(ref, data, len) shoal__get_inline((ref), (data), (len))
-/* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls.
+/* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls (a spilled
+ * object is still read back: a disk read, not a wait for another thread).
  * Extra error: SHOAL_ETIMEDOUT. */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
                                  size_t *len);
@@ -202,11 +208,27 @@ SHOAL_API int  shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done
 /* With config.spill_dir set, a put or create that finds the store full first writes sealed
  * objects that nobody has read since they were sealed (oldest first) to spill_dir and frees
  * their memory; shoal_get brings a spilled object back (waiting for the read; a worker runs
- * other tasks meanwhile). An object someone has read stays resident while references
- * exist, since the reader may hold its pointer. shoal_advise_cold declares that the caller
- * holds no pointer into the object any more, making it a spill candidate again (a no-op
- * without spill_dir, or for an object not sealed and resident). Errors: SHOAL_EINVAL,
- * SHOAL_ESTALE, SHOAL_ENOTINIT. */
+ * other tasks meanwhile, except while it already waits for one). When the bytes wanted are
+ * free but not in one piece, the objects in the way are spilled. When the spill disk is
+ * full, puts that need room fail (SHOAL_ENOMEM, "no object was lost"), but a spilled object
+ * can still be read back: its bytes trade places with colder ones (through private memory,
+ * where they may stay until the next get if no trade fits). Disk space comes back once the
+ * objects are freed (the spill file is punched out after a moment without spill I/O).
+ * Spilling is per store: only the owner spills and restores; in an attached process a get of
+ * an object the owner spilled answers SHOAL_EIO, one the owner is restoring waits for it.
+ *
+ * Pointers and spilling: an object that was read stays resident while references exist,
+ * since any holder may keep its pointer. A creator's buf (shoal_create) and a task's result
+ * buffer are not reads: do not read through them after shoal_seal / the task's return.
+ * shoal_advise_cold(ref) makes the object a spill candidate again, and with it every pointer
+ * into it invalid as soon as it is spilled, so it counts only when the caller's reference is
+ * the last one: the caller declares that it holds no pointer, and no other holder exists who
+ * could. With other references (other holders, a task argument, a transfer in flight, an
+ * object that embeds it, a file export of it) it answers SHOAL_EBUSY and nothing changes:
+ * call it again once they are released. A later get (by anyone, after a shoal_retain) reads
+ * it back if it was spilled and makes it resident again. No-op (0) without spill_dir, in an
+ * attached process, or for an object that is not sealed and resident. Returns 0 also when it
+ * was cold already. Errors: SHOAL_EBUSY, SHOAL_EINVAL, SHOAL_ESTALE, SHOAL_ENOTINIT. */
 SHOAL_API int  shoal_advise_cold(shoal_ref ref);
 
 /* ---------------------------------------------------------------------------------------
