@@ -1160,16 +1160,22 @@ static void restore_done(struct restore *r)
     restore_finish(r, 0, NULL);
 }
 
+/* Reading r's bytes from the spill file failed (x->err): the object stays spilled. */
+static void read_failed(struct restore *r, const shoal__xfer *x)
+{
+    int e = x->err == SHOAL__XFER_SHORT ? EIO : -x->err;
+    restore_fail(r, SHOAL_EIO, "reading object 0x%016llx from the spill file failed: %s "
+                 "(errno %d) (spill file %s%s)", (unsigned long long)r->ref.id, strerror(e), e,
+                 PATH_DOTS(), path_shown());
+}
+
 static void restore_read(shoal__xfer *x)
 {
     struct restore *r = x->owner;
     if (x->err) {
         shoal__io_free(r->off, r->len);
         r->placed = false;
-        int e = x->err == SHOAL__XFER_SHORT ? EIO : -x->err;
-        restore_fail(r, SHOAL_EIO, "reading object 0x%016llx back from the spill file failed: "
-                     "%s (errno %d) (spill file %s%s)", (unsigned long long)r->ref.id,
-                     strerror(e), e, PATH_DOTS(), path_shown());
+        read_failed(r, x);
         return;
     }
     restore_done(r);
@@ -1231,10 +1237,7 @@ static void bounce_done(shoal__xfer *x)
     if (x->err) {
         free(r->mem);
         r->mem = NULL;
-        int e = x->err == SHOAL__XFER_SHORT ? EIO : -x->err;
-        restore_fail(r, SHOAL_EIO, "reading object 0x%016llx out of the spill file failed: "
-                     "%s (errno %d) (spill file %s%s)", (unsigned long long)r->ref.id,
-                     strerror(e), e, PATH_DOTS(), path_shown());
+        read_failed(r, x);
         return;
     }
     /* The extent is the swap's now: its victims are written there (ext_get). */

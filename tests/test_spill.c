@@ -1131,22 +1131,22 @@ static void test_crash_leftovers(void)
     CU_ASSERT_EQUAL(count_files(dir, "shoal-spill-"), 0);
 }
 
-/* An attached process does file I/O with its own I/O thread; it cannot restore what the
- * owner spilled (the bytes are in the owner's file) and says so. */
-static void test_client(void)
+/* Publish a 32 MiB store that spills to dir and spawn this program as `role` attached to
+ * it: *to_child is its stdin, *from_child its stdout. Returns once it attached. */
+static pid_t owner_and_client(const char *role, int *to_child, int *from_child)
 {
     make_dir();
     test_reset();
     shoal_config c = shoal_test_config();
     c.store_bytes = 32 * MiB;
     c.spill_dir = dir;
-    char name[64];
+    static char name[64];
     snprintf(name, sizeof name, "shoal-test-spill-%d", (int)getpid());
     c.name = name;
     ASSERT_OK(shoal_init(&c));
     int in[2], out[2];
     CU_ASSERT_FATAL(pipe(in) == 0 && pipe(out) == 0);
-    char *argv[] = { (char *)"test_spill", (char *)"client", (char *)c.name, NULL };
+    char *argv[] = { (char *)"test_spill", (char *)role, name, NULL };
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
@@ -1157,7 +1157,18 @@ static void test_client(void)
     close(in[0]);
     close(out[1]);
     char ch;
-    CU_ASSERT(read(out[0], &ch, 1) == 1);   /* attached (before the store fills) */
+    CU_ASSERT(read(out[0], &ch, 1) == 1);   /* attached */
+    *to_child = in[1];
+    *from_child = out[0];
+    return pid;
+}
+
+/* An attached process does file I/O with its own I/O thread; it cannot restore what the
+ * owner spilled (the bytes are in the owner's file) and says so. */
+static void test_client(void)
+{
+    int in[2], out[2];
+    pid_t pid = owner_and_client("client", &in[1], &out[0]);   /* before the store fills */
     shoal_ref r[48];
     for (int i = 0; i < 48; i++)
         ASSERT_OK(put_obj(MiB, (uint64_t)i, &r[i]));
@@ -1228,29 +1239,8 @@ static uint64_t word_of(shoal_ref r)
  * own I/O thread again and again. */
 static void test_client_waits_for_restore(void)
 {
-    make_dir();
-    test_reset();
-    shoal_config c = shoal_test_config();
-    c.store_bytes = 32 * MiB;
-    c.spill_dir = dir;
-    char name[64];
-    snprintf(name, sizeof name, "shoal-test-spill-r-%d", (int)getpid());
-    c.name = name;
-    ASSERT_OK(shoal_init(&c));
     int in[2], out[2];
-    CU_ASSERT_FATAL(pipe(in) == 0 && pipe(out) == 0);
-    char *argv[] = { (char *)"test_spill", (char *)"client-restoring", name, NULL };
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    pid_t pid;
-    CU_ASSERT_FATAL(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    char ch;
-    CU_ASSERT(read(out[0], &ch, 1) == 1);   /* attached */
+    pid_t pid = owner_and_client("client-restoring", &in[1], &out[0]);
     shoal_ref x, r[40];
     ASSERT_OK(put_obj(MiB, 5, &x));
     for (int i = 0; i < 40; i++)
