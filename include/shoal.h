@@ -316,7 +316,9 @@ typedef struct shoal_stats {
     uint64_t restore_ns;           /* same for restores, from the request to the bytes' return */
     uint64_t spill_failures;       /* spill writes that failed (disk full, I/O error): the
                                       object stayed resident, the put got SHOAL_ENOMEM */
-    uint64_t spilled_now_objects;  /* objects on disk right now (not counters: a snapshot) */
+    uint64_t spilled_now_objects;  /* objects spilled right now (not counters: a snapshot);
+                                      a few may sit in the owner's private memory after a
+                                      swap with a full disk found no room (shoal_advise_cold) */
     uint64_t spilled_now_bytes;
 } shoal_stats;
 /* Fill *out with the current counters. size is sizeof(shoal_stats) as the caller was compiled
