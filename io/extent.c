@@ -20,8 +20,7 @@ static bool grow(struct shoal__extents *x)
     return true;
 }
 
-/* First fit in the free list; false when no free range holds len bytes. */
-static bool from_free(struct shoal__extents *x, uint64_t len, uint64_t *off)
+bool shoal__ext_alloc_free(struct shoal__extents *x, uint64_t len, uint64_t *off)
 {
     for (size_t i = 0; i < x->n; i++) {
         if (x->free[i].len < len)
@@ -42,25 +41,12 @@ static bool from_free(struct shoal__extents *x, uint64_t len, uint64_t *off)
 uint64_t shoal__ext_alloc(struct shoal__extents *x, uint64_t len)
 {
     uint64_t off;
-    if (from_free(x, len, &off))
+    if (shoal__ext_alloc_free(x, len, &off))
         return off;
     off = x->end;
     x->end += len;
     x->used += len;
     return off;
-}
-
-bool shoal__ext_alloc_below(struct shoal__extents *x, uint64_t len, uint64_t limit,
-                            uint64_t *off)
-{
-    if (from_free(x, len, off))
-        return true;
-    if (x->end + len > limit)
-        return false;
-    *off = x->end;
-    x->end += len;
-    x->used += len;
-    return true;
 }
 
 bool shoal__ext_free(struct shoal__extents *x, uint64_t off, uint64_t len,

@@ -252,7 +252,7 @@ static bool ext_get(uint64_t len, uint64_t *ext)
         return true;
     }
     if (sp.disk_full) {
-        if (!shoal__ext_alloc_below(&sp.ex, len, sp.ex.end, ext))
+        if (!shoal__ext_alloc_free(&sp.ex, len, ext))
             return false;
     } else {
         *ext = shoal__ext_alloc(&sp.ex, len);
@@ -507,6 +507,7 @@ static size_t layout(struct ent **out)
     size_t n = 0, cap = 0;
     for (uint64_t i = 1; i < end; i++) {
         shoal__slot *s = &rt->slots[i];
+        /* acquire: pairs with the release that published the object (its off and len). */
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
         unsigned st = shoal__w_state(w);
         /* PENDING objects get their bytes at completion (not readable here); SPILLED and
