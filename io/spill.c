@@ -62,6 +62,7 @@
 #define PARK_BASE    0xF0000000u
 #define PARK_MASK    0x0FFFFFFFu
 #define PATH_SHOWN   96                      /* bytes of the spill file's path in a message */
+#define SWEEP_NS     ((uint64_t)1000000000)  /* a published store looks for objects others freed */
 
 static inline uint64_t up4k(uint64_t n) { return (n + SHOAL__IO_ALIGN - 1) & ~(uint64_t)(SHOAL__IO_ALIGN - 1); }
 
@@ -97,6 +98,8 @@ struct restore {                  /* one object being read back (or parked in me
 
 struct pin { uint32_t idx, n; };
 
+struct rec { uint32_t idx, page; uint64_t gen, len; };   /* see "what this process spilled" */
+
 static struct {
     bool on;
     shoal__rt_t *rt;
@@ -129,6 +132,9 @@ static struct {
     struct restore *restores;
     struct restore *parked;       /* objects whose bytes only private memory holds */
     uint32_t park_seq;
+    struct rec *recs;             /* what this process spilled, by slot index */
+    size_t nrec, rcap;
+    uint64_t last_sweep;
     struct pin *pins;
     size_t npins, pcap;
 } sp = { .fd = -1, .fd_direct = -1 };
@@ -318,7 +324,7 @@ static void trim(void)
             punch(r[i].off + at, r[i].len - at < PUNCH_MAX ? r[i].len - at : PUNCH_MAX);
 }
 
-uint64_t shoal__spill_trim_due(void)
+static uint64_t trim_due(void)
 {
     if (!sp.on || (sp.unpunched == 0 && sp.hw <= sp.ex.end) || sp.spills || sp.restores ||
         sp.punching || sp.wh || sp.bouncing)
@@ -326,7 +332,84 @@ uint64_t shoal__spill_trim_due(void)
     return sp.last_io + TRIM_IDLE_NS;
 }
 
-/* ---- parked objects (bytes in private memory) ------------------------------------------- */
+/* Only a published store has other processes that free what we spilled. */
+static uint64_t sweep_due(void)
+{
+    return sp.on && sp.nrec && sp.rt->cfg.name ? sp.last_sweep + SWEEP_NS : 0;
+}
+
+uint64_t shoal__spill_trim_due(void)
+{
+    uint64_t t = trim_due(), w = sweep_due();
+    return !t ? w : !w ? t : t < w ? t : w;
+}
+
+/* ---- what this process spilled ----------------------------------------------------------- */
+
+/* The owner's own record of each object it spilled: slot index, generation, extent page (or
+ * park id) and length, in process memory. Restores and frees go by it, not by the slot's
+ * `next` and `len`, which any attached process can write (a wrong word there could make the
+ * owner read another object's extent, or free a live one). And a sweep finds the objects
+ * another process freed, whose release cannot reach this I/O thread (the slot moved on):
+ * their space is given back here. Open addressing on the slot index, linear probing,
+ * deletion by backward shift; at most half full. */
+static size_t rec_home(uint32_t idx) { return (idx * 0x9E3779B1u) & (sp.rcap - 1); }
+
+static struct rec *rec_find(uint32_t idx)
+{
+    if (!sp.rcap)
+        return NULL;
+    for (size_t i = rec_home(idx);; i = (i + 1) & (sp.rcap - 1)) {
+        if (sp.recs[i].idx == idx)
+            return &sp.recs[i];
+        if (sp.recs[i].idx == 0)
+            return NULL;
+    }
+}
+
+static void rec_del(struct rec *r)
+{
+    size_t i = (size_t)(r - sp.recs);
+    for (size_t j = (i + 1) & (sp.rcap - 1); sp.recs[j].idx; j = (j + 1) & (sp.rcap - 1)) {
+        size_t h = rec_home(sp.recs[j].idx);
+        /* j's entry may move to the hole at i if its home is not in (i, j] (cyclically). */
+        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+            sp.recs[i] = sp.recs[j];
+            i = j;
+        }
+    }
+    sp.recs[i].idx = 0;
+    sp.nrec--;
+}
+
+static void rec_insert(struct rec v)
+{
+    size_t i = rec_home(v.idx);
+    while (sp.recs[i].idx)
+        i = (i + 1) & (sp.rcap - 1);
+    sp.recs[i] = v;
+    sp.nrec++;
+}
+
+/* Room for one more record (a spill must not start without it). */
+static bool rec_reserve(void)
+{
+    if ((sp.nrec + 1) * 2 <= sp.rcap)
+        return true;
+    size_t cap = sp.rcap ? sp.rcap * 2 : 1024;
+    struct rec *old = sp.recs, *n = calloc(cap, sizeof *n);
+    if (!n)
+        return false;
+    size_t ocap = sp.rcap;
+    sp.recs = n;
+    sp.rcap = cap;
+    sp.nrec = 0;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i].idx)
+            rec_insert(old[i]);
+    free(old);
+    return true;
+}
 
 static struct restore *unpark(uint32_t id)
 {
@@ -339,26 +422,71 @@ static struct restore *unpark(uint32_t id)
     return NULL;
 }
 
-struct drop_msg { shoal__iomsg msg; uint32_t page; uint64_t len; };
-
-static void drop(uint32_t page, uint64_t len)
+/* The space a record names goes back: its extent, or its parked bytes. */
+static void rec_release(struct rec *r)
 {
-    if (page < PARK_BASE) {
-        ext_release((uint64_t)page << 12, up4k(len));
+    if (r->page < PARK_BASE) {
+        ext_release((uint64_t)r->page << 12, up4k(r->len));
+    } else {
+        struct restore *p = unpark(r->page & PARK_MASK);
+        if (p) {
+            free(p->mem);
+            free(p);
+        }
+    }
+    rec_del(r);
+}
+
+/* An object was spilled (or its bytes moved): record where they are now. A record for the
+ * same slot left over is an object another process freed before a sweep saw it. */
+static void rec_set(uint32_t idx, uint64_t gen, uint32_t page, uint64_t len)
+{
+    struct rec *r = rec_find(idx);
+    if (r && r->gen != gen)
+        rec_release(r), r = NULL;
+    if (r) {
+        r->page = page;
+        r->len = len;
         return;
     }
-    struct restore *r = unpark(page & PARK_MASK);
-    if (r) {
-        free(r->mem);
-        free(r);
+    rec_insert((struct rec){ idx, page, gen, len });   /* rec_reserve made room */
+}
+
+/* Objects that were freed where their release could not tell us (another process): their
+ * slot holds a later generation, or is no longer spilled. */
+static void sweep(void)
+{
+    sp.last_sweep = shoal__io_now();
+    for (size_t i = 0; i < sp.rcap;) {
+        struct rec *r = &sp.recs[i];
+        if (r->idx) {
+            uint64_t w = atomic_load_explicit(&sp.rt->slots[r->idx].word, memory_order_relaxed);
+            unsigned st = shoal__w_state(w);
+            if (shoal__w_gen(w) != r->gen || (st != SHOAL__SPILLED && st != SHOAL__RESTORING)) {
+                rec_release(r);   /* the backward shift may bring an entry to i: look again */
+                continue;
+            }
+        }
+        i++;
     }
+}
+
+struct drop_msg { shoal__iomsg msg; uint32_t idx, page; };
+
+/* The last reference to a spilled object went in this process: give its space back, if
+ * the record agrees (a sweep may have done it already, and the slot may be spilled anew). */
+static void drop(uint32_t idx, uint32_t page)
+{
+    struct rec *r = rec_find(idx);
+    if (r && r->page == page)
+        rec_release(r);
 }
 
 static void drop_run(shoal__iomsg *m)
 {
     struct drop_msg *d = (struct drop_msg *)m;
     if (sp.on)
-        drop(d->page, d->len);
+        drop(d->idx, d->page);
     free(d);
 }
 
@@ -371,17 +499,18 @@ void shoal__spill_drop(shoal__slot *s)
     atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&cnt[C_NOW_B], len, memory_order_relaxed);
     if (!sp.on)
-        return;   /* another process spilled it: its extent goes with that process's file */
+        return;   /* another process spilled it: its sweep gives the space back */
+    uint32_t idx = (uint32_t)(s - shoal__rt->slots);
     if (shoal__io_self()) {
-        drop(page, len);
+        drop(idx, page);
         return;
     }
     struct drop_msg *d = malloc(sizeof *d);
     if (!d)
         return;   /* the extent stays used in the file until shutdown: space, not data */
     d->msg.run = drop_run;
+    d->idx = idx;
     d->page = page;
-    d->len = len;
     if (shoal__io_post(&d->msg))
         free(d);
 }
@@ -655,6 +784,8 @@ static int spill_one(struct cand c)
     shoal__rt_t *rt = sp.rt;
     if (pinned(c.idx))
         return 0;
+    if (!rec_reserve())
+        return -1;
     shoal__slot *s = &rt->slots[c.idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire), nw;
     bool claimed = false;
@@ -781,6 +912,7 @@ static void spill_written(shoal__xfer *x)
             }
         }
         if (spilled) {
+            rec_set(op->idx, shoal__id_gen(op->ref.id), (uint32_t)(op->ext >> 12), op->len);
             shoal__io_free(op->off, op->len);
             sp.freed += footprint(op->len);
             count(C_SPILLED_OBJ, 1);
@@ -952,11 +1084,11 @@ void shoal__spill_pump(void)
             sp.fail_err = 0;
             spill_ahead();
         }
-        if (!sp.spills) {
-            uint64_t due = shoal__spill_trim_due();
-            if (due && shoal__io_now() >= due)
-                trim();
-        }
+        uint64_t now = shoal__io_now(), due = sweep_due();
+        if (due && now >= due)
+            sweep();
+        if (!sp.spills && (due = trim_due()) && now >= due)
+            trim();
         return;
     }
     if (sp.bouncing)
@@ -1064,6 +1196,7 @@ static void park(struct restore *r)
     shoal__slot *s = &sp.rt->slots[r->idx];
     r->park = sp.park_seq++ & PARK_MASK;
     atomic_store_explicit(&s->next, PARK_BASE + r->park, memory_order_relaxed);
+    rec_set(r->idx, shoal__id_gen(r->ref.id), PARK_BASE + r->park, r->len);
     sp.last_io = shoal__io_now();
     unlist(r);
     r->next = sp.parked;
@@ -1087,6 +1220,7 @@ static void writeback_done(shoal__xfer *x)
     }
     shoal__slot *s = &sp.rt->slots[r->idx];
     atomic_store_explicit(&s->next, (uint32_t)(r->ext >> 12), memory_order_relaxed);
+    rec_set(r->idx, shoal__id_gen(r->ref.id), (uint32_t)(r->ext >> 12), r->len);
     leave_restoring(s, SHOAL__SPILLED);
     restore_finish(r, 0, NULL);   /* those who came meanwhile look again */
 }
@@ -1151,6 +1285,9 @@ static void restore_done(struct restore *r)
     leave_restoring(s, SHOAL__READY);
     if (r->ext != NO_EXT)
         ext_release(r->ext, up4k(r->len));
+    struct rec *rc = rec_find(r->idx);
+    if (rc)
+        rec_del(rc);
     if (sp.swapper == r)
         swap_over();
     count(C_RESTORED_OBJ, 1);
@@ -1318,30 +1455,32 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
                 free(r);
                 continue;
             }
-            uint32_t page = atomic_load_explicit(&s->next, memory_order_relaxed);
             r->ref = ref;
             r->idx = idx;
             r->node = node;
-            r->len = s->len;
-            r->ext = (uint64_t)page << 12;
+            r->ext = NO_EXT;
             r->t0 = shoal__io_now();
             r->waiters = w;
             w->next = NULL;
             r->next = sp.restores;
             sp.restores = r;
-            if (page >= PARK_BASE) {   /* its bytes are parked in memory */
-                struct restore *p = unpark(page & PARK_MASK);
-                r->ext = NO_EXT;
-                if (!p || p->len != r->len) {
-                    restore_fail(r, SHOAL_EIO, "object 0x%016llx was parked in memory under an "
-                                 "id this process does not know (the object table was "
-                                 "written by another process?)", (unsigned long long)ref.id);
-                    if (p)
-                        p->next = sp.parked, sp.parked = p;
-                    return 1;
-                }
+            /* Where its bytes are comes from our own record, not from the slot. */
+            struct rec *rc = rec_find(idx);
+            struct restore *p = NULL;
+            if (rc && rc->gen == shoal__w_gen(v) && rc->page >= PARK_BASE)
+                p = unpark(rc->page & PARK_MASK);
+            if (!rc || rc->gen != shoal__w_gen(v) || (rc->page >= PARK_BASE && !p)) {
+                restore_fail(r, SHOAL_EIO, "object 0x%016llx is marked spilled but this "
+                             "process did not spill it (the object table was written by "
+                             "another process?)", (unsigned long long)ref.id);
+                return 1;
+            }
+            r->len = rc->len;
+            if (p) {   /* its bytes are parked in memory */
                 r->mem = p->mem;
                 free(p);
+            } else {
+                r->ext = (uint64_t)rc->page << 12;
             }
             if (shoal__spill_restore_hook)
                 shoal__spill_restore_hook(ref);
@@ -1615,6 +1754,7 @@ void shoal__spill_close(void)
     free(sp.cand);
     free(sp.aim);
     free(sp.pins);
+    free(sp.recs);
     shoal__ext_reset(&sp.ex);
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.fd_direct = -1;

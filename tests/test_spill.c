@@ -1015,6 +1015,32 @@ static int client_restoring_role(const char *name)
     return ok ? 0 : 1;
 }
 
+/* "client-release NAME": attach, say so, read a ref; take a reference to it and say so; wait
+ * for a byte (the owner dropped its own), release it (the last one: the object is freed
+ * here, in this process) and say so. */
+static int client_release_role(const char *name)
+{
+    alarm(120);
+    if (shoal_attach(name))
+        return fprintf(stderr, "client: %s\n", shoal_last_error()), 7;
+    if (write(1, "a", 1) != 1)
+        return 8;
+    unsigned long long id = 0;
+    char ch;
+    if (scanf("%llx", &id) != 1)
+        return 9;
+    int ok = shoal_retain((shoal_ref){ id }) == 0;
+    if (write(1, "r", 1) != 1 || read(0, &ch, 1) != 1)
+        return 10;
+    ok &= shoal_release((shoal_ref){ id }) == 0;
+    if (!ok)
+        fprintf(stderr, "client: %s\n", shoal_last_error());
+    if (write(1, "d", 1) != 1)
+        return 11;
+    shoal_shutdown();
+    return ok ? 0 : 1;
+}
+
 /* Child roles: "nobody-init DIR" (init with spill_dir DIR as an unprivileged user must
  * fail naming errno 13), "owner-crash DIR" (init, spill nothing, exit without shutdown),
  * "owner-live DIR" (init, wait for a byte on stdin, shut down). */
@@ -1041,6 +1067,8 @@ static int child_main(int argc, char **argv)
         return tmpfs_full_role(d);
     if (strcmp(role, "client-restoring") == 0)
         return client_restoring_role(d);
+    if (strcmp(role, "client-release") == 0)
+        return client_release_role(d);
     if (shoal_init(&c))
         return 4;
     if (strcmp(role, "owner-crash") == 0) {
@@ -1283,6 +1311,39 @@ static void test_client_waits_for_restore(void)
     stop();
 }
 
+/* An object the owner spilled, freed by an attached process (its last reference was
+ * there): the owner gives its disk space back all the same (a sweep finds it freed). */
+static void test_client_frees_spilled(void)
+{
+    int in, out;
+    pid_t pid = owner_and_client("client-release", &in, &out);
+    shoal_ref x, r[40];
+    ASSERT_OK(put_obj(MiB, 5, &x));
+    for (int i = 0; i < 40; i++)
+        ASSERT_OK(put_obj(MiB, (uint64_t)(10 + i), &r[i]));
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    char line[64], ch = 0;
+    snprintf(line, sizeof line, "%016llx\n", (unsigned long long)x.id);
+    CU_ASSERT(write(in, line, strlen(line)) == (ssize_t)strlen(line));
+    CU_ASSERT(read(out, &ch, 1) == 1 && ch == 'r');   /* the client holds a reference */
+    CHECK_OK(shoal_release(x));
+    for (int i = 0; i < 40; i++)
+        CHECK_OK(shoal_release(r[i]));
+    /* Everything but x is gone: its extent is what the spill file still holds. */
+    long long held = spill_file_shrinks(dir, 2 * MiB);
+    CU_ASSERT(held >= (long long)MiB && held <= (long long)(2 * MiB));
+    CU_ASSERT(write(in, "x", 1) == 1);
+    CU_ASSERT(read(out, &ch, 1) == 1 && ch == 'd');   /* freed, in the client */
+    held = spill_file_shrinks(dir, 256 << 10);
+    if (held > 256 << 10)
+        fprintf(stderr, "the spill file still holds %lld bytes\n", held);
+    CU_ASSERT(held >= 0 && held <= 256 << 10);
+    close(in);
+    close(out);
+    CU_ASSERT(wait_ok(pid));
+    stop();
+}
+
 /* Shutdown right after puts that spill: spill writes may still be in flight. */
 static void test_shutdown_while_spilling(void)
 {
@@ -1348,6 +1409,7 @@ int main(int argc, char **argv)
         { "no spill_dir: full is full", test_no_spill_dir },
         { "an attached process", test_client },
         { "an attached process's get sleeps while the owner restores", test_client_waits_for_restore },
+        { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
         { "fallback: pread/pwrite helper thread", test_fallback },
         { "remove temp dirs", test_cleanup },
