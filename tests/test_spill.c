@@ -394,34 +394,43 @@ static void test_advise_two_holders(void)
     stop();
 }
 
-/* Put count objects of sz bytes (seq 1000 + i), read each (so that none is cold), and
- * return them in address order: r[k], its bytes p[k], its seq q[k]. */
+/* A 64 MiB store filled with n objects of sz bytes (seq 1000 + i), each read (so that none
+ * is cold), in address order: r[k], its bytes p[k], its seq q[k]. */
+struct row { size_t n; shoal_ref r[16]; const void *p[16]; uint64_t q[16]; };
+
 static int by_address(const void *x, const void *y)
 {
     const uintptr_t *a = x, *b = y;
     return a[0] < b[0] ? -1 : a[0] > b[0];
 }
 
-static void put_sorted(size_t count, size_t sz, shoal_ref *r, const void **p, uint64_t *q)
+static void row_start(struct row *w, size_t n, size_t sz)
 {
-    uintptr_t (*pairs)[2] = calloc(count, sizeof *pairs);
-    shoal_ref *tmp = calloc(count, sizeof *tmp);
-    for (size_t i = 0; i < count; i++) {
+    start(64 * MiB, false);
+    uintptr_t pairs[16][2];
+    shoal_ref tmp[16];
+    w->n = n;
+    for (size_t i = 0; i < n; i++) {
         ASSERT_OK(put_obj(sz, 1000 + i, &tmp[i]));
-        size_t n;
+        size_t len;
         const void *d;
-        ASSERT_OK(shoal_get(tmp[i], &d, &n));
+        ASSERT_OK(shoal_get(tmp[i], &d, &len));
         pairs[i][0] = (uintptr_t)d;
         pairs[i][1] = i;
     }
-    qsort(pairs, count, sizeof *pairs, by_address);
-    for (size_t k = 0; k < count; k++) {
-        r[k] = tmp[pairs[k][1]];
-        p[k] = (const void *)pairs[k][0];
-        q[k] = 1000 + pairs[k][1];
+    qsort(pairs, n, sizeof pairs[0], by_address);
+    for (size_t k = 0; k < n; k++) {
+        w->r[k] = tmp[pairs[k][1]];
+        w->p[k] = (const void *)pairs[k][0];
+        w->q[k] = 1000 + pairs[k][1];
     }
-    free(pairs);
-    free(tmp);
+}
+
+static void row_stop(struct row *w)
+{
+    for (size_t k = 0; k < w->n; k++)
+        CHECK_OK(shoal_release(w->r[k]));
+    stop();
 }
 
 /* The bytes are free but not in one piece: a request clears a window of the size it needs
@@ -430,17 +439,13 @@ static void put_sorted(size_t count, size_t sz, shoal_ref *r, const void **p, ui
  * went cold before the odd ones, so oldest first makes holes between live objects. */
 static void test_aimed_window(void)
 {
-    start(64 * MiB, false);
-    enum { N = 15 };
-    shoal_ref r[N];
-    const void *p[N];
-    uint64_t q[N];
-    put_sorted(N, 4 * MiB, r, p, q);
-    for (int k = 0; k < N; k += 2)
-        CHECK_OK(shoal_advise_cold(r[k]));
+    struct row w;
+    row_start(&w, 15, 4 * MiB);
+    for (size_t k = 0; k < w.n; k += 2)
+        CHECK_OK(shoal_advise_cold(w.r[k]));
     usleep(5000);   /* eras are 2^20 TSC ticks: the odd ones are younger, whatever the clock */
-    for (int k = 1; k < N; k += 2)
-        CHECK_OK(shoal_advise_cold(r[k]));
+    for (size_t k = 1; k < w.n; k += 2)
+        CHECK_OK(shoal_advise_cold(w.r[k]));
     shoal_stats s0 = stats_now();
     shoal_ref y;
     ASSERT_OK(put_obj(20 * MiB, 7, &y));
@@ -451,12 +456,10 @@ static void test_aimed_window(void)
         fprintf(stderr, "spilled %llu MiB to place 20 MiB\n", (unsigned long long)(spilled >> 20));
     CU_ASSERT(spilled <= 36 * MiB);
     CU_ASSERT(read_back(y, 20 * MiB, 7));
-    for (int k = 0; k < N; k++)
-        CU_ASSERT(read_back(r[k], 4 * MiB, q[k]));
+    for (size_t k = 0; k < w.n; k++)
+        CU_ASSERT(read_back(w.r[k], 4 * MiB, w.q[k]));
     CHECK_OK(shoal_release(y));
-    for (int k = 0; k < N; k++)
-        CHECK_OK(shoal_release(r[k]));
-    stop();
+    row_stop(&w);
 }
 
 /* When no window can be cleared (objects that are read and held sit between the cold
@@ -464,15 +467,10 @@ static void test_aimed_window(void)
  * in one piece. */
 static void test_fragmented_message(void)
 {
-    start(64 * MiB, false);
-    enum { N = 7 };
-    shoal_ref r[N];
-    const void *p[N];
-    uint64_t q[N];
-    put_sorted(N, 8 * MiB, r, p, q);
-    for (int k = 0; k < N; k++)
-        if (k == 0 || k == 2 || k == 4)
-            CHECK_OK(shoal_advise_cold(r[k]));   /* the others stay held (pointers in p) */
+    struct row w;
+    row_start(&w, 7, 8 * MiB);
+    for (size_t k = 0; k <= 4; k += 2)
+        CHECK_OK(shoal_advise_cold(w.r[k]));   /* 1, 3, 5, 6 stay held (pointers in w.p) */
     shoal_ref y;
     CHECK_RC(put_obj(24 * MiB, 7, &y), SHOAL_ENOMEM);
     const char *m = shoal_last_error();
@@ -485,12 +483,10 @@ static void test_fragmented_message(void)
     CU_ASSERT_EQUAL(got, 3);
     CU_ASSERT(cap == 64 * MiB && piece >= 24 * MiB && fr >= piece && fr <= cap);
     CU_ASSERT(strstr(m, "shoal_advise_cold") != NULL);
-    for (int k = 1; k < N; k += 2)   /* the held ones never moved */
-        CU_ASSERT(intact(p[k], 8 * MiB, q[k]));
-    CU_ASSERT(intact(p[6], 8 * MiB, q[6]));
-    for (int k = 0; k < N; k++)
-        CHECK_OK(shoal_release(r[k]));
-    stop();
+    for (size_t k = 1; k < w.n; k += 2)   /* the held ones never moved */
+        CU_ASSERT(intact(w.p[k], 8 * MiB, w.q[k]));
+    CU_ASSERT(intact(w.p[6], 8 * MiB, w.q[6]));
+    row_stop(&w);
 }
 
 /* Objects of mixed sizes, up to 15 MiB, many times the store, read back at random. Sizes
@@ -684,23 +680,44 @@ static void test_concurrent(void)
     stop();
 }
 
+/* A file-size limit of 1 MiB on this process (writes beyond it fail with EFBIG, as on a
+ * full disk), and the limit lifted again. */
+static struct rlimit fsize_old;
+static void (*xfsz_old)(int);
+
+static void fsize_limit(bool on)
+{
+    if (on) {
+        getrlimit(RLIMIT_FSIZE, &fsize_old);
+        xfsz_old = signal(SIGXFSZ, SIG_IGN);
+        struct rlimit lim = fsize_old;
+        lim.rlim_cur = 1 << 20;
+        CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    } else {
+        setrlimit(RLIMIT_FSIZE, &fsize_old);
+        signal(SIGXFSZ, xfsz_old);
+    }
+}
+
+/* Three 10 MiB objects in a 32 MiB store, then a fourth under the file-size limit: it
+ * needs a spill that cannot be written. Returns the put's code. */
+static int three_and_one_limited(shoal_ref r[4])
+{
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(put_obj(10 * MiB, (uint64_t)i, &r[i]));
+    fsize_limit(true);
+    int rc = put_obj(10 * MiB, 3, &r[3]);
+    fsize_limit(false);
+    return rc;
+}
+
 /* Disk full (a file-size limit makes writes fail with EFBIG): the put gets SHOAL_ENOMEM
  * naming the spill failure, every object stays readable, and spilling works again after. */
 static void test_disk_full(void)
 {
     start(32 * MiB, false);
     shoal_ref r[4];
-    for (int i = 0; i < 3; i++)
-        ASSERT_OK(put_obj(10 * MiB, (uint64_t)i, &r[i]));
-    struct rlimit old, lim;
-    getrlimit(RLIMIT_FSIZE, &old);
-    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 1 << 20;   /* 1 MiB: the next 10 MiB spill cannot be written */
-    CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-    int rc = put_obj(10 * MiB, 3, &r[3]);
-    setrlimit(RLIMIT_FSIZE, &old);
-    signal(SIGXFSZ, oldsig);
+    int rc = three_and_one_limited(r);
     CU_ASSERT_EQUAL(rc, SHOAL_ENOMEM);
     const char *m = shoal_last_error();
     if (!strstr(m, "spill file cannot grow") || !strstr(m, "errno 27"))
@@ -873,16 +890,7 @@ static void test_long_dir_messages(void)
     c.spill_dir = ld;
     ASSERT_OK(shoal_init(&c));
     shoal_ref r[4];
-    for (int i = 0; i < 3; i++)
-        ASSERT_OK(put_obj(10 * MiB, (uint64_t)i, &r[i]));
-    struct rlimit old, lim;
-    getrlimit(RLIMIT_FSIZE, &old);
-    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 1 << 20;
-    CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-    int rc = put_obj(10 * MiB, 3, &r[3]);
-    setrlimit(RLIMIT_FSIZE, &old);
+    int rc = three_and_one_limited(r);
     CU_ASSERT_EQUAL(rc, SHOAL_ENOMEM);
     const char *m = shoal_last_error();
     if (!strstr(m, "errno 27") || !strstr(m, "no object was lost"))
@@ -894,7 +902,7 @@ static void test_long_dir_messages(void)
     CU_ASSERT(stats_now().spilled_now_objects >= 1);
     /* With it again, reading them all needs spills that cannot be written: the first get
      * of a spilled object that finds no room fails. */
-    CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    fsize_limit(true);
     int failed = 0;
     char msg[512] = "";
     for (int k = 0; k < 2; k++)
@@ -911,8 +919,7 @@ static void test_long_dir_messages(void)
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
             failed++;
         }
-    setrlimit(RLIMIT_FSIZE, &old);
-    signal(SIGXFSZ, oldsig);
+    fsize_limit(false);
     CU_ASSERT_EQUAL(failed, 1);
     if (!strstr(msg, "cannot restore") || !strstr(msg, "errno 27") || !strstr(msg, "get it again"))
         fprintf(stderr, "message: %s\n", msg);
@@ -985,24 +992,32 @@ static int client_role(const char *name)
     return ok ? 0 : 1;
 }
 
-/* "client-restoring NAME": attach, say so, read a ref; the owner is restoring it (held
- * there by the test): the get must sleep until the restore ends (a wait that slept), not
- * spin, and then read the bytes (seq 5, 1 MiB). */
-static int client_restoring_role(const char *name)
+/* The start of the client roles below: attach to NAME, say so on stdout, read a ref (16 hex
+ * digits) from stdin. 0, or the child's exit code when that failed. */
+static int client_start(const char *name, unsigned long long *id)
 {
     alarm(120);
     if (shoal_attach(name))
         return fprintf(stderr, "client: %s\n", shoal_last_error()), 7;
     if (write(1, "a", 1) != 1)
         return 8;
+    return scanf("%llx", id) == 1 ? 0 : 9;
+}
+
+/* "client-restoring NAME": the owner is restoring the ref it reads (held there by the
+ * test): the get must sleep until the restore ends (a wait that slept), not spin, and then
+ * read the bytes (seq 5, 1 MiB). */
+static int client_restoring_role(const char *name)
+{
     unsigned long long id = 0;
-    if (scanf("%llx", &id) != 1)
-        return 9;
+    int rc = client_start(name, &id);
+    if (rc)
+        return rc;
     shoal_stats s0 = { 0 }, s1 = { 0 };
     shoal_stats_get(&s0, sizeof s0);
     const void *d;
     size_t n;
-    int rc = shoal_get_timeout((shoal_ref){ id }, 60000000000LL, &d, &n);
+    rc = shoal_get_timeout((shoal_ref){ id }, 60000000000LL, &d, &n);
     shoal_stats_get(&s1, sizeof s1);
     int ok = rc == 0 && n == MiB && intact(d, n, 5);
     if (!ok)
@@ -1015,20 +1030,16 @@ static int client_restoring_role(const char *name)
     return ok ? 0 : 1;
 }
 
-/* "client-release NAME": attach, say so, read a ref; take a reference to it and say so; wait
- * for a byte (the owner dropped its own), release it (the last one: the object is freed
- * here, in this process) and say so. */
+/* "client-release NAME": take a reference to the ref it reads and say so; wait for a byte
+ * (the owner dropped its own), release it (the last one: the object is freed here, in this
+ * process) and say so. */
 static int client_release_role(const char *name)
 {
-    alarm(120);
-    if (shoal_attach(name))
-        return fprintf(stderr, "client: %s\n", shoal_last_error()), 7;
-    if (write(1, "a", 1) != 1)
-        return 8;
     unsigned long long id = 0;
     char ch;
-    if (scanf("%llx", &id) != 1)
-        return 9;
+    int rc = client_start(name, &id);
+    if (rc)
+        return rc;
     int ok = shoal_retain((shoal_ref){ id }) == 0;
     if (write(1, "r", 1) != 1 || read(0, &ch, 1) != 1)
         return 10;
