@@ -8,7 +8,8 @@
  * table) -> RESTORING (claimed by the I/O thread with a reference, reading into new bytes)
  * -> READY. Only the I/O thread moves objects into SPILLING, SPILLED and RESTORING.
  * A SPILLED object's `next` is its extent in 4 KiB pages, or, when a failed swap left its
- * bytes in the I/O thread's private memory (parked), a park id at or above 0xF0000000.
+ * bytes in the I/O thread's private memory (parked), a park id at or above 0xF0000000; the
+ * owner goes by its own record of both (io/spill.c), the slot's copy is for others to see.
  * Leaving RESTORING clears the WAITERS bit and wakes the waiters (core/wait.c counts a
  * RESTORING object as not settled: a get in another process sleeps there).
  */
