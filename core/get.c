@@ -75,7 +75,7 @@ static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t
         case SHOAL__SPILLING:
         case SHOAL__SPILLED:
         case SHOAL__RESTORING:
-            rc = shoal__spill_touch(ref, s);   /* io/spill.c: brings the bytes back */
+            rc = shoal__spill_touch(ref, s, timeout_ns);   /* io/spill.c: brings them back */
             if (rc)
                 return rc;
             continue;

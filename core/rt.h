@@ -313,11 +313,13 @@ static inline uint64_t shoal__seal_mark(const shoal__rt_t *rt, shoal__slot *s)
  * thread itself, or a retry inside this very call): the caller reports "store full". */
 SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
                                      unsigned node, uint64_t *off);
-/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. */
+/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. It reads
+ * the slot's `next` (the extent, or a park id): call it before `next` serves as a link. */
 SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
-/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore; a
- * worker runs other tasks meanwhile). 0 = look again; < 0 with the message set. */
-SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s);
+/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
+ * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
+ * 0 = look again; < 0 with the message set. */
+SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
 /* Fill the spill counters of *out (shoal_stats_get). */
 SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
 

@@ -102,7 +102,14 @@ int shoal__down_err(shoal__rt_t *rt)
     return shoal__err(code ? code : SHOAL_ECANCELED, "%s", rt->down_msg);
 }
 
-/* Count the objects that are no longer pending; with arm, set WAITERS on the others.
+/* A get of it would wait: pending, or being read back from the spill file by another
+ * process's I/O thread (io/spill.c wakes the waiters when the restore ends). */
+static inline bool unsettled(uint64_t w)
+{
+    return shoal__w_pending(w) || shoal__w_state(w) == SHOAL__RESTORING;
+}
+
+/* Count the objects that are settled; with arm, set WAITERS on the others.
  * Returns the count or a negative code (a ref is stale or invalid). */
 static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
 {
@@ -116,7 +123,7 @@ static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
         for (;;) {
             if (shoal__w_gen(w) != shoal__id_gen(refs[i].id))
                 return shoal__slot_of(refs[i], &err) ? SHOAL_ESTALE : err;
-            if (!shoal__w_pending(w) || !arm || (w & SHOAL__W_WAITERS))
+            if (!unsettled(w) || !arm || (w & SHOAL__W_WAITERS))
                 break;
             /* acq_rel: our earlier acquire load of the wake word (and our count in multi)
              * is ordered before the bit the completer reads; see the protocol above. */
@@ -125,7 +132,7 @@ static int scan(const shoal_ref refs[], size_t n, bool ready[], bool arm)
                                                       memory_order_acquire))
                 break;
         }
-        bool done = !shoal__w_pending(w);
+        bool done = !unsettled(w);
         if (ready)
             ready[i] = done;
         count += done;

@@ -212,13 +212,17 @@ SHOAL_API int  shoal_seal(shoal_ref ref);
  * failed, or one of that task's arguments did (message in shoal_last_error()); SHOAL_ECANCELED
  * its task was canceled, the process that created it went away before sealing it, or the
  * runtime is going down (a blocked get wakes with it); SHOAL_EIO the file read behind it
- * failed, or a spilled object's bytes cannot be read back; SHOAL_ENOMEM a spilled object
- * cannot be brought back: no room in the store even after spilling others.
+ * failed, or (spilling) the spill file could not be read, or an attached process asked for
+ * an object the owner spilled; SHOAL_ENOMEM (spilling) a spilled object cannot be brought
+ * back for want of room: the message says why (nothing left to spill, free space not in one
+ * piece, a full spill disk); the object stays spilled: get it again after releasing objects
+ * or advising them cold.
  * Fast path: no lock, no syscall, no allocation. */
 SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */
 #define shoal_get(ref, data, len) shoal__get_inline((ref), (data), (len))
-/* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls.
+/* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls (a spilled
+ * object is still read back: a disk read, not a wait for another thread).
  * Errors: those of shoal_get, and SHOAL_ETIMEDOUT (not ready in time; the object is as it
  * was: try again). */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
@@ -279,11 +283,28 @@ SHOAL_API int  shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done
 /* With config.spill_dir set, a put or create that finds the store full first writes sealed
  * objects that nobody has read since they were sealed (oldest first) to spill_dir and frees
  * their memory; shoal_get brings a spilled object back (waiting for the read; a worker runs
- * other tasks meanwhile). An object someone has read stays resident while references
- * exist, since the reader may hold its pointer. shoal_advise_cold declares that the caller
- * holds no pointer into the object any more, making it a spill candidate again (a no-op
- * without spill_dir, or for an object not sealed and resident). Errors: SHOAL_ENOTINIT,
- * SHOAL_ECANCELED, SHOAL_EINVAL (null/forged ref), SHOAL_ESTALE. */
+ * other tasks meanwhile, except while it already waits for one). When the bytes wanted are
+ * free but not in one piece, the objects in the way are spilled. When the spill disk is
+ * full, puts that need room fail (SHOAL_ENOMEM, "no object was lost"), but a spilled object
+ * can still be read back: its bytes trade places with colder ones (through private memory,
+ * where they may stay until the next get if no trade fits). Disk space comes back once the
+ * objects are freed (the spill file is punched out after a moment without spill I/O).
+ * Spilling is per store: only the owner spills and restores; in an attached process a get of
+ * an object the owner spilled answers SHOAL_EIO, one the owner is restoring waits for it.
+ *
+ * Pointers and spilling: an object that was read stays resident while references exist,
+ * since any holder may keep its pointer. A creator's buf (shoal_create) and a task's result
+ * buffer are not reads: do not read through them after shoal_seal / the task's return.
+ * shoal_advise_cold(ref) makes the object a spill candidate again, and with it every pointer
+ * into it invalid as soon as it is spilled, so it counts only when the caller's reference is
+ * the last one: the caller declares that it holds no pointer, and no other holder exists who
+ * could. With other references (other holders, a task argument, a transfer in flight, an
+ * object that embeds it, a file export of it) it answers SHOAL_EBUSY and nothing changes:
+ * call it again once they are released. A later get (by anyone, after a shoal_retain) reads
+ * it back if it was spilled and makes it resident again. No-op (0) without spill_dir, in an
+ * attached process, or for an object that is not sealed and resident. Returns 0 also when it
+ * was cold already. Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED,
+ * SHOAL_EBUSY, SHOAL_EINVAL (null/forged ref), SHOAL_ESTALE. */
 SHOAL_API int  shoal_advise_cold(shoal_ref ref);
 
 /* ---------------------------------------------------------------------------------------
@@ -387,7 +408,9 @@ typedef struct shoal_stats {
     uint64_t restore_ns;           /* same for restores, from the request to the bytes' return */
     uint64_t spill_failures;       /* spill writes that failed (disk full, I/O error): the
                                       object stayed resident, the put got SHOAL_ENOMEM */
-    uint64_t spilled_now_objects;  /* objects on disk right now (not counters: a snapshot) */
+    uint64_t spilled_now_objects;  /* objects spilled right now (not counters: a snapshot);
+                                      a few may sit in the owner's private memory after a
+                                      swap with a full disk found no room (shoal_advise_cold) */
     uint64_t spilled_now_bytes;
 } shoal_stats;
 /* Fill *out with the current counters. size is sizeof(shoal_stats) as the caller was compiled
