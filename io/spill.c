@@ -1642,7 +1642,7 @@ static int advise_cold(shoal_ref ref)
         return err;
     if (!shoal__rt->cfg.spill_dir)
         return 0;   /* nothing is ever spilled */
-    rc = mark_cold(ref, s, 0);
+    int rc = mark_cold(ref, s, 0);
     if (rc == SHOAL_EBUSY && !shoal__io_self()) {
         /* Other references: some may be the I/O thread's own, which it alone can count
          * (and only it drops them, so its answer holds while it marks). */
