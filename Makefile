@@ -44,7 +44,8 @@ LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 LINK_FLAGS := $(SANFLAGS)
 
-LIB_SRCS := $(sort $(wildcard core/*.c alloc/*.c sched/*.c io/*.c))
+LIB_DIRS := os layout alloc core sched io mproc runtime
+LIB_SRCS := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
@@ -168,7 +169,7 @@ bench-quick: deps-bench
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_B       := build-fuzz
-$(FUZZ_B)/fuzz_owner: tests/fuzz/fuzz_owner.c $(LIB_SRCS) $(wildcard core/*.h alloc/*.h sched/*.h io/*.h)
+$(FUZZ_B)/fuzz_owner: tests/fuzz/fuzz_owner.c $(LIB_SRCS) $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../core/mproc.h"
-#include "../sched/topo.h"
-#include "os.h"
+#include "../mproc/mproc.h"
+#include "../os/topo.h"
+#include "../os/mem.h"
 
 #define PREFAULT_BYTES ((uint64_t)32 << 20)   /* populated per node at init */
 

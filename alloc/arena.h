@@ -6,7 +6,7 @@
 
 #include <jemalloc/jemalloc.h>
 
-#include "../core/segment.h"
+#include "../layout/segment.h"
 #include "../core/thread.h"
 #include "sizeclass.h"
 

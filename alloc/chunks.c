@@ -7,9 +7,9 @@
 #include <fcntl.h>
 #include <string.h>
 
-#include "../core/mproc.h"
+#include "../mproc/mproc.h"
 #include "arena.h"
-#include "os.h"
+#include "../os/mem.h"
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 

@@ -5,7 +5,7 @@
  * A registrant first sets DEPS in the slot word while the object is pending: a completion
  * whose CAS did not see it has no list to close and skips the exchange.
  */
-#include "mproc.h"
+#include "../mproc/mproc.h"
 
 #define CLOSED ((void *)1)
 

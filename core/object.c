@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "../alloc/arena.h"
-#include "mproc.h"
+#include "../mproc/mproc.h"
 #include "probes.h"
-#include "segment.h"
+#include "../layout/segment.h"
 #include "stats.h"
 #include "thread.h"
 

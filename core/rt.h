@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "shoal.h"
-#include "table.h"
+#include "../layout/table.h"
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)

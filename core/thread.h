@@ -4,7 +4,7 @@
 #ifndef SHOAL_CORE_THREAD_H
 #define SHOAL_CORE_THREAD_H
 
-#include "mproc.h"
+#include "../mproc/mproc.h"
 
 #define SHOAL__SLOT_CACHE 64
 

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "segment.h"
+#include "../layout/segment.h"
 #include "stats.h"
 
 #define SPINS 256                       /* ~5 us of pause before sleeping */

@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
-#include "../core/mproc.h"
+#include "../mproc/mproc.h"
 #include "extent.h"
 #include "io.h"
 #include "spill.h"

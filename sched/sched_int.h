@@ -34,7 +34,7 @@
 #include "inject.h"
 #include "sched.h"
 #include "task.h"
-#include "topo.h"
+#include "../os/topo.h"
 
 #define SHOAL__IDLE_SPIN  UINT64_C(1)
 #define SHOAL__IDLE_SLEEP (UINT64_C(1) << 32)

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "lib/check.h"
-#include "../core/proto.h"
+#include "../mproc/proto.h"
 
 /* ---- the command protocol between the test and its children ------------------------------ */
 

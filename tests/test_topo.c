@@ -13,7 +13,7 @@
 #include <hwloc/export.h>
 
 #include "lib/harness.h"
-#include "../sched/topo.h"
+#include "../os/topo.h"
 
 #define TWO_NODES "pack:2 numa:1 core:2 pu:1"
 #define FOUR_NODES "pack:4 numa:1 core:2 pu:1"

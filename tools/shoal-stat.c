@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "shoal.h"
-#include "../core/mproc.h"
-#include "../core/proto.h"
+#include "../mproc/mproc.h"
+#include "../mproc/proto.h"
 
 int shoal__attach_ex(const char *name, unsigned flags);   /* core/attach.c */
 

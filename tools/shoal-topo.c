@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "shoal.h"
-#include "../sched/topo.h"
+#include "../os/topo.h"
 
 static const char USAGE[] =
     "usage: shoal-topo [--synthetic SPEC | --xml FILE] [--workers N] [--json]\n"

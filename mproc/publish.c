@@ -28,7 +28,7 @@
 #include "../alloc/arena.h"
 #include "mproc.h"
 #include "proto.h"
-#include "thread.h"
+#include "../core/thread.h"
 
 #define MAX_CONNS        512          /* attached processes + handshakes in flight */
 #define HANDSHAKE_NS     5000000000u  /* a connection that says nothing for 5 s is dropped */

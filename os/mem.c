@@ -1,6 +1,6 @@
 /* os.c - memfd, mmap, MADV_POPULATE_WRITE and huge-page probing (see os.h for contracts).
  * Modelled on mimalloc's prim layer: the rest of shoal never calls these syscalls. */
-#include "os.h"
+#include "mem.h"
 
 #include <errno.h>
 #include <fcntl.h>

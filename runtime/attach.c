@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
-#include "../alloc/os.h"
+#include "../os/mem.h"
 #include "../io/io.h"
-#include "mproc.h"
-#include "proto.h"
-#include "thread.h"
+#include "../mproc/mproc.h"
+#include "../mproc/proto.h"
+#include "../core/thread.h"
 
 #define ANSWER_TIMEOUT_S 5   /* an owner that accepts but never answers: give up */
 

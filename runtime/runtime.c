@@ -10,15 +10,15 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
-#include "../alloc/os.h"
+#include "../os/mem.h"
 #include "../io/io.h"
 #include "../sched/sched.h"
-#include "stats.h"
+#include "../core/stats.h"
 #include "../sched/timeline.h"
-#include "../sched/topo.h"
-#include "mproc.h"
-#include "segment.h"
-#include "thread.h"
+#include "../os/topo.h"
+#include "../mproc/mproc.h"
+#include "../layout/segment.h"
+#include "../core/thread.h"
 
 shoal__rt_t *_Atomic shoal__rt;
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "rt.h"
+#include "../core/rt.h"
 
 static __thread char last_msg[512];
 

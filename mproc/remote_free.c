@@ -16,7 +16,7 @@
 
 #include "../alloc/arena.h"
 #include "mproc.h"
-#include "thread.h"
+#include "../core/thread.h"
 
 #define NAP_NS        10000000u   /* after work, nap 10 ms at a time before a long sleep */
 #define NAPS          3

@@ -28,7 +28,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "segment.h"
+#include "../layout/segment.h"
 
 #define SHOAL__MAX_PROCS   256          /* slot aux keeps the allocating process in 8 bits */
 #define SHOAL__MP_MAGIC   UINT64_C(0x3143525050414f48)   /* "HOAPPRC1" */
