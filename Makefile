@@ -63,7 +63,7 @@ STATIC := $(B)/lib/libshoal.a
 SHARED := $(B)/lib/libshoal.so.$(VERSION)
 
 .PHONY: all lib test test-asan test-tsan bench bench-quick bench-build tools examples \
-        install uninstall clean deps deps-bench stress fuzz
+        install uninstall clean deps deps-bench stress fuzz deps-graph
 all: lib tools examples
 
 lib: $(STATIC) $(SHARED)
@@ -147,6 +147,7 @@ deps-bench: deps
 # Each suite is its own program; a failing suite fails `make test`, after all have run.
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTS)
+	@tests/layers.sh $(B)
 	@SHOAL_QUIET=1 tests/run-suites.sh $(B) $(notdir $(TESTS))
 
 test-asan: deps
@@ -162,6 +163,12 @@ bench: deps-bench
 bench-quick: deps-bench
 	@$(MAKE) --no-print-directory all bench-build
 	@bench/run.sh $(B) quick
+
+# The folders are the layers (tests/layers.sh says which, and `make test` checks that no
+# folder uses one above it or beside it): print who uses whom.
+deps-graph:
+	@$(MAKE) --no-print-directory lib
+	@tests/layers.sh --graph $(B)
 
 # ---- fuzzing --------------------------------------------------------------------------
 # libFuzzer (clang) against a real published store: tests/fuzz/fuzz_owner.c sends each input

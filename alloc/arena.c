@@ -12,11 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../mproc/mproc.h"
+#include "chunks.h"
 #include "../os/topo.h"
 #include "../os/mem.h"
 
 #define PREFAULT_BYTES ((uint64_t)32 << 20)   /* populated per node at init */
+
+SHOAL__HIDDEN _Atomic(shoal__alloc_full_fn) shoal__alloc_full_hook;
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 

@@ -7,7 +7,8 @@
 #include <jemalloc/jemalloc.h>
 
 #include "../layout/segment.h"
-#include "../core/thread.h"
+#include "../layout/thr.h"
+#include "../os/errors.h"
 #include "sizeclass.h"
 
 struct shoal__node_hooks {
@@ -41,6 +42,14 @@ SHOAL__HIDDEN void shoal__arenas_destroy(shoal__rt_t *rt);
 SHOAL__HIDDEN void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN unsigned shoal__arena_tcache_slow(shoal__rt_t *rt, struct shoal__thr *t, unsigned node);
 SHOAL__HIDDEN int shoal__arena_full(shoal__rt_t *rt, size_t len) __attribute__((cold));
+
+/* When an allocation finds no room: a chance to make some (io/ registers spilling here when
+ * spill_dir is set; the allocator never calls up into io/ itself). Same contract as
+ * shoal__spill_alloc (io/spill.h): 0 with *off set, < 0 with the message set, 1 when it does
+ * not apply. NULL: none. */
+typedef int (*shoal__alloc_full_fn)(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
+                                    unsigned node, uint64_t *off);
+SHOAL__HIDDEN extern _Atomic(shoal__alloc_full_fn) shoal__alloc_full_hook;
 /* Large objects (>= SHOAL__LARGE_MIN): a run of whole chunks of node's span, populated; NULL
  * when no run is free. Giving it back makes the chunks free for any process (chunks.c). */
 SHOAL__HIDDEN void *shoal__large_take(shoal__rt_t *rt, unsigned node, size_t len);
@@ -118,8 +127,9 @@ static inline int shoal__arena_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
         *off = (uint64_t)((char *)p - rt->base);
         return 0;
     }
-    if (rt->cfg.spill_dir) {
-        int rc = shoal__spill_alloc(rt, t, len, node, off);
+    shoal__alloc_full_fn hook = atomic_load_explicit(&shoal__alloc_full_hook, memory_order_relaxed);
+    if (hook) {
+        int rc = hook(rt, t, len, node, off);
         if (rc <= 0)
             return rc;
     }

@@ -7,7 +7,7 @@
 #include <fcntl.h>
 #include <string.h>
 
-#include "../mproc/mproc.h"
+#include "chunks.h"
 #include "arena.h"
 #include "../os/mem.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../alloc/arena.h"
-#include "../mproc/mproc.h"
+#include "../layout/mpseg.h"
 #include "probes.h"
 #include "../layout/segment.h"
 #include "stats.h"
@@ -320,7 +320,7 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
     if (w & SHOAL__W_WAITERS) {
         shoal__wake_slot(rt, shoal__id_idx(ref.id));
         if (unlikely(shoal__holds != NULL))   /* tasks of the owner may wait on it too */
-            shoal__notify_owner(rt);          /* (foreign_deps.c) */
+            shoal__up.notify_owner(rt);       /* (mproc/foreign_deps.c) */
     }
     /* The exchange inside also closes the list against registrations racing with this
      * completion; a registrant sets DEPS first (deps.c), so without it there is no list. */
@@ -405,7 +405,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
     if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
         /* Its bytes were freed when it was spilled (off is only its old place): forget the
          * copy on disk and recycle the slot. */
-        shoal__spill_drop(s);
+        shoal__up.spill_drop(s);
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
         if (t)
@@ -416,7 +416,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
         /* Another process allocated the bytes: only its jemalloc can take them back. */
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
-        shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));
+        shoal__up.rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));
         return;
     }
     if (s->len && t)

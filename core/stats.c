@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "stats.h"
+#include "thread.h"
+#include "../layout/segment.h"
 
 __thread struct shoal__tstat shoal__tstat __attribute__((tls_model("initial-exec")));
 
@@ -102,7 +104,7 @@ SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
     s.get_waits = sum[SHOAL__CNT_GET_WAIT];
     s.wait_sleeps = sum[SHOAL__CNT_WAIT_SLEEP];
     if (shoal__enter() == 0) {   /* spilling counters (io/spill.c): the store's */
-        shoal__io_stats(&s);
+        shoal__up.io_stats(&s);
         shoal__leave();
     }
     /* A caller built against an older header gets its prefix; a newer one reads zeros for
@@ -112,4 +114,21 @@ SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
     if (size > n)
         memset((char *)out + n, 0, size - n);
     return 0;
+}
+
+void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live)
+{
+    int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
+    if (rt->batched)
+        shoal__threads_pending(rt, credit, objs);
+    size_t b = 0;
+    uint64_t o = 0;
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        b += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
+             (uint64_t)credit[n];
+        o += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
+             (uint64_t)objs[n];
+    }
+    *bytes_used = b;
+    *objects_live = o;
 }

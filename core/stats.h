@@ -8,7 +8,7 @@
 #ifndef SHOAL_CORE_STATS_H
 #define SHOAL_CORE_STATS_H
 
-#include "rt.h"
+#include "store.h"
 
 enum shoal__cnt {
     SHOAL__CNT_GET_SLOW,     /* gets that entered the slow path */

@@ -16,10 +16,6 @@
 #include "../alloc/arena.h"
 #include "stats.h"
 
-SHOAL_API __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec"))) = {
-    .worker = -1,
-};
-SHOAL_API uint64_t shoal__epoch;
 __thread struct shoal__call shoal__call __attribute__((tls_model("initial-exec")));
 
 /* lifecycle orders init and shutdown; registry_lock guards the thread registry and is
@@ -32,13 +28,6 @@ static pthread_once_t thr_key_once = PTHREAD_ONCE_INIT;
 
 void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
 void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
-
-uint64_t shoal__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Set in a fork() child of a process that ran a store, until it starts one of its own. */
 static _Atomic int forked;

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 #define SHOAL__IO_CHUNK   ((uint32_t)1 << 20)   /* bytes per read/write request */
 #define SHOAL__IO_QD      16                    /* requests in flight per file operation */

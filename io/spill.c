@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
-#include "../mproc/mproc.h"
+#include "../layout/mpseg.h"
 #include "extent.h"
 #include "io.h"
 #include "spill.h"

@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "../core/rt.h"
+#include "rt.h"
 
 #define SHOAL__MAGIC       UINT64_C(0x314c414f4853)   /* "SHOAL1" */
 #define SHOAL__SEG_VERSION 4u   /* 2: ext_off (core/mproc.h); 3: spill counters;

@@ -1,15 +1,11 @@
 /* mproc.c - the multi-process region of the shared segment: its size, its set-up by the
- * owner and its validation by a process that maps it (core/mproc.h has the layout).
+ * owner and its validation by a process that maps it (layout/mpseg.h has the layout).
  */
 #include "mproc.h"
 
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
-
-SHOAL__HIDDEN _Atomic uint64_t *shoal__holds;
-SHOAL__HIDDEN uint32_t shoal__chunk_me;
-SHOAL__HIDDEN struct shoal__geo shoal__geo;
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -73,7 +69,6 @@ void shoal__mp_init(shoal__rt_t *rt)
                           memory_order_relaxed);
     atomic_store_explicit(&o->state, SHOAL__PROC_LIVE, memory_order_relaxed);
     shoal__chunk_me = shoal__chunk_id(0, 1);
-    shoal__atfork_register();
 }
 
 int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)

@@ -1,114 +1,19 @@
-/* mproc.h - the multi-process part of the shared segment: the process table (one entry per
- * attached process, with its remote-free stack and wake word), the chunk map that says which
- * process's jemalloc owns each piece of the arenas, published per-worker counters, and the
- * per-process reference ledger ("holds"). Internal: never installed.
- *
- * Segment layout: [shoal__hdr][shoal__mp at hdr->ext_off][chunk map][worker stats][slots].
- * Offsets only; every process maps the same memfd.
- *
- * Synchronisation:
- *   procs[p].state   written by the owner only (publish.c); read relaxed/acquire by all.
- *   procs[p].rfree   MPSC stack of freed slot indices whose bytes process p allocated.
- *                    Pushers CAS (seq_cst: pairs with the drainer's seq_cst store of
- *                    `sleeping`, a Dekker pair); the drainer takes the whole chain with one
- *                    acquire exchange, so there is no ABA.
- *   procs[p].wake    futex word; a pusher bumps it (release) only when it made the stack
- *                    non-empty and saw `sleeping`, so steady traffic makes no syscall.
- *   chunk map        CAS by the extent hooks of every process (alloc/chunks.c); reclaimed by
- *                    the owner once a dead process's objects are all gone.
- *   holds[idx]       [63..32] generation (core/table.h: never 0), [31..0] signed count of
- *                    references this process took on that object minus those it dropped;
- *                    0 = never used; generation 0 with count -1 = a slot in this process's
- *                    caches (SHOAL__HOLDS_CACHED). CAS by this process only, read by the
- *                    owner after the process is gone.
+/* mproc.h - multi-process support's internal header: laying out and checking the
+ * multi-process region of the segment (mproc.c), remote frees and the drain thread
+ * (remote_free.c), dependents on other processes' objects (foreign_deps.c), the store's
+ * name and socket path (sockpath.c), and publishing a store (publish.c). The region's
+ * layout itself is layout/mpseg.h. Internal: never installed.
  */
-#ifndef SHOAL_CORE_MPROC_H
-#define SHOAL_CORE_MPROC_H
+#ifndef SHOAL_MPROC_MPROC_H
+#define SHOAL_MPROC_MPROC_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "../layout/segment.h"
+#include "../core/store.h"
+#include "../layout/mpseg.h"
 
-#define SHOAL__MAX_PROCS   256          /* slot aux keeps the allocating process in 8 bits */
-#define SHOAL__MP_MAGIC   UINT64_C(0x3143525050414f48)   /* "HOAPPRC1" */
-#define SHOAL__MAX_WSTATS  1024         /* config.workers is at most 1024 */
-#define SHOAL__CHUNK_FREE  UINT32_MAX   /* chunk map: recycled, any process may take it */
-#define SHOAL__AUX_PROC(aux) ((aux) & 0xffu)
-
-#define SHOAL__PROC_TOOL 1u
-
-enum shoal__proc_state {
-    SHOAL__PROC_FREE = 0,     /* index unused (its stack may still receive late frees) */
-    SHOAL__PROC_LIVE = 1,     /* attached (index 0: the owner, while its store is up) */
-    SHOAL__PROC_DEAD = 2,     /* gone; the owner frees what it held and, once none of its
-                                 objects is left, reclaims its chunks */
-    SHOAL__PROC_CLOSED = 3,   /* index 0 only: the owner shut down */
-};
-
-struct shoal__proc {
-    _Alignas(SHOAL__CACHELINE) _Atomic uint32_t state;
-    _Atomic uint32_t inc;         /* incarnation, bumped each time the index is given out */
-    _Atomic int32_t pid;
-    _Atomic uint32_t sleeping;    /* the drainer is in a long sleep: the next pusher wakes it */
-    _Atomic uint32_t wake;        /* futex word of the drainer */
-    _Atomic uint32_t flags;       /* SHOAL__PROC_TOOL: a tool such as shoal-stat */
-    _Atomic uint64_t rfree;       /* remote-free stack head (slot index), 0 = empty */
-    _Atomic uint64_t attached_ns; /* CLOCK_REALTIME of the attach, for tools */
-};
-_Static_assert(sizeof(struct shoal__proc) == SHOAL__CACHELINE, "one line per process");
-
-/* Per-worker counters a scheduler may publish for tools (shoal-stat). Worker w writes its
- * own line (relaxed); readers take a snapshot. nworkers stays 0 until something publishes. */
-struct shoal__wstat {
-    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t tasks_run;
-    _Atomic uint64_t tasks_stolen;
-    _Atomic uint64_t parks;
-    int32_t node;
-    int32_t cpu;
-};
-
-struct shoal__mp {
-    uint64_t magic;
-    uint32_t nprocs;
-    uint32_t chunk_shift;         /* log2 of the chunk-map granularity */
-    uint64_t nchunks;             /* chunks per node */
-    uint64_t chunks_off;          /* chunk map from the segment start: uint32 per chunk */
-    uint64_t wstats_off;          /* SHOAL__MAX_WSTATS shoal__wstat from the segment start */
-    _Atomic uint32_t nworkers;    /* published worker lines (the scheduler's hook) */
-    uint32_t pad;
-    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t recycled[SHOAL__MAX_NODES];
-    struct shoal__proc procs[SHOAL__MAX_PROCS];
-};
-
-/* This process's copy of the region's geometry, taken when the owner lays it out or a client
- * has checked it: nobody follows an offset that another process could rewrite. */
-struct shoal__geo {
-    struct shoal__mp *ext;
-    _Atomic uint32_t *map;        /* chunk map, node-major */
-    struct shoal__wstat *wstats;
-    unsigned shift;               /* chunk size = 1 << shift */
-    uint64_t nchunks;             /* per node */
-};
-extern struct shoal__geo shoal__geo;
-
-static inline struct shoal__mp *shoal__mp_of(const shoal__rt_t *rt)
-{
-    (void)rt;
-    return shoal__geo.ext;
-}
-static inline _Atomic uint32_t *shoal__chunkmap(const shoal__rt_t *rt)
-{
-    (void)rt;
-    return shoal__geo.map;
-}
-static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
-{
-    (void)rt;
-    return shoal__geo.wstats;
-}
-
-/* ---- segment set-up (core/mproc.c) ------------------------------------------------------ */
+/* ---- segment set-up (mproc/mproc.c) ------------------------------------------------------ */
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
 SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
 /* Initialise the region at hdr->ext_off (owner, fresh zeroed segment) and make this process
@@ -118,54 +23,7 @@ SHOAL__HIDDEN void shoal__mp_init(shoal__rt_t *rt);
  * take its geometry (shoal__geo). 0 or -1. */
 SHOAL__HIDDEN int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len);
 
-/* ---- chunks (alloc/chunks.c) -------------------------------------------------------------- */
-/* This process's chunk-map owner id: (incarnation << 8) | process index; never 0 or FREE. */
-extern uint32_t shoal__chunk_me;
-static inline uint32_t shoal__chunk_id(unsigned proc, uint32_t inc)
-{
-    return (inc << 8) | proc;
-}
-/* Give this process size bytes of node's span (whole chunks, aligned to at least align):
- * recycled chunks first, else fresh ones from the carve. *start: offset within the node.
- * *zero in: jemalloc needs zeroed memory; out: the memory reads as zero. 0, or -1 when the
- * span is exhausted. Called by the extent hooks (alloc/arena.c). */
-SHOAL__HIDDEN int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size,
-                                    uint64_t align, bool *zero, uint64_t *start);
-/* The chunk-map owner of byte offset off (from rt->base); 0 when out of range. */
-SHOAL__HIDDEN uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off);
-/* Return every chunk owned by `id` to the recycled pool; returns how many. Owner only,
- * once no object of that process is left. */
-SHOAL__HIDDEN uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id);
-
-/* ---- holds: the reference ledger (core/mproc.c) ----------------------------------------- */
-/* Non-NULL while this process is attached, or owns a published store: nslots entries. */
-extern _Atomic uint64_t *shoal__holds;
-/* A ledger entry for a FREE slot in this process's caches (thread.h): generation 0, which
- * no object has and the next object in the slot replaces, and a count that counts nothing. */
-#define SHOAL__HOLDS_CACHED UINT64_C(0xffffffff)
-
-/* Record d references taken (d > 0) or dropped (d < 0) on (idx, gen) by this process.
- * About 5 ns (one uncontended CAS on a line only this process writes). A newer generation
- * resets the entry; an update for an older one is dropped (that object is gone). */
-static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
-{
-    _Atomic uint64_t *e = &shoal__holds[idx];
-    uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
-    do {
-        uint64_t g = v >> 32;
-        if (g == gen)
-            nv = (v & ~(uint64_t)UINT32_MAX) | (uint32_t)((int32_t)(uint32_t)v + d);
-        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
-            nv = (gen << 32) | (uint32_t)d;
-        else
-            return;
-        /* relaxed: the owner reads the ledger only after this process is gone (its socket
-         * closed), which orders every write before the read. */
-    } while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
-                                                    memory_order_relaxed));
-}
-
-/* ---- remote frees (core/remote_free.c) ------------------------------------------------------ */
+/* ---- remote frees (mproc/remote_free.c) ------------------------------------------------------ */
 struct shoal__thr;
 /* The last reference to slot idx is gone (its word is already FREE with the next generation)
  * and its bytes belong to process `proc` != this one: queue it for that process. Cold. */
@@ -192,7 +50,7 @@ SHOAL__HIDDEN void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uin
 /* Wake process p's drain thread (bump its futex word). */
 SHOAL__HIDDEN void shoal__wake_proc(shoal__rt_t *rt, unsigned p);
 
-/* ---- dependents on other processes' objects (core/foreign_deps.c) ------------------------- */
+/* ---- dependents on other processes' objects (mproc/foreign_deps.c) ------------------------- */
 /* shoal__dep_add for an object another process made (its slot s, not complete when looked
  * at): same contract (0 registered, 1 complete already, < 0). */
 SHOAL__HIDDEN int  shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d);
@@ -203,10 +61,10 @@ SHOAL__HIDDEN void shoal__foreign_deps_forget(void);
 /* A client completed an object someone waits on: the owner may have dependents on it. */
 SHOAL__HIDDEN void shoal__notify_owner(shoal__rt_t *rt) __attribute__((cold));
 
-/* ---- publish (owner, core/publish.c) and attach (client, core/attach.c) ------------------- */
+/* ---- publish (owner, mproc/publish.c); attach is runtime/attach.c ------------------- */
 /* Validate a store name: 1..64 bytes, no '/'. 0 or SHOAL_EINVAL (message set). */
 SHOAL__HIDDEN int  shoal__name_check(const char *name);
-/* The socket path of a store name (see core/sockpath.c for where it lives). */
+/* The socket path of a store name (see mproc/sockpath.c for where it lives). */
 SHOAL__HIDDEN int  shoal__sock_path(const char *name, char *out, size_t cap, int make_dir);
 /* Owner: listen on the name's socket and serve attaches; called by shoal_init before the
  * runtime is published. seg_fd/seg_len: the header+table memfd. */
@@ -217,14 +75,6 @@ SHOAL__HIDDEN int  shoal__publish_start(shoal__rt_t *rt, const char *name, int s
 SHOAL__HIDDEN void shoal__publish_stop(shoal__rt_t *rt);
 /* Owner: drop this process's ledger (teardown, once no thread takes references). */
 SHOAL__HIDDEN void shoal__publish_release(void);
-/* Client: shoal_shutdown of an attached runtime (lifecycle lock held). */
-SHOAL__HIDDEN int  shoal__detach(shoal__rt_t *rt);
-/* In a child after fork(): the runtime inherited from the parent is abandoned (its threads
- * do not exist here and its allocator state is a copy), so the child can attach afresh.
- * Registered by every init and attach; the handler is core/runtime.c's, which calls the
- * two below for a published or attached runtime. */
-SHOAL__HIDDEN void shoal__atfork_register(void);
 SHOAL__HIDDEN void shoal__publish_forget(void);
-SHOAL__HIDDEN void shoal__attach_forget(void);
 
 #endif

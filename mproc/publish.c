@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../alloc/chunks.h"
 #include "mproc.h"
 #include "proto.h"
 #include "../core/thread.h"

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../alloc/chunks.h"
 #include "mproc.h"
 #include "../core/thread.h"
 

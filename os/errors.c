@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../core/rt.h"
+#include "shoal.h"
+#include "errors.h"
 
 static __thread char last_msg[512];
 

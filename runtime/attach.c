@@ -21,6 +21,7 @@
 #include "../mproc/mproc.h"
 #include "../mproc/proto.h"
 #include "../core/thread.h"
+#include "runtime.h"
 
 #define ANSWER_TIMEOUT_S 5   /* an owner that accepts but never answers: give up */
 
@@ -238,8 +239,6 @@ static void client_free(struct client *c)
     free(c);
 }
 
-/* shoal_attach with handshake flags (SHOAL__HELLO_TOOL for tools/shoal-stat). */
-SHOAL__HIDDEN int shoal__attach_ex(const char *name, unsigned flags);
 int shoal__attach_ex(const char *name, unsigned flags)
 {
     if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
@@ -255,6 +254,7 @@ int shoal__attach_ex(const char *name, unsigned flags)
                                                "'%s' is published (%s)", name,
                                                shoal_last_error())
                                   : rc;
+    shoal__layers_wire();   /* before the lock, as in shoal_init */
     shoal__lifecycle_lock();
     if (atomic_load_explicit(&shoal__rt, memory_order_relaxed)) {
         shoal__lifecycle_unlock();

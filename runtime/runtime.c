@@ -12,6 +12,7 @@
 #include "../alloc/arena.h"
 #include "../os/mem.h"
 #include "../io/io.h"
+#include "../io/spill.h"
 #include "../sched/sched.h"
 #include "../core/stats.h"
 #include "../sched/timeline.h"
@@ -19,8 +20,7 @@
 #include "../mproc/mproc.h"
 #include "../layout/segment.h"
 #include "../core/thread.h"
-
-shoal__rt_t *_Atomic shoal__rt;
+#include "runtime.h"
 
 struct rt_private {               /* what only the lifecycle needs */
     shoal__rt_t rt;
@@ -133,6 +133,25 @@ static void atfork_child(void)
 
 static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
+/* The store's calls up into io/ and mproc/ (core/store.h): constant for the process. */
+static void wire_once(void)
+{
+    shoal__up = (struct shoal__upcalls){
+        .spill_touch = shoal__spill_touch,
+        .spill_drop = shoal__spill_drop,
+        .io_stats = shoal__io_stats,
+        .dep_add_foreign = shoal__dep_add_foreign,
+        .notify_owner = shoal__notify_owner,
+        .rfree_push = shoal__rfree_push,
+    };
+}
+
+void shoal__layers_wire(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, wire_once);
+}
+
 void shoal__atfork_register(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -240,6 +259,7 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     int rc = check_config(&c);
     if (rc)
         return rc;
+    shoal__layers_wire();
     shoal__atfork_register();   /* before the lock: pthread_once never waits for it */
     shoal__lifecycle_lock();
     if (atomic_load_explicit(&shoal__rt, memory_order_relaxed)) {
@@ -365,23 +385,6 @@ SHOAL_API int shoal_shutdown(void)
     shoal__sched_release();
     shoal__lifecycle_unlock();
     return 0;
-}
-
-void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live)
-{
-    int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
-    if (rt->batched)
-        shoal__threads_pending(rt, credit, objs);
-    size_t b = 0;
-    uint64_t o = 0;
-    for (unsigned n = 0; n < rt->nnodes; n++) {
-        b += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
-             (uint64_t)credit[n];
-        o += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
-             (uint64_t)objs[n];
-    }
-    *bytes_used = b;
-    *objects_live = o;
 }
 
 SHOAL_API int shoal_info_get(shoal_info *out)

@@ -4,7 +4,7 @@
 #ifndef SHOAL_SCHED_SCHED_H
 #define SHOAL_SCHED_SCHED_H
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 /* Start `workers` worker threads placed on the topology's cores (round-robin when there are
  * more workers than cores). Called by shoal_init after the store is ready; on failure the

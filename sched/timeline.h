@@ -19,7 +19,7 @@
 
 #include <stdbool.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 enum shoal__tl_kind {
     SHOAL__TL_TASK = 1,      /* a task ran: start, duration, name */

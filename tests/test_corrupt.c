@@ -1,7 +1,7 @@
 /* test_corrupt.c - a slot whose offset or length a process overwrote with garbage (every
  * attached process can write the object table) costs a leak and a notice, never a crash:
  * release does not free it, and a failed object's message is not read from it. */
-#include "../core/rt.h"
+#include "../core/store.h"
 #include "lib/check.h"
 
 static void start(void)

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "lib/check.h"
-#include "../core/rt.h"
+#include "../core/store.h"
 
 #define NR_HUGE "/proc/sys/vm/nr_hugepages"
 

@@ -11,10 +11,9 @@
 #include <unistd.h>
 
 #include "shoal.h"
-#include "../mproc/mproc.h"
+#include "../layout/mpseg.h"
 #include "../mproc/proto.h"
-
-int shoal__attach_ex(const char *name, unsigned flags);   /* core/attach.c */
+#include "../runtime/runtime.h"   /* shoal__attach_ex: a tool's attach */
 
 static const char USAGE[] =
     "usage: shoal-stat NAME [--watch] [--json]\n"

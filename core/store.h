@@ -1,14 +1,11 @@
-/* rt.h - the global runtime, its thread-local cache, and the internal object API that
- * sched/ and io/ build on. Internal: never installed; non-static names use shoal__.
- *
- * Lifetime: shoal__rt is non-NULL between a successful shoal_init/attach and shutdown.
- * shoal__epoch changes at every init and every shutdown, by one: it is odd while a runtime
- * is up and even otherwise (an init that fails after publishing, a shutdown, a detach and a
- * fork() child's abandoning each make it even again). A thread whose cached epoch differs
- * refreshes its cache in the slow path and so never uses a dead store.
+/* store.h - the object store's internal API, which sched/, io/, mproc/ and runtime/ build
+ * on: the thread's view and its refresh, the call markers, objects, dependents, waiting,
+ * and the calls the store makes up into the layers above it (hooks they fill). The
+ * runtime descriptor itself is layout/rt.h. Internal: never installed; non-static names
+ * use shoal__.
  */
-#ifndef SHOAL_CORE_RT_H
-#define SHOAL_CORE_RT_H
+#ifndef SHOAL_CORE_STORE_H
+#define SHOAL_CORE_STORE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -16,93 +13,12 @@
 #include <stdint.h>
 
 #include "shoal.h"
-#include "../layout/table.h"
+#include "../layout/rt.h"
+#include "../os/clock.h"
+#include "../os/errors.h"
 
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define SHOAL__COLD __attribute__((noinline, cold))
-#define SHOAL__HIDDEN __attribute__((visibility("hidden")))
-#define SHOAL__MAX_NODES 16
-#define SHOAL__CACHELINE 64
-
-struct shoal__hdr;      /* the shared segment header, core/segment.h */
-struct shoal__arenas;   /* alloc/arena.h */
-struct shoal__topo;     /* sched/topo.h */
-struct shoal__sched;    /* sched/sched.h */
-struct shoal__thr;      /* per-thread heavy state, core/thread.c */
-
-/* The hot thread-local view (struct shoal__tls, declared in shoal.h for the inline get) starts
- * all-zero: a sentinel whose nslots 0 sends every lookup to the slow path, so the fast path
- * needs no init test. initial-exec TLS: measured 1.5 ns per call through a .so against
- * 3.1 ns for the default model, which calls __tls_get_addr. shoal__epoch is accessed with
- * __atomic builtins only (it is a plain uint64_t so that the public header can read it). */
-static inline uint64_t shoal__epoch_load(int order) { return __atomic_load_n(&shoal__epoch, order); }
-
-typedef struct shoal__rt {
-    uint64_t epoch;
-    struct shoal__hdr *hdr;      /* shared segment: header + table */
-    shoal__slot *slots;
-    uint64_t nslots;
-    char *base;                  /* arena span: node n's bytes at base + n * node_span */
-    uint64_t node_span;
-    unsigned nnodes;
-    unsigned proc;               /* this process's index: 0 owner, >0 attached clients */
-    uint32_t slot_cache;         /* free slots a thread may cache (core/slots.c) */
-    bool owner;
-    bool batched;                /* per-thread batched counters: nobody else reads them live
-                                    (an owner whose store is not published) */
-    int huge_kind;               /* SHOAL_PAGES_* obtained */
-    struct shoal__arenas *arenas;
-    struct shoal__topo *topo;
-    struct shoal__sched *sched;  /* NULL in clients and until sched starts */
-    _Atomic(void *) *deps;       /* process-local: per-slot list of waiting dependents */
-    shoal_config cfg;
-    /* Going down (shutdown, or a client's owner died or closed): 0 while up, else the
-     * negative SHOAL_E* code that every call, and every blocked wait after its wake-up,
-     * answers with down_msg. Set once, by shoal__rt_down. */
-    _Atomic int down;
-    _Atomic int down_claim;
-    char down_msg[200];
-} shoal__rt_t;
-
-/* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
-extern shoal__rt_t *_Atomic shoal__rt;
-
-/* The segment (header + table) is never unmapped, since a stale view may still read its
- * table: retire replaces it with a read-only zero mapping, and place returns such a range
- * of at least len bytes for the next segment of this process (MAP_FIXED), or NULL.
- * Lifecycle lock held (runtime.c). */
-SHOAL__HIDDEN void  shoal__seg_retire(void *addr, size_t len);
-SHOAL__HIDDEN void *shoal__seg_place(size_t len);
-
-/* Bytes and objects the store holds now (shoal_info_get's figures; runtime.c). */
+/* Bytes and objects the store holds now (shoal_info_get's figures; core/stats.c). */
 SHOAL__HIDDEN void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live);
-
-/* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
- * next and prev, head points at the first node. The caller holds the list's lock. */
-#define SHOAL__DLIST_PUSH(head, n) do {                                                    \
-        (n)->prev = NULL;                                                                  \
-        (n)->next = (head);                                                                \
-        if (head)                                                                          \
-            (head)->prev = (n);                                                            \
-        (head) = (n);                                                                      \
-    } while (0)
-#define SHOAL__DLIST_UNLINK(head, n) do {                                                  \
-        if ((n)->prev)                                                                     \
-            (n)->prev->next = (n)->next;                                                   \
-        else                                                                               \
-            (head) = (n)->next;                                                            \
-        if ((n)->next)                                                                     \
-            (n)->next->prev = (n)->prev;                                                   \
-        (n)->next = (n)->prev = NULL;                                                      \
-    } while (0)
-
-/* ---- errors (core/errors.c) ----------------------------------------------------------- */
-/* Record this thread's message and return code: `return shoal__err(SHOAL_EINVAL, "...")`. */
-SHOAL__HIDDEN int shoal__err(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), cold));
-/* One-line notice to stderr (fallbacks, warnings), unless SHOAL_QUIET is set. */
-SHOAL__HIDDEN void shoal__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- thread cache (core/thread.c) ----------------------------------------------------- */
 /* SHOAL_ENOTINIT with the message that says why no runtime is there and what to do. */
@@ -220,29 +136,8 @@ SHOAL__HIDDEN void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref
 /* Wait until the object is no longer CREATED/PENDING. timeout_ns < 0 = for ever.
  * 0, SHOAL_ETIMEDOUT, SHOAL_ESTALE, SHOAL_EINVAL. Inside a worker, runs other tasks. */
 SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);
-static inline shoal__slot *shoal__tls_slots(void) { return (shoal__slot *)(void *)shoal__tls.slots; }
-/* Data pointer of a slot in this process. */
-static inline void *shoal__slot_data(const shoal__slot *s) { return shoal__rt->base + s->off; }
-/* Whether a slot's offset and length lie inside the arena span. Every process can write
- * the table, so paths that dereference or free a slot's bytes check this first: a process
- * that wrote garbage into a slot costs a leak and a notice, never a crash. */
-static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
-{
-    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
-    return s->off < span && s->len <= span - s->off;
-}
+
 SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
-/* NUMA node of the arena span holding byte offset off. With one node (the common case) no
- * division, which costs ~40 cycles on the object paths that ask this. */
-static inline unsigned shoal__off_node(const shoal__rt_t *rt, uint64_t off)
-{
-    return likely(rt->nnodes == 1) ? 0 : (unsigned)(off / rt->node_span);
-}
-/* NUMA node holding a slot's bytes. */
-static inline int shoal__slot_node(const shoal__slot *s)
-{
-    return (int)shoal__off_node(shoal__rt, s->off);
-}
 
 /* ---- dependents (core/deps.c) ---------------------------------------------------------- */
 /* A callback fired once when an object leaves CREATED/PENDING. `failed` is 0 if it became
@@ -284,20 +179,6 @@ extern int (*shoal__help_hook)(void);
  * if it did not sleep, so that the caller sleeps on word alone. Set by sched at start. */
 extern bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
 
-/* ---- monotonic time ------------------------------------------------------------------- */
-SHOAL__HIDDEN uint64_t shoal__now_ns(void);
-
-/* ---- spilling (io/spill.c provides; core calls) ----------------------------------------- */
-/* A coarse clock for "went cold at": 2^20 TSC ticks (~0.3 ms), wrapping after weeks; only
- * differences are used. */
-static inline uint32_t shoal__seal_era(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    return (uint32_t)(__builtin_ia32_rdtsc() >> 20);
-#else
-    return (uint32_t)(shoal__now_ns() >> 18);
-#endif
-}
 /* Word bits for an object being sealed READY: with spill_dir configured, UNREAD (a spill
  * candidate until its first get) and its seal era in `next`; nothing otherwise, one
  * predictable branch. The caller owns the slot (before its publishing release). */
@@ -308,19 +189,29 @@ static inline uint64_t shoal__seal_mark(const shoal__rt_t *rt, shoal__slot *s)
     atomic_store_explicit(&s->next, shoal__seal_era(), memory_order_relaxed);
     return SHOAL__W_UNREAD;
 }
-/* The store is full (alloc/arena.c): spill cold objects and allocate again. 0 with *off
- * set, < 0 with the message set, or 1 when spilling does not apply (not configured, the I/O
- * thread itself, or a retry inside this very call): the caller reports "store full". */
-SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
-                                     unsigned node, uint64_t *off);
-/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. It reads
- * the slot's `next` (the extent, or a park id): call it before `next` serves as a link. */
-SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
-/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
- * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
- * 0 = look again; < 0 with the message set. */
-SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
-/* Fill the spill counters of *out (shoal_stats_get). */
-SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
+
+/* ---- calls up into the layers above the store (they provide; core calls) ---------------
+ * The store reaches io/ (spilled objects) and mproc/ (objects of other processes) only
+ * through these pointers, never by name, as it reaches sched/ through the hooks above.
+ * runtime/ fills them once, before its first runtime is published (the epoch's release
+ * orders them for every thread that sees a runtime), and never clears them: each function
+ * checks for itself whether it applies, as it did when the store called it by name. */
+struct shoal__upcalls {
+    /* io/spill.c, shoal__spill_touch: get found s SPILLING, SPILLED or RESTORING. */
+    int  (*spill_touch)(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
+    /* io/spill.c, shoal__spill_drop: the last reference to a SPILLED object went. */
+    void (*spill_drop)(shoal__slot *s);
+    /* io/spill.c, shoal__io_stats: the spill counters of shoal_stats_get. */
+    void (*io_stats)(shoal_stats *out);
+    /* mproc/foreign_deps.c, shoal__dep_add_foreign: shoal__dep_add on another process's
+     * object (same contract). */
+    int  (*dep_add_foreign)(shoal_ref ref, shoal__slot *s, shoal__dep *d);
+    /* mproc/foreign_deps.c, shoal__notify_owner: a client completed an object someone
+     * waits on. */
+    void (*notify_owner)(shoal__rt_t *rt);
+    /* mproc/remote_free.c, shoal__rfree_push: slot idx's bytes belong to process proc. */
+    void (*rfree_push)(shoal__rt_t *rt, uint32_t idx, unsigned proc);
+};
+SHOAL__HIDDEN extern struct shoal__upcalls shoal__up;
 
 #endif
