@@ -3,18 +3,16 @@
  */
 #include "thread.h"
 
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../alloc/arena.h"
 #include "stats.h"
+#include "../os/barrier.h"
 
 __thread struct shoal__call shoal__call __attribute__((tls_model("initial-exec")));
 
@@ -219,40 +217,9 @@ int shoal__enter_slow(void)
     return rc;
 }
 
-/* The quiescer's half of the Dekker pair: a full memory barrier on every running thread of
- * this process (membarrier, Linux 4.14), else a global one (4.3), else the TLB-shootdown
- * interrupts of an mprotect that takes a right away from a page every thread may have
- * mapped (what liburcu did before membarrier existed). */
-static _Atomic int mb_mode;   /* 0 unknown, 1 private expedited, 2 global, 3 mprotect */
-
-static void asym_barrier(void)
-{
-    int mode = atomic_load_explicit(&mb_mode, memory_order_relaxed);
-    if (mode == 0) {
-        mode = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1
-               : syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 ? 2 : 3;
-        atomic_store_explicit(&mb_mode, mode, memory_order_relaxed);
-    }
-    /* membarrier orders the caller's own accesses around it too. */
-    if (mode == 1 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-        return;
-    if (mode <= 2 && syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
-        return;
-    static char *page;
-    if (!page) {
-        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            return;
-        page = m;
-    }
-    *(volatile char *)page = 1;
-    mprotect(page, 4096, PROT_READ);
-    mprotect(page, 4096, PROT_READ | PROT_WRITE);
-}
-
 void shoal__calls_quiesce(void)
 {
-    asym_barrier();
+    shoal__asym_barrier();
     pthread_mutex_lock(&calls_lock);
     for (struct shoal__call *c = calls; c; c = c->next) {
         if (c == &shoal__call)
@@ -291,7 +258,7 @@ void shoal__threads_forget(bool had_runtime)
     struct shoal__call *c = &shoal__call;
     c->next = c->prev = NULL;
     calls = c->registered ? c : NULL;
-    atomic_store_explicit(&mb_mode, 0, memory_order_relaxed);   /* register again */
+    shoal__asym_barrier_forget();   /* register again */
     shoal__tls.nslots = 0;
     shoal__tls.worker = -1;   /* a task that forked: the child runs no worker */
 }

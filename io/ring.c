@@ -40,6 +40,7 @@
 
 #include "../alloc/arena.h"
 #include "../core/thread.h"
+#include "../os/futex.h"
 #include "io.h"
 #include "spill.h"
 
@@ -102,11 +103,6 @@ bool shoal__io_direct(void)
     return e && e->direct;
 }
 
-static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
-{
-    return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
-}
-
 /* ---- posting ----------------------------------------------------------------------------- */
 
 static void ring_bell(struct engine *e)
@@ -119,7 +115,7 @@ static void ring_bell(struct engine *e)
         ssize_t n = write(e->evfd, &one, sizeof one);
         (void)n;
     } else {
-        futex(&e->bell, FUTEX_WAKE_PRIVATE, 1, NULL);
+        shoal__futex_wake(&e->bell, 1, false);
     }
 }
 
@@ -181,7 +177,7 @@ int shoal__iosync_wait(shoal__iosync *s, bool help)
         }
         /* A worker naps 1 ms at most so that it comes back to run new tasks. */
         struct timespec nap = { 0, 1000000 };
-        futex(&s->done, FUTEX_WAIT_PRIVATE, 0, shoal__tls.worker >= 0 ? &nap : NULL);
+        shoal__futex_wait(&s->done, 0, shoal__tls.worker >= 0 ? &nap : NULL, false);
     }
     if (s->rc < 0)
         return shoal__err(s->rc, "%s", s->err);
@@ -202,7 +198,7 @@ void shoal__iosync_answer(shoal__iosync *s, int rc, const char *fmt, ...)
      * caller may return and its stack frame (s) go away: the wake below uses only the
      * address, and a wake on a reused address is a harmless spurious wake-up. */
     atomic_store_explicit(&s->done, 1, memory_order_release);
-    futex(&s->done, FUTEX_WAKE_PRIVATE, 1, NULL);
+    shoal__futex_wake(&s->done, 1, false);
 }
 
 /* ---- allocation on the I/O thread ------------------------------------------------------- */
@@ -450,7 +446,7 @@ static void idle_wait(struct engine *e, bool idle)
         kts = (struct __kernel_timespec){ ts.tv_sec, ts.tv_nsec };
     }
     if (e->fallback) {
-        futex(&e->bell, FUTEX_WAIT_PRIVATE, seen, due ? &ts : NULL);
+        shoal__futex_wait(&e->bell, seen, due ? &ts : NULL, false);
     } else {
         if (!e->bell_armed)
             arm_bell(e, seen);

@@ -6,11 +6,9 @@
  * chunks return whole once none of their objects is left (core/publish.c).
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include "../alloc/chunks.h"
 #include "mproc.h"
 #include "../core/thread.h"
+#include "../os/futex.h"
 
 #define NAP_NS        10000000u   /* after work, nap 10 ms at a time before a long sleep */
 #define NAPS          3
@@ -27,15 +26,12 @@ static pthread_mutex_t procs_mu = PTHREAD_MUTEX_INITIALIZER;
 void shoal__procs_lock(void) { pthread_mutex_lock(&procs_mu); }
 void shoal__procs_unlock(void) { pthread_mutex_unlock(&procs_mu); }
 
-static void futex_wake(_Atomic uint32_t *w)
-{
-    syscall(SYS_futex, w, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
-}
+static void futex_wake(_Atomic uint32_t *w) { shoal__futex_wake(w, INT32_MAX, true); }
 
 static void futex_wait(_Atomic uint32_t *w, uint32_t seen, uint64_t ns)
 {
-    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
-    syscall(SYS_futex, w, FUTEX_WAIT, seen, ns ? &ts : NULL, NULL, 0);
+    struct timespec ts = shoal__timespec_ns(ns);
+    shoal__futex_wait(w, seen, ns ? &ts : NULL, true);
 }
 
 void shoal__wake_proc(shoal__rt_t *rt, unsigned p)
