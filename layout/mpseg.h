@@ -58,8 +58,9 @@ struct shoal__proc {
 };
 _Static_assert(sizeof(struct shoal__proc) == SHOAL__CACHELINE, "one line per process");
 
-/* Per-worker counters a scheduler may publish for tools (shoal-stat). Worker w writes its
- * own line (relaxed); readers take a snapshot. nworkers stays 0 until something publishes. */
+/* Per-worker counters the owner's scheduler publishes for tools (shoal-stat): worker w
+ * writes its own line (relaxed: sched/worker.c, task.c, park.c); readers take a snapshot.
+ * nworkers stays 0 until the scheduler starts. */
 struct shoal__wstat {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t tasks_run;
     _Atomic uint64_t tasks_stolen;

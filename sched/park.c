@@ -122,6 +122,8 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
         /* The node's word is private (shoal__wake_node); the completion word is shared by
          * every process attached to the store (core/object.c). */
         shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
+        if (w->pub)
+            shoal__wcount(&w->pub->parks);
         if (shoal__futex_wait2(&n->seq, nseq, word, seen, &ts) < 0 &&
             errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
             atomic_store_explicit(&no_waitv, 1, memory_order_relaxed);
@@ -180,6 +182,8 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
             return !atomic_load_explicit(&s->stop, memory_order_relaxed);
         }
         shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
+        if (w->pub)
+            shoal__wcount(&w->pub->parks);
         shoal__futex_wait(&n->seq, seq, NULL, false);
         /* Woken (or spuriously): spin again, unless enough others already spin; then one
          * re-check and back to sleep. On a machine with as many workers as cores, a woken

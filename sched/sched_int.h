@@ -35,6 +35,7 @@
 #include "sched.h"
 #include "task.h"
 #include "../os/topo.h"
+#include "../layout/mpseg.h"
 
 #define SHOAL__IDLE_SPIN  UINT64_C(1)
 #define SHOAL__IDLE_SLEEP (UINT64_C(1) << 32)
@@ -48,7 +49,17 @@ struct shoal__worker {
     _Alignas(SHOAL__CACHELINE) uint32_t rng;  /* owner-written: victim selection */
     uint32_t tick;                      /* owner-written: picks until the queues go first */
     _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
+    struct shoal__wstat *pub;           /* this worker's line of the counters the segment
+                                           publishes for tools (shoal-stat), or NULL */
 };
+
+/* Count one event on a counter only its worker writes: a relaxed load and store, no
+ * read-modify-write (readers, in this process or another, only need an untorn value). */
+static inline void shoal__wcount(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 struct shoal__node {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t idle;   /* spinning | sleeping << 32 */

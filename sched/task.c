@@ -48,8 +48,9 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
         return;
     }
     t->worker = (int32_t)w->idx;
-    atomic_store_explicit(&w->run, atomic_load_explicit(&w->run, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    shoal__wcount(&w->run);
+    if (w->pub)
+        shoal__wcount(&w->pub->tasks_run);
     uint64_t t0 = shoal__tl_begin();
     SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
     int rc = t->fn(t);

@@ -1,6 +1,6 @@
 /* shoal-stat - attach to a live published store and show what it holds: capacity, bytes
  * used, live objects, the page kind, each NUMA node's usage, the attached processes, and
- * per-worker counters when the owner's scheduler publishes them (core/mproc.h, wstats).
+ * per-worker counters the owner's workers publish (layout/mpseg.h, wstats).
  * It attaches as a tool (listed as such) and detaches when done; it holds no objects.
  */
 #include <signal.h>
@@ -89,7 +89,7 @@ static int take(struct snap *s)
         s->procs[s->nprocs].since_ns = atomic_load_explicit(&P->attached_ns, memory_order_relaxed);
         s->nprocs++;
     }
-    /* Hook for the scheduler: it publishes per-worker lines in the segment. */
+    /* The owner's workers publish their counters in the segment (sched/worker.c). */
     unsigned nw = atomic_load_explicit(&x->nworkers, memory_order_acquire);
     s->nworkers = nw < SHOAL__MAX_WSTATS ? nw : SHOAL__MAX_WSTATS;
     const struct shoal__wstat *w = shoal__wstats(rt);
