@@ -72,8 +72,6 @@ SHOAL__HIDDEN int shoal__io_post(shoal__iomsg *m);
 SHOAL__HIDDEN void shoal__io_defer(shoal__iomsg *m);
 /* True on the I/O thread. */
 SHOAL__HIDDEN bool shoal__io_self(void);
-/* True when the engine runs on plain syscalls (io_uring unavailable or disabled). */
-SHOAL__HIDDEN bool shoal__io_fallback(void);
 /* O_DIRECT allowed (SHOAL_IO_DIRECT=0 turns it off: every transfer goes through the page
  * cache). Read at start. */
 SHOAL__HIDDEN bool shoal__io_direct(void);

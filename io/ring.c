@@ -91,12 +91,6 @@ static inline struct engine *eng(void)
     return atomic_load_explicit(&engine_g, memory_order_acquire);
 }
 
-bool shoal__io_fallback(void)
-{
-    struct engine *e = eng();
-    return e && e->fallback;
-}
-
 bool shoal__io_direct(void)
 {
     struct engine *e = eng();
