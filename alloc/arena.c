@@ -1,8 +1,10 @@
 /* arena.c - the shared arenas: node segments (memfd, hugetlb -> THP -> normal pages, the
  * result reported), jemalloc arenas over them through extent hooks, explicit tcaches.
  * jemalloc never gets memory from anywhere else for these arenas, so every object byte
- * lies in the shared span; pages are never purged (page churn slows the whole process
- * here, MEASURED.md), so freed extents stay mapped and populated for reuse.
+ * lies in the shared span; pages are never purged (page churn slows the whole process:
+ * a 64 MiB memcpy into faulted memory ran at 2.5-12 GB/s instead of 16 while the same
+ * process mapped, faulted and unmapped another 64 MiB), so freed extents stay mapped and
+ * populated for reuse.
  */
 #include "arena.h"
 
@@ -294,7 +296,8 @@ unsigned shoal__arena_tcache_slow(shoal__rt_t *rt, struct shoal__thr *t, unsigne
 {
     (void)rt;
     /* An explicit tcache per (thread, node): with MALLOCX_ARENA and the automatic tcache,
-     * half the objects came from the private default arena here (MEASURED.md). */
+     * 128 of 256 objects came from the private default arena in a test; an explicit
+     * tcache also costs 15 ns per 64-byte alloc+free against 37 ns without one. */
     unsigned tc;
     size_t sz = sizeof tc;
     if (mallctl("tcache.create", &tc, &sz, NULL, 0) != 0)

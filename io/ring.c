@@ -9,7 +9,7 @@
  * thread that only does I/O keeps workers syscall-free (posting is a lock-free push; the
  * doorbell is rung only when this thread sleeps), reaps completions as they land, and gets
  * the batching that matters here: one io_uring NOP costs 1.39 us alone and 0.086 us in
- * batches of 32 (MEASURED.md), and this thread submits everything one loop turn produced
+ * batches of 32 (measured on a 2-core x86-64 VM, kernel 6.18), and this thread submits everything one loop turn produced
  * with one io_uring_enter. Its CPU cost is the submit/reap work; the data moves by DMA
  * (O_DIRECT) or by the kernel's copy. On a many-node machine the natural extension is one
  * such thread per NUMA node; shoal runs one until a machine shows that one is not enough.
