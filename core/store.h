@@ -43,16 +43,45 @@ static inline int shoal__tls_check(void)
  * asymmetric barrier (membarrier: a full fence on every thread of the process, so the
  * calls' side needs only a compiler barrier), then it waits until every registered thread
  * whose mark is odd has moved on. Dekker: a call either sees the change and fails, or its
- * mark is seen and waited for; so nothing a call may touch is freed under it. A thread is
- * registered (under the registry lock, with its mark even) before its first call passes
- * enter; its thread-exit hook unregisters it and makes its next call register again. */
+ * mark is seen and waited for; so nothing a call may touch is freed under it. A thread's
+ * record is registered (under the registry lock, with its mark even) before its first call
+ * passes enter; its thread-exit hook unregisters it and makes its next call register again. */
 struct shoal__call {
     _Atomic uint64_t mark;        /* odd while inside an outermost public call */
     uint32_t depth;               /* nesting depth (owner only) */
-    bool registered;
-    struct shoal__call *next, *prev;   /* registry, under its lock */
 };
-extern __thread struct shoal__call shoal__call __attribute__((tls_model("initial-exec")));
+
+/* ---- the per-thread record (core/thread.c) ----------------------------------------------
+ * Each thread that uses shoal has one record, in its TLS: its call marker, its lookup
+ * counters (core/stats.h) and its allocation state (layout/thr.h, on the heap: reset at
+ * each new runtime). One registry holds the records, under one lock, so that shutdown can
+ * wait for calls, flush every thread's caches and fold every thread's counters; one
+ * thread-exit hook takes a record out (its counters go to the process total, its caches
+ * back to the store). The lock is never held while waiting for a call to end. */
+enum shoal__cnt {
+    SHOAL__CNT_GET_SLOW,     /* gets that entered the slow path */
+    SHOAL__CNT_REFRESH,      /* successful refreshes of the thread's cached view */
+    SHOAL__CNT_STALE,        /* refs found stale (their object was freed) */
+    SHOAL__CNT_INVALID,      /* refs found invalid (null, forged, corrupt) */
+    SHOAL__CNT_GET_WAIT,     /* gets that found their object unsealed and waited */
+    SHOAL__CNT_WAIT_SLEEP,   /* futex sleeps of waiting threads */
+    SHOAL__CNT_N
+};
+struct shoal__rec {
+    struct shoal__call call;
+    bool registered;                    /* read and written by the owning thread only */
+    _Atomic uint64_t cnt[SHOAL__CNT_N]; /* written by the owning thread only (stats.h) */
+    uint64_t *fast;                     /* &shoal__tls.fast_gets of the same thread */
+    struct shoal__thr *thr;             /* == shoal__tls.thr, for the registry's walks */
+    struct shoal__rec *next, *prev;     /* the registry, under its lock */
+    uint64_t qgen, qmark;               /* a quiescer's snapshot (registry lock held) */
+};
+extern __thread struct shoal__rec shoal__me __attribute__((tls_model("initial-exec")));
+/* Put this thread's record in the registry (its first call, count or allocation). */
+SHOAL__HIDDEN void shoal__rec_register(void) __attribute__((cold));
+/* Add every registered thread's counters and those of exited threads into sum[0..N)
+ * (stats.c), with shoal__tls.fast_gets of each into sum[SHOAL__CNT_N]. */
+SHOAL__HIDDEN void shoal__recs_sum(uint64_t sum[SHOAL__CNT_N + 1]);
 /* The slow half of shoal__enter (view stale, not registered, or down). On failure the
  * call is left again and the error (message set) returned. */
 SHOAL__HIDDEN int shoal__enter_slow(void) __attribute__((cold));
@@ -64,9 +93,9 @@ SHOAL__HIDDEN void shoal__calls_quiesce(void);
  * pointer for null with stale flags after a call and reported a null access. */
 static inline int shoal__enter(void)
 {
-    if (likely(shoal__call.depth++ == 0)) {
-        atomic_store_explicit(&shoal__call.mark,
-                              atomic_load_explicit(&shoal__call.mark, memory_order_relaxed) + 1,
+    if (likely(shoal__me.call.depth++ == 0)) {
+        atomic_store_explicit(&shoal__me.call.mark,
+                              atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         /* The mark before the checks below: a compiler barrier here, the hardware fence
          * is the quiescer's membarrier (see above). */
@@ -75,7 +104,7 @@ static inline int shoal__enter(void)
     /* With the view current, shoal__rt is this view's runtime and stays allocated until
      * we leave (shutdown quiesces before it frees it). */
     if (likely(shoal__tls.epoch == shoal__epoch_load(__ATOMIC_RELAXED) && shoal__tls.nslots != 0 &&
-               shoal__call.registered &&
+               shoal__me.registered &&
                atomic_load_explicit(&atomic_load_explicit(&shoal__rt, memory_order_relaxed)->down,
                                     memory_order_relaxed) == 0))
         return 0;
@@ -84,11 +113,11 @@ static inline int shoal__enter(void)
 
 static inline void shoal__leave(void)
 {
-    if (likely(--shoal__call.depth == 0))
+    if (likely(--shoal__me.call.depth == 0))
         /* release: everything this call did with the runtime happens before a quiescer's
          * acquire load that sees the mark move. */
-        atomic_store_explicit(&shoal__call.mark,
-                              atomic_load_explicit(&shoal__call.mark, memory_order_relaxed) + 1,
+        atomic_store_explicit(&shoal__me.call.mark,
+                              atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
                               memory_order_release);
 }
 

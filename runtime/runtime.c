@@ -115,7 +115,6 @@ static void atfork_child(void)
 {
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
     shoal__threads_forget(rt != NULL);
-    shoal__stats_forget();
     shoal__sched_forget();
     if (!rt)
         return;
@@ -351,7 +350,7 @@ SHOAL_API int shoal_shutdown(void)
         return shoal__err(SHOAL_EBUSY, "shoal_shutdown called from inside a task (worker %d): "
                           "a task cannot stop the runtime that runs it; return from the task "
                           "and call shoal_shutdown() from another thread", shoal__tls.worker);
-    if (shoal__call.depth != 0)
+    if (shoal__me.call.depth != 0)
         return shoal__err(SHOAL_EBUSY, "shoal_shutdown called from inside another shoal call "
                           "(a signal handler?): call it from a thread outside shoal");
     shoal__lifecycle_lock();
