@@ -28,13 +28,6 @@ static shoal_stats snap(void)
 
 #define DELTA(b, a, field) ((long long)((a).field - (b).field))
 
-static void start(void)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-}
-
 static shoal_ref put_str(const char *s)
 {
     shoal_ref r = SHOAL_REF_NULL;
@@ -44,7 +37,7 @@ static shoal_ref put_str(const char *s)
 
 static void test_fast_gets_counted(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref a = put_str("a");
     const void *d;
     size_t n;
@@ -66,7 +59,7 @@ static void test_fast_gets_counted(void)
 
 static void test_stale_and_invalid(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref a = put_str("live"), b = put_str("freed");
     CHECK_OK(shoal_release(b));
     const void *d;
@@ -115,7 +108,7 @@ static void *sealer_main(void *p)
 
 static void test_waits_counted(void)
 {
-    start();
+    test_start(shoal_test_config());
     void *buf;
     shoal_ref c;
     ASSERT_OK(shoal_create(8, &buf, &c));
@@ -146,7 +139,7 @@ static void test_waits_counted(void)
 
 static void test_refresh_after_reinit(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref old = put_str("old store");
     CHECK_OK(shoal_shutdown());
     shoal_config c = shoal_test_config();
@@ -184,7 +177,7 @@ static void *counter_main(void *p)
 
 static void test_exited_threads_kept(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref live = put_str("shared"), dead = put_str("gone");
     CHECK_OK(shoal_release(dead));
     enum { T = 3, GETS = 50 };
@@ -229,7 +222,7 @@ static void *hammer_main(void *p)
 /* Readers fold the counters while their owners write them: exact once they are quiet. */
 static void test_concurrent_readers(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref r = put_str("hot");
     enum { T = 2 };
     const int iters = 200000 / SAN_DIV;

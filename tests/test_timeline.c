@@ -407,16 +407,17 @@ static void test_json_reader(void)
     }
 }
 
-/* Every test removed its files: the scratch directory is empty. */
-static void test_cleanup(void)
+/* Teardown: every test removed its files, so the scratch directory is empty; a file left
+ * behind fails the suite. */
+static int remove_dir(void)
 {
-    if (dir[0]) {
-        int rc = rmdir(dir);
-        if (rc != 0)
-            fprintf(stderr, "%s is not empty: a test left a file behind\n", dir);
-        CU_ASSERT_EQUAL(rc, 0);
-        dir[0] = 0;
-    }
+    if (!dir[0])
+        return 0;
+    int rc = rmdir(dir);
+    if (rc != 0)
+        fprintf(stderr, "%s is not empty: a test left a file behind\n", dir);
+    dir[0] = 0;
+    return rc;
 }
 
 int main(void)
@@ -431,8 +432,7 @@ int main(void)
         { "shoal-timeline errors", test_tool_errors },
         { "shoal-timeline on a trace the runtime wrote", test_tool_on_runtime_trace },
         { "the JSON reader", test_json_reader },
-        { "remove the scratch directory", test_cleanup },
         { NULL, NULL },
     };
-    return shoal_test_run("timeline", cases);
+    return shoal_test_run_fixture("timeline", cases, (shoal_test_fixture){ NULL, remove_dir });
 }

@@ -53,6 +53,15 @@ static inline int get_within(shoal_ref r, const void **data, size_t *len)
 /* Start each test from a stopped runtime, whatever an earlier failed test left behind. */
 static inline void test_reset(void) { (void)shoal_shutdown(); }
 
+/* The one way a suite starts the runtime a test runs on: from a stopped one (test_reset),
+ * with config c (shoal_test_config() as the suite changed it). Fails the test when
+ * shoal_init fails. */
+static inline void test_start(shoal_config c)
+{
+    test_reset();
+    ASSERT_OK(shoal_init(&c));
+}
+
 static inline shoal_info info_now(void)
 {
     shoal_info i;
