@@ -504,14 +504,7 @@ static void test_buffered(void) { run_modes(2); }
 static void test_eventfd_bell(void) { run_modes(3); }
 
 /* Teardown: remove the suite's temp files. */
-static int remove_dir(void)
-{
-    char cmd[128];
-    if (!dir[0])
-        return 0;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
-}
+static int remove_dir(void) { return test_remove_dir(dir); }
 
 int main(int argc, char **argv)
 {

@@ -1388,14 +1388,7 @@ static void test_no_spill_dir(void)
 }
 
 /* Teardown: remove the suite's spill directories. */
-static int remove_dir(void)
-{
-    char cmd[128];
-    if (!dir[0])
-        return 0;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
-}
+static int remove_dir(void) { return test_remove_dir(dir); }
 
 int main(int argc, char **argv)
 {
