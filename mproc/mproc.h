@@ -77,4 +77,16 @@ SHOAL__HIDDEN void shoal__publish_stop(shoal__rt_t *rt);
 SHOAL__HIDDEN void shoal__publish_release(void);
 SHOAL__HIDDEN void shoal__publish_forget(void);
 
+/* ---- attach's client side (mproc/client.c) ------------------------------------------------- */
+struct shoal__msg;
+/* Connect to the store name's socket at path and check that this user serves it; *sock is
+ * the connection. 0, or SHOAL_ENOENT (nothing listens), SHOAL_EPERM, SHOAL_EIO (message set). */
+SHOAL__HIDDEN int  shoal__client_connect(const char *path, const char *name, int *sock);
+/* Send HELLO (flags: SHOAL__HELLO_*) and read the owner's answer into *m with the
+ * descriptors that came with it (fds[0..*nfds), ours to close). 0, or SHOAL_EPROTO,
+ * SHOAL_EIO, or the refusal's code (message set); nothing is left open on failure. */
+SHOAL__HIDDEN int  shoal__client_hello(int sock, const char *name, unsigned flags,
+                                       struct shoal__msg *m, int *fds, unsigned *nfds);
+/* Close fds[0..n) that are open (>= 0) and mark them closed. */
+SHOAL__HIDDEN void shoal__fds_close(int *fds, unsigned n);
 #endif
