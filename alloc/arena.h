@@ -32,7 +32,7 @@ struct shoal__arenas {
  * to its node, create the jemalloc arenas. Sets rt->arenas, rt->base, rt->huge_kind.
  * rt->hdr, rt->nnodes, rt->node_span and rt->topo must be set. */
 SHOAL__HIDDEN int  shoal__arenas_create(shoal__rt_t *rt, int huge_mode);
-/* A client (core/attach.c): map the owner's node memfds (fds[0..nnodes), owned from now on,
+/* A client (runtime/attach.c): map the owner's node memfds (fds[0..nnodes), owned from now on,
  * closed by destroy) into a fresh span laid out as the owner's, and create this process's
  * own jemalloc arenas over them. rt->hdr, nnodes, node_span, huge_kind must be set. */
 SHOAL__HIDDEN int  shoal__arenas_attach(shoal__rt_t *rt, const int *fds);

@@ -1,6 +1,6 @@
 /* chunks.c - who owns which piece of the arenas. Every process runs its own jemalloc arenas
  * over the shared span; the extent hooks take whole chunks for them here and record the
- * owner in the chunk map (core/mproc.h), so that the chunks of a process that died can be
+ * owner in the chunk map (layout/mpseg.h), so that the chunks of a process that died can be
  * given back once none of its objects is left, and so that a remote free can tell whose
  * jemalloc an offset belongs to. Slow path only: jemalloc calls the hooks every few MiB.
  */

@@ -1,5 +1,5 @@
 /* object.c - object lifecycle: put, create/seal, retain/release, completion of pending
- * objects, and the internal API that tasks and I/O build on (rt.h). The get fast path and
+ * objects, and the internal API that tasks and I/O build on (store.h). The get fast path and
  * waiting live in get.c and wait.c.
  */
 #include <stdio.h>

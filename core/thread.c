@@ -54,7 +54,7 @@ int shoal__tls_refresh(void)
     /* acquire: pairs with the release store of shoal__epoch in shoal_init, so the runtime's
      * fields are visible once its epoch is. */
     uint64_t e = shoal__epoch_load(__ATOMIC_ACQUIRE);
-    /* An even epoch has no runtime (rt.h): do not look at shoal__rt, which may be a
+    /* An even epoch has no runtime (layout/rt.h): do not look at shoal__rt, which may be a
      * runtime being freed by a shutdown that is past waiting for this call. */
     shoal__rt_t *rt = (e & 1) ? atomic_load_explicit(&shoal__rt, memory_order_acquire) : NULL;
     if (!rt || rt->epoch != e) {

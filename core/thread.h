@@ -54,7 +54,7 @@ static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
 /* A FREE slot in an attached process's cache carries SHOAL__W_CACHED | its process index in
  * the (otherwise 0) reference count, and its entry in the process's reference ledger says
  * SHOAL__HOLDS_CACHED, so that the owner finds and takes back the cached slots of a process
- * that died without scanning the table (core/publish.c). The owner never outlives its
+ * that died without scanning the table (mproc/publish.c). The owner never outlives its
  * store: it tags nothing. */
 /* Set the low half of a FREE slot's word: a cache tag, or a chain link (slots.c). relaxed:
  * the slot is the caller's alone; the next reader is ordered by the stack's CAS that hands

@@ -78,7 +78,7 @@ SHOAL__HIDDEN bool shoal__io_direct(void);
 
 /* ---- synchronous requests: a thread waits for the I/O thread's answer ------------------ */
 /* Room for a reason handed between the I/O thread and a caller: with the caller's own words
- * around it, it still fits a thread's 512-byte message (core/errors.c). */
+ * around it, it still fits a thread's 512-byte message (os/errors.c). */
 #define SHOAL__IO_MSG 400
 typedef struct shoal__iosync {
     shoal__iomsg msg;
@@ -151,7 +151,7 @@ static inline bool shoal__xfer_can_direct(const void *buf, uint64_t len, uint64_
            foff % SHOAL__IO_ALIGN == 0 && room >= up;
 }
 
-/* ---- lifecycle (io/ring.c), called by core/runtime.c ---------------------------------- */
+/* ---- lifecycle (io/ring.c), called by runtime/runtime.c ---------------------------------- */
 /* Validate spill_dir, clean what a crashed run left there, start the I/O thread.
  * Called by shoal_init before the runtime is published. */
 SHOAL__HIDDEN int  shoal__io_start(shoal__rt_t *rt);

@@ -1,9 +1,9 @@
 /* remote_free.c - bytes freed by a process other than the one that allocated them. Each
  * process's jemalloc keeps its metadata in that process, so the releaser of an object
  * another process allocated pushes the slot onto the allocator's remote-free stack
- * (core/mproc.h) and that process's drain thread gives the bytes back. The stacks of
+ * (layout/mpseg.h) and that process's drain thread gives the bytes back. The stacks of
  * processes that are gone are drained by the owner, which only accounts their bytes: their
- * chunks return whole once none of their objects is left (core/publish.c).
+ * chunks return whole once none of their objects is left (mproc/publish.c).
  */
 #include <errno.h>
 #include <pthread.h>

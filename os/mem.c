@@ -22,7 +22,7 @@
 int shoal__os_memfd(const char *name, size_t size, int huge)
 {
     /* ALLOW_SEALING: a published store seals its size so no client can shrink a segment
-     * under the owner's mappings (core/publish.c). */
+     * under the owner's mappings (mproc/publish.c). */
     int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | (huge ? MFD_HUGETLB : 0));
     if (fd < 0)
         return shoal__err(errno == ENOMEM ? SHOAL_ENOMEM : SHOAL_EINVAL,

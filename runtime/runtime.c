@@ -118,13 +118,13 @@ static void atfork_child(void)
     shoal__sched_forget();
     if (!rt)
         return;
-    if (shoal__holds != NULL) {   /* published or attached (core/mproc.h) */
+    if (shoal__holds != NULL) {   /* published or attached (layout/mpseg.h) */
         shoal__holds = NULL;
         shoal__publish_forget();
         shoal__attach_forget();
     }
     atomic_store_explicit(&shoal__rt, NULL, memory_order_relaxed);
-    /* odd (up) -> even (none), see rt.h */
+    /* odd (up) -> even (none), see layout/rt.h */
     __atomic_store_n(&shoal__epoch, __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) + 1,
                      __ATOMIC_RELAXED);
     shoal__slots_forget();
@@ -333,7 +333,7 @@ fail:
 /* Shutdown, safe from any thread while others call shoal (the contract in shoal.h):
  *  1. rt->down = SHOAL_ECANCELED with a message, and every waiter woken: blocked gets and
  *     waits (tasks' too) return it, and every call from now on answers it at its entry.
- *  2. Quiesce (rt.h): wait until no call that began before (1) is still inside; such
+ *  2. Quiesce (core/store.h): wait until no call that began before (1) is still inside; such
  *     calls are short now, blocking ones having woken. From here only shoal's own threads
  *     use the runtime, and they are stopped in order: publish, scheduler (tasks not
  *     started are canceled, running ones finish; they too see (1)), timeline, I/O.
@@ -363,13 +363,13 @@ SHOAL_API int shoal_shutdown(void)
                    "was called), and its objects, refs and pointers go with it; call "
                    "shoal_init() or shoal_attach() for a new one");
     shoal__calls_quiesce();
-    if (!rt->owner) {   /* an attached process: detach (core/attach.c) */
+    if (!rt->owner) {   /* an attached process: detach (runtime/attach.c) */
         int rc = shoal__detach(rt);
         shoal__lifecycle_unlock();
         return rc;
     }
     /* Clients are told first, and the service threads that may hand tasks their foreign
-     * arguments (core/publish.c) stop before the scheduler goes. */
+     * arguments (mproc/publish.c) stop before the scheduler goes. */
     shoal__publish_stop(rt);
     /* Workers finish while the store is still whole; then every cached view goes stale. */
     shoal__sched_stop(rt);

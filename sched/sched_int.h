@@ -96,7 +96,7 @@ SHOAL__HIDDEN void shoal__wake_all(struct shoal__sched *s);   /* stop */
 /* Idle worker: spin, then sleep until work it may run is visible. false once stopping. */
 SHOAL__HIDDEN bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w);
 SHOAL__HIDDEN bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w);
-/* shoal__nap_hook (core/rt.h): a worker waiting inside a task sleeps until the completion
+/* shoal__nap_hook (core/store.h): a worker waiting inside a task sleeps until the completion
  * word moves, work reaches its node, or ns pass; counted as sleeping meanwhile. */
 SHOAL__HIDDEN bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
 SHOAL__HIDDEN void shoal__nap_init(void);   /* at scheduler start */

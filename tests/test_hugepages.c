@@ -1,7 +1,7 @@
 /* test_hugepages.c - page kinds: huge pages off, AUTO without reserved pages, REQUIRE with
  * pages this test reserves in /proc/sys/vm/nr_hugepages (as root; the old value is always
  * restored), REQUIRE without pages. In every kind, each object's bytes must lie inside the
- * shared region: the one internal look (core/rt.h) any suite takes. */
+ * shared region: the one internal look (core/store.h) any suite takes. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>

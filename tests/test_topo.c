@@ -1,4 +1,4 @@
-/* test_topo.c - the hwloc topology layer (sched/topo.c) and tools/shoal-topo: this machine,
+/* test_topo.c - the hwloc topology layer (os/topo.c) and tools/shoal-topo: this machine,
  * synthetic and XML topologies, node/core numbering, the worker placement rule, real and
  * simulated binding, and every error path.
  */
