@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -69,19 +70,33 @@ void shoal__os_unmap(void *addr, size_t len)
         munmap(addr, len);
 }
 
+SHOAL__HIDDEN _Atomic int shoal__os_populate_fallback;
+
+/* Kernels before 5.14 lack MADV_POPULATE_WRITE (RHEL 8, Debian 11, Ubuntu 20.04): touch
+ * each page instead. The pages may be live, updated by other threads and processes
+ * (slot words, other processes' chunks), so the touch is an atomic add of zero, which
+ * faults the page in for writing and changes nothing: a plain read and write back would
+ * undo any update made between the two. */
+static void touch_pages(void *addr, size_t len)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t p = ((uintptr_t)addr + 7) & ~(uintptr_t)7, end = (uintptr_t)addr + len;
+    for (; p + 8 <= end; p = (p & ~(uintptr_t)(pg - 1)) + pg)
+        /* relaxed: no order, only the write fault; the RMW keeps every other update. */
+        __atomic_fetch_add((uint64_t *)p, 0, __ATOMIC_RELAXED);
+}
+
 int shoal__os_populate(void *addr, size_t len)
 {
-    if (madvise(addr, len, MADV_POPULATE_WRITE) == 0)
-        return 0;
-    if (errno == EINVAL) {
-        /* Kernels before 5.14 lack MADV_POPULATE_WRITE: touch one byte per page instead. */
-        long pg = sysconf(_SC_PAGESIZE);
-        for (size_t i = 0; i < len; i += (size_t)pg)
-            ((volatile char *)addr)[i] = ((volatile char *)addr)[i];
-        return 0;
+    if (!atomic_load_explicit(&shoal__os_populate_fallback, memory_order_relaxed)) {
+        if (madvise(addr, len, MADV_POPULATE_WRITE) == 0)
+            return 0;
+        if (errno != EINVAL)
+            return shoal__err(SHOAL_ENOMEM, "cannot populate %zu bytes of the store: %s", len,
+                              strerror(errno));
     }
-    return shoal__err(SHOAL_ENOMEM, "cannot populate %zu bytes of the store: %s", len,
-                      strerror(errno));
+    touch_pages(addr, len);
+    return 0;
 }
 
 static int thp_shmem_mode(void)

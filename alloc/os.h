@@ -4,6 +4,7 @@
 #ifndef SHOAL_ALLOC_OS_H
 #define SHOAL_ALLOC_OS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,8 +20,12 @@ int  shoal__os_reserve(size_t len, size_t align, void **out);
 int  shoal__os_map(int fd, size_t len, void *addr, void **out);
 void shoal__os_unmap(void *addr, size_t len);
 /* Fault [addr, addr+len) in for writing now, in one call, so that no put ever takes a
- * page fault (11.6 us per 4 KiB page here). Fails when hugetlb pages run out. */
+ * page fault (11.6 us per 4 KiB page here). Fails when hugetlb pages run out. Safe on
+ * pages other threads and processes are updating: without MADV_POPULATE_WRITE (kernels
+ * before 5.14) each page gets an atomic add of zero. */
 int  shoal__os_populate(void *addr, size_t len);
+/* Test hook: non-zero makes shoal__os_populate take the old-kernel path. */
+extern _Atomic int shoal__os_populate_fallback;
 /* Ask for transparent huge pages on a shared mapping; returns 1 when the kernel will honour
  * it for shmem (shmem_enabled is always/within_size/advise), else 0. */
 int  shoal__os_thp(void *addr, size_t len);
