@@ -13,7 +13,7 @@ SHOAL__HIDDEN struct shoal__geo shoal__geo;
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-/* 64 KiB chunks keep the waste of rounding jemalloc's extents small; bigger spans get
+/* 64 KiB chunks keep the waste of rounding large objects small; bigger spans get
  * bigger chunks so that the map stays at most 1M entries (4 MiB, sparse) per node. */
 static unsigned chunk_shift_for(uint64_t node_span)
 {
@@ -95,7 +95,7 @@ int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
     return 0;
 }
 
-/* fork() copies the runtime but not its threads, and the child's jemalloc is a copy whose
+/* fork() copies the runtime but not its threads, and the child's allocator is a copy whose
  * metadata would diverge from the parent's over the same shared bytes. In a published or
  * attached runtime the child starts with none instead, so it can attach as a process of its
  * own (and the copy of a client's connection is closed, so the owner sees the parent go

@@ -393,7 +393,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
         return;
     }
     if (unlikely(SHOAL__AUX_PROC(s->aux) != rt->proc)) {
-        /* Another process allocated the bytes: only its jemalloc can take them back. */
+        /* Another process allocated the bytes: only its allocator can take them back. */
         if (oldw & SHOAL__W_WAITERS)
             wake_waiters(rt);
         shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));

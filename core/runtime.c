@@ -79,8 +79,8 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     if (nslots > SHOAL__MAX_SLOTS)
         nslots = SHOAL__MAX_SLOTS;
     uint64_t cap = c->store_bytes / rt->nnodes;
-    /* Slack over the capacity for jemalloc's metadata and size-class rounding, so that the
-     * byte count, not fragmentation, is what normally says "full". */
+    /* Slack over the capacity for slab tails, blocks free in thread caches and in partly
+     * used slabs, so that the byte count, not fragmentation, is what normally says "full". */
     rt->node_span = round_up(cap + cap / 16 + ((uint64_t)8 << 20), SHOAL__HUGE_SIZE);
     size_t ext_off = round_up(sizeof(struct shoal__hdr), 4096);
     size_t slots_off = ext_off + shoal__mp_bytes(rt->nnodes, rt->node_span);

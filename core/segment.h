@@ -21,7 +21,7 @@
 #define SHOAL__SEG_VERSION 3u   /* 2: ext_off (core/mproc.h); 3: spill counters */
 
 struct shoal__node_stats {
-    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* jemalloc usable bytes */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* shoal__acct_size of live objects */
     _Atomic uint64_t objects;
     _Atomic uint64_t carve;       /* next uncarved byte offset within the node's span */
     uint64_t cap;                 /* capacity of this node in bytes (store_bytes / nnodes) */

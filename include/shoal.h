@@ -256,9 +256,14 @@ SHOAL_API int  shoal_task_fail(shoal_task *t, const char *message);
 typedef struct shoal_info {       /* a snapshot, for tools and tests */
     unsigned workers, numa_nodes;
     int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL */
-    size_t   store_bytes, bytes_used;   /* bytes_used: what live objects take of store_bytes:
-                                       * at least a 64-byte cache line each (no two objects
-                                       * share one), else the allocator's size class */
+    size_t   store_bytes, bytes_used;   /* bytes_used: what live objects count against
+                                       * store_bytes, exactly: an object of len bytes counts
+                                       * its block, len rounded up to its size class: 64 bytes
+                                       * up to 64 (a cache line each: no two objects share
+                                       * one), then four classes per doubling (80, 96, 112,
+                                       * 128, 160, ...; under a quarter more than len) up to
+                                       * 256 KiB; a larger object counts len rounded up to
+                                       * 64 KiB. An empty object counts 0. */
     uint64_t objects_live, tasks_run, tasks_stolen;
 } shoal_info;
 SHOAL_API int  shoal_info_get(shoal_info *out);

@@ -578,8 +578,9 @@ int shoal__io_start(shoal__rt_t *rt)
     /* release: pairs with the acquire in eng(); spill_open below already uses the engine. */
     atomic_store_explicit(&engine_g, e, memory_order_release);
     int rc = 0;
-    if (rt->cfg.spill_dir)
-        rc = shoal__spill_open(rt, rt->cfg.spill_dir);
+    if (rt->cfg.spill_dir && (rc = shoal__spill_open(rt, rt->cfg.spill_dir)) == 0)
+        /* A full store spills cold objects to make room (alloc/arena.h). */
+        atomic_store_explicit(&shoal__alloc_full_hook, shoal__spill_alloc, memory_order_relaxed);
     if (rc == 0) {
         rc = pthread_create(&e->thread, NULL, io_main, e);
         if (rc)
@@ -604,6 +605,7 @@ void shoal__io_stop(shoal__rt_t *rt)
         ring_bell(e);
         pthread_join(e->thread, NULL);
     }
+    atomic_store_explicit(&shoal__alloc_full_hook, NULL, memory_order_relaxed);
     shoal__spill_close();
     atomic_store_explicit(&engine_g, NULL, memory_order_release);
     if (e->ring_made)

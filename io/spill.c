@@ -351,7 +351,7 @@ static bool start_one(void)
         op->t0 = shoal__io_now();
         char *buf = rt->base + op->off;
         bool direct = sp.fd_direct >= 0 && shoal__io_direct() &&
-                      shoal__xfer_can_direct(buf, op->len, nallocx(op->len, 0), op->ext);
+                      shoal__xfer_can_direct(buf, op->len, shoal__usable_size(op->len), op->ext);
         op->x = (shoal__xfer){ .fd = direct ? sp.fd_direct : sp.fd, .write = true,
                                .direct = direct, .buf = buf, .len = op->len, .foff = op->ext,
                                .finish = spill_written, .owner = op,
@@ -415,7 +415,7 @@ static void spill_written(shoal__xfer *x)
 static bool room_for(uint64_t need)
 {
     shoal__rt_t *rt = sp.rt;
-    uint64_t usable = nallocx(need, 0);
+    uint64_t usable = shoal__acct_size(need);
     for (unsigned n = 0; n < rt->nnodes; n++) {
         struct shoal__node_stats *ns = &rt->hdr->node[n];
         if (atomic_load_explicit(&ns->bytes_used, memory_order_relaxed) + usable <= ns->cap)
@@ -633,7 +633,7 @@ static void restore_start(shoal__iomsg *m)
     }
     char *buf = sp.rt->base + r->off;
     bool direct = sp.fd_direct >= 0 && shoal__io_direct() &&
-                  shoal__xfer_can_direct(buf, r->len, nallocx(r->len, 0), r->ext);
+                  shoal__xfer_can_direct(buf, r->len, shoal__usable_size(r->len), r->ext);
     r->x = (shoal__xfer){ .fd = direct ? sp.fd_direct : sp.fd, .write = false,
                           .direct = direct, .buf = buf, .len = r->len, .foff = r->ext,
                           .finish = restore_read, .owner = r };

@@ -508,7 +508,7 @@ static void test_remote_free(void)
     CHECK_OK(shoal_shutdown());
 }
 
-/* Large objects (chunk runs, not jemalloc: alloc/sizeclass.h) freed by the other process
+/* Large objects (chunk runs of their own: alloc/sizeclass.h) freed by the other process
  * go back as chunk runs, both ways, and the room is usable again. */
 static void test_remote_free_large(void)
 {
