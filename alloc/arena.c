@@ -290,6 +290,25 @@ void shoal__arena_thread_forget(struct shoal__thr *t)
     }
 }
 
+void shoal__arena_idle(void)
+{
+    struct shoal__thr *t = shoal__tls.thr;
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+    if (!t || !rt || t->epoch != rt->epoch)
+        return;
+    cache_flush(rt, t);
+    shoal__slabs_trim(rt);
+    /* The capacity it reserved too (rt->batched): an idle thread holds none. */
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        int64_t c = atomic_load_explicit(&t->credit[n], memory_order_relaxed);
+        if (c > 0) {
+            atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)c,
+                                      memory_order_relaxed);
+            atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
+        }
+    }
+}
+
 /* ---- allocation ----------------------------------------------------------------------- */
 
 static inline void mark_live(struct shoal__arenas *a, uint64_t off, unsigned c)
@@ -534,6 +553,58 @@ void shoal__cap_return(shoal__rt_t *rt, struct shoal__thr *t, unsigned n)
     atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)(c - keep),
                               memory_order_relaxed);
     atomic_store_explicit(&t->credit[n], keep, memory_order_relaxed);
+}
+
+/* ---- how much room -------------------------------------------------------------------------- */
+
+/* The longest run of chunks of node n that are free or never carved. */
+static uint64_t longest_free_run(shoal__rt_t *rt, unsigned n)
+{
+    _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)n * shoal__geo.nchunks;
+    uint64_t carve = atomic_load_explicit(&rt->hdr->node[n].carve, memory_order_relaxed);
+    uint64_t first_fresh = (carve + chunk_bytes() - 1) >> shoal__geo.shift;
+    uint64_t best = 0, run = 0, total = rt->node_span >> shoal__geo.shift;
+    for (uint64_t c = 0; c < total; c++) {
+        bool free_ = c >= first_fresh ||
+                     atomic_load_explicit(&map[c], memory_order_relaxed) == SHOAL__CHUNK_FREE;
+        run = free_ ? run + 1 : 0;
+        if (run > best)
+            best = run;
+    }
+    return best;
+}
+
+size_t shoal__arena_largest_free(shoal__rt_t *rt)
+{
+    struct shoal__arenas *a = rt->arenas;
+    struct shoal__thr *t = shoal__tls.thr;
+    if (t && t->epoch == rt->epoch)
+        cache_flush(rt, t);
+    shoal__slabs_trim(rt);
+    size_t best = 0;
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        struct shoal__node_stats *ns = &rt->hdr->node[n];
+        uint64_t used = atomic_load_explicit(&ns->bytes_used, memory_order_relaxed);
+        int64_t mine = t && t->epoch == rt->epoch
+                           ? atomic_load_explicit(&t->credit[n], memory_order_relaxed) : 0;
+        uint64_t room = used - (uint64_t)mine < ns->cap ? ns->cap - (used - (uint64_t)mine) : 0;
+        uint64_t run = longest_free_run(rt, n), fit = 0;
+        /* A large object of L bytes needs ceil(L / chunk) free chunks in a row and its
+         * length rounded up to 64 KiB of capacity. */
+        uint64_t big = run << shoal__geo.shift, cap64 = room & ~(uint64_t)0xffff;
+        if (big > cap64)
+            big = cap64;
+        if (big > SHOAL__SMALL_MAX)
+            fit = big;
+        /* Else the largest class with a free block, or room for a new slab. */
+        for (unsigned c = SHOAL__NCLASSES; fit == 0 && c-- > 0;)
+            if (shoal__class_size(c) <= room &&
+                (a->slab_chunks[c] <= run || shoal__slab_has_free(rt, n, c)))
+                fit = shoal__class_size(c);
+        if (fit > best)
+            best = (size_t)fit;
+    }
+    return best;
 }
 
 int shoal__arena_full(shoal__rt_t *rt, size_t len)

@@ -18,7 +18,7 @@
  *   runs     larger objects take a run of chunks of their own (arena.c).
  *   caches   each thread keeps free blocks per node and class (core/thread.h), so a put and
  *            a release of a small object take no lock; caches are bounded in bytes and
- *            flushed when an allocation finds no room and at exit.
+ *            flushed when an allocation finds no room, when a worker parks and at exit.
  *   live map one private byte per 64-byte line of the span (no two blocks start in one line):
  *            the class of the live block that starts in it and where (shoal__live_tag),
  *            else 0; a large run's first chunk carries its length in the
@@ -80,6 +80,14 @@ SHOAL__HIDDEN void shoal__arena_thread_flush(shoal__rt_t *rt, struct shoal__thr 
 /* Drop a thread's caches without giving anything back (their runtime is gone, or they were
  * flushed): frees the cache memory. */
 SHOAL__HIDDEN void shoal__arena_thread_forget(struct shoal__thr *t);
+/* A worker is about to sleep: give back its cached blocks, the capacity it reserved and
+ * the spare slabs, so that an idle runtime holds no free space away from other sizes and
+ * processes. Cheap when there is nothing to give. */
+SHOAL__HIDDEN void shoal__arena_idle(void);
+/* The largest object a put on any node could place now (shoal_info.largest_free). Gives
+ * back this thread's cached blocks and the spare slabs first, as a put that finds no room
+ * would. */
+SHOAL__HIDDEN size_t shoal__arena_largest_free(shoal__rt_t *rt);
 
 /* Without a thread cache, for service threads (remote frees, a dead client's objects):
  * allocate len bytes on node (no capacity accounting: the caller counts), 0 or -1; free a

@@ -45,23 +45,49 @@ static int64_t take_recycled(_Atomic uint32_t *map, uint64_t from, uint64_t limi
     return -1;
 }
 
-/* Fresh chunks from the carve (never used before). */
-static int64_t take_fresh(shoal__rt_t *rt, unsigned node, _Atomic uint32_t *map, uint64_t need)
+/* Fresh chunks from the carve (never used before), joined to the free chunks just below
+ * it: a run freed at the end of what was carved merges with the rest of the span, so that
+ * an object as large as a fresh store holds still fits after others came and went. */
+static int64_t take_fresh(shoal__rt_t *rt, struct shoal__mp *x, unsigned node,
+                          _Atomic uint32_t *map, uint64_t need)
 {
     unsigned shift = shoal__geo.shift;
     uint64_t nchunks = shoal__geo.nchunks, csz = (uint64_t)1 << shift;
     _Atomic uint64_t *carve = &rt->hdr->node[node].carve;
-    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e;
+    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e, below;
     do {
         s = round_up(cur, csz);
-        e = s + (need << shift);
+        below = 0;
+        while (below < need && below < (s >> shift) &&
+               atomic_load_explicit(&map[(s >> shift) - below - 1], memory_order_relaxed) ==
+                   SHOAL__CHUNK_FREE)
+            below++;
+        e = s + ((need - below) << shift);
         if (e > rt->node_span || e < s)
             return -1;
     } while (!atomic_compare_exchange_weak_explicit(carve, &cur, e, memory_order_relaxed,
                                                     memory_order_relaxed));
+    uint64_t first = (s >> shift) - below;
     for (uint64_t c = s >> shift; c < (e >> shift) && c < nchunks; c++)
         atomic_store_explicit(&map[c], shoal__chunk_me, memory_order_relaxed);
-    return (int64_t)(s >> shift);
+    uint64_t k = 0;
+    for (; k < below; k++) {
+        uint32_t want = SHOAL__CHUNK_FREE;
+        /* acquire: as in take_recycled. */
+        if (!atomic_compare_exchange_strong_explicit(&map[first + k], &want, shoal__chunk_me,
+                                                     memory_order_acquire, memory_order_relaxed))
+            break;
+    }
+    if (k == below) {
+        atomic_fetch_sub_explicit(&x->recycled[node], below, memory_order_relaxed);
+        return (int64_t)first;
+    }
+    /* Another process took one of the free chunks: ours all become free (recycled). */
+    for (uint64_t c = first; c < (e >> shift) && c < nchunks; c++)
+        if (c < first + k || c >= (s >> shift))
+            atomic_store_explicit(&map[c], SHOAL__CHUNK_FREE, memory_order_release);
+    atomic_fetch_add_explicit(&x->recycled[node], (e - s) >> shift, memory_order_relaxed);
+    return -1;
 }
 
 /* The hint only ever moves down past a free run (give) or up past what a scan found taken;
@@ -102,8 +128,17 @@ int64_t shoal__run_take(shoal__rt_t *rt, unsigned node, uint64_t need)
             return c;
         }
     }
-    int64_t c = take_fresh(rt, node, map, need);
-    return c;   /* -1: no run that long: the caller answers SHOAL_ENOMEM */
+    /* Carved or not, a few tries: a failure above means another process raced us. */
+    for (int tries = 0; tries < 3; tries++) {
+        int64_t c = take_fresh(rt, x, node, map, need);
+        if (c >= 0)
+            return c;
+        uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed);
+        if (cur + (need << shift) > rt->node_span &&
+            atomic_load_explicit(&x->recycled[node], memory_order_relaxed) < need)
+            break;
+    }
+    return -1;   /* no run that long: the caller answers SHOAL_ENOMEM */
 }
 
 void shoal__run_give(shoal__rt_t *rt, unsigned node, uint64_t first, uint64_t need)

@@ -228,6 +228,15 @@ unsigned shoal__slabs_trim(shoal__rt_t *rt)
     return got;
 }
 
+bool shoal__slab_has_free(shoal__rt_t *rt, unsigned node, unsigned c)
+{
+    struct shoal__bin *b = &rt->arenas->node[node].bins[c];
+    pthread_mutex_lock(&b->mu);
+    bool any = b->head != NULL || b->spare != NULL;
+    pthread_mutex_unlock(&b->mu);
+    return any;
+}
+
 void shoal__slabs_destroy(shoal__rt_t *rt)
 {
     struct shoal__arenas *a = rt->arenas;

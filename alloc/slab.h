@@ -24,5 +24,7 @@ SHOAL__HIDDEN void shoal__slab_give(shoal__rt_t *rt, unsigned node, unsigned c,
                                     const uint64_t *offs, unsigned k);
 /* Return every spare slab's chunks; returns how many slabs went. */
 SHOAL__HIDDEN unsigned shoal__slabs_trim(shoal__rt_t *rt);
+/* Whether a block of class c on node is free now without a new slab. */
+SHOAL__HIDDEN bool shoal__slab_has_free(shoal__rt_t *rt, unsigned node, unsigned c);
 
 #endif

@@ -245,6 +245,7 @@ SHOAL_API int shoal_info_get(shoal_info *out)
         out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
                              (uint64_t)objs[n];
     }
+    out->largest_free = shoal__arena_largest_free(rt);
     if (rt->sched)
         shoal__sched_info(out);
     return 0;

@@ -1,7 +1,7 @@
 /* thread.h - per-thread allocation state: the slot cache and, per node, a cache of free
  * blocks of each size class (alloc/arena.h). Reached from shoal__tls.thr; reset when the
- * runtime epoch changes; flushed at thread exit, when an allocation finds no room, and at
- * shutdown. Internal. */
+ * runtime epoch changes; flushed at thread exit, when a worker parks, when an allocation
+ * finds no room, and at shutdown. Internal. */
 #ifndef SHOAL_CORE_THREAD_H
 #define SHOAL_CORE_THREAD_H
 

@@ -265,6 +265,13 @@ typedef struct shoal_info {       /* a snapshot, for tools and tests */
                                        * 256 KiB; a larger object counts len rounded up to
                                        * 64 KiB. An empty object counts 0. */
     uint64_t objects_live, tasks_run, tasks_stolen;
+    size_t   largest_free;        /* the largest object one put could place now (on the node
+                                     with most room): free space in one piece, within what is
+                                     left of store_bytes. After objects are released it comes
+                                     back, whatever their sizes were: freed space is merged
+                                     and no thread or process keeps much of it cached
+                                     (computing it gives back what this thread caches); 0
+                                     when nothing fits */
 } shoal_info;
 SHOAL_API int  shoal_info_get(shoal_info *out);
 
