@@ -1,6 +1,7 @@
-/* arena.c - the span and the allocator's slow paths: node segments (memfds, hugetlb ->
- * THP -> normal pages, what was obtained is reported), populating, thread caches, large
- * runs, checked frees, and what to do when there is no room (see arena.h for the design).
+/* arena.c - the span and the allocator's slow paths: node regions (published: memfds,
+ * hugetlb -> THP -> normal pages; private: anonymous memory, hugetlb -> THP -> normal
+ * pages; what was obtained is reported), populating, thread caches, large runs, checked
+ * frees, and what to do when there is no room (see arena.h for the whole design).
  */
 #include "arena.h"
 
@@ -91,8 +92,29 @@ static int map_shared(shoal__rt_t *rt, struct shoal__arenas *a, unsigned n, int 
     return 0;
 }
 
+/* A node of a private store: anonymous memory, which gets transparent huge pages where
+ * the kernel gives them to anonymous memory on request (shmem THP is often "never"), and
+ * which a child of fork() gets as a copy-on-write copy, not as the parent's live bytes. */
+static int map_private(shoal__rt_t *rt, unsigned n, int huge_mode, int *kind)
+{
+    void *at = rt->base + (uint64_t)n * rt->node_span;
+    if (huge_mode != SHOAL_HUGE_OFF && *kind == SHOAL_PAGES_HUGETLB) {
+        if (shoal__os_map_anon(at, rt->node_span, 1) == 0)
+            return 0;
+        if (huge_mode == SHOAL_HUGE_REQUIRE)
+            return huge_required(rt);
+        *kind = SHOAL_PAGES_THP;
+    }
+    int rc = shoal__os_map_anon(at, rt->node_span, 0);
+    if (rc)
+        return rc;
+    if (!shoal__os_thp_anon(at, rt->node_span, huge_mode != SHOAL_HUGE_OFF))
+        *kind = SHOAL_PAGES_NORMAL;
+    return 0;
+}
+
 /* The arenas record, the reserved span and the private maps, for create (fds NULL: made
- * later) and attach (the owner's fds, taken over). */
+ * later, or none for a private store) and attach (the owner's fds, taken over). */
 static int arenas_new(shoal__rt_t *rt, const int *fds)
 {
     struct shoal__arenas *a = calloc(1, sizeof *a);
@@ -129,6 +151,7 @@ static int arenas_new(shoal__rt_t *rt, const int *fds)
 
 int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
 {
+    bool anon = rt->cfg.name == NULL;   /* private: nobody else maps it */
     int rc = arenas_new(rt, NULL);
     if (rc)
         return rc;
@@ -141,7 +164,7 @@ int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
     if (huge_mode == SHOAL_HUGE_OFF)
         kind = SHOAL_PAGES_NORMAL;
     for (unsigned n = 0; n < rt->nnodes; n++) {
-        rc = map_shared(rt, a, n, huge_mode, &kind);
+        rc = anon ? map_private(rt, n, huge_mode, &kind) : map_shared(rt, a, n, huge_mode, &kind);
         if (rc)
             return rc;
     }
@@ -156,6 +179,9 @@ int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
     }
     if (unbound && shoal__topo_is_real(rt->topo) && rt->nnodes > 1)
         shoal__log("arena memory placed without NUMA binding (the kernel refused membind)");
+    /* Transparent huge pages are a request: report what the populated part got. */
+    if (kind == SHOAL_PAGES_THP && shoal__os_huge_bytes(rt->base, a->span_len) == 0)
+        kind = SHOAL_PAGES_NORMAL;
     rt->huge_kind = kind;
     if (huge_mode == SHOAL_HUGE_AUTO && kind != SHOAL_PAGES_HUGETLB) {
         static _Atomic int told;

@@ -1,5 +1,5 @@
-/* arena.h - object bytes: the span (one shared memfd region per NUMA node) and the
- * allocator over it. Internal.
+/* arena.h - object bytes: the span (one region per NUMA node, shared memfds for a published
+ * store, private anonymous memory otherwise) and the allocator over it. Internal.
  *
  * The allocator's metadata is all process-private (malloc'd or private anonymous maps):
  * the span holds object bytes only, plus the shared chunk map (core/mproc.h) that says
@@ -65,10 +65,13 @@ struct shoal__arenas {
 /* The private chunk table's entry for a large run's first chunk: its accounted size. */
 #define SHOAL__RUN_TAG(acct) (((uintptr_t)(acct) << 1) | 1u)
 
-/* Create the node segments (memfds; probing huge pages per cfg: hugetlb, else THP on
- * shmem, else normal pages), map them into one span, bind each to its node, set up the
- * allocator. Sets rt->arenas, rt->base, rt->huge_kind (what was obtained). rt->hdr,
- * rt->nnodes, rt->node_span and rt->topo must be set. */
+/* Create the node regions (probing huge pages per cfg), map them into one span, bind each
+ * to its node, set up the allocator. A store that will be published (rt->cfg.name) gets
+ * memfds (hugetlb, else THP on shmem, else normal pages); a private one gets anonymous
+ * private memory (hugetlb, else THP, else normal pages), which a fork() child sees as a
+ * copy-on-write copy rather than as the parent's live memory. Sets rt->arenas, rt->base,
+ * rt->huge_kind (what was obtained). rt->hdr, rt->nnodes, rt->node_span, rt->topo, rt->cfg
+ * must be set. */
 SHOAL__HIDDEN int  shoal__arenas_create(shoal__rt_t *rt, int huge_mode);
 /* A client (core/attach.c): map the owner's node memfds (fds[0..nnodes), owned from now on,
  * closed by destroy) into a fresh span laid out as the owner's. Takes no store memory: the

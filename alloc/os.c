@@ -99,15 +99,22 @@ int shoal__os_populate(void *addr, size_t len)
     return 0;
 }
 
-static int thp_shmem_mode(void)
+/* The first line of a sysfs file ("" if it cannot be read). */
+static void read_setting(const char *path, char *buf, size_t n)
 {
-    char buf[128] = "";
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
     if (!f)
-        return 0;
-    if (!fgets(buf, sizeof buf, f))
+        return;
+    if (!fgets(buf, (int)n, f))
         buf[0] = 0;
     fclose(f);
+}
+
+static int thp_shmem_mode(void)
+{
+    char buf[128];
+    read_setting("/sys/kernel/mm/transparent_hugepage/shmem_enabled", buf, sizeof buf);
     return strstr(buf, "[always]") || strstr(buf, "[within_size]") || strstr(buf, "[advise]") ||
            strstr(buf, "[force]");
 }
@@ -117,6 +124,65 @@ int shoal__os_thp(void *addr, size_t len)
     if (madvise(addr, len, MADV_HUGEPAGE) != 0)
         return 0;
     return thp_shmem_mode();
+}
+
+int shoal__os_map_anon(void *addr, size_t len, int huge)
+{
+    /* A private hugetlb mapping reserves its pages now (no MAP_NORESERVE): it fails here
+     * rather than with SIGBUS at a fault. Normal pages are committed as they are touched
+     * (populated), as the memfd of a published store is. */
+    int fl = MAP_PRIVATE | MAP_ANONYMOUS | (addr ? MAP_FIXED : 0) |
+             (huge ? MAP_HUGETLB : MAP_NORESERVE);
+    void *p = mmap(addr, len, PROT_READ | PROT_WRITE, fl, -1, 0);
+    if (p == MAP_FAILED)
+        return shoal__err(SHOAL_ENOMEM, "cannot map %zu bytes of private memory%s: %s", len,
+                          huge ? " in 2 MiB pages" : "", strerror(errno));
+    return 0;
+}
+
+int shoal__os_map_anon_any(size_t len, void **out)
+{
+    /* 2 MiB aligned, so that transparent huge pages can back it from its first byte. */
+    void *at;
+    int rc = shoal__os_reserve(len, SHOAL__HUGE_SIZE, &at);
+    if (rc == 0 && (rc = shoal__os_map_anon(at, len, 0)) != 0)
+        shoal__os_unmap(at, len);
+    if (rc == 0) {
+        shoal__os_thp_anon(at, len, 1);
+        *out = at;
+    }
+    return rc;
+}
+
+int shoal__os_thp_anon(void *addr, size_t len, int on)
+{
+    if (madvise(addr, len, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0 || !on)
+        return 0;
+    char buf[128];
+    read_setting("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf);
+    return strstr(buf, "[always]") || strstr(buf, "[madvise]");
+}
+
+uint64_t shoal__os_huge_bytes(const void *addr, size_t len)
+{
+    uintptr_t lo = (uintptr_t)addr, hi = lo + len;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int inside = 0;
+    uint64_t kb = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b, k;
+        char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
+        if (dash && sp && dash < sp && sscanf(line, "%lx-%lx ", &a, &b) == 2)
+            inside = a < hi && b > lo;
+        else if (inside && (sscanf(line, "AnonHugePages: %lu kB", &k) == 1 ||
+                            sscanf(line, "ShmemPmdMapped: %lu kB", &k) == 1))
+            kb += k;
+    }
+    fclose(f);
+    return kb << 10;
 }
 
 long shoal__os_free_hugepages(void)

@@ -85,11 +85,16 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     size_t ext_off = round_up(sizeof(struct shoal__hdr), 4096);
     size_t slots_off = ext_off + shoal__mp_bytes(rt->nnodes, rt->node_span);
     p->seg_len = round_up(slots_off + nslots * sizeof(shoal__slot), 4096);
-    p->seg_fd = shoal__os_memfd("shoal-table", p->seg_len, 0);
-    if (p->seg_fd < 0)
-        return p->seg_fd;
     void *m;
-    int rc = shoal__os_map(p->seg_fd, p->seg_len, NULL, &m);
+    int rc;
+    if (c->name) {   /* published: a memfd other processes map */
+        p->seg_fd = shoal__os_memfd("shoal-table", p->seg_len, 0);
+        if (p->seg_fd < 0)
+            return p->seg_fd;
+        rc = shoal__os_map(p->seg_fd, p->seg_len, NULL, &m);
+    } else {         /* private: anonymous, huge pages where the kernel gives them */
+        rc = shoal__os_map_anon_any(p->seg_len, &m);
+    }
     if (rc)
         return rc;
     struct shoal__hdr *h = m;

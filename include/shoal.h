@@ -97,8 +97,12 @@ typedef struct shoal_config {     /* all-zero means defaults */
     size_t      max_objects;      /* object table size; 0 = derived from store_bytes */
 } shoal_config;
 
-/* Start the runtime: map the store (one shared arena per NUMA node of the topology), start
- * the workers. cfg may be NULL (defaults). Blocks until the workers run.
+/* Start the runtime: map the store (one arena per NUMA node of the topology), start the
+ * workers. cfg may be NULL (defaults). Blocks until the workers run. A published store
+ * (config.name) is shared memory other processes map; an unpublished one is private
+ * anonymous memory, which a child of fork() sees as a copy-on-write copy taken at the
+ * fork, never as the parent's live bytes. Either way the allocator's own records live in
+ * each process's private memory, never in the store.
  * Errors: SHOAL_EEXIST already initialized (call shoal_shutdown() first), or config.name is
  * published by a live process already; SHOAL_EINVAL bad config (bad topology string, store
  * too small, a name with '/' or over 64 bytes); SHOAL_ENOMEM the store cannot be mapped, or
@@ -255,7 +259,12 @@ SHOAL_API int  shoal_task_fail(shoal_task *t, const char *message);
 
 typedef struct shoal_info {       /* a snapshot, for tools and tests */
     unsigned workers, numa_nodes;
-    int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL */
+    int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL.
+                                     A store that is not published is private anonymous
+                                     memory and gets THP where the kernel gives anonymous
+                                     memory huge pages on request (transparent_hugepage/
+                                     enabled: always or madvise); a published one is shared
+                                     memory, which needs reserved hugetlb pages or shmem THP */
     size_t   store_bytes, bytes_used;   /* bytes_used: what live objects count against
                                        * store_bytes, exactly: an object of len bytes counts
                                        * its block, len rounded up to its size class: 64 bytes
