@@ -26,22 +26,28 @@ static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a
 
 static inline uint64_t chunk_bytes(void) { return (uint64_t)1 << shoal__geo.shift; }
 
-int shoal__arena_populate(shoal__rt_t *rt, unsigned node, uint64_t end)
+int shoal__arena_populate(shoal__rt_t *rt, unsigned node, uint64_t start, uint64_t end)
 {
     _Atomic uint64_t *pop = &rt->arenas->node[node].populated;
     uint64_t have = atomic_load_explicit(pop, memory_order_relaxed);
     if (end <= have)
         return 0;
+    /* Only this run (in whole 2 MiB pages, as THP and hugetlb fault them), never pages
+     * of the span that other threads or processes use and that are not ours to touch. */
+    start = (start > have ? start : have) / SHOAL__HUGE_SIZE * SHOAL__HUGE_SIZE;
     end = round_up(end, SHOAL__HUGE_SIZE);
     if (end > rt->node_span)
         end = rt->node_span;
     char *node_base = rt->base + (uint64_t)node * rt->node_span;
-    if (shoal__os_populate(node_base + have, end - have) != 0)
+    if (shoal__os_populate(node_base + start, end - start) != 0) {
+        atomic_fetch_add_explicit(&rt->arenas->nomem, 1, memory_order_relaxed);
         return -1;
-    /* Monotonic max; racing populates overlap harmlessly. */
-    while (have < end && !atomic_compare_exchange_weak_explicit(pop, &have, end,
-                                                                memory_order_relaxed,
-                                                                memory_order_relaxed)) {
+    }
+    /* Monotonic max, when the run continues what is populated (it does as the carve
+     * grows); racing populates overlap harmlessly. */
+    while (start <= have && have < end &&
+           !atomic_compare_exchange_weak_explicit(pop, &have, end, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
     }
     return 0;
 }
@@ -175,7 +181,7 @@ int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
         if (shoal__topo_bind_mem(rt->topo, at, rt->node_span, n) != 0)
             unbound = true;
         uint64_t pre = rt->hdr->node[n].cap < PREFAULT_BYTES ? rt->hdr->node[n].cap : PREFAULT_BYTES;
-        shoal__arena_populate(rt, n, pre);
+        shoal__arena_populate(rt, n, 0, pre);
     }
     if (unbound && shoal__topo_is_real(rt->topo) && rt->nnodes > 1)
         shoal__log("arena memory placed without NUMA binding (the kernel refused membind)");
@@ -393,7 +399,7 @@ static int large_alloc(shoal__rt_t *rt, unsigned n, size_t len, uint64_t *off)
     if (first < 0)
         return -1;
     uint64_t within = (uint64_t)first << shift;
-    if (shoal__arena_populate(rt, n, within + (need << shift)) != 0) {
+    if (shoal__arena_populate(rt, n, within, within + (need << shift)) != 0) {
         shoal__run_give(rt, n, (uint64_t)first, need);
         return -1;
     }
@@ -418,6 +424,7 @@ int shoal__arena_alloc_slow(shoal__rt_t *rt, struct shoal__thr *t, size_t len, u
         return shoal__arena_full(rt, len);
     size_t usable = shoal__acct_size(len);
     struct shoal__arenas *a = rt->arenas;
+    uint32_t nomem = atomic_load_explicit(&a->nomem, memory_order_relaxed);
     for (int round = 0; round < 2; round++) {
         bool no_block = false;
         for (unsigned i = 0; i < a->nnodes; i++) {
@@ -441,6 +448,10 @@ int shoal__arena_alloc_slow(shoal__rt_t *rt, struct shoal__thr *t, size_t len, u
         if (rc <= 0)
             return rc;
     }
+    if (atomic_load_explicit(&a->nomem, memory_order_relaxed) != nomem)
+        return shoal__err(SHOAL_ENOMEM, "cannot place %zu bytes: the store has room, but the "
+                          "system gave no memory to fault its pages in (out of memory, or of "
+                          "huge pages): free memory, or use a smaller store", len);
     return shoal__arena_full(rt, len);
 }
 

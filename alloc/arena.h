@@ -57,6 +57,7 @@ struct shoal__arenas {
     size_t ctab_len;
     int64_t tc_room;                         /* bytes a thread may cache per node */
     _Atomic uint32_t spares;                 /* spare slabs kept (slab.c) */
+    _Atomic uint32_t nomem;                  /* populates that failed: no memory */
     uint32_t slab_chunks[SHOAL__NCLASSES];   /* geometry of each class's slabs */
     uint32_t slab_nobj[SHOAL__NCLASSES];
     struct shoal__node_arena node[SHOAL__MAX_NODES];
@@ -108,9 +109,11 @@ typedef int (*shoal__alloc_full_fn)(shoal__rt_t *rt, struct shoal__thr *t, size_
                                     unsigned node, uint64_t *off);
 SHOAL__HIDDEN extern _Atomic(shoal__alloc_full_fn) shoal__alloc_full_hook;
 
-/* Make sure node's span is populated in this process up to byte `end` (within the node):
- * chunks below it were populated once and stay so. 0, or -1 (no memory: message set). */
-SHOAL__HIDDEN int  shoal__arena_populate(shoal__rt_t *rt, unsigned node, uint64_t end);
+/* Make sure bytes [start, end) of node's span (a run this process just took) are populated
+ * in this process: below the node's watermark they were once and stay so. 0, or -1 (no
+ * memory: counted in nomem, message set). */
+SHOAL__HIDDEN int  shoal__arena_populate(shoal__rt_t *rt, unsigned node, uint64_t start,
+                                         uint64_t end);
 
 /* Slow paths (arena.c). */
 SHOAL__HIDDEN int  shoal__arena_alloc_slow(shoal__rt_t *rt, struct shoal__thr *t, size_t len,

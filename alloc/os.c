@@ -89,7 +89,12 @@ static void touch_pages(void *addr, size_t len)
 int shoal__os_populate(void *addr, size_t len)
 {
     if (!atomic_load_explicit(&shoal__os_populate_fallback, memory_order_relaxed)) {
-        if (madvise(addr, len, MADV_POPULATE_WRITE) == 0)
+        int r, tries = 0;
+        /* A signal may interrupt it (EINTR), a page lock be busy (EAGAIN): again. */
+        while ((r = madvise(addr, len, MADV_POPULATE_WRITE)) != 0 &&
+               (errno == EINTR || errno == EAGAIN) && ++tries < 100) {
+        }
+        if (r == 0)
             return 0;
         if (errno != EINVAL)
             return shoal__err(SHOAL_ENOMEM, "cannot populate %zu bytes of the store: %s", len,

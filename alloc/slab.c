@@ -100,8 +100,8 @@ static struct shoal__slab *slab_new(shoal__rt_t *rt, unsigned node, struct shoal
     if (first < 0)
         return NULL;
     struct shoal__slab *s = malloc(sizeof *s + (size_t)b->nobj * sizeof(uint32_t));
-    uint64_t end = ((uint64_t)first + b->nchunks) << shift;
-    if (!s || shoal__arena_populate(rt, node, end) != 0) {
+    uint64_t start = (uint64_t)first << shift, end = start + ((uint64_t)b->nchunks << shift);
+    if (!s || shoal__arena_populate(rt, node, start, end) != 0) {
         free(s);
         shoal__run_give(rt, node, (uint64_t)first, b->nchunks);
         return NULL;
