@@ -87,6 +87,32 @@ static void t_slab_geometry(void)
     CU_ASSERT_EQUAL(bad, 0);
 }
 
+/* In a store: every object starts on 16 bytes, and from 16 KiB on a page (O_DIRECT). */
+static void t_store_alignment(void)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    ASSERT_OK(shoal_init(&c));
+    static const size_t lens[] = { 1, 65, 100, 1000, 5000, 16384, 16385, 20000, 65537,
+                                   100000, 262144, 262145, 300000, (1u << 20) + 1 };
+    enum { N = sizeof lens / sizeof lens[0] };
+    shoal_ref r[N][3];
+    for (int k = 0; k < N; k++)
+        for (int j = 0; j < 3; j++) {
+            void *b = NULL;
+            ASSERT_OK(shoal_create(lens[k], &b, &r[k][j]));
+            uintptr_t p = (uintptr_t)b;
+            if (p % 16 != 0 || (lens[k] >= SHOAL__ALIGN_MIN && p % 4096 != 0))
+                fprintf(stderr, "a %zu-byte object at %p\n", lens[k], b);
+            CU_ASSERT(p % 16 == 0);
+            CU_ASSERT(lens[k] < SHOAL__ALIGN_MIN || p % 4096 == 0);
+        }
+    for (int k = 0; k < N; k++)
+        for (int j = 0; j < 3; j++)
+            CHECK_OK(shoal_release(r[k][j]));
+    CHECK_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -94,6 +120,7 @@ int main(void)
         { "class sizes are fixed points, four per doubling", t_classes_exact },
         { "large objects: 64 KiB rounding, < 25% waste", t_large_bound },
         { "slabs: >= 4 blocks, <= 1/8 left over, any chunk size", t_slab_geometry },
+        { "objects are 16-byte aligned, page aligned from 16 KiB", t_store_alignment },
         { NULL, NULL },
     };
     return shoal_test_run("sizeclass", cases);
