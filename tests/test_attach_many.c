@@ -143,13 +143,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "--client") == 0)
         return client_main(argv[2], atoi(argv[3]), 100, 101);
-    /* A private socket directory, inherited by the clients and the tool. */
-    snprintf(g_dir, sizeof g_dir, "/tmp/shoal-test-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (test_private_run_dir(g_dir, sizeof g_dir) != 0)   /* for the clients and the tool */
         return 2;
-    }
-    setenv("SHOAL_RUN_DIR", g_dir, 1);
     signal(SIGPIPE, SIG_IGN);
     static const shoal_test_case cases[] = {
         { "150 clients and shoal-stat attach to a full store", t_many_clients_on_full_store },

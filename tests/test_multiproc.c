@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "../core/proto.h"
 
 /* ---- the command protocol between the test and its children ------------------------------ */
@@ -1152,13 +1153,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "--child") == 0)
         return child_main(atoi(argv[2]), argv[3]);
-    /* A private socket directory, so parallel runs never meet; inherited by the children. */
-    snprintf(g_dir, sizeof g_dir, "/tmp/shoal-test-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (test_private_run_dir(g_dir, sizeof g_dir) != 0)   /* inherited by the children */
         return 2;
-    }
-    setenv("SHOAL_RUN_DIR", g_dir, 1);
     signal(SIGPIPE, SIG_IGN);
     int rc = shoal_test_run("multiproc", cases);
     rmdir(g_dir);
