@@ -16,9 +16,11 @@
  *                    non-empty and saw `sleeping`, so steady traffic makes no syscall.
  *   chunk map        CAS by the allocator of every process (alloc/chunks.c); reclaimed by
  *                    the owner once a dead process's objects are all gone.
- *   holds[idx]       [63..32] generation, [31..0] signed count of references this process
- *                    took on that object minus those it dropped; CAS by this process only,
- *                    read by the owner after the process is gone.
+ *   holds[idx]       [63..32] generation (core/table.h: never 0), [31..0] signed count of
+ *                    references this process took on that object minus those it dropped;
+ *                    0 = never used; generation 0 with count -1 = a slot in this process's
+ *                    caches (SHOAL__HOLDS_CACHED). CAS by this process only, read by the
+ *                    owner after the process is gone.
  */
 #ifndef SHOAL_CORE_MPROC_H
 #define SHOAL_CORE_MPROC_H
@@ -106,11 +108,6 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
     return shoal__geo.wstats;
 }
 
-/* The generation a slot takes when its object is freed (object.c's rule): an exhausted one
- * stays, and the slot is retired. A FREE slot at the last generation is never given back
- * by the remote paths (one use lost in 2^26, never an ID reused). */
-static inline uint64_t shoal__gen_next(uint64_t g) { return g < SHOAL__GEN_MASK ? g + 1 : g; }
-
 /* ---- segment set-up (core/mproc.c) ------------------------------------------------------ */
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
 SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
@@ -141,9 +138,9 @@ SHOAL__HIDDEN uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id);
 /* ---- holds: the reference ledger (core/mproc.c) ----------------------------------------- */
 /* Non-NULL while this process is attached, or owns a published store: nslots entries. */
 extern _Atomic uint64_t *shoal__holds;
-/* A ledger entry for a FREE slot in this process's caches (thread.h): a generation no
- * object has, which the next object in the slot replaces. */
-#define SHOAL__HOLDS_CACHED (UINT64_C(0xffffffff) << 32)
+/* A ledger entry for a FREE slot in this process's caches (thread.h): generation 0, which
+ * no object has and the next object in the slot replaces, and a count that counts nothing. */
+#define SHOAL__HOLDS_CACHED UINT64_C(0xffffffff)
 
 /* Record d references taken (d > 0) or dropped (d < 0) on (idx, gen) by this process.
  * About 5 ns (one uncontended CAS on a line only this process writes). A newer generation
@@ -156,7 +153,7 @@ static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
         uint64_t g = v >> 32;
         if (g == gen)
             nv = (v & ~(uint64_t)UINT32_MAX) | (uint32_t)((int32_t)(uint32_t)v + d);
-        else if (g < gen || g > SHOAL__GEN_MASK)   /* an older object's, or a cached slot's */
+        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
             nv = (gen << 32) | (uint32_t)d;
         else
             return;
@@ -192,8 +189,6 @@ SHOAL__HIDDEN void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uin
                                       uint64_t oldw);
 /* Wake process p's drain thread (bump its futex word). */
 SHOAL__HIDDEN void shoal__wake_proc(shoal__rt_t *rt, unsigned p);
-/* Wake every waiter of the store (objects completed or freed). */
-SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
 
 /* ---- dependents on other processes' objects (core/foreign_deps.c) ------------------------- */
 /* shoal__dep_add for an object another process made (its slot s, not complete when looked
@@ -223,7 +218,9 @@ SHOAL__HIDDEN void shoal__publish_release(void);
 /* Client: shoal_shutdown of an attached runtime (lifecycle lock held). */
 SHOAL__HIDDEN int  shoal__detach(shoal__rt_t *rt);
 /* In a child after fork(): the runtime inherited from the parent is abandoned (its threads
- * do not exist here and its allocator state is a copy), so the child can attach afresh. */
+ * do not exist here and its allocator state is a copy), so the child can attach afresh.
+ * Registered by every init and attach; the handler is core/runtime.c's, which calls the
+ * two below for a published or attached runtime. */
 SHOAL__HIDDEN void shoal__atfork_register(void);
 SHOAL__HIDDEN void shoal__publish_forget(void);
 SHOAL__HIDDEN void shoal__attach_forget(void);

@@ -135,7 +135,7 @@ static bool walk_ledger(shoal__rt_t *rt, const struct ledger *l,
         uint64_t end = h < 0 || (uint64_t)h > len ? len : (uint64_t)h;
         for (uint64_t i = (uint64_t)d / 8; i < end / 8; i++) {
             uint64_t v = atomic_load_explicit(&l->e[i], memory_order_relaxed);
-            if (i != 0 && (v >> 32) != 0 && fn(rt, i, v, arg))
+            if (i != 0 && v != 0 && fn(rt, i, v, arg))
                 return true;
         }
         off = end > off ? end : off + 8;
@@ -224,7 +224,7 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
                                                         memory_order_relaxed));
         if (shoal__w_refs(w) > 1) {
             if (w & SHOAL__W_WAITERS)
-                shoal__wake_waiters_all(rt);
+                shoal__wake_slot(rt, idx);
             shoal__deps_fire(idx, SHOAL_ECANCELED);
         } else {
             shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);

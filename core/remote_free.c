@@ -46,13 +46,6 @@ void shoal__wake_proc(shoal__rt_t *rt, unsigned p)
     futex_wake(&P->wake);
 }
 
-void shoal__wake_waiters_all(shoal__rt_t *rt)
-{
-    /* release: pairs with the acquire load of seal_seq in wait.c (as object.c does). */
-    atomic_fetch_add_explicit(&rt->hdr->seal_seq, 1, memory_order_release);
-    futex_wake(&rt->hdr->seal_seq);
-}
-
 void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
 {
     struct shoal__mp *x = shoal__mp_of(rt);
@@ -106,8 +99,7 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
                                           memory_order_relaxed);
         }
     }
-    if (shoal__w_gen(w) < SHOAL__GEN_MASK)   /* else exhausted: the slot is retired */
-        shoal__slot_give(rt, t, idx);
+    shoal__slot_give(rt, t, idx);
 }
 
 size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine)
@@ -140,7 +132,7 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
     if (node < rt->nnodes)
         atomic_fetch_sub_explicit(&rt->hdr->node[node].objects, 1, memory_order_relaxed);
     if (oldw & SHOAL__W_WAITERS)
-        shoal__wake_waiters_all(rt);
+        shoal__wake_slot(rt, idx);
     unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED));
     struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
     if (p == rt->proc)

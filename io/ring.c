@@ -155,7 +155,9 @@ void shoal__io_defer(shoal__iomsg *m)
 
 /* ---- synchronous requests --------------------------------------------------------------- */
 
-int shoal__iosync_call(shoal__iosync *s)
+int shoal__iosync_call(shoal__iosync *s) { return shoal__iosync_wait(s, true); }
+
+int shoal__iosync_wait(shoal__iosync *s, bool help)
 {
     if (io_thread)
         return shoal__err(SHOAL_EINVAL, "internal: the I/O thread cannot wait for itself");
@@ -168,7 +170,7 @@ int shoal__iosync_call(shoal__iosync *s)
     unsigned spins = 0;
     /* acquire: pairs with the release store in shoal__iosync_answer (rc and err). */
     while (!atomic_load_explicit(&s->done, memory_order_acquire)) {
-        if (shoal__tls.worker >= 0 && shoal__help_hook && shoal__help_hook()) {
+        if (help && shoal__tls.worker >= 0 && shoal__help_hook && shoal__help_hook()) {
             spins = 0;
             continue;
         }
@@ -546,8 +548,13 @@ static const char *probe_ring(struct engine *e)
 }
 
 /* fork() copies the engine's pointer but not its thread: a child has no I/O engine (its
- * file calls answer SHOAL_ENOTINIT rather than wait for a thread that is not there). */
-static void atfork_child(void) { atomic_store_explicit(&engine_g, NULL, memory_order_relaxed); }
+ * file calls answer SHOAL_ENOTINIT rather than wait for a thread that is not there), and
+ * no spilling a store of its own could call into (the parent's spill state is a copy). */
+static void atfork_child(void)
+{
+    atomic_store_explicit(&engine_g, NULL, memory_order_relaxed);
+    atomic_store_explicit(&shoal__alloc_full_hook, NULL, memory_order_relaxed);
+}
 static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 int shoal__io_start(shoal__rt_t *rt)

@@ -1151,8 +1151,10 @@ static const shoal_test_case cases[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc >= 4 && strcmp(argv[1], "--child") == 0)
+    if (argc >= 4 && strcmp(argv[1], "--child") == 0) {
+        shoal_test_child_limits(300);
         return child_main(atoi(argv[2]), argv[3]);
+    }
     if (test_private_run_dir(g_dir, sizeof g_dir) != 0)   /* inherited by the children */
         return 2;
     signal(SIGPIPE, SIG_IGN);
