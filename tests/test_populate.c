@@ -2,14 +2,48 @@
  * lack MADV_POPULATE_WRITE, and the fallback touches each page of ranges that other threads
  * and processes are updating (slot words, other processes' chunks). The fallback is forced
  * here (alloc/os.h's test hook) and run over pages whose first word other threads keep
- * incrementing atomically: every increment must survive. */
+ * incrementing atomically: every increment must survive. And what is populated stays so
+ * (issue 10.8): a churn of puts and releases never discards a page of the store (no purge
+ * per free), counted by this program's own madvise and fallocate, which the static
+ * library's calls bind to. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../alloc/os.h"
+#include "../core/rt.h"
 #include "lib/check.h"
+#include "lib/proc.h"
+
+/* Calls that would give store pages back to the kernel, counted while `span` is set. */
+static _Atomic(char *) span_lo, span_hi;
+static _Atomic long discards;
+
+static void count_discard(const void *addr, size_t len)
+{
+    const char *a = addr, *lo = atomic_load(&span_lo), *hi = atomic_load(&span_hi);
+    if (lo && a < hi && a + len > lo)
+        atomic_fetch_add(&discards, 1);
+}
+
+int madvise(void *addr, size_t len, int advice)
+{
+    if (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE)
+        count_discard(addr, len);
+    return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+int fallocate(int fd, int mode, off_t off, off_t len)
+{
+    if (mode & FALLOC_FL_PUNCH_HOLE) {   /* a hole in a store memfd: pages given back */
+        if (atomic_load(&span_lo))
+            atomic_fetch_add(&discards, 1);
+    }
+    return (int)syscall(SYS_fallocate, fd, mode, off, len);
+}
 
 #define PAGES 64
 #define ITERS (200000 / SAN_DIV)
@@ -113,13 +147,71 @@ static void t_store_with_fallback(void)
     atomic_store(&shoal__os_populate_fallback, 0);
 }
 
+/* 80,000 puts and releases of every size, emptying the store every 1,000: the moments a
+ * slab's last block or a large run goes back, where a purging allocator gives pages back.
+ * None is given back, and the store's bytes_used is back to 0. */
+static void churn_discards_nothing(const char *name)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    c.name = name;
+    c.store_bytes = 64u << 20;
+    ASSERT_OK(shoal_init(&c));
+    atomic_store(&discards, 0);
+    atomic_store(&span_hi, shoal__rt->base + shoal__rt->node_span * shoal__rt->nnodes);
+    atomic_store(&span_lo, shoal__rt->base);
+    static unsigned char buf[1u << 20];
+    enum { W = 1000 };
+    static shoal_ref w[W];
+    uint64_t s = 5;
+    for (int round = 0; round < 80 / SAN_DIV; round++) {
+        for (int k = 0; k < W; k++) {
+            uint64_t r = rnd_next(&s) % 100;
+            size_t len = r < 90 ? 1 + (size_t)(rnd_next(&s) % 8192)
+                         : r < 99 ? 300000 : sizeof buf;
+            CHECK_OK(shoal_put(buf, len, &w[k]));
+            if (rnd_next(&s) % 2) {   /* half go at once, half at the end of the round */
+                CHECK_OK(shoal_release(w[k]));
+                w[k].id = 0;
+            }
+        }
+        for (int k = 0; k < W; k++)
+            if (w[k].id)
+                CHECK_OK(shoal_release(w[k]));
+    }
+    atomic_store(&span_lo, NULL);
+    long d = atomic_load(&discards);
+    if (d)
+        fprintf(stderr, "%s store: %ld calls gave store pages back during the churn\n",
+                name ? "published" : "private", d);
+    CU_ASSERT_EQUAL(d, 0);
+    CU_ASSERT_EQUAL(info_now().bytes_used, 0);
+    CHECK_OK(shoal_shutdown());
+}
+
+static void t_no_purge_private(void) { churn_discards_nothing(NULL); }
+
+static void t_no_purge_published(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "alloc-purge-%d", (int)getpid());
+    churn_discards_nothing(name);
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
         { "forced fallback: concurrent atomic increments all survive", t_fallback_keeps_increments },
         { "forced fallback: every page is faulted in", t_fallback_populates },
         { "a store runs on the fallback path", t_store_with_fallback },
+        { "a churn gives no page of a private store back", t_no_purge_private },
+        { "a churn gives no page of a published store back", t_no_purge_published },
         { NULL, NULL },
     };
-    return shoal_test_run("populate", cases);
+    char dir[32];
+    if (test_private_run_dir(dir, sizeof dir) != 0)   /* for the published store */
+        return 2;
+    int rc = shoal_test_run("populate", cases);
+    rmdir(dir);
+    return rc;
 }
