@@ -211,7 +211,7 @@ static void t_limit_of_clients_on_full_store(void)
     CU_ASSERT(reap_ok(pids[0]));
     char tool[4096], cmd[4200], out[8192];
     test_sibling(tool, sizeof tool, "tools", "shoal-stat");
-    snprintf(cmd, sizeof cmd, "timeout 60 %s %s 2>&1", tool, name);
+    snprintf(cmd, sizeof cmd, "timeout 60 %s %s --json 2>&1", tool, name);
     int trc = -1;
     for (int tries = 0; tries < 300; tries++) {
         trc = test_run_cmd(cmd, out, sizeof out);
@@ -222,6 +222,7 @@ static void t_limit_of_clients_on_full_store(void)
     if (trc != 0)
         fprintf(stderr, "shoal-stat on the full store: exit %d:\n%s\n", trc, out);
     CU_ASSERT_EQUAL(trc, 0);
+    CU_ASSERT(strstr(out, "\"largest_free\":0,") != NULL);   /* nothing fits */
 
     close(hold[1]);   /* every client detaches */
     int clean = 0;
