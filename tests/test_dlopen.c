@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -21,6 +22,8 @@
 /* What a dlopen has to find room for in the static TLS surplus: libshoal's PT_TLS size.
  * The hot view (shoal__tls) and a few small words; never a buffer. */
 #define TLS_MAX 256
+
+extern char **environ;
 
 static void lib_path(char *out, size_t n) { test_sibling(out, n, "lib", "libshoal.so"); }
 
@@ -61,8 +64,10 @@ static void t_tls_block_small(void)
     CU_ASSERT(tls >= 0 && tls <= TLS_MAX);
 }
 
-/* In a child, with the environment of a default system (no GLIBC_TUNABLES, no preload):
- * dlopen the library, run a store through dlsym'd entry points, shut it down. */
+/* In a child (this program started afresh, `--dlopen-child`, with the environment of a
+ * default system: no GLIBC_TUNABLES, no preload): dlopen the library, run a store through
+ * dlsym'd entry points, shut it down. The child's own static copy of the library is never
+ * called: the dlopen'ed one has its own state. */
 static int dlopen_child(const char *path)
 {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -108,16 +113,19 @@ static void t_dlopen_from_c(void)
 {
     char path[4096];
     lib_path(path, sizeof path);
-    fflush(NULL);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm(60);   /* a hang fails the test */
-        unsetenv("GLIBC_TUNABLES");
-        _exit(dlopen_child(path));
-    }
+    /* exec, not a bare fork: this process runs a watchdog thread, and a threaded process's
+     * fork child may not start threads under TSan. */
+    char *argv[] = { "test_dlopen", "--dlopen-child", path, NULL };
+    char *envp[512];
+    size_t ne = 0;
+    for (char **e = environ; *e && ne < 511; e++)
+        if (strncmp(*e, "GLIBC_TUNABLES=", 15) != 0 && strncmp(*e, "LD_PRELOAD=", 11) != 0)
+            envp[ne++] = *e;
+    envp[ne] = NULL;
+    pid_t pid = -1;
+    CU_ASSERT_FATAL(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, envp) == 0);
     int st = 0;
-    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);   /* bounded: the child runs under alarm() */
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         fprintf(stderr, "dlopen child: status 0x%x\n", st);
     CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -179,8 +187,12 @@ static void t_malloc_not_replaced(void)
     CHECK_OK(shoal_shutdown());
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--dlopen-child") == 0) {
+        alarm(60);   /* a hang fails the test */
+        return dlopen_child(argv[2]);
+    }
     static const shoal_test_case cases[] = {
         { "libshoal.so's static TLS block is small", t_tls_block_small },
         { "dlopen from C runs a store", t_dlopen_from_c },
