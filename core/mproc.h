@@ -1,6 +1,6 @@
 /* mproc.h - the multi-process part of the shared segment: the process table (one entry per
  * attached process, with its remote-free stack and wake word), the chunk map that says which
- * process's jemalloc owns each piece of the arenas, published per-worker counters, and the
+ * process owns each chunk of the arenas, published per-worker counters, and the
  * per-process reference ledger ("holds"). Internal: never installed.
  *
  * Segment layout: [shoal__hdr][shoal__mp at hdr->ext_off][chunk map][worker stats][slots].
@@ -14,7 +14,7 @@
  *                    acquire exchange, so there is no ABA.
  *   procs[p].wake    futex word; a pusher bumps it (release) only when it made the stack
  *                    non-empty and saw `sleeping`, so steady traffic makes no syscall.
- *   chunk map        CAS by the extent hooks of every process (alloc/chunks.c); reclaimed by
+ *   chunk map        CAS by the allocator of every process (alloc/chunks.c); reclaimed by
  *                    the owner once a dead process's objects are all gone.
  *   holds[idx]       [63..32] generation (core/table.h: never 0), [31..0] signed count of
  *                    references this process took on that object minus those it dropped;
@@ -112,7 +112,7 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
 SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
 /* Initialise the region at hdr->ext_off (owner, fresh zeroed segment) and make this process
- * index 0. Must run before the arenas are created: their extent hooks use the chunk map. */
+ * index 0. Must run before the arenas are created: the allocator uses the chunk map. */
 SHOAL__HIDDEN void shoal__mp_init(shoal__rt_t *rt);
 /* Check a mapped segment's extension region against its length (clients, tools); on success
  * take its geometry (shoal__geo). 0 or -1. */
@@ -125,14 +125,12 @@ static inline uint32_t shoal__chunk_id(unsigned proc, uint32_t inc)
 {
     return (inc << 8) | proc;
 }
-/* Give this process size bytes of node's span (whole chunks, aligned to at least align):
- * recycled chunks first, else fresh ones from the carve. *start: offset within the node.
- * *zero in: jemalloc needs zeroed memory; out: the memory reads as zero. 0, or -1 when the
- * span is exhausted. Called by the extent hooks (alloc/arena.c). */
-SHOAL__HIDDEN int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size,
-                                    uint64_t align, bool *zero, uint64_t *start);
-/* The chunk-map owner of byte offset off (from rt->base); 0 when out of range. */
-SHOAL__HIDDEN uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off);
+/* Take `need` whole chunks in a row of node's span for this process (its slabs and large
+ * objects): recycled ones first, found first fit, else fresh ones from the carve. Returns
+ * the first chunk's index within the node, or -1 when no such run is free. */
+SHOAL__HIDDEN int64_t shoal__run_take(shoal__rt_t *rt, unsigned node, uint64_t need);
+/* Give a run back: free for any process at once. */
+SHOAL__HIDDEN void shoal__run_give(shoal__rt_t *rt, unsigned node, uint64_t first, uint64_t need);
 /* Return every chunk owned by `id` to the recycled pool; returns how many. Owner only,
  * once no object of that process is left. */
 SHOAL__HIDDEN uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id);
@@ -181,7 +179,7 @@ SHOAL__HIDDEN void shoal__drain_stop(void);
 SHOAL__HIDDEN void shoal__procs_lock(void);
 SHOAL__HIDDEN void shoal__procs_unlock(void);
 /* Take process p's remote-free stack and give back each slot. mine: p is this process
- * (its bytes go back to this process's jemalloc); else p is gone and its bytes are only
+ * (its bytes go back to this process's allocator); else p is gone and its bytes are only
  * accounted (its chunks are reclaimed whole later). Every index and offset is checked.
  * Returns how many entries were taken. The slots land in t's cache: flush it after. */
 SHOAL__HIDDEN size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine);

@@ -3,10 +3,9 @@
  * inline view in shoal.h); the registry holds their addresses so another thread can read
  * them, and a thread's exit adds its counts to a process total before its TLS goes away.
  * The stats lock is taken once per thread (registration, exit) and by shoal_stats_get,
- * never on a lookup. No fork handler: it would hold one more lock across fork, where
- * jemalloc's prefork handler alone already nears TSan's limit of 64 held locks. A child
- * forked while another thread held the lock would block in shoal_stats_get; its lookups
- * never take the lock.
+ * never on a lookup. No prefork handler holds it across fork(): a child forgets the
+ * registry and makes the lock anew instead (shoal__stats_forget, from core/runtime.c's
+ * fork handler).
  */
 #include <pthread.h>
 #include <string.h>

@@ -1,22 +1,27 @@
-/* thread.h - per-thread allocation state: the slot cache, one jemalloc tcache per node and
- * a cache of tiny objects' bytes. Reached from shoal__tls.thr; reset when the runtime epoch
- * changes; flushed at thread exit and at shutdown. Internal. */
+/* thread.h - per-thread allocation state: the slot cache and, per node, a cache of free
+ * blocks of each size class (alloc/arena.h). Reached from shoal__tls.thr; reset when the
+ * runtime epoch changes; flushed at thread exit, when a worker parks, when an allocation
+ * finds no room, and at shutdown. Internal. */
 #ifndef SHOAL_CORE_THREAD_H
 #define SHOAL_CORE_THREAD_H
 
+#include "../alloc/sizeclass.h"
 #include "mproc.h"
 
 #define SHOAL__SLOT_CACHE 64
 
-/* Objects of up to SHOAL__TINY_MAX bytes (one cache line each, alloc/sizeclass.h: task
- * results, counters) reuse the lines this thread freed last, held per node in front of
- * jemalloc, whose mallocx and sdallocx cost more than the rest of creating and freeing such
- * an object (alloc/arena.h). */
-#define SHOAL__TINY_MAX 64
-#define SHOAL__TINY_CACHE 32
-struct shoal__tiny {
-    uint32_t n;
-    uint64_t off[SHOAL__TINY_CACHE];      /* offsets from rt->base of free cells */
+/* A thread's free blocks of one node, per size class, in front of the node's slabs
+ * (alloc/slab.c): a put and a release of a small object pop and push here, with no lock and
+ * no atomic read-modify-write but the live-map byte (arena.h). Bounded in bytes (room) as
+ * well as per class (cap), so that no thread strands much of the store; allocated on the
+ * thread's first small object on the node (alloc/arena.c). Process-private memory. */
+struct shoal__tbin {
+    uint32_t n, cap;
+    uint64_t *off;                        /* offsets from rt->base of free blocks */
+};
+struct shoal__acache {
+    int64_t room;                         /* bytes more this cache may hold */
+    struct shoal__tbin bin[SHOAL__NCLASSES];
 };
 
 struct shoal__thr {
@@ -26,8 +31,7 @@ struct shoal__thr {
     uint32_t chain;                       /* a chain taken whole from the shared stack
                                              (linked through the FREE words, 0 ends it),
                                              or 0 (slots.c) */
-    unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
-    struct shoal__tiny tiny[SHOAL__MAX_NODES];
+    struct shoal__acache *ac[SHOAL__MAX_NODES];   /* NULL until first used */
     struct shoal__thr *next, *prev;       /* registry, under the registry lock (thread.c) */
     /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
      * node's bytes_used and has not used yet, and objects it created minus freed that are
@@ -47,7 +51,7 @@ static inline struct shoal__thr *shoal__thr_get(void)
         return t;
     return shoal__thr_slow();
 }
-/* Shutdown: flush every thread's caches (tcaches destroyed) and mark them stale. Called
+/* Shutdown: flush every thread's caches (blocks back to the slabs) and mark them stale. Called
  * after shoal__rt is cleared, before the store is torn down; takes the registry lock. */
 SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
 /* Add every thread's batched counters (see struct shoal__thr) to credit[n] and objs[n]

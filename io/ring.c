@@ -548,8 +548,13 @@ static const char *probe_ring(struct engine *e)
 }
 
 /* fork() copies the engine's pointer but not its thread: a child has no I/O engine (its
- * file calls answer SHOAL_ENOTINIT rather than wait for a thread that is not there). */
-static void atfork_child(void) { atomic_store_explicit(&engine_g, NULL, memory_order_relaxed); }
+ * file calls answer SHOAL_ENOTINIT rather than wait for a thread that is not there), and
+ * no spilling a store of its own could call into (the parent's spill state is a copy). */
+static void atfork_child(void)
+{
+    atomic_store_explicit(&engine_g, NULL, memory_order_relaxed);
+    atomic_store_explicit(&shoal__alloc_full_hook, NULL, memory_order_relaxed);
+}
 static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 int shoal__io_start(shoal__rt_t *rt)
@@ -580,8 +585,9 @@ int shoal__io_start(shoal__rt_t *rt)
     /* release: pairs with the acquire in eng(); spill_open below already uses the engine. */
     atomic_store_explicit(&engine_g, e, memory_order_release);
     int rc = 0;
-    if (rt->cfg.spill_dir)
-        rc = shoal__spill_open(rt, rt->cfg.spill_dir);
+    if (rt->cfg.spill_dir && (rc = shoal__spill_open(rt, rt->cfg.spill_dir)) == 0)
+        /* A full store spills cold objects to make room (alloc/arena.h). */
+        atomic_store_explicit(&shoal__alloc_full_hook, shoal__spill_alloc, memory_order_relaxed);
     if (rc == 0) {
         rc = pthread_create(&e->thread, NULL, io_main, e);
         if (rc)
@@ -606,6 +612,7 @@ void shoal__io_stop(shoal__rt_t *rt)
         ring_bell(e);
         pthread_join(e->thread, NULL);
     }
+    atomic_store_explicit(&shoal__alloc_full_hook, NULL, memory_order_relaxed);
     shoal__spill_close();
     atomic_store_explicit(&engine_g, NULL, memory_order_release);
     if (e->ring_made)

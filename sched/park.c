@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../alloc/arena.h"
 #include "sched_int.h"
 #include "timeline.h"
 
@@ -185,6 +186,7 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
             return !atomic_load_explicit(&s->stop, memory_order_relaxed);
         }
         shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
+        shoal__arena_idle();   /* a sleeping worker strands no free blocks (alloc/arena.h) */
         syscall(SYS_futex, &n->seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
         /* Woken (or spuriously): spin again, unless enough others already spin; then one
          * re-check and back to sleep. On a machine with as many workers as cores, a woken
