@@ -10,8 +10,8 @@ SANITIZE ?=
 
 VERSION := 0.1.0
 SOMAJOR := 0
-PKGS    := liburing hwloc jemalloc
-DEBS    := liburing-dev libhwloc-dev libjemalloc-dev libcunit1-dev pkg-config systemtap-sdt-dev libudev-dev
+PKGS    := liburing hwloc
+DEBS    := liburing-dev libhwloc-dev libcunit1-dev pkg-config systemtap-sdt-dev libudev-dev
 BENCH_DEBS := libtbb-dev
 
 ifeq ($(V),1)

@@ -1,31 +1,27 @@
-/* chunks.c - who owns which piece of the arenas. Every process runs its own jemalloc arenas
- * over the shared span; the extent hooks take whole chunks for them here and record the
- * owner in the chunk map (layout/mpseg.h), so that the chunks of a process that died can be
- * given back once none of its objects is left, and so that a remote free can tell whose
- * jemalloc an offset belongs to. Slow path only: jemalloc calls the hooks every few MiB.
+/* chunks.c - who owns which piece of the span. A process takes runs of whole chunks for its
+ * slabs and large objects here and records itself as their owner in the shared chunk map
+ * (layout/mpseg.h), so that the chunks of a process that died can be given back once none of
+ * its objects is left; a run given back is at once free for any process and any size.
+ * Lock-free between processes (a CAS per chunk); slow path only.
  */
-#include <fcntl.h>
-#include <string.h>
-
 #include "chunks.h"
 #include "arena.h"
-#include "../os/mem.h"
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-/* Claim `need` recycled chunks in a row, aligned to `align` chunks, below `limit`. */
-static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t need,
-                             uint64_t align)
+/* Claim `need` recycled chunks in a row in [from, limit), first fit. *first_free: the
+ * lowest index at or above from that was free when looked at (limit if none). */
+static int64_t take_recycled(_Atomic uint32_t *map, uint64_t from, uint64_t limit,
+                             uint64_t need, uint64_t *first_free)
 {
-    uint64_t i = 0;
+    uint64_t i = from;
+    *first_free = limit;
     while (i + need <= limit) {
-        if (i % align) {
-            i = round_up(i, align);
-            continue;
-        }
         uint64_t j = 0;
         while (j < need && atomic_load_explicit(&map[i + j], memory_order_relaxed) == SHOAL__CHUNK_FREE)
             j++;
+        if (j && i < *first_free)
+            *first_free = i;
         if (j < need) {
             i += j + 1;
             continue;
@@ -33,8 +29,8 @@ static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t nee
         uint64_t k = 0;
         for (; k < need; k++) {
             uint32_t want = SHOAL__CHUNK_FREE;
-            /* acquire: pairs with the release in shoal__large_give, so the last owner's
-             * accesses to a freed large object happen before we reuse its bytes. */
+            /* acquire: pairs with the release in shoal__run_give, so the last owner's
+             * accesses to the freed bytes happen before we reuse them. */
             if (!atomic_compare_exchange_strong_explicit(&map[i + k], &want, shoal__chunk_me,
                                                          memory_order_acquire,
                                                          memory_order_relaxed))
@@ -49,104 +45,111 @@ static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t nee
     return -1;
 }
 
-/* Fresh chunks from the carve (never used: they read as zero). */
-static bool take_fresh(shoal__rt_t *rt, _Atomic uint32_t *map, _Atomic uint64_t *carve,
-                       uint64_t need, unsigned shift, uint64_t align, uint64_t *start)
+/* Fresh chunks from the carve (never used before), joined to the free chunks just below
+ * it: a run freed at the end of what was carved merges with the rest of the span, so that
+ * an object as large as a fresh store holds still fits after others came and went. */
+static int64_t take_fresh(shoal__rt_t *rt, struct shoal__mp *x, unsigned node,
+                          _Atomic uint32_t *map, uint64_t need)
 {
-    uint64_t nchunks = shoal__geo.nchunks;
-    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e;
+    unsigned shift = shoal__geo.shift;
+    uint64_t nchunks = shoal__geo.nchunks, csz = (uint64_t)1 << shift;
+    _Atomic uint64_t *carve = &rt->hdr->node[node].carve;
+    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e, below;
     do {
-        s = round_up(cur, align);
-        e = s + (need << shift);
+        s = round_up(cur, csz);
+        below = 0;
+        while (below < need && below < (s >> shift) &&
+               atomic_load_explicit(&map[(s >> shift) - below - 1], memory_order_relaxed) ==
+                   SHOAL__CHUNK_FREE)
+            below++;
+        e = s + ((need - below) << shift);
         if (e > rt->node_span || e < s)
-            return false;
+            return -1;
     } while (!atomic_compare_exchange_weak_explicit(carve, &cur, e, memory_order_relaxed,
                                                     memory_order_relaxed));
+    uint64_t first = (s >> shift) - below;
     for (uint64_t c = s >> shift; c < (e >> shift) && c < nchunks; c++)
         atomic_store_explicit(&map[c], shoal__chunk_me, memory_order_relaxed);
-    *start = s;
-    return true;
+    uint64_t k = 0;
+    for (; k < below; k++) {
+        uint32_t want = SHOAL__CHUNK_FREE;
+        /* acquire: as in take_recycled. */
+        if (!atomic_compare_exchange_strong_explicit(&map[first + k], &want, shoal__chunk_me,
+                                                     memory_order_acquire, memory_order_relaxed))
+            break;
+    }
+    if (k == below) {
+        atomic_fetch_sub_explicit(&x->recycled[node], below, memory_order_relaxed);
+        return (int64_t)first;
+    }
+    /* Another process took one of the free chunks: ours all become free (recycled). */
+    for (uint64_t c = first; c < (e >> shift) && c < nchunks; c++)
+        if (c < first + k || c >= (s >> shift))
+            atomic_store_explicit(&map[c], SHOAL__CHUNK_FREE, memory_order_release);
+    atomic_fetch_add_explicit(&x->recycled[node], (e - s) >> shift, memory_order_relaxed);
+    return -1;
 }
 
-int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t align,
-                      bool *zero, uint64_t *start)
+/* The hint only ever moves down past a free run (give) or up past what a scan found taken;
+ * a stale one costs a rescan from 0 when it finds nothing, never a miss. */
+static void hint_lower(_Atomic uint64_t *h, uint64_t to)
+{
+    uint64_t cur = atomic_load_explicit(h, memory_order_relaxed);
+    while (to < cur && !atomic_compare_exchange_weak_explicit(h, &cur, to, memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+    }
+}
+
+int64_t shoal__run_take(shoal__rt_t *rt, unsigned node, uint64_t need)
 {
     struct shoal__mp *x = shoal__mp_of(rt);
     unsigned shift = shoal__geo.shift;
-    uint64_t csz = (uint64_t)1 << shift, need = (size + csz - 1) >> shift;
-    if (align < csz)
-        align = csz;
     _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)node * shoal__geo.nchunks;
     _Atomic uint64_t *carve = &rt->hdr->node[node].carve;
-    if (need == 0 || size > rt->node_span)
+    _Atomic uint64_t *hint = &rt->arenas->node[node].hint;
+    if (need == 0 || need > shoal__geo.nchunks)
         return -1;
 
     if (atomic_load_explicit(&x->recycled[node], memory_order_relaxed) >= need) {
         uint64_t limit = atomic_load_explicit(carve, memory_order_relaxed) >> shift;
-        int64_t c = take_recycled(map, limit < shoal__geo.nchunks ? limit : shoal__geo.nchunks, need,
-                                  align >> shift);
+        if (limit > shoal__geo.nchunks)
+            limit = shoal__geo.nchunks;
+        uint64_t h0 = atomic_load_explicit(hint, memory_order_relaxed), ff;
+        uint64_t from = h0 < limit ? h0 : limit;
+        int64_t c = take_recycled(map, from, limit, need, &ff);
+        /* A scan from the hint found nothing: frees by other processes may lie below it. */
+        if (c < 0 && from > 0)
+            c = take_recycled(map, 0, limit, need, &ff);
+        uint64_t nh = c >= 0 && ff == (uint64_t)c ? (uint64_t)c + need : ff;
+        atomic_compare_exchange_strong_explicit(hint, &h0, nh, memory_order_relaxed,
+                                                memory_order_relaxed);
         if (c >= 0) {
             atomic_fetch_sub_explicit(&x->recycled[node], need, memory_order_relaxed);
-            *start = (uint64_t)c << shift;
-            char *p = rt->base + (uint64_t)node * rt->node_span + *start;
-            uint64_t len = need << shift;
-            /* Another process's old bytes. jemalloc wants zeroed memory for its metadata
-             * (base blocks): punching the pages out makes them read as zero and costs less
-             * than a memset of pages that mostly stay unused; they fault in as touched.
-             * Otherwise map them in now (they exist: no zeroing), as for fresh chunks. */
-            int fd = rt->arenas ? rt->arenas->fds[node] : -1;
-            if (*zero && (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                              (off_t)*start, (off_t)len) != 0)) {
-                shoal__os_populate(p, len);
-                memset(p, 0, len);
-            } else if (!*zero) {
-                shoal__os_populate(p, len);
-            }
-            return 0;
+            return c;
         }
     }
-
-    if (!take_fresh(rt, map, carve, need, shift, align, start))
-        return -1;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
-    *zero = true;    /* never carved before: fresh memfd pages read as zero */
-    return 0;
-}
-
-void *shoal__large_take(shoal__rt_t *rt, unsigned node, size_t len)
-{
-    bool zero = false;
-    uint64_t start, csz = (uint64_t)1 << shoal__geo.shift;
-    if (shoal__chunk_take(rt, node, len, 4096, &zero, &start) != 0)
-        return NULL;
-    char *p = rt->base + (uint64_t)node * rt->node_span + start;
-    /* Fresh chunks come back unpopulated (recycled ones were populated by chunk_take):
-     * fault the whole run in with one call rather than page by page inside the copy. */
-    if (zero && shoal__os_populate(p, round_up(len, csz)) != 0) {
-        shoal__large_give(rt, node, start, len);
-        return NULL;
+    /* Carved or not, a few tries: a failure above means another process raced us. */
+    for (int tries = 0; tries < 3; tries++) {
+        int64_t c = take_fresh(rt, x, node, map, need);
+        if (c >= 0)
+            return c;
+        uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed);
+        if (cur + (need << shift) > rt->node_span &&
+            atomic_load_explicit(&x->recycled[node], memory_order_relaxed) < need)
+            break;
     }
-    return p;
+    return -1;   /* no run that long: the caller answers SHOAL_ENOMEM */
 }
 
-void shoal__large_give(shoal__rt_t *rt, unsigned node, uint64_t start, size_t len)
+void shoal__run_give(shoal__rt_t *rt, unsigned node, uint64_t first, uint64_t need)
 {
     struct shoal__mp *x = shoal__mp_of(rt);
-    unsigned shift = shoal__geo.shift;
-    uint64_t first = start >> shift, need = (len + ((uint64_t)1 << shift) - 1) >> shift;
     _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)node * shoal__geo.nchunks;
     for (uint64_t c = first; c < first + need && c < shoal__geo.nchunks; c++)
         /* release: pairs with the acquire CAS in take_recycled. */
         atomic_store_explicit(&map[c], SHOAL__CHUNK_FREE, memory_order_release);
     atomic_fetch_add_explicit(&x->recycled[node], need, memory_order_relaxed);
-}
-
-uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off)
-{
-    uint64_t node = off / rt->node_span, c = (off % rt->node_span) >> shoal__geo.shift;
-    if (node >= rt->nnodes || c >= shoal__geo.nchunks)
-        return 0;
-    return atomic_load_explicit(&shoal__chunkmap(rt)[node * shoal__geo.nchunks + c],
-                                memory_order_relaxed);
+    hint_lower(&rt->arenas->node[node].hint, first);
 }
 
 uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id)
@@ -157,17 +160,23 @@ uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id)
         return 0;
     for (unsigned n = 0; n < rt->nnodes; n++) {
         _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)n * shoal__geo.nchunks;
-        uint64_t got = 0;
+        uint64_t got = 0, low = UINT64_MAX;
         for (uint64_t c = 0; c < shoal__geo.nchunks; c++) {
             uint32_t want = id;
             if (atomic_load_explicit(&map[c], memory_order_relaxed) == id &&
                 atomic_compare_exchange_strong_explicit(&map[c], &want, SHOAL__CHUNK_FREE,
                                                         memory_order_relaxed,
-                                                        memory_order_relaxed))
+                                                        memory_order_relaxed)) {
                 got++;
+                if (c < low)
+                    low = c;
+            }
         }
-        if (got)
+        if (got) {
             atomic_fetch_add_explicit(&x->recycled[n], got, memory_order_relaxed);
+            if (rt->arenas)
+                hint_lower(&rt->arenas->node[n].hint, low);
+        }
         total += got;
     }
     return total;

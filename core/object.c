@@ -413,7 +413,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
         return;
     }
     if (unlikely(SHOAL__AUX_PROC(s->aux) != rt->proc)) {
-        /* Another process allocated the bytes: only its jemalloc can take them back. */
+        /* Another process allocated the bytes: only its allocator can take them back. */
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
         shoal__up.rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));

@@ -81,12 +81,11 @@ static void thr_reset(struct shoal__thr *t, uint64_t epoch)
     }
     t->nfree = 0;
     t->chain = 0;
-    memset(t->tcache, 0, sizeof t->tcache);
-    memset(t->tiny, 0, sizeof t->tiny);
+    shoal__arena_thread_forget(t);
     t->epoch = epoch;
 }
 
-/* Return a thread's cached slots and its tcaches to the runtime. Registry lock held. */
+/* Return a thread's cached slots and blocks to the runtime. Registry lock held. */
 static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
 {
     if (rt && t->epoch == rt->epoch) {
@@ -184,7 +183,7 @@ struct shoal__thr *shoal__thr_slow(void)
         pthread_mutex_unlock(&registry_lock);
         shoal__tls.thr = t;
     }
-    /* A stale state's tcaches were destroyed, and its counters flushed, by the shutdown
+    /* A stale state's caches were emptied, and its counters flushed, by the shutdown
      * that made it stale. Under the registry lock: shoal__threads_pending reads epoch and
      * counters from other threads. */
     pthread_mutex_lock(&registry_lock);

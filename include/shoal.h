@@ -112,8 +112,11 @@ typedef struct shoal_config {     /* all-zero means defaults */
                                      thread may wait in that thread's cache. */
 } shoal_config;
 
-/* Start the runtime: map the store (one shared arena per NUMA node of the topology), start
- * the workers. cfg may be NULL (defaults). Blocks until the workers run.
+/* Start the runtime: map the store (one arena per NUMA node of the topology), start the
+ * workers. cfg may be NULL (defaults). Blocks until the workers run. A published store
+ * (config.name) is shared memory other processes map; an unpublished one is private
+ * anonymous memory. Either way the allocator's own records live in each process's private
+ * memory, never in the store.
  * store_bytes is reserved, not committed: memory is taken as objects fill the store. A
  * store larger than this machine's RAM and swap together is refused (it could never be
  * filled); one that fits but meets a machine short of memory fails the puts that cannot get
@@ -368,11 +371,28 @@ SHOAL_API int  shoal_task_fail(shoal_task *t, const char *message);
 
 typedef struct shoal_info {       /* a snapshot, for tools and tests */
     unsigned workers, numa_nodes;
-    int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL */
-    size_t   store_bytes, bytes_used;   /* bytes_used: what live objects take of store_bytes:
-                                       * at least a 64-byte cache line each (no two objects
-                                       * share one), else the allocator's size class */
+    int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL.
+                                     A store that is not published is private anonymous
+                                     memory and gets THP where the kernel gives anonymous
+                                     memory huge pages on request (transparent_hugepage/
+                                     enabled: always or madvise); a published one is shared
+                                     memory, which needs reserved hugetlb pages or shmem THP */
+    size_t   store_bytes, bytes_used;   /* bytes_used: what live objects count against
+                                       * store_bytes, exactly: an object of len bytes counts
+                                       * its block, len rounded up to its size class: 64 bytes
+                                       * up to 64 (a cache line each: no two objects share
+                                       * one), then four classes per doubling (80, 96, 112,
+                                       * 128, 160, ...; under a quarter more than len) up to
+                                       * 256 KiB; a larger object counts len rounded up to
+                                       * 64 KiB. An empty object counts 0. */
     uint64_t objects_live, tasks_run, tasks_stolen;
+    size_t   largest_free;        /* the largest object one put could place now (on the node
+                                     with most room): free space in one piece, within what is
+                                     left of store_bytes. After objects are released it comes
+                                     back, whatever their sizes were: freed space is merged
+                                     and no thread or process keeps much of it cached
+                                     (computing it gives back what this thread caches); 0
+                                     when nothing fits */
 } shoal_info;
 /* Errors: SHOAL_EINVAL (out NULL), SHOAL_ENOTINIT, SHOAL_ECANCELED. */
 SHOAL_API int  shoal_info_get(shoal_info *out);

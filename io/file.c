@@ -15,8 +15,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <jemalloc/jemalloc.h>
 
+#include "../alloc/sizeclass.h"
 #include "../layout/segment.h"
 #include "io.h"
 #include "spill.h"
@@ -187,7 +187,7 @@ static void ingest_fill(shoal__iomsg *m)
         return;
     }
     bool direct = g->dio_ok &&
-                  shoal__xfer_can_direct(buf, g->size, nallocx(g->size, 0), g->offset) &&
+                  shoal__xfer_can_direct(buf, g->size, shoal__usable_size(g->size), g->offset) &&
                   set_direct(g->fd, true) == 0;
     g->x = (shoal__xfer){ .fd = g->fd, .write = false, .direct = direct, .buf = buf,
                           .len = g->size, .foff = g->offset, .finish = ingest_read_done,

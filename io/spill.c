@@ -830,7 +830,7 @@ static int spill_one(struct cand c)
     op->t0 = shoal__io_now();
     char *buf = rt->base + op->off;
     bool direct = sp.fd_direct >= 0 && shoal__io_direct() &&
-                  shoal__xfer_can_direct(buf, op->len, nallocx(op->len, 0), op->ext);
+                  shoal__xfer_can_direct(buf, op->len, shoal__usable_size(op->len), op->ext);
     op->x = (shoal__xfer){ .fd = direct ? sp.fd_direct : sp.fd, .write = true,
                            .direct = direct, .buf = buf, .len = op->len, .foff = op->ext,
                            .finish = spill_written, .owner = op,
@@ -1360,7 +1360,7 @@ static void restore_start(shoal__iomsg *m)
         return;
     }
     bool direct = sp.fd_direct >= 0 && shoal__io_direct() &&
-                  shoal__xfer_can_direct(buf, r->len, nallocx(r->len, 0), r->ext);
+                  shoal__xfer_can_direct(buf, r->len, shoal__usable_size(r->len), r->ext);
     r->x = (shoal__xfer){ .fd = direct ? sp.fd_direct : sp.fd, .write = false,
                           .direct = direct, .buf = buf, .len = r->len, .foff = r->ext,
                           .finish = restore_read, .owner = r };

@@ -1,6 +1,6 @@
 /* mpseg.h - the multi-process part of the shared segment: the process table (one entry per
  * attached process, with its remote-free stack and wake word), the chunk map that says which
- * process's jemalloc owns each piece of the arenas, published per-worker counters, and the
+ * process owns each chunk of the arenas, published per-worker counters, and the
  * per-process reference ledger ("holds"). Internal: never installed.
  *
  * Segment layout: [shoal__hdr][shoal__mp at hdr->ext_off][chunk map][worker stats][slots].
@@ -14,7 +14,7 @@
  *                    acquire exchange, so there is no ABA.
  *   procs[p].wake    futex word; a pusher bumps it (release) only when it made the stack
  *                    non-empty and saw `sleeping`, so steady traffic makes no syscall.
- *   chunk map        CAS by the extent hooks of every process (alloc/chunks.c); reclaimed by
+ *   chunk map        CAS by the allocator of every process (alloc/chunks.c); reclaimed by
  *                    the owner once a dead process's objects are all gone.
  *   holds[idx]       [63..32] generation (layout/table.h: never 0), [31..0] signed count of
  *                    references this process took on that object minus those it dropped;

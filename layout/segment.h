@@ -10,7 +10,7 @@
  *              reads its object's word (acquire) before setting WAITERS (core/wait.c).
  *   seal_seq   the futex word of threads waiting for several objects at once (shoal_wait
  *              with n > 1), counted in multi; bumped as wake[k] is, when multi is not 0.
- *   node[n].*  counters, relaxed; carve is CAS'd by the extent hooks of every process.
+ *   node[n].*  counters, relaxed; carve is CAS'd by the allocator of every process.
  */
 #ifndef SHOAL_CORE_SEGMENT_H
 #define SHOAL_CORE_SEGMENT_H
@@ -25,7 +25,7 @@
                                    4: 32-bit generations (table.h), wake words */
 
 struct shoal__node_stats {
-    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* jemalloc usable bytes */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* shoal__acct_size of live objects */
     _Atomic uint64_t objects;
     _Atomic uint64_t carve;       /* next uncarved byte offset within the node's span */
     uint64_t cap;                 /* capacity of this node in bytes (store_bytes / nnodes) */

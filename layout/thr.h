@@ -1,6 +1,7 @@
-/* thr.h - the per-thread record's layout, which the allocator and the store read: the slot
- * cache, one jemalloc tcache per node and a cache of tiny objects' bytes. Reached from shoal__tls.thr; reset when the runtime epoch
- * changes; flushed at thread exit and at shutdown. Internal. */
+/* thr.h - the per-thread record's allocation state, which the allocator and the store read:
+ * the slot cache and, per node, a cache of free blocks of each size class (alloc/arena.h).
+ * Reached from shoal__tls.thr; reset when the runtime epoch changes; flushed at thread exit, when a worker parks, when an allocation
+ * finds no room, and at shutdown. Internal. */
 #ifndef SHOAL_LAYOUT_THR_H
 #define SHOAL_LAYOUT_THR_H
 
@@ -11,16 +12,7 @@
 
 #define SHOAL__SLOT_CACHE 64
 
-/* Objects of up to SHOAL__TINY_MAX bytes (one cache line each, alloc/sizeclass.h: task
- * results, counters) reuse the lines this thread freed last, held per node in front of
- * jemalloc, whose mallocx and sdallocx cost more than the rest of creating and freeing such
- * an object (alloc/arena.h). */
-#define SHOAL__TINY_MAX 64
-#define SHOAL__TINY_CACHE 32
-struct shoal__tiny {
-    uint32_t n;
-    uint64_t off[SHOAL__TINY_CACHE];      /* offsets from rt->base of free cells */
-};
+struct shoal__acache;   /* a thread's free blocks of one node (alloc/arena.h) */
 
 struct shoal__thr {
     uint64_t epoch;                       /* the runtime these caches belong to */
@@ -29,13 +21,12 @@ struct shoal__thr {
     uint32_t chain;                       /* a chain taken whole from the shared stack
                                              (linked through the FREE words, 0 ends it),
                                              or 0 (slots.c) */
-    unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
-    struct shoal__tiny tiny[SHOAL__MAX_NODES];
-    struct shoal__thr *next, *prev;       /* registry, under the registry lock (thread.c) */
+    struct shoal__acache *ac[SHOAL__MAX_NODES];   /* NULL until first used */
     /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
      * node's bytes_used and has not used yet, and objects it created minus freed that are
      * not yet in the node's count. Written by this thread only (relaxed load + store, no
-     * RMW); shoal_info_get reads them under the registry lock to report exact figures. */
+     * RMW); shoal_info_get reads them under the registry lock (core/thread.c) to report
+     * exact figures. */
     _Atomic int64_t credit[SHOAL__MAX_NODES];
     _Atomic int32_t objs[SHOAL__MAX_NODES];
 };

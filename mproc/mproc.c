@@ -9,7 +9,7 @@
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-/* 64 KiB chunks keep the waste of rounding jemalloc's extents small; bigger spans get
+/* 64 KiB chunks keep the waste of rounding large objects small; bigger spans get
  * bigger chunks so that the map stays at most 1M entries (4 MiB, sparse) per node. */
 static unsigned chunk_shift_for(uint64_t node_span)
 {
@@ -89,4 +89,3 @@ int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
     adopt(h, &l);
     return 0;
 }
-

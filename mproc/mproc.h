@@ -17,7 +17,7 @@
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
 SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
 /* Initialise the region at hdr->ext_off (owner, fresh zeroed segment) and make this process
- * index 0. Must run before the arenas are created: their extent hooks use the chunk map. */
+ * index 0. Must run before the arenas are created: the allocator uses the chunk map. */
 SHOAL__HIDDEN void shoal__mp_init(shoal__rt_t *rt);
 /* Check a mapped segment's extension region against its length (clients, tools); on success
  * take its geometry (shoal__geo). 0 or -1. */
@@ -39,7 +39,7 @@ SHOAL__HIDDEN void shoal__drain_stop(void);
 SHOAL__HIDDEN void shoal__procs_lock(void);
 SHOAL__HIDDEN void shoal__procs_unlock(void);
 /* Take process p's remote-free stack and give back each slot. mine: p is this process
- * (its bytes go back to this process's jemalloc); else p is gone and its bytes are only
+ * (its bytes go back to this process's allocator); else p is gone and its bytes are only
  * accounted (its chunks are reclaimed whole later). Every index and offset is checked.
  * Returns how many entries were taken. The slots land in t's cache: flush it after. */
 SHOAL__HIDDEN size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine);

@@ -201,14 +201,10 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         uint64_t moff = (uint64_t)node * rt->node_span;
         size_t mlen = 0, usable = shoal__acct_size((size_t)ml);
         struct shoal__node_stats *ns = &rt->hdr->node[node];
-        if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable <= ns->cap) {
-            void *m = mallocx(shoal__alloc_len((size_t)ml),
-                              MALLOCX_ARENA(rt->arenas->je[node]) | MALLOCX_TCACHE_NONE);
-            if (m) {
-                memcpy(m, msg, (size_t)ml);
-                moff = (uint64_t)((char *)m - rt->base);
-                mlen = (size_t)ml;
-            }
+        if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable <= ns->cap &&
+            shoal__arena_alloc_direct(rt, (size_t)ml, node, &moff) == 0) {
+            memcpy(rt->base + moff, msg, (size_t)ml);
+            mlen = (size_t)ml;
         }
         if (!mlen)
             atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);

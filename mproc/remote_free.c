@@ -1,5 +1,5 @@
 /* remote_free.c - bytes freed by a process other than the one that allocated them. Each
- * process's jemalloc keeps its metadata in that process, so the releaser of an object
+ * process's allocator keeps its metadata in that process, so the releaser of an object
  * another process allocated pushes the slot onto the allocator's remote-free stack
  * (layout/mpseg.h) and that process's drain thread gives the bytes back. The stacks of
  * processes that are gone are drained by the owner, which only accounts their bytes: their
@@ -88,15 +88,12 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mi
                            (unsigned long long)off, (unsigned long long)len);
         } else {
             uint64_t node = off / rt->node_span;
-            if (mine && shoal__chunk_owner(rt, off) == shoal__chunk_me) {
-                if (len >= SHOAL__LARGE_MIN)   /* a chunk run, not jemalloc's (sizeclass.h) */
-                    shoal__large_give(rt, (unsigned)node, off - node * rt->node_span, len);
-                else
-                    sdallocx(rt->base + off, shoal__alloc_len(len), MALLOCX_TCACHE_NONE);
-            }
-            /* else: allocated by a process that is gone; its chunk returns whole later */
-            atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),
-                                      memory_order_relaxed);
+            /* Ours: checked against our allocator's private records (a refused free stays
+             * counted, a leak). Else allocated by a process that is gone: its chunks
+             * return whole later (mproc/publish.c). */
+            if (!mine || shoal__arena_free_direct(rt, off, len))
+                atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),
+                                          memory_order_relaxed);
         }
     }
     shoal__slot_give(rt, t, idx);

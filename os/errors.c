@@ -1,5 +1,6 @@
 /* errors.c - error names, the thread-local last-error message, and stderr notices.
  * shoal__err is the one place a failure's message is written; it is cold by design. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,40 @@
 #include "shoal.h"
 #include "errors.h"
 
-static __thread char last_msg[512];
+/* The message lives on the heap, one buffer per thread that ever failed a call: only this
+ * pointer is thread-local. Every thread-local variable of the library is in its static TLS
+ * block (shoal__tls is initial-exec), which a dlopen must find room for in glibc's small
+ * surplus (512 bytes by default), so a 512-byte buffer here made dlopen fail next to
+ * another library's static TLS (tests/test_dlopen.c checks the block's size). */
+#define MSG_LEN 512
+static __thread char *last_msg;
+static __thread bool msg_lost;           /* the buffer could not be allocated */
+static pthread_key_t msg_key;
+static pthread_once_t msg_once = PTHREAD_ONCE_INIT;
+
+static void msg_free(void *p)
+{
+    last_msg = NULL;   /* a later failure in another destructor allocates anew */
+    free(p);
+}
+
+static void msg_key_make(void) { pthread_key_create(&msg_key, msg_free); }
+
+static char *msg_buf(void)
+{
+    char *m = last_msg;
+    if (likely(m != NULL))
+        return m;
+    pthread_once(&msg_once, msg_key_make);
+    m = calloc(1, MSG_LEN);
+    if (m && pthread_setspecific(msg_key, m) != 0) {
+        free(m);
+        m = NULL;
+    }
+    last_msg = m;
+    msg_lost = m == NULL;
+    return m;
+}
 
 SHOAL_API const char *shoal_strerror(int code)
 {
@@ -19,14 +53,22 @@ SHOAL_API const char *shoal_strerror(int code)
     return "SHOAL_E?: unknown error code";
 }
 
-SHOAL_API const char *shoal_last_error(void) { return last_msg; }
+SHOAL_API const char *shoal_last_error(void)
+{
+    if (msg_lost)
+        return "out of memory: the message of this thread's last failure was lost";
+    return last_msg ? last_msg : "";
+}
 
 int shoal__err(int code, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
-    va_end(ap);
+    char *m = msg_buf();
+    if (m) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m, MSG_LEN, fmt, ap);
+        va_end(ap);
+    }
     return code;
 }
 

@@ -1,6 +1,6 @@
 /* attach.c - the client's side: shoal_attach joins a store another process published, maps
  * its segment and node memfds at the same layout (offsets in the table resolve the same
- * bytes here, zero-copy), runs its own jemalloc arenas over the shared span, and keeps the
+ * bytes here, zero-copy), runs its own allocator over the shared span, and keeps the
  * connection open: the owner learns that we are gone when it closes, however we go.
  * Detaching (shoal_shutdown in a client) undoes it all; the owner then drops what we held.
  */
@@ -100,7 +100,7 @@ static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
                                         "dependency table");
     }
     rt->deps = d;
-    /* The extent hooks record chunks under our id from the first arena on. */
+    /* The allocator records the chunks it takes under our id. */
     shoal__chunk_me = shoal__chunk_id(w->proc, w->inc);
     int rc = shoal__arenas_attach(rt, fds + 2);   /* owns the node fds from here */
     for (unsigned n = 0; n < w->nnodes; n++)

@@ -208,17 +208,27 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     if (nslots > SHOAL__MAX_SLOTS)
         nslots = SHOAL__MAX_SLOTS;
     uint64_t cap = c->store_bytes / rt->nnodes;
-    /* Slack over the capacity for jemalloc's metadata and size-class rounding, so that the
-     * byte count, not fragmentation, is what normally says "full". */
+    /* Slack over the capacity for slab tails, blocks free in thread caches and in partly
+     * used slabs, so that the byte count, not fragmentation, is what normally says "full". */
     rt->node_span = round_up(cap + cap / 16 + ((uint64_t)8 << 20), SHOAL__HUGE_SIZE);
     size_t ext_off = round_up(sizeof(struct shoal__hdr), 4096);
     size_t slots_off = ext_off + shoal__mp_bytes(rt->nnodes, rt->node_span);
     p->seg_len = round_up(slots_off + nslots * sizeof(shoal__slot), 4096);
-    p->seg_fd = shoal__os_memfd("shoal-table", p->seg_len, 0);
-    if (p->seg_fd < 0)
-        return p->seg_fd;
     void *m;
-    int rc = shoal__os_map(p->seg_fd, p->seg_len, shoal__seg_place(p->seg_len), &m);
+    void *at = shoal__seg_place(p->seg_len);   /* a dead table's range, or NULL (above) */
+    int rc;
+    if (c->name) {   /* published: a memfd other processes map */
+        p->seg_fd = shoal__os_memfd("shoal-table", p->seg_len, 0);
+        if (p->seg_fd < 0)
+            return p->seg_fd;
+        rc = shoal__os_map(p->seg_fd, p->seg_len, at, &m);
+    } else if (at) { /* private: anonymous, huge pages where the kernel gives them */
+        m = at;
+        if ((rc = shoal__os_map_anon(at, p->seg_len, 0)) == 0)
+            shoal__os_thp_anon(at, p->seg_len, 1);
+    } else {
+        rc = shoal__os_map_anon_any(p->seg_len, &m);
+    }
     if (rc)
         return rc;
     struct shoal__hdr *h = m;
@@ -233,7 +243,7 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     h->nslots = nslots;
     h->slots_off = slots_off;
     h->ext_off = ext_off;
-    shoal__mp_init(rt);   /* before the arenas: their extent hooks use its chunk map */
+    shoal__mp_init(rt);   /* before the arenas: they take chunks from its chunk map */
     for (unsigned n = 0; n < rt->nnodes; n++)
         h->node[n].cap = cap;
     p->deps_len = round_up(nslots * sizeof(void *), 4096);
@@ -399,6 +409,7 @@ SHOAL_API int shoal_info_get(shoal_info *out)
     out->huge_pages = rt->huge_kind;
     out->store_bytes = rt->hdr->store_bytes;
     shoal__store_usage(rt, &out->bytes_used, &out->objects_live);
+    out->largest_free = shoal__arena_largest_free(rt);
     if (rt->sched)
         shoal__sched_info(out);
     shoal__leave();

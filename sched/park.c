@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../alloc/arena.h"
 #include "../os/futex.h"
 #include "sched_int.h"
 #include "timeline.h"
@@ -184,6 +185,7 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
         shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
         if (w->pub)
             shoal__wcount(&w->pub->parks);
+        shoal__arena_idle();   /* a sleeping worker strands no free blocks (alloc/arena.h) */
         shoal__futex_wait(&n->seq, seq, NULL, false);
         /* Woken (or spuriously): spin again, unless enough others already spin; then one
          * re-check and back to sleep. On a machine with as many workers as cores, a woken

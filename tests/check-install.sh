@@ -79,6 +79,13 @@ EOF
       fail "static app still needs libshoal.so"
     fi
     env -u LD_LIBRARY_PATH SHOAL_QUIET=1 "$tmp/app_static" || fail "static app failed"
+    # Linking shoal, statically or not, never brings another malloc into the program.
+    for app in app_shared app_static; do
+      deps=$(LD_LIBRARY_PATH="$tmp/lib" ldd "$tmp/$app")
+      if grep -Eq 'jemalloc|tcmalloc|mimalloc' <<<"$deps"; then
+        fail "$app links another allocator: $(grep -E 'jemalloc|tcmalloc|mimalloc' <<<"$deps")"
+      fi
+    done
   else
     fail "static build"
   fi

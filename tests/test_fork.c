@@ -15,9 +15,8 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-/* Under TSan: jemalloc's fork handler takes more locks than its deadlock detector tracks,
- * and TSan cannot start threads in a child forked from a threaded process, so the child
- * checks everything but starting a store of its own. */
+/* Under TSan: TSan cannot start threads in a child forked from a threaded process, so the
+ * child checks everything but starting a store of its own. */
 #if defined(__SANITIZE_THREAD__)
 #define CHILD_MAY_INIT 0
 const char *__tsan_default_options(void);

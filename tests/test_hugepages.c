@@ -1,7 +1,9 @@
-/* test_hugepages.c - page kinds: huge pages off, AUTO without reserved pages, REQUIRE with
- * pages this test reserves in /proc/sys/vm/nr_hugepages (as root; the old value is always
- * restored), REQUIRE without pages. In every kind, each object's bytes must lie inside the
- * shared region: the one internal look (core/store.h) any suite takes. */
+/* test_hugepages.c - page kinds: huge pages off, AUTO without reserved pages (a private
+ * store is anonymous memory and gets transparent huge pages where the kernel gives them to
+ * anonymous memory on request; a published one is a memfd, which needs shmem THP), REQUIRE
+ * with pages this test reserves in /proc/sys/vm/nr_hugepages (as root; the old value is
+ * always restored), REQUIRE without pages. In every kind, each object's bytes must lie
+ * inside the store's region: the one internal look (core/store.h) any suite takes. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -50,10 +52,11 @@ static long meminfo(const char *field)
     return v;
 }
 
-/* 1 if shmem (memfd) THP is switched off, so MADV_HUGEPAGE on the store can do nothing. */
-static int shmem_thp_off(void)
+/* 1 if the THP setting at path is off, so MADV_HUGEPAGE can do nothing: shmem_enabled for a
+ * published store (memfd), enabled for a private one (anonymous memory). */
+static int thp_off(const char *path)
 {
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+    FILE *f = fopen(path, "r");
     char s[256] = "";
     if (f) {
         if (!fgets(s, sizeof s, f))
@@ -62,29 +65,48 @@ static int shmem_thp_off(void)
     }
     return strstr(s, "[never]") || strstr(s, "[deny]");
 }
+#define SHMEM_THP "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#define ANON_THP "/sys/kernel/mm/transparent_hugepage/enabled"
 
-/* The kernel page size (KiB) of the mappings inside the store's span, from
- * /proc/self/smaps: 0 if none, -1 if they differ. Process-local, so other processes'
- * use of the machine-wide huge page pool cannot disturb it. */
-static long span_page_kb(void)
+/* Over the mappings inside the store's span, from /proc/self/smaps (process-local, so
+ * other processes' use of the machine-wide huge page pool cannot disturb it): the kernel
+ * page size in KiB (0 if none, -1 if they differ), and the KiB mapped by huge pages
+ * (AnonHugePages for private memory, ShmemPmdMapped for a memfd). */
+static void span_smaps(long *page_kb, long *huge_kb)
 {
     uintptr_t lo = (uintptr_t)shoal__rt->base;
     uintptr_t hi = lo + (uintptr_t)shoal__rt->nnodes * shoal__rt->node_span;
     FILE *f = fopen("/proc/self/smaps", "r");
     char line[512];
-    long kb = 0;
     int inside = 0;
+    *page_kb = *huge_kb = 0;
     while (f && fgets(line, sizeof line, f)) {
         unsigned long a, b;
         long k;
         if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' '))
             inside = a >= lo && b <= hi;
         else if (inside && sscanf(line, "KernelPageSize: %ld kB", &k) == 1)
-            kb = kb == 0 || kb == k ? k : -1;
+            *page_kb = *page_kb == 0 || *page_kb == k ? k : -1;
+        else if (inside && (sscanf(line, "AnonHugePages: %ld kB", &k) == 1 ||
+                            sscanf(line, "ShmemPmdMapped: %ld kB", &k) == 1))
+            *huge_kb += k;
     }
     if (f)
         fclose(f);
-    return kb;
+}
+
+static long span_page_kb(void)
+{
+    long page, huge;
+    span_smaps(&page, &huge);
+    return page;
+}
+
+static long span_huge_kb(void)
+{
+    long page, huge;
+    span_smaps(&page, &huge);
+    return huge;
 }
 
 /* Mappings of the store's memfds left in this process (their names are internal:
@@ -172,19 +194,37 @@ static int objects_outside_region(void)
 
 /* ---- page kinds --------------------------------------------------------------------- */
 
-static void test_huge_off(void)
+static void huge_off(const char *name)
 {
     test_reset();
     shoal_config c = shoal_test_config();
     c.huge_pages = SHOAL_HUGE_OFF;
+    c.name = name;
     ASSERT_OK(shoal_init(&c));
     CU_ASSERT_EQUAL(info_now().huge_pages, SHOAL_PAGES_NORMAL);
     CU_ASSERT_EQUAL(span_page_kb(), 4);
-    CU_ASSERT(store_mappings() > 0);
+    CU_ASSERT_EQUAL(span_huge_kb(), 0);   /* off even where THP is "always" */
+    /* Only a published store is a memfd; a private one is anonymous memory. */
+    if (name) {
+        CU_ASSERT(store_mappings() > 0);
+    } else {
+        CU_ASSERT_EQUAL(store_mappings(), 0);
+    }
     CU_ASSERT_EQUAL(objects_outside_region(), 0);
+    CU_ASSERT_EQUAL(span_huge_kb(), 0);
     ASSERT_OK(shoal_shutdown());
     CU_ASSERT_EQUAL(store_mappings(), 0);
 }
+
+static char *pub_name(void)
+{
+    static char name[48];
+    snprintf(name, sizeof name, "alloc-huge-%d", (int)getpid());
+    return name;
+}
+
+static void test_huge_off(void) { huge_off(NULL); }
+static void test_huge_off_published(void) { huge_off(pub_name()); }
 
 static void test_auto_without_reserved(void)
 {
@@ -196,20 +236,31 @@ static void test_auto_without_reserved(void)
                  nr, free_pages);
         SKIP_TEST(why);
     }
-    shoal_config c = shoal_test_config();
-    c.huge_pages = SHOAL_HUGE_AUTO;
-    ASSERT_OK(shoal_init(&c));
-    int kind = info_now().huge_pages;
-    CU_ASSERT(kind == SHOAL_PAGES_THP || kind == SHOAL_PAGES_NORMAL);
-    /* With shmem THP off, MADV_HUGEPAGE on a memfd cannot give THP: reporting it would
-     * be a silent fallback. */
-    if (shmem_thp_off()) {
-        if (kind != SHOAL_PAGES_NORMAL)
-            fprintf(stderr, "shmem_enabled is never, yet huge_pages reports %d\n", kind);
-        CU_ASSERT_EQUAL(kind, SHOAL_PAGES_NORMAL);
+    for (int pub = 0; pub < 2; pub++) {
+        shoal_config c = shoal_test_config();
+        c.huge_pages = SHOAL_HUGE_AUTO;
+        c.name = pub ? pub_name() : NULL;
+        ASSERT_OK(shoal_init(&c));
+        int kind = info_now().huge_pages;
+        long huge_kb = span_huge_kb();
+        CU_ASSERT(kind == SHOAL_PAGES_THP || kind == SHOAL_PAGES_NORMAL);
+        /* The report is what the store got, never a wish. */
+        if ((kind == SHOAL_PAGES_THP) != (huge_kb > 0))
+            fprintf(stderr, "%s store: huge_pages reports %d with %ld KiB in huge pages\n",
+                    pub ? "published" : "private", kind, huge_kb);
+        CU_ASSERT((kind == SHOAL_PAGES_THP) == (huge_kb > 0));
+        if (pub && thp_off(SHMEM_THP)) {
+            /* MADV_HUGEPAGE on a memfd cannot give THP with shmem THP off. */
+            CU_ASSERT_EQUAL(kind, SHOAL_PAGES_NORMAL);
+        } else if (!pub && !thp_off(ANON_THP) && kind != SHOAL_PAGES_THP) {
+            /* A private store asks for THP on anonymous memory: the kernel gives them at
+             * the first fault of each 2 MiB unless it has no free huge page at hand. */
+            fprintf(stderr, "private store: anonymous THP is on, yet the store got none\n");
+            CU_FAIL("no THP for a private store");
+        }
+        CU_ASSERT_EQUAL(objects_outside_region(), 0);
+        ASSERT_OK(shoal_shutdown());
     }
-    CU_ASSERT_EQUAL(objects_outside_region(), 0);
-    ASSERT_OK(shoal_shutdown());
 }
 
 static void test_require_without_reserved(void)
@@ -323,6 +374,7 @@ int main(void)
 {
     static const shoal_test_case cases[] = {
         { "huge pages off: normal pages", test_huge_off },
+        { "huge pages off, published store: normal pages", test_huge_off_published },
         { "AUTO without reserved pages: not hugetlb", test_auto_without_reserved },
         { "REQUIRE without reserved pages: ENOMEM", test_require_without_reserved },
         { "REQUIRE and AUTO with reserved pages: hugetlb", test_require_with_reserved },

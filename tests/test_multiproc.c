@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "../mproc/proto.h"
 
 /* ---- the command protocol between the test and its children ------------------------------ */
@@ -508,7 +509,7 @@ static void test_remote_free(void)
     CHECK_OK(shoal_shutdown());
 }
 
-/* Large objects (chunk runs, not jemalloc: alloc/sizeclass.h) freed by the other process
+/* Large objects (chunk runs of their own: alloc/sizeclass.h) freed by the other process
  * go back as chunk runs, both ways, and the room is usable again. */
 static void test_remote_free_large(void)
 {
@@ -1154,13 +1155,8 @@ int main(int argc, char **argv)
         shoal_test_child_limits(300);
         return child_main(atoi(argv[2]), argv[3]);
     }
-    /* A private socket directory, so parallel runs never meet; inherited by the children. */
-    snprintf(g_dir, sizeof g_dir, "/tmp/shoal-test-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (test_private_run_dir(g_dir, sizeof g_dir) != 0)   /* inherited by the children */
         return 2;
-    }
-    setenv("SHOAL_RUN_DIR", g_dir, 1);
     signal(SIGPIPE, SIG_IGN);
     int rc = shoal_test_run("multiproc", cases);
     rmdir(g_dir);

@@ -111,6 +111,8 @@ static void print_text(const char *name, const struct snap *s)
            page_kind(s->info.huge_pages));
     printf("  bytes used    %10.1f MiB (%.1f%%)\n", mib(s->info.bytes_used),
            s->info.store_bytes ? 100.0 * (double)s->info.bytes_used / (double)s->info.store_bytes : 0.0);
+    printf("  largest free  %10.1f MiB (the largest object one put could place now)\n",
+           mib(s->info.largest_free));
     printf("  live objects  %10llu  (table: %llu slots, %llu ever used)\n",
            (unsigned long long)s->info.objects_live, (unsigned long long)s->nslots,
            (unsigned long long)s->slots_touched);
@@ -154,10 +156,10 @@ static void print_text(const char *name, const struct snap *s)
 static void print_json(const char *name, const struct snap *s)
 {
     printf("{\"name\":\"%s\",\"owner_pid\":%d,\"store_bytes\":%llu,\"bytes_used\":%llu,"
-           "\"objects_live\":%llu,\"page_kind\":\"%s\",\"slots\":%llu,\"slots_used_ever\":%llu,"
+           "\"largest_free\":%llu,\"objects_live\":%llu,\"page_kind\":\"%s\",\"slots\":%llu,\"slots_used_ever\":%llu,"
            "\"nodes\":[", name, s->owner_pid, (unsigned long long)s->info.store_bytes,
-           (unsigned long long)s->info.bytes_used, (unsigned long long)s->info.objects_live,
-           s->info.huge_pages == SHOAL_PAGES_HUGETLB ? "hugetlb"
+           (unsigned long long)s->info.bytes_used, (unsigned long long)s->info.largest_free,
+           (unsigned long long)s->info.objects_live, s->info.huge_pages == SHOAL_PAGES_HUGETLB ? "hugetlb"
            : s->info.huge_pages == SHOAL_PAGES_THP ? "thp" : "normal",
            (unsigned long long)s->nslots, (unsigned long long)s->slots_touched);
     for (unsigned n = 0; n < s->nnodes; n++)

@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +48,19 @@ static inline int test_run_cmd(const char *cmd, char *out, size_t n)
     if (WIFSIGNALED(st))
         return 128 + WTERMSIG(st);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+/* A private socket directory for the stores this program publishes, in SHOAL_RUN_DIR so
+ * that the processes it starts inherit it and parallel runs never meet. dir (32 bytes or
+ * more) receives its path: rmdir it at the end. 0, or -1 (said on stderr). */
+static inline int test_private_run_dir(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/shoal-test-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return -1;
+    }
+    return setenv("SHOAL_RUN_DIR", dir, 1);
 }
 
 #endif
