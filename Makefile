@@ -62,10 +62,19 @@ STATIC := $(B)/lib/libshoal.a
 SHARED := $(B)/lib/libshoal.so.$(VERSION)
 
 .PHONY: all lib test test-asan test-tsan bench bench-quick bench-build tools examples \
-        install uninstall clean deps deps-bench stress fuzz
+        install uninstall clean deps deps-build deps-bench stress fuzz
+# A fresh machine without the build dependencies: plain `make` installs them (as root) or
+# prints the apt-get line (need_debs, below), then builds in a new make that reads their
+# pkg-config flags, instead of failing on a missing header.
+HAVE_PKGS := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo 1)
+ifeq ($(HAVE_PKGS)$(SHOAL_DEPS_CHECKED),)
+all lib: deps-build
+	@$(MAKE) --no-print-directory SHOAL_DEPS_CHECKED=1 $@
+else
 all: lib tools examples
 
 lib: $(STATIC) $(SHARED)
+endif
 
 # Rebuild everything when the flags change.
 FLAGS_FILE := $(B)/.flags
@@ -123,6 +132,9 @@ $(B)/bench/%: bench/%.cc $(STATIC)
 tools: $(TOOLS)
 examples: $(EXAMPLES)
 bench-build: $(BENCHES)
+# Reached only through the tests' pattern rule, these would be deleted as intermediates
+# after each build, so every `make test` relinked every suite.
+.SECONDARY: $(TESTLIB_OBJS)
 
 # ---- packages -------------------------------------------------------------------------
 # Installs missing Debian packages as root; otherwise prints the exact command and fails.
@@ -139,14 +151,20 @@ define need_debs
 endef
 deps:
 	$(call need_debs,$(DEBS))
+# What the library and tools need (no CUnit, nor libudev for static pkg-config links).
+deps-build:
+	$(call need_debs,$(filter-out libcunit1-dev libudev-dev,$(DEBS)))
 deps-bench: deps
 	$(call need_debs,$(BENCH_DEBS))
 
 # ---- running --------------------------------------------------------------------------
 # Each suite is its own program; a failing suite fails `make test`, after all have run.
+# SUITE=objects (or test_objects; several allowed) runs only those suites, and CASE=NAME
+# only the tests of that name (a shell pattern; tests/lib/harness.c reads SHOAL_TEST_CASE).
+RUN_SUITES := $(if $(SUITE),$(addprefix test_,$(patsubst test_%,%,$(SUITE))),$(notdir $(TESTS)))
 test: deps
-	@$(MAKE) --no-print-directory all $(TESTS)
-	@SHOAL_QUIET=1 tests/run-suites.sh $(B) $(notdir $(TESTS))
+	@$(MAKE) --no-print-directory all $(addprefix $(B)/tests/,$(RUN_SUITES))
+	@SHOAL_QUIET=1 $(if $(CASE),SHOAL_TEST_CASE='$(CASE)') tests/run-suites.sh $(B) $(RUN_SUITES)
 
 test-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=address test

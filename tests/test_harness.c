@@ -1,7 +1,8 @@
 /* test_harness.c - tests never hang: a suite that does not finish is killed by
  * tests/run-suites.sh and reported as a timeout with its name (the other suites still
  * run), and a test that does not finish is named by the per-test watchdog of
- * tests/lib/harness.c, which ends its program with status 124.
+ * tests/lib/harness.c, which ends its program with status 124. SHOAL_TEST_CASE (make test
+ * CASE=...) runs one test of a suite, and a pattern that names none fails.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,13 +103,67 @@ static void test_test_timeout(void)
     CU_ASSERT(ok);
 }
 
+/* ---- one test out of a suite (SHOAL_TEST_CASE), in a child run of this program ------------- */
+
+static void passes(void) { CU_PASS("ran"); }
+
+static int child_cases(void)
+{
+    shoal_test_child_limits(60);
+    static const shoal_test_case cases[] = {
+        { "first case", passes }, { "second case", passes }, { "third", passes }, { NULL, NULL },
+    };
+    return shoal_test_run("cases_child", cases);
+}
+
+static void test_one_case(void)
+{
+    char self[PATH_MAX / 2], cmd[PATH_MAX], out[8192];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    CU_ASSERT_FATAL(len > 0);
+    self[len] = 0;
+    /* one exact name: only that test runs */
+    snprintf(cmd, sizeof cmd, "SHOAL_TEST_CASE='second case' %s --cases-child 2>&1", self);
+    int rc = test_run_cmd(cmd, out, sizeof out);
+    int ok = rc == 0 && strstr(out, "second case") && !strstr(out, "first case") &&
+             !strstr(out, "third") && strstr(out, "tests      1      1      1      0");
+    if (!ok)
+        fprintf(stderr, "SHOAL_TEST_CASE='second case': exit %d\n%s", rc, out);
+    CU_ASSERT(ok);
+    /* a pattern: the two that match */
+    snprintf(cmd, sizeof cmd, "SHOAL_TEST_CASE='*case' %s --cases-child 2>&1", self);
+    rc = test_run_cmd(cmd, out, sizeof out);
+    ok = rc == 0 && strstr(out, "tests      2      2      2      0") && !strstr(out, "third");
+    if (!ok)
+        fprintf(stderr, "SHOAL_TEST_CASE='*case': exit %d\n%s", rc, out);
+    CU_ASSERT(ok);
+    /* a name that matches nothing fails and lists the suite's tests */
+    snprintf(cmd, sizeof cmd, "SHOAL_TEST_CASE=nosuch %s --cases-child 2>&1", self);
+    rc = test_run_cmd(cmd, out, sizeof out);
+    ok = rc != 0 && strstr(out, "no test matches SHOAL_TEST_CASE='nosuch'") &&
+         strstr(out, "  third");
+    if (!ok)
+        fprintf(stderr, "SHOAL_TEST_CASE=nosuch: exit %d\n%s", rc, out);
+    CU_ASSERT(ok);
+    /* unset: the whole suite */
+    snprintf(cmd, sizeof cmd, "env -u SHOAL_TEST_CASE %s --cases-child 2>&1", self);
+    rc = test_run_cmd(cmd, out, sizeof out);
+    ok = rc == 0 && strstr(out, "tests      3      3      3      0");
+    if (!ok)
+        fprintf(stderr, "SHOAL_TEST_CASE unset: exit %d\n%s", rc, out);
+    CU_ASSERT(ok);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--hang-child") == 0)
         return child_hang();
+    if (argc > 1 && strcmp(argv[1], "--cases-child") == 0)
+        return child_cases();
     static const shoal_test_case cases[] = {
         { "run-suites.sh kills and names a suite that hangs", test_suite_timeout },
         { "the watchdog names a test that hangs", test_test_timeout },
+        { "SHOAL_TEST_CASE runs one test, or fails naming none", test_one_case },
         { NULL, NULL },
     };
     return shoal_test_run("harness", cases);
