@@ -200,8 +200,14 @@ fuzz: deps
 	    -print_final_stats=1 tests/fuzz/corpus
 
 # ---- install --------------------------------------------------------------------------
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
+LDSO_CONF ?= /etc/ld.so.conf /etc/ld.so.conf.d/*.conf
+MAN_PAGES := $(sort $(wildcard man/man1/*.1 man/man3/*.3 man/man7/*.7))
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	for p in $(MAN_PAGES); do install -m 644 $$p $(DESTDIR)$(MANDIR)/$${p#man/} || exit 1; done
 	install -m 644 include/shoal.h $(DESTDIR)$(PREFIX)/include/shoal.h
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libshoal.a
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libshoal.so.$(VERSION)
@@ -209,10 +215,24 @@ install: lib
 	ln -sf libshoal.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshoal.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|$(PKGS)|g' \
 	    shoal.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc
+	@# The dynamic linker finds a new libshoal.so.0 only through its cache: refresh it for a
+	@# system-wide install as root; otherwise say the one line to run.
+	@lib='$(PREFIX)/lib'; \
+	if [ -n '$(DESTDIR)' ]; then \
+	  echo "installed under DESTDIR=$(DESTDIR): run ldconfig once the files are in place"; \
+	elif ! { echo /lib; echo /usr/lib; cat $(LDSO_CONF) 2>/dev/null; } \
+	       | sed 's|/*$$||' | grep -qxF "$$lib"; then \
+	  echo "$$lib is not searched by the dynamic linker; to run programs linked with -lshoal: export LD_LIBRARY_PATH=$$lib"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "  LDCONFIG"; ldconfig; \
+	else \
+	  echo "run as root so that programs find libshoal.so.$(SOMAJOR): ldconfig"; \
+	fi
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/shoal.h $(DESTDIR)$(PREFIX)/lib/libshoal.* \
-	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS))) \
+	      $(addprefix $(DESTDIR)$(MANDIR)/,$(MAN_PAGES:man/%=%))
 
 clean:
 	rm -rf build build-asan build-tsan
