@@ -207,7 +207,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	for p in $(MAN_PAGES); do install -m 644 $$p $(DESTDIR)$(MANDIR)/$${p#man/} || exit 1; done
+	@# The pages' header line (.TH) carries the version being installed.
+	for p in $(MAN_PAGES); do d=$(DESTDIR)$(MANDIR)/$${p#man/}; \
+	  sed '1s/"shoal [0-9][0-9.]*"/"shoal $(VERSION)"/' $$p > $$d && chmod 644 $$d || exit 1; done
 	install -m 644 include/shoal.h $(DESTDIR)$(PREFIX)/include/shoal.h
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libshoal.a
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libshoal.so.$(VERSION)
