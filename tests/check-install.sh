@@ -42,7 +42,7 @@ step "man pages: one per exported function, rendering without warnings"
 # links of a family included); groff alone where man-db is not installed.
 render() {   # section name -> prints troff/man warnings, if any
   if command -v man >/dev/null; then
-    MANPATH="$tmp/share/man" MANWIDTH=80 man --warnings -P cat "$1" "$2" 2>&1 >/dev/null
+    LC_ALL=C.UTF-8 MANPATH="$tmp/share/man" MANWIDTH=80 man --warnings -P cat "$1" "$2" 2>&1 >/dev/null
   elif command -v groff >/dev/null; then
     (cd "$tmp/share/man" && groff -man -Tutf8 -ww -z "man$1/$2.$1" 2>&1)
   else
