@@ -63,10 +63,19 @@ STATIC := $(B)/lib/libshoal.a
 SHARED := $(B)/lib/libshoal.so.$(VERSION)
 
 .PHONY: all lib test test-asan test-tsan bench bench-quick bench-build tools examples \
-        install uninstall clean deps deps-bench stress fuzz deps-graph
+        install uninstall clean deps deps-build deps-bench stress fuzz deps-graph
+# A fresh machine without the build dependencies: plain `make` installs them (as root) or
+# prints the apt-get line (need_debs, below), then builds in a new make that reads their
+# pkg-config flags, instead of failing on a missing header.
+HAVE_PKGS := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo 1)
+ifeq ($(HAVE_PKGS)$(SHOAL_DEPS_CHECKED),)
+all lib: deps-build
+	@$(MAKE) --no-print-directory SHOAL_DEPS_CHECKED=1 $@
+else
 all: lib tools examples
 
 lib: $(STATIC) $(SHARED)
+endif
 
 # Rebuild everything when the flags change.
 FLAGS_FILE := $(B)/.flags
@@ -124,6 +133,9 @@ $(B)/bench/%: bench/%.cc $(STATIC)
 tools: $(TOOLS)
 examples: $(EXAMPLES)
 bench-build: $(BENCHES)
+# Reached only through the tests' pattern rule, these would be deleted as intermediates
+# after each build, so every `make test` relinked every suite.
+.SECONDARY: $(TESTLIB_OBJS)
 
 # ---- packages -------------------------------------------------------------------------
 # Installs missing Debian packages as root; otherwise prints the exact command and fails.
@@ -140,15 +152,21 @@ define need_debs
 endef
 deps:
 	$(call need_debs,$(DEBS))
+# What the library and tools need (no CUnit, nor libudev for static pkg-config links).
+deps-build:
+	$(call need_debs,$(filter-out libcunit1-dev libudev-dev,$(DEBS)))
 deps-bench: deps
 	$(call need_debs,$(BENCH_DEBS))
 
 # ---- running --------------------------------------------------------------------------
 # Each suite is its own program; a failing suite fails `make test`, after all have run.
+# SUITE=objects (or test_objects; several allowed) runs only those suites, and CASE=NAME
+# only the tests of that name (a shell pattern; tests/lib/harness.c reads SHOAL_TEST_CASE).
+RUN_SUITES := $(if $(SUITE),$(addprefix test_,$(patsubst test_%,%,$(SUITE))),$(notdir $(TESTS)))
 test: deps
-	@$(MAKE) --no-print-directory all $(TESTS)
+	@$(MAKE) --no-print-directory all $(addprefix $(B)/tests/,$(RUN_SUITES))
 	@tests/layers.sh $(B)
-	@SHOAL_QUIET=1 tests/run-suites.sh $(B) $(notdir $(TESTS))
+	@SHOAL_QUIET=1 $(if $(CASE),SHOAL_TEST_CASE='$(CASE)') tests/run-suites.sh $(B) $(RUN_SUITES)
 
 test-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=address test
@@ -190,8 +208,16 @@ fuzz: deps
 	    -print_final_stats=1 tests/fuzz/corpus
 
 # ---- install --------------------------------------------------------------------------
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
+LDSO_CONF ?= /etc/ld.so.conf /etc/ld.so.conf.d/*.conf
+MAN_PAGES := $(sort $(wildcard man/man1/*.1 man/man3/*.3 man/man7/*.7))
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	@# The pages' header line (.TH) carries the version being installed.
+	for p in $(MAN_PAGES); do d=$(DESTDIR)$(MANDIR)/$${p#man/}; \
+	  sed '1s/"shoal [0-9][0-9.]*"/"shoal $(VERSION)"/' $$p > $$d && chmod 644 $$d || exit 1; done
 	install -m 644 include/shoal.h $(DESTDIR)$(PREFIX)/include/shoal.h
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libshoal.a
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libshoal.so.$(VERSION)
@@ -199,10 +225,24 @@ install: lib
 	ln -sf libshoal.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshoal.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES@|$(PKGS)|g' \
 	    shoal.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc
+	@# The dynamic linker finds a new libshoal.so.0 only through its cache: refresh it for a
+	@# system-wide install as root; otherwise say the one line to run.
+	@lib='$(PREFIX)/lib'; \
+	if [ -n '$(DESTDIR)' ]; then \
+	  echo "installed under DESTDIR=$(DESTDIR): run ldconfig once the files are in place"; \
+	elif ! { echo /lib; echo /usr/lib; cat $(LDSO_CONF) 2>/dev/null; } \
+	       | sed 's|/*$$||' | grep -qxF "$$lib"; then \
+	  echo "$$lib is not searched by the dynamic linker; to run programs linked with -lshoal: export LD_LIBRARY_PATH=$$lib"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "  LDCONFIG"; ldconfig; \
+	else \
+	  echo "run as root so that programs find libshoal.so.$(SOMAJOR): ldconfig"; \
+	fi
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/shoal.h $(DESTDIR)$(PREFIX)/lib/libshoal.* \
-	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS))) \
+	      $(addprefix $(DESTDIR)$(MANDIR)/,$(MAN_PAGES:man/%=%))
 
 clean:
 	rm -rf build build-asan build-tsan

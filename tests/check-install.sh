@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # check-install.sh - installs shoal into a temporary prefix and builds a program against it
 # the way a user would (pkg-config, shared and static), runs both, and checks that the
-# shared library exports only shoal_* symbols. Run from the repository root.
+# shared library exports only shoal_* symbols; that the tools and a man page for every
+# exported function and every tool are installed and render without warnings; that the
+# README's first program builds and prints what the README shows; and the Makefile's
+# messages for a missing dependency and for ldconfig. Run from the repository root.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -15,9 +18,55 @@ step "make install PREFIX=$tmp"
 if ! make -s install PREFIX="$tmp" >"$tmp/install.log" 2>&1; then
   cat "$tmp/install.log"; fail "make install"
 fi
-for f in include/shoal.h lib/libshoal.a lib/libshoal.so lib/pkgconfig/shoal.pc; do
+for f in include/shoal.h lib/libshoal.a lib/libshoal.so lib/pkgconfig/shoal.pc share/man/man7/shoal.7; do
   [ -e "$tmp/$f" ] || fail "not installed: $f"
 done
+# A prefix the dynamic linker does not search: make install says how to run programs.
+grep -q "export LD_LIBRARY_PATH=$tmp/lib" "$tmp/install.log" \
+  || fail "make install into $tmp did not print the LD_LIBRARY_PATH line"
+
+step "tools installed, each with a man page"
+ntools=0
+for src in tools/*.c; do
+  t=$(basename "$src" .c)
+  ntools=$((ntools + 1))
+  [ -x "$tmp/bin/$t" ] || fail "tool not installed: bin/$t"
+  [ -f "$tmp/share/man/man1/$t.1" ] || fail "no man page for tool $t: man/man1/$t.1"
+done
+[ "$ntools" -gt 0 ] || fail "no tools under tools/"
+"$tmp/bin/shoal-topo" --synthetic "pack:1 numa:1 core:2 pu:1" >/dev/null 2>&1 \
+  || fail "installed shoal-topo does not run"
+
+step "man pages: one per exported function, rendering without warnings"
+# Rendered by name through MANPATH, as a user's `man shoal_get_timeout` finds it (the .so
+# links of a family included); groff alone where man-db is not installed.
+render() {   # section name -> prints troff/man warnings, if any
+  if command -v man >/dev/null; then
+    LC_ALL=C.UTF-8 MANPATH="$tmp/share/man" MANWIDTH=80 man --warnings -P cat "$1" "$2" 2>&1 >/dev/null
+  elif command -v groff >/dev/null; then
+    (cd "$tmp/share/man" && groff -man -Tutf8 -ww -z "man$1/$2.$1" 2>&1)
+  else
+    echo "neither man nor groff is installed (apt-get install -y man-db groff-base)"
+  fi
+}
+nfn=0
+for fn in $(nm -D --defined-only "$tmp/lib/libshoal.so" | awk '$2 == "T" {print $3}' | sed 's/@.*//' |
+            grep '^shoal_' | grep -v '^shoal__' | sort -u); do
+  nfn=$((nfn + 1))
+  if [ ! -f "$tmp/share/man/man3/$fn.3" ]; then
+    fail "exported function $fn has no man page (man/man3/$fn.3)"
+    continue
+  fi
+  w=$(render 3 "$fn")
+  [ -z "$w" ] || fail "man 3 $fn: $w"
+done
+[ "$nfn" -gt 0 ] || fail "no exported shoal_ function found"
+for page in "$tmp"/share/man/man1/*.1 "$tmp"/share/man/man3/*.3 "$tmp"/share/man/man7/*.7; do
+  sec=${page##*.}; name=$(basename "$page" ".$sec")
+  w=$(render "$sec" "$name")
+  [ -z "$w" ] || fail "man $sec $name: $w"
+done
+echo "$nfn exported functions, $ntools tools, $(ls "$tmp"/share/man/man*/* | wc -l) pages"
 
 if [ "$fails" = 0 ]; then
   if [ -f examples/hello.c ]; then
@@ -90,6 +139,27 @@ EOF
     fail "static build"
   fi
 
+  step "the README's first program, built against the install"
+  # The C block under '## A first program', and the lines the README shows it printing.
+  awk '/^## A first program/ {s = 1} s == 1 && /^```c$/ {s = 2; next} s == 2 && /^```$/ {exit}
+       s == 2 {print}' README.md >"$tmp/first.c"
+  awk '/^## A first program/ {s = 1} s == 1 && /^\$ \.\/first$/ {s = 2; next} s == 2 && /^```$/ {exit}
+       s == 2 {print}' README.md >"$tmp/first.expected"
+  if [ ! -s "$tmp/first.c" ] || [ ! -s "$tmp/first.expected" ]; then
+    fail "README.md has no first program (a \`\`\`c block under '## A first program') or no output after '\$ ./first'"
+  else
+    # shellcheck disable=SC2046
+    if cc -std=c11 -Wall -Wextra -Werror "$tmp/first.c" -o "$tmp/first" $(pkg-config --cflags --libs shoal); then
+      if LD_LIBRARY_PATH="$tmp/lib" SHOAL_QUIET=1 timeout 120 "$tmp/first" >"$tmp/first.out"; then
+        diff -u "$tmp/first.expected" "$tmp/first.out" || fail "the README's first program prints something else"
+      else
+        fail "the README's first program failed"
+      fi
+    else
+      fail "the README's first program does not compile against the install"
+    fi
+  fi
+
   step "exported symbols of libshoal.so"
   # Allowed besides shoal_*: the version node of shoal.map and linker-made markers.
   bad=$(nm -D --defined-only "$tmp/lib/libshoal.so" | awk '{print $NF}' | sed 's/@.*//' |
@@ -100,6 +170,43 @@ EOF
   nexp=$(nm -D --defined-only "$tmp/lib/libshoal.so" | awk '{print $NF}' | grep -c '^shoal_' || true)
   [ "$nexp" -gt 0 ] || fail "libshoal.so exports no shoal_* symbol"
   echo "exports $nexp shoal_* symbols"
+fi
+
+step "make with a missing dependency, as a user: the apt-get line, not a compiler error"
+# A fake `id` makes the Makefile take its non-root branch; the package name cannot exist.
+mkdir -p "$tmp/fakebin"
+printf '#!/bin/sh\necho 1000\n' >"$tmp/fakebin/id"
+printf '#!/bin/sh\necho "$@" >>"%s/ldconfig.calls"\n' "$tmp" >"$tmp/fakebin/ldconfig"
+chmod +x "$tmp/fakebin/id" "$tmp/fakebin/ldconfig"
+out=$(PATH="$tmp/fakebin:$PATH" make --no-print-directory PKGS="hwloc shoal-no-such-lib" \
+        DEBS="libhwloc-dev shoal-no-such-lib-dev libcunit1-dev" 2>&1) && fail "make succeeded without a dependency"
+grep -q "missing packages; run: sudo apt-get install -y shoal-no-such-lib-dev$" <<<"$out" \
+  || fail "make with a missing dependency printed: $(head -c 600 <<<"$out")"
+
+step "make install and ldconfig: run for a system library directory as root, else said"
+# The Makefile reads the dynamic linker's directories from LDSO_CONF: one that lists the
+# prefix stands for /etc/ld.so.conf.d, and the fake ldconfig records that it ran.
+echo "$tmp/sys/lib" >"$tmp/ld.conf"
+make -s install PREFIX="$tmp/sys" LDSO_CONF="$tmp/ld.conf" PATH="$tmp/fakebin:$PATH" >"$tmp/sys.log" 2>&1
+grep -q "run as root so that programs find libshoal.so" "$tmp/sys.log" || fail "make install as a user: $(cat "$tmp/sys.log")"
+[ ! -e "$tmp/ldconfig.calls" ] || fail "make install ran ldconfig as a user"
+rm -f "$tmp/fakebin/id"
+make -s install PREFIX="$tmp/sys" LDSO_CONF="$tmp/ld.conf" PATH="$tmp/fakebin:$PATH" >"$tmp/sys.log" 2>&1
+if [ "$(id -u)" = 0 ]; then
+  [ -e "$tmp/ldconfig.calls" ] || fail "make install as root into a system library directory did not run ldconfig: $(cat "$tmp/sys.log")"
+fi
+
+make -s uninstall PREFIX="$tmp/sys" >/dev/null 2>&1
+left=$(find "$tmp/sys" -type f -o -type l)
+[ -z "$left" ] || fail "make uninstall left: $left"
+
+step "a second build relinks nothing (make test keeps tests/lib objects)"
+if [ -x build/tests/test_harness ]; then
+  # (not make -n: the flags file is remade every run, which -n takes for a change)
+  again=$(make --no-print-directory build/tests/test_harness 2>&1)
+  ! grep -qE "^ *(CC|AR|LD) " <<<"$again" || fail "build/tests/test_harness was rebuilt: $again"
+else
+  echo "(no build/tests/test_harness: run make test first; skipped)"
 fi
 
 if [ "$fails" = 0 ]; then

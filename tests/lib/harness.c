@@ -1,8 +1,10 @@
 /* harness.c - the CUnit driver shared by every suite program, with a watchdog per test: a
  * test that runs longer than SHOAL_TEST_TIMEOUT seconds (default 300) is a lost wake-up or
- * a hang; the watchdog names it and ends the program, which fails the suite. */
+ * a hang; the watchdog names it and ends the program, which fails the suite.
+ * SHOAL_TEST_CASE=PATTERN runs only the tests whose name matches (fnmatch). */
 #include "harness.h"
 
+#include <fnmatch.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -117,9 +119,33 @@ int shoal_test_run_fixture(const char *suite, const shoal_test_case *cases,
                                                        arm, disarm);
     if (!s)
         return 2;
-    for (const shoal_test_case *c = cases; c->name; c++)
+    /* One test (or a pattern of them) out of the suite, e.g. while debugging it. */
+    /* Taken out of the environment, so that this program's children (some suites run
+     * themselves in another role) run whole. No thread runs yet: unsetenv is safe here. */
+    static char pattern[256];
+    const char *only = getenv("SHOAL_TEST_CASE");
+    if (only && *only) {
+        snprintf(pattern, sizeof pattern, "%s", only);
+        only = pattern;
+    } else {
+        only = NULL;
+    }
+    unsetenv("SHOAL_TEST_CASE");
+    unsigned added = 0;
+    for (const shoal_test_case *c = cases; c->name; c++) {
+        if (only && fnmatch(only, c->name, 0) != 0)
+            continue;
         if (!CU_add_test(s, c->name, c->fn))
             return 2;
+        added++;
+    }
+    if (only && !added) {
+        fprintf(stderr, "%s: no test matches SHOAL_TEST_CASE='%s'; its tests are:\n", suite, only);
+        for (const shoal_test_case *c = cases; c->name; c++)
+            fprintf(stderr, "  %s\n", c->name);
+        CU_cleanup_registry();
+        return 1;
+    }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
