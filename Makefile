@@ -145,8 +145,9 @@ deps-bench: deps
 # ---- running --------------------------------------------------------------------------
 # Each suite is its own program; a failing suite fails `make test`, after all have run.
 test: deps
-	@$(MAKE) --no-print-directory all $(TESTS)
+	@$(MAKE) --no-print-directory all $(TESTS) $(B)/bench/report
 	@SHOAL_QUIET=1 tests/run-suites.sh $(B) $(notdir $(TESTS))
+	@tests/check-bench-report.sh $(B)/bench/report
 
 test-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=address test
