@@ -24,10 +24,10 @@ static void read_stamp(const char *line)
     bench__get_str(line, "kernel", kernel, sizeof kernel);
     bench__get_str(line, "thp_anon", anon, sizeof anon);
     bench__get_str(line, "thp_shmem", shmem, sizeof shmem);
-    snprintf(stamp, sizeof stamp, "%s run%s, %s, commit %.12s; %s, %.0f cores, kernel %s; "
+    snprintf(stamp, sizeof stamp, "%s run%s, %s, commit %.12s%s; %s, %.0f cores, kernel %s; "
              "%.0f huge pages, THP anon %s / shmem %s", mode,
-             strcmp(mode, "quick") ? "" : " (figures not comparable)", date, commit, cpu, cores,
-             kernel, huge, anon, shmem);
+             strcmp(mode, "quick") ? "" : " (figures not comparable)", date, commit,
+             strchr(commit, '+') ? " with changes" : "", cpu, cores, kernel, huge, anon, shmem);
 }
 
 static const char *const palette[] = { "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f",

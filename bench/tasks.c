@@ -466,16 +466,16 @@ static double wake_one_of(unsigned W, int trials)
             sleep_us(100);
         sleep_us(3000);   /* past any spinning: every waiter sleeps in the kernel */
         t0 = bench_ns();
-        if (ok)
-            shoal_seal(k[j].obj);
+        int joined = ok;   /* waiter j, once sealed and joined here */
         if (ok) {
+            shoal_seal(k[j].obj);
             pthread_join(k[j].th, NULL);
             lat[t] = (double)(k[j].woke - t0) / 1e3;
             if (k[j].rc < 0)
                 ok = 0, fail_with("shoal_get_timeout of a sealed object", k[j].rc);
         }
         for (unsigned i = 0; i < made; i++) {
-            if (ok && i == j)
+            if (joined && i == j)
                 continue;
             shoal_seal(k[i].obj);
             pthread_join(k[i].th, NULL);
