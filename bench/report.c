@@ -68,11 +68,13 @@ static void add(const bench_rec *t)
         duplicate(t, "written twice in one run");
         return;
     }
-    if (strcmp(e->baseline, t->baseline) || e->paired != t->paired) {
+    /* (an error record says nothing about pairing: it has no repetitions to pair) */
+    int t_failed = t->nsamples == 0 && t->error[0], e_failed = e->nsamples == 0 && e->error[0];
+    if (strcmp(e->baseline, t->baseline) || (!t_failed && !e_failed && e->paired != t->paired)) {
         duplicate(t, "another baseline or pairing than in an earlier round");
         return;
     }
-    if (t->nsamples == 0 && t->error[0]) {
+    if (t_failed) {
         e->failed_rounds += t->failed_rounds ? t->failed_rounds : 1;
         if (!e->error[0])
             snprintf(e->error, sizeof e->error, "%s", t->error);
@@ -80,6 +82,8 @@ static void add(const bench_rec *t)
         return;
     }
     e->count += t->count;
+    if (e_failed)
+        e->paired = t->paired;   /* the first round that measured it says how */
     for (int i = 0; i < t->nsamples && e->nsamples < BENCH_MAX_REPS; i++) {
         e->samples[e->nsamples] = t->samples[i];
         e->sample_rounds[e->nsamples++] = t->sample_rounds[i];
@@ -299,7 +303,7 @@ static void print_num(double v)
 {
     if (isnan(v))
         printf(" %9s", "-");
-    else if (v >= 1e5)
+    else if (v >= 1e4)
         printf(" %9.0f", v);
     else
         printf(" %9.4g", v);
@@ -469,16 +473,16 @@ static void print_targets(const char *title, const target *t, size_t n, int quic
         const char *verdict = isnan(v) ? "NOT MEASURED" : quick ? "-" : ok ? "met" : "MISSED";
         printf("  %-12s %s", verdict, g->text);
         if (isnan(v)) {
-            printf("%s\n", r && r->error[0] ? ": " : "");
+            putchar('\n');
             if (r && r->error[0])
                 printf("               (%.110s)\n", r->error);
             continue;
         }
         const char *x = g->baseline ? "x" : "";
         if (isnan(c.min))
-            printf(": %.3g%s (%s)\n", v, x, c.how);
+            printf(": %.4g%s (%s)\n", v, x, c.how);
         else
-            printf(": median %.3g%s, min %.3g%s, max %.3g%s (%d %s%s)\n", v, x, c.min, x, c.max,
+            printf(": median %.4g%s, min %.4g%s, max %.4g%s (%d %s%s)\n", v, x, c.min, x, c.max,
                    x, c.pairs, g->baseline ? "pairs, " : "", g->baseline ? c.how : "repetitions");
     }
 }
