@@ -85,12 +85,14 @@ done
 # shoal and its peers in alternating processes: round r runs each task program once (one
 # untimed warm-up and one timed repetition of every workload), the order reversed every
 # other round, so that drift on this shared machine hits every runtime alike and each
-# shoal figure pairs with the peer's figure of the same round (bench/report). Rounds stop
-# early, with fewer pairs (the table's n says so), once the group has used its budget.
-if [ "$MODE" = quick ]; then rounds=3 group_budget=20; else rounds=7 group_budget=100; fi
+# shoal figure pairs with the peer's figure of the same round (bench/report). Past the
+# first few rounds, rounds stop early, with fewer pairs (the table's n says so), once the
+# group has used its budget.
+if [ "$MODE" = quick ]; then rounds=3 min_rounds=2 group_budget=20
+else rounds=7 min_rounds=3 group_budget=100; fi
 g0=$(date +%s)
 for r in $(seq 1 "$rounds"); do
-  if [ $(( $(date +%s) - g0 )) -gt "$group_budget" ]; then
+  if [ "$r" -gt "$min_rounds" ] && [ $(( $(date +%s) - g0 )) -gt "$group_budget" ]; then
     echo "== task rounds: ${group_budget}s used after $((r - 1)) of $rounds rounds" >&2
     break
   fi

@@ -600,6 +600,7 @@ int main(int argc, char **argv)
         return 1;
     }
     c = bench_tasks_config();
+    bench_tasks_cfg warm = bench_tasks_warmup(c);
     for (int w = 0; w < 4; w++) {
         double v[BENCH_MAX_REPS];
         int n = 0;
@@ -613,8 +614,9 @@ int main(int argc, char **argv)
         bench_progress("%s, %s: %d repetitions ...", names[w], VARIANT, reps);
         /* a fresh process (run.sh's rounds): one untimed repetition warms it first */
         for (int r = bench_round() ? -1 : 0; r < reps; r++) {
-            double x = w == 0 ? run_empty(&c, refs) : w == 1 ? run_fib(&c)
-                     : w == 2 ? run_dag(&c, refs) : run_ping(&c, ping);
+            const bench_tasks_cfg *k = r < 0 ? &warm : &c;
+            double x = w == 0 ? run_empty(k, refs) : w == 1 ? run_fib(k)
+                     : w == 2 ? run_dag(k, refs) : run_ping(k, ping);
             if (x == 0)
                 break;
             if (r >= 0)
