@@ -117,7 +117,7 @@ if [ -x "$B/bench/tasks" ]; then
     }
     if [ "$MODE" = quick ]; then npairs=1; else npairs=3; fi
     samples="" n=0 err=""
-    for i in $(seq 1 $npairs); do
+    for _ in $(seq 1 "$npairs"); do
       a=$(calls 0); b=$(calls 100000)
       if [ -z "$a" ] || [ -z "$b" ]; then err="tasks roundtrips failed under strace"; break; fi
       samples="$samples${samples:+,}$((b - a))"; n=$((n + 1))
