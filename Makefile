@@ -163,8 +163,9 @@ deps-bench: deps
 # only the tests of that name (a shell pattern; tests/lib/harness.c reads SHOAL_TEST_CASE).
 RUN_SUITES := $(if $(SUITE),$(addprefix test_,$(patsubst test_%,%,$(SUITE))),$(notdir $(TESTS)))
 test: deps
-	@$(MAKE) --no-print-directory all $(addprefix $(B)/tests/,$(RUN_SUITES))
+	@$(MAKE) --no-print-directory all $(addprefix $(B)/tests/,$(RUN_SUITES)) $(B)/bench/report
 	@SHOAL_QUIET=1 $(if $(CASE),SHOAL_TEST_CASE='$(CASE)') tests/run-suites.sh $(B) $(RUN_SUITES)
+	@$(if $(SUITE),:,tests/check-bench-report.sh $(B)/bench/report)
 
 test-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=address test
