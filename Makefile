@@ -8,10 +8,11 @@ CC      ?= cc
 V       ?= 0
 SANITIZE ?=
 
-VERSION := 0.1.0
+# One version, the header's: SHOAL_VERSION_MAJOR.MINOR.PATCH.
+VERSION := $(shell awk '/^#define SHOAL_VERSION_(MAJOR|MINOR|PATCH) /{v = v s $$3; s = "."} END {print v}' include/shoal.h)
 SOMAJOR := 0
 PKGS    := liburing hwloc jemalloc
-DEBS    := liburing-dev libhwloc-dev libjemalloc-dev libcunit1-dev pkg-config systemtap-sdt-dev libudev-dev
+DEBS    := liburing-dev libhwloc-dev libjemalloc-dev libcunit1-dev pkg-config systemtap-sdt-dev libudev-dev clang g++
 BENCH_DEBS := libtbb-dev
 
 ifeq ($(V),1)
