@@ -65,17 +65,14 @@ static void to_stderr(const char *msg)
         fprintf(stderr, "shoal: %s\n", msg);   /* one call: lines from threads do not mix */
 }
 
-void shoal__log_at(int level, const char *fmt, ...)
+static void logv(int level, const char *fmt, va_list ap)
 {
     if (!atomic_load_explicit(&env_read, memory_order_relaxed))
         shoal__log_env();
     if (level > atomic_load_explicit(&max_level, memory_order_relaxed))
         return;
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (in_sink) {             /* logged by a shoal call the sink made: the lock is ours */
         to_stderr(msg);
         return;
@@ -92,18 +89,21 @@ void shoal__log_at(int level, const char *fmt, ...)
     pthread_rwlock_unlock(&sink_lock);
 }
 
+void shoal__log_at(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    logv(level, fmt, ap);
+    va_end(ap);
+}
+
 /* The warnings of code that predates levels. */
 void shoal__log(const char *fmt, ...)
 {
-    if (SHOAL_LOG_WARN > atomic_load_explicit(&max_level, memory_order_relaxed) &&
-        atomic_load_explicit(&env_read, memory_order_relaxed))
-        return;
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    logv(SHOAL_LOG_WARN, fmt, ap);
     va_end(ap);
-    shoal__log_at(SHOAL_LOG_WARN, "%s", msg);
 }
 
 SHOAL_API void shoal_set_log(shoal_log_fn fn, void *arg, int max)

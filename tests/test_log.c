@@ -3,7 +3,7 @@
  * process, an attached client's background thread logging through the sink, and the strict
  * parsing of environment variables (SHOAL_QUIET=0 is off; a bad value is a warning naming
  * the variable and what it accepts). Scenarios that read the environment at init or look
- * at stderr run in a fork()ed child whose stderr is a pipe. */
+ * at stderr run in a child process (this program exec'd again) whose stderr is a pipe. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -56,9 +56,12 @@ static int cap_has(const char *s)
 
 /* ---- children with stderr captured --------------------------------------------------------- */
 
-/* Run fn in a child with the environment as set by env ("NAME=VALUE" or "NAME" to unset,
- * NULL-terminated) and stderr into out. Returns the child's exit status. */
-static int in_child(int (*fn)(void), const char *const env[], char *out, size_t n)
+/* Run scenario `name` (see scenarios[] at the end) in a fresh process: this program
+ * exec'd with "--child NAME" (a plain fork() of a threaded process cannot start threads
+ * under TSan, and a fresh process has said nothing yet), its environment as set by env
+ * ("NAME=VALUE" or "NAME" to unset, NULL-terminated) and its stderr into out. Returns its
+ * exit status. */
+static int in_child(const char *name, const char *const env[], char *out, size_t n)
 {
     int p[2];
     CU_ASSERT_FATAL(pipe(p) == 0);
@@ -66,7 +69,7 @@ static int in_child(int (*fn)(void), const char *const env[], char *out, size_t 
     pid_t pid = fork();
     CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0) {
-        shoal_test_child_limits(60);
+        shoal_test_child_limits(60);   /* the alarm and the parent-death signal survive exec */
         close(p[0]);
         dup2(p[1], 2);
         close(p[1]);
@@ -83,21 +86,23 @@ static int in_child(int (*fn)(void), const char *const env[], char *out, size_t 
                 unsetenv(kv);
             }
         }
-        _exit(fn());
+        execl("/proc/self/exe", "test_log", "--child", name, (char *)NULL);
+        _exit(127);
     }
     close(p[1]);
     size_t len = 0;
     ssize_t got;
-    while ((got = read(p[0], out + len, n - 1 - len)) > 0 && len + (size_t)got < n - 1)
-        len += (size_t)got;
-    if (got > 0)
+    while (len < n - 1 && (got = read(p[0], out + len, n - 1 - len)) > 0)
         len += (size_t)got;
     out[len] = 0;
+    char sink_buf[4096];
+    while (read(p[0], sink_buf, sizeof sink_buf) > 0)
+        ;   /* drain: the child never blocks on a full pipe */
     close(p[0]);
     int st;
     CU_ASSERT_FATAL(waitpid(pid, &st, 0) == pid);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fprintf(stderr, "child exited with %#x; its stderr:\n%s\n", st, out);
+        fprintf(stderr, "child %s exited with %#x; its stderr:\n%s\n", name, st, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
@@ -115,20 +120,20 @@ static void test_default_level(void)
 {
     char out[8192];
     const char *const dflt[] = { "SHOAL_NO_FUTEX_WAITV=yes", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, dflt, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", dflt, out, sizeof out), 0);
     CU_ASSERT_PTR_NULL(strstr(out, "pages"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "shoal: SHOAL_NO_FUTEX_WAITV=yes is not 0 or 1"));
 
     const char *const info[] = { "SHOAL_LOG_LEVEL=info", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, info, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", info, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "pages"));
 
     const char *const num[] = { "SHOAL_LOG_LEVEL=2", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, num, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", num, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "pages"));
 
     const char *const bad[] = { "SHOAL_LOG_LEVEL=loud", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, bad, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", bad, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "SHOAL_LOG_LEVEL=loud is not one of error, warn, info, "
                                        "debug"));
     CU_ASSERT_PTR_NULL(strstr(out, "pages"));   /* it stays warn */
@@ -139,20 +144,20 @@ static void test_quiet_strict(void)
 {
     char out[8192];
     const char *const q1[] = { "SHOAL_QUIET=1", "SHOAL_LOG_LEVEL=info", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, q1, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", q1, out, sizeof out), 0);
     CU_ASSERT_STRING_EQUAL(out, "");
     const char *const q0[] = { "SHOAL_QUIET=0", "SHOAL_LOG_LEVEL=info", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, q0, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", q0, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "pages"));
     const char *const qe[] = { "SHOAL_QUIET=", "SHOAL_NO_FUTEX_WAITV=2", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, qe, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", qe, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "SHOAL_NO_FUTEX_WAITV=2 is not 0 or 1"));
     const char *const qy[] = { "SHOAL_QUIET=yes", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, qy, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", qy, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "SHOAL_QUIET=yes is not 0 or 1"));
     /* Other switches and numbers are strict too. */
     const char *const io[] = { "SHOAL_IO_DIRECT=no", "SHOAL_TEST_GEN_BASE=12abc", NULL };
-    CU_ASSERT_EQUAL(in_child(init_and_stop, io, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("init_and_stop", io, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "SHOAL_TEST_GEN_BASE=12abc is not a number from 1 to"));
 }
 
@@ -194,7 +199,7 @@ static void test_sink(void)
 {
     char out[8192];
     const char *const env[] = { NULL };
-    CU_ASSERT_EQUAL(in_child(sink_child, env, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("sink_child", env, out, sizeof out), 0);
     /* Only the last init, after the sink was taken away, printed. */
     CU_ASSERT_PTR_NULL(strstr(out, "pages"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "shoal: SHOAL_NO_FUTEX_WAITV=x is not 0 or 1"));
@@ -237,7 +242,7 @@ static void test_sink_reentry(void)
 {
     char out[8192];
     const char *const env[] = { NULL };
-    CU_ASSERT_EQUAL(in_child(nested_child, env, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(in_child("nested_child", env, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "shoal: nested message"));
     CU_ASSERT_PTR_NULL(strstr(out, "second"));
     CU_ASSERT_PTR_NULL(strstr(out, "SHOAL_NO_FUTEX_WAITV"));
@@ -325,8 +330,19 @@ static void test_env_documented(void)
     CU_ASSERT(found >= 8);   /* the grep found them */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const struct { const char *name; int (*fn)(void); } scenarios[] = {
+        { "init_and_stop", init_and_stop },
+        { "sink_child", sink_child },
+        { "nested_child", nested_child },
+    };
+    if (argc == 3 && strcmp(argv[1], "--child") == 0) {
+        for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+            if (strcmp(argv[2], scenarios[i].name) == 0)
+                return scenarios[i].fn();
+        return 126;
+    }
     static const shoal_test_case cases[] = {
         { "default: warnings on stderr, info only with SHOAL_LOG_LEVEL", test_default_level },
         { "SHOAL_QUIET and other variables are parsed strictly", test_quiet_strict },
