@@ -561,16 +561,18 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 #define SHOAL__FLAG_SHIFT   24           /* word bits below the state and flags: refcount */
 #define SHOAL__READY_BITS   0x30u        /* READY (3) << 4 and no flag, in the word >> 24 */
 
+/* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
+ * miscompiles that pointer's test (it reads stale flags) and reports a null access. */
 static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
 {
-    const struct shoal__tls *v = &shoal__tls;
     /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
      * host field fails the bounds check. */
     uint64_t idx = (uint32_t)ref.id;
     /* data/len checks fold away when the caller passes addresses of locals. */
-    if (__builtin_expect(v->epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
-                         idx < v->nslots && data != NULL && len != NULL, 1)) {
-        const uint64_t *s = (const uint64_t *)(const void *)(v->slots + (idx << SHOAL__SLOT_SHIFT));
+    if (__builtin_expect(shoal__tls.epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
+                         idx < shoal__tls.nslots && data != NULL && len != NULL, 1)) {
+        const uint64_t *s =
+            (const uint64_t *)(const void *)(shoal__tls.slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
          * length and bytes are visible. The word's high half is the ID's (the generation);
          * below it the state and flags must read READY and nothing else (the reference
@@ -578,7 +580,7 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
         if (__builtin_expect((w >> SHOAL__FLAG_SHIFT) ==
                              (((ref.id >> 32) << (32 - SHOAL__FLAG_SHIFT)) | SHOAL__READY_BITS), 1)) {
-            *data = v->base + s[1];
+            *data = shoal__tls.base + s[1];
             *len = (size_t)s[2];
 #ifdef SHOAL_COUNT_GETS
             /* relaxed load + store, not an RMW: this thread is the only writer and

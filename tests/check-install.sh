@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # check-install.sh - installs shoal into a temporary prefix and builds a program against it
-# the way a user would (pkg-config, shared and static), runs both, and checks that the
+# the way a user would (pkg-config, shared and static, C and C++), runs them, and checks that the
 # shared library exports only shoal_* symbols. Run from the repository root.
 set -uo pipefail
 
@@ -15,7 +15,7 @@ step "make install PREFIX=$tmp"
 if ! make -s install PREFIX="$tmp" >"$tmp/install.log" 2>&1; then
   cat "$tmp/install.log"; fail "make install"
 fi
-for f in include/shoal.h lib/libshoal.a lib/libshoal.so lib/pkgconfig/shoal.pc; do
+for f in include/shoal.h include/shoal.hpp lib/libshoal.a lib/libshoal.so lib/pkgconfig/shoal.pc; do
   [ -e "$tmp/$f" ] || fail "not installed: $f"
 done
 
@@ -67,6 +67,15 @@ EOF
     LD_LIBRARY_PATH="$tmp/lib" SHOAL_QUIET=1 "$tmp/app_noinline" || fail "shared app (SHOAL_NO_INLINE) failed"
   else
     fail "shared build with SHOAL_NO_INLINE"
+  fi
+
+  step "C++: c++ -std=c++17 examples/cxx_fib.cc \$(pkg-config --cflags --libs shoal)"
+  # shellcheck disable=SC2046
+  if c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror examples/cxx_fib.cc $(pkg-config --cflags --libs shoal) -o "$tmp/app_cxx"; then
+    out=$(LD_LIBRARY_PATH="$tmp/lib" SHOAL_QUIET=1 "$tmp/app_cxx" 22) || fail "C++ app failed"
+    grep -q "fib(22) = 17711 ok" <<<"$out" || fail "C++ app printed: $out"
+  else
+    fail "C++ build against the installed shoal.hpp"
   fi
 
   step "static: cc app.c \$(pkg-config --static --cflags --libs shoal), libshoal.a"

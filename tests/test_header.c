@@ -1,7 +1,7 @@
 /* test_header.c - the public headers compile warning-free for every user we promise: a
  * translation unit that uses include/shoal.h (argument macros, the inline get, option
- * structs as users initialise them) is built as C11 and C17 with gcc and clang, and as
- * C++17 and C++20 with g++ and clang++, each at -Wall -Wextra -Wpedantic -Werror -O2
+ * structs as users initialise them) is built as C11 and C17 with gcc and clang, and (with
+ * include/shoal.hpp too) as C++17 and C++20 with g++ and clang++, each at -Wall -Wextra -Wpedantic -Werror -O2
  * (optimised, so that warnings of the middle end show too). A compiler that is missing
  * fails the test unless SHOAL_TEST_NO_CLANG=1 says to skip clang (a visible SKIP). */
 #include <limits.h>
@@ -37,13 +37,12 @@ static const char c_unit[] =
     "    return rc + (int)shoal_ref_decode(e).id + (shoal_version() != 0);\n"
     "}\n";
 
-/* The same in C++, as C++ users write it. */
+/* The same in C++, as C++ users write it, with the C++ interface. */
 static const char cxx_unit[] =
     "#include <shoal.h>\n"
     "#include <shoal.h>\n"
-    "#if __has_include(<shoal.hpp>)\n"
     "#include <shoal.hpp>\n"
-    "#endif\n"
+    "#include <shoal.hpp>\n"
     "static int fn(shoal_task *t) { return shoal_task_ctx(t) != nullptr; }\n"
     "int use();\n"
     "int use()\n"
@@ -64,7 +63,10 @@ static const char cxx_unit[] =
     "    shoal_config c2 = { .workers = 2 };\n"
     "    rc |= shoal_init(&c2) | shoal_submit(fn, a, 1, &named, &out);\n"
     "#endif\n"
-    "    return rc;\n"
+    "    shoal::ref<long> v = shoal::put(2L);\n"
+    "    auto w = shoal::submit([k = 3L](const long &a, shoal::bytes b) { return a * k + (long)b.size(); },\n"
+    "                           v, shoal::bytes(\"ab\", 2));\n"
+    "    return rc + (int)w.get();\n"
     "}\n";
 
 static char dir[64];
