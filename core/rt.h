@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "shoal.h"
+#include "log.h"
 #include "table.h"
 
 #define likely(x)   __builtin_expect(!!(x), 1)
@@ -101,7 +102,8 @@ SHOAL__HIDDEN void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint6
 /* Record this thread's message and return code: `return shoal__err(SHOAL_EINVAL, "...")`. */
 SHOAL__HIDDEN int shoal__err(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), cold));
-/* One-line notice to stderr (fallbacks, warnings), unless SHOAL_QUIET is set. */
+/* A warning (fallbacks, things a user should fix): shoal__log_at(SHOAL_LOG_WARN, ...), which
+ * goes to the shoal_set_log sink or stderr (core/log.c). */
 SHOAL__HIDDEN void shoal__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- thread cache (core/thread.c) ----------------------------------------------------- */
