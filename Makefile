@@ -8,10 +8,11 @@ CC      ?= cc
 V       ?= 0
 SANITIZE ?=
 
-VERSION := 0.1.0
+# One version, the header's: SHOAL_VERSION_MAJOR.MINOR.PATCH.
+VERSION := $(shell awk '/^#define SHOAL_VERSION_(MAJOR|MINOR|PATCH) /{v = v s $$3; s = "."} END {print v}' include/shoal.h)
 SOMAJOR := 0
 PKGS    := liburing hwloc
-DEBS    := liburing-dev libhwloc-dev libcunit1-dev pkg-config systemtap-sdt-dev libudev-dev
+DEBS    := liburing-dev libhwloc-dev libcunit1-dev pkg-config systemtap-sdt-dev libudev-dev clang g++
 BENCH_DEBS := libtbb-dev
 
 ifeq ($(V),1)
@@ -39,7 +40,10 @@ CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null || echo -lcunit)
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
+CXX     ?= c++
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude $(PKG_CFLAGS)
+# C++ users of include/shoal.hpp (tests, examples): C++17, pedantic like its users may be.
+ALL_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(WARN) -Wpedantic $(CFLAGS) $(SANFLAGS) -Iinclude
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 LINK_FLAGS := $(SANFLAGS)
@@ -48,13 +52,15 @@ LIB_DIRS := os layout alloc core sched io mproc runtime
 LIB_SRCS := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
-TESTS    := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+TEST_CXX_SRCS := $(sort $(wildcard tests/test_*.cc))
+TESTS    := $(TEST_SRCS:tests/%.c=$(B)/tests/%) $(TEST_CXX_SRCS:tests/%.cc=$(B)/tests/%)
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(B)/obj/%.o)
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 TOOLS    := $(TOOL_SRCS:tools/%.c=$(B)/tools/%)
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
-EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+EXAMPLE_CXX_SRCS := $(sort $(wildcard examples/*.cc))
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%) $(EXAMPLE_CXX_SRCS:examples/%.cc=$(B)/examples/%)
 BENCH_C   := $(sort $(wildcard bench/*.c))
 BENCH_CXX := $(sort $(wildcard bench/*.cc))
 BENCHES  := $(BENCH_C:bench/%.c=$(B)/bench/%) $(BENCH_CXX:bench/%.cc=$(B)/bench/%)
@@ -108,6 +114,11 @@ $(B)/tests/%: tests/%.c $(STATIC) $(TESTLIB_OBJS)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests -MMD -MP $< $(TESTLIB_OBJS) $(STATIC) $(LINK_FLAGS) $(LDLIBS) $(CUNIT_LIBS) -o $@
 
+$(B)/tests/%: tests/%.cc include/shoal.hpp $(STATIC) $(TESTLIB_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX     $@")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -Itests -MMD -MP $< $(TESTLIB_OBJS) $(STATIC) $(LINK_FLAGS) $(LDLIBS) $(CUNIT_LIBS) -o $@
+
 $(B)/tools/%: tools/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
@@ -117,6 +128,11 @@ $(B)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP $< $(STATIC) $(LINK_FLAGS) $(LDLIBS) -o $@
+
+$(B)/examples/%: examples/%.cc include/shoal.hpp $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX     $@")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -MMD -MP $< $(STATIC) $(LINK_FLAGS) $(LDLIBS) -o $@
 
 # Benches may use peers (oneTBB in .cc files, OpenMP); they may include internal headers.
 $(B)/bench/%: bench/%.c $(STATIC)
@@ -164,9 +180,10 @@ deps-bench: deps
 # only the tests of that name (a shell pattern; tests/lib/harness.c reads SHOAL_TEST_CASE).
 RUN_SUITES := $(if $(SUITE),$(addprefix test_,$(patsubst test_%,%,$(SUITE))),$(notdir $(TESTS)))
 test: deps
-	@$(MAKE) --no-print-directory all $(addprefix $(B)/tests/,$(RUN_SUITES))
+	@$(MAKE) --no-print-directory all $(addprefix $(B)/tests/,$(RUN_SUITES)) $(B)/bench/report
 	@tests/layers.sh $(B)
 	@SHOAL_QUIET=1 $(if $(CASE),SHOAL_TEST_CASE='$(CASE)') tests/run-suites.sh $(B) $(RUN_SUITES)
+	@$(if $(SUITE),:,tests/check-bench-report.sh $(B)/bench/report)
 
 test-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=address test
@@ -219,6 +236,7 @@ install: all
 	for p in $(MAN_PAGES); do d=$(DESTDIR)$(MANDIR)/$${p#man/}; \
 	  sed '1s/"shoal [0-9][0-9.]*"/"shoal $(VERSION)"/' $$p > $$d && chmod 644 $$d || exit 1; done
 	install -m 644 include/shoal.h $(DESTDIR)$(PREFIX)/include/shoal.h
+	install -m 644 include/shoal.hpp $(DESTDIR)$(PREFIX)/include/shoal.hpp
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libshoal.a
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libshoal.so.$(VERSION)
 	ln -sf libshoal.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshoal.so.$(SOMAJOR)
@@ -240,7 +258,8 @@ install: all
 	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/shoal.h $(DESTDIR)$(PREFIX)/lib/libshoal.* \
+	rm -f $(DESTDIR)$(PREFIX)/include/shoal.h $(DESTDIR)$(PREFIX)/include/shoal.hpp \
+	      $(DESTDIR)$(PREFIX)/lib/libshoal.* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shoal.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS))) \
 	      $(addprefix $(DESTDIR)$(MANDIR)/,$(MAN_PAGES:man/%=%))
 

@@ -189,13 +189,19 @@ int shoal__arenas_create(shoal__rt_t *rt, int huge_mode)
     if (kind == SHOAL_PAGES_THP && shoal__os_huge_bytes(rt->base, a->span_len) == 0)
         kind = SHOAL_PAGES_NORMAL;
     rt->huge_kind = kind;
-    if (huge_mode == SHOAL_HUGE_AUTO && kind != SHOAL_PAGES_HUGETLB) {
-        static _Atomic int told;
-        if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
-            shoal__log("no 2 MiB huge pages reserved (%ld free, %ld needed): the store uses %s "
-                       "pages; reserve with 'echo N > /proc/sys/vm/nr_hugepages'",
-                       shoal__os_free_hugepages(), need_pages,
-                       kind == SHOAL_PAGES_THP ? "transparent huge" : "normal 4 KiB");
+    /* The page state is news, not a problem: info level, once per process (shoal_info
+     * reports it for every store). */
+    static _Atomic int told;
+    if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed)) {
+        if (huge_mode == SHOAL_HUGE_AUTO && kind != SHOAL_PAGES_HUGETLB)
+            shoal__log_at(SHOAL_LOG_INFO, "no 2 MiB huge pages reserved (%ld free, %ld needed): "
+                          "the store uses %s pages; reserve with "
+                          "'echo N > /proc/sys/vm/nr_hugepages'", shoal__os_free_hugepages(),
+                          need_pages, kind == SHOAL_PAGES_THP ? "transparent huge" : "normal 4 KiB");
+        else
+            shoal__log_at(SHOAL_LOG_INFO, "the store uses %s pages",
+                          kind == SHOAL_PAGES_HUGETLB ? "2 MiB huge (hugetlbfs)" :
+                          kind == SHOAL_PAGES_THP ? "transparent huge" : "normal 4 KiB");
     }
     return 0;
 }

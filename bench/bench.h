@@ -3,14 +3,15 @@
  * budget. One header, static inline only, valid C11 and C++17 (the oneTBB peer uses it).
  *
  * Protocol between a bench program and bench/run.sh:
- *   prog [quick|full]       mode (default full); BENCH_BUDGET_S caps a program's run time
- *   stdout                  one JSON record per line, flushed as each figure is known:
- *     {"bench":..,"variant":..,"unit":..,"median":..,"min":..,"max":..,"baseline":..,"ratio":..}
- *     a failed figure has "median":null and an "error" string instead
+ *   prog [quick|full]       mode (default full); BENCH_BUDGET_S caps a program's run time;
+ *                           BENCH_ROUND (1..) and BENCH_REPS when run.sh runs it in rounds
+ *   stdout                  one JSON record per line (bench_write_rec), flushed as each
+ *                           figure is known: its key (bench, variant), unit, median/min/max,
+ *                           baseline, and its repetitions in the order measured ("samples");
+ *                           a failed figure has "median":null and an "error" string instead
  *   stderr                  human progress lines "[prog] ..."
- * ratio = median / median of the record named by "baseline" in the same bench group; the
- * program may leave it null when the baseline is measured by another program (a peer), and
- * bench/report fills it in from the merged records.
+ * bench/report merges the rounds, pairs each figure's repetitions with its baseline's and
+ * computes every ratio (see "records" below).
  */
 #ifndef SHOAL_BENCH_H
 #define SHOAL_BENCH_H
@@ -36,6 +37,7 @@ struct bench_state {
     int quick;
     uint64_t t0_ns;
     double budget_s;
+    int round, reps;
 };
 static struct bench_state bench_g;
 
@@ -58,21 +60,31 @@ static inline void bench_progress(const char *fmt, ...)
     va_end(ap);
 }
 
-/* Parse argv[1] (quick|full) and BENCH_BUDGET_S. */
+/* Parse argv[1] (quick|full), BENCH_BUDGET_S, BENCH_ROUND and BENCH_REPS. */
 static inline void bench_init(int argc, char **argv, const char *prog)
 {
-    const char *b = getenv("BENCH_BUDGET_S");
+    const char *b = getenv("BENCH_BUDGET_S"), *r = getenv("BENCH_ROUND");
+    const char *n = getenv("BENCH_REPS");
     bench_g.prog = prog;
     bench_g.quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     bench_g.t0_ns = bench_ns();
     bench_g.budget_s = b ? atof(b) : 0;
+    bench_g.round = r && atoi(r) > 0 ? atoi(r) : 0;
+    bench_g.reps = n && atoi(n) > 0 ? (atoi(n) < BENCH_MAX_REPS ? atoi(n) : BENCH_MAX_REPS) : 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
 static inline int bench_quick(void) { return bench_g.quick; }
+/* The round this process is (BENCH_ROUND, 1..): run.sh runs the task programs of every
+ * runtime one after the other, round after round, one repetition each, so that drift on
+ * this shared machine hits all of them alike; 0 when the program runs on its own. */
+static inline int bench_round(void) { return bench_g.round; }
 /* Repetitions per figure: at least 5 for a median worth the name (7: this machine is shared
- * and noisy); quick mode settles for 3. */
-static inline int bench_reps(void) { return bench_g.quick ? 3 : 7; }
+ * and noisy); quick mode settles for 3; BENCH_REPS overrides (run.sh: 1 per round). */
+static inline int bench_reps(void)
+{
+    return bench_g.reps ? bench_g.reps : bench_g.quick ? 3 : 7;
+}
 static inline double bench_elapsed_s(void) { return (double)(bench_ns() - bench_g.t0_ns) / 1e9; }
 /* True once the program has used its time budget: skip the remaining figures (reported as
  * errors) rather than let one slow peer push the whole run past its limit. */
@@ -89,21 +101,48 @@ static inline int bench__cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median, min and max of v[0..n) (v is sorted in place). */
-static inline bench_stat bench_stats(double *v, int n)
+/* Median, min and max of v[0..n). v keeps its order: the order of the repetitions is what
+ * pairs each one with the baseline's repetition measured next to it. */
+static inline bench_stat bench_stats(const double *v, int n)
 {
     bench_stat s;
+    double *c = n > 0 ? (double *)malloc((size_t)n * sizeof *c) : NULL;
     s.n = n;
-    if (n <= 0) {
+    if (!c) {
         s.median = s.min = s.max = NAN;
         return s;
     }
-    qsort(v, (size_t)n, sizeof *v, bench__cmp);
-    s.min = v[0];
-    s.max = v[n - 1];
-    s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    memcpy(c, v, (size_t)n * sizeof *c);
+    qsort(c, (size_t)n, sizeof *c, bench__cmp);
+    s.min = c[0];
+    s.max = c[n - 1];
+    s.median = n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
+    free(c);
     return s;
 }
+
+/* ---- records ----------------------------------------------------------------------------
+ * One record per figure; (bench, variant) is its key, unique in a run. samples[] are the
+ * repetitions in the order they were measured; sample_rounds[] the round each came from.
+ * A figure and its baseline pair up sample by sample when both were measured alternately
+ * (paired = 1): in one process, repetition k of each next to the other; across processes,
+ * the repetitions of the same round. The ratio is then the median of the per-pair ratios
+ * (ratio_min, ratio_max: their spread), which drift on a shared machine cannot fake the way
+ * it fakes a ratio of two medians taken at different times. bench/report merges rounds and
+ * computes every ratio; a program only reports samples. */
+
+typedef struct bench_rec {
+    char bench[96], variant[96], unit[24], baseline[96], error[256], prog[32], pairing[24];
+    double median, min, max;          /* NAN when null */
+    double ratio, ratio_min, ratio_max;
+    int pairs;                        /* pairs behind ratio (0: a ratio of medians) */
+    int paired;                       /* samples were measured alternately with the baseline */
+    int round, failed_rounds;
+    int count;                        /* repetitions behind median/min/max */
+    int nsamples;                     /* of them in samples[] (all, unless over BENCH_MAX_REPS) */
+    double samples[BENCH_MAX_REPS];
+    int sample_rounds[BENCH_MAX_REPS];
+} bench_rec;
 
 static inline void bench__str(FILE *f, const char *key, const char *s)
 {
@@ -130,58 +169,138 @@ static inline void bench__num(FILE *f, const char *key, double v)
         fprintf(f, "\"%s\":null", key);
 }
 
-/* Write one record to f. ratio NAN = unknown here (filled in by report); error non-NULL
- * marks a figure that could not be measured. */
-static inline void bench_write(FILE *f, const char *bench, const char *variant, const char *unit,
-                               bench_stat s, const char *baseline, double ratio,
-                               const char *error)
+/* Write one record as one line of JSON. stamp (may be NULL) is a JSON object appended as
+ * "stamp" (bench/report stamps every record with the run's mode, date, machine). */
+static inline void bench_write_rec(FILE *f, const bench_rec *r, const char *stamp)
 {
+    int err = r->error[0] != 0 && r->count == 0;
     fputc('{', f);
-    bench__str(f, "bench", bench);     fputc(',', f);
-    bench__str(f, "variant", variant); fputc(',', f);
-    bench__str(f, "unit", unit);       fputc(',', f);
-    bench__num(f, "median", error ? NAN : s.median); fputc(',', f);
-    bench__num(f, "min", error ? NAN : s.min);       fputc(',', f);
-    bench__num(f, "max", error ? NAN : s.max);       fputc(',', f);
-    bench__str(f, "baseline", baseline); fputc(',', f);
-    bench__num(f, "ratio", error ? NAN : ratio);
-    if (error) {
+    bench__str(f, "bench", r->bench);     fputc(',', f);
+    bench__str(f, "variant", r->variant); fputc(',', f);
+    bench__str(f, "unit", r->unit);       fputc(',', f);
+    bench__num(f, "median", err ? NAN : r->median); fputc(',', f);
+    bench__num(f, "min", err ? NAN : r->min);       fputc(',', f);
+    bench__num(f, "max", err ? NAN : r->max);       fputc(',', f);
+    fprintf(f, "\"n\":%d,", r->count);
+    bench__str(f, "baseline", r->baseline[0] ? r->baseline : NULL); fputc(',', f);
+    bench__num(f, "ratio", err ? NAN : r->ratio);         fputc(',', f);
+    bench__num(f, "ratio_min", err ? NAN : r->ratio_min); fputc(',', f);
+    bench__num(f, "ratio_max", err ? NAN : r->ratio_max); fputc(',', f);
+    fprintf(f, "\"pairs\":%d,", r->pairs);
+    bench__str(f, "pairing", r->pairing[0] ? r->pairing : NULL); fputc(',', f);
+    fprintf(f, "\"paired\":%s,", r->paired ? "true" : "false");
+    bench__str(f, "prog", r->prog); fputc(',', f);
+    fprintf(f, "\"round\":%d,\"failed_rounds\":%d,\"samples\":[", r->round, r->failed_rounds);
+    for (int i = 0; i < r->nsamples; i++)
+        fprintf(f, "%s%.6g", i ? "," : "", isfinite(r->samples[i]) ? r->samples[i] : 0);
+    fputs("],\"sample_rounds\":[", f);
+    for (int i = 0; i < r->nsamples; i++)
+        fprintf(f, "%s%d", i ? "," : "", r->sample_rounds[i]);
+    fputc(']', f);
+    if (r->error[0]) {
         fputc(',', f);
-        bench__str(f, "error", error);
+        bench__str(f, "error", r->error);
     }
+    if (stamp)
+        fprintf(f, ",\"stamp\":%s", stamp);
     fputs("}\n", f);
     fflush(f);
 }
 
-/* Emit a measured figure to stdout and say so on stderr. */
-static inline void bench_emit(const char *bench, const char *variant, const char *unit,
-                              bench_stat s, const char *baseline, double ratio)
+/* Copy s into dst[cap], cut short if it does not fit. */
+static inline void bench__copy(char *dst, size_t cap, const char *s)
 {
-    char vs[160] = "";
-    bench_write(stdout, bench, variant, unit, s, baseline, ratio, NULL);
-    if (baseline && strcmp(baseline, variant) && isfinite(ratio))
-        snprintf(vs, sizeof vs, ", %.2fx %s", ratio, baseline);
-    bench_progress("%-20s %-22s median %9.4g %-8s (min %.4g, max %.4g, %d reps%s)", bench,
-                   variant, s.median, unit, s.min, s.max, s.n, vs);
+    size_t n = s ? strlen(s) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+static inline void bench__rec_init(bench_rec *r, const char *bench, const char *variant,
+                                   const char *unit, const char *baseline)
+{
+    memset(r, 0, sizeof *r);
+    bench__copy(r->bench, sizeof r->bench, bench);
+    bench__copy(r->variant, sizeof r->variant, variant);
+    bench__copy(r->unit, sizeof r->unit, unit);
+    bench__copy(r->baseline, sizeof r->baseline, baseline);
+    bench__copy(r->prog, sizeof r->prog, bench_g.prog);
+    r->round = bench_g.round;
+    r->median = r->min = r->max = r->ratio = r->ratio_min = r->ratio_max = NAN;
+}
+
+static inline void bench__emit(const char *bench, const char *variant, const char *unit,
+                               const double *v, int n, const char *baseline, int paired)
+{
+    static bench_rec r;
+    bench__rec_init(&r, bench, variant, unit, baseline);
+    bench_stat s = bench_stats(v, n);
+    r.median = s.median;
+    r.min = s.min;
+    r.max = s.max;
+    r.paired = paired;
+    r.count = n;
+    /* More repetitions than a record holds (single pings, say): the figure goes by its
+     * median alone, and cannot be paired. */
+    r.nsamples = n <= BENCH_MAX_REPS ? n : 0;
+    r.paired = paired && r.nsamples == n;
+    for (int i = 0; i < r.nsamples; i++) {
+        r.samples[i] = v[i];
+        r.sample_rounds[i] = bench_g.round;
+    }
+    bench_write_rec(stdout, &r, NULL);
+    bench_progress("%-20s %-22s median %9.4g %-8s (min %.4g, max %.4g, %d reps)", bench,
+                   variant, s.median, unit, s.min, s.max, s.n);
+}
+
+/* Emit a measured figure: its repetitions v[0..n) in the order measured. baseline names the
+ * figure of the same bench group it is compared with (itself for the baseline, NULL for
+ * none); each repetition was measured next to the baseline's repetition of the same index
+ * (in this process) or of the same round (in a peer's process): bench/report pairs them. */
+static inline void bench_emit(const char *bench, const char *variant, const char *unit,
+                              const double *v, int n, const char *baseline)
+{
+    bench__emit(bench, variant, unit, v, n, baseline, 1);
+}
+
+/* As bench_emit, for a figure measured in a block of its own rather than alternately with
+ * its baseline: the report compares medians and says so. */
+static inline void bench_emit_unpaired(const char *bench, const char *variant, const char *unit,
+                                       const double *v, int n, const char *baseline)
+{
+    bench__emit(bench, variant, unit, v, n, baseline, 0);
+}
+
+/* A figure known only as a median with min and max (its samples live in another process):
+ * one sample, compared by medians. */
+static inline void bench_emit_stat(const char *bench, const char *variant, const char *unit,
+                                   bench_stat s, const char *baseline)
+{
+    static bench_rec r;
+    bench__rec_init(&r, bench, variant, unit, baseline);
+    r.median = s.median;
+    r.min = s.min;
+    r.max = s.max;
+    r.count = s.n;
+    bench_write_rec(stdout, &r, NULL);
+    bench_progress("%-20s %-22s median %9.4g %-8s (min %.4g, max %.4g)", bench, variant,
+                   s.median, unit, s.min, s.max);
 }
 
 /* Emit a figure that could not be measured, with the reason. */
 static inline void bench_emit_error(const char *bench, const char *variant, const char *unit,
                                     const char *baseline, const char *why)
 {
-    bench_stat s;
-    s.median = s.min = s.max = NAN;
-    s.n = 0;
-    bench_write(stdout, bench, variant, unit, s, baseline, NAN, why);
-    bench_progress("%-20s %-22s FAILED: %s", bench, variant, why);
+    static bench_rec r;
+    bench__rec_init(&r, bench, variant, unit, baseline);
+    bench__copy(r.error, sizeof r.error, why && why[0] ? why : "failed");
+    bench_write_rec(stdout, &r, NULL);
+    bench_progress("%-20s %-22s FAILED: %s", bench, variant, r.error);
 }
 
 /* ---- reading records back (bench/report, bench/plot) -------------------------------- */
-
-typedef struct bench_rec {
-    char bench[96], variant[96], unit[24], baseline[96], error[256];
-    double median, min, max, ratio;   /* NAN when null */
-} bench_rec;
 
 /* Find "key": in line and return a pointer just past the colon, or NULL. */
 static inline const char *bench__find(const char *line, const char *key)
@@ -218,20 +337,57 @@ static inline double bench__get_num(const char *line, const char *key)
     return end == p ? NAN : v;
 }
 
-/* Parse one line written by bench_write. Returns 1 on a record, 0 on anything else. */
+/* The numbers of the array "key": [a,b,...] (at most cap); returns how many. */
+static inline int bench__get_array(const char *line, const char *key, double *out, int cap)
+{
+    const char *p = bench__find(line, key);
+    int n = 0;
+    if (!p || *p != '[')
+        return 0;
+    for (p++; *p && *p != ']' && n < cap;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p)
+            break;
+        out[n++] = v;
+        p = end;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return n;
+}
+
+/* Parse one line written by bench_write_rec. Returns 1 on a record, 0 on anything else. */
 static inline int bench_parse(const char *line, bench_rec *r)
 {
+    double tmp[BENCH_MAX_REPS];
+    const char *paired;
     if (!strstr(line, "{\"bench\":"))
         return 0;
+    memset(r, 0, sizeof *r);
     bench__get_str(line, "bench", r->bench, sizeof r->bench);
     bench__get_str(line, "variant", r->variant, sizeof r->variant);
     bench__get_str(line, "unit", r->unit, sizeof r->unit);
     bench__get_str(line, "baseline", r->baseline, sizeof r->baseline);
     bench__get_str(line, "error", r->error, sizeof r->error);
+    bench__get_str(line, "prog", r->prog, sizeof r->prog);
+    bench__get_str(line, "pairing", r->pairing, sizeof r->pairing);
     r->median = bench__get_num(line, "median");
     r->min = bench__get_num(line, "min");
     r->max = bench__get_num(line, "max");
     r->ratio = bench__get_num(line, "ratio");
+    r->ratio_min = bench__get_num(line, "ratio_min");
+    r->ratio_max = bench__get_num(line, "ratio_max");
+    r->pairs = (int)fmax(0, bench__get_num(line, "pairs"));
+    r->round = (int)fmax(0, bench__get_num(line, "round"));
+    r->failed_rounds = (int)fmax(0, bench__get_num(line, "failed_rounds"));
+    paired = bench__find(line, "paired");
+    r->paired = paired && !strncmp(paired, "true", 4);
+    r->count = (int)fmax(0, bench__get_num(line, "n"));
+    r->nsamples = bench__get_array(line, "samples", r->samples, BENCH_MAX_REPS);
+    int nr = bench__get_array(line, "sample_rounds", tmp, BENCH_MAX_REPS);
+    for (int i = 0; i < r->nsamples; i++)
+        r->sample_rounds[i] = i < nr ? (int)tmp[i] : r->round;
     return r->bench[0] != 0;
 }
 
@@ -262,6 +418,19 @@ static inline bench_tasks_cfg bench_tasks_config(void)
     snprintf(c.fib_name, sizeof c.fib_name, "fib(%d) tasks", c.fib_n);
     snprintf(c.dag_name, sizeof c.dag_name, "reduce DAG %ldk", 2 * c.dag_leaves / 1000);
     snprintf(c.ping_name, sizeof c.ping_name, "ping latency");
+    return c;
+}
+
+/* The untimed warm-up repetition a fresh process runs first (run.sh's rounds): the same
+ * empty tasks and DAG (their footprint is what needs faulting in), a smaller fib and fewer
+ * pings (threads started and caches warm is all they need; a slow peer's full fib(30) would
+ * eat the rounds' time budget). */
+static inline bench_tasks_cfg bench_tasks_warmup(bench_tasks_cfg c)
+{
+    if (c.fib_n > 25)
+        c.fib_n = 25;
+    if (c.pings > 2000)
+        c.pings = 2000;
     return c;
 }
 

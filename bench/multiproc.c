@@ -281,9 +281,8 @@ static void bench_gets(struct child *c, int wide)
             b[k] = get_loop(theirs, o, n, gets);
         }
     }
-    bench_stat sa = bench_stats(a, reps), sb = bench_stats(b, reps);
-    bench_emit(bname, "in-process", "ns/get", sa, "in-process", 1.0);
-    bench_emit(bname, "put by another process", "ns/get", sb, "in-process", sb.median / sa.median);
+    bench_emit(bname, "in-process", "ns/get", a, reps, "in-process");
+    bench_emit(bname, "put by another process", "ns/get", b, reps, "in-process");
 
     /* The same from the client's side: its own objects against the owner's. */
     double ca[BENCH_MAX_REPS], cb[BENCH_MAX_REPS];
@@ -309,9 +308,8 @@ static void bench_gets(struct child *c, int wide)
         cb[k] = (double)rr.n / 1000.0;
     }
     if (ok) {
-        bench_stat s1 = bench_stats(ca, reps), s2 = bench_stats(cb, reps);
-        bench_emit(cname, "in-process", "ns/get", s1, "in-process", 1.0);
-        bench_emit(cname, "put by the owner", "ns/get", s2, "in-process", s2.median / s1.median);
+        bench_emit(cname, "in-process", "ns/get", ca, reps, "in-process");
+        bench_emit(cname, "put by the owner", "ns/get", cb, reps, "in-process");
     } else {
         bench_emit_error(cname, "put by the owner", "ns/get", "in-process",
                          "the client process died");
@@ -344,7 +342,7 @@ static void bench_puts(struct child *cl, int nclients)
             v[k] = (double)n / s / 1e6;
         }
         free(refs);
-        bench_emit(bname, "owner, 1 thread", "Mops/s", bench_stats(v, reps), "owner, 1 thread", 1.0);
+        bench_emit_unpaired(bname, "owner, 1 thread", "Mops/s", v, reps, "owner, 1 thread");
         return;
     }
     snprintf(variant, sizeof variant, "%d client process%s", nclients, nclients > 1 ? "es" : "");
@@ -369,7 +367,8 @@ static void bench_puts(struct child *cl, int nclients)
         }
         v[k] = (double)n * nclients / s / 1e6;
     }
-    bench_emit(bname, variant, "Mops/s", bench_stats(v, reps), "owner, 1 thread", NAN);
+    /* measured after the owner's block, not alternately with it: compared by medians */
+    bench_emit_unpaired(bname, variant, "Mops/s", v, reps, "owner, 1 thread");
 }
 
 static void bench_attach(struct child *c)
@@ -386,8 +385,8 @@ static void bench_attach(struct child *c)
     bench_stat a = { r.v, r2.v, (double)r2.n / 1000.0, rounds };
     bench_stat d = { (double)r.n / 1000.0, NAN, NAN, rounds };
     d.min = d.max = d.median;
-    bench_emit("multiproc attach", "shoal_attach", "us", a, NULL, NAN);
-    bench_emit("multiproc attach", "shoal_shutdown (detach)", "us", d, NULL, NAN);
+    bench_emit_stat("multiproc attach", "shoal_attach", "us", a, NULL);
+    bench_emit_stat("multiproc attach", "shoal_shutdown (detach)", "us", d, NULL);
 }
 
 int main(int argc, char **argv)

@@ -10,6 +10,25 @@
 
 static bench_rec recs[MAX_RECS];
 static int nrecs;
+static char stamp[800] = "run: unknown (no \"run\" stamp in the results file)";
+
+/* The chart's footer from the results' "run" line: mode, date, commit and machine. */
+static void read_stamp(const char *line)
+{
+    char mode[16], date[40], commit[64], cpu[128], kernel[64], anon[24], shmem[24];
+    double cores = bench__get_num(line, "cores"), huge = bench__get_num(line, "nr_hugepages");
+    bench__get_str(line, "mode", mode, sizeof mode);
+    bench__get_str(line, "date", date, sizeof date);
+    bench__get_str(line, "commit", commit, sizeof commit);
+    bench__get_str(line, "cpu", cpu, sizeof cpu);
+    bench__get_str(line, "kernel", kernel, sizeof kernel);
+    bench__get_str(line, "thp_anon", anon, sizeof anon);
+    bench__get_str(line, "thp_shmem", shmem, sizeof shmem);
+    snprintf(stamp, sizeof stamp, "%s run%s, %s, commit %.12s%s; %s, %.0f cores, kernel %s; "
+             "%.0f huge pages, THP anon %s / shmem %s", mode,
+             strcmp(mode, "quick") ? "" : " (figures not comparable)", date, commit,
+             strchr(commit, '+') ? " with changes" : "", cpu, cores, kernel, huge, anon, shmem);
+}
 
 static const char *const palette[] = { "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f",
                                        "#e377c2", "#17becf" };
@@ -64,10 +83,12 @@ static FILE *svg_open(const char *dir, const char *name, int h, const char *titl
         perror(path);
         exit(1);
     }
+    int hs = h + 20;   /* the stamp's line at the foot */
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n", W, h, W, h);
-    fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, h);
+               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n", W, hs, W, hs);
+    fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, hs);
     text(f, W / 2.0, 24, "middle", 15, "#000", title);
+    text(f, 6, hs - 6, "start", 9, "#555", stamp);
     return f;
 }
 
@@ -298,7 +319,7 @@ static void put_chart(const char *dir, const char *name)
 
 int main(int argc, char **argv)
 {
-    char line_buf[4096];
+    static char line_buf[16384];
     if (argc < 3) {
         fprintf(stderr, "usage: plot latest.json OUTDIR\n");
         return 2;
@@ -308,9 +329,12 @@ int main(int argc, char **argv)
         perror(argv[1]);
         return 1;
     }
-    while (fgets(line_buf, sizeof line_buf, in))
-        if (nrecs < MAX_RECS && bench_parse(line_buf, &recs[nrecs]))
+    while (fgets(line_buf, sizeof line_buf, in)) {
+        if (!strncmp(line_buf, "\"run\":", 6))
+            read_stamp(line_buf);
+        else if (nrecs < MAX_RECS && bench_parse(line_buf, &recs[nrecs]))
             nrecs++;
+    }
     fclose(in);
     panel_chart(argv[2], "lookup.svg", "ObjectRef lookup: ns per resolved lookup", is_lookup);
     panel_chart(argv[2], "tasks.svg", "tasks: shoal against oneTBB and OpenMP, same workers",

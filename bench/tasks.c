@@ -1,13 +1,23 @@
 /* tasks.c - shoal's side of the task benchmark (issue 3 item 11): empty-task throughput,
  * fib with every call a task, a reduction DAG over REF arguments and ping latency, through
  * the public API only. tasks_tbb and tasks_omp run the same workloads; run.sh merges them
- * and reports every shoal figure against oneTBB's. Shoal alone: the latency of a task
- * submitted while every worker waits inside a task for an object nobody seals yet, against
- * the same ping with the workers idle.
+ * and reports every shoal figure against oneTBB's (run.sh runs the three in alternating
+ * processes, round after round). Shoal alone, each against a baseline in this process: a
+ * ping to parked workers against a bare futex wake-and-answer between two threads, and
+ * the same ping while every worker waits inside a task; the time from completing an object
+ * to waking the thread that waits on it, among W = 2, 8 and 32 threads each waiting on its
+ * own object (what targeted wake-ups buy); the CPU an idle runtime uses.
+ * `tasks roundtrips N` only does N submit+get+release round trips (run.sh counts their
+ * system calls under strace).
  */
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include "shoal.h"
 #include "bench.h"
 
@@ -228,6 +238,12 @@ static double run_ping(const bench_tasks_cfg *c, double *buf)
     return bench_stats(buf, c->pings).median;
 }
 
+static void sleep_us(long us)
+{
+    struct timespec ts = { us / 1000000, us % 1000000 * 1000 };
+    nanosleep(&ts, NULL);
+}
+
 /* ---- a task queued while every worker waits inside a task ------------------------------- */
 
 static _Atomic unsigned arrived;
@@ -249,22 +265,76 @@ static int waiter_fn(shoal_task *t)
     return shoal_get(x, &d, &len) < 0 ? task_failed(t, shoal_last_error()) : 0;
 }
 
-static void sleep_us(long us)
+
+/* ---- a bare futex wake-and-answer between two threads: what a ping to parked workers
+ *      costs at the least (the kernel's wake-up and the answer's cache line) ---------------- */
+
+static _Atomic uint32_t fx_go, fx_ans;
+static _Atomic int fx_stop;
+
+static long futex(_Atomic uint32_t *w, int op, uint32_t v)
 {
-    struct timespec ts = { 0, us * 1000 };
-    nanosleep(&ts, NULL);
+    return syscall(SYS_futex, (uint32_t *)w, op, v, NULL, NULL, 0);
 }
 
-/* n ping latencies with the workers idle (idle[]) and while all of them wait (busy[]);
- * the waiters have napped ~1.5 ms when each ping is sent. false on failure. */
-static bool run_waiting(const bench_tasks_cfg *c, int n, double *idle, double *busy)
+/* Sleeps on fx_go until it moves, then answers with its value in fx_ans. */
+static void *fx_main(void *arg)
+{
+    uint32_t seen = 0, g;
+    (void)arg;
+    for (;;) {
+        /* acquire: pairs with the release store of fx_go in futex_ping/futex_stop */
+        while ((g = atomic_load_explicit(&fx_go, memory_order_acquire)) == seen)
+            futex(&fx_go, FUTEX_WAIT_PRIVATE, seen);
+        seen = g;
+        if (atomic_load_explicit(&fx_stop, memory_order_relaxed))
+            return NULL;
+        /* release: pairs with the acquire spin in futex_ping */
+        atomic_store_explicit(&fx_ans, g, memory_order_release);
+    }
+}
+
+/* One wake-and-answer (ns): move fx_go, wake the sleeper, spin until it answers. */
+static double futex_ping(void)
+{
+    uint32_t seq = atomic_load_explicit(&fx_go, memory_order_relaxed) + 1;
+    uint64_t t0 = bench_ns(), spins = 0;
+    /* release: pairs with the acquire load in fx_main */
+    atomic_store_explicit(&fx_go, seq, memory_order_release);
+    futex(&fx_go, FUTEX_WAKE_PRIVATE, 1);
+    /* acquire: pairs with the release store of fx_ans in fx_main */
+    while (atomic_load_explicit(&fx_ans, memory_order_acquire) != seq)
+        if (++spins % 4096 == 0 && bench_ns() - t0 > 1000000000u)
+            return 0;   /* a lost answer: report a failure, not a hang */
+    return (double)(bench_ns() - t0);
+}
+
+static void futex_stop(pthread_t th)
+{
+    atomic_store_explicit(&fx_stop, 1, memory_order_relaxed);
+    /* release: pairs with the acquire load in fx_main (which then sees fx_stop) */
+    atomic_fetch_add_explicit(&fx_go, 1, memory_order_release);
+    futex(&fx_go, FUTEX_WAKE_PRIVATE, 1);
+    pthread_join(th, NULL);
+}
+
+/* n pings to parked workers (idle[]), n futex wake-and-answers to a parked thread (fx[]),
+ * alternating, each after ~1.5 ms of sleep, and n pings while all workers wait inside
+ * tasks (busy[]). false on failure (errbuf says why). */
+static bool run_waiting(const bench_tasks_cfg *c, int n, double *idle, double *fx, double *busy)
 {
     shoal_ref w[64];
     unsigned nw = c->workers < 64 ? c->workers : 64;
     for (int i = 0; i < n; i++) {
-        sleep_us(1500);
-        if ((idle[i] = one_ping()) == 0)
-            return false;
+        for (int k = 0; k < 2; k++) {
+            sleep_us(1500);
+            if ((i + k) % 2 == 0 && (idle[i] = one_ping()) == 0)
+                return false;
+            if ((i + k) % 2 == 1 && (fx[i] = futex_ping()) == 0) {
+                snprintf(errbuf, sizeof errbuf, "the futex wake-and-answer thread never answered");
+                return false;
+            }
+        }
         void *buf;
         shoal_ref x;
         int rc = shoal_create(8, &buf, &x);
@@ -297,7 +367,7 @@ static bool run_waiting(const bench_tasks_cfg *c, int n, double *idle, double *b
         for (unsigned j = 0; j < k; j++) {
             const void *d;
             size_t len;
-            shoal_get(w[j], &d, &len);
+            shoal_get_timeout(w[j], 10000000000, &d, &len);
             shoal_release(w[j]);
         }
         shoal_release(x);
@@ -309,29 +379,194 @@ static bool run_waiting(const bench_tasks_cfg *c, int n, double *idle, double *b
 
 static void bench_waiting(const bench_tasks_cfg *c, int reps)
 {
-    const char *name = "ping, workers waiting";
-    double vi[BENCH_MAX_REPS], vb[BENCH_MAX_REPS], idle[40], busy[40];
+    const char *name = "ping to parked workers", *fxn = "futex wake+answer";
+    const char *idn = "shoal, workers parked", *bsn = "shoal, all waiting in tasks";
+    double vi[BENCH_MAX_REPS], vf[BENCH_MAX_REPS], vb[BENCH_MAX_REPS], idle[40], fx[40], busy[40];
     int n = bench_g.quick ? 10 : 40, r = 0;
+    pthread_t th;
     bench_progress("%s: %d repetitions ...", name, reps);
-    for (; r < reps && !bench_over_budget(); r++) {
-        if (!run_waiting(c, n, idle, busy))
-            break;
-        vi[r] = bench_stats(idle, n).median;
-        vb[r] = bench_stats(busy, n).median;
-    }
-    if (r < reps) {
-        const char *why = errbuf[0] ? errbuf : "skipped: the program used its time budget";
-        bench_emit_error(name, "workers idle", "ns", NULL, why);
-        bench_emit_error(name, "all waiting in tasks", "ns", "workers idle", why);
+    if (pthread_create(&th, NULL, fx_main, NULL) != 0) {
+        bench_emit_error(name, fxn, "ns", fxn, "pthread_create failed");
         return;
     }
-    bench_stat si = bench_stats(vi, r), sb = bench_stats(vb, r);
-    bench_emit(name, "workers idle", "ns", si, NULL, NAN);
-    bench_emit(name, "all waiting in tasks", "ns", sb, "workers idle", sb.median / si.median);
+    if (bench_round() && !run_waiting(c, 4, idle, fx, busy))   /* warm-up, untimed */
+        r = -1;
+    for (; r >= 0 && r < reps && !bench_over_budget(); r++) {
+        if (!run_waiting(c, n, idle, fx, busy))
+            break;
+        vi[r] = bench_stats(idle, n).median;
+        vf[r] = bench_stats(fx, n).median;
+        vb[r] = bench_stats(busy, n).median;
+    }
+    futex_stop(th);
+    if (r < reps) {
+        const char *why = errbuf[0] ? errbuf : "skipped: the program used its time budget";
+        bench_emit_error(name, fxn, "ns", fxn, why);
+        bench_emit_error(name, idn, "ns", fxn, why);
+        bench_emit_error(name, bsn, "ns", idn, why);
+        return;
+    }
+    bench_emit(name, fxn, "ns", vf, r, fxn);
+    bench_emit(name, idn, "ns", vi, r, fxn);
+    bench_emit(name, bsn, "ns", vb, r, idn);
+}
+
+/* ---- completion to wake-up among W waiters, each on its own object ---------------------- */
+
+struct waker {
+    pthread_t th;
+    shoal_ref obj;
+    _Atomic int *entered;
+    uint64_t woke;
+    int rc;
+};
+
+static void *wake_waiter(void *arg)
+{
+    struct waker *k = arg;
+    const void *d;
+    size_t len;
+    atomic_fetch_add(k->entered, 1);
+    k->rc = shoal_get_timeout(k->obj, 10000000000, &d, &len);   /* 10 s: a hang fails */
+    k->woke = bench_ns();
+    return NULL;
+}
+
+/* trials times: W threads each block in a get of its own unsealed object; once all sleep,
+ * one object is sealed: the time until its waiter runs again (us). Median over the trials,
+ * 0 with errbuf set on failure. */
+static double wake_one_of(unsigned W, int trials)
+{
+    static struct waker k[32];
+    double lat[64];
+    _Atomic int entered;
+    int ok = 1;
+    for (int t = 0; t < trials && ok; t++) {
+        unsigned made = 0, j = (unsigned)t % W;
+        atomic_store(&entered, 0);
+        for (; made < W; made++) {
+            void *buf;
+            int rc = shoal_create(8, &buf, &k[made].obj);
+            if (rc < 0) {
+                fail_with("shoal_create", rc);
+                break;
+            }
+            k[made].entered = &entered;
+            k[made].rc = 0;
+            if (pthread_create(&k[made].th, NULL, wake_waiter, &k[made]) != 0) {
+                shoal_seal(k[made].obj);
+                shoal_release(k[made].obj);
+                snprintf(errbuf, sizeof errbuf, "pthread_create failed");
+                break;
+            }
+        }
+        ok = made == W;
+        uint64_t t0 = bench_ns();
+        while (ok && (unsigned)atomic_load(&entered) < W && bench_ns() - t0 < 2000000000u)
+            sleep_us(100);
+        sleep_us(3000);   /* past any spinning: every waiter sleeps in the kernel */
+        t0 = bench_ns();
+        int joined = ok;   /* waiter j, once sealed and joined here */
+        if (ok) {
+            shoal_seal(k[j].obj);
+            pthread_join(k[j].th, NULL);
+            lat[t] = (double)(k[j].woke - t0) / 1e3;
+            if (k[j].rc < 0)
+                ok = 0, fail_with("shoal_get_timeout of a sealed object", k[j].rc);
+        }
+        for (unsigned i = 0; i < made; i++) {
+            if (joined && i == j)
+                continue;
+            shoal_seal(k[i].obj);
+            pthread_join(k[i].th, NULL);
+        }
+        for (unsigned i = 0; i < made; i++)
+            shoal_release(k[i].obj);
+    }
+    return ok ? bench_stats(lat, trials).median : 0;
+}
+
+static void bench_wakeups(int reps)
+{
+    static const unsigned ws[3] = { 2, 8, 32 };
+    static const char *const names[3] = { "W=2", "W=8", "W=32" };
+    const char *name = "wake 1 of W waiters";
+    double v[3][BENCH_MAX_REPS];
+    int trials = bench_g.quick ? 5 : 15, r = 0, ok = 1;
+    bench_progress("%s: %d repetitions of %d trials ...", name, reps, trials);
+    if (bench_round())
+        for (int w = 0; w < 3 && ok; w++)
+            ok = wake_one_of(ws[w], 2) > 0;
+    for (; ok && r < reps && !bench_over_budget(); r++)
+        for (int w = 0; w < 3 && ok; w++)
+            ok = (v[w][r] = wake_one_of(ws[w], trials)) > 0;
+    for (int w = 0; w < 3; w++) {
+        if (!ok || r < reps)
+            bench_emit_error(name, names[w], "us", names[0],
+                             errbuf[0] ? errbuf : "skipped: the program used its time budget");
+        else
+            bench_emit(name, names[w], "us", v[w], r, names[0]);
+    }
+}
+
+/* ---- what an idle runtime costs --------------------------------------------------------- */
+
+static double cpu_s(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);   /* every thread of the process */
+    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6
+         + (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
+}
+
+/* The CPU the whole process uses while this thread sleeps and nothing is submitted, in % of
+ * one core, after the workers had 100 ms to settle. */
+static void bench_idle(int reps)
+{
+    double v[BENCH_MAX_REPS];
+    long us = bench_g.quick ? 200000 : 400000;
+    int r = 0;
+    for (; r < reps && !bench_over_budget(); r++) {
+        sleep_us(100000);
+        double c0 = cpu_s();
+        uint64_t t0 = bench_ns();
+        for (long left = us; left > 0; left -= 100000)
+            sleep_us(left < 100000 ? left : 100000);
+        v[r] = 100.0 * (cpu_s() - c0) / ((double)(bench_ns() - t0) / 1e9);
+    }
+    if (r < reps)
+        bench_emit_error("idle runtime", "shoal, workers idle", "% core", NULL,
+                         "skipped: the program used its time budget");
+    else
+        bench_emit("idle runtime", "shoal, workers idle", "% core", v, r, NULL);
+}
+
+/* `tasks roundtrips N`: N submit+get+release round trips of an empty task from this thread
+ * (bench/run.sh counts the system calls of N = 0 and N = 100000 under strace). */
+static int roundtrips(long n, unsigned workers)
+{
+    shoal_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = workers;
+    if (shoal_init(&cfg) < 0) {
+        fprintf(stderr, "tasks roundtrips: %s\n", shoal_last_error());
+        return 1;
+    }
+    for (long i = 0; i < n; i++)
+        if (one_ping() == 0) {
+            fprintf(stderr, "tasks roundtrips: %s\n", errbuf);
+            shoal_shutdown();
+            return 1;
+        }
+    return shoal_shutdown() < 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "roundtrips") == 0) {
+        bench_init(1, argv, "tasks");
+        return roundtrips(atol(argv[2]), bench_tasks_config().workers);
+    }
     bench_init(argc, argv, "tasks");
     bench_tasks_cfg c = bench_tasks_config();
     const char *names[4] = { c.empty_name, c.fib_name, c.dag_name, c.ping_name };
@@ -365,6 +600,7 @@ int main(int argc, char **argv)
         return 1;
     }
     c = bench_tasks_config();
+    bench_tasks_cfg warm = bench_tasks_warmup(c);
     for (int w = 0; w < 4; w++) {
         double v[BENCH_MAX_REPS];
         int n = 0;
@@ -376,22 +612,28 @@ int main(int argc, char **argv)
         }
         errbuf[0] = 0;
         bench_progress("%s, %s: %d repetitions ...", names[w], VARIANT, reps);
-        for (int r = 0; r < reps; r++) {
-            double x = w == 0 ? run_empty(&c, refs) : w == 1 ? run_fib(&c)
-                     : w == 2 ? run_dag(&c, refs) : run_ping(&c, ping);
+        /* a fresh process (run.sh's rounds): one untimed repetition warms it first */
+        for (int r = bench_round() ? -1 : 0; r < reps; r++) {
+            const bench_tasks_cfg *k = r < 0 ? &warm : &c;
+            double x = w == 0 ? run_empty(k, refs) : w == 1 ? run_fib(k)
+                     : w == 2 ? run_dag(k, refs) : run_ping(k, ping);
             if (x == 0)
                 break;
-            v[n++] = x;
+            if (r >= 0)
+                v[n++] = x;
         }
         if (n < reps) {
             bench_emit_error(names[w], VARIANT, units[w], BASELINE, errbuf);
             failures++;
         } else {
-            bench_emit(names[w], VARIANT, units[w], bench_stats(v, n), BASELINE, NAN);
+            bench_emit(names[w], VARIANT, units[w], v, n, BASELINE);
         }
     }
     errbuf[0] = 0;
     bench_waiting(&c, reps);
+    errbuf[0] = 0;
+    bench_wakeups(reps);
+    bench_idle(reps);
     shoal_shutdown();
     free(refs);
     free(ping);

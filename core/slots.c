@@ -44,11 +44,7 @@ static uint64_t proc_base;
  * that a test can wrap a slot's generation in a few puts. */
 static uint64_t test_gen_base(void)
 {
-    const char *v = getenv("SHOAL_TEST_GEN_BASE");
-    if (!v || !*v)
-        return 0;
-    unsigned long long b = strtoull(v, NULL, 0);
-    return b && b <= SHOAL__GEN_MAX ? b : 0;
+    return shoal__env_u64("SHOAL_TEST_GEN_BASE", 1, SHOAL__GEN_MAX, 0);
 }
 
 static uint64_t random_base(void)

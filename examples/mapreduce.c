@@ -114,11 +114,11 @@ int main(int argc, char **argv)
     for (uint64_t c = 0; c < chunks; c++) {
         shoal_ref data;
         shoal_arg v = SHOAL_VALUE(&c, sizeof c);
-        if ((rc = shoal_submit(gen, &v, 1, &(shoal_task_opts){ -1, "gen" }, &data)))
+        if ((rc = shoal_submit(gen, &v, 1, &(shoal_task_opts){ .name = "gen" }, &data)))
             die("submit gen", rc);
         /* map runs once its chunk exists; it holds the chunk, so ours can go. The chunk is
          * freed when map is done with it. */
-        if ((rc = shoal_submit(map, &SHOAL_REF(data), 1, &(shoal_task_opts){ -1, "map" },
+        if ((rc = shoal_submit(map, &SHOAL_REF(data), 1, &(shoal_task_opts){ .name = "map" },
                                &level[c])))
             die("submit map", rc);
         shoal_release(data);
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
             size_t k = 0;
             for (; k < FANIN && i + k < width; k++)
                 args[k] = SHOAL_REF(level[i + k]);
-            if ((rc = shoal_submit(reduce, args, k, &(shoal_task_opts){ -1, "reduce" },
+            if ((rc = shoal_submit(reduce, args, k, &(shoal_task_opts){ .name = "reduce" },
                                    &level[next++])))
                 die("submit reduce", rc);
             reduces++;

@@ -96,20 +96,20 @@ int main(int argc, char **argv)
         uint64_t first = b * n;
         shoal_ref g, q, s;
         shoal_arg gen_args[] = { SHOAL_VALUE(&first, sizeof first), SHOAL_VALUE(&n, sizeof n) };
-        if ((rc = shoal_submit(gen, gen_args, 2, &(shoal_task_opts){ -1, "gen" }, &g)))
+        if ((rc = shoal_submit(gen, gen_args, 2, &(shoal_task_opts){ .name = "gen" }, &g)))
             die("submit gen", rc);
         /* square takes gen's result by ref: it runs once g is ready. A running or waiting
          * task holds its own reference, so ours can go right away. */
-        if ((rc = shoal_submit(square, &SHOAL_REF(g), 1, &(shoal_task_opts){ -1, "square" }, &q)))
+        if ((rc = shoal_submit(square, &SHOAL_REF(g), 1, &(shoal_task_opts){ .name = "square" }, &q)))
             die("submit square", rc);
         shoal_release(g);
-        if ((rc = shoal_submit(sum, &SHOAL_REF(q), 1, &(shoal_task_opts){ -1, "sum" }, &s)))
+        if ((rc = shoal_submit(sum, &SHOAL_REF(q), 1, &(shoal_task_opts){ .name = "sum" }, &s)))
             die("submit sum", rc);
         shoal_release(q);
         sums[b] = SHOAL_REF(s);
     }
     shoal_ref t;
-    if ((rc = shoal_submit(total, sums, batches, &(shoal_task_opts){ -1, "total" }, &t)))
+    if ((rc = shoal_submit(total, sums, batches, &(shoal_task_opts){ .name = "total" }, &t)))
         die("submit total", rc);
     for (uint64_t b = 0; b < batches; b++)
         shoal_release(sums[b].ref);

@@ -23,9 +23,21 @@ extern "C" {
 #define SHOAL_API
 #endif
 
+/* In C++ the option and config structs' members default to zero (default member
+ * initialisers), so `shoal_task_opts o;` and `shoal_task_opts o = { .name = "map" };` are the
+ * defaults there too, warning-free; in C zero-initialise them: `shoal_task_opts o = { 0 };`. */
+#ifdef __cplusplus
+#define SHOAL__ZERO = {}
+#else
+#define SHOAL__ZERO
+#endif
+
 #define SHOAL_VERSION_MAJOR 0
 #define SHOAL_VERSION_MINOR 1
 #define SHOAL_VERSION_PATCH 0
+/* The library's version, "MAJOR.MINOR.PATCH" (static string): compare it with the
+ * SHOAL_VERSION_* macros to see whether the header and the library you run match. */
+SHOAL_API const char *shoal_version(void);
 
 /* ---------------------------------------------------------------------------------------
  * ObjectRefs
@@ -35,7 +47,12 @@ extern "C" {
  * the only stable representation is the 8-byte encoding below. */
 typedef struct shoal_ref { uint64_t id; } shoal_ref;
 
-#define SHOAL_REF_NULL ((shoal_ref){0})
+static inline shoal_ref shoal__ref_make(uint64_t id) { shoal_ref r; r.id = id; return r; }
+#ifdef __cplusplus
+#define SHOAL_REF_NULL shoal__ref_make(0)
+#else
+#define SHOAL_REF_NULL ((shoal_ref){ 0 })
+#endif
 
 /* Write ref as 8 little-endian bytes; the format is stable across versions and processes.
  * An encoded ref carries no reference of its own: the sender keeps the object alive.
@@ -79,6 +96,27 @@ SHOAL_API const char *shoal_strerror(int code);
  * string stays valid until this thread's next failing shoal call. "" if none yet. */
 SHOAL_API const char *shoal_last_error(void);
 
+/* ---------------------------------------------------------------------------------------
+ * Logging. shoal prints nothing on its own but through this: warnings and errors by default
+ * (to stderr, "shoal: MESSAGE"); info (the huge-page state, once per process) and debug
+ * only when asked for. Environment variables (SHOAL_LOG_LEVEL, SHOAL_QUIET and the others):
+ * see docs/ENVIRONMENT.md, one table of them all.
+ * ------------------------------------------------------------------------------------- */
+enum { SHOAL_LOG_ERROR = 0, SHOAL_LOG_WARN = 1, SHOAL_LOG_INFO = 2, SHOAL_LOG_DEBUG = 3 };
+/* A log sink: level is one of SHOAL_LOG_*, message one line without "shoal: " or a newline
+ * (valid during the call only). May be called from any thread, shoal's own included (workers,
+ * the I/O thread, an attached client's background thread), concurrently, also while a
+ * lifecycle call runs: it may call shoal's object calls (what they log meanwhile goes to
+ * stderr), not shoal_init, shoal_attach or shoal_shutdown. */
+typedef void (*shoal_log_fn)(int level, const char *message, void *arg);
+/* Send messages of level <= max_level to fn(level, message, arg); fn NULL = stderr (which
+ * SHOAL_QUIET=1 silences). max_level outside SHOAL_LOG_ERROR..SHOAL_LOG_DEBUG is clamped.
+ * Until it is called the level is SHOAL_LOG_LEVEL's, else SHOAL_LOG_WARN. Thread-safe: when it
+ * returns, the previous fn is never called again (it waits for calls to it in progress).
+ * Callable before shoal_init and after shoal_shutdown; the setting lasts for the process.
+ * Called from inside a sink it does nothing (it would wait for itself). */
+SHOAL_API void shoal_set_log(shoal_log_fn fn, void *arg, int max_level);
+
 /* Two codes every call that needs the runtime may answer, listed again under each call:
  *   SHOAL_ENOTINIT  no runtime in this process: never started, shut down, a client whose
  *                   owner is gone and which has detached, or a fork() child (the message
@@ -98,18 +136,26 @@ enum { SHOAL_HUGE_AUTO = 0, SHOAL_HUGE_REQUIRE = 1, SHOAL_HUGE_OFF = 2 };
 enum { SHOAL_PAGES_NORMAL = 0, SHOAL_PAGES_THP = 1, SHOAL_PAGES_HUGETLB = 2 };
 
 typedef struct shoal_config {     /* all-zero means defaults */
-    size_t      store_bytes;      /* object store capacity; 0 = a quarter of physical memory */
-    unsigned    workers;          /* 0 = one per core of the topology */
-    int         huge_pages;       /* SHOAL_HUGE_AUTO (0), SHOAL_HUGE_REQUIRE, SHOAL_HUGE_OFF */
-    const char *name;             /* non-NULL: publish the store so other processes can attach */
-    const char *topology;         /* NULL = this machine; else an hwloc synthetic string or XML path */
-    const char *spill_dir;        /* NULL = no spilling; else an existing writable directory
-                                     (checked at init: SHOAL_EINVAL), see shoal_advise_cold */
-    size_t      max_objects;      /* object table size; 0 = derived from store_bytes (one
-                                     slot per 256 bytes, at least 65535), at most 2^26 - 1.
-                                     Below 65535 threads cache no free slots, so every slot
-                                     can hold an object; above, up to 64 free slots per
-                                     thread may wait in that thread's cache. */
+    size_t      store_bytes SHOAL__ZERO;  /* object store capacity; 0 = a quarter of physical
+                                             memory */
+    unsigned    workers SHOAL__ZERO;      /* 0 = one per core of the topology */
+    int         huge_pages SHOAL__ZERO;   /* SHOAL_HUGE_AUTO (0), SHOAL_HUGE_REQUIRE,
+                                             SHOAL_HUGE_OFF */
+    const char *name SHOAL__ZERO;         /* non-NULL: publish the store so other processes can
+                                             attach */
+    const char *topology SHOAL__ZERO;     /* NULL = this machine; else an hwloc synthetic string
+                                             or XML path */
+    const char *spill_dir SHOAL__ZERO;    /* NULL = no spilling; else an existing writable
+                                             directory (checked at init: SHOAL_EINVAL), see
+                                             shoal_advise_cold */
+    size_t      max_objects SHOAL__ZERO;  /* object table size; 0 = derived from store_bytes (one
+                                             slot per 256 bytes, at least 65535), at most 2^26 - 1.
+                                             Below 65535 threads cache no free slots, so every
+                                             slot can hold an object; above, up to 64 free slots
+                                             per thread may wait in that thread's cache. */
+    uint64_t    reserved[8] SHOAL__ZERO;  /* must be 0: fields added later come out of this
+                                             space, so the struct keeps its size and a
+                                             zero-initialised config keeps meaning the defaults */
 } shoal_config;
 
 /* Start the runtime: map the store (one arena per NUMA node of the topology), start the
@@ -123,7 +169,8 @@ typedef struct shoal_config {     /* all-zero means defaults */
  * it with SHOAL_ENOMEM.
  * Errors: SHOAL_EEXIST already initialized or attached (call shoal_shutdown() first),
  * called inside a task, or config.name is published by a live process already;
- * SHOAL_EINVAL bad config: huge_pages not one of the three values, store_bytes below 1 MiB
+ * SHOAL_EINVAL bad config: a nonzero reserved field (zero-initialise the struct),
+ * huge_pages not one of the three values, store_bytes below 1 MiB
  * or above 64 TiB, workers above 1024, name empty, over 64
  * bytes or with '/' or a control character, max_objects 2^26 or more, topology unreadable
  * or with more than 16 NUMA nodes, spill_dir not an existing writable directory, or a
@@ -254,8 +301,8 @@ SHOAL_API int  shoal_release(shoal_ref ref);
  * ------------------------------------------------------------------------------------- */
 
 /* File I/O never blocks the calling thread (or a worker) in the kernel: a per-process I/O
- * thread does it through io_uring, or with pread/pwrite when io_uring is unavailable (said
- * once on stderr; SHOAL_NO_IO_URING=1 forces it). Transfers of 1 MiB or more bypass the page
+ * thread does it through io_uring, or with pread/pwrite when io_uring is unavailable (a
+ * warning, once per process; SHOAL_NO_IO_URING=1 forces it). Transfers of 1 MiB or more bypass the page
  * cache (O_DIRECT) where the file system and alignment allow; SHOAL_IO_DIRECT=0 turns that
  * off. Callable from any thread, including tasks. */
 
@@ -320,17 +367,66 @@ typedef int (*shoal_fn)(shoal_task *t);               /* non-zero return = task 
 enum { SHOAL_ARG_VALUE = 0, SHOAL_ARG_REF = 1, SHOAL_ARG_REF_PASS = 2 };
 
 typedef struct shoal_arg {
-    int kind;                     /* SHOAL_ARG_VALUE, SHOAL_ARG_REF (resolved before the task runs),
-                                     SHOAL_ARG_REF_PASS (the ref itself is passed, not awaited) */
-    const void *data; size_t len; /* VALUE: copied at submit */
-    shoal_ref ref;                /* REF, REF_PASS */
+    int         kind SHOAL__ZERO;   /* SHOAL_ARG_VALUE, SHOAL_ARG_REF (resolved before the task
+                                       runs), SHOAL_ARG_REF_PASS (the ref itself is passed, not
+                                       awaited) */
+    const void *data SHOAL__ZERO;   /* VALUE: data and len, copied at submit */
+    size_t      len SHOAL__ZERO;
+    shoal_ref   ref SHOAL__ZERO;    /* REF, REF_PASS */
 } shoal_arg;
 
-#define SHOAL_VALUE(ptr, n)  ((shoal_arg){ .kind = SHOAL_ARG_VALUE, .data = (ptr), .len = (n) })
-#define SHOAL_REF(r)         ((shoal_arg){ .kind = SHOAL_ARG_REF, .ref = (r) })
-#define SHOAL_REF_PASS(r)    ((shoal_arg){ .kind = SHOAL_ARG_REF_PASS, .ref = (r) })
+/* Argument builders: SHOAL_VALUE(&x, sizeof x), SHOAL_REF(r), SHOAL_REF_PASS(r), e.g.
+ * `shoal_arg a[] = { SHOAL_VALUE(&n, sizeof n), SHOAL_REF(r) };`. In C they are compound
+ * literals with every field named; C++ has no compound literals, so there they call inline
+ * functions. Both compile warning-free at -Wall -Wextra -Wpedantic (C11 and later, C++11
+ * and later). */
+static inline shoal_arg shoal__arg_make(int kind, const void *data, size_t len, shoal_ref ref)
+{
+    shoal_arg a;
+    a.kind = kind;
+    a.data = data;
+    a.len = len;
+    a.ref = ref;
+    return a;
+}
+#ifdef __cplusplus
+#define SHOAL_VALUE(ptr, n)  shoal__arg_make(SHOAL_ARG_VALUE, (ptr), (n), shoal__ref_make(0))
+#define SHOAL_REF(r)         shoal__arg_make(SHOAL_ARG_REF, nullptr, 0, (r))
+#define SHOAL_REF_PASS(r)    shoal__arg_make(SHOAL_ARG_REF_PASS, nullptr, 0, (r))
+#else
+#define SHOAL_VALUE(ptr, n)  ((shoal_arg){ .kind = SHOAL_ARG_VALUE, .data = (ptr), .len = (n), \
+                                           .ref = { 0 } })
+#define SHOAL_REF(r)         ((shoal_arg){ .kind = SHOAL_ARG_REF, .data = NULL, .len = 0, \
+                                           .ref = (r) })
+#define SHOAL_REF_PASS(r)    ((shoal_arg){ .kind = SHOAL_ARG_REF_PASS, .data = NULL, .len = 0, \
+                                           .ref = (r) })
+#endif
 
-typedef struct shoal_task_opts { int numa_node; /* -1 = any */ const char *name; } shoal_task_opts;
+/* flags of shoal_task_opts */
+#define SHOAL_TASK_ON_NODE 1u   /* numa_node is meant even when it is 0 (see numa_node) */
+
+/* Options of one task; opts NULL or all-zero means the defaults: any node, no name, no
+ * context. Zero-initialise it (C: `shoal_task_opts o = { 0 };` or designated initialisers;
+ * C++: its members default to zero) so that fields added later read as their defaults. */
+typedef struct shoal_task_opts {
+    int         numa_node SHOAL__ZERO; /* run only on this node's workers: honoured when > 0,
+                                          or when it is 0 and flags has SHOAL_TASK_ON_NODE (a
+                                          zero alone means any node, as zero-initialised);
+                                          -1 = any node, whatever flags says */
+    const char *name SHOAL__ZERO;      /* copied (63 bytes at most): timeline, failure
+                                          messages */
+    void       *ctx SHOAL__ZERO;       /* handed to the task: shoal_task_ctx(t) returns it */
+    void      (*ctx_done)(void *ctx) SHOAL__ZERO;
+                                       /* non-NULL: called once with ctx when the task is over:
+                                          after it ran, or when it never will (canceled, a REF
+                                          argument failed, shutdown), before its result
+                                          completes. Not called when shoal_submit fails: ctx
+                                          stays the caller's. Runs on whichever thread ends
+                                          the task; must not wait for tasks. */
+    unsigned    flags SHOAL__ZERO;     /* SHOAL_TASK_* bits; unknown bits: SHOAL_EINVAL */
+    unsigned    reserved0 SHOAL__ZERO; /* must be 0 (room to grow without breaking callers) */
+    uint64_t    reserved[3] SHOAL__ZERO;   /* must be 0 */
+} shoal_task_opts;
 
 /* Submit fn(args) and return its result's ref at once (the caller holds one reference).
  * VALUE args are copied (together at most 1 GiB: larger data belongs in an object passed
@@ -339,7 +435,8 @@ typedef struct shoal_task_opts { int numa_node; /* -1 = any */ const char *name;
  * opts may be NULL. Errors: SHOAL_ENOTINIT (no runtime, or an attached client: no workers
  * in this process); SHOAL_ECANCELED; SHOAL_EINVAL (fn or out NULL, args NULL with nargs >
  * 0, more than 65535 args, a kind that is none of the three, a VALUE with data NULL and len
- * > 0, VALUEs over 1 GiB, a numa_node that does not exist or has no worker, a REF or
+ * > 0, VALUEs over 1 GiB, a numa_node that does not exist or has no worker, unknown
+ * opts.flags bits or a nonzero opts.reserved field, a REF or
  * REF_PASS that is null or forged or has 2^24 - 1 references already); SHOAL_ESTALE (a REF
  * or REF_PASS argument is already freed); SHOAL_ENOMEM (no memory for the task or its
  * result). The message names the argument at fault. */
@@ -348,6 +445,9 @@ SHOAL_API int  shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
 /* The calls below take the running task's context and are meant for its function, on its
  * worker, while it runs. */
 SHOAL_API size_t shoal_task_nargs(shoal_task *t);   /* 0 for NULL */
+/* The ctx its submitter put in opts.ctx (NULL if none, or t NULL). The task owns nothing
+ * through it: whoever made ctx frees it (opts.ctx_done is called when the task is over). */
+SHOAL_API void  *shoal_task_ctx(shoal_task *t);
 /* Bytes of argument i: a VALUE's copy, or a REF's object, zero-copy. Errors: SHOAL_EINVAL
  * (t NULL, i out of range, data or len NULL, or the argument is REF_PASS); for a REF, what
  * shoal_get of it answers (it is complete before the task runs, so normally 0). */
@@ -393,6 +493,7 @@ typedef struct shoal_info {       /* a snapshot, for tools and tests */
                                      and no thread or process keeps much of it cached
                                      (computing it gives back what this thread caches); 0
                                      when nothing fits */
+    uint64_t reserved[8];         /* 0 today; fields added later come out of this space */
 } shoal_info;
 /* Errors: SHOAL_EINVAL (out NULL), SHOAL_ENOTINIT, SHOAL_ECANCELED. */
 SHOAL_API int  shoal_info_get(shoal_info *out);
@@ -480,16 +581,18 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 #define SHOAL__FLAG_SHIFT   24           /* word bits below the state and flags: refcount */
 #define SHOAL__READY_BITS   0x30u        /* READY (3) << 4 and no flag, in the word >> 24 */
 
+/* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
+ * miscompiles that pointer's test (it reads stale flags) and reports a null access. */
 static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
 {
-    const struct shoal__tls *v = &shoal__tls;
     /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
      * host field fails the bounds check. */
     uint64_t idx = (uint32_t)ref.id;
     /* data/len checks fold away when the caller passes addresses of locals. */
-    if (__builtin_expect(v->epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
-                         idx < v->nslots && data != NULL && len != NULL, 1)) {
-        const uint64_t *s = (const uint64_t *)(const void *)(v->slots + (idx << SHOAL__SLOT_SHIFT));
+    if (__builtin_expect(shoal__tls.epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
+                         idx < shoal__tls.nslots && data != NULL && len != NULL, 1)) {
+        const uint64_t *s =
+            (const uint64_t *)(const void *)(shoal__tls.slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
          * length and bytes are visible. The word's high half is the ID's (the generation);
          * below it the state and flags must read READY and nothing else (the reference
@@ -497,7 +600,7 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
         if (__builtin_expect((w >> SHOAL__FLAG_SHIFT) ==
                              (((ref.id >> 32) << (32 - SHOAL__FLAG_SHIFT)) | SHOAL__READY_BITS), 1)) {
-            *data = v->base + s[1];
+            *data = shoal__tls.base + s[1];
             *len = (size_t)s[2];
 #ifdef SHOAL_COUNT_GETS
             /* relaxed load + store, not an RMW: this thread is the only writer and

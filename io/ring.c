@@ -493,17 +493,14 @@ static int read_int_file(const char *path, int dflt)
     return v;
 }
 
-static bool env_set(const char *name, const char *val)
-{
-    const char *v = getenv(name);
-    return v && strcmp(v, val) == 0;
-}
+
+#define NO_URING_ASKED "SHOAL_NO_IO_URING=1"
 
 /* io_uring with every opcode shoal uses, or a reason why not (said once per process). */
 static const char *probe_ring(struct engine *e)
 {
-    if (env_set("SHOAL_NO_IO_URING", "1"))
-        return "SHOAL_NO_IO_URING=1";
+    if (shoal__env_flag("SHOAL_NO_IO_URING", false))
+        return NO_URING_ASKED;
     if (read_int_file("/proc/sys/kernel/io_uring_disabled", 0) == 2)
         return "io_uring is disabled (/proc/sys/kernel/io_uring_disabled = 2)";
     int rc = io_uring_queue_init(RING_ENTRIES, &e->ring, 0);
@@ -525,7 +522,7 @@ static const char *probe_ring(struct engine *e)
             missing = "the kernel's io_uring lacks an opcode shoal needs (read, write, openat, "
                       "statx, close, fsync, unlinkat or fallocate)";
     e->futex_bell = io_uring_opcode_supported(p, OP_FUTEX_WAIT) &&
-                    !env_set("SHOAL_IO_EVENTFD", "1");
+                    !shoal__env_flag("SHOAL_IO_EVENTFD", false);
     io_uring_free_probe(p);
     if (missing)
         return missing;
@@ -557,11 +554,11 @@ int shoal__io_start(shoal__rt_t *rt)
         return shoal__err(SHOAL_ENOMEM, "out of memory starting the I/O engine");
     e->rt = rt;
     e->evfd = -1;
-    e->direct = !env_set("SHOAL_IO_DIRECT", "0");
+    e->direct = shoal__env_flag("SHOAL_IO_DIRECT", true);
     const char *why = probe_ring(e);
     if (why) {
         static _Atomic int told;
-        if (!env_set("SHOAL_NO_IO_URING", "1") &&
+        if (strcmp(why, NO_URING_ASKED) != 0 &&
             !atomic_exchange_explicit(&told, 1, memory_order_relaxed))
             shoal__log("io_uring unavailable (%s): file I/O and spilling use pread/pwrite on "
                        "a helper thread", why);

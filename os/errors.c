@@ -1,4 +1,4 @@
-/* errors.c - error names, the thread-local last-error message, and stderr notices.
+/* errors.c - error names and the thread-local last-error message (messages: os/log.c).
  * shoal__err is the one place a failure's message is written; it is cold by design. */
 #include <pthread.h>
 #include <stdarg.h>
@@ -70,16 +70,4 @@ int shoal__err(int code, const char *fmt, ...)
         va_end(ap);
     }
     return code;
-}
-
-void shoal__log(const char *fmt, ...)
-{
-    if (getenv("SHOAL_QUIET"))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("shoal: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
 }

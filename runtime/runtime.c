@@ -168,6 +168,10 @@ static uint64_t shoal__machine_bytes(void)
 
 static int check_config(const shoal_config *c)
 {
+    for (size_t i = 0; i < sizeof c->reserved / sizeof c->reserved[0]; i++)
+        if (c->reserved[i])
+            return shoal__err(SHOAL_EINVAL, "config.reserved[%zu] is not zero: zero-initialise "
+                                            "shoal_config (shoal_config c = { 0 })", i);
     if (c->huge_pages != SHOAL_HUGE_AUTO && c->huge_pages != SHOAL_HUGE_REQUIRE &&
         c->huge_pages != SHOAL_HUGE_OFF)
         return shoal__err(SHOAL_EINVAL, "config.huge_pages is %d: use SHOAL_HUGE_AUTO, "
@@ -262,6 +266,7 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
         c = *cfg;
     else
         memset(&c, 0, sizeof c);
+    shoal__log_env();   /* SHOAL_LOG_LEVEL, SHOAL_QUIET as they are now */
     if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
         return shoal__err(SHOAL_EEXIST, "shoal_init called inside a task: the runtime that "
                                         "runs it is initialized already");

@@ -95,7 +95,7 @@ static _Atomic int no_waitv;
 
 void shoal__nap_init(void)
 {
-    atomic_store_explicit(&no_waitv, getenv("SHOAL_NO_FUTEX_WAITV") != NULL,
+    atomic_store_explicit(&no_waitv, shoal__env_flag("SHOAL_NO_FUTEX_WAITV", false),
                           memory_order_relaxed);
 }
 

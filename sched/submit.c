@@ -208,6 +208,15 @@ SHOAL__COLD static int bad_node(struct shoal__sched *s, int node)
                                     "or 0..%u", node, s->nnodes - 1);
 }
 
+SHOAL__COLD static int bad_opts(const shoal_task_opts *o)
+{
+    if (o->flags & ~SHOAL_TASK_ON_NODE)
+        return shoal__err(SHOAL_EINVAL, "shoal_submit: opts.flags %#x has unknown bits (known: "
+                                        "SHOAL_TASK_ON_NODE)", o->flags);
+    return shoal__err(SHOAL_EINVAL, "shoal_submit: opts.reserved is not zero: zero-initialise "
+                                    "shoal_task_opts (shoal_task_opts o = { 0 })");
+}
+
 SHOAL__COLD static int value_too_big(size_t i, size_t len, size_t before)
 {
     return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: a VALUE of %zu bytes (after "
@@ -255,9 +264,18 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         return submit_einval(s, fn, args, nargs, out);
     int node = -1;
     const char *name = NULL;
+    bool has_ctx = false;
     if (opts) {
+        if (unlikely((opts->flags & ~SHOAL_TASK_ON_NODE) | opts->reserved0 |
+                     opts->reserved[0] | opts->reserved[1] | opts->reserved[2]))
+            return bad_opts(opts);
+        /* A zero numa_node is "any" unless the caller says it means node 0: zero-initialised
+         * options are the defaults. */
         node = opts->numa_node;
+        if (node == 0 && !(opts->flags & SHOAL_TASK_ON_NODE))
+            node = -1;
         name = opts->name;
+        has_ctx = opts->ctx || opts->ctx_done;
         if (unlikely(node != -1 && (node < 0 || (unsigned)node >= s->nnodes ||
                                     s->n[node].nworkers == 0)))
             return bad_node(s, node);
@@ -284,7 +302,8 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
             return bad_arg(i, a);
         }
     }
-    size_t dep_off = sizeof(struct shoal_task) + nargs * sizeof(shoal__targ);
+    size_t dep_off = sizeof(struct shoal_task) + nargs * sizeof(shoal__targ) +
+                     (has_ctx ? sizeof(shoal__tctx) : 0);
     size_t val_off = dep_off + align16(nref * sizeof(shoal__tdep));
     size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
     struct shoal_task *t = shoal__task_alloc(val_off + vbytes + (name ? namelen + 1 : 0));
@@ -308,7 +327,13 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     atomic_store_explicit(&t->fail_arg, 0, memory_order_relaxed);
     atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
     t->node = (int16_t)(s->nnodes > 1 ? node : -1);
-    t->flags = (uint8_t)((nheld ? SHOAL__TF_REFS : 0) | (t->node >= 0 ? SHOAL__TF_BOUND : 0));
+    t->flags = (uint8_t)((nheld ? SHOAL__TF_REFS : 0) | (t->node >= 0 ? SHOAL__TF_BOUND : 0) |
+                         (has_ctx ? SHOAL__TF_CTX : 0));
+    if (has_ctx) {
+        shoal__tctx *c = shoal__task_tctx(t);
+        c->ctx = opts->ctx;
+        c->done = opts->ctx_done;
+    }
     t->fail_msg = NULL;
     t->name = NULL;
     shoal__targ *ta = shoal__task_args(t);

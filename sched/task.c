@@ -22,6 +22,17 @@ static inline void release_args(struct shoal_task *t)
             shoal__release((shoal_ref){ a[i].ref });
 }
 
+/* opts.ctx_done, once, before the result completes: whoever sees the result sees what the
+ * context held already let go. */
+static inline void ctx_done(struct shoal_task *t)
+{
+    if (!(t->flags & SHOAL__TF_CTX))
+        return;
+    shoal__tctx *c = shoal__task_tctx(t);
+    if (c->done)
+        c->done(c->ctx);
+}
+
 SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
 {
     if (t->flags & SHOAL__TF_FAILED) {
@@ -57,7 +68,9 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
     SHOAL__PROBE_TASK_END(w->idx, t->result.id, rc);
     shoal__tl_end(w->idx, t->name, t->fn, t0);
     shoal_ref r = t->result;
-    /* Arguments go first, so that a caller that sees the result sees them released. */
+    /* Arguments and context go first, so that a caller that sees the result sees them
+     * released. */
+    ctx_done(t);
     release_args(t);
     if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED)))
         shoal__obj_complete_drop(r, 0, NULL);   /* no return: an empty object */
@@ -107,6 +120,7 @@ void shoal__task_cancel(struct shoal_task *t, bool zombie)
     /* A zombie (the caller marked it) stays allocated: its dependency records may still be
      * on lists of objects that never complete, and a late firing must find it marked. */
     shoal_ref r = t->result;
+    ctx_done(t);
     release_args(t);
     shoal__obj_complete_drop(r, code, msg ? msg : fa ? "a task argument failed" : buf);
     free(msg);
@@ -117,6 +131,11 @@ void shoal__task_cancel(struct shoal_task *t, bool zombie)
 /* ---- calls a running task makes -------------------------------------------------------- */
 
 SHOAL_API size_t shoal_task_nargs(shoal_task *t) { return t ? t->nargs : 0; }
+
+SHOAL_API void *shoal_task_ctx(shoal_task *t)
+{
+    return t && (t->flags & SHOAL__TF_CTX) ? shoal__task_tctx(t)->ctx : NULL;
+}
 
 SHOAL__COLD static int bad_index(shoal_task *t, size_t i, const char *call)
 {

@@ -2,7 +2,8 @@
  * table, the dependency records and the copied VALUE bytes, allocated from per-thread
  * caches (pool.c) so that submitting does not call malloc. Internal.
  *
- * Block layout: [struct shoal_task][shoal__targ x nargs][shoal__tdep x nrefs][values][name]
+ * Block layout: [struct shoal_task][shoal__targ x nargs][shoal__tctx if TF_CTX]
+ *               [shoal__tdep x nrefs][values][name]
  *
  * Synchronisation:
  *   fields   written by the submitter before the task is published (deque push, injection
@@ -41,6 +42,7 @@ enum { SHOAL__TS_FREE = 0, SHOAL__TS_LIVE = 1, SHOAL__TS_ZOMBIE = 2, SHOAL__TS_D
 #define SHOAL__TF_FAILED   2u   /* shoal_task_fail was called: fail_msg holds the message */
 #define SHOAL__TF_BOUND    4u   /* node >= 0 is binding: only that node's workers run it */
 #define SHOAL__TF_REFS     8u   /* holds references on REF / REF_PASS arguments */
+#define SHOAL__TF_CTX     16u   /* a shoal__tctx follows the argument table (opts.ctx) */
 
 /* One argument: a VALUE's copy (data, len), or a ref (REF, REF_PASS). */
 typedef struct shoal__targ {
@@ -76,6 +78,18 @@ struct shoal_task {
 _Static_assert(sizeof(struct shoal_task) == 64, "the task header is one cache line");
 
 static inline shoal__targ *shoal__task_args(struct shoal_task *t) { return (shoal__targ *)(t + 1); }
+
+/* opts.ctx and opts.ctx_done, when either was given (SHOAL__TF_CTX). */
+typedef struct shoal__tctx {
+    void *ctx;
+    void (*done)(void *ctx);
+} shoal__tctx;
+_Static_assert(sizeof(shoal__tctx) == 16, "keeps the dependency records 16-byte aligned");
+
+static inline shoal__tctx *shoal__task_tctx(struct shoal_task *t)
+{
+    return (shoal__tctx *)(shoal__task_args(t) + t->nargs);
+}
 
 static inline unsigned shoal__targ_kind(const shoal__targ *a) { return (unsigned)(a->len_kind & 3); }
 static inline size_t shoal__targ_len(const shoal__targ *a) { return (size_t)(a->len_kind >> 2); }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # check-install.sh - installs shoal into a temporary prefix and builds a program against it
-# the way a user would (pkg-config, shared and static), runs both, and checks that the
+# the way a user would (pkg-config, shared and static, C and C++), runs them, and checks that the
 # shared library exports only shoal_* symbols; that the tools and a man page for every
 # exported function and every tool are installed and render without warnings; that the
 # README's first program builds and prints what the README shows; and the Makefile's
@@ -18,7 +18,7 @@ step "make install PREFIX=$tmp"
 if ! make -s install PREFIX="$tmp" >"$tmp/install.log" 2>&1; then
   cat "$tmp/install.log"; fail "make install"
 fi
-for f in include/shoal.h lib/libshoal.a lib/libshoal.so lib/pkgconfig/shoal.pc share/man/man7/shoal.7; do
+for f in include/shoal.h include/shoal.hpp lib/libshoal.a lib/libshoal.so lib/pkgconfig/shoal.pc share/man/man7/shoal.7; do
   [ -e "$tmp/$f" ] || fail "not installed: $f"
 done
 # A prefix the dynamic linker does not search: make install says how to run programs.
@@ -116,6 +116,15 @@ EOF
     LD_LIBRARY_PATH="$tmp/lib" SHOAL_QUIET=1 "$tmp/app_noinline" || fail "shared app (SHOAL_NO_INLINE) failed"
   else
     fail "shared build with SHOAL_NO_INLINE"
+  fi
+
+  step "C++: c++ -std=c++17 examples/cxx_fib.cc \$(pkg-config --cflags --libs shoal)"
+  # shellcheck disable=SC2046
+  if c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror examples/cxx_fib.cc $(pkg-config --cflags --libs shoal) -o "$tmp/app_cxx"; then
+    out=$(LD_LIBRARY_PATH="$tmp/lib" SHOAL_QUIET=1 "$tmp/app_cxx" 22) || fail "C++ app failed"
+    grep -q "fib(22) = 17711 ok" <<<"$out" || fail "C++ app printed: $out"
+  else
+    fail "C++ build against the installed shoal.hpp"
   fi
 
   step "static: cc app.c \$(pkg-config --static --cflags --libs shoal), libshoal.a"

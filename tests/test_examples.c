@@ -1,4 +1,4 @@
-/* test_examples.c - every program under examples/ runs to success and prints what it
+/* test_examples.c - every program under examples/ (C and C++) runs to success and prints what it
  * promises. Each runs as its own process from <build>/examples/, small-sized where it
  * takes a size (mapreduce: 64 MiB instead of 1 GiB). */
 #include <stdlib.h>
@@ -69,6 +69,28 @@ static void test_twoproc(void)
     expect(out, "twoproc: ok: the message was freed with its last reference");
 }
 
+/* The C++ examples (include/shoal.hpp). */
+static void test_cxx_fib(void)
+{
+    char out[4096];
+    CU_ASSERT_TRUE(run_example("cxx_fib", "24", 0, out, sizeof out));
+    expect(out, "fib(24) = 46368 ok\n");
+    CU_ASSERT_TRUE(run_example("cxx_fib", "-1", 2, out, sizeof out));
+    expect(out, "usage: cxx_fib");
+}
+
+static void test_cxx_pipeline(void)
+{
+    char out[4096];
+    CU_ASSERT_TRUE(run_example("cxx_pipeline", "", 0, out, sizeof out));
+    expect(out, "16 batches x 4096 values through gen -> square -> sum -> total: "
+                "93822844764160 (expected 93822844764160) ok\n");
+    CU_ASSERT_TRUE(run_example("cxx_pipeline", "200 100", 0, out, sizeof out));
+    expect(out, ") ok\n");
+    CU_ASSERT_TRUE(run_example("cxx_pipeline", "0", 2, out, sizeof out));
+    expect(out, "usage: cxx_pipeline");
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -76,6 +98,8 @@ int main(void)
         { "pipeline: tasks passing refs", test_pipeline },
         { "mapreduce: 64 MiB in objects, map and reduce tasks", test_mapreduce },
         { "twoproc: two processes share a store", test_twoproc },
+        { "cxx_fib: recursive C++ tasks", test_cxx_fib },
+        { "cxx_pipeline: C++ lambdas passing refs", test_cxx_pipeline },
         { NULL, NULL },
     };
     return shoal_test_run("examples", cases);

@@ -80,7 +80,7 @@ static void test_wake_after_sleep(void)
         shoal_ref x, r[4];
         ASSERT_OK(shoal_create(1, &buf, &x));
         for (int k = 0; k < 4; k++) {
-            shoal_task_opts o = { .numa_node = k };
+            shoal_task_opts o = { .numa_node = k, .flags = SHOAL_TASK_ON_NODE };
             shoal_arg a = SHOAL_REF(x);
             ASSERT_OK(shoal_submit(t_mark, &a, 1, &o, &r[k]));
         }

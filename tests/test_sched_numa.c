@@ -81,7 +81,7 @@ static void check_pinned(const char *topo, unsigned workers, unsigned nodes)
     for (int i = 0; i < rounds; i++) {
         shoal_ref r[16];
         for (unsigned k = 0; k < nodes; k++) {
-            shoal_task_opts o = { .numa_node = (int)k, .name = "pinned" };
+            shoal_task_opts o = { .numa_node = (int)k, .flags = SHOAL_TASK_ON_NODE, .name = "pinned" };
             ASSERT_OK(shoal_submit(t_where, NULL, 0, &o, &r[k]));
         }
         for (unsigned k = 0; k < nodes; k++) {
@@ -98,7 +98,7 @@ static void test_numa_node_four(void) { check_pinned(TOPO4, 4, 4); }
 static void test_numa_node_this_machine(void)
 {
     test_start(placed(NULL, 2));
-    shoal_task_opts o = { .numa_node = 0 };
+    shoal_task_opts o = { .numa_node = 0, .flags = SHOAL_TASK_ON_NODE };
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_where, NULL, 0, &o, &r));
     CU_ASSERT_EQUAL(where(r) & 0xff, 0);
@@ -135,7 +135,7 @@ static int t_cross(shoal_task *t)
         return 1;
     int b;
     memcpy(&b, d, sizeof b);
-    shoal_task_opts o = { .numa_node = b };
+    shoal_task_opts o = { .numa_node = b, .flags = SHOAL_TASK_ON_NODE };
     long bad = 0;
     for (int i = 0; i < 8; i++) {
         shoal_ref r;
@@ -154,7 +154,7 @@ static void test_bound_from_other_node(void)
     test_start(placed(TOPO4, 4));
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++) {
-            shoal_task_opts o = { .numa_node = a };
+            shoal_task_opts o = { .numa_node = a, .flags = SHOAL_TASK_ON_NODE };
             shoal_arg arg = SHOAL_VALUE(&b, sizeof b);
             shoal_ref r;
             ASSERT_OK(shoal_submit(t_cross, &arg, 1, &o, &r));
@@ -205,7 +205,7 @@ static int t_return_here(shoal_task *t)
 
 static shoal_ref put_on(int node, size_t size)
 {
-    shoal_task_opts o = { .numa_node = node };
+    shoal_task_opts o = { .numa_node = node, .flags = SHOAL_TASK_ON_NODE };
     shoal_arg a = SHOAL_VALUE(&size, sizeof size);
     shoal_ref r, x = SHOAL_REF_NULL;
     CU_ASSERT_EQUAL_FATAL(shoal_submit(t_put_here, &a, 1, &o, &r), 0);
@@ -239,7 +239,7 @@ static void test_placed_near_ref_bytes(void)
         ASSERT_OK(shoal_submit(t_where, a3, 3, NULL, &r));
         CU_ASSERT_EQUAL(where(r) & 0xff, 0);
         /* opts.numa_node wins over the bytes */
-        shoal_task_opts o = { .numa_node = 0 };
+        shoal_task_opts o = { .numa_node = 0, .flags = SHOAL_TASK_ON_NODE };
         ASSERT_OK(shoal_submit(t_where, &a1, 1, &o, &r));
         CU_ASSERT_EQUAL(where(r) & 0xff, 0);
         CHECK_OK(shoal_release(big1));
@@ -260,7 +260,7 @@ static void test_placed_when_dependency_completes(void)
         void *gate_buf;
         shoal_ref gate, p, r;
         ASSERT_OK(shoal_create(sizeof(size_t), &gate_buf, &gate));
-        shoal_task_opts o = { .numa_node = node };
+        shoal_task_opts o = { .numa_node = node, .flags = SHOAL_TASK_ON_NODE };
         shoal_arg pa = SHOAL_REF(gate);       /* the size comes through the gate */
         ASSERT_OK(shoal_submit(t_return_here, &pa, 1, &o, &p));
         shoal_arg da = SHOAL_REF(p);
@@ -303,7 +303,7 @@ static int t_parent(shoal_task *t)
     atomic_store(&parent_worker, shoal_task_worker(t));
     enum { K = 64 };
     shoal_ref r[K];
-    shoal_task_opts o = { .numa_node = node };
+    shoal_task_opts o = { .numa_node = node, .flags = SHOAL_TASK_ON_NODE };
     for (int i = 0; i < K; i++)
         if (shoal_submit(t_child, NULL, 0, &o, &r[i]))
             return 2;
@@ -327,7 +327,7 @@ static void run_steal(const char *topo, unsigned workers, int node)
     test_start(placed(topo, workers));
     shoal_info before = info_now();
     atomic_store(&others_seen, 0);
-    shoal_task_opts o = { .numa_node = node };
+    shoal_task_opts o = { .numa_node = node, .flags = SHOAL_TASK_ON_NODE };
     shoal_arg a = SHOAL_VALUE(&node, sizeof node);
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_parent, &a, 1, &o, &r));

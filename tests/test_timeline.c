@@ -253,7 +253,7 @@ static void test_tasks_recorded(void)
     shoal_ref r[N];
     for (int i = 0; i < N; i++)
         CHECK_OK(shoal_submit(tl_task, NULL, 0,
-                              i % 2 ? NULL : &(shoal_task_opts){ -1, "tl-named" }, &r[i]));
+                              i % 2 ? NULL : &(shoal_task_opts){ .name = "tl-named" }, &r[i]));
     for (int i = 0; i < N; i++) {
         const void *d;
         size_t n;
