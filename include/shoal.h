@@ -420,7 +420,10 @@ typedef struct shoal_task_opts {
                                        /* non-NULL: called once with ctx when the task is over:
                                           after it ran, or when it never will (canceled, a REF
                                           argument failed, shutdown), before its result
-                                          completes. Not called when shoal_submit fails: ctx
+                                          completes (except after shoal_cancel of a task not
+                                          started: its result fails at once, and ctx_done
+                                          runs when the task would have become runnable,
+                                          or at shutdown). Not called when shoal_submit fails: ctx
                                           stays the caller's. Runs on whichever thread ends
                                           the task; must not wait for tasks. */
     unsigned    flags SHOAL__ZERO;     /* SHOAL_TASK_* bits; unknown bits: SHOAL_EINVAL */
