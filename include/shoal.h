@@ -499,6 +499,91 @@ SHOAL_API int  shoal_cancel(shoal_ref task_result);
  * SHOAL_EINVAL (t NULL). */
 SHOAL_API int  shoal_task_cancelled(shoal_task *t);
 
+/* ---------------------------------------------------------------------------------------
+ * Actors: serial executors with state (Ray's actors, on one host)
+ *
+ * An actor owns a state pointer and runs the calls submitted to it one at a time, in
+ * submission order, each on some worker (not always the same one), each seeing the state
+ * through shoal_task_actor_state(t); different actors, and plain tasks, run in parallel.
+ * A call is a task like any other: VALUE, REF and REF_PASS arguments, a result ref, failure,
+ * shoal_cancel, shoal_get inside it. Nothing on the call path takes a lock: a call enters the
+ * actor's mailbox with one compare-and-swap, and the worker that finishes a call runs the
+ * next ones in a row (up to 64, then it requeues the actor so that other work gets a turn).
+ *
+ * Order. Calls run in the order they entered the mailbox: one thread's calls in the order it
+ * made them; calls from threads racing each other in the order their submissions completed
+ * (any interleaving of the threads' own orders). A call with REF arguments waits for them
+ * before it runs, and the calls after it wait behind it (Ray keeps submission order the same
+ * way): an argument that never completes holds the actor (shoal_actor_destroy or
+ * shoal_shutdown still end it). Waiting for arguments holds no worker. The calls' effects on
+ * the state are visible to each later call (the hand-over between workers orders them).
+ *
+ * Waiting inside a call. A call may shoal_get or shoal_wait: its worker runs other tasks
+ * meanwhile, never another call of the same actor (the next call starts only once this one
+ * returns). As for plain tasks, a cycle (the call waits for something that waits for a later
+ * call of its own actor) never completes.
+ *
+ * The handle is an ID like a ref: copy it, pass it as a VALUE argument (sizeof(shoal_actor)
+ * bytes) or inside an object, use it from any thread or task of this process. It is not a
+ * ref (do not pass it to the object calls). Once the actor is destroyed its handle answers
+ * SHOAL_ESTALE for ever (a slot is reused under a new generation); a forged one answers
+ * SHOAL_EINVAL. Actors live in the process that runs the workers: an attached client gets
+ * SHOAL_EPERM from every call below.
+ * ------------------------------------------------------------------------------------- */
+typedef struct shoal_actor { uint64_t id; } shoal_actor;   /* id 0 is never an actor */
+
+/* Create an actor owning state (any pointer, NULL too; shoal never reads it) and, when
+ * destroy is non-NULL, the function that frees it: called exactly once, after the actor's
+ * last call, by shoal_actor_destroy or shoal_shutdown (see there for the thread). opts may be
+ * NULL: opts.numa_node places the actor (every call runs on that node's workers, as a task
+ * with that numa_node; any node: each call is placed as a task is), opts.name names it in
+ * messages (31 bytes kept); opts.ctx and ctx_done belong to calls. Never blocks; takes a short
+ * lock (not a fast path). *out is the caller's to copy and pass around; it holds nothing.
+ * Errors: SHOAL_ENOTINIT; SHOAL_ECANCELED (going down); SHOAL_EPERM (an attached client: no
+ * workers here); SHOAL_EINVAL (out NULL, opts as shoal_submit rejects them, or opts.ctx /
+ * ctx_done set); SHOAL_ENOMEM (65536 actors alive already, or no memory). */
+SHOAL_API int  shoal_actor_create(void *state, void (*destroy)(void *state),
+                                  const shoal_task_opts *opts, shoal_actor *out);
+/* Submit fn(args) as the actor's next call and return its result's ref at once (the caller
+ * holds one reference), as shoal_submit does: the same argument kinds and ownership (VALUEs
+ * copied, REF and REF_PASS held by the call until it is over), the same result semantics.
+ * opts may be NULL; opts.name and opts.ctx / ctx_done apply to the call; opts.numa_node must
+ * be any (0 or -1) or the actor's own node: the actor decides where its calls run. Never
+ * blocks, no lock (two atomic additions on the actor, one compare-and-swap to queue). Callable
+ * from any thread of this process, a task or one of this actor's own calls included (the
+ * call then runs after the current one).
+ * If the actor is destroyed concurrently, the call either is refused (SHOAL_ESTALE) or was
+ * queued first and then fails like every queued call (its result SHOAL_ECANCELED).
+ * Errors: those of shoal_submit (SHOAL_EINVAL for its arguments and options, SHOAL_ESTALE for
+ * a freed REF argument, SHOAL_ENOMEM, SHOAL_ECANCELED, SHOAL_ENOTINIT), and for the handle:
+ * SHOAL_ESTALE (the actor was destroyed, or the runtime it belonged to shut down),
+ * SHOAL_EINVAL (null or forged handle, or a numa_node other than the actor's), SHOAL_EPERM
+ * (an attached client). */
+SHOAL_API int  shoal_actor_submit(shoal_actor a, shoal_fn fn, const shoal_arg args[],
+                                  size_t nargs, const shoal_task_opts *opts, shoal_ref *out);
+/* The state of the actor whose call t is (the pointer given to shoal_actor_create), valid
+ * while the call runs; NULL for a plain task or t NULL. Only the running call touches the
+ * state: no lock is needed around it. */
+SHOAL_API void *shoal_task_actor_state(shoal_task *t);
+/* Destroy an actor (Ray's ray.kill without restart). Never blocks:
+ *   - calls queued and not started never run: their results fail with SHOAL_ECANCELED and a
+ *     message saying the actor was destroyed (tasks that take them as REF arguments fail in
+ *     turn), at once when no call runs, else as soon as the running call returns; a call
+ *     waiting for its REF arguments counts as queued;
+ *   - a call that runs now finishes normally (its result is what it returns);
+ *   - then destroy(state) runs exactly once: on the calling thread, before this returns,
+ *     when no call was running; else on the running call's worker right after that call
+ *     returns (it must not wait for tasks there).
+ * The handle answers SHOAL_ESTALE from the moment this is called (submissions included).
+ * Called from inside one of the actor's own calls it is deferred the same way: it returns 0,
+ * the queued calls fail, and destroy(state) runs once the calling call has returned.
+ * Actors still alive at shoal_shutdown are destroyed by it: their queued calls fail
+ * SHOAL_ECANCELED and destroy(state) runs on the thread in shoal_shutdown, after every call
+ * ended, at a moment when shoal calls answer SHOAL_ECANCELED (free memory, call no shoal).
+ * Errors: SHOAL_ESTALE (destroyed already, concurrently, or by a shutdown), SHOAL_EINVAL (null
+ * or forged handle), SHOAL_EPERM (an attached client), SHOAL_ENOTINIT, SHOAL_ECANCELED. */
+SHOAL_API int  shoal_actor_destroy(shoal_actor a);
+
 typedef struct shoal_info {       /* a snapshot, for tools and tests */
     unsigned workers, numa_nodes;
     int      huge_pages;          /* what was obtained: SHOAL_PAGES_HUGETLB, _THP or _NORMAL.

@@ -134,6 +134,17 @@ static inline void shoal__surplus_check(struct shoal__sched *s, unsigned node)
  * run t, else the right injection queue; then wake someone if needed. */
 SHOAL__HIDDEN void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t);
 
+/* shoal_submit and shoal_actor_submit (actor NULL: a plain task); who names the call in
+ * messages. */
+SHOAL__HIDDEN int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
+                                const shoal_arg args[], size_t nargs,
+                                const shoal_task_opts *opts, shoal_ref *out);
+
+/* The node opts asks for (-1 any; opts may be NULL), or SHOAL_EINVAL (unknown flags, a
+ * nonzero reserved field, a node that does not exist or has no worker). */
+SHOAL__HIDDEN int shoal__task_opts_node(const char *who, const shoal_task_opts *opts,
+                                        int *node);
+
 /* Shutdown: wait until no thread outside the scheduler is making a task runnable (after
  * closing the scheduler to them: open = 0, or rt->sched = NULL). */
 SHOAL__HIDDEN void shoal__sched_quiesce(void);

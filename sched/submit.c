@@ -107,6 +107,7 @@ void shoal__sched_forget(void)
     /* fork() child: a thread that was firing is not here to count itself out. */
     atomic_store_explicit(&foreign_fires, 0, memory_order_relaxed);
     shoal__pool_forget();
+    shoal__actors_forget();
 }
 
 void shoal__sched_quiesce(void)
@@ -148,15 +149,17 @@ static bool ref_failed(uint64_t id)
            shoal__w_state(atomic_load_explicit(&sl->word, memory_order_acquire)) == SHOAL__FAILED;
 }
 
-/* Register the task on each REF argument still pending; schedule it once none is. */
+/* Register the task on each REF argument still pending; schedule it once none is (and
+ * no count is `held`). */
 static void wait_deps(struct shoal__sched *s, struct shoal_task *t, size_t dep_off,
-                      unsigned nref)
+                      unsigned nref, int32_t held)
 {
     shoal__targ *a = shoal__task_args(t);
     shoal__tdep *td = (shoal__tdep *)((char *)t + dep_off);
-    /* One extra count held while registering, so that no firing reaches zero early.
+    /* One extra count held while registering, so that no firing reaches zero early, and
+     * `held` more that stay (an actor's call: its turn, see actor.c).
      * relaxed: dep_add's release publishes it with the record. */
-    atomic_store_explicit(&t->pending, (int32_t)nref + 1, memory_order_relaxed);
+    atomic_store_explicit(&t->pending, (int32_t)nref + 1 + held, memory_order_relaxed);
     int32_t done = 1;
     for (uint32_t i = 0; i < t->nargs; i++) {
         if (shoal__targ_kind(&a[i]) != SHOAL_ARG_REF)
@@ -183,55 +186,80 @@ static void wait_deps(struct shoal__sched *s, struct shoal_task *t, size_t dep_o
 
 /* ---- shoal_submit --------------------------------------------------------------------- */
 
-SHOAL__COLD static int submit_einval(struct shoal__sched *s, shoal_fn fn,
+SHOAL__COLD static int submit_einval(const char *who, struct shoal__sched *s, shoal_fn fn,
                                      const shoal_arg args[], size_t nargs, shoal_ref *out)
 {
     if (!s)
-        return shoal__err(SHOAL_ENOTINIT, "shoal_submit: this process runs no workers "
-                                          "(attached clients cannot submit tasks)");
+        return shoal__err(SHOAL_ENOTINIT, "%s: this process runs no workers "
+                                          "(attached clients cannot submit tasks)", who);
     if (!fn)
-        return shoal__err(SHOAL_EINVAL, "shoal_submit: fn is NULL");
+        return shoal__err(SHOAL_EINVAL, "%s: fn is NULL", who);
     if (!out)
-        return shoal__err(SHOAL_EINVAL, "shoal_submit: out is NULL");
+        return shoal__err(SHOAL_EINVAL, "%s: out is NULL", who);
     if (nargs && !args)
-        return shoal__err(SHOAL_EINVAL, "shoal_submit: args is NULL but nargs is %zu", nargs);
-    return shoal__err(SHOAL_EINVAL, "shoal_submit: %zu arguments; at most %u", nargs, MAX_ARGS);
+        return shoal__err(SHOAL_EINVAL, "%s: args is NULL but nargs is %zu", who, nargs);
+    return shoal__err(SHOAL_EINVAL, "%s: %zu arguments; at most %u", who, nargs, MAX_ARGS);
 }
 
-SHOAL__COLD static int bad_node(struct shoal__sched *s, int node)
+SHOAL__COLD static int bad_node(const char *who, struct shoal__sched *s, int node)
 {
     if (node >= 0 && (unsigned)node < s->nnodes)
-        return shoal__err(SHOAL_EINVAL, "shoal_submit: numa_node %d has no worker (%u workers "
-                                        "on %u nodes): raise config.workers", node,
+        return shoal__err(SHOAL_EINVAL, "%s: numa_node %d has no worker (%u workers "
+                                        "on %u nodes): raise config.workers", who, node,
                           s->nworkers, s->nnodes);
-    return shoal__err(SHOAL_EINVAL, "shoal_submit: numa_node %d does not exist: use -1 (any) "
-                                    "or 0..%u", node, s->nnodes - 1);
+    return shoal__err(SHOAL_EINVAL, "%s: numa_node %d does not exist: use -1 (any) "
+                                    "or 0..%u", who, node, s->nnodes - 1);
 }
 
-SHOAL__COLD static int bad_opts(const shoal_task_opts *o)
+SHOAL__COLD static int bad_opts(const char *who, const shoal_task_opts *o)
 {
     if (o->flags & ~SHOAL_TASK_ON_NODE)
-        return shoal__err(SHOAL_EINVAL, "shoal_submit: opts.flags %#x has unknown bits (known: "
-                                        "SHOAL_TASK_ON_NODE)", o->flags);
-    return shoal__err(SHOAL_EINVAL, "shoal_submit: opts.reserved is not zero: zero-initialise "
-                                    "shoal_task_opts (shoal_task_opts o = { 0 })");
+        return shoal__err(SHOAL_EINVAL, "%s: opts.flags %#x has unknown bits (known: "
+                                        "SHOAL_TASK_ON_NODE)", who, o->flags);
+    return shoal__err(SHOAL_EINVAL, "%s: opts.reserved is not zero: zero-initialise "
+                                    "shoal_task_opts (shoal_task_opts o = { 0 })", who);
 }
 
-SHOAL__COLD static int value_too_big(size_t i, size_t len, size_t before)
+/* The node opts asks for (-1: any), or SHOAL_EINVAL for options that are not valid. */
+static inline int opts_node(const char *who, struct shoal__sched *s, const shoal_task_opts *opts,
+                            int *out)
 {
-    return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: a VALUE of %zu bytes (after "
+    if (unlikely((opts->flags & ~SHOAL_TASK_ON_NODE) | opts->reserved0 |
+                 opts->reserved[0] | opts->reserved[1] | opts->reserved[2]))
+        return bad_opts(who, opts);
+    /* A zero numa_node is "any" unless the caller says it means node 0: zero-initialised
+     * options are the defaults. */
+    int node = opts->numa_node;
+    if (node == 0 && !(opts->flags & SHOAL_TASK_ON_NODE))
+        node = -1;
+    if (unlikely(node != -1 && (node < 0 || (unsigned)node >= s->nnodes ||
+                                s->n[node].nworkers == 0)))
+        return bad_node(who, s, node);
+    *out = node;
+    return 0;
+}
+
+int shoal__task_opts_node(const char *who, const shoal_task_opts *opts, int *node)
+{
+    *node = -1;
+    return opts ? opts_node(who, shoal__rt->sched, opts, node) : 0;
+}
+
+SHOAL__COLD static int value_too_big(const char *who, size_t i, size_t len, size_t before)
+{
+    return shoal__err(SHOAL_EINVAL, "%s: argument %zu: a VALUE of %zu bytes (after "
                       "%zu bytes of earlier VALUEs) passes the %zu-byte limit of the values "
-                      "copied at submit: shoal_put the data and pass it as SHOAL_REF",
+                      "copied at submit: shoal_put the data and pass it as SHOAL_REF", who,
                       i, len, before, MAX_VALUE_BYTES);
 }
 
-SHOAL__COLD static int bad_arg(size_t i, const shoal_arg *a)
+SHOAL__COLD static int bad_arg(const char *who, size_t i, const shoal_arg *a)
 {
     if (a->kind == SHOAL_ARG_VALUE)
-        return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: VALUE data is NULL but "
-                                        "len is %zu", i, a->len);
-    return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: kind %d is not "
-                                    "SHOAL_ARG_VALUE, SHOAL_ARG_REF or SHOAL_ARG_REF_PASS",
+        return shoal__err(SHOAL_EINVAL, "%s: argument %zu: VALUE data is NULL but "
+                                        "len is %zu", who, i, a->len);
+    return shoal__err(SHOAL_EINVAL, "%s: argument %zu: kind %d is not "
+                                    "SHOAL_ARG_VALUE, SHOAL_ARG_REF or SHOAL_ARG_REF_PASS", who,
                       i, a->kind);
 }
 
@@ -247,38 +275,43 @@ SHOAL__COLD static int unwind(struct shoal_task *t, const shoal_arg args[], size
     return shoal__err(rc, "%s", msg);
 }
 
-SHOAL__COLD static int ref_error(struct shoal_task *t, const shoal_arg args[], size_t i, int rc)
+SHOAL__COLD static int ref_error(const char *who, struct shoal_task *t, const shoal_arg args[], size_t i, int rc)
 {
     char msg[400];
     snprintf(msg, sizeof msg, "%s", shoal_last_error());
-    shoal__err(rc, "shoal_submit: argument %zu: %s", i, msg);
+    shoal__err(rc, "%s: argument %zu: %s", who, i, msg);
     return unwind(t, args, i, rc);
 }
 
-static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
-                  const shoal_task_opts *opts, shoal_ref *out)
+SHOAL__COLD static int actor_node(const char *who, int node, int actor_node)
+{
+    return shoal__err(SHOAL_EINVAL, "%s: opts.numa_node %d: an actor's calls run where the "
+                      "actor was placed (%s%d): leave numa_node at any (0 or -1)", who, node,
+                      actor_node < 0 ? "any node, " : "node ", actor_node);
+}
+
+int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
+                  const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
+                  shoal_ref *out)
 {
     int rc;
     struct shoal__sched *s = shoal__rt->sched;
     if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
-        return submit_einval(s, fn, args, nargs, out);
+        return submit_einval(who, s, fn, args, nargs, out);
     int node = -1;
     const char *name = NULL;
     bool has_ctx = false;
     if (opts) {
-        if (unlikely((opts->flags & ~SHOAL_TASK_ON_NODE) | opts->reserved0 |
-                     opts->reserved[0] | opts->reserved[1] | opts->reserved[2]))
-            return bad_opts(opts);
-        /* A zero numa_node is "any" unless the caller says it means node 0: zero-initialised
-         * options are the defaults. */
-        node = opts->numa_node;
-        if (node == 0 && !(opts->flags & SHOAL_TASK_ON_NODE))
-            node = -1;
+        if (unlikely(rc = opts_node(who, s, opts, &node)))
+            return rc;
         name = opts->name;
         has_ctx = opts->ctx || opts->ctx_done;
-        if (unlikely(node != -1 && (node < 0 || (unsigned)node >= s->nnodes ||
-                                    s->n[node].nworkers == 0)))
-            return bad_node(s, node);
+    }
+    if (actor) {
+        int an = shoal__actor_node(actor);
+        if (unlikely(node != -1 && node != an))
+            return actor_node(who, node, an);
+        node = an;
     }
 
     /* Size the block: header, argument table, dependency records, values, name. */
@@ -288,10 +321,10 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         const shoal_arg *a = &args[i];
         if (a->kind == SHOAL_ARG_VALUE) {
             if (unlikely(!a->data && a->len))
-                return bad_arg(i, a);
+                return bad_arg(who, i, a);
             /* No sum may wrap: each length and the total stay below the limit. */
             if (unlikely(a->len > MAX_VALUE_BYTES || vbytes + align16(a->len) > MAX_VALUE_BYTES))
-                return value_too_big(i, a->len, vbytes);
+                return value_too_big(who, i, a->len, vbytes);
             vbytes += align16(a->len);
         } else if (a->kind == SHOAL_ARG_REF) {
             nref++;
@@ -299,11 +332,11 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         } else if (a->kind == SHOAL_ARG_REF_PASS) {
             nheld++;
         } else {
-            return bad_arg(i, a);
+            return bad_arg(who, i, a);
         }
     }
     size_t dep_off = sizeof(struct shoal_task) + nargs * sizeof(shoal__targ) +
-                     (has_ctx ? sizeof(shoal__tctx) : 0);
+                     (has_ctx ? sizeof(shoal__tctx) : 0) + (actor ? sizeof(shoal__tactor) : 0);
     size_t val_off = dep_off + align16(nref * sizeof(shoal__tdep));
     size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
     struct shoal_task *t = shoal__task_alloc(val_off + vbytes + (name ? namelen + 1 : 0));
@@ -314,7 +347,7 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     if (nheld)
         for (size_t i = 0; i < nargs; i++)
             if (args[i].kind != SHOAL_ARG_VALUE && unlikely(rc = shoal__retain(args[i].ref)))
-                return ref_error(t, args, i, rc);
+                return ref_error(who, t, args, i, rc);
     /* Two references: the caller's and the task's own, dropped when it completes, so a
      * caller that releases at once leaves the result alive for its dependents. */
     rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL, &t->result);
@@ -328,12 +361,14 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
     t->node = (int16_t)(s->nnodes > 1 ? node : -1);
     t->flags = (uint8_t)((nheld ? SHOAL__TF_REFS : 0) | (t->node >= 0 ? SHOAL__TF_BOUND : 0) |
-                         (has_ctx ? SHOAL__TF_CTX : 0));
+                         (has_ctx ? SHOAL__TF_CTX : 0) | (actor ? SHOAL__TF_ACTOR : 0));
     if (has_ctx) {
         shoal__tctx *c = shoal__task_tctx(t);
         c->ctx = opts->ctx;
         c->done = opts->ctx_done;
     }
+    if (actor)
+        shoal__task_tactor(t)->actor = actor;
     t->fail_msg = NULL;
     t->name = NULL;
     shoal__targ *ta = shoal__task_args(t);
@@ -357,15 +392,26 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         t->name = v;
     }
     *out = t->result;   /* before the task is visible: it may finish and be freed at once */
+    if (likely(!actor)) {
+        if (nref == 0)
+            shoal__task_ready(s, t);
+        else
+            wait_deps(s, t, dep_off, nref, 0);
+        return 0;
+    }
+    /* An actor's call keeps one count of `pending` until it is at the head of the actor's
+     * queue (actor.c), so its arguments completing never schedule it on their own. */
     if (nref == 0)
-        shoal__task_ready(s, t);
+        atomic_store_explicit(&t->pending, 1, memory_order_relaxed);   /* published by the
+                                                                          queue's release */
     else
-        wait_deps(s, t, dep_off, nref);
+        wait_deps(s, t, dep_off, nref, 1);
+    shoal__actor_enqueue(actor, t);
     return 0;
 }
 
 SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                            const shoal_task_opts *opts, shoal_ref *out)
 {
-    SHOAL__CALL(submit(fn, args, nargs, opts, out));
+    SHOAL__CALL(shoal__submit("shoal_submit", NULL, fn, args, nargs, opts, out));
 }

@@ -64,9 +64,19 @@ SHOAL__COLD static void discard(struct shoal_task *t, bool zombie)
         shoal__task_free(t);
 }
 
+void shoal__task_discard(struct shoal_task *t) { discard(t, false); }
+
 static void cancel_claimed(struct shoal_task *t, bool zombie);
 
 void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
+{
+    if (unlikely(t->flags & SHOAL__TF_ACTOR))
+        shoal__actor_run(t, w);
+    else
+        shoal__task_run_one(t, w);
+}
+
+void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
 {
     /* The start claim (one CAS on the result's word, no lock): shoal_cancel may have come
      * first. */
@@ -144,8 +154,9 @@ static void cancel_claimed(struct shoal_task *t, bool zombie)
     if (fa) {
         msg = arg_failure(t, fa - 1, &code);
     } else {
-        snprintf(buf, sizeof buf, "task%s%s canceled: the runtime shut down before it started",
-                 t->name ? " " : "", t->name ? t->name : "");
+        snprintf(buf, sizeof buf, "%s%s%s canceled: the runtime shut down before it started",
+                 (t->flags & SHOAL__TF_ACTOR) ? "actor call" : "task", t->name ? " " : "",
+                 t->name ? t->name : "");
     }
     /* A zombie (the caller marked it) stays allocated: its dependency records may still be
      * on lists of objects that never complete, and a late firing must find it marked. */
@@ -165,6 +176,12 @@ SHOAL_API size_t shoal_task_nargs(shoal_task *t) { return t ? t->nargs : 0; }
 SHOAL_API void *shoal_task_ctx(shoal_task *t)
 {
     return t && (t->flags & SHOAL__TF_CTX) ? shoal__task_tctx(t)->ctx : NULL;
+}
+
+SHOAL_API void *shoal_task_actor_state(shoal_task *t)
+{
+    return t && (t->flags & SHOAL__TF_ACTOR) ? shoal__actor_state(shoal__task_tactor(t)->actor)
+                                              : NULL;
 }
 
 SHOAL__COLD static int bad_index(shoal_task *t, size_t i, const char *call)

@@ -3,7 +3,7 @@
  * caches (pool.c) so that submitting does not call malloc. Internal.
  *
  * Block layout: [struct shoal_task][shoal__targ x nargs][shoal__tctx if TF_CTX]
- *               [shoal__tdep x nrefs][values][name]
+ *               [shoal__tactor if TF_ACTOR][shoal__tdep x nrefs][values][name]
  *
  * Synchronisation:
  *   fields   written by the submitter before the task is published (deque push, injection
@@ -43,6 +43,9 @@ enum { SHOAL__TS_FREE = 0, SHOAL__TS_LIVE = 1, SHOAL__TS_ZOMBIE = 2, SHOAL__TS_D
 #define SHOAL__TF_BOUND    4u   /* node >= 0 is binding: only that node's workers run it */
 #define SHOAL__TF_REFS     8u   /* holds references on REF / REF_PASS arguments */
 #define SHOAL__TF_CTX     16u   /* a shoal__tctx follows the argument table (opts.ctx) */
+#define SHOAL__TF_ACTOR   32u   /* an actor's call: a shoal__tactor follows (actor.c) */
+#define SHOAL__TF_ORPHAN  64u   /* an actor's call its actor let go of (destroyed): its result
+                                   is failed already; it only discards itself (actor.c) */
 
 /* One argument: a VALUE's copy (data, len), or a ref (REF, REF_PASS). */
 typedef struct shoal__targ {
@@ -91,6 +94,20 @@ static inline shoal__tctx *shoal__task_tctx(struct shoal_task *t)
     return (shoal__tctx *)(shoal__task_args(t) + t->nargs);
 }
 
+/* The actor an actor's call belongs to (SHOAL__TF_ACTOR). */
+struct shoal__actor;
+typedef struct shoal__tactor {
+    struct shoal__actor *actor;
+    uint64_t pad;
+} shoal__tactor;
+_Static_assert(sizeof(shoal__tactor) == 16, "keeps the dependency records 16-byte aligned");
+
+static inline shoal__tactor *shoal__task_tactor(struct shoal_task *t)
+{
+    return (shoal__tactor *)((char *)(shoal__task_args(t) + t->nargs) +
+                             ((t->flags & SHOAL__TF_CTX) ? sizeof(shoal__tctx) : 0));
+}
+
 static inline unsigned shoal__targ_kind(const shoal__targ *a) { return (unsigned)(a->len_kind & 3); }
 static inline size_t shoal__targ_len(const shoal__targ *a) { return (size_t)(a->len_kind >> 2); }
 
@@ -119,9 +136,32 @@ SHOAL__HIDDEN size_t shoal__pool_each_live(bool (*fn)(struct shoal_task *));
 struct shoal__worker;
 /* Run t on the calling worker w, then complete its result and free it. */
 SHOAL__HIDDEN void shoal__task_run(struct shoal_task *t, struct shoal__worker *w);
+/* Run t (start claim, arguments, fn, completion) and free it: shoal__task_run's body for
+ * one task, which an actor's call loop (actor.c) calls once it holds the actor. */
+SHOAL__HIDDEN void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w);
+/* Let go of a task that will never run and whose result someone else completed (or
+ * completes): context, arguments, its own reference on the result; then free it. */
+SHOAL__HIDDEN void shoal__task_discard(struct shoal_task *t);
 /* Complete t's result as canceled (or as failed, when a REF argument failed) without
  * running it; release its references and free it, or, for a zombie (its state already
  * ZOMBIE: shutdown's walk), keep it allocated. */
 SHOAL__HIDDEN void shoal__task_cancel(struct shoal_task *t, bool zombie);
+
+/* ---- actor.c ------------------------------------------------------------------------------ */
+/* shoal__task_run for an actor's call (SHOAL__TF_ACTOR): take the actor's turn, run the call,
+ * then the next calls of the actor while they are ready (a bounded batch). */
+SHOAL__HIDDEN void shoal__actor_run(struct shoal_task *t, struct shoal__worker *w);
+/* shoal_actor_submit's end (submit.c): t is built, its REF arguments registered, and one
+ * count of `pending` is still held for "at the head of the actor's queue". Queue it. */
+SHOAL__HIDDEN void shoal__actor_enqueue(struct shoal__actor *a, struct shoal_task *t);
+/* The state pointer shoal_actor_create was given. */
+SHOAL__HIDDEN void *shoal__actor_state(const struct shoal__actor *a);
+/* The node an actor's calls are bound to, or -1. */
+SHOAL__HIDDEN int shoal__actor_node(const struct shoal__actor *a);
+/* Shutdown (shoal__sched_stop, after the workers are joined and every call canceled): call
+ * destroy(state) of each actor still alive, once, and free them all. */
+SHOAL__HIDDEN void shoal__actors_stop(void);
+/* fork() child: the parent's actors are not the child's. */
+SHOAL__HIDDEN void shoal__actors_forget(void);
 
 #endif

@@ -423,6 +423,8 @@ void shoal__sched_stop(shoal__rt_t *rt)
      * dependents runnable (queued) or leave them waiting (found by the block walk). */
     while (drain(s) + shoal__pool_each_live(cancel_waiting) != 0)
         ;
+    /* Every actor call is canceled now: destroy(state) of the actors still alive. */
+    shoal__actors_stop();
     __atomic_store_n(&rt->sched, NULL, __ATOMIC_SEQ_CST);
     shoal__sched_quiesce();
     shoal__help_hook = NULL;
