@@ -91,6 +91,17 @@ static void test_cxx_pipeline(void)
     expect(out, "usage: cxx_pipeline");
 }
 
+static void test_actor(void)
+{
+    char out[4096];
+    CU_ASSERT_TRUE(run_example("actor", "", 0, out, sizeof out));
+    expect(out, "actor: 1000 deposits from 4 tasks, balance 125500 (want 125500)\n");
+    CU_ASSERT_TRUE(run_example("actor", "40000", 0, out, sizeof out));
+    expect(out, "actor: 40000 deposits from 4 tasks, balance 200020000 (want 200020000)\n");
+    CU_ASSERT_TRUE(run_example("actor", "2", 2, out, sizeof out));
+    expect(out, "usage: actor");
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -100,6 +111,7 @@ int main(void)
         { "twoproc: two processes share a store", test_twoproc },
         { "cxx_fib: recursive C++ tasks", test_cxx_fib },
         { "cxx_pipeline: C++ lambdas passing refs", test_cxx_pipeline },
+        { "actor: deposits from 4 tasks into one account", test_actor },
         { NULL, NULL },
     };
     return shoal_test_run("examples", cases);
