@@ -1,0 +1,180 @@
+/* actor.c - actor calls against the same work done by plain tasks on a mutex-protected state
+ * (issue 15.4): throughput of calls submitted from one thread (each call adds to a counter in
+ * the state; the submitter keeps no ref), and the round trip of one call (submit, then get
+ * its result) against that of one plain task. Each repetition of a figure is measured next
+ * to its baseline's, so the report pairs them. oneTBB's nearest construct (a serial
+ * task_arena or a concurrent queue drained by one task) is not measured yet.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#include "shoal.h"
+#include "bench.h"
+
+#define CALLS_BENCH "actor calls"
+#define TRIP_BENCH  "actor round trip"
+#define ACTOR_V     "shoal actor"
+#define MUTEX_V     "shoal tasks + mutex"
+#define CALL_V      "shoal actor call"
+#define TASK_V      "shoal task"
+
+struct counter {
+    long value;
+    pthread_mutex_t mu;          /* the plain tasks' lock; calls need none */
+    _Atomic long done;
+};
+
+static char errbuf[256];
+
+static void fail_with(const char *what, int rc)
+{
+    snprintf(errbuf, sizeof errbuf, "%s: %s (%s)", what, shoal_strerror(rc), shoal_last_error());
+}
+
+static int m_add(shoal_task *t)
+{
+    struct counter *c = shoal_task_actor_state(t);
+    c->value++;
+    /* release: pairs with the acquire load of the waiting submitter. */
+    atomic_fetch_add_explicit(&c->done, 1, memory_order_release);
+    return 0;
+}
+
+static int t_add_locked(shoal_task *t)
+{
+    struct counter *c = shoal_task_ctx(t);
+    pthread_mutex_lock(&c->mu);
+    c->value++;
+    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_add_explicit(&c->done, 1, memory_order_release);
+    return 0;
+}
+
+static int t_echo(shoal_task *t)
+{
+    long v = 1;
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+/* Wait (bounded: 60 s) until n calls are done. */
+static int wait_done(struct counter *c, long n)
+{
+    uint64_t end = bench_ns() + (uint64_t)60 * 1000000000u;
+    while (atomic_load_explicit(&c->done, memory_order_acquire) < n)
+        if (bench_ns() > end)
+            return 0;
+        else
+            sched_yield();
+    return 1;
+}
+
+/* Mcalls/s of n calls to actor a (actor) or n plain locked tasks (mutex); 0 on failure. */
+static double run_calls(shoal_actor a, struct counter *c, long n, int actor)
+{
+    atomic_store(&c->done, 0);
+    shoal_task_opts o = { .ctx = c };
+    uint64_t t0 = bench_ns();
+    for (long i = 0; i < n; i++) {
+        shoal_ref r;
+        int rc = actor ? shoal_actor_submit(a, m_add, NULL, 0, NULL, &r)
+                       : shoal_submit(t_add_locked, NULL, 0, &o, &r);
+        if (rc != 0) {
+            fail_with(actor ? "shoal_actor_submit" : "shoal_submit", rc);
+            return 0;
+        }
+        shoal_release(r);
+    }
+    if (!wait_done(c, n)) {
+        snprintf(errbuf, sizeof errbuf, "calls did not finish within 60 s");
+        return 0;
+    }
+    return (double)n / ((double)(bench_ns() - t0) / 1e3);
+}
+
+/* ns per round trip (submit, get, release), over n of them; 0 on failure. */
+static double run_trip(shoal_actor a, long n, int actor)
+{
+    uint64_t t0 = bench_ns();
+    for (long i = 0; i < n; i++) {
+        shoal_ref r;
+        const void *d;
+        size_t len;
+        int rc = actor ? shoal_actor_submit(a, t_echo, NULL, 0, NULL, &r)
+                       : shoal_submit(t_echo, NULL, 0, NULL, &r);
+        if (rc == 0)
+            rc = shoal_get(r, &d, &len);
+        if (rc != 0) {
+            fail_with("round trip", rc);
+            return 0;
+        }
+        shoal_release(r);
+    }
+    return (double)(bench_ns() - t0) / (double)n;
+}
+
+int main(int argc, char **argv)
+{
+    bench_init(argc, argv, "actor");
+    long calls = bench_quick() ? 100000 : 1000000, trips = bench_quick() ? 5000 : 50000;
+    int reps = bench_reps();
+    const char *wv = getenv("BENCH_WORKERS");
+    shoal_config cfg = { 0 };
+    cfg.workers = wv && atoi(wv) > 0 ? (unsigned)atoi(wv) : 2;
+    cfg.store_bytes = (size_t)256 << 20;
+    struct counter c = { 0 };
+    pthread_mutex_init(&c.mu, NULL);
+    shoal_actor a;
+    int rc = shoal_init(&cfg);
+    if (rc == 0)
+        rc = shoal_actor_create(&c, NULL, NULL, &a);
+    if (rc != 0) {
+        fail_with("shoal_init / shoal_actor_create", rc);
+        bench_emit_error(CALLS_BENCH, ACTOR_V, "Mcalls/s", MUTEX_V, errbuf);
+        bench_emit_error(CALLS_BENCH, MUTEX_V, "Mcalls/s", MUTEX_V, errbuf);
+        bench_emit_error(TRIP_BENCH, CALL_V, "ns", TASK_V, errbuf);
+        bench_emit_error(TRIP_BENCH, TASK_V, "ns", TASK_V, errbuf);
+        return 1;
+    }
+    int failures = 0;
+    double va[BENCH_MAX_REPS], vm[BENCH_MAX_REPS];
+    int n = 0;
+    bench_progress("%s: %ld calls, %d repetitions ...", CALLS_BENCH, calls, reps);
+    run_calls(a, &c, calls / 10, 1);   /* warm both paths */
+    run_calls(a, &c, calls / 10, 0);
+    for (; n < reps && !bench_over_budget(); n++) {
+        va[n] = run_calls(a, &c, calls, 1);
+        vm[n] = run_calls(a, &c, calls, 0);
+        if (va[n] == 0 || vm[n] == 0)
+            break;
+    }
+    if (n < reps) {
+        bench_emit_error(CALLS_BENCH, ACTOR_V, "Mcalls/s", MUTEX_V, errbuf[0] ? errbuf : "skipped: budget");
+        bench_emit_error(CALLS_BENCH, MUTEX_V, "Mcalls/s", MUTEX_V, errbuf[0] ? errbuf : "skipped: budget");
+        failures++;
+    } else {
+        bench_emit(CALLS_BENCH, MUTEX_V, "Mcalls/s", vm, n, MUTEX_V);
+        bench_emit(CALLS_BENCH, ACTOR_V, "Mcalls/s", va, n, MUTEX_V);
+    }
+    errbuf[0] = 0;
+    n = 0;
+    bench_progress("%s: %ld round trips, %d repetitions ...", TRIP_BENCH, trips, reps);
+    for (; n < reps && !bench_over_budget(); n++) {
+        va[n] = run_trip(a, trips, 1);
+        vm[n] = run_trip(a, trips, 0);
+        if (va[n] == 0 || vm[n] == 0)
+            break;
+    }
+    if (n < reps) {
+        bench_emit_error(TRIP_BENCH, CALL_V, "ns", TASK_V, errbuf[0] ? errbuf : "skipped: budget");
+        bench_emit_error(TRIP_BENCH, TASK_V, "ns", TASK_V, errbuf[0] ? errbuf : "skipped: budget");
+        failures++;
+    } else {
+        bench_emit(TRIP_BENCH, TASK_V, "ns", vm, n, TASK_V);
+        bench_emit(TRIP_BENCH, CALL_V, "ns", va, n, TASK_V);
+    }
+    shoal_actor_destroy(a);
+    shoal_shutdown();
+    pthread_mutex_destroy(&c.mu);
+    return failures ? 1 : 0;
+}
