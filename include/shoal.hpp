@@ -445,8 +445,9 @@ template <class F, class... A> int trampoline(shoal_task *t)
 
 template <class F> void destroy(void *p) { delete static_cast<F *>(p); }
 
+/* submit, to an actor when a is not null (shoal_actor_submit). */
 template <class F, class... A>
-auto submit(const options &o, F &&f, A &&...args)
+auto submit_to(const shoal_actor *a, const options &o, F &&f, A &&...args)
 {
     using Fn = std::decay_t<F>;
     using R = typename call<Fn, A...>::result;
@@ -461,10 +462,20 @@ auto submit(const options &o, F &&f, A &&...args)
     opts.ctx = fn.get();
     opts.ctx_done = &destroy<Fn>;
     shoal_ref r;
-    check(shoal_submit(&trampoline<Fn, std::decay_t<A>...>, c_args, sizeof...(A), &opts, &r),
-          "shoal_submit");
+    shoal_fn tramp = &trampoline<Fn, std::decay_t<A>...>;
+    if (a)
+        check(shoal_actor_submit(*a, tramp, c_args, sizeof...(A), &opts, &r),
+              "shoal_actor_submit");
+    else
+        check(shoal_submit(tramp, c_args, sizeof...(A), &opts, &r), "shoal_submit");
     fn.release();   /* the task owns it now: ctx_done deletes it */
     return Out::adopt(r);
+}
+
+template <class F, class... A>
+auto submit(const options &o, F &&f, A &&...args)
+{
+    return submit_to(nullptr, o, std::forward<F>(f), std::forward<A>(args)...);
 }
 
 } // namespace detail
@@ -503,6 +514,88 @@ template <class R> bool cancel(const R &result)
     detail::check(rc, "shoal_cancel");
     return rc == 0;
 }
+
+/* ---- actors -------------------------------------------------------------------------------- */
+
+/* An actor owning a state of type S (shoal_actor_create): calls run one at a time, in
+ * submission order, each getting S& first. Move-only; destroyed (shoal_actor_destroy: queued
+ * calls fail SHOAL_ECANCELED, the running one finishes, then the S is deleted) by destroy()
+ * or at the end of its scope; an actor still alive at shoal_shutdown is destroyed by it.
+ *
+ *   auto acc = shoal::actor<long>::make(0L);
+ *   auto r = acc.submit([](long &balance, long v) { return balance += v; }, 5L);
+ */
+template <class S> class actor {
+public:
+    /* A new actor owning S(args...). */
+    template <class... Args> static actor make(Args &&...args)
+    {
+        return actor(options{}, new S(std::forward<Args>(args)...));
+    }
+    /* The same, named and placed by o. */
+    template <class... Args> static actor make_with(const options &o, Args &&...args)
+    {
+        return actor(o, new S(std::forward<Args>(args)...));
+    }
+    actor(actor &&o) noexcept : a_(o.a_) { o.a_.id = 0; }
+    actor &operator=(actor &&o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            a_ = o.a_;
+            o.a_.id = 0;
+        }
+        return *this;
+    }
+    actor(const actor &) = delete;
+    actor &operator=(const actor &) = delete;
+    ~actor() { reset(); }
+
+    /* The handle for the C API (pass it to a task as a VALUE, for instance). */
+    shoal_actor id() const noexcept { return a_; }
+    /* Queue f(S&, args...) (or f(task&, S&, args...)) as the next call; the arguments as
+     * for shoal::submit. Returns the ref of its result at once. */
+    template <class F, class... A> auto submit(F &&f, A &&...args)
+    {
+        auto g = [fn = std::forward<F>(f)](task &t, typename detail::traits<A>::param... p) mutable {
+            S &s = *static_cast<S *>(shoal_task_actor_state(t.c()));
+            if constexpr (std::is_invocable<decltype(fn) &, task &, S &,
+                                            typename detail::traits<A>::param...>::value)
+                return fn(t, s, std::forward<decltype(p)>(p)...);
+            else
+                return fn(s, std::forward<decltype(p)>(p)...);
+        };
+        return detail::submit_to(&a_, options{}, std::move(g), std::forward<A>(args)...);
+    }
+    /* Destroy it now (see shoal_actor_destroy); throws shoal::error if that fails. */
+    void destroy()
+    {
+        shoal_actor a = a_;
+        a_.id = 0;
+        detail::check(shoal_actor_destroy(a), "shoal_actor_destroy");
+    }
+
+private:
+    actor(const options &o, S *s)
+    {
+        std::unique_ptr<S> owned(s);
+        shoal_task_opts opts;   /* its members default to zero in C++ */
+        opts.name = o.name;
+        opts.numa_node = o.numa_node;
+        if (o.numa_node >= 0)
+            opts.flags = SHOAL_TASK_ON_NODE;
+        detail::check(shoal_actor_create(s, &detail::destroy<S>, &opts, &a_),
+                      "shoal_actor_create");
+        owned.release();   /* the actor owns it now: destroy deletes it */
+    }
+    void reset() noexcept
+    {
+        if (a_.id)
+            (void)shoal_actor_destroy(a_);   /* after a shutdown: already destroyed */
+        a_.id = 0;
+    }
+    shoal_actor a_{ 0 };
+};
 
 inline const char *version() noexcept { return shoal_version(); }
 

@@ -301,6 +301,58 @@ static void test_cancel(void)
     }
 }
 
+static void test_actor()
+{
+    start(2);
+    struct account {
+        long balance = 0;
+        std::vector<long> seen;
+        int *freed;
+        explicit account(int *f) : freed(f) {}
+        ~account() { ++*freed; }
+    };
+    int freed = 0;
+    {
+        auto acc = shoal::actor<account>::make(&freed);
+        std::vector<shoal::ref<long>> rs;
+        for (long i = 1; i <= 100; i++)
+            rs.push_back(acc.submit([](account &a, long v) {
+                a.seen.push_back(v);
+                return a.balance += v;
+            }, i));
+        long want = 0;
+        for (long i = 1; i <= 100; i++) {
+            want += i;
+            CU_ASSERT_EQUAL(rs[(size_t)i - 1].get(), want);
+        }
+        auto n = acc.submit([](shoal::task &t, account &a) {
+            return (long)a.seen.size() + (t.worker() >= 0 ? 0 : 1000);
+        });
+        CU_ASSERT_EQUAL(n.get(), 100);
+        /* A call that throws fails its result; the actor goes on. */
+        auto bad = acc.submit([](account &) -> long { throw std::runtime_error("no funds"); });
+        try {
+            (void)bad.get();
+            CU_FAIL("the failed call did not throw");
+        } catch (const shoal::error &e) {
+            CU_ASSERT_EQUAL(e.code(), SHOAL_ETASK);
+            CU_ASSERT_PTR_NOT_NULL(strstr(e.what(), "no funds"));
+        }
+        auto moved = std::move(acc);
+        CU_ASSERT_EQUAL(moved.submit([](account &a) { return a.balance; }).get(), 5050);
+    }   /* destroyed at the end of its scope: the account is deleted once */
+    for (int i = 0; i < 5000 && freed != 1; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CU_ASSERT_EQUAL(freed, 1);
+    auto gone = shoal::actor<long>::make(1L);
+    shoal_actor id = gone.id();
+    gone.destroy();
+    shoal_ref r;
+    CU_ASSERT_EQUAL(shoal_actor_submit(id, [](shoal_task *) { return 0; }, nullptr, 0, nullptr, &r),
+                    SHOAL_ESTALE);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main()
 {
     static const shoal_test_case cases[] = {
@@ -311,6 +363,7 @@ int main()
         { "errors throw shoal::error with code and message", test_errors },
         { "the callable is freed however its task ends", test_callable_freed },
         { "cancel a waiting task and a running one", test_cancel },
+        { "an actor owning a C++ state", test_actor },
         { nullptr, nullptr },
     };
     return shoal_test_run("cxx", cases);
