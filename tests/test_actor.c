@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "lib/tasks.h"
 
 static int64_t now_ns(void)
@@ -844,6 +847,52 @@ static void test_destroy_race(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* ---- an attached client ------------------------------------------------------------------ */
+
+/* A child process attaches to this process's published store: every actor call answers
+ * SHOAL_EPERM there (the actors live with the workers, in the owner). */
+static void test_client_eperm(void)
+{
+    char dir[64], name[64];
+    CU_ASSERT_EQUAL_FATAL(test_private_run_dir(dir, sizeof dir), 0);
+    snprintf(name, sizeof name, "actor-%d", (int)getpid());
+    shoal_config c = shoal_test_config();
+    c.workers = 1;
+    c.name = name;
+    test_start(c);
+    shoal_actor a;
+    ASSERT_OK(shoal_actor_create(NULL, NULL, NULL, &a));
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        alarm(60);   /* a hang fails, never blocks the suite */
+        int bad = 0;
+        shoal_ref r;
+        shoal_actor mine;
+        if (shoal_attach(name) != 0)
+            _exit(10);
+        bad |= (shoal_actor_create(NULL, NULL, NULL, &mine) != SHOAL_EPERM) << 0;
+        bad |= (strstr(shoal_last_error(), "attached client") == NULL) << 1;
+        bad |= (shoal_actor_submit(a, t_state, NULL, 0, NULL, &r) != SHOAL_EPERM) << 2;
+        bad |= (shoal_actor_destroy(a) != SHOAL_EPERM) << 3;
+        shoal_shutdown();
+        _exit(bad);
+    }
+    int st = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT(WIFEXITED(st));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "client: status %#x\n", st);
+    CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+    /* The actor is untouched. */
+    shoal_ref r;
+    ASSERT_OK(shoal_actor_submit(a, t_state, NULL, 0, NULL, &r));
+    check_long(r, 1);
+    ASSERT_OK(shoal_actor_destroy(a));
+    ASSERT_OK(shoal_shutdown());
+    rmdir(dir);
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -863,6 +912,7 @@ int main(void)
         { "placement on a node of a 2-node topology", test_placement },
         { "waiting inside a call on one worker", test_wait_inside },
         { "destroy racing a submitting thread", test_destroy_race },
+        { "an attached client gets SHOAL_EPERM", test_client_eperm },
         { NULL, NULL },
     };
     return shoal_test_run("actor", cases);
