@@ -113,6 +113,44 @@ static double run_trip(shoal_actor a, long n, int actor)
     return (double)(bench_ns() - t0) / (double)n;
 }
 
+static double run_calls_fig(shoal_actor a, struct counter *c, long n, int actor)
+{
+    return run_calls(a, c, n, actor);
+}
+
+static double run_trip_fig(shoal_actor a, struct counter *c, long n, int actor)
+{
+    (void)c;
+    return run_trip(a, n, actor);
+}
+
+/* One figure (variant, actor) and its baseline (base, plain tasks), repetition by
+ * repetition alternately; 1 if it could not be measured. */
+static int measure(const char *bench, const char *variant, const char *base, const char *unit,
+                   shoal_actor a, struct counter *c, long n, int reps,
+                   double (*run)(shoal_actor, struct counter *, long, int))
+{
+    double va[BENCH_MAX_REPS], vb[BENCH_MAX_REPS];
+    int k = 0;
+    errbuf[0] = 0;
+    bench_progress("%s: %ld each, %d repetitions ...", bench, n, reps);
+    for (; k < reps && !bench_over_budget(); k++) {
+        va[k] = run(a, c, n, 1);
+        vb[k] = run(a, c, n, 0);
+        if (va[k] == 0 || vb[k] == 0)
+            break;
+    }
+    if (k < reps) {
+        const char *why = errbuf[0] ? errbuf : "skipped: the program used its time budget";
+        bench_emit_error(bench, variant, unit, base, why);
+        bench_emit_error(bench, base, unit, base, why);
+        return 1;
+    }
+    bench_emit(bench, base, unit, vb, k, base);
+    bench_emit(bench, variant, unit, va, k, base);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bench_init(argc, argv, "actor");
@@ -137,42 +175,10 @@ int main(int argc, char **argv)
         return 1;
     }
     int failures = 0;
-    double va[BENCH_MAX_REPS], vm[BENCH_MAX_REPS];
-    int n = 0;
-    bench_progress("%s: %ld calls, %d repetitions ...", CALLS_BENCH, calls, reps);
     run_calls(a, &c, calls / 10, 1);   /* warm both paths */
     run_calls(a, &c, calls / 10, 0);
-    for (; n < reps && !bench_over_budget(); n++) {
-        va[n] = run_calls(a, &c, calls, 1);
-        vm[n] = run_calls(a, &c, calls, 0);
-        if (va[n] == 0 || vm[n] == 0)
-            break;
-    }
-    if (n < reps) {
-        bench_emit_error(CALLS_BENCH, ACTOR_V, "Mcalls/s", MUTEX_V, errbuf[0] ? errbuf : "skipped: budget");
-        bench_emit_error(CALLS_BENCH, MUTEX_V, "Mcalls/s", MUTEX_V, errbuf[0] ? errbuf : "skipped: budget");
-        failures++;
-    } else {
-        bench_emit(CALLS_BENCH, MUTEX_V, "Mcalls/s", vm, n, MUTEX_V);
-        bench_emit(CALLS_BENCH, ACTOR_V, "Mcalls/s", va, n, MUTEX_V);
-    }
-    errbuf[0] = 0;
-    n = 0;
-    bench_progress("%s: %ld round trips, %d repetitions ...", TRIP_BENCH, trips, reps);
-    for (; n < reps && !bench_over_budget(); n++) {
-        va[n] = run_trip(a, trips, 1);
-        vm[n] = run_trip(a, trips, 0);
-        if (va[n] == 0 || vm[n] == 0)
-            break;
-    }
-    if (n < reps) {
-        bench_emit_error(TRIP_BENCH, CALL_V, "ns", TASK_V, errbuf[0] ? errbuf : "skipped: budget");
-        bench_emit_error(TRIP_BENCH, TASK_V, "ns", TASK_V, errbuf[0] ? errbuf : "skipped: budget");
-        failures++;
-    } else {
-        bench_emit(TRIP_BENCH, TASK_V, "ns", vm, n, TASK_V);
-        bench_emit(TRIP_BENCH, CALL_V, "ns", va, n, TASK_V);
-    }
+    failures += measure(CALLS_BENCH, ACTOR_V, MUTEX_V, "Mcalls/s", a, &c, calls, reps, run_calls_fig);
+    failures += measure(TRIP_BENCH, CALL_V, TASK_V, "ns", a, &c, trips, reps, run_trip_fig);
     shoal_actor_destroy(a);
     shoal_shutdown();
     pthread_mutex_destroy(&c.mu);

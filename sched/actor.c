@@ -452,14 +452,22 @@ SHOAL_API int shoal_actor_create(void *state, void (*destroy)(void *state),
     SHOAL__CALL(actor_create(state, destroy, opts, out));
 }
 
+/* The actor of handle h, counted in (leave() counts it out), or NULL with *err set. */
+static inline struct shoal__actor *open_actor(const char *who, shoal_actor h, int *err)
+{
+    if (unlikely(!shoal__rt->sched)) {
+        *err = no_workers(who);
+        return NULL;
+    }
+    return enter(who, h.id, err);
+}
+
 static int actor_submit(shoal_actor h, shoal_fn fn, const shoal_arg args[], size_t nargs,
                         const shoal_task_opts *opts, shoal_ref *out)
 {
     static const char who[] = "shoal_actor_submit";
-    if (unlikely(!shoal__rt->sched))
-        return no_workers(who);
     int err;
-    struct shoal__actor *a = enter(who, h.id, &err);
+    struct shoal__actor *a = open_actor(who, h, &err);
     if (unlikely(!a))
         return err;
     int rc = shoal__submit(who, a, fn, args, nargs, opts, out);
@@ -494,10 +502,8 @@ SHOAL__COLD static void fail_turn(struct shoal__actor *a)
 static int actor_destroy(shoal_actor h)
 {
     static const char who[] = "shoal_actor_destroy";
-    if (unlikely(!shoal__rt->sched))
-        return no_workers(who);
     int err;
-    struct shoal__actor *a = enter(who, h.id, &err);
+    struct shoal__actor *a = open_actor(who, h, &err);
     if (unlikely(!a))
         return err;
     uint64_t w = atomic_load_explicit(&a->word, memory_order_relaxed);
