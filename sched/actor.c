@@ -427,7 +427,7 @@ static int actor_create(void *state, void (*destroy)(void *), const shoal_task_o
                           MAX_CHUNKS * CHUNK);
     a->state = state;
     a->destroy = destroy;
-    a->node = shoal__rt->sched->nnodes > 1 ? node : -1;
+    a->node = node;   /* as asked: a task bound to a node of a one-node machine runs anywhere */
     a->name[0] = 0;
     if (opts && opts->name)
         snprintf(a->name, sizeof a->name, "%s", opts->name);

@@ -674,6 +674,15 @@ static void test_errors(void)
     CHECK_RC(shoal_actor_submit(a, t_state, NULL, 3, NULL, &r), SHOAL_EINVAL);
     shoal_task_opts on1 = { .numa_node = 1 };
     CHECK_RC(shoal_actor_submit(a, t_state, NULL, 0, &on1, &r), SHOAL_EINVAL);
+    /* Node 0 asked for explicitly (one node here): the calls may say so too. */
+    shoal_task_opts on0 = { .numa_node = 0, .flags = SHOAL_TASK_ON_NODE };
+    shoal_actor b;
+    ASSERT_OK(shoal_actor_create(NULL, NULL, &on0, &b));
+    ASSERT_OK(shoal_actor_submit(b, t_state, NULL, 0, &on0, &r));
+    check_long(r, 1);
+    ASSERT_OK(shoal_actor_submit(b, t_state, NULL, 0, NULL, &r));
+    check_long(r, 1);
+    ASSERT_OK(shoal_actor_destroy(b));
     /* A stale REF argument: the message names the argument, nothing is queued. */
     shoal_ref gone;
     ASSERT_OK(shoal_put("x", 1, &gone));
