@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include "lib/check.h"
 #include "lib/proc.h"
 #include "lib/tasks.h"
+
+extern char **environ;
 
 static int64_t now_ns(void)
 {
@@ -858,11 +861,30 @@ static void test_destroy_race(void)
 
 /* ---- an attached client ------------------------------------------------------------------ */
 
-/* A child process attaches to this process's published store: every actor call answers
- * SHOAL_EPERM there (the actors live with the workers, in the owner). */
+/* The client: attach to store name, try every actor call on the owner's actor handle
+ * (hex); exit 0 when each answered SHOAL_EPERM, else a bit per call that did not. */
+static int client_main(const char *name, const char *handle)
+{
+    alarm(60);   /* a hang fails, never blocks the suite */
+    shoal_actor a = { strtoull(handle, NULL, 16) }, mine;
+    shoal_ref r;
+    if (shoal_attach(name) != 0)
+        return 100;
+    int bad = 0;
+    bad |= (shoal_actor_create(NULL, NULL, NULL, &mine) != SHOAL_EPERM) << 0;
+    bad |= (strstr(shoal_last_error(), "attached client") == NULL) << 1;
+    bad |= (shoal_actor_submit(a, t_state, NULL, 0, NULL, &r) != SHOAL_EPERM) << 2;
+    bad |= (shoal_actor_destroy(a) != SHOAL_EPERM) << 3;
+    shoal_shutdown();
+    return bad;
+}
+
+/* A client process (this program again, posix_spawn'ed: no fork of a threaded process)
+ * attaches to this process's published store: every actor call answers SHOAL_EPERM there
+ * (the actors live with the workers, in the owner). */
 static void test_client_eperm(void)
 {
-    char dir[64], name[64];
+    char dir[64], name[64], handle[32];
     CU_ASSERT_EQUAL_FATAL(test_private_run_dir(dir, sizeof dir), 0);
     snprintf(name, sizeof name, "actor-%d", (int)getpid());
     shoal_config c = shoal_test_config();
@@ -871,22 +893,10 @@ static void test_client_eperm(void)
     test_start(c);
     shoal_actor a;
     ASSERT_OK(shoal_actor_create(NULL, NULL, NULL, &a));
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm(60);   /* a hang fails, never blocks the suite */
-        int bad = 0;
-        shoal_ref r;
-        shoal_actor mine;
-        if (shoal_attach(name) != 0)
-            _exit(10);
-        bad |= (shoal_actor_create(NULL, NULL, NULL, &mine) != SHOAL_EPERM) << 0;
-        bad |= (strstr(shoal_last_error(), "attached client") == NULL) << 1;
-        bad |= (shoal_actor_submit(a, t_state, NULL, 0, NULL, &r) != SHOAL_EPERM) << 2;
-        bad |= (shoal_actor_destroy(a) != SHOAL_EPERM) << 3;
-        shoal_shutdown();
-        _exit(bad);
-    }
+    snprintf(handle, sizeof handle, "%llx", (unsigned long long)a.id);
+    char *argv[] = { "test_actor", "--client", name, handle, NULL };
+    pid_t pid;
+    CU_ASSERT_EQUAL_FATAL(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
     int st = 0;
     CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
     CU_ASSERT(WIFEXITED(st));
@@ -902,8 +912,10 @@ static void test_client_eperm(void)
     rmdir(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc >= 4 && strcmp(argv[1], "--client") == 0)
+        return client_main(argv[2], argv[3]);
     static const shoal_test_case cases[] = {
         { "calls run in submission order", test_order },
         { "three submitters: serial, each thread's order kept", test_serial_concurrent },
