@@ -1,9 +1,9 @@
 /* test_actor.c - actors: calls run one at a time in submission order and see the state;
  * actors run in parallel with each other and with tasks; REF arguments keep the order;
  * destroy (idle, with queued calls, with a call waiting for its arguments, from inside its
- * own call), shoal_cancel of a call, shutdown with live actors, stale and forged handles,
- * placement, waiting inside a call, and the error messages. Black-box through shoal.h;
- * every blocking call is bounded. */
+ * own call, racing a submitter), shoal_cancel of a call, shutdown with live actors, stale
+ * and forged handles, placement, waiting inside a call, an attached client (SHOAL_EPERM)
+ * and the error messages. Black-box through shoal.h; every blocking call is bounded. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
