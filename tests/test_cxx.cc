@@ -307,11 +307,11 @@ static void test_actor()
     struct account {
         long balance = 0;
         std::vector<long> seen;
-        int *freed;
-        explicit account(int *f) : freed(f) {}
+        std::atomic<int> *freed;   /* the destructor may run on a worker */
+        explicit account(std::atomic<int> *f) : freed(f) {}
         ~account() { ++*freed; }
     };
-    int freed = 0;
+    std::atomic<int> freed{ 0 };
     {
         auto acc = shoal::actor<account>::make(&freed);
         std::vector<shoal::ref<long>> rs;
@@ -343,7 +343,7 @@ static void test_actor()
     }   /* destroyed at the end of its scope: the account is deleted once */
     for (int i = 0; i < 5000 && freed != 1; i++)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    CU_ASSERT_EQUAL(freed, 1);
+    CU_ASSERT_EQUAL(freed.load(), 1);
     auto gone = shoal::actor<long>::make(1L);
     shoal_actor id = gone.id();
     gone.destroy();
