@@ -1048,10 +1048,6 @@ static void spill_ahead(void)
 {
     if (!sp.ahead)
         return;
-    if (sp.fail_err || sp.disk_full) {
-        sp.ahead = false;
-        return;
-    }
     uint64_t target = reserve();
     while (sp.spills < MAX_SPILLS && sp.writing < WRITE_CAP &&
            free_bytes() + sp.writing < target)
@@ -1080,6 +1076,11 @@ void shoal__spill_pump(void)
         sp.freed = 0;
         sp.naim = sp.aimcur = 0;
         if (!sp.bouncing) {
+            /* A write failed since the requests were served: no spilling ahead (on a full
+             * disk it would retry failing writes in a loop, and once space came back spill
+             * objects that no request needs). The flags must be read before they clear. */
+            if (sp.fail_err || sp.disk_full)
+                sp.ahead = false;
             sp.disk_full = false;   /* the next request tries to grow the file again */
             sp.fail_err = 0;
             spill_ahead();
@@ -1123,7 +1124,9 @@ void shoal__spill_pump(void)
         return;
     }
     /* Nothing in flight and nothing more to start: the waiters cannot be served. A full
-     * disk still lets a restore swap with colder objects; the others fail. */
+     * disk still lets a restore swap with colder objects; the others fail. Spilling ahead
+     * for them ends too: it would only retry what just failed. */
+    sp.ahead = false;
     char why[SHOAL__IO_MSG];
     why_no_room(why, sizeof why, head->need);
     if (sp.fail_err && disk_full_err(sp.fail_err)) {

@@ -741,6 +741,37 @@ static void test_disk_full(void)
     stop();
 }
 
+/* A put failed on a full disk and nothing else asks for room: the I/O thread stops there.
+ * It used to go on "spilling ahead" for the failed put: while the disk stayed full, writes
+ * that failed again and again (each one a spill failure more), and once space came back,
+ * spills nobody had asked for (test_disk_full then found an object spilled after its reads
+ * now and then). The sleeps only give a wrong retry the time to show; nothing waits on them. */
+static void test_disk_full_then_quiet(void)
+{
+    test_start(spill_config(32 * MiB, false));
+    shoal_ref r[4];
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(put_obj(10 * MiB, (uint64_t)i, &r[i]));
+    fsize_limit(true);
+    CU_ASSERT_EQUAL(put_obj(10 * MiB, 3, &r[3]), SHOAL_ENOMEM);
+    /* The put's answer came after its last write had ended (the pump fails a request only
+     * with nothing in flight): the count is final unless something writes again. */
+    uint64_t failures = stats_now().spill_failures;
+    CU_ASSERT(failures > 0);
+    usleep(300 * 1000);
+    CU_ASSERT_EQUAL(stats_now().spill_failures, failures);
+    fsize_limit(false);
+    usleep(300 * 1000);
+    shoal_stats s = stats_now();
+    CU_ASSERT_EQUAL(s.spilled_objects, 0);
+    CU_ASSERT_EQUAL(s.spilled_now_objects, 0);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT(read_back(r[i], 10 * MiB, (uint64_t)i));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(shoal_release(r[i]));
+    stop();
+}
+
 /* ---- children: no CUnit in them, they say what went wrong on stderr and exit non-zero -- */
 
 #define CHILD_SKIP 77   /* the child could not set up what it tests */
@@ -1419,6 +1450,7 @@ int main(int argc, char **argv)
         { "spilling while tasks run", test_tasks },
         { "concurrent gets race spill writes", test_concurrent },
         { "disk full: ENOMEM naming the failure, no loss", test_disk_full },
+        { "disk full: a failed put leaves no spilling behind", test_disk_full_then_quiet },
         { "a long spill_dir: messages keep their reason", test_long_dir_messages },
         { "a full disk (tmpfs): every object reads back, space comes back", test_disk_full_tmpfs },
         { "spill_dir validation at init", test_bad_dirs },
