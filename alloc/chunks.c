@@ -5,6 +5,7 @@
  * jemalloc an offset belongs to. Slow path only: jemalloc calls the hooks every few MiB.
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 
 #include "../core/mproc.h"
@@ -49,23 +50,69 @@ static int64_t take_recycled(_Atomic uint32_t *map, uint64_t limit, uint64_t nee
     return -1;
 }
 
-/* Fresh chunks from the carve (never used: they read as zero). */
-static bool take_fresh(shoal__rt_t *rt, _Atomic uint32_t *map, _Atomic uint64_t *carve,
-                       uint64_t need, unsigned shift, uint64_t align, uint64_t *start)
+/* Whether chunk-map entry id names a process that is gone (its claim above the carve is
+ * left from a take_fresh it never finished). */
+static bool claimer_gone(uint32_t id)
+{
+    if (id == 0 || id == SHOAL__CHUNK_FREE)
+        return false;
+    const struct shoal__proc *P = &shoal__geo.ext->procs[id & 0xffu];
+    return atomic_load_explicit(&P->state, memory_order_acquire) != SHOAL__PROC_LIVE ||
+           atomic_load_explicit(&P->inc, memory_order_relaxed) != (id >> 8);
+}
+
+/* Give back our claims on entries [from, to) (above the carve: to 0, below: recycled). */
+static void unclaim(_Atomic uint32_t *map, uint64_t from, uint64_t to, uint32_t val)
+{
+    for (uint64_t c = from; c < to; c++) {
+        uint32_t want = shoal__chunk_me;
+        atomic_compare_exchange_strong_explicit(&map[c], &want, val, memory_order_release,
+                                                memory_order_relaxed);
+    }
+}
+
+/* Fresh chunks from the carve (never used: they read as zero). The map entries are claimed
+ * before the carve moves past them, so a process that dies at any point leaves every chunk
+ * it took named by its id: below the carve the owner reclaims them with the rest of its
+ * chunks, above it the next carver (or the owner) takes its claims over. Chunks skipped to
+ * align the run go to the recycled pool. */
+static bool take_fresh(shoal__rt_t *rt, unsigned node, _Atomic uint32_t *map,
+                       _Atomic uint64_t *carve, uint64_t need, unsigned shift, uint64_t align,
+                       uint64_t *start)
 {
     uint64_t nchunks = shoal__geo.nchunks;
-    uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed), s, e;
-    do {
-        s = round_up(cur, align);
-        e = s + (need << shift);
-        if (e > rt->node_span || e < s)
+    for (unsigned spins = 0;; spins++) {
+        uint64_t cur = atomic_load_explicit(carve, memory_order_relaxed);
+        uint64_t s = round_up(cur, align), e = s + (need << shift);
+        if (e > rt->node_span || e < s || (e >> shift) > nchunks)
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(carve, &cur, e, memory_order_relaxed,
-                                                    memory_order_relaxed));
-    for (uint64_t c = s >> shift; c < (e >> shift) && c < nchunks; c++)
-        atomic_store_explicit(&map[c], shoal__chunk_me, memory_order_relaxed);
-    *start = s;
-    return true;
+        uint64_t c0 = cur >> shift, c1 = e >> shift, k;
+        for (k = c0; k < c1; k++) {
+            uint32_t want = 0;
+            /* acquire: a claim taken over from a gone process sees what it wrote. */
+            if (atomic_compare_exchange_strong_explicit(&map[k], &want, shoal__chunk_me,
+                                                        memory_order_acquire, memory_order_relaxed))
+                continue;
+            if (claimer_gone(want) &&
+                atomic_compare_exchange_strong_explicit(&map[k], &want, shoal__chunk_me,
+                                                        memory_order_acquire, memory_order_relaxed))
+                continue;
+            break;   /* another carver's claim: it carves or gives up shortly */
+        }
+        if (k == c1 && atomic_compare_exchange_strong_explicit(carve, &cur, e, memory_order_relaxed,
+                                                               memory_order_relaxed)) {
+            if (s >> shift > c0) {   /* the alignment gap: recycled (counted first) */
+                atomic_fetch_add_explicit(&shoal__geo.ext->recycled[node], (s >> shift) - c0,
+                                          memory_order_relaxed);
+                unclaim(map, c0, s >> shift, SHOAL__CHUNK_FREE);
+            }
+            *start = s;
+            return true;
+        }
+        unclaim(map, c0, k < c1 ? k : c1, 0);
+        if (spins > 64)
+            sched_yield();
+    }
 }
 
 int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t align,
@@ -106,7 +153,7 @@ int shoal__chunk_take(shoal__rt_t *rt, unsigned node, uint64_t size, uint64_t al
         }
     }
 
-    if (!take_fresh(rt, map, carve, need, shift, align, start))
+    if (!take_fresh(rt, node, map, carve, need, shift, align, start))
         return -1;   /* span exhausted: jemalloc reports OOM, we answer SHOAL_ENOMEM */
     *zero = true;    /* never carved before: fresh memfd pages read as zero */
     return 0;
@@ -134,10 +181,12 @@ void shoal__large_give(shoal__rt_t *rt, unsigned node, uint64_t start, size_t le
     unsigned shift = shoal__geo.shift;
     uint64_t first = start >> shift, need = (len + ((uint64_t)1 << shift) - 1) >> shift;
     _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)node * shoal__geo.nchunks;
+    /* Counted before the entries change: a process that dies in between leaves the count
+     * high (a search that finds less), never low (chunks no search looks for). */
+    atomic_fetch_add_explicit(&x->recycled[node], need, memory_order_relaxed);
     for (uint64_t c = first; c < first + need && c < shoal__geo.nchunks; c++)
         /* release: pairs with the acquire CAS in take_recycled. */
         atomic_store_explicit(&map[c], SHOAL__CHUNK_FREE, memory_order_release);
-    atomic_fetch_add_explicit(&x->recycled[node], need, memory_order_relaxed);
 }
 
 uint32_t shoal__chunk_owner(const shoal__rt_t *rt, uint64_t off)
@@ -158,12 +207,21 @@ uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id)
     for (unsigned n = 0; n < rt->nnodes; n++) {
         _Atomic uint32_t *map = shoal__chunkmap(rt) + (uint64_t)n * shoal__geo.nchunks;
         uint64_t got = 0;
+        /* Its chunks below the carve are recycled; its claims above it (a take_fresh it
+         * never finished, chunks.c) go back to unclaimed. */
+        uint64_t carved = atomic_load_explicit(&rt->hdr->node[n].carve, memory_order_relaxed) >>
+                          shoal__geo.shift;
         for (uint64_t c = 0; c < shoal__geo.nchunks; c++) {
             uint32_t want = id;
-            if (atomic_load_explicit(&map[c], memory_order_relaxed) == id &&
-                atomic_compare_exchange_strong_explicit(&map[c], &want, SHOAL__CHUNK_FREE,
-                                                        memory_order_relaxed,
-                                                        memory_order_relaxed))
+            if (atomic_load_explicit(&map[c], memory_order_relaxed) != id)
+                continue;
+            if (c >= carved) {
+                atomic_compare_exchange_strong_explicit(&map[c], &want, 0, memory_order_relaxed,
+                                                        memory_order_relaxed);
+                continue;
+            }
+            if (atomic_compare_exchange_strong_explicit(&map[c], &want, SHOAL__CHUNK_FREE,
+                                                        memory_order_relaxed, memory_order_relaxed))
                 got++;
         }
         if (got)

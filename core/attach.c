@@ -308,6 +308,7 @@ int shoal__detach(shoal__rt_t *rt)
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
     shoal__drain_stop();
+    shoal__foreign_deps_forget();   /* the drain thread that fires them has stopped */
     shoal__holds = NULL;
     struct shoal__msg m;
     size_t n = shoal__msg_init(&m, SHOAL__MSG_BYE);

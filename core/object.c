@@ -30,8 +30,7 @@ static inline void objs_add(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off,
         atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
         d = v;
     }
-    atomic_fetch_add_explicit(&rt->hdr->node[n].objects, (uint64_t)(int64_t)d,
-                              memory_order_relaxed);
+    shoal__count_objs(rt, rt->proc, n, d);   /* the node's count, or this process's shard */
 }
 
 /* An object's bytes moved from old_off to new_off: move its count if the node changed. */
@@ -124,14 +123,20 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
         memcpy(rt->base + off, src, len);
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
+    if (unlikely(shoal__holds != NULL)) {   /* published or attached (core/mproc.h) */
+        /* The ledger before the word: a process that dies between the two leaves its slot
+         * FREE and tagged as cached, which the owner takes back; never a reference that no
+         * ledger names. The owner records its own bytes. */
+        shoal__holds_add(idx, gen, (int32_t)refs);
+        if (shoal__own)
+            shoal__own_set(idx, off, len);
+    }
     objs_add(rt, t, off, 1);
     uint64_t nw = shoal__w_make(gen, state, refs);
     if (state == SHOAL__READY)
         nw |= shoal__seal_mark(rt, s);
     /* release: publishes off/len/aux and the bytes to the acquire load in shoal_get. */
     atomic_store_explicit(&s->word, nw, memory_order_release);
-    if (unlikely(shoal__holds != NULL))   /* published or attached: the ledger (mproc.h) */
-        shoal__holds_add(idx, gen, (int32_t)refs);
     if (buf)
         *buf = rt->base + off;
     out->id = shoal__id_make(idx, gen);
@@ -226,6 +231,8 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
         objs_move(rt, t, s->off, off);   /* the objects counter follows the bytes' node */
         s->off = off;
         s->len = len;
+        if (shoal__own)
+            shoal__own_set(shoal__id_idx(ref.id), off, len);
     }
     if (buf)
         *buf = rt->base + s->off;
@@ -253,8 +260,13 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
     if (target == SHOAL__FAILED) {
         /* The message becomes the object's bytes, so every process can read it. */
         struct shoal__thr *t = shoal__thr_get();
-        if (s->len && t) {
-            shoal__arena_free(rt, t, s->off, s->len);
+        uint64_t idx = shoal__id_idx(ref.id), foff = s->off, flen = s->len;
+        bool spilled;
+        /* The published owner frees what its record says, not what the shared slot says. */
+        if (shoal__own && !shoal__own_take(idx, &foff, &flen, &spilled))
+            flen = 0;
+        if (flen && t) {
+            shoal__arena_free(rt, t, foff, flen);
             s->len = 0;
         }
         size_t ml = msg ? strlen(msg) + 1 : 0;
@@ -265,6 +277,8 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
             s->off = off;
             s->len = ml;
         }
+        if (shoal__own)
+            shoal__own_set(idx, s->off, s->len);
         /* atomic: shoal__dep_add may read the process byte meanwhile (deps.c). */
         __atomic_store_n(&s->aux, (s->aux & 0xffu) | ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT),
                          __ATOMIC_RELAXED);
@@ -297,8 +311,8 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
     }
     if (w & SHOAL__W_WAITERS) {
         wake_waiters(rt);
-        if (unlikely(shoal__holds != NULL))   /* tasks of the owner may wait on it too */
-            shoal__notify_owner(rt);          /* (foreign_deps.c) */
+        if (unlikely(shoal__holds != NULL))   /* other processes' dependents may wait on it */
+            shoal__notify_foreign(rt);        /* (foreign_deps.c) */
     }
     /* The exchange inside also closes the list against registrations racing with this
      * completion; a registrant sets DEPS first (deps.c), so without it there is no list. */
@@ -371,10 +385,36 @@ SHOAL_API int shoal_retain(shoal_ref ref)
     return 0;
 }
 
-static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t newgen,
-                     uint64_t oldw)
+/* Whether the bytes of the object in slot idx belong to another process's allocator (or,
+ * spilled, to the owner's spill file): the last release then leaves the slot to the drainer
+ * of that process's remote-free stack. The published owner asks its records, not the slot. */
+static inline bool freed_remotely(const shoal__rt_t *rt, const shoal__slot *s, uint64_t idx)
 {
+    if (unlikely(shoal__own != NULL))
+        return !(atomic_load_explicit(&shoal__own[idx].off, memory_order_relaxed) & SHOAL__OWN_VALID);
+    return SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != rt->proc;
+}
+
+static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t newgen,
+                     uint64_t oldw, bool remote)
+{
+    if (unlikely(remote)) {
+        /* Its allocator's drainer gives back the bytes (or the owner's, a spilled object's
+         * extent), uncounts it and recycles the slot: ours is marked FREEING for it. */
+        if (oldw & SHOAL__W_WAITERS)
+            wake_waiters(rt);
+        shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)));
+        return;
+    }
     struct shoal__thr *t = shoal__thr_get();
+    if (unlikely(shoal__own != NULL)) {   /* the published owner's: from its records */
+        if (oldw & SHOAL__W_WAITERS)
+            wake_waiters(rt);
+        shoal__own_release(rt, idx);
+        if (newgen != shoal__w_gen(oldw) && t)
+            shoal__slot_give(rt, t, idx);
+        return;
+    }
     if (unlikely(!shoal__slot_bytes_ok(s))) {
         shoal__slot_corrupt(idx);   /* leak the slot and its bytes rather than free garbage */
         if (oldw & SHOAL__W_WAITERS)
@@ -390,13 +430,6 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
             wake_waiters(rt);
         if (newgen != shoal__w_gen(oldw) && t)
             shoal__slot_give(rt, t, idx);
-        return;
-    }
-    if (unlikely(SHOAL__AUX_PROC(s->aux) != rt->proc)) {
-        /* Another process allocated the bytes: only its jemalloc can take them back. */
-        if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
-        shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));
         return;
     }
     if (s->len && t)
@@ -418,6 +451,12 @@ SHOAL_API int shoal_release(shoal_ref ref)
     if (unlikely(id >> 56 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
     shoal__slot *s = &rt->slots[idx];
+    /* Published or attached: the ledger first, so that a process that dies between the two
+     * has dropped the reference from its ledger but not from the object (a leak), never the
+     * reverse (the owner would drop it again). Undone below when the release fails. */
+    bool ledger = unlikely(shoal__holds != NULL), remote = false;
+    if (ledger)
+        shoal__holds_add(idx, gen, -1);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
     /* An exhausted generation stays (FREE) and the slot is retired: old IDs stay stale.
      * Always a CAS, even for a sole holder: a retain racing with the last release must
@@ -426,18 +465,27 @@ SHOAL_API int shoal_release(shoal_ref ref)
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
                      shoal__w_refs(w) == 0)) {
+            if (ledger)
+                shoal__holds_add(idx, gen, 1);
             int e;
             return shoal__slot_of(ref, &e) ? stale_ref(id) : e;
         }
-        nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(newgen, SHOAL__FREE, 0);
+        if (shoal__w_refs(w) > 1) {
+            nw = w - 1;
+        } else {
+            nw = shoal__w_make(newgen, SHOAL__FREE, 0);
+            /* Freed for another process: marked so that only its drainer can claim it
+             * (core/mproc.h), naming us in case we die before pushing it there. */
+            remote = ledger && freed_remotely(rt, s, idx);
+            if (remote)
+                nw |= shoal__freeing_mark();
+        }
         /* acq_rel: release orders this holder's reads of the bytes before the free; acquire
          * (on the last drop) sees every other holder's release before freeing. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    if (unlikely(shoal__holds != NULL))
-        shoal__holds_add(idx, gen, -1);
     if (shoal__w_refs(w) == 1)
-        obj_free(rt, s, (uint32_t)idx, newgen, w);
+        obj_free(rt, s, (uint32_t)idx, newgen, w, remote);
     return 0;
 }
 

@@ -75,6 +75,7 @@ static struct {
     uint64_t next_reclaim_ns, reclaim_gap_ns;
     _Atomic uint64_t *own_holds;
     uint64_t own_holds_len;
+    uint64_t own_len;             /* bytes of the records shoal__own points to */
     struct shoal__thr t;          /* the service thread's slot cache (never registered) */
 } pub = { .lfd = -1, .ep = -1, .evfd = -1 };
 
@@ -164,114 +165,170 @@ static bool release_one(shoal__rt_t *rt, uint64_t i, uint64_t v, void *arg)
     return false;
 }
 
-/* Objects the gone process created and never sealed: nobody else may seal them, and
- * anyone waiting would wait for ever. They become FAILED (SHOAL_ECANCELED) with a message,
- * their bytes (in the gone process's chunks) are let go, and their references stay: a
- * holder releases as usual. */
-struct fail_arg { unsigned p; char msg[160]; int ml; };
+/* Objects the gone process created and never completed: CREATED ones it never sealed,
+ * PENDING ones whose file read or write (or any result of its own) was in flight. Nobody
+ * else may complete them, and anyone waiting would wait for ever. They become FAILED
+ * (SHOAL_ECANCELED) with a message, their bytes (in the gone process's chunks) are let go,
+ * and their references stay: a holder releases as usual. From then on the object is the
+ * owner's: its message is in the owner's arena, counted in the owner's shard. */
+struct fail_arg { unsigned p; int pid; };
+
+/* A copy of msg in our own arena, counted as ours; 0 bytes when the store has no room. */
+static uint64_t own_msg(shoal__rt_t *rt, unsigned node, const char *msg, size_t ml, size_t *mlen)
+{
+    size_t usable = shoal__acct_size(ml);
+    struct shoal__node_stats *ns = &rt->hdr->node[node];
+    *mlen = 0;
+    if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable > ns->cap) {
+        atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+        return (uint64_t)node * rt->node_span;
+    }
+    void *m = mallocx(shoal__alloc_len(ml), MALLOCX_ARENA(rt->arenas->je[node]) | MALLOCX_TCACHE_NONE);
+    if (!m) {
+        atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+        return (uint64_t)node * rt->node_span;
+    }
+    atomic_fetch_add_explicit(&shoal__shard_of(0)->bytes[node], (int64_t)usable, memory_order_relaxed);
+    /* The block leaves this function as an offset only, and mallocx carries the malloc
+     * attribute: GCC then took the copy below for a dead store and dropped it (the message
+     * read as zeros). The empty asm makes the pointer escape. */
+    __asm__ volatile("" : : "r"(m) : "memory");
+    uint64_t off = (uint64_t)((char *)m - rt->base);
+    memcpy(rt->base + off, msg, ml);
+    *mlen = ml;
+    return off;
+}
 
 static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct fail_arg *fa = arg;
     unsigned p = fa->p;
-    int ml = fa->ml;
-    const char *msg = fa->msg;
-    {
-        shoal__slot *s = &rt->slots[idx];
-        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        /* Its ledger names every object it made (the entry's generation is the object's). */
-        if (shoal__w_gen(w) != (v >> 32) || shoal__w_state(w) != SHOAL__CREATED ||
-            SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p ||
-            shoal__w_refs(w) == SHOAL__REFS_MAX)
-            return false;
-        /* CREATED -> PENDING with a reference of our own: the fields are ours to change
-         * (a seal now fails, readers keep waiting) and no release can free the slot under
-         * us. acquire: pairs with the creator's release that published off/len. */
-        uint64_t nw = ((w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__PENDING << SHOAL__W_STATE_SHIFT)) + 1;
-        if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acquire,
-                                                     memory_order_relaxed))
-            return false;
-        uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
-        unsigned node = off < span ? (unsigned)(off / rt->node_span) : 0;
-        if (len && off < span && len <= span - off)
-            atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),
-                                      memory_order_relaxed);
-        /* The message lives in our own arena: the object is ours (process 0) from now on. */
-        uint64_t moff = (uint64_t)node * rt->node_span;
-        size_t mlen = 0, usable = shoal__acct_size((size_t)ml);
-        struct shoal__node_stats *ns = &rt->hdr->node[node];
-        if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable <= ns->cap) {
-            void *m = mallocx(shoal__alloc_len((size_t)ml),
-                              MALLOCX_ARENA(rt->arenas->je[node]) | MALLOCX_TCACHE_NONE);
-            if (m) {
-                memcpy(m, msg, (size_t)ml);
-                moff = (uint64_t)((char *)m - rt->base);
-                mlen = (size_t)ml;
-            }
+    shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    /* Its ledger names every object it made (the entry's generation is the object's). */
+    if (shoal__w_gen(w) != (v >> 32) || !shoal__w_pending(w) ||
+        SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p ||
+        shoal__w_refs(w) == SHOAL__REFS_MAX)
+        return false;
+    bool sealing = shoal__w_state(w) == SHOAL__CREATED;
+    /* -> PENDING with a reference of our own: the fields are ours to change (a seal now
+     * fails, readers keep waiting) and no release can free the slot under us. acquire:
+     * pairs with the creator's release that published off/len. */
+    uint64_t nw = ((w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__PENDING << SHOAL__W_STATE_SHIFT)) + 1;
+    if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
+    unsigned node = off < span ? (unsigned)(off / rt->node_span) : 0;
+    /* Its bytes and its count leave the gone process's shard; the object is counted as ours. */
+    if (len && off < span && len <= span - off)
+        shoal__count_bytes(rt, p, node, -(int64_t)shoal__acct_size(len));
+    shoal__count_objs(rt, p, node, -1);
+    shoal__count_objs(rt, 0, node, 1);
+    char msg[200];
+    int ml = snprintf(msg, sizeof msg, "the process that created this object (pid %d) went "
+                      "away before %s", fa->pid, sealing ? "sealing it"
+                      : "completing it (a file read or write, or another result it was "
+                        "producing)") + 1;
+    size_t mlen;
+    uint64_t moff = own_msg(rt, node, msg, (size_t)ml, &mlen);
+    shoal__own_set(idx, moff, mlen);
+    s->off = moff;
+    s->len = mlen;
+    __atomic_store_n(&s->aux, (uint32_t)(-SHOAL_ECANCELED & 0xff) << 8, __ATOMIC_RELAXED);
+    /* PENDING -> FAILED dropping our reference. release: publishes off/len/aux and the
+     * message to readers' acquire loads of the word. */
+    w = nw;
+    uint64_t fw;
+    do {
+        if (shoal__w_refs(w) > 1)
+            fw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS)) |
+                  ((uint64_t)SHOAL__FAILED << SHOAL__W_STATE_SHIFT)) - 1;
+        else
+            fw = shoal__w_make(shoal__gen_next(shoal__w_gen(w)), SHOAL__FREE, 0);
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, fw, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (shoal__w_refs(w) > 1) {
+        if (w & SHOAL__W_WAITERS) {
+            shoal__wake_waiters_all(rt);
+            shoal__notify_foreign(rt);   /* dependents other processes registered */
         }
-        if (!mlen)
-            atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
-        s->off = moff;
-        s->len = mlen;
-        __atomic_store_n(&s->aux, (uint32_t)(-SHOAL_ECANCELED & 0xff) << 8, __ATOMIC_RELAXED);
-        /* PENDING -> FAILED dropping our reference. release: publishes off/len/aux and the
-         * message to readers' acquire loads of the word. */
-        w = nw;
-        uint64_t fw;
-        do {
-            if (shoal__w_refs(w) > 1)
-                fw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS)) |
-                      ((uint64_t)SHOAL__FAILED << SHOAL__W_STATE_SHIFT)) - 1;
-            else
-                fw = shoal__w_make(shoal__gen_next(shoal__w_gen(w)), SHOAL__FREE, 0);
-        } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, fw, memory_order_acq_rel,
-                                                        memory_order_relaxed));
-        if (shoal__w_refs(w) > 1) {
-            if (w & SHOAL__W_WAITERS)
-                shoal__wake_waiters_all(rt);
-            shoal__deps_fire(idx, SHOAL_ECANCELED);
-        } else {
-            shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
-        }
+        shoal__deps_fire_rt(rt, idx, SHOAL_ECANCELED);
+    } else {
+        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
     }
     return false;
 }
 
-static void fail_unsealed(shoal__rt_t *rt, const struct conn *c)
+static void fail_unfinished(shoal__rt_t *rt, const struct conn *c)
 {
-    struct fail_arg fa;
-    fa.p = c->proc;
-    fa.ml = snprintf(fa.msg, sizeof fa.msg, "the process that created this object (pid %d) "
-                                            "went away before sealing it", (int)c->pid) + 1;
+    struct fail_arg fa = { c->proc, (int)c->pid };
     walk_ledger(rt, &c->l, fail_one, &fa);
 }
 
-/* Is an object of the gone process left? Its ledger names every object it made. */
+/* Is an object of the gone process left? Its ledger names every object it made. An object
+ * another process freed is left until its drainer claimed it (we drained the gone process's
+ * stack just before, under the procs lock): while that releaser lives it will push it; if
+ * it died before pushing, nobody will, and we claim it here. */
 static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
     const shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    return shoal__w_gen(w) == (v >> 32) && shoal__w_state(w) != SHOAL__FREE &&
-           SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) == g->proc &&
-           atomic_load_explicit(&s->word, memory_order_relaxed) == w;
+    if (SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != g->proc)
+        return false;
+    if (shoal__w_gen(w) == (v >> 32) && shoal__w_state(w) != SHOAL__FREE)
+        return atomic_load_explicit(&s->word, memory_order_relaxed) == w;
+    if (!shoal__w_freeing(w) || shoal__w_gen(w) != shoal__gen_next(v >> 32))
+        return false;
+    if (shoal__freeing_live(shoal__mp_of(rt), w))
+        return true;
+    if (shoal__claim(rt, (uint32_t)idx, w))
+        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w & ~SHOAL__W_LOW_MASK);
+    return false;
 }
 
-/* The slots a gone process had in its thread caches go back to the shared stack: its ledger
- * says which (thread.h); the slot's own tag confirms it is still so. */
+/* The slots a gone process held privately go back to the shared stack: those in its thread
+ * caches (tagged, thread.h; its ledger names each) and one it was freeing itself when it
+ * died (FREE with nothing in the low half, the generation after its ledger's). Run once, as
+ * the death is processed: until then nothing else hands such a slot on. */
 static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
-    if (v != SHOAL__HOLDS_CACHED)
-        return false;
-    _Atomic uint64_t *wp = &rt->slots[idx].word;
+    shoal__slot *s = &rt->slots[idx];
+    _Atomic uint64_t *wp = &s->word;
     uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
-    if (shoal__w_state(w) != SHOAL__FREE || (uint32_t)w != (SHOAL__W_CACHED | g->proc))
+    if (shoal__w_state(w) != SHOAL__FREE)
         return false;
+    uint32_t low = (uint32_t)w;
+    bool cached = low == (SHOAL__W_CACHED | g->proc);
+    bool freeing = low == 0 && v != SHOAL__HOLDS_CACHED &&
+                   shoal__w_gen(w) == shoal__gen_next(v >> 32) &&
+                   SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) == g->proc;
     /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
-    if (atomic_compare_exchange_strong_explicit(wp, &w, w & ~SHOAL__W_LOW_MASK,
-                                                memory_order_relaxed, memory_order_relaxed))
+    if ((cached || freeing) &&
+        atomic_compare_exchange_strong_explicit(wp, &w, (w & ~SHOAL__W_LOW_MASK) | 1,
+                                                memory_order_relaxed, memory_order_relaxed) &&
+        shoal__w_gen(w) < SHOAL__GEN_MASK)
         shoal__slot_give(rt, &pub.t, (uint32_t)idx);
+    return false;
+}
+
+/* Objects of ours that the gone process freed and died before pushing to our remote-free
+ * stack (it named itself in their FREEING marker): nobody else will. Our stack was
+ * drained just before, under the procs lock, so what is still marked was never pushed. */
+static bool unpushed_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
+{
+    const struct gone *g = arg;
+    const shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (!shoal__w_freeing(w) || (w & 0xffu) != g->proc ||
+        ((w >> 8) & 0x3fffffu) != (g->inc & 0x3fffffu) ||
+        shoal__w_gen(w) != shoal__gen_next(v >> 32) || v == SHOAL__HOLDS_CACHED ||
+        SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != 0)
+        return false;
+    if (shoal__claim(rt, (uint32_t)idx, w))
+        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w & ~SHOAL__W_LOW_MASK);
     return false;
 }
 
@@ -291,12 +348,13 @@ static void flush_cache(shoal__rt_t *rt)
         shoal__slot_flush(rt, &pub.t, pub.t.nfree);
 }
 
-/* Once none of a gone process's objects is left, its cached slots go back, then its chunks
- * go back to the pool and its index can be given out again. */
+/* Once none of a gone process's objects is left, its chunks go back to the pool, what its
+ * shard still counts (work it never finished) is dropped, and its index can be given out
+ * again. */
 static void try_reclaim(shoal__rt_t *rt)
 {
     uint64_t t0 = shoal__now_ns();
-    if (pub.ngone == 0 || t0 < pub.next_reclaim_ns)
+    if (t0 < pub.next_reclaim_ns)
         return;
     struct shoal__mp *x = shoal__mp_of(rt);
     for (unsigned i = 0; i < pub.ngone;) {
@@ -305,8 +363,10 @@ static void try_reclaim(shoal__rt_t *rt)
         shoal__drain(rt, &pub.t, g->proc, false);
         bool done = !walk_ledger(rt, &g->l, left_one, g);
         if (done) {
-            walk_ledger(rt, &g->l, recover_one, g);
             shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
+            shoal__shard_settle(rt, g->proc);
+            atomic_store_explicit(&x->procs[g->proc].fdeps, 0, memory_order_relaxed);
+            /* seq_cst: pushers read the state after pushing (rfree_push). */
             atomic_store_explicit(&x->procs[g->proc].state, SHOAL__PROC_FREE, memory_order_seq_cst);
         }
         shoal__procs_unlock();
@@ -318,6 +378,8 @@ static void try_reclaim(shoal__rt_t *rt)
         pub.gone[i] = pub.gone[--pub.ngone];
     }
     flush_cache(rt);
+    /* The estimate capacity checks read comes back to the shards' sum (core/mproc.h). */
+    shoal__estimate_resync(rt);
     /* A big ledger takes a while to walk: never spend more than ~5% of a core on it. */
     uint64_t took = shoal__now_ns() - t0;
     pub.reclaim_gap_ns = took * 20 > RECLAIM_MIN_NS ? took * 20 : RECLAIM_MIN_NS;
@@ -328,17 +390,23 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
 {
     struct shoal__mp *x = shoal__mp_of(rt);
     unsigned p = c->proc;
+    struct gone g = { p, c->inc, c->l };
     shoal__procs_lock();
     /* seq_cst: pairs with the state load a pusher makes after its push (rfree_push). */
     atomic_store_explicit(&x->procs[p].state, SHOAL__PROC_DEAD, memory_order_seq_cst);
+    /* What it held privately (cached slots, a slot it was freeing), then what it freed of
+     * ours without pushing it: our stack drained first, so what is left was never pushed. */
+    walk_ledger(rt, &c->l, recover_one, &g);
+    shoal__drain(rt, &pub.t, 0, true);
+    walk_ledger(rt, &c->l, unpushed_one, &g);
     shoal__procs_unlock();
     shoal__wake_proc(rt, 0);    /* our drain thread takes the gone process's stack now */
-    fail_unsealed(rt, c);
-    shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never sealed */
+    fail_unfinished(rt, c);
+    shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never completed */
     walk_ledger(rt, &c->l, release_one, c);
     flush_cache(rt);
     /* The ledger moves to the gone list: it finds the objects that are left. */
-    pub.gone[pub.ngone++] = (struct gone){ p, c->inc, c->l };
+    pub.gone[pub.ngone++] = g;
     c->l.e = NULL;
     c->l.fd = -1;
     pub.next_reclaim_ns = 0;
@@ -655,6 +723,13 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
         return shoal__err(SHOAL_ENOMEM, "cannot map the reference ledger");
     pub.own_holds = m;
     pub.on = true;   /* from here on, shoal__publish_stop undoes what is done */
+    /* The records of our own objects' bytes (core/mproc.h), before any object is made. */
+    pub.own_len = rt->nslots * sizeof(struct shoal__own);
+    m = mmap(NULL, pub.own_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+             MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return shoal__err(SHOAL_ENOMEM, "cannot map the owner's object records");
+    shoal__own = m;
 
     seal(seg_fd);
     for (unsigned n = 0; n < rt->nnodes; n++)
@@ -762,6 +837,9 @@ void shoal__publish_release(void)
     if (pub.own_holds)
         munmap((void *)pub.own_holds, pub.own_holds_len);
     pub.own_holds = NULL;
+    if (shoal__own)
+        munmap(shoal__own, pub.own_len);
+    shoal__own = NULL;
 }
 
 void shoal__publish_forget(void)
@@ -773,5 +851,6 @@ void shoal__publish_forget(void)
     memset(pub.conns, 0, sizeof pub.conns);
     pub.th_started = false;
     pub.own_holds = NULL;
+    shoal__own = NULL;
     pub.on = false;
 }

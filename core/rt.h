@@ -145,6 +145,8 @@ SHOAL__HIDDEN int shoal__dep_add(shoal_ref ref, shoal__dep *d);
  * saw SHOAL__W_DEPS (a registration may have landed); also by whoever fails an object
  * outside it. */
 SHOAL__HIDDEN void shoal__deps_fire(uint64_t idx, int failed);
+/* The same for a runtime not published yet (the owner's service threads get it passed). */
+SHOAL__HIDDEN void shoal__deps_fire_rt(shoal__rt_t *rt, uint64_t idx, int failed);
 
 /* ---- waiting with help (sched/ provides; core calls) ----------------------------------- */
 /* If the calling thread is a worker, run one other runnable task and return 1; return 0 if

@@ -237,13 +237,20 @@ SHOAL_API int shoal_info_get(shoal_info *out)
     out->huge_pages = rt->huge_kind;
     out->store_bytes = rt->hdr->store_bytes;
     int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
-    if (rt->batched)
+    if (rt->batched) {
         shoal__threads_pending(rt, credit, objs);
-    for (unsigned n = 0; n < rt->nnodes; n++) {
-        out->bytes_used += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
-                           (uint64_t)credit[n];
-        out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
-                             (uint64_t)objs[n];
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            out->bytes_used += atomic_load_explicit(&rt->hdr->node[n].bytes_used,
+                                                    memory_order_relaxed) - (uint64_t)credit[n];
+            out->objects_live += atomic_load_explicit(&rt->hdr->node[n].objects,
+                                                      memory_order_relaxed) + (uint64_t)objs[n];
+        }
+    } else {   /* published or attached: each process's share (core/mproc.h) */
+        shoal__shards_sum(rt, credit, objs);
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            out->bytes_used += (uint64_t)credit[n];
+            out->objects_live += (uint64_t)objs[n];
+        }
     }
     if (rt->sched)
         shoal__sched_info(out);

@@ -328,7 +328,11 @@ static bool start_one(void)
         if (!claimed)
             continue;
         shoal_ref ref = { shoal__id_make(c.idx, c.gen) };
-        if (s->len == 0 || (s->aux & 0xffu) != rt->proc) {
+        uint64_t off = s->off, len = s->len;
+        bool ours = (s->aux & 0xffu) == rt->proc;
+        if (shoal__own)   /* published: where our records say, not the shared slot */
+            ours = shoal__own_peek(c.idx, &off, &len);
+        if (len == 0 || !ours) {
             /* No store bytes, never worth a write; or another process's bytes, which only
              * its allocator may free: leave it resident for good. */
             unclaim(s, false);
@@ -343,8 +347,8 @@ static bool start_one(void)
         }
         op->ref = ref;
         op->idx = c.idx;
-        op->off = s->off;
-        op->len = s->len;
+        op->off = off;
+        op->len = len;
         op->ext = shoal__ext_alloc(&sp.ex, up4k(op->len));
         if (sp.ex.end > sp.hw)
             sp.hw = sp.ex.end;
@@ -395,6 +399,7 @@ static void spill_written(shoal__xfer *x)
             }
         }
         if (spilled) {
+            shoal__own_spilled(op->idx, op->ext);
             shoal__io_free(op->off, op->len);
             sp.freed += op->len;
             count(C_SPILLED_OBJ, 1);
@@ -584,11 +589,12 @@ static void restore_read(shoal__xfer *x)
     shoal__slot *s = &rt->slots[r->idx];
     /* The objects counter follows the bytes to their new node. */
     unsigned from = shoal__off_node(rt, s->off), to = shoal__off_node(rt, r->off);
-    if (from != to) {
-        atomic_fetch_sub_explicit(&rt->hdr->node[from].objects, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&rt->hdr->node[to].objects, 1, memory_order_relaxed);
+    if (from != to && from < rt->nnodes) {
+        shoal__count_objs(rt, rt->proc, from, -1);
+        shoal__count_objs(rt, rt->proc, to, 1);
     }
     s->off = r->off;   /* RESTORING is ours: nobody else reads or writes off now */
+    shoal__own_restored(r->idx, r->off);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
     do {
         nw = (w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT);
@@ -692,6 +698,7 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
             r->node = node;
             r->len = s->len;
             r->ext = (uint64_t)atomic_load_explicit(&s->next, memory_order_relaxed) << 12;
+            shoal__own_extent(idx, &r->ext, &r->len);
             r->t0 = shoal__io_now();
             r->waiters = w;
             w->next = NULL;
