@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -290,16 +291,24 @@ static size_t drain_orphans(shoal__rt_t *rt, struct shoal__thr *t, bool *pending
 
 static void client_owner_gone(shoal__rt_t *rt)
 {
+    struct shoal__mp *x = shoal__mp_of(rt);
+    int pid = (int)atomic_load_explicit(&x->procs[0].pid, memory_order_relaxed);
+    bool closed = atomic_load_explicit(&x->procs[0].state, memory_order_acquire) == SHOAL__PROC_CLOSED;
+    snprintf(rt->down_msg, sizeof rt->down_msg,
+             "the store's owner (pid %d) %s: nothing can be stored, freed or completed any more "
+             "(pointers already obtained stay readable); call shoal_shutdown() to detach", pid,
+             closed ? "shut down" : "exited");
+    /* release: publishes down_msg to the acquire loads of down (wait.c, thread.c). */
+    atomic_store_explicit(&rt->down, SHOAL_ECANCELED, memory_order_release);
     uint64_t e = rt->epoch;
     /* release: as shoal_shutdown's store; every thread's cached view goes stale, so each
-     * call answers SHOAL_ENOTINIT until the process calls shoal_shutdown() to detach. The
-     * mappings stay valid (we hold the memfds): nothing faults. */
+     * call answers SHOAL_ENOTINIT (with the message above) until the process calls
+     * shoal_shutdown() to detach. The mappings stay valid (we hold the memfds). */
     if (__atomic_compare_exchange_n(&shoal__epoch, &e, e + 1, false, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED))
-        shoal__log("the store's owner (pid %d) is gone: calls now answer SHOAL_ENOTINIT; "
-                   "call shoal_shutdown() to detach",
-                   (int)atomic_load_explicit(&shoal__mp_of(rt)->procs[0].pid,
-                                             memory_order_relaxed));
+        shoal__log("%s", rt->down_msg);
+    /* Calls blocked in a wait wake now and answer the message: down is set first. */
+    shoal__wake_waiters_all(rt);
 }
 
 /* This process's own stack. The owner drains it under the procs lock, so that once the

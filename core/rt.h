@@ -54,7 +54,16 @@ typedef struct shoal__rt {
     struct shoal__sched *sched;  /* NULL in clients and until sched starts */
     _Atomic(void *) *deps;       /* process-local: per-slot list of waiting dependents */
     shoal_config cfg;
+    /* Going down: 0 while up, else the SHOAL_E* code blocked calls return, with down_msg
+     * (written before down is set, release; read after an acquire load of down). Set once,
+     * by whoever takes the runtime down (an attached client whose owner is gone, core/
+     * remote_free.c), then every waiter is woken; waiting loops check it after each wake. */
+    _Atomic int down;
+    char down_msg[256];
 } shoal__rt_t;
+
+/* The runtime went down (rt->down): this thread's error for it. Cold. */
+SHOAL__HIDDEN int shoal__down_err(const shoal__rt_t *rt) __attribute__((cold));
 
 /* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
 extern shoal__rt_t *_Atomic shoal__rt;

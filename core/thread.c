@@ -25,6 +25,11 @@ static pthread_key_t thr_key;
 static pthread_once_t thr_key_once = PTHREAD_ONCE_INIT;
 
 void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
+
+int shoal__down_err(const shoal__rt_t *rt)
+{
+    return shoal__err(atomic_load_explicit(&rt->down, memory_order_acquire), "%s", rt->down_msg);
+}
 void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
 
 uint64_t shoal__now_ns(void)
@@ -43,6 +48,8 @@ int shoal__tls_refresh(void)
     if (!rt || rt->epoch != e) {
         shoal__tls.nslots = 0;
         shoal__tls.epoch = e;
+        if (rt && atomic_load_explicit(&rt->down, memory_order_acquire))
+            return shoal__err(SHOAL_ENOTINIT, "%s", rt->down_msg);   /* e.g. the owner is gone */
         return shoal__err(SHOAL_ENOTINIT,
                           "runtime not initialized: call shoal_init() or shoal_attach() first");
     }

@@ -79,6 +79,9 @@ static int wait_refs(const shoal_ref refs[], size_t n, size_t num_ready, int64_t
         int c = scan(refs, n, ready, false);
         if (c < 0 || (size_t)c >= num_ready || timeout_ns == 0)
             return c;
+        /* acquire: pairs with the release store of down (its message). */
+        if (unlikely(atomic_load_explicit(&rt->down, memory_order_acquire)))
+            return shoal__down_err(rt);
         if (shoal__tls.worker >= 0 && shoal__help_hook && shoal__help_hook()) {
             if (n == 1)   /* scan checked the ref: help until it completes */
                 shoal__help_while_pending(&rt->slots[shoal__id_idx(refs[0].id)], refs[0]);
@@ -100,6 +103,10 @@ static int wait_refs(const shoal_ref refs[], size_t n, size_t num_ready, int64_t
         c = scan(refs, n, ready, true);
         if (c < 0 || (size_t)c >= num_ready)
             return c;
+        /* After the sequence was read: a runtime taken down before its wake-up bumped the
+         * sequence is seen here, one taken down after wakes the sleep below. */
+        if (unlikely(atomic_load_explicit(&rt->down, memory_order_acquire)))
+            return shoal__down_err(rt);
         uint64_t nap = deadline - now;
         shoal__count(SHOAL__CNT_WAIT_SLEEP);
         if (shoal__tls.worker >= 0) {
