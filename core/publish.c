@@ -30,7 +30,8 @@
 #include "proto.h"
 #include "thread.h"
 
-#define MAX_CONNS        512          /* attached processes + handshakes in flight */
+#define MAX_CONNS        512          /* attached processes + handshakes in flight; when
+                                         full, the oldest silent handshake is dropped */
 #define HANDSHAKE_NS     5000000000u  /* a connection that says nothing for 5 s is dropped */
 #define RECLAIM_MIN_NS   100000000u   /* look at dead processes' leftovers every 100 ms */
 
@@ -512,7 +513,7 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     atomic_store_explicit(&P->inc, inc, memory_order_relaxed);
-    atomic_store_explicit(&P->pid, h->pid, memory_order_relaxed);
+    atomic_store_explicit(&P->pid, c->pid, memory_order_relaxed);   /* SO_PEERCRED's */
     atomic_store_explicit(&P->flags, h->flags & SHOAL__HELLO_TOOL ? SHOAL__PROC_TOOL : 0,
                           memory_order_relaxed);
     atomic_store_explicit(&P->sleeping, 0, memory_order_relaxed);
@@ -524,7 +525,6 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
     flush_cache(rt);
     c->proc = p;
     c->inc = inc;
-    c->pid = h->pid;
 
     struct shoal__msg m;
     size_t n = shoal__msg_init(&m, SHOAL__MSG_WELCOME);
@@ -600,25 +600,40 @@ static void conn_accept(shoal__rt_t *rt)
         int fd = accept4(pub.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             return;
+        /* The peer's identity comes from the kernel, never from what it says (HELLO.pid). */
         struct ucred cr;
         socklen_t cl = sizeof cr;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-            (cr.uid != geteuid() && cr.uid != 0)) {
-            send_reject(fd, SHOAL_EPERM, "permission denied: the store's owner runs as another "
-                                         "user (same uid or root only)");
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != geteuid()) {
+            send_reject(fd, SHOAL_EPERM, "permission denied: only processes of the store "
+                                         "owner's user may attach (include/shoal.h, trust)");
             close(fd);
             continue;
         }
         unsigned i = 0;
         while (i < MAX_CONNS && pub.conns[i])
             i++;
+        if (i == MAX_CONNS) {
+            /* Full: the connection that has waited longest without saying HELLO goes. A
+             * real client says it at once, so idle connections, however many, never lock
+             * attaching out (at most 255 of the table are attached processes). */
+            unsigned old = MAX_CONNS;
+            for (unsigned k = 0; k < MAX_CONNS; k++)
+                if (pub.conns[k]->state == SHOAL__CONN_HANDSHAKE &&
+                    (old == MAX_CONNS || pub.conns[k]->since_ns < pub.conns[old]->since_ns))
+                    old = k;
+            if (old < MAX_CONNS) {
+                conn_close(rt, old);
+                i = old;
+            }
+        }
         struct conn *c = i < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
         if (!c) {
-            send_reject(fd, SHOAL_EBUSY, "the owner has too many connections");
+            send_reject(fd, SHOAL_EBUSY, "the owner has too many connections: detach a process");
             close(fd);
             continue;
         }
         c->fd = fd;
+        c->pid = (int32_t)cr.pid;
         c->l.fd = -1;
         c->since_ns = shoal__now_ns();
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };

@@ -55,6 +55,7 @@ int shoal__tls_refresh(void)
     }
     shoal__tls.slots = (const unsigned char *)rt->slots;
     shoal__tls.base = rt->base;
+    shoal__tls.span = rt->node_span * rt->nnodes;
     shoal__tls.nslots = rt->nslots;
     shoal__tls.epoch = e;
     shoal__count(SHOAL__CNT_REFRESH);

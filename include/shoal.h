@@ -311,8 +311,9 @@ SHOAL_API int  shoal_object_node(shoal_ref ref);          /* NUMA node that hold
  * Internal, not API: the inline lookup fast path behind shoal_get().
  * Inlining saves the call through the PLT (a .so call costs 3.3 ns here against 1.5 ns for
  * the same lookup inline). It reads the calling thread's cached view of the store: one TLS
- * block (initial-exec), one epoch compare, one bounds check, one table index and one compare
- * of the slot's state word against the ID (host bits, generation, READY). Anything else --
+ * block (initial-exec), one epoch compare, one bounds check, one table index, one compare
+ * of the slot's state word against the ID (host bits, generation, READY) and a check that
+ * the slot's bytes lie in the store. Anything else --
  * not initialized, a stale cache, a pending or freed object, a bad ID -- goes to the
  * library's slow path. The layout is tied to the soname; define SHOAL_NO_INLINE to call the
  * library instead (&shoal_get always names the library function).
@@ -327,6 +328,7 @@ struct shoal__tls {
     int worker;                      /* worker index, -1 outside workers */
     int node;                        /* NUMA node this thread allocates from */
     uint64_t fast_gets;              /* shoal_stats.get_fast: -DSHOAL_COUNT_GETS only */
+    uint64_t span;                   /* bytes of the arena span: base + [0, span) */
 };
 SHOAL_API extern __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec")));
 SHOAL_API extern uint64_t shoal__epoch;  /* changes at every init and shutdown; atomic access */
@@ -349,9 +351,15 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
          * length and bytes are visible. A nonzero host field in the ID makes the expected
          * value exceed 32 bits, so this one compare also rejects it. */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
-        if (__builtin_expect((w >> 32) == (((ref.id >> SHOAL__ID_IDX_BITS) << 6) | SHOAL__READY_HI), 1)) {
-            *data = v->base + s[1];
-            *len = (size_t)s[2];
+        /* Any attached process can rewrite a slot's offset and length: a pair outside the
+         * span goes to the slow path, which reports it, so a get never returns a wild
+         * pointer. Each is read once: the checked copies are what is returned. */
+        uint64_t off = __atomic_load_n(&s[1], __ATOMIC_RELAXED);
+        uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
+        if (__builtin_expect((w >> 32) == (((ref.id >> SHOAL__ID_IDX_BITS) << 6) | SHOAL__READY_HI) &&
+                             off < v->span && n <= v->span - off, 1)) {
+            *data = v->base + off;
+            *len = (size_t)n;
 #ifdef SHOAL_COUNT_GETS
             /* relaxed load + store, not an RMW: this thread is the only writer and
              * shoal_stats_get only needs an untorn value. */
