@@ -107,15 +107,25 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
         if (unlikely(rc))
             return rc;
     }
-    uint32_t idx = shoal__slot_take(rt, t);
-    if (unlikely(idx == 0)) {
-        if (len)
-            shoal__arena_free(rt, t, off, len);
-        return shoal__err(SHOAL_ENOMEM, "object table full (%llu objects): release objects or "
-                                        "raise max_objects", (unsigned long long)rt->nslots);
+    uint32_t idx;
+    uint64_t w;
+    for (;;) {
+        idx = shoal__slot_take(rt, t);
+        if (unlikely(idx == 0)) {
+            if (len)
+                shoal__arena_free(rt, t, off, len);
+            return shoal__err(SHOAL_ENOMEM, "object table full (%llu objects): release objects "
+                                            "or raise max_objects", (unsigned long long)rt->nslots);
+        }
+        w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
+        /* A free list another process corrupted can name a live object's slot: skip it
+         * (leaked) rather than overwrite that object. */
+        if (likely(shoal__w_state(w) == SHOAL__FREE))
+            break;
+        shoal__slot_corrupt(idx);
     }
     shoal__slot *s = &rt->slots[idx];
-    uint64_t gen = shoal__w_gen(atomic_load_explicit(&s->word, memory_order_relaxed));
+    uint64_t gen = shoal__w_gen(w);
     s->off = off;
     s->len = len;
     s->aux = rt->proc;
@@ -508,8 +518,9 @@ void shoal__slot_corrupt(uint64_t idx)
 {
     static _Atomic int told;
     if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
-        shoal__log("object table slot %llu holds bytes outside the store (a process wrote the "
-                   "table): its object is leaked, not freed", (unsigned long long)idx);
+        shoal__log("object table slot %llu is corrupt (bytes outside the store, or a live "
+                   "object on a free list: a process wrote the table): it is leaked, not "
+                   "used or freed", (unsigned long long)idx);
 }
 
 /* ---- small queries ----------------------------------------------------------------------- */
