@@ -109,19 +109,46 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * Multi-process notes. The owner listens on a Unix socket, created 0600, at
  * $SHOAL_RUN_DIR/shoal-NAME.sock, else $XDG_RUNTIME_DIR/shoal-NAME.sock, else
  * /tmp/shoal-UID/NAME.sock (a 0700 directory); owner and clients must see the same
- * environment. Only the owner's user (or root) may attach. An attached process maps the same
- * memory: a ref from any process resolves here to the same bytes, zero-copy, through the
- * same inline fast path, and refs travel as their 8 encoded bytes (pipes, files, objects).
- * Everything but tasks works in it (shoal_submit answers an error); puts allocate in the
- * shared arenas without asking the owner; no call makes a syscall in steady state. When an
- * attached process exits or dies, the owner drops the references it held and fails what it
- * created and never sealed (SHOAL_ECANCELED); objects it sealed that others hold stay. When
- * the owner shuts down or dies, every call in its clients answers SHOAL_ENOTINIT (pointers
- * already obtained stay readable) until they call shoal_shutdown(), which detaches.
+ * environment. Only processes running as the owner's (effective) user may attach: the
+ * owner checks the peer's uid, the client the owner's (SO_PEERCRED), and root is no
+ * exception (root attaches to root's stores only; see the trust model below for why). An
+ * attached process maps the same memory: a ref from any process resolves here to the same
+ * bytes, zero-copy, through the same inline fast path, and refs travel as their 8 encoded
+ * bytes (pipes, files, objects). Everything but tasks works in it (shoal_submit answers
+ * SHOAL_EPERM); puts allocate in the shared arenas without asking the owner; no call makes
+ * a syscall in steady state.
+ *
+ * When an attached process exits or dies (at any instruction), the owner drops the
+ * references it held, fails what it created and never completed - unsealed objects, file
+ * reads and writes in flight - with SHOAL_ECANCELED (waiters wake), and once none of its
+ * objects is left takes back its memory, its counts and its process index; objects it
+ * completed that others hold stay. A death in the middle of a call can leak what that call
+ * was doing (at most an object or a reference), never free what someone still holds.
+ *
+ * When the owner shuts down or dies, calls blocked in its clients (shoal_get, shoal_wait)
+ * return SHOAL_ECANCELED and every later call SHOAL_ENOTINIT, both with a message saying
+ * the owner (pid) is gone. What survives in a client until it calls shoal_shutdown(), which
+ * detaches: the pointers it obtained stay readable (it holds the memory), nothing else.
  * A child of fork() does not inherit an attached or published runtime: it attaches anew.
+ *
+ * Trust model. Attaching grants write access to the whole store: the object table, every
+ * object's bytes and the shared bookkeeping. So a store is shared by one user's processes
+ * only, and any of them can read, overwrite or destroy any object (as any thread of one
+ * process can). What the owner guarantees against an attached process that writes
+ * garbage: it never crashes and never frees or reuses the bytes of an object it still
+ * holds because of what it read there. It bounds-checks every offset, length and index it
+ * follows (a get returns an error rather than a pointer outside the store), frees its own
+ * objects' bytes from records in its private memory, accepts a freed slot only with the
+ * marker its releaser set, and takes the peer's identity from the kernel. A client gets no
+ * such guarantee from the other clients. One exception while the object allocator is
+ * jemalloc: jemalloc keeps its bookkeeping inside the arenas, so bytes written over the
+ * arenas outside any object can crash the process whose bookkeeping they hit.
+ *
  * Errors: SHOAL_EINVAL bad name; SHOAL_ENOENT nobody publishes it (at once); SHOAL_EPERM
- * another user's store; SHOAL_EPROTO the owner runs another shoal version; SHOAL_EBUSY 255
- * processes attached already; SHOAL_EEXIST this process has a runtime already. */
+ * the store belongs to another user (either side refuses; the message says which);
+ * SHOAL_EPROTO the owner runs another shoal version; SHOAL_EBUSY 255 processes attached
+ * already (the message says so); SHOAL_ENOMEM; SHOAL_EEXIST this process has a runtime
+ * already. Never SHOAL_EIO for a refusal. */
 SHOAL_API int  shoal_attach(const char *name);
 /* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
  * still looks), wait for running ones, join the workers, unmap and free the store. Every
@@ -151,8 +178,11 @@ SHOAL_API int  shoal_seal(shoal_ref ref);
 /* Resolve ref to its bytes, zero-copy: *data stays valid while the caller holds a reference.
  * Waits until the object is ready (inside a task, the worker runs other tasks meanwhile).
  * Errors: SHOAL_EINVAL null/forged ref; SHOAL_ESTALE freed; SHOAL_ETASK the task that makes
- * it failed (message in shoal_last_error()); SHOAL_ECANCELED its task was canceled;
- * SHOAL_EIO the file read behind it failed. Fast path: no lock, no syscall, no allocation. */
+ * it failed (message in shoal_last_error()); SHOAL_ECANCELED its task was canceled, the
+ * process that was making it died, or (in an attached process) the store's owner went away
+ * while this call waited; SHOAL_EIO the file read behind it failed, or another process
+ * wrote bytes outside the store into its slot. Fast path: no lock, no syscall, no
+ * allocation. */
 SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */
 #define shoal_get(ref, data, len) shoal__get_inline((ref), (data), (len))
@@ -235,7 +265,8 @@ typedef struct shoal_task_opts { int numa_node; /* -1 = any */ const char *name;
  * VALUE args are copied; REF and REF_PASS args are retained by the task until it finishes,
  * so the caller may release its own refs at once. Callable from any thread, including a
  * task. opts may be NULL. Errors: SHOAL_ENOTINIT, SHOAL_EINVAL (fn NULL, bad kind, bad
- * numa_node), SHOAL_ESTALE (a REF argument is already freed), SHOAL_ENOMEM. */
+ * numa_node), SHOAL_ESTALE (a REF argument is already freed), SHOAL_ENOMEM, SHOAL_EPERM
+ * (an attached process: only the store's owner runs tasks). */
 SHOAL_API int  shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                             const shoal_task_opts *opts, shoal_ref *out);
 SHOAL_API size_t shoal_task_nargs(shoal_task *t);
