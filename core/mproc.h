@@ -36,7 +36,12 @@
  *     (create, release) and after it when they are taken (retain): it never over-counts.
  *   - a slot freed for another process carries a FREEING marker naming the releaser until
  *     its allocator's drainer claims it; the owner claims those of a releaser that died
- *     before pushing them.
+ *     before pushing them (for a live client's object, whose stack may or may not hold it,
+ *     it forwards the bytes in a slot of its own: publish.c, forward_bytes).
+ *   - what can stay leaked: the reference a retain or release was taking or dropping (on
+ *     the object, not in the ledger), free slots moving between a thread cache and the
+ *     shared list, and a forwarded slot's index. Never bytes or a live object's
+ *     reference. tests/test_mp_crash.c kills a client at every instruction of such calls.
  */
 #ifndef SHOAL_CORE_MPROC_H
 #define SHOAL_CORE_MPROC_H
@@ -101,10 +106,14 @@ struct shoal__mp {
     uint64_t wstats_off;          /* SHOAL__MAX_WSTATS shoal__wstat from the segment start */
     _Atomic uint32_t nworkers;    /* published worker lines (the scheduler's hook) */
     uint32_t pad;
+    _Atomic uint64_t deaths;      /* clients whose end the owner has processed (publish.c):
+                                     for tools, and tests that wait for it */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t recycled[SHOAL__MAX_NODES];
     struct shoal__proc procs[SHOAL__MAX_PROCS];
     struct shoal__shard shard[SHOAL__MAX_PROCS];
 };
+_Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELINE,
+               "the scalar fields of shoal__mp fit its first line");
 
 /* This process's copy of the region's geometry, taken when the owner lays it out or a client
  * has checked it: nobody follows an offset that another process could rewrite. */
@@ -189,6 +198,11 @@ static inline uint64_t shoal__freeing_mark(void)
 static inline bool shoal__w_freeing(uint64_t w)
 {
     return shoal__w_state(w) == SHOAL__FREE && (w & SHOAL__W_MARK_MASK) == SHOAL__W_FREEING;
+}
+/* The FREEING word w names process `proc` of incarnation `inc` as its releaser. */
+static inline bool shoal__freeing_by(uint64_t w, unsigned proc, uint32_t inc)
+{
+    return shoal__w_freeing(w) && (w & 0xffu) == proc && ((w >> 8) & 0x3fffffu) == (inc & 0x3fffffu);
 }
 /* The releaser a FREEING word names: still that live process? */
 static inline bool shoal__freeing_live(const struct shoal__mp *x, uint64_t w)

@@ -315,21 +315,56 @@ static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
     return false;
 }
 
-/* Objects of ours that the gone process freed and died before pushing to our remote-free
- * stack (it named itself in their FREEING marker): nobody else will. Our stack was
- * drained just before, under the procs lock, so what is still marked was never pushed. */
+/* The bytes of process p's object in slot idx (claimed by us) go back to p's allocator in
+ * a slot of ours: a free slot carrying the same offset, length and process, marked FREEING
+ * by us and pushed on p's remote-free stack, which p's drainer frees like any other entry.
+ * Slot idx itself stays claimed and unused: it may still be a link in p's stack (pushed by
+ * a releaser that died before we could know), and p's drainer follows its `next`. */
+static void forward_bytes(shoal__rt_t *rt, uint32_t idx, unsigned p)
+{
+    const shoal__slot *s = &rt->slots[idx];
+    uint32_t f = shoal__slot_take(rt, &pub.t);
+    if (f == 0) {   /* a full table: the bytes stay with p until it goes */
+        shoal__log("slot %u: no free slot to send its bytes back to process %u: they stay "
+                   "allocated until it detaches", idx, p);
+        return;
+    }
+    shoal__slot *fs = &rt->slots[f];
+    fs->off = s->off;
+    fs->len = s->len;
+    __atomic_store_n(&fs->aux, SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)),
+                     __ATOMIC_RELAXED);
+    /* relaxed: the slot is ours; rfree_push's CAS publishes it with its fields. */
+    uint64_t w = atomic_load_explicit(&fs->word, memory_order_relaxed);
+    atomic_store_explicit(&fs->word, (w & ~SHOAL__W_LOW_MASK) | shoal__freeing_mark(),
+                          memory_order_relaxed);
+    shoal__rfree_push(rt, f, p);
+}
+
+/* Objects of other processes that the gone process freed and died before pushing to their
+ * allocator's remote-free stack (it named itself in their FREEING marker): nobody else
+ * would free them. Ours: our stack was drained just before, under the procs lock, so what
+ * is still marked was never pushed, and we free it. A live client's: it may or may not be
+ * on that client's stack; we claim the slot (its drainer then skips it if it is there) and
+ * forward the bytes (above). A gone client's: its own gone entry claims it (left_one). */
 static bool unpushed_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
     const shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    if (!shoal__w_freeing(w) || (w & 0xffu) != g->proc ||
-        ((w >> 8) & 0x3fffffu) != (g->inc & 0x3fffffu) ||
-        shoal__w_gen(w) != shoal__gen_next(v >> 32) || v == SHOAL__HOLDS_CACHED ||
-        SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != 0)
+    if (!shoal__freeing_by(w, g->proc, g->inc) || shoal__w_gen(w) != shoal__gen_next(v >> 32) ||
+        v == SHOAL__HOLDS_CACHED)
         return false;
-    if (shoal__claim(rt, (uint32_t)idx, w))
+    unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED));
+    if (p == g->proc || (p != 0 && atomic_load_explicit(&shoal__mp_of(rt)->procs[p].state,
+                                                        memory_order_acquire) != SHOAL__PROC_LIVE))
+        return false;
+    if (!shoal__claim(rt, (uint32_t)idx, w))
+        return false;   /* its drainer took it meanwhile */
+    if (p == 0)
         shoal__free_routed(rt, &pub.t, (uint32_t)idx, w & ~SHOAL__W_LOW_MASK);
+    else
+        forward_bytes(rt, (uint32_t)idx, p);
     return false;
 }
 
@@ -396,7 +431,8 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     /* seq_cst: pairs with the state load a pusher makes after its push (rfree_push). */
     atomic_store_explicit(&x->procs[p].state, SHOAL__PROC_DEAD, memory_order_seq_cst);
     /* What it held privately (cached slots, a slot it was freeing), then what it freed of
-     * ours without pushing it: our stack drained first, so what is left was never pushed. */
+     * ours or of other clients without pushing it (our stack drained first, so what is
+     * left of ours was never pushed; see unpushed_one for theirs). */
     walk_ledger(rt, &c->l, recover_one, &g);
     shoal__drain(rt, &pub.t, 0, true);
     walk_ledger(rt, &c->l, unpushed_one, &g);
@@ -412,6 +448,9 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     c->l.fd = -1;
     pub.next_reclaim_ns = 0;
     try_reclaim(rt);
+    /* release: pairs with the acquire load of whoever waits for this death to be processed
+     * and then looks at what it changed. */
+    atomic_fetch_add_explicit(&x->deaths, 1, memory_order_release);
 }
 
 /* ---- connections ------------------------------------------------------------------------------ */

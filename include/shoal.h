@@ -122,8 +122,9 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * references it held, fails what it created and never completed - unsealed objects, file
  * reads and writes in flight - with SHOAL_ECANCELED (waiters wake), and once none of its
  * objects is left takes back its memory, its counts and its process index; objects it
- * completed that others hold stay. A death in the middle of a call can leak what that call
- * was doing (at most an object or a reference), never free what someone still holds.
+ * completed that others hold stay. A death in the middle of a call never frees what someone
+ * still holds; it can leak the one reference a shoal_retain or shoal_release was taking or
+ * dropping (that object then stays until the store goes) and a few free table slots.
  *
  * When the owner shuts down or dies, calls blocked in its clients (shoal_get, shoal_wait)
  * return SHOAL_ECANCELED and every later call SHOAL_ENOTINIT, both with a message saying
