@@ -1,8 +1,9 @@
 /* test_mp_attach.c - attaching is never locked out and a refusal says why (issue 11): many
  * idle connections do not keep a real client out; a full process table answers SHOAL_EBUSY
  * with the limit; another user answers SHOAL_EPERM, never SHOAL_EIO "Broken pipe", from
- * either side; a store is shared by one user's processes only (root included); and a
- * client's shoal_submit says that it runs no workers.
+ * either side; a store is shared by one user's processes only (root included); a client's
+ * shoal_submit says that it runs no workers; and the owner takes a client's pid from the
+ * kernel, not from its HELLO.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../core/mproc.h"
 #include "../core/proto.h"
 #include "lib/mp.h"
 
@@ -68,12 +70,12 @@ static void test_idle_connections_never_lock_out(void)
     CHECK_OK(shoal_shutdown());
 }
 
-/* Send a HELLO on fd and read the answer (closing any descriptors it carries). */
-static int hello(int fd, struct shoal__msg *a)
+/* Send a HELLO saying pid on fd and read the answer (closing any descriptors it carries). */
+static int hello_as(int fd, struct shoal__msg *a, int32_t pid)
 {
     struct shoal__msg h;
     size_t n = shoal__msg_init(&h, SHOAL__MSG_HELLO);
-    h.b.hello.pid = (int32_t)getpid();
+    h.b.hello.pid = pid;
     h.b.hello.lib_version = (SHOAL_VERSION_MAJOR << 16) | (SHOAL_VERSION_MINOR << 8) |
                             SHOAL_VERSION_PATCH;
     if (send(fd, &h, n, MSG_NOSIGNAL) != (ssize_t)n)
@@ -95,6 +97,33 @@ static int hello(int fd, struct shoal__msg *a)
     if (r != (ssize_t)sizeof a->h || a->h.len > sizeof a->b)
         return -1;
     return recv(fd, &a->b, a->h.len, MSG_WAITALL) == (ssize_t)a->h.len ? 0 : -1;
+}
+
+static int hello(int fd, struct shoal__msg *a)
+{
+    return hello_as(fd, a, (int32_t)getpid());
+}
+
+/* 11.8: the owner records a client's pid from the kernel (SO_PEERCRED), not from what the
+ * client says in its HELLO: the process table (shoal-stat, messages about a dead creator)
+ * names the real process. */
+static void test_hello_pid_from_the_kernel(void)
+{
+    ASSERT_OK(mp_owner_start());
+    int fd = raw_connect();
+    CU_ASSERT_FATAL(fd >= 0);
+    struct shoal__msg a;
+    CU_ASSERT_EQUAL_FATAL(hello_as(fd, &a, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(a.h.type, SHOAL__MSG_WELCOME);
+    unsigned p = a.b.welcome.proc;
+    CU_ASSERT_FATAL(p > 0 && p < SHOAL__MAX_PROCS);
+    int32_t pid = atomic_load(&shoal__mp_of(shoal__rt)->procs[p].pid);
+    CU_ASSERT_EQUAL(pid, (int32_t)getpid());
+    if (pid != (int32_t)getpid())
+        fprintf(stderr, "the process table says pid %d, the peer is %d\n", (int)pid,
+                (int)getpid());
+    close(fd);
+    CHECK_OK(shoal_shutdown());
 }
 
 /* 11.9: with every process index taken, an attach answers SHOAL_EBUSY and names the limit;
@@ -205,6 +234,7 @@ static const shoal_test_case cases[] = {
     { "other_user_says_eperm", test_other_user_says_eperm },
     { "root_and_other_users_store", test_root_and_other_users_store },
     { "client_submit_says_no_workers", test_client_submit_says_no_workers },
+    { "hello_pid_from_the_kernel", test_hello_pid_from_the_kernel },
     { NULL, NULL },
 };
 

@@ -19,6 +19,8 @@ enum {
                                 push them all on the owner's stack -> a=how many */
     ADV_LEDGER,              /* a=ref b=count: claim count references in our ledger */
     ADV_OFF,                 /* a=ref -> a=its slot's offset, b=its length */
+    ADV_FAIL_WILD,           /* a=ref (pending): make it FAILED with its message "at" b,
+                                c bytes long, and wake the owner's drain thread */
 };
 
 #define FORGED_MARK UINT64_C(0x40000000)   /* the low half of a word freed for another process */
@@ -67,6 +69,18 @@ static void adversary(const struct mp_cmd *m, struct mp_rep *r)
         atomic_store_explicit(&shoal__holds[idx], (shoal__id_gen(ref.id) << 32) | (uint32_t)m->b,
                               memory_order_relaxed);
         break;
+    case ADV_FAIL_WILD: {
+        shoal__slot *sl = &rt->slots[idx];
+        sl->off = m->b;
+        sl->len = m->c;
+        __atomic_store_n(&sl->aux, SHOAL__AUX_PROC(sl->aux) | ((uint32_t)-SHOAL_ETASK << 8),
+                         __ATOMIC_RELAXED);
+        uint64_t w = atomic_load_explicit(&sl->word, memory_order_relaxed);
+        atomic_store_explicit(&sl->word, shoal__w_make(shoal__w_gen(w), SHOAL__FAILED,
+                                                       shoal__w_refs(w)), memory_order_release);
+        shoal__wake_proc(rt, 0);
+        break;
+    }
     case ADV_OFF:
         r->a = rt->slots[idx].off;
         r->b = rt->slots[idx].len;
@@ -175,8 +189,44 @@ static void test_adversarial_client(void)
     CHECK_OK(shoal_shutdown());
 }
 
+static int task_noop(shoal_task *t)
+{
+    return shoal_task_return(t, "ok", 2);
+}
+
+/* A task of the owner waits on a client's object; the client fails it with a message
+ * "stored" outside the store: the task fails with SHOAL_ETASK, and the owner, copying the
+ * argument's message, reads nothing outside the store (on 8a82041 it segfaulted). */
+static void test_failed_argument_message_outside_the_store(void)
+{
+    ASSERT_OK(mp_owner_start());
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, MP_CREATE, 100, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    shoal_ref x = mp_bits_ref(m.a), res;
+    shoal_arg a = SHOAL_REF(x);
+    ASSERT_OK(shoal_submit(task_noop, &a, 1, NULL, &res));
+    static const uint64_t wild[][2] = { { UINT64_C(1) << 46, 100 }, { 0, UINT64_C(1) << 50 } };
+    CU_ASSERT_EQUAL(mp_call(&c, ADV_FAIL_WILD, m.a, wild[0][0], wild[0][1], 0).rc, 0);
+    const void *d;
+    size_t n;
+    CHECK_RC(shoal_get_timeout(res, 20 * 1000000000ll, &d, &n), SHOAL_ETASK);
+    CHECK_OK(shoal_release(res));
+    /* The same with a length that runs past the end of the store. */
+    m = mp_call(&c, MP_CREATE, 100, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    a = SHOAL_REF(mp_bits_ref(m.a));
+    ASSERT_OK(shoal_submit(task_noop, &a, 1, NULL, &res));
+    CU_ASSERT_EQUAL(mp_call(&c, ADV_FAIL_WILD, m.a, wild[1][0], wild[1][1], 0).rc, 0);
+    CHECK_RC(shoal_get_timeout(res, 20 * 1000000000ll, &d, &n), SHOAL_ETASK);
+    CHECK_OK(shoal_release(res));
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CHECK_OK(shoal_shutdown());
+}
+
 static const shoal_test_case cases[] = {
     { "adversarial_client", test_adversarial_client },
+    { "failed_argument_message_outside_the_store", test_failed_argument_message_outside_the_store },
     { NULL, NULL },
 };
 
