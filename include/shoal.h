@@ -383,23 +383,25 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
          * length and bytes are visible. A nonzero host field in the ID makes the expected
          * value exceed 32 bits, so this one compare also rejects it. */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
-        /* Any attached process can rewrite a slot's offset and length: a pair outside the
-         * span goes to the slow path, which reports it, so a get never returns a wild
-         * pointer. Each is read once: the checked copies are what is returned. */
-        uint64_t off = __atomic_load_n(&s[1], __ATOMIC_RELAXED);
-        uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
-        if (__builtin_expect((w >> 32) == (((ref.id >> SHOAL__ID_IDX_BITS) << 6) | SHOAL__READY_HI) &&
-                             off < v->span && n <= v->span - off, 1)) {
-            *data = v->base + off;
-            *len = (size_t)n;
+        if (__builtin_expect((w >> 32) == (((ref.id >> SHOAL__ID_IDX_BITS) << 6) | SHOAL__READY_HI), 1)) {
+            /* Read only once READY (before, the object's maker may still be writing them).
+             * Any attached process can rewrite a slot's offset and length: a pair outside
+             * the span goes to the slow path, which reports it, so a get never returns a
+             * wild pointer. Each is read once: the checked copies are what is returned. */
+            uint64_t off = __atomic_load_n(&s[1], __ATOMIC_RELAXED);
+            uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
+            if (__builtin_expect(off < v->span && n <= v->span - off, 1)) {
+                *data = v->base + off;
+                *len = (size_t)n;
 #ifdef SHOAL_COUNT_GETS
-            /* relaxed load + store, not an RMW: this thread is the only writer and
-             * shoal_stats_get only needs an untorn value. */
-            __atomic_store_n(&shoal__tls.fast_gets,
-                             __atomic_load_n(&shoal__tls.fast_gets, __ATOMIC_RELAXED) + 1,
-                             __ATOMIC_RELAXED);
+                /* relaxed load + store, not an RMW: this thread is the only writer and
+                 * shoal_stats_get only needs an untorn value. */
+                __atomic_store_n(&shoal__tls.fast_gets,
+                                 __atomic_load_n(&shoal__tls.fast_gets, __ATOMIC_RELAXED) + 1,
+                                 __ATOMIC_RELAXED);
 #endif
-            return 0;
+                return 0;
+            }
         }
     }
     return shoal__get_slow(ref, -1, data, len);
