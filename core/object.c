@@ -128,7 +128,9 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     uint64_t gen = shoal__w_gen(w);
     s->off = off;
     s->len = len;
-    s->aux = rt->proc;
+    /* atomic (a plain store on x86): the owner's service thread reads the process byte of
+     * slots a gone process named, one of which may be this one being reused (publish.c). */
+    __atomic_store_n(&s->aux, rt->proc, __ATOMIC_RELAXED);
     if (src && len)
         memcpy(rt->base + off, src, len);
     if (state != SHOAL__READY)
