@@ -21,25 +21,6 @@
 #include "../core/proto.h"
 #include "lib/mp.h"
 
-static int raw_connect(void)
-{
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    char path[200];
-    snprintf(path, sizeof path, "%s/shoal-%s.sock", mp_dir, mp_name);
-    if (strlen(path) >= sizeof a.sun_path)
-        return -1;
-    memcpy(a.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    struct timeval tv = { 10, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 /* 11.9: 500 connections that never say anything, then a real client: it attaches. */
 static void test_idle_connections_never_lock_out(void)
 {
@@ -52,7 +33,7 @@ static void test_idle_connections_never_lock_out(void)
     static int fds[IDLE];
     int n = 0;
     for (; n < IDLE; n++)
-        if ((fds[n] = raw_connect()) < 0)
+        if ((fds[n] = mp_raw_connect()) < 0)
             break;
     CU_ASSERT_EQUAL(n, IDLE);
     struct mp_child c = mp_spawn();
@@ -110,7 +91,7 @@ static int hello(int fd, struct shoal__msg *a)
 static void test_hello_pid_from_the_kernel(void)
 {
     ASSERT_OK(mp_owner_start());
-    int fd = raw_connect();
+    int fd = mp_raw_connect();
     CU_ASSERT_FATAL(fd >= 0);
     struct shoal__msg a;
     CU_ASSERT_EQUAL_FATAL(hello_as(fd, &a, 1), 0);
@@ -140,7 +121,7 @@ static void test_full_process_table_says_ebusy(void)
     int n = 0;
     for (; n < 255; n++) {
         struct shoal__msg a;
-        if ((fds[n] = raw_connect()) < 0 || hello(fds[n], &a) != 0 ||
+        if ((fds[n] = mp_raw_connect()) < 0 || hello(fds[n], &a) != 0 ||
             a.h.type != SHOAL__MSG_WELCOME)
             break;
     }
@@ -175,7 +156,7 @@ static void test_other_user_says_eperm(void)
     ASSERT_OK(mp_owner_start());
     /* Let uid 65534 reach the socket: only the uid checks stand in its way. */
     char sock[200];
-    snprintf(sock, sizeof sock, "%s/shoal-%s.sock", mp_dir, mp_name);
+    CU_ASSERT_FATAL(mp_sock_path(sock, sizeof sock) == 0);
     CU_ASSERT_EQUAL(chmod(mp_dir, 0711), 0);
     CU_ASSERT_EQUAL(chmod(sock, 0666), 0);
     int eio = 0;

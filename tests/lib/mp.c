@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +49,7 @@ shoal_ref mp_bits_ref(uint64_t v)
     return shoal_ref_decode(b);
 }
 
-static int xfer(int fd, void *p, size_t n, int writing)
+int mp_xfer(int fd, void *p, size_t n, int writing)
 {
     char *c = p;
     while (n) {
@@ -67,7 +69,7 @@ static int xfer(int fd, void *p, size_t n, int writing)
 #define CK(cond) do { if (!(cond)) { fprintf(stderr, "mp child %d %s:%d: %s failed; last error: %s\n", \
                         (int)getpid(), __FILE__, __LINE__, #cond, shoal_last_error()); _exit(3); } } while (0)
 
-struct kept { uint64_t id; void *buf; size_t len; };
+struct kept { uint64_t id; void *buf; const void *data; size_t len; };
 static struct kept kept[64];
 
 static struct kept *keep(uint64_t id)
@@ -150,7 +152,7 @@ int mp_child_main(char **argv)
         struct mp_cmd m;
         struct mp_rep r;
         memset(&r, 0, sizeof r);
-        if (xfer(fd, &m, sizeof m, 0))
+        if (mp_xfer(fd, &m, sizeof m, 0))
             return 0;   /* the test went away */
         m.s[sizeof m.s - 1] = 0;
         shoal_ref ref = mp_bits_ref(m.a), out = SHOAL_REF_NULL;
@@ -204,8 +206,18 @@ int mp_child_main(char **argv)
             r.rc = shoal_get(ref, &d, &n);
             if (r.rc == 0 && (n != m.d || !pat_ok(d, n, m.b, m.c)))
                 r.rc = -100;
+            if (r.rc == 0) {
+                struct kept *k = keep(ref.id);
+                k->data = d;
+                k->len = n;
+            }
             r.a = (uint64_t)(uintptr_t)d;
             break;
+        case MP_TOUCH: {
+            struct kept *k = keep(ref.id);
+            r.rc = k->data && k->len == m.d && pat_ok(k->data, k->len, m.b, m.c) ? 0 : -100;
+            break;
+        }
         case MP_GET_TIMEOUT:
             r.rc = shoal_get_timeout(ref, (int64_t)m.b, &d, &n);
             r.a = n;
@@ -241,7 +253,7 @@ int mp_child_main(char **argv)
             r.rc = shoal_submit(NULL, NULL, 0, NULL, &out);
             break;
         case MP_CHURN:
-            if (xfer(fd, &r, sizeof r, 1))
+            if (mp_xfer(fd, &r, sizeof r, 1))
                 return 0;
             churn(m.a, m.b, m.c, m.d);
             return 0;
@@ -254,7 +266,7 @@ int mp_child_main(char **argv)
         }
         if (r.rc)
             snprintf(r.msg, sizeof r.msg, "%s", shoal_last_error());
-        if (xfer(fd, &r, sizeof r, 1))
+        if (mp_xfer(fd, &r, sizeof r, 1))
             return 0;
     }
 }
@@ -282,6 +294,32 @@ int mp_run(const char *suite, const shoal_test_case *cases)
             pick[n++] = *c;
     pick[n] = (shoal_test_case){ NULL, NULL };
     return shoal_test_run(suite, pick);
+}
+
+int mp_sock_path(char *out, size_t n)
+{
+    char path[200];
+    snprintf(path, sizeof path, "%s/shoal-%s.sock", mp_dir, mp_name);
+    if (strlen(path) >= n)
+        return -1;
+    memcpy(out, path, strlen(path) + 1);
+    return 0;
+}
+
+int mp_raw_connect(void)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (mp_sock_path(a.sun_path, sizeof a.sun_path) != 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct timeval tv = { 10, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
 }
 
 void mp_cleanup(void)
@@ -315,7 +353,7 @@ struct mp_child mp_spawn(void)
     return c;
 }
 
-int mp_send(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b, uint64_t cc, uint64_t d)
+static struct mp_cmd cmd(uint64_t code, uint64_t a, uint64_t b, uint64_t cc, uint64_t d)
 {
     struct mp_cmd m;
     memset(&m, 0, sizeof m);
@@ -324,12 +362,18 @@ int mp_send(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b, uint64_t 
     m.b = b;
     m.c = cc;
     m.d = d;
-    return xfer(c->fd, &m, sizeof m, 1);
+    return m;
+}
+
+int mp_send(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b, uint64_t cc, uint64_t d)
+{
+    struct mp_cmd m = cmd(code, a, b, cc, d);
+    return mp_xfer(c->fd, &m, sizeof m, 1);
 }
 
 int mp_recv(struct mp_child *c, struct mp_rep *r)
 {
-    return xfer(c->fd, r, sizeof *r, 0);
+    return mp_xfer(c->fd, r, sizeof *r, 0);
 }
 
 static struct mp_rep call_m(struct mp_child *c, const struct mp_cmd *m)
@@ -337,7 +381,7 @@ static struct mp_rep call_m(struct mp_child *c, const struct mp_cmd *m)
     struct mp_rep r;
     memset(&r, 0, sizeof r);
     r.rc = -999;
-    if (xfer(c->fd, (void *)m, sizeof *m, 1) || xfer(c->fd, &r, sizeof r, 0))
+    if (mp_xfer(c->fd, (void *)m, sizeof *m, 1) || mp_xfer(c->fd, &r, sizeof r, 0))
         r.rc = -999;   /* the child died: its stderr says why */
     if (r.rc && getenv("SHOAL_TEST_VERBOSE"))
         fprintf(stderr, "  [child %d op %llu: %lld %s]\n", (int)c->pid,
@@ -348,24 +392,14 @@ static struct mp_rep call_m(struct mp_child *c, const struct mp_cmd *m)
 struct mp_rep mp_call(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b, uint64_t cc,
                       uint64_t d)
 {
-    struct mp_cmd m;
-    memset(&m, 0, sizeof m);
-    m.code = code;
-    m.a = a;
-    m.b = b;
-    m.c = cc;
-    m.d = d;
+    struct mp_cmd m = cmd(code, a, b, cc, d);
     return call_m(c, &m);
 }
 
 struct mp_rep mp_call_s(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b,
                         const char *s)
 {
-    struct mp_cmd m;
-    memset(&m, 0, sizeof m);
-    m.code = code;
-    m.a = a;
-    m.b = b;
+    struct mp_cmd m = cmd(code, a, b, 0, 0);
     snprintf(m.s, sizeof m.s, "%s", s);
     return call_m(c, &m);
 }

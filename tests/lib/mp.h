@@ -35,6 +35,9 @@ enum mp_op {
     MP_CHURN,          /* a=seed b=max live c=max len d=flags: reply 0 at once, then put /
                           create+seal / get / retain / release for ever (until killed) */
     MP_SETUID,         /* a=uid (also gid) -> rc (0 or -errno) */
+    MP_TOUCH,          /* a=ref b=who c=seq d=len: re-read the pointer the last MP_GET of a
+                          returned (it must not fault, the owner may be gone) -> rc (-100:
+                          other bytes) */
     MP_USER = 64,      /* suite-defined ops from here on (mp_child_hook) */
 };
 
@@ -68,6 +71,12 @@ struct mp_rep mp_call(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b,
                       uint64_t d);
 struct mp_rep mp_call_s(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b,
                         const char *s);
+/* Write or read exactly n bytes on fd (EINTR retried); 0, or -1 on an error or EOF. */
+int  mp_xfer(int fd, void *p, size_t n, int writing);
+/* mp_name's socket path into out (n bytes); -1 when it does not fit. */
+int  mp_sock_path(char *out, size_t n);
+/* A raw connection to mp_name's socket (receive timeout 10 s), -1 when it fails. */
+int  mp_raw_connect(void);
 /* Send a command without waiting for its answer (MP_EXIT, a call another thread awaits). */
 int  mp_send(struct mp_child *c, uint64_t code, uint64_t a, uint64_t b, uint64_t cc, uint64_t d);
 int  mp_recv(struct mp_child *c, struct mp_rep *r);
