@@ -8,6 +8,8 @@
  * documented exception: a death inside shoal_retain / shoal_release between the reference
  * count and the dying process's ledger can leak that one reference (include/shoal.h); such
  * leaks are counted, must name only the object of the call, and are undone by the test.
+ * And a client that dies while its owner is still inside shoal_init (a breakpoint stops it
+ * there) does not take the owner down.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/mproc.h"
+#include "../io/io.h"
 #include "lib/mp.h"
 
 enum { CR_RUN = MP_USER };   /* a=op b=ref c=len: stop, run the call, stop, reply (a=ref) */
@@ -333,6 +336,119 @@ static void test_killed_freeing_other_clients_object(void)
     teardown_owner();
 }
 
+/* ---- a client that dies while its owner is still starting ---------------------------------- */
+
+#if defined(__x86_64__)
+#include <sys/user.h>
+
+/* Where this program's executable is mapped in process pid (its first mapping). */
+static uintptr_t exe_base(pid_t pid)
+{
+    char path[64], self[4096], line[4600];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    FILE *f = fopen(path, "r");
+    uintptr_t base = 0;
+    if (k <= 0 || !f) {
+        if (f)
+            fclose(f);
+        return 0;
+    }
+    self[k] = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo;
+        char *name = strchr(line, '/');
+        if (name && sscanf(line, "%lx-", &lo) == 1 && strncmp(name, self, (size_t)k) == 0 &&
+            (name[k] == '\n' || name[k] == 0)) {
+            base = (uintptr_t)lo;
+            break;
+        }
+    }
+    fclose(f);
+    return base;
+}
+
+/* 11.7: the owner's service thread runs (and answers attaches) before shoal_init has made
+ * the runtime global. A client that attaches in that window and dies with an unsealed
+ * object: the owner fails the object through the runtime it was handed (on 8a82041 it
+ * went through the global, still NULL, and the owner died). The owner is a child stopped
+ * by a breakpoint at shoal__io_start, the step after the service thread starts. */
+static void test_client_dies_while_owner_starts(void)
+{
+    test_reset();
+    mp_new_name();
+    struct mp_child o = mp_spawn();
+    CU_ASSERT_FATAL(o.pid > 0);
+    int st;
+    if (ptrace(PTRACE_SEIZE, o.pid, 0, 0) != 0) {
+        mp_kill(&o);
+        SKIP_TEST("ptrace is not allowed here");
+    }
+    /* The breakpoint: this program's shoal__io_start, at the same offset in the child. */
+    uintptr_t at = (uintptr_t)&shoal__io_start - exe_base(getpid()) + exe_base(o.pid);
+    CU_ASSERT_FATAL(ptrace(PTRACE_INTERRUPT, o.pid, 0, 0) == 0);
+    CU_ASSERT_FATAL(waitpid(o.pid, &st, __WALL) == o.pid && WIFSTOPPED(st));
+    errno = 0;
+    long orig = ptrace(PTRACE_PEEKTEXT, o.pid, (void *)at, 0);
+    CU_ASSERT_FATAL(errno == 0);
+    CU_ASSERT_FATAL(ptrace(PTRACE_POKETEXT, o.pid, (void *)at, (void *)((orig & ~0xffL) | 0xcc)) == 0);
+    CU_ASSERT_FATAL(ptrace(PTRACE_CONT, o.pid, 0, 0) == 0);
+    CU_ASSERT_FATAL(mp_send(&o, MP_INIT, 0, 0, 0, 0) == 0);
+    /* Until the breakpoint: the store is published, its service thread runs. */
+    for (;;) {
+        CU_ASSERT_FATAL(waitpid(o.pid, &st, __WALL) == o.pid && WIFSTOPPED(st));
+        if (WSTOPSIG(st) == SIGTRAP)
+            break;
+        CU_ASSERT_FATAL(ptrace(PTRACE_CONT, o.pid, 0, (void *)(intptr_t)WSTOPSIG(st)) == 0);
+    }
+    struct user_regs_struct regs;
+    CU_ASSERT_FATAL(ptrace(PTRACE_GETREGS, o.pid, 0, &regs) == 0);
+    CU_ASSERT_EQUAL_FATAL(regs.rip, at + 1);
+    /* A client attaches, creates an object, and dies without sealing it. */
+    struct mp_child c = mp_spawn();
+    CU_ASSERT_FATAL(c.pid > 0);
+    CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_ATTACH, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_CREATE, 100, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    /* Another client watches the owner take it back (or the owner die). */
+    struct mp_child w = mp_spawn();
+    CU_ASSERT_FATAL(w.pid > 0);
+    CU_ASSERT_EQUAL(mp_call(&w, MP_ATTACH, 0, 0, 0, 0).rc, 0);
+    struct mp_rep m = { .rc = -1 };
+    for (int k = 0; k < 20000; k++) {
+        m = mp_call(&w, MP_INFO, 0, 0, 0, 0);
+        if (m.rc != 0 || m.b == 0 || waitpid(o.pid, &st, WNOHANG | __WALL) == o.pid)
+            break;
+        usleep(1000);
+    }
+    CU_ASSERT_EQUAL(m.rc, 0);
+    CU_ASSERT_EQUAL(m.b, 0);   /* the unsealed object is failed and freed */
+    CU_ASSERT_EQUAL(mp_call(&w, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&w), 0);
+    if (kill(o.pid, 0) != 0 || m.rc != 0) {
+        fprintf(stderr, "the owner died processing the client's death during its start\n");
+        mp_kill(&o);
+        return;
+    }
+    /* Take the breakpoint out, step back onto the instruction, let the owner finish. */
+    CU_ASSERT_FATAL(ptrace(PTRACE_POKETEXT, o.pid, (void *)at, (void *)orig) == 0);
+    regs.rip = at;
+    CU_ASSERT_FATAL(ptrace(PTRACE_SETREGS, o.pid, 0, &regs) == 0);
+    CU_ASSERT_FATAL(ptrace(PTRACE_DETACH, o.pid, 0, 0) == 0);
+    struct mp_rep r;
+    CU_ASSERT_EQUAL_FATAL(mp_recv(&o, &r), 0);
+    CU_ASSERT_EQUAL(r.rc, 0);
+    CU_ASSERT_EQUAL(mp_call(&o, MP_PUT, 100, 1, 1, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_call(&o, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&o), 0);
+}
+#else
+static void test_client_dies_while_owner_starts(void)
+{
+    SKIP_TEST("x86-64 only (a breakpoint)");
+}
+#endif
+
 static const shoal_test_case cases[] = {
     { "killed_in_put", test_killed_in_put },
     { "killed_in_create_seal", test_killed_in_create_seal },
@@ -340,6 +456,7 @@ static const shoal_test_case cases[] = {
     { "killed_releasing_owner_object", test_killed_releasing_owner_object },
     { "killed_retaining_owner_object", test_killed_retaining_owner_object },
     { "killed_freeing_other_clients_object", test_killed_freeing_other_clients_object },
+    { "client_dies_while_owner_starts", test_client_dies_while_owner_starts },
     { NULL, NULL },
 };
 
