@@ -23,7 +23,6 @@ enum {
                                 c bytes long, and wake the owner's drain thread */
 };
 
-#define FORGED_MARK UINT64_C(0x40000000)   /* the low half of a word freed for another process */
 
 static void adv_push(unsigned p, uint64_t idx)
 {
@@ -57,7 +56,7 @@ static void adversary(const struct mp_cmd *m, struct mp_rep *r)
             uint64_t w = atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed);
             if (shoal__w_state(w) != SHOAL__FREE)
                 continue;
-            atomic_store_explicit(&rt->slots[i].word, (w & ~UINT64_C(0xffffffff)) | FORGED_MARK | 7,
+            atomic_store_explicit(&rt->slots[i].word, (w & ~SHOAL__W_LOW_MASK) | SHOAL__W_FREEING | 7,
                                   memory_order_relaxed);
             adv_push(0, i);
             n++;
