@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "shoal.h"
+#include "../../core/mproc.h"   /* the leftover dump only: what a failed run left in the table */
 
 extern char **environ;
 
@@ -364,8 +365,12 @@ static int task_check(shoal_task *t)
     for (size_t i = 0; i < shoal_task_nargs(t); i++) {
         const void *d;
         size_t n;
-        if (shoal_task_arg(t, i, &d, &n) != 0)
-            return shoal_task_fail(t, "argument not readable");
+        int rc = shoal_task_arg(t, i, &d, &n);
+        if (rc != 0) {   /* e.g. spilled since, and no room to restore it: its message says */
+            char m[400];
+            snprintf(m, sizeof m, "argument %zu not readable: %d (%s)", i, rc, shoal_last_error());
+            return shoal_task_fail(t, m);
+        }
         if (!intact(d, n)) {
             fail("task argument %zu holds bytes that are not its own", i);
             return shoal_task_fail(t, "argument corrupt");
@@ -589,6 +594,37 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
     (void)st; (void)flag; (void)f;
     remove(p);
     return 0;
+}
+
+/* A failed run: every object left in the table but the anchors, with what its bytes say
+ * about its maker (writer 100 = the owner, 1 + slot = a client) and its process. */
+static void dump_leftovers(void)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t end = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed), shown = 0;
+    for (uint64_t i = 1; i < end && i < rt->nslots && shown < 20; i++) {
+        shoal__slot *s = &rt->slots[i];
+        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+        if (shoal__w_state(w) == SHOAL__FREE)
+            continue;
+        shoal_ref r = { shoal__id_make(i, shoal__w_gen(w)) };
+        int anchor = 0;
+        for (int k = 0; k < ANCHORS; k++)
+            anchor |= bits(r) == atomic_load(&sh->anchors[k]);
+        if (anchor)
+            continue;
+        uint64_t who = 0, seq = 0;
+        if (shoal__w_state(w) == SHOAL__READY && s->len >= HDR &&
+            s->off < rt->node_span * rt->nnodes) {
+            memcpy(&who, rt->base + s->off, 8);
+            memcpy(&seq, rt->base + s->off + 8, 8);
+        }
+        printf("soak:   left: 0x%016llx state %u refs %u, %llu bytes, process %u, writer %llu "
+               "seq %llu\n", (unsigned long long)r.id, shoal__w_state(w), shoal__w_refs(w),
+               (unsigned long long)s->len, SHOAL__AUX_PROC(s->aux), (unsigned long long)who,
+               (unsigned long long)seq);
+        shown++;
+    }
 }
 
 static char self_path[4096];
@@ -902,6 +938,7 @@ int main(int argc, char **argv)
            (unsigned long long)st.spilled_now_objects, (unsigned long long)st.spilled_now_bytes);
     if (in.objects_live != ia.objects_live || in.bytes_used != ia.bytes_used) {
         printf("soak: FAIL: objects or bytes did not come back\n");
+        dump_leftovers();
         failed = 1;
     }
     if (st.spilled_now_objects || st.spilled_now_bytes) {
