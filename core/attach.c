@@ -175,7 +175,9 @@ static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
         if (fd_size(fds[2 + n]) < w->node_span)
             bad = "a node arena smaller than announced";
     void *m = MAP_FAILED;
-    if (!bad && (m = mmap(NULL, c->seg_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->seg_fd, 0)) == MAP_FAILED)
+    void *at = bad ? NULL : shoal__seg_place(c->seg_len);   /* runtime.c: stale views */
+    if (!bad && (m = mmap(at, c->seg_len, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0),
+                          c->seg_fd, 0)) == MAP_FAILED)
         bad = "cannot map the segment";
     struct shoal__hdr *h = m == MAP_FAILED ? NULL : m;
     if (h) {
@@ -192,6 +194,7 @@ static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
     }
     rt->slots = (shoal__slot *)((char *)h + h->slots_off);
     rt->nslots = h->nslots;
+    rt->slot_cache = shoal__slot_cache_for(rt->nslots);
     rt->nnodes = h->nnodes;
     rt->node_span = h->node_span;
     rt->huge_kind = h->huge_kind;
@@ -231,7 +234,7 @@ static void client_free(struct client *c)
     if (c->holds)
         munmap(c->holds, c->holds_len);
     if (rt->hdr)
-        munmap(rt->hdr, c->seg_len);
+        shoal__seg_retire(rt->hdr, c->seg_len);   /* runtime.c: stale views may read it */
     if (c->holds_fd >= 0)
         close(c->holds_fd);
     if (c->seg_fd >= 0)
@@ -245,6 +248,9 @@ static void client_free(struct client *c)
 SHOAL__HIDDEN int shoal__attach_ex(const char *name, unsigned flags);
 int shoal__attach_ex(const char *name, unsigned flags)
 {
+    if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
+        return shoal__err(SHOAL_EEXIST, "shoal_attach called inside a task: this process runs "
+                                        "a store already");
     int rc = shoal__name_check(name);
     if (rc)
         return rc;
@@ -296,6 +302,7 @@ int shoal__attach_ex(const char *name, unsigned flags)
     atomic_store_explicit(&shoal__rt, rt, memory_order_release);
     /* release: pairs with the acquire in shoal__tls_refresh (as shoal_init). */
     __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
+    shoal__forked_clear();
     cur = c;
     shoal__lifecycle_unlock();
     return 0;
@@ -314,7 +321,8 @@ int shoal__detach(shoal__rt_t *rt)
     shoal__drain_stop();
     shoal__foreign_deps_forget();   /* the drain thread that fires them has stopped */
     shoal__io_stop(rt);   /* finishes this process's file I/O while the store is whole */
-    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_SEQ_CST);
+    shoal__calls_quiesce();   /* runtime.c's shutdown step 3 */
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
     shoal__holds = NULL;

@@ -38,13 +38,9 @@ static int failed_result(const shoal__slot *s, shoal_ref ref)
                       shoal_strerror(code));
 }
 
-SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 {
-    SHOAL__PROBE_GET_SLOW(ref.id, timeout_ns);
-    shoal__count(SHOAL__CNT_GET_SLOW);
-    int rc = shoal__tls_check();
-    if (rc)
-        return rc;
+    int rc;
     if (!data || !len)
         return shoal__err(SHOAL_EINVAL, "shoal_get: data and len must be non-NULL");
     bool helped = timeout_ns == 0, waited = false;   /* a zero timeout only looks */
@@ -87,7 +83,7 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
         case SHOAL__SPILLING:
         case SHOAL__SPILLED:
         case SHOAL__RESTORING:
-            rc = shoal__spill_touch(ref, s);   /* io/spill.c: brings the bytes back */
+            rc = shoal__spill_touch(ref, s, timeout_ns);   /* io/spill.c: brings them back */
             if (rc)
                 return rc;
             continue;
@@ -105,4 +101,11 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
                 return rc;
         }
     }
+}
+
+SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+{
+    SHOAL__PROBE_GET_SLOW(ref.id, timeout_ns);
+    shoal__count(SHOAL__CNT_GET_SLOW);
+    SHOAL__CALL(get_slow(ref, timeout_ns, data, len));
 }

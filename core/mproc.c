@@ -133,29 +133,3 @@ void shoal__estimate_resync(shoal__rt_t *rt)
             atomic_fetch_add_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)bytes[n] - est[n],
                                       memory_order_relaxed);
 }
-
-/* fork() copies the runtime but not its threads, and the child's jemalloc is a copy whose
- * metadata would diverge from the parent's over the same shared bytes. In a published or
- * attached runtime the child starts with none instead, so it can attach as a process of its
- * own (and the copy of a client's connection is closed, so the owner sees the parent go
- * when it goes). A private runtime is left as it is: a child may still read from it. */
-static void atfork_child(void)
-{
-    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
-    if (!rt || shoal__holds == NULL)
-        return;
-    atomic_store_explicit(&shoal__rt, NULL, memory_order_relaxed);
-    __atomic_store_n(&shoal__epoch, __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) + 1,
-                     __ATOMIC_RELAXED);
-    shoal__holds = NULL;
-    shoal__publish_forget();
-    shoal__attach_forget();
-}
-
-static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
-
-void shoal__atfork_register(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, atfork_once);
-}

@@ -24,9 +24,11 @@
  *   shard[p]         process p's share of the node counters (relaxed RMW): what it counted
  *                    for the objects it allocated. Written by p, by the drainer of p's
  *                    remote-free stack, and, once p is gone, by the owner alone.
- *   holds[idx]       [63..32] generation, [31..0] signed count of references this process
- *                    took on that object minus those it dropped; CAS by this process only,
- *                    read by the owner after the process is gone.
+ *   holds[idx]       [63..32] generation (core/table.h: never 0), [31..0] signed count of
+ *                    references this process took on that object minus those it dropped;
+ *                    0 = never used; generation 0 with count -1 = a slot in this process's
+ *                    caches (SHOAL__HOLDS_CACHED). CAS by this process only, read by the
+ *                    owner after the process is gone.
  *
  * Crash windows. Any process can die at any instruction; what it was doing must only ever
  * leak, and the owner reclaims the leak when it processes the death:
@@ -144,11 +146,6 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
     return shoal__geo.wstats;
 }
 
-/* The generation a slot takes when its object is freed (object.c's rule): an exhausted one
- * stays, and the slot is retired. A FREE slot at the last generation is never given back
- * by the remote paths (one use lost in 2^26, never an ID reused). */
-static inline uint64_t shoal__gen_next(uint64_t g) { return g < SHOAL__GEN_MASK ? g + 1 : g; }
-
 /* ---- counting bytes and objects ------------------------------------------------------------ */
 /* A private store (rt->batched) counts in the node counters, batched per thread (core/object.c,
  * alloc/arena.h). A published or attached one counts each object in the shard of the process
@@ -183,17 +180,27 @@ SHOAL__HIDDEN void shoal__shard_settle(shoal__rt_t *rt, unsigned proc);
 SHOAL__HIDDEN void shoal__estimate_resync(shoal__rt_t *rt);
 
 /* ---- slots freed for another process --------------------------------------------------------- */
-/* The low half of a FREE slot word is 0 while its releaser holds it, a cache tag (thread.h)
- * or a chain link (slots.c) - or, for a slot whose bytes another process's allocator must
- * take back, FREEING with the releaser's chunk-map id (its index and the low 22 bits of its
- * incarnation), from the releasing CAS until a drainer claims it (remote_free.c). Only such
- * a slot can be claimed, so a stale or forged remote-free entry for a slot that is cached or
- * chained already claims nothing. */
-#define SHOAL__W_FREEING   UINT64_C(0x40000000)
-#define SHOAL__W_MARK_MASK UINT64_C(0xc0000000)
+/* The low 28 bits of a FREE slot word (table.h) are a cache tag (thread.h: SHOAL__W_CACHED |
+ * process) or a chain link (slots.c: a slot index, below bit 26, 0 at a chain's end) - or,
+ * in a published or attached store, from the CAS that freed the object until the slot is
+ * given back: HELD (bit 26) with the releaser's process index, while the releaser gives it
+ * back itself (so that the owner recognises the slot of a releaser that died in between,
+ * publish.c), or FREEING (bit 27) with the releaser's process index and the low 18 bits of
+ * its incarnation, for a slot whose bytes another process's allocator must take back, until
+ * a drainer claims it (remote_free.c). Only a FREEING slot can be claimed, so a stale or
+ * forged remote-free entry for a slot that is cached or chained already claims nothing. */
+#define SHOAL__W_HELD      (UINT64_C(1) << 26)
+#define SHOAL__W_FREEING   (UINT64_C(1) << 27)
+#define SHOAL__W_MARK_MASK (UINT64_C(3) << 26)
+#define SHOAL__FREEING_INC UINT64_C(0x3ffff)   /* incarnation bits a marker keeps */
+_Static_assert((SHOAL__W_MARK_MASK & ~SHOAL__W_FREE_LINK) == 0 && SHOAL__IDX_MASK < (UINT64_C(1) << 26) &&
+               ((SHOAL__W_CACHED | 0xffu) & SHOAL__W_MARK_MASK) == 0 &&
+               ((SHOAL__FREEING_INC << 8 | 0xffu) & SHOAL__W_MARK_MASK) == 0,
+               "HELD and FREEING markers are told apart from a chain link, a cache tag and a claimed slot");
 static inline uint64_t shoal__freeing_mark(void)
 {
-    return SHOAL__W_FREEING | ((uint64_t)shoal__chunk_me & UINT64_C(0x3fffffff));
+    uint64_t me = shoal__chunk_me;   /* shoal__chunk_id: incarnation << 8 | process */
+    return SHOAL__W_FREEING | (me & 0xffu) | (((me >> 8) & SHOAL__FREEING_INC) << 8);
 }
 static inline bool shoal__w_freeing(uint64_t w)
 {
@@ -202,14 +209,16 @@ static inline bool shoal__w_freeing(uint64_t w)
 /* The FREEING word w names process `proc` of incarnation `inc` as its releaser. */
 static inline bool shoal__freeing_by(uint64_t w, unsigned proc, uint32_t inc)
 {
-    return shoal__w_freeing(w) && (w & 0xffu) == proc && ((w >> 8) & 0x3fffffu) == (inc & 0x3fffffu);
+    return shoal__w_freeing(w) && (w & 0xffu) == proc &&
+           ((w >> 8) & SHOAL__FREEING_INC) == (inc & SHOAL__FREEING_INC);
 }
 /* The releaser a FREEING word names: still that live process? */
 static inline bool shoal__freeing_live(const struct shoal__mp *x, uint64_t w)
 {
     const struct shoal__proc *P = &x->procs[w & 0xffu];
     return atomic_load_explicit(&P->state, memory_order_acquire) == SHOAL__PROC_LIVE &&
-           (atomic_load_explicit(&P->inc, memory_order_relaxed) & 0x3fffffu) == ((w >> 8) & 0x3fffffu);
+           (atomic_load_explicit(&P->inc, memory_order_relaxed) & SHOAL__FREEING_INC) ==
+           ((w >> 8) & SHOAL__FREEING_INC);
 }
 
 /* ---- the owner's own records (core/remote_free.c) ------------------------------------------- */
@@ -250,16 +259,6 @@ static inline bool shoal__own_peek(uint64_t idx, uint64_t *off, uint64_t *len)
     *len = atomic_load_explicit(&shoal__own[idx].len, memory_order_relaxed);
     return (v & (SHOAL__OWN_VALID | SHOAL__OWN_SPILLED)) == SHOAL__OWN_VALID;
 }
-/* A spilled object's extent and length, from the owner's record when it has one (else
- * *ext and *len stay as the caller read them from the slot). */
-static inline void shoal__own_extent(uint64_t idx, uint64_t *ext, uint64_t *len)
-{
-    uint64_t v = shoal__own ? atomic_load_explicit(&shoal__own[idx].off, memory_order_relaxed) : 0;
-    if ((v & (SHOAL__OWN_VALID | SHOAL__OWN_SPILLED)) == (SHOAL__OWN_VALID | SHOAL__OWN_SPILLED)) {
-        *ext = v & ~(SHOAL__OWN_VALID | SHOAL__OWN_SPILLED);
-        *len = atomic_load_explicit(&shoal__own[idx].len, memory_order_relaxed);
-    }
-}
 /* The owner's object idx was spilled (its bytes are freed) to extent ext / restored. */
 SHOAL__HIDDEN void shoal__own_spilled(uint64_t idx, uint64_t ext);
 SHOAL__HIDDEN void shoal__own_restored(uint64_t idx, uint64_t off);
@@ -294,9 +293,9 @@ SHOAL__HIDDEN uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id);
 /* ---- holds: the reference ledger (core/mproc.c) ----------------------------------------- */
 /* Non-NULL while this process is attached, or owns a published store: nslots entries. */
 extern _Atomic uint64_t *shoal__holds;
-/* A ledger entry for a FREE slot in this process's caches (thread.h): a generation no
- * object has, which the next object in the slot replaces. */
-#define SHOAL__HOLDS_CACHED (UINT64_C(0xffffffff) << 32)
+/* A ledger entry for a FREE slot in this process's caches (thread.h): generation 0, which
+ * no object has and the next object in the slot replaces, and a count that counts nothing. */
+#define SHOAL__HOLDS_CACHED UINT64_C(0xffffffff)
 
 /* Record d references taken (d > 0) or dropped (d < 0) on (idx, gen) by this process.
  * About 5 ns (one uncontended CAS on a line only this process writes). A newer generation
@@ -309,7 +308,7 @@ static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
         uint64_t g = v >> 32;
         if (g == gen)
             nv = (v & ~(uint64_t)UINT32_MAX) | (uint32_t)((int32_t)(uint32_t)v + d);
-        else if (g < gen || g > SHOAL__GEN_MASK)   /* an older object's, or a cached slot's */
+        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
             nv = (gen << 32) | (uint32_t)d;
         else
             return;
@@ -354,8 +353,6 @@ SHOAL__HIDDEN void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uin
                                       uint64_t oldw);
 /* Wake process p's drain thread (bump its futex word). */
 SHOAL__HIDDEN void shoal__wake_proc(shoal__rt_t *rt, unsigned p);
-/* Wake every waiter of the store (objects completed or freed). */
-SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
 
 /* ---- dependents on other processes' objects (core/foreign_deps.c) ------------------------- */
 /* shoal__dep_add for an object another process made (its slot s, not complete when looked
@@ -386,7 +383,9 @@ SHOAL__HIDDEN void shoal__publish_release(void);
 /* Client: shoal_shutdown of an attached runtime (lifecycle lock held). */
 SHOAL__HIDDEN int  shoal__detach(shoal__rt_t *rt);
 /* In a child after fork(): the runtime inherited from the parent is abandoned (its threads
- * do not exist here and its jemalloc state is a copy), so the child can attach afresh. */
+ * do not exist here and its allocator state is a copy), so the child can attach afresh.
+ * Registered by every init and attach; the handler is core/runtime.c's, which calls the
+ * two below for a published or attached runtime. */
 SHOAL__HIDDEN void shoal__atfork_register(void);
 SHOAL__HIDDEN void shoal__publish_forget(void);
 SHOAL__HIDDEN void shoal__attach_forget(void);

@@ -64,7 +64,7 @@ shoal__slot *shoal__slot_of(shoal_ref ref, int *err)
 {
     shoal__rt_t *rt = shoal__rt;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
-    if (unlikely(id >> 56 || idx == 0 || gen == 0 || idx >= rt->nslots ||
+    if (unlikely(shoal__id_host(id) != 0 || idx == 0 || gen == 0 || idx >= rt->nslots ||
                  idx >= atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed))) {
         *err = bad_ref(id);
         return NULL;
@@ -72,8 +72,9 @@ shoal__slot *shoal__slot_of(shoal_ref ref, int *err)
     shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     if (unlikely(shoal__w_gen(w) != gen)) {
-        /* A generation the slot has not reached yet was never issued. */
-        *err = shoal__w_gen(w) < gen ? bad_ref(id) : stale_ref(id);
+        /* A generation the slot has not reached yet was never issued (generations wrap:
+         * "not reached" is the near side, table.h). */
+        *err = shoal__gen_after(gen, shoal__w_gen(w)) ? bad_ref(id) : stale_ref(id);
         return NULL;
     }
     if (unlikely(shoal__w_state(w) == SHOAL__FREE)) {
@@ -93,6 +94,22 @@ static inline shoal__slot *held_slot(shoal__rt_t *rt, shoal_ref ref)
 
 /* ---- creation ------------------------------------------------------------------------ */
 
+SHOAL__COLD static int table_full(shoal__rt_t *rt)
+{
+    size_t bytes;
+    uint64_t live;
+    shoal__store_usage(rt, &bytes, &live);
+    uint64_t size = rt->nslots - 1;   /* slot 0 is never used */
+    if (rt->slot_cache)
+        return shoal__err(SHOAL_ENOMEM, "object table full: %llu live objects in a table of "
+                          "%llu (up to %u free slots per thread wait in thread caches): "
+                          "release objects or raise config.max_objects",
+                          (unsigned long long)live, (unsigned long long)size, rt->slot_cache);
+    return shoal__err(SHOAL_ENOMEM, "object table full: %llu live objects in a table of %llu: "
+                      "release objects or raise config.max_objects", (unsigned long long)live,
+                      (unsigned long long)size);
+}
+
 static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
                            int node, uint32_t refs, void **buf, shoal_ref *out)
 {
@@ -109,13 +126,12 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     }
     uint32_t idx;
     uint64_t w;
-    for (;;) {
-        idx = shoal__slot_take(rt, t);
+    for (unsigned bad = 0;; bad++) {
+        idx = bad < 64 ? shoal__slot_take(rt, t) : 0;   /* a corrupt list may loop: give up */
         if (unlikely(idx == 0)) {
             if (len)
                 shoal__arena_free(rt, t, off, len);
-            return shoal__err(SHOAL_ENOMEM, "object table full (%llu objects): release objects "
-                                            "or raise max_objects", (unsigned long long)rt->nslots);
+            return table_full(rt);
         }
         w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
         /* A free list another process corrupted can name a live object's slot: skip it
@@ -157,23 +173,22 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     return 0;
 }
 
-SHOAL_API int shoal_put(const void *data, size_t len, shoal_ref *out)
+static inline int put(const void *data, size_t len, shoal_ref *out)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
     if (unlikely(out == NULL || (data == NULL && len != 0)))
         return shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
                                             : "shoal_put: out is NULL (%zu bytes)", len);
     return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
 }
 
-SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t len[],
-                              shoal_ref out[])
+SHOAL_API int shoal_put(const void *data, size_t len, shoal_ref *out)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    SHOAL__CALL(put(data, len, out));
+}
+
+static int put_batch(size_t n, const void *const data[], const size_t len[], shoal_ref out[])
+{
+    int rc;
     if (n == 0)
         return 0;
     if (!data || !len || !out)
@@ -192,7 +207,7 @@ SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t l
             char msg[256];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
             for (size_t j = 0; j < i; j++)
-                shoal_release(tmp[j]);
+                shoal__release(tmp[j]);
             if (tmp != stack)
                 free(tmp);
             return shoal__err(rc, "shoal_put_batch: item %zu: %s (nothing was stored)", i, msg);
@@ -204,14 +219,22 @@ SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t l
     return 0;
 }
 
-SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
+SHOAL_API int shoal_put_batch(size_t n, const void *const data[], const size_t len[],
+                              shoal_ref out[])
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    SHOAL__CALL(put_batch(n, data, len, out));
+}
+
+static inline int create(size_t len, void **buf, shoal_ref *out)
+{
     if (unlikely(out == NULL || buf == NULL))
         return shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
     return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
+}
+
+SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
+{
+    SHOAL__CALL(create(len, buf, out));
 }
 
 int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **buf,
@@ -252,8 +275,6 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
 }
 
 /* ---- completion ------------------------------------------------------------------------ */
-
-static void wake_waiters(shoal__rt_t *rt);
 
 /* With *drop, the caller's reference goes too: in the completing CAS when that leaves
  * another holder (the object cannot be freed) and no dependent registered (DEPS clear, so
@@ -311,8 +332,9 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
             nw -= 1;
         /* release: publishes the bytes and off/len to readers' acquire loads of the word,
          * and orders the task's reads before a fused drop (never the last reference, so
-         * nothing is freed here and no acquire is needed). */
-        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_release,
+         * nothing is freed here). acquire: a waiter's WAITERS CAS (acq_rel) published its
+         * count in multi, which shoal__wake_slot reads (core/wait.c). */
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                   memory_order_relaxed))
             break;
     }
@@ -322,7 +344,7 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
             shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), -1);
     }
     if (w & SHOAL__W_WAITERS) {
-        wake_waiters(rt);
+        shoal__wake_slot(rt, shoal__id_idx(ref.id));
         if (unlikely(shoal__holds != NULL))   /* other processes' dependents may wait on it */
             shoal__notify_foreign(rt);        /* (foreign_deps.c) */
     }
@@ -348,21 +370,14 @@ int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg)
     bool drop = true;   /* the caller's reference: held_slot applies */
     int rc = obj_complete(held_slot(shoal__rt, ref), ref, code, msg, &drop);
     if (drop)
-        shoal_release(ref);
+        shoal__release(ref);
     return rc;
 }
 
-/* The slot a public call's ref names: the runtime is up and the ref valid and live. */
-static inline shoal__slot *live_slot(shoal_ref ref, int *err)
-{
-    *err = shoal__tls_check();
-    return likely(*err == 0) ? shoal__slot_of(ref, err) : NULL;
-}
-
-SHOAL_API int shoal_seal(shoal_ref ref)
+static int seal(shoal_ref ref)
 {
     int err;
-    shoal__slot *s = live_slot(ref, &err);
+    shoal__slot *s = shoal__slot_of(ref, &err);
     if (!s)
         return err;
     unsigned st = shoal__w_state(atomic_load_explicit(&s->word, memory_order_relaxed));
@@ -374,12 +389,17 @@ SHOAL_API int shoal_seal(shoal_ref ref)
     return shoal__obj_complete(ref, 0, NULL);
 }
 
+SHOAL_API int shoal_seal(shoal_ref ref)
+{
+    SHOAL__CALL(seal(ref));
+}
+
 /* ---- references -------------------------------------------------------------------------- */
 
-SHOAL_API int shoal_retain(shoal_ref ref)
+int shoal__retain(shoal_ref ref)
 {
     int err;
-    shoal__slot *s = live_slot(ref, &err);
+    shoal__slot *s = shoal__slot_of(ref, &err);
     if (unlikely(!s))
         return err;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
@@ -387,8 +407,9 @@ SHOAL_API int shoal_retain(shoal_ref ref)
         if (shoal__w_gen(w) != shoal__id_gen(ref.id) || shoal__w_state(w) == SHOAL__FREE)
             return stale_ref(ref.id);
         if (shoal__w_refs(w) == SHOAL__REFS_MAX)
-            return shoal__err(SHOAL_EINVAL, "reference count overflow on 0x%016llx",
-                              (unsigned long long)ref.id);
+            return shoal__err(SHOAL_EINVAL, "shoal_retain: object 0x%016llx already has %u "
+                              "references, the most one object can have: release some first",
+                              (unsigned long long)ref.id, SHOAL__REFS_MAX);
         /* relaxed: a new reference orders nothing; the caller already holds one. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_relaxed,
                                                     memory_order_relaxed));
@@ -407,30 +428,29 @@ static inline bool freed_remotely(const shoal__rt_t *rt, const shoal__slot *s, u
     return SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != rt->proc;
 }
 
-static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t newgen,
-                     uint64_t oldw, bool remote)
+static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw, bool remote)
 {
     if (unlikely(remote)) {
         /* Its allocator's drainer gives back the bytes (or the owner's, a spilled object's
          * extent), uncounts it and recycles the slot: ours is marked FREEING for it. */
         if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
+            shoal__wake_slot(rt, idx);
         shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)));
         return;
     }
     struct shoal__thr *t = shoal__thr_get();
     if (unlikely(shoal__own != NULL)) {   /* the published owner's: from its records */
         if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
+            shoal__wake_slot(rt, idx);
         shoal__own_release(rt, idx);
-        if (newgen != shoal__w_gen(oldw) && t)
+        if (t)
             shoal__slot_give(rt, t, idx);
         return;
     }
     if (unlikely(!shoal__slot_bytes_ok(s))) {
         shoal__slot_corrupt(idx);   /* leak the slot and its bytes rather than free garbage */
         if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
+            shoal__wake_slot(rt, idx);
         return;
     }
     objs_add(rt, t, s->off, -1);
@@ -439,28 +459,29 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t new
          * copy on disk and recycle the slot. */
         shoal__spill_drop(s);
         if (oldw & SHOAL__W_WAITERS)
-            wake_waiters(rt);
-        if (newgen != shoal__w_gen(oldw) && t)
+            shoal__wake_slot(rt, idx);
+        if (t)
             shoal__slot_give(rt, t, idx);
         return;
     }
     if (s->len && t)
         shoal__arena_free(rt, t, s->off, s->len);
     if (oldw & SHOAL__W_WAITERS)
-        wake_waiters(rt);   /* waiters on a freed object must see ESTALE, not sleep on */
-    /* A slot whose generation is exhausted is retired, so no ID is ever reused. */
-    if (newgen != shoal__w_gen(oldw) && t)
+        shoal__wake_slot(rt, idx);   /* waiters on a freed object must see ESTALE, not sleep on */
+    if (t)
         shoal__slot_give(rt, t, idx);
 }
 
-SHOAL_API int shoal_release(shoal_ref ref)
+SHOAL_API int shoal_retain(shoal_ref ref)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    SHOAL__CALL(shoal__retain(ref));
+}
+
+int shoal__release(shoal_ref ref)
+{
     shoal__rt_t *rt = shoal__rt;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
-    if (unlikely(id >> 56 || idx == 0 || idx >= rt->nslots))
+    if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
     shoal__slot *s = &rt->slots[idx];
     /* Published or attached: the ledger first, so that a process that dies between the two
@@ -470,10 +491,10 @@ SHOAL_API int shoal_release(shoal_ref ref)
     if (ledger)
         shoal__holds_add(idx, gen, -1);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
-    /* An exhausted generation stays (FREE) and the slot is retired: old IDs stay stale.
-     * Always a CAS, even for a sole holder: a retain racing with the last release must
-     * either pin the object or fail ESTALE (tests/test_threads.c), never be lost. */
-    uint64_t newgen = gen < SHOAL__GEN_MASK ? gen + 1 : gen;
+    /* The slot's next object takes the next generation (wrapping, table.h). Always a CAS,
+     * even for a sole holder: a retain racing with the last release must either pin the
+     * object or fail ESTALE (tests/test_threads.c), never be lost. */
+    uint64_t newgen = shoal__gen_next(gen);
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
                      shoal__w_refs(w) == 0)) {
@@ -491,29 +512,21 @@ SHOAL_API int shoal_release(shoal_ref ref)
             remote = ledger && freed_remotely(rt, s, idx);
             if (remote)
                 nw |= shoal__freeing_mark();
+            else if (ledger)   /* ours to give back; HELD names us until we do (mproc.h) */
+                nw |= SHOAL__W_HELD | rt->proc;
         }
         /* acq_rel: release orders this holder's reads of the bytes before the free; acquire
          * (on the last drop) sees every other holder's release before freeing. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                     memory_order_relaxed));
     if (shoal__w_refs(w) == 1)
-        obj_free(rt, s, (uint32_t)idx, newgen, w, remote);
+        obj_free(rt, s, (uint32_t)idx, w, remote);
     return 0;
 }
 
-/* ---- waking ---------------------------------------------------------------------------- */
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-static void wake_waiters(shoal__rt_t *rt)
+SHOAL_API int shoal_release(shoal_ref ref)
 {
-    /* release: pairs with the acquire load of seal_seq in wait.c; the state change above
-     * is visible to whoever sees the new sequence. Not FUTEX_PRIVATE: waiters may be other
-     * processes attached to the segment. */
-    atomic_fetch_add_explicit(&rt->hdr->seal_seq, 1, memory_order_release);
-    syscall(SYS_futex, &rt->hdr->seal_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    SHOAL__CALL(shoal__release(ref));
 }
 
 void shoal__slot_corrupt(uint64_t idx)
@@ -527,11 +540,14 @@ void shoal__slot_corrupt(uint64_t idx)
 
 /* ---- small queries ----------------------------------------------------------------------- */
 
-SHOAL_API int shoal_object_node(shoal_ref ref)
+static int object_node(shoal_ref ref)
 {
     int err;
-    shoal__slot *s = live_slot(ref, &err);
-    if (!s)
-        return err;
-    return shoal__slot_node(s);
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    return s ? shoal__slot_node(s) : err;
+}
+
+SHOAL_API int shoal_object_node(shoal_ref ref)
+{
+    SHOAL__CALL(object_node(ref));
 }

@@ -137,7 +137,7 @@ static bool walk_ledger(shoal__rt_t *rt, const struct ledger *l,
         uint64_t end = h < 0 || (uint64_t)h > len ? len : (uint64_t)h;
         for (uint64_t i = (uint64_t)d / 8; i < end / 8; i++) {
             uint64_t v = atomic_load_explicit(&l->e[i], memory_order_relaxed);
-            if (i != 0 && (v >> 32) != 0 && fn(rt, i, v, arg))
+            if (i != 0 && v != 0 && fn(rt, i, v, arg))
                 return true;
         }
         off = end > off ? end : off + 8;
@@ -251,7 +251,7 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
                                                     memory_order_relaxed));
     if (shoal__w_refs(w) > 1) {
         if (w & SHOAL__W_WAITERS) {
-            shoal__wake_waiters_all(rt);
+            shoal__wake_slot(rt, idx);
             shoal__notify_foreign(rt);   /* dependents other processes registered */
         }
         shoal__deps_fire_rt(rt, idx, SHOAL_ECANCELED);
@@ -291,8 +291,8 @@ static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 
 /* The slots a gone process held privately go back to the shared stack: those in its thread
  * caches (tagged, thread.h; its ledger names each) and one it was freeing itself when it
- * died (FREE with nothing in the low half, the generation after its ledger's). Run once, as
- * the death is processed: until then nothing else hands such a slot on. */
+ * died (FREE and marked HELD by it, core/mproc.h, the generation after its ledger's). Run
+ * once, as the death is processed: until then nothing else hands such a slot on. */
 static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
@@ -302,15 +302,15 @@ static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
     if (shoal__w_state(w) != SHOAL__FREE)
         return false;
     uint32_t low = (uint32_t)w;
-    bool cached = low == (SHOAL__W_CACHED | g->proc);
-    bool freeing = low == 0 && v != SHOAL__HOLDS_CACHED &&
+    /* A chain link can look like a tag in a table of 2^24 slots or more; the ledger tells. */
+    bool cached = low == (SHOAL__W_CACHED | g->proc) && v == SHOAL__HOLDS_CACHED;
+    bool freeing = low == (SHOAL__W_HELD | g->proc) && v != SHOAL__HOLDS_CACHED &&
                    shoal__w_gen(w) == shoal__gen_next(v >> 32) &&
                    SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) == g->proc;
     /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
     if ((cached || freeing) &&
         atomic_compare_exchange_strong_explicit(wp, &w, (w & ~SHOAL__W_LOW_MASK) | 1,
-                                                memory_order_relaxed, memory_order_relaxed) &&
-        shoal__w_gen(w) < SHOAL__GEN_MASK)
+                                                memory_order_relaxed, memory_order_relaxed))
         shoal__slot_give(rt, &pub.t, (uint32_t)idx);
     return false;
 }

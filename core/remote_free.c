@@ -47,13 +47,6 @@ void shoal__wake_proc(shoal__rt_t *rt, unsigned p)
     futex_wake(&P->wake);
 }
 
-void shoal__wake_waiters_all(shoal__rt_t *rt)
-{
-    /* release: pairs with the acquire load of seal_seq in wait.c (as object.c does). */
-    atomic_fetch_add_explicit(&rt->hdr->seal_seq, 1, memory_order_release);
-    futex_wake(&rt->hdr->seal_seq);
-}
-
 void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
 {
     struct shoal__mp *x = shoal__mp_of(rt);
@@ -164,14 +157,6 @@ static void give_bytes(shoal__rt_t *rt, uint32_t idx, unsigned p, bool mine)
     shoal__count_bytes(rt, p, node, -(int64_t)shoal__acct_size(len));
 }
 
-/* Give back a slot whose object is gone and which the caller holds (its word FREE). */
-static void slot_back(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx)
-{
-    uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
-    if (shoal__w_gen(w) < SHOAL__GEN_MASK)   /* else exhausted: the slot is retired */
-        shoal__slot_give(rt, t, idx);
-}
-
 bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w)
 {
     /* A freed slot on its way to its allocator carries FREEING; claiming it makes the low
@@ -194,7 +179,7 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, unsigne
         return;
     if (!(rt->owner && p == 0 ? shoal__own_release(rt, idx) : (give_bytes(rt, idx, p, mine), true)))
         notice("a remote free of an object the owner has no record of", idx);
-    slot_back(rt, t, idx);
+    shoal__slot_give(rt, t, idx);
 }
 
 size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine)
@@ -224,9 +209,9 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
 {
     shoal__slot *s = &rt->slots[idx];
     if (oldw & SHOAL__W_WAITERS)
-        shoal__wake_waiters_all(rt);
+        shoal__wake_slot(rt, idx);
     if (shoal__own_release(rt, idx)) {   /* ours, resident or spilled */
-        slot_back(rt, t, idx);
+        shoal__slot_give(rt, t, idx);
         return;
     }
     unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED));
@@ -243,7 +228,7 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
     } else {
         give_bytes(rt, idx, p, false);   /* gone: its chunks return whole */
     }
-    slot_back(rt, t, idx);
+    shoal__slot_give(rt, t, idx);
 }
 
 /* ---- the drain thread ------------------------------------------------------------------------ */
@@ -294,21 +279,16 @@ static void client_owner_gone(shoal__rt_t *rt)
     struct shoal__mp *x = shoal__mp_of(rt);
     int pid = (int)atomic_load_explicit(&x->procs[0].pid, memory_order_relaxed);
     bool closed = atomic_load_explicit(&x->procs[0].state, memory_order_acquire) == SHOAL__PROC_CLOSED;
-    snprintf(rt->down_msg, sizeof rt->down_msg,
-             "the store's owner (pid %d) %s: nothing can be stored, freed or completed any more "
-             "(pointers already obtained stay readable); call shoal_shutdown() to detach", pid,
-             closed ? "shut down" : "exited");
-    /* release: publishes down_msg to the acquire loads of down (wait.c, thread.c). */
-    atomic_store_explicit(&rt->down, SHOAL_ECANCELED, memory_order_release);
-    uint64_t e = rt->epoch;
-    /* release: as shoal_shutdown's store; every thread's cached view goes stale, so each
-     * call answers SHOAL_ENOTINIT (with the message above) until the process calls
-     * shoal_shutdown() to detach. The mappings stay valid (we hold the memfds). */
-    if (__atomic_compare_exchange_n(&shoal__epoch, &e, e + 1, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_RELAXED))
+    bool was_up = atomic_load_explicit(&rt->down, memory_order_relaxed) == 0;
+    /* Every call from now on, and every call blocked in a wait (woken by it), answers
+     * SHOAL_ECANCELED with this message until the process calls shoal_shutdown() to
+     * detach. The mappings stay valid (we hold the memfds), so pointers stay readable. */
+    shoal__rt_down(rt, SHOAL_ECANCELED, "the store's owner (pid %d) %s: nothing can be "
+                   "stored, freed or completed any more (pointers already obtained stay "
+                   "readable); call shoal_shutdown() to detach", pid,
+                   closed ? "shut down" : "exited");
+    if (was_up)
         shoal__log("%s", rt->down_msg);
-    /* Calls blocked in a wait wake now and answer the message: down is set first. */
-    shoal__wake_waiters_all(rt);
 }
 
 /* This process's own stack. The owner drains it under the procs lock, so that once the

@@ -2,8 +2,10 @@
  * sched/ and io/ build on. Internal: never installed; non-static names use shoal__.
  *
  * Lifetime: shoal__rt is non-NULL between a successful shoal_init/attach and shutdown.
- * shoal__epoch changes at every init and every shutdown; a thread whose cached epoch
- * differs refreshes its cache in the slow path and so never uses a dead store.
+ * shoal__epoch changes at every init and every shutdown, by one: it is odd while a runtime
+ * is up and even otherwise (an init that fails after publishing, a shutdown, a detach and a
+ * fork() child's abandoning each make it even again). A thread whose cached epoch differs
+ * refreshes its cache in the slow path and so never uses a dead store.
  */
 #ifndef SHOAL_CORE_RT_H
 #define SHOAL_CORE_RT_H
@@ -45,6 +47,7 @@ typedef struct shoal__rt {
     uint64_t node_span;
     unsigned nnodes;
     unsigned proc;               /* this process's index: 0 owner, >0 attached clients */
+    uint32_t slot_cache;         /* free slots a thread may cache (core/slots.c) */
     bool owner;
     bool batched;                /* per-thread batched counters: nobody else reads them live
                                     (an owner whose store is not published) */
@@ -54,19 +57,45 @@ typedef struct shoal__rt {
     struct shoal__sched *sched;  /* NULL in clients and until sched starts */
     _Atomic(void *) *deps;       /* process-local: per-slot list of waiting dependents */
     shoal_config cfg;
-    /* Going down: 0 while up, else the SHOAL_E* code blocked calls return, with down_msg
-     * (written before down is set, release; read after an acquire load of down). Set once,
-     * by whoever takes the runtime down (an attached client whose owner is gone, core/
-     * remote_free.c), then every waiter is woken; waiting loops check it after each wake. */
+    /* Going down (shutdown, or a client's owner died or closed): 0 while up, else the
+     * negative SHOAL_E* code that every call, and every blocked wait after its wake-up,
+     * answers with down_msg. Set once, by shoal__rt_down. */
     _Atomic int down;
-    char down_msg[256];
+    _Atomic int down_claim;
+    char down_msg[200];
 } shoal__rt_t;
-
-/* The runtime went down (rt->down): this thread's error for it. Cold. */
-SHOAL__HIDDEN int shoal__down_err(const shoal__rt_t *rt) __attribute__((cold));
 
 /* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
 extern shoal__rt_t *_Atomic shoal__rt;
+
+/* The segment (header + table) is never unmapped, since a stale view may still read its
+ * table: retire replaces it with a read-only zero mapping, and place returns such a range
+ * of at least len bytes for the next segment of this process (MAP_FIXED), or NULL.
+ * Lifecycle lock held (runtime.c). */
+SHOAL__HIDDEN void  shoal__seg_retire(void *addr, size_t len);
+SHOAL__HIDDEN void *shoal__seg_place(size_t len);
+
+/* Bytes and objects the store holds now (shoal_info_get's figures; runtime.c). */
+SHOAL__HIDDEN void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live);
+
+/* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
+ * next and prev, head points at the first node. The caller holds the list's lock. */
+#define SHOAL__DLIST_PUSH(head, n) do {                                                    \
+        (n)->prev = NULL;                                                                  \
+        (n)->next = (head);                                                                \
+        if (head)                                                                          \
+            (head)->prev = (n);                                                            \
+        (head) = (n);                                                                      \
+    } while (0)
+#define SHOAL__DLIST_UNLINK(head, n) do {                                                  \
+        if ((n)->prev)                                                                     \
+            (n)->prev->next = (n)->next;                                                   \
+        else                                                                               \
+            (head) = (n)->next;                                                            \
+        if ((n)->next)                                                                     \
+            (n)->next->prev = (n)->prev;                                                   \
+        (n)->next = (n)->prev = NULL;                                                      \
+    } while (0)
 
 /* ---- errors (core/errors.c) ----------------------------------------------------------- */
 /* Record this thread's message and return code: `return shoal__err(SHOAL_EINVAL, "...")`. */
@@ -76,8 +105,12 @@ SHOAL__HIDDEN int shoal__err(int code, const char *fmt, ...)
 SHOAL__HIDDEN void shoal__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- thread cache (core/thread.c) ----------------------------------------------------- */
+/* SHOAL_ENOTINIT with the message that says why no runtime is there and what to do. */
+SHOAL__HIDDEN int shoal__not_running(void) __attribute__((cold));
 /* Make this thread's view current: 0, or SHOAL_ENOTINIT (message set) if no runtime. */
 SHOAL__HIDDEN int shoal__tls_refresh(void);
+/* The view check for shoal's own threads (workers, I/O, service threads), which shutdown
+ * stops before it frees anything. Public calls use shoal__enter instead. */
 static inline int shoal__tls_check(void)
 {
     if (likely(shoal__tls.epoch == shoal__epoch_load(__ATOMIC_RELAXED) && shoal__tls.nslots != 0))
@@ -85,7 +118,80 @@ static inline int shoal__tls_check(void)
     return shoal__tls_refresh();
 }
 
+/* ---- call markers: what makes shutdown safe from anywhere (core/thread.c) --------------
+ * Every public call that reaches the runtime brackets itself with shoal__enter and
+ * shoal__leave. enter makes this thread's mark odd (outermost call only: help runs tasks
+ * inside a wait, whose calls nest), then checks the view and rt->down; leave makes it even
+ * (release). Whoever takes the runtime down (shutdown) first publishes the change that
+ * makes new calls fail (rt->down, later the epoch), then shoal__calls_quiesce: an
+ * asymmetric barrier (membarrier: a full fence on every thread of the process, so the
+ * calls' side needs only a compiler barrier), then it waits until every registered thread
+ * whose mark is odd has moved on. Dekker: a call either sees the change and fails, or its
+ * mark is seen and waited for; so nothing a call may touch is freed under it. A thread is
+ * registered (under the registry lock, with its mark even) before its first call passes
+ * enter; its thread-exit hook unregisters it and makes its next call register again. */
+struct shoal__call {
+    _Atomic uint64_t mark;        /* odd while inside an outermost public call */
+    uint32_t depth;               /* nesting depth (owner only) */
+    bool registered;
+    struct shoal__call *next, *prev;   /* registry, under its lock */
+};
+extern __thread struct shoal__call shoal__call __attribute__((tls_model("initial-exec")));
+/* The slow half of shoal__enter (view stale, not registered, or down). On failure the
+ * call is left again and the error (message set) returned. */
+SHOAL__HIDDEN int shoal__enter_slow(void) __attribute__((cold));
+/* Wait until no thread is inside a public call that began before the caller's last change
+ * (see above). The caller holds the lifecycle lock and is not inside a call. */
+SHOAL__HIDDEN void shoal__calls_quiesce(void);
+
+/* The TLS block is named directly, not through a pointer: GCC 12 with UBSan tested such a
+ * pointer for null with stale flags after a call and reported a null access. */
+static inline int shoal__enter(void)
+{
+    if (likely(shoal__call.depth++ == 0)) {
+        atomic_store_explicit(&shoal__call.mark,
+                              atomic_load_explicit(&shoal__call.mark, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        /* The mark before the checks below: a compiler barrier here, the hardware fence
+         * is the quiescer's membarrier (see above). */
+        atomic_signal_fence(memory_order_seq_cst);
+    }
+    /* With the view current, shoal__rt is this view's runtime and stays allocated until
+     * we leave (shutdown quiesces before it frees it). */
+    if (likely(shoal__tls.epoch == shoal__epoch_load(__ATOMIC_RELAXED) && shoal__tls.nslots != 0 &&
+               shoal__call.registered &&
+               atomic_load_explicit(&atomic_load_explicit(&shoal__rt, memory_order_relaxed)->down,
+                                    memory_order_relaxed) == 0))
+        return 0;
+    return shoal__enter_slow();
+}
+
+static inline void shoal__leave(void)
+{
+    if (likely(--shoal__call.depth == 0))
+        /* release: everything this call did with the runtime happens before a quiescer's
+         * acquire load that sees the mark move. */
+        atomic_store_explicit(&shoal__call.mark,
+                              atomic_load_explicit(&shoal__call.mark, memory_order_relaxed) + 1,
+                              memory_order_release);
+}
+
+/* The body of a public call: `SHOAL__CALL(impl(args));` enters, runs impl (which returns 0,
+ * a count or a negative code) and leaves. */
+#define SHOAL__CALL(expr) do {                                                             \
+        int rc_ = shoal__enter();                                                          \
+        if (likely(rc_ == 0)) {                                                            \
+            rc_ = (expr);                                                                  \
+            shoal__leave();                                                                \
+        }                                                                                  \
+        return rc_;                                                                        \
+    } while (0)
+
 /* ---- objects (core/object.c): the internal API for sched/ and io/ ---------------------- */
+/* shoal_retain and shoal_release without the call marker, for internal callers (inside a
+ * public call already, or a thread shoal runs itself). The caller passed the view check. */
+SHOAL__HIDDEN int shoal__retain(shoal_ref ref);
+SHOAL__HIDDEN int shoal__release(shoal_ref ref);
 /* Resolve ref to its slot, checking host, index and generation (not state).
  * Returns the slot or NULL with *err set to SHOAL_EINVAL / SHOAL_ESTALE (message set). */
 SHOAL__HIDDEN shoal__slot *shoal__slot_of(shoal_ref ref, int *err);
@@ -173,6 +279,20 @@ SHOAL__HIDDEN void shoal__deps_fire(uint64_t idx, int failed);
 /* The same for a runtime not published yet (the owner's service threads get it passed). */
 SHOAL__HIDDEN void shoal__deps_fire_rt(shoal__rt_t *rt, uint64_t idx, int failed);
 
+/* ---- waking and going down (core/wait.c) ---------------------------------------------- */
+/* A CAS that saw SHOAL__W_WAITERS completed or freed slot idx: wake the threads waiting on
+ * it (and those waiting on several objects). Call it after that CAS, which must have been
+ * acq_rel (acquire: it sees the count of multi waiters, core/wait.c). */
+SHOAL__HIDDEN void shoal__wake_slot(shoal__rt_t *rt, uint64_t idx);
+/* Wake every waiter of the store (shutdown, the owner's death): they look again. */
+SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
+/* Take the runtime down: the first caller sets rt->down = code (< 0) and its message;
+ * then every waiter is woken, and sees it. */
+SHOAL__HIDDEN void shoal__rt_down(shoal__rt_t *rt, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), cold));
+/* rt->down's code, with its message as this thread's last error. */
+SHOAL__HIDDEN int shoal__down_err(shoal__rt_t *rt) __attribute__((cold));
+
 /* ---- waiting with help (sched/ provides; core calls) ----------------------------------- */
 /* If the calling thread is a worker, run one other runnable task and return 1; return 0 if
  * there is nothing to run (or not a worker). Set by sched at start, NULL otherwise. */
@@ -211,11 +331,13 @@ static inline uint64_t shoal__seal_mark(const shoal__rt_t *rt, shoal__slot *s)
  * thread itself, or a retry inside this very call): the caller reports "store full". */
 SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
                                      unsigned node, uint64_t *off);
-/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. */
+/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. It reads
+ * the slot's `next` (the extent, or a park id): call it before `next` serves as a link. */
 SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
-/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore; a
- * worker runs other tasks meanwhile). 0 = look again; < 0 with the message set. */
-SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s);
+/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
+ * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
+ * 0 = look again; < 0 with the message set. */
+SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
 /* Fill the spill counters of *out (shoal_stats_get). */
 SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
 

@@ -15,6 +15,8 @@
 #include "segment.h"
 #include "thread.h"
 
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../alloc/os.h"
@@ -23,9 +25,46 @@
 
 /* Process-local: how much of the table this process has populated. */
 static _Atomic uint64_t populated_bytes;
-/* The next store in this process starts its generations here, so a ref kept across
- * shutdown and init never names an object of the new store (it answers ESTALE/EINVAL). */
-static uint64_t next_gen_base;
+
+/* Generations across the stores of one process (table.h). saved[i] is the first generation
+ * slot i has not issued yet in any earlier store of this process (0: the slot was never
+ * used), written at each shutdown; the next store starts slot i there. So a ref kept across
+ * shutdown and init can name an object of a later store only once that slot has been
+ * reused 2^32 - 1 times since the ref's object was freed, counted over all the stores: the
+ * same rule as within one store. Slots no earlier store used start at proc_base, picked at
+ * random for the first store of the process (so refs from another process's store are
+ * unlikely to alias, as nothing can promise more for them). A fork() child forgets both
+ * (runtime.c): its parent's store went on issuing generations after the copy was made.
+ * Process-private, MAP_NORESERVE: touched only as far as stores used their tables. */
+static uint32_t *saved;
+static uint64_t saved_n;          /* entries [1, saved_n) may be set */
+static uint64_t proc_base;
+
+/* SHOAL_TEST_GEN_BASE (tests): every slot of the next store starts at this generation, so
+ * that a test can wrap a slot's generation in a few puts. */
+static uint64_t test_gen_base(void)
+{
+    const char *v = getenv("SHOAL_TEST_GEN_BASE");
+    if (!v || !*v)
+        return 0;
+    unsigned long long b = strtoull(v, NULL, 0);
+    return b && b <= SHOAL__GEN_MAX ? b : 0;
+}
+
+static uint64_t random_base(void)
+{
+    uint64_t r = shoal__now_ns() ^ ((uint64_t)getpid() << 20);
+    r ^= r >> 29;
+    r *= UINT64_C(0xbf58476d1ce4e5b9);
+    r ^= r >> 32;
+    return 1 + r % SHOAL__GEN_MAX;   /* 1 .. 2^32 - 1 */
+}
+
+void shoal__slots_forget(void)
+{
+    saved_n = 0;
+    proc_base = 0;
+}
 
 static void table_populate(shoal__rt_t *rt, uint64_t upto_idx)
 {
@@ -47,16 +86,20 @@ int shoal__slots_init(shoal__rt_t *rt)
     atomic_store_explicit(&populated_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&rt->hdr->free_head, 0, memory_order_relaxed);
     atomic_store_explicit(&rt->hdr->bump, 1, memory_order_relaxed);   /* slot 0 is never used */
-    uint64_t base = next_gen_base;
-    if (base == 0 || base >= (SHOAL__GEN_MASK >> 1)) {
-        /* First store of this process, or bases used up: start somewhere random so that
-         * refs of another process's earlier store are unlikely to alias. */
-        uint64_t r = shoal__now_ns() ^ ((uint64_t)getpid() << 20);
-        r ^= r >> 29;
-        r *= UINT64_C(0xbf58476d1ce4e5b9);
-        base = 1 + (r >> 40) % (SHOAL__GEN_MASK >> 2);
+    rt->slot_cache = shoal__slot_cache_for(rt->nslots);
+    if (proc_base == 0)
+        proc_base = random_base();
+    uint64_t base = test_gen_base();
+    rt->hdr->gen_base = (uint32_t)(base ? base : proc_base);
+    if (base == 0) {
+        /* Slots earlier stores used continue their generations (see `saved`). The words
+         * are written now, before any process can take these slots from the bump. */
+        uint64_t n = saved_n < rt->nslots ? saved_n : rt->nslots;
+        for (uint64_t i = 1; i < n; i++)
+            if (saved[i])
+                atomic_store_explicit(&rt->slots[i].word, shoal__w_make(saved[i], SHOAL__FREE, 0),
+                                      memory_order_relaxed);
     }
-    rt->hdr->gen_base = (uint32_t)base;
     table_populate(rt, rt->nslots < 65536 ? rt->nslots - 1 : 65535);
     return 0;
 }
@@ -96,25 +139,86 @@ static void chain_push(shoal__rt_t *rt, uint32_t first)
 /* The slot after idx in its chain (0: the last). A corrupt link ends the chain. */
 static inline uint32_t chain_next(shoal__rt_t *rt, uint32_t idx)
 {
-    uint32_t n = (uint32_t)atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
+    uint32_t n = (uint32_t)(w & SHOAL__W_FREE_LINK);
     return n < rt->nslots ? n : 0;
 }
 
 void shoal__slots_retire(shoal__rt_t *rt)
 {
-    uint64_t used = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed), max = 0;
+    uint64_t used = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
     if (used > rt->nslots)
         used = rt->nslots;
-    for (uint64_t i = 1; i < used; i++) {
-        uint64_t g = shoal__w_gen(atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed));
-        if (g > max)
-            max = g;
+    if (!saved) {
+        void *m = mmap(NULL, SHOAL__MAX_SLOTS * sizeof *saved, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            /* Without the record, the next store starts every slot at a new random base:
+             * a kept ref then aliases only by chance, as another process's would. */
+            proc_base = 0;
+            return;
+        }
+        saved = m;
     }
-    next_gen_base = max + 1;
+    for (uint64_t i = 1; i < used; i++) {
+        uint64_t w = atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed);
+        uint64_t g = shoal__w_gen(w);
+        if (g == 0)
+            continue;   /* never written: nothing issued */
+        /* A FREE slot's generation is the next one to issue (freeing advanced it); a live
+         * object's is issued, so the next store starts after it. */
+        saved[i] = (uint32_t)(shoal__w_state(w) == SHOAL__FREE ? g : shoal__gen_next(g));
+    }
+    if (used > saved_n)
+        saved_n = used;
+}
+
+/* A never-used slot's word: the generation an earlier store left it at (slots_init), else
+ * the store's base. Never 0: an ID with generation 0 is never valid. */
+static inline void fresh_word(shoal__rt_t *rt, uint64_t idx)
+{
+    _Atomic uint64_t *wp = &rt->slots[idx].word;
+    uint64_t g = shoal__w_gen(atomic_load_explicit(wp, memory_order_relaxed));
+    if (g == 0 && (g = rt->hdr->gen_base) == 0)
+        g = 1;
+    atomic_store_explicit(wp, shoal__w_make(g, SHOAL__FREE, 0), memory_order_relaxed);
+}
+
+/* Small tables (rt->slot_cache 0): one slot from the stack or the bump, nothing cached. */
+static uint32_t take_one(shoal__rt_t *rt)
+{
+    uint32_t idx = chain_pop(rt);
+    if (idx) {
+        uint32_t rest = chain_next(rt, idx);
+        if (rest)
+            chain_push(rt, rest);   /* still linked as it was pushed */
+        return idx;
+    }
+    uint64_t first = atomic_fetch_add_explicit(&rt->hdr->bump, 1, memory_order_relaxed);
+    if (first >= rt->nslots)
+        return 0;
+    table_populate(rt, first);
+    fresh_word(rt, first);
+    return (uint32_t)first;
+}
+
+void shoal__slot_give_slow(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx)
+{
+    if (rt->slot_cache == 0) {
+        shoal__slot_set_low(rt, idx, 0);   /* a chain of one */
+        chain_push(rt, idx);
+        return;
+    }
+    shoal__slot_flush(rt, t, SHOAL__SLOT_CACHE / 2);
+    if (unlikely(rt->proc != 0))
+        shoal__slot_tag(rt, idx, SHOAL__W_CACHED | rt->proc);
+    t->free[t->nfree++] = idx;
 }
 
 uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
 {
+    if (rt->slot_cache == 0)
+        return take_one(rt);
     const uint32_t want = SHOAL__SLOT_CACHE / 2;
     uint64_t tag = rt->proc ? SHOAL__W_CACHED | rt->proc : 0;   /* see thread.h */
     if (t->chain == 0)
@@ -140,12 +244,8 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
             if (first + n > rt->nslots)
                 n = rt->nslots - first;
             table_populate(rt, first + n - 1);
-            /* Fresh slots start at the store's base generation (never 0: an ID with
-             * generation 0 is never valid). */
             for (uint64_t i = 0; i < n; i++) {
-                atomic_store_explicit(&rt->slots[first + i].word,
-                                      shoal__w_make(rt->hdr->gen_base, SHOAL__FREE, 0),
-                                      memory_order_relaxed);
+                fresh_word(rt, first + i);
                 if (tag)
                     shoal__slot_tag(rt, (uint32_t)(first + i), tag);
                 t->free[t->nfree++] = (uint32_t)(first + n - 1 - i);

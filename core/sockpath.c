@@ -67,6 +67,16 @@ int shoal__sock_path(const char *name, char *out, size_t cap, int make_dir)
         dir = getenv("XDG_RUNTIME_DIR");
     int n;
     if (dir && *dir) {
+        struct stat st;
+        const char *var = getenv("SHOAL_RUN_DIR") && *getenv("SHOAL_RUN_DIR") ? "SHOAL_RUN_DIR"
+                                                                             : "XDG_RUNTIME_DIR";
+        if (stat(dir, &st) != 0)
+            return shoal__err(errno == ENOENT || errno == ENOTDIR ? SHOAL_ENOENT : SHOAL_EPERM,
+                              "the socket directory %s=%s cannot be used (%s): create it, or "
+                              "unset %s", var, dir, strerror(errno), var);
+        if (!S_ISDIR(st.st_mode))
+            return shoal__err(SHOAL_ENOENT, "the socket directory %s=%s is not a directory: "
+                              "point it at a directory, or unset it", var, dir);
         n = snprintf(out, cap, "%s/shoal-%s.sock", dir, name);
     } else {
         char tmp[64];

@@ -35,17 +35,6 @@ static inline uint64_t load_fast(const struct shoal__tstat *t)
     return __atomic_load_n(t->fast, __ATOMIC_RELAXED);
 }
 
-static void unlink_locked(struct shoal__tstat *t)
-{
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        registry = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->next = t->prev = NULL;
-}
-
 /* Thread exit: the TLS block is still alive here, gone after; fold it into the total. */
 static void thread_exit(void *p)
 {
@@ -57,7 +46,7 @@ static void thread_exit(void *p)
     }
     exited[FAST] += load_fast(t);
     __atomic_store_n(t->fast, 0, __ATOMIC_RELAXED);
-    unlink_locked(t);
+    SHOAL__DLIST_UNLINK(registry, t);
     pthread_mutex_unlock(&stats_lock);
     /* A later count (another destructor calling shoal) registers the thread again. */
     t->registered = 0;
@@ -71,14 +60,21 @@ void shoal__stats_register(void)
     pthread_once(&exit_key_once, exit_key_make);
     t->fast = &shoal__tls.fast_gets;
     pthread_mutex_lock(&stats_lock);
-    t->prev = NULL;
-    t->next = registry;
-    if (registry)
-        registry->prev = t;
-    registry = t;
+    SHOAL__DLIST_PUSH(registry, t);
     pthread_mutex_unlock(&stats_lock);
     pthread_setspecific(exit_key, t);
     t->registered = 1;
+}
+
+void shoal__stats_forget(void)
+{
+    /* fork() child: the lock may have been held by a thread that is not here, and the
+     * other threads' entries go: their TLS blocks sit in stacks the C library gives to the
+     * child's next threads, which start them afresh. Their counts are lost to the child. */
+    pthread_mutex_init(&stats_lock, NULL);
+    struct shoal__tstat *t = &shoal__tstat;
+    t->next = t->prev = NULL;
+    registry = t->registered ? t : NULL;
 }
 
 SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
@@ -105,7 +101,10 @@ SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
     s.invalid_ids = sum[SHOAL__CNT_INVALID];
     s.get_waits = sum[SHOAL__CNT_GET_WAIT];
     s.wait_sleeps = sum[SHOAL__CNT_WAIT_SLEEP];
-    shoal__io_stats(&s);   /* spilling counters (io/spill.c) */
+    if (shoal__enter() == 0) {   /* spilling counters (io/spill.c): the store's */
+        shoal__io_stats(&s);
+        shoal__leave();
+    }
     /* A caller built against an older header gets its prefix; a newer one reads zeros for
      * counters this library does not have. */
     size_t n = size < sizeof s ? size : sizeof s;

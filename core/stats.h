@@ -31,6 +31,8 @@ struct shoal__tstat {
 extern __thread struct shoal__tstat shoal__tstat __attribute__((tls_model("initial-exec")));
 
 SHOAL__HIDDEN void shoal__stats_register(void);
+/* In a fork() child: make the registry's lock anew. */
+SHOAL__HIDDEN void shoal__stats_forget(void);
 
 /* Count one event of kind c on this thread. Cold paths only. */
 static inline void shoal__count(enum shoal__cnt c)

@@ -2,18 +2,38 @@
  * The table lives in the shared segment, so an ID names the same object in every attached
  * process; it holds offsets, never pointers. Internal: never installed.
  *
- * ID layout (64 bits):   [63..56] host (must be 0)  [55..30] generation  [29..0] slot index
- * Slot word (64 bits):   [63..38] generation  [37..34] state  [33] waiters  [32] unread
- *                        [31] cached (FREE slots only, thread.h)  [30] deps
- *                        [29..0] reference count
+ * ID layout (64 bits):   [63..32] generation  [31..26] host (must be 0)  [25..0] slot index
+ * Slot word (64 bits):   [63..32] generation  [31..28] state  [27] waiters  [26] unread
+ *                        [25] deps  [24] cached (FREE slots only, thread.h)
+ *                        [23..0] reference count
+ * The ID's high half equals the word's high half for the object it names, so the lookup
+ * fast path (shoal.h) checks generation, state and flags with one compare of the word's
+ * top 40 bits: a hit needs READY with no flag set. It takes the index as the ID's low 32
+ * bits, host field included: the table has at most 2^26 slots, so a nonzero host field is
+ * out of bounds and misses.
+ *
+ * Generations are 32 bits, never 0 (an ID with generation 0 is never valid, so a zeroed
+ * word never matches one), and wrap around from 2^32 - 1 to 1 (shoal__gen_next): a slot is
+ * never retired, so a store under any churn runs for ever. A freed object's ID answers
+ * SHOAL_ESTALE until its slot has been reused 2^32 - 1 times (at a billion reuses of that
+ * one slot per second, four seconds; at this machine's ~20 million puts per second spread
+ * over the default 65536 slots, more than a year; every reuse of that slot must happen
+ * while the holder of the stale ID keeps it). Generations are compared for equality only;
+ * "newer" is serial-number arithmetic (shoal__gen_after) where a direction is needed.
+ * Across shutdown and init in one process, each slot's generations continue where the last
+ * store left them (slots.c), so a ref kept across stores obeys the same rule.
+ *
  * deps: a task registered on this pending object (deps.c); set by CAS while the object is
  * pending and cleared by the completing CAS, so a completion without it skips the list.
  * unread (set only while spill_dir is configured): sealed and not read since, a spill
  * candidate (io/spill.h). The fast path's compare expects it clear, so the first get of such
  * an object takes the slow path, which clears it; later gets are fast again.
- * A ready object's high 32 bits equal (id >> 30) << 6 | READY << 2 for the ID that names
- * it; a nonzero host field makes that value exceed 32 bits, so one compare checks host,
- * generation and state together (the lookup fast path).
+ * waiters: a thread sleeps until the object completes or is freed (wait.c).
+ * A FREE slot's low 28 bits are free-form: a chain link (slots.c) or a cache tag (thread.h);
+ * its state bits stay FREE (0).
+ *
+ * The reference count has 24 bits (16.7 million references to one object): a retain past
+ * that answers SHOAL_EINVAL, and internal paths that take references check it.
  *
  * Synchronisation:
  *   word  - written only by CAS or by the exclusive owner of a free slot. A transition to
@@ -24,15 +44,17 @@
 #define SHOAL_CORE_TABLE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "shoal.h"
 
-#define SHOAL__IDX_BITS   30
-#define SHOAL__GEN_BITS   26
+#define SHOAL__IDX_BITS   26
+#define SHOAL__HOST_BITS  6
+#define SHOAL__GEN_SHIFT  32
 #define SHOAL__IDX_MASK   ((UINT64_C(1) << SHOAL__IDX_BITS) - 1)
-#define SHOAL__GEN_MASK   ((UINT64_C(1) << SHOAL__GEN_BITS) - 1)
-#define SHOAL__MAX_SLOTS  (UINT64_C(1) << 26)   /* table size cap: 64M objects */
+#define SHOAL__GEN_MAX    UINT64_C(0xffffffff)
+#define SHOAL__MAX_SLOTS  (UINT64_C(1) << SHOAL__IDX_BITS)   /* table size cap: 64M objects */
 
 enum shoal__state {
     SHOAL__FREE = 0,     /* on a free list */
@@ -45,15 +67,17 @@ enum shoal__state {
     SHOAL__RESTORING = 7,/* sealed, being read back from disk (io/spill) */
 };
 
-#define SHOAL__W_LOW_MASK    UINT64_C(0xffffffff)   /* refs and deps, or a FREE slot's tag */
-#define SHOAL__W_REFS_MASK   UINT64_C(0x3fffffff)
+#define SHOAL__W_LOW_MASK    UINT64_C(0xffffffff)   /* state, flags, refs; a FREE slot's tag */
+#define SHOAL__W_REFS_MASK   UINT64_C(0x00ffffff)
 #define SHOAL__REFS_MAX      ((uint32_t)SHOAL__W_REFS_MASK)
-#define SHOAL__W_DEPS        (UINT64_C(1) << 30)
-#define SHOAL__W_WAITERS     (UINT64_C(1) << 33)
-#define SHOAL__W_UNREAD      (UINT64_C(1) << 32)
-#define SHOAL__W_STATE_SHIFT 34
+#define SHOAL__W_CACHED      (UINT64_C(1) << 24)
+#define SHOAL__W_DEPS        (UINT64_C(1) << 25)
+#define SHOAL__W_UNREAD      (UINT64_C(1) << 26)
+#define SHOAL__W_WAITERS     (UINT64_C(1) << 27)
+#define SHOAL__W_STATE_SHIFT 28
 #define SHOAL__W_STATE_MASK  (UINT64_C(0xf) << SHOAL__W_STATE_SHIFT)
-#define SHOAL__W_GEN_SHIFT   38
+#define SHOAL__W_GEN_SHIFT   32
+#define SHOAL__W_FREE_LINK   UINT64_C(0x0fffffff)   /* a FREE slot's link or tag bits */
 
 typedef struct shoal__slot {
     _Atomic uint64_t word;   /* gen | state | waiters | refs, see above */
@@ -70,11 +94,20 @@ _Static_assert(sizeof(shoal__slot) == 32, "slot layout is shared between process
 _Static_assert(sizeof(shoal__slot) == (1u << SHOAL__SLOT_SHIFT), "slot size");
 _Static_assert(__builtin_offsetof(shoal__slot, off) == 8 && __builtin_offsetof(shoal__slot, len) == 16,
                "slot field offsets used by shoal.h");
-_Static_assert(SHOAL__ID_IDX_BITS == 30 && SHOAL__READY_HI == (3u << 2), "ID layout used by shoal.h");
+_Static_assert(SHOAL__READY_BITS == ((uint64_t)SHOAL__READY << (SHOAL__W_STATE_SHIFT - SHOAL__FLAG_SHIFT)) &&
+               SHOAL__FLAG_SHIFT == 24 && SHOAL__W_GEN_SHIFT == SHOAL__GEN_SHIFT,
+               "word layout used by shoal.h");
+_Static_assert(SHOAL__IDX_BITS + SHOAL__HOST_BITS == 32, "ID layout");
+_Static_assert(SHOAL__W_FREE_LINK >= SHOAL__IDX_MASK && (SHOAL__W_FREE_LINK & SHOAL__W_STATE_MASK) == 0,
+               "a FREE slot's link fits below its state bits");
 
-static inline uint64_t shoal__id_idx(uint64_t id) { return id & SHOAL__IDX_MASK; }
-static inline uint64_t shoal__id_gen(uint64_t id) { return (id >> SHOAL__IDX_BITS) & SHOAL__GEN_MASK; }
-static inline uint64_t shoal__id_make(uint64_t idx, uint64_t gen) { return (gen << SHOAL__IDX_BITS) | idx; }
+static inline uint64_t shoal__id_idx(uint64_t id)  { return id & SHOAL__IDX_MASK; }
+static inline uint64_t shoal__id_host(uint64_t id) { return (uint32_t)id >> SHOAL__IDX_BITS; }
+static inline uint64_t shoal__id_gen(uint64_t id)  { return id >> SHOAL__GEN_SHIFT; }
+static inline uint64_t shoal__id_make(uint64_t idx, uint64_t gen)
+{
+    return (gen << SHOAL__GEN_SHIFT) | idx;
+}
 
 static inline uint64_t shoal__w_gen(uint64_t w)   { return w >> SHOAL__W_GEN_SHIFT; }
 static inline unsigned shoal__w_state(uint64_t w) { return (unsigned)((w & SHOAL__W_STATE_MASK) >> SHOAL__W_STATE_SHIFT); }
@@ -83,16 +116,20 @@ static inline uint64_t shoal__w_make(uint64_t gen, unsigned state, uint32_t refs
 {
     return (gen << SHOAL__W_GEN_SHIFT) | ((uint64_t)state << SHOAL__W_STATE_SHIFT) | refs;
 }
+/* The generation after g: wraps from 2^32 - 1 to 1, skipping 0 (never a valid ID). */
+static inline uint64_t shoal__gen_next(uint64_t g) { return g >= SHOAL__GEN_MAX ? 1 : g + 1; }
+/* Whether generation a was issued after b (serial-number arithmetic, RFC 1982): true when
+ * a is less than 2^31 generations ahead of b. Only for generations of one slot that are
+ * known to be close (a racing update, a forged ID); equality is what names an object. */
+static inline bool shoal__gen_after(uint64_t a, uint64_t b)
+{
+    return a != b && (uint32_t)(a - b) < UINT32_C(0x80000000);
+}
 /* Not complete yet (CREATED or PENDING): readers wait, dependents register. */
 static inline bool shoal__w_pending(uint64_t w)
 {
     unsigned st = shoal__w_state(w);
     return st == SHOAL__CREATED || st == SHOAL__PENDING;
-}
-/* The high 32 bits a slot holds when id names it and it is READY without waiters. */
-static inline uint64_t shoal__id_ready_hi(uint64_t id)
-{
-    return ((id >> SHOAL__IDX_BITS) << 6) | ((uint64_t)SHOAL__READY << 2);
 }
 
 #endif

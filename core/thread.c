@@ -3,10 +3,15 @@
  */
 #include "thread.h"
 
+#include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../alloc/arena.h"
 #include "stats.h"
@@ -15,6 +20,7 @@ SHOAL_API __thread struct shoal__tls shoal__tls __attribute__((tls_model("initia
     .worker = -1,
 };
 SHOAL_API uint64_t shoal__epoch;
+__thread struct shoal__call shoal__call __attribute__((tls_model("initial-exec")));
 
 /* lifecycle orders init and shutdown; registry_lock guards the thread registry and is
  * the only lock a thread takes at exit (shutdown joins workers while holding lifecycle). */
@@ -26,10 +32,6 @@ static pthread_once_t thr_key_once = PTHREAD_ONCE_INIT;
 
 void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
 
-int shoal__down_err(const shoal__rt_t *rt)
-{
-    return shoal__err(atomic_load_explicit(&rt->down, memory_order_acquire), "%s", rt->down_msg);
-}
 void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
 
 uint64_t shoal__now_ns(void)
@@ -39,19 +41,33 @@ uint64_t shoal__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Set in a fork() child of a process that ran a store, until it starts one of its own. */
+static _Atomic int forked;
+
+int shoal__not_running(void)
+{
+    if (atomic_load_explicit(&forked, memory_order_relaxed))
+        return shoal__err(SHOAL_ENOTINIT, "this process is a fork() child of a process that "
+                          "runs a shoal store: call shoal_attach(name) to join a published "
+                          "store or shoal_init() for a new one");
+    return shoal__err(SHOAL_ENOTINIT, "runtime not initialized (or shut down): call "
+                                      "shoal_init() or shoal_attach() first");
+}
+
+void shoal__forked_clear(void) { atomic_store_explicit(&forked, 0, memory_order_relaxed); }
+
 int shoal__tls_refresh(void)
 {
     /* acquire: pairs with the release store of shoal__epoch in shoal_init, so the runtime's
      * fields are visible once its epoch is. */
     uint64_t e = shoal__epoch_load(__ATOMIC_ACQUIRE);
-    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_acquire);
+    /* An even epoch has no runtime (rt.h): do not look at shoal__rt, which may be a
+     * runtime being freed by a shutdown that is past waiting for this call. */
+    shoal__rt_t *rt = (e & 1) ? atomic_load_explicit(&shoal__rt, memory_order_acquire) : NULL;
     if (!rt || rt->epoch != e) {
         shoal__tls.nslots = 0;
         shoal__tls.epoch = e;
-        if (rt && atomic_load_explicit(&rt->down, memory_order_acquire))
-            return shoal__err(SHOAL_ENOTINIT, "%s", rt->down_msg);   /* e.g. the owner is gone */
-        return shoal__err(SHOAL_ENOTINIT,
-                          "runtime not initialized: call shoal_init() or shoal_attach() first");
+        return shoal__not_running();
     }
     shoal__tls.slots = (const unsigned char *)rt->slots;
     shoal__tls.base = rt->base;
@@ -104,12 +120,7 @@ static void thr_exit(void *p)
     /* Shutdown clears shoal__rt before it flushes the registry under this lock, so a
      * runtime seen here stays alive until we unlock. */
     thr_flush(atomic_load_explicit(&shoal__rt, memory_order_acquire), t);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        registry = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    SHOAL__DLIST_UNLINK(registry, t);
     pthread_mutex_unlock(&registry_lock);
     shoal__tls.thr = NULL;
     free(t);
@@ -126,10 +137,7 @@ struct shoal__thr *shoal__thr_slow(void)
         if (!t)
             return NULL;
         pthread_mutex_lock(&registry_lock);
-        t->next = registry;
-        if (registry)
-            registry->prev = t;
-        registry = t;
+        SHOAL__DLIST_PUSH(registry, t);
         pthread_mutex_unlock(&registry_lock);
         pthread_setspecific(thr_key, t);
         shoal__tls.thr = t;
@@ -163,4 +171,140 @@ void shoal__threads_flush_all(shoal__rt_t *rt)
     for (struct shoal__thr *t = registry; t; t = t->next)
         thr_flush(rt, t);
     pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- call markers (rt.h) ----------------------------------------------------------------- */
+
+/* calls_lock guards the registry of call markers. A thread takes it only with its mark even
+ * (registration, thread exit), so a quiescer may hold it while it waits for marks. */
+static pthread_mutex_t calls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shoal__call *calls;
+static pthread_key_t call_key;
+static pthread_once_t call_key_once = PTHREAD_ONCE_INIT;
+
+static void call_exit(void *p)
+{
+    struct shoal__call *c = p;
+    pthread_mutex_lock(&calls_lock);
+    if (c->registered) {
+        SHOAL__DLIST_UNLINK(calls, c);
+        c->registered = false;
+    }
+    pthread_mutex_unlock(&calls_lock);
+    /* A later call (another thread-exit hook) must register again: send it to the slow
+     * path, which also sets this hook again. */
+    shoal__tls.nslots = 0;
+}
+
+static void call_key_make(void) { pthread_key_create(&call_key, call_exit); }
+
+static void call_register(struct shoal__call *c)
+{
+    pthread_once(&call_key_once, call_key_make);
+    pthread_mutex_lock(&calls_lock);
+    SHOAL__DLIST_PUSH(calls, c);
+    c->registered = true;
+    pthread_mutex_unlock(&calls_lock);
+    pthread_setspecific(call_key, c);
+}
+
+int shoal__enter_slow(void)
+{
+    struct shoal__call *c = &shoal__call;
+    if (unlikely(!c->registered) && c->depth == 1) {
+        /* Registered with the mark even (see calls_lock), then marked again: the lock's
+         * release/acquire orders our checks below after any quiescer's earlier changes. */
+        atomic_store_explicit(&c->mark, atomic_load_explicit(&c->mark, memory_order_relaxed) + 1,
+                              memory_order_release);
+        call_register(c);
+        atomic_store_explicit(&c->mark, atomic_load_explicit(&c->mark, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+    }
+    int rc = shoal__tls_check();
+    if (rc == 0) {
+        shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+        if (unlikely(atomic_load_explicit(&rt->down, memory_order_relaxed) != 0))
+            rc = shoal__down_err(rt);
+    }
+    if (rc)
+        shoal__leave();
+    return rc;
+}
+
+/* The quiescer's half of the Dekker pair: a full memory barrier on every running thread of
+ * this process (membarrier, Linux 4.14), else a global one (4.3), else the TLB-shootdown
+ * interrupts of an mprotect that takes a right away from a page every thread may have
+ * mapped (what liburcu did before membarrier existed). */
+static _Atomic int mb_mode;   /* 0 unknown, 1 private expedited, 2 global, 3 mprotect */
+
+static void asym_barrier(void)
+{
+    int mode = atomic_load_explicit(&mb_mode, memory_order_relaxed);
+    if (mode == 0) {
+        mode = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1
+               : syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 ? 2 : 3;
+        atomic_store_explicit(&mb_mode, mode, memory_order_relaxed);
+    }
+    /* membarrier orders the caller's own accesses around it too. */
+    if (mode == 1 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    if (mode <= 2 && syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+        return;
+    static char *page;
+    if (!page) {
+        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return;
+        page = m;
+    }
+    *(volatile char *)page = 1;
+    mprotect(page, 4096, PROT_READ);
+    mprotect(page, 4096, PROT_READ | PROT_WRITE);
+}
+
+void shoal__calls_quiesce(void)
+{
+    asym_barrier();
+    pthread_mutex_lock(&calls_lock);
+    for (struct shoal__call *c = calls; c; c = c->next) {
+        if (c == &shoal__call)
+            continue;
+        /* acquire: pairs with the release in shoal__leave. */
+        uint64_t m = atomic_load_explicit(&c->mark, memory_order_acquire);
+        for (unsigned spins = 0; (m & 1) && atomic_load_explicit(&c->mark, memory_order_acquire) == m;
+             spins++) {
+            /* A call in progress: blocked ones were woken (rt->down) and return soon. */
+            if (spins < 64) {
+                sched_yield();
+            } else {
+                struct timespec ts = { 0, 50000 };
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    pthread_mutex_unlock(&calls_lock);
+}
+
+/* ---- fork() ------------------------------------------------------------------------------ */
+
+/* In the child (only the forking thread exists): locks another thread may have held are
+ * made anew, and the registries keep this thread alone. Process-private memory only. */
+void shoal__threads_forget(bool had_runtime)
+{
+    if (had_runtime)
+        atomic_store_explicit(&forked, 1, memory_order_relaxed);
+    pthread_mutex_init(&lifecycle, NULL);
+    pthread_mutex_init(&registry_lock, NULL);
+    pthread_mutex_init(&calls_lock, NULL);
+    struct shoal__thr *t = shoal__tls.thr;
+    if (t)
+        t->next = t->prev = NULL;
+    registry = t;
+    struct shoal__call *c = &shoal__call;
+    c->next = c->prev = NULL;
+    calls = c->registered ? c : NULL;
+    atomic_store_explicit(&mb_mode, 0, memory_order_relaxed);   /* register again */
+    shoal__tls.nslots = 0;
+    shoal__tls.worker = -1;   /* a task that forked: the child runs no worker */
 }

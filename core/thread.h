@@ -28,7 +28,7 @@ struct shoal__thr {
                                              or 0 (slots.c) */
     unsigned tcache[SHOAL__MAX_NODES];    /* jemalloc tcache id + 1; 0 = not created */
     struct shoal__tiny tiny[SHOAL__MAX_NODES];
-    struct shoal__thr *next, *prev;       /* registry, under the lifecycle lock */
+    struct shoal__thr *next, *prev;       /* registry, under the registry lock (thread.c) */
     /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
      * node's bytes_used and has not used yet, and objects it created minus freed that are
      * not yet in the node's count. Written by this thread only (relaxed load + store, no
@@ -53,7 +53,8 @@ SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
 /* Add every thread's batched counters (see struct shoal__thr) to credit[n] and objs[n]
  * for each node n, in one walk of the registry. */
 SHOAL__HIDDEN void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int64_t objs[]);
-/* The lifecycle lock: init, shutdown and thread exit take it. */
+/* The lifecycle lock: init, attach and shutdown take it, for all of their run (a thread's
+ * exit takes only the registry locks, never this one). */
 SHOAL__HIDDEN void shoal__lifecycle_lock(void);
 SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
 
@@ -63,8 +64,15 @@ SHOAL__HIDDEN void     shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, 
 /* Give back everything t caches: its array and its chain (thread exit, shutdown). */
 SHOAL__HIDDEN void     shoal__slot_flush_all(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN int      shoal__slots_init(shoal__rt_t *rt);
-/* At shutdown (owner): remember the highest generation issued, for the next store. */
+/* At shutdown (owner): remember where each slot's generations stopped, for the next store
+ * of this process (slots.c). */
 SHOAL__HIDDEN void     shoal__slots_retire(shoal__rt_t *rt);
+/* In a fork() child: forget those records (the parent's store went on without them). */
+SHOAL__HIDDEN void     shoal__slots_forget(void);
+/* In a fork() child: make the lifecycle and registry locks anew, keep this thread alone in
+ * the registries, and answer "a fork() child" until the next init or attach (clear). */
+SHOAL__HIDDEN void     shoal__threads_forget(bool had_runtime);
+SHOAL__HIDDEN void     shoal__forked_clear(void);
 /* Take a free slot (0 = the table is full). The slot's word is FREE with its next gen. */
 static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
 {
@@ -77,7 +85,6 @@ static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
  * SHOAL__HOLDS_CACHED, so that the owner finds and takes back the cached slots of a process
  * that died without scanning the table (core/publish.c). The owner never outlives its
  * store: it tags nothing. */
-#define SHOAL__W_CACHED UINT64_C(0x80000000)
 /* Set the low half of a FREE slot's word: a cache tag, or a chain link (slots.c). relaxed:
  * the slot is the caller's alone; the next reader is ordered by the stack's CAS that hands
  * it over, or is the owner reading the tags of a dead process. */
@@ -97,10 +104,22 @@ static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
     if (!tag && shoal__holds)
         atomic_store_explicit(&shoal__holds[idx], 0, memory_order_relaxed);
 }
+/* Below 65536 slots (an explicit max_objects), threads cache no slots: every free slot
+ * stays reachable by every thread, so a put fails only when every slot holds a live object.
+ * Larger tables cache up to SHOAL__SLOT_CACHE per thread. Owner and clients alike. */
+static inline uint32_t shoal__slot_cache_for(uint64_t nslots)
+{
+    return nslots >= 65536 ? SHOAL__SLOT_CACHE : 0;
+}
+/* Give a free slot back: into this thread's cache, or past its limit (rt->slot_cache:
+ * SHOAL__SLOT_CACHE, or 0 for small tables, slots.c) to the shared stack. */
+SHOAL__HIDDEN void shoal__slot_give_slow(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx);
 static inline void shoal__slot_give(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx)
 {
-    if (unlikely(t->nfree == SHOAL__SLOT_CACHE))
-        shoal__slot_flush(rt, t, SHOAL__SLOT_CACHE / 2);
+    if (unlikely(t->nfree >= rt->slot_cache)) {
+        shoal__slot_give_slow(rt, t, idx);
+        return;
+    }
     if (unlikely(rt->proc != 0))
         shoal__slot_tag(rt, idx, SHOAL__W_CACHED | rt->proc);
     t->free[t->nfree++] = idx;

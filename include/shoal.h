@@ -38,10 +38,11 @@ typedef struct shoal_ref { uint64_t id; } shoal_ref;
 #define SHOAL_REF_NULL ((shoal_ref){0})
 
 /* Write ref as 8 little-endian bytes; the format is stable across versions and processes.
- * An encoded ref carries no reference of its own: the sender keeps the object alive. */
+ * An encoded ref carries no reference of its own: the sender keeps the object alive.
+ * out NULL: nothing is written (shoal_last_error() says so). */
 SHOAL_API void      shoal_ref_encode(shoal_ref ref, unsigned char out[8]);
 /* Inverse of shoal_ref_encode. Never fails; a corrupt ID is detected when it is used
- * (SHOAL_EINVAL or SHOAL_ESTALE). */
+ * (SHOAL_EINVAL or SHOAL_ESTALE). in NULL: the null ref (shoal_last_error() says so). */
 SHOAL_API shoal_ref shoal_ref_decode(const unsigned char in[8]);
 
 /* ---------------------------------------------------------------------------------------
@@ -78,6 +79,16 @@ SHOAL_API const char *shoal_strerror(int code);
  * string stays valid until this thread's next failing shoal call. "" if none yet. */
 SHOAL_API const char *shoal_last_error(void);
 
+/* Two codes every call that needs the runtime may answer, listed again under each call:
+ *   SHOAL_ENOTINIT  no runtime in this process: never started, shut down, a client whose
+ *                   owner is gone and which has detached, or a fork() child (the message
+ *                   says which and what to do).
+ *   SHOAL_ECANCELED the runtime is going down: shoal_shutdown() has begun in this process
+ *                   (or, in an attached client, the owner died or closed the store). Calls
+ *                   blocked in shoal_get / shoal_get_timeout / shoal_wait wake with it too.
+ * A ref argument that is null, forged or corrupt answers SHOAL_EINVAL ("null ref",
+ * "invalid ref"); one whose object was freed answers SHOAL_ESTALE ("stale ref"). */
+
 /* ---------------------------------------------------------------------------------------
  * Runtime lifecycle
  * ------------------------------------------------------------------------------------- */
@@ -94,16 +105,43 @@ typedef struct shoal_config {     /* all-zero means defaults */
     const char *topology;         /* NULL = this machine; else an hwloc synthetic string or XML path */
     const char *spill_dir;        /* NULL = no spilling; else an existing writable directory
                                      (checked at init: SHOAL_EINVAL), see shoal_advise_cold */
-    size_t      max_objects;      /* object table size; 0 = derived from store_bytes */
+    size_t      max_objects;      /* object table size; 0 = derived from store_bytes (one
+                                     slot per 256 bytes, at least 65535), at most 2^26 - 1.
+                                     Below 65535 threads cache no free slots, so every slot
+                                     can hold an object; above, up to 64 free slots per
+                                     thread may wait in that thread's cache. */
 } shoal_config;
 
 /* Start the runtime: map the store (one shared arena per NUMA node of the topology), start
  * the workers. cfg may be NULL (defaults). Blocks until the workers run.
- * Errors: SHOAL_EEXIST already initialized (call shoal_shutdown() first), or config.name is
- * published by a live process already; SHOAL_EINVAL bad config (bad topology string, store
- * too small, a name with '/' or over 64 bytes); SHOAL_ENOMEM the store cannot be mapped, or
- * huge pages were required and cannot be had. Not thread-safe against itself or shutdown. */
+ * store_bytes is reserved, not committed: memory is taken as objects fill the store. A
+ * store larger than this machine's RAM and swap together is refused (it could never be
+ * filled); one that fits but meets a machine short of memory fails the puts that cannot get
+ * it with SHOAL_ENOMEM.
+ * Errors: SHOAL_EEXIST already initialized or attached (call shoal_shutdown() first),
+ * called inside a task, or config.name is published by a live process already;
+ * SHOAL_EINVAL bad config: huge_pages not one of the three values, store_bytes below 1 MiB
+ * or above 64 TiB, workers above 1024, name empty, over 64
+ * bytes or with '/' or a control character, max_objects 2^26 or more, topology unreadable
+ * or with more than 16 NUMA nodes, spill_dir not an existing writable directory, or a
+ * socket path too long;
+ * SHOAL_ENOMEM store_bytes more than RAM and swap, the store cannot be mapped, huge pages
+ * were required and cannot be had, or threads cannot be started; with config.name also
+ * SHOAL_ENOENT SHOAL_RUN_DIR (or XDG_RUNTIME_DIR) names no directory, SHOAL_EPERM the
+ * socket directory is not this user's private one, SHOAL_EIO the socket cannot be made.
+ * Not thread-safe against another init or attach (shutdown from any thread is). */
 SHOAL_API int  shoal_init(const shoal_config *cfg);
+/* fork(). A child of a process that runs a store (its own, published or attached) does not
+ * inherit it: it never allocates from, frees into or submits to its parent's store. Every
+ * call in the child answers SHOAL_ENOTINIT ("this process is a fork() child ...") until it
+ * calls shoal_init() for a store of its own or shoal_attach(name) to join a published one
+ * (its parent's included). What the child may still read: bytes its parent obtained from
+ * shoal_get before fork() stay mapped at the same addresses; treat them as valid only
+ * while the parent still holds those objects (the child holds no reference of its own,
+ * and a release in the child does nothing to the parent). Refs are plain IDs in the child:
+ * encode them, send them to a process that can resolve them, or resolve them again after
+ * attaching. Inside a task, system(), popen() and fork()+exec() are fine: the child is no
+ * worker. */
 /* Join a store another process published with config.name (1..64 bytes, no '/').
  *
  * Multi-process notes. The owner listens on a Unix socket, created 0600, at
@@ -127,10 +165,12 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * dropping (that object then stays until the store goes) and a few free table slots.
  *
  * When the owner shuts down or dies, calls blocked in its clients (shoal_get, shoal_wait)
- * return SHOAL_ECANCELED and every later call SHOAL_ENOTINIT, both with a message saying
- * the owner (pid) is gone. What survives in a client until it calls shoal_shutdown(), which
- * detaches: the pointers it obtained stay readable (it holds the memory), nothing else.
- * A child of fork() does not inherit an attached or published runtime: it attaches anew.
+ * wake and every later call answers, SHOAL_ECANCELED with a message saying the owner (pid)
+ * is gone (only shoal_get of an object that was ready may still answer its bytes, from the
+ * inline fast path: they stay mapped). What survives in a client until it calls
+ * shoal_shutdown(), which detaches: the pointers it obtained stay readable (it holds the
+ * memory), nothing else.
+ * A child of fork() does not inherit an attached or published runtime (see shoal_init).
  *
  * Trust model. Attaching grants write access to the whole store: the object table, every
  * object's bytes and the shared bookkeeping. So a store is shared by one user's processes
@@ -145,16 +185,27 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * jemalloc: jemalloc keeps its bookkeeping inside the arenas, so bytes written over the
  * arenas outside any object can crash the process whose bookkeeping they hit.
  *
- * Errors: SHOAL_EINVAL bad name; SHOAL_ENOENT nobody publishes it (at once); SHOAL_EPERM
- * the store belongs to another user (either side refuses; the message says which);
- * SHOAL_EPROTO the owner runs another shoal version; SHOAL_EBUSY 255 processes attached
- * already (the message says so); SHOAL_ENOMEM; SHOAL_EEXIST this process has a runtime
- * already. Never SHOAL_EIO for a refusal. */
+ * Errors: SHOAL_EINVAL bad name (NULL, empty, over 64 bytes, '/' or a control character);
+ * SHOAL_ENOENT nobody publishes it (at once), or SHOAL_RUN_DIR / XDG_RUNTIME_DIR names no
+ * directory; SHOAL_EPERM the store belongs to another user (either side refuses; the
+ * message says which); SHOAL_EPROTO the owner runs another shoal version or answered
+ * nonsense; SHOAL_EBUSY 255 processes attached already, or the owner's connection table is
+ * full (the message says which); SHOAL_EEXIST this process has a runtime already (or called
+ * inside a task); SHOAL_ENOMEM the store cannot be mapped. Never SHOAL_EIO for a refusal. */
 SHOAL_API int  shoal_attach(const char *name);
 /* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
  * still looks), wait for running ones, join the workers, unmap and free the store. Every
- * ref and pointer obtained before becomes invalid. No other thread may be inside a shoal
- * call while it runs. Errors: SHOAL_ENOTINIT if not running. */
+ * ref and pointer obtained before becomes invalid.
+ * Safe from any thread while other threads call shoal: from the moment it starts, every
+ * call answers SHOAL_ECANCELED ("the runtime is shutting down") and, once it is done,
+ * SHOAL_ENOTINIT; calls blocked in shoal_get, shoal_get_timeout or shoal_wait (tasks'
+ * too) wake and return SHOAL_ECANCELED at once, so a task blocked in a get does not hold
+ * it up; it waits only for calls already inside the runtime to leave and for running tasks
+ * to return. It never waits for readers of object bytes: stop reading pointers from
+ * shoal_get before calling it (the bytes are unmapped). Two concurrent calls: one shuts
+ * down, the other waits for it and answers SHOAL_ENOTINIT.
+ * Errors: SHOAL_ENOTINIT not running; SHOAL_EBUSY called inside a task (it would wait for
+ * its own task: return from the task and shut down from another thread). */
 SHOAL_API int  shoal_shutdown(void);
 
 /* ---------------------------------------------------------------------------------------
@@ -162,46 +213,67 @@ SHOAL_API int  shoal_shutdown(void);
  * ------------------------------------------------------------------------------------- */
 
 /* Copy len bytes into a new sealed object. data may be NULL only when len is 0.
- * Errors: SHOAL_ENOTINIT, SHOAL_EINVAL (out NULL), SHOAL_ENOMEM (store or table full: the
- * store stays usable; release objects and retry). Never blocks (unless spilling, see
- * shoal_config.spill_dir). */
+ * Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED, SHOAL_EINVAL (out NULL, or data NULL with len >
+ * 0), SHOAL_ENOMEM (store or object table full, or larger than the store: the store stays
+ * usable; release objects and retry). Never blocks (unless spilling, see
+ * shoal_config.spill_dir, when it may also answer what the spill met: SHOAL_ENOMEM,
+ * SHOAL_ECANCELED). */
 SHOAL_API int  shoal_put(const void *data, size_t len, shoal_ref *out);
-/* n puts in one call. On failure nothing is left allocated: out[] is untouched. */
+/* n puts in one call. On failure nothing is left allocated: out[] is untouched.
+ * Errors: as shoal_put, and SHOAL_EINVAL (data, len or out NULL with n > 0, or data[i] NULL
+ * with len[i] > 0); the message names the item that failed. n = 0 does nothing. */
 SHOAL_API int  shoal_put_batch(size_t n, const void *const data[], const size_t len[],
                                shoal_ref out[]);
 /* Allocate an unsealed object of len bytes and return a writable pointer to it: fill *buf,
- * then shoal_seal(). Readers wait until it is sealed. Errors as shoal_put. */
+ * then shoal_seal(). Readers wait until it is sealed. Errors: SHOAL_ENOTINIT,
+ * SHOAL_ECANCELED, SHOAL_EINVAL (buf or out NULL), SHOAL_ENOMEM (as shoal_put). */
 SHOAL_API int  shoal_create(size_t len, void **buf, shoal_ref *out);
 /* Make a created object immutable and ready; wakes its waiters. The buffer must not be
- * written afterwards. Errors: SHOAL_EEXIST already sealed (or not created by shoal_create);
- * SHOAL_ESTALE freed; SHOAL_EINVAL null or forged ref. */
+ * written afterwards. Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED, SHOAL_EEXIST already sealed
+ * (or not created by shoal_create: a put, a task result, a file read); SHOAL_ESTALE freed;
+ * SHOAL_EINVAL null or forged ref. */
 SHOAL_API int  shoal_seal(shoal_ref ref);
-/* Resolve ref to its bytes, zero-copy: *data stays valid while the caller holds a reference.
- * Waits until the object is ready (inside a task, the worker runs other tasks meanwhile).
- * Errors: SHOAL_EINVAL null/forged ref; SHOAL_ESTALE freed; SHOAL_ETASK the task that makes
- * it failed (message in shoal_last_error()); SHOAL_ECANCELED its task was canceled, the
- * process that was making it died, or (in an attached process) the store's owner went away
- * while this call waited; SHOAL_EIO the file read behind it failed, or another process
- * wrote bytes outside the store into its slot. Fast path: no lock, no syscall, no
- * allocation. */
+/* Resolve ref to its bytes, zero-copy: *data stays valid while the caller holds a reference
+ * (and until shoal_shutdown, see there). Waits until the object is ready (inside a task,
+ * the worker runs other tasks meanwhile).
+ * Errors: SHOAL_ENOTINIT; SHOAL_EINVAL null/forged ref, or data or len NULL; SHOAL_ESTALE
+ * freed (also while waiting: its last reference went); SHOAL_ETASK the task that makes it
+ * failed, or one of that task's arguments did (message in shoal_last_error()); SHOAL_ECANCELED
+ * its task was canceled, the process that was making it died before completing it, or the
+ * runtime is going down (a blocked get wakes with it; in an attached process, the store's
+ * owner went away); SHOAL_EIO the file read behind it failed, or (spilling) the spill file
+ * could not be read, or an attached process asked for an object the owner spilled, or
+ * another process wrote bytes outside the store into its slot; SHOAL_ENOMEM (spilling) a
+ * spilled object cannot be brought back for want of room: the message says why (nothing
+ * left to spill, free space not in one piece, a full spill disk); the object stays spilled:
+ * get it again after releasing objects or advising them cold.
+ * Fast path: no lock, no syscall, no allocation. */
 SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */
 #define shoal_get(ref, data, len) shoal__get_inline((ref), (data), (len))
-/* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls.
- * Extra error: SHOAL_ETIMEDOUT. */
+/* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls (a spilled
+ * object is still read back: a disk read, not a wait for another thread).
+ * Errors: those of shoal_get, and SHOAL_ETIMEDOUT (not ready in time; the object is as it
+ * was: try again). */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
                                  size_t *len);
 /* Wait until num_ready of the n objects are ready (sealed, failed or canceled count as
  * ready: a get will not block) or the timeout passes (< 0 for ever, 0 polls). ready[i] is
  * set for each ready one (ready may be NULL). Returns how many are ready, which may be
- * fewer than num_ready at a timeout (not an error). Errors: SHOAL_EINVAL (num_ready > n,
- * refs NULL with n > 0), SHOAL_ESTALE (one of the refs is freed). */
+ * fewer than num_ready at a timeout (not an error). Errors: SHOAL_ENOTINIT;
+ * SHOAL_ECANCELED (the runtime is going down: a blocked wait wakes with it); SHOAL_EINVAL
+ * (num_ready > n, refs NULL with n > 0, n above INT32_MAX, or a null/forged ref);
+ * SHOAL_ESTALE (one of the refs is freed). */
 SHOAL_API int  shoal_wait(const shoal_ref refs[], size_t n, size_t num_ready,
                           int64_t timeout_ns, bool ready[]);
-/* Take one more reference. The caller must already hold one (or know someone does). */
+/* Take one more reference. The caller must already hold one (or know someone does).
+ * Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED, SHOAL_EINVAL (null/forged ref, or the object has
+ * 2^24 - 1 references already, the most one object can have), SHOAL_ESTALE (freed). */
 SHOAL_API int  shoal_retain(shoal_ref ref);
 /* Drop one reference; the object is freed when its last reference goes, and its ID then
- * answers SHOAL_ESTALE for ever. Errors: SHOAL_ESTALE (already freed: double release). */
+ * answers SHOAL_ESTALE (until its slot has been reused 2^32 - 1 times, which at any
+ * realistic rate is years). Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED, SHOAL_EINVAL
+ * (null/forged ref), SHOAL_ESTALE (already freed: double release). */
 SHOAL_API int  shoal_release(shoal_ref ref);
 
 /* ---------------------------------------------------------------------------------------
@@ -216,28 +288,53 @@ SHOAL_API int  shoal_release(shoal_ref ref);
 
 /* Read [offset, offset+len) of path into a new object (len 0 = to the end of the file).
  * Returns at once with the caller's reference; the object becomes ready when the read
- * completes (a task may take it as a REF argument before). The read fails the object with
- * SHOAL_EIO and a message naming the path and errno (missing file, permission, a directory,
- * a file shorter than offset + len, I/O error), or SHOAL_ENOMEM when the store cannot hold
- * it. Errors at the call: SHOAL_EINVAL (path NULL, empty or too long, out NULL, offset + len
- * overflows, len larger than the store), SHOAL_ENOTINIT, SHOAL_ENOMEM. */
+ * completes (a task may take it as a REF argument before). Files whose size says nothing
+ * (/proc and /sys files report 0 or one page) are read to their end when len is 0. A FIFO,
+ * socket or terminal is refused (its read would wait on another party for as long as it
+ * likes, and the file is opened O_NONBLOCK, so no open ever waits either): one stuck file
+ * never holds up the others. The read fails the object with SHOAL_EIO and a message naming
+ * the path and the cause (missing file, permission, a directory, a FIFO, a device with len
+ * 0, an offset past the end, a file shorter than offset + len, an I/O error), SHOAL_EINVAL
+ * (a file of unknown size larger than the store), SHOAL_ENOMEM (the store cannot hold it),
+ * or SHOAL_ECANCELED (the runtime shut down first). Errors at the call: SHOAL_ENOTINIT,
+ * SHOAL_ECANCELED, SHOAL_EINVAL (path NULL, empty or too long, out NULL, offset + len
+ * overflows, len larger than the store), SHOAL_ENOMEM. */
 SHOAL_API int  shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out);
 /* Write the object's bytes to path (created or truncated, mode 0644) once the object is
  * ready; *done (an empty object, the caller's reference) becomes ready when the bytes are
  * written and fsync'd, or fails with SHOAL_EIO naming the path and errno (also when the
  * object itself failed). The write holds its own reference: ref may be released at once.
- * Counts as a read of the object (see shoal_advise_cold). Errors at the call: SHOAL_EINVAL
- * (path NULL, empty or too long, done NULL, a null or forged ref), SHOAL_ESTALE,
- * SHOAL_ENOTINIT. */
+ * Counts as a read of the object (see shoal_advise_cold). FIFOs, sockets and terminals are
+ * refused (SHOAL_EIO on *done), as for shoal_put_file. *done fails with SHOAL_EIO, or with
+ * the object's own code (SHOAL_ETASK, SHOAL_ECANCELED) when the object failed. Errors at
+ * the call: SHOAL_ENOTINIT, SHOAL_ECANCELED, SHOAL_EINVAL (path NULL, empty or too long,
+ * done NULL, a null or forged ref), SHOAL_ESTALE, SHOAL_ENOMEM. */
 SHOAL_API int  shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done);
 /* With config.spill_dir set, a put or create that finds the store full first writes sealed
  * objects that nobody has read since they were sealed (oldest first) to spill_dir and frees
  * their memory; shoal_get brings a spilled object back (waiting for the read; a worker runs
- * other tasks meanwhile). An object someone has read stays resident while references
- * exist, since the reader may hold its pointer. shoal_advise_cold declares that the caller
- * holds no pointer into the object any more, making it a spill candidate again (a no-op
- * without spill_dir, or for an object not sealed and resident). Errors: SHOAL_EINVAL,
- * SHOAL_ESTALE, SHOAL_ENOTINIT. */
+ * other tasks meanwhile, except while it already waits for one). When the bytes wanted are
+ * free but not in one piece, the objects in the way are spilled. When the spill disk is
+ * full, puts that need room fail (SHOAL_ENOMEM, "no object was lost"), but a spilled object
+ * can still be read back: its bytes trade places with colder ones (through private memory,
+ * where they may stay until the next get if no trade fits). Disk space comes back once the
+ * objects are freed (the spill file is punched out after a moment without spill I/O).
+ * Spilling is per store: only the owner spills and restores; in an attached process a get of
+ * an object the owner spilled answers SHOAL_EIO, one the owner is restoring waits for it.
+ *
+ * Pointers and spilling: an object that was read stays resident while references exist,
+ * since any holder may keep its pointer. A creator's buf (shoal_create) and a task's result
+ * buffer are not reads: do not read through them after shoal_seal / the task's return.
+ * shoal_advise_cold(ref) makes the object a spill candidate again, and with it every pointer
+ * into it invalid as soon as it is spilled, so it counts only when the caller's reference is
+ * the last one: the caller declares that it holds no pointer, and no other holder exists who
+ * could. With other references (other holders, a task argument, a transfer in flight, an
+ * object that embeds it, a file export of it) it answers SHOAL_EBUSY and nothing changes:
+ * call it again once they are released. A later get (by anyone, after a shoal_retain) reads
+ * it back if it was spilled and makes it resident again. No-op (0) without spill_dir, in an
+ * attached process, or for an object that is not sealed and resident. Returns 0 also when it
+ * was cold already. Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED,
+ * SHOAL_EBUSY, SHOAL_EINVAL (null/forged ref), SHOAL_ESTALE. */
 SHOAL_API int  shoal_advise_cold(shoal_ref ref);
 
 /* ---------------------------------------------------------------------------------------
@@ -263,26 +360,40 @@ typedef struct shoal_arg {
 typedef struct shoal_task_opts { int numa_node; /* -1 = any */ const char *name; } shoal_task_opts;
 
 /* Submit fn(args) and return its result's ref at once (the caller holds one reference).
- * VALUE args are copied; REF and REF_PASS args are retained by the task until it finishes,
- * so the caller may release its own refs at once. Callable from any thread, including a
- * task. opts may be NULL. Errors: SHOAL_ENOTINIT, SHOAL_EINVAL (fn NULL, bad kind, bad
- * numa_node), SHOAL_ESTALE (a REF argument is already freed), SHOAL_ENOMEM, SHOAL_EPERM
- * (an attached process: only the store's owner runs tasks). */
+ * VALUE args are copied (together at most 1 GiB: larger data belongs in an object passed
+ * as a REF); REF and REF_PASS args are retained by the task until it finishes, so the
+ * caller may release its own refs at once. Callable from any thread, including a task.
+ * opts may be NULL. Errors: SHOAL_ENOTINIT; SHOAL_EPERM (an attached process: only the
+ * store's owner runs tasks); SHOAL_ECANCELED; SHOAL_EINVAL (fn or out NULL, args NULL with
+ * nargs > 0, more than 65535 args, a kind that is none of the three, a VALUE with data NULL
+ * and len > 0, VALUEs over 1 GiB, a numa_node that does not exist or has no worker, a REF or
+ * REF_PASS that is null or forged or has 2^24 - 1 references already); SHOAL_ESTALE (a REF
+ * or REF_PASS argument is already freed); SHOAL_ENOMEM (no memory for the task or its
+ * result). The message names the argument at fault. */
 SHOAL_API int  shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                             const shoal_task_opts *opts, shoal_ref *out);
-SHOAL_API size_t shoal_task_nargs(shoal_task *t);
+/* The calls below take the running task's context and are meant for its function, on its
+ * worker, while it runs. */
+SHOAL_API size_t shoal_task_nargs(shoal_task *t);   /* 0 for NULL */
 /* Bytes of argument i: a VALUE's copy, or a REF's object, zero-copy. Errors: SHOAL_EINVAL
- * (i out of range, or the argument is REF_PASS). */
+ * (t NULL, i out of range, data or len NULL, or the argument is REF_PASS); for a REF, what
+ * shoal_get of it answers (it is complete before the task runs, so normally 0). */
 SHOAL_API int  shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t *len);
 /* The ref of argument i (REF or REF_PASS). The task's reference lasts until it returns;
- * retain it to keep it longer. Errors: SHOAL_EINVAL (i out of range or a VALUE). */
+ * retain it to keep it longer. Errors: SHOAL_EINVAL (t or ref NULL, i out of range, or a
+ * VALUE). */
 SHOAL_API int  shoal_task_arg_ref(shoal_task *t, size_t i, shoal_ref *ref);
-/* Set the task's result to a copy of data. At most once per task: SHOAL_EEXIST after. */
+/* Set the task's result to a copy of data. At most once per task. Errors: SHOAL_EINVAL (t
+ * NULL, or data NULL with len > 0), SHOAL_EEXIST (returned already, or failed with
+ * shoal_task_fail), SHOAL_ENOMEM (the store cannot hold it). */
 SHOAL_API int  shoal_task_return(shoal_task *t, const void *data, size_t len);
 /* Allocate the task's result in the store and hand back a writable buffer (zero-copy);
- * it is sealed when the task returns. At most once per task. */
+ * it is sealed when the task returns. At most once per task. Errors: SHOAL_EINVAL (t or buf
+ * NULL), SHOAL_EEXIST (as shoal_task_return), SHOAL_ENOMEM. */
 SHOAL_API int  shoal_task_return_buf(shoal_task *t, size_t len, void **buf);
-/* Mark the task failed with message (copied); its result answers SHOAL_ETASK. */
+/* Mark the task failed with message (copied; NULL: "task NAME failed"); its result answers
+ * SHOAL_ETASK with that message, whatever it returned, and a result it returned is dropped.
+ * Errors: SHOAL_EINVAL (t NULL), SHOAL_EEXIST (failed already: the first message stays). */
 SHOAL_API int  shoal_task_fail(shoal_task *t, const char *message);
 
 typedef struct shoal_info {       /* a snapshot, for tools and tests */
@@ -293,6 +404,7 @@ typedef struct shoal_info {       /* a snapshot, for tools and tests */
                                        * share one), else the allocator's size class */
     uint64_t objects_live, tasks_run, tasks_stolen;
 } shoal_info;
+/* Errors: SHOAL_EINVAL (out NULL), SHOAL_ENOTINIT, SHOAL_ECANCELED. */
 SHOAL_API int  shoal_info_get(shoal_info *out);
 
 /* Counters of the lookup paths, for profiling lookup overhead (tools/shoal-stat shows them).
@@ -326,7 +438,9 @@ typedef struct shoal_stats {
     uint64_t restore_ns;           /* same for restores, from the request to the bytes' return */
     uint64_t spill_failures;       /* spill writes that failed (disk full, I/O error): the
                                       object stayed resident, the put got SHOAL_ENOMEM */
-    uint64_t spilled_now_objects;  /* objects on disk right now (not counters: a snapshot) */
+    uint64_t spilled_now_objects;  /* objects spilled right now (not counters: a snapshot);
+                                      a few may sit in the owner's private memory after a
+                                      swap with a full disk found no room (shoal_advise_cold) */
     uint64_t spilled_now_bytes;
 } shoal_stats;
 /* Fill *out with the current counters. size is sizeof(shoal_stats) as the caller was compiled
@@ -335,19 +449,26 @@ typedef struct shoal_stats {
  * with or without an initialized runtime. Thread-safe; takes a short lock (not for hot loops).
  * Errors: SHOAL_EINVAL (out NULL or size 0). */
 SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
-SHOAL_API int  shoal_task_worker(shoal_task *t);          /* index of the worker running this task */
-SHOAL_API int  shoal_worker_node(unsigned worker);        /* NUMA node of a worker */
-SHOAL_API int  shoal_object_node(shoal_ref ref);          /* NUMA node that holds an object's bytes */
+/* Index of the worker running this task. Errors: SHOAL_EINVAL (t NULL). */
+SHOAL_API int  shoal_task_worker(shoal_task *t);
+/* NUMA node of a worker. Errors: SHOAL_ENOTINIT (also in an attached client: no workers),
+ * SHOAL_ECANCELED, SHOAL_EINVAL (no such worker). */
+SHOAL_API int  shoal_worker_node(unsigned worker);
+/* NUMA node that holds an object's bytes. Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED,
+ * SHOAL_EINVAL (null/forged ref), SHOAL_ESTALE. */
+SHOAL_API int  shoal_object_node(shoal_ref ref);
 
 /* ---------------------------------------------------------------------------------------
  * Internal, not API: the inline lookup fast path behind shoal_get().
  * Inlining saves the call through the PLT (a .so call costs 3.3 ns here against 1.5 ns for
  * the same lookup inline). It reads the calling thread's cached view of the store: one TLS
- * block (initial-exec), one epoch compare, one bounds check, one table index, one compare
- * of the slot's state word against the ID (host bits, generation, READY) and a check that
- * the slot's bytes lie in the store. Anything else --
- * not initialized, a stale cache, a pending or freed object, a bad ID -- goes to the
- * library's slow path. The layout is tied to the soname; define SHOAL_NO_INLINE to call the
+ * block (initial-exec), one epoch compare, one bounds check of the ID's low half (index and
+ * host field), one table index, one compare of the slot's word (its high half is the ID's,
+ * the generation, and below it READY with no flag set) and a check that the slot's bytes
+ * lie in the store. Anything else -- not initialized, a stale cache, a pending or freed
+ * object, a bad ID -- goes to the library's slow path. A table is never unmapped under a
+ * stale view (it becomes zeros, which no ID matches), so a lookup racing a shutdown misses
+ * and the slow path answers. The layout is tied to the soname; define SHOAL_NO_INLINE to call the
  * library instead (&shoal_get always names the library function).
  * ------------------------------------------------------------------------------------- */
 struct shoal__thr;
@@ -368,22 +489,26 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
     __attribute__((noinline, cold));
 
 #define SHOAL__SLOT_SHIFT   5            /* slots are 32 bytes: word, off, len, aux+next */
-#define SHOAL__ID_IDX_BITS  30
-#define SHOAL__READY_HI     12u          /* READY (3) << 2 in the word's high half */
+#define SHOAL__FLAG_SHIFT   24           /* word bits below the state and flags: refcount */
+#define SHOAL__READY_BITS   0x30u        /* READY (3) << 4 and no flag, in the word >> 24 */
 
 static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
 {
     const struct shoal__tls *v = &shoal__tls;
-    uint64_t idx = ref.id & ((UINT64_C(1) << SHOAL__ID_IDX_BITS) - 1);
+    /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
+     * host field fails the bounds check. */
+    uint64_t idx = (uint32_t)ref.id;
     /* data/len checks fold away when the caller passes addresses of locals. */
     if (__builtin_expect(v->epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
                          idx < v->nslots && data != NULL && len != NULL, 1)) {
         const uint64_t *s = (const uint64_t *)(const void *)(v->slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
-         * length and bytes are visible. A nonzero host field in the ID makes the expected
-         * value exceed 32 bits, so this one compare also rejects it. */
+         * length and bytes are visible. The word's high half is the ID's (the generation);
+         * below it the state and flags must read READY and nothing else (the reference
+         * count under them is ignored). */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
-        if (__builtin_expect((w >> 32) == (((ref.id >> SHOAL__ID_IDX_BITS) << 6) | SHOAL__READY_HI), 1)) {
+        if (__builtin_expect((w >> SHOAL__FLAG_SHIFT) ==
+                             (((ref.id >> 32) << (32 - SHOAL__FLAG_SHIFT)) | SHOAL__READY_BITS), 1)) {
             /* Read only once READY (before, the object's maker may still be writing them).
              * Any attached process can rewrite a slot's offset and length: a pair outside
              * the span goes to the slow path, which reports it, so a get never returns a

@@ -20,12 +20,12 @@ static bool grow(struct shoal__extents *x)
     return true;
 }
 
-uint64_t shoal__ext_alloc(struct shoal__extents *x, uint64_t len)
+bool shoal__ext_alloc_free(struct shoal__extents *x, uint64_t len, uint64_t *off)
 {
     for (size_t i = 0; i < x->n; i++) {
         if (x->free[i].len < len)
             continue;
-        uint64_t off = x->free[i].off;
+        *off = x->free[i].off;
         x->free[i].off += len;
         x->free[i].len -= len;
         if (x->free[i].len == 0) {
@@ -33,9 +33,17 @@ uint64_t shoal__ext_alloc(struct shoal__extents *x, uint64_t len)
             x->n--;
         }
         x->used += len;
-        return off;
+        return true;
     }
-    uint64_t off = x->end;
+    return false;
+}
+
+uint64_t shoal__ext_alloc(struct shoal__extents *x, uint64_t len)
+{
+    uint64_t off;
+    if (shoal__ext_alloc_free(x, len, &off))
+        return off;
+    off = x->end;
     x->end += len;
     x->used += len;
     return off;

@@ -20,6 +20,9 @@ struct shoal__extents {
 /* An extent of len bytes (a multiple of the alignment the caller wants: every offset handed
  * out is a sum of such lengths). Never fails: the file grows. */
 SHOAL__HIDDEN uint64_t shoal__ext_alloc(struct shoal__extents *x, uint64_t len);
+/* The same from the free ranges only, never growing the file (the disk is full: only
+ * space the file has is worth a write). false when no free range holds len bytes. */
+SHOAL__HIDDEN bool shoal__ext_alloc_free(struct shoal__extents *x, uint64_t len, uint64_t *off);
 /* Give [off, off+len) back. *merged receives the free range it became part of (for punching
  * a hole). Returns false when the bookkeeping could not grow (the range is then leaked in
  * the file, nothing else). */

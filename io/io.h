@@ -79,16 +79,21 @@ SHOAL__HIDDEN bool shoal__io_fallback(void);
 SHOAL__HIDDEN bool shoal__io_direct(void);
 
 /* ---- synchronous requests: a thread waits for the I/O thread's answer ------------------ */
+/* Room for a reason handed between the I/O thread and a caller: with the caller's own words
+ * around it, it still fits a thread's 512-byte message (core/errors.c). */
+#define SHOAL__IO_MSG 400
 typedef struct shoal__iosync {
     shoal__iomsg msg;
     _Atomic uint32_t done;        /* futex word: 0 waiting, 1 answered */
     int rc;
-    char err[256];                /* message when rc < 0 */
+    char err[SHOAL__IO_MSG];      /* message when rc < 0 */
 } shoal__iosync;
 
 /* Post s and wait for shoal__iosync_answer; a worker runs other tasks meanwhile.
  * Returns s->rc (message set as this thread's last error when < 0). */
 SHOAL__HIDDEN int shoal__iosync_call(shoal__iosync *s);
+/* The same; with help false a worker does not run other tasks while it waits (it naps). */
+SHOAL__HIDDEN int shoal__iosync_wait(shoal__iosync *s, bool help);
 /* I/O thread: answer s (rc, message copied from fmt) and wake its caller. s must not be
  * touched afterwards. */
 SHOAL__HIDDEN void shoal__iosync_answer(shoal__iosync *s, int rc, const char *fmt, ...)
@@ -102,7 +107,7 @@ typedef struct shoal__iowait {
     uint64_t need;                /* bytes wanted */
     unsigned tries;               /* > 0: an earlier answer did not suffice, spill for real */
     int rc;                       /* set before msg.run: 0 retry, < 0 no room can be made */
-    char err[256];                /* the reason when rc < 0 */
+    char err[SHOAL__IO_MSG];      /* the reason when rc < 0 */
     struct shoal__iowait *next;
 } shoal__iowait;
 

@@ -155,7 +155,9 @@ void shoal__io_defer(shoal__iomsg *m)
 
 /* ---- synchronous requests --------------------------------------------------------------- */
 
-int shoal__iosync_call(shoal__iosync *s)
+int shoal__iosync_call(shoal__iosync *s) { return shoal__iosync_wait(s, true); }
+
+int shoal__iosync_wait(shoal__iosync *s, bool help)
 {
     if (io_thread)
         return shoal__err(SHOAL_EINVAL, "internal: the I/O thread cannot wait for itself");
@@ -168,7 +170,7 @@ int shoal__iosync_call(shoal__iosync *s)
     unsigned spins = 0;
     /* acquire: pairs with the release store in shoal__iosync_answer (rc and err). */
     while (!atomic_load_explicit(&s->done, memory_order_acquire)) {
-        if (shoal__tls.worker >= 0 && shoal__help_hook && shoal__help_hook()) {
+        if (help && shoal__tls.worker >= 0 && shoal__help_hook && shoal__help_hook()) {
             spins = 0;
             continue;
         }

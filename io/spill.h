@@ -7,6 +7,11 @@
  * keeps its old offset for node accounting, the file extent lives in a process-local
  * table) -> RESTORING (claimed by the I/O thread with a reference, reading into new bytes)
  * -> READY. Only the I/O thread moves objects into SPILLING, SPILLED and RESTORING.
+ * A SPILLED object's `next` is its extent in 4 KiB pages, or, when a failed swap left its
+ * bytes in the I/O thread's private memory (parked), a park id at or above 0xF0000000; the
+ * owner goes by its own record of both (io/spill.c), the slot's copy is for others to see.
+ * Leaving RESTORING clears the WAITERS bit and wakes the waiters (core/wait.c counts a
+ * RESTORING object as not settled: a get in another process sleeps there).
  */
 #ifndef SHOAL_IO_SPILL_H
 #define SHOAL_IO_SPILL_H
@@ -36,6 +41,9 @@ SHOAL__HIDDEN bool shoal__spill_cancel_waiters(void);
  * one); 1 when a restore runs and w->msg.run will run after it (w->rc says how it went);
  * < 0 for a stale or invalid ref (message set). */
 SHOAL__HIDDEN int  shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w);
+/* Tests: when set, called on the I/O thread as a restore of ref starts (the object is
+ * RESTORING from then until the restore ends). */
+extern SHOAL__HIDDEN void (*shoal__spill_restore_hook)(shoal_ref ref);
 /* I/O thread: keep ref resident (the spiller skips it) until the matching unpin. */
 SHOAL__HIDDEN void shoal__spill_pin(shoal_ref ref);
 SHOAL__HIDDEN void shoal__spill_unpin(shoal_ref ref);

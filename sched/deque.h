@@ -14,7 +14,11 @@
  *           that whatever value a thief reads, it synchronises with the owner (TSan, like
  *           C++20, has no release sequences made of plain stores).
  *   top     advanced only by CAS (seq_cst), by thieves and by the owner taking the last
- *           task; whoever wins the CAS owns the task.
+ *           task; whoever wins the CAS owns the task. push loads it with acquire, pairing
+ *           with a thief's successful CAS (its release half): the thief's read of the slot
+ *           it took happens before the owner reuses that slot for a new task (Le et al.'s
+ *           push; with a relaxed load the owner could overwrite the slot, after the ring
+ *           wrapped, before the thief read it).
  *   ring    the owner publishes a grown ring with a release store; thieves load it acquire.
  *   slots   relaxed atomics: a thief may read a slot the owner is overwriting; its CAS on
  *           top then fails and the value is discarded.
@@ -59,8 +63,10 @@ SHOAL__HIDDEN shoal__ring *shoal__deque_grow(shoal__deque *d, shoal__ring *a, in
 static inline int shoal__deque_push(shoal__deque *d, shoal__item x)
 {
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    /* relaxed: a stale top only makes the ring look fuller than it is. */
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    /* acquire: pairs with the release half of a thief's seq_cst CAS on top in
+     * shoal__deque_steal, so the slot a thief took was read before we overwrite it (see
+     * the table above). A stale top only makes the ring look fuller than it is. */
+    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     shoal__ring *a = atomic_load_explicit(&d->ring, memory_order_relaxed);
     if (unlikely(b - t > a->mask)) {
         a = shoal__deque_grow(d, a, b, t);

@@ -12,53 +12,20 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "magstack.h"
 #include "task.h"
 
 #define BATCH 64u                        /* blocks moved per refill / flush */
 #define CHUNK ((size_t)2 << 20)
 
 struct mag {                             /* a magazine: BATCH free blocks */
-    _Atomic(struct mag *) next;
+    shoal__snode link;                   /* first: magstack.h's node */
     struct shoal_task *obj[BATCH];
 };
+typedef shoal__stack magstack;
 
-/* A stack of magazines: a pointer in the low 48 bits (user addresses) and a tag above it
- * that every push and pop bumps, so that a magazine popped and pushed back meanwhile fails
- * a stale CAS (ABA). Magazines are freed only at stop, so a racing pop may read a popped
- * magazine's next; its CAS then fails. */
-typedef _Atomic uint64_t magstack;
-#define MAG_PTR ((UINT64_C(1) << 48) - 1)
-
-static inline struct mag *mag_of(uint64_t v) { return (struct mag *)(uintptr_t)(v & MAG_PTR); }
-static inline uint64_t mag_next_tag(uint64_t v, struct mag *m)
-{
-    return (((v >> 48) + 1) << 48) | (uint64_t)(uintptr_t)m;
-}
-
-static void mag_push(magstack *st, struct mag *m)
-{
-    uint64_t h = atomic_load_explicit(st, memory_order_relaxed);
-    do {
-        atomic_store_explicit(&m->next, mag_of(h), memory_order_relaxed);
-        /* release: publishes the magazine's blocks to the acquire in mag_pop. */
-    } while (!atomic_compare_exchange_weak_explicit(st, &h, mag_next_tag(h, m),
-                                                    memory_order_release, memory_order_relaxed));
-}
-
-static struct mag *mag_pop(magstack *st)
-{
-    /* acquire: pairs with the release in mag_push (the blocks and next of the head). */
-    uint64_t h = atomic_load_explicit(st, memory_order_acquire);
-    for (;;) {
-        struct mag *m = mag_of(h);
-        if (!m)
-            return NULL;
-        struct mag *next = atomic_load_explicit(&m->next, memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(st, &h, mag_next_tag(h, next),
-                                                  memory_order_acquire, memory_order_acquire))
-            return m;
-    }
-}
+static inline void mag_push(magstack *st, struct mag *m) { shoal__stack_push(st, &m->link); }
+static inline struct mag *mag_pop(magstack *st) { return (struct mag *)(void *)shoal__stack_pop(st); }
 
 struct tcache {
     struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
@@ -232,11 +199,7 @@ SHOAL__COLD static struct shoal_task *heap_alloc(size_t size)
         return NULL;
     }
     pthread_mutex_lock(&pool.mu);
-    h->prev = NULL;
-    h->next = pool.heap;
-    if (pool.heap)
-        pool.heap->prev = h;
-    pool.heap = h;
+    SHOAL__DLIST_PUSH(pool.heap, h);
     pthread_mutex_unlock(&pool.mu);
     struct shoal_task *t = (struct shoal_task *)(h + 1);
     t->cls = SHOAL__CLS_HEAP;
@@ -248,12 +211,7 @@ SHOAL__COLD static void heap_free(struct shoal_task *t)
 {
     struct heap_hdr *h = (struct heap_hdr *)t - 1;
     pthread_mutex_lock(&pool.mu);
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        pool.heap = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    SHOAL__DLIST_UNLINK(pool.heap, h);
     pthread_mutex_unlock(&pool.mu);
     free(h);
 }
@@ -313,6 +271,48 @@ static void free_retired(void)
         retired.heap = h->next;
         free(h);
     }
+}
+
+void shoal__pool_forget(void)
+{
+    /* fork() child: the blocks belong to the parent's scheduler; the copies are unmapped,
+     * the rest (magazine shells, large tasks) left to the child's heap. */
+    pthread_mutex_init(&pool.mu, NULL);
+    for (size_t i = 0; i < pool.nchunks; i++)
+        munmap(pool.chunks[i].base, CHUNK);
+    for (size_t i = 0; i < retired.nchunks; i++)
+        munmap(retired.chunks[i].base, CHUNK);
+    free(pool.chunks);
+    free(retired.chunks);
+    memset(&retired, 0, sizeof retired);
+    pool.chunks = NULL;
+    pool.nchunks = pool.cap_chunks = 0;
+    pool.heap = NULL;
+    for (unsigned k = 0; k < SHOAL__NCLS; k++) {
+        pool.cur[k] = 0;
+        pool.full[k] = (shoal__stack){ 0 };
+    }
+    pool.empty = (shoal__stack){ 0 };
+    atomic_store_explicit(&pool.gen, 0, memory_order_relaxed);
+    tl.gen = 0;
+    if (tl.c)
+        for (unsigned k = 0; k < SHOAL__NCLS; k++)
+            tl.c->cls[k].n = 0;
+}
+
+size_t shoal__pool_mapped(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    size_t n = (pool.nchunks + retired.nchunks) * CHUNK;
+    pthread_mutex_unlock(&pool.mu);
+    return n;
+}
+
+void shoal__pool_release(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    free_retired();
+    pthread_mutex_unlock(&pool.mu);
 }
 
 int shoal__pool_start(void)

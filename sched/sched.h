@@ -11,10 +11,16 @@
  * store is torn down and init fails with the returned code. */
 SHOAL__HIDDEN int  shoal__sched_start(shoal__rt_t *rt, unsigned workers);
 /* Cancel tasks not yet started (results SHOAL_ECANCELED), wait for running ones, join the
- * workers, free everything. Called by shoal_shutdown before the store goes. Idempotent.
- * Called with the lifecycle lock held (core/thread.h); it drops the lock while it joins the
- * workers, because a worker's thread-exit hook takes it to flush its caches. */
+ * workers, free everything. Called by shoal_shutdown before the store goes, with the
+ * lifecycle lock held throughout (a worker's thread-exit hooks take only the registry
+ * locks). Idempotent. The task blocks' memory stays mapped until shoal__pool_release. */
 SHOAL__HIDDEN void shoal__sched_stop(shoal__rt_t *rt);
+/* After the store is torn down: unmap the task blocks the last run kept (a late completion
+ * could reach them through the store's dependency lists until then). */
+SHOAL__HIDDEN void shoal__sched_release(void);
+/* In a fork() child (core/runtime.c): forget the parent's scheduler state (private memory
+ * only), so that the child can start a scheduler of its own. */
+SHOAL__HIDDEN void shoal__sched_forget(void);
 /* Fill workers, tasks_run, tasks_stolen. */
 SHOAL__HIDDEN void shoal__sched_info(shoal_info *out);
 /* NUMA node of worker w, or SHOAL_EINVAL. */

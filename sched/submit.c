@@ -12,6 +12,10 @@
 
 #define MAX_ARGS  65535u
 #define NAME_COPY 63u              /* longest task name kept for messages */
+/* VALUE arguments are copied into the task's block: together at most 1 GiB (anything that
+ * large belongs in an object passed as a REF). Also keeps every length below 2^62, which
+ * the argument table stores shifted left by 2. */
+#define MAX_VALUE_BYTES ((size_t)1 << 30)
 
 static inline size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -96,6 +100,13 @@ static void ready_foreign(struct shoal_task *t)
     /* release: pairs with the acquire load in shoal__sched_quiesce; our uses of the
      * scheduler happen before it frees anything. */
     atomic_fetch_sub_explicit(&foreign_fires, 1, memory_order_release);
+}
+
+void shoal__sched_forget(void)
+{
+    /* fork() child: a thread that was firing is not here to count itself out. */
+    atomic_store_explicit(&foreign_fires, 0, memory_order_relaxed);
+    shoal__pool_forget();
 }
 
 void shoal__sched_quiesce(void)
@@ -198,6 +209,14 @@ SHOAL__COLD static int bad_node(struct shoal__sched *s, int node)
                                     "or 0..%u", node, s->nnodes - 1);
 }
 
+SHOAL__COLD static int value_too_big(size_t i, size_t len, size_t before)
+{
+    return shoal__err(SHOAL_EINVAL, "shoal_submit: argument %zu: a VALUE of %zu bytes (after "
+                      "%zu bytes of earlier VALUEs) passes the %zu-byte limit of the values "
+                      "copied at submit: shoal_put the data and pass it as SHOAL_REF",
+                      i, len, before, MAX_VALUE_BYTES);
+}
+
 SHOAL__COLD static int bad_arg(size_t i, const shoal_arg *a)
 {
     if (a->kind == SHOAL_ARG_VALUE)
@@ -215,7 +234,7 @@ SHOAL__COLD static int unwind(struct shoal_task *t, const shoal_arg args[], size
     snprintf(msg, sizeof msg, "%s", shoal_last_error());
     for (size_t i = 0; i < n; i++)
         if (args[i].kind != SHOAL_ARG_VALUE)
-            shoal_release(args[i].ref);
+            shoal__release(args[i].ref);
     shoal__task_free(t);
     return shoal__err(rc, "%s", msg);
 }
@@ -228,12 +247,10 @@ SHOAL__COLD static int ref_error(struct shoal_task *t, const shoal_arg args[], s
     return unwind(t, args, i, rc);
 }
 
-SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
-                           const shoal_task_opts *opts, shoal_ref *out)
+static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
+                  const shoal_task_opts *opts, shoal_ref *out)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
+    int rc;
     struct shoal__sched *s = shoal__rt->sched;
     if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
         return submit_einval(s, fn, args, nargs, out);
@@ -255,6 +272,9 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         if (a->kind == SHOAL_ARG_VALUE) {
             if (unlikely(!a->data && a->len))
                 return bad_arg(i, a);
+            /* No sum may wrap: each length and the total stay below the limit. */
+            if (unlikely(a->len > MAX_VALUE_BYTES || vbytes + align16(a->len) > MAX_VALUE_BYTES))
+                return value_too_big(i, a->len, vbytes);
             vbytes += align16(a->len);
         } else if (a->kind == SHOAL_ARG_REF) {
             nref++;
@@ -275,7 +295,7 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     /* The task's references first: a stale REF fails the submit before anything exists. */
     if (nheld)
         for (size_t i = 0; i < nargs; i++)
-            if (args[i].kind != SHOAL_ARG_VALUE && unlikely(rc = shoal_retain(args[i].ref)))
+            if (args[i].kind != SHOAL_ARG_VALUE && unlikely(rc = shoal__retain(args[i].ref)))
                 return ref_error(t, args, i, rc);
     /* Two references: the caller's and the task's own, dropped when it completes, so a
      * caller that releases at once leaves the result alive for its dependents. */
@@ -318,4 +338,10 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     else
         wait_deps(s, t, dep_off, nref);
     return 0;
+}
+
+SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
+                           const shoal_task_opts *opts, shoal_ref *out)
+{
+    SHOAL__CALL(submit(fn, args, nargs, opts, out));
 }

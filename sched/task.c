@@ -19,7 +19,7 @@ static inline void release_args(struct shoal_task *t)
     shoal__targ *a = shoal__task_args(t);
     for (uint32_t i = 0; i < t->nargs; i++)
         if (shoal__targ_kind(&a[i]) != SHOAL_ARG_VALUE)
-            shoal_release((shoal_ref){ a[i].ref });
+            shoal__release((shoal_ref){ a[i].ref });
 }
 
 SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)

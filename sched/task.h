@@ -87,6 +87,12 @@ static inline size_t shoal__targ_len(const shoal__targ *a) { return (size_t)(a->
  * through its dependency record after the scheduler is gone, until the store is torn down. */
 SHOAL__HIDDEN int  shoal__pool_start(void);
 SHOAL__HIDDEN void shoal__pool_stop(void);
+/* Unmap what the last run kept mapped (sched.h: once the store is torn down). */
+SHOAL__HIDDEN void shoal__pool_release(void);
+/* Bytes of task-block chunks mapped now, this run's and the last one's (tests). */
+SHOAL__HIDDEN size_t shoal__pool_mapped(void);
+/* In a fork() child: drop the parent's blocks and make the lock anew. */
+SHOAL__HIDDEN void shoal__pool_forget(void);
 /* A block of at least `size` bytes, state LIVE, cls set. NULL with the error set. */
 SHOAL__HIDDEN struct shoal_task *shoal__task_alloc(size_t size);
 SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);

@@ -387,14 +387,12 @@ void shoal__sched_stop(shoal__rt_t *rt)
     /* seq_cst: a worker announcing sleep re-checks stop after its announcement. */
     atomic_store_explicit(&s->stop, 1, memory_order_seq_cst);
     shoal__wake_all(s);
-    /* The lifecycle lock is held by shutdown, and an exiting worker's thread-exit hook
-     * (core/thread.c) takes it to flush its caches: drop it while joining. Nothing else
-     * may call into shoal meanwhile (shoal_shutdown's contract). */
-    shoal__lifecycle_unlock();
+    /* The lifecycle lock stays held while we join: an exiting worker's thread-exit hooks
+     * (core/thread.c, stats.c, pool.c) take only their own registry locks. Holding it
+     * keeps a second shoal_shutdown (or an init) out until this one is done. */
     for (unsigned i = 0; i < s->nworkers; i++)
         if (s->w[i].started)
             pthread_join(s->w[i].th, NULL);
-    shoal__lifecycle_lock();
     shoal__stopping = true;
     /* Threads outside the scheduler may still complete objects (the I/O thread stops after
      * the scheduler): from now on the tasks they make runnable are dropped, not queued. */
@@ -412,6 +410,8 @@ void shoal__sched_stop(shoal__rt_t *rt)
     sched_free(s);
     shoal__stopping = false;
 }
+
+void shoal__sched_release(void) { shoal__pool_release(); }
 
 /* ---- queries -------------------------------------------------------------------------------- */
 
@@ -441,8 +441,5 @@ int shoal__sched_worker_node(unsigned w)
 
 SHOAL_API int shoal_worker_node(unsigned worker)
 {
-    int rc = shoal__tls_check();
-    if (unlikely(rc))
-        return rc;
-    return shoal__sched_worker_node(worker);
+    SHOAL__CALL(shoal__sched_worker_node(worker));
 }

@@ -34,14 +34,14 @@ static void test_release_of_corrupt_slot(void)
         CHECK_OK(shoal_release(r));             /* no crash: the object is leaked */
         const void *d;
         size_t n;
-        CHECK_RC(shoal_get(r, &d, &n), SHOAL_ESTALE);
+        CHECK_RC(get_within(r, &d, &n), SHOAL_ESTALE);
     }
     /* The store goes on working. */
     shoal_ref r;
     const void *d;
     size_t n;
     ASSERT_OK(shoal_put("ok", 3, &r));
-    ASSERT_OK(shoal_get(r, &d, &n));
+    ASSERT_OK(get_within(r, &d, &n));
     CU_ASSERT(n == 3 && memcmp(d, "ok", 3) == 0);
     CHECK_OK(shoal_release(r));
     CHECK_OK(shoal_shutdown());
@@ -55,12 +55,12 @@ static void test_failed_object_with_corrupt_message(void)
     ASSERT_OK(shoal__obj_complete(r, SHOAL_ETASK, "the real message"));
     const void *d;
     size_t n;
-    CHECK_RC(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CHECK_RC(get_within(r, &d, &n), SHOAL_ETASK);
     CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "the real message"));
     shoal__slot *s = slot(r);
     uint64_t off = s->off, len = s->len;
     s->off = UINT64_MAX - 8;
-    CHECK_RC(shoal_get(r, &d, &n), SHOAL_ETASK);  /* a generic message, not a wild read */
+    CHECK_RC(get_within(r, &d, &n), SHOAL_ETASK);  /* a generic message, not a wild read */
     CU_ASSERT_PTR_NULL(strstr(shoal_last_error(), "the real message"));
     s->off = off;
     s->len = len;

@@ -240,7 +240,7 @@ static void check_failed(shoal_ref r, int code, const char *msg)
 {
     const void *d;
     size_t n;
-    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), code);
+    CU_ASSERT_EQUAL(get_within(r, &d, &n), code);
     if (strcmp(shoal_last_error(), msg) != 0)
         fprintf(stderr, "message: '%s', want '%s'\n", shoal_last_error(), msg);
     CU_ASSERT_STRING_EQUAL(shoal_last_error(), msg);
@@ -267,7 +267,7 @@ static void test_error_chain(void)
             ASSERT_OK(shoal_submit(t_fail, NULL, 0, NULL, &f));
             const void *d;
             size_t n;
-            CU_ASSERT_EQUAL(shoal_get(f, &d, &n), SHOAL_ETASK);   /* failed before the rest */
+            CU_ASSERT_EQUAL(get_within(f, &d, &n), SHOAL_ETASK);   /* failed before the rest */
             msg = "sensor 3 unplugged: check the cable";
         }
         long one = 1;

@@ -86,7 +86,7 @@ static void check_ingest(const char *path, uint64_t off, size_t len, size_t want
     ASSERT_OK(shoal_put_file(path, off, len, &r));
     const void *d;
     size_t n;
-    ASSERT_OK(shoal_get(r, &d, &n));
+    ASSERT_OK(get_within(r, &d, &n));
     CU_ASSERT_EQUAL(n, want_len);
     const unsigned char *b = d;
     int ok = 1;
@@ -152,7 +152,7 @@ static void test_ingest_large_sparse(void)
     ASSERT_OK(shoal_put_file(p, 0, 0, &r));
     const void *d;
     size_t n;
-    ASSERT_OK(shoal_get(r, &d, &n));
+    ASSERT_OK(get_within(r, &d, &n));
     CU_ASSERT_EQUAL(n, size);
     const unsigned char *b = d;
     int ok = 1;
@@ -178,7 +178,7 @@ static void expect_eio(const char *path, uint64_t off, size_t len, const char *n
     ASSERT_OK(shoal_put_file(path, off, len, &r));
     const void *d = NULL;
     size_t n;
-    CHECK_RC(shoal_get(r, &d, &n), SHOAL_EIO);
+    CHECK_RC(get_within(r, &d, &n), SHOAL_EIO);
     const char *m = shoal_last_error();
     if (!strstr(m, path) || !strstr(m, needle))
         fprintf(stderr, "message '%s' lacks '%s' or '%s'\n", m, path, needle);
@@ -187,7 +187,7 @@ static void expect_eio(const char *path, uint64_t off, size_t len, const char *n
     /* shoal_wait counts a failed object as ready; a second get says the same. */
     bool ready = false;
     CHECK_RC(shoal_wait(&r, 1, 1, 0, &ready), 1);
-    CHECK_RC(shoal_get(r, &d, &n), SHOAL_EIO);
+    CHECK_RC(get_within(r, &d, &n), SHOAL_EIO);
     CHECK_OK(shoal_release(r));
 }
 
@@ -221,7 +221,7 @@ static int child_eacces(const char *p)
     shoal_ref r;
     const void *d;
     size_t n;
-    int ok = shoal_put_file(p, 0, 0, &r) == 0 && shoal_get(r, &d, &n) == SHOAL_EIO &&
+    int ok = shoal_put_file(p, 0, 0, &r) == 0 && get_within(r, &d, &n) == SHOAL_EIO &&
              strstr(shoal_last_error(), "errno 13") && strstr(shoal_last_error(), p);
     if (!ok)
         fprintf(stderr, "child: %s\n", shoal_last_error());
@@ -315,7 +315,7 @@ static void export_and_check(size_t len, uint64_t seq)
     CHECK_OK(shoal_release(obj));   /* the write holds its own reference */
     const void *d;
     size_t n = 99;
-    ASSERT_OK(shoal_get(done, &d, &n));
+    ASSERT_OK(get_within(done, &d, &n));
     CU_ASSERT_EQUAL(n, 0);
     CHECK_OK(shoal_release(done));
     size_t got;
@@ -354,7 +354,7 @@ static void test_export_pending_and_failed(void)
     CHECK_OK(shoal_release(in));
     const void *d;
     size_t n;
-    ASSERT_OK(shoal_get(done, &d, &n));
+    ASSERT_OK(get_within(done, &d, &n));
     CHECK_OK(shoal_release(done));
     size_t got;
     unsigned char *b = slurp(dst, &got);
@@ -365,7 +365,7 @@ static void test_export_pending_and_failed(void)
     path_of(missing, sizeof missing, "missing");
     ASSERT_OK(shoal_put_file(missing, 0, 0, &in));
     ASSERT_OK(shoal_write_file(in, dst, &done));
-    CHECK_RC(shoal_get(done, &d, &n), SHOAL_EIO);
+    CHECK_RC(get_within(done, &d, &n), SHOAL_EIO);
     CU_ASSERT(strstr(shoal_last_error(), "missing") != NULL);
     CHECK_OK(shoal_release(done));
     CHECK_OK(shoal_release(in));
@@ -375,7 +375,7 @@ static void test_export_pending_and_failed(void)
     char bad[160];
     snprintf(bad, sizeof bad, "%s/no/such/dir/file", dir);
     ASSERT_OK(shoal_write_file(obj, bad, &done));
-    CHECK_RC(shoal_get(done, &d, &n), SHOAL_EIO);
+    CHECK_RC(get_within(done, &d, &n), SHOAL_EIO);
     CU_ASSERT(strstr(shoal_last_error(), bad) != NULL);
     CU_ASSERT(strstr(shoal_last_error(), "errno 2") != NULL);
     CHECK_OK(shoal_release(done));
@@ -464,7 +464,7 @@ static void test_task_arg(void)
     CHECK_OK(shoal_release(f));
     const void *d;
     size_t n;
-    ASSERT_OK(shoal_get(res, &d, &n));
+    ASSERT_OK(get_within(res, &d, &n));
     CU_ASSERT_EQUAL(n, sizeof want);
     CU_ASSERT(n == sizeof want && memcmp(d, &want, sizeof want) == 0);
     CHECK_OK(shoal_release(res));
@@ -474,7 +474,7 @@ static void test_task_arg(void)
     ASSERT_OK(shoal_put_file(missing, 0, 0, &f));
     a = SHOAL_REF(f);
     ASSERT_OK(shoal_submit(sum_task, &a, 1, NULL, &res));
-    int rc = shoal_get(res, &d, &n);
+    int rc = get_within(res, &d, &n);
     CU_ASSERT(rc == SHOAL_EIO || rc == SHOAL_ETASK);
     CU_ASSERT(strstr(shoal_last_error(), "task-missing") != NULL);
     CHECK_OK(shoal_release(res));
@@ -513,8 +513,10 @@ static void test_cleanup(void)
 
 int main(int argc, char **argv)
 {
-    if (argc > 2 && strcmp(argv[1], "eacces") == 0)
+    if (argc > 2 && strcmp(argv[1], "eacces") == 0) {
+        shoal_test_child_limits(120);
         return child_eacces(argv[2]);
+    }
     static const shoal_test_case cases[] = {
         { "ingest small, empty, offsets, chunks", test_ingest },
         { "ingest a large sparse file", test_ingest_large_sparse },

@@ -379,6 +379,9 @@ static void test_client_dies_while_owner_starts(void)
     mp_new_name();
     struct mp_child o = mp_spawn();
     CU_ASSERT_FATAL(o.pid > 0);
+    /* One answer first: the child has run exec and waits for commands, so its mappings
+     * (exe_base below) are its own, not those of the parent it was spawned from. */
+    CU_ASSERT_EQUAL_FATAL(mp_call(&o, MP_INFO, 0, 0, 0, 0).rc, SHOAL_ENOTINIT);
     int st;
     if (ptrace(PTRACE_SEIZE, o.pid, 0, 0) != 0) {
         mp_kill(&o);

@@ -159,11 +159,12 @@ static void owner_goes(bool killed)
         fprintf(stderr, "blocked get: %d (%s); wait: %d (%s)\n", g.rc, g.msg, w.rc, w.msg);
     /* Every later call says so; the bytes read before stay readable until detaching. */
     shoal_ref r;
-    CHECK_RC(shoal_put("x", 1, &r), SHOAL_ENOTINIT);
+    CHECK_RC(shoal_put("x", 1, &r), SHOAL_ECANCELED);
     CU_ASSERT(strstr(shoal_last_error(), "owner") != NULL);
     CU_ASSERT(strstr(shoal_last_error(), killed ? "exited" : "shut down") != NULL);
-    CHECK_RC(shoal_get(kept, &d, &n), SHOAL_ENOTINIT);
+    CHECK_RC(shoal_get_timeout(kept, 0, &d, &n), SHOAL_ECANCELED);
     CU_ASSERT(strstr(shoal_last_error(), "owner") != NULL);
+    CHECK_RC(shoal_release(kept), SHOAL_ECANCELED);
     CU_ASSERT(pat_ok(d, 3000, 33, 1));
     CHECK_OK(shoal_shutdown());
     if (!killed) {

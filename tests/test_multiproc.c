@@ -27,7 +27,7 @@
 enum {
     OP_PUT_REF = MP_USER, /* a=ref -> rc, a=ref of a new object holding a's 8 encoded bytes */
     OP_GET_REF,           /* a=ref -> rc, a=the ref encoded in that object */
-    OP_AWAIT_NOTINIT,     /* poll shoal_put until SHOAL_ENOTINIT (5 s) -> rc */
+    OP_AWAIT_DOWN,        /* poll shoal_put until SHOAL_ECANCELED (5 s) -> rc */
     OP_LOOP,              /* a=iterations b=seed c=owner ref d=its len -> rc */
 };
 
@@ -93,11 +93,11 @@ static void multiproc_ops(const struct mp_cmd *m, struct mp_rep *r)
         else if (r->rc == 0)
             r->rc = -100;
         break;
-    case OP_AWAIT_NOTINIT:
+    case OP_AWAIT_DOWN:
         r->rc = -100;
         for (int i = 0; i < 5000; i++) {
             int rc = shoal_put("x", 1, &out);
-            if (rc == SHOAL_ENOTINIT) {
+            if (rc == SHOAL_ECANCELED) {
                 r->rc = rc;
                 break;
             }
@@ -507,7 +507,8 @@ static void test_four_clients(void)
 }
 
 /* The owner shuts down under two attached clients: they keep reading what they hold
- * (no fault), then every call answers SHOAL_ENOTINIT, and they detach cleanly. */
+ * (no fault), then every call answers SHOAL_ECANCELED (the owner is gone), and they detach
+ * cleanly; after that, calls answer SHOAL_ENOTINIT. */
 static void test_owner_shutdown_under_clients(void)
 {
     ASSERT_OK(mp_owner_start());
@@ -521,8 +522,8 @@ static void test_owner_shutdown_under_clients(void)
     CHECK_OK(shoal_shutdown());
     for (int k = 0; k < 2; k++) {
         CU_ASSERT_EQUAL(CALL(c[k], MP_TOUCH, mp_ref_bits(r), 0, 5, sizeof b).rc, 0);
-        CU_ASSERT_EQUAL(CALL(c[k], OP_AWAIT_NOTINIT, 0, 0, 0, 0).rc, SHOAL_ENOTINIT);
-        CU_ASSERT_EQUAL(CALL(c[k], MP_GET, mp_ref_bits(r), 0, 5, sizeof b).rc, SHOAL_ENOTINIT);
+        CU_ASSERT_EQUAL(CALL(c[k], OP_AWAIT_DOWN, 0, 0, 0, 0).rc, SHOAL_ECANCELED);
+        CU_ASSERT_EQUAL(CALL(c[k], MP_GET_TIMEOUT, mp_ref_bits(r), 0, 0, 0).rc, SHOAL_ECANCELED);
         CU_ASSERT_EQUAL(CALL(c[k], MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
         CU_ASSERT_EQUAL(CALL(c[k], MP_SHUTDOWN, 0, 0, 0, 0).rc, SHOAL_ENOTINIT);
         CU_ASSERT_EQUAL(CALL(c[k], MP_ATTACH, 0, 0, 0, 0).rc, SHOAL_ENOENT);
@@ -582,7 +583,7 @@ static void test_task_on_client_object(void)
 }
 
 /* The owner dies (SIGKILL, no shutdown): this process, attached, notices within a few
- * seconds (its connection closes), and its calls answer SHOAL_ENOTINIT, never a fault. */
+ * seconds (its connection closes), and its calls answer SHOAL_ECANCELED, never a fault. */
 static void test_owner_killed(void)
 {
     test_reset();
@@ -600,13 +601,14 @@ static void test_owner_killed(void)
     mp_reap(&o);
     CU_ASSERT(pat_ok(d, n, 4, 4));   /* still mapped here: we hold the memfds */
     int rc = 0;
-    for (int k = 0; k < 1000 && rc != SHOAL_ENOTINIT; k++) {
+    for (int k = 0; k < 1000 && rc != SHOAL_ECANCELED; k++) {
         shoal_ref r;
         if ((rc = shoal_put("y", 1, &r)) == 0)
             shoal_release(r);
         usleep(10000);
     }
-    CHECK_RC(rc, SHOAL_ENOTINIT);
+    CHECK_RC(rc, SHOAL_ECANCELED);
+    CU_ASSERT(strstr(shoal_last_error(), "owner") != NULL);
     CHECK_OK(shoal_shutdown());
     CHECK_RC(shoal_attach(mp_name), SHOAL_ENOENT);
 }

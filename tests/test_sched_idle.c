@@ -30,7 +30,7 @@ static void burst(int n)
         for (int i = 0; i < 64; i++) {
             const void *d;
             size_t len;
-            CHECK_OK(shoal_get(r[i], &d, &len));
+            CHECK_OK(get_within(r[i], &d, &len));
             CHECK_OK(shoal_release(r[i]));
         }
     }
@@ -89,7 +89,7 @@ static void test_wake_after_sleep(void)
         for (int k = 0; k < 4; k++) {
             const void *d;
             size_t n;
-            CHECK_OK(shoal_get(r[k], &d, &n));
+            CHECK_OK(get_within(r[k], &d, &n));
             CHECK_OK(shoal_release(r[k]));
         }
         CHECK_OK(shoal_release(x));

@@ -212,7 +212,7 @@ static shoal_ref put_on(int node, size_t size)
     CU_ASSERT_EQUAL_FATAL(shoal_submit(t_put_here, &a, 1, &o, &r), 0);
     const void *d;
     size_t n;
-    CU_ASSERT_EQUAL_FATAL(shoal_get(r, &d, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(get_within(r, &d, &n), 0);
     if (n == sizeof x)
         memcpy(&x, d, sizeof x);
     CHECK_OK(shoal_release(r));

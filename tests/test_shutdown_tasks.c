@@ -45,14 +45,14 @@ static int t_blocker(shoal_task *t)
     }
     const void *d;
     size_t n;
-    if (shoal_get(box, &d, &n) || n != 2 * sizeof(shoal_ref))
+    if (shoal_get(box, &d, &n) || n != 2 * sizeof(shoal_ref))   /* ready: no wait */
         return 3;
     shoal_ref refs[2];
     memcpy(refs, d, sizeof refs);
-    int rc = shoal_get(refs[0], &d, &n);
+    int rc = get_within(refs[0], &d, &n);
     snprintf(blocker_msg, sizeof blocker_msg, "%s", shoal_last_error());
     atomic_store(&blocker_rc, rc);
-    rc = shoal_get(refs[1], &d, &n);
+    rc = get_within(refs[1], &d, &n);
     snprintf(blocker_dep_msg, sizeof blocker_dep_msg, "%s", shoal_last_error());
     atomic_store(&blocker_dep_rc, rc);
     atomic_store(&blocker_done, 1);
@@ -87,8 +87,9 @@ static void test_shutdown_cancels_pending(void)
     shoal_ref refs[2] = { x[0], dep };
     memcpy(boxbuf, refs, sizeof refs);
     CHECK_OK(shoal_seal(box));
-    while (!atomic_load(&blocker_started))   /* running, so shutdown must wait for it */
-        ;
+    for (int i = 0; i < 20000 && !atomic_load(&blocker_started); i++)   /* running, so */
+        nap_ms(1);                                         /* shutdown must wait for it */
+    CU_ASSERT_FATAL(atomic_load(&blocker_started));
     ASSERT_OK(shoal_shutdown());
     /* Shutdown waited for the running task, which saw the canceled results. */
     CU_ASSERT_EQUAL(atomic_load(&blocker_done), 1);
@@ -103,7 +104,7 @@ static void test_shutdown_cancels_pending(void)
     ASSERT_OK(shoal_submit(t_count, NULL, 0, NULL, &r));
     const void *d;
     size_t n;
-    CHECK_OK(shoal_get(r, &d, &n));
+    CHECK_OK(get_within(r, &d, &n));
     CU_ASSERT_EQUAL(atomic_load(&ran), 1);
     CHECK_OK(shoal_release(r));
     /* the task drops its own reference on its result just after completing it */
@@ -132,7 +133,7 @@ static int t_tree(shoal_task *t)
     shoal_ref r1, r2;
     if (shoal_submit(t_tree, &a, 1, NULL, &r1) || shoal_submit(t_tree, &a, 1, NULL, &r2))
         return 2;
-    int rc1 = shoal_get(r1, &d, &n), rc2 = shoal_get(r2, &d, &n);
+    int rc1 = get_within(r1, &d, &n), rc2 = get_within(r2, &d, &n);
     shoal_release(r1);
     shoal_release(r2);
     /* canceled children (shutdown) fail the parent: fine, nobody looks */

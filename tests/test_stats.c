@@ -71,8 +71,8 @@ static void test_stale_and_invalid(void)
     shoal_stats s0 = snap();
     CHECK_RC(shoal_get(b, &d, &n), SHOAL_ESTALE);                          /* stale +1 */
     CHECK_RC(shoal_get(SHOAL_REF_NULL, &d, &n), SHOAL_EINVAL);             /* invalid +1 */
-    CHECK_RC(shoal_get((shoal_ref){ a.id | (UINT64_C(1) << 60) }, &d, &n),
-             SHOAL_EINVAL);                                                /* invalid +1 */
+    CHECK_RC(shoal_get((shoal_ref){ a.id | (UINT64_C(1) << 30) }, &d, &n),
+             SHOAL_EINVAL);                               /* a host field: invalid +1 */
     CHECK_RC(shoal_release(b), SHOAL_ESTALE);                              /* stale +1 */
     CHECK_RC(shoal_retain(SHOAL_REF_NULL), SHOAL_EINVAL);                  /* invalid +1 */
     CHECK_OK(shoal_get(a, &d, &n));                                        /* fast +1 */

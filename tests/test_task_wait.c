@@ -177,7 +177,7 @@ static int t_wait_for(shoal_task *t)
     atomic_store(&waiter_started, 1);
     const void *d;
     size_t n;
-    int rc = shoal_get(x, &d, &n);
+    int rc = get_within(x, &d, &n);
     if (rc)
         return 2;
     long v;
@@ -214,8 +214,9 @@ static void one_worker_waits_for_later_work(bool nap_only)
     ASSERT_OK(shoal_create(sizeof(long), &buf, &x));
     shoal_arg a = SHOAL_REF_PASS(x);
     ASSERT_OK(shoal_submit(t_wait_for, &a, 1, NULL, &w));
-    while (!atomic_load(&waiter_started))
-        ;
+    for (int i = 0; i < 20000 && !atomic_load(&waiter_started); i++)
+        nap_ms(1);
+    CU_ASSERT_FATAL(atomic_load(&waiter_started));
     struct timespec ts = { 0, 20 * 1000 * 1000 };
     nanosleep(&ts, NULL);   /* long enough for the waiter to be asleep (not asserted) */
     shoal_arg b[2] = { SHOAL_REF_PASS(x), SHOAL_VALUE(&buf, sizeof buf) };
@@ -225,7 +226,7 @@ static void one_worker_waits_for_later_work(bool nap_only)
     CHECK_OK(rc);
     const void *d;
     size_t n;
-    CHECK_OK(shoal_get(s, &d, &n));
+    CHECK_OK(get_within(s, &d, &n));
     CHECK_OK(shoal_release(w));
     CHECK_OK(shoal_release(s));
     CHECK_OK(shoal_release(x));
@@ -250,7 +251,7 @@ static int t_parent(shoal_task *t)
         return 1;
     const void *d;
     size_t n;
-    int rc = shoal_get(r, &d, &n);
+    int rc = get_within(r, &d, &n);
     char msg[128];
     snprintf(msg, sizeof msg, "parent saw: %s", shoal_last_error());
     shoal_release(r);
@@ -266,7 +267,7 @@ static void test_child_failure_seen_by_parent(void)
     ASSERT_OK(shoal_submit(t_parent, NULL, 0, NULL, &r));
     const void *d;
     size_t n;
-    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_EQUAL(get_within(r, &d, &n), SHOAL_ETASK);
     CU_ASSERT_STRING_EQUAL(shoal_last_error(), "parent saw: task kid returned 3");
     CHECK_OK(shoal_release(r));
     ASSERT_OK(shoal_shutdown());

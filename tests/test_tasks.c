@@ -21,7 +21,7 @@ static long take_long(shoal_ref r, int *rc)
 {
     const void *d = NULL;
     size_t n = 0;
-    *rc = shoal_get(r, &d, &n);
+    *rc = get_within(r, &d, &n);
     long v = -1;
     if (*rc == 0) {
         CU_ASSERT_EQUAL(n, sizeof(long));
@@ -59,7 +59,7 @@ static void test_empty_result(void)
     CU_ASSERT_NOT_EQUAL(r.id, 0);
     const void *d;
     size_t n = 99;
-    CHECK_OK(shoal_get(r, &d, &n));
+    CHECK_OK(get_within(r, &d, &n));
     CU_ASSERT_EQUAL(n, 0);          /* a task that returns nothing gives an empty object */
     CHECK_OK(shoal_release(r));
     ASSERT_OK(shoal_shutdown());
@@ -128,7 +128,7 @@ static void test_return_buf(void)
     ASSERT_OK(shoal_submit(t_return_buf, NULL, 0, NULL, &r));
     const void *d;
     size_t n;
-    ASSERT_OK(shoal_get(r, &d, &n));
+    ASSERT_OK(get_within(r, &d, &n));
     CU_ASSERT_EQUAL(n, 100000);
     CU_ASSERT(pat_ok(d, n, 5, 6));
     CHECK_OK(shoal_release(r));
@@ -149,11 +149,11 @@ static int t_ref_args(shoal_task *t)
     /* zero-copy: the same bytes shoal_get gives */
     const void *g;
     size_t gn;
-    if (shoal_get(r0, &g, &gn) || g != d0 || gn != n0)
+    if (get_within(r0, &g, &gn) || g != d0 || gn != n0)
         return 2;
     const void *d1;
     size_t n1;
-    if (shoal_get(r1, &d1, &n1))
+    if (get_within(r1, &d1, &n1))
         return 3;
     long v = (long)n0 * 1000 + (long)n1;
     return shoal_task_return(t, &v, sizeof v);
@@ -251,24 +251,24 @@ static void test_failures(void)
     const void *d;
     size_t n;
     ASSERT_OK(shoal_submit(t_fail, NULL, 0, NULL, &r));
-    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_EQUAL(get_within(r, &d, &n), SHOAL_ETASK);
     CU_ASSERT_STRING_EQUAL(shoal_last_error(), "disk on fire: replace it");
     CHECK_OK(shoal_release(r));
 
     shoal_task_opts o = { .numa_node = -1, .name = "seven" };
     ASSERT_OK(shoal_submit(t_return7, NULL, 0, &o, &r));
-    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_EQUAL(get_within(r, &d, &n), SHOAL_ETASK);
     CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "task seven returned 7"));
     CHECK_OK(shoal_release(r));
 
     ASSERT_OK(shoal_submit(t_return7, NULL, 0, NULL, &r));
-    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_EQUAL(get_within(r, &d, &n), SHOAL_ETASK);
     CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "returned 7"));
     CHECK_OK(shoal_release(r));
 
     o.name = "quiet";
     ASSERT_OK(shoal_submit(t_fail_default, NULL, 0, &o, &r));
-    CU_ASSERT_EQUAL(shoal_get(r, &d, &n), SHOAL_ETASK);
+    CU_ASSERT_EQUAL(get_within(r, &d, &n), SHOAL_ETASK);
     CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "quiet"));
     CHECK_OK(shoal_release(r));
     ASSERT_OK(shoal_shutdown());
@@ -316,7 +316,7 @@ static void test_task_call_errors(void)
     ASSERT_OK(shoal_submit(t_bad_calls, args, 2, NULL, &r));
     const void *d;
     size_t n;
-    CHECK_OK(shoal_get(r, &d, &n));
+    CHECK_OK(get_within(r, &d, &n));
     CU_ASSERT_EQUAL(atomic_load(&task_errors), 0);
     CHECK_OK(shoal_release(r));
     CHECK_OK(shoal_release(p));
@@ -435,7 +435,7 @@ static void test_worker_identity(void)
         ASSERT_OK(shoal_submit(t_gate, &a, 1, NULL, &r));
         const void *d;
         size_t n;
-        CHECK_OK(shoal_get(r, &d, &n));
+        CHECK_OK(get_within(r, &d, &n));
         CHECK_OK(shoal_release(r));
         int w = atomic_load(&p->worker);
         CU_ASSERT(w >= 0 && w < W);
@@ -455,7 +455,7 @@ static void test_worker_identity(void)
                 ASSERT_OK(shoal_submit(t_gate, &ba, 1, NULL, &rs[i]));
             }
             for (int i = 0; i < 32; i++) {
-                CHECK_OK(shoal_get(rs[i], &d, &n));
+                CHECK_OK(get_within(rs[i], &d, &n));
                 CHECK_OK(shoal_release(rs[i]));
             }
         }
@@ -476,7 +476,7 @@ static void test_workers_pinned(void)
     ASSERT_OK(shoal_submit(t_where, &a, 1, NULL, &r));
     const void *d;
     size_t n;
-    CHECK_OK(shoal_get(r, &d, &n));
+    CHECK_OK(get_within(r, &d, &n));
     CHECK_OK(shoal_release(r));
     ASSERT_OK(shoal_shutdown());
     CU_ASSERT_EQUAL(s.affinity_rc, 0);
@@ -506,7 +506,7 @@ static void test_info_counters(void)
     for (int i = 0; i < n; i++) {
         const void *d;
         size_t len;
-        CHECK_OK(shoal_get(rs[i], &d, &len));
+        CHECK_OK(get_within(rs[i], &d, &len));
         CHECK_OK(shoal_release(rs[i]));
     }
     free(rs);

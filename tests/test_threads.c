@@ -54,7 +54,7 @@ static size_t size_of(uint64_t who, uint64_t seq)
 static void check_obj(struct worker *w, shoal_ref r, uint64_t who, uint64_t seq)
 {
     const void *d = NULL; size_t n = 0;
-    int rc = shoal_get(r, &d, &n);
+    int rc = get_within(r, &d, &n);
     if (rc != 0)
         note(w, "shoal_get", rc);
     else if (n != size_of(who, seq) || !pat_ok(d, n, who, seq))
@@ -127,8 +127,8 @@ static void *worker_main(void *arg)
             note(w, "shoal_retain(shared)", rc);
         } else {
             const void *d; size_t n;
-            if ((rc = shoal_get(s, &d, &n)) != 0)
-                note(w, "shoal_get(shared)", rc);
+            if ((rc = get_within(s, &d, &n)) != 0)
+                note(w, "get_within(shared)", rc);
             else if (n != sizeof(uint64_t) * 8)
                 w->corrupt++;
             if ((rc = shoal_release(s)) != 0)
@@ -191,7 +191,7 @@ static void test_many_threads(void)
     /* Each shared object got back to exactly the one reference main holds. */
     for (int k = 0; k < NSHARED; k++) {
         const void *d; size_t n;
-        CHECK_OK(shoal_get(shared[k], &d, &n));
+        CHECK_OK(get_within(shared[k], &d, &n));
         CU_ASSERT(n == 64 && ((const uint64_t *)d)[7] == (uint64_t)k * 8 + 7);
         CHECK_OK(shoal_release(shared[k]));
         CHECK_RC(shoal_get_timeout(shared[k], 0, &d, &n), SHOAL_ESTALE);
@@ -336,7 +336,7 @@ static void test_exiting_threads(void)
         for (int j = 0; j < KEEP; j++) {
             const void *d; size_t n;
             size_t len = (size_t)(j * 61) % 20000;
-            if (shoal_get(l.kept[j], &d, &n) != 0 || n != len || !pat_ok(d, n, (uint64_t)l.id, (uint64_t)j))
+            if (get_within(l.kept[j], &d, &n) != 0 || n != len || !pat_ok(d, n, (uint64_t)l.id, (uint64_t)j))
                 bad++;
             if (shoal_release(l.kept[j]) != 0)
                 bad++;
@@ -475,7 +475,7 @@ static void *churn_reader(void *arg)
         }
         int64_t s2 = atomic_load_explicit(&c->last, memory_order_acquire);
         const void *d; size_t n;
-        if (shoal_get(r, &d, &n) != 0 || n != 64) {
+        if (get_within(r, &d, &n) != 0 || n != 64) {
             c->reader_bad++;
         } else if (s2 - s < PUBLISH - 1) {   /* ids[s % PUBLISH] was still seq s */
             if (pat_ok(d, n, 42, (uint64_t)s))
@@ -585,7 +585,7 @@ static void *reader_main(void *arg)
 {
     struct reader *x = arg;
     const void *d; size_t n;
-    x->rc = shoal_get(x->r, &d, &n);
+    x->rc = get_within(x->r, &d, &n);
     x->ok = x->rc == 0 && n == 11 && memcmp(d, "for readers", 11) == 0;
     return NULL;
 }

@@ -257,7 +257,7 @@ static void test_tasks_recorded(void)
     for (int i = 0; i < N; i++) {
         const void *d;
         size_t n;
-        CHECK_OK(shoal_get(r[i], &d, &n));
+        CHECK_OK(get_within(r[i], &d, &n));
         CHECK_OK(shoal_release(r[i]));
     }
     ASSERT_OK(shoal_shutdown());

@@ -42,6 +42,14 @@
         CU_ASSERT_FATAL(rc__ == (a) || rc__ == (b));                                   \
     } while (0)
 
+/* Blocking calls in tests are bounded: a lost wake-up fails the test instead of hanging it.
+ * get_within is shoal_get with this bound, for objects that may not be complete yet. */
+#define TEST_WAIT_NS ((int64_t)60 * 1000000000)
+static inline int get_within(shoal_ref r, const void **data, size_t *len)
+{
+    return shoal_get_timeout(r, TEST_WAIT_NS, data, len);
+}
+
 /* Start each test from a stopped runtime, whatever an earlier failed test left behind. */
 static inline void test_reset(void) { (void)shoal_shutdown(); }
 

@@ -1,8 +1,15 @@
-/* harness.c - the CUnit driver shared by every suite program. */
+/* harness.c - the CUnit driver shared by every suite program, with a watchdog per test: a
+ * test that runs longer than SHOAL_TEST_TIMEOUT seconds (default 300) is a lost wake-up or
+ * a hang; the watchdog names it and ends the program, which fails the suite. */
 #include "harness.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static unsigned skips;
 
@@ -21,11 +28,86 @@ shoal_config shoal_test_config(void)
     return c;
 }
 
+void shoal_test_child_limits(unsigned seconds)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(seconds);
+}
+
+/* ---- the watchdog ----------------------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    int started;
+    unsigned long armed;          /* bumped per test; 0 = disarmed */
+    struct timespec deadline;
+    char name[200];
+} wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, { 0, 0 }, "" };
+
+static const char *suite_name;
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&wd.mu);
+    for (;;) {
+        if (!wd.armed) {
+            pthread_cond_wait(&wd.cv, &wd.mu);
+            continue;
+        }
+        unsigned long seen = wd.armed;
+        if (pthread_cond_timedwait(&wd.cv, &wd.mu, &wd.deadline) != 0 && wd.armed == seen) {
+            fprintf(stderr, "\nTIMEOUT: test '%s' of suite %s still running after its time "
+                            "limit (SHOAL_TEST_TIMEOUT): a hang or a lost wake-up\n",
+                    wd.name, suite_name);
+            fflush(NULL);
+            _exit(124);
+        }
+    }
+    return NULL;
+}
+
+static int test_seconds(void)
+{
+    const char *v = getenv("SHOAL_TEST_TIMEOUT");
+    int s = v ? atoi(v) : 0;
+    return s > 0 ? s : 300;
+}
+
+static void arm(void)
+{
+    pthread_mutex_lock(&wd.mu);
+    if (!wd.started && pthread_create(&wd.th, NULL, watchdog, NULL) == 0) {
+        pthread_detach(wd.th);
+        wd.started = 1;
+    }
+    clock_gettime(CLOCK_REALTIME, &wd.deadline);
+    wd.deadline.tv_sec += test_seconds();
+    CU_pTest t = CU_get_current_test();
+    snprintf(wd.name, sizeof wd.name, "%s", t && t->pName ? t->pName : "?");
+    wd.armed++;
+    if (wd.armed == 0)
+        wd.armed = 1;
+    pthread_cond_signal(&wd.cv);
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static void disarm(void)
+{
+    pthread_mutex_lock(&wd.mu);
+    wd.armed = 0;
+    pthread_cond_signal(&wd.cv);
+    pthread_mutex_unlock(&wd.mu);
+}
+
 int shoal_test_run(const char *suite, const shoal_test_case *cases)
 {
+    suite_name = suite;
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
-    CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    CU_pSuite s = CU_add_suite_with_setup_and_teardown(suite, NULL, NULL, arm, disarm);
     if (!s)
         return 2;
     for (const shoal_test_case *c = cases; c->name; c++)

@@ -11,8 +11,15 @@
 
 typedef struct { const char *name; void (*fn)(void); } shoal_test_case;
 
-/* Run the cases as one suite named `suite`; returns the process exit code (0 = all passed). */
+/* Run the cases as one suite named `suite`; returns the process exit code (0 = all passed).
+ * Each case runs under a watchdog: past SHOAL_TEST_TIMEOUT seconds (default 300) the
+ * program prints which test hung and exits with 124. Blocking calls inside a test still
+ * take their own, shorter timeouts, so that a lost wake-up names itself. */
 int shoal_test_run(const char *suite, const shoal_test_case *cases);
+
+/* In a child process a suite starts: ends it after `seconds` (SIGALRM) and when the parent
+ * dies, so that neither a hang nor a killed parent leaves it running. */
+void shoal_test_child_limits(unsigned seconds);
 
 /* Report that a test could not exercise what it is about, and why. Counted and printed in
  * the summary as SKIP: a skip is not a pass. */

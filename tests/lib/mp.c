@@ -147,7 +147,7 @@ int mp_child_main(char **argv)
 {
     int fd = atoi(argv[2]);
     snprintf(mp_name, sizeof mp_name, "%s", argv[3]);
-    alarm(CHILD_WATCHDOG_S);
+    shoal_test_child_limits(CHILD_WATCHDOG_S);   /* alarm, and die with the test */
     for (;;) {
         struct mp_cmd m;
         struct mp_rep r;

@@ -36,12 +36,12 @@ static inline long arg_long(shoal_task *t, size_t i)
     return v;
 }
 
-/* r's bytes as a long (-1 unless they are one); *rc is shoal_get's answer. */
+/* r's bytes as a long (-1 unless they are one); *rc is the get's answer (bounded). */
 static inline long get_long(shoal_ref r, int *rc)
 {
     const void *d = NULL;
     size_t n = 0;
-    *rc = shoal_get(r, &d, &n);
+    *rc = get_within(r, &d, &n);
     long v = -1;
     if (*rc == 0 && n == sizeof v)
         memcpy(&v, d, sizeof v);

@@ -531,8 +531,8 @@ static int client_main(int argc, char **argv)
     for (uint64_t n = 0; !stop_req; n++) {
         step(w);
         shoal_info i;
-        if (n % 64 == 0 && shoal_info_get(&i) == SHOAL_ENOTINIT)
-            break;   /* the owner is gone */
+        if (n % 64 == 0 && shoal_info_get(&i) != 0)
+            break;   /* the owner is gone (SHOAL_ECANCELED) */
     }
     work_end(w);
     free(w);

@@ -1,0 +1,200 @@
+/* test_fork.c - a child of fork() never allocates from, frees into or submits to its
+ * parent's store, private or published: every call in it answers SHOAL_ENOTINIT saying it
+ * is a fork() child; the parent's objects are untouched after the child tried to release
+ * an inherited ref; the child may read bytes its parent obtained before fork(), and can
+ * start a store of its own. Also a fork from inside a task (what system() does).
+ * Children run under alarm() and the parent reaps them with a deadline.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/check.h"
+#include "lib/tasks.h"
+
+/* Under TSan: jemalloc's fork handler takes more locks than its deadlock detector tracks,
+ * and TSan cannot start threads in a child forked from a threaded process, so the child
+ * checks everything but starting a store of its own. */
+#if defined(__SANITIZE_THREAD__)
+#define CHILD_MAY_INIT 0
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "detect_deadlocks=0"; }
+#else
+#define CHILD_MAY_INIT 1
+#endif
+
+/* Reap pid within `seconds` (killing it after): its exit code, or 128 + signal, or -1. */
+static int reap(pid_t pid, int seconds)
+{
+    for (int i = 0; i < seconds * 100; i++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        nap_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static int t_nop(shoal_task *t)
+{
+    (void)t;
+    return 0;
+}
+
+/* In the child: one code per check, so the parent can say which failed. */
+static int child_checks(shoal_ref inherited, const void *bytes, size_t len, int may_init)
+{
+    shoal_test_child_limits(60);
+    const void *d;
+    size_t n;
+    shoal_ref r;
+    bool ready;
+    shoal_info info;
+    if (memcmp(bytes, "parent's", 8) != 0 || len != 9)   /* readable, as it was */
+        return 10;
+    if (shoal_put("child", 6, &r) != SHOAL_ENOTINIT)
+        return 11;
+    if (!strstr(shoal_last_error(), "fork()"))
+        return 12;
+    if (shoal_get(inherited, &d, &n) != SHOAL_ENOTINIT)
+        return 13;
+    if (shoal_release(inherited) != SHOAL_ENOTINIT)
+        return 14;
+    if (shoal_retain(inherited) != SHOAL_ENOTINIT)
+        return 15;
+    if (shoal_submit(t_nop, NULL, 0, NULL, &r) != SHOAL_ENOTINIT)
+        return 16;
+    if (shoal_wait(&inherited, 1, 1, 0, &ready) != SHOAL_ENOTINIT)
+        return 17;
+    void *buf;
+    if (shoal_create(8, &buf, &r) != SHOAL_ENOTINIT)
+        return 18;
+    if (shoal_info_get(&info) != SHOAL_ENOTINIT)
+        return 19;
+    if (shoal_shutdown() != SHOAL_ENOTINIT)
+        return 20;
+    if (!may_init)
+        return 0;
+    /* A store of its own. */
+    shoal_config c = shoal_test_config();
+    if (shoal_init(&c) != 0)
+        return 21;
+    if (shoal_put("child", 6, &r) != 0 || shoal_get(r, &d, &n) != 0 || n != 6 ||
+        memcmp(d, "child", 6) != 0)
+        return 22;
+    shoal_ref t;
+    if (shoal_submit(t_nop, NULL, 0, NULL, &t) != 0 ||
+        shoal_get_timeout(t, (int64_t)20 * 1000000000, &d, &n) != 0)
+        return 23;
+    if (shoal_release(r) != 0 || shoal_release(t) != 0)
+        return 24;
+    if (shoal_shutdown() != 0)
+        return 25;
+    return 0;
+}
+
+static void fork_case(const char *name)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    char nm[64];
+    if (name) {
+        snprintf(nm, sizeof nm, "%s-%d", name, (int)getpid());
+        c.name = nm;
+    }
+    ASSERT_OK(shoal_init(&c));
+    shoal_ref a;
+    ASSERT_OK(shoal_put("parent's", 9, &a));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(a, &d, &n));
+    shoal_info i0 = info_now();
+    for (int k = 0; k < 3; k++) {
+        pid_t pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0)
+            _exit(child_checks(a, d, n, CHILD_MAY_INIT && k == 0));
+        int rc = reap(pid, 90);
+        if (rc != 0)
+            fprintf(stderr, "%s store: child %d failed check %d\n", name ? "published" : "private",
+                    k, rc);
+        CU_ASSERT_EQUAL(rc, 0);
+    }
+    /* The parent's object is as it was: one reference, its bytes, the same counts. */
+    shoal_info i1 = info_now();
+    CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live);
+    CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used);
+    ASSERT_OK(shoal_get(a, &d, &n));
+    CU_ASSERT(n == 9 && memcmp(d, "parent's", 9) == 0);
+    shoal_ref b;   /* and the store goes on: a new object is not the child's */
+    ASSERT_OK(shoal_put("after", 6, &b));
+    CU_ASSERT(b.id != a.id);
+    CHECK_OK(shoal_release(b));
+    CHECK_OK(shoal_release(a));
+    CU_ASSERT_EQUAL(shoal_release(a), SHOAL_ESTALE);   /* exactly one reference was left */
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
+static void test_fork_private(void) { fork_case(NULL); }
+static void test_fork_published(void) { fork_case("trust1-fork"); }
+
+/* fork inside a task, as system() or popen() would: the child is no worker and has no
+ * runtime; the parent's task and runtime go on. */
+static int t_forks(shoal_task *t)
+{
+    shoal_ref a;
+    if (shoal_task_arg_ref(t, 0, &a))
+        return 1;
+    const void *d;
+    size_t n;
+    if (shoal_get(a, &d, &n))
+        return 2;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 3;
+    if (pid == 0)
+        _exit(child_checks(a, d, n, CHILD_MAY_INIT));
+    int rc = reap(pid, 90);
+    return shoal_task_return(t, &rc, sizeof rc) ? 4 : 0;
+}
+
+static void test_fork_in_task(void)
+{
+    start_workers(2, 0);
+    shoal_ref a, r;
+    ASSERT_OK(shoal_put("parent's", 9, &a));
+    shoal_arg arg = SHOAL_REF_PASS(a);
+    ASSERT_OK(shoal_submit(t_forks, &arg, 1, NULL, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get_timeout(r, (int64_t)120 * 1000000000, &d, &n));
+    int child_rc = -1;
+    if (n == sizeof child_rc)
+        memcpy(&child_rc, d, n);
+    if (child_rc != 0)
+        fprintf(stderr, "child of a task failed check %d\n", child_rc);
+    CU_ASSERT_EQUAL(child_rc, 0);
+    ASSERT_OK(shoal_get(a, &d, &n));
+    CU_ASSERT(n == 9 && memcmp(d, "parent's", 9) == 0);
+    CHECK_OK(shoal_release(r));
+    CHECK_OK(shoal_release(a));
+    ASSERT_OK(shoal_shutdown());
+}
+
+int main(void)
+{
+    static const shoal_test_case cases[] = {
+        { "fork child of a private store: errors, then its own", test_fork_private },
+        { "fork child of a published store: errors, then its own", test_fork_published },
+        { "fork inside a task", test_fork_in_task },
+        { NULL, NULL },
+    };
+    return shoal_test_run("fork", cases);
+}
