@@ -18,7 +18,9 @@
  * its own environment, so that its children inherit it). The owner keeps at most --clients
  * (<= 8) children, restarts only one it reaped, and gives up on a restart storm. Every
  * process has a hard alarm(); clients die with the owner (PR_SET_PDEATHSIG) and exit when
- * they find their parent is not the owner. The owner removes its directory at the end.
+ * they find their parent is not the owner; the clients live in a process group of their own,
+ * which the owner kills at every exit (normal, alarm, exit()). The owner removes its
+ * directory at the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -464,7 +466,7 @@ static void step(struct work *w)
         if (x->sealed) {   /* may be spilled now, and read back by a later get */
             count(K_COLD);
             int rc = shoal_advise_cold(x->r);
-            if (rc)
+            if (rc && rc != SHOAL_EBUSY)   /* EBUSY: posted, or a task's argument: shared */
                 fail("advise_cold: %d (%s)", rc, shoal_last_error());
         }
     } else {
@@ -632,15 +634,28 @@ static int shared_fd;
 static char **client_env;
 static pid_t pid[MAXC];                   /* live clients (0: none in that slot) */
 static uint64_t deadline_s;
+/* The clients' process group (not ours, so that killing it spares the owner and whatever
+ * started it): every client is spawned into it; 0 until the first. A new group is made only
+ * when the old one has no member left, so every client alive or unreaped is in it. */
+static pid_t client_pgid;
+
+/* Every client, whatever happened to our bookkeeping: their whole process group. Async-
+ * signal-safe; run at every exit of the owner. */
+static void kill_clients(void)
+{
+    for (int c = 0; c < MAXC; c++)
+        if (pid[c] > 0)
+            kill(pid[c], SIGKILL);
+    if (client_pgid > 0)
+        kill(-client_pgid, SIGKILL);
+}
 
 /* The SIGALRM of a hung owner: take the clients down with it (they would follow anyway). */
 static void on_owner_alarm(int sig)
 {
     (void)sig;
     static const char m[] = "soak: FAIL: the owner hit its hard alarm (a hang): killing everything\n";
-    for (int c = 0; c < MAXC; c++)
-        if (pid[c] > 0)
-            kill(pid[c], SIGKILL);
+    kill_clients();
     if (write(2, m, sizeof m - 1) < 0) {}
     _exit(3);
 }
@@ -658,10 +673,23 @@ static void spawn_client(int slot, uint64_t seed)
     snprintf(a_dl, sizeof a_dl, "%llu", (unsigned long long)deadline_s);
     char *argv[] = { "soak-client", a_fd, a_slot, a_seed, g_name, g_dir, a_owner, a_dl, NULL };
     pid_t p;
-    if (posix_spawn(&p, self_path, NULL, NULL, argv, client_env) != 0) {
-        fail("posix_spawn: %s", strerror(errno));
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, client_pgid);
+    int e = posix_spawn(&p, self_path, NULL, &at, argv, client_env);
+    if (e != 0 && client_pgid != 0) {   /* the group is gone with its last member: a new one */
+        posix_spawnattr_setpgroup(&at, 0);
+        client_pgid = 0;
+        e = posix_spawn(&p, self_path, NULL, &at, argv, client_env);
+    }
+    posix_spawnattr_destroy(&at);
+    if (e != 0) {
+        fail("posix_spawn: %s", strerror(e));
         return;
     }
+    if (client_pgid == 0)
+        client_pgid = p;
     pid[slot] = p;
 }
 
@@ -772,6 +800,7 @@ int main(int argc, char **argv)
     deadline_s = now_ns() / 1000000000u + (uint64_t)duration;
     signal(SIGALRM, on_owner_alarm);
     alarm((unsigned)duration + END_SLACK);
+    atexit(kill_clients);   /* every return from main too (the normal end has reaped them) */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_owner_term);
     signal(SIGINT, on_owner_term);
