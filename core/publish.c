@@ -276,7 +276,9 @@ static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
     const struct gone *g = arg;
     const shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    if (SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != g->proc)
+    /* A cached slot's entry (generation 0) names no object of the process. */
+    if (v == SHOAL__HOLDS_CACHED ||
+        SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != g->proc)
         return false;
     if (shoal__w_gen(w) == (v >> 32) && shoal__w_state(w) != SHOAL__FREE)
         return atomic_load_explicit(&s->word, memory_order_relaxed) == w;

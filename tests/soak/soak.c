@@ -77,6 +77,10 @@ struct shared {
      * the poster dies, the owner drops it with the rest of its references. */
     _Atomic uint64_t board[MAXC + 1][BSLOTS];
     _Atomic uint64_t anchors[ANCHORS];    /* the owner's objects kept all along */
+    /* The ref whose reference a process is taking or dropping (retain, release, the
+     * retain inside write_file), 0 between such calls: a client killed inside one may leak
+     * that one reference, as shoal.h says; the owner notes it at the kill (suspects). */
+    _Atomic uint64_t inflight[MAXC + 1];
     _Atomic uint32_t nmsg;                /* messages claimed in msg[] */
     char msg[4][512];                     /* the first errors' messages */
 };
@@ -194,10 +198,32 @@ static int check(shoal_ref r, int theirs, const char *what)
     return 1;
 }
 
+/* Around a call that takes or drops a reference on r (see shared.inflight). relaxed and a
+ * signal fence: only a SIGKILL can interrupt us, and the owner reads it after reaping. */
+static inline void ref_op_begin(shoal_ref r)
+{
+    atomic_store_explicit(&sh->inflight[g_slot], r.id, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+static inline void ref_op_end(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&sh->inflight[g_slot], 0, memory_order_relaxed);
+}
+static int retain_op(shoal_ref r)
+{
+    ref_op_begin(r);
+    int rc = shoal_retain(r);
+    ref_op_end();
+    return rc;
+}
+
 /* Drop a reference the caller holds: never an error. */
 static void rel(shoal_ref r, const char *what)
 {
+    ref_op_begin(r);
     int rc = shoal_release(r);
+    ref_op_end();
     count(K_RELEASE);
     if (rc)
         fail("%s: release 0x%016llx: %d (%s)", what, (unsigned long long)r.id, rc, shoal_last_error());
@@ -265,7 +291,7 @@ static void post(struct work *w, int i)
     _Atomic uint64_t *e = &sh->board[g_slot][rnd(&w->seed) % BSLOTS];
     if (atomic_load(e) != 0)
         return;
-    if (shoal_retain(w->l[i].r) != 0) {
+    if (retain_op(w->l[i].r) != 0) {
         fail("retain for the board: %s", shoal_last_error());
         return;
     }
@@ -298,7 +324,7 @@ static int peek(struct work *w, shoal_ref *out)
     if (!v)
         return 0;
     shoal_ref r = unbits(v);
-    int rc = shoal_retain(r);
+    int rc = retain_op(r);
     count(K_PEEK);
     if (rc == SHOAL_ESTALE) {
         atomic_fetch_add(&sh->gone, 1);
@@ -330,7 +356,9 @@ static void file_roundtrip(struct work *w, int i)
     snprintf(path, sizeof path, "%s/f-%d-%u", g_dir, (int)getpid(), w->files++);
     shoal_ref done, back;
     count(K_FILE);
+    ref_op_begin(w->l[i].r);   /* it retains the object for the write */
     int rc = shoal_write_file(w->l[i].r, path, &done);
+    ref_op_end();
     if (rc) {
         fail("write_file: %d (%s)", rc, shoal_last_error());
         return;
@@ -441,7 +469,7 @@ static void step(struct work *w)
             check(x->r, 0, "own object");
     } else if (w->n && op < 58) {
         struct live *x = &w->l[rnd(&w->seed) % (uint64_t)w->n];
-        if (shoal_retain(x->r) == 0) {
+        if (retain_op(x->r) == 0) {
             count(K_RETAIN);
             rel(x->r, "own object (retain/release)");
         } else {
@@ -598,6 +626,62 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
     return 0;
 }
 
+/* Refs whose reference a killed client was taking or dropping (shared.inflight): each may
+ * have leaked one reference, the bounded leak shoal.h documents. At the end, a leftover
+ * object is accounted to these windows only if a suspect names it exactly; any other
+ * leftover fails the run. */
+#define MAX_SUSPECTS 65536
+static uint64_t suspects[MAX_SUSPECTS];
+static size_t nsuspects;
+static uint64_t suspects_lost;   /* suspects beyond the array: leftovers then cannot be told */
+
+static void note_inflight(int c)
+{
+    uint64_t id = atomic_exchange(&sh->inflight[c], 0);
+    if (!id)
+        return;
+    if (nsuspects < MAX_SUSPECTS)
+        suspects[nsuspects++] = id;
+    else
+        suspects_lost++;
+}
+
+/* The object in table slot i if it is live and not an anchor (the end of a run: nothing
+ * else should be left), else a null ref; *w its word. */
+static shoal_ref leftover(uint64_t i, uint64_t *w)
+{
+    shoal__rt_t *rt = shoal__rt;
+    *w = atomic_load_explicit(&rt->slots[i].word, memory_order_acquire);
+    if (shoal__w_state(*w) == SHOAL__FREE)
+        return SHOAL_REF_NULL;
+    shoal_ref r = { shoal__id_make(i, shoal__w_gen(*w)) };
+    for (int k = 0; k < ANCHORS; k++)
+        if (bits(r) == atomic_load(&sh->anchors[k]))
+            return SHOAL_REF_NULL;
+    return r;
+}
+
+/* Leftovers that a killed client's retain or release explains (suspects): the reference it
+ * leaked is dropped here, once per suspect naming the object. Returns the references
+ * dropped. */
+static uint64_t drop_window_leaks(void)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t end = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed), dropped = 0;
+    for (uint64_t i = 1; i < end && i < rt->nslots; i++) {
+        uint64_t w;
+        shoal_ref r = leftover(i, &w);
+        if (r.id == 0)
+            continue;
+        uint32_t n = 0;
+        for (size_t k = 0; k < nsuspects; k++)
+            n += suspects[k] == r.id;
+        for (uint32_t k = 0; k < n && k < shoal__w_refs(w); k++)
+            dropped += shoal_release(r) == 0;
+    }
+    return dropped;
+}
+
 /* A failed run: every object left in the table but the anchors, with what its bytes say
  * about its maker (writer 100 = the owner, 1 + slot = a client) and its process. */
 static void dump_leftovers(void)
@@ -606,14 +690,9 @@ static void dump_leftovers(void)
     uint64_t end = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed), shown = 0;
     for (uint64_t i = 1; i < end && i < rt->nslots && shown < 20; i++) {
         shoal__slot *s = &rt->slots[i];
-        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (shoal__w_state(w) == SHOAL__FREE)
-            continue;
-        shoal_ref r = { shoal__id_make(i, shoal__w_gen(w)) };
-        int anchor = 0;
-        for (int k = 0; k < ANCHORS; k++)
-            anchor |= bits(r) == atomic_load(&sh->anchors[k]);
-        if (anchor)
+        uint64_t w;
+        shoal_ref r = leftover(i, &w);
+        if (r.id == 0)
             continue;
         uint64_t who = 0, seq = 0;
         if (shoal__w_state(w) == SHOAL__READY && s->len >= HDR &&
@@ -626,6 +705,28 @@ static void dump_leftovers(void)
                (unsigned long long)s->len, SHOAL__AUX_PROC(s->aux), (unsigned long long)who,
                (unsigned long long)seq);
         shown++;
+    }
+}
+
+/* Wait until the figures are back at the start's and no spill space is held, or until they
+ * stop moving for 5 s (at most 60 s): the owner processes the last deaths meanwhile. */
+static void settle(const shoal_info *ia, shoal_info *in, shoal_stats *st)
+{
+    uint64_t t0 = now_ns(), moved = t0, last = UINT64_MAX;
+    for (;;) {
+        shoal_info_get(in);
+        shoal_stats_get(st, sizeof *st);
+        if (in->objects_live == ia->objects_live && in->bytes_used == ia->bytes_used &&
+            st->spilled_now_objects == 0 && st->spilled_now_bytes == 0)
+            return;
+        uint64_t now = now_ns(), sig = in->objects_live * 1000003u + in->bytes_used;
+        if (sig != last) {
+            last = sig;
+            moved = now;
+        }
+        if (now - moved > 5000000000ull || now - t0 > 60000000000ull)
+            return;
+        usleep(10000);
     }
 }
 
@@ -727,6 +828,7 @@ static void stop_client(int c, int term)
             fail("client %d (slot %d) ended by itself with %s %d", (int)pid[c], c,
                  WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
     }
+    note_inflight(c);
     pid[c] = 0;
 }
 
@@ -951,14 +1053,14 @@ int main(int argc, char **argv)
     shoal_info in;
     shoal_stats st;
     uint64_t t0 = now_ns();
-    for (;;) {
-        shoal_info_get(&in);
-        shoal_stats_get(&st, sizeof st);
-        if ((in.objects_live == ia.objects_live && in.bytes_used == ia.bytes_used &&
-             st.spilled_now_objects == 0 && st.spilled_now_bytes == 0) ||
-            now_ns() - t0 > 60000000000ull)
-            break;
-        usleep(10000);
+    settle(&ia, &in, &st);
+    /* Not back: a killed client may have leaked the reference it was taking or dropping
+     * (the bounded leak shoal.h documents); drop those its suspects name, then look again. */
+    uint64_t window_leaks = 0;
+    if (in.objects_live != ia.objects_live || in.bytes_used != ia.bytes_used) {
+        window_leaks = drop_window_leaks();
+        if (window_leaks)
+            settle(&ia, &in, &st);
     }
     printf("soak: settled after %.2f s: %llu objects / %llu bytes (start %llu / %llu, with %d "
            "anchors), %llu objects / %llu bytes spilled\n", (double)(now_ns() - t0) / 1e9,
@@ -1004,6 +1106,9 @@ int main(int argc, char **argv)
            (unsigned long long)atomic_load(&sh->refused), (unsigned long long)st.spilled_objects,
            (unsigned long long)st.restored_objects, (unsigned long long)atomic_load(&sh->gone),
            (unsigned long long)atomic_load(&sh->enomem));
+    printf("soak: kills inside a retain or release: %zu%s; references they leaked (the bounded "
+           "leak shoal.h documents), dropped at the end: %llu\n", nsuspects,
+           suspects_lost ? " (more not recorded)" : "", (unsigned long long)window_leaks);
     printf("soak: by kind:");
     for (int j = 0; j < NK; j++)
         printf(" %s %llu%s", kname[j], (unsigned long long)atomic_load(&sh->kind[j]),
