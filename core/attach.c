@@ -326,6 +326,11 @@ int shoal__detach(shoal__rt_t *rt)
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
     shoal__holds = NULL;
+    /* Our allocator's bookkeeping lives in our chunks of the store, which the owner hands
+     * to other processes once it has seen us go and none of our objects is left: done with
+     * them before the owner can see that (jemalloc's arena destroy read them after the close
+     * below, while another process was already writing there). */
+    shoal__arenas_destroy(rt);
     struct shoal__msg m;
     size_t n = shoal__msg_init(&m, SHOAL__MSG_BYE);
     if (send(c->sock, &m, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n) {
