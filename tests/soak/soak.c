@@ -449,8 +449,9 @@ static void submit_one(struct work *w)
     size_t n;
     rc = shoal_get_timeout(res, WAIT_NS, &d, &n);
     count(K_GET);
-    if (rc == SHOAL_ETASK && got)
-        atomic_fetch_add(&sh->gone, 1);   /* the client's object failed (its maker died) */
+    if ((rc == SHOAL_ETASK || rc == SHOAL_ECANCELED) && got)
+        atomic_fetch_add(&sh->gone, 1);   /* the client's object failed (its maker died:
+                                             ECANCELED, the argument's code, sched/task.c) */
     else if (rc == SHOAL_ETASK && strstr(shoal_last_error(), "no room"))
         atomic_fetch_add(&sh->enomem, 1);
     else if (rc == SHOAL_ENOMEM)
