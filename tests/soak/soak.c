@@ -9,10 +9,11 @@
  * objects the owner keeps are intact, shoal_info_get shows objects and bytes back at their
  * starting values, no spill space is held, and the owner's fds and threads did not grow.
  * One leak is by design (shoal.h, shoal_attach): a client killed inside shoal_retain or
- * shoal_release may leak that call's one reference. Each client names the ref it is taking
- * or dropping a reference on (shared.inflight); a leftover object counts as such a leak
- * only if a killed client named exactly it, and then its reference is dropped and reported;
- * any other leftover fails the run.
+ * shoal_release (its own, or its I/O thread's on a file operation's objects) may leak that
+ * call's one reference. Each client names the refs it is taking or dropping references on
+ * (shared.inflight, shared.io_refs); a leftover object counts as such a leak only if a
+ * killed client named exactly it, and then its reference is dropped and reported; any other
+ * leftover fails the run.
  * Prints operations, kills, restarts and anything lost (must be nothing); exit 0 = pass.
  *
  *   soak [--duration S] [--clients N] [--seed X] [--store MIB] [--dir D]
@@ -69,6 +70,8 @@ static const char *const kname[NK] = { "put", "create+seal", "get", "retain", "r
                                        "post", "peek", "file round trip", "task", "advise_cold",
                                        "anchor read" };
 
+#define IO_RING 6                         /* two file round trips' refs */
+
 /* Shared between the owner and its clients (a memfd inherited across exec). */
 struct shared {
     _Atomic uint64_t ops[MAXC + 1];       /* steps per process slot; [MAXC]: the owner */
@@ -87,6 +90,10 @@ struct shared {
      * retain inside write_file), 0 between such calls: a client killed inside one may leak
      * that one reference, as shoal.h says; the owner notes it at the kill (suspects). */
     _Atomic uint64_t inflight[MAXC + 1];
+    /* The same for the references a client's I/O thread holds and drops on its own, after
+     * the call returned (write_file's source and result, put_file's object): the refs of its
+     * last file round trips, a ring per process. */
+    _Atomic uint64_t io_refs[MAXC + 1][IO_RING];
     _Atomic uint32_t nmsg;                /* messages claimed in msg[] */
     char msg[4][512];                     /* the first errors' messages */
 };
@@ -216,6 +223,14 @@ static inline void ref_op_end(void)
     atomic_signal_fence(memory_order_seq_cst);
     atomic_store_explicit(&sh->inflight[g_slot], 0, memory_order_relaxed);
 }
+/* A ref whose reference this process's I/O thread holds and drops by itself (io_refs). */
+static void io_ref(shoal_ref r)
+{
+    static unsigned k;
+    atomic_store_explicit(&sh->io_refs[g_slot][k++ % IO_RING], r.id, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
 static int retain_op(shoal_ref r)
 {
     ref_op_begin(r);
@@ -363,8 +378,11 @@ static void file_roundtrip(struct work *w, int i)
     shoal_ref done, back;
     count(K_FILE);
     ref_op_begin(w->l[i].r);   /* it retains the object for the write */
+    io_ref(w->l[i].r);
     int rc = shoal_write_file(w->l[i].r, path, &done);
     ref_op_end();
+    if (rc == 0)
+        io_ref(done);
     if (rc) {
         fail("write_file: %d (%s)", rc, shoal_last_error());
         return;
@@ -384,6 +402,8 @@ static void file_roundtrip(struct work *w, int i)
         return;
     }
     rc = shoal_put_file(path, 0, 0, &back);
+    if (rc == 0)
+        io_ref(back);
     if (rc == 0) {
         check(back, 0, "put_file object");
         rel(back, "put_file object");
@@ -452,7 +472,8 @@ static void submit_one(struct work *w)
     if ((rc == SHOAL_ETASK || rc == SHOAL_ECANCELED) && got)
         atomic_fetch_add(&sh->gone, 1);   /* the client's object failed (its maker died:
                                              ECANCELED, the argument's code, sched/task.c) */
-    else if (rc == SHOAL_ETASK && strstr(shoal_last_error(), "no room"))
+    else if (rc == SHOAL_ETASK && (strstr(shoal_last_error(), "no room") ||
+                                   strstr(shoal_last_error(), "cannot restore")))
         atomic_fetch_add(&sh->enomem, 1);
     else if (rc == SHOAL_ENOMEM)
         atomic_fetch_add(&sh->enomem, 1);
@@ -658,15 +679,21 @@ static uint64_t suspects[MAX_SUSPECTS];
 static size_t nsuspects;
 static uint64_t suspects_lost;   /* suspects beyond the array: leftovers then cannot be told */
 
-static void note_inflight(int c)
+static void suspect(uint64_t id)
 {
-    uint64_t id = atomic_exchange(&sh->inflight[c], 0);
     if (!id)
         return;
     if (nsuspects < MAX_SUSPECTS)
         suspects[nsuspects++] = id;
     else
         suspects_lost++;
+}
+
+static void note_inflight(int c)
+{
+    suspect(atomic_exchange(&sh->inflight[c], 0));
+    for (int k = 0; k < IO_RING; k++)
+        suspect(atomic_exchange(&sh->io_refs[c][k], 0));
 }
 
 /* The object in table slot i if it is live and not an anchor (the end of a run: nothing
@@ -1129,7 +1156,8 @@ int main(int argc, char **argv)
            (unsigned long long)atomic_load(&sh->refused), (unsigned long long)st.spilled_objects,
            (unsigned long long)st.restored_objects, (unsigned long long)atomic_load(&sh->gone),
            (unsigned long long)atomic_load(&sh->enomem));
-    printf("soak: kills inside a retain or release: %zu%s; references they leaked (the bounded "
+    printf("soak: refs named by killed clients (retain, release, file I/O): %zu%s; references "
+           "leaked in those calls (the bounded "
            "leak shoal.h documents), dropped at the end: %llu\n", nsuspects,
            suspects_lost ? " (more not recorded)" : "", (unsigned long long)window_leaks);
     printf("soak: by kind:");
