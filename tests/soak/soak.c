@@ -545,6 +545,7 @@ static void work_end(struct work *w)
 static volatile sig_atomic_t stop_req;
 static void on_stop(int sig) { (void)sig; stop_req = 1; }
 
+#ifndef __SANITIZE_ADDRESS__   /* ASan reports faults itself */
 /* A client that faults says where before it dies (addr2line -e soak resolves the offsets). */
 static void on_crash(int sig)
 {
@@ -555,6 +556,7 @@ static void on_crash(int sig)
     signal(sig, SIG_DFL);
     raise(sig);
 }
+#endif
 
 /* argv: soak-client FD SLOT SEED NAME DIR OWNER_PID DEADLINE (CLOCK_MONOTONIC seconds). */
 static int client_main(int argc, char **argv)
