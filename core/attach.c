@@ -65,14 +65,16 @@ static int connect_owner(const char *path, const char *name, int *out)
                                            "'%s' belongs to another user", path, name);
         return shoal__err(SHOAL_EIO, "shoal_attach: connect %s: %s", path, strerror(e));
     }
-    /* The owner must be us or root: anyone else could hand us memory of their choosing. */
+    /* The owner must be this user: attaching lets the store's processes write memory this
+     * process uses (include/shoal.h, trust), so root too attaches to root's stores only. */
     struct ucred cr;
     socklen_t cl = sizeof cr;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-        (cr.uid != geteuid() && cr.uid != 0)) {
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != geteuid()) {
         close(fd);
         return shoal__err(SHOAL_EPERM, "shoal_attach: the process serving '%s' runs as uid %u, "
-                                       "not this user: refusing it", name, (unsigned)cr.uid);
+                                       "not as this user (uid %u): a store is shared by one "
+                                       "user's processes only", name, (unsigned)cr.uid,
+                          (unsigned)geteuid());
     }
     struct timeval tv = { ANSWER_TIMEOUT_S, 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -91,9 +93,9 @@ static int handshake(int sock, const char *name, unsigned flags, struct shoal__m
                             SHOAL_VERSION_PATCH;
     h.b.hello.pid = (int32_t)getpid();
     h.b.hello.flags = flags;
-    if (send(sock, &h, n, MSG_NOSIGNAL) != (ssize_t)n)
-        return shoal__err(SHOAL_EIO, "shoal_attach '%s': cannot send the handshake: %s", name,
-                          strerror(errno));
+    /* A refusal may come before our HELLO is read (the owner answers at accept and closes):
+     * the send then fails, but the answer is waiting to be read, and says why. */
+    int send_err = send(sock, &h, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : errno;
     struct shoal__rx rx;
     rx.len = 0;
     *nfds = 0;
@@ -106,12 +108,16 @@ static int handshake(int sock, const char *name, unsigned flags, struct shoal__m
         ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0) {
+        if (r < 0 || (r == 0 && rx.len == 0 && send_err)) {
+            int e = r < 0 ? errno : send_err;
             close_fds(fds, *nfds);
             *nfds = 0;
-            return shoal__err(errno == EAGAIN || errno == EWOULDBLOCK ? SHOAL_EPROTO : SHOAL_EIO,
+            if (send_err)
+                return shoal__err(SHOAL_EIO, "shoal_attach '%s': cannot send the handshake "
+                                  "(%s) and the owner said nothing", name, strerror(send_err));
+            return shoal__err(e == EAGAIN || e == EWOULDBLOCK ? SHOAL_EPROTO : SHOAL_EIO,
                               "shoal_attach '%s': no answer from the owner (%s)", name,
-                              errno == EAGAIN ? "it did not answer within 5 s" : strerror(errno));
+                              e == EAGAIN ? "it did not answer within 5 s" : strerror(e));
         }
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
             if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
@@ -310,13 +316,22 @@ SHOAL_API int shoal_attach(const char *name)
 int shoal__detach(shoal__rt_t *rt)
 {
     struct client *c = (struct client *)rt;
+    /* The drain thread first: its scan of foreign dependents starts file writes (io/file.c
+     * export_ready), which must not reach an I/O engine that is going away. */
+    shoal__drain_stop();
+    shoal__foreign_deps_forget();   /* the drain thread that fires them has stopped */
     shoal__io_stop(rt);   /* finishes this process's file I/O while the store is whole */
     __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_SEQ_CST);
     shoal__calls_quiesce();   /* runtime.c's shutdown step 3 */
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
-    shoal__drain_stop();
     shoal__holds = NULL;
+    /* The owner hands our chunks of the store to other processes once it has seen us go
+     * and none of our objects is left: our allocator is done with them (and with its
+     * mapping of the span) before the owner can see that. (With jemalloc, whose
+     * bookkeeping lived in those chunks, the teardown after the close below read them while
+     * another process was already writing there.) */
+    shoal__arenas_destroy(rt);
     struct shoal__msg m;
     size_t n = shoal__msg_init(&m, SHOAL__MSG_BYE);
     if (send(c->sock, &m, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n) {

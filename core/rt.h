@@ -233,12 +233,28 @@ static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
     uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
     return s->off < span && s->len <= span - s->off;
 }
+/* The bytes of a slot another process may be rewriting: off and len read once, and false
+ * unless they lie inside the span. Paths that hand out or read the bytes use these copies,
+ * so a rewrite between the check and the use cannot send them outside. */
+static inline bool shoal__slot_bytes(const shoal__slot *s, const char **data, uint64_t *len)
+{
+    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
+    uint64_t off = __atomic_load_n(&s->off, __ATOMIC_RELAXED);
+    uint64_t n = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+    *data = shoal__rt->base + off;
+    *len = n;
+    return off < span && n <= span - off;
+}
 SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
 /* NUMA node of the arena span holding byte offset off. With one node (the common case) no
- * division, which costs ~40 cycles on the object paths that ask this. */
+ * division, which costs ~40 cycles on the object paths that ask this. An offset beyond the
+ * span (another process wrote the slot) counts as node 0: callers index arrays with it. */
 static inline unsigned shoal__off_node(const shoal__rt_t *rt, uint64_t off)
 {
-    return likely(rt->nnodes == 1) ? 0 : (unsigned)(off / rt->node_span);
+    if (likely(rt->nnodes == 1))
+        return 0;
+    uint64_t n = off / rt->node_span;
+    return n < rt->nnodes ? (unsigned)n : 0;
 }
 /* NUMA node holding a slot's bytes. */
 static inline int shoal__slot_node(const shoal__slot *s)
@@ -262,6 +278,8 @@ SHOAL__HIDDEN int shoal__dep_add(shoal_ref ref, shoal__dep *d);
  * saw SHOAL__W_DEPS (a registration may have landed); also by whoever fails an object
  * outside it. */
 SHOAL__HIDDEN void shoal__deps_fire(uint64_t idx, int failed);
+/* The same for a runtime not published yet (the owner's service threads get it passed). */
+SHOAL__HIDDEN void shoal__deps_fire_rt(shoal__rt_t *rt, uint64_t idx, int failed);
 
 /* ---- waking and going down (core/wait.c) ---------------------------------------------- */
 /* A CAS that saw SHOAL__W_WAITERS completed or freed slot idx: wake the threads waiting on

@@ -31,6 +31,7 @@ static pthread_key_t thr_key;
 static pthread_once_t thr_key_once = PTHREAD_ONCE_INIT;
 
 void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
+
 void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
 
 uint64_t shoal__now_ns(void)
@@ -70,6 +71,7 @@ int shoal__tls_refresh(void)
     }
     shoal__tls.slots = (const unsigned char *)rt->slots;
     shoal__tls.base = rt->base;
+    shoal__tls.span = rt->node_span * rt->nnodes;
     shoal__tls.nslots = rt->nslots;
     shoal__tls.epoch = e;
     shoal__count(SHOAL__CNT_REFRESH);
