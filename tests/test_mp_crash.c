@@ -536,6 +536,60 @@ static void test_detach_done_with_chunks_before_going(void)
 }
 #endif
 
+/* A process killed inside a chunk take (alloc/chunks.c's take_fresh) leaves what it took
+ * named by its id: fresh chunks above the carve it claimed before moving the carve, free
+ * chunks just below the carve it claimed to join to them. Forged here in the chunk map
+ * with the id of a process that is not live: the next take carves over its claims above
+ * the carve, and reclaiming its id gives its chunks below the carve back as free and its
+ * claims above the carve back as never carved (0), not as free chunks no search looks for
+ * and the recycled count would count twice. */
+static void test_killed_taking_chunks(void)
+{
+    ASSERT_OK(mp_owner_start());
+    shoal__rt_t *rt = shoal__rt;
+    struct shoal__mp *x = shoal__mp_of(rt);
+    _Atomic uint32_t *map = shoal__chunkmap(rt);   /* node 0 first */
+    unsigned shift = shoal__geo.shift;
+    const uint64_t need = 8;
+    uint32_t gone = shoal__chunk_id(SHOAL__MAX_PROCS - 1, 7);
+    CU_ASSERT_FATAL(atomic_load(&x->procs[SHOAL__MAX_PROCS - 1].state) != SHOAL__PROC_LIVE);
+    CU_ASSERT_FATAL(atomic_load(&x->recycled[0]) < need);   /* the take below carves */
+
+    /* It died after claiming [c, c + need) and before moving the carve. */
+    uint64_t c = (atomic_load(&rt->hdr->node[0].carve) + ((uint64_t)1 << shift) - 1) >> shift;
+    CU_ASSERT_FATAL(c + 2 * need + 2 <= shoal__geo.nchunks);
+    for (uint64_t k = c; k < c + need; k++)
+        atomic_store(&map[k], gone);
+    int64_t first = shoal__run_take(rt, 0, need);
+    CU_ASSERT_EQUAL_FATAL(first, (int64_t)c);
+    for (uint64_t k = c; k < c + need; k++)
+        CU_ASSERT_EQUAL(atomic_load(&map[k]), shoal__chunk_me);
+    CU_ASSERT(atomic_load(&rt->hdr->node[0].carve) >= (c + need) << shift);
+    shoal__run_give(rt, 0, (uint64_t)first, need);
+
+    /* It died after claiming two of those free chunks (below the carve) and two fresh ones
+     * above it, before moving the carve. */
+    uint64_t top = atomic_load(&rt->hdr->node[0].carve) >> shift;
+    atomic_store(&map[c], gone);
+    atomic_store(&map[c + 1], gone);
+    atomic_store(&map[top], gone);
+    atomic_store(&map[top + 1], gone);
+    uint64_t r0 = atomic_load(&x->recycled[0]);
+    CU_ASSERT_EQUAL(shoal__chunks_reclaim(rt, gone), 2);
+    CU_ASSERT_EQUAL(atomic_load(&map[c]), SHOAL__CHUNK_FREE);
+    CU_ASSERT_EQUAL(atomic_load(&map[c + 1]), SHOAL__CHUNK_FREE);
+    CU_ASSERT_EQUAL(atomic_load(&map[top]), 0);
+    CU_ASSERT_EQUAL(atomic_load(&map[top + 1]), 0);
+    CU_ASSERT_EQUAL(atomic_load(&x->recycled[0]), r0 + 2);
+
+    /* The whole run is one again: the free chunks below the carve join fresh ones. */
+    first = shoal__run_take(rt, 0, need + 2);
+    CU_ASSERT_EQUAL(first, (int64_t)c);
+    if (first >= 0)
+        shoal__run_give(rt, 0, (uint64_t)first, need + 2);
+    CHECK_OK(shoal_shutdown());
+}
+
 static const shoal_test_case cases[] = {
     { "killed_in_put", test_killed_in_put },
     { "killed_in_create_seal", test_killed_in_create_seal },
@@ -545,6 +599,7 @@ static const shoal_test_case cases[] = {
     { "killed_freeing_other_clients_object", test_killed_freeing_other_clients_object },
     { "client_dies_while_owner_starts", test_client_dies_while_owner_starts },
     { "detach_done_with_chunks_before_going", test_detach_done_with_chunks_before_going },
+    { "killed_taking_chunks", test_killed_taking_chunks },
     { NULL, NULL },
 };
 
