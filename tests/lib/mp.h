@@ -93,7 +93,7 @@ int  mp_owner_start_cfg(shoal_config c);
  * timing assertion: the deadline only keeps a broken build from hanging. */
 int  mp_settle(uint64_t bytes, uint64_t objects, const char *what);
 
-/* shoal_test_run over the cases whose name contains $SHOAL_TEST_ONLY (all when unset). */
+/* shoal_test_run over the cases ($SHOAL_TEST_CASE picks some, as in every suite). */
 int  mp_run(const char *suite, const shoal_test_case *cases);
 
 uint64_t mp_ref_bits(shoal_ref r);
