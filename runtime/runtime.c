@@ -140,8 +140,9 @@ static void wire_once(void)
         .spill_drop = shoal__spill_drop,
         .io_stats = shoal__io_stats,
         .dep_add_foreign = shoal__dep_add_foreign,
-        .notify_owner = shoal__notify_owner,
+        .notify_foreign = shoal__notify_foreign,
         .rfree_push = shoal__rfree_push,
+        .own_release = shoal__own_release,
     };
 }
 

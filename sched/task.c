@@ -94,8 +94,10 @@ static char *arg_failure(struct shoal_task *t, uint32_t i, int *code)
             int c = -(int)((sl->aux >> 8) & 0xff);   /* table.h: aux[15..8] = -code */
             if (c < 0)
                 *code = c;
-            if (sl->len)
-                msg = strndup(shoal__slot_data(sl), sl->len);
+            const char *p;
+            uint64_t n;
+            if (shoal__slot_bytes(sl, &p, &n) && n)   /* checked as the get path does (rt.h) */
+                msg = strndup(p, n);
         }
     }
     if (!msg) {

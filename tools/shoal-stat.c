@@ -65,9 +65,11 @@ static int take(struct snap *s)
     const struct shoal__mp *x = shoal__mp_of(rt);
     s->nnodes = rt->nnodes;
     s->node_span = rt->node_span;
+    int64_t used[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
+    shoal__shards_sum(rt, used, objs);   /* a published store counts per process */
     for (unsigned n = 0; n < rt->nnodes; n++) {
-        s->node_used[n] = atomic_load_explicit(&h->node[n].bytes_used, memory_order_relaxed);
-        s->node_obj[n] = atomic_load_explicit(&h->node[n].objects, memory_order_relaxed);
+        s->node_used[n] = (uint64_t)used[n];
+        s->node_obj[n] = (uint64_t)objs[n];
         s->node_cap[n] = h->node[n].cap;
         s->node_carved[n] = atomic_load_explicit(&h->node[n].carve, memory_order_relaxed);
         s->node_recycled[n] = atomic_load_explicit(&x->recycled[n], memory_order_relaxed)
