@@ -145,6 +145,9 @@ SHOAL__HIDDEN shoal__slot *shoal__slot_of(shoal_ref ref, int *err);
  * `refs` references. The caller has passed shoal__tls_check(). */
 SHOAL__HIDDEN int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs,
                                  void **buf, shoal_ref *out);
+/* OR'd into shoal__obj_new's state: a task's result (SHOAL__AUX_TASK), which shoal_cancel
+ * may act on. */
+#define SHOAL__OBJ_TASK 0x100u
 /* Give a PENDING object its data: allocates len bytes on node and returns the buffer; the
  * object stays PENDING until shoal__obj_complete. The caller holds a reference on ref (an
  * object it made), so ref is not checked beyond its generation. Errors: SHOAL_ENOMEM,
@@ -158,6 +161,40 @@ SHOAL__HIDDEN int shoal__obj_complete(shoal_ref ref, int code, const char *msg);
  * checked beyond its generation, as for shoal__obj_fill). When that cannot free the object
  * and no dependent registered, one CAS does both. */
 SHOAL__HIDDEN int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg);
+/* shoal__obj_complete_drop for a task's own result: if shoal_cancel marked it while the
+ * task ran (before this completion), it fails SHOAL_ECANCELED instead, with a message
+ * naming the task (name, or NULL) and its result. */
+SHOAL__HIDDEN int shoal__obj_complete_task(shoal_ref ref, int code, const char *msg,
+                                           const char *name);
+/* shoal_cancel's work on a task's result: 0 = its task had not started and never will
+ * (the result failed SHOAL_ECANCELED), 1 = it is running (marked: shoal__obj_cancelled),
+ * SHOAL_EEXIST (finished), SHOAL_ENOENT (not a task's result), SHOAL_EINVAL, SHOAL_ESTALE.
+ * The caller holds a reference or not: a reference of its own is taken meanwhile. */
+SHOAL__HIDDEN int shoal__obj_cancel(shoal_ref ref);
+/* The worker about to run the task of result ref (which the task holds a reference on):
+ * true if it may run (now marked started), false if shoal_cancel came first (it completes
+ * the result; the task must not run or complete it). */
+static inline bool shoal__obj_start(shoal_ref ref)
+{
+    shoal__slot *s = &shoal__rt->slots[shoal__id_idx(ref.id)];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    do {
+        if (unlikely(w & SHOAL__W_CANCEL) || unlikely(!shoal__w_pending(w)))
+            return false;
+        /* relaxed: the mark orders nothing; the CAS only decides, against shoal_cancel's
+         * CAS (core/object.c obj_cancel), which of the two acts on a task not yet begun. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_STARTED,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+/* 1 once shoal_cancel marked the result of a running task (its own result, held). */
+static inline int shoal__obj_cancelled(shoal_ref ref)
+{
+    /* relaxed: a poll; the mark carries no data. */
+    uint64_t w = atomic_load_explicit(&shoal__rt->slots[shoal__id_idx(ref.id)].word,
+                                      memory_order_relaxed);
+    return (w & SHOAL__W_CANCEL) && shoal__w_pending(w);
+}
 /* On a worker: run other tasks until s (ref's slot, checked by the caller) is no longer
  * CREATED/PENDING, or nothing is left to run. Elsewhere: returns at once. A task's get of
  * a child it submitted, reading the word alone between tasks rather than rescanning. */

@@ -36,8 +36,8 @@ static inline void ctx_done(struct shoal_task *t)
 SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
 {
     if (t->flags & SHOAL__TF_FAILED) {
-        shoal__obj_complete_drop(t->result, SHOAL_ETASK,
-                                 t->fail_msg ? t->fail_msg : "task failed");
+        shoal__obj_complete_task(t->result, SHOAL_ETASK,
+                                 t->fail_msg ? t->fail_msg : "task failed", t->name);
         free(t->fail_msg);
         t->fail_msg = NULL;
         return;
@@ -48,14 +48,35 @@ SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
     else
         snprintf(msg, sizeof msg, "task returned %d (name it with opts.name; give a message "
                                   "with shoal_task_fail)", rc);
-    shoal__obj_complete_drop(t->result, SHOAL_ETASK, msg);
+    shoal__obj_complete_task(t->result, SHOAL_ETASK, msg, t->name);
 }
+
+/* shoal_cancel came before the task began: it completed (or is completing) the result, so
+ * the task never runs and only lets go of what it holds: its arguments, its context and
+ * its own reference on the result. A zombie stays allocated (see shoal__task_cancel). */
+SHOAL__COLD static void discard(struct shoal_task *t, bool zombie)
+{
+    shoal_ref r = t->result;
+    ctx_done(t);
+    release_args(t);
+    shoal__release(r);
+    if (!zombie)
+        shoal__task_free(t);
+}
+
+static void cancel_claimed(struct shoal_task *t, bool zombie);
 
 void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
 {
+    /* The start claim (one CAS on the result's word, no lock): shoal_cancel may have come
+     * first. */
+    if (unlikely(!shoal__obj_start(t->result))) {
+        discard(t, false);
+        return;
+    }
     /* relaxed: whoever queued the task acquired the last `pending` decrement first. */
     if (unlikely(atomic_load_explicit(&t->fail_arg, memory_order_relaxed))) {
-        shoal__task_cancel(t, false);
+        cancel_claimed(t, false);
         return;
     }
     t->worker = (int32_t)w->idx;
@@ -73,7 +94,7 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
     ctx_done(t);
     release_args(t);
     if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED)))
-        shoal__obj_complete_drop(r, 0, NULL);   /* no return: an empty object */
+        shoal__obj_complete_task(r, 0, NULL, t->name);   /* no return: an empty object */
     else
         fail_result(t, rc);   /* drops the task's reference too */
     shoal__task_free(t);
@@ -109,6 +130,15 @@ static char *arg_failure(struct shoal_task *t, uint32_t i, int *code)
 }
 
 void shoal__task_cancel(struct shoal_task *t, bool zombie)
+{
+    if (!shoal__obj_start(t->result))
+        discard(t, zombie);   /* shoal_cancel came first and completes the result */
+    else
+        cancel_claimed(t, zombie);
+}
+
+/* shoal__task_cancel once the task holds the start claim (nobody else completes it). */
+static void cancel_claimed(struct shoal_task *t, bool zombie)
 {
     uint32_t fa = atomic_load_explicit(&t->fail_arg, memory_order_relaxed);
     int code = SHOAL_ECANCELED;
@@ -245,6 +275,29 @@ SHOAL_API int shoal_task_fail(shoal_task *t, const char *message)
     t->fail_msg = strdup(message);   /* NULL when out of memory: "task failed" is used */
     t->flags |= SHOAL__TF_FAILED;
     return 0;
+}
+
+/* ---- cancellation ---------------------------------------------------------------------- */
+
+static int cancel(shoal_ref ref)
+{
+    if (unlikely(shoal__rt->sched == NULL))
+        return shoal__err(SHOAL_EPERM, "shoal_cancel: this process runs no workers (an attached "
+                                       "client): only the process that submitted a task can "
+                                       "cancel it");
+    return shoal__obj_cancel(ref);
+}
+
+SHOAL_API int shoal_cancel(shoal_ref ref)
+{
+    SHOAL__CALL(cancel(ref));
+}
+
+SHOAL_API int shoal_task_cancelled(shoal_task *t)
+{
+    if (unlikely(!t))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_cancelled: task is NULL");
+    return shoal__obj_cancelled(t->result);
 }
 
 SHOAL_API int shoal_task_worker(shoal_task *t)
