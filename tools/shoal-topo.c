@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "shoal.h"
+#include "../os/jsonesc.h"
 #include "../os/topo.h"
 
 static const char USAGE[] =
@@ -27,29 +28,14 @@ static int usage(const char *why)
     return 2;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void print_json(const struct shoal__topo *t, unsigned workers, FILE *f)
 {
     unsigned nn = shoal__topo_nodes(t), nc = shoal__topo_cores(t);
     fprintf(f, "{\n  \"source\": ");
-    json_str(f, shoal__topo_source(t));
+    shoal__json_str(f, shoal__topo_source(t));
     fprintf(f, ",\n  \"spec\": ");
     if (shoal__topo_spec(t))
-        json_str(f, shoal__topo_spec(t));
+        shoal__json_str(f, shoal__topo_spec(t));
     else
         fprintf(f, "null");
     fprintf(f, ",\n  \"binding\": \"%s\",\n", shoal__topo_is_real(t) ? "real" : "simulated");
