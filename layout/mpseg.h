@@ -55,6 +55,12 @@ struct shoal__proc {
     _Atomic uint32_t flags;       /* SHOAL__PROC_TOOL: a tool such as shoal-stat */
     _Atomic uint64_t rfree;       /* remote-free stack head (slot index), 0 = empty */
     _Atomic uint64_t attached_ns; /* CLOCK_REALTIME of the attach, for tools */
+    /* This process's lookup counters (shoal_stats: get_slow, stale_ids + invalid_ids,
+     * get_waits), published by its drain thread whenever it goes idle and once a second
+     * while a tool is attached (mproc/remote_free.c); relaxed, for tools only. */
+    _Atomic uint64_t get_slow;
+    _Atomic uint64_t bad_ids;
+    _Atomic uint64_t get_waits;
 };
 _Static_assert(sizeof(struct shoal__proc) == SHOAL__CACHELINE, "one line per process");
 
