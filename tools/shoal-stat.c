@@ -5,7 +5,6 @@
  * the counters the owner's workers publish (tasks run, stolen, parks: layout/mpseg.h).
  * It attaches as a tool (listed as such) and detaches when done; it holds no objects.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "../mproc/mproc.h"
 #include "../mproc/proto.h"
 #include "../runtime/runtime.h"   /* shoal__attach_ex: a tool's attach */
+#include "opts.h"
 
 static const char USAGE[] =
     "usage: shoal-stat [OPTIONS] NAME\n"
@@ -397,12 +397,8 @@ int main(int argc, char **argv)
             break;
         }
         case 'h': fputs(USAGE, stdout); return 0;
-        case ':':
-            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
-            return usage_error(msg);
         default:
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            return usage_error(msg);
+            return usage_error(tool_option_error(c, argv, msg, sizeof msg));
         }
     }
     if (optind >= argc)

@@ -4,12 +4,12 @@
  * names that took the most time. Reads any Chrome trace with "X" (complete) events.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
+#include "opts.h"
 
 static const char USAGE[] =
     "usage: shoal-timeline [-n N] FILE.json\n"
@@ -115,12 +115,8 @@ int main(int argc, char **argv)
             break;
         }
         case 'h': fputs(USAGE, stdout); return 0;
-        case ':':
-            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
-            return usage(msg);
         default:
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            return usage(msg);
+            return usage(tool_option_error(c, argv, msg, sizeof msg));
         }
     }
     if (optind < argc)

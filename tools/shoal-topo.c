@@ -3,7 +3,6 @@
  * using the scheduler's own placement rule (shoal__topo_worker_core).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "shoal.h"
 #include "../os/jsonesc.h"
 #include "../os/topo.h"
+#include "opts.h"
 
 static const char USAGE[] =
     "usage: shoal-topo [--synthetic SPEC | --xml FILE] [--workers N] [--json]\n"
@@ -113,12 +113,8 @@ int main(int argc, char **argv)
         }
         case 'j': json = true; break;
         case 'h': fputs(USAGE, stdout); return 0;
-        case ':':
-            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
-            return usage(msg);
         default:
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            return usage(msg);
+            return usage(tool_option_error(c, argv, msg, sizeof msg));
         }
     }
     if (optind < argc) {
