@@ -600,6 +600,18 @@ typedef struct shoal_stats {
  * with or without an initialized runtime. Thread-safe; takes a short lock (not for hot loops).
  * Errors: SHOAL_EINVAL (out NULL or size 0). */
 SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
+/* Write the task timeline recorded so far (SHOAL_TIMELINE set at shoal_init) as a Chrome
+ * trace / Perfetto JSON file, now, and keep recording. path NULL = the SHOAL_TIMELINE path
+ * ("%p" there becomes the pid). Written beside the file and renamed, so a reader never sees
+ * half of one. Tasks running meanwhile are in the file only if they ended before it was
+ * started; with tasks running, the oldest events of a full ring may be missing. The file is
+ * also written at shoal_shutdown and at exit (a return from main, exit()); a process killed
+ * by a signal or abort() keeps only the files written before, so a long program that may
+ * crash calls this from time to time. Thread-safe; blocking (file I/O), not for hot loops.
+ * Errors: SHOAL_ENOENT (no timeline: SHOAL_TIMELINE was not set at shoal_init, or the
+ * runtime is shut down), SHOAL_EINVAL (path empty), SHOAL_EIO (cannot write; the message
+ * says why). */
+SHOAL_API int  shoal_timeline_write(const char *path);
 /* Index of the worker running this task. Errors: SHOAL_EINVAL (t NULL). */
 SHOAL_API int  shoal_task_worker(shoal_task *t);
 /* NUMA node of a worker. Errors: SHOAL_ENOTINIT (also in an attached client: no workers),

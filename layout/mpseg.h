@@ -94,6 +94,16 @@ struct shoal__wstat {
     int32_t cpu;
 };
 
+/* A process's lookup counters (shoal_stats: get_slow, stale_ids + invalid_ids, get_waits),
+ * published by its drain thread whenever it goes idle and once a second while a tool is
+ * attached (mproc/remote_free.c); relaxed, for tools only. Not in its process line, which is
+ * full and whose stack head every releaser CASes. */
+struct shoal__lookups {
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t get_slow;
+    _Atomic uint64_t bad_ids;
+    _Atomic uint64_t get_waits;
+};
+
 /* A process's share of the node counters (see the synchronisation note above). */
 struct shoal__shard {
     _Alignas(SHOAL__CACHELINE) _Atomic int64_t bytes[SHOAL__MAX_NODES];
@@ -114,6 +124,7 @@ struct shoal__mp {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t recycled[SHOAL__MAX_NODES];
     struct shoal__proc procs[SHOAL__MAX_PROCS];
     struct shoal__shard shard[SHOAL__MAX_PROCS];
+    struct shoal__lookups lookups[SHOAL__MAX_PROCS];
 };
 _Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELINE,
                "the scalar fields of shoal__mp fit its first line");

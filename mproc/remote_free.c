@@ -284,11 +284,36 @@ static size_t drain_own(shoal__rt_t *rt, struct shoal__thr *t)
     return n;
 }
 
+/* The lookup counters of this process, into its line of the segment for shoal-stat. */
+static void publish_lookups(struct shoal__lookups *me)
+{
+    uint64_t sum[SHOAL__CNT_N + 1] = { 0 };
+    shoal__recs_sum(sum);
+    atomic_store_explicit(&me->get_slow, sum[SHOAL__CNT_GET_SLOW], memory_order_relaxed);
+    atomic_store_explicit(&me->bad_ids, sum[SHOAL__CNT_STALE] + sum[SHOAL__CNT_INVALID],
+                          memory_order_relaxed);
+    atomic_store_explicit(&me->get_waits, sum[SHOAL__CNT_GET_WAIT], memory_order_relaxed);
+}
+
+/* A tool (shoal-stat) is attached: the owner's drainer then wakes once a second to keep
+ * the published counters fresh, and otherwise sleeps until woken (an idle store costs no
+ * CPU). Bounds: the process table is a fixed array. */
+static bool tool_attached(const shoal__rt_t *rt)
+{
+    const struct shoal__mp *x = shoal__mp_of(rt);
+    for (unsigned p = 1; p < SHOAL__MAX_PROCS; p++)
+        if (atomic_load_explicit(&x->procs[p].state, memory_order_relaxed) == SHOAL__PROC_LIVE &&
+            (atomic_load_explicit(&x->procs[p].flags, memory_order_relaxed) & SHOAL__PROC_TOOL))
+            return true;
+    return false;
+}
+
 static void *drain_main(void *arg)
 {
     (void)arg;
     shoal__rt_t *rt = drain_g.rt;
     struct shoal__proc *me = &shoal__mp_of(rt)->procs[rt->proc];
+    struct shoal__lookups *looks = &shoal__mp_of(rt)->lookups[rt->proc];
     struct shoal__thr t;
     memset(&t, 0, sizeof t);
     unsigned idle = 0;
@@ -310,6 +335,8 @@ static void *drain_main(void *arg)
         }
         /* acquire: pairs with the release bump in shoal__wake_proc. */
         uint32_t seq = atomic_load_explicit(&me->wake, memory_order_acquire);
+        if (idle == 0)
+            publish_lookups(looks);
         if (idle < NAPS) {
             /* Short naps keep `sleeping` clear, so steady traffic costs pushers nothing. */
             idle++;
@@ -326,8 +353,11 @@ static void *drain_main(void *arg)
             if (t.nfree)
                 shoal__slot_flush(rt, &t, t.nfree);
         }
+        publish_lookups(looks);
+        bool tool = rt->owner && tool_attached(rt);
         if (empty && !orphans && !atomic_load_explicit(&drain_g.stop, memory_order_acquire))
-            futex_wait(&me->wake, seq, rt->owner ? 0 : (uint64_t)CLIENT_WAKE_S * 1000000000u);
+            futex_wait(&me->wake, seq, rt->owner && !tool ? 0
+                                                          : (uint64_t)CLIENT_WAKE_S * 1000000000u);
         atomic_store_explicit(&me->sleeping, 0, memory_order_relaxed);
     }
     if (t.nfree)
