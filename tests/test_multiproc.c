@@ -29,6 +29,7 @@ enum {
     OP_GET_REF,           /* a=ref -> rc, a=the ref encoded in that object */
     OP_AWAIT_DOWN,        /* poll shoal_put until SHOAL_ECANCELED (5 s) -> rc */
     OP_LOOP,              /* a=iterations b=seed c=owner ref d=its len -> rc */
+    OP_CANCEL,            /* a=ref -> rc of shoal_cancel */
 };
 
 #define CALL(c, code, ...) mp_call(&(c), code, __VA_ARGS__)
@@ -108,6 +109,9 @@ static void multiproc_ops(const struct mp_cmd *m, struct mp_rep *r)
         break;
     case OP_LOOP:
         r->rc = child_loop(m->a, m->b, mp_bits_ref(m->c), m->d);
+        break;
+    case OP_CANCEL:
+        r->rc = shoal_cancel(ref);
         break;
     default:
         r->rc = -100;
@@ -659,6 +663,37 @@ static void test_client_submit(void)
     CHECK_OK(shoal_shutdown());
 }
 
+static int t_noop(shoal_task *t)
+{
+    (void)t;
+    return 0;
+}
+
+/* Tasks are the owner's, so is cancelling them: a client's shoal_cancel of the owner's task
+ * answers SHOAL_EPERM and leaves the task alone; the owner's own cancel then works. */
+static void test_client_cancel(void)
+{
+    mp_owner_start();
+    void *buf;
+    shoal_ref gate, res;
+    ASSERT_OK(shoal_create(8, &buf, &gate));   /* the task waits for it: not started */
+    shoal_arg a = SHOAL_REF(gate);
+    ASSERT_OK(shoal_submit(t_noop, &a, 1, NULL, &res));
+    struct mp_child c = mp_attached();
+    CU_ASSERT_EQUAL(CALL(c, OP_CANCEL, mp_ref_bits(res), 0, 0, 0).rc, SHOAL_EPERM);
+    const void *d;
+    size_t n;
+    CHECK_RC(shoal_get_timeout(res, 0, &d, &n), SHOAL_ETIMEDOUT);   /* still waiting */
+    CHECK_RC(shoal_cancel(res), 0);
+    CHECK_RC(get_within(res, &d, &n), SHOAL_ECANCELED);
+    CU_ASSERT_EQUAL(CALL(c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    CHECK_OK(shoal_seal(gate));
+    CHECK_OK(shoal_release(gate));
+    CHECK_OK(shoal_release(res));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* ---- attach errors ---------------------------------------------------------------------------- */
 
 static void test_attach_missing_and_bad_names(void)
@@ -856,6 +891,7 @@ static const shoal_test_case cases[] = {
     { "owner_killed", test_owner_killed },
     { "shoal_stat_tool", test_shoal_stat_tool },
     { "client_submit", test_client_submit },
+    { "client_cancel", test_client_cancel },
     { "task_on_client_object", test_task_on_client_object },
     { "attach_missing_and_bad_names", test_attach_missing_and_bad_names },
     { "same_name_twice", test_same_name_twice },
