@@ -1291,6 +1291,13 @@ static void restore_done(struct restore *r)
     }
     s->off = r->off;   /* RESTORING is ours: nobody else reads or writes off now */
     shoal__own_restored(r->idx, r->off);
+    /* Counted before the object is READY: a getter woken by leave_restoring may read the
+     * stats at once, and must find the restore counted and the object no longer spilled. */
+    count(C_RESTORED_OBJ, 1);
+    count(C_RESTORED_B, r->len);
+    count(C_RESTORE_NS, shoal__io_now() - r->t0);
+    atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cnt[C_NOW_B], r->len, memory_order_relaxed);
     leave_restoring(s, SHOAL__READY);
     if (r->ext != NO_EXT)
         ext_release(r->ext, up4k(r->len));
@@ -1299,11 +1306,6 @@ static void restore_done(struct restore *r)
         rec_del(rc);
     if (sp.swapper == r)
         swap_over();
-    count(C_RESTORED_OBJ, 1);
-    count(C_RESTORED_B, r->len);
-    count(C_RESTORE_NS, shoal__io_now() - r->t0);
-    atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&cnt[C_NOW_B], r->len, memory_order_relaxed);
     restore_finish(r, 0, NULL);
 }
 
