@@ -190,8 +190,9 @@ SHOAL__COLD static int submit_einval(const char *who, struct shoal__sched *s, sh
                                      const shoal_arg args[], size_t nargs, shoal_ref *out)
 {
     if (!s)
-        return shoal__err(SHOAL_ENOTINIT, "%s: this process runs no workers "
-                                          "(attached clients cannot submit tasks)", who);
+        return shoal__err(SHOAL_EPERM, "%s: this process runs no workers: it is "
+                                       "attached to a store (shoal_attach), and only the "
+                                       "store's owner runs tasks", who);
     if (!fn)
         return shoal__err(SHOAL_EINVAL, "%s: fn is NULL", who);
     if (!out)
