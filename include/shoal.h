@@ -563,6 +563,9 @@ typedef struct shoal_stats {
                                       a few may sit in the owner's private memory after a
                                       swap with a full disk found no room (shoal_advise_cold) */
     uint64_t spilled_now_bytes;
+    uint64_t worker_wakes; /* times a thread woke a sleeping worker (a futex wake system call:
+                              a submit, or a completion that made a task runnable, found no
+                              worker spinning and one asleep) */
 } shoal_stats;
 /* Fill *out with the current counters. size is sizeof(shoal_stats) as the caller was compiled
  * with: the library writes the first min(size, its own size) bytes and zeroes any rest, so a

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../core/stats.h"
 #include "../os/futex.h"
 #include "sched_int.h"
 #include "timeline.h"
@@ -26,6 +27,7 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
 void shoal__wake_node(struct shoal__sched *s, unsigned node)
 {
+    shoal__count(SHOAL__CNT_WORKER_WAKE);   /* shoal_stats.worker_wakes */
     /* release: pairs with the acquire load of seq before a sleeper's last re-check; a
      * sleeper that read the old value is still before its futex_wait, which then returns. */
     atomic_fetch_add_explicit(&s->n[node].seq, 1, memory_order_release);
@@ -155,6 +157,8 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
     for (;;) {
         if (spin) {
             uint64_t t0 = shoal__now_ns();
+            /* relaxed, here and below: a hint that work passes by (see the loop). */
+            uint64_t seen = atomic_load_explicit(&s->global.deq, memory_order_relaxed);
             for (unsigned i = 1;; i++) {
                 if (work_hint(s, w)) {
                     atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SPIN, memory_order_seq_cst);
@@ -162,6 +166,17 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
                 }
                 cpu_relax();
                 if ((i & 63) == 0) {
+                    /* A thread that submits and runs its own tasks (submit.c,
+                     * shoal__run_own) takes them from the global queue before this
+                     * spinner sees them: the queue moving is activity all the same, and
+                     * keeps this worker spinning, so that its submits find a spinner and
+                     * wake nobody (a sleep here would cost that thread a wake-up on its
+                     * next submit). */
+                    uint64_t d = atomic_load_explicit(&s->global.deq, memory_order_relaxed);
+                    if (d != seen) {
+                        seen = d;
+                        t0 = shoal__now_ns();
+                    }
                     uint64_t spun = shoal__now_ns() - t0;
                     if (spun > SPIN_NS)
                         break;

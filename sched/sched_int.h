@@ -77,6 +77,9 @@ struct shoal__sched {
     struct shoal__worker *w;
     struct shoal__node *n;
     shoal__inject global;               /* unbound tasks from foreign threads */
+    /* Tasks their submitter ran in shoal_get (shoal__run_own); its own line, written by
+     * foreign threads only, so that workers polling `stop` keep theirs shared. */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t run_here;
 };
 
 /* A deque item: the task pointer tagged with "bound to this node" (deque.h). */
@@ -133,6 +136,11 @@ static inline void shoal__surplus_check(struct shoal__sched *s, unsigned node)
 /* Make t runnable from the calling thread: its own deque when it is a worker allowed to
  * run t, else the right injection queue; then wake someone if needed. */
 SHOAL__HIDDEN void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t);
+
+/* shoal__run_own_hook (core/store.h): the calling thread, not a worker, is about to wait
+ * for ref; if ref is the result of the task it submitted last and that task is still the
+ * oldest of the global queue, take it and run it here. 1 if it ran a task. */
+SHOAL__HIDDEN int shoal__run_own(shoal_ref ref);
 
 /* Shutdown: wait until no thread outside the scheduler is making a task runnable (after
  * closing the scheduler to them: open = 0, or rt->sched = NULL). */

@@ -255,6 +255,10 @@ SHOAL__COLD static int ref_error(struct shoal_task *t, const shoal_arg args[], s
     return unwind(t, args, i, rc);
 }
 
+/* The task this thread (not a worker) submitted last and its result: shoal__run_own. */
+static __thread struct shoal_task *own_task __attribute__((tls_model("initial-exec")));
+static __thread uint64_t own_id __attribute__((tls_model("initial-exec")));
+
 static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                   const shoal_task_opts *opts, shoal_ref *out)
 {
@@ -357,11 +361,50 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         t->name = v;
     }
     *out = t->result;   /* before the task is visible: it may finish and be freed at once */
-    if (nref == 0)
+    if (nref == 0) {
         shoal__task_ready(s, t);
-    else
+        if (shoal__tls.worker < 0) {   /* t is in the global queue: see shoal__run_own */
+            own_task = t;
+            own_id = t->result.id;
+        }
+    } else {
         wait_deps(s, t, dep_off, nref);
+    }
     return 0;
+}
+
+/* ---- the submitter runs its own task ------------------------------------------------------
+ * A thread outside the workers that submits a task and then gets its result would only wait
+ * for it: a worker has to notice it (a spinning one) or be woken (a futex wake, 11-41 us on
+ * machines of this kind, and the worker's sleep after it), and then the waiter is woken in
+ * turn. When the task is still the oldest of the global queue, that thread takes it as a
+ * worker would and runs it itself, like oneTBB's caller-runs: a submit+get+release round
+ * trip then makes no system call, whether the workers spin or sleep. Only the task it
+ * submitted last is looked for (its address and result, remembered at submit; the address
+ * is compared with the queue's item, never followed, since the task may have run and its
+ * block been reused meanwhile), and only for a get with no time limit (a timed get keeps
+ * its bound; the task could run for longer). */
+
+int shoal__run_own(shoal_ref ref)
+{
+    struct shoal_task *t = own_task;
+    if (!t || own_id != ref.id)
+        return 0;
+    own_task = NULL;
+    struct shoal__sched *s = shoal__sched_of();
+    if (!s || atomic_load_explicit(&s->stop, memory_order_relaxed) ||
+        !shoal__inject_trylock(&s->global))
+        return 0;
+    bool took = shoal__inject_take_if(&s->global, &t->link);
+    shoal__inject_unlock(&s->global);
+    if (!took)
+        return 0;
+    /* Ours now, as a popped task is a worker's; the block at that address may be another
+     * task (ours ran and its block was reused), which is just as runnable here. */
+    shoal__task_run_here(t);
+    /* relaxed: a count summed by shoal_info_get. */
+    atomic_fetch_add_explicit(&s->run_here, 1, memory_order_relaxed);
+    return 1;
 }
 
 SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,

@@ -119,6 +119,9 @@ SHOAL__HIDDEN size_t shoal__pool_each_live(bool (*fn)(struct shoal_task *));
 struct shoal__worker;
 /* Run t on the calling worker w, then complete its result and free it. */
 SHOAL__HIDDEN void shoal__task_run(struct shoal_task *t, struct shoal__worker *w);
+/* Run t on the calling thread, which is not a worker (shoal__run_own): as shoal__task_run,
+ * with shoal_task_worker answering -1 and no timeline event (the timeline is per worker). */
+SHOAL__HIDDEN void shoal__task_run_here(struct shoal_task *t);
 /* Complete t's result as canceled (or as failed, when a REF argument failed) without
  * running it; release its references and free it, or, for a zombie (its state already
  * ZOMBIE: shutdown's walk), keep it allocated. */

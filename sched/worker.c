@@ -304,6 +304,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     publish_lines(rt, s);
     rt->sched = s;
     shoal__help_hook = help;
+    shoal__run_own_hook = shoal__run_own;
     shoal__nap_init();
     shoal__nap_hook = shoal__nap;
 
@@ -426,6 +427,7 @@ void shoal__sched_stop(shoal__rt_t *rt)
     __atomic_store_n(&rt->sched, NULL, __ATOMIC_SEQ_CST);
     shoal__sched_quiesce();
     shoal__help_hook = NULL;
+    shoal__run_own_hook = NULL;
     shoal__nap_hook = NULL;
     shoal__pool_stop();
     sched_free(s);
@@ -442,6 +444,7 @@ void shoal__sched_info(shoal_info *out)
     if (!s)
         return;
     out->workers = s->nworkers;
+    out->tasks_run = atomic_load_explicit(&s->run_here, memory_order_relaxed);
     for (unsigned i = 0; i < s->nworkers; i++) {
         out->tasks_run += atomic_load_explicit(&s->w[i].run, memory_order_relaxed);
         out->tasks_stolen += atomic_load_explicit(&s->w[i].stolen, memory_order_relaxed);
