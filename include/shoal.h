@@ -256,7 +256,11 @@ SHOAL_API int  shoal_create(size_t len, void **buf, shoal_ref *out);
 SHOAL_API int  shoal_seal(shoal_ref ref);
 /* Resolve ref to its bytes, zero-copy: *data stays valid while the caller holds a reference
  * (and until shoal_shutdown, see there). Waits until the object is ready (inside a task,
- * the worker runs other tasks meanwhile).
+ * the worker runs other tasks meanwhile). Outside the workers, if ref is the result of the
+ * task this thread submitted last and no worker has taken it yet, the calling thread runs
+ * it instead of waiting (no worker is woken: a round trip makes no system call; the task's
+ * shoal_task_worker answers -1). A get with a time limit (shoal_get_timeout with
+ * timeout_ns >= 0) never runs a task.
  * Errors: SHOAL_ENOTINIT; SHOAL_EINVAL null/forged ref, or data or len NULL; SHOAL_ESTALE
  * freed (also while waiting: its last reference went); SHOAL_ETASK the task that makes it
  * failed, or one of that task's arguments did (message in shoal_last_error()); SHOAL_ECANCELED
@@ -573,7 +577,9 @@ typedef struct shoal_stats {
  * with or without an initialized runtime. Thread-safe; takes a short lock (not for hot loops).
  * Errors: SHOAL_EINVAL (out NULL or size 0). */
 SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
-/* Index of the worker running this task. Errors: SHOAL_EINVAL (t NULL). */
+/* Index of the worker running this task, or -1 when the thread that submitted it runs it
+ * inside its shoal_get (a get with no time limit of the task it submitted last, which no
+ * worker had taken yet: see shoal_get). Errors: SHOAL_EINVAL (t NULL). */
 SHOAL_API int  shoal_task_worker(shoal_task *t);
 /* NUMA node of a worker. Errors: SHOAL_ENOTINIT (also in an attached client: no workers),
  * SHOAL_ECANCELED, SHOAL_EINVAL (no such worker). */

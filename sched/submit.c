@@ -255,10 +255,6 @@ SHOAL__COLD static int ref_error(struct shoal_task *t, const shoal_arg args[], s
     return unwind(t, args, i, rc);
 }
 
-/* The task this thread (not a worker) submitted last and its result: shoal__run_own. */
-static __thread struct shoal_task *own_task __attribute__((tls_model("initial-exec")));
-static __thread uint64_t own_id __attribute__((tls_model("initial-exec")));
-
 static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                   const shoal_task_opts *opts, shoal_ref *out)
 {
@@ -363,9 +359,10 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     *out = t->result;   /* before the task is visible: it may finish and be freed at once */
     if (nref == 0) {
         shoal__task_ready(s, t);
-        if (shoal__tls.worker < 0) {   /* t is in the global queue: see shoal__run_own */
-            own_task = t;
-            own_id = t->result.id;
+        if (shoal__tls.worker < 0) {   /* in the global queue: see shoal__run_own */
+            struct shoal__own *own = shoal__pool_own();
+            if (own)
+                own->id = out->id;
         }
     } else {
         wait_deps(s, t, dep_off, nref);
@@ -380,28 +377,34 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
  * turn. When the task is still the oldest of the global queue, that thread takes it as a
  * worker would and runs it itself, like oneTBB's caller-runs: a submit+get+release round
  * trip then makes no system call, whether the workers spin or sleep. Only the task it
- * submitted last is looked for (its address and result, remembered at submit; the address
- * is compared with the queue's item, never followed, since the task may have run and its
- * block been reused meanwhile), and only for a get with no time limit (a timed get keeps
- * its bound; the task could run for longer). */
+ * submitted last is looked for (its result's ID, kept in the thread's pool cache: no static
+ * TLS of its own, see test_dlopen), and only for a get with no time limit (a timed get
+ * keeps its bound; the task could run for longer). */
+/* A task run here that gets a task of its own runs that one here too, on this thread's
+ * stack, which may be small (a worker's has 64 MiB): past this depth, the worker runs it. */
+#define OWN_DEPTH_MAX 8
 
 int shoal__run_own(shoal_ref ref)
 {
-    struct shoal_task *t = own_task;
-    if (!t || own_id != ref.id)
+    struct shoal__own *own = shoal__pool_own();
+    if (!own || own->id != ref.id || own->depth >= OWN_DEPTH_MAX)
         return 0;
-    own_task = NULL;
+    own->id = 0;
     struct shoal__sched *s = shoal__sched_of();
     if (!s || atomic_load_explicit(&s->stop, memory_order_relaxed) ||
         !shoal__inject_trylock(&s->global))
         return 0;
-    bool took = shoal__inject_take_if(&s->global, &t->link);
+    /* A queued task stays allocated while we hold the flag: its result may be read. */
+    struct shoal_task *t = (struct shoal_task *)shoal__inject_peek(&s->global);
+    bool mine = t && t->result.id == ref.id;
+    if (mine)
+        shoal__inject_pop_head(&s->global);
     shoal__inject_unlock(&s->global);
-    if (!took)
+    if (!mine)
         return 0;
-    /* Ours now, as a popped task is a worker's; the block at that address may be another
-     * task (ours ran and its block was reused), which is just as runnable here. */
-    shoal__task_run_here(t);
+    own->depth++;
+    shoal__task_run_here(t);   /* ours now, as a popped task is a worker's */
+    own->depth--;   /* still this thread's cache: freed only at its exit */
     /* relaxed: a count summed by shoal_info_get. */
     atomic_fetch_add_explicit(&s->run_here, 1, memory_order_relaxed);
     return 1;

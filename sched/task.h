@@ -109,6 +109,15 @@ SHOAL__HIDDEN size_t shoal__pool_mapped(void);
 SHOAL__HIDDEN void shoal__pool_forget(void);
 /* A block of at least `size` bytes, state LIVE, cls set. NULL with the error set. */
 SHOAL__HIDDEN struct shoal_task *shoal__task_alloc(size_t size);
+/* What a thread outside the workers remembers for shoal__run_own (submit.c): the result ID
+ * of the task it submitted last, and how many of its tasks it runs now, nested. */
+struct shoal__own {
+    uint64_t id;
+    uint32_t depth;
+};
+/* The calling thread's shoal__own, kept with its block cache (no static TLS of its own);
+ * NULL when the thread has no cache of this pool run (then nothing is remembered). */
+SHOAL__HIDDEN struct shoal__own *shoal__pool_own(void);
 SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);
 /* Shutdown, after the workers are joined: call fn on every LIVE or DROPPED block (tasks
  * waiting for dependencies, or dropped). fn may free blocks. Returns how many calls

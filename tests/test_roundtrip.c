@@ -207,6 +207,79 @@ static void test_no_wake_per_submit(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* A chain: each task submits the next and gets it with no time limit. Started from a
+ * thread with a small stack while the only worker is held, the chain's first tasks run on
+ * that thread, nested in its gets, but only a few deep (8): then that thread waits, and the
+ * rest runs on the worker (a 64 MiB stack) once it is let go. Without the cap, the thread
+ * ran all CHAIN levels nested on its 512 KiB stack (or overflowed it). */
+enum { CHAIN = 5000, NEST_MAX = 8 };
+static _Atomic int chain_here;
+static int t_chain(shoal_task *t)
+{
+    long n = arg_long(t, 0), v = 0;
+    if (shoal_task_worker(t) < 0)
+        atomic_fetch_add(&chain_here, 1);
+    if (n > 0) {
+        long m = n - 1;
+        shoal_arg a = SHOAL_VALUE(&m, sizeof m);
+        shoal_ref r;
+        const void *d;
+        size_t len;
+        if (shoal_submit(t_chain, &a, 1, NULL, &r))
+            return 1;
+        int rc = shoal_get(r, &d, &len);
+        if (rc == 0 && len == sizeof v)
+            memcpy(&v, d, sizeof v);
+        shoal_release(r);
+        if (rc)
+            return 1;
+        v++;
+    }
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+static void *chain_thread(void *p)
+{
+    long n = CHAIN, *out = p;
+    shoal_arg a = SHOAL_VALUE(&n, sizeof n);
+    shoal_ref r;
+    if (shoal_submit(t_chain, &a, 1, NULL, &r) == 0) {
+        const void *d;
+        size_t len;
+        if (shoal_get(r, &d, &len) == 0 && len == sizeof *out)   /* may run it here */
+            memcpy(out, d, sizeof *out);
+        shoal_release(r);
+    }
+    return NULL;
+}
+
+static void test_deep_chain_small_stack(void)
+{
+    start_workers(1, 0);
+    shoal_ref b = hold_the_worker();
+    atomic_store(&chain_here, 0);
+    long got = -1;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 512 << 10);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, &at, chain_thread, &got) == 0);
+    pthread_attr_destroy(&at);
+    /* The thread runs what it may (bounded wait), then the worker is let go. */
+    for (int i = 0; i < 10000 && atomic_load(&chain_here) < NEST_MAX; i++)
+        nap_ms(1);
+    nap_ms(20);
+    let_the_worker_go(b);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += JOIN_S;
+    CU_ASSERT_EQUAL_FATAL(pthread_timedjoin_np(th, NULL, &ts), 0);
+    printf("[%d of %d levels on the calling thread] ", atomic_load(&chain_here), CHAIN + 1);
+    CU_ASSERT_EQUAL(got, CHAIN);
+    CU_ASSERT(atomic_load(&chain_here) >= 1 && atomic_load(&chain_here) <= NEST_MAX);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -214,6 +287,7 @@ int main(void)
         { "a timed get never runs the task", test_timed_get_does_not_run },
         { "a canceled task is not run by the get", test_canceled_not_run },
         { "round trips: no worker wake per submit", test_no_wake_per_submit },
+        { "a deep chain from a small stack", test_deep_chain_small_stack },
         { NULL, NULL },
     };
     return shoal_test_run("roundtrip", cases);
