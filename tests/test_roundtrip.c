@@ -92,8 +92,12 @@ static void run_trips(struct trips *a)
     CU_ASSERT_EQUAL(a->failed, 0);
 }
 
+/* A runtime with one worker, held by t_busy; the counters of t_where at zero. */
 static shoal_ref hold_the_worker(void)
 {
+    start_workers(1, 0);
+    atomic_store(&ran_here, 0);
+    atomic_store(&ran_on_worker, 0);
     atomic_store(&busy_started, 0);
     atomic_store(&release, 0);
     shoal_ref b;
@@ -118,10 +122,7 @@ static void let_the_worker_go(shoal_ref b)
  * of the round trips wakes a worker or sleeps in the kernel. */
 static void test_get_runs_own_task(void)
 {
-    start_workers(1, 0);
     shoal_ref b = hold_the_worker();
-    atomic_store(&ran_here, 0);
-    atomic_store(&ran_on_worker, 0);
     shoal_stats s0 = stats_now();
     shoal_info i0 = info_now();
     struct trips a = { .n = 1000 };
@@ -146,10 +147,7 @@ static void test_get_runs_own_task(void)
  * the worker runs once free. */
 static void test_timed_get_does_not_run(void)
 {
-    start_workers(1, 0);
     shoal_ref b = hold_the_worker();
-    atomic_store(&ran_here, 0);
-    atomic_store(&ran_on_worker, 0);
     shoal_ref r;
     const void *d;
     size_t len;
@@ -168,10 +166,7 @@ static void test_timed_get_does_not_run(void)
  * it from the queue (here the worker, once free). */
 static void test_canceled_not_run(void)
 {
-    start_workers(1, 0);
     shoal_ref b = hold_the_worker();
-    atomic_store(&ran_here, 0);
-    atomic_store(&ran_on_worker, 0);
     shoal_ref r;
     const void *d;
     size_t len;
@@ -255,7 +250,6 @@ static void *chain_thread(void *p)
 
 static void test_deep_chain_small_stack(void)
 {
-    start_workers(1, 0);
     shoal_ref b = hold_the_worker();
     atomic_store(&chain_here, 0);
     long got = -1;
