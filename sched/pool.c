@@ -29,7 +29,7 @@ static inline struct mag *mag_pop(magstack *st) { return (struct mag *)(void *)s
 
 struct tcache {
     struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
-    struct shoal__own own;               /* shoal__pool_own */
+    struct shoal__submitted own;               /* shoal__pool_submitted */
 };
 
 struct tlocal {
@@ -106,7 +106,7 @@ SHOAL__COLD static struct tcache *tcache_slow(void)
     }
     for (unsigned k = 0; k < SHOAL__NCLS; k++)
         tl.c->cls[k].n = 0;
-    tl.c->own = (struct shoal__own){ 0, 0 };
+    tl.c->own = (struct shoal__submitted){ 0, 0 };
     /* relaxed: the pool was started before this thread could reach the scheduler (the
      * caller passed shoal__tls_check, which acquired the runtime's epoch). */
     tl.gen = atomic_load_explicit(&pool.gen, memory_order_relaxed);
@@ -235,7 +235,7 @@ struct shoal_task *shoal__task_alloc(size_t size)
     return t;
 }
 
-struct shoal__own *shoal__pool_own(void)
+struct shoal__submitted *shoal__pool_submitted(void)
 {
     if (likely(tl.c && tl.gen == atomic_load_explicit(&pool.gen, memory_order_relaxed)))
         return &tl.c->own;

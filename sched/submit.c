@@ -360,7 +360,7 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
     if (nref == 0) {
         shoal__task_ready(s, t);
         if (shoal__tls.worker < 0) {   /* in the global queue: see shoal__run_own */
-            struct shoal__own *own = shoal__pool_own();
+            struct shoal__submitted *own = shoal__pool_submitted();
             if (own)
                 own->id = out->id;
         }
@@ -386,7 +386,7 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
 
 int shoal__run_own(shoal_ref ref)
 {
-    struct shoal__own *own = shoal__pool_own();
+    struct shoal__submitted *own = shoal__pool_submitted();
     if (!own || own->id != ref.id || own->depth >= OWN_DEPTH_MAX)
         return 0;
     own->id = 0;

@@ -111,13 +111,13 @@ SHOAL__HIDDEN void shoal__pool_forget(void);
 SHOAL__HIDDEN struct shoal_task *shoal__task_alloc(size_t size);
 /* What a thread outside the workers remembers for shoal__run_own (submit.c): the result ID
  * of the task it submitted last, and how many of its tasks it runs now, nested. */
-struct shoal__own {
+struct shoal__submitted {
     uint64_t id;
     uint32_t depth;
 };
-/* The calling thread's shoal__own, kept with its block cache (no static TLS of its own);
+/* The calling thread's shoal__submitted, kept with its block cache (no static TLS of its own);
  * NULL when the thread has no cache of this pool run (then nothing is remembered). */
-SHOAL__HIDDEN struct shoal__own *shoal__pool_own(void);
+SHOAL__HIDDEN struct shoal__submitted *shoal__pool_submitted(void);
 SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);
 /* Shutdown, after the workers are joined: call fn on every LIVE or DROPPED block (tasks
  * waiting for dependencies, or dropped). fn may free blocks. Returns how many calls
