@@ -29,7 +29,7 @@ static inline struct mag *mag_pop(magstack *st) { return (struct mag *)(void *)s
 
 struct tcache {
     struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
-    struct shoal__submitted own;               /* shoal__pool_submitted */
+    struct shoal__submitted own;         /* shoal__pool_submitted */
 };
 
 struct tlocal {
