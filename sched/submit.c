@@ -357,15 +357,14 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
         t->name = v;
     }
     *out = t->result;   /* before the task is visible: it may finish and be freed at once */
-    if (nref == 0) {
+    if (nref == 0)
         shoal__task_ready(s, t);
-        if (shoal__tls.worker < 0) {   /* in the global queue: see shoal__run_own */
-            struct shoal__submitted *own = shoal__pool_submitted();
-            if (own)
-                own->id = out->id;
-        }
-    } else {
+    else
         wait_deps(s, t, dep_off, nref);
+    if (shoal__tls.worker < 0) {   /* remembered for its get: see shoal__run_own */
+        struct shoal__submitted *own = shoal__pool_submitted();
+        if (own)
+            own->id = out->id;
     }
     return 0;
 }

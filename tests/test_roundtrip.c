@@ -143,6 +143,50 @@ static void test_get_runs_own_task(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* A task with REF arguments, complete when it is submitted (Ray's driver passing objects
+ * it put), is queued at once and its caller runs it too; one whose argument is sealed only
+ * later waits for it, queued by the seal, and is still its caller's to run. */
+static int t_sum_refs(shoal_task *t)
+{
+    long v = 0;
+    for (size_t i = 0; i < shoal_task_nargs(t); i++)
+        v += arg_long(t, i);
+    if (shoal_task_worker(t) < 0)
+        atomic_fetch_add(&ran_here, 1);
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+static void test_get_runs_own_task_with_refs(void)
+{
+    shoal_ref b = hold_the_worker();
+    long x = 40, y = 2;
+    shoal_ref rx, ry, r;
+    ASSERT_OK(shoal_put(&x, sizeof x, &rx));
+    void *buf;
+    ASSERT_OK(shoal_create(sizeof y, &buf, &ry));
+    shoal_arg a[2] = { SHOAL_REF(rx), SHOAL_REF(ry) };
+    const void *d;
+    size_t len;
+    /* complete arguments: queued at submit */
+    ASSERT_OK(shoal_submit(t_sum_refs, a, 1, NULL, &r));
+    CHECK_OK(shoal_get(r, &d, &len));
+    CU_ASSERT(len == sizeof x && *(const long *)d == 40);
+    CHECK_OK(shoal_release(r));
+    /* one argument sealed after the submit, by this thread: queued by the seal */
+    ASSERT_OK(shoal_submit(t_sum_refs, a, 2, NULL, &r));
+    memcpy(buf, &y, sizeof y);
+    CHECK_OK(shoal_seal(ry));
+    CHECK_OK(shoal_get(r, &d, &len));
+    CU_ASSERT(len == sizeof x && *(const long *)d == 42);
+    CHECK_OK(shoal_release(r));
+    CU_ASSERT_EQUAL(atomic_load(&ran_here), 2);
+    CHECK_OK(shoal_release(rx));
+    CHECK_OK(shoal_release(ry));
+    let_the_worker_go(b);
+    CU_ASSERT_EQUAL(live_settled(0), 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* A timed get keeps its bound: it waits (here, times out) rather than run the task, which
  * the worker runs once free. */
 static void test_timed_get_does_not_run(void)
@@ -278,6 +322,7 @@ int main(void)
 {
     static const shoal_test_case cases[] = {
         { "a get with no time limit runs its own task", test_get_runs_own_task },
+        { "... and its task with REF arguments", test_get_runs_own_task_with_refs },
         { "a timed get never runs the task", test_timed_get_does_not_run },
         { "a canceled task is not run by the get", test_canceled_not_run },
         { "round trips: no worker wake per submit", test_no_wake_per_submit },
