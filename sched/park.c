@@ -141,19 +141,23 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
 #endif
 }
 
-bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
+bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w, bool *spinning)
 {
     struct shoal__node *n = &s->n[w->node];
+    uint64_t v;
+    bool spin = *spinning;   /* still counted as a spinner since its last return */
     /* At most spin_limit workers of a node spin at once; the others sleep at once, so an
      * idle runtime on a busy machine does not steal cycles from the threads that feed it. */
-    uint64_t v = atomic_load_explicit(&n->idle, memory_order_relaxed);
-    bool spin;
-    do {
-        spin = (uint32_t)v < n->spin_limit;
-        /* seq_cst: announcing idleness is the sleeper's half of the Dekker pair. */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &n->idle, &v, v + (spin ? SHOAL__IDLE_SPIN : SHOAL__IDLE_SLEEP), memory_order_seq_cst,
-        memory_order_relaxed));
+    if (!spin) {
+        v = atomic_load_explicit(&n->idle, memory_order_relaxed);
+        do {
+            spin = (uint32_t)v < n->spin_limit;
+            /* seq_cst: announcing idleness is the sleeper's half of the Dekker pair. */
+        } while (!atomic_compare_exchange_weak_explicit(
+            &n->idle, &v, v + (spin ? SHOAL__IDLE_SPIN : SHOAL__IDLE_SLEEP),
+            memory_order_seq_cst, memory_order_relaxed));
+    }
+    *spinning = false;
     for (;;) {
         if (spin) {
             uint64_t t0 = shoal__now_ns();
@@ -161,7 +165,13 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
             uint64_t seen = atomic_load_explicit(&s->global.deq, memory_order_relaxed);
             for (unsigned i = 1;; i++) {
                 if (work_hint(s, w)) {
-                    atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SPIN, memory_order_seq_cst);
+                    /* Still counted as spinning until the worker has a task (worker.c):
+                     * a producer that comes meanwhile sees a spinner and wakes nobody, as
+                     * Go's spinning Ms stay counted until they find work. A task from
+                     * another thread's own submit is often gone before this worker gets
+                     * to it (submit.c, shoal__run_own); leaving the count then re-entering
+                     * it left a window in which that thread's next submit woke a sleeper. */
+                    *spinning = true;
                     return !atomic_load_explicit(&s->stop, memory_order_relaxed);
                 }
                 cpu_relax();

@@ -96,8 +96,11 @@ static inline struct shoal_task *shoal__untag(shoal__item x)
 SHOAL__HIDDEN void shoal__wake_node(struct shoal__sched *s, unsigned node);
 SHOAL__HIDDEN void shoal__wake_any(struct shoal__sched *s, unsigned prefer);
 SHOAL__HIDDEN void shoal__wake_all(struct shoal__sched *s);   /* stop */
-/* Idle worker: spin, then sleep until work it may run is visible. false once stopping. */
-SHOAL__HIDDEN bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w);
+/* Idle worker: spin, then sleep until work it may run is visible. false once stopping.
+ * *spinning in and out: whether the worker is counted as one of its node's spinners; it
+ * returns so counted after seeing work while spinning, and the worker drops the count once
+ * it has a task (worker.c), or comes back here still counted. */
+SHOAL__HIDDEN bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w, bool *spinning);
 SHOAL__HIDDEN bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w);
 /* shoal__nap_hook (core/store.h): a worker waiting inside a task sleeps until the completion
  * word moves, work reaches its node, or ns pass; counted as sleeping meanwhile. */

@@ -188,22 +188,32 @@ static void *worker_main(void *p)
     pthread_mutex_unlock(&a->sync->mu);   /* a and sync are gone after this */
 
     bool was_idle = false;
+    bool spinning = false;   /* counted as one of the node's spinners (park.c) */
     for (;;) {
         if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
             break;
         struct shoal_task *t = find_task(s, w, true);
         if (t) {
-            /* The last spinner to find work wakes a sleeper if more is visible, so that a
-             * burst is spread without every producer paying for a wake (Go's rule). */
             if (unlikely(was_idle)) {
                 was_idle = false;
+                if (spinning) {
+                    spinning = false;
+                    /* seq_cst: leaving the spinners is part of the idle word's Dekker
+                     * pair (sched_int.h): a producer that reads the word after this sees
+                     * no spinner and wakes a sleeper itself. */
+                    atomic_fetch_sub_explicit(&s->n[w->node].idle, SHOAL__IDLE_SPIN,
+                                              memory_order_seq_cst);
+                }
+                /* The last spinner to find work wakes a sleeper if more is visible, so
+                 * that a burst is spread without every producer paying for a wake (Go's
+                 * rule). */
                 if (shoal__work_visible(s, w))
                     shoal__wake_check(s, w->node, false);
             }
             run(w, t);
             continue;
         }
-        if (!shoal__idle(s, w))
+        if (!shoal__idle(s, w, &spinning))
             break;
         was_idle = true;
     }

@@ -227,9 +227,10 @@ static void test_canceled_not_run(void)
 /* Round trips from one thread with the workers asleep at the start: a runtime that woke a
  * worker for each submit would count one wake per round trip (and, waiting for it, a sleep
  * of the getter). Here the getter runs what no worker took, and the worker woken first
- * keeps spinning while the queue moves: a few wakes at most (each time this machine stops
- * the thread for longer than a worker spins). The bound, a quarter, is loose on purpose:
- * it separates "per submit" from "now and then", it does not measure speed. */
+ * keeps spinning while the queue moves: a few wakes (each time this machine stops the
+ * thread for longer than a worker spins: 0-3 on a quiet machine, up to ~120 under ASan on
+ * 2 cores shared by ten busy processes). The bound, half, is loose on purpose: it separates
+ * "per submit" from "now and then", it does not measure speed. */
 static void test_no_wake_per_submit(void)
 {
     start_workers(2, 0);
@@ -242,7 +243,7 @@ static void test_no_wake_per_submit(void)
     uint64_t sleeps = s1.wait_sleeps - s0.wait_sleeps;
     printf("[%d round trips: %llu worker wakes, %llu getter sleeps] ", a.n,
            (unsigned long long)wakes, (unsigned long long)sleeps);
-    CU_ASSERT(wakes + sleeps < (uint64_t)a.n / 4);
+    CU_ASSERT(wakes + sleeps < (uint64_t)a.n / 2);
     ASSERT_OK(shoal_shutdown());
 }
 
