@@ -227,10 +227,12 @@ static void test_canceled_not_run(void)
 /* Round trips from one thread with the workers asleep at the start: a runtime that woke a
  * worker for each submit would count one wake per round trip (and, waiting for it, a sleep
  * of the getter). Here the getter runs what no worker took, and the worker woken first
- * keeps spinning while the queue moves: a few wakes (each time this machine stops the
- * thread for longer than a worker spins: 0-3 on a quiet machine, up to ~120 under ASan on
- * 2 cores shared by ten busy processes). The bound, half, is loose on purpose: it separates
- * "per submit" from "now and then", it does not measure speed. */
+ * keeps spinning while the queue moves: a few wakes, each time the queue stood still for
+ * longer than a worker spins (20 us): 0-40 in 2000 on 2 cores shared by ten busy processes;
+ * under ASan up to ~120, under TSan, whose round trip itself takes about that long, up to
+ * ~800. The bound is loose on purpose: it separates "per submit" from "now and then", it
+ * does not measure speed: half the round trips, and under a sanitizer fewer than one per
+ * round trip (SAN_DIV > 1). */
 static void test_no_wake_per_submit(void)
 {
     start_workers(2, 0);
@@ -243,7 +245,7 @@ static void test_no_wake_per_submit(void)
     uint64_t sleeps = s1.wait_sleeps - s0.wait_sleeps;
     printf("[%d round trips: %llu worker wakes, %llu getter sleeps] ", a.n,
            (unsigned long long)wakes, (unsigned long long)sleeps);
-    CU_ASSERT(wakes + sleeps < (uint64_t)a.n / 2);
+    CU_ASSERT(wakes + sleeps < (SAN_DIV > 1 ? (uint64_t)a.n : (uint64_t)a.n / 2));
     ASSERT_OK(shoal_shutdown());
 }
 
