@@ -64,6 +64,8 @@ static inline void shoal__wcount(_Atomic uint64_t *c)
 struct shoal__node {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t idle;   /* spinning | sleeping << 32 */
     _Atomic uint32_t seq;               /* futex word: bumped by every wake */
+    _Atomic uint32_t seen;              /* seq as a sleeper last saw it (park.c): a wake
+                                           is in flight while it differs from seq */
     unsigned nworkers, spin_limit;
     unsigned *members;                  /* worker indices of this node */
     shoal__inject q;                    /* tasks bound to this node */
