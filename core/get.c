@@ -9,6 +9,7 @@
 
 int (*shoal__help_hook)(void);
 bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
+int (*shoal__run_own_hook)(shoal_ref ref);
 struct shoal__upcalls shoal__up;
 
 /* Parenthesised names: the shoal_get macro in shoal.h must not expand here. */
@@ -94,7 +95,17 @@ static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t
             waited = true;
             if (!helped) {   /* a worker first runs what it can: often the very producer */
                 helped = true;
-                shoal__help_while_pending(s, ref);
+                /* Elsewhere, a get with no time limit of the task this thread just
+                 * submitted runs it here when no worker has taken it yet: it would only
+                 * wait for it, and a parked worker costs a wake-up (the timed gets keep
+                 * their bound: the task could run for longer). */
+                if (shoal__tls.worker < 0) {
+                    int (*own)(shoal_ref) = shoal__run_own_hook;
+                    if (timeout_ns < 0 && own && own(ref))
+                        continue;
+                } else {
+                    shoal__help_while_pending(s, ref);
+                }
                 continue;
             }
             rc = shoal__obj_wait(ref, timeout_ns);

@@ -28,6 +28,7 @@ SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
     s.invalid_ids = sum[SHOAL__CNT_INVALID];
     s.get_waits = sum[SHOAL__CNT_GET_WAIT];
     s.wait_sleeps = sum[SHOAL__CNT_WAIT_SLEEP];
+    s.worker_wakes = sum[SHOAL__CNT_WORKER_WAKE];
     if (shoal__enter() == 0) {   /* spilling counters (io/spill.c): the store's */
         shoal__up.io_stats(&s);
         shoal__leave();

@@ -65,6 +65,7 @@ enum shoal__cnt {
     SHOAL__CNT_INVALID,      /* refs found invalid (null, forged, corrupt) */
     SHOAL__CNT_GET_WAIT,     /* gets that found their object unsealed and waited */
     SHOAL__CNT_WAIT_SLEEP,   /* futex sleeps of waiting threads */
+    SHOAL__CNT_WORKER_WAKE,  /* futex wakes of a sleeping worker (sched/park.c) */
     SHOAL__CNT_N
 };
 struct shoal__rec {
@@ -246,6 +247,11 @@ extern int (*shoal__help_hook)(void);
  * futex, shared) differs from seen, new work reaches its node, or ns pass. Returns false
  * if it did not sleep, so that the caller sleeps on word alone. Set by sched at start. */
 extern bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
+/* A thread that is not a worker, about to wait for ref with no time limit: if ref is the
+ * result of a task it submitted and no worker has taken it yet, run that task on this
+ * thread and return 1 (the submitter would only wait for it; no worker needs waking);
+ * else 0. Set by sched at start. */
+extern int (*shoal__run_own_hook)(shoal_ref ref);
 
 /* Word bits for an object being sealed READY: with spill_dir configured, UNREAD (a spill
  * candidate until its first get) and its seal era in `next`; nothing otherwise, one

@@ -285,7 +285,11 @@ SHOAL_API int  shoal_create(size_t len, void **buf, shoal_ref *out);
 SHOAL_API int  shoal_seal(shoal_ref ref);
 /* Resolve ref to its bytes, zero-copy: *data stays valid while the caller holds a reference
  * (and until shoal_shutdown, see there). Waits until the object is ready (inside a task,
- * the worker runs other tasks meanwhile).
+ * the worker runs other tasks meanwhile). Outside the workers, if ref is the result of the
+ * task this thread submitted last and no worker has taken it yet, the calling thread runs
+ * it instead of waiting (no worker is woken: a round trip makes no system call; the task's
+ * shoal_task_worker answers -1). A get with a time limit (shoal_get_timeout with
+ * timeout_ns >= 0) never runs a task.
  * Errors: SHOAL_ENOTINIT; SHOAL_EINVAL null/forged ref, or data or len NULL; SHOAL_ESTALE
  * freed (also while waiting: its last reference went); SHOAL_ETASK the task that makes it
  * failed, or one of that task's arguments did (message in shoal_last_error()); SHOAL_ECANCELED
@@ -678,6 +682,9 @@ typedef struct shoal_stats {
                                       a few may sit in the owner's private memory after a
                                       swap with a full disk found no room (shoal_advise_cold) */
     uint64_t spilled_now_bytes;
+    uint64_t worker_wakes; /* times a thread woke a sleeping worker (a futex wake system call:
+                              a submit, or a completion that made a task runnable, found no
+                              worker spinning and one asleep) */
 } shoal_stats;
 /* Fill *out with the current counters. size is sizeof(shoal_stats) as the caller was compiled
  * with: the library writes the first min(size, its own size) bytes and zeroes any rest, so a
@@ -697,7 +704,9 @@ SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
  * runtime is shut down), SHOAL_EINVAL (path empty), SHOAL_EIO (cannot write; the message
  * says why). */
 SHOAL_API int  shoal_timeline_write(const char *path);
-/* Index of the worker running this task. Errors: SHOAL_EINVAL (t NULL). */
+/* Index of the worker running this task, or -1 when the thread that submitted it runs it
+ * inside its shoal_get (a get with no time limit of the task it submitted last, which no
+ * worker had taken yet: see shoal_get). Errors: SHOAL_EINVAL (t NULL). */
 SHOAL_API int  shoal_task_worker(shoal_task *t);
 /* NUMA node of a worker. Errors: SHOAL_ENOTINIT (also in an attached client: no workers),
  * SHOAL_ECANCELED, SHOAL_EINVAL (no such worker). */

@@ -297,7 +297,15 @@ class task {
 public:
     explicit task(shoal_task *t) noexcept : t_(t) {}
     shoal_task *c() const noexcept { return t_; }
-    int worker() const { int w = shoal_task_worker(t_); detail::check(w, "shoal_task_worker"); return w; }
+    /* The worker's index, or -1 when the submitting thread runs the task in its get (see
+     * shoal_get in shoal.h). */
+    int worker() const
+    {
+        int w = shoal_task_worker(t_);
+        if (w != -1)
+            detail::check(w, "shoal_task_worker");
+        return w;
+    }
     /* shoal_cancel was called on this task's result: return early (shoal_task_cancelled). */
     bool cancelled() const noexcept { return shoal_task_cancelled(t_) == 1; }
     /* A writable buffer that becomes the result (zero-copy); the callable then returns

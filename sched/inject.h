@@ -183,6 +183,34 @@ static inline unsigned shoal__inject_take(shoal__inject *q, shoal__qlink **out, 
     return n;
 }
 
+/* Consumer, flag held: the oldest task, left in the queue, or NULL when the ring has none
+ * or an overflow list exists (its tasks go first). The task stays queued, so it stays
+ * allocated while the flag is held: its fields may be read. shoal__inject_pop_head then
+ * takes it. The thread that submitted a task and now waits for it looks this way
+ * (sched/submit.c, shoal__run_own). */
+static inline shoal__qlink *shoal__inject_peek(shoal__inject *q)
+{
+    if (atomic_load_explicit(&q->tail, memory_order_relaxed) != &q->stub)
+        return NULL;
+    uint64_t pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
+    shoal__cell *c = &q->cell[pos & (SHOAL__INJ_CAP - 1)];
+    /* acquire: pairs with the producer's release store of seq (the item and the task). */
+    if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos + 1)
+        return NULL;
+    return c->item;
+}
+
+/* Consumer, flag held, right after shoal__inject_peek found a task: take it. */
+static inline void shoal__inject_pop_head(shoal__inject *q)
+{
+    uint64_t pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
+    /* release: pairs with the acquire load of the producer that reuses the cell. */
+    atomic_store_explicit(&q->cell[pos & (SHOAL__INJ_CAP - 1)].seq, pos + SHOAL__INJ_CAP,
+                          memory_order_release);
+    /* relaxed: see the table (the next consumer acquires the flag). */
+    atomic_store_explicit(&q->deq, pos + 1, memory_order_relaxed);
+}
+
 static inline bool shoal__inject_trylock(shoal__inject *q)
 {
     /* A plain load first keeps a busy flag's line shared while others poll it. */

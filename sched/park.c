@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../core/stats.h"
 #include "../os/futex.h"
 #include "sched_int.h"
 #include "timeline.h"
@@ -24,12 +25,40 @@
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
+/* A wake in flight: a waker bumped seq and woke a sleeper that has not come back yet (the
+ * woken thread may wait milliseconds for a core on a loaded machine). Until a sleeper comes
+ * back, or another goes to sleep, every further submit would wake again, one system call
+ * each, for nothing: the woken one looks for work when it comes back. A sleeper "sees" seq
+ * (observe) before its last re-check and whenever it leaves the sleeping state; a waker
+ * that finds seen behind seq leaves the wake to the one in flight.
+ * No task is left behind: the waker published its task before it reads seq and seen
+ * (seq_cst), the sleeper stores seen before it looks at the queues (seq_cst), so either
+ * the waker reads the new seen and wakes, or the sleeper's look finds the task. seen lags
+ * seq only while some sleeper is yet to observe: one that read seq before a bump sleeps on
+ * the old value, so its futex_wait returns at once, and every exit from the sleeping state
+ * observes. The woken worker spreads what it finds (Go's rule, worker.c and shoal__nap). */
+static inline uint32_t observe(struct shoal__node *n)
+{
+    /* seq_cst load and store: the sleeper's half of the pair described above; the load is
+     * also an acquire of the wakers' bumps. */
+    uint32_t seq = atomic_load_explicit(&n->seq, memory_order_seq_cst);
+    atomic_store_explicit(&n->seen, seq, memory_order_seq_cst);
+    return seq;
+}
+
 void shoal__wake_node(struct shoal__sched *s, unsigned node)
 {
-    /* release: pairs with the acquire load of seq before a sleeper's last re-check; a
-     * sleeper that read the old value is still before its futex_wait, which then returns. */
-    atomic_fetch_add_explicit(&s->n[node].seq, 1, memory_order_release);
-    shoal__futex_wake(&s->n[node].seq, 1, false);
+    struct shoal__node *n = &s->n[node];
+    /* seq_cst: the waker's half of the pair with observe (above); seq first. */
+    uint32_t seq = atomic_load_explicit(&n->seq, memory_order_seq_cst);
+    if (atomic_load_explicit(&n->seen, memory_order_seq_cst) != seq)
+        return;
+    shoal__count(SHOAL__CNT_WORKER_WAKE);   /* shoal_stats.worker_wakes */
+    /* seq_cst: a release that pairs with the load of seq before a sleeper's last re-check
+     * (a sleeper that read the old value is still before its futex_wait, which then
+     * returns), and ordered with the loads above in the pair with observe. */
+    atomic_fetch_add_explicit(&n->seq, 1, memory_order_seq_cst);
+    shoal__futex_wake(&n->seq, 1, false);
 }
 
 void shoal__wake_all(struct shoal__sched *s)
@@ -114,9 +143,8 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
     /* Counted as sleeping, so that a producer with work for this node wakes us. seq_cst:
      * the sleeper's half of the Dekker pair, as in shoal__idle. */
     atomic_fetch_add_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
-    /* acquire: pairs with the release bump in shoal__wake_node. */
-    uint32_t nseq = atomic_load_explicit(&n->seq, memory_order_acquire);
-    bool handled = true;
+    uint32_t nseq = observe(n);
+    bool handled = true, slept = false;
     if (!shoal__work_visible(s, w)) {
         uint64_t at = shoal__now_ns() + ns;   /* futex_waitv takes an absolute time */
         struct timespec ts = shoal__timespec_ns(at);
@@ -130,8 +158,14 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
             atomic_store_explicit(&no_waitv, 1, memory_order_relaxed);
             handled = false;   /* the caller sleeps on word alone, now and from now on */
         }
+        slept = true;
+        observe(n);   /* back: a wake in flight may have been ours */
     }
     atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
+    /* Go's rule, as in the worker loop: a wake we took may have been meant for more work
+     * than we will run (we may go back to our own task): spread what is visible. */
+    if (slept && shoal__work_visible(s, w))
+        shoal__wake_check(s, w->node, false);
     return handled;
 #else
     (void)word, (void)seen, (void)ns;
@@ -139,29 +173,52 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
 #endif
 }
 
-bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
+bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w, bool *spinning)
 {
     struct shoal__node *n = &s->n[w->node];
+    uint64_t v;
+    bool spin = *spinning;   /* still counted as a spinner since its last return */
     /* At most spin_limit workers of a node spin at once; the others sleep at once, so an
      * idle runtime on a busy machine does not steal cycles from the threads that feed it. */
-    uint64_t v = atomic_load_explicit(&n->idle, memory_order_relaxed);
-    bool spin;
-    do {
-        spin = (uint32_t)v < n->spin_limit;
-        /* seq_cst: announcing idleness is the sleeper's half of the Dekker pair. */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &n->idle, &v, v + (spin ? SHOAL__IDLE_SPIN : SHOAL__IDLE_SLEEP), memory_order_seq_cst,
-        memory_order_relaxed));
+    if (!spin) {
+        v = atomic_load_explicit(&n->idle, memory_order_relaxed);
+        do {
+            spin = (uint32_t)v < n->spin_limit;
+            /* seq_cst: announcing idleness is the sleeper's half of the Dekker pair. */
+        } while (!atomic_compare_exchange_weak_explicit(
+            &n->idle, &v, v + (spin ? SHOAL__IDLE_SPIN : SHOAL__IDLE_SLEEP),
+            memory_order_seq_cst, memory_order_relaxed));
+    }
+    *spinning = false;
     for (;;) {
         if (spin) {
             uint64_t t0 = shoal__now_ns();
+            /* relaxed, here and below: a hint that work passes by (see the loop). */
+            uint64_t seen = atomic_load_explicit(&s->global.deq, memory_order_relaxed);
             for (unsigned i = 1;; i++) {
                 if (work_hint(s, w)) {
-                    atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SPIN, memory_order_seq_cst);
+                    /* Still counted as spinning until the worker has a task (worker.c):
+                     * a producer that comes meanwhile sees a spinner and wakes nobody, as
+                     * Go's spinning Ms stay counted until they find work. A task from
+                     * another thread's own submit is often gone before this worker gets
+                     * to it (submit.c, shoal__run_own); leaving the count then re-entering
+                     * it left a window in which that thread's next submit woke a sleeper. */
+                    *spinning = true;
                     return !atomic_load_explicit(&s->stop, memory_order_relaxed);
                 }
                 cpu_relax();
                 if ((i & 63) == 0) {
+                    /* A thread that submits and runs its own tasks (submit.c,
+                     * shoal__run_own) takes them from the global queue before this
+                     * spinner sees them: the queue moving is activity all the same, and
+                     * keeps this worker spinning, so that its submits find a spinner and
+                     * wake nobody (a sleep here would cost that thread a wake-up on its
+                     * next submit). */
+                    uint64_t d = atomic_load_explicit(&s->global.deq, memory_order_relaxed);
+                    if (d != seen) {
+                        seen = d;
+                        t0 = shoal__now_ns();
+                    }
                     uint64_t spun = shoal__now_ns() - t0;
                     if (spun > SPIN_NS)
                         break;
@@ -176,10 +233,10 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
             atomic_fetch_add_explicit(&n->idle, SHOAL__IDLE_SLEEP - SHOAL__IDLE_SPIN,
                                       memory_order_seq_cst);
         }
-        /* acquire: pairs with the release bump in shoal__wake_node. */
-        uint32_t seq = atomic_load_explicit(&n->seq, memory_order_acquire);
+        uint32_t seq = observe(n);
         if (shoal__work_visible(s, w)) {
             atomic_fetch_sub_explicit(&n->idle, SHOAL__IDLE_SLEEP, memory_order_seq_cst);
+            observe(n);   /* leaving the sleeping state: a wake meanwhile may be ours */
             return !atomic_load_explicit(&s->stop, memory_order_relaxed);
         }
         shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
@@ -187,6 +244,7 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
             shoal__wcount(&w->pub->parks);
         shoal__arena_idle();   /* a sleeping worker strands no free blocks (alloc/arena.h) */
         shoal__futex_wait(&n->seq, seq, NULL, false);
+        observe(n);   /* back (woken, or seq moved before we slept) */
         /* Woken (or spuriously): spin again, unless enough others already spin; then one
          * re-check and back to sleep. On a machine with as many workers as cores, a woken
          * worker that spins anyway competes for a core with the thread that woke it. */

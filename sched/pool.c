@@ -29,6 +29,7 @@ static inline struct mag *mag_pop(magstack *st) { return (struct mag *)(void *)s
 
 struct tcache {
     struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
+    struct shoal__submitted own;         /* shoal__pool_submitted */
 };
 
 struct tlocal {
@@ -105,6 +106,7 @@ SHOAL__COLD static struct tcache *tcache_slow(void)
     }
     for (unsigned k = 0; k < SHOAL__NCLS; k++)
         tl.c->cls[k].n = 0;
+    tl.c->own = (struct shoal__submitted){ 0, 0 };
     /* relaxed: the pool was started before this thread could reach the scheduler (the
      * caller passed shoal__tls_check, which acquired the runtime's epoch). */
     tl.gen = atomic_load_explicit(&pool.gen, memory_order_relaxed);
@@ -231,6 +233,13 @@ struct shoal_task *shoal__task_alloc(size_t size)
     struct shoal_task *t = c->cls[k].obj[--c->cls[k].n];
     atomic_store_explicit(&t->state, SHOAL__TS_LIVE, memory_order_relaxed);
     return t;
+}
+
+struct shoal__submitted *shoal__pool_submitted(void)
+{
+    if (likely(tl.c && tl.gen == atomic_load_explicit(&pool.gen, memory_order_relaxed)))
+        return &tl.c->own;
+    return NULL;
 }
 
 void shoal__task_free(struct shoal_task *t)

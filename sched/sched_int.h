@@ -64,6 +64,8 @@ static inline void shoal__wcount(_Atomic uint64_t *c)
 struct shoal__node {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t idle;   /* spinning | sleeping << 32 */
     _Atomic uint32_t seq;               /* futex word: bumped by every wake */
+    _Atomic uint32_t seen;              /* seq as a sleeper last saw it (park.c): a wake
+                                           is in flight while it differs from seq */
     unsigned nworkers, spin_limit;
     unsigned *members;                  /* worker indices of this node */
     shoal__inject q;                    /* tasks bound to this node */
@@ -77,6 +79,9 @@ struct shoal__sched {
     struct shoal__worker *w;
     struct shoal__node *n;
     shoal__inject global;               /* unbound tasks from foreign threads */
+    /* Tasks their submitter ran in shoal_get (shoal__run_own); its own line, written by
+     * foreign threads only, so that workers polling `stop` keep theirs shared. */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t run_here;
 };
 
 /* A deque item: the task pointer tagged with "bound to this node" (deque.h). */
@@ -93,8 +98,11 @@ static inline struct shoal_task *shoal__untag(shoal__item x)
 SHOAL__HIDDEN void shoal__wake_node(struct shoal__sched *s, unsigned node);
 SHOAL__HIDDEN void shoal__wake_any(struct shoal__sched *s, unsigned prefer);
 SHOAL__HIDDEN void shoal__wake_all(struct shoal__sched *s);   /* stop */
-/* Idle worker: spin, then sleep until work it may run is visible. false once stopping. */
-SHOAL__HIDDEN bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w);
+/* Idle worker: spin, then sleep until work it may run is visible. false once stopping.
+ * *spinning in and out: whether the worker is counted as one of its node's spinners; it
+ * returns so counted after seeing work while spinning, and the worker drops the count once
+ * it has a task (worker.c), or comes back here still counted. */
+SHOAL__HIDDEN bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w, bool *spinning);
 SHOAL__HIDDEN bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w);
 /* shoal__nap_hook (core/store.h): a worker waiting inside a task sleeps until the completion
  * word moves, work reaches its node, or ns pass; counted as sleeping meanwhile. */
@@ -144,6 +152,11 @@ SHOAL__HIDDEN int shoal__submit(const char *who, struct shoal__actor *actor, sho
  * nonzero reserved field, a node that does not exist or has no worker). */
 SHOAL__HIDDEN int shoal__task_opts_node(const char *who, const shoal_task_opts *opts,
                                         int *node);
+
+/* shoal__run_own_hook (core/store.h): the calling thread, not a worker, is about to wait
+ * for ref; if ref is the result of the task it submitted last and that task is still the
+ * oldest of the global queue, take it and run it here. 1 if it ran a task. */
+SHOAL__HIDDEN int shoal__run_own(shoal_ref ref);
 
 /* Shutdown: wait until no thread outside the scheduler is making a task runnable (after
  * closing the scheduler to them: open = 0, or rt->sched = NULL). */

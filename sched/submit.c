@@ -398,6 +398,11 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
             shoal__task_ready(s, t);
         else
             wait_deps(s, t, dep_off, nref, 0);
+        if (shoal__tls.worker < 0) {   /* remembered for its get: see shoal__run_own */
+            struct shoal__submitted *own = shoal__pool_submitted();
+            if (own)
+                own->id = out->id;
+        }
         return 0;
     }
     /* An actor's call keeps one count of `pending` until it is at the head of the actor's
@@ -407,8 +412,49 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
                                                                           queue's release */
     else
         wait_deps(s, t, dep_off, nref, 1);
-    shoal__actor_enqueue(actor, t);
+    shoal__actor_enqueue(actor, t);   /* never run by its submitter: see shoal__run_own */
     return 0;
+}
+
+/* ---- the submitter runs its own task ------------------------------------------------------
+ * A thread outside the workers that submits a task and then gets its result would only wait
+ * for it: a worker has to notice it (a spinning one) or be woken (a futex wake, 11-41 us on
+ * machines of this kind, and the worker's sleep after it), and then the waiter is woken in
+ * turn. When the task is still the oldest of the global queue, that thread takes it as a
+ * worker would and runs it itself, like oneTBB's caller-runs: a submit+get+release round
+ * trip then makes no system call, whether the workers spin or sleep. Only the task it
+ * submitted last is looked for (its result's ID, kept in the thread's pool cache: no static
+ * TLS of its own, see test_dlopen), and only for a get with no time limit (a timed get
+ * keeps its bound; the task could run for longer). */
+/* A task run here that gets a task of its own runs that one here too, on this thread's
+ * stack, which may be small (a worker's has 64 MiB): past this depth, the worker runs it. */
+#define OWN_DEPTH_MAX 8
+
+int shoal__run_own(shoal_ref ref)
+{
+    struct shoal__submitted *own = shoal__pool_submitted();
+    if (!own || own->id != ref.id || own->depth >= OWN_DEPTH_MAX)
+        return 0;
+    own->id = 0;
+    struct shoal__sched *s = shoal__sched_of();
+    if (!s || atomic_load_explicit(&s->stop, memory_order_relaxed) ||
+        !shoal__inject_trylock(&s->global))
+        return 0;
+    /* A queued task stays allocated while we hold the flag: its result may be read. */
+    struct shoal_task *t = (struct shoal_task *)shoal__inject_peek(&s->global);
+    /* An actor's call runs only under its actor (actor.c), never here. */
+    bool mine = t && t->result.id == ref.id && !(t->flags & SHOAL__TF_ACTOR);
+    if (mine)
+        shoal__inject_pop_head(&s->global);
+    shoal__inject_unlock(&s->global);
+    if (!mine)
+        return 0;
+    own->depth++;
+    shoal__task_run_here(t);   /* ours now, as a popped task is a worker's */
+    own->depth--;   /* still this thread's cache: freed only at its exit */
+    /* relaxed: a count summed by shoal_info_get. */
+    atomic_fetch_add_explicit(&s->run_here, 1, memory_order_relaxed);
+    return 1;
 }
 
 SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,

@@ -88,37 +88,25 @@ void shoal__task_discard(struct shoal_task *t) { discard(t, false); }
 
 static void cancel_claimed(struct shoal_task *t, bool zombie);
 
-void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
+/* The start of a run: the start claim (one CAS on the result's word, no lock), which
+ * shoal_cancel may have won, and a failed REF argument. false: t was dealt with. */
+static inline bool task_begin(struct shoal_task *t)
 {
-    if (unlikely(t->flags & SHOAL__TF_ACTOR))
-        shoal__actor_run(t, w);
-    else
-        shoal__task_run_one(t, w);
-}
-
-void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
-{
-    /* The start claim (one CAS on the result's word, no lock): shoal_cancel may have come
-     * first. */
     if (unlikely(!shoal__obj_start(t->result))) {
         discard(t, false);
-        return;
+        return false;
     }
     /* relaxed: whoever queued the task acquired the last `pending` decrement first. */
     if (unlikely(atomic_load_explicit(&t->fail_arg, memory_order_relaxed))) {
         cancel_claimed(t, false);
-        return;
+        return false;
     }
-    t->worker = (int32_t)w->idx;
-    shoal__wcount(&w->run);
-    if (w->pub)
-        shoal__wcount(&w->pub->tasks_run);
-    uint64_t t0 = shoal__tl_begin();
-    SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
-    int rc = t->fn(t);
-    SHOAL__PROBE_TASK_END(w->idx, t->result.id, rc);
-    if (unlikely(shoal__tl_on))
-        tl_ran(t, w->idx, t0, rc);
+    return true;
+}
+
+/* The end of a run that returned rc: complete the result and free t. */
+static inline void task_finish(struct shoal_task *t, int rc)
+{
     shoal_ref r = t->result;
     /* Arguments and context go first, so that a caller that sees the result sees them
      * released. */
@@ -129,6 +117,42 @@ void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
     else
         fail_result(t, rc);   /* drops the task's reference too */
     shoal__task_free(t);
+}
+
+void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
+{
+    if (unlikely(t->flags & SHOAL__TF_ACTOR))
+        shoal__actor_run(t, w);   /* takes the actor, then shoal__task_run_one (actor.c) */
+    else
+        shoal__task_run_one(t, w);
+}
+
+void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
+{
+    if (!task_begin(t))
+        return;
+    t->worker = (int32_t)w->idx;
+    shoal__wcount(&w->run);
+    if (w->pub)
+        shoal__wcount(&w->pub->tasks_run);
+    uint64_t t0 = shoal__tl_begin();
+    SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
+    int rc = t->fn(t);
+    SHOAL__PROBE_TASK_END(w->idx, t->result.id, rc);
+    if (unlikely(shoal__tl_on))
+        tl_ran(t, w->idx, t0, rc);
+    task_finish(t, rc);
+}
+
+void shoal__task_run_here(struct shoal_task *t)
+{
+    if (!task_begin(t))
+        return;
+    t->worker = -1;   /* shoal_task_worker: run by a thread that is not a worker */
+    SHOAL__PROBE_TASK_START(-1, t->result.id, t->fn);
+    int rc = t->fn(t);
+    SHOAL__PROBE_TASK_END(-1, t->result.id, rc);
+    task_finish(t, rc);
 }
 
 /* The message and code of failed argument i, copied (the argument is released next). */

@@ -126,6 +126,15 @@ SHOAL__HIDDEN size_t shoal__pool_mapped(void);
 SHOAL__HIDDEN void shoal__pool_forget(void);
 /* A block of at least `size` bytes, state LIVE, cls set. NULL with the error set. */
 SHOAL__HIDDEN struct shoal_task *shoal__task_alloc(size_t size);
+/* What a thread outside the workers remembers for shoal__run_own (submit.c): the result ID
+ * of the task it submitted last, and how many of its tasks it runs now, nested. */
+struct shoal__submitted {
+    uint64_t id;
+    uint32_t depth;
+};
+/* The calling thread's shoal__submitted, kept with its block cache (no static TLS of its own);
+ * NULL when the thread has no cache of this pool run (then nothing is remembered). */
+SHOAL__HIDDEN struct shoal__submitted *shoal__pool_submitted(void);
 SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);
 /* Shutdown, after the workers are joined: call fn on every LIVE or DROPPED block (tasks
  * waiting for dependencies, or dropped). fn may free blocks. Returns how many calls
@@ -142,6 +151,9 @@ SHOAL__HIDDEN void shoal__task_run_one(struct shoal_task *t, struct shoal__worke
 /* Let go of a task that will never run and whose result someone else completed (or
  * completes): context, arguments, its own reference on the result; then free it. */
 SHOAL__HIDDEN void shoal__task_discard(struct shoal_task *t);
+/* Run t on the calling thread, which is not a worker (shoal__run_own): as shoal__task_run,
+ * with shoal_task_worker answering -1 and no timeline event (the timeline is per worker). */
+SHOAL__HIDDEN void shoal__task_run_here(struct shoal_task *t);
 /* Complete t's result as canceled (or as failed, when a REF argument failed) without
  * running it; release its references and free it, or, for a zombie (its state already
  * ZOMBIE: shutdown's walk), keep it allocated. */

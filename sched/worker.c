@@ -188,22 +188,32 @@ static void *worker_main(void *p)
     pthread_mutex_unlock(&a->sync->mu);   /* a and sync are gone after this */
 
     bool was_idle = false;
+    bool spinning = false;   /* counted as one of the node's spinners (park.c) */
     for (;;) {
         if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
             break;
         struct shoal_task *t = find_task(s, w, true);
         if (t) {
-            /* The last spinner to find work wakes a sleeper if more is visible, so that a
-             * burst is spread without every producer paying for a wake (Go's rule). */
             if (unlikely(was_idle)) {
                 was_idle = false;
+                if (spinning) {
+                    spinning = false;
+                    /* seq_cst: leaving the spinners is part of the idle word's Dekker
+                     * pair (sched_int.h): a producer that reads the word after this sees
+                     * no spinner and wakes a sleeper itself. */
+                    atomic_fetch_sub_explicit(&s->n[w->node].idle, SHOAL__IDLE_SPIN,
+                                              memory_order_seq_cst);
+                }
+                /* The last spinner to find work wakes a sleeper if more is visible, so
+                 * that a burst is spread without every producer paying for a wake (Go's
+                 * rule). */
                 if (shoal__work_visible(s, w))
                     shoal__wake_check(s, w->node, false);
             }
             run(w, t);
             continue;
         }
-        if (!shoal__idle(s, w))
+        if (!shoal__idle(s, w, &spinning))
             break;
         was_idle = true;
     }
@@ -304,6 +314,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     publish_lines(rt, s);
     rt->sched = s;
     shoal__help_hook = help;
+    shoal__run_own_hook = shoal__run_own;
     shoal__nap_init();
     shoal__nap_hook = shoal__nap;
 
@@ -428,6 +439,7 @@ void shoal__sched_stop(shoal__rt_t *rt)
     __atomic_store_n(&rt->sched, NULL, __ATOMIC_SEQ_CST);
     shoal__sched_quiesce();
     shoal__help_hook = NULL;
+    shoal__run_own_hook = NULL;
     shoal__nap_hook = NULL;
     shoal__pool_stop();
     sched_free(s);
@@ -444,6 +456,7 @@ void shoal__sched_info(shoal_info *out)
     if (!s)
         return;
     out->workers = s->nworkers;
+    out->tasks_run = atomic_load_explicit(&s->run_here, memory_order_relaxed);
     for (unsigned i = 0; i < s->nworkers; i++) {
         out->tasks_run += atomic_load_explicit(&s->w[i].run, memory_order_relaxed);
         out->tasks_stolen += atomic_load_explicit(&s->w[i].stolen, memory_order_relaxed);
