@@ -10,6 +10,7 @@
 #include "../layout/mpseg.h"
 #include "probes.h"
 #include "../layout/segment.h"
+#include "objrefs.h"
 #include "stats.h"
 #include "thread.h"
 
@@ -111,26 +112,31 @@ SHOAL__COLD static int table_full(shoal__rt_t *rt)
                       (unsigned long long)size);
 }
 
+/* crefs[0..ncrefs): the refs the new object contains (references taken by the caller,
+ * core/objrefs.h), written into a trailer after the payload; none on every other path, where
+ * ncrefs is the constant 0. */
 static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
-                           int node, uint32_t refs, void **buf, shoal_ref *out)
+                           int node, uint32_t refs, void **buf, shoal_ref *out,
+                           const shoal_ref *crefs, size_t ncrefs)
 {
     uint32_t auxbits = state & SHOAL__OBJ_TASK ? SHOAL__AUX_TASK : 0;
     state &= ~SHOAL__OBJ_TASK;
     struct shoal__thr *t = shoal__thr_get();
     if (unlikely(t == NULL))
         return shoal__err(SHOAL_ENOMEM, "out of memory for this thread's caches");
+    size_t alen = ncrefs ? (size_t)shoal__refs_alloc_len(len, ncrefs) : len;
     uint64_t off = 0;
-    if (len) {
+    if (alen) {
         unsigned n = node >= 0 && (unsigned)node < rt->nnodes ? (unsigned)node
                      : (unsigned)shoal__tls.node < rt->nnodes ? (unsigned)shoal__tls.node : 0;
-        int rc = shoal__arena_alloc(rt, t, len, n, &off);
+        int rc = shoal__arena_alloc(rt, t, alen, n, &off);
         if (unlikely(rc))
             return rc;
     }
     uint32_t idx = shoal__slot_take(rt, t);
     if (unlikely(idx == 0)) {
-        if (len)
-            shoal__arena_free(rt, t, off, len);
+        if (alen)
+            shoal__arena_free(rt, t, off, alen);
         return table_full(rt);
     }
     shoal__slot *s = &rt->slots[idx];
@@ -140,6 +146,10 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     s->aux = rt->proc | auxbits;
     if (src && len)
         memcpy(rt->base + off, src, len);
+    if (ncrefs) {
+        shoal__refs_write(rt->base + off, len, crefs, ncrefs);
+        s->aux |= SHOAL__AUX_REFS;
+    }
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
     objs_add(rt, t, off, 1);
@@ -163,7 +173,7 @@ static inline int put(const void *data, size_t len, shoal_ref *out)
     if (unlikely(out == NULL || (data == NULL && len != 0)))
         return shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
                                             : "shoal_put: out is NULL (%zu bytes)", len);
-    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
+    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out, NULL, 0);
 }
 
 SHOAL_API int shoal_put(const void *data, size_t len, shoal_ref *out)
@@ -187,7 +197,7 @@ static int put_batch(size_t n, const void *const data[], const size_t len[], sho
     if (!tmp)
         return shoal__err(SHOAL_ENOMEM, "shoal_put_batch: out of memory for %zu refs", n);
     for (size_t i = 0; i < n; i++) {
-        rc = obj_make(shoal__rt, SHOAL__READY, data[i], len[i], -1, 1, NULL, &tmp[i]);
+        rc = obj_make(shoal__rt, SHOAL__READY, data[i], len[i], -1, 1, NULL, &tmp[i], NULL, 0);
         if (unlikely(rc)) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
@@ -214,7 +224,7 @@ static inline int create(size_t len, void **buf, shoal_ref *out)
 {
     if (unlikely(out == NULL || buf == NULL))
         return shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
-    return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
+    return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out, NULL, 0);
 }
 
 SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
@@ -226,7 +236,14 @@ int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **b
                    shoal_ref *out)
 {
     return obj_make(shoal__rt, state, NULL,
-                    (state & ~SHOAL__OBJ_TASK) == SHOAL__PENDING ? 0 : len, node, refs, buf, out);
+                    (state & ~SHOAL__OBJ_TASK) == SHOAL__PENDING ? 0 : len, node, refs, buf, out,
+                    NULL, 0);
+}
+
+int shoal__obj_put_refs(const void *data, size_t len, const shoal_ref refs[], size_t n,
+                        shoal_ref *out)
+{
+    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out, refs, n);
 }
 
 int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
@@ -282,6 +299,8 @@ again:;
     if (target == SHOAL__FAILED) {
         /* The message becomes the object's bytes, so every process can read it. */
         struct shoal__thr *t = shoal__thr_get();
+        if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
+            shoal__refs_forget(rt, s);   /* its list goes now; s->len becomes the whole */
         if (s->len && t) {
             shoal__arena_free(rt, t, s->off, s->len);
             s->len = 0;
@@ -470,7 +489,7 @@ SHOAL_API int shoal_seal(shoal_ref ref)
 
 /* ---- references -------------------------------------------------------------------------- */
 
-int shoal__retain(shoal_ref ref)
+static inline int take(shoal_ref ref, bool ledger)
 {
     int err;
     shoal__slot *s = shoal__slot_of(ref, &err);
@@ -487,13 +506,25 @@ int shoal__retain(shoal_ref ref)
         /* relaxed: a new reference orders nothing; the caller already holds one. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_relaxed,
                                                     memory_order_relaxed));
-    if (unlikely(shoal__holds != NULL))
+    if (unlikely(shoal__holds != NULL) && ledger)
         shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), 1);
     return 0;
 }
 
-static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw)
+int shoal__retain(shoal_ref ref)
 {
+    return take(ref, true);
+}
+
+int shoal__ref_take(shoal_ref ref, bool ledger)
+{
+    return take(ref, ledger);
+}
+
+void shoal__obj_free_plain(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *arg)
+{
+    (void)arg;
+    shoal__slot *s = &rt->slots[idx];
     struct shoal__thr *t = shoal__thr_get();
     if (unlikely(!shoal__slot_bytes_ok(s))) {
         shoal__slot_corrupt(idx);   /* leak the slot and its bytes rather than free garbage */
@@ -532,9 +563,19 @@ SHOAL_API int shoal_retain(shoal_ref ref)
     SHOAL__CALL(shoal__retain(ref));
 }
 
-int shoal__release(shoal_ref ref)
+/* An object's last reference went (word oldw): free it, and first what it contains. */
+static inline void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw)
+{
+    if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
+        shoal__refs_free(rt, idx, oldw, shoal__obj_free_plain, NULL);
+    else
+        shoal__obj_free_plain(rt, idx, oldw, NULL);
+}
+
+static inline int unref(shoal_ref ref, bool ledger, uint64_t *last)
 {
     shoal__rt_t *rt = shoal__rt;
+    *last = 0;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
     if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
@@ -555,11 +596,26 @@ int shoal__release(shoal_ref ref)
          * (on the last drop) sees every other holder's release before freeing. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    if (unlikely(shoal__holds != NULL))
+    if (unlikely(shoal__holds != NULL) && ledger)
         shoal__holds_add(idx, gen, -1);
     if (shoal__w_refs(w) == 1)
-        obj_free(rt, s, (uint32_t)idx, w);
+        *last = w;   /* never 0: a live object's word has a generation */
     return 0;
+}
+
+int shoal__release(shoal_ref ref)
+{
+    uint64_t last;
+    int rc = unref(ref, true, &last);
+    if (last != 0)
+        obj_free(shoal__rt, &shoal__rt->slots[shoal__id_idx(ref.id)],
+                 (uint32_t)shoal__id_idx(ref.id), last);
+    return rc;
+}
+
+int shoal__unref(shoal_ref ref, bool ledger, uint64_t *last)
+{
+    return unref(ref, ledger, last);
 }
 
 SHOAL_API int shoal_release(shoal_ref ref)

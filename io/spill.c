@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../core/objrefs.h"
 #include "../layout/mpseg.h"
 #include "extent.h"
 #include "io.h"
@@ -653,7 +654,10 @@ static size_t layout(struct ent **out)
             continue;
         if (len == 0 || off >= span || len > span - off)
             continue;
-        bool cold = st == SHOAL__READY && (w2 & SHOAL__W_UNREAD) &&
+        /* An object with refs is never spilled (its list must stay where any freer reads
+         * it, core/objrefs.h); its allocation runs on past len. */
+        len = shoal__slot_alloc_len(rt, off, len, aux);
+        bool cold = st == SHOAL__READY && (w2 & SHOAL__W_UNREAD) && !(aux & SHOAL__AUX_REFS) &&
                     SHOAL__AUX_PROC(aux) == rt->proc && shoal__w_refs(w2) < SHOAL__REFS_MAX &&
                     !pinned((uint32_t)i);
         if (!ent_add(&e, &n, &cap, (struct ent){ off, off + footprint(len), shoal__w_gen(w2),
@@ -806,11 +810,13 @@ static int spill_one(struct cand c)
         return 0;
     shoal_ref ref = { shoal__id_make(c.idx, c.gen) };
     uint64_t ext;
-    if (s->len == 0 || SHOAL__AUX_PROC(s->aux) != rt->proc || !ext_get(up4k(s->len), &ext)) {
+    if (s->len == 0 || SHOAL__AUX_PROC(s->aux) != rt->proc || (s->aux & SHOAL__AUX_REFS) ||
+        !ext_get(up4k(s->len), &ext)) {
         /* No store bytes, never worth a write; another process's bytes, which only its
-         * allocator may free: leave it resident for good. No place in a full disk: leave
-         * it cold, a smaller one may fit. */
-        bool keep_cold = s->len && SHOAL__AUX_PROC(s->aux) == rt->proc;
+         * allocator may free, or an object with refs (core/objrefs.h): leave it resident
+         * for good. No place in a full disk: leave it cold, a smaller one may fit. */
+        bool keep_cold = s->len && SHOAL__AUX_PROC(s->aux) == rt->proc &&
+                         !(s->aux & SHOAL__AUX_REFS);
         unclaim(s, keep_cold);
         shoal__release(ref);
         return 0;
