@@ -378,10 +378,11 @@ static int object_refs(shoal_ref ref, shoal_ref out[], size_t cap, size_t *n)
         for (size_t i = 0; i < k && i < cap; i++)
             out[i].id = tr->ids[i];
     }
-    /* acquire: the reads above happen before this re-check; a caller without a reference
-     * whose object was freed meanwhile gets ESTALE rather than another object's list. */
-    atomic_thread_fence(memory_order_acquire);
-    uint64_t w2 = atomic_load_explicit(&s->word, memory_order_relaxed);
+    /* The contract has the caller hold a reference, so the object cannot go meanwhile; this
+     * re-check (as spill's scan does: a seqlock-style re-read) only turns a caller that broke
+     * it into an ESTALE, rather than another object's list, where loads keep their order.
+     * acquire: pairs with the release of the free's CAS. */
+    uint64_t w2 = atomic_load_explicit(&s->word, memory_order_acquire);
     if (shoal__w_gen(w2) != shoal__w_gen(w) || shoal__w_state(w2) == SHOAL__FREE)
         return shoal__err(SHOAL_ESTALE, "shoal_object_refs: stale ref 0x%016llx: its object "
                           "was freed", (unsigned long long)ref.id);

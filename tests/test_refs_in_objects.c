@@ -735,7 +735,9 @@ static void test_client_killed_with_list(void)
     struct child ch = spawn("put", CHUNKS, c);
     shoal_ref list = { recv_u64(ch.fd) };
     CU_ASSERT_FATAL(list.id != UINT64_MAX);
+    CHECK_OK(shoal_retain(list));   /* read it holding a reference, as the contract says */
     CU_ASSERT(chunks_ok(list, CHUNKS, 4));
+    CHECK_OK(shoal_release(list));
     kill(ch.pid, SIGKILL);
     CU_ASSERT_EQUAL(reap(&ch), 128 + SIGKILL);
     /* The list goes, its chunks stay (ours). */
