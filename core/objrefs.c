@@ -62,84 +62,93 @@ void shoal__refs_write(void *buf, size_t len, const shoal_ref refs[], size_t n)
  * The thread that frees an object with refs keeps a stack of such objects being freed,
  * linked through their own trailers (objrefs.h): the top one's next ID is released; an
  * object that frees in turn and has refs is pushed; one whose IDs are all released is
- * popped and freed. Depth costs neither stack frames nor memory. */
-static __thread uint32_t drop_top;    /* slot index of the top object, 0 = empty */
-static __thread bool dropping;        /* a run is active on this thread (below) */
+ * popped and freed. Depth costs neither stack frames nor memory, and no thread-local
+ * storage: the stack's head is a local of the outermost call (libshoal.so's static TLS is
+ * kept small for dlopen, tests/test_dlopen.c). */
+struct dropper {
+    shoal__rt_t *rt;
+    uint32_t top;              /* slot index of the top object, 0 = empty */
+    shoal__free_fn free_plain; /* how an object without refs is freed */
+    void *arg;
+};
 
 SHOAL__COLD static void leak_corrupt(shoal__rt_t *rt, uint32_t idx, uint64_t oldw)
 {
-    shoal__slot_corrupt(idx);   /* its length is unknown: leak slot and bytes */
+    static _Atomic int told;
+    if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
+        shoal__log("object table slot %u: its list of contained refs is corrupt (a process "
+                   "wrote the store): the object and what it lists are leaked, not freed", idx);
+    /* Its length is unknown: leak slot and bytes. */
     if (oldw & SHOAL__W_WAITERS)
         shoal__wake_slot(rt, idx);
 }
 
-static void push(shoal__rt_t *rt, uint32_t idx, uint64_t oldw)
+static void push(struct dropper *d, uint32_t idx, uint64_t oldw)
 {
-    shoal__slot *s = &rt->slots[idx];
+    shoal__slot *s = &d->rt->slots[idx];
     uint32_t n;
-    struct shoal__trailer *tr = shoal__trailer_of(rt, s->off, s->len, &n);
+    struct shoal__trailer *tr = shoal__trailer_of(d->rt, s->off, s->len, &n);
     if (unlikely(tr == NULL)) {
-        leak_corrupt(rt, idx, oldw);
+        leak_corrupt(d->rt, idx, oldw);
         return;
     }
-    tr->link = drop_top;
+    tr->link = d->top;
     tr->cursor = 0;
     tr->word = oldw;
-    drop_top = idx;
+    d->top = idx;
 }
 
-/* The object's last reference went (word last): free it, or push it if it has refs. */
-static void gone(shoal__rt_t *rt, uint32_t idx, uint64_t last, shoal__free_fn free_plain,
-                 void *arg)
+/* Drop the reference an object held on id: if it was the last, free that object, or push
+ * it if it has refs. Errors (a forged or already freed ID in the list) are skipped: the
+ * list is data another process could have written; what it names is checked. */
+static void drop_one(struct dropper *d, uint64_t id)
 {
-    if (__atomic_load_n(&rt->slots[idx].aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS)
-        push(rt, idx, last);
+    uint64_t last;
+    if (shoal__unref((shoal_ref){ id }, false, &last) != 0 || last == 0)
+        return;
+    uint32_t idx = (uint32_t)shoal__id_idx(id);
+    if (__atomic_load_n(&d->rt->slots[idx].aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS)
+        push(d, idx, last);
     else
-        free_plain(rt, idx, last, arg);
+        d->free_plain(d->rt, idx, last, d->arg);
 }
 
-static void run(shoal__rt_t *rt, shoal__free_fn free_plain, void *arg)
+static void run(struct dropper *d)
 {
-    while (drop_top != 0) {
-        uint32_t idx = drop_top, n;
+    shoal__rt_t *rt = d->rt;
+    while (d->top != 0) {
+        uint32_t idx = d->top, n;
         shoal__slot *s = &rt->slots[idx];
         /* Checked again: another process could have written the slot or the bytes since
          * the push. Then the rest of the stack is let go (leaked), never followed. */
         struct shoal__trailer *tr = shoal__trailer_of(rt, s->off, s->len, &n);
         if (unlikely(tr == NULL)) {
-            drop_top = 0;
+            d->top = 0;
             leak_corrupt(rt, idx, 0);
             return;
         }
         uint32_t c = tr->cursor;
         if (c < n) {
             tr->cursor = c + 1;
-            uint64_t last;
-            /* Errors (a forged or already freed ID in the list) are skipped: the list is
-             * data another process could have written; what it names is checked. */
-            if (shoal__unref((shoal_ref){ tr->ids[c] }, false, &last) == 0 && last != 0)
-                gone(rt, (uint32_t)shoal__id_idx(tr->ids[c]), last, free_plain, arg);
+            drop_one(d, tr->ids[c]);
             continue;
         }
         uint32_t link = tr->link;
         uint64_t w = tr->word;
-        drop_top = link < rt->nslots ? link : 0;
+        d->top = link < rt->nslots ? link : 0;
         /* From here the object is bytes like any other: its whole allocation, no flag. */
         s->len = shoal__refs_alloc_len(s->len, n);
         __atomic_fetch_and(&s->aux, ~SHOAL__AUX_REFS, __ATOMIC_RELAXED);
-        free_plain(rt, idx, w, arg);
+        d->free_plain(rt, idx, w, d->arg);
     }
 }
 
 void shoal__refs_free(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, shoal__free_fn free_plain,
                       void *arg)
 {
-    push(rt, idx, oldw);
-    if (dropping)
-        return;   /* a run further up this thread's stack takes it */
-    dropping = true;
-    run(rt, free_plain, arg);
-    dropping = false;
+    struct dropper d = { rt, 0, free_plain, arg };
+    push(&d, idx, oldw);
+    run(&d);
 }
 
 void shoal__refs_free_one(shoal__rt_t *rt, uint32_t idx, uint64_t oldw)
@@ -304,18 +313,14 @@ void shoal__refs_forget(shoal__rt_t *rt, shoal__slot *s)
     uint32_t n;
     struct shoal__trailer *tr = shoal__trailer_of(rt, s->off, s->len, &n);
     if (unlikely(tr == NULL)) {
-        shoal__slot_corrupt((uint64_t)(s - rt->slots));
+        leak_corrupt(rt, (uint32_t)(s - rt->slots), 0);
         s->len = 0;   /* its length is unknown: leak the bytes */
     } else {
-        bool outer = dropping;
-        dropping = true;
+        struct dropper d = { rt, 0, shoal__obj_free_plain, NULL };
         for (uint32_t i = 0; i < n; i++) {
-            uint64_t last;
-            if (shoal__unref((shoal_ref){ tr->ids[i] }, false, &last) == 0 && last != 0)
-                gone(rt, (uint32_t)shoal__id_idx(tr->ids[i]), last, shoal__obj_free_plain, NULL);
-            run(rt, shoal__obj_free_plain, NULL);
+            drop_one(&d, tr->ids[i]);
+            run(&d);
         }
-        dropping = outer;
         s->len = shoal__refs_alloc_len(s->len, n);
     }
     __atomic_fetch_and(&s->aux, ~SHOAL__AUX_REFS, __ATOMIC_RELAXED);

@@ -55,7 +55,9 @@ static inline shoal_ref shoal__ref_make(uint64_t id) { shoal_ref r; r.id = id; r
 #endif
 
 /* Write ref as 8 little-endian bytes; the format is stable across versions and processes.
- * An encoded ref carries no reference of its own: the sender keeps the object alive.
+ * An encoded ref carries no reference of its own: the sender keeps the object alive. An
+ * object whose bytes embed refs is put with shoal_put_with_refs instead, so that it keeps
+ * their objects alive itself (see there).
  * out NULL: nothing is written (shoal_last_error() says so). */
 SHOAL_API void      shoal_ref_encode(shoal_ref ref, unsigned char out[8]);
 /* Inverse of shoal_ref_encode. Never fails; a corrupt ID is detected when it is used

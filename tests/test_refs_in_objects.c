@@ -197,6 +197,43 @@ static void test_all_or_nothing(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* The list lives in the store after the payload, where any process with the store mapped
+ * could write: a list scribbled over is never followed blindly. Garbage IDs are skipped
+ * (their objects keep their references: a leak, not a crash); a bad header or count leaks
+ * the object with a notice. */
+static void test_corrupt_list(void)
+{
+    test_start(shoal_test_config());
+    shoal_ref c[2], list;
+    put_chunks(c, 2, 5);
+    ASSERT_OK(shoal_put_with_refs("abc", 3, c, 2, &list));
+    const void *d;
+    size_t n;
+    ASSERT_OK(get_within(list, &d, &n));
+    /* The trailer: 8-aligned after the payload; magic, count, scratch, then the IDs. */
+    unsigned char *tr = (unsigned char *)(uintptr_t)d + 8;
+    uint64_t junk[2] = { 0x7fffffff00000000ull | 77777, 0 };
+    memcpy(tr + 24, junk, sizeof junk);   /* IDs: a forged one and a null one */
+    CHECK_OK(shoal_release(list));
+    CU_ASSERT(is_stale(list));
+    CU_ASSERT(!is_stale(c[0]) && !is_stale(c[1]));   /* nothing released in their name */
+
+    ASSERT_OK(shoal_put_with_refs("abc", 3, c, 2, &list));
+    ASSERT_OK(get_within(list, &d, &n));
+    tr = (unsigned char *)(uintptr_t)d + 8;
+    uint32_t huge = 0xffffffffu;
+    memcpy(tr + 4, &huge, sizeof huge);   /* a count far past the store */
+    size_t k = 0;
+    CHECK_RC(shoal_object_refs(list, NULL, 0, &k), SHOAL_EIO);
+    CHECK_OK(shoal_release(list));   /* leaked with a notice, not followed */
+    CU_ASSERT(is_stale(list));
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(shoal_release(c[i]));   /* ours and the first list's (skipped) */
+        CHECK_OK(shoal_release(c[i]));   /* the second list's (leaked) */
+    }
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* Frees a chain on a thread with a small stack: one frame per level would overflow it. */
 struct chain_arg { shoal_ref top; int rc; };
 static void *release_on_small_stack(void *p)
@@ -758,6 +795,7 @@ static const shoal_test_case cases[] = {
     { "list of chunks outlives the chunks' release", test_list_of_chunks },
     { "object_refs reads the list back", test_object_refs_readback },
     { "all or nothing on a bad list", test_all_or_nothing },
+    { "a corrupt list is never followed blindly", test_corrupt_list },
     { "nested chain 10000 deep on a small stack", test_nested_chain },
     { "lists sharing children, released in any order", test_shared_children },
     { "task tree returns its children's refs", test_task_tree },
