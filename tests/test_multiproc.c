@@ -78,17 +78,7 @@ static shoal_ref bits_ref(uint64_t v)
 
 static int xfer(int fd, void *p, size_t n, int writing)
 {
-    char *c = p;
-    while (n) {
-        ssize_t r = writing ? write(fd, c, n) : read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
+    return test_xfer(fd, p, n, writing);
 }
 
 /* ---- the child ------------------------------------------------------------------------------ */
@@ -318,14 +308,10 @@ static struct rep_msg call(struct child *c, uint64_t code, uint64_t a, uint64_t 
 /* Exit status of the child: its code, or 128 + signal. */
 static int reap(struct child *c)
 {
-    int st = 0;
-    if (c->fd >= 0)
-        close(c->fd);
+    int rc = test_reap(c->pid, c->fd);
     c->fd = -1;
-    if (c->pid <= 0 || waitpid(c->pid, &st, 0) != c->pid)
-        return -1;
     c->pid = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return rc;
 }
 
 static void new_name(void)

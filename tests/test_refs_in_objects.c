@@ -608,21 +608,7 @@ static void test_spill_under_lists(void)
 static char g_name[48];
 static unsigned g_seq;
 
-static int xfer(int fd, uint64_t *v, int writing)
-{
-    char *c = (char *)v;
-    size_t n = 8;
-    while (n) {
-        ssize_t r = writing ? write(fd, c, n) : read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
+static int xfer(int fd, uint64_t *v, int writing) { return test_xfer(fd, v, 8, writing); }
 static int send_u64(int fd, uint64_t v) { return xfer(fd, &v, 1); }
 static uint64_t recv_u64(int fd)
 {
@@ -690,14 +676,10 @@ static struct child spawn(const char *mode, int nids, const shoal_ref ids[])
 
 static int reap(struct child *c)
 {
-    int st = 0;
-    if (c->fd >= 0)
-        close(c->fd);
+    int rc = test_reap(c->pid, c->fd);
     c->fd = -1;
-    if (c->pid <= 0 || waitpid(c->pid, &st, 0) != c->pid)
-        return -1;
     c->pid = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return rc;
 }
 
 static void owner_start(void)
