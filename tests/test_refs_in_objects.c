@@ -403,11 +403,9 @@ static void test_task_tree(void)
 /* A task that returns a child's ref and then fails: its result lets go of the child. */
 static int t_return_then_fail(shoal_task *t)
 {
-    long v = 5;
-    shoal_arg a[] = { SHOAL_VALUE(&v, sizeof v) };
+    long v = 5, zero = 0;
+    shoal_arg a[] = { SHOAL_VALUE(&zero, sizeof zero) };   /* a leaf */
     shoal_ref kid;
-    long zero = 0;
-    a[0] = (shoal_arg)SHOAL_VALUE(&zero, sizeof zero);
     if (shoal_submit(t_node, a, 1, NULL, &kid) != 0)
         return shoal_task_fail(t, shoal_last_error());
     int rc = shoal_task_return_with_refs(t, &v, sizeof v, &kid, 1);
@@ -436,6 +434,26 @@ static int t_bad_list(shoal_task *t)
     return shoal_task_return_with_refs(t, &out, sizeof out, NULL, 0) == SHOAL_EEXIST ? 0 : 1;
 }
 
+/* Returns a child's ref, then waits to be canceled (at most 60 s): its result fails
+ * SHOAL_ECANCELED and lets go of the child. */
+static _Atomic int returned_refs;
+static int t_return_then_canceled(shoal_task *t)
+{
+    long v = 6, zero = 0;
+    shoal_arg a[] = { SHOAL_VALUE(&zero, sizeof zero) };
+    shoal_ref kid;
+    if (shoal_submit(t_node, a, 1, NULL, &kid) != 0)
+        return shoal_task_fail(t, shoal_last_error());
+    int rc = shoal_task_return_with_refs(t, &v, sizeof v, &kid, 1);
+    shoal_release(kid);
+    if (rc)
+        return shoal_task_fail(t, shoal_last_error());
+    atomic_store(&returned_refs, 1);
+    for (int i = 0; i < 60000 && !shoal_task_cancelled(t); i++)
+        nap_ms(1);
+    return 0;
+}
+
 static void test_task_errors(void)
 {
     start_workers(2, 0);
@@ -446,6 +464,17 @@ static void test_task_errors(void)
     size_t n;
     CHECK_RC(get_within(r, &d, &n), SHOAL_ETASK);
     size_t k = 7;
+    CHECK_OK(shoal_object_refs(r, NULL, 0, &k));
+    CU_ASSERT_EQUAL(k, 0);
+    CHECK_OK(shoal_release(r));
+    CU_ASSERT(settle(i0.bytes_used, i0.objects_live));
+
+    atomic_store(&returned_refs, 0);
+    ASSERT_OK(shoal_submit(t_return_then_canceled, NULL, 0, NULL, &r));
+    for (int i = 0; i < 60000 && !atomic_load(&returned_refs); i++)
+        nap_ms(1);
+    CHECK_RC(shoal_cancel(r), 1);
+    CHECK_RC(get_within(r, &d, &n), SHOAL_ECANCELED);
     CHECK_OK(shoal_object_refs(r, NULL, 0, &k));
     CU_ASSERT_EQUAL(k, 0);
     CHECK_OK(shoal_release(r));
@@ -781,7 +810,7 @@ static const shoal_test_case cases[] = {
     { "nested chain 10000 deep on a small stack", test_nested_chain },
     { "lists sharing children, released in any order", test_shared_children },
     { "task tree returns its children's refs", test_task_tree },
-    { "task errors: a failed result lets go, bad lists", test_task_errors },
+    { "task errors: a failed or canceled result lets go, bad lists", test_task_errors },
     { "a cycle through task results is refused", test_cycle_refused },
     { "spilling under lists: chunks spilled and restored", test_spill_under_lists },
     { "client puts a list, owner frees it", test_client_puts_owner_frees },
