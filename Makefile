@@ -69,7 +69,7 @@ STATIC := $(B)/lib/libshoal.a
 SHARED := $(B)/lib/libshoal.so.$(VERSION)
 
 .PHONY: all lib test test-asan test-tsan bench bench-quick bench-build tools examples \
-        install uninstall clean deps deps-build deps-bench stress fuzz deps-graph
+        install uninstall clean deps deps-build deps-bench stress fuzz deps-graph soak
 # A fresh machine without the build dependencies: plain `make` installs them (as root) or
 # prints the apt-get line (need_debs, below), then builds in a new make that reads their
 # pkg-config flags, instead of failing on a missing header.
@@ -204,6 +204,24 @@ bench-quick: deps-bench
 deps-graph:
 	@$(MAKE) --no-print-directory lib
 	@tests/layers.sh --graph $(B)
+
+# ---- the chaos soak -------------------------------------------------------------------
+# An owner and clients through every multi-process path while clients are SIGKILLed and
+# restarted (tests/soak/soak.c); DURATION in whole seconds, CLIENTS 1..8. SANITIZE= works
+# too. The soak cannot multiply (see its header); timeout and the private directory, removed
+# whatever happens, are a second fence.
+DURATION ?= 60
+CLIENTS  ?= 4
+$(B)/tests/soak/soak: tests/soak/soak.c $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP $< $(STATIC) $(LINK_FLAGS) $(LDLIBS) -o $@
+
+soak: deps
+	@$(MAKE) --no-print-directory $(B)/tests/soak/soak
+	@d=$$(mktemp -d /tmp/shoal-soak-XXXXXX) && trap 'rm -rf "$$d"' EXIT && \
+	  SHOAL_QUIET=1 timeout -k 10 $$(( $(DURATION) + 900 )) \
+	    $(B)/tests/soak/soak --duration $(DURATION) --clients $(CLIENTS) --dir "$$d"
 
 # ---- fuzzing --------------------------------------------------------------------------
 # libFuzzer (clang) against a real published store: tests/fuzz/fuzz_owner.c sends each input

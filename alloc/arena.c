@@ -578,6 +578,9 @@ bool shoal__cap_refill(shoal__rt_t *rt, struct shoal__thr *t, unsigned n, size_t
     for (;;) {
         uint64_t used = atomic_fetch_add_explicit(&ns->bytes_used, want, memory_order_relaxed);
         if (used + want <= ns->cap) {
+            if (!rt->batched)   /* and into this process's shard (layout/mpseg.h) */
+                atomic_fetch_add_explicit(&shoal__shard_of(rt->proc)->bytes[n], (int64_t)want,
+                                          memory_order_relaxed);
             atomic_store_explicit(&t->credit[n], have + (int64_t)want - (int64_t)usable,
                                   memory_order_relaxed);
             return true;
@@ -593,8 +596,7 @@ void shoal__cap_return(shoal__rt_t *rt, struct shoal__thr *t, unsigned n)
 {
     int64_t keep = rt->batched ? SHOAL__CREDIT : 0;
     int64_t c = atomic_load_explicit(&t->credit[n], memory_order_relaxed);
-    atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)(c - keep),
-                              memory_order_relaxed);
+    shoal__count_bytes(rt, rt->proc, n, -(c - keep));
     atomic_store_explicit(&t->credit[n], keep, memory_order_relaxed);
 }
 

@@ -48,9 +48,14 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
 
 void shoal__deps_fire(uint64_t idx, int failed)
 {
+    shoal__deps_fire_rt(shoal__rt, idx, failed);
+}
+
+void shoal__deps_fire_rt(shoal__rt_t *rt, uint64_t idx, int failed)
+{
     /* acq_rel: acquire sees registered nodes' fields; release orders the state change
      * before any registrant that then reads CLOSED. */
-    shoal__dep *d = atomic_exchange_explicit(&shoal__rt->deps[idx], CLOSED, memory_order_acq_rel);
+    shoal__dep *d = atomic_exchange_explicit(&rt->deps[idx], CLOSED, memory_order_acq_rel);
     while (d && (void *)d != CLOSED) {
         shoal__dep *next = d->next;   /* read before fire: fire may free d */
         d->fire(d, failed);

@@ -31,8 +31,10 @@ static int failed_result(const shoal__slot *s, shoal_ref ref)
     int code = -(int)((s->aux >> 8) & 0xff);
     if (code == 0)
         code = SHOAL_ETASK;
-    if (s->len && shoal__slot_bytes_ok(s))
-        return shoal__err(code, "%.*s", (int)s->len, (const char *)shoal__slot_data(s));
+    const char *p;
+    uint64_t n;
+    if (shoal__slot_bytes(s, &p, &n) && n)
+        return shoal__err(code, "%.*s", (int)(n < 4096 ? n : 4096), p);
     return shoal__err(code, "object 0x%016llx failed (%s)", (unsigned long long)ref.id,
                       shoal_strerror(code));
 }
@@ -68,8 +70,14 @@ static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t
                                                          memory_order_relaxed,
                                                          memory_order_relaxed))
                 continue;
-            *data = shoal__slot_data(s);
-            *len = s->len;
+            const char *p;
+            uint64_t n;
+            if (unlikely(!shoal__slot_bytes(s, &p, &n)))   /* rt.h: never a wild pointer */
+                return shoal__err(SHOAL_EIO, "object 0x%016llx: its slot names bytes outside "
+                                  "the store (another process wrote the object table); it "
+                                  "cannot be read", (unsigned long long)ref.id);
+            *data = p;
+            *len = (size_t)n;
             return 0;
         case SHOAL__FAILED:
             return failed_result(s, ref);

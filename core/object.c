@@ -31,8 +31,7 @@ static inline void objs_add(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off,
         atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
         d = v;
     }
-    atomic_fetch_add_explicit(&rt->hdr->node[n].objects, (uint64_t)(int64_t)d,
-                              memory_order_relaxed);
+    shoal__count_objs(rt, rt->proc, n, d);   /* the node's count, or this process's shard */
 }
 
 /* An object's bytes moved from old_off to new_off: move its count if the node changed. */
@@ -133,33 +132,52 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
         if (unlikely(rc))
             return rc;
     }
-    uint32_t idx = shoal__slot_take(rt, t);
-    if (unlikely(idx == 0)) {
-        if (alen)
-            shoal__arena_free(rt, t, off, alen);
-        return table_full(rt);
+    uint32_t idx;
+    uint64_t w;
+    for (unsigned bad = 0;; bad++) {
+        idx = bad < 64 ? shoal__slot_take(rt, t) : 0;   /* a corrupt list may loop: give up */
+        if (unlikely(idx == 0)) {
+            if (alen)
+                shoal__arena_free(rt, t, off, alen);
+            return table_full(rt);
+        }
+        w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
+        /* A free list another process corrupted can name a live object's slot: skip it
+         * (leaked) rather than overwrite that object. */
+        if (likely(shoal__w_state(w) == SHOAL__FREE))
+            break;
+        shoal__slot_corrupt(idx);
     }
     shoal__slot *s = &rt->slots[idx];
-    uint64_t gen = shoal__w_gen(atomic_load_explicit(&s->word, memory_order_relaxed));
+    uint64_t gen = shoal__w_gen(w);
     s->off = off;
     s->len = len;
-    s->aux = rt->proc | auxbits;
+    /* atomic (a plain store on x86): the owner's service thread reads the process byte of
+     * slots a gone process named, one of which may be this one being reused
+     * (mproc/publish.c). */
+    __atomic_store_n(&s->aux, rt->proc | auxbits | (ncrefs ? SHOAL__AUX_REFS : 0),
+                     __ATOMIC_RELAXED);
     if (src && len)
         memcpy(rt->base + off, src, len);
-    if (ncrefs) {
+    if (ncrefs)
         shoal__refs_write(rt->base + off, len, crefs, ncrefs);
-        s->aux |= SHOAL__AUX_REFS;
-    }
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
+    if (unlikely(shoal__holds != NULL)) {   /* published or attached (layout/mpseg.h) */
+        /* The ledger before the word: a process that dies between the two leaves its slot
+         * FREE and tagged as cached, which the owner takes back; never a reference that no
+         * ledger names. The owner records its own bytes: the whole allocation (an object
+         * with refs frees its payload and trailer together, core/objrefs.h). */
+        shoal__holds_add(idx, gen, (int32_t)refs);
+        if (shoal__own)
+            shoal__own_set(idx, off, alen);
+    }
     objs_add(rt, t, off, 1);
     uint64_t nw = shoal__w_make(gen, state, refs);
     if (state == SHOAL__READY)
         nw |= shoal__seal_mark(rt, s);
     /* release: publishes off/len/aux and the bytes to the acquire load in shoal_get. */
     atomic_store_explicit(&s->word, nw, memory_order_release);
-    if (unlikely(shoal__holds != NULL))   /* published or attached: the ledger (mproc.h) */
-        shoal__holds_add(idx, gen, (int32_t)refs);
     if (buf)
         *buf = rt->base + off;
     out->id = shoal__id_make(idx, gen);
@@ -268,6 +286,8 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
         objs_move(rt, t, s->off, off);   /* the objects counter follows the bytes' node */
         s->off = off;
         s->len = len;
+        if (shoal__own)
+            shoal__own_set(shoal__id_idx(ref.id), off, len);
     }
     if (buf)
         *buf = rt->base + s->off;
@@ -299,10 +319,17 @@ again:;
     if (target == SHOAL__FAILED) {
         /* The message becomes the object's bytes, so every process can read it. */
         struct shoal__thr *t = shoal__thr_get();
+        uint64_t idx = shoal__id_idx(ref.id);
         if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
             shoal__refs_forget(rt, s);   /* its list goes now; s->len becomes the whole */
-        if (s->len && t) {
-            shoal__arena_free(rt, t, s->off, s->len);
+        uint64_t foff = s->off, flen = s->len;
+        bool spilled;
+        /* The published owner frees what its record says, not what the shared slot says
+         * (for an object with refs, the whole allocation from the start: obj_make). */
+        if (shoal__own && !shoal__own_take(idx, &foff, &flen, &spilled))
+            flen = 0;
+        if (flen && t) {
+            shoal__arena_free(rt, t, foff, flen);
             s->len = 0;
         }
         size_t ml = msg ? strlen(msg) + 1 : 0;
@@ -313,6 +340,8 @@ again:;
             s->off = off;
             s->len = ml;
         }
+        if (shoal__own)
+            shoal__own_set(idx, s->off, s->len);
         /* atomic: shoal__dep_add may read the process byte meanwhile (deps.c), shoal_cancel
          * the task bit. */
         __atomic_store_n(&s->aux, (s->aux & (0xffu | SHOAL__AUX_TASK)) |
@@ -359,8 +388,8 @@ again:;
     }
     if (w & SHOAL__W_WAITERS) {
         shoal__wake_slot(rt, shoal__id_idx(ref.id));
-        if (unlikely(shoal__holds != NULL))   /* tasks of the owner may wait on it too */
-            shoal__up.notify_owner(rt);       /* (mproc/foreign_deps.c) */
+        if (unlikely(shoal__holds != NULL))   /* other processes' dependents may wait on it */
+            shoal__up.notify_foreign(rt);     /* (mproc/foreign_deps.c) */
     }
     /* The exchange inside also closes the list against registrations racing with this
      * completion; a registrant sets DEPS first (deps.c), so without it there is no list. */
@@ -521,11 +550,38 @@ int shoal__ref_take(shoal_ref ref, bool ledger)
     return take(ref, ledger);
 }
 
-void shoal__obj_free_plain(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *arg)
+/* Whether the bytes of the object in slot idx belong to another process's allocator (or,
+ * spilled, to the owner's spill file): the last release then leaves the slot to the drainer
+ * of that process's remote-free stack. The published owner asks its records, not the slot. */
+static inline bool freed_remotely(const shoal__rt_t *rt, const shoal__slot *s, uint64_t idx)
 {
-    (void)arg;
-    shoal__slot *s = &rt->slots[idx];
+    if (unlikely(shoal__own != NULL))
+        return !(atomic_load_explicit(&shoal__own[idx].off, memory_order_relaxed) & SHOAL__OWN_VALID);
+    return SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != rt->proc;
+}
+
+/* Free a dead object without refs (or whose list is released already): remote when the
+ * last drop marked it FREEING for its allocator's drainer. */
+static void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
+                           bool remote)
+{
+    if (unlikely(remote)) {
+        /* Its allocator's drainer gives back the bytes (or the owner's, a spilled object's
+         * extent), uncounts it and recycles the slot: ours is marked FREEING for it. */
+        if (oldw & SHOAL__W_WAITERS)
+            shoal__wake_slot(rt, idx);
+        shoal__up.rfree_push(rt, idx, SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)));
+        return;
+    }
     struct shoal__thr *t = shoal__thr_get();
+    if (unlikely(shoal__own != NULL)) {   /* the published owner's: from its records */
+        if (oldw & SHOAL__W_WAITERS)
+            shoal__wake_slot(rt, idx);
+        shoal__up.own_release(rt, idx);   /* (mproc/remote_free.c) */
+        if (t)
+            shoal__slot_give(rt, t, idx);
+        return;
+    }
     if (unlikely(!shoal__slot_bytes_ok(s))) {
         shoal__slot_corrupt(idx);   /* leak the slot and its bytes rather than free garbage */
         if (oldw & SHOAL__W_WAITERS)
@@ -543,13 +599,6 @@ void shoal__obj_free_plain(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *a
             shoal__slot_give(rt, t, idx);
         return;
     }
-    if (unlikely(SHOAL__AUX_PROC(s->aux) != rt->proc)) {
-        /* Another process allocated the bytes: only its allocator can take them back. */
-        if (oldw & SHOAL__W_WAITERS)
-            shoal__wake_slot(rt, idx);
-        shoal__up.rfree_push(rt, idx, SHOAL__AUX_PROC(s->aux));
-        return;
-    }
     if (s->len && t)
         shoal__arena_free(rt, t, s->off, s->len);
     if (oldw & SHOAL__W_WAITERS)
@@ -558,28 +607,53 @@ void shoal__obj_free_plain(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *a
         shoal__slot_give(rt, t, idx);
 }
 
+void shoal__obj_free_plain(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *arg)
+{
+    (void)arg;
+    shoal__slot *s = &rt->slots[idx];
+    /* The slot is ours from the last drop until it is pushed or given back, so its word
+     * still says what that drop decided: FREEING (another process's bytes) or not. */
+    obj_free_bytes(rt, s, idx, oldw,
+                   shoal__w_freeing(atomic_load_explicit(&s->word, memory_order_relaxed)));
+}
+
 SHOAL_API int shoal_retain(shoal_ref ref)
 {
     SHOAL__CALL(shoal__retain(ref));
 }
 
-/* An object's last reference went (word oldw): free it, and first what it contains. */
-static inline void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw)
+/* An object's last reference went (word oldw): free it, and first what it contains. Its
+ * list is released here, in the process that dropped the last reference, before the bytes
+ * go anywhere (to our allocator, our records, or another process's drainer), so exactly
+ * once; the drainer then frees a plain allocation (core/objrefs.h). */
+static inline void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
+                            bool remote)
 {
     if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
         shoal__refs_free(rt, idx, oldw, shoal__obj_free_plain, NULL);
     else
-        shoal__obj_free_plain(rt, idx, oldw, NULL);
+        obj_free_bytes(rt, s, idx, oldw, remote);
 }
 
-static inline int unref(shoal_ref ref, bool ledger, uint64_t *last)
+/* ledger false: a reference an object held (core/objrefs.h), never counted in a ledger. It
+ * still names the slot in ours (a count of 0), so that if we die between the last drop and
+ * giving the slot back or pushing it, the owner finds the slot we marked (publish.c). */
+static inline int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remotep)
 {
     shoal__rt_t *rt = shoal__rt;
     *last = 0;
+    *remotep = false;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
     if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
     shoal__slot *s = &rt->slots[idx];
+    /* Published or attached: the ledger first, so that a process that dies between the two
+     * has dropped the reference from its ledger but not from the object (a leak), never the
+     * reverse (the owner would drop it again). Undone below when the release fails. */
+    bool mp = unlikely(shoal__holds != NULL), remote = false;
+    bool counted = mp && ledger;
+    if (mp)
+        shoal__holds_add(idx, gen, counted ? -1 : 0);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
     /* The slot's next object takes the next generation (wrapping, table.h). Always a CAS,
      * even for a sole holder: a retain racing with the last release must either pin the
@@ -588,34 +662,49 @@ static inline int unref(shoal_ref ref, bool ledger, uint64_t *last)
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
                      shoal__w_refs(w) == 0)) {
+            if (counted)
+                shoal__holds_add(idx, gen, 1);
             int e;
             return shoal__slot_of(ref, &e) ? stale_ref(id) : e;
         }
-        nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(newgen, SHOAL__FREE, 0);
+        if (shoal__w_refs(w) > 1) {
+            nw = w - 1;
+        } else {
+            nw = shoal__w_make(newgen, SHOAL__FREE, 0);
+            /* Freed for another process: marked so that only its drainer can claim it
+             * (layout/mpseg.h), naming us in case we die before pushing it there. */
+            remote = mp && freed_remotely(rt, s, idx);
+            if (remote)
+                nw |= shoal__freeing_mark();
+            else if (mp)   /* ours to give back; HELD names us until we do (layout/mpseg.h) */
+                nw |= SHOAL__W_HELD | rt->proc;
+        }
         /* acq_rel: release orders this holder's reads of the bytes before the free; acquire
          * (on the last drop) sees every other holder's release before freeing. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    if (unlikely(shoal__holds != NULL) && ledger)
-        shoal__holds_add(idx, gen, -1);
-    if (shoal__w_refs(w) == 1)
+    if (shoal__w_refs(w) == 1) {
         *last = w;   /* never 0: a live object's word has a generation */
+        *remotep = remote;
+    }
     return 0;
 }
 
 int shoal__release(shoal_ref ref)
 {
     uint64_t last;
-    int rc = unref(ref, true, &last);
+    bool remote;
+    int rc = unref(ref, true, &last, &remote);
     if (last != 0)
         obj_free(shoal__rt, &shoal__rt->slots[shoal__id_idx(ref.id)],
-                 (uint32_t)shoal__id_idx(ref.id), last);
+                 (uint32_t)shoal__id_idx(ref.id), last, remote);
     return rc;
 }
 
 int shoal__unref(shoal_ref ref, bool ledger, uint64_t *last)
 {
-    return unref(ref, ledger, last);
+    bool remote;
+    return unref(ref, ledger, last, &remote);
 }
 
 SHOAL_API int shoal_release(shoal_ref ref)
@@ -627,8 +716,9 @@ void shoal__slot_corrupt(uint64_t idx)
 {
     static _Atomic int told;
     if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
-        shoal__log("object table slot %llu holds bytes outside the store (a process wrote the "
-                   "table): its object is leaked, not freed", (unsigned long long)idx);
+        shoal__log("object table slot %llu is corrupt (bytes outside the store, or a live "
+                   "object on a free list: a process wrote the table): it is leaked, not "
+                   "used or freed", (unsigned long long)idx);
 }
 
 /* ---- small queries ----------------------------------------------------------------------- */

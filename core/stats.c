@@ -6,6 +6,7 @@
 
 #include "stats.h"
 #include "thread.h"
+#include "../layout/mpseg.h"
 #include "../layout/segment.h"
 
 #define FAST SHOAL__CNT_N                 /* index of the inline fast-path count in sums */
@@ -43,15 +44,22 @@ SHOAL_API int shoal_stats_get(shoal_stats *out, size_t size)
 void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live)
 {
     int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
-    if (rt->batched)
-        shoal__threads_pending(rt, credit, objs);
     size_t b = 0;
     uint64_t o = 0;
-    for (unsigned n = 0; n < rt->nnodes; n++) {
-        b += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
-             (uint64_t)credit[n];
-        o += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
-             (uint64_t)objs[n];
+    if (rt->batched) {
+        shoal__threads_pending(rt, credit, objs);
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            b += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
+                 (uint64_t)credit[n];
+            o += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
+                 (uint64_t)objs[n];
+        }
+    } else {   /* published or attached: each process's share (layout/mpseg.h) */
+        shoal__shards_sum(rt, credit, objs);
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            b += (uint64_t)credit[n];
+            o += (uint64_t)objs[n];
+        }
     }
     *bytes_used = b;
     *objects_live = o;

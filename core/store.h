@@ -221,6 +221,8 @@ SHOAL__HIDDEN int shoal__dep_add(shoal_ref ref, shoal__dep *d);
  * saw SHOAL__W_DEPS (a registration may have landed); also by whoever fails an object
  * outside it. */
 SHOAL__HIDDEN void shoal__deps_fire(uint64_t idx, int failed);
+/* The same for a runtime not published yet (the owner's service threads get it passed). */
+SHOAL__HIDDEN void shoal__deps_fire_rt(shoal__rt_t *rt, uint64_t idx, int failed);
 
 /* ---- waking and going down (core/wait.c) ---------------------------------------------- */
 /* A CAS that saw SHOAL__W_WAITERS completed or freed slot idx: wake the threads waiting on
@@ -272,11 +274,15 @@ struct shoal__upcalls {
     /* mproc/foreign_deps.c, shoal__dep_add_foreign: shoal__dep_add on another process's
      * object (same contract). */
     int  (*dep_add_foreign)(shoal_ref ref, shoal__slot *s, shoal__dep *d);
-    /* mproc/foreign_deps.c, shoal__notify_owner: a client completed an object someone
-     * waits on. */
-    void (*notify_owner)(shoal__rt_t *rt);
-    /* mproc/remote_free.c, shoal__rfree_push: slot idx's bytes belong to process proc. */
+    /* mproc/foreign_deps.c, shoal__notify_foreign: an object someone waits on completed or
+     * failed; every process with foreign dependents may be waiting on it. */
+    void (*notify_foreign)(shoal__rt_t *rt);
+    /* mproc/remote_free.c, shoal__rfree_push: slot idx's bytes belong to process proc (its
+     * word is FREE and marked FREEING by us). */
     void (*rfree_push)(shoal__rt_t *rt, uint32_t idx, unsigned proc);
+    /* mproc/remote_free.c, shoal__own_release: the published owner's object in slot idx is
+     * gone; free its bytes from the owner's records. */
+    bool (*own_release)(shoal__rt_t *rt, uint32_t idx);
 };
 SHOAL__HIDDEN extern struct shoal__upcalls shoal__up;
 

@@ -32,6 +32,7 @@ static pthread_key_t rec_key;
 static pthread_once_t rec_key_once = PTHREAD_ONCE_INIT;
 
 void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
+
 void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
 
 /* Set in a fork() child of a process that ran a store, until it starts one of its own. */
@@ -64,6 +65,7 @@ int shoal__tls_refresh(void)
     }
     shoal__tls.slots = (const unsigned char *)rt->slots;
     shoal__tls.base = rt->base;
+    shoal__tls.span = rt->node_span * rt->nnodes;
     shoal__tls.nslots = rt->nslots;
     shoal__tls.epoch = e;
     shoal__count(SHOAL__CNT_REFRESH);

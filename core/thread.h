@@ -65,12 +65,15 @@ static inline void shoal__slot_set_low(shoal__rt_t *rt, uint32_t idx, uint64_t l
     uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
     atomic_store_explicit(w, (v & ~SHOAL__W_LOW_MASK) | low, memory_order_relaxed);
 }
+/* A tagged slot is always named by the ledger: tagging writes the ledger first and
+ * untagging writes it last, so the owner finds every cached slot of a process that dies. */
 static inline void shoal__slot_tag(shoal__rt_t *rt, uint32_t idx, uint64_t tag)
 {
+    if (tag && shoal__holds)
+        atomic_store_explicit(&shoal__holds[idx], SHOAL__HOLDS_CACHED, memory_order_relaxed);
     shoal__slot_set_low(rt, idx, tag);
-    if (shoal__holds)
-        atomic_store_explicit(&shoal__holds[idx], tag ? SHOAL__HOLDS_CACHED : 0,
-                              memory_order_relaxed);
+    if (!tag && shoal__holds)
+        atomic_store_explicit(&shoal__holds[idx], 0, memory_order_relaxed);
 }
 /* Below 65536 slots (an explicit max_objects), threads cache no slots: every free slot
  * stays reachable by every thread, so a put fails only when every slot holds a live object.

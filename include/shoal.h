@@ -199,22 +199,51 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * Multi-process notes. The owner listens on a Unix socket, created 0600, at
  * $SHOAL_RUN_DIR/shoal-NAME.sock, else $XDG_RUNTIME_DIR/shoal-NAME.sock, else
  * /tmp/shoal-UID/NAME.sock (a 0700 directory); owner and clients must see the same
- * environment. Only the owner's user (or root) may attach. An attached process maps the same
- * memory: a ref from any process resolves here to the same bytes, zero-copy, through the
- * same inline fast path, and refs travel as their 8 encoded bytes (pipes, files, objects).
- * Everything but tasks works in it (shoal_submit answers an error); puts allocate in the
- * shared arenas without asking the owner; no call makes a syscall in steady state. When an
- * attached process exits or dies, the owner drops the references it held and fails what it
- * created and never sealed (SHOAL_ECANCELED); objects it sealed that others hold stay. When
- * the owner shuts down or dies, every call in its clients answers SHOAL_ENOTINIT (pointers
- * already obtained stay readable) until they call shoal_shutdown(), which detaches.
- * A child of fork(): see shoal_init.
+ * environment. Only processes running as the owner's (effective) user may attach: the
+ * owner checks the peer's uid, the client the owner's (SO_PEERCRED), and root is no
+ * exception (root attaches to root's stores only; see the trust model below for why). An
+ * attached process maps the same memory: a ref from any process resolves here to the same
+ * bytes, zero-copy, through the same inline fast path, and refs travel as their 8 encoded
+ * bytes (pipes, files, objects). Everything but tasks works in it (shoal_submit answers
+ * SHOAL_EPERM); puts allocate in the shared arenas without asking the owner; no call makes
+ * a syscall in steady state.
+ *
+ * When an attached process exits or dies (at any instruction), the owner drops the
+ * references it held, fails what it created and never completed - unsealed objects, file
+ * reads and writes in flight - with SHOAL_ECANCELED (waiters wake), and once none of its
+ * objects is left takes back its memory, its counts and its process index; objects it
+ * completed that others hold stay. A death in the middle of a call never frees what someone
+ * still holds; it can leak the one reference a shoal_retain or shoal_release was taking or
+ * dropping (that object then stays until the store goes) and a few free table slots.
+ *
+ * When the owner shuts down or dies, calls blocked in its clients (shoal_get, shoal_wait)
+ * wake and every later call answers, SHOAL_ECANCELED with a message saying the owner (pid)
+ * is gone (only shoal_get of an object that was ready may still answer its bytes, from the
+ * inline fast path: they stay mapped). What survives in a client until it calls
+ * shoal_shutdown(), which detaches: the pointers it obtained stay readable (it holds the
+ * memory), nothing else.
+ * A child of fork() does not inherit an attached or published runtime (see shoal_init).
+ *
+ * Trust model. Attaching grants write access to the whole store: the object table, every
+ * object's bytes and the shared bookkeeping. So a store is shared by one user's processes
+ * only, and any of them can read, overwrite or destroy any object (as any thread of one
+ * process can). What the owner guarantees against an attached process that writes
+ * garbage: it never crashes and never frees or reuses the bytes of an object it still
+ * holds because of what it read there. It bounds-checks every offset, length and index it
+ * follows (a get returns an error rather than a pointer outside the store), frees its own
+ * objects' bytes from records in its private memory, accepts a freed slot only with the
+ * marker its releaser set, and takes the peer's identity from the kernel. A client gets no
+ * such guarantee from the other clients. The object allocator keeps its bookkeeping in
+ * each process's private memory (the store holds object bytes and the shared chunk map),
+ * so bytes written over the store outside any object reach no process's allocator.
+ *
  * Errors: SHOAL_EINVAL bad name (NULL, empty, over 64 bytes, '/' or a control character);
  * SHOAL_ENOENT nobody publishes it (at once), or SHOAL_RUN_DIR / XDG_RUNTIME_DIR names no
- * directory; SHOAL_EPERM another user's store; SHOAL_EPROTO the owner runs another shoal
- * version or answered nonsense; SHOAL_EBUSY 255 processes attached already, or the owner's
- * connection table is full; SHOAL_EEXIST this process has a runtime already (or called
- * inside a task); SHOAL_EIO the socket failed; SHOAL_ENOMEM the store cannot be mapped. */
+ * directory; SHOAL_EPERM the store belongs to another user (either side refuses; the
+ * message says which); SHOAL_EPROTO the owner runs another shoal version or answered
+ * nonsense; SHOAL_EBUSY 255 processes attached already, or the owner's connection table is
+ * full (the message says which); SHOAL_EEXIST this process has a runtime already (or called
+ * inside a task); SHOAL_ENOMEM the store cannot be mapped. Never SHOAL_EIO for a refusal. */
 SHOAL_API int  shoal_attach(const char *name);
 /* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
  * still looks), wait for running ones, join the workers, unmap and free the store. Every
@@ -262,13 +291,14 @@ SHOAL_API int  shoal_seal(shoal_ref ref);
  * Errors: SHOAL_ENOTINIT; SHOAL_EINVAL null/forged ref, or data or len NULL; SHOAL_ESTALE
  * freed (also while waiting: its last reference went); SHOAL_ETASK the task that makes it
  * failed, or one of that task's arguments did (message in shoal_last_error()); SHOAL_ECANCELED
- * its task was canceled, the process that created it went away before sealing it, or the
- * runtime is going down (a blocked get wakes with it); SHOAL_EIO the file read behind it
- * failed, or (spilling) the spill file could not be read, or an attached process asked for
- * an object the owner spilled; SHOAL_ENOMEM (spilling) a spilled object cannot be brought
- * back for want of room: the message says why (nothing left to spill, free space not in one
- * piece, a full spill disk); the object stays spilled: get it again after releasing objects
- * or advising them cold.
+ * its task was canceled, the process that was making it died before completing it, or the
+ * runtime is going down (a blocked get wakes with it; in an attached process, the store's
+ * owner went away); SHOAL_EIO the file read behind it failed, or (spilling) the spill file
+ * could not be read, or an attached process asked for an object the owner spilled, or
+ * another process wrote bytes outside the store into its slot; SHOAL_ENOMEM (spilling) a
+ * spilled object cannot be brought back for want of room: the message says why (nothing
+ * left to spill, free space not in one piece, a full spill disk); the object stays spilled:
+ * get it again after releasing objects or advising them cold.
  * Fast path: no lock, no syscall, no allocation. */
 SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */
@@ -471,8 +501,8 @@ typedef struct shoal_task_opts {
  * VALUE args are copied (together at most 1 GiB: larger data belongs in an object passed
  * as a REF); REF and REF_PASS args are retained by the task until it finishes, so the
  * caller may release its own refs at once. Callable from any thread, including a task.
- * opts may be NULL. Errors: SHOAL_ENOTINIT (no runtime, or an attached client: no workers
- * in this process); SHOAL_ECANCELED; SHOAL_EINVAL (fn or out NULL, args NULL with nargs >
+ * opts may be NULL. Errors: SHOAL_ENOTINIT; SHOAL_EPERM (an attached process: only the
+ * store's owner runs tasks); SHOAL_ECANCELED; SHOAL_EINVAL (fn or out NULL, args NULL with nargs >
  * 0, more than 65535 args, a kind that is none of the three, a VALUE with data NULL and len
  * > 0, VALUEs over 1 GiB, a numa_node that does not exist or has no worker, unknown
  * opts.flags bits or a nonzero opts.reserved field, a REF or
@@ -618,6 +648,18 @@ typedef struct shoal_stats {
  * with or without an initialized runtime. Thread-safe; takes a short lock (not for hot loops).
  * Errors: SHOAL_EINVAL (out NULL or size 0). */
 SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
+/* Write the task timeline recorded so far (SHOAL_TIMELINE set at shoal_init) as a Chrome
+ * trace / Perfetto JSON file, now, and keep recording. path NULL = the SHOAL_TIMELINE path
+ * ("%p" there becomes the pid). Written beside the file and renamed, so a reader never sees
+ * half of one. Tasks running meanwhile are in the file only if they ended before it was
+ * started; with tasks running, the oldest events of a full ring may be missing. The file is
+ * also written at shoal_shutdown and at exit (a return from main, exit()); a process killed
+ * by a signal or abort() keeps only the files written before, so a long program that may
+ * crash calls this from time to time. Thread-safe; blocking (file I/O), not for hot loops.
+ * Errors: SHOAL_ENOENT (no timeline: SHOAL_TIMELINE was not set at shoal_init, or the
+ * runtime is shut down), SHOAL_EINVAL (path empty), SHOAL_EIO (cannot write; the message
+ * says why). */
+SHOAL_API int  shoal_timeline_write(const char *path);
 /* Index of the worker running this task. Errors: SHOAL_EINVAL (t NULL). */
 SHOAL_API int  shoal_task_worker(shoal_task *t);
 /* NUMA node of a worker. Errors: SHOAL_ENOTINIT (also in an attached client: no workers),
@@ -632,11 +674,12 @@ SHOAL_API int  shoal_object_node(shoal_ref ref);
  * Inlining saves the call through the PLT (a .so call costs 3.3 ns here against 1.5 ns for
  * the same lookup inline). It reads the calling thread's cached view of the store: one TLS
  * block (initial-exec), one epoch compare, one bounds check of the ID's low half (index and
- * host field), one table index and one compare of the slot's word: its high half is the
- * ID's (the generation), and below it READY with no flag set. Anything else -- not
- * initialized, a stale cache, a pending or freed object, a bad ID -- goes to the library's
- * slow path. A table is never unmapped under a stale view (it becomes zeros, which no ID
- * matches), so a lookup racing a shutdown misses and the slow path answers. The layout is tied to the soname; define SHOAL_NO_INLINE to call the
+ * host field), one table index, one compare of the slot's word (its high half is the ID's,
+ * the generation, and below it READY with no flag set) and a check that the slot's bytes
+ * lie in the store. Anything else -- not initialized, a stale cache, a pending or freed
+ * object, a bad ID -- goes to the library's slow path. A table is never unmapped under a
+ * stale view (it becomes zeros, which no ID matches), so a lookup racing a shutdown misses
+ * and the slow path answers. The layout is tied to the soname; define SHOAL_NO_INLINE to call the
  * library instead (&shoal_get always names the library function).
  * ------------------------------------------------------------------------------------- */
 struct shoal__thr;
@@ -649,6 +692,7 @@ struct shoal__tls {
     int worker;                      /* worker index, -1 outside workers */
     int node;                        /* NUMA node this thread allocates from */
     uint64_t fast_gets;              /* shoal_stats.get_fast: -DSHOAL_COUNT_GETS only */
+    uint64_t span;                   /* bytes of the arena span: base + [0, span) */
 };
 SHOAL_API extern __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec")));
 SHOAL_API extern uint64_t shoal__epoch;  /* changes at every init and shutdown; atomic access */
@@ -678,16 +722,24 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
         if (__builtin_expect((w >> SHOAL__FLAG_SHIFT) ==
                              (((ref.id >> 32) << (32 - SHOAL__FLAG_SHIFT)) | SHOAL__READY_BITS), 1)) {
-            *data = shoal__tls.base + s[1];
-            *len = (size_t)s[2];
+            /* Read only once READY (before, the object's maker may still be writing them).
+             * Any attached process can rewrite a slot's offset and length: a pair outside
+             * the span goes to the slow path, which reports it, so a get never returns a
+             * wild pointer. Each is read once: the checked copies are what is returned. */
+            uint64_t off = __atomic_load_n(&s[1], __ATOMIC_RELAXED);
+            uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
+            if (__builtin_expect(off < shoal__tls.span && n <= shoal__tls.span - off, 1)) {
+                *data = shoal__tls.base + off;
+                *len = (size_t)n;
 #ifdef SHOAL_COUNT_GETS
-            /* relaxed load + store, not an RMW: this thread is the only writer and
-             * shoal_stats_get only needs an untorn value. */
-            __atomic_store_n(&shoal__tls.fast_gets,
-                             __atomic_load_n(&shoal__tls.fast_gets, __ATOMIC_RELAXED) + 1,
-                             __ATOMIC_RELAXED);
+                /* relaxed load + store, not an RMW: this thread is the only writer and
+                 * shoal_stats_get only needs an untorn value. */
+                __atomic_store_n(&shoal__tls.fast_gets,
+                                 __atomic_load_n(&shoal__tls.fast_gets, __ATOMIC_RELAXED) + 1,
+                                 __ATOMIC_RELAXED);
 #endif
-            return 0;
+                return 0;
+            }
         }
     }
     return shoal__get_slow(ref, -1, data, len);

@@ -442,6 +442,7 @@ static void rec_release(struct rec *r)
  * same slot left over is an object another process freed before a sweep saw it. */
 static void rec_set(uint32_t idx, uint64_t gen, uint32_t page, uint64_t len)
 {
+    shoal__own_spilled(idx, (uint64_t)page << 12);   /* layout/mpseg.h: its bytes are freed */
     struct rec *r = rec_find(idx);
     if (r && r->gen != gen)
         rec_release(r), r = NULL;
@@ -809,29 +810,30 @@ static int spill_one(struct cand c)
     if (!claimed)
         return 0;
     shoal_ref ref = { shoal__id_make(c.idx, c.gen) };
-    uint64_t ext;
-    if (s->len == 0 || SHOAL__AUX_PROC(s->aux) != rt->proc || (s->aux & SHOAL__AUX_REFS) ||
-        !ext_get(up4k(s->len), &ext)) {
+    uint64_t ext, off = s->off, len = s->len;
+    bool ours = SHOAL__AUX_PROC(s->aux) == rt->proc;
+    if (shoal__own)   /* published: where our records say, not the shared slot */
+        ours = shoal__own_peek(c.idx, &off, &len);
+    bool refs = s->aux & SHOAL__AUX_REFS;
+    if (len == 0 || !ours || refs || !ext_get(up4k(len), &ext)) {
         /* No store bytes, never worth a write; another process's bytes, which only its
          * allocator may free, or an object with refs (core/objrefs.h): leave it resident
          * for good. No place in a full disk: leave it cold, a smaller one may fit. */
-        bool keep_cold = s->len && SHOAL__AUX_PROC(s->aux) == rt->proc &&
-                         !(s->aux & SHOAL__AUX_REFS);
-        unclaim(s, keep_cold);
+        unclaim(s, len && ours && !refs);
         shoal__release(ref);
         return 0;
     }
     struct spill_op *op = malloc(sizeof *op);
     if (!op) {
-        ext_release(ext, up4k(s->len));
+        ext_release(ext, up4k(len));
         unclaim(s, true);
         shoal__release(ref);
         return -1;
     }
     op->ref = ref;
     op->idx = c.idx;
-    op->off = s->off;
-    op->len = s->len;
+    op->off = off;
+    op->len = len;
     op->ext = ext;
     op->t0 = shoal__io_now();
     char *buf = rt->base + op->off;
@@ -1054,10 +1056,6 @@ static void spill_ahead(void)
 {
     if (!sp.ahead)
         return;
-    if (sp.fail_err || sp.disk_full) {
-        sp.ahead = false;
-        return;
-    }
     uint64_t target = reserve();
     while (sp.spills < MAX_SPILLS && sp.writing < WRITE_CAP &&
            free_bytes() + sp.writing < target)
@@ -1086,6 +1084,11 @@ void shoal__spill_pump(void)
         sp.freed = 0;
         sp.naim = sp.aimcur = 0;
         if (!sp.bouncing) {
+            /* A write failed since the requests were served: no spilling ahead (on a full
+             * disk it would retry failing writes in a loop, and once space came back spill
+             * objects that no request needs). The flags must be read before they clear. */
+            if (sp.fail_err || sp.disk_full)
+                sp.ahead = false;
             sp.disk_full = false;   /* the next request tries to grow the file again */
             sp.fail_err = 0;
             spill_ahead();
@@ -1129,7 +1132,9 @@ void shoal__spill_pump(void)
         return;
     }
     /* Nothing in flight and nothing more to start: the waiters cannot be served. A full
-     * disk still lets a restore swap with colder objects; the others fail. */
+     * disk still lets a restore swap with colder objects; the others fail. Spilling ahead
+     * for them ends too: it would only retry what just failed. */
+    sp.ahead = false;
     char why[SHOAL__IO_MSG];
     why_no_room(why, sizeof why, head->need);
     if (sp.fail_err && disk_full_err(sp.fail_err)) {
@@ -1285,11 +1290,19 @@ static void restore_done(struct restore *r)
     shoal__slot *s = &rt->slots[r->idx];
     /* The objects counter follows the bytes to their new node. */
     unsigned from = shoal__off_node(rt, s->off), to = shoal__off_node(rt, r->off);
-    if (from != to) {
-        atomic_fetch_sub_explicit(&rt->hdr->node[from].objects, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&rt->hdr->node[to].objects, 1, memory_order_relaxed);
+    if (from != to && from < rt->nnodes) {
+        shoal__count_objs(rt, rt->proc, from, -1);
+        shoal__count_objs(rt, rt->proc, to, 1);
     }
     s->off = r->off;   /* RESTORING is ours: nobody else reads or writes off now */
+    shoal__own_restored(r->idx, r->off);
+    /* Counted before the object is READY: a getter woken by leave_restoring may read the
+     * stats at once, and must find the restore counted and the object no longer spilled. */
+    count(C_RESTORED_OBJ, 1);
+    count(C_RESTORED_B, r->len);
+    count(C_RESTORE_NS, shoal__io_now() - r->t0);
+    atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cnt[C_NOW_B], r->len, memory_order_relaxed);
     leave_restoring(s, SHOAL__READY);
     if (r->ext != NO_EXT)
         ext_release(r->ext, up4k(r->len));
@@ -1298,11 +1311,6 @@ static void restore_done(struct restore *r)
         rec_del(rc);
     if (sp.swapper == r)
         swap_over();
-    count(C_RESTORED_OBJ, 1);
-    count(C_RESTORED_B, r->len);
-    count(C_RESTORE_NS, shoal__io_now() - r->t0);
-    atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&cnt[C_NOW_B], r->len, memory_order_relaxed);
     restore_finish(r, 0, NULL);
 }
 

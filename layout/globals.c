@@ -14,3 +14,4 @@ shoal__rt_t *_Atomic shoal__rt;
 SHOAL__HIDDEN _Atomic uint64_t *shoal__holds;
 SHOAL__HIDDEN uint32_t shoal__chunk_me;
 SHOAL__HIDDEN struct shoal__geo shoal__geo;
+SHOAL__HIDDEN struct shoal__own *shoal__own;

@@ -1,10 +1,15 @@
 /* mpseg.h - the multi-process part of the shared segment: the process table (one entry per
  * attached process, with its remote-free stack and wake word), the chunk map that says which
- * process owns each chunk of the arenas, published per-worker counters, and the
- * per-process reference ledger ("holds"). Internal: never installed.
+ * process's allocator owns each piece of the arenas, each process's share of the store's
+ * counters, published per-worker counters, and the per-process reference ledger ("holds").
+ * Internal: never installed.
  *
  * Segment layout: [shoal__hdr][shoal__mp at hdr->ext_off][chunk map][worker stats][slots].
  * Offsets only; every process maps the same memfd.
+ *
+ * Trust: every attached process (same uid) can write all of this. The owner reads what a
+ * client wrote only through bounds checks, frees its own bytes from records only it can
+ * write (own[], below), and answers garbage with a leak and a notice, never a crash.
  *
  * Synchronisation:
  *   procs[p].state   written by the owner only (mproc/publish.c); read relaxed/acquire by all.
@@ -16,16 +21,35 @@
  *                    non-empty and saw `sleeping`, so steady traffic makes no syscall.
  *   chunk map        CAS by the allocator of every process (alloc/chunks.c); reclaimed by
  *                    the owner once a dead process's objects are all gone.
+ *   shard[p]         process p's share of the node counters (relaxed RMW): what it counted
+ *                    for the objects it allocated. Written by p, by the drainer of p's
+ *                    remote-free stack, and, once p is gone, by the owner alone.
  *   holds[idx]       [63..32] generation (layout/table.h: never 0), [31..0] signed count of
  *                    references this process took on that object minus those it dropped;
  *                    0 = never used; generation 0 with count -1 = a slot in this process's
  *                    caches (SHOAL__HOLDS_CACHED). CAS by this process only, read by the
  *                    owner after the process is gone.
+ *
+ * Crash windows. Any process can die at any instruction; what it was doing must only ever
+ * leak, and the owner reclaims the leak when it processes the death:
+ *   - counters: a process counts in its own shard with one RMW per change, so its shard is
+ *     exactly what it contributed; once none of its objects is left the owner zeroes it.
+ *   - the ledger is updated before the slot word when references are created or dropped
+ *     (create, release) and after it when they are taken (retain): it never over-counts.
+ *   - a slot freed for another process carries a FREEING marker naming the releaser until
+ *     its allocator's drainer claims it; the owner claims those of a releaser that died
+ *     before pushing them (for a live client's object, whose stack may or may not hold it,
+ *     it forwards the bytes in a slot of its own: publish.c, forward_bytes).
+ *   - what can stay leaked: the reference a retain or release was taking or dropping (on
+ *     the object, not in the ledger), free slots moving between a thread cache and the
+ *     shared list, and a forwarded slot's index. Never bytes or a live object's
+ *     reference. tests/test_mp_crash.c kills a client at every instruction of such calls.
  */
 #ifndef SHOAL_LAYOUT_MPSEG_H
 #define SHOAL_LAYOUT_MPSEG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "segment.h"
@@ -55,18 +79,35 @@ struct shoal__proc {
     _Atomic uint32_t flags;       /* SHOAL__PROC_TOOL: a tool such as shoal-stat */
     _Atomic uint64_t rfree;       /* remote-free stack head (slot index), 0 = empty */
     _Atomic uint64_t attached_ns; /* CLOCK_REALTIME of the attach, for tools */
+    _Atomic uint32_t fdeps;       /* dependents this process registered on objects other
+                                     processes complete (foreign_deps.c): completers wake it */
 };
 _Static_assert(sizeof(struct shoal__proc) == SHOAL__CACHELINE, "one line per process");
 
-/* Per-worker counters the owner's scheduler publishes for tools (shoal-stat): worker w
- * writes its own line (relaxed: sched/worker.c, task.c, park.c); readers take a snapshot.
- * nworkers stays 0 until the scheduler starts. */
+/* Per-worker counters a scheduler may publish for tools (shoal-stat). Worker w writes its
+ * own line (relaxed); readers take a snapshot. nworkers stays 0 until something publishes. */
 struct shoal__wstat {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t tasks_run;
     _Atomic uint64_t tasks_stolen;
     _Atomic uint64_t parks;
     int32_t node;
     int32_t cpu;
+};
+
+/* A process's lookup counters (shoal_stats: get_slow, stale_ids + invalid_ids, get_waits),
+ * published by its drain thread whenever it goes idle and once a second while a tool is
+ * attached (mproc/remote_free.c); relaxed, for tools only. Not in its process line, which is
+ * full and whose stack head every releaser CASes. */
+struct shoal__lookups {
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t get_slow;
+    _Atomic uint64_t bad_ids;
+    _Atomic uint64_t get_waits;
+};
+
+/* A process's share of the node counters (see the synchronisation note above). */
+struct shoal__shard {
+    _Alignas(SHOAL__CACHELINE) _Atomic int64_t bytes[SHOAL__MAX_NODES];
+    _Atomic int64_t objs[SHOAL__MAX_NODES];
 };
 
 struct shoal__mp {
@@ -78,9 +119,15 @@ struct shoal__mp {
     uint64_t wstats_off;          /* SHOAL__MAX_WSTATS shoal__wstat from the segment start */
     _Atomic uint32_t nworkers;    /* published worker lines (the scheduler's hook) */
     uint32_t pad;
+    _Atomic uint64_t deaths;      /* clients whose end the owner has processed (mproc/publish.c):
+                                     for tools, and tests that wait for it */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t recycled[SHOAL__MAX_NODES];
     struct shoal__proc procs[SHOAL__MAX_PROCS];
+    struct shoal__shard shard[SHOAL__MAX_PROCS];
+    struct shoal__lookups lookups[SHOAL__MAX_PROCS];
 };
+_Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELINE,
+               "the scalar fields of shoal__mp fit its first line");
 
 /* This process's copy of the region's geometry, taken when the owner lays it out or a client
  * has checked it: nobody follows an offset that another process could rewrite. */
@@ -92,6 +139,8 @@ struct shoal__geo {
     uint64_t nchunks;             /* per node */
 };
 extern struct shoal__geo shoal__geo;   /* filled by mproc/mproc.c; defined in layout/globals.c */
+/* This process's chunk-map owner id: (incarnation << 8) | process index; never 0 or FREE. */
+extern uint32_t shoal__chunk_me;
 
 static inline struct shoal__mp *shoal__mp_of(const shoal__rt_t *rt)
 {
@@ -109,15 +158,143 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
     return shoal__geo.wstats;
 }
 
+/* ---- counting bytes and objects ------------------------------------------------------------ */
+/* A private store (rt->batched) counts in the node counters, batched per thread (core/object.c,
+ * alloc/arena.h). A published or attached one counts each object in the shard of the process
+ * whose allocator holds its bytes (one RMW per change, so a process that dies mid-way leaves
+ * its shard exact), bytes also in the node's bytes_used, the estimate capacity checks read
+ * (it may drift by what a dying process had half counted; the owner resyncs it). */
+static inline struct shoal__shard *shoal__shard_of(unsigned proc)
+{
+    return &shoal__geo.ext->shard[proc & 0xffu];
+}
+static inline void shoal__count_objs(shoal__rt_t *rt, unsigned proc, unsigned n, int64_t d)
+{
+    if (rt->batched)
+        atomic_fetch_add_explicit(&rt->hdr->node[n].objects, (uint64_t)d, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&shoal__shard_of(proc)->objs[n], d, memory_order_relaxed);
+}
+/* Bytes given back (d < 0) for an allocation of proc's, or taken (d > 0) once the estimate
+ * said there was room. */
+static inline void shoal__count_bytes(shoal__rt_t *rt, unsigned proc, unsigned n, int64_t d)
+{
+    if (!rt->batched)
+        atomic_fetch_add_explicit(&shoal__shard_of(proc)->bytes[n], d, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)d, memory_order_relaxed);
+}
+/* The store's figures per node: the shards summed (a published or attached store). */
+static inline void shoal__shards_sum(shoal__rt_t *rt, int64_t bytes[], int64_t objs[])
+{
+    for (unsigned p = 0; p < SHOAL__MAX_PROCS; p++) {
+        const struct shoal__shard *sh = shoal__shard_of(p);
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            bytes[n] += atomic_load_explicit(&sh->bytes[n], memory_order_relaxed);
+            objs[n] += atomic_load_explicit(&sh->objs[n], memory_order_relaxed);
+        }
+    }
+}
+
+/* ---- slots freed for another process --------------------------------------------------------- */
+/* The low 28 bits of a FREE slot word (table.h) are a cache tag (thread.h: SHOAL__W_CACHED |
+ * process) or a chain link (slots.c: a slot index, below bit 26, 0 at a chain's end) - or,
+ * in a published or attached store, from the CAS that freed the object until the slot is
+ * given back: HELD (bit 26) with the releaser's process index, while the releaser gives it
+ * back itself (so that the owner recognises the slot of a releaser that died in between,
+ * publish.c), or FREEING (bit 27) with the releaser's process index and the low 18 bits of
+ * its incarnation, for a slot whose bytes another process's allocator must take back, until
+ * a drainer claims it (remote_free.c). Only a FREEING slot can be claimed, so a stale or
+ * forged remote-free entry for a slot that is cached or chained already claims nothing. */
+#define SHOAL__W_HELD      (UINT64_C(1) << 26)
+#define SHOAL__W_FREEING   (UINT64_C(1) << 27)
+#define SHOAL__W_MARK_MASK (UINT64_C(3) << 26)
+#define SHOAL__FREEING_INC UINT64_C(0x3ffff)   /* incarnation bits a marker keeps */
+_Static_assert((SHOAL__W_MARK_MASK & ~SHOAL__W_FREE_LINK) == 0 && SHOAL__IDX_MASK < (UINT64_C(1) << 26) &&
+               ((SHOAL__W_CACHED | 0xffu) & SHOAL__W_MARK_MASK) == 0 &&
+               ((SHOAL__FREEING_INC << 8 | 0xffu) & SHOAL__W_MARK_MASK) == 0,
+               "HELD and FREEING markers are told apart from a chain link, a cache tag and a claimed slot");
+static inline uint64_t shoal__freeing_mark(void)
+{
+    uint64_t me = shoal__chunk_me;   /* shoal__chunk_id: incarnation << 8 | process */
+    return SHOAL__W_FREEING | (me & 0xffu) | (((me >> 8) & SHOAL__FREEING_INC) << 8);
+}
+static inline bool shoal__w_freeing(uint64_t w)
+{
+    return shoal__w_state(w) == SHOAL__FREE && (w & SHOAL__W_MARK_MASK) == SHOAL__W_FREEING;
+}
+/* The FREEING word w names process `proc` of incarnation `inc` as its releaser. */
+static inline bool shoal__freeing_by(uint64_t w, unsigned proc, uint32_t inc)
+{
+    return shoal__w_freeing(w) && (w & 0xffu) == proc &&
+           ((w >> 8) & SHOAL__FREEING_INC) == (inc & SHOAL__FREEING_INC);
+}
+/* The releaser a FREEING word names: still that live process? */
+static inline bool shoal__freeing_live(const struct shoal__mp *x, uint64_t w)
+{
+    const struct shoal__proc *P = &x->procs[w & 0xffu];
+    return atomic_load_explicit(&P->state, memory_order_acquire) == SHOAL__PROC_LIVE &&
+           (atomic_load_explicit(&P->inc, memory_order_relaxed) & SHOAL__FREEING_INC) ==
+           ((w >> 8) & SHOAL__FREEING_INC);
+}
+
+/* ---- the owner's own records (mproc/remote_free.c) ------------------------------------------- */
+/* While its store is published, the owner records in private memory where the bytes of each
+ * of its objects are (or, spilled, its extent in the spill file), and frees from that record
+ * only: a client that rewrites a slot's offset, length or process, or pushes forged
+ * remote-free entries, can make the owner leak, never free a block that holds a live
+ * object's bytes. One record per slot; written by the owner thread that allocates or
+ * frees the object's bytes, ordered by the slot word like off and len themselves. */
+struct shoal__own {
+    _Atomic uint64_t off;         /* OWN_VALID | [OWN_SPILLED] | offset (or spill extent) */
+    _Atomic uint64_t len;
+};
+#define SHOAL__OWN_VALID   (UINT64_C(1) << 63)
+#define SHOAL__OWN_SPILLED (UINT64_C(1) << 62)
+extern struct shoal__own *shoal__own;   /* nslots records; NULL unless published */
+
+static inline void shoal__own_set(uint64_t idx, uint64_t off, uint64_t len)
+{
+    atomic_store_explicit(&shoal__own[idx].len, len, memory_order_relaxed);
+    atomic_store_explicit(&shoal__own[idx].off, off | SHOAL__OWN_VALID, memory_order_relaxed);
+}
+/* The record of slot idx, taken (so that it is freed once): false when there is none. */
+static inline bool shoal__own_take(uint64_t idx, uint64_t *off, uint64_t *len, bool *spilled)
+{
+    uint64_t v = atomic_exchange_explicit(&shoal__own[idx].off, 0, memory_order_relaxed);
+    if (!(v & SHOAL__OWN_VALID))
+        return false;
+    *spilled = (v & SHOAL__OWN_SPILLED) != 0;
+    *off = v & ~(SHOAL__OWN_VALID | SHOAL__OWN_SPILLED);
+    *len = atomic_load_explicit(&shoal__own[idx].len, memory_order_relaxed);
+    return true;
+}
+static inline bool shoal__own_peek(uint64_t idx, uint64_t *off, uint64_t *len)
+{
+    uint64_t v = atomic_load_explicit(&shoal__own[idx].off, memory_order_relaxed);
+    *off = v & ~(SHOAL__OWN_VALID | SHOAL__OWN_SPILLED);
+    *len = atomic_load_explicit(&shoal__own[idx].len, memory_order_relaxed);
+    return (v & (SHOAL__OWN_VALID | SHOAL__OWN_SPILLED)) == SHOAL__OWN_VALID;
+}
+/* The owner's object idx was spilled (its bytes are freed) to extent ext / restored. */
+static inline void shoal__own_spilled(uint64_t idx, uint64_t ext)
+{
+    if (shoal__own)   /* the bytes are freed by the spiller; the record keeps the extent */
+        atomic_store_explicit(&shoal__own[idx].off, ext | SHOAL__OWN_VALID | SHOAL__OWN_SPILLED,
+                              memory_order_relaxed);
+}
+static inline void shoal__own_restored(uint64_t idx, uint64_t off)
+{
+    if (shoal__own)
+        atomic_store_explicit(&shoal__own[idx].off, off | SHOAL__OWN_VALID, memory_order_relaxed);
+}
+
 /* ---- chunk-map ownership ------------------------------------------------------------------ */
-/* This process's chunk-map owner id: (incarnation << 8) | process index; never 0 or FREE. */
-extern uint32_t shoal__chunk_me;
 static inline uint32_t shoal__chunk_id(unsigned proc, uint32_t inc)
 {
     return (inc << 8) | proc;
 }
 
-/* ---- holds: the reference ledger ---------------------------------------------------------- */
+/* ---- holds: the reference ledger (mproc/mproc.c) ----------------------------------------- */
 /* Non-NULL while this process is attached, or owns a published store: nslots entries. */
 extern _Atomic uint64_t *shoal__holds;
 /* A ledger entry for a FREE slot in this process's caches (thread.h): generation 0, which

@@ -77,11 +77,27 @@ static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
     uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
     return s->off < span && s->len <= span - s->off;
 }
+/* The bytes of a slot another process may be rewriting: off and len read once, and false
+ * unless they lie inside the span. Paths that hand out or read the bytes use these copies,
+ * so a rewrite between the check and the use cannot send them outside. */
+static inline bool shoal__slot_bytes(const shoal__slot *s, const char **data, uint64_t *len)
+{
+    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
+    uint64_t off = __atomic_load_n(&s->off, __ATOMIC_RELAXED);
+    uint64_t n = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+    *data = shoal__rt->base + off;
+    *len = n;
+    return off < span && n <= span - off;
+}
 /* NUMA node of the arena span holding byte offset off. With one node (the common case) no
- * division, which costs ~40 cycles on the object paths that ask this. */
+ * division, which costs ~40 cycles on the object paths that ask this. An offset beyond the
+ * span (another process wrote the slot) counts as node 0: callers index arrays with it. */
 static inline unsigned shoal__off_node(const shoal__rt_t *rt, uint64_t off)
 {
-    return likely(rt->nnodes == 1) ? 0 : (unsigned)(off / rt->node_span);
+    if (likely(rt->nnodes == 1))
+        return 0;
+    uint64_t n = off / rt->node_span;
+    return n < rt->nnodes ? (unsigned)n : 0;
 }
 /* NUMA node holding a slot's bytes. */
 static inline int shoal__slot_node(const shoal__slot *s)

@@ -21,8 +21,10 @@
 #include "rt.h"
 
 #define SHOAL__MAGIC       UINT64_C(0x314c414f4853)   /* "SHOAL1" */
-#define SHOAL__SEG_VERSION 4u   /* 2: ext_off (layout/mpseg.h); 3: spill counters;
-                                   4: 32-bit generations (table.h), wake words */
+#define SHOAL__SEG_VERSION 6u   /* 2: ext_off (layout/mpseg.h); 3: spill counters;
+                                   4: 32-bit generations (table.h), wake words;
+                                   5: per-process counter shards, fdeps (layout/mpseg.h);
+                                   6: per-process lookup counters (layout/mpseg.h) */
 
 struct shoal__node_stats {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* shoal__acct_size of live objects */

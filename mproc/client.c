@@ -42,14 +42,16 @@ int shoal__client_connect(const char *path, const char *name, int *out)
                                            "'%s' belongs to another user", path, name);
         return shoal__err(SHOAL_EIO, "shoal_attach: connect %s: %s", path, strerror(e));
     }
-    /* The owner must be us or root: anyone else could hand us memory of their choosing. */
+    /* The owner must be this user: attaching lets the store's processes write memory this
+     * process uses (include/shoal.h, trust), so root too attaches to root's stores only. */
     struct ucred cr;
     socklen_t cl = sizeof cr;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-        (cr.uid != geteuid() && cr.uid != 0)) {
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != geteuid()) {
         close(fd);
         return shoal__err(SHOAL_EPERM, "shoal_attach: the process serving '%s' runs as uid %u, "
-                                       "not this user: refusing it", name, (unsigned)cr.uid);
+                                       "not as this user (uid %u): a store is shared by one "
+                                       "user's processes only", name, (unsigned)cr.uid,
+                          (unsigned)geteuid());
     }
     struct timeval tv = { ANSWER_TIMEOUT_S, 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -67,9 +69,9 @@ int shoal__client_hello(int sock, const char *name, unsigned flags, struct shoal
                             SHOAL_VERSION_PATCH;
     h.b.hello.pid = (int32_t)getpid();
     h.b.hello.flags = flags;
-    if (send(sock, &h, n, MSG_NOSIGNAL) != (ssize_t)n)
-        return shoal__err(SHOAL_EIO, "shoal_attach '%s': cannot send the handshake: %s", name,
-                          strerror(errno));
+    /* A refusal may come before our HELLO is read (the owner answers at accept and closes):
+     * the send then fails, but the answer is waiting to be read, and says why. */
+    int send_err = send(sock, &h, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : errno;
     struct shoal__rx rx;
     rx.len = 0;
     *nfds = 0;
@@ -82,12 +84,16 @@ int shoal__client_hello(int sock, const char *name, unsigned flags, struct shoal
         ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0) {
+        if (r < 0 || (r == 0 && rx.len == 0 && send_err)) {
+            int e = r < 0 ? errno : send_err;
             shoal__fds_close(fds, *nfds);
             *nfds = 0;
-            return shoal__err(errno == EAGAIN || errno == EWOULDBLOCK ? SHOAL_EPROTO : SHOAL_EIO,
+            if (send_err)
+                return shoal__err(SHOAL_EIO, "shoal_attach '%s': cannot send the handshake "
+                                  "(%s) and the owner said nothing", name, strerror(send_err));
+            return shoal__err(e == EAGAIN || e == EWOULDBLOCK ? SHOAL_EPROTO : SHOAL_EIO,
                               "shoal_attach '%s': no answer from the owner (%s)", name,
-                              errno == EAGAIN ? "it did not answer within 5 s" : strerror(errno));
+                              e == EAGAIN ? "it did not answer within 5 s" : strerror(e));
         }
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
             if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)

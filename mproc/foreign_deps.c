@@ -1,8 +1,10 @@
-/* foreign_deps.c - dependents (tasks waiting for an argument) on objects another process
- * creates and seals. The per-slot lists of deps.c are process-local and reset by the
- * creating process, so a dependent on a client's object waits here instead: the owner keeps
- * it in a short list, sets the object's WAITERS bit, and the client that seals the object
- * then wakes the owner's drain thread (shoal__notify_owner), which fires what completed.
+/* foreign_deps.c - dependents (a task waiting for an argument, a shoal_write_file waiting
+ * for its object) on objects another process creates and completes. The per-slot lists of
+ * deps.c are process-local and reset by the creating process, so a dependent on another
+ * process's object waits here instead, in any process: it keeps a short list, counts it in
+ * its process entry (fdeps) and sets the object's WAITERS bit; whoever completes or fails
+ * such an object then wakes the drain thread of every process that counts dependents
+ * (shoal__notify_foreign), which fires what completed.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,6 +17,18 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct fdep *list;
 static size_t n, cap;
 static _Atomic size_t count;   /* n, readable without the lock */
+static shoal__rt_t *list_rt;   /* the runtime the list's entries belong to */
+
+/* n changed: publish it here and in this process's entry (completers read that). */
+static void set_count(void)
+{
+    atomic_store_explicit(&count, n, memory_order_relaxed);
+    if (list_rt)
+        /* seq_cst: a registration's count is visible before its WAITERS bit, which the
+         * completer saw before reading the count (its acquire fence, notify below). */
+        atomic_store_explicit(&shoal__mp_of(list_rt)->procs[list_rt->proc].fdeps, (uint32_t)n,
+                              memory_order_seq_cst);
+}
 
 /* Remove d from the list; true if it was there (nobody fired it yet). Lock held. */
 static bool take(shoal__dep *d)
@@ -22,7 +36,7 @@ static bool take(shoal__dep *d)
     for (size_t i = 0; i < n; i++)
         if (list[i].d == d) {
             list[i] = list[--n];
-            atomic_store_explicit(&count, n, memory_order_relaxed);
+            set_count();
             return true;
         }
     return false;
@@ -42,7 +56,8 @@ int shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d)
         cap = nc;
     }
     list[n++] = (struct fdep){ ref.id, d };
-    atomic_store_explicit(&count, n, memory_order_relaxed);
+    list_rt = shoal__rt;
+    set_count();
     pthread_mutex_unlock(&mu);
     /* Ask the sealer to tell us. acq_rel: as a waiter's arming in wait.c; a completion that
      * comes after sees the bit and notifies, one that came before is seen here. */
@@ -89,7 +104,7 @@ void shoal__foreign_deps_scan(shoal__rt_t *rt)
             fire[k++] = list[i];
             list[i] = list[--n];
         }
-        atomic_store_explicit(&count, n, memory_order_relaxed);
+        set_count();
         pthread_mutex_unlock(&mu);
         for (size_t i = 0; i < k; i++) {
             uint64_t idx = shoal__id_idx(fire[i].id);
@@ -100,18 +115,27 @@ void shoal__foreign_deps_scan(shoal__rt_t *rt)
     } while (k == 64);
 }
 
-void shoal__notify_owner(shoal__rt_t *rt)
+void shoal__notify_foreign(shoal__rt_t *rt)
 {
-    shoal__wake_proc(rt, 0);
+    /* acquire: the completing CAS read the WAITERS bit a registrant set (release) after
+     * counting itself in fdeps; this fence makes that count visible to the loads below. */
+    atomic_thread_fence(memory_order_acquire);
+    struct shoal__mp *x = shoal__mp_of(rt);
+    for (unsigned p = 0; p < SHOAL__MAX_PROCS; p++)
+        if (atomic_load_explicit(&x->procs[p].fdeps, memory_order_relaxed) &&
+            atomic_load_explicit(&x->procs[p].state, memory_order_relaxed) == SHOAL__PROC_LIVE)
+            shoal__wake_proc(rt, p);
 }
 
 void shoal__foreign_deps_forget(void)
 {
-    /* Shutdown: the scheduler cancels the tasks these belong to; never fire them. */
+    /* Shutdown or detach: the scheduler cancels the tasks these belong to, the I/O engine
+     * its file operations; never fire them. */
     pthread_mutex_lock(&mu);
     free(list);
     list = NULL;
     n = cap = 0;
-    atomic_store_explicit(&count, 0, memory_order_relaxed);
+    set_count();
+    list_rt = NULL;
     pthread_mutex_unlock(&mu);
 }

@@ -89,3 +89,33 @@ int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
     adopt(h, &l);
     return 0;
 }
+
+/* ---- the counters' shards -------------------------------------------------------------------- */
+
+/* shoal__shards_sum is layout/mpseg.h's (core/stats.c reads the sums too). */
+
+void shoal__shard_settle(shoal__rt_t *rt, unsigned proc)
+{
+    struct shoal__shard *sh = shoal__shard_of(proc);
+    for (unsigned n = 0; n < rt->nnodes; n++) {
+        int64_t b = atomic_exchange_explicit(&sh->bytes[n], 0, memory_order_relaxed);
+        atomic_store_explicit(&sh->objs[n], 0, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)b, memory_order_relaxed);
+    }
+}
+
+void shoal__estimate_resync(shoal__rt_t *rt)
+{
+    /* The estimate is a second RMW after each shard's, so a process that died between the
+     * two left it off by what it was counting. Add the difference to the shards' sum; a
+     * count in flight meanwhile is off until the next resync, never for good. */
+    int64_t bytes[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
+    uint64_t est[SHOAL__MAX_NODES];
+    for (unsigned n = 0; n < rt->nnodes; n++)
+        est[n] = atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed);
+    shoal__shards_sum(rt, bytes, objs);
+    for (unsigned n = 0; n < rt->nnodes; n++)
+        if ((uint64_t)bytes[n] != est[n])
+            atomic_fetch_add_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)bytes[n] - est[n],
+                                      memory_order_relaxed);
+}

@@ -13,6 +13,13 @@
 #include "../core/store.h"
 #include "../layout/mpseg.h"
 
+/* ---- the store's figures per process (mproc/mproc.c) ---------------------------------- */
+/* Owner: a gone process has no object left; what its shard still counts was counted for
+ * work it never finished: drop it (and from the estimate). */
+SHOAL__HIDDEN void shoal__shard_settle(shoal__rt_t *rt, unsigned proc);
+/* Owner: bring the bytes_used estimates back to the shards' sums. */
+SHOAL__HIDDEN void shoal__estimate_resync(shoal__rt_t *rt);
+
 /* ---- segment set-up (mproc/mproc.c) ------------------------------------------------------ */
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
 SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
@@ -25,8 +32,9 @@ SHOAL__HIDDEN int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len);
 
 /* ---- remote frees (mproc/remote_free.c) ------------------------------------------------------ */
 struct shoal__thr;
-/* The last reference to slot idx is gone (its word is already FREE with the next generation)
- * and its bytes belong to process `proc` != this one: queue it for that process. Cold. */
+/* The last reference to slot idx is gone (its word is already FREE with the next generation
+ * and marked FREEING by us) and its bytes belong to process `proc` != this one: queue it
+ * for that process. Cold. */
 SHOAL__HIDDEN void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
     __attribute__((cold));
 /* The drain thread every attached process runs (and the owner of a published store).
@@ -38,13 +46,22 @@ SHOAL__HIDDEN void shoal__drain_stop(void);
  * whose process is gone. Owner-local. */
 SHOAL__HIDDEN void shoal__procs_lock(void);
 SHOAL__HIDDEN void shoal__procs_unlock(void);
-/* Take process p's remote-free stack and give back each slot. mine: p is this process
- * (its bytes go back to this process's allocator); else p is gone and its bytes are only
- * accounted (its chunks are reclaimed whole later). Every index and offset is checked.
+/* Take process p's remote-free stack and give back each slot it claims (only slots marked
+ * FREEING). mine: p is this process (its bytes go back to this process's allocator, checked
+ * against its private records); else p is gone and its bytes are only uncounted (its chunks
+ * are reclaimed whole later). The owner's own objects are freed from its records. Every
+ * index and offset is checked.
  * Returns how many entries were taken. The slots land in t's cache: flush it after. */
 SHOAL__HIDDEN size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine);
-/* A service thread dropped the last reference to slot idx (oldw: the word before): count
- * it gone, wake its waiters, and send its bytes where they belong. */
+/* Claim slot idx, whose word was w: true when it was FREEING and is now the caller's. */
+SHOAL__HIDDEN bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w);
+/* Owner: the object in slot idx (a slot the caller holds) is gone: if the owner's records
+ * say its bytes are the owner's, free them (or forget its spill extent), uncount it and
+ * return true; false when there is no record (not the owner's, or not published). */
+SHOAL__HIDDEN bool shoal__own_release(shoal__rt_t *rt, uint32_t idx);
+/* A service thread of the owner dropped the last reference to slot idx (oldw: the word
+ * before; the word is FREE and the slot the caller's): wake its waiters, and send its
+ * bytes where they belong. */
 SHOAL__HIDDEN void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx,
                                       uint64_t oldw);
 /* Wake process p's drain thread (bump its futex word). */
@@ -52,14 +69,15 @@ SHOAL__HIDDEN void shoal__wake_proc(shoal__rt_t *rt, unsigned p);
 
 /* ---- dependents on other processes' objects (mproc/foreign_deps.c) ------------------------- */
 /* shoal__dep_add for an object another process made (its slot s, not complete when looked
- * at): same contract (0 registered, 1 complete already, < 0). */
+ * at): same contract (0 registered, 1 complete already, < 0). Any process. */
 SHOAL__HIDDEN int  shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d);
-/* Owner's drain thread: fire the foreign dependents whose object completed. */
+/* The drain thread of every process: fire the foreign dependents whose object completed. */
 SHOAL__HIDDEN void shoal__foreign_deps_scan(shoal__rt_t *rt);
-/* Shutdown (after the threads that fire them stopped): drop them unfired. */
+/* Shutdown or detach (after the threads that fire them stopped): drop them unfired. */
 SHOAL__HIDDEN void shoal__foreign_deps_forget(void);
-/* A client completed an object someone waits on: the owner may have dependents on it. */
-SHOAL__HIDDEN void shoal__notify_owner(shoal__rt_t *rt) __attribute__((cold));
+/* An object someone waits on (its completing CAS saw WAITERS) completed or failed: wake
+ * every process that has foreign dependents, which may be waiting on it. Cold. */
+SHOAL__HIDDEN void shoal__notify_foreign(shoal__rt_t *rt) __attribute__((cold));
 
 /* ---- publish (owner, mproc/publish.c); attach is runtime/attach.c ------------------- */
 /* Validate a store name: 1..64 bytes, no '/'. 0 or SHOAL_EINVAL (message set). */

@@ -31,7 +31,8 @@
 #include "proto.h"
 #include "../core/thread.h"
 
-#define MAX_CONNS        512          /* attached processes + handshakes in flight */
+#define MAX_CONNS        512          /* attached processes + handshakes in flight; when
+                                         full, the oldest silent handshake is dropped */
 #define HANDSHAKE_NS     5000000000u  /* a connection that says nothing for 5 s is dropped */
 #define RECLAIM_MIN_NS   100000000u   /* look at dead processes' leftovers every 100 ms */
 
@@ -76,6 +77,7 @@ static struct {
     uint64_t next_reclaim_ns, reclaim_gap_ns;
     _Atomic uint64_t *own_holds;
     uint64_t own_holds_len;
+    uint64_t own_len;             /* bytes of the records shoal__own points to */
     struct shoal__thr t;          /* the service thread's slot cache (never registered) */
 } pub = { .lfd = -1, .ep = -1, .evfd = -1 };
 
@@ -165,110 +167,202 @@ static bool release_one(shoal__rt_t *rt, uint64_t i, uint64_t v, void *arg)
     return false;
 }
 
-/* Objects the gone process created and never sealed: nobody else may seal them, and
- * anyone waiting would wait for ever. They become FAILED (SHOAL_ECANCELED) with a message,
- * their bytes (in the gone process's chunks) are let go, and their references stay: a
- * holder releases as usual. */
-struct fail_arg { unsigned p; char msg[160]; int ml; };
+/* Objects the gone process created and never completed: CREATED ones it never sealed,
+ * PENDING ones whose file read or write (or any result of its own) was in flight. Nobody
+ * else may complete them, and anyone waiting would wait for ever. They become FAILED
+ * (SHOAL_ECANCELED) with a message, their bytes (in the gone process's chunks) are let go,
+ * and their references stay: a holder releases as usual. From then on the object is the
+ * owner's: its message is in the owner's arena, counted in the owner's shard. */
+struct fail_arg { unsigned p; int pid; };
+
+/* A copy of msg in our own arena, counted as ours; 0 bytes when the store has no room. */
+static uint64_t own_msg(shoal__rt_t *rt, unsigned node, const char *msg, size_t ml, size_t *mlen)
+{
+    size_t usable = shoal__acct_size(ml);
+    struct shoal__node_stats *ns = &rt->hdr->node[node];
+    *mlen = 0;
+    if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable > ns->cap) {
+        atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+        return (uint64_t)node * rt->node_span;
+    }
+    uint64_t off;
+    if (shoal__arena_alloc_direct(rt, ml, node, &off) != 0) {
+        atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
+        return (uint64_t)node * rt->node_span;
+    }
+    atomic_fetch_add_explicit(&shoal__shard_of(0)->bytes[node], (int64_t)usable, memory_order_relaxed);
+    memcpy(rt->base + off, msg, ml);
+    *mlen = ml;
+    return off;
+}
 
 static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct fail_arg *fa = arg;
     unsigned p = fa->p;
-    int ml = fa->ml;
-    const char *msg = fa->msg;
-    {
-        shoal__slot *s = &rt->slots[idx];
-        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        /* Its ledger names every object it made (the entry's generation is the object's). */
-        if (shoal__w_gen(w) != (v >> 32) || shoal__w_state(w) != SHOAL__CREATED ||
-            SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p ||
-            shoal__w_refs(w) == SHOAL__REFS_MAX)
-            return false;
-        /* CREATED -> PENDING with a reference of our own: the fields are ours to change
-         * (a seal now fails, readers keep waiting) and no release can free the slot under
-         * us. acquire: pairs with the creator's release that published off/len. */
-        uint64_t nw = ((w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__PENDING << SHOAL__W_STATE_SHIFT)) + 1;
-        if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acquire,
-                                                     memory_order_relaxed))
-            return false;
-        uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
-        unsigned node = off < span ? (unsigned)(off / rt->node_span) : 0;
-        if (len && off < span && len <= span - off)
-            atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),
-                                      memory_order_relaxed);
-        /* The message lives in our own arena: the object is ours (process 0) from now on. */
-        uint64_t moff = (uint64_t)node * rt->node_span;
-        size_t mlen = 0, usable = shoal__acct_size((size_t)ml);
-        struct shoal__node_stats *ns = &rt->hdr->node[node];
-        if (atomic_fetch_add_explicit(&ns->bytes_used, usable, memory_order_relaxed) + usable <= ns->cap &&
-            shoal__arena_alloc_direct(rt, (size_t)ml, node, &moff) == 0) {
-            memcpy(rt->base + moff, msg, (size_t)ml);
-            mlen = (size_t)ml;
+    shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    /* Its ledger names every object it made (the entry's generation is the object's). */
+    if (shoal__w_gen(w) != (v >> 32) || !shoal__w_pending(w) ||
+        SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p ||
+        shoal__w_refs(w) == SHOAL__REFS_MAX)
+        return false;
+    bool sealing = shoal__w_state(w) == SHOAL__CREATED;
+    /* -> PENDING with a reference of our own: the fields are ours to change (a seal now
+     * fails, readers keep waiting) and no release can free the slot under us. acquire:
+     * pairs with the creator's release that published off/len. */
+    uint64_t nw = ((w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__PENDING << SHOAL__W_STATE_SHIFT)) + 1;
+    if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
+    unsigned node = off < span ? (unsigned)(off / rt->node_span) : 0;
+    /* Its bytes and its count leave the gone process's shard; the object is counted as ours. */
+    if (len && off < span && len <= span - off)
+        shoal__count_bytes(rt, p, node, -(int64_t)shoal__acct_size(len));
+    shoal__count_objs(rt, p, node, -1);
+    shoal__count_objs(rt, 0, node, 1);
+    char msg[200];
+    int ml = snprintf(msg, sizeof msg, "the process that created this object (pid %d) went "
+                      "away before %s", fa->pid, sealing ? "sealing it"
+                      : "completing it (a file read or write, or another result it was "
+                        "producing)") + 1;
+    size_t mlen;
+    uint64_t moff = own_msg(rt, node, msg, (size_t)ml, &mlen);
+    shoal__own_set(idx, moff, mlen);
+    s->off = moff;
+    s->len = mlen;
+    __atomic_store_n(&s->aux, (uint32_t)(-SHOAL_ECANCELED & 0xff) << 8, __ATOMIC_RELAXED);
+    /* PENDING -> FAILED dropping our reference. release: publishes off/len/aux and the
+     * message to readers' acquire loads of the word. */
+    w = nw;
+    uint64_t fw;
+    do {
+        if (shoal__w_refs(w) > 1)
+            fw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS)) |
+                  ((uint64_t)SHOAL__FAILED << SHOAL__W_STATE_SHIFT)) - 1;
+        else
+            fw = shoal__w_make(shoal__gen_next(shoal__w_gen(w)), SHOAL__FREE, 0);
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, fw, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (shoal__w_refs(w) > 1) {
+        if (w & SHOAL__W_WAITERS) {
+            shoal__wake_slot(rt, idx);
+            shoal__notify_foreign(rt);   /* dependents other processes registered */
         }
-        if (!mlen)
-            atomic_fetch_sub_explicit(&ns->bytes_used, usable, memory_order_relaxed);
-        s->off = moff;
-        s->len = mlen;
-        __atomic_store_n(&s->aux, (uint32_t)(-SHOAL_ECANCELED & 0xff) << 8, __ATOMIC_RELAXED);
-        /* PENDING -> FAILED dropping our reference. release: publishes off/len/aux and the
-         * message to readers' acquire loads of the word. */
-        w = nw;
-        uint64_t fw;
-        do {
-            if (shoal__w_refs(w) > 1)
-                fw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS)) |
-                      ((uint64_t)SHOAL__FAILED << SHOAL__W_STATE_SHIFT)) - 1;
-            else
-                fw = shoal__w_make(shoal__gen_next(shoal__w_gen(w)), SHOAL__FREE, 0);
-        } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, fw, memory_order_acq_rel,
-                                                        memory_order_relaxed));
-        if (shoal__w_refs(w) > 1) {
-            if (w & SHOAL__W_WAITERS)
-                shoal__wake_slot(rt, idx);
-            shoal__deps_fire(idx, SHOAL_ECANCELED);
-        } else {
-            shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
-        }
+        shoal__deps_fire_rt(rt, idx, SHOAL_ECANCELED);
+    } else {
+        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
     }
     return false;
 }
 
-static void fail_unsealed(shoal__rt_t *rt, const struct conn *c)
+static void fail_unfinished(shoal__rt_t *rt, const struct conn *c)
 {
-    struct fail_arg fa;
-    fa.p = c->proc;
-    fa.ml = snprintf(fa.msg, sizeof fa.msg, "the process that created this object (pid %d) "
-                                            "went away before sealing it", (int)c->pid) + 1;
+    struct fail_arg fa = { c->proc, (int)c->pid };
     walk_ledger(rt, &c->l, fail_one, &fa);
 }
 
-/* Is an object of the gone process left? Its ledger names every object it made. */
+/* Is an object of the gone process left? Its ledger names every object it made. An object
+ * another process freed is left until its drainer claimed it (we drained the gone process's
+ * stack just before, under the procs lock): while that releaser lives it will push it; if
+ * it died before pushing, nobody will, and we claim it here. */
 static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
     const shoal__slot *s = &rt->slots[idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    return shoal__w_gen(w) == (v >> 32) && shoal__w_state(w) != SHOAL__FREE &&
-           SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) == g->proc &&
-           atomic_load_explicit(&s->word, memory_order_relaxed) == w;
+    /* A cached slot's entry (generation 0) names no object of the process. */
+    if (v == SHOAL__HOLDS_CACHED ||
+        SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != g->proc)
+        return false;
+    if (shoal__w_gen(w) == (v >> 32) && shoal__w_state(w) != SHOAL__FREE)
+        return atomic_load_explicit(&s->word, memory_order_relaxed) == w;
+    if (!shoal__w_freeing(w) || shoal__w_gen(w) != shoal__gen_next(v >> 32))
+        return false;
+    if (shoal__freeing_live(shoal__mp_of(rt), w))
+        return true;
+    if (shoal__claim(rt, (uint32_t)idx, w))
+        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w & ~SHOAL__W_LOW_MASK);
+    return false;
 }
 
-/* The slots a gone process had in its thread caches go back to the shared stack: its ledger
- * says which (thread.h); the slot's own tag confirms it is still so. */
+/* The slots a gone process held privately go back to the shared stack: those in its thread
+ * caches (tagged, thread.h; its ledger names each) and one it was freeing itself when it
+ * died (FREE and marked HELD by it, layout/mpseg.h, the generation after its ledger's). Run
+ * once, as the death is processed: until then nothing else hands such a slot on. */
 static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
-    if (v != SHOAL__HOLDS_CACHED)
-        return false;
-    _Atomic uint64_t *wp = &rt->slots[idx].word;
+    shoal__slot *s = &rt->slots[idx];
+    _Atomic uint64_t *wp = &s->word;
     uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
-    if (shoal__w_state(w) != SHOAL__FREE || (uint32_t)w != (SHOAL__W_CACHED | g->proc))
+    if (shoal__w_state(w) != SHOAL__FREE)
         return false;
+    uint32_t low = (uint32_t)w;
+    /* A chain link can look like a tag in a table of 2^24 slots or more; the ledger tells. */
+    bool cached = low == (SHOAL__W_CACHED | g->proc) && v == SHOAL__HOLDS_CACHED;
+    bool freeing = low == (SHOAL__W_HELD | g->proc) && v != SHOAL__HOLDS_CACHED &&
+                   shoal__w_gen(w) == shoal__gen_next(v >> 32) &&
+                   SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) == g->proc;
     /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
-    if (atomic_compare_exchange_strong_explicit(wp, &w, w & ~SHOAL__W_LOW_MASK,
+    if ((cached || freeing) &&
+        atomic_compare_exchange_strong_explicit(wp, &w, (w & ~SHOAL__W_LOW_MASK) | 1,
                                                 memory_order_relaxed, memory_order_relaxed))
         shoal__slot_give(rt, &pub.t, (uint32_t)idx);
+    return false;
+}
+
+/* The bytes of process p's object in slot idx (claimed by us) go back to p's allocator in
+ * a slot of ours: a free slot carrying the same offset, length and process, marked FREEING
+ * by us and pushed on p's remote-free stack, which p's drainer frees like any other entry.
+ * Slot idx itself stays claimed and unused: it may still be a link in p's stack (pushed by
+ * a releaser that died before we could know), and p's drainer follows its `next`. */
+static void forward_bytes(shoal__rt_t *rt, uint32_t idx, unsigned p)
+{
+    const shoal__slot *s = &rt->slots[idx];
+    uint32_t f = shoal__slot_take(rt, &pub.t);
+    if (f == 0) {   /* a full table: the bytes stay with p until it goes */
+        shoal__log("slot %u: no free slot to send its bytes back to process %u: they stay "
+                   "allocated until it detaches", idx, p);
+        return;
+    }
+    shoal__slot *fs = &rt->slots[f];
+    fs->off = s->off;
+    fs->len = s->len;
+    __atomic_store_n(&fs->aux, SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)),
+                     __ATOMIC_RELAXED);
+    /* relaxed: the slot is ours; rfree_push's CAS publishes it with its fields. */
+    uint64_t w = atomic_load_explicit(&fs->word, memory_order_relaxed);
+    atomic_store_explicit(&fs->word, (w & ~SHOAL__W_LOW_MASK) | shoal__freeing_mark(),
+                          memory_order_relaxed);
+    shoal__rfree_push(rt, f, p);
+}
+
+/* Objects of other processes that the gone process freed and died before pushing to their
+ * allocator's remote-free stack (it named itself in their FREEING marker): nobody else
+ * would free them. Ours: our stack was drained just before, under the procs lock, so what
+ * is still marked was never pushed, and we free it. A live client's: it may or may not be
+ * on that client's stack; we claim the slot (its drainer then skips it if it is there) and
+ * forward the bytes (above). A gone client's: its own gone entry claims it (left_one). */
+static bool unpushed_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
+{
+    const struct gone *g = arg;
+    const shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (!shoal__freeing_by(w, g->proc, g->inc) || shoal__w_gen(w) != shoal__gen_next(v >> 32) ||
+        v == SHOAL__HOLDS_CACHED)
+        return false;
+    unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED));
+    if (p == g->proc || (p != 0 && atomic_load_explicit(&shoal__mp_of(rt)->procs[p].state,
+                                                        memory_order_acquire) != SHOAL__PROC_LIVE))
+        return false;
+    if (!shoal__claim(rt, (uint32_t)idx, w))
+        return false;   /* its drainer took it meanwhile */
+    if (p == 0)
+        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w & ~SHOAL__W_LOW_MASK);
+    else
+        forward_bytes(rt, (uint32_t)idx, p);
     return false;
 }
 
@@ -288,12 +382,13 @@ static void flush_cache(shoal__rt_t *rt)
         shoal__slot_flush(rt, &pub.t, pub.t.nfree);
 }
 
-/* Once none of a gone process's objects is left, its cached slots go back, then its chunks
- * go back to the pool and its index can be given out again. */
+/* Once none of a gone process's objects is left, its chunks go back to the pool, what its
+ * shard still counts (work it never finished) is dropped, and its index can be given out
+ * again. */
 static void try_reclaim(shoal__rt_t *rt)
 {
     uint64_t t0 = shoal__now_ns();
-    if (pub.ngone == 0 || t0 < pub.next_reclaim_ns)
+    if (t0 < pub.next_reclaim_ns)
         return;
     struct shoal__mp *x = shoal__mp_of(rt);
     for (unsigned i = 0; i < pub.ngone;) {
@@ -302,8 +397,10 @@ static void try_reclaim(shoal__rt_t *rt)
         shoal__drain(rt, &pub.t, g->proc, false);
         bool done = !walk_ledger(rt, &g->l, left_one, g);
         if (done) {
-            walk_ledger(rt, &g->l, recover_one, g);
             shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
+            shoal__shard_settle(rt, g->proc);
+            atomic_store_explicit(&x->procs[g->proc].fdeps, 0, memory_order_relaxed);
+            /* seq_cst: pushers read the state after pushing (rfree_push). */
             atomic_store_explicit(&x->procs[g->proc].state, SHOAL__PROC_FREE, memory_order_seq_cst);
         }
         shoal__procs_unlock();
@@ -315,6 +412,8 @@ static void try_reclaim(shoal__rt_t *rt)
         pub.gone[i] = pub.gone[--pub.ngone];
     }
     flush_cache(rt);
+    /* The estimate capacity checks read comes back to the shards' sum (layout/mpseg.h). */
+    shoal__estimate_resync(rt);
     /* A big ledger takes a while to walk: never spend more than ~5% of a core on it. */
     uint64_t took = shoal__now_ns() - t0;
     pub.reclaim_gap_ns = took * 20 > RECLAIM_MIN_NS ? took * 20 : RECLAIM_MIN_NS;
@@ -325,21 +424,31 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
 {
     struct shoal__mp *x = shoal__mp_of(rt);
     unsigned p = c->proc;
+    struct gone g = { p, c->inc, c->l };
     shoal__procs_lock();
     /* seq_cst: pairs with the state load a pusher makes after its push (rfree_push). */
     atomic_store_explicit(&x->procs[p].state, SHOAL__PROC_DEAD, memory_order_seq_cst);
+    /* What it held privately (cached slots, a slot it was freeing), then what it freed of
+     * ours or of other clients without pushing it (our stack drained first, so what is
+     * left of ours was never pushed; see unpushed_one for theirs). */
+    walk_ledger(rt, &c->l, recover_one, &g);
+    shoal__drain(rt, &pub.t, 0, true);
+    walk_ledger(rt, &c->l, unpushed_one, &g);
     shoal__procs_unlock();
     shoal__wake_proc(rt, 0);    /* our drain thread takes the gone process's stack now */
-    fail_unsealed(rt, c);
-    shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never sealed */
+    fail_unfinished(rt, c);
+    shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never completed */
     walk_ledger(rt, &c->l, release_one, c);
     flush_cache(rt);
     /* The ledger moves to the gone list: it finds the objects that are left. */
-    pub.gone[pub.ngone++] = (struct gone){ p, c->inc, c->l };
+    pub.gone[pub.ngone++] = g;
     c->l.e = NULL;
     c->l.fd = -1;
     pub.next_reclaim_ns = 0;
     try_reclaim(rt);
+    /* release: pairs with the acquire load of whoever waits for this death to be processed
+     * and then looks at what it changed. */
+    atomic_fetch_add_explicit(&x->deaths, 1, memory_order_release);
 }
 
 /* ---- connections ------------------------------------------------------------------------------ */
@@ -441,7 +550,7 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     atomic_store_explicit(&P->inc, inc, memory_order_relaxed);
-    atomic_store_explicit(&P->pid, h->pid, memory_order_relaxed);
+    atomic_store_explicit(&P->pid, c->pid, memory_order_relaxed);   /* SO_PEERCRED's */
     atomic_store_explicit(&P->flags, h->flags & SHOAL__HELLO_TOOL ? SHOAL__PROC_TOOL : 0,
                           memory_order_relaxed);
     atomic_store_explicit(&P->sleeping, 0, memory_order_relaxed);
@@ -453,7 +562,6 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
     flush_cache(rt);
     c->proc = p;
     c->inc = inc;
-    c->pid = h->pid;
 
     struct shoal__msg m;
     size_t n = shoal__msg_init(&m, SHOAL__MSG_WELCOME);
@@ -529,25 +637,40 @@ static void conn_accept(shoal__rt_t *rt)
         int fd = accept4(pub.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             return;
+        /* The peer's identity comes from the kernel, never from what it says (HELLO.pid). */
         struct ucred cr;
         socklen_t cl = sizeof cr;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-            (cr.uid != geteuid() && cr.uid != 0)) {
-            send_reject(fd, SHOAL_EPERM, "permission denied: the store's owner runs as another "
-                                         "user (same uid or root only)");
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != geteuid()) {
+            send_reject(fd, SHOAL_EPERM, "permission denied: only processes of the store "
+                                         "owner's user may attach (include/shoal.h, trust)");
             close(fd);
             continue;
         }
         unsigned i = 0;
         while (i < MAX_CONNS && pub.conns[i])
             i++;
+        if (i == MAX_CONNS) {
+            /* Full: the connection that has waited longest without saying HELLO goes. A
+             * real client says it at once, so idle connections, however many, never lock
+             * attaching out (at most 255 of the table are attached processes). */
+            unsigned old = MAX_CONNS;
+            for (unsigned k = 0; k < MAX_CONNS; k++)
+                if (pub.conns[k]->state == SHOAL__CONN_HANDSHAKE &&
+                    (old == MAX_CONNS || pub.conns[k]->since_ns < pub.conns[old]->since_ns))
+                    old = k;
+            if (old < MAX_CONNS) {
+                conn_close(rt, old);
+                i = old;
+            }
+        }
         struct conn *c = i < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
         if (!c) {
-            send_reject(fd, SHOAL_EBUSY, "the owner has too many connections");
+            send_reject(fd, SHOAL_EBUSY, "the owner has too many connections: detach a process");
             close(fd);
             continue;
         }
         c->fd = fd;
+        c->pid = (int32_t)cr.pid;
         c->l.fd = -1;
         c->since_ns = shoal__now_ns();
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
@@ -652,6 +775,13 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
         return shoal__err(SHOAL_ENOMEM, "cannot map the reference ledger");
     pub.own_holds = m;
     pub.on = true;   /* from here on, shoal__publish_stop undoes what is done */
+    /* The records of our own objects' bytes (layout/mpseg.h), before any object is made. */
+    pub.own_len = rt->nslots * sizeof(struct shoal__own);
+    m = mmap(NULL, pub.own_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+             MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return shoal__err(SHOAL_ENOMEM, "cannot map the owner's object records");
+    shoal__own = m;
 
     seal(seg_fd);
     for (unsigned n = 0; n < rt->nnodes; n++)
@@ -759,6 +889,9 @@ void shoal__publish_release(void)
     if (pub.own_holds)
         munmap((void *)pub.own_holds, pub.own_holds_len);
     pub.own_holds = NULL;
+    if (shoal__own)
+        munmap(shoal__own, pub.own_len);
+    shoal__own = NULL;
 }
 
 void shoal__publish_forget(void)
@@ -770,5 +903,6 @@ void shoal__publish_forget(void)
     memset(pub.conns, 0, sizeof pub.conns);
     pub.th_started = false;
     pub.own_holds = NULL;
+    shoal__own = NULL;
     pub.on = false;
 }

@@ -6,6 +6,7 @@
  * chunks return whole once none of their objects is left (mproc/publish.c).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,38 +66,100 @@ void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
         shoal__wake_proc(rt, target);
 }
 
-/* ---- giving slots back -------------------------------------------------------------------- */
+/* ---- the owner's records ---------------------------------------------------------------------- */
 
-static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, bool mine)
+/* shoal__own (layout/mpseg.h) is defined in layout/globals.c: the store and io/ read it. */
+
+SHOAL__COLD static void notice(const char *what, uint32_t idx)
+{
+    static _Atomic int told;
+    if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
+        shoal__log("slot %u: %s (a process wrote the object table): ignored, its bytes are "
+                   "leaked, not freed", idx, what);
+}
+
+/* The node an offset another process may have written lies in (0 when outside the span). */
+static inline unsigned node_of(const shoal__rt_t *rt, uint64_t off)
+{
+    uint64_t n = off / rt->node_span;
+    return n < rt->nnodes ? (unsigned)n : 0;
+}
+
+bool shoal__own_release(shoal__rt_t *rt, uint32_t idx)
+{
+    uint64_t off, len;
+    bool spilled;
+    if (!shoal__own || !shoal__own_take(idx, &off, &len, &spilled))
+        return false;
+    shoal__slot *s = &rt->slots[idx];
+    if (spilled) {
+        /* Its bytes were freed when it was spilled; the extent comes from our record. The
+         * slot is ours (claimed or freed by us): spill_drop reads it from there. */
+        shoal__count_objs(rt, 0, node_of(rt, s->off), -1);
+        atomic_store_explicit(&s->next, (uint32_t)(off >> 12), memory_order_relaxed);
+        s->len = len;
+        shoal__up.spill_drop(s);   /* io/spill.c, a sibling: through the store's hook */
+        return true;
+    }
+    unsigned node = node_of(rt, off);
+    shoal__count_objs(rt, 0, node, -1);
+    if (len) {
+        /* Not through a thread cache: this runs on service threads too. Checked against
+         * our allocator's private records as well: a refused free stays counted (a leak). */
+        if (shoal__arena_free_direct(rt, off, len))
+            shoal__count_bytes(rt, 0, node, -(int64_t)shoal__acct_size(len));
+    }
+    return true;
+}
+
+/* Process p's object in slot idx is gone and the slot is the caller's: give its bytes back
+ * (mine: to this process's allocator; else p is gone, its chunks return whole) and uncount
+ * them from p's shard. */
+static void give_bytes(shoal__rt_t *rt, uint32_t idx, unsigned p, bool mine)
 {
     shoal__slot *s = &rt->slots[idx];
-    /* A freed slot's word is FREE with no references; we claim it by making the count 1,
-     * which nothing else looks at in a FREE slot and the next object overwrites. A repeated
-     * or bogus entry (a live object, a slot claimed already) fails here and is ignored.
-     * acquire: the word went FREE with an acq_rel CAS after the holders' last reads. */
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    if (shoal__w_state(w) != SHOAL__FREE || (uint32_t)w != 0 ||
-        !atomic_compare_exchange_strong_explicit(&s->word, &w, w + 1, memory_order_acquire,
-                                                 memory_order_relaxed))
+    if (SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p) {
+        notice("a remote free names another process's object", idx);
         return;
-    uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
-    if (len) {
-        if (off >= span || len > span - off) {
-            static _Atomic int told;
-            if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
-                shoal__log("remote free of slot %u with bytes [%llu, +%llu) outside the store: "
-                           "ignored (a process wrote the object table)", idx,
-                           (unsigned long long)off, (unsigned long long)len);
-        } else {
-            uint64_t node = off / rt->node_span;
-            /* Ours: checked against our allocator's private records (a refused free stays
-             * counted, a leak). Else allocated by a process that is gone: its chunks
-             * return whole later (mproc/publish.c). */
-            if (!mine || shoal__arena_free_direct(rt, off, len))
-                atomic_fetch_sub_explicit(&rt->hdr->node[node].bytes_used, shoal__acct_size(len),
-                                          memory_order_relaxed);
-        }
     }
+    uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
+    if (off >= span || len > span - off) {
+        notice("remote free of bytes outside the store", idx);
+        return;
+    }
+    unsigned node = node_of(rt, off);
+    shoal__count_objs(rt, p, node, -1);
+    if (!len)
+        return;
+    /* Ours: checked against our allocator's private records (a refused free stays counted,
+     * a leak). Else allocated by a process that is gone: its chunks return whole later
+     * (mproc/publish.c). */
+    if (!mine || shoal__arena_free_direct(rt, off, len))
+        shoal__count_bytes(rt, p, node, -(int64_t)shoal__acct_size(len));
+}
+
+bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w)
+{
+    /* A freed slot on its way to its allocator carries FREEING; claiming it makes the low
+     * half 1, which nothing else looks at in a FREE slot and the next use overwrites. A
+     * repeated, stale or forged entry (a live object, a slot cached, chained or claimed
+     * already) fails here and is ignored. acquire: the word went FREE with an acq_rel CAS
+     * after the holders' last reads. */
+    if (!shoal__w_freeing(w))
+        return false;
+    return atomic_compare_exchange_strong_explicit(&rt->slots[idx].word, &w,
+                                                   (w & ~SHOAL__W_LOW_MASK) | 1,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+/* An entry of process p's remote-free stack. */
+static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, unsigned p, bool mine)
+{
+    uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_acquire);
+    if (!shoal__claim(rt, idx, w))
+        return;
+    if (!(rt->owner && p == 0 ? shoal__own_release(rt, idx) : (give_bytes(rt, idx, p, mine), true)))
+        notice("a remote free of an object the owner has no record of", idx);
     shoal__slot_give(rt, t, idx);
 }
 
@@ -117,7 +180,7 @@ size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine
         if (head >= limit)
             break;
         head = atomic_load_explicit(&rt->slots[idx].next, memory_order_relaxed);
-        reclaim(rt, t, idx, mine);
+        reclaim(rt, t, idx, p, mine);
         n++;
     }
     return n;
@@ -133,23 +196,32 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
     shoal__slot *s = &rt->slots[idx];
     if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS)) {
         /* It contains refs (core/objrefs.h): they are released first, and every object that
-         * frees in turn comes back here without the flag. */
+         * frees in turn comes back here without the flag (the list's bytes with it: the
+         * slot's len, and our record, cover the whole allocation by then). */
         shoal__refs_free(rt, idx, oldw, free_routed_cb, t);
         return;
     }
-    uint64_t node = s->off / rt->node_span;
-    if (node < rt->nnodes)
-        atomic_fetch_sub_explicit(&rt->hdr->node[node].objects, 1, memory_order_relaxed);
     if (oldw & SHOAL__W_WAITERS)
         shoal__wake_slot(rt, idx);
+    if (shoal__own_release(rt, idx)) {   /* ours, resident or spilled */
+        shoal__slot_give(rt, t, idx);
+        return;
+    }
     unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED));
     struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
-    if (p == rt->proc)
-        reclaim(rt, t, idx, true);
-    else if (atomic_load_explicit(&P->state, memory_order_acquire) == SHOAL__PROC_LIVE)
+    if (p == 0) {
+        notice("the owner has no record of an object the table says is its own", idx);
+    } else if (atomic_load_explicit(&P->state, memory_order_acquire) == SHOAL__PROC_LIVE) {
+        /* Its allocator takes it back. The slot is ours until the push: mark it claimable. */
+        uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+        atomic_store_explicit(&s->word, (w & ~SHOAL__W_LOW_MASK) | shoal__freeing_mark(),
+                              memory_order_relaxed);
         shoal__rfree_push(rt, idx, p);
-    else
-        reclaim(rt, t, idx, false);
+        return;
+    } else {
+        give_bytes(rt, idx, p, false);   /* gone: its chunks return whole */
+    }
+    shoal__slot_give(rt, t, idx);
 }
 
 /* ---- the drain thread ------------------------------------------------------------------------ */
@@ -197,16 +269,56 @@ static size_t drain_orphans(shoal__rt_t *rt, struct shoal__thr *t, bool *pending
 
 static void client_owner_gone(shoal__rt_t *rt)
 {
-    uint64_t e = rt->epoch;
-    /* release: as shoal_shutdown's store; every thread's cached view goes stale, so each
-     * call answers SHOAL_ENOTINIT until the process calls shoal_shutdown() to detach. The
-     * mappings stay valid (we hold the memfds): nothing faults. */
-    if (__atomic_compare_exchange_n(&shoal__epoch, &e, e + 1, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_RELAXED))
-        shoal__log("the store's owner (pid %d) is gone: calls now answer SHOAL_ENOTINIT; "
-                   "call shoal_shutdown() to detach",
-                   (int)atomic_load_explicit(&shoal__mp_of(rt)->procs[0].pid,
-                                             memory_order_relaxed));
+    struct shoal__mp *x = shoal__mp_of(rt);
+    int pid = (int)atomic_load_explicit(&x->procs[0].pid, memory_order_relaxed);
+    bool closed = atomic_load_explicit(&x->procs[0].state, memory_order_acquire) == SHOAL__PROC_CLOSED;
+    bool was_up = atomic_load_explicit(&rt->down, memory_order_relaxed) == 0;
+    /* Every call from now on, and every call blocked in a wait (woken by it), answers
+     * SHOAL_ECANCELED with this message until the process calls shoal_shutdown() to
+     * detach. The mappings stay valid (we hold the memfds), so pointers stay readable. */
+    shoal__rt_down(rt, SHOAL_ECANCELED, "the store's owner (pid %d) %s: nothing can be "
+                   "stored, freed or completed any more (pointers already obtained stay "
+                   "readable); call shoal_shutdown() to detach", pid,
+                   closed ? "shut down" : "exited");
+    if (was_up)
+        shoal__log("%s", rt->down_msg);
+}
+
+/* This process's own stack. The owner drains it under the procs lock, so that once the
+ * publish thread has drained it too (mproc/publish.c, a dead releaser's slots) every entry
+ * pushed before is claimed. */
+static size_t drain_own(shoal__rt_t *rt, struct shoal__thr *t)
+{
+    if (!rt->owner)
+        return shoal__drain(rt, t, rt->proc, true);
+    shoal__procs_lock();
+    size_t n = shoal__drain(rt, t, rt->proc, true);
+    shoal__procs_unlock();
+    return n;
+}
+
+/* The lookup counters of this process, into its line of the segment for shoal-stat. */
+static void publish_lookups(struct shoal__lookups *me)
+{
+    uint64_t sum[SHOAL__CNT_N + 1] = { 0 };
+    shoal__recs_sum(sum);
+    atomic_store_explicit(&me->get_slow, sum[SHOAL__CNT_GET_SLOW], memory_order_relaxed);
+    atomic_store_explicit(&me->bad_ids, sum[SHOAL__CNT_STALE] + sum[SHOAL__CNT_INVALID],
+                          memory_order_relaxed);
+    atomic_store_explicit(&me->get_waits, sum[SHOAL__CNT_GET_WAIT], memory_order_relaxed);
+}
+
+/* A tool (shoal-stat) is attached: the owner's drainer then wakes once a second to keep
+ * the published counters fresh, and otherwise sleeps until woken (an idle store costs no
+ * CPU). Bounds: the process table is a fixed array. */
+static bool tool_attached(const shoal__rt_t *rt)
+{
+    const struct shoal__mp *x = shoal__mp_of(rt);
+    for (unsigned p = 1; p < SHOAL__MAX_PROCS; p++)
+        if (atomic_load_explicit(&x->procs[p].state, memory_order_relaxed) == SHOAL__PROC_LIVE &&
+            (atomic_load_explicit(&x->procs[p].flags, memory_order_relaxed) & SHOAL__PROC_TOOL))
+            return true;
+    return false;
 }
 
 static void *drain_main(void *arg)
@@ -214,16 +326,16 @@ static void *drain_main(void *arg)
     (void)arg;
     shoal__rt_t *rt = drain_g.rt;
     struct shoal__proc *me = &shoal__mp_of(rt)->procs[rt->proc];
+    struct shoal__lookups *looks = &shoal__mp_of(rt)->lookups[rt->proc];
     struct shoal__thr t;
     memset(&t, 0, sizeof t);
     unsigned idle = 0;
     while (!atomic_load_explicit(&drain_g.stop, memory_order_acquire)) {
         bool orphans = false;
-        size_t n = shoal__drain(rt, &t, rt->proc, true);
-        if (rt->owner) {
+        size_t n = drain_own(rt, &t);
+        if (rt->owner)
             n += drain_orphans(rt, &t, &orphans);
-            shoal__foreign_deps_scan(rt);
-        }
+        shoal__foreign_deps_scan(rt);
         if (t.nfree)
             shoal__slot_flush(rt, &t, t.nfree);
         if (n) {
@@ -236,6 +348,8 @@ static void *drain_main(void *arg)
         }
         /* acquire: pairs with the release bump in shoal__wake_proc. */
         uint32_t seq = atomic_load_explicit(&me->wake, memory_order_acquire);
+        if (idle == 0)
+            publish_lookups(looks);
         if (idle < NAPS) {
             /* Short naps keep `sleeping` clear, so steady traffic costs pushers nothing. */
             idle++;
@@ -252,8 +366,11 @@ static void *drain_main(void *arg)
             if (t.nfree)
                 shoal__slot_flush(rt, &t, t.nfree);
         }
+        publish_lookups(looks);
+        bool tool = rt->owner && tool_attached(rt);
         if (empty && !orphans && !atomic_load_explicit(&drain_g.stop, memory_order_acquire))
-            futex_wait(&me->wake, seq, rt->owner ? 0 : (uint64_t)CLIENT_WAKE_S * 1000000000u);
+            futex_wait(&me->wake, seq, rt->owner && !tool ? 0
+                                                          : (uint64_t)CLIENT_WAKE_S * 1000000000u);
         atomic_store_explicit(&me->sleeping, 0, memory_order_relaxed);
     }
     if (t.nfree)
@@ -285,7 +402,7 @@ void shoal__drain_stop(void)
     /* What was pushed after the thread's last look is given back here, by this thread. */
     struct shoal__thr t;
     memset(&t, 0, sizeof t);
-    shoal__drain(drain_g.rt, &t, drain_g.rt->proc, true);
+    drain_own(drain_g.rt, &t);
     if (t.nfree)
         shoal__slot_flush(drain_g.rt, &t, t.nfree);
 }

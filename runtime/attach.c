@@ -198,13 +198,22 @@ SHOAL_API int shoal_attach(const char *name)
 int shoal__detach(shoal__rt_t *rt)
 {
     struct client *c = (struct client *)rt;
+    /* The drain thread first: its scan of foreign dependents starts file writes (io/file.c
+     * export_ready), which must not reach an I/O engine that is going away. */
+    shoal__drain_stop();
+    shoal__foreign_deps_forget();   /* the drain thread that fires them has stopped */
     shoal__io_stop(rt);   /* finishes this process's file I/O while the store is whole */
     __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_SEQ_CST);
     shoal__calls_quiesce();   /* runtime.c's shutdown step 3 */
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);
-    shoal__drain_stop();
     shoal__holds = NULL;
+    /* The owner hands our chunks of the store to other processes once it has seen us go
+     * and none of our objects is left: our allocator is done with them (and with its
+     * mapping of the span) before the owner can see that. (With jemalloc, whose
+     * bookkeeping lived in those chunks, the teardown after the close below read them while
+     * another process was already writing there.) */
+    shoal__arenas_destroy(rt);
     struct shoal__msg m;
     size_t n = shoal__msg_init(&m, SHOAL__MSG_BYE);
     if (send(c->sock, &m, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n) {

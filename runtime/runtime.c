@@ -140,8 +140,9 @@ static void wire_once(void)
         .spill_drop = shoal__spill_drop,
         .io_stats = shoal__io_stats,
         .dep_add_foreign = shoal__dep_add_foreign,
-        .notify_owner = shoal__notify_owner,
+        .notify_foreign = shoal__notify_foreign,
         .rfree_push = shoal__rfree_push,
+        .own_release = shoal__own_release,
     };
 }
 
@@ -259,14 +260,44 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     return shoal__slots_init(rt);
 }
 
+/* SHOAL_PUBLISH=name publishes a store its program left unnamed, so that shoal-stat can
+ * inspect any program's store ("%p" becomes the pid). The name must pass the same check as
+ * config.name; a bad one fails the init, naming the variable. */
+static int publish_from_env(shoal_config *c)
+{
+    static char name[128];   /* rt->cfg keeps the pointer; inits are one at a time */
+    const char *e = getenv("SHOAL_PUBLISH");
+    if (!e || !*e)
+        return 0;
+    size_t o = 0;
+    for (const char *s = e; *s && o + 1 < sizeof name; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            int k = snprintf(name + o, sizeof name - o, "%ld", (long)getpid());
+            o = k > 0 && (size_t)k < sizeof name - o ? o + (size_t)k : sizeof name - 1;
+            s++;
+        } else {
+            name[o++] = *s;
+        }
+    }
+    name[o] = 0;
+    if (shoal__name_check(name) != 0)
+        return shoal__err(SHOAL_EINVAL, "SHOAL_PUBLISH=%s is not a store name (1 to 64 bytes, "
+                          "no '/' and no control character): fix or unset it", e);
+    c->name = name;
+    return 0;
+}
+
 SHOAL_API int shoal_init(const shoal_config *cfg)
 {
+    int rc0;
     shoal_config c;
     if (cfg)
         c = *cfg;
     else
         memset(&c, 0, sizeof c);
     shoal__log_env();   /* SHOAL_LOG_LEVEL, SHOAL_QUIET as they are now */
+    if (!c.name && (rc0 = publish_from_env(&c)) != 0)
+        return rc0;
     if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
         return shoal__err(SHOAL_EEXIST, "shoal_init called inside a task: the runtime that "
                                         "runs it is initialized already");

@@ -187,8 +187,9 @@ SHOAL__COLD static int submit_einval(struct shoal__sched *s, shoal_fn fn,
                                      const shoal_arg args[], size_t nargs, shoal_ref *out)
 {
     if (!s)
-        return shoal__err(SHOAL_ENOTINIT, "shoal_submit: this process runs no workers "
-                                          "(attached clients cannot submit tasks)");
+        return shoal__err(SHOAL_EPERM, "shoal_submit: this process runs no workers: it is "
+                                       "attached to a store (shoal_attach), and only the "
+                                       "store's owner runs tasks");
     if (!fn)
         return shoal__err(SHOAL_EINVAL, "shoal_submit: fn is NULL");
     if (!out)

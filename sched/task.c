@@ -34,6 +34,26 @@ static inline void ctx_done(struct shoal_task *t)
         c->done(c->ctx);
 }
 
+/* The timeline's record of how task t ended, with its REF arguments for the flows. */
+SHOAL__COLD static void tl_info(struct shoal_task *t, enum shoal__tl_status st,
+                                struct shoal__tl_task_info *ti)
+{
+    ti->result = t->result.id;
+    ti->status = st;
+    ti->nrefs = 0;
+    shoal__targ *a = shoal__task_args(t);
+    for (uint32_t i = 0; i < t->nargs && ti->nrefs < SHOAL__TL_REFS; i++)
+        if (shoal__targ_kind(&a[i]) == SHOAL_ARG_REF)
+            ti->refs[ti->nrefs++] = a[i].ref;
+}
+
+SHOAL__COLD static void tl_ran(struct shoal_task *t, unsigned worker, uint64_t t0, int rc)
+{
+    struct shoal__tl_task_info ti;
+    tl_info(t, rc == 0 && !(t->flags & SHOAL__TF_FAILED) ? SHOAL__TL_OK : SHOAL__TL_FAILED, &ti);
+    shoal__tl_task(worker, t->name, t->fn, t0, &ti);
+}
+
 SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
 {
     if (t->flags & SHOAL__TF_FAILED) {
@@ -88,7 +108,8 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
     SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
     int rc = t->fn(t);
     SHOAL__PROBE_TASK_END(w->idx, t->result.id, rc);
-    shoal__tl_end(w->idx, t->name, t->fn, t0);
+    if (unlikely(shoal__tl_on))
+        tl_ran(t, w->idx, t0, rc);
     shoal_ref r = t->result;
     /* Arguments and context go first, so that a caller that sees the result sees them
      * released. */
@@ -116,8 +137,10 @@ static char *arg_failure(struct shoal_task *t, uint32_t i, int *code)
             int c = -(int)((sl->aux >> 8) & 0xff);   /* table.h: aux[15..8] = -code */
             if (c < 0)
                 *code = c;
-            if (sl->len)
-                msg = strndup(shoal__slot_data(sl), sl->len);
+            const char *p;
+            uint64_t n;
+            if (shoal__slot_bytes(sl, &p, &n) && n)   /* checked as the get path does (rt.h) */
+                msg = strndup(p, n);
         }
     }
     if (!msg) {
@@ -147,6 +170,11 @@ static void cancel_claimed(struct shoal_task *t, bool zombie)
     } else {
         snprintf(buf, sizeof buf, "task%s%s canceled: the runtime shut down before it started",
                  t->name ? " " : "", t->name ? t->name : "");
+    }
+    if (unlikely(shoal__tl_on)) {
+        struct shoal__tl_task_info ti;
+        tl_info(t, fa ? SHOAL__TL_SKIPPED : SHOAL__TL_CANCELLED, &ti);
+        shoal__tl_unrun(shoal__tls.worker, t->name, t->fn, &ti);
     }
     /* A zombie (the caller marked it) stays allocated: its dependency records may still be
      * on lists of objects that never complete, and a late firing must find it marked. */

@@ -72,7 +72,7 @@ arrows=$(
 if [ $graph = 1 ]; then
   echo "folder graph (lowest layer last; N = includes + symbols used):"
   echo "$LAYERS" | awk 'NF { l[++n] = $0 } END { for (i = n; i >= 1; i--) print "  layer " i ": " l[i] }'
-  echo "$arrows" | awk 'NF && $1 != "??" { n[$1 " -> " $2]++ } END { for (k in n) print "  " k "  (" n[k] ")" }' | sort
+  echo "$arrows" | awk 'NF && $1 != "??" && $1 != $2 { n[$1 " -> " $2]++ } END { for (k in n) print "  " k "  (" n[k] ")" }' | sort
   exit 0
 fi
 

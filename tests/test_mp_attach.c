@@ -1,0 +1,227 @@
+/* test_mp_attach.c - attaching is never locked out and a refusal says why (issue 11): many
+ * idle connections do not keep a real client out; a full process table answers SHOAL_EBUSY
+ * with the limit; another user answers SHOAL_EPERM, never SHOAL_EIO "Broken pipe", from
+ * either side; a store is shared by one user's processes only (root included); a client's
+ * shoal_submit says that it runs no workers; and the owner takes a client's pid from the
+ * kernel, not from its HELLO.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../layout/mpseg.h"
+#include "../mproc/proto.h"
+#include "lib/mp.h"
+
+/* 11.9: 500 connections that never say anything, then a real client: it attaches. */
+static void test_idle_connections_never_lock_out(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 700)
+        SKIP_TEST("needs 700 file descriptors (ulimit -n)");
+    mp_owner_start();
+    enum { IDLE = 520 };
+    static int fds[IDLE];
+    int n = 0;
+    for (; n < IDLE; n++)
+        if ((fds[n] = mp_raw_connect()) < 0)
+            break;
+    CU_ASSERT_EQUAL(n, IDLE);
+    struct mp_child c = mp_spawn();
+    CU_ASSERT_FATAL(c.pid > 0);
+    struct mp_rep m = mp_call(&c, MP_ATTACH, 0, 0, 0, 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    if (m.rc)
+        fprintf(stderr, "attach behind %d idle connections: %lld (%s)\n", n, (long long)m.rc,
+                m.msg);
+    CU_ASSERT_EQUAL(mp_call(&c, MP_PUT, 100, 1, 1, 0).rc, m.rc == 0 ? 0 : SHOAL_ENOTINIT);
+    CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, m.rc == 0 ? 0 : SHOAL_ENOTINIT);
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    for (int k = 0; k < n; k++)
+        close(fds[k]);
+    CHECK_OK(shoal_shutdown());
+}
+
+/* Send a HELLO saying pid on fd and read the answer (closing any descriptors it carries). */
+static int hello_as(int fd, struct shoal__msg *a, int32_t pid)
+{
+    struct shoal__msg h;
+    size_t n = shoal__msg_init(&h, SHOAL__MSG_HELLO);
+    h.b.hello.pid = pid;
+    h.b.hello.lib_version = (SHOAL_VERSION_MAJOR << 16) | (SHOAL_VERSION_MINOR << 8) |
+                            SHOAL_VERSION_PATCH;
+    if (send(fd, &h, n, MSG_NOSIGNAL) != (ssize_t)n)
+        return -1;
+    union { char buf[CMSG_SPACE(sizeof(int) * SHOAL__MAX_FDS)]; struct cmsghdr align; } u;
+    struct iovec iov = { a, sizeof a->h };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf };
+    memset(a, 0, sizeof *a);
+    ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            int got[SHOAL__MAX_FDS];
+            memcpy(got, CMSG_DATA(cm), sizeof(int) * (size_t)(k < SHOAL__MAX_FDS ? k : SHOAL__MAX_FDS));
+            for (int i = 0; i < k && i < SHOAL__MAX_FDS; i++)
+                close(got[i]);
+        }
+    if (r != (ssize_t)sizeof a->h || a->h.len > sizeof a->b)
+        return -1;
+    return recv(fd, &a->b, a->h.len, MSG_WAITALL) == (ssize_t)a->h.len ? 0 : -1;
+}
+
+static int hello(int fd, struct shoal__msg *a)
+{
+    return hello_as(fd, a, (int32_t)getpid());
+}
+
+/* 11.8: the owner records a client's pid from the kernel (SO_PEERCRED), not from what the
+ * client says in its HELLO: the process table (shoal-stat, messages about a dead creator)
+ * names the real process. */
+static void test_hello_pid_from_the_kernel(void)
+{
+    mp_owner_start();
+    int fd = mp_raw_connect();
+    CU_ASSERT_FATAL(fd >= 0);
+    struct shoal__msg a;
+    CU_ASSERT_EQUAL_FATAL(hello_as(fd, &a, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(a.h.type, SHOAL__MSG_WELCOME);
+    unsigned p = a.b.welcome.proc;
+    CU_ASSERT_FATAL(p > 0 && p < SHOAL__MAX_PROCS);
+    int32_t pid = atomic_load(&shoal__mp_of(shoal__rt)->procs[p].pid);
+    CU_ASSERT_EQUAL(pid, (int32_t)getpid());
+    if (pid != (int32_t)getpid())
+        fprintf(stderr, "the process table says pid %d, the peer is %d\n", (int)pid,
+                (int)getpid());
+    close(fd);
+    CHECK_OK(shoal_shutdown());
+}
+
+/* 11.9: with every process index taken, an attach answers SHOAL_EBUSY and names the limit;
+ * once one goes, attaching works again. */
+static void test_full_process_table_says_ebusy(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 700)
+        SKIP_TEST("needs 700 file descriptors (ulimit -n)");
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    static int fds[255];
+    int n = 0;
+    for (; n < 255; n++) {
+        struct shoal__msg a;
+        if ((fds[n] = mp_raw_connect()) < 0 || hello(fds[n], &a) != 0 ||
+            a.h.type != SHOAL__MSG_WELCOME)
+            break;
+    }
+    CU_ASSERT_EQUAL(n, 255);
+    struct mp_child c = mp_spawn();
+    CU_ASSERT_FATAL(c.pid > 0);
+    struct mp_rep m = mp_call(&c, MP_ATTACH, 0, 0, 0, 0);
+    CU_ASSERT_EQUAL(m.rc, SHOAL_EBUSY);
+    CU_ASSERT(strstr(m.msg, "255") != NULL);
+    close(fds[--n]);
+    int rc = SHOAL_EBUSY;
+    for (int k = 0; k < 2000 && rc == SHOAL_EBUSY; k++) {   /* the owner sees it go */
+        rc = (int)mp_call(&c, MP_ATTACH, 0, 0, 0, 0).rc;
+        if (rc == SHOAL_EBUSY)
+            usleep(5000);
+    }
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, rc == 0 ? 0 : SHOAL_ENOTINIT);
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    for (int k = 0; k < n; k++)
+        close(fds[k]);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "raw clients gone"));
+    CHECK_OK(shoal_shutdown());
+}
+
+/* 11.9: another user is refused with SHOAL_EPERM and a message, by the owner or by the
+ * client itself, never with SHOAL_EIO; also when it can reach the socket. */
+static void test_other_user_says_eperm(void)
+{
+    if (geteuid() != 0)
+        SKIP_TEST("needs root to run a client as another user");
+    mp_owner_start();
+    /* Let uid 65534 reach the socket: only the uid checks stand in its way. */
+    char sock[200];
+    CU_ASSERT_FATAL(mp_sock_path(sock, sizeof sock) == 0);
+    CU_ASSERT_EQUAL(chmod(mp_dir, 0711), 0);
+    CU_ASSERT_EQUAL(chmod(sock, 0666), 0);
+    int eio = 0;
+    for (int k = 0; k < 20; k++) {
+        struct mp_child c = mp_spawn();
+        CU_ASSERT_FATAL(c.pid > 0);
+        CU_ASSERT_EQUAL(mp_call(&c, MP_SETUID, 65534, 0, 0, 0).rc, 0);
+        struct mp_rep m = mp_call(&c, MP_ATTACH, 0, 0, 0, 0);
+        CU_ASSERT_EQUAL(m.rc, SHOAL_EPERM);
+        CU_ASSERT(m.msg[0] != 0);
+        if (m.rc == SHOAL_EIO && eio++ == 0)
+            fprintf(stderr, "another user's attach: %lld (%s)\n", (long long)m.rc, m.msg);
+        CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    }
+    CU_ASSERT_EQUAL(eio, 0);
+    CU_ASSERT_EQUAL(chmod(mp_dir, 0700), 0);
+    CHECK_OK(shoal_shutdown());
+}
+
+/* 11.9: shoal.h and the code agree: a store is shared by its owner's user only; root
+ * attaching to another user's store is refused (with a message that says why). */
+static void test_root_and_other_users_store(void)
+{
+    if (geteuid() != 0)
+        SKIP_TEST("needs root to run an owner as another user");
+    test_reset();
+    mp_new_name();
+    CU_ASSERT_EQUAL(chmod(mp_dir, 0777), 0);   /* the other user's owner binds its socket here */
+    struct mp_child o = mp_spawn();
+    CU_ASSERT_FATAL(o.pid > 0);
+    CU_ASSERT_EQUAL(mp_call(&o, MP_SETUID, 65534, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL_FATAL(mp_call(&o, MP_INIT, 0, 0, 0, 0).rc, 0);
+    CHECK_RC(shoal_attach(mp_name), SHOAL_EPERM);
+    CU_ASSERT(strstr(shoal_last_error(), "user") != NULL);
+    CU_ASSERT_EQUAL(mp_call(&o, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&o), 0);
+    CU_ASSERT_EQUAL(chmod(mp_dir, 0700), 0);
+}
+
+/* 11.9: a client's shoal_submit says what is true: this process runs no workers. */
+static void test_client_submit_says_no_workers(void)
+{
+    mp_owner_start();
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, MP_SUBMIT, 0, 0, 0, 0);
+    CU_ASSERT_EQUAL(m.rc, SHOAL_EPERM);
+    CU_ASSERT(strstr(m.msg, "no workers") != NULL);
+    CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    CHECK_OK(shoal_shutdown());
+}
+
+static const shoal_test_case cases[] = {
+    { "idle_connections_never_lock_out", test_idle_connections_never_lock_out },
+    { "full_process_table_says_ebusy", test_full_process_table_says_ebusy },
+    { "other_user_says_eperm", test_other_user_says_eperm },
+    { "root_and_other_users_store", test_root_and_other_users_store },
+    { "client_submit_says_no_workers", test_client_submit_says_no_workers },
+    { "hello_pid_from_the_kernel", test_hello_pid_from_the_kernel },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    if (mp_is_child(argc, argv))
+        return mp_child_main(argv);
+    return mp_run("mp_attach", cases);
+}

@@ -1,0 +1,234 @@
+/* test_mp_death.c - what a client's death leaves behind (issue 11): nothing. A client
+ * SIGKILLed in the middle of put loops gives back its capacity and its objects; its
+ * unfinished put_file / write_file results fail with SHOAL_ECANCELED instead of hanging and
+ * its process index comes back; a spilled object whose last reference a dead client held
+ * is forgotten without freeing memory a live object now owns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/mp.h"
+
+/* How many objects of len bytes the store takes now (then released again). */
+static int fill_count(size_t len)
+{
+    static shoal_ref r[4096];
+    void *b = calloc(1, len);
+    int got = 0;
+    while (got < 4096 && shoal_put(b, len, &r[got]) == 0)
+        got++;
+    for (int k = 0; k < got; k++)
+        CHECK_OK(shoal_release(r[k]));
+    free(b);
+    return got;
+}
+
+/* 11.4: clients SIGKILLed at random moments of put / create+seal / get / release loops:
+ * once they are gone the store's figures are back where they started, and the store holds
+ * as many objects as it did before they came. */
+static void test_killed_in_put_loops(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    uint64_t seed = (uint64_t)getpid() * 7919u;
+    int rounds = SAN_DIV > 1 ? 3 : 6;
+    for (int round = 0; round < rounds; round++) {
+        struct mp_child c[4];
+        for (int k = 0; k < 4; k++) {
+            c[k] = mp_attached();
+            CU_ASSERT_EQUAL(mp_call(&c[k], MP_CHURN, seed + (uint64_t)k, 48, 70000, 0).rc, 0);
+        }
+        for (int k = 0; k < 4; k++) {
+            usleep((useconds_t)(5000 + rnd_next(&seed) % 60000));
+            CU_ASSERT_EQUAL(mp_kill(&c[k]), 128 + SIGKILL);
+        }
+    }
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "killed clients cleaned up"));
+    int after = fill_count(64u << 10);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "fill released"));
+    CHECK_OK(shoal_shutdown());
+    /* The same store, fresh. */
+    mp_owner_start();
+    int fresh = fill_count(64u << 10);
+    CHECK_OK(shoal_shutdown());
+    CU_ASSERT_EQUAL(after, fresh);
+    if (after != fresh)
+        fprintf(stderr, "a fresh store holds %d objects of 64 KiB, the one the clients died "
+                "in %d\n", fresh, after);
+}
+
+/* 11.1: a client held the last reference to an object the owner had spilled and died: the
+ * owner forgets the spilled copy (its extent comes back) and frees nothing else. Before,
+ * it freed the block the object had used before it was spilled, which a live object owned
+ * by then, so a later put overwrote that object's bytes. */
+static void test_dead_client_held_spilled_object(void)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/shoal-mp-spill-%d", (int)getpid());
+    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    shoal_config cfg = shoal_test_config();
+    cfg.store_bytes = 16u << 20;
+    cfg.spill_dir = dir;
+    mp_owner_start_cfg(cfg);
+    shoal_info i0 = info_now();
+    enum { N = 120, LEN = 256u << 10 };
+    static shoal_ref r[N];
+    void *b = malloc(LEN);
+    pat_fill(b, LEN, 21, 0);
+    ASSERT_OK(shoal_put(b, LEN, &r[0]));
+    struct mp_child c = mp_attached();
+    CU_ASSERT_EQUAL(mp_call(&c, MP_RETAIN, mp_ref_bits(r[0]), 0, 0, 0).rc, 0);
+    CHECK_OK(shoal_release(r[0]));            /* the client holds the last reference */
+    /* Fill the store twice over: the oldest unread objects, r[0] first, are spilled and
+     * their blocks taken by newer objects. */
+    for (int k = 1; k < N; k++) {
+        pat_fill(b, LEN, 21, (uint64_t)k);
+        ASSERT_OK(shoal_put(b, LEN, &r[k]));
+    }
+    shoal_stats st;
+    CHECK_OK(shoal_stats_get(&st, sizeof st));
+    CU_ASSERT(st.spilled_objects > 0);
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    /* Its object goes (bytes_used counts only resident objects, and the spiller may still
+     * be writing some out: only the count is checked here). */
+    uint64_t live = 0;
+    for (int k = 0; k < 10000 && (live = info_now().objects_live) != i0.objects_live + N - 1; k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(live, i0.objects_live + N - 1);
+    /* Puts that reuse freed blocks, then every object must still hold its own bytes. */
+    static shoal_ref more[16];
+    for (int k = 0; k < 16; k++) {
+        pat_fill(b, LEN, 22, (uint64_t)k);
+        ASSERT_OK(shoal_put(b, LEN, &more[k]));
+    }
+    /* Each checked object is released at once: an object that was read stays resident
+     * (io/spill.c), so the restores need the room. */
+    int bad = 0;
+    for (int k = 1; k < N; k++) {
+        const void *d;
+        size_t n;
+        int rc = shoal_get_timeout(r[k], 10 * 1000000000ll, &d, &n);
+        if (rc != 0 || n != LEN || !pat_ok(d, n, 21, (uint64_t)k))
+            bad++;
+        if (rc != 0 && bad < 4)
+            fprintf(stderr, "object %d: %d (%s)\n", k, rc, shoal_last_error());
+        CHECK_OK(shoal_release(r[k]));
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    if (bad)
+        fprintf(stderr, "%d live objects lost their bytes\n", bad);
+    for (int k = 0; k < 16; k++)
+        CHECK_OK(shoal_release(more[k]));
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    /* No spill space is held for the dead client's object (nor any other). */
+    for (int k = 0; k < 5000; k++) {
+        CHECK_OK(shoal_stats_get(&st, sizeof st));
+        if (st.spilled_now_objects == 0 && st.spilled_now_bytes == 0)
+            break;
+        usleep(1000);
+    }
+    CU_ASSERT_EQUAL(st.spilled_now_objects, 0);
+    CU_ASSERT_EQUAL(st.spilled_now_bytes, 0);
+    free(b);
+    CHECK_OK(shoal_shutdown());
+    rmdir(dir);
+}
+
+/* An object another process may not complete: the owner's, created and never sealed. */
+static shoal_ref unsealed(void)
+{
+    void *buf;
+    shoal_ref r;
+    ASSERT_OK(shoal_create(100, &buf, &r));
+    return r;
+}
+
+/* 11.2: a client dies with a shoal_write_file result in flight (PENDING, created by it):
+ * the result fails with SHOAL_ECANCELED instead of hanging, and a waiter blocked on it
+ * wakes. */
+static void test_dead_creators_pending_object(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    shoal_ref src = unsealed();
+    char path[96];
+    snprintf(path, sizeof path, "%s/never-written", mp_dir);
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call_s(&c, MP_WRITE_FILE, mp_ref_bits(src), 0, path);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    shoal_ref done = mp_bits_ref(m.a);
+    ASSERT_OK(shoal_retain(done));
+    const void *d;
+    size_t n;
+    CHECK_RC(shoal_get_timeout(done, 1000000, &d, &n), SHOAL_ETIMEDOUT);
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CHECK_RC(shoal_get_timeout(done, 10 * 1000000000ll, &d, &n), SHOAL_ECANCELED);
+    CU_ASSERT(strstr(shoal_last_error(), "went away") != NULL);
+    bool ready = false;
+    CU_ASSERT_EQUAL(shoal_wait(&done, 1, 1, 0, &ready), 1);
+    CHECK_OK(shoal_release(done));
+    CHECK_OK(shoal_release(src));
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "pending objects gone"));
+    CU_ASSERT(access(path, F_OK) != 0);
+    CHECK_OK(shoal_shutdown());
+}
+
+/* 11.2: more deaths than there are process indices, each leaving a pending object the
+ * owner keeps: every index and its chunks come back, so attaching never runs out. */
+static void test_indices_come_back_after_pending_deaths(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    shoal_ref src = unsealed();
+    char path[96];
+    snprintf(path, sizeof path, "%s/never-written", mp_dir);
+    enum { ROUNDS = 260 };
+    static shoal_ref kept[ROUNDS];
+    int got = 0;
+    for (int k = 0; k < ROUNDS; k++) {
+        struct mp_child c = mp_spawn();
+        CU_ASSERT_FATAL(c.pid > 0);
+        struct mp_rep m = mp_call(&c, MP_ATTACH, 0, 0, 0, 0);
+        if (m.rc != 0) {
+            fprintf(stderr, "attach #%d: %lld (%s)\n", k, (long long)m.rc, m.msg);
+            mp_kill(&c);
+            break;
+        }
+        m = mp_call_s(&c, MP_WRITE_FILE, mp_ref_bits(src), 0, path);
+        CU_ASSERT_EQUAL(m.rc, 0);
+        if (m.rc == 0 && shoal_retain(mp_bits_ref(m.a)) == 0)
+            kept[got++] = mp_bits_ref(m.a);
+        CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    }
+    CU_ASSERT_EQUAL(got, ROUNDS);
+    for (int k = 0; k < got; k++) {
+        const void *d;
+        size_t n;
+        CHECK_RC(shoal_get_timeout(kept[k], 10 * 1000000000ll, &d, &n), SHOAL_ECANCELED);
+        CHECK_OK(shoal_release(kept[k]));
+    }
+    CHECK_OK(shoal_release(src));
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
+static const shoal_test_case cases[] = {
+    { "killed_in_put_loops", test_killed_in_put_loops },
+    { "dead_client_held_spilled_object", test_dead_client_held_spilled_object },
+    { "dead_creators_pending_object", test_dead_creators_pending_object },
+    { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    if (mp_is_child(argc, argv))
+        return mp_child_main(argv);
+    return mp_run("mp_death", cases);
+}
