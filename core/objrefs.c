@@ -92,8 +92,11 @@ static void push(struct dropper *d, uint32_t idx, uint64_t oldw)
         leak_corrupt(d->rt, idx, oldw);
         return;
     }
+    /* cursor is left as it is: 0 from shoal__refs_write for a first free; for an object
+     * whose freer died part-way (the owner finishing it: publish.c, left_one and
+     * unpushed_one), where that freer got to, so no ID is dropped twice (one it was
+     * dropping when it died is leaked: cursor moves before the drop). */
     tr->link = d->top;
-    tr->cursor = 0;
     tr->word = oldw;
     d->top = idx;
 }

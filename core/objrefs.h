@@ -26,7 +26,9 @@
 /* The trailer. magic and n are written before the object is published and never change;
  * link, cursor and word are scratch for the one thread that frees the object (it owns the
  * dead object's bytes): its stack of objects being freed lives in their own trailers, so
- * that freeing a nested chain of any depth takes no recursion and no memory. */
+ * that freeing a nested chain of any depth takes no recursion and no memory. cursor (IDs
+ * released so far) starts at 0 and only grows, so that the owner finishing the free of a
+ * process that died part-way resumes where it stopped. */
 struct shoal__trailer {
     uint32_t magic;
     uint32_t n;          /* IDs that follow, <= SHOAL_OBJECT_REFS_MAX */
