@@ -10,6 +10,7 @@
 #include "../layout/mpseg.h"
 #include "probes.h"
 #include "../layout/segment.h"
+#include "objrefs.h"
 #include "stats.h"
 #include "thread.h"
 
@@ -110,19 +111,24 @@ SHOAL__COLD static int table_full(shoal__rt_t *rt)
                       (unsigned long long)size);
 }
 
+/* crefs[0..ncrefs): the refs the new object contains (references taken by the caller,
+ * core/objrefs.h), written into a trailer after the payload; none on every other path, where
+ * ncrefs is the constant 0. */
 static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
-                           int node, uint32_t refs, void **buf, shoal_ref *out)
+                           int node, uint32_t refs, void **buf, shoal_ref *out,
+                           const shoal_ref *crefs, size_t ncrefs)
 {
     uint32_t auxbits = state & SHOAL__OBJ_TASK ? SHOAL__AUX_TASK : 0;
     state &= ~SHOAL__OBJ_TASK;
     struct shoal__thr *t = shoal__thr_get();
     if (unlikely(t == NULL))
         return shoal__err(SHOAL_ENOMEM, "out of memory for this thread's caches");
+    size_t alen = ncrefs ? (size_t)shoal__refs_alloc_len(len, ncrefs) : len;
     uint64_t off = 0;
-    if (len) {
+    if (alen) {
         unsigned n = node >= 0 && (unsigned)node < rt->nnodes ? (unsigned)node
                      : (unsigned)shoal__tls.node < rt->nnodes ? (unsigned)shoal__tls.node : 0;
-        int rc = shoal__arena_alloc(rt, t, len, n, &off);
+        int rc = shoal__arena_alloc(rt, t, alen, n, &off);
         if (unlikely(rc))
             return rc;
     }
@@ -131,8 +137,8 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     for (unsigned bad = 0;; bad++) {
         idx = bad < 64 ? shoal__slot_take(rt, t) : 0;   /* a corrupt list may loop: give up */
         if (unlikely(idx == 0)) {
-            if (len)
-                shoal__arena_free(rt, t, off, len);
+            if (alen)
+                shoal__arena_free(rt, t, off, alen);
             return table_full(rt);
         }
         w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
@@ -149,18 +155,22 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     /* atomic (a plain store on x86): the owner's service thread reads the process byte of
      * slots a gone process named, one of which may be this one being reused
      * (mproc/publish.c). */
-    __atomic_store_n(&s->aux, rt->proc | auxbits, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->aux, rt->proc | auxbits | (ncrefs ? SHOAL__AUX_REFS : 0),
+                     __ATOMIC_RELAXED);
     if (src && len)
         memcpy(rt->base + off, src, len);
+    if (ncrefs)
+        shoal__refs_write(rt->base + off, len, crefs, ncrefs);
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
     if (unlikely(shoal__holds != NULL)) {   /* published or attached (layout/mpseg.h) */
         /* The ledger before the word: a process that dies between the two leaves its slot
          * FREE and tagged as cached, which the owner takes back; never a reference that no
-         * ledger names. The owner records its own bytes. */
+         * ledger names. The owner records its own bytes: the whole allocation (an object
+         * with refs frees its payload and trailer together, core/objrefs.h). */
         shoal__holds_add(idx, gen, (int32_t)refs);
         if (shoal__own)
-            shoal__own_set(idx, off, len);
+            shoal__own_set(idx, off, alen);
     }
     objs_add(rt, t, off, 1);
     uint64_t nw = shoal__w_make(gen, state, refs);
@@ -181,7 +191,7 @@ static inline int put(const void *data, size_t len, shoal_ref *out)
     if (unlikely(out == NULL || (data == NULL && len != 0)))
         return shoal__err(SHOAL_EINVAL, out ? "shoal_put: data is NULL but len is %zu"
                                             : "shoal_put: out is NULL (%zu bytes)", len);
-    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out);
+    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out, NULL, 0);
 }
 
 SHOAL_API int shoal_put(const void *data, size_t len, shoal_ref *out)
@@ -205,7 +215,7 @@ static int put_batch(size_t n, const void *const data[], const size_t len[], sho
     if (!tmp)
         return shoal__err(SHOAL_ENOMEM, "shoal_put_batch: out of memory for %zu refs", n);
     for (size_t i = 0; i < n; i++) {
-        rc = obj_make(shoal__rt, SHOAL__READY, data[i], len[i], -1, 1, NULL, &tmp[i]);
+        rc = obj_make(shoal__rt, SHOAL__READY, data[i], len[i], -1, 1, NULL, &tmp[i], NULL, 0);
         if (unlikely(rc)) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
@@ -232,7 +242,7 @@ static inline int create(size_t len, void **buf, shoal_ref *out)
 {
     if (unlikely(out == NULL || buf == NULL))
         return shoal__err(SHOAL_EINVAL, "shoal_create: buf and out must be non-NULL");
-    return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out);
+    return obj_make(shoal__rt, SHOAL__CREATED, NULL, len, -1, 1, buf, out, NULL, 0);
 }
 
 SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
@@ -244,7 +254,14 @@ int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **b
                    shoal_ref *out)
 {
     return obj_make(shoal__rt, state, NULL,
-                    (state & ~SHOAL__OBJ_TASK) == SHOAL__PENDING ? 0 : len, node, refs, buf, out);
+                    (state & ~SHOAL__OBJ_TASK) == SHOAL__PENDING ? 0 : len, node, refs, buf, out,
+                    NULL, 0);
+}
+
+int shoal__obj_put_refs(const void *data, size_t len, const shoal_ref refs[], size_t n,
+                        shoal_ref *out)
+{
+    return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out, refs, n);
 }
 
 int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
@@ -302,9 +319,13 @@ again:;
     if (target == SHOAL__FAILED) {
         /* The message becomes the object's bytes, so every process can read it. */
         struct shoal__thr *t = shoal__thr_get();
-        uint64_t idx = shoal__id_idx(ref.id), foff = s->off, flen = s->len;
+        uint64_t idx = shoal__id_idx(ref.id);
+        if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
+            shoal__refs_forget(rt, s);   /* its list goes now; s->len becomes the whole */
+        uint64_t foff = s->off, flen = s->len;
         bool spilled;
-        /* The published owner frees what its record says, not what the shared slot says. */
+        /* The published owner frees what its record says, not what the shared slot says
+         * (for an object with refs, the whole allocation from the start: obj_make). */
         if (shoal__own && !shoal__own_take(idx, &foff, &flen, &spilled))
             flen = 0;
         if (flen && t) {
@@ -497,7 +518,7 @@ SHOAL_API int shoal_seal(shoal_ref ref)
 
 /* ---- references -------------------------------------------------------------------------- */
 
-int shoal__retain(shoal_ref ref)
+static inline int take(shoal_ref ref, bool ledger)
 {
     int err;
     shoal__slot *s = shoal__slot_of(ref, &err);
@@ -514,9 +535,19 @@ int shoal__retain(shoal_ref ref)
         /* relaxed: a new reference orders nothing; the caller already holds one. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_relaxed,
                                                     memory_order_relaxed));
-    if (unlikely(shoal__holds != NULL))
+    if (unlikely(shoal__holds != NULL) && ledger)
         shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), 1);
     return 0;
+}
+
+int shoal__retain(shoal_ref ref)
+{
+    return take(ref, true);
+}
+
+int shoal__ref_take(shoal_ref ref, bool ledger)
+{
+    return take(ref, ledger);
 }
 
 /* Whether the bytes of the object in slot idx belong to another process's allocator (or,
@@ -529,7 +560,10 @@ static inline bool freed_remotely(const shoal__rt_t *rt, const shoal__slot *s, u
     return SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != rt->proc;
 }
 
-static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw, bool remote)
+/* Free a dead object without refs (or whose list is released already): remote when the
+ * last drop marked it FREEING for its allocator's drainer. */
+static void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
+                           bool remote)
 {
     if (unlikely(remote)) {
         /* Its allocator's drainer gives back the bytes (or the owner's, a spilled object's
@@ -573,14 +607,42 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
         shoal__slot_give(rt, t, idx);
 }
 
+void shoal__obj_free_plain(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *arg)
+{
+    (void)arg;
+    shoal__slot *s = &rt->slots[idx];
+    /* The slot is ours from the last drop until it is pushed or given back, so its word
+     * still says what that drop decided: FREEING (another process's bytes) or not. */
+    obj_free_bytes(rt, s, idx, oldw,
+                   shoal__w_freeing(atomic_load_explicit(&s->word, memory_order_relaxed)));
+}
+
 SHOAL_API int shoal_retain(shoal_ref ref)
 {
     SHOAL__CALL(shoal__retain(ref));
 }
 
-int shoal__release(shoal_ref ref)
+/* An object's last reference went (word oldw): free it, and first what it contains. Its
+ * list is released here, in the process that dropped the last reference, before the bytes
+ * go anywhere (to our allocator, our records, or another process's drainer), so exactly
+ * once; the drainer then frees a plain allocation (core/objrefs.h). */
+static inline void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
+                            bool remote)
+{
+    if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
+        shoal__refs_free(rt, idx, oldw, shoal__obj_free_plain, NULL);
+    else
+        obj_free_bytes(rt, s, idx, oldw, remote);
+}
+
+/* ledger false: a reference an object held (core/objrefs.h), never counted in a ledger. It
+ * still names the slot in ours (a count of 0), so that if we die between the last drop and
+ * giving the slot back or pushing it, the owner finds the slot we marked (publish.c). */
+static inline int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remotep)
 {
     shoal__rt_t *rt = shoal__rt;
+    *last = 0;
+    *remotep = false;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
     if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
@@ -588,9 +650,10 @@ int shoal__release(shoal_ref ref)
     /* Published or attached: the ledger first, so that a process that dies between the two
      * has dropped the reference from its ledger but not from the object (a leak), never the
      * reverse (the owner would drop it again). Undone below when the release fails. */
-    bool ledger = unlikely(shoal__holds != NULL), remote = false;
-    if (ledger)
-        shoal__holds_add(idx, gen, -1);
+    bool mp = unlikely(shoal__holds != NULL), remote = false;
+    bool counted = mp && ledger;
+    if (mp)
+        shoal__holds_add(idx, gen, counted ? -1 : 0);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
     /* The slot's next object takes the next generation (wrapping, table.h). Always a CAS,
      * even for a sole holder: a retain racing with the last release must either pin the
@@ -599,7 +662,7 @@ int shoal__release(shoal_ref ref)
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
                      shoal__w_refs(w) == 0)) {
-            if (ledger)
+            if (counted)
                 shoal__holds_add(idx, gen, 1);
             int e;
             return shoal__slot_of(ref, &e) ? stale_ref(id) : e;
@@ -610,19 +673,38 @@ int shoal__release(shoal_ref ref)
             nw = shoal__w_make(newgen, SHOAL__FREE, 0);
             /* Freed for another process: marked so that only its drainer can claim it
              * (layout/mpseg.h), naming us in case we die before pushing it there. */
-            remote = ledger && freed_remotely(rt, s, idx);
+            remote = mp && freed_remotely(rt, s, idx);
             if (remote)
                 nw |= shoal__freeing_mark();
-            else if (ledger)   /* ours to give back; HELD names us until we do (layout/mpseg.h) */
+            else if (mp)   /* ours to give back; HELD names us until we do (layout/mpseg.h) */
                 nw |= SHOAL__W_HELD | rt->proc;
         }
         /* acq_rel: release orders this holder's reads of the bytes before the free; acquire
          * (on the last drop) sees every other holder's release before freeing. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    if (shoal__w_refs(w) == 1)
-        obj_free(rt, s, (uint32_t)idx, w, remote);
+    if (shoal__w_refs(w) == 1) {
+        *last = w;   /* never 0: a live object's word has a generation */
+        *remotep = remote;
+    }
     return 0;
+}
+
+int shoal__release(shoal_ref ref)
+{
+    uint64_t last;
+    bool remote;
+    int rc = unref(ref, true, &last, &remote);
+    if (last != 0)
+        obj_free(shoal__rt, &shoal__rt->slots[shoal__id_idx(ref.id)],
+                 (uint32_t)shoal__id_idx(ref.id), last, remote);
+    return rc;
+}
+
+int shoal__unref(shoal_ref ref, bool ledger, uint64_t *last)
+{
+    bool remote;
+    return unref(ref, ledger, last, &remote);
 }
 
 SHOAL_API int shoal_release(shoal_ref ref)

@@ -55,7 +55,9 @@ static inline shoal_ref shoal__ref_make(uint64_t id) { shoal_ref r; r.id = id; r
 #endif
 
 /* Write ref as 8 little-endian bytes; the format is stable across versions and processes.
- * An encoded ref carries no reference of its own: the sender keeps the object alive.
+ * An encoded ref carries no reference of its own: the sender keeps the object alive. An
+ * object whose bytes embed refs is put with shoal_put_with_refs instead, so that it keeps
+ * their objects alive itself (see there).
  * out NULL: nothing is written (shoal_last_error() says so). */
 SHOAL_API void      shoal_ref_encode(shoal_ref ref, unsigned char out[8]);
 /* Inverse of shoal_ref_encode. Never fails; a corrupt ID is detected when it is used
@@ -330,6 +332,40 @@ SHOAL_API int  shoal_retain(shoal_ref ref);
  * (null/forged ref), SHOAL_ESTALE (already freed: double release). */
 SHOAL_API int  shoal_release(shoal_ref ref);
 
+/* ---- objects that contain refs (Ray's refs captured inside an object) ----
+ * An encoded ref carries no reference of its own (see shoal_ref_encode). An object put with
+ * the refs it contains holds one reference on each of their objects for as long as it lives,
+ * so those objects outlive every other holder's release; when the object is freed (its last
+ * reference released in any process, or dropped for a process that went away), it releases
+ * them, and so on down a nest of any depth (iteratively: no recursion, no memory). Ownership:
+ * the call takes the object's references itself; the caller keeps the references it held
+ * on refs[] and releases them when it likes (at once, typically). All or nothing: on any
+ * error no reference is taken and nothing is stored. The list lives in the store next to the
+ * payload (not in the bytes shoal_get returns); shoal_object_refs reads it back. An object
+ * with refs is never spilled (its payload stays resident; the objects it names may be).
+ * At most SHOAL_OBJECT_REFS_MAX refs per object. */
+#define SHOAL_OBJECT_REFS_MAX 1048576u
+/* Copy len bytes into a new sealed object that contains refs[0..nrefs) (a ref listed twice
+ * is held twice; refs may be NULL when nrefs is 0, which is shoal_put). Each ref must name a
+ * live object (sealed, pending or failed); none can name the new object, so no cycle can
+ * arise. The caller gets one reference on the new object, as from shoal_put.
+ * Errors: those of shoal_put; SHOAL_EINVAL (refs NULL with nrefs > 0, nrefs above
+ * SHOAL_OBJECT_REFS_MAX, a null or forged ref in the list, or one whose object has 2^24 - 1
+ * references already) and SHOAL_ESTALE (a ref in the list was freed): the message names
+ * the index. Attached processes may call it (the refs are IDs of the shared store). */
+SHOAL_API int  shoal_put_with_refs(const void *data, size_t len, const shoal_ref refs[],
+                                   size_t nrefs, shoal_ref *out);
+/* The refs an object contains (those given to shoal_put_with_refs or
+ * shoal_task_return_with_refs): sets *n to their number and copies the first min(cap, *n)
+ * into out[]. They carry no reference for the caller: they stay valid while the caller
+ * holds its reference on ref (retain one to keep it longer). An object without refs, or a
+ * failed one, contains none (*n = 0). Never blocks.
+ * Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED; SHOAL_EINVAL (n NULL, out NULL with cap > 0, a
+ * null or forged ref); SHOAL_ESTALE (freed); SHOAL_EBUSY (not complete yet: a task result
+ * still running, an unsealed object: wait for it first); SHOAL_EIO (the list is corrupt:
+ * another process wrote the store). */
+SHOAL_API int  shoal_object_refs(shoal_ref ref, shoal_ref out[], size_t cap, size_t *n);
+
 /* ---------------------------------------------------------------------------------------
  * Files and spilling (io_uring)
  * ------------------------------------------------------------------------------------- */
@@ -501,6 +537,18 @@ SHOAL_API int  shoal_task_return(shoal_task *t, const void *data, size_t len);
  * it is sealed when the task returns. At most once per task. Errors: SHOAL_EINVAL (t or buf
  * NULL), SHOAL_EEXIST (as shoal_task_return), SHOAL_ENOMEM. */
 SHOAL_API int  shoal_task_return_buf(shoal_task *t, size_t len, void **buf);
+/* shoal_task_return, and the result contains refs[0..nrefs) as for shoal_put_with_refs: it
+ * holds a reference on each while it lives, so a task can return the refs of child tasks it
+ * started (pending ones too) and release its own: the children run on and stay alive until
+ * the result is freed, read or not. Ownership: the call takes the result's references; the
+ * task keeps its own on refs[] (release them before returning). If the task then fails
+ * (shoal_task_fail, a non-zero return) or is canceled while it runs, the result lets go of
+ * its refs at once. At most once per task, all or nothing.
+ * Errors: those of shoal_task_return, those of shoal_put_with_refs for the list, and
+ * SHOAL_EINVAL when the list names the task's own result or an object whose refs lead back
+ * to it (a cycle). */
+SHOAL_API int  shoal_task_return_with_refs(shoal_task *t, const void *data, size_t len,
+                                           const shoal_ref refs[], size_t nrefs);
 /* Mark the task failed with message (copied; NULL: "task NAME failed"); its result answers
  * SHOAL_ETASK with that message, whatever it returned, and a result it returned is dropped.
  * Errors: SHOAL_EINVAL (t NULL), SHOAL_EEXIST (failed already: the first message stays). */

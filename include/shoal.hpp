@@ -38,6 +38,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "shoal.h"
 
@@ -270,6 +271,34 @@ inline ref<bytes> put(bytes b)
     return ref<bytes>::adopt(r);
 }
 inline ref<bytes> put(const void *data, std::size_t len) { return put(bytes(data, len)); }
+
+/* Copy v into a new object that contains refs (shoal_put_with_refs): it holds a reference
+ * on each of their objects while it lives and releases them when it goes. refs is any
+ * range of shoal::ref<U> / object_ref; the caller's own references stay its own. */
+template <class T, class Refs> ref<T> put_with_refs(const T &v, const Refs &refs)
+{
+    static_assert(std::is_trivially_copyable<T>::value,
+                  "shoal::put_with_refs: T must be trivially copyable");
+    std::vector<shoal_ref> ids;
+    for (const auto &r : refs)
+        ids.push_back(r.id());
+    shoal_ref r;
+    detail::check(shoal_put_with_refs(&v, sizeof v, ids.data(), ids.size(), &r),
+                  "shoal_put_with_refs");
+    return ref<T>::adopt(r);
+}
+/* The refs an object contains (shoal_object_refs), each with a reference of its own. */
+inline std::vector<object_ref> contained(const object_ref &o)
+{
+    std::size_t n = 0;
+    detail::check(shoal_object_refs(o.id(), nullptr, 0, &n), "shoal_object_refs");
+    std::vector<shoal_ref> ids(n);
+    detail::check(shoal_object_refs(o.id(), ids.data(), n, &n), "shoal_object_refs");
+    std::vector<object_ref> out;
+    for (std::size_t i = 0; i < n && i < ids.size(); i++)
+        out.push_back(object_ref::retain(ids[i]));
+    return out;
+}
 
 /* Fill an object in place (zero-copy): fill(void *buf) writes its len bytes, then it is
  * sealed. If fill throws, the object is sealed as it is and released, and the exception

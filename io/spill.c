@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../core/objrefs.h"
 #include "../layout/mpseg.h"
 #include "extent.h"
 #include "io.h"
@@ -654,7 +655,10 @@ static size_t layout(struct ent **out)
             continue;
         if (len == 0 || off >= span || len > span - off)
             continue;
-        bool cold = st == SHOAL__READY && (w2 & SHOAL__W_UNREAD) &&
+        /* An object with refs is never spilled (its list must stay where any freer reads
+         * it, core/objrefs.h); its allocation runs on past len. */
+        len = shoal__slot_alloc_len(rt, off, len, aux);
+        bool cold = st == SHOAL__READY && (w2 & SHOAL__W_UNREAD) && !(aux & SHOAL__AUX_REFS) &&
                     SHOAL__AUX_PROC(aux) == rt->proc && shoal__w_refs(w2) < SHOAL__REFS_MAX &&
                     !pinned((uint32_t)i);
         if (!ent_add(&e, &n, &cap, (struct ent){ off, off + footprint(len), shoal__w_gen(w2),
@@ -810,11 +814,12 @@ static int spill_one(struct cand c)
     bool ours = SHOAL__AUX_PROC(s->aux) == rt->proc;
     if (shoal__own)   /* published: where our records say, not the shared slot */
         ours = shoal__own_peek(c.idx, &off, &len);
-    if (len == 0 || !ours || !ext_get(up4k(len), &ext)) {
+    bool refs = s->aux & SHOAL__AUX_REFS;
+    if (len == 0 || !ours || refs || !ext_get(up4k(len), &ext)) {
         /* No store bytes, never worth a write; another process's bytes, which only its
-         * allocator may free: leave it resident for good. No place in a full disk: leave
-         * it cold, a smaller one may fit. */
-        unclaim(s, len && ours);
+         * allocator may free, or an object with refs (core/objrefs.h): leave it resident
+         * for good. No place in a full disk: leave it cold, a smaller one may fit. */
+        unclaim(s, len && ours && !refs);
         shoal__release(ref);
         return 0;
     }

@@ -91,7 +91,9 @@ typedef struct shoal__slot {
     uint64_t len;            /* bytes */
     uint32_t aux;            /* [7..0] allocating process index, [15..8] -error code if FAILED,
                                 [16] was read since sealed (spill candidate bookkeeping),
-                                [17] a task's result (SHOAL__AUX_TASK: shoal_cancel applies) */
+                                [17] a task's result (SHOAL__AUX_TASK: shoal_cancel applies),
+                                [18] its allocation ends in a list of contained refs
+                                (SHOAL__AUX_REFS, core/objrefs.h) */
     _Atomic uint32_t next;   /* free-list / remote-free link (slot index). With spilling on,
                                 while READY: when it went cold (seal era); while SPILLED or
                                 RESTORING: its spill-file extent in 4 KiB pages (io/spill) */
@@ -109,6 +111,7 @@ _Static_assert(SHOAL__W_FREE_LINK >= SHOAL__IDX_MASK && (SHOAL__W_FREE_LINK & SH
                "a FREE slot's link fits below its state bits");
 
 #define SHOAL__AUX_TASK (UINT32_C(1) << 17)
+#define SHOAL__AUX_REFS (UINT32_C(1) << 18)
 
 static inline uint64_t shoal__id_idx(uint64_t id)  { return id & SHOAL__IDX_MASK; }
 static inline uint64_t shoal__id_host(uint64_t id) { return (uint32_t)id >> SHOAL__IDX_BITS; }

@@ -16,6 +16,7 @@
 #include "../alloc/arena.h"
 #include "../alloc/chunks.h"
 #include "mproc.h"
+#include "../core/objrefs.h"
 #include "../core/thread.h"
 #include "../os/futex.h"
 
@@ -185,9 +186,21 @@ size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine
     return n;
 }
 
+static void free_routed_cb(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *t)
+{
+    shoal__free_routed(rt, t, idx, oldw);
+}
+
 void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uint64_t oldw)
 {
     shoal__slot *s = &rt->slots[idx];
+    if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS)) {
+        /* It contains refs (core/objrefs.h): they are released first, and every object that
+         * frees in turn comes back here without the flag (the list's bytes with it: the
+         * slot's len, and our record, cover the whole allocation by then). */
+        shoal__refs_free(rt, idx, oldw, free_routed_cb, t);
+        return;
+    }
     if (oldw & SHOAL__W_WAITERS)
         shoal__wake_slot(rt, idx);
     if (shoal__own_release(rt, idx)) {   /* ours, resident or spilled */

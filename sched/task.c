@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/objrefs.h"
 #include "../core/probes.h"
 #include "sched_int.h"
 #include "timeline.h"
@@ -323,6 +324,23 @@ SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
     if (unlikely(rc))
         return rc;
     copy_bytes(buf, data, len);
+    t->flags |= SHOAL__TF_RETURNED;
+    return 0;
+}
+
+SHOAL_API int shoal_task_return_with_refs(shoal_task *t, const void *data, size_t len,
+                                         const shoal_ref refs[], size_t nrefs)
+{
+    if (unlikely(!t || (!data && len)))
+        return shoal__err(SHOAL_EINVAL, t ? "shoal_task_return_with_refs: data is NULL but len "
+                                            "is %zu"
+                                          : "shoal_task_return_with_refs: task is NULL (%zu "
+                                            "bytes)", len);
+    if (unlikely(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED)))
+        return already_set(t, "shoal_task_return_with_refs");
+    int rc = shoal__obj_fill_refs(t->result, data, len, refs, nrefs);
+    if (unlikely(rc))
+        return rc;
     t->flags |= SHOAL__TF_RETURNED;
     return 0;
 }

@@ -256,6 +256,33 @@ static void test_callable_freed(void)
 
 /* shoal::cancel and task::cancelled: a task waiting on an unsealed object is canceled
  * (true), get throws SHOAL_ECANCELED; a running one polls cancelled() and stops (false). */
+/* shoal::put_with_refs keeps what it contains alive; shoal::contained reads it back. */
+static void test_put_with_refs(void)
+{
+    start(1);
+    shoal_info i0;
+    ASSERT_OK(shoal_info_get(&i0));
+    {
+        shoal::ref<long> outer;
+        {
+            std::vector<shoal::ref<long>> kids = { shoal::put(1L), shoal::put(2L) };
+            outer = shoal::put_with_refs(7L, kids);
+        }   /* our references on the kids go here */
+        CU_ASSERT_EQUAL(outer.get(), 7L);
+        auto in = shoal::contained(outer);
+        CU_ASSERT_EQUAL(in.size(), 2u);
+        long sum = 0;
+        for (auto &k : in)
+            sum += *k.view().as<long>();
+        CU_ASSERT_EQUAL(sum, 3L);
+    }
+    shoal_info i1;
+    ASSERT_OK(shoal_info_get(&i1));
+    CU_ASSERT_EQUAL(i1.objects_live, i0.objects_live);
+    CU_ASSERT_EQUAL(i1.bytes_used, i0.bytes_used);
+    ASSERT_OK(shoal_shutdown());
+}
+
 static void test_cancel(void)
 {
     start(2);
@@ -364,6 +391,7 @@ int main()
         { "the callable is freed however its task ends", test_callable_freed },
         { "cancel a waiting task and a running one", test_cancel },
         { "an actor owning a C++ state", test_actor },
+        { "put_with_refs and contained", test_put_with_refs },
         { nullptr, nullptr },
     };
     return shoal_test_run("cxx", cases);

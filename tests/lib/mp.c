@@ -1,6 +1,7 @@
 /* mp.c - the multi-process test harness (mp.h): the child's command loop and the parent's
  * side of the protocol. */
 #include "mp.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,17 +52,7 @@ shoal_ref mp_bits_ref(uint64_t v)
 
 int mp_xfer(int fd, void *p, size_t n, int writing)
 {
-    char *c = p;
-    while (n) {
-        ssize_t r = writing ? write(fd, c, n) : read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
+    return test_xfer(fd, p, n, writing);
 }
 
 /* ---- the child ------------------------------------------------------------------------- */
