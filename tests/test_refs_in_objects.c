@@ -400,19 +400,31 @@ static void test_task_tree(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* Start a leaf child and return v with its ref in t's result (dropping our own reference
+ * on the child); nonzero after failing t with the reason. */
+static int return_leaf_child(shoal_task *t, long v)
+{
+    long zero = 0;
+    shoal_arg a[] = { SHOAL_VALUE(&zero, sizeof zero) };   /* a leaf */
+    shoal_ref kid;
+    if (shoal_submit(t_node, a, 1, NULL, &kid) != 0) {
+        shoal_task_fail(t, shoal_last_error());
+        return -1;
+    }
+    int rc = shoal_task_return_with_refs(t, &v, sizeof v, &kid, 1);
+    shoal_release(kid);
+    if (rc) {
+        shoal_task_fail(t, shoal_last_error());
+        return -1;
+    }
+    return 0;
+}
+
 /* A task that returns a child's ref and then fails: its result lets go of the child. */
 static int t_return_then_fail(shoal_task *t)
 {
-    long v = 5, zero = 0;
-    shoal_arg a[] = { SHOAL_VALUE(&zero, sizeof zero) };   /* a leaf */
-    shoal_ref kid;
-    if (shoal_submit(t_node, a, 1, NULL, &kid) != 0)
-        return shoal_task_fail(t, shoal_last_error());
-    int rc = shoal_task_return_with_refs(t, &v, sizeof v, &kid, 1);
-    shoal_release(kid);
-    if (rc)
-        return shoal_task_fail(t, shoal_last_error());
-    return 1;   /* fails after returning */
+    int rc = return_leaf_child(t, 5);
+    return rc ? rc : 1;   /* fails after returning */
 }
 
 /* Bad lists from a task (a stale ID arrives as a VALUE): the result is untouched and the
@@ -439,15 +451,9 @@ static int t_bad_list(shoal_task *t)
 static _Atomic int returned_refs;
 static int t_return_then_canceled(shoal_task *t)
 {
-    long v = 6, zero = 0;
-    shoal_arg a[] = { SHOAL_VALUE(&zero, sizeof zero) };
-    shoal_ref kid;
-    if (shoal_submit(t_node, a, 1, NULL, &kid) != 0)
-        return shoal_task_fail(t, shoal_last_error());
-    int rc = shoal_task_return_with_refs(t, &v, sizeof v, &kid, 1);
-    shoal_release(kid);
+    int rc = return_leaf_child(t, 6);
     if (rc)
-        return shoal_task_fail(t, shoal_last_error());
+        return rc;
     atomic_store(&returned_refs, 1);
     for (int i = 0; i < 60000 && !shoal_task_cancelled(t); i++)
         nap_ms(1);
