@@ -120,7 +120,9 @@ static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *ex
     uint64_t v = atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed);
     if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
         sum += (uint32_t)v;
-    return sum;
+    /* A ref in flight holds one (core/inflight.c); read after the ledgers, which a sender
+     * drops it from only after its record is in flight. */
+    return sum + shoal__xfer_held(shoal__id_make(idx, gen));
 }
 
 /* Call fn for each live entry of a ledger: the memfd's populated pages only (SEEK_DATA), so
@@ -438,6 +440,7 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     fail_unfinished(rt, c);
     shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never completed */
     walk_ledger(rt, &c->l, release_one, c);
+    shoal__xfer_expire(rt, true, &pub.t);   /* records it reserved and never sent */
     flush_cache(rt);
     /* The ledger moves to the gone list: it finds the objects that are left. */
     pub.gone[pub.ngone++] = g;

@@ -300,6 +300,15 @@ static size_t drain_own(shoal__rt_t *rt, struct shoal__thr *t)
     return n;
 }
 
+/* A futex timeout that ends at CLOCK_MONOTONIC due (0: none, sleep until woken). */
+static uint64_t until(uint64_t due)
+{
+    if (!due)
+        return 0;
+    uint64_t now = shoal__now_ns();
+    return due > now ? due - now : 1;
+}
+
 static void *drain_main(void *arg)
 {
     (void)arg;
@@ -314,6 +323,8 @@ static void *drain_main(void *arg)
         if (rt->owner)
             n += drain_orphans(rt, &t, &orphans);
         shoal__foreign_deps_scan(rt);
+        /* The owner releases refs in flight past their deadline (core/inflight.c). */
+        uint64_t due = rt->owner ? shoal__xfer_expire(rt, false, &t) : 0;
         if (t.nfree)
             shoal__slot_flush(rt, &t, t.nfree);
         if (n) {
@@ -343,7 +354,7 @@ static void *drain_main(void *arg)
                 shoal__slot_flush(rt, &t, t.nfree);
         }
         if (empty && !orphans && !atomic_load_explicit(&drain_g.stop, memory_order_acquire))
-            futex_wait(&me->wake, seq, rt->owner ? 0 : (uint64_t)CLIENT_WAKE_S * 1000000000u);
+            futex_wait(&me->wake, seq, rt->owner ? until(due) : (uint64_t)CLIENT_WAKE_S * 1000000000u);
         atomic_store_explicit(&me->sleeping, 0, memory_order_relaxed);
     }
     if (t.nfree)

@@ -21,9 +21,10 @@
 #include "rt.h"
 
 #define SHOAL__MAGIC       UINT64_C(0x314c414f4853)   /* "SHOAL1" */
-#define SHOAL__SEG_VERSION 5u   /* 2: ext_off (core/mproc.h); 3: spill counters;
+#define SHOAL__SEG_VERSION 6u   /* 2: ext_off (core/mproc.h); 3: spill counters;
                                    4: 32-bit generations (table.h), wake words;
-                                   5: per-process counter shards, fdeps (core/mproc.h) */
+                                   5: per-process counter shards, fdeps (core/mproc.h);
+                                   6: the in-flight table (core/mproc.h, xfer_off) */
 
 struct shoal__node_stats {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* shoal__acct_size of live objects */
