@@ -271,7 +271,9 @@ uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t)
                                                     memory_order_acquire, memory_order_relaxed))
             drop(rt, id, t);
     }
-    if (next)
-        due_lower(x, next);
+    /* A sweep runs on the publish thread, beside the expiring thread, which may have read
+     * due as 0 while we had it reset: wake it to look again. */
+    if (next && due_lower(x, next) && sweep)
+        kick(rt);
     return atomic_load_explicit(&x->due, memory_order_relaxed);
 }

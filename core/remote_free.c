@@ -348,6 +348,11 @@ static void *drain_main(void *arg)
         atomic_store_explicit(&me->sleeping, 1, memory_order_seq_cst);
         seq = atomic_load_explicit(&me->wake, memory_order_seq_cst);
         bool empty = atomic_load_explicit(&me->rfree, memory_order_seq_cst) == 0;
+        /* The earliest deadline again, after seq: a sender lowers it before it bumps wake
+         * (core/inflight.c, kick), so either we see its deadline here or our wait below
+         * sees the bump. */
+        if (rt->owner)
+            due = shoal__xfer_due();
         if (rt->owner && empty) {
             drain_orphans(rt, &t, &orphans);
             if (t.nfree)

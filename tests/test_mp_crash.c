@@ -149,22 +149,6 @@ static int owner_obj_ok(void)
     return shoal_get(owner_obj, &d, &n) == 0 && n == 5000 && pat_ok(d, n, 50, 1);
 }
 
-static uint64_t deaths(void)
-{
-    /* acquire: pairs with the release increment at the end of the owner's processing. */
-    return atomic_load_explicit(&shoal__mp_of(shoal__rt)->deaths, memory_order_acquire);
-}
-
-/* Wait (bounded: only a hang fails) until the owner processed more than `seen` deaths. */
-static int death_processed(uint64_t seen)
-{
-    for (int k = 0; k < 30000; k++) {
-        if (deaths() > seen)
-            return 1;
-        usleep(1000);
-    }
-    return 0;
-}
 
 /* The references on the object ref names now: 0 when it is freed. */
 static uint32_t refs_of(shoal_ref r)
@@ -309,11 +293,11 @@ static void run_scenario(const struct scen *sc)
     for (long k = first; k <= n && !wrong; k += stride) {
         c = mp_attached();
         ref = sc->prep(&c);
-        uint64_t seen = deaths();
+        uint64_t seen = mp_deaths();
         long got = traced_call(&c, sc->op, ref, sc->len, k, NULL);
         CU_ASSERT_EQUAL_FATAL(got, k);
         kills++;
-        CU_ASSERT_FATAL(death_processed(seen));
+        CU_ASSERT_FATAL(mp_death_processed(seen));
         int a = check_after(sc, ref);
         if (a < 0) {
             fprintf(stderr, "%s: killed after %ld of %ld instructions: the store lost or kept "

@@ -180,22 +180,6 @@ static void fifo_make(void)
     CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
 }
 
-static uint64_t deaths(void)
-{
-    /* acquire: pairs with the release increment at the end of the owner's processing. */
-    return atomic_load_explicit(&shoal__mp_of(shoal__rt)->deaths, memory_order_acquire);
-}
-
-/* Wait (bounded: only a hang fails) until the owner processed more than `seen` deaths. */
-static int death_processed(uint64_t seen)
-{
-    for (int k = 0; k < 30000; k++) {
-        if (deaths() > seen)
-            return 1;
-        usleep(1000);
-    }
-    return 0;
-}
 
 /* One producer/consumer run through a FIFO: the parent keeps the FIFO open for reading and
  * writing, so the frames wait in it and the consumer starts only once the producer is
@@ -205,7 +189,7 @@ static struct mp_rep produce_consume(int n, unsigned pflags, unsigned cflags)
     int keep = open_fifo(fifo, O_RDWR);
     CU_ASSERT_FATAL(keep >= 0);
     struct mp_child p = mp_attached();
-    uint64_t seen = deaths();
+    uint64_t seen = mp_deaths();
     if (pflags & PR_KILL) {
         CU_ASSERT_EQUAL(mp_call_s(&p, XF_PRODUCE, (uint64_t)n, pflags, fifo).rc, -999);
         CU_ASSERT_EQUAL(mp_reap(&p), 128 + SIGKILL);
@@ -214,7 +198,7 @@ static struct mp_rep produce_consume(int n, unsigned pflags, unsigned cflags)
         CU_ASSERT_EQUAL(r.rc, 0);
         CU_ASSERT_EQUAL(mp_reap(&p), 0);
     }
-    CU_ASSERT(death_processed(seen));
+    CU_ASSERT(mp_death_processed(seen));
     struct mp_child c = mp_attached();
     struct mp_rep r = mp_call_s(&c, XF_CONSUME, (uint64_t)n, cflags, fifo);
     CU_ASSERT_EQUAL(r.rc, 0);
@@ -283,9 +267,9 @@ static void test_ttl_expiry_frees(void)
     CU_ASSERT_EQUAL_FATAL(r.rc, 0);
     theirs = mp_bits_ref(r.a);
     CU_ASSERT_EQUAL(mp_call(&c, XF_TRANSFER, r.a, 150 * 1000000ull, 0, 0).rc, 0);
-    uint64_t seen = deaths();
+    uint64_t seen = mp_deaths();
     CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
-    CU_ASSERT(death_processed(seen));
+    CU_ASSERT(mp_death_processed(seen));
     /* Still alive after the death (held in flight), freed after the deadline. */
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "in-flight refs expired"));
     const void *d;
@@ -387,10 +371,10 @@ static void test_killed_in_transfer_accept_loops(void)
         }
         for (int k = 0; k < 2; k++) {
             usleep((useconds_t)(500 + rnd_next(&seed) % 20000));
-            uint64_t seen = deaths();
+            uint64_t seen = mp_deaths();
             int st = mp_kill(&c[k]);
             CU_ASSERT_EQUAL(st, 128 + SIGKILL);   /* 3: a call in its loop failed */
-            CU_ASSERT(death_processed(seen));
+            CU_ASSERT(mp_death_processed(seen));
         }
         /* What they wrote: each ref must be acceptable and hold its frame. */
         unsigned char e[8];
