@@ -101,13 +101,10 @@ static int transfer(shoal_ref ref, int64_t ttl_ns)
          * and shoal__xfer_held. From here the record holds the reference. */
         atomic_store_explicit(&r->st, st_make(XR_SEQ(rst), rst, SHOAL__XR_INFLIGHT),
                               memory_order_release);
-        if (shoal__holds) {
-            /* The ledger after the record (core/mproc.h). release fence: whoever sees the
-             * ledger without this reference (the owner counting holders, publish.c) sees
-             * the record in flight too. */
-            atomic_thread_fence(memory_order_release);
+        /* The ledger after the record (core/mproc.h). The owner reads our ledger for this
+         * only once we are gone, which orders both writes before its reads. */
+        if (shoal__holds)
             shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), -1);
-        }
         if (due_lower(x, dl))
             kick(rt);
         return 0;
@@ -186,9 +183,6 @@ uint32_t shoal__xfer_held(uint64_t id)
 {
     struct shoal__inflight *x = table();
     uint32_t n = 0, h = home(id);
-    /* acquire fence: pairs with the sender's release fence before its ledger drop (see
-     * transfer): the caller read the ledgers first. */
-    atomic_thread_fence(memory_order_acquire);
     for (uint32_t i = 0; i < SHOAL__XFER_PROBE; i++) {
         struct shoal__xrec *r = &x->rec[(h + i) & (SHOAL__XFER_RECS - 1)];
         uint64_t st = atomic_load_explicit(&r->st, memory_order_acquire);

@@ -120,8 +120,9 @@ static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *ex
     uint64_t v = atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed);
     if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
         sum += (uint32_t)v;
-    /* A ref in flight holds one (core/inflight.c); read after the ledgers, which a sender
-     * drops it from only after its record is in flight. */
+    /* A ref in flight holds one (core/inflight.c). The gone process's ledger may still
+     * count one it was sending or taking when it died: its record, still in flight, is
+     * counted here as the holder, so that one is not dropped (core/mproc.h). */
     return sum + shoal__xfer_held(shoal__id_make(idx, gen));
 }
 
