@@ -48,7 +48,8 @@ LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 LINK_FLAGS := $(SANFLAGS)
 
-LIB_SRCS := $(sort $(wildcard core/*.c alloc/*.c sched/*.c io/*.c))
+LIB_DIRS := os layout alloc core sched io mproc runtime
+LIB_SRCS := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_CXX_SRCS := $(sort $(wildcard tests/test_*.cc))
@@ -68,7 +69,7 @@ STATIC := $(B)/lib/libshoal.a
 SHARED := $(B)/lib/libshoal.so.$(VERSION)
 
 .PHONY: all lib test test-asan test-tsan bench bench-quick bench-build tools examples \
-        install uninstall clean deps deps-build deps-bench stress fuzz soak
+        install uninstall clean deps deps-build deps-bench stress fuzz deps-graph soak
 # A fresh machine without the build dependencies: plain `make` installs them (as root) or
 # prints the apt-get line (need_debs, below), then builds in a new make that reads their
 # pkg-config flags, instead of failing on a missing header.
@@ -180,6 +181,7 @@ deps-bench: deps
 RUN_SUITES := $(if $(SUITE),$(addprefix test_,$(patsubst test_%,%,$(SUITE))),$(notdir $(TESTS)))
 test: deps
 	@$(MAKE) --no-print-directory all $(addprefix $(B)/tests/,$(RUN_SUITES)) $(B)/bench/report
+	@tests/layers.sh $(B)
 	@SHOAL_QUIET=1 $(if $(CASE),SHOAL_TEST_CASE='$(CASE)') tests/run-suites.sh $(B) $(RUN_SUITES)
 	@$(if $(SUITE),:,tests/check-bench-report.sh $(B)/bench/report)
 
@@ -196,6 +198,12 @@ bench: deps-bench
 bench-quick: deps-bench
 	@$(MAKE) --no-print-directory all bench-build
 	@bench/run.sh $(B) quick
+
+# The folders are the layers (tests/layers.sh says which, and `make test` checks that no
+# folder uses one above it or beside it): print who uses whom.
+deps-graph:
+	@$(MAKE) --no-print-directory lib
+	@tests/layers.sh --graph $(B)
 
 # ---- the chaos soak -------------------------------------------------------------------
 # An owner and clients through every multi-process path while clients are SIGKILLed and
@@ -221,7 +229,7 @@ soak: deps
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_B       := build-fuzz
-$(FUZZ_B)/fuzz_owner: tests/fuzz/fuzz_owner.c $(LIB_SRCS) $(wildcard core/*.h alloc/*.h sched/*.h io/*.h)
+$(FUZZ_B)/fuzz_owner: tests/fuzz/fuzz_owner.c $(LIB_SRCS) $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \

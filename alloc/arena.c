@@ -12,9 +12,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../core/mproc.h"
-#include "../sched/topo.h"
-#include "os.h"
+#include "chunks.h"
+#include "../os/topo.h"
+#include "../os/mem.h"
 #include "slab.h"
 
 #define PREFAULT_BYTES ((uint64_t)32 << 20)   /* populated per node at init */
@@ -578,7 +578,7 @@ bool shoal__cap_refill(shoal__rt_t *rt, struct shoal__thr *t, unsigned n, size_t
     for (;;) {
         uint64_t used = atomic_fetch_add_explicit(&ns->bytes_used, want, memory_order_relaxed);
         if (used + want <= ns->cap) {
-            if (!rt->batched)   /* and into this process's shard (core/mproc.h) */
+            if (!rt->batched)   /* and into this process's shard (layout/mpseg.h) */
                 atomic_fetch_add_explicit(&shoal__shard_of(rt->proc)->bytes[n], (int64_t)want,
                                           memory_order_relaxed);
             atomic_store_explicit(&t->credit[n], have + (int64_t)want - (int64_t)usable,

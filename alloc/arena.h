@@ -2,7 +2,7 @@
  * store, private anonymous memory otherwise) and the allocator over it. Internal.
  *
  * The allocator's metadata is all process-private (malloc'd or private anonymous maps):
- * the span holds object bytes only, plus the shared chunk map (core/mproc.h) that says
+ * the span holds object bytes only, plus the shared chunk map (layout/mpseg.h) that says
  * which process owns which chunk, so that the owner can take back a dead process's chunks.
  * Nothing another process writes into shared memory can corrupt it, fork() copies nothing
  * a parent's thread could be holding a lock in, and attaching takes no store memory.
@@ -32,9 +32,24 @@
 #ifndef SHOAL_ALLOC_ARENA_H
 #define SHOAL_ALLOC_ARENA_H
 
-#include "../core/segment.h"
-#include "../core/thread.h"
+#include "../layout/segment.h"
+#include "../layout/thr.h"
+#include "../os/errors.h"
 #include "sizeclass.h"
+
+/* A thread's free blocks of one node, per size class, in front of the node's slabs
+ * (alloc/slab.c): a put and a release of a small object pop and push here, with no lock and
+ * no atomic read-modify-write but the live-map byte (arena.h). Bounded in bytes (room) as
+ * well as per class (cap), so that no thread strands much of the store; allocated on the
+ * thread's first small object on the node (alloc/arena.c). Process-private memory. */
+struct shoal__tbin {
+    uint32_t n, cap;
+    uint64_t *off;                        /* offsets from rt->base of free blocks */
+};
+struct shoal__acache {
+    int64_t room;                         /* bytes more this cache may hold */
+    struct shoal__tbin bin[SHOAL__NCLASSES];
+};
 
 struct shoal__bin;    /* slab.c: the slabs of one node and class, under its lock */
 
@@ -74,7 +89,7 @@ struct shoal__arenas {
  * rt->huge_kind (what was obtained). rt->hdr, rt->nnodes, rt->node_span, rt->topo, rt->cfg
  * must be set. */
 SHOAL__HIDDEN int  shoal__arenas_create(shoal__rt_t *rt, int huge_mode);
-/* A client (core/attach.c): map the owner's node memfds (fds[0..nnodes), owned from now on,
+/* A client (runtime/attach.c): map the owner's node memfds (fds[0..nnodes), owned from now on,
  * closed by destroy) into a fresh span laid out as the owner's. Takes no store memory: the
  * client takes chunks only as it allocates. rt->hdr, nnodes, node_span, huge_kind set. */
 SHOAL__HIDDEN int  shoal__arenas_attach(shoal__rt_t *rt, const int *fds);
@@ -103,7 +118,7 @@ SHOAL__HIDDEN bool shoal__arena_free_direct(shoal__rt_t *rt, uint64_t off, size_
 
 /* When an allocation finds no room on any node, even after flushing this thread's cache:
  * a chance to make some (io/ registers spilling here when spill_dir is set; the allocator
- * never calls up into io/ itself). Same contract as shoal__spill_alloc (core/rt.h): 0 with
+ * never calls up into io/ itself). Same contract as shoal__spill_alloc (core/store.h): 0 with
  * *off set, < 0 with the message set, 1 when it does not apply. NULL: none. */
 typedef int (*shoal__alloc_full_fn)(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
                                     unsigned node, uint64_t *off);

@@ -1,12 +1,12 @@
 /* chunks.c - who owns which piece of the span. A process takes runs of whole chunks for its
  * slabs and large objects here and records itself as their owner in the shared chunk map
- * (core/mproc.h), so that the chunks of a process that died can be given back once none of
+ * (layout/mpseg.h), so that the chunks of a process that died can be given back once none of
  * its objects is left; a run given back is at once free for any process and any size.
  * Lock-free between processes (a CAS per chunk); slow path only.
  */
 #include <sched.h>
 
-#include "../core/mproc.h"
+#include "chunks.h"
 #include "arena.h"
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }

@@ -6,6 +6,7 @@
  * released over and over does not take and return a chunk each time.
  */
 #include "slab.h"
+#include "chunks.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -5,7 +5,8 @@
  * A registrant first sets DEPS in the slot word while the object is pending: a completion
  * whose CAS did not see it has no list to close and skips the exchange.
  */
-#include "mproc.h"
+#include "../layout/mpseg.h"
+#include "store.h"
 
 #define CLOSED ((void *)1)
 
@@ -20,7 +21,7 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
         return 1;
     if (unlikely(shoal__holds != NULL) &&   /* published or attached, and made elsewhere */
         SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != shoal__rt->proc)
-        return shoal__dep_add_foreign(ref, s, d);   /* another process seals it */
+        return shoal__up.dep_add_foreign(ref, s, d);   /* another process seals it */
     /* The completion's CAS either sees DEPS (and exchanges the list, which our push below
      * meets: both are RMWs of the head) or comes first (and we see the new state here).
      * acquire (on both outcomes, C11 wants success at least as strong as failure): a

@@ -4,11 +4,12 @@
  * failed, freed and invalid ones.
  */
 #include "probes.h"
-#include "rt.h"
+#include "store.h"
 #include "stats.h"
 
 int (*shoal__help_hook)(void);
 bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
+struct shoal__upcalls shoal__up;
 
 /* Parenthesised names: the shoal_get macro in shoal.h must not expand here. */
 SHOAL_API int (shoal_get)(shoal_ref ref, const void **data, size_t *len)
@@ -83,7 +84,7 @@ static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t
         case SHOAL__SPILLING:
         case SHOAL__SPILLED:
         case SHOAL__RESTORING:
-            rc = shoal__spill_touch(ref, s, timeout_ns);   /* io/spill.c: brings them back */
+            rc = shoal__up.spill_touch(ref, s, timeout_ns);   /* io/spill.c: brings them back */
             if (rc)
                 return rc;
             continue;

@@ -1,5 +1,5 @@
 /* object.c - object lifecycle: put, create/seal, retain/release, completion of pending
- * objects, and the internal API that tasks and I/O build on (rt.h). The get fast path and
+ * objects, and the internal API that tasks and I/O build on (store.h). The get fast path and
  * waiting live in get.c and wait.c.
  */
 #include <stdio.h>
@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "../alloc/arena.h"
-#include "mproc.h"
+#include "../layout/mpseg.h"
 #include "probes.h"
-#include "segment.h"
+#include "../layout/segment.h"
 #include "stats.h"
 #include "thread.h"
 
@@ -113,6 +113,8 @@ SHOAL__COLD static int table_full(shoal__rt_t *rt)
 static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
                            int node, uint32_t refs, void **buf, shoal_ref *out)
 {
+    uint32_t auxbits = state & SHOAL__OBJ_TASK ? SHOAL__AUX_TASK : 0;
+    state &= ~SHOAL__OBJ_TASK;
     struct shoal__thr *t = shoal__thr_get();
     if (unlikely(t == NULL))
         return shoal__err(SHOAL_ENOMEM, "out of memory for this thread's caches");
@@ -145,13 +147,14 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     s->off = off;
     s->len = len;
     /* atomic (a plain store on x86): the owner's service thread reads the process byte of
-     * slots a gone process named, one of which may be this one being reused (publish.c). */
-    __atomic_store_n(&s->aux, rt->proc, __ATOMIC_RELAXED);
+     * slots a gone process named, one of which may be this one being reused
+     * (mproc/publish.c). */
+    __atomic_store_n(&s->aux, rt->proc | auxbits, __ATOMIC_RELAXED);
     if (src && len)
         memcpy(rt->base + off, src, len);
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
-    if (unlikely(shoal__holds != NULL)) {   /* published or attached (core/mproc.h) */
+    if (unlikely(shoal__holds != NULL)) {   /* published or attached (layout/mpseg.h) */
         /* The ledger before the word: a process that dies between the two leaves its slot
          * FREE and tagged as cached, which the owner takes back; never a reference that no
          * ledger names. The owner records its own bytes. */
@@ -240,8 +243,8 @@ SHOAL_API int shoal_create(size_t len, void **buf, shoal_ref *out)
 int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **buf,
                    shoal_ref *out)
 {
-    return obj_make(shoal__rt, state, NULL, state == SHOAL__PENDING ? 0 : len, node, refs,
-                    buf, out);
+    return obj_make(shoal__rt, state, NULL,
+                    (state & ~SHOAL__OBJ_TASK) == SHOAL__PENDING ? 0 : len, node, refs, buf, out);
 }
 
 int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
@@ -281,11 +284,17 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
  * nothing reads the slot after the CAS); otherwise by shoal_release after the firing,
  * since dependents are fired through the slot's index, which a free could hand to a new
  * object. *drop is cleared when the CAS took the reference. */
-static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg, bool *drop)
+/* task (a task completing its own result, named tname or NULL): when shoal_cancel marked the
+ * result (SHOAL__W_CANCEL) before the completing CAS, the result fails SHOAL_ECANCELED
+ * instead; the mark and the completion meet on the word, so exactly one of them is first. */
+static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg, bool *drop,
+                        bool task, const char *tname)
 {
     shoal__rt_t *rt = shoal__rt;
-    unsigned target = code == 0 ? SHOAL__READY : SHOAL__FAILED;
+    char cmsg[160];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+again:;
+    unsigned target = code == 0 ? SHOAL__READY : SHOAL__FAILED;
     if (!shoal__w_pending(w))
         return shoal__err(SHOAL_EEXIST, "object 0x%016llx is already %s",
                           (unsigned long long)ref.id,
@@ -312,8 +321,10 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
         }
         if (shoal__own)
             shoal__own_set(idx, s->off, s->len);
-        /* atomic: shoal__dep_add may read the process byte meanwhile (deps.c). */
-        __atomic_store_n(&s->aux, (s->aux & 0xffu) | ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT),
+        /* atomic: shoal__dep_add may read the process byte meanwhile (deps.c), shoal_cancel
+         * the task bit. */
+        __atomic_store_n(&s->aux, (s->aux & (0xffu | SHOAL__AUX_TASK)) |
+                                  ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT),
                          __ATOMIC_RELAXED);
     }
     bool fused;
@@ -323,8 +334,19 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
         if (!shoal__w_pending(w))
             return shoal__err(SHOAL_EEXIST, "object 0x%016llx completed twice",
                               (unsigned long long)ref.id);
+        if (unlikely(task && (w & SHOAL__W_CANCEL)) && msg != cmsg) {
+            /* Canceled while it ran: the task owns off/len, so the message is written as
+             * for any failure (the filled bytes, if any, are freed first). */
+            snprintf(cmsg, sizeof cmsg, "task%s%.63s (result 0x%016llx) canceled by "
+                     "shoal_cancel while it ran", tname ? " " : "", tname ? tname : "",
+                     (unsigned long long)ref.id);
+            code = SHOAL_ECANCELED;
+            msg = cmsg;
+            goto again;
+        }
         fused = *drop && !(w & SHOAL__W_DEPS) && shoal__w_refs(w) > 1;
-        uint64_t nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS)) |
+        uint64_t nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_WAITERS | SHOAL__W_DEPS |
+                             SHOAL__W_STARTED | SHOAL__W_CANCEL)) |
                       ((uint64_t)target << SHOAL__W_STATE_SHIFT);
         if (target == SHOAL__READY)
             nw |= shoal__seal_mark(rt, s);
@@ -346,7 +368,7 @@ static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg
     if (w & SHOAL__W_WAITERS) {
         shoal__wake_slot(rt, shoal__id_idx(ref.id));
         if (unlikely(shoal__holds != NULL))   /* other processes' dependents may wait on it */
-            shoal__notify_foreign(rt);        /* (foreign_deps.c) */
+            shoal__up.notify_foreign(rt);     /* (mproc/foreign_deps.c) */
     }
     /* The exchange inside also closes the list against registrations racing with this
      * completion; a registrant sets DEPS first (deps.c), so without it there is no list. */
@@ -362,16 +384,95 @@ int shoal__obj_complete(shoal_ref ref, int code, const char *msg)
     if (!s)
         return err;
     bool drop = false;
-    return obj_complete(s, ref, code, msg, &drop);
+    return obj_complete(s, ref, code, msg, &drop, false, NULL);
 }
 
 int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg)
 {
     bool drop = true;   /* the caller's reference: held_slot applies */
-    int rc = obj_complete(held_slot(shoal__rt, ref), ref, code, msg, &drop);
+    int rc = obj_complete(held_slot(shoal__rt, ref), ref, code, msg, &drop, false, NULL);
     if (drop)
         shoal__release(ref);
     return rc;
+}
+
+int shoal__obj_complete_task(shoal_ref ref, int code, const char *msg, const char *name)
+{
+    bool drop = true;   /* the task's own reference: held_slot applies */
+    int rc = obj_complete(held_slot(shoal__rt, ref), ref, code, msg, &drop, true, name);
+    if (drop)
+        shoal__release(ref);
+    return rc;
+}
+
+/* ---- cancellation ------------------------------------------------------------------------ */
+
+SHOAL__COLD static int cancel_done(shoal_ref ref, uint64_t w)
+{
+    unsigned st = shoal__w_state(w);
+    if (st == SHOAL__FAILED) {
+        int err;
+        shoal__slot *s = shoal__slot_of(ref, &err);
+        int c = s ? -(int)((__atomic_load_n(&s->aux, __ATOMIC_RELAXED) >> FAILED_CODE_SHIFT) & 0xff)
+                  : 0;
+        return shoal__err(SHOAL_EEXIST, "shoal_cancel: the task of 0x%016llx already finished: "
+                          "its result %s (nothing to cancel)", (unsigned long long)ref.id,
+                          c == SHOAL_ECANCELED ? "was canceled already" : "failed");
+    }
+    return shoal__err(SHOAL_EEXIST, "shoal_cancel: the task of 0x%016llx already finished: its "
+                      "result is sealed (nothing to cancel)", (unsigned long long)ref.id);
+}
+
+/* The claim (see table.h, started/cancel): a CAS that sets CANCEL while the result is
+ * PENDING. Not started yet: the worker's start CAS (shoal__obj_start) will fail, so we
+ * alone complete the result. Started: the task's completing CAS sees the mark. */
+static int obj_cancel(shoal_ref ref)
+{
+    int rc = shoal__retain(ref);   /* our own, so that a racing release cannot free it under us */
+    if (unlikely(rc))
+        return rc;   /* SHOAL_EINVAL (null, forged) or SHOAL_ESTALE, message set */
+    shoal__slot *s = held_slot(shoal__rt, ref);
+    /* acquire: pairs with the release of obj_make, which wrote aux. */
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (!(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_TASK)) {
+        shoal__release(ref);
+        return shoal__err(SHOAL_ENOENT, "shoal_cancel: 0x%016llx is not a task's result (an "
+                          "object from shoal_put, shoal_create or a file): only the ref "
+                          "shoal_submit returned can be canceled", (unsigned long long)ref.id);
+    }
+    for (;;) {
+        if (!shoal__w_pending(w)) {
+            rc = cancel_done(ref, w);
+            break;
+        }
+        if (w & SHOAL__W_CANCEL) {
+            /* Asked before: while it runs, asking again is the same request; before it
+             * started, the first canceller completed (or is completing) the result. */
+            rc = (w & SHOAL__W_STARTED) ? 1 : cancel_done(ref, shoal__w_make(0, SHOAL__FAILED, 0));
+            break;
+        }
+        /* relaxed: the mark carries no data; whoever acts on it reads only the word, and
+         * the result's bytes are published by the completion's own release. */
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_CANCEL,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            if (w & SHOAL__W_STARTED) {
+                rc = 1;
+            } else {
+                char msg[160];
+                snprintf(msg, sizeof msg, "task of result 0x%016llx canceled by shoal_cancel "
+                         "before it started", (unsigned long long)ref.id);
+                rc = shoal__obj_complete(ref, SHOAL_ECANCELED, msg);
+            }
+            break;
+        }
+    }
+    shoal__release(ref);
+    return rc;
+}
+
+int shoal__obj_cancel(shoal_ref ref)
+{
+    return obj_cancel(ref);
 }
 
 static int seal(shoal_ref ref)
@@ -435,14 +536,14 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
          * extent), uncounts it and recycles the slot: ours is marked FREEING for it. */
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
-        shoal__rfree_push(rt, idx, SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)));
+        shoal__up.rfree_push(rt, idx, SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)));
         return;
     }
     struct shoal__thr *t = shoal__thr_get();
     if (unlikely(shoal__own != NULL)) {   /* the published owner's: from its records */
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
-        shoal__own_release(rt, idx);
+        shoal__up.own_release(rt, idx);   /* (mproc/remote_free.c) */
         if (t)
             shoal__slot_give(rt, t, idx);
         return;
@@ -457,7 +558,7 @@ static void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t old
     if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
         /* Its bytes were freed when it was spilled (off is only its old place): forget the
          * copy on disk and recycle the slot. */
-        shoal__spill_drop(s);
+        shoal__up.spill_drop(s);
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
         if (t)
@@ -508,11 +609,11 @@ int shoal__release(shoal_ref ref)
         } else {
             nw = shoal__w_make(newgen, SHOAL__FREE, 0);
             /* Freed for another process: marked so that only its drainer can claim it
-             * (core/mproc.h), naming us in case we die before pushing it there. */
+             * (layout/mpseg.h), naming us in case we die before pushing it there. */
             remote = ledger && freed_remotely(rt, s, idx);
             if (remote)
                 nw |= shoal__freeing_mark();
-            else if (ledger)   /* ours to give back; HELD names us until we do (mproc.h) */
+            else if (ledger)   /* ours to give back; HELD names us until we do (layout/mpseg.h) */
                 nw |= SHOAL__W_HELD | rt->proc;
         }
         /* acq_rel: release orders this holder's reads of the bytes before the free; acquire

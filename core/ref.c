@@ -1,5 +1,5 @@
 /* ref.c - the stable 8-byte form of an ObjectRef: little-endian on every host. */
-#include "rt.h"
+#include "store.h"
 
 SHOAL_API void shoal_ref_encode(shoal_ref ref, unsigned char out[8])
 {

@@ -12,14 +12,14 @@
  * thread that creates objects which others free (a producer feeding workers) used to pop
  * slot by slot, one CAS and one cache miss on the freer's line each, a quarter of its time.
  */
-#include "segment.h"
+#include "../layout/segment.h"
 #include "thread.h"
 
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../alloc/os.h"
+#include "../os/mem.h"
 
 #define TABLE_STEP ((uint64_t)SHOAL__HUGE_SIZE)  /* populate the table 2 MiB at a time */
 

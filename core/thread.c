@@ -1,45 +1,39 @@
-/* thread.c - the thread-local view of the runtime and its refresh, per-thread allocation
- * state and its registry, and the lifecycle lock that orders init, shutdown and thread exit.
+/* thread.c - the per-thread record (core/store.h) and its one registry: the thread-local
+ * view of the runtime and its refresh, the call markers and their quiescing, the lookup
+ * counters' totals, the allocation state, one thread-exit hook for all of it; and the
+ * lifecycle lock that orders init, shutdown and thread exit.
  */
 #include "thread.h"
 
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../alloc/arena.h"
 #include "stats.h"
+#include "../os/barrier.h"
 
-SHOAL_API __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec"))) = {
-    .worker = -1,
-};
-SHOAL_API uint64_t shoal__epoch;
-__thread struct shoal__call shoal__call __attribute__((tls_model("initial-exec")));
+__thread struct shoal__rec shoal__me __attribute__((tls_model("initial-exec")));
 
-/* lifecycle orders init and shutdown; registry_lock guards the thread registry and is
- * the only lock a thread takes at exit (shutdown joins workers while holding lifecycle). */
+/* lifecycle orders init and shutdown; registry_lock guards the registry of records and the
+ * counts of exited threads, and is the only lock a thread takes at exit (shutdown joins
+ * workers while holding lifecycle). Nobody waits for anything while holding it: a thread
+ * may take it inside a call (its first allocation, shoal_info_get), and a quiescer waits
+ * for calls with it released (shoal__calls_quiesce). */
 static pthread_mutex_t lifecycle = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct shoal__thr *registry;
-static pthread_key_t thr_key;
-static pthread_once_t thr_key_once = PTHREAD_ONCE_INIT;
+static struct shoal__rec *registry;
+static uint64_t exited[SHOAL__CNT_N + 1];   /* counts of threads that have exited */
+static uint64_t qgen;                       /* quiesce generation (registry lock held) */
+static pthread_key_t rec_key;
+static pthread_once_t rec_key_once = PTHREAD_ONCE_INIT;
 
 void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
 
 void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
-
-uint64_t shoal__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Set in a fork() child of a process that ran a store, until it starts one of its own. */
 static _Atomic int forked;
@@ -61,7 +55,7 @@ int shoal__tls_refresh(void)
     /* acquire: pairs with the release store of shoal__epoch in shoal_init, so the runtime's
      * fields are visible once its epoch is. */
     uint64_t e = shoal__epoch_load(__ATOMIC_ACQUIRE);
-    /* An even epoch has no runtime (rt.h): do not look at shoal__rt, which may be a
+    /* An even epoch has no runtime (layout/rt.h): do not look at shoal__rt, which may be a
      * runtime being freed by a shutdown that is past waiting for this call. */
     shoal__rt_t *rt = (e & 1) ? atomic_load_explicit(&shoal__rt, memory_order_acquire) : NULL;
     if (!rt || rt->epoch != e) {
@@ -112,33 +106,83 @@ static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
     thr_reset(t, 0);   /* flushed above, or the store is gone */
 }
 
-static void thr_exit(void *p)
+/* shoal__tls.fast_gets is a plain field of the public header's struct, written with
+ * __atomic builtins by the inline fast path; read it the same way. */
+static inline uint64_t load_fast(const struct shoal__rec *r)
 {
-    struct shoal__thr *t = p;
+    return __atomic_load_n(r->fast, __ATOMIC_RELAXED);
+}
+
+/* The one thread-exit hook: the TLS record is still alive here, gone after. Its counters
+ * go to the process total, its caches back to the store, and it leaves the registry. */
+static void rec_exit(void *p)
+{
+    struct shoal__rec *r = p;
+    struct shoal__thr *t = r->thr;
     pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < SHOAL__CNT_N; i++) {
+        exited[i] += atomic_load_explicit(&r->cnt[i], memory_order_relaxed);
+        atomic_store_explicit(&r->cnt[i], 0, memory_order_relaxed);
+    }
+    exited[SHOAL__CNT_N] += load_fast(r);
+    __atomic_store_n(r->fast, 0, __ATOMIC_RELAXED);
     /* Shutdown clears shoal__rt before it flushes the registry under this lock, so a
      * runtime seen here stays alive until we unlock. */
-    thr_flush(atomic_load_explicit(&shoal__rt, memory_order_acquire), t);
-    SHOAL__DLIST_UNLINK(registry, t);
+    if (t)
+        thr_flush(atomic_load_explicit(&shoal__rt, memory_order_acquire), t);
+    r->thr = NULL;
+    if (r->registered) {
+        SHOAL__DLIST_UNLINK(registry, r);
+        r->registered = false;
+    }
     pthread_mutex_unlock(&registry_lock);
     shoal__tls.thr = NULL;
     free(t);
+    /* A later call, count or allocation (another thread-exit hook) registers again: send
+     * calls to the slow path, which does. */
+    shoal__tls.nslots = 0;
 }
 
-static void thr_key_make(void) { pthread_key_create(&thr_key, thr_exit); }
+static void rec_key_make(void) { pthread_key_create(&rec_key, rec_exit); }
+
+void shoal__rec_register(void)
+{
+    struct shoal__rec *r = &shoal__me;
+    pthread_once(&rec_key_once, rec_key_make);
+    r->fast = &shoal__tls.fast_gets;
+    r->thr = shoal__tls.thr;
+    pthread_mutex_lock(&registry_lock);
+    SHOAL__DLIST_PUSH(registry, r);
+    r->registered = true;
+    pthread_mutex_unlock(&registry_lock);
+    pthread_setspecific(rec_key, r);
+}
+
+void shoal__recs_sum(uint64_t sum[SHOAL__CNT_N + 1])
+{
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i <= SHOAL__CNT_N; i++)
+        sum[i] += exited[i];
+    for (const struct shoal__rec *r = registry; r; r = r->next) {
+        for (int i = 0; i < SHOAL__CNT_N; i++)
+            sum[i] += atomic_load_explicit(&r->cnt[i], memory_order_relaxed);
+        sum[SHOAL__CNT_N] += load_fast(r);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
 
 struct shoal__thr *shoal__thr_slow(void)
 {
     struct shoal__thr *t = shoal__tls.thr;
     if (!t) {
-        pthread_once(&thr_key_once, thr_key_make);
         t = calloc(1, sizeof *t);
         if (!t)
             return NULL;
+        if (!shoal__me.registered)
+            shoal__rec_register();
         pthread_mutex_lock(&registry_lock);
-        SHOAL__DLIST_PUSH(registry, t);
+        shoal__me.thr = t;
         pthread_mutex_unlock(&registry_lock);
-        pthread_setspecific(thr_key, t);
         shoal__tls.thr = t;
     }
     /* A stale state's caches were emptied, and its counters flushed, by the shutdown
@@ -153,8 +197,9 @@ struct shoal__thr *shoal__thr_slow(void)
 void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int64_t objs[])
 {
     pthread_mutex_lock(&registry_lock);
-    for (struct shoal__thr *t = registry; t; t = t->next) {
-        if (t->epoch != rt->epoch)
+    for (struct shoal__rec *r = registry; r; r = r->next) {
+        struct shoal__thr *t = r->thr;
+        if (!t || t->epoch != rt->epoch)
             continue;
         for (unsigned n = 0; n < rt->nnodes; n++) {
             credit[n] += atomic_load_explicit(&t->credit[n], memory_order_relaxed);
@@ -167,55 +212,25 @@ void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int64_t objs[])
 void shoal__threads_flush_all(shoal__rt_t *rt)
 {
     pthread_mutex_lock(&registry_lock);
-    for (struct shoal__thr *t = registry; t; t = t->next)
-        thr_flush(rt, t);
+    for (struct shoal__rec *r = registry; r; r = r->next)
+        if (r->thr)
+            thr_flush(rt, r->thr);
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* ---- call markers (rt.h) ----------------------------------------------------------------- */
-
-/* calls_lock guards the registry of call markers. A thread takes it only with its mark even
- * (registration, thread exit), so a quiescer may hold it while it waits for marks. */
-static pthread_mutex_t calls_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct shoal__call *calls;
-static pthread_key_t call_key;
-static pthread_once_t call_key_once = PTHREAD_ONCE_INIT;
-
-static void call_exit(void *p)
-{
-    struct shoal__call *c = p;
-    pthread_mutex_lock(&calls_lock);
-    if (c->registered) {
-        SHOAL__DLIST_UNLINK(calls, c);
-        c->registered = false;
-    }
-    pthread_mutex_unlock(&calls_lock);
-    /* A later call (another thread-exit hook) must register again: send it to the slow
-     * path, which also sets this hook again. */
-    shoal__tls.nslots = 0;
-}
-
-static void call_key_make(void) { pthread_key_create(&call_key, call_exit); }
-
-static void call_register(struct shoal__call *c)
-{
-    pthread_once(&call_key_once, call_key_make);
-    pthread_mutex_lock(&calls_lock);
-    SHOAL__DLIST_PUSH(calls, c);
-    c->registered = true;
-    pthread_mutex_unlock(&calls_lock);
-    pthread_setspecific(call_key, c);
-}
+/* ---- call markers (core/store.h) ---------------------------------------------------------- */
 
 int shoal__enter_slow(void)
 {
-    struct shoal__call *c = &shoal__call;
-    if (unlikely(!c->registered) && c->depth == 1) {
-        /* Registered with the mark even (see calls_lock), then marked again: the lock's
-         * release/acquire orders our checks below after any quiescer's earlier changes. */
+    struct shoal__call *c = &shoal__me.call;
+    if (unlikely(!shoal__me.registered) && c->depth == 1) {
+        /* Registered with the mark even, then marked again: the registry lock's
+         * release/acquire orders our checks below after any quiescer's earlier changes
+         * (a quiescer that looked at the registry before we joined it made its change
+         * before it looked). */
         atomic_store_explicit(&c->mark, atomic_load_explicit(&c->mark, memory_order_relaxed) + 1,
                               memory_order_release);
-        call_register(c);
+        shoal__rec_register();
         atomic_store_explicit(&c->mark, atomic_load_explicit(&c->mark, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
@@ -231,58 +246,40 @@ int shoal__enter_slow(void)
     return rc;
 }
 
-/* The quiescer's half of the Dekker pair: a full memory barrier on every running thread of
- * this process (membarrier, Linux 4.14), else a global one (4.3), else the TLB-shootdown
- * interrupts of an mprotect that takes a right away from a page every thread may have
- * mapped (what liburcu did before membarrier existed). */
-static _Atomic int mb_mode;   /* 0 unknown, 1 private expedited, 2 global, 3 mprotect */
-
-static void asym_barrier(void)
-{
-    int mode = atomic_load_explicit(&mb_mode, memory_order_relaxed);
-    if (mode == 0) {
-        mode = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1
-               : syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 ? 2 : 3;
-        atomic_store_explicit(&mb_mode, mode, memory_order_relaxed);
-    }
-    /* membarrier orders the caller's own accesses around it too. */
-    if (mode == 1 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-        return;
-    if (mode <= 2 && syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
-        return;
-    static char *page;
-    if (!page) {
-        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            return;
-        page = m;
-    }
-    *(volatile char *)page = 1;
-    mprotect(page, 4096, PROT_READ);
-    mprotect(page, 4096, PROT_READ | PROT_WRITE);
-}
-
 void shoal__calls_quiesce(void)
 {
-    asym_barrier();
-    pthread_mutex_lock(&calls_lock);
-    for (struct shoal__call *c = calls; c; c = c->next) {
-        if (c == &shoal__call)
-            continue;
+    shoal__asym_barrier();
+    /* Snapshot every registered thread's mark, then wait, with the registry lock released,
+     * until each one that was odd has moved on. A thread that joins the registry after
+     * the snapshot made its change visible to itself through the lock (see enter_slow),
+     * and records that leave are no longer looked at: each look is a fresh walk under the
+     * lock. */
+    pthread_mutex_lock(&registry_lock);
+    uint64_t gen = ++qgen;
+    for (struct shoal__rec *r = registry; r; r = r->next) {
+        r->qgen = gen;
         /* acquire: pairs with the release in shoal__leave. */
-        uint64_t m = atomic_load_explicit(&c->mark, memory_order_acquire);
-        for (unsigned spins = 0; (m & 1) && atomic_load_explicit(&c->mark, memory_order_acquire) == m;
-             spins++) {
-            /* A call in progress: blocked ones were woken (rt->down) and return soon. */
-            if (spins < 64) {
-                sched_yield();
-            } else {
-                struct timespec ts = { 0, 50000 };
-                nanosleep(&ts, NULL);
-            }
-        }
+        r->qmark = atomic_load_explicit(&r->call.mark, memory_order_acquire);
     }
-    pthread_mutex_unlock(&calls_lock);
+    for (unsigned spins = 0;; spins++) {
+        bool busy = false;
+        for (struct shoal__rec *r = registry; r && !busy; r = r->next)
+            /* acquire: as above. */
+            busy = r != &shoal__me && r->qgen == gen && (r->qmark & 1) &&
+                   atomic_load_explicit(&r->call.mark, memory_order_acquire) == r->qmark;
+        if (!busy)
+            break;
+        /* A call in progress: blocked ones were woken (rt->down) and return soon. */
+        pthread_mutex_unlock(&registry_lock);
+        if (spins < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = { 0, 50000 };
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&registry_lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 /* ---- fork() ------------------------------------------------------------------------------ */
@@ -295,15 +292,13 @@ void shoal__threads_forget(bool had_runtime)
         atomic_store_explicit(&forked, 1, memory_order_relaxed);
     pthread_mutex_init(&lifecycle, NULL);
     pthread_mutex_init(&registry_lock, NULL);
-    pthread_mutex_init(&calls_lock, NULL);
-    struct shoal__thr *t = shoal__tls.thr;
-    if (t)
-        t->next = t->prev = NULL;
-    registry = t;
-    struct shoal__call *c = &shoal__call;
-    c->next = c->prev = NULL;
-    calls = c->registered ? c : NULL;
-    atomic_store_explicit(&mb_mode, 0, memory_order_relaxed);   /* register again */
+    /* The other threads' records go: their TLS blocks sit in stacks the C library gives to
+     * the child's next threads, which start them afresh. Their counts are lost to the
+     * child; their allocation state was a copy of the parent's. */
+    struct shoal__rec *r = &shoal__me;
+    r->next = r->prev = NULL;
+    registry = r->registered ? r : NULL;
+    shoal__asym_barrier_forget();   /* register again */
     shoal__tls.nslots = 0;
     shoal__tls.worker = -1;   /* a task that forked: the child runs no worker */
 }

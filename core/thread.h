@@ -1,45 +1,12 @@
-/* thread.h - per-thread allocation state: the slot cache and, per node, a cache of free
- * blocks of each size class (alloc/arena.h). Reached from shoal__tls.thr; reset when the
- * runtime epoch changes; flushed at thread exit, when a worker parks, when an allocation
- * finds no room, and at shutdown. Internal. */
+/* thread.h - the per-thread record's functions (core/thread.c): this thread's record and
+ * its registry, the lifecycle lock, and the slot cache (core/slots.c). The record's layout
+ * is layout/thr.h. Internal. */
 #ifndef SHOAL_CORE_THREAD_H
 #define SHOAL_CORE_THREAD_H
 
-#include "../alloc/sizeclass.h"
-#include "mproc.h"
-
-#define SHOAL__SLOT_CACHE 64
-
-/* A thread's free blocks of one node, per size class, in front of the node's slabs
- * (alloc/slab.c): a put and a release of a small object pop and push here, with no lock and
- * no atomic read-modify-write but the live-map byte (arena.h). Bounded in bytes (room) as
- * well as per class (cap), so that no thread strands much of the store; allocated on the
- * thread's first small object on the node (alloc/arena.c). Process-private memory. */
-struct shoal__tbin {
-    uint32_t n, cap;
-    uint64_t *off;                        /* offsets from rt->base of free blocks */
-};
-struct shoal__acache {
-    int64_t room;                         /* bytes more this cache may hold */
-    struct shoal__tbin bin[SHOAL__NCLASSES];
-};
-
-struct shoal__thr {
-    uint64_t epoch;                       /* the runtime these caches belong to */
-    uint32_t nfree;
-    uint32_t free[SHOAL__SLOT_CACHE];     /* free slot indices owned by this thread */
-    uint32_t chain;                       /* a chain taken whole from the shared stack
-                                             (linked through the FREE words, 0 ends it),
-                                             or 0 (slots.c) */
-    struct shoal__acache *ac[SHOAL__MAX_NODES];   /* NULL until first used */
-    struct shoal__thr *next, *prev;       /* registry, under the registry lock (thread.c) */
-    /* Batched counters (rt->batched only): capacity bytes this thread reserved from the
-     * node's bytes_used and has not used yet, and objects it created minus freed that are
-     * not yet in the node's count. Written by this thread only (relaxed load + store, no
-     * RMW); shoal_info_get reads them under the registry lock to report exact figures. */
-    _Atomic int64_t credit[SHOAL__MAX_NODES];
-    _Atomic int32_t objs[SHOAL__MAX_NODES];
-};
+#include "store.h"
+#include "../layout/mpseg.h"
+#include "../layout/thr.h"
 
 /* This thread's state for the current epoch, created on first use (cold). NULL only when
  * malloc fails. The caller has passed shoal__tls_check(). */
@@ -51,7 +18,7 @@ static inline struct shoal__thr *shoal__thr_get(void)
         return t;
     return shoal__thr_slow();
 }
-/* Shutdown: flush every thread's caches (blocks back to the slabs) and mark them stale. Called
+/* Shutdown: flush every thread's caches (tcaches destroyed) and mark them stale. Called
  * after shoal__rt is cleared, before the store is torn down; takes the registry lock. */
 SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
 /* Add every thread's batched counters (see struct shoal__thr) to credit[n] and objs[n]
@@ -87,7 +54,7 @@ static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
 /* A FREE slot in an attached process's cache carries SHOAL__W_CACHED | its process index in
  * the (otherwise 0) reference count, and its entry in the process's reference ledger says
  * SHOAL__HOLDS_CACHED, so that the owner finds and takes back the cached slots of a process
- * that died without scanning the table (core/publish.c). The owner never outlives its
+ * that died without scanning the table (mproc/publish.c). The owner never outlives its
  * store: it tags nothing. */
 /* Set the low half of a FREE slot's word: a cache tag, or a chain link (slots.c). relaxed:
  * the slot is the caller's alone; the next reader is ordered by the stack's CAS that hands

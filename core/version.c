@@ -1,6 +1,6 @@
 /* version.c - shoal_version(): the library's own version, so that a program can tell
  * whether the libshoal it runs with is the one its header came from. */
-#include "rt.h"
+#include "store.h"
 
 #define SHOAL__STR2(x) #x
 #define SHOAL__STR(x) SHOAL__STR2(x)

@@ -22,14 +22,13 @@
  *     that is about to move.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "segment.h"
+#include "../layout/segment.h"
+#include "../os/futex.h"
 #include "stats.h"
 
 #define SPINS 256                       /* ~5 us of pause before sleeping */
@@ -44,10 +43,8 @@ static inline _Atomic uint32_t *wake_word(shoal__rt_t *rt, uint64_t idx)
     return &rt->hdr->wake[idx % SHOAL__WAKE_WORDS].seq;
 }
 
-static void futex_wake(_Atomic uint32_t *w)
-{
-    syscall(SYS_futex, w, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
-}
+/* The words are shared: waiters in other processes sleep on them. */
+static void futex_wake(_Atomic uint32_t *w) { shoal__futex_wake(w, INT32_MAX, true); }
 
 void shoal__wake_slot(shoal__rt_t *rt, uint64_t idx)
 {
@@ -161,8 +158,8 @@ void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref)
 
 static void futex_sleep(_Atomic uint32_t *addr, uint32_t seen, uint64_t ns)
 {
-    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
-    syscall(SYS_futex, addr, FUTEX_WAIT, seen, &ts, NULL, 0);
+    struct timespec ts = shoal__timespec_ns(ns);
+    shoal__futex_wait(addr, seen, &ts, true);
 }
 
 static int wait_refs(const shoal_ref refs[], size_t n, size_t num_ready, int64_t timeout_ns,

@@ -494,7 +494,10 @@ typedef struct shoal_task_opts {
                                        /* non-NULL: called once with ctx when the task is over:
                                           after it ran, or when it never will (canceled, a REF
                                           argument failed, shutdown), before its result
-                                          completes. Not called when shoal_submit fails: ctx
+                                          completes (except after shoal_cancel of a task not
+                                          started: its result fails at once, and ctx_done
+                                          runs when the task would have become runnable,
+                                          or at shutdown). Not called when shoal_submit fails: ctx
                                           stays the caller's. Runs on whichever thread ends
                                           the task; must not wait for tasks. */
     unsigned    flags SHOAL__ZERO;     /* SHOAL_TASK_* bits; unknown bits: SHOAL_EINVAL */
@@ -542,6 +545,33 @@ SHOAL_API int  shoal_task_return_buf(shoal_task *t, size_t len, void **buf);
  * SHOAL_ETASK with that message, whatever it returned, and a result it returned is dropped.
  * Errors: SHOAL_EINVAL (t NULL), SHOAL_EEXIST (failed already: the first message stays). */
 SHOAL_API int  shoal_task_fail(shoal_task *t, const char *message);
+
+/* Cancel the task whose result is task_result (the ref shoal_submit returned), Ray's
+ * ray.cancel without force. Does not block, and does not consume the caller's reference (the
+ * caller still releases the result as usual). Callable from any thread, a task included.
+ *   - Not started yet (queued, or waiting for its REF arguments): it never runs; its result
+ *     fails at once with SHOAL_ECANCELED and a message naming the result ("task of result
+ *     0x... canceled by shoal_cancel before it started"), which wakes its waiters. Tasks
+ *     that take it as a REF argument do not run either: their results fail SHOAL_ECANCELED
+ *     carrying that message, and so on down the graph. Its own arguments and context are
+ *     let go when it would have become runnable (or at shutdown). Returns 0.
+ *   - Running: it is marked; shoal_task_cancelled(t) answers 1 from then on, so the task can
+ *     stop early. Whatever it then returns or fails, its result fails SHOAL_ECANCELED ("task
+ *     NAME (result 0x...) canceled by shoal_cancel while it ran"); if it completes before
+ *     the mark lands, cancel finds it finished (SHOAL_EEXIST below). Returns 1; asking again
+ *     while it runs returns 1 again.
+ * Exactly one outcome: a cancel racing the task's start or its completion either wins (0 or
+ * 1, result SHOAL_ECANCELED) or finds the task finished (SHOAL_EEXIST, result as produced).
+ * Errors: SHOAL_EEXIST (the task already finished: its result is sealed, failed, or was
+ * canceled before), SHOAL_ENOENT (task_result is not a task's result: an object from
+ * shoal_put, shoal_create or a file), SHOAL_EINVAL (null or forged ref), SHOAL_ESTALE (the
+ * object was freed), SHOAL_EPERM (an attached client: only the process that submitted a
+ * task can cancel it), SHOAL_ENOTINIT. */
+SHOAL_API int  shoal_cancel(shoal_ref task_result);
+/* 1 once shoal_cancel was called on the running task's result (a cheap poll: one relaxed
+ * load, no lock), else 0; a long task checks it between steps and returns early. Errors:
+ * SHOAL_EINVAL (t NULL). */
+SHOAL_API int  shoal_task_cancelled(shoal_task *t);
 
 typedef struct shoal_info {       /* a snapshot, for tools and tests */
     unsigned workers, numa_nodes;
@@ -614,6 +644,18 @@ typedef struct shoal_stats {
  * with or without an initialized runtime. Thread-safe; takes a short lock (not for hot loops).
  * Errors: SHOAL_EINVAL (out NULL or size 0). */
 SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
+/* Write the task timeline recorded so far (SHOAL_TIMELINE set at shoal_init) as a Chrome
+ * trace / Perfetto JSON file, now, and keep recording. path NULL = the SHOAL_TIMELINE path
+ * ("%p" there becomes the pid). Written beside the file and renamed, so a reader never sees
+ * half of one. Tasks running meanwhile are in the file only if they ended before it was
+ * started; with tasks running, the oldest events of a full ring may be missing. The file is
+ * also written at shoal_shutdown and at exit (a return from main, exit()); a process killed
+ * by a signal or abort() keeps only the files written before, so a long program that may
+ * crash calls this from time to time. Thread-safe; blocking (file I/O), not for hot loops.
+ * Errors: SHOAL_ENOENT (no timeline: SHOAL_TIMELINE was not set at shoal_init, or the
+ * runtime is shut down), SHOAL_EINVAL (path empty), SHOAL_EIO (cannot write; the message
+ * says why). */
+SHOAL_API int  shoal_timeline_write(const char *path);
 /* Index of the worker running this task. Errors: SHOAL_EINVAL (t NULL). */
 SHOAL_API int  shoal_task_worker(shoal_task *t);
 /* NUMA node of a worker. Errors: SHOAL_ENOTINIT (also in an attached client: no workers),

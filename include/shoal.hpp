@@ -322,6 +322,8 @@ public:
     explicit task(shoal_task *t) noexcept : t_(t) {}
     shoal_task *c() const noexcept { return t_; }
     int worker() const { int w = shoal_task_worker(t_); detail::check(w, "shoal_task_worker"); return w; }
+    /* shoal_cancel was called on this task's result: return early (shoal_task_cancelled). */
+    bool cancelled() const noexcept { return shoal_task_cancelled(t_) == 1; }
     /* A writable buffer that becomes the result (zero-copy); the callable then returns
      * void. */
     void *result_buffer(std::size_t len)
@@ -514,6 +516,16 @@ template <class... R> std::size_t wait(std::size_t num_ready, std::int64_t timeo
     int rc = shoal_wait(ids, sizeof...(R), num_ready, timeout_ns, nullptr);
     detail::check(rc, "shoal_wait");
     return static_cast<std::size_t>(rc);
+}
+
+/* Cancel the task behind a result (shoal_cancel; the reference stays the caller's): true if
+ * it had not started (it never runs), false if it is running (marked; its result fails
+ * SHOAL_ECANCELED). Throws shoal::error for the rest, SHOAL_EEXIST when it already finished. */
+template <class R> bool cancel(const R &result)
+{
+    int rc = shoal_cancel(result.id());
+    detail::check(rc, "shoal_cancel");
+    return rc == 0;
 }
 
 inline const char *version() noexcept { return shoal_version(); }

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 typedef struct shoal__ext { uint64_t off, len; } shoal__ext;
 

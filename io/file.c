@@ -17,7 +17,7 @@
 
 
 #include "../alloc/sizeclass.h"
-#include "../core/segment.h"
+#include "../layout/segment.h"
 #include "io.h"
 #include "spill.h"
 

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 #define SHOAL__IO_CHUNK   ((uint32_t)1 << 20)   /* bytes per read/write request */
 #define SHOAL__IO_QD      16                    /* requests in flight per file operation */
@@ -68,22 +68,20 @@ typedef struct shoal__iomsg {
  * I/O thread sleeps. Returns SHOAL_ENOTINIT when no engine runs. Any thread. */
 SHOAL__HIDDEN int shoal__io_post(shoal__iomsg *m);
 /* Wake the I/O thread so that it looks at its timers again (a private store's in-flight
- * refs got an earlier deadline, core/inflight.c). Any thread; nothing when no engine runs. */
+ * refs got an earlier deadline, mproc/inflight.c). Any thread; nothing when no engine runs. */
 SHOAL__HIDDEN void shoal__io_kick(void);
 /* Run m on a later turn of the I/O thread's loop (after the current completions).
  * I/O thread only. */
 SHOAL__HIDDEN void shoal__io_defer(shoal__iomsg *m);
 /* True on the I/O thread. */
 SHOAL__HIDDEN bool shoal__io_self(void);
-/* True when the engine runs on plain syscalls (io_uring unavailable or disabled). */
-SHOAL__HIDDEN bool shoal__io_fallback(void);
 /* O_DIRECT allowed (SHOAL_IO_DIRECT=0 turns it off: every transfer goes through the page
  * cache). Read at start. */
 SHOAL__HIDDEN bool shoal__io_direct(void);
 
 /* ---- synchronous requests: a thread waits for the I/O thread's answer ------------------ */
 /* Room for a reason handed between the I/O thread and a caller: with the caller's own words
- * around it, it still fits a thread's 512-byte message (core/errors.c). */
+ * around it, it still fits a thread's 512-byte message (os/errors.c). */
 #define SHOAL__IO_MSG 400
 typedef struct shoal__iosync {
     shoal__iomsg msg;
@@ -156,7 +154,7 @@ static inline bool shoal__xfer_can_direct(const void *buf, uint64_t len, uint64_
            foff % SHOAL__IO_ALIGN == 0 && room >= up;
 }
 
-/* ---- lifecycle (io/ring.c), called by core/runtime.c ---------------------------------- */
+/* ---- lifecycle (io/ring.c), called by runtime/runtime.c ---------------------------------- */
 /* Validate spill_dir, clean what a crashed run left there, start the I/O thread.
  * Called by shoal_init before the runtime is published. */
 SHOAL__HIDDEN int  shoal__io_start(shoal__rt_t *rt);

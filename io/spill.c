@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
-#include "../core/mproc.h"
+#include "../layout/mpseg.h"
 #include "extent.h"
 #include "io.h"
 #include "spill.h"
@@ -441,7 +441,7 @@ static void rec_release(struct rec *r)
  * same slot left over is an object another process freed before a sweep saw it. */
 static void rec_set(uint32_t idx, uint64_t gen, uint32_t page, uint64_t len)
 {
-    shoal__own_spilled(idx, (uint64_t)page << 12);   /* core/mproc.h: its bytes are freed */
+    shoal__own_spilled(idx, (uint64_t)page << 12);   /* layout/mpseg.h: its bytes are freed */
     struct rec *r = rec_find(idx);
     if (r && r->gen != gen)
         rec_release(r), r = NULL;
@@ -1291,6 +1291,13 @@ static void restore_done(struct restore *r)
     }
     s->off = r->off;   /* RESTORING is ours: nobody else reads or writes off now */
     shoal__own_restored(r->idx, r->off);
+    /* Counted before the object is READY: a getter woken by leave_restoring may read the
+     * stats at once, and must find the restore counted and the object no longer spilled. */
+    count(C_RESTORED_OBJ, 1);
+    count(C_RESTORED_B, r->len);
+    count(C_RESTORE_NS, shoal__io_now() - r->t0);
+    atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cnt[C_NOW_B], r->len, memory_order_relaxed);
     leave_restoring(s, SHOAL__READY);
     if (r->ext != NO_EXT)
         ext_release(r->ext, up4k(r->len));
@@ -1299,11 +1306,6 @@ static void restore_done(struct restore *r)
         rec_del(rc);
     if (sp.swapper == r)
         swap_over();
-    count(C_RESTORED_OBJ, 1);
-    count(C_RESTORED_B, r->len);
-    count(C_RESTORE_NS, shoal__io_now() - r->t0);
-    atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&cnt[C_NOW_B], r->len, memory_order_relaxed);
     restore_finish(r, 0, NULL);
 }
 

@@ -1,5 +1,5 @@
 /* spill.h - spilling cold objects to spill_dir and restoring them (io/spill.c): the entry
- * points the I/O thread, the file operations and core's hooks (rt.h) use. Internal.
+ * points the I/O thread, the file operations and the store's upcalls (core/store.h) use. Internal.
  *
  * Object states involved (table.h): READY|UNREAD (sealed, not read since: a candidate) ->
  * SPILLING (claimed by the spiller, which holds a reference; bytes still resident; a get
@@ -47,5 +47,22 @@ extern SHOAL__HIDDEN void (*shoal__spill_restore_hook)(shoal_ref ref);
 /* I/O thread: keep ref resident (the spiller skips it) until the matching unpin. */
 SHOAL__HIDDEN void shoal__spill_pin(shoal_ref ref);
 SHOAL__HIDDEN void shoal__spill_unpin(shoal_ref ref);
+
+/* ---- what the store and the allocator reach through their hooks --------------------------- */
+/* The store is full (alloc/arena.c calls it through shoal__alloc_full_hook, which io/ring.c
+ * fills while spilling is on): spill cold objects and allocate again. 0 with *off
+ * set, < 0 with the message set, or 1 when spilling does not apply (not configured, the I/O
+ * thread itself, or a retry inside this very call): the caller reports "store full". */
+SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
+                                     unsigned node, uint64_t *off);
+/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. It reads
+ * the slot's `next` (the extent, or a park id): call it before `next` serves as a link. */
+SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
+/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
+ * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
+ * 0 = look again; < 0 with the message set. */
+SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
+/* Fill the spill counters of *out (shoal_stats_get). */
+SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
 
 #endif

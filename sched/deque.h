@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 struct shoal_task;
 

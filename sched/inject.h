@@ -32,7 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 typedef struct shoal__qlink {
     _Atomic(struct shoal__qlink *) next;

@@ -8,13 +8,12 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sched.h>
-#include <linux/futex.h>
 #include <stdint.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../os/futex.h"
 #include "sched_int.h"
 #include "timeline.h"
 
@@ -30,7 +29,7 @@ void shoal__wake_node(struct shoal__sched *s, unsigned node)
     /* release: pairs with the acquire load of seq before a sleeper's last re-check; a
      * sleeper that read the old value is still before its futex_wait, which then returns. */
     atomic_fetch_add_explicit(&s->n[node].seq, 1, memory_order_release);
-    syscall(SYS_futex, &s->n[node].seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    shoal__futex_wake(&s->n[node].seq, 1, false);
 }
 
 void shoal__wake_all(struct shoal__sched *s)
@@ -38,7 +37,7 @@ void shoal__wake_all(struct shoal__sched *s)
     for (unsigned k = 0; k < s->nnodes; k++) {
         /* release: as in shoal__wake_node. */
         atomic_fetch_add_explicit(&s->n[k].seq, 1, memory_order_release);
-        syscall(SYS_futex, &s->n[k].seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+        shoal__futex_wake(&s->n[k].seq, INT32_MAX, false);
     }
 }
 
@@ -102,7 +101,7 @@ void shoal__nap_init(void)
 
 bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
 {
-#ifdef SYS_futex_waitv
+#ifdef SHOAL__HAVE_FUTEX_WAITV
     struct shoal__sched *s = shoal__sched_of();
     int wi = shoal__tls.worker;
     /* Stopping: work_visible stays true, which would make this return at once for as long
@@ -120,15 +119,13 @@ bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
     bool handled = true;
     if (!shoal__work_visible(s, w)) {
         uint64_t at = shoal__now_ns() + ns;   /* futex_waitv takes an absolute time */
-        struct timespec ts = { (time_t)(at / 1000000000u), (long)(at % 1000000000u) };
+        struct timespec ts = shoal__timespec_ns(at);
         /* The node's word is private (shoal__wake_node); the completion word is shared by
          * every process attached to the store (core/object.c). */
-        struct futex_waitv v[2] = {
-            { .val = nseq, .uaddr = (uintptr_t)&n->seq, .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
-            { .val = seen, .uaddr = (uintptr_t)word, .flags = FUTEX_32 },
-        };
         shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
-        if (syscall(SYS_futex_waitv, v, 2u, 0u, &ts, CLOCK_MONOTONIC) < 0 &&
+        if (w->pub)
+            shoal__wcount(&w->pub->parks);
+        if (shoal__futex_wait2(&n->seq, nseq, word, seen, &ts) < 0 &&
             errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) {
             atomic_store_explicit(&no_waitv, 1, memory_order_relaxed);
             handled = false;   /* the caller sleeps on word alone, now and from now on */
@@ -186,8 +183,10 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w)
             return !atomic_load_explicit(&s->stop, memory_order_relaxed);
         }
         shoal__tl_mark(w->idx, SHOAL__TL_PARK, 0);
+        if (w->pub)
+            shoal__wcount(&w->pub->parks);
         shoal__arena_idle();   /* a sleeping worker strands no free blocks (alloc/arena.h) */
-        syscall(SYS_futex, &n->seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+        shoal__futex_wait(&n->seq, seq, NULL, false);
         /* Woken (or spuriously): spin again, unless enough others already spin; then one
          * re-check and back to sleep. On a machine with as many workers as cores, a woken
          * worker that spins anyway competes for a core with the thread that woke it. */

@@ -1,10 +1,10 @@
-/* sched.h - the scheduler's entry points used by the runtime lifecycle (core/runtime.c).
+/* sched.h - the scheduler's entry points used by the runtime lifecycle (runtime/runtime.c).
  * Pinned workers, per-worker deques, an injection queue, dependency-driven readiness.
  */
 #ifndef SHOAL_SCHED_SCHED_H
 #define SHOAL_SCHED_SCHED_H
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 /* Start `workers` worker threads placed on the topology's cores (round-robin when there are
  * more workers than cores). Called by shoal_init after the store is ready; on failure the
@@ -18,7 +18,7 @@ SHOAL__HIDDEN void shoal__sched_stop(shoal__rt_t *rt);
 /* After the store is torn down: unmap the task blocks the last run kept (a late completion
  * could reach them through the store's dependency lists until then). */
 SHOAL__HIDDEN void shoal__sched_release(void);
-/* In a fork() child (core/runtime.c): forget the parent's scheduler state (private memory
+/* In a fork() child (runtime/runtime.c): forget the parent's scheduler state (private memory
  * only), so that the child can start a scheduler of its own. */
 SHOAL__HIDDEN void shoal__sched_forget(void);
 /* Fill workers, tasks_run, tasks_stolen. */

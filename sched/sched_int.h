@@ -34,7 +34,8 @@
 #include "inject.h"
 #include "sched.h"
 #include "task.h"
-#include "topo.h"
+#include "../os/topo.h"
+#include "../layout/mpseg.h"
 
 #define SHOAL__IDLE_SPIN  UINT64_C(1)
 #define SHOAL__IDLE_SLEEP (UINT64_C(1) << 32)
@@ -48,7 +49,17 @@ struct shoal__worker {
     _Alignas(SHOAL__CACHELINE) uint32_t rng;  /* owner-written: victim selection */
     uint32_t tick;                      /* owner-written: picks until the queues go first */
     _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
+    struct shoal__wstat *pub;           /* this worker's line of the counters the segment
+                                           publishes for tools (shoal-stat), or NULL */
 };
+
+/* Count one event on a counter only its worker writes: a relaxed load and store, no
+ * read-modify-write (readers, in this process or another, only need an untorn value). */
+static inline void shoal__wcount(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 struct shoal__node {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t idle;   /* spinning | sleeping << 32 */
@@ -85,7 +96,7 @@ SHOAL__HIDDEN void shoal__wake_all(struct shoal__sched *s);   /* stop */
 /* Idle worker: spin, then sleep until work it may run is visible. false once stopping. */
 SHOAL__HIDDEN bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w);
 SHOAL__HIDDEN bool shoal__work_visible(struct shoal__sched *s, struct shoal__worker *w);
-/* shoal__nap_hook (core/rt.h): a worker waiting inside a task sleeps until the completion
+/* shoal__nap_hook (core/store.h): a worker waiting inside a task sleeps until the completion
  * word moves, work reaches its node, or ns pass; counted as sleeping meanwhile. */
 SHOAL__HIDDEN bool shoal__nap(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
 SHOAL__HIDDEN void shoal__nap_init(void);   /* at scheduler start */

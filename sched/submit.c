@@ -318,7 +318,7 @@ static int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                 return ref_error(t, args, i, rc);
     /* Two references: the caller's and the task's own, dropped when it completes, so a
      * caller that releases at once leaves the result alive for its dependents. */
-    rc = shoal__obj_new(SHOAL__PENDING, 0, -1, 2, NULL, &t->result);
+    rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL, &t->result);
     if (unlikely(rc))
         return unwind(t, args, nheld ? nargs : 0, rc);
 

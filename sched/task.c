@@ -33,11 +33,31 @@ static inline void ctx_done(struct shoal_task *t)
         c->done(c->ctx);
 }
 
+/* The timeline's record of how task t ended, with its REF arguments for the flows. */
+SHOAL__COLD static void tl_info(struct shoal_task *t, enum shoal__tl_status st,
+                                struct shoal__tl_task_info *ti)
+{
+    ti->result = t->result.id;
+    ti->status = st;
+    ti->nrefs = 0;
+    shoal__targ *a = shoal__task_args(t);
+    for (uint32_t i = 0; i < t->nargs && ti->nrefs < SHOAL__TL_REFS; i++)
+        if (shoal__targ_kind(&a[i]) == SHOAL_ARG_REF)
+            ti->refs[ti->nrefs++] = a[i].ref;
+}
+
+SHOAL__COLD static void tl_ran(struct shoal_task *t, unsigned worker, uint64_t t0, int rc)
+{
+    struct shoal__tl_task_info ti;
+    tl_info(t, rc == 0 && !(t->flags & SHOAL__TF_FAILED) ? SHOAL__TL_OK : SHOAL__TL_FAILED, &ti);
+    shoal__tl_task(worker, t->name, t->fn, t0, &ti);
+}
+
 SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
 {
     if (t->flags & SHOAL__TF_FAILED) {
-        shoal__obj_complete_drop(t->result, SHOAL_ETASK,
-                                 t->fail_msg ? t->fail_msg : "task failed");
+        shoal__obj_complete_task(t->result, SHOAL_ETASK,
+                                 t->fail_msg ? t->fail_msg : "task failed", t->name);
         free(t->fail_msg);
         t->fail_msg = NULL;
         return;
@@ -48,31 +68,54 @@ SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
     else
         snprintf(msg, sizeof msg, "task returned %d (name it with opts.name; give a message "
                                   "with shoal_task_fail)", rc);
-    shoal__obj_complete_drop(t->result, SHOAL_ETASK, msg);
+    shoal__obj_complete_task(t->result, SHOAL_ETASK, msg, t->name);
 }
+
+/* shoal_cancel came before the task began: it completed (or is completing) the result, so
+ * the task never runs and only lets go of what it holds: its arguments, its context and
+ * its own reference on the result. A zombie stays allocated (see shoal__task_cancel). */
+SHOAL__COLD static void discard(struct shoal_task *t, bool zombie)
+{
+    shoal_ref r = t->result;
+    ctx_done(t);
+    release_args(t);
+    shoal__release(r);
+    if (!zombie)
+        shoal__task_free(t);
+}
+
+static void cancel_claimed(struct shoal_task *t, bool zombie);
 
 void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
 {
+    /* The start claim (one CAS on the result's word, no lock): shoal_cancel may have come
+     * first. */
+    if (unlikely(!shoal__obj_start(t->result))) {
+        discard(t, false);
+        return;
+    }
     /* relaxed: whoever queued the task acquired the last `pending` decrement first. */
     if (unlikely(atomic_load_explicit(&t->fail_arg, memory_order_relaxed))) {
-        shoal__task_cancel(t, false);
+        cancel_claimed(t, false);
         return;
     }
     t->worker = (int32_t)w->idx;
-    atomic_store_explicit(&w->run, atomic_load_explicit(&w->run, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    shoal__wcount(&w->run);
+    if (w->pub)
+        shoal__wcount(&w->pub->tasks_run);
     uint64_t t0 = shoal__tl_begin();
     SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
     int rc = t->fn(t);
     SHOAL__PROBE_TASK_END(w->idx, t->result.id, rc);
-    shoal__tl_end(w->idx, t->name, t->fn, t0);
+    if (unlikely(shoal__tl_on))
+        tl_ran(t, w->idx, t0, rc);
     shoal_ref r = t->result;
     /* Arguments and context go first, so that a caller that sees the result sees them
      * released. */
     ctx_done(t);
     release_args(t);
     if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED)))
-        shoal__obj_complete_drop(r, 0, NULL);   /* no return: an empty object */
+        shoal__obj_complete_task(r, 0, NULL, t->name);   /* no return: an empty object */
     else
         fail_result(t, rc);   /* drops the task's reference too */
     shoal__task_free(t);
@@ -109,6 +152,15 @@ static char *arg_failure(struct shoal_task *t, uint32_t i, int *code)
 
 void shoal__task_cancel(struct shoal_task *t, bool zombie)
 {
+    if (!shoal__obj_start(t->result))
+        discard(t, zombie);   /* shoal_cancel came first and completes the result */
+    else
+        cancel_claimed(t, zombie);
+}
+
+/* shoal__task_cancel once the task holds the start claim (nobody else completes it). */
+static void cancel_claimed(struct shoal_task *t, bool zombie)
+{
     uint32_t fa = atomic_load_explicit(&t->fail_arg, memory_order_relaxed);
     int code = SHOAL_ECANCELED;
     char buf[160], *msg = NULL;
@@ -117,6 +169,11 @@ void shoal__task_cancel(struct shoal_task *t, bool zombie)
     } else {
         snprintf(buf, sizeof buf, "task%s%s canceled: the runtime shut down before it started",
                  t->name ? " " : "", t->name ? t->name : "");
+    }
+    if (unlikely(shoal__tl_on)) {
+        struct shoal__tl_task_info ti;
+        tl_info(t, fa ? SHOAL__TL_SKIPPED : SHOAL__TL_CANCELLED, &ti);
+        shoal__tl_unrun(shoal__tls.worker, t->name, t->fn, &ti);
     }
     /* A zombie (the caller marked it) stays allocated: its dependency records may still be
      * on lists of objects that never complete, and a late firing must find it marked. */
@@ -244,6 +301,29 @@ SHOAL_API int shoal_task_fail(shoal_task *t, const char *message)
     t->fail_msg = strdup(message);   /* NULL when out of memory: "task failed" is used */
     t->flags |= SHOAL__TF_FAILED;
     return 0;
+}
+
+/* ---- cancellation ---------------------------------------------------------------------- */
+
+static int cancel(shoal_ref ref)
+{
+    if (unlikely(shoal__rt->sched == NULL))
+        return shoal__err(SHOAL_EPERM, "shoal_cancel: this process runs no workers (an attached "
+                                       "client): only the process that submitted a task can "
+                                       "cancel it");
+    return shoal__obj_cancel(ref);
+}
+
+SHOAL_API int shoal_cancel(shoal_ref ref)
+{
+    SHOAL__CALL(cancel(ref));
+}
+
+SHOAL_API int shoal_task_cancelled(shoal_task *t)
+{
+    if (unlikely(!t))
+        return shoal__err(SHOAL_EINVAL, "shoal_task_cancelled: task is NULL");
+    return shoal__obj_cancelled(t->result);
 }
 
 SHOAL_API int shoal_task_worker(shoal_task *t)

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 #include "inject.h"
 
 /* Size classes of pooled blocks; anything larger is malloc'd (SHOAL__CLS_HEAP). */

@@ -1,16 +1,23 @@
 /* timeline.h - the task timeline: with SHOAL_TIMELINE=file.json in the environment at
  * shoal_init, every task's worker, name, start and end (and each steal) go into a ring per
- * worker, and shoal_shutdown writes them as a Chrome trace / Perfetto JSON file
- * (tools/shoal-timeline summarises one). Internal.
+ * worker, and the file is written as a Chrome trace / Perfetto JSON file by shoal_shutdown,
+ * at exit (a return from main or exit() without a shutdown), and by shoal_timeline_write
+ * (tools/shoal-timeline summarises one). Each task event carries how it ended (ok, failed,
+ * cancelled before it ran, skipped because an argument failed), its result's id and its
+ * first SHOAL__TL_REFS REF arguments, from which the writer draws dependency flows.
+ * A process killed by a signal or abort() writes nothing more: it keeps only the files
+ * written before. Internal.
  *
  * Synchronisation: a worker is the only writer of its ring and writes it with plain stores;
- * the rings are created before the workers start and read after they are joined (thread
- * create and join order them), so the hot path has no lock and no atomic. shoal__tl_on is
- * written only while no worker runs.
+ * the rings are created before the workers start (thread create orders them) and each ring's
+ * count is stored with release after its event, so a file written while workers run (on
+ * demand, at exit) reads whole events; the hot path has no lock. shoal__tl_on is written
+ * only while no worker runs. Threads that are not workers (a shutdown cancelling queued
+ * tasks, shoal_cancel) record into one more ring, under a mutex.
  *
  * Environment:
- *   SHOAL_TIMELINE=path         write the trace there at shutdown ("%p" becomes the pid)
- *   SHOAL_TIMELINE_EVENTS=n     events kept per worker (default 262144, 64 bytes each); when
+ *   SHOAL_TIMELINE=path         write the trace there at shutdown or exit ("%p" becomes the pid)
+ *   SHOAL_TIMELINE_EVENTS=n     events kept per worker (default 131072, 128 bytes each); when
  *                               a ring is full the oldest events are overwritten and the
  *                               file says how many were lost
  */
@@ -19,12 +26,28 @@
 
 #include <stdbool.h>
 
-#include "../core/rt.h"
+#include "../core/store.h"
 
 enum shoal__tl_kind {
     SHOAL__TL_TASK = 1,      /* a task ran: start, duration, name */
     SHOAL__TL_STEAL = 2,     /* an instant: this worker stole a task from worker `arg` */
     SHOAL__TL_PARK = 3,      /* an instant: this worker went to sleep (no work visible) */
+};
+
+/* How a task ended (the trace's args.status). */
+enum shoal__tl_status {
+    SHOAL__TL_OK = 0,
+    SHOAL__TL_FAILED = 1,    /* returned non-zero or called shoal_task_fail */
+    SHOAL__TL_CANCELLED = 2, /* never ran: cancelled, or the runtime shut down first */
+    SHOAL__TL_SKIPPED = 3,   /* never ran: one of its REF arguments failed */
+};
+
+#define SHOAL__TL_REFS 6     /* REF arguments kept per task event, for the flows */
+struct shoal__tl_task_info {
+    uint64_t result;         /* the task's result id */
+    enum shoal__tl_status status;
+    uint32_t nrefs;          /* REF arguments in refs (at most SHOAL__TL_REFS) */
+    uint64_t refs[SHOAL__TL_REFS];
 };
 
 extern bool shoal__tl_on;
@@ -38,20 +61,19 @@ SHOAL__HIDDEN void shoal__tl_stop(void);
 
 /* Cold halves of the inline calls below. */
 SHOAL__HIDDEN void shoal__tl_task(unsigned worker, const char *name, shoal_fn fn,
-                                  uint64_t start_ns);
+                                  uint64_t start_ns, const struct shoal__tl_task_info *ti);
+/* A task that ends without running (cancelled, skipped), from any thread: worker is the
+ * calling thread's worker index or -1. */
+SHOAL__HIDDEN void shoal__tl_unrun(int worker, const char *name, shoal_fn fn,
+                                   const struct shoal__tl_task_info *ti);
 SHOAL__HIDDEN void shoal__tl_instant(unsigned worker, enum shoal__tl_kind kind, uint32_t arg);
 
-/* The worker loop: `uint64_t t0 = shoal__tl_begin();` before running a task and
- * `shoal__tl_end(worker, name, fn, t0);` after it. Off: one predictable branch each. */
+/* The worker loop: `uint64_t t0 = shoal__tl_begin();` before running a task; after it,
+ * `if (unlikely(shoal__tl_on))` fill a shoal__tl_task_info and call shoal__tl_task.
+ * Off: one predictable branch each. */
 static inline uint64_t shoal__tl_begin(void)
 {
     return unlikely(shoal__tl_on) ? shoal__now_ns() : 0;
-}
-static inline void shoal__tl_end(unsigned worker, const char *name, shoal_fn fn,
-                                 uint64_t start_ns)
-{
-    if (unlikely(shoal__tl_on))
-        shoal__tl_task(worker, name, fn, start_ns);
 }
 /* A steal by `worker` from `victim`, or a park (victim ignored). */
 static inline void shoal__tl_mark(unsigned worker, enum shoal__tl_kind kind, unsigned victim)

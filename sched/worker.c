@@ -51,9 +51,9 @@ static struct shoal_task *steal_from(struct shoal__worker *w, struct shoal__work
             continue;          /* another thief won: the deque moved on, look again */
         if (!x)
             return NULL;
-        atomic_store_explicit(&w->stolen,
-                              atomic_load_explicit(&w->stolen, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        shoal__wcount(&w->stolen);
+        if (w->pub)
+            shoal__wcount(&w->pub->tasks_stolen);
         shoal__tl_mark(w->idx, SHOAL__TL_STEAL, v->idx);
         return shoal__untag(x);
     }
@@ -236,6 +236,26 @@ static void *zalloc_aligned(size_t n)
     return p;
 }
 
+/* Give each worker its line of the segment's per-worker counters (layout/mpseg.h), which
+ * tools read from another process (shoal-stat): where it runs now, counts from then on. */
+static void publish_lines(shoal__rt_t *rt, struct shoal__sched *s)
+{
+    struct shoal__mp *x = shoal__mp_of(rt);
+    struct shoal__wstat *pub = shoal__wstats(rt);
+    if (!x || !pub)
+        return;
+    unsigned n = s->nworkers < SHOAL__MAX_WSTATS ? s->nworkers : SHOAL__MAX_WSTATS;
+    for (unsigned i = 0; i < n; i++) {
+        struct shoal__worker *w = &s->w[i];
+        pub[i].node = (int32_t)w->node;
+        pub[i].cpu = (int32_t)shoal__topo_core_pu(rt->topo, w->core);
+        w->pub = &pub[i];
+    }
+    /* release: pairs with the acquire load of nworkers in tools/shoal-stat.c, which then
+     * reads node and cpu. */
+    atomic_store_explicit(&x->nworkers, n, memory_order_release);
+}
+
 int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
 {
     if (workers == 0)
@@ -281,6 +301,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     }
     if ((rc = shoal__pool_start()))
         goto fail;
+    publish_lines(rt, s);
     rt->sched = s;
     shoal__help_hook = help;
     shoal__nap_init();

@@ -8,13 +8,12 @@
 
 #include "lib/check.h"
 
-static void start(size_t store, size_t max_objects)
+static shoal_config sized(size_t store, size_t max_objects)
 {
-    test_reset();
     shoal_config c = shoal_test_config();
     c.store_bytes = store;
     c.max_objects = max_objects;
-    ASSERT_OK(shoal_init(&c));
+    return c;
 }
 
 /* Put len-byte objects until ENOMEM (or max); returns the count, -1 on another error. */
@@ -52,7 +51,7 @@ static int all_readable(const shoal_ref *refs, int n, size_t len, uint64_t who)
 static void test_fill_drain(void)
 {
     const size_t store = 16u << 20, len = 64u << 10;
-    start(store, 0);
+    test_start(sized(store, 0));
     shoal_info base = info_now();
     enum { MAX = 4096 };
     static shoal_ref refs[MAX];
@@ -101,7 +100,7 @@ static void test_fill_drain(void)
 /* Mixed sizes: small objects fill the gaps; the store refills after a drain. */
 static void test_fill_mixed(void)
 {
-    start(16u << 20, 0);
+    test_start(sized(16u << 20, 0));
     enum { MAX = 200000 };
     shoal_ref *refs = malloc(sizeof *refs * MAX);
     size_t sizes[] = { 100, 3000, 200000 };
@@ -123,7 +122,7 @@ static void test_fill_mixed(void)
 static void test_too_big(void)
 {
     const size_t store = 16u << 20;
-    start(store, 0);
+    test_start(sized(store, 0));
     shoal_info base = info_now();
     unsigned char *src = calloc(1, store + 4096);
     shoal_ref r = { 4242 };
@@ -151,7 +150,7 @@ static void test_too_big(void)
 /* A small object table fills before the bytes do: ENOMEM too, and it recovers. */
 static void test_table_full(void)
 {
-    start(16u << 20, 256);
+    test_start(sized(16u << 20, 256));
     enum { MAX = 1 << 20 };
     shoal_ref *refs = malloc(sizeof *refs * MAX);
     int first = fill(8, refs, MAX, 4);
@@ -177,7 +176,7 @@ static void test_table_full(void)
 static void test_large_object(void)
 {
     const size_t len = 256u << 20;
-    start(512u << 20, 0);
+    test_start(sized(512u << 20, 0));
     shoal_info base = info_now();
     /* Untouched anonymous pages read as zero cheaply; mark a few spots. */
     unsigned char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -243,7 +242,7 @@ static void *fill_thread(void *p)
 static void test_threads_share_capacity(void)
 {
     const size_t store = 16u << 20;
-    start(store, 0);
+    test_start(sized(store, 0));
     shoal_info i0;
     ASSERT_OK(shoal_info_get(&i0));
     static struct filler f[FILLERS];

@@ -1,15 +1,8 @@
 /* test_corrupt.c - a slot whose offset or length a process overwrote with garbage (every
  * attached process can write the object table) costs a leak and a notice, never a crash:
  * release does not free it, and a failed object's message is not read from it. */
-#include "../core/rt.h"
+#include "../core/store.h"
 #include "lib/check.h"
-
-static void start(void)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-}
 
 static shoal__slot *slot(shoal_ref r)
 {
@@ -21,7 +14,7 @@ static shoal__slot *slot(shoal_ref r)
 
 static void test_release_of_corrupt_slot(void)
 {
-    start();
+    test_start(shoal_test_config());
     static const uint64_t bad_off[] = { UINT64_MAX, UINT64_C(1) << 62, 0 };
     static const uint64_t bad_len[] = { 64, 64, UINT64_MAX };
     for (int k = 0; k < 3; k++) {
@@ -49,7 +42,7 @@ static void test_release_of_corrupt_slot(void)
 
 static void test_failed_object_with_corrupt_message(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref r;
     ASSERT_OK(shoal__obj_new(SHOAL__PENDING, 0, -1, 1, NULL, &r));
     ASSERT_OK(shoal__obj_complete(r, SHOAL_ETASK, "the real message"));

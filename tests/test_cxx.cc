@@ -278,6 +278,53 @@ static void test_callable_freed(void)
     /* refs destroyed after shutdown: nothing to release, no crash */
 }
 
+/* shoal::cancel and task::cancelled: a task waiting on an unsealed object is canceled
+ * (true), get throws SHOAL_ECANCELED; a running one polls cancelled() and stops (false). */
+static void test_cancel(void)
+{
+    start(2);
+    void *buf;
+    shoal_ref raw;
+    ASSERT_OK(shoal_create(4, &buf, &raw));
+    auto gate = shoal::ref<shoal::bytes>::adopt(raw);
+    auto token = std::make_shared<int>(1);
+    auto waiting = shoal::submit([token](shoal::bytes) { return 1L; }, gate);
+    CU_ASSERT_TRUE(shoal::cancel(waiting));
+    try {
+        (void)waiting.view(TEST_WAIT_NS);
+        CU_FAIL("get of a canceled result did not throw");
+    } catch (const shoal::error &e) {
+        CU_ASSERT_EQUAL(e.code(), SHOAL_ECANCELED);
+    }
+    ASSERT_OK(shoal_seal(gate.id()));   /* now it would run: it does not, and lets go */
+    for (int i = 0; i < 5000 && token.use_count() != 1; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CU_ASSERT_EQUAL(token.use_count(), 1);
+    std::atomic<int> started{ 0 };
+    auto poller = shoal::submit([&started](shoal::task &t) {
+        started = 1;
+        for (int i = 0; i < 60000 && !t.cancelled(); i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return t.cancelled() ? 1L : 0L;
+    });
+    for (int i = 0; i < 60000 && !started; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CU_ASSERT_FALSE(shoal::cancel(poller));
+    CU_ASSERT_TRUE(poller.wait(TEST_WAIT_NS));
+    try {
+        (void)poller.view(TEST_WAIT_NS);
+        CU_FAIL("get of a result canceled while it ran did not throw");
+    } catch (const shoal::error &e) {
+        CU_ASSERT_EQUAL(e.code(), SHOAL_ECANCELED);
+    }
+    try {
+        shoal::cancel(poller);
+        CU_FAIL("cancel of a finished task did not throw");
+    } catch (const shoal::error &e) {
+        CU_ASSERT_EQUAL(e.code(), SHOAL_EEXIST);
+    }
+}
+
 int main()
 {
     static const shoal_test_case cases[] = {
@@ -288,6 +335,7 @@ int main()
         { "errors throw shoal::error with code and message", test_errors },
         { "the callable is freed however its task ends", test_callable_freed },
         { "transfer() and accept() hand a reference over", test_transfer_accept },
+        { "cancel a waiting task and a running one", test_cancel },
         { nullptr, nullptr },
     };
     return shoal_test_run("cxx", cases);

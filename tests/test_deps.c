@@ -13,8 +13,6 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-static void start(unsigned workers) { start_workers(workers, 1u << 20); }
-
 static _Atomic long runs;
 
 /* Sum of the longs in all REF arguments, plus VALUE longs. */
@@ -41,7 +39,7 @@ static int t_add(shoal_task *t)
  * independent task still runs meanwhile. Sealing makes the waiting task run. */
 static void test_waits_for_seal(void)
 {
-    start(1);
+    start_workers(1, 1u << 20);
     atomic_store(&runs, 0);
     void *buf;
     shoal_ref x, t, u;
@@ -75,7 +73,7 @@ static void test_waits_for_seal(void)
  * can run, the caller dropping every intermediate reference at once. */
 static void test_chain(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     shoal_info before = info_now();
     void *buf;
     shoal_ref x, prev;
@@ -150,7 +148,7 @@ static long reduce_dag(int leaves, int *errors)
 
 static void test_dag_100k(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     shoal_info before = info_now();
     int leaves = 1 << 16, errors = 0;
     long v = reduce_dag(leaves, &errors);
@@ -180,7 +178,7 @@ static int t_build_dag(shoal_task *t)
 
 static void test_dag_from_task(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     int leaves = 1 << (SAN_DIV > 1 ? 12 : 15);
     shoal_arg a = SHOAL_VALUE(&leaves, sizeof leaves);
     shoal_ref r;
@@ -195,7 +193,7 @@ static void test_dag_from_task(void)
 /* Many tasks wait on one object, one of them twice. */
 static void test_fan_out(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     atomic_store(&runs, 0);
     void *buf;
     shoal_ref x;
@@ -251,7 +249,7 @@ static void check_failed(shoal_ref r, int code, const char *msg)
  * known at submit, and the failure arriving while the dependents wait. */
 static void test_error_chain(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     shoal_info before = info_now();
     for (int late = 0; late < 2; late++) {
         atomic_store(&runs, 0);
@@ -301,7 +299,7 @@ static void test_error_chain(void)
  * through a queue. */
 static void test_long_error_chain(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     atomic_store(&runs, 0);
     void *buf;
     shoal_ref x, f, prev;
@@ -347,7 +345,7 @@ static void *seal_main(void *p)
 
 static void test_foreign_completions(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     int n = 4000 / SAN_DIV;
     shoal_ref *objs = calloc((size_t)n, sizeof *objs), *rs = calloc((size_t)n, sizeof *rs);
     void **bufs = calloc((size_t)n, sizeof *bufs);

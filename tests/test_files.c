@@ -52,9 +52,10 @@ static void write_pattern(const char *path, size_t n, uint64_t who, uint64_t seq
 
 /* Start a runtime for a test; env forces the fallback or buffered I/O when set. */
 static int mode;   /* 0 io_uring + O_DIRECT, 1 fallback, 2 buffered only, 3 eventfd doorbell */
-static void start(size_t store)
+/* The test config in the I/O mode under test (its environment set), store bytes 0 = the
+ * test config's. */
+static shoal_config io_config(size_t store)
 {
-    test_reset();
     unsetenv("SHOAL_NO_IO_URING");
     unsetenv("SHOAL_IO_DIRECT");
     unsetenv("SHOAL_IO_EVENTFD");
@@ -67,7 +68,7 @@ static void start(size_t store)
     shoal_config c = shoal_test_config();
     if (store)
         c.store_bytes = store;
-    ASSERT_OK(shoal_init(&c));
+    return c;
 }
 
 static void stop(void)
@@ -125,7 +126,7 @@ static void cases_medium(void)
 
 static void test_ingest(void)
 {
-    start(0);
+    test_start(io_config(0));
     cases_small();
     cases_medium();
     stop();
@@ -136,7 +137,7 @@ static void test_ingest(void)
 static void test_ingest_large_sparse(void)
 {
     size_t size = SAN_DIV == 1 ? (size_t)1 << 30 : (size_t)64 << 20;
-    start(size + size / 2);
+    test_start(io_config(size + size / 2));
     char p[128];
     path_of(p, sizeof p, "sparse");
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -193,7 +194,7 @@ static void expect_eio(const char *path, uint64_t off, size_t len, const char *n
 
 static void test_ingest_errors(void)
 {
-    start(0);
+    test_start(io_config(0));
     char p[128];
     path_of(p, sizeof p, "does-not-exist");
     expect_eio(p, 0, 0, "errno 2");
@@ -249,7 +250,7 @@ static void test_ingest_eacces(void)
 
 static void test_bad_args(void)
 {
-    start(0);
+    test_start(io_config(0));
     shoal_ref r = { 777 }, done = { 778 };
     CHECK_RC(shoal_put_file(NULL, 0, 0, &r), SHOAL_EINVAL);
     CHECK_RC(shoal_put_file("", 0, 0, &r), SHOAL_EINVAL);
@@ -331,7 +332,7 @@ static void export_and_check(size_t len, uint64_t seq)
 
 static void test_export(void)
 {
-    start(0);
+    test_start(io_config(0));
     size_t sizes[] = { 0, 1, 4095, 4096, 16384, 100000, (3u << 20) + 17, 8u << 20 };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         export_and_check(sizes[i], i);
@@ -342,7 +343,7 @@ static void test_export(void)
 
 static void test_export_pending_and_failed(void)
 {
-    start(0);
+    test_start(io_config(0));
     char src[128], dst[128];
     path_of(src, sizeof src, "chain-src");
     path_of(dst, sizeof dst, "chain-dst");
@@ -389,7 +390,7 @@ static void test_export_pending_and_failed(void)
  * the read ends and then goes; nothing leaks (objects_live back to 0). */
 static void test_release_early(void)
 {
-    start(0);
+    test_start(io_config(0));
     char p[128];
     path_of(p, sizeof p, "early");
     write_pattern(p, 2u << 20, 6, 0);
@@ -410,7 +411,7 @@ static void test_release_early(void)
  * sanitizer builds check), and the next init works. */
 static void test_shutdown_in_flight(void)
 {
-    start(256u << 20);
+    test_start(io_config(256u << 20));
     char p[128], q[128];
     path_of(p, sizeof p, "inflight");
     path_of(q, sizeof q, "inflight-out");
@@ -424,7 +425,7 @@ static void test_shutdown_in_flight(void)
     ASSERT_OK(shoal_seal(obj));
     ASSERT_OK(shoal_write_file(obj, q, &done));
     CHECK_OK(shoal_shutdown());
-    start(0);
+    test_start(io_config(0));
     check_ingest(p, 0, 0, 8u << 20, 8, 0);
     unlink(p);
     unlink(q);
@@ -446,7 +447,7 @@ static int sum_task(shoal_task *t)
 
 static void test_task_arg(void)
 {
-    start(0);
+    test_start(io_config(0));
     char p[128];
     path_of(p, sizeof p, "taskarg");
     size_t len = 1u << 20;
@@ -487,7 +488,7 @@ static void test_task_arg(void)
 static void run_modes(int m)
 {
     mode = m;
-    start(0);
+    test_start(io_config(0));
     cases_small();
     cases_medium();
     stop();
@@ -502,14 +503,8 @@ static void test_buffered(void) { run_modes(2); }
 /* The doorbell as an eventfd read kept in the ring (kernels without io_uring futex waits). */
 static void test_eventfd_bell(void) { run_modes(3); }
 
-static void test_cleanup(void)
-{
-    char cmd[128];
-    if (dir[0]) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        CU_ASSERT_EQUAL(system(cmd), 0);
-    }
-}
+/* Teardown: remove the suite's temp files. */
+static int remove_dir(void) { return test_remove_dir(dir); }
 
 int main(int argc, char **argv)
 {
@@ -531,8 +526,7 @@ int main(int argc, char **argv)
         { "fallback: pread/pwrite helper thread", test_fallback },
         { "buffered I/O (SHOAL_IO_DIRECT=0)", test_buffered },
         { "eventfd doorbell (SHOAL_IO_EVENTFD=1)", test_eventfd_bell },
-        { "remove temp files", test_cleanup },
         { NULL, NULL },
     };
-    return shoal_test_run("files", cases);
+    return shoal_test_run_fixture("files", cases, (shoal_test_fixture){ NULL, remove_dir });
 }

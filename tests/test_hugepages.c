@@ -3,7 +3,7 @@
  * anonymous memory on request; a published one is a memfd, which needs shmem THP), REQUIRE
  * with pages this test reserves in /proc/sys/vm/nr_hugepages (as root; the old value is
  * always restored), REQUIRE without pages. In every kind, each object's bytes must lie
- * inside the store's region: the one internal look (core/rt.h) any suite takes. */
+ * inside the store's region: the one internal look (core/store.h) any suite takes. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "lib/check.h"
-#include "../core/rt.h"
+#include "../core/store.h"
 
 #define NR_HUGE "/proc/sys/vm/nr_hugepages"
 

@@ -309,7 +309,7 @@ static void test_env_documented(void)
         *strrchr(root, '/') = 0;       /* <root>/<build>/tests/test_log */
     char cmd[PATH_MAX], names[8192], doc[PATH_MAX];
     snprintf(cmd, sizeof cmd, "cd '%s' && grep -rhoE '(getenv|env_flag|env_u64)\\(\"SHOAL_[A-Z_]+' "
-             "core alloc sched io tools tests/lib | grep -oE 'SHOAL_[A-Z_]+' | sort -u", root);
+             "os layout alloc core sched io mproc runtime tools tests/lib | grep -oE 'SHOAL_[A-Z_]+' | sort -u", root);
     CU_ASSERT_EQUAL_FATAL(test_run_cmd(cmd, names, sizeof names), 0);
     snprintf(doc, sizeof doc, "%s/docs/ENVIRONMENT.md", root);
     FILE *f = fopen(doc, "r");

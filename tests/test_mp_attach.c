@@ -17,8 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../core/mproc.h"
-#include "../core/proto.h"
+#include "../layout/mpseg.h"
+#include "../mproc/proto.h"
 #include "lib/mp.h"
 
 /* 11.9: 500 connections that never say anything, then a real client: it attaches. */
@@ -28,7 +28,7 @@ static void test_idle_connections_never_lock_out(void)
     getrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < 700)
         SKIP_TEST("needs 700 file descriptors (ulimit -n)");
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     enum { IDLE = 520 };
     static int fds[IDLE];
     int n = 0;
@@ -90,7 +90,7 @@ static int hello(int fd, struct shoal__msg *a)
  * names the real process. */
 static void test_hello_pid_from_the_kernel(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     int fd = mp_raw_connect();
     CU_ASSERT_FATAL(fd >= 0);
     struct shoal__msg a;
@@ -115,7 +115,7 @@ static void test_full_process_table_says_ebusy(void)
     getrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < 700)
         SKIP_TEST("needs 700 file descriptors (ulimit -n)");
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     static int fds[255];
     int n = 0;
@@ -153,7 +153,7 @@ static void test_other_user_says_eperm(void)
 {
     if (geteuid() != 0)
         SKIP_TEST("needs root to run a client as another user");
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     /* Let uid 65534 reach the socket: only the uid checks stand in its way. */
     char sock[200];
     CU_ASSERT_FATAL(mp_sock_path(sock, sizeof sock) == 0);
@@ -199,7 +199,7 @@ static void test_root_and_other_users_store(void)
 /* 11.9: a client's shoal_submit says what is true: this process runs no workers. */
 static void test_client_submit_says_no_workers(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     struct mp_child c = mp_attached();
     struct mp_rep m = mp_call(&c, MP_SUBMIT, 0, 0, 0, 0);
     CU_ASSERT_EQUAL(m.rc, SHOAL_EPERM);
@@ -223,8 +223,5 @@ int main(int argc, char **argv)
 {
     if (mp_is_child(argc, argv))
         return mp_child_main(argv);
-    mp_setup("mp_attach");
-    int rc = mp_run("mp_attach", cases);
-    mp_cleanup();
-    return rc;
+    return mp_run("mp_attach", cases);
 }

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../core/mproc.h"
+#include "../alloc/chunks.h"
 #include "../alloc/arena.h"
 #include "../io/io.h"
 #include "lib/mp.h"
@@ -314,7 +314,7 @@ static void run_scenario(const struct scen *sc)
 
 static void setup_owner(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     void *b = malloc(5000);
     pat_fill(b, 5000, 50, 1);
     ASSERT_OK(shoal_put(b, 5000, &owner_obj));
@@ -528,7 +528,7 @@ static void test_client_dies_while_owner_starts(void)
  * process was writing into the chunks meanwhile and the client crashed in jemalloc.) */
 static void test_detach_done_with_chunks_before_going(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     struct mp_child c = mp_attached();
     struct mp_rep m = mp_call(&c, MP_PUT, 100, 1, 1, 0);   /* its allocator is in use */
     CU_ASSERT_EQUAL_FATAL(m.rc, 0);
@@ -582,7 +582,7 @@ static void test_detach_done_with_chunks_before_going(void)
  * and the recycled count would count twice. */
 static void test_killed_taking_chunks(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal__rt_t *rt = shoal__rt;
     struct shoal__mp *x = shoal__mp_of(rt);
     _Atomic uint32_t *map = shoal__chunkmap(rt);   /* node 0 first */
@@ -682,8 +682,5 @@ int main(int argc, char **argv)
     mp_child_hook = crash_child;
     if (mp_is_child(argc, argv))
         return mp_child_main(argv);
-    mp_setup("mp_crash");
-    int rc = mp_run("mp_crash", cases);
-    mp_cleanup();
-    return rc;
+    return mp_run("mp_crash", cases);
 }

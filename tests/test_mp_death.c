@@ -34,7 +34,7 @@ static int fill_count(size_t len)
  * as many objects as it did before they came. */
 static void test_killed_in_put_loops(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     uint64_t seed = (uint64_t)getpid() * 7919u;
     int rounds = SAN_DIV > 1 ? 3 : 6;
@@ -54,7 +54,7 @@ static void test_killed_in_put_loops(void)
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "fill released"));
     CHECK_OK(shoal_shutdown());
     /* The same store, fresh. */
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     int fresh = fill_count(64u << 10);
     CHECK_OK(shoal_shutdown());
     CU_ASSERT_EQUAL(after, fresh);
@@ -75,7 +75,7 @@ static void test_dead_client_held_spilled_object(void)
     shoal_config cfg = shoal_test_config();
     cfg.store_bytes = 16u << 20;
     cfg.spill_dir = dir;
-    ASSERT_OK(mp_owner_start_cfg(cfg));
+    mp_owner_start_cfg(cfg);
     shoal_info i0 = info_now();
     enum { N = 120, LEN = 256u << 10 };
     static shoal_ref r[N];
@@ -154,7 +154,7 @@ static shoal_ref unsealed(void)
  * wakes. */
 static void test_dead_creators_pending_object(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     shoal_ref src = unsealed();
     char path[96];
@@ -183,7 +183,7 @@ static void test_dead_creators_pending_object(void)
  * owner keeps: every index and its chunks come back, so attaching never runs out. */
 static void test_indices_come_back_after_pending_deaths(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     shoal_ref src = unsealed();
     char path[96];
@@ -230,8 +230,5 @@ int main(int argc, char **argv)
 {
     if (mp_is_child(argc, argv))
         return mp_child_main(argv);
-    mp_setup("mp_death");
-    int rc = mp_run("mp_death", cases);
-    mp_cleanup();
-    return rc;
+    return mp_run("mp_death", cases);
 }

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../core/mproc.h"
+#include "../layout/mpseg.h"
 #include "lib/mp.h"
 
 enum { XF_PRODUCE = MP_USER, XF_CONSUME, XF_LOOP, XF_TRANSFER };
@@ -214,7 +214,7 @@ enum { FRAMES = 200 };
 
 static void check_no_loss(unsigned pflags)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     fifo_make();
     shoal_info i0 = info_now();
     struct mp_rep r = produce_consume(FRAMES, PR_TRANSFER | pflags, 0);
@@ -239,7 +239,7 @@ static void test_producer_killed(void) { check_no_loss(PR_KILL); }
  * old way) loses every frame: the producer's release freed each before anyone took it. */
 static void test_without_transfer_frames_are_lost(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     fifo_make();
     shoal_info i0 = info_now();
     struct mp_rep r = produce_consume(FRAMES, PR_DETACH, CO_RETAIN);
@@ -254,7 +254,7 @@ static void test_without_transfer_frames_are_lost(void)
  * gone: the object is freed (figures back, ESTALE) and a late accept says ETIMEDOUT. */
 static void test_ttl_expiry_frees(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     static unsigned char b[1000];
     pat_fill(b, sizeof b, 7, 7);
@@ -284,7 +284,7 @@ static void test_ttl_expiry_frees(void)
 /* One accept per transfer; n transfers, n accepts; the sender may accept its own. */
 static void test_accept_once_per_transfer(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     shoal_ref r;
     ASSERT_OK(shoal_put("frame", 5, &r));
@@ -314,7 +314,7 @@ static void test_bad_input(void)
 {
     CHECK_RC(shoal_transfer((shoal_ref){ 1 }, 1000), SHOAL_ENOTINIT);
     CHECK_RC(shoal_accept((shoal_ref){ 1 }), SHOAL_ENOTINIT);
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_ref r;
     ASSERT_OK(shoal_put("x", 1, &r));
     CHECK_RC(shoal_transfer(SHOAL_REF_NULL, 1000), SHOAL_EINVAL);
@@ -355,7 +355,7 @@ static void test_bad_input(void)
  * the parent still has to accept, and the accept would fail). */
 static void test_killed_in_transfer_accept_loops(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     fifo_make();
     int keep = open_fifo(fifo, O_RDWR | O_NONBLOCK);
     CU_ASSERT_FATAL(keep >= 0);
@@ -487,8 +487,5 @@ int main(int argc, char **argv)
         mp_child_hook = xfer_child;
         return mp_child_main(argv);
     }
-    mp_setup("mp_transfer");
-    int rc = mp_run("mp_transfer", cases);
-    mp_cleanup();
-    return rc;
+    return mp_run("mp_transfer", cases);
 }

@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../core/proto.h"
+#include "../mproc/proto.h"
 #include "lib/mp.h"
 
 /* ---- this suite's operations (tests/lib/mp.h has the common ones) ----------------------------- */
@@ -29,6 +29,7 @@ enum {
     OP_GET_REF,           /* a=ref -> rc, a=the ref encoded in that object */
     OP_AWAIT_DOWN,        /* poll shoal_put until SHOAL_ECANCELED (5 s) -> rc */
     OP_LOOP,              /* a=iterations b=seed c=owner ref d=its len -> rc */
+    OP_CANCEL,            /* a=ref -> rc of shoal_cancel */
 };
 
 #define CALL(c, code, ...) mp_call(&(c), code, __VA_ARGS__)
@@ -109,6 +110,9 @@ static void multiproc_ops(const struct mp_cmd *m, struct mp_rep *r)
     case OP_LOOP:
         r->rc = child_loop(m->a, m->b, mp_bits_ref(m->c), m->d);
         break;
+    case OP_CANCEL:
+        r->rc = shoal_cancel(ref);
+        break;
     default:
         r->rc = -100;
     }
@@ -122,7 +126,7 @@ static const size_t sizes[] = { 0, 1, 63, 4096, 100000, 3u << 20 };
 /* Owner puts, a client gets (zero-copy, same bytes), in every size; the ID is the same. */
 static void test_owner_put_client_get(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     struct mp_child c = mp_attached();
     shoal_ref r[NSIZES];
@@ -152,7 +156,7 @@ static void test_owner_put_client_get(void)
  * An object the client sealed and the owner retained outlives the client. */
 static void test_client_put_owner_get(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     struct mp_child c = mp_attached();
     shoal_ref r[NSIZES];
@@ -205,7 +209,7 @@ static void test_client_put_owner_get(void)
 /* Frees by a process other than the allocator go back to the allocator, both ways. */
 static void test_remote_free(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     struct mp_child c = mp_attached();
     /* Owner's bytes, last released by the client. */
@@ -245,7 +249,7 @@ static void test_remote_free(void)
 static void test_remote_free_large(void)
 {
     const size_t big = 6u << 20;
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     struct mp_child c = mp_attached();
     for (int k = 0; k < 4; k++) {
@@ -281,7 +285,7 @@ static void test_remote_free_large(void)
 /* Two clients: one puts, the other gets and releases. */
 static void test_client_to_client(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     struct mp_child a = mp_attached(), b = mp_attached();
     struct mp_rep m = CALL(a, MP_PUT, 12345, 7, 1, 0);
@@ -311,7 +315,7 @@ static void *seal_after(void *p)
 /* A get waits, without spinning a core, for an object another process seals. */
 static void test_wait_cross_process(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     struct mp_child c = mp_attached();
     /* The client waits on ours. */
     struct seal_later s = { SHOAL_REF_NULL, NULL, 5000 };
@@ -355,7 +359,7 @@ static void *wait_for(void *p)
  * the waiter wakes with SHOAL_ECANCELED, and the object of its that we kept stays intact. */
 static void test_client_killed(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     shoal_ref mine[3];
     for (int k = 0; k < 3; k++) {
@@ -412,7 +416,7 @@ static void test_client_killed(void)
  * than the whole span of this 64 MiB store). */
 static void test_chunks_reclaimed(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     int rounds = SAN_DIV > 1 ? 8 : 16;
     for (int k = 0; k < rounds; k++) {
@@ -444,12 +448,9 @@ static void test_chunks_reclaimed(void)
  * cache 32 slots and die would otherwise leave the owner unable to put. */
 static void test_cached_slots_recovered(void)
 {
-    test_reset();
-    mp_new_name();
     shoal_config cfg = shoal_test_config();
-    cfg.name = mp_name;
     cfg.max_objects = 600;
-    ASSERT_OK(shoal_init(&cfg));
+    mp_owner_start_cfg(cfg);
     shoal_info i0 = info_now();
     for (int k = 0; k < 24; k++) {
         struct mp_child c = mp_attached();
@@ -480,7 +481,7 @@ static void test_cached_slots_recovered(void)
 /* Four clients put, get and release at once, with the owner doing the same. */
 static void test_four_clients(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_info i0 = info_now();
     char ob[4096];
     pat_fill(ob, sizeof ob, 0, 777);
@@ -511,7 +512,7 @@ static void test_four_clients(void)
  * cleanly; after that, calls answer SHOAL_ENOTINIT. */
 static void test_owner_shutdown_under_clients(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     char b[10000];
     pat_fill(b, sizeof b, 0, 5);
     shoal_ref r;
@@ -547,7 +548,7 @@ static int sum_task(shoal_task *t)
  * dies first: the task does not run, its result fails instead of hanging. */
 static void test_task_on_client_object(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     struct mp_child c = mp_attached();
     struct mp_rep m = CALL(c, MP_CREATE, 5000, 0, 0, 0);
     CU_ASSERT_EQUAL_FATAL(m.rc, 0);
@@ -625,7 +626,7 @@ static void test_shoal_stat_tool(void)
     snprintf(slash, 64, "/../tools/shoal-stat");
     if (access(tool, X_OK) != 0)
         SKIP_TEST("tools/shoal-stat is not built next to this suite (make tools)");
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     shoal_ref r[7];
     for (int i = 0; i < 7; i++)
         ASSERT_OK(shoal_put("0123456789", 10, &r[i]));
@@ -653,12 +654,43 @@ static void test_shoal_stat_tool(void)
 /* Tasks are the owner's: a client's submit says so. */
 static void test_client_submit(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     struct mp_child c = mp_attached();
     struct mp_rep m = CALL(c, MP_SUBMIT, 0, 0, 0, 0);
     CU_ASSERT(m.rc < 0 && m.rc != -999);
     CU_ASSERT_EQUAL(CALL(c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    CHECK_OK(shoal_shutdown());
+}
+
+static int t_noop(shoal_task *t)
+{
+    (void)t;
+    return 0;
+}
+
+/* Tasks are the owner's, so is cancelling them: a client's shoal_cancel of the owner's task
+ * answers SHOAL_EPERM and leaves the task alone; the owner's own cancel then works. */
+static void test_client_cancel(void)
+{
+    mp_owner_start();
+    void *buf;
+    shoal_ref gate, res;
+    ASSERT_OK(shoal_create(8, &buf, &gate));   /* the task waits for it: not started */
+    shoal_arg a = SHOAL_REF(gate);
+    ASSERT_OK(shoal_submit(t_noop, &a, 1, NULL, &res));
+    struct mp_child c = mp_attached();
+    CU_ASSERT_EQUAL(CALL(c, OP_CANCEL, mp_ref_bits(res), 0, 0, 0).rc, SHOAL_EPERM);
+    const void *d;
+    size_t n;
+    CHECK_RC(shoal_get_timeout(res, 0, &d, &n), SHOAL_ETIMEDOUT);   /* still waiting */
+    CHECK_RC(shoal_cancel(res), 0);
+    CHECK_RC(get_within(res, &d, &n), SHOAL_ECANCELED);
+    CU_ASSERT_EQUAL(CALL(c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    CHECK_OK(shoal_seal(gate));
+    CHECK_OK(shoal_release(gate));
+    CHECK_OK(shoal_release(res));
     CHECK_OK(shoal_shutdown());
 }
 
@@ -711,7 +743,7 @@ static void test_attach_missing_and_bad_names(void)
 
 static void test_same_name_twice(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     /* Another process cannot publish the same name while we serve it. */
     struct mp_child c = mp_spawn();
     CU_ASSERT_EQUAL(CALL(c, MP_INIT, 0, 0, 0, 0).rc, SHOAL_EEXIST);
@@ -791,7 +823,7 @@ static void test_attach_bad_version(void)
  * unknown flags, a second HELLO or a half message never hurt it; it keeps serving. */
 static void test_owner_refuses_bad_peers(void)
 {
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     struct shoal__msg m, a;
     size_t n = shoal__msg_init(&m, SHOAL__MSG_HELLO);
     m.b.hello.pid = (int32_t)getpid();
@@ -836,7 +868,7 @@ static void test_attach_other_user(void)
 {
     if (geteuid() != 0)
         SKIP_TEST("needs root to run a client as another user");
-    ASSERT_OK(mp_owner_start());
+    mp_owner_start();
     struct mp_child c = mp_spawn();
     CU_ASSERT_EQUAL(CALL(c, MP_SETUID, 65534, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(CALL(c, MP_ATTACH, 0, 0, 0, 0).rc, SHOAL_EPERM);
@@ -859,6 +891,7 @@ static const shoal_test_case cases[] = {
     { "owner_killed", test_owner_killed },
     { "shoal_stat_tool", test_shoal_stat_tool },
     { "client_submit", test_client_submit },
+    { "client_cancel", test_client_cancel },
     { "task_on_client_object", test_task_on_client_object },
     { "attach_missing_and_bad_names", test_attach_missing_and_bad_names },
     { "same_name_twice", test_same_name_twice },
@@ -873,8 +906,5 @@ int main(int argc, char **argv)
     mp_child_hook = multiproc_ops;
     if (mp_is_child(argc, argv))
         return mp_child_main(argv);
-    mp_setup("multiproc");
-    int rc = mp_run("multiproc", cases);
-    mp_cleanup();
-    return rc;
+    return mp_run("multiproc", cases);
 }

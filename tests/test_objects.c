@@ -9,13 +9,6 @@
 
 #include "lib/check.h"
 
-static void start(void)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -24,7 +17,7 @@ static void sleep_ms(long ms)
 
 static void test_put_get(void)
 {
-    start();
+    test_start(shoal_test_config());
     size_t sizes[] = { 1, 7, 8, 63, 64, 65, 1000, 4096, 70000, 1u << 20 };
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t len = sizes[k];
@@ -58,7 +51,7 @@ static void test_put_get(void)
 
 static void test_distinct_ids(void)
 {
-    start();
+    test_start(shoal_test_config());
     enum { N = 1000 };
     static shoal_ref r[N];
     for (int k = 0; k < N; k++)
@@ -78,7 +71,7 @@ static void test_distinct_ids(void)
 
 static void test_empty_objects(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref a, b, c;
     CHECK_OK(shoal_put(NULL, 0, &a));
     CHECK_OK(shoal_put("ignored", 0, &b));
@@ -101,7 +94,7 @@ static void test_empty_objects(void)
 
 static void test_bad_args(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref r = { 777 };
     void *buf = NULL;
     shoal_info i0 = info_now();
@@ -133,7 +126,7 @@ static int get_null_call(int k, shoal_ref r)
 
 static void test_get_null_outputs(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref r;
     ASSERT_OK(shoal_put("ready", 5, &r));
     static const char *what[] = {
@@ -166,7 +159,7 @@ static int touched(const shoal_ref *out, int n)
 
 static void test_put_batch(void)
 {
-    start();
+    test_start(shoal_test_config());
     enum { N = 100 };
     const void *data[N]; size_t len[N]; shoal_ref out[N];
     unsigned char *bufs[N];
@@ -238,7 +231,7 @@ static void test_put_batch(void)
 
 static void test_create_seal(void)
 {
-    start();
+    test_start(shoal_test_config());
     void *buf = NULL;
     shoal_ref r;
     ASSERT_OK(shoal_create(4096, &buf, &r));
@@ -317,7 +310,7 @@ static void start_waiters(struct waiter w[], pthread_t t[], int n, shoal_ref r)
 /* Readers block on an unsealed object and a seal from another thread wakes them all. */
 static void test_seal_wakes_waiters(void)
 {
-    start();
+    test_start(shoal_test_config());
     void *buf;
     shoal_ref r;
     ASSERT_OK(shoal_create(1000, &buf, &r));
@@ -346,7 +339,7 @@ static void test_seal_wakes_waiters(void)
  * ESTALE at once (not after their timeout), and nothing of the object is left. */
 static void test_free_wakes_waiters(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_info i0 = info_now();
     void *buf;
     shoal_ref r;
@@ -373,7 +366,7 @@ static void test_free_wakes_waiters(void)
 
 static void test_retain_release(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_info i0 = info_now();
     shoal_ref r;
     ASSERT_OK(shoal_put("counted", 7, &r));
@@ -411,7 +404,7 @@ static void test_retain_release(void)
 
 static void test_wait(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref r[5];
     void *bufs[2];
     for (int k = 0; k < 3; k++)
@@ -477,7 +470,7 @@ static void *sealer_thread(void *arg)
 /* shoal_wait blocked on many objects is woken by seals from another thread. */
 static void test_wait_woken_by_seals(void)
 {
-    start();
+    test_start(shoal_test_config());
     for (int round = 0; round < 2; round++) {
         struct sealer s = { .bad = 0 };
         for (int k = 0; k < NSEAL; k++) {
@@ -506,7 +499,7 @@ static void test_wait_woken_by_seals(void)
 
 static void test_info(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_config c = shoal_test_config();
     shoal_info i0 = info_now();
     CU_ASSERT_EQUAL(i0.store_bytes, c.store_bytes);
@@ -581,7 +574,7 @@ static int cmp_uptr(const void *a, const void *b)
 
 static void test_small_objects_own_lines(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_info i0 = info_now();
     static struct small_puts p[2];
     memset(p, 0, sizeof p);
@@ -623,7 +616,7 @@ static void test_small_objects_own_lines(void)
 
 static void test_object_node(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_info i = info_now();
     shoal_ref r;
     ASSERT_OK(shoal_put("where", 5, &r));

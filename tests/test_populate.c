@@ -1,7 +1,7 @@
 /* test_populate.c - pre-faulting never races live memory (issue 10.7). Kernels before 5.14
  * lack MADV_POPULATE_WRITE, and the fallback touches each page of ranges that other threads
  * and processes are updating (slot words, other processes' chunks). The fallback is forced
- * here (alloc/os.h's test hook) and run over pages whose first word other threads keep
+ * here (os/mem.h's test hook) and run over pages whose first word other threads keep
  * incrementing atomically: every increment must survive. And what is populated stays so
  * (issue 10.8): a churn of puts and releases never discards a page of the store (no purge
  * per free), counted by this program's own madvise and fallocate, which the static
@@ -13,8 +13,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../alloc/os.h"
-#include "../core/rt.h"
+#include "../os/mem.h"
+#include "../core/store.h"
 #include "lib/check.h"
 #include "lib/proc.h"
 

@@ -6,13 +6,6 @@
 
 #include "lib/check.h"
 
-static void start(void)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-}
-
 static int bad_ref_rc(int rc) { return rc == SHOAL_EINVAL || rc == SHOAL_ESTALE; }
 
 /* Every call that takes a ref rejects r without touching anything. Returns 1 if all did. */
@@ -44,7 +37,7 @@ static int rejected_everywhere(shoal_ref r, int want_only)
 
 static void test_null_ref(void)
 {
-    start();
+    test_start(shoal_test_config());
     const void *d = NULL; size_t n;
     CHECK_RC(shoal_get(SHOAL_REF_NULL, &d, &n), SHOAL_EINVAL);
     CU_ASSERT_PTR_NULL(d);
@@ -56,7 +49,7 @@ static void test_null_ref(void)
 /* Forged IDs of every shape: the live objects stay intact and keep exactly one reference. */
 static void test_forged_ids(void)
 {
-    start();
+    test_start(shoal_test_config());
     enum { LIVE = 64 };
     shoal_ref live[LIVE];
     for (int k = 0; k < LIVE; k++) {
@@ -134,7 +127,7 @@ static void test_forged_ids(void)
 /* The same slot reused 100,000 times: every earlier ID answers ESTALE for ever. */
 static void test_slot_reuse_stale(void)
 {
-    start();
+    test_start(shoal_test_config());
     enum { SAMPLE = 256 };
     const int iters = 100000 / SAN_DIV;
     const int every = iters / SAMPLE;
@@ -215,7 +208,7 @@ static void test_encode_layout(void)
 /* A ref is data: encoded into another object's bytes, decoded later, it still resolves. */
 static void test_ref_inside_object(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref inner;
     ASSERT_OK(shoal_put("the inner object", 16, &inner));
     unsigned char outer_bytes[24];

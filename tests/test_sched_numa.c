@@ -15,13 +15,12 @@
 #define TOPO2 "pack:2 numa:1 core:2 pu:1"   /* 2 nodes x 2 cores */
 #define TOPO4 "pack:4 numa:1 core:1 pu:1"   /* 4 nodes x 1 core */
 
-static void start(const char *topo, unsigned workers)
+static shoal_config placed(const char *topo, unsigned workers)
 {
-    test_reset();
     shoal_config c = shoal_test_config();
     c.topology = topo;
     c.workers = workers;
-    ASSERT_OK(shoal_init(&c));
+    return c;
 }
 
 /* Where a task ran: (worker, node) packed in a long. */
@@ -46,7 +45,7 @@ static long where(shoal_ref r)
 static void test_worker_nodes(void)
 {
     /* Worker w runs on core w % cores; cores 0-1 are node 0, 2-3 node 1. */
-    start(TOPO2, 6);
+    test_start(placed(TOPO2, 6));
     shoal_info in = info_now();
     CU_ASSERT_EQUAL(in.numa_nodes, 2);
     CU_ASSERT_EQUAL(in.workers, 6);
@@ -56,14 +55,14 @@ static void test_worker_nodes(void)
     CU_ASSERT_EQUAL(shoal_worker_node(6), SHOAL_EINVAL);
     ASSERT_OK(shoal_shutdown());
 
-    start(TOPO4, 4);
+    test_start(placed(TOPO4, 4));
     in = info_now();
     CU_ASSERT_EQUAL(in.numa_nodes, 4);
     for (unsigned w = 0; w < 4; w++)
         CU_ASSERT_EQUAL(shoal_worker_node(w), (int)w);
     ASSERT_OK(shoal_shutdown());
 
-    start(NULL, 2);     /* this machine: one node */
+    test_start(placed(NULL, 2));     /* this machine: one node */
     in = info_now();
     CU_ASSERT(in.numa_nodes >= 1);
     for (unsigned w = 0; w < 2; w++) {
@@ -77,7 +76,7 @@ static void test_worker_nodes(void)
 
 static void check_pinned(const char *topo, unsigned workers, unsigned nodes)
 {
-    start(topo, workers);
+    test_start(placed(topo, workers));
     int rounds = 200 / SAN_DIV;
     for (int i = 0; i < rounds; i++) {
         shoal_ref r[16];
@@ -98,7 +97,7 @@ static void test_numa_node_two(void) { check_pinned(TOPO2, 4, 2); }
 static void test_numa_node_four(void) { check_pinned(TOPO4, 4, 4); }
 static void test_numa_node_this_machine(void)
 {
-    start(NULL, 2);
+    test_start(placed(NULL, 2));
     shoal_task_opts o = { .numa_node = 0, .flags = SHOAL_TASK_ON_NODE };
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_where, NULL, 0, &o, &r));
@@ -108,7 +107,7 @@ static void test_numa_node_this_machine(void)
 
 static void test_numa_node_errors(void)
 {
-    start(TOPO2, 4);
+    test_start(placed(TOPO2, 4));
     shoal_ref r;
     shoal_task_opts o = { .numa_node = 2 };
     CU_ASSERT_EQUAL(shoal_submit(t_where, NULL, 0, &o, &r), SHOAL_EINVAL);
@@ -117,7 +116,7 @@ static void test_numa_node_errors(void)
     CU_ASSERT_EQUAL(shoal_submit(t_where, NULL, 0, &o, &r), SHOAL_EINVAL);
     ASSERT_OK(shoal_shutdown());
     /* One worker on a two-node topology: node 1 has nobody to run its tasks. */
-    start(TOPO2, 1);
+    test_start(placed(TOPO2, 1));
     o.numa_node = 1;
     CU_ASSERT_EQUAL(shoal_submit(t_where, NULL, 0, &o, &r), SHOAL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "no worker"));
@@ -152,7 +151,7 @@ static int t_cross(shoal_task *t)
 
 static void test_bound_from_other_node(void)
 {
-    start(TOPO4, 4);
+    test_start(placed(TOPO4, 4));
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++) {
             shoal_task_opts o = { .numa_node = a, .flags = SHOAL_TASK_ON_NODE };
@@ -222,7 +221,7 @@ static shoal_ref put_on(int node, size_t size)
 
 static void test_placed_near_ref_bytes(void)
 {
-    start(TOPO2, 4);
+    test_start(placed(TOPO2, 4));
     int rounds = 20 / (SAN_DIV > 1 ? 4 : 1);
     for (int i = 0; i < rounds; i++) {
         shoal_ref big1 = put_on(1, 65536), small0 = put_on(0, 1024), big0 = put_on(0, 200000);
@@ -254,7 +253,7 @@ static void test_placed_near_ref_bytes(void)
  * when that completes, the dependent is placed by where the bytes landed. */
 static void test_placed_when_dependency_completes(void)
 {
-    start(TOPO4, 4);
+    test_start(placed(TOPO4, 4));
     int rounds = 40 / SAN_DIV;
     for (int i = 0; i < rounds; i++) {
         int node = i % 4;
@@ -325,7 +324,7 @@ static int t_parent(shoal_task *t)
 
 static void run_steal(const char *topo, unsigned workers, int node)
 {
-    start(topo, workers);
+    test_start(placed(topo, workers));
     shoal_info before = info_now();
     atomic_store(&others_seen, 0);
     shoal_task_opts o = { .numa_node = node, .flags = SHOAL_TASK_ON_NODE };

@@ -6,7 +6,7 @@
  * length, or to a block already freed, is refused (a leak and a notice) while the objects
  * it points at stay intact. The writes here are this process's own, standing in for a
  * client's: the slot table and the span are the same shared memory. */
-#include "../core/rt.h"
+#include "../core/store.h"
 #include "lib/check.h"
 
 static shoal__slot *slot(shoal_ref r)

@@ -15,8 +15,6 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-static void start(unsigned workers) { start_workers(workers, 0); }
-
 static _Atomic long ran;
 static int t_count(shoal_task *t)
 {
@@ -61,7 +59,7 @@ static int t_blocker(shoal_task *t)
 
 static void test_shutdown_cancels_pending(void)
 {
-    start(1);
+    start_workers(1, 0);
     atomic_store(&ran, 0);
     atomic_store(&blocker_rc, 1);
     atomic_store(&blocker_dep_rc, 1);
@@ -99,7 +97,7 @@ static void test_shutdown_cancels_pending(void)
     CU_ASSERT_STRING_EQUAL(blocker_dep_msg, blocker_msg);
     CU_ASSERT_EQUAL(atomic_load(&ran), 0);            /* nothing queued started */
     /* The runtime comes back clean. */
-    start(2);
+    start_workers(2, 0);
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_count, NULL, 0, NULL, &r));
     const void *d;
@@ -144,7 +142,7 @@ static void test_cycles_with_work_in_flight(void)
 {
     int cycles = 30 / (SAN_DIV > 1 ? 3 : 1);
     for (int i = 0; i < cycles; i++) {
-        start(1 + (unsigned)i % 3);
+        start_workers(1 + (unsigned)i % 3, 0);
         void *buf;
         shoal_ref u, w, r;
         ASSERT_OK(shoal_create(8, &buf, &u));
@@ -181,7 +179,7 @@ static void test_io_completions_during_shutdown(void)
     close(fd);
     int rounds = SAN_DIV > 1 ? 6 : 20;
     for (int i = 0; i < rounds; i++) {
-        start(1 + (unsigned)i % 2);
+        start_workers(1 + (unsigned)i % 2, 0);
         for (int k = 0; k < 8; k++) {
             shoal_ref f, r, prev;
             ASSERT_OK(shoal_put_file(path, (uint64_t)k << 16, (size_t)1 << 19, &f));
@@ -205,7 +203,7 @@ static void test_io_completions_during_shutdown(void)
 /* Shutdown with nothing submitted, twice in a row, and before any init. */
 static void test_idle_shutdown(void)
 {
-    start(2);
+    start_workers(2, 0);
     ASSERT_OK(shoal_shutdown());
     CU_ASSERT_EQUAL(shoal_shutdown(), SHOAL_ENOTINIT);
     shoal_ref r;

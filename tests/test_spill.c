@@ -101,9 +101,10 @@ static shoal_stats stats_now(void)
     return s;
 }
 
-static void start(size_t store, bool fallback)
+/* A store of `store` bytes spilling to the suite's directory, on io_uring or (fallback)
+ * on plain system calls (its environment set). */
+static shoal_config spill_config(size_t store, bool fallback)
 {
-    test_reset();
     make_dir();
     if (fallback)
         setenv("SHOAL_NO_IO_URING", "1", 1);
@@ -112,7 +113,7 @@ static void start(size_t store, bool fallback)
     shoal_config c = shoal_test_config();
     c.store_bytes = store;
     c.spill_dir = dir;
-    ASSERT_OK(shoal_init(&c));
+    return c;
 }
 
 static void stop(void)
@@ -179,7 +180,7 @@ static int read_back(shoal_ref r, size_t len, uint64_t seq)
 /* The headline: live data 16x the store, every object read back intact, in random order. */
 static void many_times_the_store(bool fallback, size_t total, size_t store, size_t objsz)
 {
-    start(store, fallback);
+    test_start(spill_config(store, fallback));
     shoal_stats s0 = stats_now();
     size_t n = total / objsz;
     shoal_ref *refs = calloc(n, sizeof *refs);
@@ -241,7 +242,7 @@ static void test_gib_in_64mib(void)
 static void test_small_objects(void)
 {
     /* Many small objects, some smaller than a block: 48 MiB in 8 KiB and 3 KiB objects. */
-    start(16 * MiB, false);
+    test_start(spill_config(16 * MiB, false));
     size_t n = (SAN_DIV == 1 ? 48 * MiB : 24 * MiB) / (8 << 10);
     shoal_ref *refs = calloc(n, sizeof *refs);
     for (size_t i = 0; i < n; i++)
@@ -291,7 +292,7 @@ static bool on_the_way_out(shoal_ref r)
  * back before its write ends (no restore) or after (one). */
 static void test_oldest_first(void)
 {
-    start(64 * MiB, false);
+    test_start(spill_config(64 * MiB, false));
     enum { N = 70 };
     shoal_ref r[N];
     shoal_stats s0 = stats_now();
@@ -334,7 +335,7 @@ static void test_oldest_first(void)
 /* An object someone read stays resident; advise_cold makes it a candidate again. */
 static void test_read_objects_stay(void)
 {
-    start(64 * MiB, false);
+    test_start(spill_config(64 * MiB, false));
     shoal_ref a, b;
     ASSERT_OK(put_obj(40 * MiB, 1, &a));
     const void *pa;
@@ -384,7 +385,7 @@ static void test_read_objects_stay(void)
  * last holder's advise counts. */
 static void test_advise_two_holders(void)
 {
-    start(32 * MiB, false);
+    test_start(spill_config(32 * MiB, false));
     shoal_ref a;
     ASSERT_OK(put_obj(8 * MiB, 1, &a));
     CHECK_OK(shoal_retain(a));              /* holder 2 */
@@ -438,7 +439,7 @@ static int by_address(const void *x, const void *y)
 
 static void row_start(struct row *w, size_t n, size_t sz)
 {
-    start(64 * MiB, false);
+    test_start(spill_config(64 * MiB, false));
     uintptr_t pairs[16][2];
     shoal_ref tmp[16];
     w->n = n;
@@ -526,7 +527,7 @@ static void test_fragmented_message(void)
  * a store emptied of any mix can place the largest. */
 static void test_mixed_sizes(void)
 {
-    start(64 * MiB, false);
+    test_start(spill_config(64 * MiB, false));
     size_t n = SAN_DIV == 1 ? 48 : 20;
     shoal_ref *r = calloc(n, sizeof *r);
     size_t *len = calloc(n, sizeof *len);
@@ -555,7 +556,7 @@ static void test_mixed_sizes(void)
 /* Ingest into a full store, export of a spilled object. */
 static void test_files_on_a_full_store(void)
 {
-    start(32 * MiB, false);
+    test_start(spill_config(32 * MiB, false));
     char p[128];
     snprintf(p, sizeof p, "%s/file-in", dir);
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -638,7 +639,7 @@ static int check(shoal_task *t)
 
 static void test_tasks(void)
 {
-    start(32 * MiB, false);
+    test_start(spill_config(32 * MiB, false));
     size_t n = SAN_DIV == 1 ? 160 : 64;
     shoal_ref *made = calloc(n, sizeof *made), *checked = calloc(n, sizeof *checked);
     for (size_t i = 0; i < n; i++) {
@@ -692,7 +693,7 @@ static void *race_reader(void *p)
 
 static void test_concurrent(void)
 {
-    start(16 * MiB, false);
+    test_start(spill_config(16 * MiB, false));
     size_t n = SAN_DIV == 1 ? 512 : 128;   /* 256 KiB each: 8x the store */
     shoal_ref *refs = calloc(n, sizeof *refs);
     for (size_t i = 0; i < n; i++)
@@ -748,7 +749,7 @@ static int three_and_one_limited(shoal_ref r[4])
  * naming the spill failure, every object stays readable, and spilling works again after. */
 static void test_disk_full(void)
 {
-    start(32 * MiB, false);
+    test_start(spill_config(32 * MiB, false));
     shoal_ref r[4];
     int rc = three_and_one_limited(r);
     CU_ASSERT_EQUAL(rc, SHOAL_ENOMEM);
@@ -779,7 +780,7 @@ static void test_disk_full(void)
  * now and then). The sleeps only give a wrong retry the time to show; nothing waits on them. */
 static void test_disk_full_then_quiet(void)
 {
-    start(32 * MiB, false);
+    test_start(spill_config(32 * MiB, false));
     shoal_ref r[4];
     for (int i = 0; i < 3; i++)
         ASSERT_OK(put_obj(10 * MiB, (uint64_t)i, &r[i]));
@@ -1222,7 +1223,7 @@ static void test_crash_leftovers(void)
     snprintf(deadname, sizeof deadname, "shoal-spill-%d-", (int)dead);
     CU_ASSERT_EQUAL(count_files(dir, deadname), 1);
     setenv("SHOAL_QUIET", "1", 1);
-    start(32 * MiB, false);            /* removes the dead child's file */
+    test_start(spill_config(32 * MiB, false));            /* removes the dead child's file */
     CU_ASSERT_EQUAL(count_files(dir, deadname), 0);
     char livename[64];
     snprintf(livename, sizeof livename, "shoal-spill-%d-", (int)live);
@@ -1423,12 +1424,12 @@ static void test_client_frees_spilled(void)
 /* Shutdown right after puts that spill: spill writes may still be in flight. */
 static void test_shutdown_while_spilling(void)
 {
-    start(16 * MiB, false);
+    test_start(spill_config(16 * MiB, false));
     shoal_ref r;
     for (int i = 0; i < 40; i++)
         ASSERT_OK(put_obj(MiB, (uint64_t)i, &r));
     stop();   /* also checks the spill file is gone */
-    start(16 * MiB, false);
+    test_start(spill_config(16 * MiB, false));
     ASSERT_OK(put_obj(MiB, 1, &r));
     CU_ASSERT(read_back(r, MiB, 1));
     stop();
@@ -1451,14 +1452,8 @@ static void test_no_spill_dir(void)
     CHECK_OK(shoal_shutdown());
 }
 
-static void test_cleanup(void)
-{
-    if (dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        CU_ASSERT_EQUAL(system(cmd), 0);
-    }
-}
+/* Teardown: remove the suite's spill directories. */
+static int remove_dir(void) { return test_remove_dir(dir); }
 
 int main(int argc, char **argv)
 {
@@ -1491,8 +1486,7 @@ int main(int argc, char **argv)
         { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
         { "fallback: pread/pwrite helper thread", test_fallback },
-        { "remove temp dirs", test_cleanup },
         { NULL, NULL },
     };
-    return shoal_test_run("spill", cases);
+    return shoal_test_run_fixture("spill", cases, (shoal_test_fixture){ NULL, remove_dir });
 }

@@ -1,7 +1,8 @@
 /* test_stats.c - the lookup counters of shoal_stats_get: a known sequence of fast gets,
  * stale and invalid refs, waits and re-inits yields exactly the expected deltas; exited
  * threads keep their counts; readers and counting threads run concurrently (TSan); the
- * size argument is forward compatible. Compiled with SHOAL_COUNT_GETS so that the inline
+ * size argument is forward compatible; the owner's workers publish their counters in the
+ * segment, where shoal-stat reads them. Compiled with SHOAL_COUNT_GETS so that the inline
  * fast path counts its hits too. */
 #define SHOAL_COUNT_GETS 1
 #include <pthread.h>
@@ -11,6 +12,8 @@
 #include <time.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
+#include "../layout/mpseg.h"   /* the per-worker lines the segment publishes */
 
 static shoal_stats snap(void)
 {
@@ -25,13 +28,6 @@ static shoal_stats snap(void)
 
 #define DELTA(b, a, field) ((long long)((a).field - (b).field))
 
-static void start(void)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-}
-
 static shoal_ref put_str(const char *s)
 {
     shoal_ref r = SHOAL_REF_NULL;
@@ -41,7 +37,7 @@ static shoal_ref put_str(const char *s)
 
 static void test_fast_gets_counted(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref a = put_str("a");
     const void *d;
     size_t n;
@@ -63,7 +59,7 @@ static void test_fast_gets_counted(void)
 
 static void test_stale_and_invalid(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref a = put_str("live"), b = put_str("freed");
     CHECK_OK(shoal_release(b));
     const void *d;
@@ -112,7 +108,7 @@ static void *sealer_main(void *p)
 
 static void test_waits_counted(void)
 {
-    start();
+    test_start(shoal_test_config());
     void *buf;
     shoal_ref c;
     ASSERT_OK(shoal_create(8, &buf, &c));
@@ -143,7 +139,7 @@ static void test_waits_counted(void)
 
 static void test_refresh_after_reinit(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref old = put_str("old store");
     CHECK_OK(shoal_shutdown());
     shoal_config c = shoal_test_config();
@@ -181,7 +177,7 @@ static void *counter_main(void *p)
 
 static void test_exited_threads_kept(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref live = put_str("shared"), dead = put_str("gone");
     CHECK_OK(shoal_release(dead));
     enum { T = 3, GETS = 50 };
@@ -226,7 +222,7 @@ static void *hammer_main(void *p)
 /* Readers fold the counters while their owners write them: exact once they are quiet. */
 static void test_concurrent_readers(void)
 {
-    start();
+    test_start(shoal_test_config());
     shoal_ref r = put_str("hot");
     enum { T = 2 };
     const int iters = 200000 / SAN_DIV;
@@ -282,6 +278,69 @@ static void test_size_and_errors(void)
         CU_ASSERT_EQUAL(big[i], 0xff);
 }
 
+static int one_byte(shoal_task *t) { return shoal_task_return(t, "x", 1); }
+
+/* The owner's workers count what they run, steal and park on their own lines of the
+ * segment (layout/mpseg.h), which tools read from another process: the lines add up to the
+ * scheduler's own figures, and shoal-stat prints them. */
+static void test_worker_lines_published(void)
+{
+    test_reset();
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/shoal-test-stats-%d-XXXXXX", (int)getpid());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    setenv("SHOAL_RUN_DIR", dir, 1);
+    char name[64];
+    snprintf(name, sizeof name, "test-stats-%d", (int)getpid());
+    shoal_config c = shoal_test_config();
+    c.name = name;
+    ASSERT_OK(shoal_init(&c));
+    enum { N = 200 };
+    shoal_ref r[N];
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(shoal_submit(one_byte, NULL, 0, NULL, &r[i]));
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t n;
+        CHECK_OK(shoal_get_timeout(r[i], 30000000000LL, &d, &n));
+        CHECK_OK(shoal_release(r[i]));
+    }
+    shoal_info info;
+    ASSERT_OK(shoal_info_get(&info));
+    const struct shoal__mp *x = shoal__geo.ext;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    CU_ASSERT_EQUAL(atomic_load(&x->nworkers), info.workers);
+    uint64_t run = 0, stolen = 0;
+    for (unsigned i = 0; i < info.workers; i++) {
+        run += atomic_load(&shoal__geo.wstats[i].tasks_run);
+        stolen += atomic_load(&shoal__geo.wstats[i].tasks_stolen);
+        CU_ASSERT_EQUAL(shoal__geo.wstats[i].node, shoal_worker_node(i));
+    }
+    CU_ASSERT(run >= N);
+    CU_ASSERT_EQUAL(run, info.tasks_run);
+    CU_ASSERT_EQUAL(stolen, info.tasks_stolen);
+
+    char tool[PATH_MAX], cmd[PATH_MAX + 128], out[16384];
+    test_sibling(tool, sizeof tool, "tools", "shoal-stat");
+    snprintf(cmd, sizeof cmd, "%s %s --json 2>&1", tool, name);
+    CU_ASSERT_EQUAL(test_run_cmd(cmd, out, sizeof out), 0);
+    uint64_t shown = 0;
+    unsigned lines = 0;
+    for (const char *p = strstr(out, "{\"worker\":"); p; p = strstr(p + 1, "{\"worker\":")) {
+        const char *q = strstr(p, "\"tasks_run\":");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+        shown += strtoull(q + strlen("\"tasks_run\":"), NULL, 10);
+        lines++;
+    }
+    CU_ASSERT_EQUAL(lines, info.workers);
+    CU_ASSERT_EQUAL(shown, run);
+    if (shown != run)
+        fprintf(stderr, "shoal-stat said: %s\n", out);
+    CHECK_OK(shoal_shutdown());
+    unsetenv("SHOAL_RUN_DIR");
+    CU_ASSERT_EQUAL(rmdir(dir), 0);
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -292,6 +351,7 @@ int main(void)
         { "exited threads keep their counts", test_exited_threads_kept },
         { "readers fold while threads count", test_concurrent_readers },
         { "size is forward compatible; errors", test_size_and_errors },
+        { "workers publish their counters; shoal-stat prints them", test_worker_lines_published },
         { NULL, NULL },
     };
     return shoal_test_run("stats", cases);

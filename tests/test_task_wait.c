@@ -11,8 +11,6 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-static void start(unsigned workers) { start_workers(workers, 1u << 20); }
-
 /* fib with every call a task, each waiting for its two children. */
 static int t_fib(shoal_task *t)
 {
@@ -44,7 +42,7 @@ static long fib_ref(long n) { return n < 2 ? n : fib_ref(n - 1) + fib_ref(n - 2)
 
 static void run_fib(unsigned workers, long n)
 {
-    start(workers);
+    start_workers(workers, 1u << 20);
     shoal_info before = info_now();
     shoal_arg a = SHOAL_VALUE(&n, sizeof n);
     shoal_ref r;
@@ -72,7 +70,7 @@ static int t_copy(shoal_task *t)
 
 static void test_timeouts_and_wait(void)
 {
-    start(2);
+    start_workers(2, 1u << 20);
     void *buf;
     shoal_ref x;
     ASSERT_OK(shoal_create(sizeof(long), &buf, &x));
@@ -149,7 +147,7 @@ static int t_waits_inside(shoal_task *t)
 
 static void test_wait_inside_task(void)
 {
-    start(1);
+    start_workers(1, 1u << 20);
     void *buf;
     shoal_ref x, r;
     ASSERT_OK(shoal_create(1, &buf, &x));
@@ -206,7 +204,7 @@ static void one_worker_waits_for_later_work(bool nap_only)
 {
     if (nap_only)
         setenv("SHOAL_NO_FUTEX_WAITV", "1", 1);
-    start(1);
+    start_workers(1, 1u << 20);
     unsetenv("SHOAL_NO_FUTEX_WAITV");   /* read at start */
     atomic_store(&waiter_started, 0);
     void *buf;
@@ -262,7 +260,7 @@ static int t_parent(shoal_task *t)
 
 static void test_child_failure_seen_by_parent(void)
 {
-    start(1);
+    start_workers(1, 1u << 20);
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_parent, NULL, 0, NULL, &r));
     const void *d;
@@ -295,7 +293,7 @@ static int t_nest(shoal_task *t)
 
 static void test_deeply_nested_waits(void)
 {
-    start(1);
+    start_workers(1, 1u << 20);
     long depth = SAN_DIV > 1 ? 2000 : 10000;
     shoal_arg a = SHOAL_VALUE(&depth, sizeof depth);
     shoal_ref r;

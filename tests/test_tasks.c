@@ -14,8 +14,6 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-static void start(unsigned workers) { start_workers(workers, 0); }
-
 /* The result of r as a long, or the error code (and r is released either way). */
 static long take_long(shoal_ref r, int *rc)
 {
@@ -53,7 +51,7 @@ static int t_sum(shoal_task *t)
 
 static void test_empty_result(void)
 {
-    start(2);
+    start_workers(2, 0);
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_empty, NULL, 0, NULL, &r));
     CU_ASSERT_NOT_EQUAL(r.id, 0);
@@ -67,7 +65,7 @@ static void test_empty_result(void)
 
 static void test_value_args_copied(void)
 {
-    start(2);
+    start_workers(2, 0);
     unsigned char a[3] = { 1, 2, 3 }, big[5000];
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = (unsigned char)(i * 7);
@@ -89,7 +87,7 @@ static void test_value_args_copied(void)
 /* Many arguments: the task does not fit a pooled block and is allocated apart. */
 static void test_many_args(void)
 {
-    start(2);
+    start_workers(2, 0);
     enum { N = 300 };
     shoal_arg args[N];
     unsigned char v[N];
@@ -123,7 +121,7 @@ static int t_return_buf(shoal_task *t)
 
 static void test_return_buf(void)
 {
-    start(2);
+    start_workers(2, 0);
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_return_buf, NULL, 0, NULL, &r));
     const void *d;
@@ -161,7 +159,7 @@ static int t_ref_args(shoal_task *t)
 
 static void test_ref_and_ref_pass(void)
 {
-    start(2);
+    start_workers(2, 0);
     shoal_ref a, b, r;
     ASSERT_OK(shoal_put("abcde", 5, &a));
     ASSERT_OK(shoal_put("xyz", 3, &b));
@@ -179,7 +177,7 @@ static void test_ref_and_ref_pass(void)
  * alive until it completes, and go when it does. */
 static void test_refs_released_after_submit(void)
 {
-    start(2);
+    start_workers(2, 0);
     shoal_info before = info_now();
     int iters = 200 / SAN_DIV;
     for (int i = 0; i < iters; i++) {
@@ -207,7 +205,7 @@ static void test_refs_released_after_submit(void)
  * and then the result is freed. */
 static void test_result_released_early(void)
 {
-    start(2);
+    start_workers(2, 0);
     shoal_info before = info_now();
     int iters = 2000 / SAN_DIV;
     for (int i = 0; i < iters; i++) {
@@ -246,7 +244,7 @@ static int t_fail_default(shoal_task *t)
 
 static void test_failures(void)
 {
-    start(2);
+    start_workers(2, 0);
     shoal_ref r;
     const void *d;
     size_t n;
@@ -307,7 +305,7 @@ static int t_bad_calls(shoal_task *t)
 
 static void test_task_call_errors(void)
 {
-    start(1);
+    start_workers(1, 0);
     shoal_ref p, r;
     ASSERT_OK(shoal_put("p", 1, &p));
     int v = 1;
@@ -331,7 +329,7 @@ static void test_submit_errors(void)
     CU_ASSERT_EQUAL(r.id, 12345);
     CU_ASSERT_EQUAL(shoal_worker_node(0), SHOAL_ENOTINIT);
 
-    start(2);
+    start_workers(2, 0);
     shoal_info before = info_now();
     CU_ASSERT_EQUAL(shoal_submit(NULL, NULL, 0, NULL, &r), SHOAL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "fn"));
@@ -418,7 +416,7 @@ static int t_gate(shoal_task *t)
 static void test_worker_identity(void)
 {
     enum { W = 2 };
-    start(W);
+    start_workers(W, 0);
     shoal_info in = info_now();
     CU_ASSERT_EQUAL(in.workers, W);
     struct seen s[64];
@@ -467,7 +465,7 @@ static void test_worker_identity(void)
 /* On this machine binding is real: a worker runs on exactly one CPU, its own. */
 static void test_workers_pinned(void)
 {
-    start(1);
+    start_workers(1, 0);
     struct seen s;
     memset(&s, 0, sizeof s);
     struct seen *p = &s;
@@ -495,7 +493,7 @@ static int t_count(shoal_task *t)
 
 static void test_info_counters(void)
 {
-    start(2);
+    start_workers(2, 0);
     shoal_info a = info_now();
     CU_ASSERT_EQUAL(a.workers, 2);
     CU_ASSERT(a.numa_nodes >= 1);
@@ -565,7 +563,7 @@ static void *submit_main(void *p)
 
 static void test_foreign_threads(void)
 {
-    start(2);
+    start_workers(2, 0);
     enum { T = 4 };
     struct submitter s[T];
     pthread_t th[T];
@@ -641,7 +639,7 @@ static int noop(shoal_task *t)
 
 static void test_outside_task_not_starved(void)
 {
-    start(2);
+    start_workers(2, 0);
     atomic_store(&spinners_stop, 0);
     for (int i = 0; i < 4; i++) {
         shoal_ref r;
@@ -661,7 +659,7 @@ static void test_outside_task_not_starved(void)
 
 static void test_tasks_submit_tasks(void)
 {
-    start(2);
+    start_workers(2, 0);
     int n = 500 / SAN_DIV;
     for (int i = 0; i < n; i++) {
         int k = 16;

@@ -11,12 +11,6 @@
 
 enum { NTHREADS = 6, NSHARED = 16, WINDOW = 32, MAILBOX = 64 };
 
-static void start(shoal_config *c)
-{
-    test_reset();
-    ASSERT_OK(shoal_init(c));
-}
-
 /* A bounded hand-off queue between neighbour threads (a mutex is fine in a test). */
 struct mailbox {
     pthread_mutex_t mu;
@@ -147,7 +141,7 @@ static void *worker_main(void *arg)
 static void test_many_threads(void)
 {
     shoal_config c = shoal_test_config();
-    start(&c);
+    test_start(c);
     shoal_info base = info_now();
     shoal_ref shared[NSHARED];
     for (int k = 0; k < NSHARED; k++) {
@@ -272,7 +266,7 @@ static void test_slot_chains_come_back(void)
 {
     shoal_config c = shoal_test_config();
     c.max_objects = 600;
-    start(&c);
+    test_start(c);
     static shoal_ref refs[1000];
     int before = fill_count(64, refs, 1000);
     CU_ASSERT_EQUAL(before, 600);
@@ -307,7 +301,7 @@ static void test_exiting_threads(void)
     shoal_config c = shoal_test_config();
     c.store_bytes = 16u << 20;
     c.max_objects = 2048;
-    start(&c);
+    test_start(c);
     shoal_info base = info_now();
     enum { MAXFILL = 100000 };
     shoal_ref *refs = malloc(sizeof *refs * MAXFILL);
@@ -384,7 +378,7 @@ static void *racer_main(void *arg)
 static void test_racing_last_release(void)
 {
     shoal_config c = shoal_test_config();
-    start(&c);
+    test_start(c);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, RACERS + 1);
     shoal_ref cur = SHOAL_REF_NULL;
@@ -491,7 +485,7 @@ static void *churn_reader(void *arg)
 static void test_retain_races_free(void)
 {
     shoal_config c = shoal_test_config();
-    start(&c);
+    test_start(c);
     static struct churn ch;
     for (int k = 0; k < PUBLISH; k++)
         atomic_init(&ch.ids[k], 0);
@@ -552,7 +546,7 @@ static void test_idle_thread_caches(void)
         shoal_config cfg = shoal_test_config();
         cfg.store_bytes = cases[c].store;
         cfg.max_objects = cases[c].max_objects;
-        start(&cfg);
+        test_start(cfg);
         pthread_barrier_t bar;
         pthread_barrier_init(&bar, NULL, 2);
         struct idler x = { .bar = &bar, .len = cases[c].len };
@@ -593,7 +587,7 @@ static void *reader_main(void *arg)
 static void test_readers_only(void)
 {
     shoal_config c = shoal_test_config();
-    start(&c);
+    test_start(c);
     shoal_ref r;
     ASSERT_OK(shoal_put("for readers", 11, &r));
     struct reader x[8];

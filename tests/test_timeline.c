@@ -12,6 +12,7 @@
 #include "lib/proc.h"
 #include "../sched/timeline.h"
 #include "../tools/json.h"
+#include "../os/jsonesc.h"
 
 static char dir[64];
 
@@ -63,6 +64,13 @@ static int named_task(shoal_task *t)
     return 0;
 }
 
+/* A task that ran and returned 0, as the worker loop records it (no result, no REF args). */
+static void tl_end(unsigned worker, const char *name, shoal_fn fn, uint64_t t0)
+{
+    if (shoal__tl_on)
+        shoal__tl_task(worker, name, fn, t0, &(struct shoal__tl_task_info){ 0 });
+}
+
 static void env_restore(void)
 {
     unsetenv("SHOAL_TIMELINE");
@@ -82,12 +90,12 @@ static void test_synthetic_events(void)
         uint64_t t0 = shoal__tl_begin();
         CU_ASSERT_TRUE(t0 != 0);
         /* every third without a name: named after its function */
-        shoal__tl_end((unsigned)(i % 3), i % 3 == 2 ? NULL : "a \"quoted\"\tname\\ that is "
+        tl_end((unsigned)(i % 3), i % 3 == 2 ? NULL : "a \"quoted\"\tname\\ that is "
                       "longer than thirty-one bytes", named_task, t0);
     }
     shoal__tl_mark(1, SHOAL__TL_STEAL, 0);
     shoal__tl_mark(0, SHOAL__TL_PARK, 0);
-    shoal__tl_end(7, "no such worker: ignored", named_task, shoal__tl_begin());
+    tl_end(7, "no such worker: ignored", named_task, shoal__tl_begin());
     shoal__tl_stop();
     CU_ASSERT_FALSE(shoal__tl_on);
     CU_ASSERT_EQUAL(shoal__tl_begin(), 0);
@@ -96,15 +104,15 @@ static void test_synthetic_events(void)
     jval *root = load_trace(file, &c);
     CU_ASSERT_EQUAL(c.x, K);
     CU_ASSERT_EQUAL(c.instants, 2);
-    CU_ASSERT_EQUAL(c.thread_names, 3);
-    CU_ASSERT_EQUAL(c.total, 1 + 2 * 3 + K + 2);     /* process_name, thread name + sort */
+    CU_ASSERT_EQUAL(c.thread_names, 3 + 1);          /* the workers and "not run" */
+    CU_ASSERT_EQUAL(c.total, 1 + 2 * 4 + K + 2);     /* process_name, thread name + sort */
     const jval *evs = json_get(root, "traceEvents");
     size_t fn_named = 0, quoted = 0, steals = 0;
     for (size_t i = 0; i < evs->n; i++) {
         const jval *e = &evs->items[i];
         const char *ph = json_str_of(e, "ph", ""), *name = json_str_of(e, "name", "");
         double tid = json_num_of(e, "tid", -1);
-        CU_ASSERT_TRUE(tid >= 0 && tid < 3);
+        CU_ASSERT_TRUE(tid >= 0 && tid < 4);
         CU_ASSERT_EQUAL(json_num_of(e, "pid", -1), (double)getpid());
         if (!strcmp(ph, "X")) {
             CU_ASSERT_TRUE(json_num_of(e, "ts", -1) >= 0);
@@ -146,7 +154,7 @@ static void test_ring_overflow(void)
     for (int i = 0; i < 40; i++) {
         char name[16];
         snprintf(name, sizeof name, "t%d", i);
-        shoal__tl_end(0, name, named_task, shoal__tl_begin());
+        tl_end(0, name, named_task, shoal__tl_begin());
     }
     shoal__tl_stop();
     struct counts c;
@@ -178,12 +186,12 @@ static void test_bad_settings(void)
     shoal__tl_start(1);
     env_restore();
     CU_ASSERT_TRUE_FATAL(shoal__tl_on);
-    shoal__tl_end(0, "one", named_task, shoal__tl_begin());
+    tl_end(0, "one", named_task, shoal__tl_begin());
     shoal__tl_stop();
     struct counts c;
     jval *root = load_trace(file, &c);
     CU_ASSERT_EQUAL(c.x, 1);
-    CU_ASSERT_EQUAL(json_num_of(json_get(root, "otherData"), "events_per_worker", -1), 262144);
+    CU_ASSERT_EQUAL(json_num_of(json_get(root, "otherData"), "events_per_worker", -1), 131072);
     json_free(root);
     unlink(file);
 
@@ -192,7 +200,7 @@ static void test_bad_settings(void)
     shoal__tl_start(2);
     env_restore();
     CU_ASSERT_FALSE(shoal__tl_on);
-    shoal__tl_end(0, "dropped", named_task, shoal__tl_begin());
+    tl_end(0, "dropped", named_task, shoal__tl_begin());
     shoal__tl_stop();
 
     /* An unwritable path: logged, no file, no crash. */
@@ -200,7 +208,7 @@ static void test_bad_settings(void)
     shoal__tl_start(1);
     env_restore();
     CU_ASSERT_TRUE(shoal__tl_on);
-    shoal__tl_end(0, "lost", named_task, shoal__tl_begin());
+    tl_end(0, "lost", named_task, shoal__tl_begin());
     shoal__tl_stop();
     CU_ASSERT_FALSE(shoal__tl_on);
     CU_ASSERT_NOT_EQUAL(access("/nonexistent-shoal-dir/x.json", F_OK), 0);
@@ -223,7 +231,7 @@ static void test_init_shutdown_writes(void)
     struct counts c;
     jval *root = load_trace(file, &c);
     CU_ASSERT_EQUAL(c.x, 0);
-    CU_ASSERT_EQUAL(c.thread_names, cfg.workers);
+    CU_ASSERT_EQUAL(c.thread_names, cfg.workers + 1);
     json_free(root);
     unlink(file);
     /* Without the variable a run writes nothing. */
@@ -265,7 +273,7 @@ static void test_tasks_recorded(void)
     struct counts c;
     jval *root = load_trace(file, &c);
     CU_ASSERT_EQUAL(c.x, N);
-    CU_ASSERT_EQUAL(c.thread_names, cfg.workers);
+    CU_ASSERT_EQUAL(c.thread_names, cfg.workers + 1);
     const jval *evs = json_get(root, "traceEvents");
     size_t named = 0, by_fn = 0;
     for (size_t i = 0; i < evs->n; i++) {
@@ -280,6 +288,251 @@ static void test_tasks_recorded(void)
     }
     CU_ASSERT_EQUAL(named, N / 2);
     CU_ASSERT_EQUAL(by_fn, N / 2);
+    json_free(root);
+    unlink(file);
+}
+
+/* ---- end states, flows, names, writing on demand and at exit ---------------------------- */
+
+static int fail_task(shoal_task *t)
+{
+    (void)t;
+    return 1;
+}
+
+/* Valid per RFC 8259 to python3's parser too, not only to tools/json.h. */
+static void python_accepts(const char *file)
+{
+    CU_ASSERT(test_python_json(file) <= 0);
+}
+
+static const jval *event_where(const jval *evs, const char *ph, const char *name)
+{
+    for (size_t i = 0; i < evs->n; i++)
+        if (!strcmp(json_str_of(&evs->items[i], "ph", ""), ph) &&
+            !strcmp(json_str_of(&evs->items[i], "name", ""), name))
+            return &evs->items[i];
+    return NULL;
+}
+
+/* Every "s" has one "f" with its id and vice versa; "f" binds to the enclosing slice; the
+ * "s" sits inside a slice of its thread and the "f" at the start of one. Returns the pairs. */
+static size_t check_flows(const jval *evs)
+{
+    size_t pairs = 0;
+    for (size_t i = 0; i < evs->n; i++) {
+        const jval *s = &evs->items[i];
+        if (strcmp(json_str_of(s, "ph", ""), "s"))
+            continue;
+        double id = json_num_of(s, "id", -1);
+        CU_ASSERT_TRUE(id > 0);
+        size_t fs = 0, ss = 0;
+        const jval *f = NULL;
+        for (size_t k = 0; k < evs->n; k++) {
+            const char *ph = json_str_of(&evs->items[k], "ph", "");
+            if (json_num_of(&evs->items[k], "id", -1) != id)
+                continue;
+            ss += !strcmp(ph, "s");
+            if (!strcmp(ph, "f")) {
+                fs++;
+                f = &evs->items[k];
+            }
+        }
+        CU_ASSERT_EQUAL(ss, 1);
+        CU_ASSERT_EQUAL_FATAL(fs, 1);
+        CU_ASSERT_STRING_EQUAL(json_str_of(f, "bp", ""), "e");
+        CU_ASSERT_TRUE(json_num_of(f, "ts", -1) >= json_num_of(s, "ts", -1));
+        size_t s_in = 0, f_at = 0;
+        for (size_t k = 0; k < evs->n; k++) {
+            const jval *x = &evs->items[k];
+            if (strcmp(json_str_of(x, "ph", ""), "X"))
+                continue;
+            double ts = json_num_of(x, "ts", -1), end = ts + json_num_of(x, "dur", 0);
+            if (json_num_of(x, "tid", -1) == json_num_of(s, "tid", -2) &&
+                ts <= json_num_of(s, "ts", -1) && json_num_of(s, "ts", -1) <= end)
+                s_in++;
+            if (json_num_of(x, "tid", -1) == json_num_of(f, "tid", -2) &&
+                ts == json_num_of(f, "ts", -1))
+                f_at++;
+        }
+        CU_ASSERT_TRUE(s_in >= 1);
+        CU_ASSERT_TRUE(f_at >= 1);
+        pairs++;
+    }
+    size_t fcount = 0;
+    for (size_t i = 0; i < evs->n; i++)
+        fcount += !strcmp(json_str_of(&evs->items[i], "ph", ""), "f");
+    CU_ASSERT_EQUAL(fcount, pairs);
+    return pairs;
+}
+
+static int slow_task(shoal_task *t)
+{
+    (void)t;
+    return 0;
+}
+
+/* A failed task and the task it starved (skipped), a task cancelled by the shutdown, a
+ * producer and consumer linked by a flow, a UTF-8 name and a name with bytes that are not
+ * UTF-8; written on demand while the runtime is up, and again at shutdown. */
+static void test_states_flows_names(void)
+{
+    test_reset();
+    char file[256], now[256];
+    path_in_dir(file, sizeof file, "states.json");
+    path_in_dir(now, sizeof now, "states-now.json");
+    setenv("SHOAL_TIMELINE", file, 1);
+    shoal_config cfg = shoal_test_config();
+    int rc = shoal_init(&cfg);
+    env_restore();
+    ASSERT_OK(rc);
+    shoal_ref a, b, f, sk, never, c, bad;
+    CHECK_OK(shoal_submit(tl_task, NULL, 0, &(shoal_task_opts){ .name = "caf\xc3\xa9" }, &a));
+    CHECK_OK(shoal_submit(slow_task, (shoal_arg[]){ SHOAL_REF(a) }, 1,
+                          &(shoal_task_opts){ .name = "consumer" }, &b));
+    CHECK_OK(shoal_submit(fail_task, NULL, 0, &(shoal_task_opts){ .name = "fails" }, &f));
+    CHECK_OK(shoal_submit(slow_task, (shoal_arg[]){ SHOAL_REF(f) }, 1,
+                          &(shoal_task_opts){ .name = "starved" }, &sk));
+    CHECK_OK(shoal_submit(slow_task, NULL, 0,
+                          &(shoal_task_opts){ .name = "bad\xff\xfe name \xe2\x82" }, &bad));
+    /* a 30-byte name whose 31st and 32nd bytes are one character: cut before it */
+    CHECK_OK(shoal_submit(slow_task, NULL, 0,
+                          &(shoal_task_opts){ .name = "123456789012345678901234567890\xc3\xa9" },
+                          &c));
+    const void *d;
+    size_t n;
+    CHECK_OK(get_within(b, &d, &n));
+    CU_ASSERT_EQUAL(shoal_get_timeout(sk, 10 * (int64_t)1000000000, &d, &n), SHOAL_ETASK);
+    CHECK_OK(get_within(bad, &d, &n));
+    CHECK_OK(get_within(c, &d, &n));
+    /* never ready: its task waits until the shutdown cancels it */
+    void *buf;
+    shoal_ref pending, cancelled;
+    CHECK_OK(shoal_create(8, &buf, &pending));
+    CHECK_OK(shoal_submit(slow_task, (shoal_arg[]){ SHOAL_REF(pending) }, 1,
+                          &(shoal_task_opts){ .name = "never" }, &cancelled));
+    never = cancelled;
+    (void)never;
+
+    /* On demand: the file has what ended so far, and recording goes on. */
+    CU_ASSERT_EQUAL(shoal_timeline_write(""), SHOAL_EINVAL);
+    ASSERT_OK(shoal_timeline_write(now));
+    struct counts cn;
+    jval *r0 = load_trace(now, &cn);
+    CU_ASSERT_PTR_NOT_NULL(event_where(json_get(r0, "traceEvents"), "X", "consumer"));
+    json_free(r0);
+    python_accepts(now);
+    unlink(now);
+    ASSERT_OK(shoal_shutdown());
+    CU_ASSERT_EQUAL(shoal_timeline_write(NULL), SHOAL_ENOENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "SHOAL_TIMELINE"));
+
+    struct counts cc;
+    jval *root = load_trace(file, &cc);
+    python_accepts(file);
+    const jval *evs = json_get(root, "traceEvents");
+    struct { const char *name, *status; } want[] = {
+        { "caf\xc3\xa9", "ok" }, { "consumer", "ok" }, { "fails", "failed" },
+        { "starved", "skipped" }, { "never", "cancelled" },
+        { "bad\xef\xbf\xbd\xef\xbf\xbd name \xef\xbf\xbd\xef\xbf\xbd", "ok" },
+        { "123456789012345678901234567890", "ok" },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const jval *e = event_where(evs, "X", want[i].name);
+        if (!e)
+            fprintf(stderr, "no task event named \"%s\"\n", want[i].name);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        CU_ASSERT_STRING_EQUAL(json_str_of(json_get(e, "args"), "status", ""), want[i].status);
+    }
+    /* flows: café -> consumer, fails -> starved (pending was no task: no flow) */
+    CU_ASSERT_EQUAL(check_flows(evs), 2);
+    CU_ASSERT_EQUAL(json_num_of(json_get(root, "otherData"), "flows", -1), 2);
+    const jval *ca = event_where(evs, "X", "caf\xc3\xa9"), *co = event_where(evs, "X", "consumer");
+    for (size_t i = 0; i < evs->n; i++) {
+        const jval *e = &evs->items[i];
+        if (!strcmp(json_str_of(e, "ph", ""), "f") &&
+            json_num_of(e, "ts", -1) == json_num_of(co, "ts", -2) &&
+            json_num_of(e, "tid", -1) == json_num_of(co, "tid", -2)) {
+            /* its "s" is in café's slice */
+            for (size_t k = 0; k < evs->n; k++)
+                if (!strcmp(json_str_of(&evs->items[k], "ph", ""), "s") &&
+                    json_num_of(&evs->items[k], "id", -1) == json_num_of(e, "id", -2)) {
+                    CU_ASSERT_EQUAL(json_num_of(&evs->items[k], "tid", -1), json_num_of(ca, "tid", -2));
+                    CU_ASSERT_EQUAL(json_num_of(&evs->items[k], "ts", -1), json_num_of(ca, "ts", -2));
+                }
+        }
+    }
+    /* the bytes in the file: café as UTF-8, not as escaped Latin-1 bytes */
+    FILE *fp = fopen(file, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[len] = 0;
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"caf\xc3\xa9\""));
+    CU_ASSERT_PTR_NULL(strstr(text, "\\u00c3"));
+    json_free(root);
+    unlink(file);
+}
+
+/* The escaper on every kind of byte, and the cut on character boundaries. */
+static void test_json_escaper(void)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&out, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    shoal__json_str(m, "q\"b\\c\x01\x1f\x7f\n\t caf\xc3\xa9 \xf0\x9f\x98\x80 \xc0\xaf \xed\xa0\x80 \xff");
+    fclose(m);
+    CU_ASSERT_STRING_EQUAL(out, "\"q\\\"b\\\\c\\u0001\\u001f\\u007f\\n\\t caf\xc3\xa9 "
+                                "\xf0\x9f\x98\x80 \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \\ufffd\"");
+    free(out);
+    CU_ASSERT_EQUAL(shoal__utf8_cut("ab\xc3\xa9", 3), 2);
+    CU_ASSERT_EQUAL(shoal__utf8_cut("ab\xc3\xa9", 4), 4);
+    CU_ASSERT_EQUAL(shoal__utf8_cut("a\xf0\x9f\x98\x80", 4), 1);
+    CU_ASSERT_EQUAL(shoal__utf8_cut("a\xf0\x9f\x98\x80", 5), 5);
+    CU_ASSERT_EQUAL(shoal__utf8_cut("abc", 3), 3);
+}
+
+/* A program that returns from main without shoal_shutdown still leaves its timeline: this
+ * test binary, run again with EXIT_CHILD, is that program. */
+#define EXIT_CHILD "--timeline-return-from-main"
+static int exit_child(void)
+{
+    alarm(60);   /* runaway guard */
+    if (shoal_init(&(shoal_config){ .workers = 2, .store_bytes = 64u << 20 }) != 0)
+        return 3;
+    shoal_ref r[8];
+    for (int i = 0; i < 8; i++)
+        if (shoal_submit(tl_task, NULL, 0, &(shoal_task_opts){ .name = "before-exit" }, &r[i]))
+            return 4;
+    const void *d;
+    size_t n;
+    for (int i = 0; i < 8; i++)
+        if (shoal_get_timeout(r[i], 30 * (int64_t)1000000000, &d, &n) != 0)
+            return 5;
+    return 0;   /* no shoal_shutdown */
+}
+
+static void test_written_at_exit(void)
+{
+    char self[PATH_MAX], file[256], cmd[PATH_MAX + 512], out[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    CU_ASSERT_FATAL(len > 0);
+    self[len] = 0;
+    make_dir();
+    snprintf(cmd, sizeof cmd, "SHOAL_TIMELINE='%s/exit.json' timeout 120 '%s' " EXIT_CHILD
+                              " 2>&1", dir, self);
+    int rc = test_run_cmd(cmd, out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "the child said (exit %d):\n%s\n", rc, out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    path_in_dir(file, sizeof file, "exit.json");
+    struct counts c;
+    jval *root = load_trace(file, &c);
+    CU_ASSERT_EQUAL(c.x, 8);
+    CU_ASSERT_PTR_NOT_NULL(event_where(json_get(root, "traceEvents"), "X", "before-exit"));
+    python_accepts(file);
     json_free(root);
     unlink(file);
 }
@@ -368,7 +621,7 @@ static void test_tool_on_runtime_trace(void)
     env_restore();
     CU_ASSERT_TRUE_FATAL(shoal__tl_on);
     for (int i = 0; i < 12; i++)
-        shoal__tl_end((unsigned)(i & 1), i < 4 ? "first" : "second", named_task,
+        tl_end((unsigned)(i & 1), i < 4 ? "first" : "second", named_task,
                       shoal__tl_begin());
     shoal__tl_mark(0, SHOAL__TL_STEAL, 1);
     shoal__tl_stop();
@@ -407,20 +660,23 @@ static void test_json_reader(void)
     }
 }
 
-/* Every test removed its files: the scratch directory is empty. */
-static void test_cleanup(void)
+/* Teardown: every test removed its files, so the scratch directory is empty; a file left
+ * behind fails the suite. */
+static int remove_dir(void)
 {
-    if (dir[0]) {
-        int rc = rmdir(dir);
-        if (rc != 0)
-            fprintf(stderr, "%s is not empty: a test left a file behind\n", dir);
-        CU_ASSERT_EQUAL(rc, 0);
-        dir[0] = 0;
-    }
+    if (!dir[0])
+        return 0;
+    int rc = rmdir(dir);
+    if (rc != 0)
+        fprintf(stderr, "%s is not empty: a test left a file behind\n", dir);
+    dir[0] = 0;
+    return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], EXIT_CHILD))
+        return exit_child();
     static const shoal_test_case cases[] = {
         { "synthetic events make a valid Chrome trace", test_synthetic_events },
         { "a full ring keeps the newest events and counts the lost", test_ring_overflow },
@@ -431,8 +687,12 @@ int main(void)
         { "shoal-timeline errors", test_tool_errors },
         { "shoal-timeline on a trace the runtime wrote", test_tool_on_runtime_trace },
         { "the JSON reader", test_json_reader },
-        { "remove the scratch directory", test_cleanup },
+        { "failed, skipped, cancelled; flows; UTF-8 names; written on demand",
+          test_states_flows_names },
+        { "the one JSON string escaper", test_json_escaper },
+        { "a program that returns from main without shutdown leaves its timeline",
+          test_written_at_exit },
         { NULL, NULL },
     };
-    return shoal_test_run("timeline", cases);
+    return shoal_test_run_fixture("timeline", cases, (shoal_test_fixture){ NULL, remove_dir });
 }

@@ -1,4 +1,4 @@
-/* test_topo.c - the hwloc topology layer (sched/topo.c) and tools/shoal-topo: this machine,
+/* test_topo.c - the hwloc topology layer (os/topo.c) and tools/shoal-topo: this machine,
  * synthetic and XML topologies, node/core numbering, the worker placement rule, real and
  * simulated binding, and every error path.
  */
@@ -13,7 +13,7 @@
 #include <hwloc/export.h>
 
 #include "lib/harness.h"
-#include "../sched/topo.h"
+#include "../os/topo.h"
 
 #define TWO_NODES "pack:2 numa:1 core:2 pu:1"
 #define FOUR_NODES "pack:4 numa:1 core:2 pu:1"

@@ -13,13 +13,6 @@
 
 #define WAIT_NS ((int64_t)20 * 1000000000)   /* a lost wake-up fails after this */
 
-static void start(void)
-{
-    test_reset();
-    shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-}
-
 static uint64_t sleeps(void)
 {
     shoal_stats s;
@@ -57,7 +50,7 @@ static void *wait_one(void *p)
  * by one makes no thread sleep again (8a82041 woke all W at each seal: W(W-1)/2 re-sleeps). */
 static void test_only_its_waiter_wakes(void)
 {
-    start();
+    test_start(shoal_test_config());
     enum { W = 8 };
     struct waiter w[W];
     void *buf;
@@ -179,7 +172,7 @@ static void *stress_sealer(void *p)
 
 static void test_no_lost_wakeups(void)
 {
-    start();
+    test_start(shoal_test_config());
     uint64_t seed = 0x77aa55cc33ee1100ull;
     int rounds = 200 / SAN_DIV + 2;
     for (int round = 0; round < rounds; round++) {
@@ -223,7 +216,7 @@ static void test_no_lost_wakeups(void)
 /* A waiter of an object whose last reference goes (never sealed) wakes with ESTALE. */
 static void test_free_wakes_waiter(void)
 {
-    start();
+    test_start(shoal_test_config());
     void *buf;
     struct waiter w;
     ASSERT_OK(shoal_create(8, &buf, &w.ref));

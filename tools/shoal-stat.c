@@ -1,6 +1,8 @@
-/* shoal-stat - attach to a live published store and show what it holds: capacity, bytes
- * used, live objects, the page kind, each NUMA node's usage, the attached processes, and
- * per-worker counters when the owner's scheduler publishes them (core/mproc.h, wstats).
+/* shoal-stat - the `ray memory` of shoal: attach to a live published store (config.name, or
+ * SHOAL_PUBLISH=name for any program) and show what it holds: capacity, bytes used, live
+ * objects, the page kind, each NUMA node's usage, spilling, the attached processes with the
+ * objects and bytes each allocated and how many are still pending, the largest objects, and
+ * the counters the owner's workers publish (tasks run, stolen, parks: layout/mpseg.h).
  * It attaches as a tool (listed as such) and detaches when done; it holds no objects.
  */
 #include <signal.h>
@@ -11,17 +13,26 @@
 #include <unistd.h>
 
 #include "shoal.h"
-#include "../core/mproc.h"
-#include "../core/proto.h"
-
-int shoal__attach_ex(const char *name, unsigned flags);   /* core/attach.c */
+#include "../layout/mpseg.h"
+#include "../layout/table.h"
+#include "../os/jsonesc.h"
+#include "../mproc/mproc.h"
+#include "../mproc/proto.h"
+#include "../runtime/runtime.h"   /* shoal__attach_ex: a tool's attach */
+#include "opts.h"
 
 static const char USAGE[] =
-    "usage: shoal-stat NAME [--watch] [--json]\n"
-    "  NAME     the store's name (shoal_config.name of its owner)\n"
-    "  --watch  refresh every second until interrupted\n"
-    "  --json   one JSON object per refresh, for scripts\n"
+    "usage: shoal-stat [OPTIONS] NAME\n"
+    "  NAME            the store's name: its owner's shoal_config.name, or SHOAL_PUBLISH=NAME\n"
+    "                  in the environment of any program that calls shoal_init\n"
+    "  -w, --watch     refresh every second until interrupted (the screen is cleared only\n"
+    "                  when standard output is a terminal)\n"
+    "  -j, --json      one JSON object per refresh, for scripts\n"
+    "  -t, --top N     list the N largest objects (default 10, 0 for none)\n"
+    "  -h, --help      this text\n"
     "The socket is looked for in $SHOAL_RUN_DIR, $XDG_RUNTIME_DIR, else /tmp/shoal-UID.\n";
+
+#define MAX_TOP 1000
 
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s; stop = 1; }
@@ -49,12 +60,86 @@ struct snap {
     uint64_t nslots, slots_touched;
     unsigned nprocs, ngone;
     struct { unsigned idx; int pid; unsigned flags; uint64_t since_ns; } procs[SHOAL__MAX_PROCS];
+    /* From a walk of the object table, by the process that allocated each object. */
+    struct { uint64_t objects, bytes, pending, failed; } by_proc[SHOAL__MAX_PROCS];
+    /* Lookup counters each process publishes in its line (owner: index 0). */
+    struct look { uint64_t get_slow, bad_ids, get_waits; } look[SHOAL__MAX_PROCS], look_all;
+    uint64_t pending, failed, spilled, walked_objects;
+    unsigned ntop;
+    struct top { uint64_t id, len; unsigned state, refs, proc; } top[MAX_TOP];
     int owner_pid;
     unsigned nworkers;
     struct { uint64_t run, stolen, parks; int node, cpu; } w[SHOAL__MAX_WSTATS];
 };
 
-static int take(struct snap *s)
+static const char *state_name(unsigned st)
+{
+    switch (st) {
+    case SHOAL__CREATED: return "created";
+    case SHOAL__PENDING: return "pending";
+    case SHOAL__READY: return "ready";
+    case SHOAL__FAILED: return "failed";
+    case SHOAL__SPILLED: return "spilled";
+    case SHOAL__SPILLING: return "spilling";
+    case SHOAL__RESTORING: return "restoring";
+    default: return "?";
+    }
+}
+
+/* Keep the `want` largest objects, largest first (insertion into a short sorted list). */
+static void top_add(struct snap *s, unsigned want, const struct top *o)
+{
+    if (want == 0 || (s->ntop == want && o->len <= s->top[want - 1].len))
+        return;
+    unsigned i = s->ntop < want ? s->ntop++ : want - 1;
+    while (i > 0 && s->top[i - 1].len < o->len) {
+        s->top[i] = s->top[i - 1];
+        i--;
+    }
+    s->top[i] = *o;
+}
+
+/* One pass over the slots ever used: every object's state, size and allocating process.
+ * The owner and its clients change the table meanwhile: this is a snapshot of racing
+ * reads, each value checked before it is used (a slot read mid-change counts as what its
+ * word said). */
+static void walk_table(struct snap *s, unsigned want_top)
+{
+    const shoal__rt_t *rt = shoal__rt;
+    uint64_t end = s->slots_touched + 1;
+    if (end > rt->nslots)
+        end = rt->nslots;
+    for (uint64_t i = 1; i < end; i++) {
+        const shoal__slot *sl = &rt->slots[i];
+        uint64_t w = atomic_load_explicit(&sl->word, memory_order_relaxed);
+        unsigned st = shoal__w_state(w);
+        if (st == SHOAL__FREE || st > SHOAL__RESTORING)
+            continue;
+        uint64_t len = sl->len;
+        unsigned proc = SHOAL__AUX_PROC(sl->aux);
+        if (len > s->info.store_bytes)
+            len = 0;   /* torn or not yet written: not a size */
+        s->walked_objects++;
+        s->by_proc[proc].objects++;
+        if (st == SHOAL__CREATED || st == SHOAL__PENDING) {
+            s->pending++;
+            s->by_proc[proc].pending++;
+            continue;   /* no bytes yet (a created one's buffer is counted once sealed) */
+        }
+        if (st == SHOAL__FAILED) {
+            s->failed++;
+            s->by_proc[proc].failed++;
+            continue;   /* its bytes are the message */
+        }
+        if (st == SHOAL__SPILLED)
+            s->spilled++;
+        s->by_proc[proc].bytes += len;
+        struct top o = { shoal__id_make(i, shoal__w_gen(w)), len, st, shoal__w_refs(w), proc };
+        top_add(s, want_top, &o);
+    }
+}
+
+static int take(struct snap *s, unsigned want_top)
 {
     memset(s, 0, sizeof *s);
     int rc = shoal_info_get(&s->info);
@@ -92,7 +177,19 @@ static int take(struct snap *s)
         s->procs[s->nprocs].since_ns = atomic_load_explicit(&P->attached_ns, memory_order_relaxed);
         s->nprocs++;
     }
-    /* Hook for the scheduler: it publishes per-worker lines in the segment. */
+    /* Lookup counters: each process's drain thread publishes its own (mproc/remote_free.c). */
+    for (unsigned p = 0; p < SHOAL__MAX_PROCS; p++) {
+        const struct shoal__lookups *L = &x->lookups[p];
+        if (atomic_load_explicit(&x->procs[p].state, memory_order_relaxed) != SHOAL__PROC_LIVE)
+            continue;
+        s->look[p].get_slow = atomic_load_explicit(&L->get_slow, memory_order_relaxed);
+        s->look[p].bad_ids = atomic_load_explicit(&L->bad_ids, memory_order_relaxed);
+        s->look[p].get_waits = atomic_load_explicit(&L->get_waits, memory_order_relaxed);
+        s->look_all.get_slow += s->look[p].get_slow;
+        s->look_all.bad_ids += s->look[p].bad_ids;
+        s->look_all.get_waits += s->look[p].get_waits;
+    }
+    /* The owner's workers publish their counters in the segment (sched/worker.c). */
     unsigned nw = atomic_load_explicit(&x->nworkers, memory_order_acquire);
     s->nworkers = nw < SHOAL__MAX_WSTATS ? nw : SHOAL__MAX_WSTATS;
     const struct shoal__wstat *w = shoal__wstats(rt);
@@ -103,7 +200,19 @@ static int take(struct snap *s)
         s->w[i].node = w[i].node;
         s->w[i].cpu = w[i].cpu;
     }
+    walk_table(s, want_top);
     return 0;
+}
+
+/* The pid of process index p (0: the owner), or -1 when it is not attached now. */
+static int pid_of(const struct snap *s, unsigned p)
+{
+    if (p == 0)
+        return s->owner_pid;
+    for (unsigned i = 0; i < s->nprocs; i++)
+        if (s->procs[i].idx == p)
+            return s->procs[i].pid;
+    return -1;
 }
 
 static void print_text(const char *name, const struct snap *s)
@@ -134,14 +243,32 @@ static void print_text(const char *name, const struct snap *s)
                (double)t->spill_ns / 1e9, (unsigned long long)t->restored_objects,
                mib(t->restored_bytes), (double)t->restore_ns / 1e9,
                (unsigned long long)t->spill_failures);
-    printf("  attached      %u process%s\n", s->nprocs, s->nprocs == 1 ? "" : "es");
+    printf("  objects       %10llu pending (created or a task's result not made yet), "
+           "%llu failed, %llu spilled\n", (unsigned long long)s->pending,
+           (unsigned long long)s->failed, (unsigned long long)s->spilled);
+    printf("  lookups       %10llu slow gets, %llu stale or invalid refs, %llu gets that waited "
+           "(all processes; each publishes its own about once a second while a tool watches)\n",
+           (unsigned long long)s->look_all.get_slow, (unsigned long long)s->look_all.bad_ids,
+           (unsigned long long)s->look_all.get_waits);
+    printf("  processes     by who allocated: objects, bytes, pending\n");
+    printf("    #0   pid %-8d owner     %10llu objects %10.1f MiB %8llu pending\n", s->owner_pid,
+           (unsigned long long)s->by_proc[0].objects, mib(s->by_proc[0].bytes),
+           (unsigned long long)s->by_proc[0].pending);
     for (unsigned i = 0; i < s->nprocs; i++) {
+        unsigned p = s->procs[i].idx;
         double age = s->procs[i].since_ns && now > s->procs[i].since_ns
                          ? (double)(now - s->procs[i].since_ns) / 1e9 : 0.0;
-        printf("    #%-3u pid %-8d attached %8.1f s ago%s%s\n", s->procs[i].idx, s->procs[i].pid,
-               age, s->procs[i].flags & SHOAL__PROC_TOOL ? "  (tool)" : "",
+        printf("    #%-3u pid %-8d attached  %10llu objects %10.1f MiB %8llu pending, "
+               "%.1f s ago%s%s\n", p, s->procs[i].pid, (unsigned long long)s->by_proc[p].objects,
+               mib(s->by_proc[p].bytes), (unsigned long long)s->by_proc[p].pending, age,
+               s->procs[i].flags & SHOAL__PROC_TOOL ? "  (tool)" : "",
                s->procs[i].pid == (int)getpid() ? "  (this shoal-stat)" : "");
     }
+    for (unsigned p = 1; p < SHOAL__MAX_PROCS; p++)
+        if (s->by_proc[p].objects && pid_of(s, p) < 0)
+            printf("    #%-3u (gone)                 %10llu objects %10.1f MiB %8llu pending\n",
+                   p, (unsigned long long)s->by_proc[p].objects, mib(s->by_proc[p].bytes),
+                   (unsigned long long)s->by_proc[p].pending);
     if (s->ngone)
         printf("  gone          %u process%s whose objects are still referenced\n", s->ngone,
                s->ngone == 1 ? "" : "es");
@@ -154,13 +281,30 @@ static void print_text(const char *name, const struct snap *s)
     } else {
         printf("  workers       (the owner publishes no per-worker counters)\n");
     }
+    if (s->ntop) {
+        printf("  largest       %u object%s\n", s->ntop, s->ntop == 1 ? "" : "s");
+        for (unsigned i = 0; i < s->ntop; i++)
+            printf("    0x%016llx %12llu bytes  %-9s refs %-4u process #%u (pid %d)\n",
+                   (unsigned long long)s->top[i].id, (unsigned long long)s->top[i].len,
+                   state_name(s->top[i].state), s->top[i].refs, s->top[i].proc,
+                   pid_of(s, s->top[i].proc));
+    }
+}
+
+static void json_look(const struct look *l)
+{
+    printf("\"lookups\":{\"get_slow\":%llu,\"bad_ids\":%llu,\"get_waits\":%llu}}",
+           (unsigned long long)l->get_slow, (unsigned long long)l->bad_ids,
+           (unsigned long long)l->get_waits);
 }
 
 static void print_json(const char *name, const struct snap *s)
 {
-    printf("{\"name\":\"%s\",\"owner_pid\":%d,\"store_bytes\":%llu,\"bytes_used\":%llu,"
+    fputs("{\"name\":", stdout);
+    shoal__json_str(stdout, name);
+    printf(",\"owner_pid\":%d,\"store_bytes\":%llu,\"bytes_used\":%llu,"
            "\"largest_free\":%llu,\"objects_live\":%llu,\"page_kind\":\"%s\",\"slots\":%llu,\"slots_used_ever\":%llu,"
-           "\"nodes\":[", name, s->owner_pid, (unsigned long long)s->info.store_bytes,
+           "\"nodes\":[", s->owner_pid, (unsigned long long)s->info.store_bytes,
            (unsigned long long)s->info.bytes_used, (unsigned long long)s->info.largest_free,
            (unsigned long long)s->info.objects_live, s->info.huge_pages == SHOAL_PAGES_HUGETLB ? "hugetlb"
            : s->info.huge_pages == SHOAL_PAGES_THP ? "thp" : "normal",
@@ -181,43 +325,96 @@ static void print_json(const char *name, const struct snap *s)
            (unsigned long long)t->spill_ns, (unsigned long long)t->restored_objects,
            (unsigned long long)t->restored_bytes, (unsigned long long)t->restore_ns,
            (unsigned long long)t->spill_failures);
+    printf(",\"objects\":{\"pending\":%llu,\"failed\":%llu,\"spilled\":%llu}",
+           (unsigned long long)s->pending, (unsigned long long)s->failed,
+           (unsigned long long)s->spilled);
+    printf(",\"lookups\":{\"get_slow\":%llu,\"bad_ids\":%llu,\"get_waits\":%llu}",
+           (unsigned long long)s->look_all.get_slow, (unsigned long long)s->look_all.bad_ids,
+           (unsigned long long)s->look_all.get_waits);
     printf(",\"processes\":[");
-    for (unsigned i = 0; i < s->nprocs; i++)
-        printf("%s{\"index\":%u,\"pid\":%d,\"tool\":%s,\"attached_ns\":%llu}", i ? "," : "",
-               s->procs[i].idx, s->procs[i].pid,
-               s->procs[i].flags & SHOAL__PROC_TOOL ? "true" : "false",
-               (unsigned long long)s->procs[i].since_ns);
+    printf("{\"index\":0,\"pid\":%d,\"owner\":true,\"tool\":false,\"objects\":%llu,"
+           "\"bytes\":%llu,\"pending\":%llu,\"failed\":%llu,", s->owner_pid,
+           (unsigned long long)s->by_proc[0].objects, (unsigned long long)s->by_proc[0].bytes,
+           (unsigned long long)s->by_proc[0].pending, (unsigned long long)s->by_proc[0].failed);
+    json_look(&s->look[0]);
+    for (unsigned i = 0; i < s->nprocs; i++) {
+        unsigned p = s->procs[i].idx;
+        printf(",{\"index\":%u,\"pid\":%d,\"owner\":false,\"tool\":%s,\"attached_ns\":%llu,"
+               "\"objects\":%llu,\"bytes\":%llu,\"pending\":%llu,\"failed\":%llu,", p,
+               s->procs[i].pid, s->procs[i].flags & SHOAL__PROC_TOOL ? "true" : "false",
+               (unsigned long long)s->procs[i].since_ns,
+               (unsigned long long)s->by_proc[p].objects, (unsigned long long)s->by_proc[p].bytes,
+               (unsigned long long)s->by_proc[p].pending, (unsigned long long)s->by_proc[p].failed);
+        json_look(&s->look[p]);
+    }
     printf("],\"gone\":%u,\"workers\":[", s->ngone);
     for (unsigned i = 0; i < s->nworkers; i++)
         printf("%s{\"worker\":%u,\"node\":%d,\"cpu\":%d,\"tasks_run\":%llu,\"tasks_stolen\":%llu,"
                "\"parks\":%llu}", i ? "," : "", i, s->w[i].node, s->w[i].cpu,
                (unsigned long long)s->w[i].run, (unsigned long long)s->w[i].stolen,
                (unsigned long long)s->w[i].parks);
+    printf("],\"largest\":[");
+    for (unsigned i = 0; i < s->ntop; i++)
+        printf("%s{\"id\":\"0x%llx\",\"bytes\":%llu,\"state\":\"%s\",\"refs\":%u,"
+               "\"process\":%u,\"pid\":%d}", i ? "," : "", (unsigned long long)s->top[i].id,
+               (unsigned long long)s->top[i].len, state_name(s->top[i].state), s->top[i].refs,
+               s->top[i].proc, pid_of(s, s->top[i].proc));
     printf("]}\n");
+}
+
+static int usage_error(const char *why)
+{
+    if (why)
+        fprintf(stderr, "shoal-stat: %s\n", why);
+    fputs(USAGE, stderr);
+    return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *name = NULL;
-    int watch = 0, json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--watch") == 0)
-            watch = 1;
-        else if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (argv[i][0] == '-' || name) {
-            fprintf(stderr, "shoal-stat: unexpected argument '%s'\n%s", argv[i], USAGE);
-            return 2;
-        } else
-            name = argv[i];
+    static const struct option opts[] = {
+        { "watch", no_argument, NULL, 'w' },
+        { "json", no_argument, NULL, 'j' },
+        { "top", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int watch = 0, json = 0, c;
+    unsigned want_top = 10;
+    opterr = 0;   /* our own messages, then the usage */
+    while ((c = getopt_long(argc, argv, ":wjt:h", opts, NULL)) != -1) {
+        char msg[256];
+        switch (c) {
+        case 'w': watch = 1; break;
+        case 'j': json = 1; break;
+        case 't': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || v > MAX_TOP) {
+                snprintf(msg, sizeof msg, "--top needs a count from 0 to %d, not '%s'", MAX_TOP,
+                         optarg);
+                return usage_error(msg);
+            }
+            want_top = (unsigned)v;
+            break;
+        }
+        case 'h': fputs(USAGE, stdout); return 0;
+        default:
+            return usage_error(tool_option_error(c, argv, msg, sizeof msg));
+        }
     }
-    if (!name) {
-        fputs(USAGE, stderr);
-        return 2;
+    if (optind >= argc)
+        return usage_error("give the store's name");
+    if (optind + 1 < argc) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unexpected argument '%s' (one store name only)",
+                 argv[optind + 1]);
+        return usage_error(msg);
     }
+    const char *name = argv[optind];
+    /* A refresh clears the screen only on a terminal: piped or redirected, each refresh
+     * follows the last with no escape sequence. */
+    const bool clear = watch && !json && isatty(STDOUT_FILENO);
     if (!getenv("SHOAL_QUIET"))
         setenv("SHOAL_QUIET", "1", 1);   /* our own notices would garble the output */
     int rc = shoal__attach_ex(name, SHOAL__HELLO_TOOL);
@@ -225,12 +422,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "shoal-stat: %s\n", shoal_last_error());
         return 1;
     }
+    /* The owner's drainer publishes its lookup counters when it wakes: wake it, and give
+     * it a moment, so that the first snapshot is fresh (it then wakes once a second while
+     * this tool is attached). */
+    shoal__wake_proc(shoal__rt, 0);
+    usleep(50000);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     static struct snap s;
     int status = 0;
     do {
-        if ((rc = take(&s)) != 0) {
+        if ((rc = take(&s, want_top)) != 0) {
             fprintf(stderr, "shoal-stat: the store is gone (%s)\n", shoal_strerror(rc));
             status = 1;
             break;
@@ -238,8 +440,10 @@ int main(int argc, char **argv)
         if (json) {
             print_json(name, &s);
         } else {
-            if (watch)
+            if (clear)
                 fputs("\033[H\033[2J", stdout);
+            else if (watch)
+                fputs("\n", stdout);
             print_text(name, &s);
         }
         fflush(stdout);

@@ -9,11 +9,13 @@
 #include <string.h>
 
 #include "json.h"
+#include "opts.h"
 
 static const char USAGE[] =
     "usage: shoal-timeline [-n N] FILE.json\n"
-    "  FILE.json  a trace written by a program run with SHOAL_TIMELINE=FILE.json\n"
-    "  -n N       how many longest tasks and task names to list (default 10)\n"
+    "  FILE.json     a trace written by a program run with SHOAL_TIMELINE=FILE.json\n"
+    "  -n, --top N   how many longest tasks and task names to list (default 10)\n"
+    "  -h, --help    this text\n"
     "Open the same file in https://ui.perfetto.dev or chrome://tracing to see it drawn.\n";
 
 struct task {
@@ -94,21 +96,35 @@ int main(int argc, char **argv)
 {
     size_t top = 10;
     const char *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+    static const struct option opts[] = {
+        { "top", required_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    opterr = 0;   /* our own messages, then the usage */
+    while ((c = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
+        char msg[256];
+        switch (c) {
+        case 'n': {
             char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0)
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0)
                 return usage("-n wants a count");
             top = (size_t)v;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (argv[i][0] == '-' || file) {
-            return usage("unexpected argument");
-        } else {
-            file = argv[i];
+            break;
         }
+        case 'h': fputs(USAGE, stdout); return 0;
+        default:
+            return usage(tool_option_error(c, argv, msg, sizeof msg));
+        }
+    }
+    if (optind < argc)
+        file = argv[optind++];
+    if (optind < argc) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unexpected argument '%s' (one file only)", argv[optind]);
+        return usage(msg);
     }
     if (!file)
         return usage("no file given");

@@ -9,14 +9,17 @@
 #include <unistd.h>
 
 #include "shoal.h"
-#include "../sched/topo.h"
+#include "../os/jsonesc.h"
+#include "../os/topo.h"
+#include "opts.h"
 
 static const char USAGE[] =
     "usage: shoal-topo [--synthetic SPEC | --xml FILE] [--workers N] [--json]\n"
-    "  --synthetic SPEC  an hwloc synthetic topology, e.g. \"pack:2 numa:1 core:2 pu:1\"\n"
-    "  --xml FILE        an hwloc XML topology (write one with `lstopo file.xml`)\n"
-    "  --workers N       workers to place (default: one per core)\n"
-    "  --json            machine-readable output\n"
+    "  -s, --synthetic SPEC  an hwloc synthetic topology, e.g. \"pack:2 numa:1 core:2 pu:1\"\n"
+    "  -x, --xml FILE        an hwloc XML topology (write one with `lstopo file.xml`)\n"
+    "  -w, --workers N       workers to place (default: one per core)\n"
+    "  -j, --json            machine-readable output\n"
+    "  -h, --help            this text\n"
     "Without --synthetic or --xml, shows this machine.\n";
 
 static int usage(const char *why)
@@ -27,29 +30,14 @@ static int usage(const char *why)
     return 2;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void print_json(const struct shoal__topo *t, unsigned workers, FILE *f)
 {
     unsigned nn = shoal__topo_nodes(t), nc = shoal__topo_cores(t);
     fprintf(f, "{\n  \"source\": ");
-    json_str(f, shoal__topo_source(t));
+    shoal__json_str(f, shoal__topo_source(t));
     fprintf(f, ",\n  \"spec\": ");
     if (shoal__topo_spec(t))
-        json_str(f, shoal__topo_spec(t));
+        shoal__json_str(f, shoal__topo_spec(t));
     else
         fprintf(f, "null");
     fprintf(f, ",\n  \"binding\": \"%s\",\n", shoal__topo_is_real(t) ? "real" : "simulated");
@@ -93,34 +81,46 @@ int main(int argc, char **argv)
     const char *spec = NULL, *kind = NULL;
     long workers = -1;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--synthetic") || !strcmp(a, "--xml")) {
+    static const struct option opts[] = {
+        { "synthetic", required_argument, NULL, 's' },
+        { "xml", required_argument, NULL, 'x' },
+        { "workers", required_argument, NULL, 'w' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    opterr = 0;   /* our own messages, then the usage */
+    while ((c = getopt_long(argc, argv, ":s:x:w:jh", opts, NULL)) != -1) {
+        char msg[256];
+        switch (c) {
+        case 's':
+        case 'x':
             if (kind)
                 return usage("give at most one of --synthetic and --xml");
-            if (i + 1 >= argc)
-                return usage("--synthetic and --xml need a value");
-            kind = a;
-            spec = argv[++i];
+            kind = c == 's' ? "--synthetic" : "--xml";
+            spec = optarg;
             if (!*spec)
                 return usage("empty topology");
-        } else if (!strcmp(a, "--workers")) {
-            if (i + 1 >= argc)
-                return usage("--workers needs a number");
+            break;
+        case 'w': {
             char *end;
             errno = 0;
-            workers = strtol(argv[++i], &end, 10);
-            if (errno || *end || end == argv[i] || workers < 1 || workers > 65536)
+            workers = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || workers < 1 || workers > 65536)
                 return usage("--workers needs a number from 1 to 65536");
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "shoal-topo: unknown argument \"%s\"\n", a);
-            return usage(NULL);
+            break;
         }
+        case 'j': json = true; break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default:
+            return usage(tool_option_error(c, argv, msg, sizeof msg));
+        }
+    }
+    if (optind < argc) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
+        return usage(msg);
     }
     if (kind && !strcmp(kind, "--xml") && access(spec, R_OK) != 0) {
         fprintf(stderr, "shoal-topo: cannot read XML file \"%s\": %s\n", spec, strerror(errno));

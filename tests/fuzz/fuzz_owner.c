@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "shoal.h"
-#include "../../core/proto.h"
+#include "../../mproc/proto.h"
 
 static char sock_path[108];
 

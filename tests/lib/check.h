@@ -1,10 +1,12 @@
 /* check.h - small helpers the suites share on top of harness.h: non-fatal checks (so a test
  * still reaches its shoal_shutdown() or its restore step after a failure), loop scaling
- * under sanitizers, byte patterns that name their writer, and an info snapshot. */
+ * under sanitizers, byte patterns that name their writer, an info snapshot, the one start
+ * helper every suite uses (test_start) and the scratch-directory teardown. */
 #ifndef SHOAL_TEST_CHECK_H
 #define SHOAL_TEST_CHECK_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -52,6 +54,26 @@ static inline int get_within(shoal_ref r, const void **data, size_t *len)
 
 /* Start each test from a stopped runtime, whatever an earlier failed test left behind. */
 static inline void test_reset(void) { (void)shoal_shutdown(); }
+
+/* The one way a suite starts the runtime a test runs on: from a stopped one (test_reset),
+ * with config c (shoal_test_config() as the suite changed it). Fails the test when
+ * shoal_init fails. */
+static inline void test_start(shoal_config c)
+{
+    test_reset();
+    ASSERT_OK(shoal_init(&c));
+}
+
+/* A suite's teardown: remove its scratch directory dir (empty string: none was made) and
+ * all below it. 0, or non-zero to fail the suite. */
+static inline int test_remove_dir(const char *dir)
+{
+    char cmd[128];
+    if (!dir[0])
+        return 0;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
 
 static inline shoal_info info_now(void)
 {

@@ -106,10 +106,17 @@ static void disarm(void)
 
 int shoal_test_run(const char *suite, const shoal_test_case *cases)
 {
+    return shoal_test_run_fixture(suite, cases, (shoal_test_fixture){ NULL, NULL });
+}
+
+int shoal_test_run_fixture(const char *suite, const shoal_test_case *cases,
+                           shoal_test_fixture fixture)
+{
     suite_name = suite;
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown(suite, NULL, NULL, arm, disarm);
+    CU_pSuite s = CU_add_suite_with_setup_and_teardown(suite, fixture.setup, fixture.teardown,
+                                                       arm, disarm);
     if (!s)
         return 2;
     /* One test (or a pattern of them) out of the suite, e.g. while debugging it. */
@@ -141,7 +148,8 @@ int shoal_test_run(const char *suite, const shoal_test_case *cases)
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+                      CU_get_number_of_suites_failed();
     if (skips)
         printf("SKIP: %u test(s) of %s skipped (see SKIP lines above)\n", skips, suite);
     CU_cleanup_registry();

@@ -17,6 +17,14 @@ typedef struct { const char *name; void (*fn)(void); } shoal_test_case;
  * take their own, shorter timeouts, so that a lost wake-up names itself. */
 int shoal_test_run(const char *suite, const shoal_test_case *cases);
 
+/* A suite's fixture: setup runs before its first test, teardown after its last, whether the
+ * tests passed or not (a scratch directory made and removed, say). Each returns 0, or
+ * non-zero to fail the suite (a teardown that finds what a test left behind). Either may be
+ * NULL. shoal_test_run is this with no fixture. */
+typedef struct { int (*setup)(void); int (*teardown)(void); } shoal_test_fixture;
+int shoal_test_run_fixture(const char *suite, const shoal_test_case *cases,
+                           shoal_test_fixture fixture);
+
 /* In a child process a suite starts: ends it after `seconds` (SIGALRM) and when the parent
  * dies, so that neither a hang nor a killed parent leaves it running. */
 void shoal_test_child_limits(unsigned seconds);

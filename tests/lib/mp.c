@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../core/mproc.h"   /* the owner's count of processed deaths */
+#include "../../layout/mpseg.h"   /* the owner's count of processed deaths */
 
 extern char **environ;
 
@@ -275,20 +275,35 @@ int mp_child_main(char **argv)
 
 /* ---- the parent --------------------------------------------------------------------------- */
 
-void mp_setup(const char *suite)
+static const char *suite_name;
+
+static int fixture_setup(void)
 {
-    snprintf(mp_dir, sizeof mp_dir, "/tmp/shoal-%s-XXXXXX", suite);
+    snprintf(mp_dir, sizeof mp_dir, "/tmp/shoal-%s-XXXXXX", suite_name);
     if (!mkdtemp(mp_dir)) {
         perror("mkdtemp");
-        exit(2);
+        mp_dir[0] = 0;
+        return 1;
     }
     setenv("SHOAL_RUN_DIR", mp_dir, 1);
     signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static int fixture_teardown(void)
+{
+    /* A test that stopped half-way (a failed fatal check) may have left a store up: its
+     * socket is in the directory. */
+    test_reset();
+    return test_remove_dir(mp_dir);
 }
 
 int mp_run(const char *suite, const shoal_test_case *cases)
 {
-    return shoal_test_run(suite, cases);   /* SHOAL_TEST_CASE picks cases (lib/harness.c) */
+    suite_name = suite;
+    /* SHOAL_TEST_CASE picks cases (lib/harness.c) */
+    return shoal_test_run_fixture(suite, cases,
+                                  (shoal_test_fixture){ fixture_setup, fixture_teardown });
 }
 
 int mp_sock_path(char *out, size_t n)
@@ -315,11 +330,6 @@ int mp_raw_connect(void)
     struct timeval tv = { 10, 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
-}
-
-void mp_cleanup(void)
-{
-    rmdir(mp_dir);
 }
 
 void mp_new_name(void)
@@ -429,17 +439,16 @@ int mp_kill(struct mp_child *c)
     return mp_reap(c);
 }
 
-int mp_owner_start_cfg(shoal_config c)
+void mp_owner_start_cfg(shoal_config c)
 {
-    test_reset();
     mp_new_name();
     c.name = mp_name;
-    return shoal_init(&c);
+    test_start(c);
 }
 
-int mp_owner_start(void)
+void mp_owner_start(void)
 {
-    return mp_owner_start_cfg(shoal_test_config());
+    mp_owner_start_cfg(shoal_test_config());
 }
 
 uint64_t mp_deaths(void)

@@ -4,8 +4,9 @@
  * runtime; an owner that may be this process or a child; and waits for the owner's figures
  * to come back. A failed check in a child makes it exit non-zero with a message on stderr.
  *
- * A suite's main starts with `if (mp_is_child(argc, argv)) return mp_child_main(argv);`,
- * then calls mp_setup() (a private socket directory, so parallel runs never meet). */
+ * A suite's main is `if (mp_is_child(argc, argv)) return mp_child_main(argv);` and then
+ * `return mp_run(suite, cases);`, whose fixture makes a private socket directory (so
+ * parallel runs never meet) before the first test and removes it after the last. */
 #ifndef SHOAL_TEST_MP_H
 #define SHOAL_TEST_MP_H
 
@@ -57,9 +58,6 @@ extern void (*mp_child_hook)(const struct mp_cmd *m, struct mp_rep *r);
 
 bool mp_is_child(int argc, char **argv);
 int  mp_child_main(char **argv);
-/* The private socket directory (SHOAL_RUN_DIR), inherited by the children; SIGPIPE off. */
-void mp_setup(const char *suite);
-void mp_cleanup(void);
 /* A fresh store name for the next owner. */
 void mp_new_name(void);
 
@@ -85,9 +83,10 @@ int  mp_kill(struct mp_child *c);
 /* Close the channel and wait: its exit code, or 128 + signal. */
 int  mp_reap(struct mp_child *c);
 
-/* This process as the owner of a new published store (64 MiB, 2 workers). */
-int  mp_owner_start(void);
-int  mp_owner_start_cfg(shoal_config c);
+/* This process as the owner of a new published store (64 MiB, 2 workers), started with
+ * test_start (lib/check.h): the test fails when shoal_init does. */
+void mp_owner_start(void);
+void mp_owner_start_cfg(shoal_config c);
 
 /* Wait (bounded) until the owner's figures are (bytes, objects); 1 when they are. Never a
  * timing assertion: the deadline only keeps a broken build from hanging. */
@@ -98,7 +97,10 @@ int  mp_settle(uint64_t bytes, uint64_t objects, const char *what);
 uint64_t mp_deaths(void);
 int  mp_death_processed(uint64_t seen);
 
-/* shoal_test_run over the cases ($SHOAL_TEST_CASE picks some, as in every suite). */
+/* shoal_test_run_fixture over the cases ($SHOAL_TEST_CASE picks some, as in every suite):
+ * the fixture makes the private socket directory (SHOAL_RUN_DIR, inherited by the
+ * children; mp_dir) and turns SIGPIPE off before the first test, and removes the directory
+ * and all in it after the last. */
 int  mp_run(const char *suite, const shoal_test_case *cases);
 
 uint64_t mp_ref_bits(shoal_ref r);

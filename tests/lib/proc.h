@@ -50,6 +50,23 @@ static inline int test_run_cmd(const char *cmd, char *out, size_t n)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 }
 
+/* Whether python3's json module (an independent parser) takes the file as JSON in strict
+ * UTF-8: 0 yes, 1 no (said on stderr with the reason), -1 no python3 here (said too). */
+static inline int test_python_json(const char *file)
+{
+    if (system("command -v python3 >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "python3 is not installed: %s not checked by it\n", file);
+        return -1;
+    }
+    char cmd[PATH_MAX + 256], out[4096];
+    snprintf(cmd, sizeof cmd, "python3 -c 'import json,sys; json.loads(open(sys.argv[1], "
+                              "\"rb\").read().decode(\"utf-8\", \"strict\"))' '%s' 2>&1", file);
+    if (test_run_cmd(cmd, out, sizeof out) == 0)
+        return 0;
+    fprintf(stderr, "python3 rejects %s:\n%s\n", file, out);
+    return 1;
+}
+
 /* A private socket directory for the stores this program publishes, in SHOAL_RUN_DIR so
  * that the processes it starts inherit it and parallel runs never meet. dir (32 bytes or
  * more) receives its path: rmdir it at the end. 0, or -1 (said on stderr). */

@@ -11,12 +11,11 @@
 /* A fresh runtime with `workers` workers; max_objects 0 keeps the test config's table. */
 static inline void start_workers(unsigned workers, size_t max_objects)
 {
-    test_reset();
     shoal_config c = shoal_test_config();
     c.workers = workers;
     if (max_objects)
         c.max_objects = max_objects;
-    ASSERT_OK(shoal_init(&c));
+    test_start(c);
 }
 
 static inline void nap_ms(int ms)

@@ -50,7 +50,7 @@
 #include <unistd.h>
 
 #include "shoal.h"
-#include "../../core/mproc.h"   /* the leftover dump only: what a failed run left in the table */
+#include "../../layout/mpseg.h"   /* the leftover dump only: what a failed run left in the table */
 
 extern char **environ;
 

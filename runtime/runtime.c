@@ -10,17 +10,17 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
-#include "../alloc/os.h"
+#include "../os/mem.h"
 #include "../io/io.h"
+#include "../io/spill.h"
 #include "../sched/sched.h"
-#include "stats.h"
+#include "../core/stats.h"
 #include "../sched/timeline.h"
-#include "../sched/topo.h"
-#include "mproc.h"
-#include "segment.h"
-#include "thread.h"
-
-shoal__rt_t *_Atomic shoal__rt;
+#include "../os/topo.h"
+#include "../mproc/mproc.h"
+#include "../layout/segment.h"
+#include "../core/thread.h"
+#include "runtime.h"
 
 struct rt_private {               /* what only the lifecycle needs */
     shoal__rt_t rt;
@@ -115,23 +115,45 @@ static void atfork_child(void)
 {
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
     shoal__threads_forget(rt != NULL);
-    shoal__stats_forget();
     shoal__sched_forget();
     if (!rt)
         return;
-    if (shoal__holds != NULL) {   /* published or attached (core/mproc.h) */
+    if (shoal__holds != NULL) {   /* published or attached (layout/mpseg.h) */
         shoal__holds = NULL;
         shoal__publish_forget();
         shoal__attach_forget();
     }
     atomic_store_explicit(&shoal__rt, NULL, memory_order_relaxed);
-    /* odd (up) -> even (none), see rt.h */
+    /* odd (up) -> even (none), see layout/rt.h */
     __atomic_store_n(&shoal__epoch, __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) + 1,
                      __ATOMIC_RELAXED);
     shoal__slots_forget();
 }
 
 static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
+
+/* The store's calls up into io/ and mproc/ (core/store.h): constant for the process. */
+static void wire_once(void)
+{
+    shoal__up = (struct shoal__upcalls){
+        .spill_touch = shoal__spill_touch,
+        .spill_drop = shoal__spill_drop,
+        .io_stats = shoal__io_stats,
+        .dep_add_foreign = shoal__dep_add_foreign,
+        .notify_foreign = shoal__notify_foreign,
+        .rfree_push = shoal__rfree_push,
+        .own_release = shoal__own_release,
+        .io_kick = shoal__io_kick,
+        .xfer_expire = shoal__xfer_expire,
+        .xfer_due = shoal__xfer_due,
+    };
+}
+
+void shoal__layers_wire(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, wire_once);
+}
 
 void shoal__atfork_register(void)
 {
@@ -241,20 +263,51 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     return shoal__slots_init(rt);
 }
 
+/* SHOAL_PUBLISH=name publishes a store its program left unnamed, so that shoal-stat can
+ * inspect any program's store ("%p" becomes the pid). The name must pass the same check as
+ * config.name; a bad one fails the init, naming the variable. */
+static int publish_from_env(shoal_config *c)
+{
+    static char name[128];   /* rt->cfg keeps the pointer; inits are one at a time */
+    const char *e = getenv("SHOAL_PUBLISH");
+    if (!e || !*e)
+        return 0;
+    size_t o = 0;
+    for (const char *s = e; *s && o + 1 < sizeof name; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            int k = snprintf(name + o, sizeof name - o, "%ld", (long)getpid());
+            o = k > 0 && (size_t)k < sizeof name - o ? o + (size_t)k : sizeof name - 1;
+            s++;
+        } else {
+            name[o++] = *s;
+        }
+    }
+    name[o] = 0;
+    if (shoal__name_check(name) != 0)
+        return shoal__err(SHOAL_EINVAL, "SHOAL_PUBLISH=%s is not a store name (1 to 64 bytes, "
+                          "no '/' and no control character): fix or unset it", e);
+    c->name = name;
+    return 0;
+}
+
 SHOAL_API int shoal_init(const shoal_config *cfg)
 {
+    int rc0;
     shoal_config c;
     if (cfg)
         c = *cfg;
     else
         memset(&c, 0, sizeof c);
     shoal__log_env();   /* SHOAL_LOG_LEVEL, SHOAL_QUIET as they are now */
+    if (!c.name && (rc0 = publish_from_env(&c)) != 0)
+        return rc0;
     if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
         return shoal__err(SHOAL_EEXIST, "shoal_init called inside a task: the runtime that "
                                         "runs it is initialized already");
     int rc = check_config(&c);
     if (rc)
         return rc;
+    shoal__layers_wire();
     shoal__atfork_register();   /* before the lock: pthread_once never waits for it */
     shoal__lifecycle_lock();
     if (atomic_load_explicit(&shoal__rt, memory_order_relaxed)) {
@@ -329,7 +382,7 @@ fail:
 /* Shutdown, safe from any thread while others call shoal (the contract in shoal.h):
  *  1. rt->down = SHOAL_ECANCELED with a message, and every waiter woken: blocked gets and
  *     waits (tasks' too) return it, and every call from now on answers it at its entry.
- *  2. Quiesce (rt.h): wait until no call that began before (1) is still inside; such
+ *  2. Quiesce (core/store.h): wait until no call that began before (1) is still inside; such
  *     calls are short now, blocking ones having woken. From here only shoal's own threads
  *     use the runtime, and they are stopped in order: publish, scheduler (tasks not
  *     started are canceled, running ones finish; they too see (1)), timeline, I/O.
@@ -346,7 +399,7 @@ SHOAL_API int shoal_shutdown(void)
         return shoal__err(SHOAL_EBUSY, "shoal_shutdown called from inside a task (worker %d): "
                           "a task cannot stop the runtime that runs it; return from the task "
                           "and call shoal_shutdown() from another thread", shoal__tls.worker);
-    if (shoal__call.depth != 0)
+    if (shoal__me.call.depth != 0)
         return shoal__err(SHOAL_EBUSY, "shoal_shutdown called from inside another shoal call "
                           "(a signal handler?): call it from a thread outside shoal");
     shoal__lifecycle_lock();
@@ -359,13 +412,13 @@ SHOAL_API int shoal_shutdown(void)
                    "was called), and its objects, refs and pointers go with it; call "
                    "shoal_init() or shoal_attach() for a new one");
     shoal__calls_quiesce();
-    if (!rt->owner) {   /* an attached process: detach (core/attach.c) */
+    if (!rt->owner) {   /* an attached process: detach (runtime/attach.c) */
         int rc = shoal__detach(rt);
         shoal__lifecycle_unlock();
         return rc;
     }
     /* Clients are told first, and the service threads that may hand tasks their foreign
-     * arguments (core/publish.c) stop before the scheduler goes. */
+     * arguments (mproc/publish.c) stop before the scheduler goes. */
     shoal__publish_stop(rt);
     /* Workers finish while the store is still whole; then every cached view goes stale. */
     shoal__sched_stop(rt);
@@ -380,30 +433,6 @@ SHOAL_API int shoal_shutdown(void)
     shoal__sched_release();
     shoal__lifecycle_unlock();
     return 0;
-}
-
-void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live)
-{
-    int64_t credit[SHOAL__MAX_NODES] = { 0 }, objs[SHOAL__MAX_NODES] = { 0 };
-    size_t b = 0;
-    uint64_t o = 0;
-    if (rt->batched) {
-        shoal__threads_pending(rt, credit, objs);
-        for (unsigned n = 0; n < rt->nnodes; n++) {
-            b += atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed) -
-                 (uint64_t)credit[n];
-            o += atomic_load_explicit(&rt->hdr->node[n].objects, memory_order_relaxed) +
-                 (uint64_t)objs[n];
-        }
-    } else {   /* published or attached: each process's share (core/mproc.h) */
-        shoal__shards_sum(rt, credit, objs);
-        for (unsigned n = 0; n < rt->nnodes; n++) {
-            b += (uint64_t)credit[n];
-            o += (uint64_t)objs[n];
-        }
-    }
-    *bytes_used = b;
-    *objects_live = o;
 }
 
 SHOAL_API int shoal_info_get(shoal_info *out)

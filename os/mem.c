@@ -1,6 +1,6 @@
 /* os.c - memfd, mmap, MADV_POPULATE_WRITE and huge-page probing (see os.h for contracts).
  * Modelled on mimalloc's prim layer: the rest of shoal never calls these syscalls. */
-#include "os.h"
+#include "mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../core/rt.h"
+#include "shoal.h"
+#include "errors.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -22,7 +23,7 @@
 int shoal__os_memfd(const char *name, size_t size, int huge)
 {
     /* ALLOW_SEALING: a published store seals its size so no client can shrink a segment
-     * under the owner's mappings (core/publish.c). */
+     * under the owner's mappings (mproc/publish.c). */
     int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | (huge ? MFD_HUGETLB : 0));
     if (fd < 0)
         return shoal__err(errno == ENOMEM ? SHOAL_ENOMEM : SHOAL_EINVAL,

@@ -1,15 +1,11 @@
 /* inflight.c - refs in flight between processes (shoal_transfer / shoal_accept): a record in
  * the shared segment holds the reference while the 8-byte ref travels through whatever
  * channel the user chose, and the owner releases it when its deadline passes. The layout,
- * the moves and their crash windows are in core/mproc.h ("refs in flight").
+ * the moves and their crash windows are in layout/mpseg.h ("refs in flight").
  */
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
+#include "../core/thread.h"
+#include "../os/futex.h"
 #include "mproc.h"
-#include "thread.h"
-#include "../io/io.h"
 
 #define XR_PHASE(st)  ((unsigned)((st) & 3u))
 #define XR_SEQ(st)    ((st) >> 32)
@@ -61,13 +57,13 @@ static bool due_lower(struct shoal__inflight *x, uint64_t dl)
 static void kick(shoal__rt_t *rt)
 {
     if (rt->batched) {
-        shoal__io_kick();
+        shoal__up.io_kick();   /* io/ring.c */
         return;
     }
     _Atomic uint32_t *w = &shoal__mp_of(rt)->procs[0].wake;
     /* release: pairs with the acquire load of wake in the drain loop (remote_free.c). */
     atomic_fetch_add_explicit(w, 1, memory_order_release);
-    syscall(SYS_futex, w, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    shoal__futex_wake(w, INT32_MAX, true);   /* shared: a client wakes the owner */
 }
 
 static int transfer(shoal_ref ref, int64_t ttl_ns)
@@ -101,7 +97,7 @@ static int transfer(shoal_ref ref, int64_t ttl_ns)
          * and shoal__xfer_held. From here the record holds the reference. */
         atomic_store_explicit(&r->st, st_make(XR_SEQ(rst), rst, SHOAL__XR_INFLIGHT),
                               memory_order_release);
-        /* The ledger after the record (core/mproc.h). The owner reads our ledger for this
+        /* The ledger after the record (layout/mpseg.h). The owner reads our ledger for this
          * only once we are gone, which orders both writes before its reads. */
         if (shoal__holds)
             shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), -1);
@@ -143,7 +139,7 @@ static int accept_ref(shoal_ref ref)
             expired = true;
             continue;
         }
-        /* The ledger before the record (core/mproc.h): a death in between leaves the ledger
+        /* The ledger before the record (layout/mpseg.h): a death in between leaves the ledger
          * one too high while the record still counts as the holder. */
         if (shoal__holds)
             shoal__holds_add(idx, gen, 1);

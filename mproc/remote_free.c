@@ -1,23 +1,23 @@
 /* remote_free.c - bytes freed by a process other than the one that allocated them. Each
  * process's allocator keeps its metadata in that process, so the releaser of an object
  * another process allocated pushes the slot onto the allocator's remote-free stack
- * (core/mproc.h) and that process's drain thread gives the bytes back. The stacks of
+ * (layout/mpseg.h) and that process's drain thread gives the bytes back. The stacks of
  * processes that are gone are drained by the owner, which only accounts their bytes: their
- * chunks return whole once none of their objects is left (core/publish.c).
+ * chunks return whole once none of their objects is left (mproc/publish.c).
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../alloc/chunks.h"
 #include "mproc.h"
-#include "thread.h"
+#include "../core/thread.h"
+#include "../os/futex.h"
 
 #define NAP_NS        10000000u   /* after work, nap 10 ms at a time before a long sleep */
 #define NAPS          3
@@ -27,15 +27,12 @@ static pthread_mutex_t procs_mu = PTHREAD_MUTEX_INITIALIZER;
 void shoal__procs_lock(void) { pthread_mutex_lock(&procs_mu); }
 void shoal__procs_unlock(void) { pthread_mutex_unlock(&procs_mu); }
 
-static void futex_wake(_Atomic uint32_t *w)
-{
-    syscall(SYS_futex, w, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
-}
+static void futex_wake(_Atomic uint32_t *w) { shoal__futex_wake(w, INT32_MAX, true); }
 
 static void futex_wait(_Atomic uint32_t *w, uint32_t seen, uint64_t ns)
 {
-    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
-    syscall(SYS_futex, w, FUTEX_WAIT, seen, ns ? &ts : NULL, NULL, 0);
+    struct timespec ts = shoal__timespec_ns(ns);
+    shoal__futex_wait(w, seen, ns ? &ts : NULL, true);
 }
 
 void shoal__wake_proc(shoal__rt_t *rt, unsigned p)
@@ -70,20 +67,7 @@ void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
 
 /* ---- the owner's records ---------------------------------------------------------------------- */
 
-SHOAL__HIDDEN struct shoal__own *shoal__own;
-
-void shoal__own_spilled(uint64_t idx, uint64_t ext)
-{
-    if (shoal__own)   /* the bytes are freed by the spiller; the record keeps the extent */
-        atomic_store_explicit(&shoal__own[idx].off, ext | SHOAL__OWN_VALID | SHOAL__OWN_SPILLED,
-                              memory_order_relaxed);
-}
-
-void shoal__own_restored(uint64_t idx, uint64_t off)
-{
-    if (shoal__own)
-        atomic_store_explicit(&shoal__own[idx].off, off | SHOAL__OWN_VALID, memory_order_relaxed);
-}
+/* shoal__own (layout/mpseg.h) is defined in layout/globals.c: the store and io/ read it. */
 
 SHOAL__COLD static void notice(const char *what, uint32_t idx)
 {
@@ -113,7 +97,7 @@ bool shoal__own_release(shoal__rt_t *rt, uint32_t idx)
         shoal__count_objs(rt, 0, node_of(rt, s->off), -1);
         atomic_store_explicit(&s->next, (uint32_t)(off >> 12), memory_order_relaxed);
         s->len = len;
-        shoal__spill_drop(s);
+        shoal__up.spill_drop(s);   /* io/spill.c, a sibling: through the store's hook */
         return true;
     }
     unsigned node = node_of(rt, off);
@@ -148,7 +132,7 @@ static void give_bytes(shoal__rt_t *rt, uint32_t idx, unsigned p, bool mine)
         return;
     /* Ours: checked against our allocator's private records (a refused free stays counted,
      * a leak). Else allocated by a process that is gone: its chunks return whole later
-     * (core/publish.c). */
+     * (mproc/publish.c). */
     if (!mine || shoal__arena_free_direct(rt, off, len))
         shoal__count_bytes(rt, p, node, -(int64_t)shoal__acct_size(len));
 }
@@ -288,7 +272,7 @@ static void client_owner_gone(shoal__rt_t *rt)
 }
 
 /* This process's own stack. The owner drains it under the procs lock, so that once the
- * publish thread has drained it too (core/publish.c, a dead releaser's slots) every entry
+ * publish thread has drained it too (mproc/publish.c, a dead releaser's slots) every entry
  * pushed before is claimed. */
 static size_t drain_own(shoal__rt_t *rt, struct shoal__thr *t)
 {
@@ -309,11 +293,36 @@ static uint64_t until(uint64_t due)
     return due > now ? due - now : 1;
 }
 
+/* The lookup counters of this process, into its line of the segment for shoal-stat. */
+static void publish_lookups(struct shoal__lookups *me)
+{
+    uint64_t sum[SHOAL__CNT_N + 1] = { 0 };
+    shoal__recs_sum(sum);
+    atomic_store_explicit(&me->get_slow, sum[SHOAL__CNT_GET_SLOW], memory_order_relaxed);
+    atomic_store_explicit(&me->bad_ids, sum[SHOAL__CNT_STALE] + sum[SHOAL__CNT_INVALID],
+                          memory_order_relaxed);
+    atomic_store_explicit(&me->get_waits, sum[SHOAL__CNT_GET_WAIT], memory_order_relaxed);
+}
+
+/* A tool (shoal-stat) is attached: the owner's drainer then wakes once a second to keep
+ * the published counters fresh, and otherwise sleeps until woken (an idle store costs no
+ * CPU). Bounds: the process table is a fixed array. */
+static bool tool_attached(const shoal__rt_t *rt)
+{
+    const struct shoal__mp *x = shoal__mp_of(rt);
+    for (unsigned p = 1; p < SHOAL__MAX_PROCS; p++)
+        if (atomic_load_explicit(&x->procs[p].state, memory_order_relaxed) == SHOAL__PROC_LIVE &&
+            (atomic_load_explicit(&x->procs[p].flags, memory_order_relaxed) & SHOAL__PROC_TOOL))
+            return true;
+    return false;
+}
+
 static void *drain_main(void *arg)
 {
     (void)arg;
     shoal__rt_t *rt = drain_g.rt;
     struct shoal__proc *me = &shoal__mp_of(rt)->procs[rt->proc];
+    struct shoal__lookups *looks = &shoal__mp_of(rt)->lookups[rt->proc];
     struct shoal__thr t;
     memset(&t, 0, sizeof t);
     unsigned idle = 0;
@@ -323,7 +332,7 @@ static void *drain_main(void *arg)
         if (rt->owner)
             n += drain_orphans(rt, &t, &orphans);
         shoal__foreign_deps_scan(rt);
-        /* The owner releases refs in flight past their deadline (core/inflight.c). */
+        /* The owner releases refs in flight past their deadline (mproc/inflight.c). */
         uint64_t due = rt->owner ? shoal__xfer_expire(rt, false, &t) : 0;
         if (t.nfree)
             shoal__slot_flush(rt, &t, t.nfree);
@@ -337,6 +346,8 @@ static void *drain_main(void *arg)
         }
         /* acquire: pairs with the release bump in shoal__wake_proc. */
         uint32_t seq = atomic_load_explicit(&me->wake, memory_order_acquire);
+        if (idle == 0)
+            publish_lookups(looks);
         if (idle < NAPS) {
             /* Short naps keep `sleeping` clear, so steady traffic costs pushers nothing. */
             idle++;
@@ -349,7 +360,7 @@ static void *drain_main(void *arg)
         seq = atomic_load_explicit(&me->wake, memory_order_seq_cst);
         bool empty = atomic_load_explicit(&me->rfree, memory_order_seq_cst) == 0;
         /* The earliest deadline again, after seq: a sender lowers it before it bumps wake
-         * (core/inflight.c, kick), so either we see its deadline here or our wait below
+         * (mproc/inflight.c, kick), so either we see its deadline here or our wait below
          * sees the bump. */
         if (rt->owner)
             due = shoal__xfer_due();
@@ -358,8 +369,15 @@ static void *drain_main(void *arg)
             if (t.nfree)
                 shoal__slot_flush(rt, &t, t.nfree);
         }
-        if (empty && !orphans && !atomic_load_explicit(&drain_g.stop, memory_order_acquire))
-            futex_wait(&me->wake, seq, rt->owner ? until(due) : (uint64_t)CLIENT_WAKE_S * 1000000000u);
+        publish_lookups(looks);
+        bool tool = rt->owner && tool_attached(rt);
+        if (empty && !orphans && !atomic_load_explicit(&drain_g.stop, memory_order_acquire)) {
+            /* The owner: until woken, or the first ref in flight is due (mproc/inflight.c),
+             * or each second while a tool reads its counters. */
+            uint64_t ns = rt->owner && !tool ? 0 : (uint64_t)CLIENT_WAKE_S * 1000000000u,
+                     xd = rt->owner ? until(due) : 0;
+            futex_wait(&me->wake, seq, xd && (ns == 0 || xd < ns) ? xd : ns);
+        }
         atomic_store_explicit(&me->sleeping, 0, memory_order_relaxed);
     }
     if (t.nfree)

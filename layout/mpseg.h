@@ -1,4 +1,4 @@
-/* mproc.h - the multi-process part of the shared segment: the process table (one entry per
+/* mpseg.h - the multi-process part of the shared segment: the process table (one entry per
  * attached process, with its remote-free stack and wake word), the chunk map that says which
  * process's allocator owns each piece of the arenas, each process's share of the store's
  * counters, published per-worker counters, and the per-process reference ledger ("holds").
@@ -12,7 +12,7 @@
  * write (own[], below), and answers garbage with a leak and a notice, never a crash.
  *
  * Synchronisation:
- *   procs[p].state   written by the owner only (publish.c); read relaxed/acquire by all.
+ *   procs[p].state   written by the owner only (mproc/publish.c); read relaxed/acquire by all.
  *   procs[p].rfree   MPSC stack of freed slot indices whose bytes process p allocated.
  *                    Pushers CAS (seq_cst: pairs with the drainer's seq_cst store of
  *                    `sleeping`, a Dekker pair); the drainer takes the whole chain with one
@@ -24,7 +24,7 @@
  *   shard[p]         process p's share of the node counters (relaxed RMW): what it counted
  *                    for the objects it allocated. Written by p, by the drainer of p's
  *                    remote-free stack, and, once p is gone, by the owner alone.
- *   holds[idx]       [63..32] generation (core/table.h: never 0), [31..0] signed count of
+ *   holds[idx]       [63..32] generation (layout/table.h: never 0), [31..0] signed count of
  *                    references this process took on that object minus those it dropped;
  *                    0 = never used; generation 0 with count -1 = a slot in this process's
  *                    caches (SHOAL__HOLDS_CACHED). CAS by this process only, read by the
@@ -45,10 +45,11 @@
  *     shared list, and a forwarded slot's index. Never bytes or a live object's
  *     reference. tests/test_mp_crash.c kills a client at every instruction of such calls.
  */
-#ifndef SHOAL_CORE_MPROC_H
-#define SHOAL_CORE_MPROC_H
+#ifndef SHOAL_LAYOUT_MPSEG_H
+#define SHOAL_LAYOUT_MPSEG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "segment.h"
@@ -93,6 +94,16 @@ struct shoal__wstat {
     int32_t cpu;
 };
 
+/* A process's lookup counters (shoal_stats: get_slow, stale_ids + invalid_ids, get_waits),
+ * published by its drain thread whenever it goes idle and once a second while a tool is
+ * attached (mproc/remote_free.c); relaxed, for tools only. Not in its process line, which is
+ * full and whose stack head every releaser CASes. */
+struct shoal__lookups {
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t get_slow;
+    _Atomic uint64_t bad_ids;
+    _Atomic uint64_t get_waits;
+};
+
 /* A process's share of the node counters (see the synchronisation note above). */
 struct shoal__shard {
     _Alignas(SHOAL__CACHELINE) _Atomic int64_t bytes[SHOAL__MAX_NODES];
@@ -108,18 +119,19 @@ struct shoal__mp {
     uint64_t wstats_off;          /* SHOAL__MAX_WSTATS shoal__wstat from the segment start */
     _Atomic uint32_t nworkers;    /* published worker lines (the scheduler's hook) */
     uint32_t pad;
-    _Atomic uint64_t deaths;      /* clients whose end the owner has processed (publish.c):
+    _Atomic uint64_t deaths;      /* clients whose end the owner has processed (mproc/publish.c):
                                      for tools, and tests that wait for it */
     uint64_t xfer_off;            /* the in-flight table (struct shoal__inflight) from the start */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t recycled[SHOAL__MAX_NODES];
     struct shoal__proc procs[SHOAL__MAX_PROCS];
     struct shoal__shard shard[SHOAL__MAX_PROCS];
+    struct shoal__lookups lookups[SHOAL__MAX_PROCS];
 };
 _Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELINE,
                "the scalar fields of shoal__mp fit its first line");
 
 
-/* ---- refs in flight (core/inflight.c) -------------------------------------------------------
+/* ---- refs in flight (mproc/inflight.c) -------------------------------------------------------
  * shoal_transfer moves one of the sender's references into a record here; shoal_accept moves
  * it out into the receiver's hands; the owner releases it when its deadline passes. The
  * record holds the reference (the object's count does not change on either move), so the
@@ -160,17 +172,6 @@ _Static_assert(sizeof(struct shoal__xrec) == 24 && (SHOAL__XFER_RECS & (SHOAL__X
                SHOAL__XFER_PROBE <= SHOAL__XFER_RECS && SHOAL__MAX_PROCS <= 256,
                "in-flight records: 24 bytes, a power-of-two table, 8 bits of process index");
 
-/* Owner: release every in-flight reference whose deadline passed (and, with sweep, free the
- * records of senders that died while reserving one). t: the calling service thread's slot
- * cache (published owner), NULL for a thread with its own (private store: the I/O thread).
- * Returns the earliest deadline still pending (CLOCK_MONOTONIC ns), 0 = none. */
-struct shoal__thr;
-SHOAL__HIDDEN uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t);
-/* The earliest pending deadline, 0 = none (a thread computing its sleep). */
-SHOAL__HIDDEN uint64_t shoal__xfer_due(void);
-/* How many in-flight records hold a reference on object id (the owner, processing a death:
- * they are holders besides the live processes' ledgers). */
-SHOAL__HIDDEN uint32_t shoal__xfer_held(uint64_t id);
 
 /* This process's copy of the region's geometry, taken when the owner lays it out or a client
  * has checked it: nobody follows an offset that another process could rewrite. */
@@ -182,7 +183,7 @@ struct shoal__geo {
     unsigned shift;               /* chunk size = 1 << shift */
     uint64_t nchunks;             /* per node */
 };
-extern struct shoal__geo shoal__geo;
+extern struct shoal__geo shoal__geo;   /* filled by mproc/mproc.c; defined in layout/globals.c */
 /* This process's chunk-map owner id: (incarnation << 8) | process index; never 0 or FREE. */
 extern uint32_t shoal__chunk_me;
 
@@ -228,12 +229,16 @@ static inline void shoal__count_bytes(shoal__rt_t *rt, unsigned proc, unsigned n
     atomic_fetch_add_explicit(&rt->hdr->node[n].bytes_used, (uint64_t)d, memory_order_relaxed);
 }
 /* The store's figures per node: the shards summed (a published or attached store). */
-SHOAL__HIDDEN void shoal__shards_sum(shoal__rt_t *rt, int64_t bytes[], int64_t objs[]);
-/* Owner: a gone process has no object left; what its shard still counts was counted for
- * work it never finished: drop it (and from the estimate). */
-SHOAL__HIDDEN void shoal__shard_settle(shoal__rt_t *rt, unsigned proc);
-/* Owner: bring the bytes_used estimates back to the shards' sums. */
-SHOAL__HIDDEN void shoal__estimate_resync(shoal__rt_t *rt);
+static inline void shoal__shards_sum(shoal__rt_t *rt, int64_t bytes[], int64_t objs[])
+{
+    for (unsigned p = 0; p < SHOAL__MAX_PROCS; p++) {
+        const struct shoal__shard *sh = shoal__shard_of(p);
+        for (unsigned n = 0; n < rt->nnodes; n++) {
+            bytes[n] += atomic_load_explicit(&sh->bytes[n], memory_order_relaxed);
+            objs[n] += atomic_load_explicit(&sh->objs[n], memory_order_relaxed);
+        }
+    }
+}
 
 /* ---- slots freed for another process --------------------------------------------------------- */
 /* The low 28 bits of a FREE slot word (table.h) are a cache tag (thread.h: SHOAL__W_CACHED |
@@ -277,7 +282,7 @@ static inline bool shoal__freeing_live(const struct shoal__mp *x, uint64_t w)
            ((w >> 8) & SHOAL__FREEING_INC);
 }
 
-/* ---- the owner's own records (core/remote_free.c) ------------------------------------------- */
+/* ---- the owner's own records (mproc/remote_free.c) ------------------------------------------- */
 /* While its store is published, the owner records in private memory where the bytes of each
  * of its objects are (or, spilled, its extent in the spill file), and frees from that record
  * only: a client that rewrites a slot's offset, length or process, or pushes forged
@@ -316,35 +321,25 @@ static inline bool shoal__own_peek(uint64_t idx, uint64_t *off, uint64_t *len)
     return (v & (SHOAL__OWN_VALID | SHOAL__OWN_SPILLED)) == SHOAL__OWN_VALID;
 }
 /* The owner's object idx was spilled (its bytes are freed) to extent ext / restored. */
-SHOAL__HIDDEN void shoal__own_spilled(uint64_t idx, uint64_t ext);
-SHOAL__HIDDEN void shoal__own_restored(uint64_t idx, uint64_t off);
+static inline void shoal__own_spilled(uint64_t idx, uint64_t ext)
+{
+    if (shoal__own)   /* the bytes are freed by the spiller; the record keeps the extent */
+        atomic_store_explicit(&shoal__own[idx].off, ext | SHOAL__OWN_VALID | SHOAL__OWN_SPILLED,
+                              memory_order_relaxed);
+}
+static inline void shoal__own_restored(uint64_t idx, uint64_t off)
+{
+    if (shoal__own)
+        atomic_store_explicit(&shoal__own[idx].off, off | SHOAL__OWN_VALID, memory_order_relaxed);
+}
 
-/* ---- segment set-up (core/mproc.c) ------------------------------------------------------ */
-/* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
-SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
-/* Initialise the region at hdr->ext_off (owner, fresh zeroed segment) and make this process
- * index 0. Must run before the arenas are created: the allocator uses the chunk map. */
-SHOAL__HIDDEN void shoal__mp_init(shoal__rt_t *rt);
-/* Check a mapped segment's extension region against its length (clients, tools); on success
- * take its geometry (shoal__geo). 0 or -1. */
-SHOAL__HIDDEN int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len);
-
-/* ---- chunks (alloc/chunks.c) -------------------------------------------------------------- */
+/* ---- chunk-map ownership ------------------------------------------------------------------ */
 static inline uint32_t shoal__chunk_id(unsigned proc, uint32_t inc)
 {
     return (inc << 8) | proc;
 }
-/* Take `need` whole chunks in a row of node's span for this process (its slabs and large
- * objects): recycled ones first, found first fit, else fresh ones from the carve. Returns
- * the first chunk's index within the node, or -1 when no such run is free. */
-SHOAL__HIDDEN int64_t shoal__run_take(shoal__rt_t *rt, unsigned node, uint64_t need);
-/* Give a run back: free for any process at once. */
-SHOAL__HIDDEN void shoal__run_give(shoal__rt_t *rt, unsigned node, uint64_t first, uint64_t need);
-/* Return every chunk owned by `id` to the recycled pool; returns how many. Owner only,
- * once no object of that process is left. */
-SHOAL__HIDDEN uint64_t shoal__chunks_reclaim(shoal__rt_t *rt, uint32_t id);
 
-/* ---- holds: the reference ledger (core/mproc.c) ----------------------------------------- */
+/* ---- holds: the reference ledger (mproc/mproc.c) ----------------------------------------- */
 /* Non-NULL while this process is attached, or owns a published store: nslots entries. */
 extern _Atomic uint64_t *shoal__holds;
 /* A ledger entry for a FREE slot in this process's caches (thread.h): generation 0, which
@@ -371,78 +366,5 @@ static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
     } while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
                                                     memory_order_relaxed));
 }
-
-/* ---- remote frees (core/remote_free.c) ------------------------------------------------------ */
-struct shoal__thr;
-/* The last reference to slot idx is gone (its word is already FREE with the next generation
- * and marked FREEING by us) and its bytes belong to process `proc` != this one: queue it
- * for that process. Cold. */
-SHOAL__HIDDEN void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
-    __attribute__((cold));
-/* The drain thread every attached process runs (and the owner of a published store).
- * sock: a client's connection to the owner (watched for the owner's end), else -1. */
-SHOAL__HIDDEN int  shoal__drain_start(shoal__rt_t *rt, int sock);
-SHOAL__HIDDEN void shoal__drain_stop(void);
-/* Service threads (drain, publish) of the owner: */
-/* Orders proc state changes by the publish thread against the owner's draining of stacks
- * whose process is gone. Owner-local. */
-SHOAL__HIDDEN void shoal__procs_lock(void);
-SHOAL__HIDDEN void shoal__procs_unlock(void);
-/* Take process p's remote-free stack and give back each slot it claims (only slots marked
- * FREEING). mine: p is this process (its bytes go back to this process's allocator, checked
- * against its private records); else p is gone and its bytes are only uncounted (its chunks
- * are reclaimed whole later). The owner's own objects are freed from its records. Every
- * index and offset is checked.
- * Returns how many entries were taken. The slots land in t's cache: flush it after. */
-SHOAL__HIDDEN size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine);
-/* Claim slot idx, whose word was w: true when it was FREEING and is now the caller's. */
-SHOAL__HIDDEN bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w);
-/* Owner: the object in slot idx (a slot the caller holds) is gone: if the owner's records
- * say its bytes are the owner's, free them (or forget its spill extent), uncount it and
- * return true; false when there is no record (not the owner's, or not published). */
-SHOAL__HIDDEN bool shoal__own_release(shoal__rt_t *rt, uint32_t idx);
-/* A service thread of the owner dropped the last reference to slot idx (oldw: the word
- * before; the word is FREE and the slot the caller's): wake its waiters, and send its
- * bytes where they belong. */
-SHOAL__HIDDEN void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx,
-                                      uint64_t oldw);
-/* Wake process p's drain thread (bump its futex word). */
-SHOAL__HIDDEN void shoal__wake_proc(shoal__rt_t *rt, unsigned p);
-
-/* ---- dependents on other processes' objects (core/foreign_deps.c) ------------------------- */
-/* shoal__dep_add for an object another process made (its slot s, not complete when looked
- * at): same contract (0 registered, 1 complete already, < 0). Any process. */
-SHOAL__HIDDEN int  shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d);
-/* The drain thread of every process: fire the foreign dependents whose object completed. */
-SHOAL__HIDDEN void shoal__foreign_deps_scan(shoal__rt_t *rt);
-/* Shutdown or detach (after the threads that fire them stopped): drop them unfired. */
-SHOAL__HIDDEN void shoal__foreign_deps_forget(void);
-/* An object someone waits on (its completing CAS saw WAITERS) completed or failed: wake
- * every process that has foreign dependents, which may be waiting on it. Cold. */
-SHOAL__HIDDEN void shoal__notify_foreign(shoal__rt_t *rt) __attribute__((cold));
-
-/* ---- publish (owner, core/publish.c) and attach (client, core/attach.c) ------------------- */
-/* Validate a store name: 1..64 bytes, no '/'. 0 or SHOAL_EINVAL (message set). */
-SHOAL__HIDDEN int  shoal__name_check(const char *name);
-/* The socket path of a store name (see core/sockpath.c for where it lives). */
-SHOAL__HIDDEN int  shoal__sock_path(const char *name, char *out, size_t cap, int make_dir);
-/* Owner: listen on the name's socket and serve attaches; called by shoal_init before the
- * runtime is published. seg_fd/seg_len: the header+table memfd. */
-SHOAL__HIDDEN int  shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd,
-                                        uint64_t seg_len);
-/* Owner: stop serving, tell clients, stop the service threads. Idempotent; shoal_shutdown
- * calls it before the scheduler stops (and teardown again). */
-SHOAL__HIDDEN void shoal__publish_stop(shoal__rt_t *rt);
-/* Owner: drop this process's ledger (teardown, once no thread takes references). */
-SHOAL__HIDDEN void shoal__publish_release(void);
-/* Client: shoal_shutdown of an attached runtime (lifecycle lock held). */
-SHOAL__HIDDEN int  shoal__detach(shoal__rt_t *rt);
-/* In a child after fork(): the runtime inherited from the parent is abandoned (its threads
- * do not exist here and its allocator state is a copy), so the child can attach afresh.
- * Registered by every init and attach; the handler is core/runtime.c's, which calls the
- * two below for a published or attached runtime. */
-SHOAL__HIDDEN void shoal__atfork_register(void);
-SHOAL__HIDDEN void shoal__publish_forget(void);
-SHOAL__HIDDEN void shoal__attach_forget(void);
 
 #endif

@@ -1,11 +1,12 @@
-/* errors.c - error names and the thread-local last-error message (messages: core/log.c).
+/* errors.c - error names and the thread-local last-error message (messages: os/log.c).
  * shoal__err is the one place a failure's message is written; it is cold by design. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "rt.h"
+#include "shoal.h"
+#include "errors.h"
 
 /* The message lives on the heap, one buffer per thread that ever failed a call: only this
  * pointer is thread-local. Every thread-local variable of the library is in its static TLS

@@ -1,4 +1,4 @@
-/* proto.c - framing and checks of the attach protocol (core/proto.h). No I/O and no global
+/* proto.c - framing and checks of the attach protocol (mproc/proto.h). No I/O and no global
  * state: the owner's service thread, the client's attach and tests/fuzz all call these.
  * Every length and field is checked before use; nothing here trusts the peer.
  */

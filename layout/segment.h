@@ -21,10 +21,10 @@
 #include "rt.h"
 
 #define SHOAL__MAGIC       UINT64_C(0x314c414f4853)   /* "SHOAL1" */
-#define SHOAL__SEG_VERSION 6u   /* 2: ext_off (core/mproc.h); 3: spill counters;
+#define SHOAL__SEG_VERSION 6u   /* 2: ext_off (layout/mpseg.h); 3: spill counters;
                                    4: 32-bit generations (table.h), wake words;
-                                   5: per-process counter shards, fdeps (core/mproc.h);
-                                   6: the in-flight table (core/mproc.h, xfer_off) */
+                                   5: per-process counter shards, fdeps (layout/mpseg.h);
+                                   6: the in-flight table (layout/mpseg.h, xfer_off) */
 
 struct shoal__node_stats {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* shoal__acct_size of live objects */
@@ -49,7 +49,7 @@ struct shoal__hdr {
     uint64_t slots_off;           /* byte offset of the slot table from the header */
     int32_t  huge_kind;           /* SHOAL_PAGES_* */
     uint32_t gen_base;            /* generation of slots no earlier store used (slots.c) */
-    uint64_t ext_off;             /* multi-process region (core/mproc.h) from the header */
+    uint64_t ext_off;             /* multi-process region (layout/mpseg.h) from the header */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t free_head;  /* [63..32] tag [31..0] slot idx */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bump;
     _Alignas(SHOAL__CACHELINE) _Atomic uint32_t seal_seq;

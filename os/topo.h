@@ -3,12 +3,15 @@
  * machine; binding is then simulated (hwloc returns success and does nothing), so placement
  * logic is testable on a one-node machine. Every function returns 0 or a SHOAL_E* code.
  */
-#ifndef SHOAL_SCHED_TOPO_H
-#define SHOAL_SCHED_TOPO_H
+#ifndef SHOAL_OS_TOPO_H
+#define SHOAL_OS_TOPO_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+/* NUMA nodes shoal uses at most (arrays per node are sized by it). */
+#define SHOAL__MAX_NODES 16
 
 struct shoal__topo;
 

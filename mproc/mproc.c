@@ -1,15 +1,11 @@
 /* mproc.c - the multi-process region of the shared segment: its size, its set-up by the
- * owner and its validation by a process that maps it (core/mproc.h has the layout).
+ * owner and its validation by a process that maps it (layout/mpseg.h has the layout).
  */
 #include "mproc.h"
 
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
-
-SHOAL__HIDDEN _Atomic uint64_t *shoal__holds;
-SHOAL__HIDDEN uint32_t shoal__chunk_me;
-SHOAL__HIDDEN struct shoal__geo shoal__geo;
 
 static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -76,7 +72,6 @@ void shoal__mp_init(shoal__rt_t *rt)
                           memory_order_relaxed);
     atomic_store_explicit(&o->state, SHOAL__PROC_LIVE, memory_order_relaxed);
     shoal__chunk_me = shoal__chunk_id(0, 1);
-    shoal__atfork_register();
 }
 
 int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
@@ -101,16 +96,7 @@ int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
 
 /* ---- the counters' shards -------------------------------------------------------------------- */
 
-void shoal__shards_sum(shoal__rt_t *rt, int64_t bytes[], int64_t objs[])
-{
-    for (unsigned p = 0; p < SHOAL__MAX_PROCS; p++) {
-        const struct shoal__shard *sh = shoal__shard_of(p);
-        for (unsigned n = 0; n < rt->nnodes; n++) {
-            bytes[n] += atomic_load_explicit(&sh->bytes[n], memory_order_relaxed);
-            objs[n] += atomic_load_explicit(&sh->objs[n], memory_order_relaxed);
-        }
-    }
-}
+/* shoal__shards_sum is layout/mpseg.h's (core/stats.c reads the sums too). */
 
 void shoal__shard_settle(shoal__rt_t *rt, unsigned proc)
 {

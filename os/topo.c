@@ -10,7 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../core/rt.h"
+#include "shoal.h"
+#include "errors.h"
 
 enum { SRC_MACHINE, SRC_SYNTHETIC, SRC_XML };
 

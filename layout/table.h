@@ -23,6 +23,10 @@
  * Across shutdown and init in one process, each slot's generations continue where the last
  * store left them (slots.c), so a ref kept across stores obeys the same rule.
  *
+ * started, cancel (PENDING task results only; the same bits as cached and unread, which a
+ * PENDING slot never carries): started is set by the worker that begins the task, cancel by
+ * shoal_cancel, each by CAS, so that exactly one of them wins a task not yet begun
+ * (sched/task.c, core/object.c shoal__obj_cancel); the completing CAS clears both.
  * deps: a task registered on this pending object (deps.c); set by CAS while the object is
  * pending and cleared by the completing CAS, so a completion without it skips the list.
  * unread (set only while spill_dir is configured): sealed and not read since, a spill
@@ -74,6 +78,8 @@ enum shoal__state {
 #define SHOAL__W_DEPS        (UINT64_C(1) << 25)
 #define SHOAL__W_UNREAD      (UINT64_C(1) << 26)
 #define SHOAL__W_WAITERS     (UINT64_C(1) << 27)
+#define SHOAL__W_STARTED     SHOAL__W_CACHED   /* PENDING task result: its task began */
+#define SHOAL__W_CANCEL      SHOAL__W_UNREAD   /* PENDING task result: shoal_cancel asked */
 #define SHOAL__W_STATE_SHIFT 28
 #define SHOAL__W_STATE_MASK  (UINT64_C(0xf) << SHOAL__W_STATE_SHIFT)
 #define SHOAL__W_GEN_SHIFT   32
@@ -84,7 +90,8 @@ typedef struct shoal__slot {
     uint64_t off;            /* byte offset of the data from the arena span base; free: link */
     uint64_t len;            /* bytes */
     uint32_t aux;            /* [7..0] allocating process index, [15..8] -error code if FAILED,
-                                [16] was read since sealed (spill candidate bookkeeping) */
+                                [16] was read since sealed (spill candidate bookkeeping),
+                                [17] a task's result (SHOAL__AUX_TASK: shoal_cancel applies) */
     _Atomic uint32_t next;   /* free-list / remote-free link (slot index). With spilling on,
                                 while READY: when it went cold (seal era); while SPILLED or
                                 RESTORING: its spill-file extent in 4 KiB pages (io/spill) */
@@ -100,6 +107,8 @@ _Static_assert(SHOAL__READY_BITS == ((uint64_t)SHOAL__READY << (SHOAL__W_STATE_S
 _Static_assert(SHOAL__IDX_BITS + SHOAL__HOST_BITS == 32, "ID layout");
 _Static_assert(SHOAL__W_FREE_LINK >= SHOAL__IDX_MASK && (SHOAL__W_FREE_LINK & SHOAL__W_STATE_MASK) == 0,
                "a FREE slot's link fits below its state bits");
+
+#define SHOAL__AUX_TASK (UINT32_C(1) << 17)
 
 static inline uint64_t shoal__id_idx(uint64_t id)  { return id & SHOAL__IDX_MASK; }
 static inline uint64_t shoal__id_host(uint64_t id) { return (uint32_t)id >> SHOAL__IDX_BITS; }

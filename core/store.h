@@ -1,14 +1,11 @@
-/* rt.h - the global runtime, its thread-local cache, and the internal object API that
- * sched/ and io/ build on. Internal: never installed; non-static names use shoal__.
- *
- * Lifetime: shoal__rt is non-NULL between a successful shoal_init/attach and shutdown.
- * shoal__epoch changes at every init and every shutdown, by one: it is odd while a runtime
- * is up and even otherwise (an init that fails after publishing, a shutdown, a detach and a
- * fork() child's abandoning each make it even again). A thread whose cached epoch differs
- * refreshes its cache in the slow path and so never uses a dead store.
+/* store.h - the object store's internal API, which sched/, io/, mproc/ and runtime/ build
+ * on: the thread's view and its refresh, the call markers, objects, dependents, waiting,
+ * and the calls the store makes up into the layers above it (hooks they fill). The
+ * runtime descriptor itself is layout/rt.h. Internal: never installed; non-static names
+ * use shoal__.
  */
-#ifndef SHOAL_CORE_RT_H
-#define SHOAL_CORE_RT_H
+#ifndef SHOAL_CORE_STORE_H
+#define SHOAL_CORE_STORE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -16,95 +13,12 @@
 #include <stdint.h>
 
 #include "shoal.h"
-#include "log.h"
-#include "table.h"
+#include "../layout/rt.h"
+#include "../os/clock.h"
+#include "../os/errors.h"
 
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define SHOAL__COLD __attribute__((noinline, cold))
-#define SHOAL__HIDDEN __attribute__((visibility("hidden")))
-#define SHOAL__MAX_NODES 16
-#define SHOAL__CACHELINE 64
-
-struct shoal__hdr;      /* the shared segment header, core/segment.h */
-struct shoal__arenas;   /* alloc/arena.h */
-struct shoal__topo;     /* sched/topo.h */
-struct shoal__sched;    /* sched/sched.h */
-struct shoal__thr;      /* per-thread heavy state, core/thread.c */
-
-/* The hot thread-local view (struct shoal__tls, declared in shoal.h for the inline get) starts
- * all-zero: a sentinel whose nslots 0 sends every lookup to the slow path, so the fast path
- * needs no init test. initial-exec TLS: measured 1.5 ns per call through a .so against
- * 3.1 ns for the default model, which calls __tls_get_addr. shoal__epoch is accessed with
- * __atomic builtins only (it is a plain uint64_t so that the public header can read it). */
-static inline uint64_t shoal__epoch_load(int order) { return __atomic_load_n(&shoal__epoch, order); }
-
-typedef struct shoal__rt {
-    uint64_t epoch;
-    struct shoal__hdr *hdr;      /* shared segment: header + table */
-    shoal__slot *slots;
-    uint64_t nslots;
-    char *base;                  /* arena span: node n's bytes at base + n * node_span */
-    uint64_t node_span;
-    unsigned nnodes;
-    unsigned proc;               /* this process's index: 0 owner, >0 attached clients */
-    uint32_t slot_cache;         /* free slots a thread may cache (core/slots.c) */
-    bool owner;
-    bool batched;                /* per-thread batched counters: nobody else reads them live
-                                    (an owner whose store is not published) */
-    int huge_kind;               /* SHOAL_PAGES_* obtained */
-    struct shoal__arenas *arenas;
-    struct shoal__topo *topo;
-    struct shoal__sched *sched;  /* NULL in clients and until sched starts */
-    _Atomic(void *) *deps;       /* process-local: per-slot list of waiting dependents */
-    shoal_config cfg;
-    /* Going down (shutdown, or a client's owner died or closed): 0 while up, else the
-     * negative SHOAL_E* code that every call, and every blocked wait after its wake-up,
-     * answers with down_msg. Set once, by shoal__rt_down. */
-    _Atomic int down;
-    _Atomic int down_claim;
-    char down_msg[200];
-} shoal__rt_t;
-
-/* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
-extern shoal__rt_t *_Atomic shoal__rt;
-
-/* The segment (header + table) is never unmapped, since a stale view may still read its
- * table: retire replaces it with a read-only zero mapping, and place returns such a range
- * of at least len bytes for the next segment of this process (MAP_FIXED), or NULL.
- * Lifecycle lock held (runtime.c). */
-SHOAL__HIDDEN void  shoal__seg_retire(void *addr, size_t len);
-SHOAL__HIDDEN void *shoal__seg_place(size_t len);
-
-/* Bytes and objects the store holds now (shoal_info_get's figures; runtime.c). */
+/* Bytes and objects the store holds now (shoal_info_get's figures; core/stats.c). */
 SHOAL__HIDDEN void shoal__store_usage(shoal__rt_t *rt, size_t *bytes_used, uint64_t *objects_live);
-
-/* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
- * next and prev, head points at the first node. The caller holds the list's lock. */
-#define SHOAL__DLIST_PUSH(head, n) do {                                                    \
-        (n)->prev = NULL;                                                                  \
-        (n)->next = (head);                                                                \
-        if (head)                                                                          \
-            (head)->prev = (n);                                                            \
-        (head) = (n);                                                                      \
-    } while (0)
-#define SHOAL__DLIST_UNLINK(head, n) do {                                                  \
-        if ((n)->prev)                                                                     \
-            (n)->prev->next = (n)->next;                                                   \
-        else                                                                               \
-            (head) = (n)->next;                                                            \
-        if ((n)->next)                                                                     \
-            (n)->next->prev = (n)->prev;                                                   \
-        (n)->next = (n)->prev = NULL;                                                      \
-    } while (0)
-
-/* ---- errors (core/errors.c) ----------------------------------------------------------- */
-/* Record this thread's message and return code: `return shoal__err(SHOAL_EINVAL, "...")`. */
-SHOAL__HIDDEN int shoal__err(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), cold));
-/* A warning (fallbacks, things a user should fix): shoal__log_at(SHOAL_LOG_WARN, ...), which
- * goes to the shoal_set_log sink or stderr (core/log.c). */
-SHOAL__HIDDEN void shoal__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- thread cache (core/thread.c) ----------------------------------------------------- */
 /* SHOAL_ENOTINIT with the message that says why no runtime is there and what to do. */
@@ -129,16 +43,45 @@ static inline int shoal__tls_check(void)
  * asymmetric barrier (membarrier: a full fence on every thread of the process, so the
  * calls' side needs only a compiler barrier), then it waits until every registered thread
  * whose mark is odd has moved on. Dekker: a call either sees the change and fails, or its
- * mark is seen and waited for; so nothing a call may touch is freed under it. A thread is
- * registered (under the registry lock, with its mark even) before its first call passes
- * enter; its thread-exit hook unregisters it and makes its next call register again. */
+ * mark is seen and waited for; so nothing a call may touch is freed under it. A thread's
+ * record is registered (under the registry lock, with its mark even) before its first call
+ * passes enter; its thread-exit hook unregisters it and makes its next call register again. */
 struct shoal__call {
     _Atomic uint64_t mark;        /* odd while inside an outermost public call */
     uint32_t depth;               /* nesting depth (owner only) */
-    bool registered;
-    struct shoal__call *next, *prev;   /* registry, under its lock */
 };
-extern __thread struct shoal__call shoal__call __attribute__((tls_model("initial-exec")));
+
+/* ---- the per-thread record (core/thread.c) ----------------------------------------------
+ * Each thread that uses shoal has one record, in its TLS: its call marker, its lookup
+ * counters (core/stats.h) and its allocation state (layout/thr.h, on the heap: reset at
+ * each new runtime). One registry holds the records, under one lock, so that shutdown can
+ * wait for calls, flush every thread's caches and fold every thread's counters; one
+ * thread-exit hook takes a record out (its counters go to the process total, its caches
+ * back to the store). The lock is never held while waiting for a call to end. */
+enum shoal__cnt {
+    SHOAL__CNT_GET_SLOW,     /* gets that entered the slow path */
+    SHOAL__CNT_REFRESH,      /* successful refreshes of the thread's cached view */
+    SHOAL__CNT_STALE,        /* refs found stale (their object was freed) */
+    SHOAL__CNT_INVALID,      /* refs found invalid (null, forged, corrupt) */
+    SHOAL__CNT_GET_WAIT,     /* gets that found their object unsealed and waited */
+    SHOAL__CNT_WAIT_SLEEP,   /* futex sleeps of waiting threads */
+    SHOAL__CNT_N
+};
+struct shoal__rec {
+    struct shoal__call call;
+    bool registered;                    /* read and written by the owning thread only */
+    _Atomic uint64_t cnt[SHOAL__CNT_N]; /* written by the owning thread only (stats.h) */
+    uint64_t *fast;                     /* &shoal__tls.fast_gets of the same thread */
+    struct shoal__thr *thr;             /* == shoal__tls.thr, for the registry's walks */
+    struct shoal__rec *next, *prev;     /* the registry, under its lock */
+    uint64_t qgen, qmark;               /* a quiescer's snapshot (registry lock held) */
+};
+extern __thread struct shoal__rec shoal__me __attribute__((tls_model("initial-exec")));
+/* Put this thread's record in the registry (its first call, count or allocation). */
+SHOAL__HIDDEN void shoal__rec_register(void) __attribute__((cold));
+/* Add every registered thread's counters and those of exited threads into sum[0..N)
+ * (stats.c), with shoal__tls.fast_gets of each into sum[SHOAL__CNT_N]. */
+SHOAL__HIDDEN void shoal__recs_sum(uint64_t sum[SHOAL__CNT_N + 1]);
 /* The slow half of shoal__enter (view stale, not registered, or down). On failure the
  * call is left again and the error (message set) returned. */
 SHOAL__HIDDEN int shoal__enter_slow(void) __attribute__((cold));
@@ -150,9 +93,9 @@ SHOAL__HIDDEN void shoal__calls_quiesce(void);
  * pointer for null with stale flags after a call and reported a null access. */
 static inline int shoal__enter(void)
 {
-    if (likely(shoal__call.depth++ == 0)) {
-        atomic_store_explicit(&shoal__call.mark,
-                              atomic_load_explicit(&shoal__call.mark, memory_order_relaxed) + 1,
+    if (likely(shoal__me.call.depth++ == 0)) {
+        atomic_store_explicit(&shoal__me.call.mark,
+                              atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         /* The mark before the checks below: a compiler barrier here, the hardware fence
          * is the quiescer's membarrier (see above). */
@@ -161,7 +104,7 @@ static inline int shoal__enter(void)
     /* With the view current, shoal__rt is this view's runtime and stays allocated until
      * we leave (shutdown quiesces before it frees it). */
     if (likely(shoal__tls.epoch == shoal__epoch_load(__ATOMIC_RELAXED) && shoal__tls.nslots != 0 &&
-               shoal__call.registered &&
+               shoal__me.registered &&
                atomic_load_explicit(&atomic_load_explicit(&shoal__rt, memory_order_relaxed)->down,
                                     memory_order_relaxed) == 0))
         return 0;
@@ -170,11 +113,11 @@ static inline int shoal__enter(void)
 
 static inline void shoal__leave(void)
 {
-    if (likely(--shoal__call.depth == 0))
+    if (likely(--shoal__me.call.depth == 0))
         /* release: everything this call did with the runtime happens before a quiescer's
          * acquire load that sees the mark move. */
-        atomic_store_explicit(&shoal__call.mark,
-                              atomic_load_explicit(&shoal__call.mark, memory_order_relaxed) + 1,
+        atomic_store_explicit(&shoal__me.call.mark,
+                              atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
                               memory_order_release);
 }
 
@@ -202,6 +145,9 @@ SHOAL__HIDDEN shoal__slot *shoal__slot_of(shoal_ref ref, int *err);
  * `refs` references. The caller has passed shoal__tls_check(). */
 SHOAL__HIDDEN int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs,
                                  void **buf, shoal_ref *out);
+/* OR'd into shoal__obj_new's state: a task's result (SHOAL__AUX_TASK), which shoal_cancel
+ * may act on. */
+#define SHOAL__OBJ_TASK 0x100u
 /* Give a PENDING object its data: allocates len bytes on node and returns the buffer; the
  * object stays PENDING until shoal__obj_complete. The caller holds a reference on ref (an
  * object it made), so ref is not checked beyond its generation. Errors: SHOAL_ENOMEM,
@@ -215,6 +161,40 @@ SHOAL__HIDDEN int shoal__obj_complete(shoal_ref ref, int code, const char *msg);
  * checked beyond its generation, as for shoal__obj_fill). When that cannot free the object
  * and no dependent registered, one CAS does both. */
 SHOAL__HIDDEN int shoal__obj_complete_drop(shoal_ref ref, int code, const char *msg);
+/* shoal__obj_complete_drop for a task's own result: if shoal_cancel marked it while the
+ * task ran (before this completion), it fails SHOAL_ECANCELED instead, with a message
+ * naming the task (name, or NULL) and its result. */
+SHOAL__HIDDEN int shoal__obj_complete_task(shoal_ref ref, int code, const char *msg,
+                                           const char *name);
+/* shoal_cancel's work on a task's result: 0 = its task had not started and never will
+ * (the result failed SHOAL_ECANCELED), 1 = it is running (marked: shoal__obj_cancelled),
+ * SHOAL_EEXIST (finished), SHOAL_ENOENT (not a task's result), SHOAL_EINVAL, SHOAL_ESTALE.
+ * The caller holds a reference or not: a reference of its own is taken meanwhile. */
+SHOAL__HIDDEN int shoal__obj_cancel(shoal_ref ref);
+/* The worker about to run the task of result ref (which the task holds a reference on):
+ * true if it may run (now marked started), false if shoal_cancel came first (it completes
+ * the result; the task must not run or complete it). */
+static inline bool shoal__obj_start(shoal_ref ref)
+{
+    shoal__slot *s = &shoal__rt->slots[shoal__id_idx(ref.id)];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    do {
+        if (unlikely(w & SHOAL__W_CANCEL) || unlikely(!shoal__w_pending(w)))
+            return false;
+        /* relaxed: the mark orders nothing; the CAS only decides, against shoal_cancel's
+         * CAS (core/object.c obj_cancel), which of the two acts on a task not yet begun. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_STARTED,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+/* 1 once shoal_cancel marked the result of a running task (its own result, held). */
+static inline int shoal__obj_cancelled(shoal_ref ref)
+{
+    /* relaxed: a poll; the mark carries no data. */
+    uint64_t w = atomic_load_explicit(&shoal__rt->slots[shoal__id_idx(ref.id)].word,
+                                      memory_order_relaxed);
+    return (w & SHOAL__W_CANCEL) && shoal__w_pending(w);
+}
 /* On a worker: run other tasks until s (ref's slot, checked by the caller) is no longer
  * CREATED/PENDING, or nothing is left to run. Elsewhere: returns at once. A task's get of
  * a child it submitted, reading the word alone between tasks rather than rescanning. */
@@ -222,45 +202,8 @@ SHOAL__HIDDEN void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref
 /* Wait until the object is no longer CREATED/PENDING. timeout_ns < 0 = for ever.
  * 0, SHOAL_ETIMEDOUT, SHOAL_ESTALE, SHOAL_EINVAL. Inside a worker, runs other tasks. */
 SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);
-static inline shoal__slot *shoal__tls_slots(void) { return (shoal__slot *)(void *)shoal__tls.slots; }
-/* Data pointer of a slot in this process. */
-static inline void *shoal__slot_data(const shoal__slot *s) { return shoal__rt->base + s->off; }
-/* Whether a slot's offset and length lie inside the arena span. Every process can write
- * the table, so paths that dereference or free a slot's bytes check this first: a process
- * that wrote garbage into a slot costs a leak and a notice, never a crash. */
-static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
-{
-    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
-    return s->off < span && s->len <= span - s->off;
-}
-/* The bytes of a slot another process may be rewriting: off and len read once, and false
- * unless they lie inside the span. Paths that hand out or read the bytes use these copies,
- * so a rewrite between the check and the use cannot send them outside. */
-static inline bool shoal__slot_bytes(const shoal__slot *s, const char **data, uint64_t *len)
-{
-    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
-    uint64_t off = __atomic_load_n(&s->off, __ATOMIC_RELAXED);
-    uint64_t n = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
-    *data = shoal__rt->base + off;
-    *len = n;
-    return off < span && n <= span - off;
-}
+
 SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
-/* NUMA node of the arena span holding byte offset off. With one node (the common case) no
- * division, which costs ~40 cycles on the object paths that ask this. An offset beyond the
- * span (another process wrote the slot) counts as node 0: callers index arrays with it. */
-static inline unsigned shoal__off_node(const shoal__rt_t *rt, uint64_t off)
-{
-    if (likely(rt->nnodes == 1))
-        return 0;
-    uint64_t n = off / rt->node_span;
-    return n < rt->nnodes ? (unsigned)n : 0;
-}
-/* NUMA node holding a slot's bytes. */
-static inline int shoal__slot_node(const shoal__slot *s)
-{
-    return (int)shoal__off_node(shoal__rt, s->off);
-}
 
 /* ---- dependents (core/deps.c) ---------------------------------------------------------- */
 /* A callback fired once when an object leaves CREATED/PENDING. `failed` is 0 if it became
@@ -304,20 +247,6 @@ extern int (*shoal__help_hook)(void);
  * if it did not sleep, so that the caller sleeps on word alone. Set by sched at start. */
 extern bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
 
-/* ---- monotonic time ------------------------------------------------------------------- */
-SHOAL__HIDDEN uint64_t shoal__now_ns(void);
-
-/* ---- spilling (io/spill.c provides; core calls) ----------------------------------------- */
-/* A coarse clock for "went cold at": 2^20 TSC ticks (~0.3 ms), wrapping after weeks; only
- * differences are used. */
-static inline uint32_t shoal__seal_era(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    return (uint32_t)(__builtin_ia32_rdtsc() >> 20);
-#else
-    return (uint32_t)(shoal__now_ns() >> 18);
-#endif
-}
 /* Word bits for an object being sealed READY: with spill_dir configured, UNREAD (a spill
  * candidate until its first get) and its seal era in `next`; nothing otherwise, one
  * predictable branch. The caller owns the slot (before its publishing release). */
@@ -328,19 +257,40 @@ static inline uint64_t shoal__seal_mark(const shoal__rt_t *rt, shoal__slot *s)
     atomic_store_explicit(&s->next, shoal__seal_era(), memory_order_relaxed);
     return SHOAL__W_UNREAD;
 }
-/* The store is full (alloc/arena.c): spill cold objects and allocate again. 0 with *off
- * set, < 0 with the message set, or 1 when spilling does not apply (not configured, the I/O
- * thread itself, or a retry inside this very call): the caller reports "store full". */
-SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
-                                     unsigned node, uint64_t *off);
-/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. It reads
- * the slot's `next` (the extent, or a park id): call it before `next` serves as a link. */
-SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
-/* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
- * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
- * 0 = look again; < 0 with the message set. */
-SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
-/* Fill the spill counters of *out (shoal_stats_get). */
-SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
+
+/* ---- calls up into the layers above the store (they provide; core calls) ---------------
+ * The store reaches io/ (spilled objects) and mproc/ (objects of other processes) only
+ * through these pointers, never by name, as it reaches sched/ through the hooks above.
+ * runtime/ fills them once, before its first runtime is published (the epoch's release
+ * orders them for every thread that sees a runtime), and never clears them: each function
+ * checks for itself whether it applies, as it did when the store called it by name. */
+struct shoal__upcalls {
+    /* io/spill.c, shoal__spill_touch: get found s SPILLING, SPILLED or RESTORING. */
+    int  (*spill_touch)(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
+    /* io/spill.c, shoal__spill_drop: the last reference to a SPILLED object went. */
+    void (*spill_drop)(shoal__slot *s);
+    /* io/spill.c, shoal__io_stats: the spill counters of shoal_stats_get. */
+    void (*io_stats)(shoal_stats *out);
+    /* mproc/foreign_deps.c, shoal__dep_add_foreign: shoal__dep_add on another process's
+     * object (same contract). */
+    int  (*dep_add_foreign)(shoal_ref ref, shoal__slot *s, shoal__dep *d);
+    /* mproc/foreign_deps.c, shoal__notify_foreign: an object someone waits on completed or
+     * failed; every process with foreign dependents may be waiting on it. */
+    void (*notify_foreign)(shoal__rt_t *rt);
+    /* mproc/remote_free.c, shoal__rfree_push: slot idx's bytes belong to process proc (its
+     * word is FREE and marked FREEING by us). */
+    void (*rfree_push)(shoal__rt_t *rt, uint32_t idx, unsigned proc);
+    /* mproc/remote_free.c, shoal__own_release: the published owner's object in slot idx is
+     * gone; free its bytes from the owner's records. */
+    bool (*own_release)(shoal__rt_t *rt, uint32_t idx);
+    /* Refs in flight (shoal_transfer): a private store's owner expires them on its I/O
+     * thread, which mproc/ wakes and io/ calls through these (siblings meet here).
+     * io/ring.c, shoal__io_kick: wake the I/O thread to look at its deadlines again. */
+    void (*io_kick)(void);
+    /* mproc/inflight.c, shoal__xfer_expire (t NULL) and shoal__xfer_due. */
+    uint64_t (*xfer_expire)(shoal__rt_t *rt, bool sweep, struct shoal__thr *t);
+    uint64_t (*xfer_due)(void);
+};
+SHOAL__HIDDEN extern struct shoal__upcalls shoal__up;
 
 #endif

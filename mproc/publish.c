@@ -26,9 +26,10 @@
 #include <unistd.h>
 
 #include "../alloc/arena.h"
+#include "../alloc/chunks.h"
 #include "mproc.h"
 #include "proto.h"
-#include "thread.h"
+#include "../core/thread.h"
 
 #define MAX_CONNS        512          /* attached processes + handshakes in flight; when
                                          full, the oldest silent handshake is dropped */
@@ -120,9 +121,9 @@ static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *ex
     uint64_t v = atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed);
     if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
         sum += (uint32_t)v;
-    /* A ref in flight holds one (core/inflight.c). The gone process's ledger may still
+    /* A ref in flight holds one (mproc/inflight.c). The gone process's ledger may still
      * count one it was sending or taking when it died: its record, still in flight, is
-     * counted here as the holder, so that one is not dropped (core/mproc.h). */
+     * counted here as the holder, so that one is not dropped (layout/mpseg.h). */
     return sum + shoal__xfer_held(shoal__id_make(idx, gen));
 }
 
@@ -291,7 +292,7 @@ static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 
 /* The slots a gone process held privately go back to the shared stack: those in its thread
  * caches (tagged, thread.h; its ledger names each) and one it was freeing itself when it
- * died (FREE and marked HELD by it, core/mproc.h, the generation after its ledger's). Run
+ * died (FREE and marked HELD by it, layout/mpseg.h, the generation after its ledger's). Run
  * once, as the death is processed: until then nothing else hands such a slot on. */
 static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
@@ -414,7 +415,7 @@ static void try_reclaim(shoal__rt_t *rt)
         pub.gone[i] = pub.gone[--pub.ngone];
     }
     flush_cache(rt);
-    /* The estimate capacity checks read comes back to the shards' sum (core/mproc.h). */
+    /* The estimate capacity checks read comes back to the shards' sum (layout/mpseg.h). */
     shoal__estimate_resync(rt);
     /* A big ledger takes a while to walk: never spend more than ~5% of a core on it. */
     uint64_t took = shoal__now_ns() - t0;
@@ -778,7 +779,7 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
         return shoal__err(SHOAL_ENOMEM, "cannot map the reference ledger");
     pub.own_holds = m;
     pub.on = true;   /* from here on, shoal__publish_stop undoes what is done */
-    /* The records of our own objects' bytes (core/mproc.h), before any object is made. */
+    /* The records of our own objects' bytes (layout/mpseg.h), before any object is made. */
     pub.own_len = rt->nslots * sizeof(struct shoal__own);
     m = mmap(NULL, pub.own_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
              MAP_NORESERVE, -1, 0);

@@ -1,8 +1,8 @@
-/* log.h - shoal's messages (core/log.c) and strict parsing of its environment variables
- * (core/env.c). Internal. Every message goes through shoal__log_at, and so through the
+/* log.h - shoal's messages (os/log.c) and strict parsing of its environment variables
+ * (os/env.c). Internal. Every message goes through shoal__log_at, and so through the
  * sink set with shoal_set_log; docs/ENVIRONMENT.md lists every variable read here. */
-#ifndef SHOAL_CORE_LOG_H
-#define SHOAL_CORE_LOG_H
+#ifndef SHOAL_OS_LOG_H
+#define SHOAL_OS_LOG_H
 
 #include <stdbool.h>
 #include <stdint.h>

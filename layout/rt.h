@@ -1,0 +1,108 @@
+/* rt.h - the runtime descriptor (shoal__rt_t) that every layer from the allocator up reads,
+ * the runtime pointer and the thread-local view, and the accessors that only read them.
+ * Types and inline reads only: the object store (core/) works on it, the runtime layer
+ * (runtime/) fills it. Internal: never installed.
+ *
+ * Lifetime: shoal__rt is non-NULL between a successful shoal_init/attach and shutdown.
+ * shoal__epoch changes at every init and every shutdown, by one: it is odd while a runtime
+ * is up and even otherwise (an init that fails after publishing, a shutdown, a detach and a
+ * fork() child's abandoning each make it even again). A thread whose cached epoch differs
+ * refreshes its cache in the slow path and so never uses a dead store.
+ */
+#ifndef SHOAL_LAYOUT_RT_H
+#define SHOAL_LAYOUT_RT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal.h"
+#include "../os/compiler.h"
+#include "../os/topo.h"
+#include "table.h"
+
+struct shoal__hdr;      /* the shared segment header, layout/segment.h */
+struct shoal__arenas;   /* alloc/arena.h */
+struct shoal__topo;     /* os/topo.h */
+struct shoal__sched;    /* sched/sched.h */
+struct shoal__thr;      /* the per-thread record, layout/thr.h */
+
+/* The hot thread-local view (struct shoal__tls, declared in shoal.h for the inline get) starts
+ * all-zero: a sentinel whose nslots 0 sends every lookup to the slow path, so the fast path
+ * needs no init test. initial-exec TLS: measured 1.5 ns per call through a .so against
+ * 3.1 ns for the default model, which calls __tls_get_addr. shoal__epoch is accessed with
+ * __atomic builtins only (it is a plain uint64_t so that the public header can read it). */
+static inline uint64_t shoal__epoch_load(int order) { return __atomic_load_n(&shoal__epoch, order); }
+
+typedef struct shoal__rt {
+    uint64_t epoch;
+    struct shoal__hdr *hdr;      /* shared segment: header + table */
+    shoal__slot *slots;
+    uint64_t nslots;
+    char *base;                  /* arena span: node n's bytes at base + n * node_span */
+    uint64_t node_span;
+    unsigned nnodes;
+    unsigned proc;               /* this process's index: 0 owner, >0 attached clients */
+    uint32_t slot_cache;         /* free slots a thread may cache (core/slots.c) */
+    bool owner;
+    bool batched;                /* per-thread batched counters: nobody else reads them live
+                                    (an owner whose store is not published) */
+    int huge_kind;               /* SHOAL_PAGES_* obtained */
+    struct shoal__arenas *arenas;
+    struct shoal__topo *topo;
+    struct shoal__sched *sched;  /* NULL in clients and until sched starts */
+    _Atomic(void *) *deps;       /* process-local: per-slot list of waiting dependents */
+    shoal_config cfg;
+    /* Going down (shutdown, or a client's owner died or closed): 0 while up, else the
+     * negative SHOAL_E* code that every call, and every blocked wait after its wake-up,
+     * answers with down_msg. Set once, by shoal__rt_down. */
+    _Atomic int down;
+    _Atomic int down_claim;
+    char down_msg[200];
+} shoal__rt_t;
+
+/* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
+extern shoal__rt_t *_Atomic shoal__rt;
+
+/* ---- reading a slot's bytes ---------------------------------------------------------------- */
+static inline shoal__slot *shoal__tls_slots(void) { return (shoal__slot *)(void *)shoal__tls.slots; }
+/* Data pointer of a slot in this process. */
+static inline void *shoal__slot_data(const shoal__slot *s) { return shoal__rt->base + s->off; }
+/* Whether a slot's offset and length lie inside the arena span. Every process can write
+ * the table, so paths that dereference or free a slot's bytes check this first: a process
+ * that wrote garbage into a slot costs a leak and a notice, never a crash. */
+static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
+{
+    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
+    return s->off < span && s->len <= span - s->off;
+}
+/* The bytes of a slot another process may be rewriting: off and len read once, and false
+ * unless they lie inside the span. Paths that hand out or read the bytes use these copies,
+ * so a rewrite between the check and the use cannot send them outside. */
+static inline bool shoal__slot_bytes(const shoal__slot *s, const char **data, uint64_t *len)
+{
+    uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
+    uint64_t off = __atomic_load_n(&s->off, __ATOMIC_RELAXED);
+    uint64_t n = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+    *data = shoal__rt->base + off;
+    *len = n;
+    return off < span && n <= span - off;
+}
+/* NUMA node of the arena span holding byte offset off. With one node (the common case) no
+ * division, which costs ~40 cycles on the object paths that ask this. An offset beyond the
+ * span (another process wrote the slot) counts as node 0: callers index arrays with it. */
+static inline unsigned shoal__off_node(const shoal__rt_t *rt, uint64_t off)
+{
+    if (likely(rt->nnodes == 1))
+        return 0;
+    uint64_t n = off / rt->node_span;
+    return n < rt->nnodes ? (unsigned)n : 0;
+}
+/* NUMA node holding a slot's bytes. */
+static inline int shoal__slot_node(const shoal__slot *s)
+{
+    return (int)shoal__off_node(shoal__rt, s->off);
+}
+
+#endif

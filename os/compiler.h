@@ -1,0 +1,32 @@
+/* compiler.h - the compiler hints and attributes every layer uses (branch weights, cold
+ * paths, hidden visibility, the cache-line size) and the intrusive list macros. Bottom of
+ * the stack: includes nothing of shoal's. Internal. */
+#ifndef SHOAL_OS_COMPILER_H
+#define SHOAL_OS_COMPILER_H
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define SHOAL__COLD __attribute__((noinline, cold))
+#define SHOAL__HIDDEN __attribute__((visibility("hidden")))
+#define SHOAL__CACHELINE 64
+
+/* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
+ * next and prev, head points at the first node. The caller holds the list's lock. */
+#define SHOAL__DLIST_PUSH(head, n) do {                                                    \
+        (n)->prev = NULL;                                                                  \
+        (n)->next = (head);                                                                \
+        if (head)                                                                          \
+            (head)->prev = (n);                                                            \
+        (head) = (n);                                                                      \
+    } while (0)
+#define SHOAL__DLIST_UNLINK(head, n) do {                                                  \
+        if ((n)->prev)                                                                     \
+            (n)->prev->next = (n)->next;                                                   \
+        else                                                                               \
+            (head) = (n)->next;                                                            \
+        if ((n)->next)                                                                     \
+            (n)->next->prev = (n)->prev;                                                   \
+        (n)->next = (n)->prev = NULL;                                                      \
+    } while (0)
+
+#endif
