@@ -15,8 +15,12 @@
  *   procs[p].state   written by the owner only (mproc/publish.c); read relaxed/acquire by all.
  *   procs[p].rfree   MPSC stack of freed slot indices whose bytes process p allocated.
  *                    Pushers CAS (seq_cst: pairs with the drainer's seq_cst store of
- *                    `sleeping`, a Dekker pair); the drainer takes the whole chain with one
- *                    acquire exchange, so there is no ABA.
+ *                    `sleeping`, a Dekker pair). p's drainer pops one entry at a time
+ *                    (acquire CAS), naming it in procs[p].draining first, so that an entry
+ *                    it took and never claimed is found when it dies; once p is gone the
+ *                    owner takes the whole chain with one acquire exchange. One popper per
+ *                    stack, and an entry goes back on a stack only after it was claimed:
+ *                    no ABA.
  *   procs[p].wake    futex word; a pusher bumps it (release) only when it made the stack
  *                    non-empty and saw `sleeping`, so steady traffic makes no syscall.
  *   chunk map        CAS by the allocator of every process (alloc/chunks.c); reclaimed by
@@ -81,6 +85,8 @@ struct shoal__proc {
     _Atomic uint64_t attached_ns; /* CLOCK_REALTIME of the attach, for tools */
     _Atomic uint32_t fdeps;       /* dependents this process registered on objects other
                                      processes complete (foreign_deps.c): completers wake it */
+    _Atomic uint64_t draining;    /* the entry its drainer is taking off rfree, as an id
+                                     (index, FREEING generation); 0 = none (remote_free.c) */
 };
 _Static_assert(sizeof(struct shoal__proc) == SHOAL__CACHELINE, "one line per process");
 

@@ -53,6 +53,9 @@ SHOAL__HIDDEN void shoal__procs_unlock(void);
  * index and offset is checked.
  * Returns how many entries were taken. The slots land in t's cache: flush it after. */
 SHOAL__HIDDEN size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine);
+/* Owner, under the procs lock, after draining gone process p's stack: the entry p's drainer
+ * had taken off its stack when it died, if it never claimed it (procs[p].draining). */
+SHOAL__HIDDEN void shoal__drain_finish(shoal__rt_t *rt, struct shoal__thr *t, unsigned p);
 /* Claim slot idx, whose word was w: true when it was FREEING and is now the caller's. */
 SHOAL__HIDDEN bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w);
 /* Owner: the object in slot idx (a slot the caller holds) is gone: if the owner's records

@@ -268,8 +268,9 @@ static void fail_unfinished(shoal__rt_t *rt, const struct conn *c)
 
 /* Is an object of the gone process left? Its ledger names every object it made. An object
  * another process freed is left until its drainer claimed it (we drained the gone process's
- * stack just before, under the procs lock): while that releaser lives it will push it; if
- * it died before pushing, nobody will, and we claim it here. */
+ * stack just before, under the procs lock, and claimed the entry its own drainer had taken
+ * off it, shoal__drain_finish): while that releaser lives it will push it; if it died
+ * before pushing, nobody will, and we claim it here. */
 static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
@@ -398,6 +399,7 @@ static void try_reclaim(shoal__rt_t *rt)
         struct gone *g = &pub.gone[i];
         shoal__procs_lock();
         shoal__drain(rt, &pub.t, g->proc, false);
+        shoal__drain_finish(rt, &pub.t, g->proc);
         bool done = !walk_ledger(rt, &g->l, left_one, g);
         if (done) {
             shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
@@ -548,6 +550,7 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
     struct shoal__proc *P = &x->procs[p];
     /* Late frees for the index's previous holder are orphans: take them before reuse. */
     shoal__drain(rt, &pub.t, p, false);
+    atomic_store_explicit(&P->draining, 0, memory_order_relaxed);
     uint32_t inc = atomic_load_explicit(&P->inc, memory_order_relaxed) + 1;
     if (inc == 0 || inc > 0xfffffeu)
         inc = 1;

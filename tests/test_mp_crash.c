@@ -660,6 +660,46 @@ static void test_killed_accepting_other_clients_object(void)
     teardown_owner();
 }
 
+/* A client's drain thread takes each entry off its remote-free stack before it claims it
+ * (mproc/remote_free.c). Killed in between - forged here as the drainer leaves it: the
+ * client is stopped, the owner frees the client's object (a push onto the client's stack),
+ * and the entry is taken off and named in the client's `draining` - the owner must claim
+ * that entry itself: its releaser (the owner) lives, so nobody else would, and the dead
+ * client's object would count for ever and its chunks never come back. */
+static void test_killed_draining_its_stack(void)
+{
+    setup_owner();
+    shoal__rt_t *rt = shoal__rt;
+    struct mp_child c = mp_attached();
+    warm(&c);
+    struct mp_rep m = mp_call(&c, MP_PUT, 3000, 56, 1, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    shoal_ref r = mp_bits_ref(m.a);
+    CHECK_OK(shoal_retain(r));
+    CU_ASSERT_EQUAL(mp_call(&c, MP_RELEASE, m.a, 0, 0, 0).rc, 0);
+    uint32_t idx = (uint32_t)shoal__id_idx(r.id);
+    unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&rt->slots[idx].aux, __ATOMIC_RELAXED));
+    CU_ASSERT_FATAL(p != 0);
+    struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
+    int st = 0;
+    CU_ASSERT_FATAL(kill(c.pid, SIGSTOP) == 0 && waitpid(c.pid, &st, WUNTRACED) == c.pid &&
+                    WIFSTOPPED(st));
+    CHECK_OK(shoal_release(r));   /* the last reference: onto the stopped client's stack */
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&P->rfree), idx);
+    uint64_t w = atomic_load(&rt->slots[idx].word);
+    CU_ASSERT_FATAL(shoal__w_freeing(w));
+    atomic_store(&P->draining, shoal__id_make(idx, shoal__w_gen(w)));
+    atomic_store(&P->rfree, atomic_load(&rt->slots[idx].next));
+    uint64_t seen = mp_deaths();
+    mp_kill(&c);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    CU_ASSERT(mp_settle(base.bytes_used, base.objects_live, "a drainer killed holding an entry"));
+    for (int k = 0; k < 20000 && atomic_load(&P->state) != SHOAL__PROC_FREE; k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(atomic_load(&P->state), SHOAL__PROC_FREE);   /* its chunks went back */
+    teardown_owner();
+}
+
 static const shoal_test_case cases[] = {
     { "killed_in_put", test_killed_in_put },
     { "killed_in_create_seal", test_killed_in_create_seal },
@@ -674,6 +714,7 @@ static const shoal_test_case cases[] = {
     { "killed_transferring_owner_object", test_killed_transferring_owner_object },
     { "killed_accepting_owner_object", test_killed_accepting_owner_object },
     { "killed_accepting_other_clients_object", test_killed_accepting_other_clients_object },
+    { "killed_draining_its_stack", test_killed_draining_its_stack },
     { NULL, NULL },
 };
 
