@@ -177,6 +177,12 @@ static size_t drain_mine(shoal__rt_t *rt, struct shoal__thr *t, struct shoal__pr
     uint64_t head = atomic_load_explicit(&P->rfree, memory_order_acquire);
     /* Bounded by the table size: a corrupt chain (a cycle) cannot keep us here. */
     while (head != 0 && n < rt->nslots) {
+        /* A slot pushed after we read the limit may lie above it: read it again first. */
+        if (head >= limit) {
+            limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
+            if (limit > rt->nslots)
+                limit = rt->nslots;
+        }
         if (head >= limit) {   /* corrupt: drop the chain (a leak), as the owner's drain does */
             atomic_exchange_explicit(&P->rfree, 0, memory_order_relaxed);
             break;
