@@ -289,6 +289,13 @@ struct shoal__upcalls {
     /* mproc/remote_free.c, shoal__own_release: the published owner's object in slot idx is
      * gone; free its bytes from the owner's records. */
     bool (*own_release)(shoal__rt_t *rt, uint32_t idx);
+    /* Refs in flight (shoal_transfer): a private store's owner expires them on its I/O
+     * thread, which mproc/ wakes and io/ calls through these (siblings meet here).
+     * io/ring.c, shoal__io_kick: wake the I/O thread to look at its deadlines again. */
+    void (*io_kick)(void);
+    /* mproc/inflight.c, shoal__xfer_expire (t NULL) and shoal__xfer_due. */
+    uint64_t (*xfer_expire)(shoal__rt_t *rt, bool sweep, struct shoal__thr *t);
+    uint64_t (*xfer_due)(void);
 };
 SHOAL__HIDDEN extern struct shoal__upcalls shoal__up;
 

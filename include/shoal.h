@@ -55,9 +55,10 @@ static inline shoal_ref shoal__ref_make(uint64_t id) { shoal_ref r; r.id = id; r
 #endif
 
 /* Write ref as 8 little-endian bytes; the format is stable across versions and processes.
- * An encoded ref carries no reference of its own: the sender keeps the object alive. An
- * object whose bytes embed refs is put with shoal_put_with_refs instead, so that it keeps
- * their objects alive itself (see there).
+ * An encoded ref carries no reference of its own: to hand one to another process, pass it
+ * to shoal_transfer before sending it and to shoal_accept on arrival; an object whose bytes
+ * embed refs is put with shoal_put_with_refs instead, so that it keeps their objects alive
+ * itself (see there).
  * out NULL: nothing is written (shoal_last_error() says so). */
 SHOAL_API void      shoal_ref_encode(shoal_ref ref, unsigned char out[8]);
 /* Inverse of shoal_ref_encode. Never fails; a corrupt ID is detected when it is used
@@ -214,7 +215,9 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * objects is left takes back its memory, its counts and its process index; objects it
  * completed that others hold stay. A death in the middle of a call never frees what someone
  * still holds; it can leak the one reference a shoal_retain or shoal_release was taking or
- * dropping (that object then stays until the store goes) and a few free table slots.
+ * dropping (that object then stays until the store goes) and a few free table slots
+ * (shoal_transfer and shoal_accept leak nothing). References the dead process had put in
+ * flight with shoal_transfer stay in flight for their receivers.
  *
  * When the owner shuts down or dies, calls blocked in its clients (shoal_get, shoal_wait)
  * wake and every later call answers, SHOAL_ECANCELED with a message saying the owner (pid)
@@ -331,6 +334,47 @@ SHOAL_API int  shoal_retain(shoal_ref ref);
  * realistic rate is years). Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED, SHOAL_EINVAL
  * (null/forged ref), SHOAL_ESTALE (already freed: double release). */
 SHOAL_API int  shoal_release(shoal_ref ref);
+
+/* Refs in flight. An encoded ref carries no reference, so a receiver that merely decodes it
+ * races the sender's release (and its exit). To hand a reference over through any channel
+ * (pipe, socket, file, message queue, another object), and within one process between
+ * threads alike:
+ *   sender:   shoal_transfer(ref, ttl_ns); then write the 8 bytes (shoal_ref_encode).
+ *   receiver: read them (shoal_ref_decode); shoal_accept(ref); use it; shoal_release(ref).
+ * Who owns which reference when: shoal_transfer moves one of the caller's references into
+ * the store (the caller must hold one and no longer does; the object's count does not
+ * change). From then the object lives, whatever the sender does - release its other
+ * references, shoal_shutdown (detach), exit, or die at any instruction - until a receiver's
+ * shoal_accept moves that reference into the receiver's hands (the receiver releases it
+ * like any of its own), or until ttl_ns pass: then the store's owner releases it, so a
+ * message that is never received leaks nothing for longer than ttl_ns. Each transfer puts
+ * one reference in flight: transfer n times to hand the ref to n receivers (each accept
+ * takes one). The sender's process may accept its own transfer. In-flight references live
+ * in the store: they end when the owner shuts down (or dies) with everything else.
+ * A process killed inside either call leaves the count exact: the reference is either
+ * still the sender's (then released with what the dead process held), in flight, or the
+ * receiver's (released with what it held), never lost or dropped twice.
+ * Expiry runs on a thread the owner already has (a published store's remote-free thread,
+ * a private store's I/O thread) that sleeps until the earliest deadline: no polling.
+ *
+ * shoal_transfer: ttl_ns > 0 is the longest the store holds the reference (CLOCK_MONOTONIC;
+ * it is released within a few ms after). Lock-free, no syscall except one futex wake when
+ * this deadline is earlier than every other in flight. Errors: SHOAL_ENOTINIT,
+ * SHOAL_ECANCELED (the runtime or its owner is going down), SHOAL_EINVAL (null, forged or
+ * corrupt ref, or ttl_ns <= 0), SHOAL_ESTALE (the object is already freed), SHOAL_EBUSY (too
+ * many refs in flight: 65536 in the store, 128 whose IDs hash near this one; accept some or
+ * use a shorter ttl_ns). On error the caller still holds its reference. */
+SHOAL_API int  shoal_transfer(shoal_ref ref, int64_t ttl_ns);
+/* Take one in-flight reference on ref (one that shoal_transfer put there, by any process
+ * attached to this store) as the caller's own: release it when done. Never blocks (it does
+ * not wait for a transfer to arrive: the receiver calls it after reading the ref from its
+ * channel, which the sender writes after shoal_transfer returned). Errors: SHOAL_ENOTINIT,
+ * SHOAL_ECANCELED, SHOAL_EINVAL (null, forged or corrupt ref), SHOAL_ETIMEDOUT (it was in
+ * flight past its ttl_ns and the store released it; told while the store still remembers,
+ * else SHOAL_ESTALE), SHOAL_ESTALE (none in flight: never transferred, or every transfer of
+ * it was accepted already; the message says whether the object is freed). On error the
+ * caller holds nothing. */
+SHOAL_API int  shoal_accept(shoal_ref ref);
 
 /* ---- objects that contain refs (Ray's refs captured inside an object) ----
  * An encoded ref carries no reference of its own (see shoal_ref_encode). An object put with

@@ -167,6 +167,20 @@ public:
     }
     shoal_ref id() const noexcept { return r_; }
     explicit operator bool() const noexcept { return r_.id != 0; }
+    /* Put this reference in flight for another process or thread (shoal_transfer): the
+     * store holds it for at most ttl_ns, this object_ref is empty after, and the returned
+     * ref is what to send. On an error (thrown) this object_ref keeps its reference. */
+    shoal_ref transfer(std::int64_t ttl_ns)
+    {
+        detail::check(shoal_transfer(r_, ttl_ns), "shoal_transfer");
+        return detach();
+    }
+    /* Take a reference in flight (shoal_accept) as one's own. Throws shoal::error. */
+    static object_ref accept(shoal_ref r)
+    {
+        detail::check(shoal_accept(r), "shoal_accept");
+        return adopt(r);
+    }
 
     /* The object's bytes, zero-copy; waits until it is ready. Throws shoal::error. */
     shoal::bytes view() const
@@ -216,6 +230,11 @@ public:
         detail::check(shoal_retain(r), "shoal_retain");
         return adopt(r);
     }
+    static ref accept(shoal_ref r)
+    {
+        detail::check(shoal_accept(r), "shoal_accept");
+        return adopt(r);
+    }
 
     /* const T& into the store (zero-copy), or a bytes view for ref<bytes>; waits until the
      * object is ready. Throws shoal::error (a task's failure: SHOAL_ETASK with its message;
@@ -241,6 +260,11 @@ public:
     static ref retain(shoal_ref r)
     {
         detail::check(shoal_retain(r), "shoal_retain");
+        return adopt(r);
+    }
+    static ref accept(shoal_ref r)
+    {
+        detail::check(shoal_accept(r), "shoal_accept");
         return adopt(r);
     }
     /* Any object may be seen as bytes. */

@@ -67,6 +67,9 @@ typedef struct shoal__iomsg {
 /* Hand m to the I/O thread. Lock-free; rings the doorbell (one futex wake) only when the
  * I/O thread sleeps. Returns SHOAL_ENOTINIT when no engine runs. Any thread. */
 SHOAL__HIDDEN int shoal__io_post(shoal__iomsg *m);
+/* Wake the I/O thread so that it looks at its timers again (a private store's in-flight
+ * refs got an earlier deadline, mproc/inflight.c). Any thread; nothing when no engine runs. */
+SHOAL__HIDDEN void shoal__io_kick(void);
 /* Run m on a later turn of the I/O thread's loop (after the current completions).
  * I/O thread only. */
 SHOAL__HIDDEN void shoal__io_defer(shoal__iomsg *m);

@@ -113,6 +113,13 @@ static void ring_bell(struct engine *e)
     }
 }
 
+void shoal__io_kick(void)
+{
+    struct engine *e = eng();
+    if (e)
+        ring_bell(e);
+}
+
 int shoal__io_post(shoal__iomsg *m)
 {
     struct engine *e = eng();
@@ -430,8 +437,12 @@ static void idle_wait(struct engine *e, bool idle)
         atomic_store_explicit(&e->sleeping, 0, memory_order_relaxed);
         return;
     }
-    /* Sleep until woken, or until the spiller has disk space to give back. */
-    uint64_t due = shoal__spill_trim_due(), now = due ? shoal__io_now() : 0;
+    /* Sleep until woken, or until the spiller has disk space to give back, or (a private
+     * store's owner) until the first in-flight ref is due (mproc/inflight.c). */
+    uint64_t due = shoal__spill_trim_due(), xd = e->rt->batched && shoal__tls_check() == 0 ? shoal__up.xfer_due() : 0;
+    if (xd && (due == 0 || xd < due))
+        due = xd;
+    uint64_t now = due ? shoal__io_now() : 0;
     struct timespec ts;
     struct __kernel_timespec kts;
     if (due) {
@@ -463,6 +474,8 @@ static void *io_main(void *arg)
         (void)shoal__tls_check();   /* messages only arrive once the runtime is published */
         bool busy = drain(e);
         shoal__spill_pump();
+        if (e->rt->batched && shoal__tls_check() == 0)   /* a private store's refs in flight */
+            shoal__up.xfer_expire(e->rt, false, NULL);   /* mproc/inflight.c */
         busy |= e->fallback ? fallback_turn(e) : ring_turn(e);
         if (busy || e->def_head || e->run_head)
             continue;

@@ -15,8 +15,12 @@
  *   procs[p].state   written by the owner only (mproc/publish.c); read relaxed/acquire by all.
  *   procs[p].rfree   MPSC stack of freed slot indices whose bytes process p allocated.
  *                    Pushers CAS (seq_cst: pairs with the drainer's seq_cst store of
- *                    `sleeping`, a Dekker pair); the drainer takes the whole chain with one
- *                    acquire exchange, so there is no ABA.
+ *                    `sleeping`, a Dekker pair). p's drainer pops one entry at a time
+ *                    (acquire CAS), naming it in procs[p].draining first, so that an entry
+ *                    it took and never claimed is found when it dies; once p is gone the
+ *                    owner takes the whole chain with one acquire exchange. One popper per
+ *                    stack, and an entry goes back on a stack only after it was claimed:
+ *                    no ABA.
  *   procs[p].wake    futex word; a pusher bumps it (release) only when it made the stack
  *                    non-empty and saw `sleeping`, so steady traffic makes no syscall.
  *   chunk map        CAS by the allocator of every process (alloc/chunks.c); reclaimed by
@@ -81,6 +85,8 @@ struct shoal__proc {
     _Atomic uint64_t attached_ns; /* CLOCK_REALTIME of the attach, for tools */
     _Atomic uint32_t fdeps;       /* dependents this process registered on objects other
                                      processes complete (foreign_deps.c): completers wake it */
+    _Atomic uint64_t draining;    /* the entry its drainer is taking off rfree, as an id
+                                     (index, FREEING generation); 0 = none (remote_free.c) */
 };
 _Static_assert(sizeof(struct shoal__proc) == SHOAL__CACHELINE, "one line per process");
 
@@ -121,6 +127,7 @@ struct shoal__mp {
     uint32_t pad;
     _Atomic uint64_t deaths;      /* clients whose end the owner has processed (mproc/publish.c):
                                      for tools, and tests that wait for it */
+    uint64_t xfer_off;            /* the in-flight table (struct shoal__inflight) from the start */
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t recycled[SHOAL__MAX_NODES];
     struct shoal__proc procs[SHOAL__MAX_PROCS];
     struct shoal__shard shard[SHOAL__MAX_PROCS];
@@ -129,12 +136,56 @@ struct shoal__mp {
 _Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELINE,
                "the scalar fields of shoal__mp fit its first line");
 
+
+/* ---- refs in flight (mproc/inflight.c) -------------------------------------------------------
+ * shoal_transfer moves one of the sender's references into a record here; shoal_accept moves
+ * it out into the receiver's hands; the owner releases it when its deadline passes. The
+ * record holds the reference (the object's count does not change on either move), so the
+ * object lives while the ref travels, whatever the sender does.
+ *   st        [63..32] sequence (bumped by every move into FREE/EXPIRED and into RESERVED, so
+ *             a CAS against a stale view fails), [31..10] low 22 bits of the incarnation and
+ *             [9..2] the index of the process that reserved or sent it, [1..0] phase.
+ *   id        the ref; deadline: CLOCK_MONOTONIC ns (one clock for every process).
+ * A record is found from the ref's home (a hash) within SHOAL__XFER_PROBE records, so an
+ * accept, and the owner's count of what is in flight for one object, read a bounded window.
+ * Moves (each one CAS of st; every process may make them, bounds by construction):
+ *   FREE|EXPIRED -> RESERVED   sender, then writes id and deadline
+ *   RESERVED -> INFLIGHT       sender (release: publishes id and deadline); then the sender's
+ *                              ledger drops the reference (after: a death in between leaves
+ *                              the ledger one too high, and the owner counts the record as
+ *                              another holder, publish.c release_one, so nothing is dropped
+ *                              twice)
+ *   INFLIGHT -> FREE           receiver, after its ledger took the reference (a death in
+ *                              between: as above, the record still counts as the holder)
+ *   INFLIGHT -> EXPIRED        the owner at the deadline, then it drops the reference; the
+ *                              id stays, so a late accept answers SHOAL_ETIMEDOUT
+ *   RESERVED -> FREE           the owner, for a sender that died before sending */
+#define SHOAL__XFER_RECS   (1u << 16)
+#define SHOAL__XFER_PROBE  128u
+enum { SHOAL__XR_FREE = 0, SHOAL__XR_RESERVED = 1, SHOAL__XR_INFLIGHT = 2, SHOAL__XR_EXPIRED = 3 };
+struct shoal__xrec {
+    _Atomic uint64_t st;
+    _Atomic uint64_t id;
+    _Atomic uint64_t deadline;
+};
+struct shoal__inflight {
+    /* Earliest deadline of a record in flight, 0 = none: senders lower it (CAS) and wake the
+     * owner's expiring thread when they do; the owner resets and recomputes it as it scans. */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint64_t due;
+    _Alignas(SHOAL__CACHELINE) struct shoal__xrec rec[SHOAL__XFER_RECS];
+};
+_Static_assert(sizeof(struct shoal__xrec) == 24 && (SHOAL__XFER_RECS & (SHOAL__XFER_RECS - 1)) == 0 &&
+               SHOAL__XFER_PROBE <= SHOAL__XFER_RECS && SHOAL__MAX_PROCS <= 256,
+               "in-flight records: 24 bytes, a power-of-two table, 8 bits of process index");
+
+
 /* This process's copy of the region's geometry, taken when the owner lays it out or a client
  * has checked it: nobody follows an offset that another process could rewrite. */
 struct shoal__geo {
     struct shoal__mp *ext;
     _Atomic uint32_t *map;        /* chunk map, node-major */
     struct shoal__wstat *wstats;
+    struct shoal__inflight *xfer;     /* the in-flight table */
     unsigned shift;               /* chunk size = 1 << shift */
     uint64_t nchunks;             /* per node */
 };

@@ -19,7 +19,7 @@ static unsigned chunk_shift_for(uint64_t node_span)
     return s;
 }
 
-struct ext_layout { unsigned shift; uint64_t nchunks, head, map, wstats, total; };
+struct ext_layout { unsigned shift; uint64_t nchunks, head, map, wstats, xfer, total; };
 
 static struct ext_layout layout(unsigned nnodes, uint64_t node_span)
 {
@@ -29,7 +29,8 @@ static struct ext_layout layout(unsigned nnodes, uint64_t node_span)
     l.head = round_up(sizeof(struct shoal__mp), 4096);
     l.map = round_up((uint64_t)nnodes * l.nchunks * sizeof(uint32_t), 4096);
     l.wstats = round_up(SHOAL__MAX_WSTATS * sizeof(struct shoal__wstat), 4096);
-    l.total = l.head + l.map + l.wstats;
+    l.xfer = round_up(sizeof(struct shoal__inflight), 4096);
+    l.total = l.head + l.map + l.wstats + l.xfer;
     return l;
 }
 
@@ -44,6 +45,7 @@ static void adopt(const struct shoal__hdr *h, const struct ext_layout *l)
     shoal__geo.ext = (struct shoal__mp *)(b + h->ext_off);
     shoal__geo.map = (_Atomic uint32_t *)(b + h->ext_off + l->head);
     shoal__geo.wstats = (struct shoal__wstat *)(b + h->ext_off + l->head + l->map);
+    shoal__geo.xfer = (struct shoal__inflight *)(b + h->ext_off + l->head + l->map + l->wstats);
     shoal__geo.shift = l->shift;
     shoal__geo.nchunks = l->nchunks;
 }
@@ -60,6 +62,7 @@ void shoal__mp_init(shoal__rt_t *rt)
     x->nchunks = l.nchunks;
     x->chunks_off = h->ext_off + l.head;
     x->wstats_off = h->ext_off + l.head + l.map;
+    x->xfer_off = x->wstats_off + l.wstats;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct shoal__proc *o = &x->procs[0];
@@ -84,7 +87,8 @@ int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
     const struct shoal__mp *x = (const struct shoal__mp *)((const char *)h + h->ext_off);
     if (x->magic != SHOAL__MP_MAGIC || x->nprocs != SHOAL__MAX_PROCS ||
         x->chunk_shift != l.shift || x->nchunks != l.nchunks ||
-        x->chunks_off != h->ext_off + l.head || x->wstats_off != h->ext_off + l.head + l.map)
+        x->chunks_off != h->ext_off + l.head || x->wstats_off != h->ext_off + l.head + l.map ||
+        x->xfer_off != x->wstats_off + l.wstats)
         return -1;
     adopt(h, &l);
     return 0;

@@ -53,6 +53,9 @@ SHOAL__HIDDEN void shoal__procs_unlock(void);
  * index and offset is checked.
  * Returns how many entries were taken. The slots land in t's cache: flush it after. */
 SHOAL__HIDDEN size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine);
+/* Owner, under the procs lock, after draining gone process p's stack: the entry p's drainer
+ * had taken off its stack when it died, if it never claimed it (procs[p].draining). */
+SHOAL__HIDDEN void shoal__drain_finish(shoal__rt_t *rt, struct shoal__thr *t, unsigned p);
 /* Claim slot idx, whose word was w: true when it was FREEING and is now the caller's. */
 SHOAL__HIDDEN bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w);
 /* Owner: the object in slot idx (a slot the caller holds) is gone: if the owner's records
@@ -107,4 +110,16 @@ SHOAL__HIDDEN int  shoal__client_hello(int sock, const char *name, unsigned flag
                                        struct shoal__msg *m, int *fds, unsigned *nfds);
 /* Close fds[0..n) that are open (>= 0) and mark them closed. */
 SHOAL__HIDDEN void shoal__fds_close(int *fds, unsigned n);
+/* ---- refs in flight (mproc/inflight.c; the table is layout/mpseg.h's) ----------------- */
+/* Owner: release every in-flight reference whose deadline passed (and, with sweep, free the
+ * records of senders that died while reserving one). t: the calling service thread's slot
+ * cache (published owner), NULL for a thread with its own (private store: the I/O thread).
+ * Returns the earliest deadline still pending (CLOCK_MONOTONIC ns), 0 = none. */
+SHOAL__HIDDEN uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t);
+/* The earliest pending deadline, 0 = none (a thread computing its sleep). */
+SHOAL__HIDDEN uint64_t shoal__xfer_due(void);
+/* How many in-flight records hold a reference on object id (the owner, processing a death:
+ * they are holders besides the live processes' ledgers). */
+SHOAL__HIDDEN uint32_t shoal__xfer_held(uint64_t id);
+
 #endif

@@ -121,7 +121,10 @@ static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *ex
     uint64_t v = atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed);
     if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
         sum += (uint32_t)v;
-    return sum;
+    /* A ref in flight holds one (mproc/inflight.c). The gone process's ledger may still
+     * count one it was sending or taking when it died: its record, still in flight, is
+     * counted here as the holder, so that one is not dropped (layout/mpseg.h). */
+    return sum + shoal__xfer_held(shoal__id_make(idx, gen));
 }
 
 /* Call fn for each live entry of a ledger: the memfd's populated pages only (SEEK_DATA), so
@@ -265,8 +268,9 @@ static void fail_unfinished(shoal__rt_t *rt, const struct conn *c)
 
 /* Is an object of the gone process left? Its ledger names every object it made. An object
  * another process freed is left until its drainer claimed it (we drained the gone process's
- * stack just before, under the procs lock): while that releaser lives it will push it; if
- * it died before pushing, nobody will, and we claim it here. */
+ * stack just before, under the procs lock, and claimed the entry its own drainer had taken
+ * off it, shoal__drain_finish): while that releaser lives it will push it; if it died
+ * before pushing, nobody will, and we claim it here. */
 static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
@@ -395,6 +399,7 @@ static void try_reclaim(shoal__rt_t *rt)
         struct gone *g = &pub.gone[i];
         shoal__procs_lock();
         shoal__drain(rt, &pub.t, g->proc, false);
+        shoal__drain_finish(rt, &pub.t, g->proc);
         bool done = !walk_ledger(rt, &g->l, left_one, g);
         if (done) {
             shoal__chunks_reclaim(rt, shoal__chunk_id(g->proc, g->inc));
@@ -439,6 +444,7 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     fail_unfinished(rt, c);
     shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never completed */
     walk_ledger(rt, &c->l, release_one, c);
+    shoal__xfer_expire(rt, true, &pub.t);   /* records it reserved and never sent */
     flush_cache(rt);
     /* The ledger moves to the gone list: it finds the objects that are left. */
     pub.gone[pub.ngone++] = g;
@@ -544,6 +550,7 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
     struct shoal__proc *P = &x->procs[p];
     /* Late frees for the index's previous holder are orphans: take them before reuse. */
     shoal__drain(rt, &pub.t, p, false);
+    atomic_store_explicit(&P->draining, 0, memory_order_relaxed);
     uint32_t inc = atomic_load_explicit(&P->inc, memory_order_relaxed) + 1;
     if (inc == 0 || inc > 0xfffffeu)
         inc = 1;

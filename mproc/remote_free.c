@@ -152,10 +152,10 @@ bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w)
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
-/* An entry of process p's remote-free stack. */
-static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, unsigned p, bool mine)
+/* An entry of process p's remote-free stack, whose word was w when it was taken. */
+static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uint64_t w, unsigned p,
+                    bool mine)
 {
-    uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_acquire);
     if (!shoal__claim(rt, idx, w))
         return;
     if (!(rt->owner && p == 0 ? shoal__own_release(rt, idx) : (give_bytes(rt, idx, p, mine), true)))
@@ -163,16 +163,64 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, unsigne
     shoal__slot_give(rt, t, idx);
 }
 
+/* Our own stack, one entry at a time, each named in `draining` (as an id: index and the
+ * generation of its FREEING word) before it leaves the stack: if we die between taking an
+ * entry and claiming it, the owner finds it there (shoal__drain_finish). Taking the whole
+ * chain at once would leave every entry of it FREEING, off the stack, and named nowhere:
+ * the owner would wait for ever for a live releaser to push them. One popper per stack
+ * (its process; the owner once the process is gone), and an entry is pushed again only
+ * after a drainer claimed it, so the next link read before the CAS is the right one. */
+static size_t drain_mine(shoal__rt_t *rt, struct shoal__thr *t, struct shoal__proc *P,
+                         unsigned p, uint64_t limit)
+{
+    size_t n = 0;
+    /* acquire: pairs with the pushers' seq_cst CAS (the link and the FREEING word). */
+    uint64_t head = atomic_load_explicit(&P->rfree, memory_order_acquire);
+    /* Bounded by the table size: a corrupt chain (a cycle) cannot keep us here. */
+    while (head != 0 && n < rt->nslots) {
+        /* A slot pushed after we read the limit may lie above it: read it again first. */
+        if (head >= limit) {
+            limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
+            if (limit > rt->nslots)
+                limit = rt->nslots;
+        }
+        if (head >= limit) {   /* corrupt: drop the chain (a leak), as the owner's drain does */
+            atomic_exchange_explicit(&P->rfree, 0, memory_order_relaxed);
+            break;
+        }
+        uint32_t idx = (uint32_t)head;
+        uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
+        /* relaxed: the owner reads it only after our death, which orders our writes. */
+        atomic_store_explicit(&P->draining, shoal__id_make(idx, shoal__w_gen(w)),
+                              memory_order_relaxed);
+        uint64_t next = atomic_load_explicit(&rt->slots[idx].next, memory_order_relaxed);
+        /* acquire (on failure too): as the load above, for the new head. */
+        if (!atomic_compare_exchange_weak_explicit(&P->rfree, &head, next, memory_order_acquire,
+                                                   memory_order_acquire))
+            continue;
+        reclaim(rt, t, idx, w, p, true);
+        head = next;
+        n++;
+        if (head == 0)   /* pushed meanwhile? the CAS loads it next round */
+            head = atomic_load_explicit(&P->rfree, memory_order_acquire);
+    }
+    atomic_store_explicit(&P->draining, 0, memory_order_relaxed);
+    return n;
+}
+
 size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine)
 {
     struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
     if (atomic_load_explicit(&P->rfree, memory_order_relaxed) == 0)
         return 0;
-    /* acquire: pairs with the pushers' seq_cst CAS, so every link in the chain is visible. */
-    uint64_t head = atomic_exchange_explicit(&P->rfree, 0, memory_order_acquire);
     uint64_t limit = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
     if (limit > rt->nslots)
         limit = rt->nslots;
+    if (mine)
+        return drain_mine(rt, t, P, p, limit);
+    /* A gone process's stack: nobody else pops it, and if we die the store goes with us.
+     * acquire: pairs with the pushers' seq_cst CAS, so every link in the chain is visible. */
+    uint64_t head = atomic_exchange_explicit(&P->rfree, 0, memory_order_acquire);
     size_t n = 0;
     /* Bounded by the table size: a corrupt chain (a cycle) cannot keep us here. */
     while (head != 0 && n < rt->nslots) {
@@ -180,7 +228,8 @@ size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine
         if (head >= limit)
             break;
         head = atomic_load_explicit(&rt->slots[idx].next, memory_order_relaxed);
-        reclaim(rt, t, idx, p, mine);
+        reclaim(rt, t, idx, atomic_load_explicit(&rt->slots[idx].word, memory_order_acquire),
+                p, false);
         n++;
     }
     return n;
@@ -189,6 +238,21 @@ size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigned p, bool mine
 static void free_routed_cb(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *t)
 {
     shoal__free_routed(rt, t, idx, oldw);
+}
+
+void shoal__drain_finish(shoal__rt_t *rt, struct shoal__thr *t, unsigned p)
+{
+    struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
+    uint64_t id = atomic_exchange_explicit(&P->draining, 0, memory_order_relaxed);
+    uint64_t idx = shoal__id_idx(id);
+    if (idx == 0 || idx >= rt->nslots)
+        return;
+    /* acquire: the word went FREE with an acq_rel CAS after the holders' last reads. */
+    uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_acquire);
+    /* Claimed already (by the dead drainer, or by our drain of its stack) or used again: the
+     * generation or the marker differs and the claim fails. */
+    if (shoal__w_gen(w) == shoal__id_gen(id))
+        reclaim(rt, t, (uint32_t)idx, w, p, false);
 }
 
 void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uint64_t oldw)
@@ -297,6 +361,15 @@ static size_t drain_own(shoal__rt_t *rt, struct shoal__thr *t)
     return n;
 }
 
+/* A futex timeout that ends at CLOCK_MONOTONIC due (0: none, sleep until woken). */
+static uint64_t until(uint64_t due)
+{
+    if (!due)
+        return 0;
+    uint64_t now = shoal__now_ns();
+    return due > now ? due - now : 1;
+}
+
 /* The lookup counters of this process, into its line of the segment for shoal-stat. */
 static void publish_lookups(struct shoal__lookups *me)
 {
@@ -336,6 +409,8 @@ static void *drain_main(void *arg)
         if (rt->owner)
             n += drain_orphans(rt, &t, &orphans);
         shoal__foreign_deps_scan(rt);
+        /* The owner releases refs in flight past their deadline (mproc/inflight.c). */
+        uint64_t due = rt->owner ? shoal__xfer_expire(rt, false, &t) : 0;
         if (t.nfree)
             shoal__slot_flush(rt, &t, t.nfree);
         if (n) {
@@ -361,6 +436,11 @@ static void *drain_main(void *arg)
         atomic_store_explicit(&me->sleeping, 1, memory_order_seq_cst);
         seq = atomic_load_explicit(&me->wake, memory_order_seq_cst);
         bool empty = atomic_load_explicit(&me->rfree, memory_order_seq_cst) == 0;
+        /* The earliest deadline again, after seq: a sender lowers it before it bumps wake
+         * (mproc/inflight.c, kick), so either we see its deadline here or our wait below
+         * sees the bump. */
+        if (rt->owner)
+            due = shoal__xfer_due();
         if (rt->owner && empty) {
             drain_orphans(rt, &t, &orphans);
             if (t.nfree)
@@ -368,9 +448,13 @@ static void *drain_main(void *arg)
         }
         publish_lookups(looks);
         bool tool = rt->owner && tool_attached(rt);
-        if (empty && !orphans && !atomic_load_explicit(&drain_g.stop, memory_order_acquire))
-            futex_wait(&me->wake, seq, rt->owner && !tool ? 0
-                                                          : (uint64_t)CLIENT_WAKE_S * 1000000000u);
+        if (empty && !orphans && !atomic_load_explicit(&drain_g.stop, memory_order_acquire)) {
+            /* The owner: until woken, or the first ref in flight is due (mproc/inflight.c),
+             * or each second while a tool reads its counters. */
+            uint64_t ns = rt->owner && !tool ? 0 : (uint64_t)CLIENT_WAKE_S * 1000000000u,
+                     xd = rt->owner ? until(due) : 0;
+            futex_wait(&me->wake, seq, xd && (ns == 0 || xd < ns) ? xd : ns);
+        }
         atomic_store_explicit(&me->sleeping, 0, memory_order_relaxed);
     }
     if (t.nfree)

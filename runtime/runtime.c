@@ -143,6 +143,9 @@ static void wire_once(void)
         .notify_foreign = shoal__notify_foreign,
         .rfree_push = shoal__rfree_push,
         .own_release = shoal__own_release,
+        .io_kick = shoal__io_kick,
+        .xfer_expire = shoal__xfer_expire,
+        .xfer_due = shoal__xfer_due,
     };
 }
 

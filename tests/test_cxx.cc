@@ -98,6 +98,30 @@ static void test_raii(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* transfer() empties the ref and puts its reference in flight; accept() takes it back as
+ * a new ref (between threads here, as between processes); a second accept throws ESTALE. */
+static void test_transfer_accept(void)
+{
+    start(1);
+    uint64_t base = live_now();
+    shoal::ref<long> a = shoal::put(7L);
+    shoal_ref sent = a.transfer(INT64_C(60) * 1000000000);
+    CU_ASSERT_FALSE(bool(a));
+    CU_ASSERT_EQUAL(live_now(), base + 1);   /* alive in flight, nobody holds it */
+    long got = 0;
+    std::thread th([&] { got = shoal::ref<long>::accept(sent).get(); });
+    th.join();
+    CU_ASSERT_EQUAL(got, 7);
+    try {
+        (void)shoal::ref<long>::accept(sent);
+        CU_FAIL("no exception");
+    } catch (const shoal::error &e) {
+        CU_ASSERT_EQUAL(e.code(), SHOAL_ESTALE);
+    }
+    CU_ASSERT_EQUAL(live_settled(base), base);   /* the thread's ref released it */
+    ASSERT_OK(shoal_shutdown());
+}
+
 struct pt { int x, y; };
 
 static void test_typed_get(void)
@@ -389,6 +413,7 @@ int main()
         { "submit lambdas with captures and typed arguments", test_submit },
         { "errors throw shoal::error with code and message", test_errors },
         { "the callable is freed however its task ends", test_callable_freed },
+        { "transfer() and accept() hand a reference over", test_transfer_accept },
         { "cancel a waiting task and a running one", test_cancel },
         { "an actor owning a C++ state", test_actor },
         { "put_with_refs and contained", test_put_with_refs },

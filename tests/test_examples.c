@@ -69,6 +69,23 @@ static void test_twoproc(void)
     expect(out, "twoproc: ok: the message was freed with its last reference");
 }
 
+/* Refs in flight: no frame is lost when the producer detaches or is killed right after
+ * writing; without shoal_transfer the consumer only reports what it lost (no figure is
+ * checked: how many survive the race depends on scheduling). */
+static void test_handoff(void)
+{
+    char out[4096];
+    CU_ASSERT_TRUE(run_example("handoff", "2000 detach", 0, out, sizeof out));
+    expect(out, "producer detached after its last write: 2000 consumed, 0 lost, 0 wrong");
+    expect(out, "handoff: ok: every frame survived its producer\n");
+    CU_ASSERT_TRUE(run_example("handoff", "2000 kill", 0, out, sizeof out));
+    expect(out, "producer SIGKILLed after its last write: 2000 consumed, 0 lost, 0 wrong");
+    CU_ASSERT_TRUE(run_example("handoff", "200 plain", 0, out, sizeof out));
+    expect(out, "(no shoal_transfer): ");
+    CU_ASSERT_TRUE(run_example("handoff", "0", 2, out, sizeof out));
+    expect(out, "usage: handoff");
+}
+
 /* The C++ examples (include/shoal.hpp). */
 static void test_cxx_fib(void)
 {
@@ -109,6 +126,7 @@ int main(void)
         { "pipeline: tasks passing refs", test_pipeline },
         { "mapreduce: 64 MiB in objects, map and reduce tasks", test_mapreduce },
         { "twoproc: two processes share a store", test_twoproc },
+        { "handoff: frames survive their producer (shoal_transfer)", test_handoff },
         { "cxx_fib: recursive C++ tasks", test_cxx_fib },
         { "cxx_pipeline: C++ lambdas passing refs", test_cxx_pipeline },
         { "actor: deposits from 4 tasks into one account", test_actor },

@@ -24,14 +24,20 @@
 #include "../io/io.h"
 #include "lib/mp.h"
 
-enum { CR_RUN = MP_USER };   /* a=op b=ref c=len: stop, run the call, stop, reply (a=ref) */
-enum { OP_PUT = 1, OP_CREATE_SEAL, OP_RETAIN, OP_RELEASE };
+enum { CR_RUN = MP_USER,     /* a=op b=ref c=len: stop, run the call, stop, reply (a=ref) */
+       CR_TRANSFER };        /* a=ref: shoal_transfer untraced (XFER_TTL_NS) -> rc */
+enum { OP_PUT = 1, OP_CREATE_SEAL, OP_RETAIN, OP_RELEASE, OP_TRANSFER, OP_ACCEPT };
+#define XFER_TTL_NS (600ll * 1000000000)   /* no ref expires while a scenario looks */
 
 static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
 {
     static unsigned char buf[1u << 16];
     shoal_ref ref = mp_bits_ref(m->b), out = SHOAL_REF_NULL;
     size_t len = m->c < sizeof buf ? (size_t)m->c : sizeof buf;
+    if (m->code == CR_TRANSFER) {
+        r->rc = shoal_transfer(mp_bits_ref(m->a), XFER_TTL_NS);
+        return;
+    }
     if (m->code != CR_RUN) {
         r->rc = -100;
         return;
@@ -56,6 +62,12 @@ static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
         break;
     case OP_RELEASE:
         r->rc = shoal_release(ref);
+        break;
+    case OP_TRANSFER:
+        r->rc = shoal_transfer(ref, XFER_TTL_NS);
+        break;
+    case OP_ACCEPT:
+        r->rc = shoal_accept(ref);
         break;
     default:
         r->rc = -100;
@@ -119,6 +131,11 @@ struct scen {
     /* The object the call retains or releases, and the references it must have once the
      * death is processed (the owner's, or none: 0 = freed); see check_after. */
     uint32_t refs_after;
+    /* The call moves a reference into or out of flight (shoal_transfer, shoal_accept):
+     * after the death it is either in flight (refs_after + 1 references, and the owner's
+     * shoal_accept takes it) or gone with the dead process's (refs_after, and nothing is
+     * in flight) - exactly one of the two, never a leak. */
+    bool inflight;
 };
 
 static shoal_ref owner_obj;          /* the owner's object the scenarios share */
@@ -132,22 +149,6 @@ static int owner_obj_ok(void)
     return shoal_get(owner_obj, &d, &n) == 0 && n == 5000 && pat_ok(d, n, 50, 1);
 }
 
-static uint64_t deaths(void)
-{
-    /* acquire: pairs with the release increment at the end of the owner's processing. */
-    return atomic_load_explicit(&shoal__mp_of(shoal__rt)->deaths, memory_order_acquire);
-}
-
-/* Wait (bounded: only a hang fails) until the owner processed more than `seen` deaths. */
-static int death_processed(uint64_t seen)
-{
-    for (int k = 0; k < 30000; k++) {
-        if (deaths() > seen)
-            return 1;
-        usleep(1000);
-    }
-    return 0;
-}
 
 /* The references on the object ref names now: 0 when it is freed. */
 static uint32_t refs_of(shoal_ref r)
@@ -203,6 +204,25 @@ static uint64_t prep_other_clients(struct mp_child *c)
     return m.a;
 }
 
+/* The owner's object, with one more reference of the owner's in flight (the call accepts it). */
+static uint64_t prep_owner_sent(struct mp_child *c)
+{
+    warm(c);
+    CHECK_OK(shoal_retain(owner_obj));
+    CHECK_OK(shoal_transfer(owner_obj, XFER_TTL_NS));
+    return mp_ref_bits(owner_obj);
+}
+
+/* Another client's object, in flight (its only reference; the call accepts it). */
+static uint64_t prep_other_sent(struct mp_child *c)
+{
+    warm(c);
+    struct mp_rep m = mp_call(&helper, MP_PUT, 3000, 55, 1, 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    CU_ASSERT_EQUAL(mp_call(&helper, CR_TRANSFER, m.a, 0, 0, 0).rc, 0);
+    return m.a;
+}
+
 /* After the death: the owner's object intact; the call's object has refs_after references
  * (the owner's one, or freed), or exactly one more - the reference the call was taking or
  * dropping, leaked (documented; we drop it) - never fewer; and once everything is given
@@ -214,7 +234,20 @@ static int check_after(const struct scen *sc, uint64_t ref)
         fprintf(stderr, "%s: the owner's object is gone or changed\n", sc->name);
         return -1;
     }
-    if (ref) {
+    if (ref && sc->inflight) {
+        shoal_ref r = mp_bits_ref(ref);
+        uint32_t n = refs_of(r);
+        int rc = shoal_accept(r);
+        if (n == sc->refs_after + 1 && rc == 0) {
+            CHECK_OK(shoal_release(r));   /* in flight: taken and given back by us */
+        } else if (n != sc->refs_after || rc == 0) {
+            fprintf(stderr, "%s: the call's object has %u references (%u without the one in "
+                    "flight), and accepting it answers %d\n", sc->name, n, sc->refs_after, rc);
+            if (rc == 0)
+                shoal_release(r);
+            return -1;
+        }
+    } else if (ref) {
         shoal_ref r = mp_bits_ref(ref);
         uint32_t n = refs_of(r);
         if (n == sc->refs_after + 1) {
@@ -246,6 +279,10 @@ static void run_scenario(const struct scen *sc)
     CU_ASSERT_EQUAL(rep.rc, 0);
     CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    if (sc->inflight && sc->op == OP_TRANSFER) {   /* what it sent: we take it back */
+        CHECK_OK(shoal_accept(mp_bits_ref(ref)));
+        CHECK_OK(shoal_release(mp_bits_ref(ref)));
+    }
     CU_ASSERT_FATAL(mp_settle(base.bytes_used, base.objects_live, "a clean run"));
     /* Every instruction, or an even sample from a random start: at most 200 kills (20
      * under sanitizers; SHOAL_TEST_CRASH_KILLS=N for more, e.g. every instruction). */
@@ -256,11 +293,11 @@ static void run_scenario(const struct scen *sc)
     for (long k = first; k <= n && !wrong; k += stride) {
         c = mp_attached();
         ref = sc->prep(&c);
-        uint64_t seen = deaths();
+        uint64_t seen = mp_deaths();
         long got = traced_call(&c, sc->op, ref, sc->len, k, NULL);
         CU_ASSERT_EQUAL_FATAL(got, k);
         kills++;
-        CU_ASSERT_FATAL(death_processed(seen));
+        CU_ASSERT_FATAL(mp_death_processed(seen));
         int a = check_after(sc, ref);
         if (a < 0) {
             fprintf(stderr, "%s: killed after %ld of %ld instructions: the store lost or kept "
@@ -295,35 +332,35 @@ static void teardown_owner(void)
 static void test_killed_in_put(void)
 {
     setup_owner();
-    run_scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0 });
+    run_scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0, false });
     teardown_owner();
 }
 
 static void test_killed_in_create_seal(void)
 {
     setup_owner();
-    run_scenario(&(struct scen){ "create+seal", OP_CREATE_SEAL, 3000, prep_plain, 0 });
+    run_scenario(&(struct scen){ "create+seal", OP_CREATE_SEAL, 3000, prep_plain, 0, false });
     teardown_owner();
 }
 
 static void test_killed_freeing_own_object(void)
 {
     setup_owner();
-    run_scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0 });
+    run_scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0, false });
     teardown_owner();
 }
 
 static void test_killed_releasing_owner_object(void)
 {
     setup_owner();
-    run_scenario(&(struct scen){ "release (owner's)", OP_RELEASE, 0, prep_owner_held, 1 });
+    run_scenario(&(struct scen){ "release (owner's)", OP_RELEASE, 0, prep_owner_held, 1, false });
     teardown_owner();
 }
 
 static void test_killed_retaining_owner_object(void)
 {
     setup_owner();
-    run_scenario(&(struct scen){ "retain (owner's)", OP_RETAIN, 0, prep_owner_held, 1 });
+    run_scenario(&(struct scen){ "retain (owner's)", OP_RETAIN, 0, prep_owner_held, 1, false });
     teardown_owner();
 }
 
@@ -331,7 +368,7 @@ static void test_killed_freeing_other_clients_object(void)
 {
     setup_owner();
     helper = mp_attached();
-    run_scenario(&(struct scen){ "release (remote free)", OP_RELEASE, 0, prep_other_clients, 0 });
+    run_scenario(&(struct scen){ "release (remote free)", OP_RELEASE, 0, prep_other_clients, 0, false });
     CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(mp_reap(&helper), 0);
     teardown_owner();
@@ -590,6 +627,79 @@ static void test_killed_taking_chunks(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* shoal_transfer and shoal_accept leave nothing to chance: a death at any instruction
+ * leaves the reference either in flight or with the dead process's (released). */
+static void test_killed_transferring_own_object(void)
+{
+    setup_owner();
+    run_scenario(&(struct scen){ "transfer own", OP_TRANSFER, 0, prep_own, 0, true });
+    teardown_owner();
+}
+
+static void test_killed_transferring_owner_object(void)
+{
+    setup_owner();
+    run_scenario(&(struct scen){ "transfer owner's", OP_TRANSFER, 0, prep_owner_held, 1, true });
+    teardown_owner();
+}
+
+static void test_killed_accepting_owner_object(void)
+{
+    setup_owner();
+    run_scenario(&(struct scen){ "accept owner's", OP_ACCEPT, 0, prep_owner_sent, 1, true });
+    teardown_owner();
+}
+
+static void test_killed_accepting_other_clients_object(void)
+{
+    setup_owner();
+    helper = mp_attached();
+    run_scenario(&(struct scen){ "accept other client's", OP_ACCEPT, 0, prep_other_sent, 0, true });
+    CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&helper), 0);
+    teardown_owner();
+}
+
+/* A client's drain thread takes each entry off its remote-free stack before it claims it
+ * (mproc/remote_free.c). Killed in between - forged here as the drainer leaves it: the
+ * client is stopped, the owner frees the client's object (a push onto the client's stack),
+ * and the entry is taken off and named in the client's `draining` - the owner must claim
+ * that entry itself: its releaser (the owner) lives, so nobody else would, and the dead
+ * client's object would count for ever and its chunks never come back. */
+static void test_killed_draining_its_stack(void)
+{
+    setup_owner();
+    shoal__rt_t *rt = shoal__rt;
+    struct mp_child c = mp_attached();
+    warm(&c);
+    struct mp_rep m = mp_call(&c, MP_PUT, 3000, 56, 1, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    shoal_ref r = mp_bits_ref(m.a);
+    CHECK_OK(shoal_retain(r));
+    CU_ASSERT_EQUAL(mp_call(&c, MP_RELEASE, m.a, 0, 0, 0).rc, 0);
+    uint32_t idx = (uint32_t)shoal__id_idx(r.id);
+    unsigned p = SHOAL__AUX_PROC(__atomic_load_n(&rt->slots[idx].aux, __ATOMIC_RELAXED));
+    CU_ASSERT_FATAL(p != 0);
+    struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
+    int st = 0;
+    CU_ASSERT_FATAL(kill(c.pid, SIGSTOP) == 0 && waitpid(c.pid, &st, WUNTRACED) == c.pid &&
+                    WIFSTOPPED(st));
+    CHECK_OK(shoal_release(r));   /* the last reference: onto the stopped client's stack */
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&P->rfree), idx);
+    uint64_t w = atomic_load(&rt->slots[idx].word);
+    CU_ASSERT_FATAL(shoal__w_freeing(w));
+    atomic_store(&P->draining, shoal__id_make(idx, shoal__w_gen(w)));
+    atomic_store(&P->rfree, atomic_load(&rt->slots[idx].next));
+    uint64_t seen = mp_deaths();
+    mp_kill(&c);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    CU_ASSERT(mp_settle(base.bytes_used, base.objects_live, "a drainer killed holding an entry"));
+    for (int k = 0; k < 20000 && atomic_load(&P->state) != SHOAL__PROC_FREE; k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(atomic_load(&P->state), SHOAL__PROC_FREE);   /* its chunks went back */
+    teardown_owner();
+}
+
 static const shoal_test_case cases[] = {
     { "killed_in_put", test_killed_in_put },
     { "killed_in_create_seal", test_killed_in_create_seal },
@@ -600,6 +710,11 @@ static const shoal_test_case cases[] = {
     { "client_dies_while_owner_starts", test_client_dies_while_owner_starts },
     { "detach_done_with_chunks_before_going", test_detach_done_with_chunks_before_going },
     { "killed_taking_chunks", test_killed_taking_chunks },
+    { "killed_transferring_own_object", test_killed_transferring_own_object },
+    { "killed_transferring_owner_object", test_killed_transferring_owner_object },
+    { "killed_accepting_owner_object", test_killed_accepting_owner_object },
+    { "killed_accepting_other_clients_object", test_killed_accepting_other_clients_object },
+    { "killed_draining_its_stack", test_killed_draining_its_stack },
     { NULL, NULL },
 };
 

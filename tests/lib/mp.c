@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../layout/mpseg.h"   /* the owner's count of processed deaths */
+
 extern char **environ;
 
 char mp_name[48];
@@ -438,6 +440,22 @@ void mp_owner_start_cfg(shoal_config c)
 void mp_owner_start(void)
 {
     mp_owner_start_cfg(shoal_test_config());
+}
+
+uint64_t mp_deaths(void)
+{
+    /* acquire: pairs with the release increment at the end of the owner's processing. */
+    return atomic_load_explicit(&shoal__mp_of(shoal__rt)->deaths, memory_order_acquire);
+}
+
+int mp_death_processed(uint64_t seen)
+{
+    for (int k = 0; k < 30000; k++) {
+        if (mp_deaths() > seen)
+            return 1;
+        usleep(1000);
+    }
+    return 0;
 }
 
 int mp_settle(uint64_t bytes, uint64_t objects, const char *what)

@@ -92,6 +92,11 @@ void mp_owner_start_cfg(shoal_config c);
  * timing assertion: the deadline only keeps a broken build from hanging. */
 int  mp_settle(uint64_t bytes, uint64_t objects, const char *what);
 
+/* How many client deaths (or detaches) the owner in this process has processed; wait
+ * (bounded: only a hang fails) until it has processed more than `seen`: 1 when it has. */
+uint64_t mp_deaths(void);
+int  mp_death_processed(uint64_t seen);
+
 /* shoal_test_run_fixture over the cases ($SHOAL_TEST_CASE picks some, as in every suite):
  * the fixture makes the private socket directory (SHOAL_RUN_DIR, inherited by the
  * children; mp_dir) and turns SIGPIPE off before the first test, and removes the directory

@@ -1,0 +1,269 @@
+/* inflight.c - refs in flight between processes (shoal_transfer / shoal_accept): a record in
+ * the shared segment holds the reference while the 8-byte ref travels through whatever
+ * channel the user chose, and the owner releases it when its deadline passes. The layout,
+ * the moves and their crash windows are in layout/mpseg.h ("refs in flight").
+ */
+#include "../core/thread.h"
+#include "../os/futex.h"
+#include "mproc.h"
+
+#define XR_PHASE(st)  ((unsigned)((st) & 3u))
+#define XR_SEQ(st)    ((st) >> 32)
+#define XR_WHO_MASK   UINT64_C(0xfffffffc)   /* [31..2]: incarnation bits and process index */
+#define XR_INC_BITS   UINT32_C(0x3fffff)
+
+static inline struct shoal__inflight *table(void) { return shoal__geo.xfer; }
+
+/* The first record a ref probes: its bits mixed (Fibonacci hashing), so that neighbouring
+ * slots spread over the table while every transfer of one object starts at one place. */
+static inline uint32_t home(uint64_t id)
+{
+    return (uint32_t)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 40) & (SHOAL__XFER_RECS - 1);
+}
+
+/* This process's name in a record: its index and the low bits of its incarnation. */
+static inline uint64_t me_bits(const shoal__rt_t *rt)
+{
+    return ((uint64_t)((shoal__chunk_me >> 8) & XR_INC_BITS) << 10) | ((uint64_t)(rt->proc & 0xffu) << 2);
+}
+
+static inline uint64_t st_make(uint64_t seq, uint64_t who, unsigned phase)
+{
+    return (seq << 32) | (who & XR_WHO_MASK) | phase;
+}
+
+uint64_t shoal__xfer_due(void)
+{
+    struct shoal__inflight *x = table();
+    return x ? atomic_load_explicit(&x->due, memory_order_relaxed) : 0;
+}
+
+/* Lower the earliest deadline to dl; true when it was later (or none): the expiring thread
+ * may sleep past dl and must be woken. seq_cst: with the scanner's exchange of due and its
+ * loads of the records (shoal__xfer_expire): either it scans after our record was in flight,
+ * or our CAS comes after its exchange and leaves dl here. */
+static bool due_lower(struct shoal__inflight *x, uint64_t dl)
+{
+    uint64_t cur = atomic_load_explicit(&x->due, memory_order_seq_cst);
+    while (cur == 0 || dl < cur)
+        if (atomic_compare_exchange_weak_explicit(&x->due, &cur, dl, memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+            return true;
+    return false;
+}
+
+/* Wake the thread that expires records: the published owner's drain thread (its futex word
+ * is in the shared segment, so a client can wake it), or a private store's I/O thread. */
+static void kick(shoal__rt_t *rt)
+{
+    if (rt->batched) {
+        shoal__up.io_kick();   /* io/ring.c */
+        return;
+    }
+    _Atomic uint32_t *w = &shoal__mp_of(rt)->procs[0].wake;
+    /* release: pairs with the acquire load of wake in the drain loop (remote_free.c). */
+    atomic_fetch_add_explicit(w, 1, memory_order_release);
+    shoal__futex_wake(w, INT32_MAX, true);   /* shared: a client wakes the owner */
+}
+
+static int transfer(shoal_ref ref, int64_t ttl_ns)
+{
+    shoal__rt_t *rt = shoal__rt;
+    if (ttl_ns <= 0)
+        return shoal__err(SHOAL_EINVAL, "shoal_transfer: ttl_ns is %lld: give how long (ns, > 0) "
+                          "the store keeps the ref for its receiver before releasing it",
+                          (long long)ttl_ns);
+    int err;
+    if (!shoal__slot_of(ref, &err))
+        return err;   /* EINVAL (forged) or ESTALE (freed), message set */
+    struct shoal__inflight *x = table();
+    uint64_t now = shoal__now_ns();
+    uint64_t dl = (uint64_t)ttl_ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + (uint64_t)ttl_ns;
+    uint32_t h = home(ref.id);
+    for (uint32_t i = 0; i < SHOAL__XFER_PROBE; i++) {
+        struct shoal__xrec *r = &x->rec[(h + i) & (SHOAL__XFER_RECS - 1)];
+        uint64_t st = atomic_load_explicit(&r->st, memory_order_relaxed);
+        unsigned ph = XR_PHASE(st);
+        if (ph != SHOAL__XR_FREE && ph != SHOAL__XR_EXPIRED)
+            continue;
+        uint64_t rst = st_make(XR_SEQ(st) + 1, me_bits(rt), SHOAL__XR_RESERVED);
+        /* relaxed: a reserved record is only ours; its fields are published below. */
+        if (!atomic_compare_exchange_strong_explicit(&r->st, &st, rst, memory_order_relaxed,
+                                                     memory_order_relaxed))
+            continue;
+        atomic_store_explicit(&r->id, ref.id, memory_order_relaxed);
+        atomic_store_explicit(&r->deadline, dl, memory_order_relaxed);
+        /* release: publishes id and deadline to the acquire loads of st in accept, expire
+         * and shoal__xfer_held. From here the record holds the reference. */
+        atomic_store_explicit(&r->st, st_make(XR_SEQ(rst), rst, SHOAL__XR_INFLIGHT),
+                              memory_order_release);
+        /* The ledger after the record (layout/mpseg.h). The owner reads our ledger for this
+         * only once we are gone, which orders both writes before its reads. */
+        if (shoal__holds)
+            shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), -1);
+        if (due_lower(x, dl))
+            kick(rt);
+        return 0;
+    }
+    return shoal__err(SHOAL_EBUSY, "shoal_transfer: too many refs are in flight near 0x%016llx "
+                      "(the store holds up to %u, %u per neighbourhood): have receivers accept "
+                      "them, or transfer with a shorter ttl_ns", (unsigned long long)ref.id,
+                      SHOAL__XFER_RECS, SHOAL__XFER_PROBE);
+}
+
+SHOAL_API int shoal_transfer(shoal_ref ref, int64_t ttl_ns)
+{
+    SHOAL__CALL(transfer(ref, ttl_ns));
+}
+
+static int accept_ref(shoal_ref ref)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
+    if (shoal__id_host(id) != 0 || idx == 0 || gen == 0 || idx >= rt->nslots)
+        return shoal__err(SHOAL_EINVAL, "shoal_accept: 0x%016llx is not a ref of this store "
+                          "(null, forged or corrupt): pass the 8 bytes the sender wrote, "
+                          "decoded with shoal_ref_decode", (unsigned long long)id);
+    struct shoal__inflight *x = table();
+    uint32_t h = home(id);
+    bool expired = false;
+    for (uint32_t i = 0; i < SHOAL__XFER_PROBE; i++) {
+        struct shoal__xrec *r = &x->rec[(h + i) & (SHOAL__XFER_RECS - 1)];
+        /* acquire: pairs with the sender's release store of INFLIGHT (id and deadline). */
+        uint64_t st = atomic_load_explicit(&r->st, memory_order_acquire);
+        unsigned ph = XR_PHASE(st);
+        if ((ph != SHOAL__XR_INFLIGHT && ph != SHOAL__XR_EXPIRED) ||
+            atomic_load_explicit(&r->id, memory_order_relaxed) != id)
+            continue;
+        if (ph == SHOAL__XR_EXPIRED) {
+            expired = true;
+            continue;
+        }
+        /* The ledger before the record (layout/mpseg.h): a death in between leaves the ledger
+         * one too high while the record still counts as the holder. */
+        if (shoal__holds)
+            shoal__holds_add(idx, gen, 1);
+        /* acquire: the reference is ours now; pairs with the sender's release above (the
+         * object's bytes themselves are published by its seal). */
+        if (atomic_compare_exchange_strong_explicit(&r->st, &st,
+                                                    st_make(XR_SEQ(st) + 1, 0, SHOAL__XR_FREE),
+                                                    memory_order_acquire, memory_order_relaxed))
+            return 0;
+        if (shoal__holds)
+            shoal__holds_add(idx, gen, -1);   /* another receiver, or the deadline, was first */
+        i--;   /* look at this record again: it may have been sent again meanwhile */
+    }
+    if (expired)
+        return shoal__err(SHOAL_ETIMEDOUT, "shoal_accept: ref 0x%016llx was in flight longer "
+                          "than its ttl_ns and the store released it (the object may be gone): "
+                          "have the sender transfer it with a longer ttl_ns",
+                          (unsigned long long)id);
+    int err;
+    if (!shoal__slot_of(ref, &err))
+        return err == SHOAL_ESTALE
+            ? shoal__err(SHOAL_ESTALE, "shoal_accept: ref 0x%016llx has no reference in flight "
+                         "and its object is freed: it was never transferred, or every transfer "
+                         "of it was accepted (or expired) already", (unsigned long long)id)
+            : err;
+    return shoal__err(SHOAL_ESTALE, "shoal_accept: ref 0x%016llx has no reference in flight: "
+                      "it was never passed to shoal_transfer, or each transfer of it was "
+                      "accepted already (one accept per transfer)", (unsigned long long)id);
+}
+
+SHOAL_API int shoal_accept(shoal_ref ref)
+{
+    SHOAL__CALL(accept_ref(ref));
+}
+
+uint32_t shoal__xfer_held(uint64_t id)
+{
+    struct shoal__inflight *x = table();
+    uint32_t n = 0, h = home(id);
+    for (uint32_t i = 0; i < SHOAL__XFER_PROBE; i++) {
+        struct shoal__xrec *r = &x->rec[(h + i) & (SHOAL__XFER_RECS - 1)];
+        uint64_t st = atomic_load_explicit(&r->st, memory_order_acquire);
+        if (XR_PHASE(st) == SHOAL__XR_INFLIGHT && atomic_load_explicit(&r->id, memory_order_relaxed) == id)
+            n++;
+    }
+    return n;
+}
+
+/* Drop the record's reference on id. The published owner's service threads free through
+ * their own slot cache, as publish.c drops a gone process's references; a private store's
+ * I/O thread releases like any caller (no ledger there). */
+static void drop(shoal__rt_t *rt, uint64_t id, struct shoal__thr *t)
+{
+    if (!t) {
+        shoal__release((shoal_ref){ id });
+        return;
+    }
+    uint64_t idx = shoal__id_idx(id), gen = shoal__id_gen(id);
+    if (idx == 0 || idx >= rt->nslots)
+        return;   /* a record a process scribbled on: leak, never follow */
+    shoal__slot *s = &rt->slots[idx];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
+    do {
+        if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE || shoal__w_refs(w) == 0)
+            return;
+        nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
+        /* acq_rel: as shoal_release - the free that may follow sees every holder's release. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (shoal__w_refs(w) == 1)
+        shoal__free_routed(rt, t, (uint32_t)idx, w);
+}
+
+/* A record reserved by a process that is gone (it died between reserving and sending). */
+static bool reserver_gone(const shoal__rt_t *rt, uint64_t st)
+{
+    unsigned p = (unsigned)(st >> 2) & 0xffu;
+    uint32_t inc = (uint32_t)(st >> 10) & XR_INC_BITS;
+    if (rt->batched)
+        return false;
+    const struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
+    return atomic_load_explicit(&P->state, memory_order_acquire) != SHOAL__PROC_LIVE ||
+           (atomic_load_explicit(&P->inc, memory_order_relaxed) & XR_INC_BITS) != inc;
+}
+
+uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t)
+{
+    struct shoal__inflight *x = table();
+    if (!x)
+        return 0;
+    uint64_t due = atomic_load_explicit(&x->due, memory_order_relaxed), now = shoal__now_ns();
+    if (!sweep && (due == 0 || due > now))
+        return due;
+    /* seq_cst: see due_lower. A deadline lowered after this exchange stays. */
+    atomic_exchange_explicit(&x->due, 0, memory_order_seq_cst);
+    uint64_t next = 0;
+    for (uint32_t i = 0; i < SHOAL__XFER_RECS; i++) {
+        struct shoal__xrec *r = &x->rec[i];
+        /* acquire: pairs with the sender's release store of INFLIGHT. */
+        uint64_t st = atomic_load_explicit(&r->st, memory_order_acquire);
+        unsigned ph = XR_PHASE(st);
+        if (ph == SHOAL__XR_RESERVED && sweep && reserver_gone(rt, st)) {
+            atomic_compare_exchange_strong_explicit(&r->st, &st, st_make(XR_SEQ(st) + 1, 0, SHOAL__XR_FREE),
+                                                    memory_order_relaxed, memory_order_relaxed);
+            continue;
+        }
+        if (ph != SHOAL__XR_INFLIGHT)
+            continue;
+        uint64_t dl = atomic_load_explicit(&r->deadline, memory_order_relaxed);
+        if (dl > now) {
+            if (next == 0 || dl < next)
+                next = dl;
+            continue;
+        }
+        uint64_t id = atomic_load_explicit(&r->id, memory_order_relaxed);
+        /* acquire: the reference is ours to drop (pairs with the sender's release). */
+        if (atomic_compare_exchange_strong_explicit(&r->st, &st,
+                                                    st_make(XR_SEQ(st) + 1, st, SHOAL__XR_EXPIRED),
+                                                    memory_order_acquire, memory_order_relaxed))
+            drop(rt, id, t);
+    }
+    /* A sweep runs on the publish thread, beside the expiring thread, which may have read
+     * due as 0 while we had it reset: wake it to look again. */
+    if (next && due_lower(x, next) && sweep)
+        kick(rt);
+    return atomic_load_explicit(&x->due, memory_order_relaxed);
+}
