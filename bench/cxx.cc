@@ -82,7 +82,7 @@ double cxx_submit_get(int n)
 
 void figure(const char *bench, double (*c)(int), double (*cxx)(int), int n)
 {
-    double vc[BENCH_MAX_REPS], vx[BENCH_MAX_REPS];
+    double vc[BENCH_MAX_REPS] = {0}, vx[BENCH_MAX_REPS] = {0};
     int reps = bench_reps(), k = 0;
     /* Interleaved, so that a noisy stretch of the machine hits both alike. */
     for (; k < reps && !bench_over_budget(); k++) {
@@ -95,8 +95,9 @@ void figure(const char *bench, double (*c)(int), double (*cxx)(int), int n)
         bench_emit_error(bench, "shoal.hpp", "ns", "C calls", "a call failed or no time left");
         return;
     }
-    bench_emit(bench, "C calls", "ns", sc, "C calls", 1.0);
-    bench_emit(bench, "shoal.hpp", "ns", sx, "C calls", sx.median / sc.median);
+    /* Paired: repetition k of each was measured next to the other's. */
+    bench_emit(bench, "C calls", "ns", vc, k, "C calls");
+    bench_emit(bench, "shoal.hpp", "ns", vx, k, "C calls");
 }
 
 } // namespace
