@@ -9,7 +9,9 @@
  *   handoff [frames] [detach|kill|plain]
  * "plain" is what happens without shoal_transfer: the producer releases each frame after
  * writing its ref, and the consumer's shoal_retain races that release (it mostly loses).
- * Prints frames/s from the first put to the last frame consumed, and how many were lost.
+ * Prints frames/s from the first put to the last frame consumed, and how many were lost;
+ * fails (exit 1) when, once every frame is released, the store is not back to the objects
+ * and bytes it started with (in every mode: "plain" frees what it loses, too).
  * The child is forked before shoal_init: a process with running workers must not fork.
  */
 #include <shoal.h>
@@ -174,23 +176,33 @@ int main(int argc, char **argv)
     if (!gone_ok && WIFEXITED(st) && WEXITSTATUS(st) == 3)
         fprintf(stderr, "handoff: the producer could not attach to \"%s\"\n", name);
     /* A killed producer's leftovers (its share of the counts, frames it freed from our
-     * side) are the owner's to clean up, which it does a moment after the death. */
+     * side, its chunks) are the owner's to clean up, which it does a moment after the
+     * death. Every frame is released by now, so the store must come back to where it
+     * started: its objects and its bytes (up to 30 s, a bound for a loaded machine). */
     shoal_info after;
-    for (int i = 0; i < 10000; i++) {
+    for (int i = 0; i < 30000; i++) {
         shoal_info_get(&after);
-        if (after.objects_live == before.objects_live)
+        if (after.objects_live == before.objects_live && after.bytes_used == before.bytes_used)
             break;
         usleep(1000);
     }
+    long left_objs = (long)(after.objects_live - before.objects_live),
+         left_bytes = (long)after.bytes_used - (long)before.bytes_used;
     printf("handoff: %ld frames of %d bytes, producer %s: %ld consumed, %ld lost, %ld wrong, "
            "%.0f frames/s\n", frames, FRAME,
            mode == KILL ? "SIGKILLed after its last write" : mode == PLAIN
            ? "released each frame after writing (no shoal_transfer)" : "detached after its last write",
            taken, lost, bad, (double)frames / secs);
+    if (left_objs || left_bytes)
+        printf("handoff: left behind after the consumer was done: %ld objects, %ld bytes\n",
+               left_objs, left_bytes);
     int ok = gone_ok && bad == 0 && (mode == PLAIN || (lost == 0 && taken == frames)) &&
-             (mode == PLAIN || after.objects_live == before.objects_live);
+             left_objs == 0 && left_bytes == 0;
     if (mode != PLAIN)
         printf("handoff: %s\n", ok ? "ok: every frame survived its producer"
                                    : "FAILED: frames were lost or left behind");
+    else if (!ok)
+        printf("handoff: FAILED: %s\n", bad ? "a frame read back wrong"
+               : "the store did not come back to its starting objects and bytes");
     return (shoal_shutdown() != 0) | !ok;
 }
