@@ -111,8 +111,8 @@ SHOAL__COLD static int table_full(shoal__rt_t *rt)
                       (unsigned long long)size);
 }
 
-/* crefs[0..ncrefs): the refs the new object contains (references taken by the caller,
- * core/objrefs.h), written into a trailer after the payload; none on every other path, where
+/* crefs[0..ncrefs): the refs the new object contains, written into a trailer after the
+ * payload and their references taken here (core/objrefs.h); none on every other path, where
  * ncrefs is the constant 0. */
 static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
                            int node, uint32_t refs, void **buf, shoal_ref *out,
@@ -155,12 +155,20 @@ static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
     /* atomic (a plain store on x86): the owner's service thread reads the process byte of
      * slots a gone process named, one of which may be this one being reused
      * (mproc/publish.c). */
-    __atomic_store_n(&s->aux, rt->proc | auxbits | (ncrefs ? SHOAL__AUX_REFS : 0),
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&s->aux, rt->proc | auxbits, __ATOMIC_RELAXED);
     if (src && len)
         memcpy(rt->base + off, src, len);
-    if (ncrefs)
+    if (ncrefs) {
+        /* The list, then its references (which sets SHOAL__AUX_REFS): taken with the list
+         * in the store, so that the owner drops them if we die before the word below. */
         shoal__refs_write(rt->base + off, len, crefs, ncrefs);
+        int rc = shoal__refs_put_take(rt, idx, crefs, ncrefs);
+        if (unlikely(rc)) {
+            shoal__arena_free(rt, t, off, alen);
+            shoal__slot_give(rt, t, idx);
+            return rc;
+        }
+    }
     if (state != SHOAL__READY)
         atomic_store_explicit(&rt->deps[idx], NULL, memory_order_relaxed);
     if (unlikely(shoal__holds != NULL)) {   /* published or attached (layout/mpseg.h) */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "objrefs.h"
+#include "thread.h"
 
 /* ---- taking the references ---------------------------------------------------------------- */
 
@@ -22,18 +23,26 @@ void shoal__refs_untake(const shoal_ref refs[], size_t n)
             shoal__refs_free_one(shoal__rt, (uint32_t)shoal__id_idx(refs[i].id), last);
 }
 
-int shoal__refs_take(const shoal_ref refs[], size_t n, const char *call)
+int shoal__refs_check(const shoal_ref refs[], size_t n, const char *call)
 {
-    if (n == 0)
-        return 0;
-    if (unlikely(refs == NULL))
+    if (unlikely(n != 0 && refs == NULL))
         return shoal__err(SHOAL_EINVAL, "%s: refs is NULL but nrefs is %zu", call, n);
     if (unlikely(n > SHOAL_OBJECT_REFS_MAX))
         return shoal__err(SHOAL_EINVAL, "%s: %zu refs, more than one object may contain "
                           "(SHOAL_OBJECT_REFS_MAX, %u): split them over several objects and "
                           "list those", call, n, (unsigned)SHOAL_OBJECT_REFS_MAX);
+    return 0;
+}
+
+int shoal__refs_take(const shoal_ref refs[], size_t n, const char *call)
+{
+    if (n == 0)
+        return 0;
+    int rc = shoal__refs_check(refs, n, call);
+    if (unlikely(rc))
+        return rc;
     for (size_t i = 0; i < n; i++) {
-        int rc = shoal__ref_take(refs[i], false);
+        rc = shoal__ref_take(refs[i], false);
         if (unlikely(rc)) {
             char msg[200];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
@@ -41,6 +50,42 @@ int shoal__refs_take(const shoal_ref refs[], size_t n, const char *call)
             return shoal__err(rc, "%s: refs[%zu]: %s (nothing was retained or stored)", call,
                               i, msg);
         }
+    }
+    return 0;
+}
+
+int shoal__refs_put_take(shoal__rt_t *rt, uint32_t idx, const shoal_ref refs[], size_t n)
+{
+    shoal__slot *s = &rt->slots[idx];
+    struct shoal__trailer *tr = (struct shoal__trailer *)(void *)(rt->base + s->off +
+                                                                  shoal__trailer_at(s->len));
+    /* An attached process: the slot is named by its ledger and tagged as cached (a slot
+     * from a small table's shared stack is not yet), so that the owner finds it if we die
+     * before publishing. The flag after the trailer (written by the caller): a flagged
+     * unpublished slot has a whole list. */
+    if (unlikely(shoal__holds != NULL) && rt->proc != 0)
+        shoal__slot_tag(rt, idx, SHOAL__W_CACHED | rt->proc);
+    __atomic_fetch_or(&s->aux, SHOAL__AUX_REFS, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < n; i++) {
+        int rc = shoal__ref_take(refs[i], false);
+        if (likely(rc == 0)) {
+            /* After the take: a death between the two leaks that one reference, never
+             * drops one not taken. */
+            __atomic_store_n(&tr->link, (uint32_t)(i + 1), __ATOMIC_RELAXED);
+            continue;
+        }
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", shoal_last_error());
+        size_t bad = i;
+        /* Undone last first, the count before each drop (a death between leaks it). */
+        uint64_t last;
+        while (i-- > 0) {
+            __atomic_store_n(&tr->link, (uint32_t)i, __ATOMIC_RELAXED);
+            if (shoal__unref(refs[i], false, &last) == 0 && last != 0)
+                shoal__refs_free_one(rt, (uint32_t)shoal__id_idx(refs[i].id), last);
+        }
+        __atomic_fetch_and(&s->aux, ~SHOAL__AUX_REFS, __ATOMIC_RELAXED);
+        return shoal__err(rc, "refs[%zu]: %s", bad, msg);
     }
     return 0;
 }
@@ -139,9 +184,14 @@ static void run(struct dropper *d)
         uint32_t link = tr->link;
         uint64_t w = tr->word;
         d->top = link < rt->nslots ? link : 0;
-        /* From here the object is bytes like any other: its whole allocation, no flag. */
-        s->len = shoal__refs_alloc_len(s->len, n);
+        /* From here the object is bytes like any other: no flag, its whole allocation. The
+         * flag first: a freer that dies between the two leaves a plain object of its payload's
+         * length (the owner frees its own from its records; another process's allocator
+         * checks the length, a leak at worst), where the other order left a flagged object
+         * whose trailer can no longer be found (its list finished again: leaked whole). */
+        uint64_t whole = shoal__refs_alloc_len(s->len, n);
         __atomic_fetch_and(&s->aux, ~SHOAL__AUX_REFS, __ATOMIC_RELAXED);
+        s->len = whole;
         d->free_plain(rt, idx, w, d->arg);
     }
 }
@@ -152,6 +202,24 @@ void shoal__refs_free(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, shoal__free_
     struct dropper d = { rt, 0, free_plain, arg };
     push(&d, idx, oldw);
     run(&d);
+}
+
+void shoal__refs_unput(shoal__rt_t *rt, uint32_t idx, shoal__free_fn free_plain, void *arg)
+{
+    shoal__slot *s = &rt->slots[idx];
+    uint32_t n;
+    struct shoal__trailer *tr = shoal__trailer_of(rt, s->off, s->len, &n);
+    if (unlikely(tr == NULL)) {
+        leak_corrupt(rt, idx, 0);
+    } else {
+        uint32_t k = __atomic_load_n(&tr->link, __ATOMIC_RELAXED);
+        struct dropper d = { rt, 0, free_plain, arg };
+        for (uint32_t i = 0; i < k && i < n; i++) {
+            drop_one(&d, tr->ids[i]);
+            run(&d);
+        }
+    }
+    __atomic_fetch_and(&s->aux, ~SHOAL__AUX_REFS, __ATOMIC_RELAXED);
 }
 
 void shoal__refs_free_one(shoal__rt_t *rt, uint32_t idx, uint64_t oldw)
@@ -341,14 +409,14 @@ static int put_with_refs(const void *data, size_t len, const shoal_ref refs[], s
     if (unlikely(len > SIZE_MAX / 2))
         return shoal__err(SHOAL_ENOMEM, "shoal_put_with_refs: %zu bytes is more than any "
                           "store holds", len);
-    int rc = shoal__refs_take(refs, nrefs, "shoal_put_with_refs");
+    int rc = shoal__refs_check(refs, nrefs, "shoal_put_with_refs");
     if (unlikely(rc))
         return rc;
+    /* The references are taken inside, once the list is in the store (shoal__refs_put_take). */
     rc = shoal__obj_put_refs(data, len, refs, nrefs, out);
     if (unlikely(rc)) {
         char msg[200];
         snprintf(msg, sizeof msg, "%s", shoal_last_error());
-        shoal__refs_untake(refs, nrefs);
         return shoal__err(rc, "shoal_put_with_refs: %s (nothing was retained or stored)", msg);
     }
     return 0;

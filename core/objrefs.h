@@ -32,7 +32,8 @@
 struct shoal__trailer {
     uint32_t magic;
     uint32_t n;          /* IDs that follow, <= SHOAL_OBJECT_REFS_MAX */
-    uint32_t link;       /* being freed: the slot freed after this one (0 = none) */
+    uint32_t link;       /* being freed: the slot freed after this one (0 = none); being
+                            put (not yet published): the IDs whose references are taken */
     uint32_t cursor;     /* being freed: IDs released so far */
     uint64_t word;       /* being freed: the slot word its last reference's drop saw */
     uint64_t ids[];
@@ -81,6 +82,24 @@ static inline uint64_t shoal__slot_alloc_len(const shoal__rt_t *rt, uint64_t off
  * core's own free (core/object.c) or a service thread's (mproc/remote_free.c). */
 typedef void (*shoal__free_fn)(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *arg);
 
+/* SHOAL_EINVAL (message naming `call`) when refs[0..n) cannot be a list: NULL with n > 0,
+ * or n above SHOAL_OBJECT_REFS_MAX. */
+SHOAL__HIDDEN int  shoal__refs_check(const shoal_ref refs[], size_t n, const char *call);
+/* shoal_put_with_refs: the object in slot idx (not yet published; its off/len/aux and its
+ * trailer, written with shoal__refs_write, are in place) takes one reference on each of
+ * refs[0..n), all or nothing: on error (SHOAL_EINVAL, SHOAL_ESTALE; message "refs[i]: ...")
+ * nothing is held and the slot's flag is cleared. Crash-safe across processes: the flag is
+ * set before the first take and the trailer's link counts the references taken (each after
+ * its take), so the owner drops exactly those of a client that dies before publishing
+ * (shoal__refs_unput), but the one being taken at the kill (a leak, never a double drop). */
+SHOAL__HIDDEN int  shoal__refs_put_take(shoal__rt_t *rt, uint32_t idx, const shoal_ref refs[],
+                                        size_t n);
+/* The owner, for a dead process: slot idx is an object it was putting with refs and never
+ * published (FREE, flagged, in its cache): drop the references its list says were taken,
+ * each object that frees in turn ending in free_plain (as shoal__refs_free), and clear the
+ * flag; the slot is then a plain free slot. */
+SHOAL__HIDDEN void shoal__refs_unput(shoal__rt_t *rt, uint32_t idx, shoal__free_fn free_plain,
+                                     void *arg);
 /* Take one reference on each of refs[0..n) for an object (out of the ledger, see above),
  * all or nothing: SHOAL_EINVAL (NULL list, n too large, a null, forged or full ref) or
  * SHOAL_ESTALE, message naming `call` and the index, nothing held. */
@@ -113,7 +132,8 @@ SHOAL__HIDDEN int  shoal__ref_take(shoal_ref ref, bool ledger);
 SHOAL__HIDDEN int  shoal__unref(shoal_ref ref, bool ledger, uint64_t *last);
 /* core/object.c: free a dead object without refs (the rest of a release). */
 SHOAL__HIDDEN void shoal__obj_free_plain(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *arg);
-/* core/object.c: a new READY object with data and a trailer (the refs taken already). */
+/* core/object.c: a new READY object with data and a trailer, taking its refs' references
+ * (shoal__refs_put_take) before it is published. */
 SHOAL__HIDDEN int  shoal__obj_put_refs(const void *data, size_t len, const shoal_ref refs[],
                                        size_t n, shoal_ref *out);
 

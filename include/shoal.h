@@ -217,7 +217,10 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * still holds; it can leak the one reference a shoal_retain or shoal_release was taking or
  * dropping (that object then stays until the store goes) and a few free table slots
  * (shoal_transfer and shoal_accept leak nothing). References the dead process had put in
- * flight with shoal_transfer stay in flight for their receivers.
+ * flight with shoal_transfer stay in flight for their receivers. Objects with refs: the
+ * references a shoal_put_with_refs had taken for an object it never published are dropped,
+ * and so is the rest of the list of an object whose release it was in the middle of (the
+ * one reference being taken or dropped at the instant of death can leak, as above).
  *
  * When the owner shuts down or dies, calls blocked in its clients (shoal_get, shoal_wait)
  * wake and every later call answers, SHOAL_ECANCELED with a message saying the owner (pid)

@@ -29,6 +29,7 @@
 #include "../alloc/chunks.h"
 #include "mproc.h"
 #include "proto.h"
+#include "../core/objrefs.h"
 #include "../core/thread.h"
 
 #define MAX_CONNS        512          /* attached processes + handshakes in flight; when
@@ -291,10 +292,21 @@ static bool left_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
     return false;
 }
 
+/* How the owner disposes of what it finishes for a gone process (core/objrefs.h). */
+static void routed(shoal__rt_t *rt, uint32_t idx, uint64_t oldw, void *arg)
+{
+    shoal__free_routed(rt, arg, idx, oldw);
+}
+
 /* The slots a gone process held privately go back to the shared stack: those in its thread
  * caches (tagged, thread.h; its ledger names each) and one it was freeing itself when it
  * died (FREE and marked HELD by it, layout/mpseg.h, the generation after its ledger's). Run
- * once, as the death is processed: until then nothing else hands such a slot on. */
+ * once, as the death is processed: until then nothing else hands such a slot on.
+ * Objects that contain refs (core/objrefs.h): a cached slot still flagged is an object it
+ * was putting and never published, whose list names the references it had taken: they
+ * are dropped. A slot it was freeing still flagged had its list released part-way: the
+ * rest is released (from the trailer's cursor) and the object freed as any of a gone
+ * process (shoal__free_routed). */
 static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
 {
     const struct gone *g = arg;
@@ -305,15 +317,27 @@ static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         return false;
     uint32_t low = (uint32_t)w;
     /* A chain link can look like a tag in a table of 2^24 slots or more; the ledger tells. */
-    bool cached = low == (SHOAL__W_CACHED | g->proc) && v == SHOAL__HOLDS_CACHED;
+    /* Cached, or the one it was putting: its ledger names the new object (the ledger is
+     * written before the word, core/object.c) and the word is still FREE. */
+    bool cached = low == (SHOAL__W_CACHED | g->proc) &&
+                  (v == SHOAL__HOLDS_CACHED || (v >> 32) == shoal__w_gen(w));
     bool freeing = low == (SHOAL__W_HELD | g->proc) && v != SHOAL__HOLDS_CACHED &&
                    shoal__w_gen(w) == shoal__gen_next(v >> 32) &&
                    SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) == g->proc;
     /* relaxed: the slot's links are written again before it is pushed (slot_flush). */
-    if ((cached || freeing) &&
-        atomic_compare_exchange_strong_explicit(wp, &w, (w & ~SHOAL__W_LOW_MASK) | 1,
-                                                memory_order_relaxed, memory_order_relaxed))
-        shoal__slot_give(rt, &pub.t, (uint32_t)idx);
+    if (!(cached || freeing) ||
+        !atomic_compare_exchange_strong_explicit(wp, &w, (w & ~SHOAL__W_LOW_MASK) | 1,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return false;
+    uint32_t aux = __atomic_load_n(&s->aux, __ATOMIC_RELAXED);
+    if (unlikely(aux & SHOAL__AUX_REFS) && SHOAL__AUX_PROC(aux) == g->proc) {
+        if (freeing) {
+            shoal__free_routed(rt, &pub.t, (uint32_t)idx, w & ~SHOAL__W_LOW_MASK);
+            return false;
+        }
+        shoal__refs_unput(rt, (uint32_t)idx, routed, &pub.t);
+    }
+    shoal__slot_give(rt, &pub.t, (uint32_t)idx);
     return false;
 }
 
@@ -363,7 +387,10 @@ static bool unpushed_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         return false;
     if (!shoal__claim(rt, (uint32_t)idx, w))
         return false;   /* its drainer took it meanwhile */
-    if (p == 0)
+    /* Ours, or one whose list the dead releaser had not finished releasing (still flagged:
+     * it had not pushed it, objrefs.c clears the flag first): the rest of the list goes,
+     * then the bytes to their allocator (a push of this slot, which is on no stack). */
+    if (p == 0 || (__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
         shoal__free_routed(rt, &pub.t, (uint32_t)idx, w & ~SHOAL__W_LOW_MASK);
     else
         forward_bytes(rt, (uint32_t)idx, p);

@@ -1,13 +1,16 @@
 /* test_mp_crash.c - a client killed at every instruction of a call (issue 11.7): the test
  * traces an attached client (ptrace), single-steps it through one call - put, create+seal,
  * the release that frees its own object, a retain and a release of the owner's object, the
- * release of another client's object - and SIGKILLs it after k instructions, for every k
- * (or every few, under sanitizers). After each death the owner must have lost nothing (its
+ * release of another client's object, shoal_put_with_refs and the release of an object with
+ * refs (its own, another client's, the owner's) - and SIGKILLs it after k instructions, for
+ * every k (or every few, under sanitizers). After each death the owner must have lost nothing (its
  * objects live, with their bytes) and, once it has processed the death, the store's
  * figures must be back where they were: whatever the call was doing is reclaimed. The one
  * documented exception: a death inside shoal_retain / shoal_release between the reference
- * count and the dying process's ledger can leak that one reference (include/shoal.h); such
- * leaks are counted, must name only the object of the call, and are undone by the test.
+ * count and the dying process's ledger can leak that one reference (include/shoal.h), as can
+ * a death inside shoal_put_with_refs or the release of a list between the count and the
+ * list's own record of it; such leaks are counted, must be one reference at most, on the
+ * object of the call or the one its list names, and are undone by the test.
  * And a client that dies while its owner is still inside shoal_init (a breakpoint stops it
  * there) does not take the owner down.
  */
@@ -25,8 +28,11 @@
 #include "lib/mp.h"
 
 enum { CR_RUN = MP_USER,     /* a=op b=ref c=len: stop, run the call, stop, reply (a=ref) */
-       CR_TRANSFER };        /* a=ref: shoal_transfer untraced (XFER_TTL_NS) -> rc */
-enum { OP_PUT = 1, OP_CREATE_SEAL, OP_RETAIN, OP_RELEASE, OP_TRANSFER, OP_ACCEPT };
+       CR_TRANSFER,          /* a=ref: shoal_transfer untraced (XFER_TTL_NS) -> rc */
+       CR_PUT_REFS };        /* a=ref b=len: shoal_put_with_refs untraced, listing a twice
+                                -> rc, a=ref */
+enum { OP_PUT = 1, OP_CREATE_SEAL, OP_RETAIN, OP_RELEASE, OP_TRANSFER, OP_ACCEPT,
+       OP_PUT_REFS };        /* b=ref: shoal_put_with_refs of c bytes listing b twice */
 #define XFER_TTL_NS (600ll * 1000000000)   /* no ref expires while a scenario looks */
 
 static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
@@ -36,6 +42,14 @@ static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
     size_t len = m->c < sizeof buf ? (size_t)m->c : sizeof buf;
     if (m->code == CR_TRANSFER) {
         r->rc = shoal_transfer(mp_bits_ref(m->a), XFER_TTL_NS);
+        return;
+    }
+    if (m->code == CR_PUT_REFS) {
+        shoal_ref two[2] = { mp_bits_ref(m->a), mp_bits_ref(m->a) };
+        len = m->b < sizeof buf ? (size_t)m->b : sizeof buf;
+        pat_fill(buf, len, 57, len);
+        r->rc = shoal_put_with_refs(buf, len, two, 2, &out);
+        r->a = mp_ref_bits(out);
         return;
     }
     if (m->code != CR_RUN) {
@@ -69,6 +83,11 @@ static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
     case OP_ACCEPT:
         r->rc = shoal_accept(ref);
         break;
+    case OP_PUT_REFS: {
+        shoal_ref two[2] = { ref, ref };
+        r->rc = shoal_put_with_refs(buf, len, two, 2, &out);
+        break;
+    }
     default:
         r->rc = -100;
     }
@@ -223,6 +242,49 @@ static uint64_t prep_other_sent(struct mp_child *c)
     return m.a;
 }
 
+/* Objects that contain refs (core/objrefs.c): each lists the owner's object twice, so
+ * that the owner's object counts 3 references while it lives (check_after sees what a
+ * death left of them). The call's put lists it (no object to release: the call makes one). */
+static uint64_t prep_put_refs(struct mp_child *c)
+{
+    warm(c);
+    return mp_ref_bits(owner_obj);
+}
+
+/* Its own object listing the owner's twice; the call frees it (its list on the way). */
+static uint64_t prep_own_with_refs(struct mp_child *c)
+{
+    warm(c);
+    struct mp_rep m = mp_call(c, CR_PUT_REFS, mp_ref_bits(owner_obj), 3000, 0, 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    CU_ASSERT_EQUAL(refs_of(owner_obj), 3);
+    return m.a;
+}
+
+/* Another client's object listing the owner's twice, whose last reference the call drops
+ * (a remote free: the list is released by the caller, the bytes go back to the helper). */
+static uint64_t prep_other_clients_with_refs(struct mp_child *c)
+{
+    warm(c);
+    struct mp_rep m = mp_call(&helper, CR_PUT_REFS, mp_ref_bits(owner_obj), 3000, 0, 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    CU_ASSERT_EQUAL(mp_call(c, MP_RETAIN, m.a, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_call(&helper, MP_RELEASE, m.a, 0, 0, 0).rc, 0);
+    return m.a;
+}
+
+/* The owner's object with refs (listing owner_obj twice), whose last reference the call
+ * drops: the owner gets the bytes back, the caller releases the list. */
+static uint64_t prep_owner_with_refs(struct mp_child *c)
+{
+    warm(c);
+    shoal_ref two[2] = { owner_obj, owner_obj }, o;
+    CHECK_OK(shoal_put_with_refs("listing", 7, two, 2, &o));
+    CU_ASSERT_EQUAL(mp_call(c, MP_RETAIN, mp_ref_bits(o), 0, 0, 0).rc, 0);
+    CHECK_OK(shoal_release(o));
+    return mp_ref_bits(o);
+}
+
 /* After the death: the owner's object intact; the call's object has refs_after references
  * (the owner's one, or freed), or exactly one more - the reference the call was taking or
  * dropping, leaked (documented; we drop it) - never fewer; and once everything is given
@@ -256,6 +318,21 @@ static int check_after(const struct scen *sc, uint64_t ref)
         } else if (n != sc->refs_after) {
             fprintf(stderr, "%s: the call's object has %u references, not %u\n", sc->name, n,
                     sc->refs_after);
+            return -1;
+        }
+    }
+    /* The owner's object holds its own reference only (a scenario that retained it or
+     * listed it in an object: what the dead process held is dropped, and the objects whose
+     * lists named it are freed), or one more - the one reference the call was taking or
+     * dropping, leaked as above - once in all. */
+    if (ref != mp_ref_bits(owner_obj)) {
+        uint32_t n = refs_of(owner_obj);
+        if (n == 2 && !leaked) {
+            leaked = 1;
+            CHECK_OK(shoal_release(owner_obj));
+        } else if (n != 1) {
+            fprintf(stderr, "%s: the owner's object has %u references, not 1%s\n", sc->name, n,
+                    leaked ? " (the call's object leaked one already)" : "");
             return -1;
         }
     }
@@ -371,6 +448,46 @@ static void test_killed_freeing_other_clients_object(void)
     run_scenario(&(struct scen){ "release (remote free)", OP_RELEASE, 0, prep_other_clients, 0, false });
     CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(mp_reap(&helper), 0);
+    teardown_owner();
+}
+
+/* Objects that contain refs (issue 15.2) across processes: a client killed while it puts one
+ * (between taking the listed objects' references and publishing the object, those
+ * references are named by no ledger: the owner must drop them from the unpublished object's
+ * list), while it frees its own (the rest of the list after its death), another client's
+ * (the rest of the list, and the bytes back to that client's allocator with the trailer's)
+ * or the owner's. At most the one reference being taken or dropped at the kill leaks. */
+static void test_killed_putting_with_refs(void)
+{
+    setup_owner();
+    run_scenario(&(struct scen){ "put_with_refs", OP_PUT_REFS, 3000, prep_put_refs, 1, false });
+    teardown_owner();
+}
+
+static void test_killed_freeing_own_object_with_refs(void)
+{
+    setup_owner();
+    run_scenario(&(struct scen){ "release (free, with refs)", OP_RELEASE, 0, prep_own_with_refs,
+                                 0, false });
+    teardown_owner();
+}
+
+static void test_killed_freeing_other_clients_object_with_refs(void)
+{
+    setup_owner();
+    helper = mp_attached();
+    run_scenario(&(struct scen){ "release (remote free, with refs)", OP_RELEASE, 0,
+                                 prep_other_clients_with_refs, 0, false });
+    CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&helper), 0);
+    teardown_owner();
+}
+
+static void test_killed_freeing_owner_object_with_refs(void)
+{
+    setup_owner();
+    run_scenario(&(struct scen){ "release (owner's, with refs)", OP_RELEASE, 0,
+                                 prep_owner_with_refs, 0, false });
     teardown_owner();
 }
 
@@ -715,6 +832,11 @@ static const shoal_test_case cases[] = {
     { "killed_accepting_owner_object", test_killed_accepting_owner_object },
     { "killed_accepting_other_clients_object", test_killed_accepting_other_clients_object },
     { "killed_draining_its_stack", test_killed_draining_its_stack },
+    { "killed_putting_with_refs", test_killed_putting_with_refs },
+    { "killed_freeing_own_object_with_refs", test_killed_freeing_own_object_with_refs },
+    { "killed_freeing_other_clients_object_with_refs",
+      test_killed_freeing_other_clients_object_with_refs },
+    { "killed_freeing_owner_object_with_refs", test_killed_freeing_owner_object_with_refs },
     { NULL, NULL },
 };
 
