@@ -406,49 +406,52 @@ static void teardown_owner(void)
     CHECK_OK(shoal_shutdown());
 }
 
-static void test_killed_in_put(void)
+/* One scenario against a fresh owner, with a second client (helper) when helped. */
+static void scenario(const struct scen *sc, bool helped)
 {
     setup_owner();
-    run_scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0, false });
+    if (helped)
+        helper = mp_attached();
+    run_scenario(sc);
+    if (helped) {
+        CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+        CU_ASSERT_EQUAL(mp_reap(&helper), 0);
+    }
     teardown_owner();
+}
+
+static void test_killed_in_put(void)
+{
+    scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0, false }, false);
 }
 
 static void test_killed_in_create_seal(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "create+seal", OP_CREATE_SEAL, 3000, prep_plain, 0, false });
-    teardown_owner();
+    scenario(&(struct scen){ "create+seal",
+                                 OP_CREATE_SEAL, 3000, prep_plain, 0, false }, false);
 }
 
 static void test_killed_freeing_own_object(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0, false });
-    teardown_owner();
+    scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0, false }, false);
 }
 
 static void test_killed_releasing_owner_object(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "release (owner's)", OP_RELEASE, 0, prep_owner_held, 1, false });
-    teardown_owner();
+    scenario(&(struct scen){ "release (owner's)",
+                                 OP_RELEASE, 0, prep_owner_held, 1, false }, false);
 }
 
 static void test_killed_retaining_owner_object(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "retain (owner's)", OP_RETAIN, 0, prep_owner_held, 1, false });
-    teardown_owner();
+    scenario(&(struct scen){ "retain (owner's)",
+                                 OP_RETAIN, 0, prep_owner_held, 1, false }, false);
 }
 
 static void test_killed_freeing_other_clients_object(void)
 {
-    setup_owner();
-    helper = mp_attached();
-    run_scenario(&(struct scen){ "release (remote free)", OP_RELEASE, 0, prep_other_clients, 0, false });
-    CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
-    CU_ASSERT_EQUAL(mp_reap(&helper), 0);
-    teardown_owner();
+    scenario(&(struct scen){ "release (remote free)",
+                                 OP_RELEASE, 0, prep_other_clients, 0, false }, true);
 }
 
 /* Objects that contain refs (issue 15.2) across processes: a client killed while it puts one
@@ -459,36 +462,26 @@ static void test_killed_freeing_other_clients_object(void)
  * or the owner's. At most the one reference being taken or dropped at the kill leaks. */
 static void test_killed_putting_with_refs(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "put_with_refs", OP_PUT_REFS, 3000, prep_put_refs, 1, false });
-    teardown_owner();
+    scenario(&(struct scen){ "put_with_refs",
+                                 OP_PUT_REFS, 3000, prep_put_refs, 1, false }, false);
 }
 
 static void test_killed_freeing_own_object_with_refs(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "release (free, with refs)", OP_RELEASE, 0, prep_own_with_refs,
-                                 0, false });
-    teardown_owner();
+    scenario(&(struct scen){ "release (free, with refs)", OP_RELEASE, 0, prep_own_with_refs,
+                                 0, false }, false);
 }
 
 static void test_killed_freeing_other_clients_object_with_refs(void)
 {
-    setup_owner();
-    helper = mp_attached();
-    run_scenario(&(struct scen){ "release (remote free, with refs)", OP_RELEASE, 0,
-                                 prep_other_clients_with_refs, 0, false });
-    CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
-    CU_ASSERT_EQUAL(mp_reap(&helper), 0);
-    teardown_owner();
+    scenario(&(struct scen){ "release (remote free, with refs)", OP_RELEASE, 0,
+                                 prep_other_clients_with_refs, 0, false }, true);
 }
 
 static void test_killed_freeing_owner_object_with_refs(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "release (owner's, with refs)", OP_RELEASE, 0,
-                                 prep_owner_with_refs, 0, false });
-    teardown_owner();
+    scenario(&(struct scen){ "release (owner's, with refs)", OP_RELEASE, 0,
+                                 prep_owner_with_refs, 0, false }, false);
 }
 
 /* ---- a client that dies while its owner is still starting ---------------------------------- */
@@ -748,33 +741,24 @@ static void test_killed_taking_chunks(void)
  * leaves the reference either in flight or with the dead process's (released). */
 static void test_killed_transferring_own_object(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "transfer own", OP_TRANSFER, 0, prep_own, 0, true });
-    teardown_owner();
+    scenario(&(struct scen){ "transfer own", OP_TRANSFER, 0, prep_own, 0, true }, false);
 }
 
 static void test_killed_transferring_owner_object(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "transfer owner's", OP_TRANSFER, 0, prep_owner_held, 1, true });
-    teardown_owner();
+    scenario(&(struct scen){ "transfer owner's",
+                                 OP_TRANSFER, 0, prep_owner_held, 1, true }, false);
 }
 
 static void test_killed_accepting_owner_object(void)
 {
-    setup_owner();
-    run_scenario(&(struct scen){ "accept owner's", OP_ACCEPT, 0, prep_owner_sent, 1, true });
-    teardown_owner();
+    scenario(&(struct scen){ "accept owner's", OP_ACCEPT, 0, prep_owner_sent, 1, true }, false);
 }
 
 static void test_killed_accepting_other_clients_object(void)
 {
-    setup_owner();
-    helper = mp_attached();
-    run_scenario(&(struct scen){ "accept other client's", OP_ACCEPT, 0, prep_other_sent, 0, true });
-    CU_ASSERT_EQUAL(mp_call(&helper, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
-    CU_ASSERT_EQUAL(mp_reap(&helper), 0);
-    teardown_owner();
+    scenario(&(struct scen){ "accept other client's",
+                                 OP_ACCEPT, 0, prep_other_sent, 0, true }, true);
 }
 
 /* A client's drain thread takes each entry off its remote-free stack before it claims it
