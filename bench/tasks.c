@@ -571,6 +571,7 @@ int main(int argc, char **argv)
     bench_tasks_cfg c = bench_tasks_config();
     const char *names[4] = { c.empty_name, c.fib_name, c.dag_name, c.ping_name };
     const char *units[4] = { "Mtasks/s", "Mtasks/s", "Mtasks/s", "ns" };
+    const char *only[4] = { "empty", "fib", "dag", "ping" };
     size_t nrefs = (size_t)(c.n_empty > c.dag_leaves ? c.n_empty : c.dag_leaves);
     shoal_ref *refs = malloc(nrefs * sizeof *refs);
     double *ping = malloc((size_t)c.pings * sizeof *ping);
@@ -604,6 +605,8 @@ int main(int argc, char **argv)
     for (int w = 0; w < 4; w++) {
         double v[BENCH_MAX_REPS];
         int n = 0;
+        if (!bench_only(only[w]))
+            continue;
         if (bench_over_budget()) {
             bench_emit_error(names[w], VARIANT, units[w], BASELINE,
                              "skipped: the program used its time budget");
@@ -630,10 +633,13 @@ int main(int argc, char **argv)
         }
     }
     errbuf[0] = 0;
-    bench_waiting(&c, reps);
+    if (bench_only("waiting"))
+        bench_waiting(&c, reps);
     errbuf[0] = 0;
-    bench_wakeups(reps);
-    bench_idle(reps);
+    if (bench_only("wakeups"))
+        bench_wakeups(reps);
+    if (bench_only("idle"))
+        bench_idle(reps);
     shoal_shutdown();
     free(refs);
     free(ping);
