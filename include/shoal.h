@@ -840,6 +840,7 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 #define SHOAL__SLOT_SHIFT   5            /* slots are 32 bytes: word, off, len, aux+next */
 #define SHOAL__FLAG_SHIFT   24           /* word bits below the state and flags: refcount */
 #define SHOAL__READY_BITS   0x30u        /* READY (3) << 4 and no flag, in the word >> 24 */
+#define SHOAL__LEN_INL_BIT  (1ull << 63) /* len of a small result held in its slot */
 
 /* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
  * miscompiles that pointer's test (it reads stale flags) and reports a null access. */
@@ -876,6 +877,13 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
                                  __atomic_load_n(&shoal__tls.fast_gets, __ATOMIC_RELAXED) + 1,
                                  __ATOMIC_RELAXED);
 #endif
+                return 0;
+            }
+            /* A result of at most 8 bytes held in the slot itself (its length has the top
+             * bit set, outside every span; its bytes are the offset field). */
+            if (__builtin_expect((n ^ SHOAL__LEN_INL_BIT) <= 8, 1)) {
+                *data = (const void *)&s[1];
+                *len = (size_t)(n ^ SHOAL__LEN_INL_BIT);
                 return 0;
             }
         }

@@ -33,7 +33,7 @@ SHOAL__COLD static void place_by_refs(struct shoal__sched *s, struct shoal_task 
         /* The task holds a reference, so the slot is live; its acquire load of the word
          * makes off and len (published by the completion) visible. */
         shoal__slot *sl = shoal__slot_of((shoal_ref){ a[i].ref }, &err);
-        if (sl) {
+        if (sl && !shoal__len_inl(sl->len)) {   /* a result held in its slot weighs nothing */
             unsigned n = (unsigned)shoal__slot_node(sl);
             if (n < s->nnodes)
                 bytes[n] += sl->len;
