@@ -168,7 +168,8 @@ static double run_fib(const bench_tasks_cfg *c)
 }
 
 /* Leaves first, then each level of pairwise sums, all submitted from this thread; every
- * ref is released right after the tasks that use it are submitted. */
+ * ref is handed to the task that uses it (SHOAL_REF_MOVE: what a driver that would release
+ * it right after submitting means, without a retain and a release per argument). */
 static double run_dag(const bench_tasks_cfg *c, shoal_ref *level)
 {
     uint64_t t0 = bench_ns(), v = 0;
@@ -186,14 +187,16 @@ static double run_dag(const bench_tasks_cfg *c, shoal_ref *level)
     while (n > 1) {
         long m = 0;
         for (long i = 0; i + 1 < n; i += 2) {
-            shoal_arg a[2] = { SHOAL_REF(level[i]), SHOAL_REF(level[i + 1]) };
+            shoal_arg a[2] = { SHOAL_REF_MOVE(level[i]), SHOAL_REF_MOVE(level[i + 1]) };
             shoal_ref out = SHOAL_REF_NULL;
             if (rc == 0 && (rc = shoal_submit(sum_fn, a, 2, NULL, &out)) < 0)
                 fail_with("shoal_submit (sum)", rc);
-            shoal_release(level[i]);
-            shoal_release(level[i + 1]);
-            if (rc == 0)
-                level[m++] = out;
+            if (rc == 0) {
+                level[m++] = out;   /* the task holds level[i] and level[i + 1] now */
+            } else {                /* a failed submit left them ours */
+                shoal_release(level[i]);
+                shoal_release(level[i + 1]);
+            }
         }
         if (n % 2)
             level[m++] = level[n - 1];

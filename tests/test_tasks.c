@@ -201,6 +201,54 @@ static void test_refs_released_after_submit(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* SHOAL_REF_MOVE / SHOAL_REF_PASS_MOVE: the caller hands its reference to the task, which
+ * releases it when it ends (the objects go then, with no release by the caller); a submit
+ * that fails leaves them the caller's; a moved ref that is null, forged or freed fails the
+ * submit as a REF would. A kind with MOVE on a VALUE, or unknown bits, is refused. */
+static void test_refs_moved(void)
+{
+    start_workers(2, 0);
+    shoal_info before = info_now();
+    int iters = 200 / SAN_DIV;
+    const void *d;
+    size_t n;
+    for (int i = 0; i < iters; i++) {
+        shoal_ref a, b, r;
+        ASSERT_OK(shoal_put("abcde", 5, &a));
+        ASSERT_OK(shoal_put("xyz", 3, &b));
+        shoal_arg args[2] = { SHOAL_REF_MOVE(a), SHOAL_REF_PASS_MOVE(b) };
+        ASSERT_OK(shoal_submit(t_ref_args, args, 2, NULL, &r));
+        int rc;
+        CU_ASSERT_EQUAL(take_long(r, &rc), 5003);
+        CHECK_OK(rc);
+        /* The task ended and dropped the references it was given: both objects are gone. */
+        CU_ASSERT_EQUAL(live_settled(before.objects_live), before.objects_live);
+        CU_ASSERT_EQUAL(shoal_get_timeout(a, 0, &d, &n), SHOAL_ESTALE);
+        CU_ASSERT_EQUAL(shoal_get_timeout(b, 0, &d, &n), SHOAL_ESTALE);
+    }
+    /* A failed submit (the second argument is freed) leaves the first the caller's. */
+    shoal_ref a, gone, r = { 777 };
+    ASSERT_OK(shoal_put("abcde", 5, &a));
+    ASSERT_OK(shoal_put("x", 1, &gone));
+    CHECK_OK(shoal_release(gone));
+    shoal_arg bad[2] = { SHOAL_REF_MOVE(a), SHOAL_REF_MOVE(gone) };
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, bad, 2, NULL, &r), SHOAL_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "argument 1"));
+    CU_ASSERT_EQUAL(r.id, 777);
+    shoal_arg forged = SHOAL_REF_MOVE(((shoal_ref){ 0 }));
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, &forged, 1, NULL, &r), SHOAL_EINVAL);
+    int x = 1;
+    shoal_arg vmove = { .kind = SHOAL_ARG_VALUE | SHOAL_ARG_MOVE, .data = &x, .len = sizeof x };
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, &vmove, 1, NULL, &r), SHOAL_EINVAL);
+    shoal_arg odd = { .kind = SHOAL_ARG_REF | 8, .ref = a };
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, &odd, 1, NULL, &r), SHOAL_EINVAL);
+    CHECK_OK(shoal_get_timeout(a, 0, &d, &n));   /* still ours, still alive */
+    CU_ASSERT_EQUAL(n, 5);
+    CHECK_OK(shoal_release(a));
+    CU_ASSERT_EQUAL(live_settled(before.objects_live), before.objects_live);
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* Releasing the result early is safe: the task's own reference keeps it until it ends,
  * and then the result is freed. */
 static void test_result_released_early(void)
@@ -809,6 +857,7 @@ int main(void)
         { "return_buf is zero-copy, once", test_return_buf },
         { "REF and REF_PASS args", test_ref_and_ref_pass },
         { "refs released right after submit", test_refs_released_after_submit },
+        { "refs moved to the task", test_refs_moved },
         { "result released early", test_result_released_early },
         { "failures carry their message", test_failures },
         { "task call errors", test_task_call_errors },
