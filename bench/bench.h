@@ -4,7 +4,8 @@
  *
  * Protocol between a bench program and bench/run.sh:
  *   prog [quick|full]       mode (default full); BENCH_BUDGET_S caps a program's run time;
- *                           BENCH_ROUND (1..) and BENCH_REPS when run.sh runs it in rounds
+ *                           BENCH_ROUND (1..) and BENCH_REPS when run.sh runs it in rounds;
+ *                           BENCH_ONLY=fib,dag,... runs only those workloads (profiling)
  *   stdout                  one JSON record per line (bench_write_rec), flushed as each
  *                           figure is known: its key (bench, variant), unit, median/min/max,
  *                           baseline, and its repetitions in the order measured ("samples");
@@ -75,6 +76,19 @@ static inline void bench_init(int argc, char **argv, const char *prog)
 }
 
 static inline int bench_quick(void) { return bench_g.quick; }
+/* Whether workload `what` runs: BENCH_ONLY unset, or a comma-separated list naming it (to
+ * profile or time one figure alone, e.g. BENCH_ONLY=fib). */
+static inline int bench_only(const char *what)
+{
+    const char *o = getenv("BENCH_ONLY");
+    size_t n = strlen(what);
+    if (!o || !*o)
+        return 1;
+    for (const char *p = o; *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p))
+        if (strncmp(p, what, n) == 0 && (p[n] == ',' || p[n] == 0))
+            return 1;
+    return 0;
+}
 /* The round this process is (BENCH_ROUND, 1..): run.sh runs the task programs of every
  * runtime one after the other, round after round, one repetition each, so that drift on
  * this shared machine hits all of them alike; 0 when the program runs on its own. */

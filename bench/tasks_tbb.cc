@@ -125,6 +125,7 @@ int main(int argc, char **argv)
     const char *names[5] = { c.empty_name, c.fib_name, c.dag_name, c.ping_name, c.ping_name };
     const char *units[5] = { "Mtasks/s", "Mtasks/s", "Mtasks/s", "ns", "ns" };
     const char *variants[5] = { VARIANT, VARIANT, VARIANT, "oneTBB caller runs", VARIANT };
+    const char *only[5] = { "empty", "fib", "dag", "ping", "ping" };
     int reps = bench_reps();
 
     arena.initialize();
@@ -132,6 +133,8 @@ int main(int argc, char **argv)
     for (int w = 0; w < 5; w++) {
         double v[BENCH_MAX_REPS];
         int n = 0;
+        if (!bench_only(only[w]))
+            continue;
         if (bench_over_budget()) {
             bench_emit_error(names[w], variants[w], units[w], VARIANT,
                              "skipped: the program used its time budget");

@@ -272,7 +272,10 @@ int shoal__obj_put_refs(const void *data, size_t len, const shoal_ref refs[], si
     return obj_make(shoal__rt, SHOAL__READY, data, len, -1, 1, NULL, out, refs, n);
 }
 
-int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
+/* small: a task's result, which may be held in its slot (table.h, SHOAL__LEN_INL) when it
+ * is small and no other process maps the table; the other fills (a file read into the
+ * buffer, a result with refs) always take store bytes. */
+static inline int obj_fill(shoal_ref ref, size_t len, int node, void **buf, bool small)
 {
     shoal__rt_t *rt = shoal__rt;
     shoal__slot *s = held_slot(rt, ref);
@@ -281,6 +284,15 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
         return stale_ref(ref.id);
     if (shoal__w_state(w) != SHOAL__PENDING || s->len != 0)
         return shoal__err(SHOAL_EEXIST, "result already set");
+    /* The slot is ours while PENDING: nobody reads off or len before the completing
+     * release (the node counter stays where obj_make put it, the node of offset 0). */
+    if (small && len && len <= SHOAL__INL_MAX && likely(shoal__holds == NULL)) {
+        s->off = 0;
+        s->len = SHOAL__LEN_INL | len;
+        if (buf)
+            *buf = &s->off;
+        return 0;
+    }
     if (len) {
         struct shoal__thr *t = shoal__thr_get();
         if (!t)
@@ -300,6 +312,16 @@ int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
     if (buf)
         *buf = rt->base + s->off;
     return 0;
+}
+
+int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
+{
+    return obj_fill(ref, len, node, buf, false);
+}
+
+int shoal__obj_fill_result(shoal_ref ref, size_t len, void **buf)
+{
+    return obj_fill(ref, len, -1, buf, true);
 }
 
 /* ---- completion ------------------------------------------------------------------------ */
@@ -332,6 +354,11 @@ again:;
             shoal__refs_forget(rt, s);   /* its list goes now; s->len becomes the whole */
         uint64_t foff = s->off, flen = s->len;
         bool spilled;
+        if (shoal__len_inl(flen)) {   /* held in the slot: nothing to free */
+            s->off = 0;
+            s->len = 0;
+            flen = 0;
+        }
         /* The published owner frees what its record says, not what the shared slot says
          * (for an object with refs, the whole allocation from the start: obj_make). */
         if (shoal__own && !shoal__own_take(idx, &foff, &flen, &spilled))
@@ -590,13 +617,14 @@ static void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64
             shoal__slot_give(rt, t, idx);
         return;
     }
-    if (unlikely(!shoal__slot_bytes_ok(s))) {
+    bool inl = shoal__len_inl(s->len);   /* held in the slot (table.h): no bytes to free */
+    if (unlikely(!inl && !shoal__slot_bytes_ok(s))) {
         shoal__slot_corrupt(idx);   /* leak the slot and its bytes rather than free garbage */
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
         return;
     }
-    objs_add(rt, t, s->off, -1);
+    objs_add(rt, t, inl ? 0 : s->off, -1);
     if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
         /* Its bytes were freed when it was spilled (off is only its old place): forget the
          * copy on disk and recycle the slot. */
@@ -607,7 +635,7 @@ static void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64
             shoal__slot_give(rt, t, idx);
         return;
     }
-    if (s->len && t)
+    if (s->len && t && !inl)
         shoal__arena_free(rt, t, s->off, s->len);
     if (oldw & SHOAL__W_WAITERS)
         shoal__wake_slot(rt, idx);   /* waiters on a freed object must see ESTALE, not sleep on */

@@ -154,6 +154,10 @@ SHOAL__HIDDEN int shoal__obj_new(unsigned state, size_t len, int node, uint32_t 
  * object it made), so ref is not checked beyond its generation. Errors: SHOAL_ENOMEM,
  * SHOAL_EEXIST (data given already). */
 SHOAL__HIDDEN int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf);
+/* shoal__obj_fill for a task's result (node: the caller's): a result of at most
+ * SHOAL__INL_MAX bytes in a store no other process maps is held in its slot (layout/table.h,
+ * SHOAL__LEN_INL), and *buf points there. */
+SHOAL__HIDDEN int shoal__obj_fill_result(shoal_ref ref, size_t len, void **buf);
 /* PENDING/CREATED -> READY (code 0) or FAILED (code < 0, msg copied as the data; any
  * filled data is freed first). Wakes waiters and fires dependents. SHOAL_EEXIST if the
  * object is already READY/FAILED. */

@@ -482,17 +482,24 @@ typedef struct shoal_task shoal_task;                 /* the running task's cont
 typedef int (*shoal_fn)(shoal_task *t);               /* non-zero return = task failed */
 
 enum { SHOAL_ARG_VALUE = 0, SHOAL_ARG_REF = 1, SHOAL_ARG_REF_PASS = 2 };
+/* Or'd into SHOAL_ARG_REF or SHOAL_ARG_REF_PASS: the caller hands one of its references on
+ * the ref to the task (it must not release it afterwards), instead of the task taking one
+ * of its own; when the submit fails, the caller keeps it. Saves a retain and a release
+ * (two atomic read-modify-writes of the object's word) per argument for a caller that
+ * would release its ref right after submitting (a driver that builds a DAG). */
+#define SHOAL_ARG_MOVE 4
 
 typedef struct shoal_arg {
     int         kind SHOAL__ZERO;   /* SHOAL_ARG_VALUE, SHOAL_ARG_REF (resolved before the task
                                        runs), SHOAL_ARG_REF_PASS (the ref itself is passed, not
-                                       awaited) */
+                                       awaited); either REF kind | SHOAL_ARG_MOVE */
     const void *data SHOAL__ZERO;   /* VALUE: data and len, copied at submit */
     size_t      len SHOAL__ZERO;
     shoal_ref   ref SHOAL__ZERO;    /* REF, REF_PASS */
 } shoal_arg;
 
-/* Argument builders: SHOAL_VALUE(&x, sizeof x), SHOAL_REF(r), SHOAL_REF_PASS(r), e.g.
+/* Argument builders: SHOAL_VALUE(&x, sizeof x), SHOAL_REF(r), SHOAL_REF_PASS(r),
+ * SHOAL_REF_MOVE(r), SHOAL_REF_PASS_MOVE(r), e.g.
  * `shoal_arg a[] = { SHOAL_VALUE(&n, sizeof n), SHOAL_REF(r) };`. In C they are compound
  * literals with every field named; C++ has no compound literals, so there they call inline
  * functions. Both compile warning-free at -Wall -Wextra -Wpedantic (C11 and later, C++11
@@ -510,6 +517,9 @@ static inline shoal_arg shoal__arg_make(int kind, const void *data, size_t len, 
 #define SHOAL_VALUE(ptr, n)  shoal__arg_make(SHOAL_ARG_VALUE, (ptr), (n), shoal__ref_make(0))
 #define SHOAL_REF(r)         shoal__arg_make(SHOAL_ARG_REF, nullptr, 0, (r))
 #define SHOAL_REF_PASS(r)    shoal__arg_make(SHOAL_ARG_REF_PASS, nullptr, 0, (r))
+#define SHOAL_REF_MOVE(r)    shoal__arg_make(SHOAL_ARG_REF | SHOAL_ARG_MOVE, nullptr, 0, (r))
+#define SHOAL_REF_PASS_MOVE(r) \
+    shoal__arg_make(SHOAL_ARG_REF_PASS | SHOAL_ARG_MOVE, nullptr, 0, (r))
 #else
 #define SHOAL_VALUE(ptr, n)  ((shoal_arg){ .kind = SHOAL_ARG_VALUE, .data = (ptr), .len = (n), \
                                            .ref = { 0 } })
@@ -517,6 +527,10 @@ static inline shoal_arg shoal__arg_make(int kind, const void *data, size_t len, 
                                            .ref = (r) })
 #define SHOAL_REF_PASS(r)    ((shoal_arg){ .kind = SHOAL_ARG_REF_PASS, .data = NULL, .len = 0, \
                                            .ref = (r) })
+#define SHOAL_REF_MOVE(r)    ((shoal_arg){ .kind = SHOAL_ARG_REF | SHOAL_ARG_MOVE, .data = NULL, \
+                                           .len = 0, .ref = (r) })
+#define SHOAL_REF_PASS_MOVE(r) ((shoal_arg){ .kind = SHOAL_ARG_REF_PASS | SHOAL_ARG_MOVE, \
+                                             .data = NULL, .len = 0, .ref = (r) })
 #endif
 
 /* flags of shoal_task_opts */
@@ -551,13 +565,18 @@ typedef struct shoal_task_opts {
 /* Submit fn(args) and return its result's ref at once (the caller holds one reference).
  * VALUE args are copied (together at most 1 GiB: larger data belongs in an object passed
  * as a REF); REF and REF_PASS args are retained by the task until it finishes, so the
- * caller may release its own refs at once. Callable from any thread, including a task.
+ * caller may release its own refs at once. With SHOAL_ARG_MOVE or'd into the kind
+ * (SHOAL_REF_MOVE, SHOAL_REF_PASS_MOVE) the task takes one of the caller's references
+ * instead: on success the caller no longer holds it (it must not release it); on failure
+ * it still does. Callable from any thread, including a task.
  * opts may be NULL. Errors: SHOAL_ENOTINIT; SHOAL_EPERM (an attached process: only the
  * store's owner runs tasks); SHOAL_ECANCELED; SHOAL_EINVAL (fn or out NULL, args NULL with nargs >
- * 0, more than 65535 args, a kind that is none of the three, a VALUE with data NULL and len
+ * 0, more than 65535 args, a kind that is none of the three (or of the two REF kinds with
+ * SHOAL_ARG_MOVE), a VALUE with data NULL and len
  * > 0, VALUEs over 1 GiB, a numa_node that does not exist or has no worker, unknown
  * opts.flags bits or a nonzero opts.reserved field, a REF or
- * REF_PASS that is null or forged or has 2^24 - 1 references already); SHOAL_ESTALE (a REF
+ * REF_PASS that is null or forged or, without MOVE, has 2^24 - 1 references already);
+ * SHOAL_ESTALE (a REF
  * or REF_PASS argument is already freed); SHOAL_ENOMEM (no memory for the task or its
  * result). The message names the argument at fault. */
 SHOAL_API int  shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
@@ -843,6 +862,7 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 #define SHOAL__SLOT_SHIFT   5            /* slots are 32 bytes: word, off, len, aux+next */
 #define SHOAL__FLAG_SHIFT   24           /* word bits below the state and flags: refcount */
 #define SHOAL__READY_BITS   0x30u        /* READY (3) << 4 and no flag, in the word >> 24 */
+#define SHOAL__LEN_INL_BIT  (1ull << 63) /* len of a small result held in its slot */
 
 /* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
  * miscompiles that pointer's test (it reads stale flags) and reports a null access. */
@@ -879,6 +899,13 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
                                  __atomic_load_n(&shoal__tls.fast_gets, __ATOMIC_RELAXED) + 1,
                                  __ATOMIC_RELAXED);
 #endif
+                return 0;
+            }
+            /* A result of at most 8 bytes held in the slot itself (its length has the top
+             * bit set, outside every span; its bytes are the offset field). */
+            if (__builtin_expect((n ^ SHOAL__LEN_INL_BIT) <= 8, 1)) {
+                *data = (const void *)&s[1];
+                *len = (size_t)(n ^ SHOAL__LEN_INL_BIT);
                 return 0;
             }
         }

@@ -815,11 +815,12 @@ static int spill_one(struct cand c)
     if (shoal__own)   /* published: where our records say, not the shared slot */
         ours = shoal__own_peek(c.idx, &off, &len);
     bool refs = s->aux & SHOAL__AUX_REFS;
-    if (len == 0 || !ours || refs || !ext_get(up4k(len), &ext)) {
+    /* (A result held in its slot, layout/table.h, has no store bytes either.) */
+    if (len == 0 || shoal__len_inl(len) || !ours || refs || !ext_get(up4k(len), &ext)) {
         /* No store bytes, never worth a write; another process's bytes, which only its
          * allocator may free, or an object with refs (core/objrefs.h): leave it resident
          * for good. No place in a full disk: leave it cold, a smaller one may fit. */
-        unclaim(s, len && ours && !refs);
+        unclaim(s, len && !shoal__len_inl(len) && ours && !refs);
         shoal__release(ref);
         return 0;
     }

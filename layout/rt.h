@@ -85,6 +85,11 @@ static inline bool shoal__slot_bytes(const shoal__slot *s, const char **data, ui
     uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
     uint64_t off = __atomic_load_n(&s->off, __ATOMIC_RELAXED);
     uint64_t n = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+    if (unlikely(shoal__len_inl(n))) {   /* held in the slot (table.h): its own field */
+        *data = (const char *)&s->off;
+        *len = n ^ SHOAL__LEN_INL;
+        return true;
+    }
     *data = shoal__rt->base + off;
     *len = n;
     return off < span && n <= span - off;
@@ -102,6 +107,8 @@ static inline unsigned shoal__off_node(const shoal__rt_t *rt, uint64_t off)
 /* NUMA node holding a slot's bytes. */
 static inline int shoal__slot_node(const shoal__slot *s)
 {
+    if (shoal__len_inl(s->len))
+        return 0;   /* held in the slot: the table's memory, not a node's arena */
     return (int)shoal__off_node(shoal__rt, s->off);
 }
 

@@ -87,8 +87,10 @@ enum shoal__state {
 
 typedef struct shoal__slot {
     _Atomic uint64_t word;   /* gen | state | waiters | refs, see above */
-    uint64_t off;            /* byte offset of the data from the arena span base; free: link */
-    uint64_t len;            /* bytes */
+    uint64_t off;            /* byte offset of the data from the arena span base; free: link;
+                                a small result held in the slot (len has SHOAL__LEN_INL):
+                                its bytes */
+    uint64_t len;            /* bytes, or SHOAL__LEN_INL | bytes (below) */
     uint32_t aux;            /* [7..0] allocating process index, [15..8] -error code if FAILED,
                                 [16] was read since sealed (spill candidate bookkeeping),
                                 [17] a task's result (SHOAL__AUX_TASK: shoal_cancel applies),
@@ -109,6 +111,19 @@ _Static_assert(SHOAL__READY_BITS == ((uint64_t)SHOAL__READY << (SHOAL__W_STATE_S
 _Static_assert(SHOAL__IDX_BITS + SHOAL__HOST_BITS == 32, "ID layout");
 _Static_assert(SHOAL__W_FREE_LINK >= SHOAL__IDX_MASK && (SHOAL__W_FREE_LINK & SHOAL__W_STATE_MASK) == 0,
                "a FREE slot's link fits below its state bits");
+
+/* A task result of at most SHOAL__INL_MAX bytes in a store no other process maps is held in
+ * its slot's `off` field, with len = SHOAL__LEN_INL | bytes (core/object.c,
+ * shoal__obj_fill_result): no allocation to make or free for it, which was a fifth of the
+ * cost of a small task. Such a len lies outside every span, so a reader that checks the
+ * bytes against the span (the inline get in shoal.h before it knew this form, the frees,
+ * spilling, scans) never takes `off` for an offset; shoal__slot_bytes (rt.h) answers the
+ * slot's own field. Never in a published or attached store (no other process sees one). */
+#define SHOAL__LEN_INL (UINT64_C(1) << 63)
+#define SHOAL__INL_MAX 8u
+_Static_assert(SHOAL__INL_MAX <= sizeof(uint64_t) && SHOAL__INL_MAX == 8 &&
+               SHOAL__LEN_INL == SHOAL__LEN_INL_BIT, "the form the inline get in shoal.h reads");
+static inline bool shoal__len_inl(uint64_t len) { return (len ^ SHOAL__LEN_INL) <= SHOAL__INL_MAX; }
 
 #define SHOAL__AUX_TASK (UINT32_C(1) << 17)
 #define SHOAL__AUX_REFS (UINT32_C(1) << 18)

@@ -33,7 +33,7 @@ SHOAL__COLD static void place_by_refs(struct shoal__sched *s, struct shoal_task 
         /* The task holds a reference, so the slot is live; its acquire load of the word
          * makes off and len (published by the completion) visible. */
         shoal__slot *sl = shoal__slot_of((shoal_ref){ a[i].ref }, &err);
-        if (sl) {
+        if (sl && !shoal__len_inl(sl->len)) {   /* a result held in its slot weighs nothing */
             unsigned n = (unsigned)shoal__slot_node(sl);
             if (n < s->nnodes)
                 bytes[n] += sl->len;
@@ -260,20 +260,30 @@ SHOAL__COLD static int bad_arg(const char *who, size_t i, const shoal_arg *a)
         return shoal__err(SHOAL_EINVAL, "%s: argument %zu: VALUE data is NULL but "
                                         "len is %zu", who, i, a->len);
     return shoal__err(SHOAL_EINVAL, "%s: argument %zu: kind %d is not "
-                                    "SHOAL_ARG_VALUE, SHOAL_ARG_REF or SHOAL_ARG_REF_PASS", who,
+                                    "SHOAL_ARG_VALUE, SHOAL_ARG_REF or SHOAL_ARG_REF_PASS (the "
+                                    "two REF kinds may have SHOAL_ARG_MOVE or'd in)", who,
                       i, a->kind);
 }
 
-/* Drop the references taken on args[0..n) and the block: submit failed. */
+/* Drop the references taken on args[0..n) and the block: submit failed. A moved
+ * argument's reference is still the caller's: nothing was taken on it. */
 SHOAL__COLD static int unwind(struct shoal_task *t, const shoal_arg args[], size_t n, int rc)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", shoal_last_error());
     for (size_t i = 0; i < n; i++)
-        if (args[i].kind != SHOAL_ARG_VALUE)
+        if (args[i].kind != SHOAL_ARG_VALUE && !(args[i].kind & SHOAL_ARG_MOVE))
             shoal__release(args[i].ref);
     shoal__task_free(t);
     return shoal__err(rc, "%s", msg);
+}
+
+/* A moved argument: 0 if ref names a live object (the caller's reference keeps it so),
+ * else the error shoal__slot_of reports. */
+static inline int ref_live(shoal_ref ref)
+{
+    int err;
+    return shoal__slot_of(ref, &err) ? 0 : err;
 }
 
 SHOAL__COLD static int ref_error(const char *who, struct shoal_task *t, const shoal_arg args[], size_t i, int rc)
@@ -327,10 +337,10 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
             if (unlikely(a->len > MAX_VALUE_BYTES || vbytes + align16(a->len) > MAX_VALUE_BYTES))
                 return value_too_big(who, i, a->len, vbytes);
             vbytes += align16(a->len);
-        } else if (a->kind == SHOAL_ARG_REF) {
+        } else if ((a->kind & ~SHOAL_ARG_MOVE) == SHOAL_ARG_REF) {
             nref++;
             nheld++;
-        } else if (a->kind == SHOAL_ARG_REF_PASS) {
+        } else if ((a->kind & ~SHOAL_ARG_MOVE) == SHOAL_ARG_REF_PASS) {
             nheld++;
         } else {
             return bad_arg(who, i, a);
@@ -344,10 +354,13 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
     if (unlikely(!t))
         return SHOAL_ENOMEM;
 
-    /* The task's references first: a stale REF fails the submit before anything exists. */
+    /* The task's references first: a stale REF fails the submit before anything exists. A
+     * moved one is the caller's, handed over: checked (null, forged, freed) but not taken. */
     if (nheld)
         for (size_t i = 0; i < nargs; i++)
-            if (args[i].kind != SHOAL_ARG_VALUE && unlikely(rc = shoal__retain(args[i].ref)))
+            if (args[i].kind != SHOAL_ARG_VALUE &&
+                unlikely(rc = (args[i].kind & SHOAL_ARG_MOVE) ? ref_live(args[i].ref)
+                                                              : shoal__retain(args[i].ref)))
                 return ref_error(who, t, args, i, rc);
     /* Two references: the caller's and the task's own, dropped when it completes, so a
      * caller that releases at once leaves the result alive for its dependents. */
@@ -384,7 +397,7 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
             v += align16(a->len);
         } else {
             ta[i].ref = a->ref.id;
-            ta[i].len_kind = (uint64_t)a->kind;
+            ta[i].len_kind = (uint64_t)(a->kind & ~SHOAL_ARG_MOVE);   /* held alike now */
         }
     }
     if (name) {

@@ -293,7 +293,7 @@ SHOAL_API int shoal_task_return_buf(shoal_task *t, size_t len, void **buf)
         return shoal__err(SHOAL_EINVAL, "shoal_task_return_buf: task and buf must be non-NULL");
     if (unlikely(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED)))
         return already_set(t, "shoal_task_return_buf");
-    int rc = shoal__obj_fill(t->result, len, -1, buf);
+    int rc = shoal__obj_fill_result(t->result, len, buf);
     if (unlikely(rc))
         return rc;
     t->flags |= SHOAL__TF_RETURNED;
@@ -320,7 +320,7 @@ SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
     if (unlikely(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED)))
         return already_set(t, "shoal_task_return");
     void *buf;
-    int rc = shoal__obj_fill(t->result, len, -1, &buf);
+    int rc = shoal__obj_fill_result(t->result, len, &buf);
     if (unlikely(rc))
         return rc;
     copy_bytes(buf, data, len);

@@ -201,6 +201,54 @@ static void test_refs_released_after_submit(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* SHOAL_REF_MOVE / SHOAL_REF_PASS_MOVE: the caller hands its reference to the task, which
+ * releases it when it ends (the objects go then, with no release by the caller); a submit
+ * that fails leaves them the caller's; a moved ref that is null, forged or freed fails the
+ * submit as a REF would. A kind with MOVE on a VALUE, or unknown bits, is refused. */
+static void test_refs_moved(void)
+{
+    start_workers(2, 0);
+    shoal_info before = info_now();
+    int iters = 200 / SAN_DIV;
+    const void *d;
+    size_t n;
+    for (int i = 0; i < iters; i++) {
+        shoal_ref a, b, r;
+        ASSERT_OK(shoal_put("abcde", 5, &a));
+        ASSERT_OK(shoal_put("xyz", 3, &b));
+        shoal_arg args[2] = { SHOAL_REF_MOVE(a), SHOAL_REF_PASS_MOVE(b) };
+        ASSERT_OK(shoal_submit(t_ref_args, args, 2, NULL, &r));
+        int rc;
+        CU_ASSERT_EQUAL(take_long(r, &rc), 5003);
+        CHECK_OK(rc);
+        /* The task ended and dropped the references it was given: both objects are gone. */
+        CU_ASSERT_EQUAL(live_settled(before.objects_live), before.objects_live);
+        CU_ASSERT_EQUAL(shoal_get_timeout(a, 0, &d, &n), SHOAL_ESTALE);
+        CU_ASSERT_EQUAL(shoal_get_timeout(b, 0, &d, &n), SHOAL_ESTALE);
+    }
+    /* A failed submit (the second argument is freed) leaves the first the caller's. */
+    shoal_ref a, gone, r = { 777 };
+    ASSERT_OK(shoal_put("abcde", 5, &a));
+    ASSERT_OK(shoal_put("x", 1, &gone));
+    CHECK_OK(shoal_release(gone));
+    shoal_arg bad[2] = { SHOAL_REF_MOVE(a), SHOAL_REF_MOVE(gone) };
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, bad, 2, NULL, &r), SHOAL_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "argument 1"));
+    CU_ASSERT_EQUAL(r.id, 777);
+    shoal_arg forged = SHOAL_REF_MOVE(((shoal_ref){ 0 }));
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, &forged, 1, NULL, &r), SHOAL_EINVAL);
+    int x = 1;
+    shoal_arg vmove = { .kind = SHOAL_ARG_VALUE | SHOAL_ARG_MOVE, .data = &x, .len = sizeof x };
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, &vmove, 1, NULL, &r), SHOAL_EINVAL);
+    shoal_arg odd = { .kind = SHOAL_ARG_REF | 8, .ref = a };
+    CU_ASSERT_EQUAL(shoal_submit(t_ref_args, &odd, 1, NULL, &r), SHOAL_EINVAL);
+    CHECK_OK(shoal_get_timeout(a, 0, &d, &n));   /* still ours, still alive */
+    CU_ASSERT_EQUAL(n, 5);
+    CHECK_OK(shoal_release(a));
+    CU_ASSERT_EQUAL(live_settled(before.objects_live), before.objects_live);
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* Releasing the result early is safe: the task's own reference keeps it until it ends,
  * and then the result is freed. */
 static void test_result_released_early(void)
@@ -673,6 +721,133 @@ static void test_tasks_submit_tasks(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* ---- small results --------------------------------------------------------------------- */
+
+/* Returns arg 0 (a length 0..16) bytes 'a'+i; with arg 1 nonzero through return_buf; with
+ * arg 2 nonzero it then fails. */
+static int t_small(shoal_task *t)
+{
+    long len = arg_long(t, 0), buf = arg_long(t, 1), fail = arg_long(t, 2);
+    char b[16];
+    for (long i = 0; i < len; i++)
+        b[i] = (char)('a' + i);
+    if (buf) {
+        void *p;
+        int rc = shoal_task_return_buf(t, (size_t)len, &p);
+        if (rc)
+            return rc;
+        if (len)
+            memcpy(p, b, (size_t)len);
+    } else if (shoal_task_return(t, b, (size_t)len)) {
+        return 1;
+    }
+    if (fail)
+        shoal_task_fail(t, "small result, then failed");
+    return 0;
+}
+
+/* Reads its REF argument and returns its length and first byte. */
+static int t_read_ref(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    int rc = shoal_task_arg(t, 0, &d, &n);
+    if (rc)
+        return rc;
+    long v = (long)n * 1000 + (n ? ((const unsigned char *)d)[0] : 0);
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+static bool small_bytes_ok(const void *d, size_t n, long len)
+{
+    if (n != (size_t)len)
+        return false;
+    for (long i = 0; i < len; i++)
+        if (((const char *)d)[i] != (char)('a' + i))
+            return false;
+    return true;
+}
+
+/* A result of at most 8 bytes is held in its object's table slot rather than in store
+ * bytes (a fifth of a small task's cost was allocating and freeing them): every way of
+ * reading it sees the same bytes, a dependent reads it as an argument, 100 of them held at
+ * once take no store bytes (the 9-byte ones do), and one that failed after returning keeps
+ * its message and leaks nothing. */
+static void test_small_results(void)
+{
+    start_workers(2, 0);
+    enum { HELD = 100 };
+    static shoal_ref held[HELD];
+    for (long len = 0; len <= 9; len++) {
+        for (long buf = 0; buf < 2; buf++) {
+            long a[3] = { len, buf, 0 };
+            shoal_arg args[3] = { SHOAL_VALUE(&a[0], sizeof a[0]), SHOAL_VALUE(&a[1], sizeof a[1]),
+                                  SHOAL_VALUE(&a[2], sizeof a[2]) };
+            shoal_ref r, q;
+            ASSERT_OK(shoal_submit(t_small, args, 3, NULL, &r));
+            const void *d = NULL;
+            size_t n = 99;
+            CHECK_OK(get_within(r, &d, &n));
+            CU_ASSERT(small_bytes_ok(d, n, len));
+            CHECK_OK(shoal_get(r, &d, &n));                        /* the inline lookup */
+            CU_ASSERT(small_bytes_ok(d, n, len));
+            CHECK_OK((shoal_get)(r, &d, &n));                      /* the library's */
+            CU_ASSERT(small_bytes_ok(d, n, len));
+            CHECK_OK(shoal_get_timeout(r, 0, &d, &n));             /* the slow path */
+            CU_ASSERT(small_bytes_ok(d, n, len));
+            CU_ASSERT(shoal_object_node(r) >= 0);
+            shoal_arg ra = SHOAL_REF(r);
+            ASSERT_OK(shoal_submit(t_read_ref, &ra, 1, NULL, &q));
+            int rc;
+            CU_ASSERT_EQUAL(get_long(q, &rc), len * 1000 + (len ? 'a' : 0));
+            CHECK_OK(rc);
+            CHECK_OK(shoal_release(q));
+            CHECK_OK(shoal_release(r));
+        }
+    }
+    for (long len = 8; len <= 9; len++) {
+        CU_ASSERT_EQUAL(live_settled(0), 0);
+        size_t used0 = info_now().bytes_used;
+        for (int i = 0; i < HELD; i++) {
+            long a[3] = { len, i % 2, 0 };
+            shoal_arg args[3] = { SHOAL_VALUE(&a[0], sizeof a[0]), SHOAL_VALUE(&a[1], sizeof a[1]),
+                                  SHOAL_VALUE(&a[2], sizeof a[2]) };
+            ASSERT_OK(shoal_submit(t_small, args, 3, NULL, &held[i]));
+        }
+        for (int i = 0; i < HELD; i++) {
+            const void *d;
+            size_t n;
+            CHECK_OK(get_within(held[i], &d, &n));
+            CU_ASSERT(small_bytes_ok(d, n, len));
+        }
+        size_t used = info_now().bytes_used;
+        if (len == 8) {
+            CU_ASSERT_EQUAL(used, used0);   /* held in their slots */
+        } else {
+            CU_ASSERT(used >= used0 + HELD * 9);
+        }
+        for (int i = 0; i < HELD; i++)
+            CHECK_OK(shoal_release(held[i]));
+    }
+    CU_ASSERT_EQUAL(live_settled(0), 0);
+    size_t used0 = info_now().bytes_used;
+    for (long len = 1; len <= 9; len += 8) {
+        long a[3] = { len, 0, 1 };
+        shoal_arg args[3] = { SHOAL_VALUE(&a[0], sizeof a[0]), SHOAL_VALUE(&a[1], sizeof a[1]),
+                              SHOAL_VALUE(&a[2], sizeof a[2]) };
+        shoal_ref r;
+        ASSERT_OK(shoal_submit(t_small, args, 3, NULL, &r));
+        const void *d;
+        size_t n;
+        CU_ASSERT_EQUAL(get_within(r, &d, &n), SHOAL_ETASK);
+        CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "small result, then failed"));
+        CHECK_OK(shoal_release(r));
+    }
+    CU_ASSERT_EQUAL(live_settled(0), 0);
+    CU_ASSERT_EQUAL(info_now().bytes_used, used0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -682,6 +857,7 @@ int main(void)
         { "return_buf is zero-copy, once", test_return_buf },
         { "REF and REF_PASS args", test_ref_and_ref_pass },
         { "refs released right after submit", test_refs_released_after_submit },
+        { "refs moved to the task", test_refs_moved },
         { "result released early", test_result_released_early },
         { "failures carry their message", test_failures },
         { "task call errors", test_task_call_errors },
@@ -692,6 +868,7 @@ int main(void)
         { "4 foreign threads submit at once", test_foreign_threads },
         { "tasks submit tasks", test_tasks_submit_tasks },
         { "a task from outside is not starved by self-feeding workers", test_outside_task_not_starved },
+        { "small results are held in their slots", test_small_results },
         { NULL, NULL },
     };
     return shoal_test_run("tasks", cases);
