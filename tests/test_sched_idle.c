@@ -26,13 +26,14 @@ static double cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
-static void burst(int n)
+/* n tasks of fn, `batch` (at most 64) submitted at a time and then awaited. */
+static void run_batches(shoal_fn fn, int n, int batch)
 {
     shoal_ref r[64];
-    for (int done = 0; done < n; done += 64) {
-        for (int i = 0; i < 64; i++)
-            ASSERT_OK(shoal_submit(t_empty, NULL, 0, NULL, &r[i]));
-        for (int i = 0; i < 64; i++) {
+    for (int done = 0; done < n; done += batch) {
+        for (int i = 0; i < batch; i++)
+            ASSERT_OK(shoal_submit(fn, NULL, 0, NULL, &r[i]));
+        for (int i = 0; i < batch; i++) {
             const void *d;
             size_t len;
             CHECK_OK(get_within(r[i], &d, &len));
@@ -40,6 +41,8 @@ static void burst(int n)
         }
     }
 }
+
+static void burst(int n) { run_batches(t_empty, n, 64); }
 
 static void check_idle(const char *topo, unsigned workers)
 {
@@ -133,23 +136,28 @@ static const char *learn_cpus(void)
     atomic_store(&cpu_of[0], -1);
     atomic_store(&cpu_of[1], -1);
     for (int round = 0; round < 200 && (atomic_load(&cpu_of[0]) < 0 ||
-                                        atomic_load(&cpu_of[1]) < 0); round++) {
-        shoal_ref r[4];
-        for (int i = 0; i < 4; i++)
-            ASSERT_OK(shoal_submit(t_learn_cpu, NULL, 0, NULL, &r[i]));
-        for (int i = 0; i < 4; i++) {
-            const void *d;
-            size_t len;
-            CHECK_OK(get_within(r[i], &d, &len));
-            CHECK_OK(shoal_release(r[i]));
-        }
-    }
+                                        atomic_load(&cpu_of[1]) < 0); round++)
+        run_batches(t_learn_cpu, 4, 4);
     int c0 = atomic_load(&cpu_of[0]), c1 = atomic_load(&cpu_of[1]);
     if (c0 < 0 || c1 < 0)
         return "a task never ran on one of the two workers";
     if (c0 == c1)
         return "both workers run on one CPU (not pinned here)";
     return NULL;
+}
+
+/* learn_cpus, and this thread's CPUs into *saved (put back with pthread_setaffinity_np);
+ * false when the test is skipped (the runtime is then stopped). */
+static bool start_two_pinned(cpu_set_t *saved)
+{
+    const char *why = learn_cpus();
+    if (why) {
+        CHECK_OK(shoal_shutdown());
+        shoal_test_skip(why);
+        return false;
+    }
+    CU_ASSERT_FATAL(pthread_getaffinity_np(pthread_self(), sizeof *saved, saved) == 0);
+    return true;
 }
 
 static int pin_to(int cpu)
@@ -168,13 +176,9 @@ static int pin_to(int cpu)
  * fell asleep, so that the two alternated: about half the trials ran on k. */
 static void test_wake_names_local_worker(void)
 {
-    const char *why = learn_cpus();
-    if (why) {
-        ASSERT_OK(shoal_shutdown());
-        SKIP_TEST(why);
-    }
     cpu_set_t saved;
-    CU_ASSERT_FATAL(pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0);
+    if (!start_two_pinned(&saved))
+        return;
     int counted = 0, on_k = 0;
     for (int trial = 0; trial < 200 && counted < 16; trial++) {
         int k = (trial / 2) % 2;   /* 0 0 1 1 ...: never in step with an alternation */
@@ -223,13 +227,9 @@ static int t_b(shoal_task *t)
  * gives up, 20 s later). */
 static void test_wake_busy_local_worker(void)
 {
-    const char *why = learn_cpus();
-    if (why) {
-        ASSERT_OK(shoal_shutdown());
-        SKIP_TEST(why);
-    }
     cpu_set_t saved;
-    CU_ASSERT_FATAL(pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0);
+    if (!start_two_pinned(&saved))
+        return;
     atomic_store(&b_ran, 0);
     atomic_store(&last_worker, -2);
     shoal_ref h, b;
