@@ -34,6 +34,21 @@ static inline long shoal__futex_wait(_Atomic uint32_t *w, uint32_t seen, const s
     return syscall(SYS_futex, w, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, seen, ts, NULL, 0);
 }
 
+/* As shoal__futex_wait on a private word with no time limit, counted as one of the sleepers
+ * that `bits` (not 0) names: shoal__futex_wake_bits wakes it only when its bits meet these,
+ * a plain shoal__futex_wake wakes it as any other sleeper. */
+static inline long shoal__futex_wait_bits(_Atomic uint32_t *w, uint32_t seen, uint32_t bits)
+{
+    return syscall(SYS_futex, w, FUTEX_WAIT_BITSET_PRIVATE, seen, NULL, NULL, bits);
+}
+
+/* Wake up to n sleepers of the private word w whose bits meet `bits` (sleepers of a plain
+ * wait, or of futex_waitv, meet every bit). Returns how many it woke, or -1. */
+static inline long shoal__futex_wake_bits(_Atomic uint32_t *w, int n, uint32_t bits)
+{
+    return syscall(SYS_futex, w, FUTEX_WAKE_BITSET_PRIVATE, n, NULL, NULL, bits);
+}
+
 #ifdef SYS_futex_waitv
 #define SHOAL__HAVE_FUTEX_WAITV 1
 /* Sleep while the private word *a == va and the shared word *b == vb, until the absolute

@@ -46,6 +46,33 @@ static inline uint32_t observe(struct shoal__node *n)
     return seq;
 }
 
+/* Which sleeper a wake picks. Waking a thread on another CPU costs the waker an
+ * inter-processor interrupt, which in a VM is an exit to the hypervisor: 16-18 us measured
+ * on a 2-vCPU machine of this kind, where waking a thread of its own CPU took 6-8 us,
+ * the woken thread's run until it slept again included (the kernel itself puts a woken
+ * thread that may run anywhere on the waker's CPU, which is what a bare futex hand-off
+ * between two threads measures). Workers are pinned, so the kernel cannot choose: when the
+ * waker is a thread outside the workers (a worker's own CPU runs that worker) and the worker
+ * pinned to its CPU sleeps here, the wake names that one (each worker sleeps under its own
+ * futex bit). It then runs on the waker's CPU: either later (a getter of the task runs it
+ * itself meanwhile, submit.c), or at once, preempting the waker, and then it gives the CPU
+ * back as soon as it finds nothing more to take (yield_once) rather than spin on it. */
+static inline uint32_t wake_bit(const struct shoal__worker *w) { return 1u << (w->idx % 32); }
+
+static struct shoal__worker *sleeper_here(struct shoal__sched *s, unsigned node)
+{
+    if (!s->cpu_worker)
+        return NULL;
+    int cpu = sched_getcpu();   /* glibc reads it from rseq: no system call */
+    if (cpu < 0 || (unsigned)cpu >= s->ncpus || s->cpu_worker[cpu] < 0)
+        return NULL;
+    struct shoal__worker *w = &s->w[s->cpu_worker[cpu]];
+    /* relaxed: a hint; a stale value costs a plain wake (below), never a lost one. */
+    if (w->node != node || !atomic_load_explicit(&w->parked, memory_order_relaxed))
+        return NULL;
+    return w;
+}
+
 void shoal__wake_node(struct shoal__sched *s, unsigned node)
 {
     struct shoal__node *n = &s->n[node];
@@ -58,6 +85,15 @@ void shoal__wake_node(struct shoal__sched *s, unsigned node)
      * (a sleeper that read the old value is still before its futex_wait, which then
      * returns), and ordered with the loads above in the pair with observe. */
     atomic_fetch_add_explicit(&n->seq, 1, memory_order_seq_cst);
+    /* One sleeper is woken either way: the one on this CPU if it still sleeps, else any.
+     * woken_here may be left set on a worker that was not asleep after all: it then
+     * yields once needlessly. relaxed: a hint, read by the worker after its wait. */
+    struct shoal__worker *here = sleeper_here(s, node);
+    if (here) {
+        atomic_store_explicit(&here->woken_here, 1, memory_order_relaxed);
+        if (shoal__futex_wake_bits(&n->seq, 1, wake_bit(here)) > 0)
+            return;
+    }
     shoal__futex_wake(&n->seq, 1, false);
 }
 
@@ -206,6 +242,13 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w, bool *spinning
                     *spinning = true;
                     return !atomic_load_explicit(&s->stop, memory_order_relaxed);
                 }
+                if (unlikely(w->yield_once)) {
+                    /* Woken by a thread of this CPU, which now waits for it: nothing is
+                     * left to take, so give the CPU back before spinning on it. */
+                    w->yield_once = false;
+                    sched_yield();
+                    continue;
+                }
                 cpu_relax();
                 if ((i & 63) == 0) {
                     /* A thread that submits and runs its own tasks (submit.c,
@@ -243,8 +286,15 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w, bool *spinning
         if (w->pub)
             shoal__wcount(&w->pub->parks);
         shoal__arena_idle();   /* a sleeping worker strands no free blocks (alloc/arena.h) */
-        shoal__futex_wait(&n->seq, seq, NULL, false);
+        w->yield_once = false;
+        /* relaxed, both: hints for a waker on this CPU (sleeper_here); a plain wake wakes
+         * this worker whatever it says. */
+        atomic_store_explicit(&w->parked, 1, memory_order_relaxed);
+        shoal__futex_wait_bits(&n->seq, seq, wake_bit(w));
+        atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
         observe(n);   /* back (woken, or seq moved before we slept) */
+        if (atomic_exchange_explicit(&w->woken_here, 0, memory_order_relaxed))
+            w->yield_once = true;
         /* Woken (or spuriously): spin again, unless enough others already spin; then one
          * re-check and back to sleep. On a machine with as many workers as cores, a woken
          * worker that spins anyway competes for a core with the thread that woke it. */

@@ -51,6 +51,11 @@ struct shoal__worker {
     _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
     struct shoal__wstat *pub;           /* this worker's line of the counters the segment
                                            publishes for tools (shoal-stat), or NULL */
+    bool yield_once;                    /* owner-only: woken by a thread on its own CPU,
+                                           which waits for that CPU (park.c) */
+    /* Written by the worker and read by wakers (park.c, a wake on the waker's own CPU). */
+    _Alignas(SHOAL__CACHELINE) _Atomic uint32_t parked;   /* in shoal__idle's futex wait */
+    _Atomic uint32_t woken_here;        /* set by a waker on this worker's CPU */
 };
 
 /* Count one event on a counter only its worker writes: a relaxed load and store, no
@@ -78,6 +83,9 @@ struct shoal__sched {
     _Atomic int open;                   /* 0: tasks made runnable outside are dropped */
     struct shoal__worker *w;
     struct shoal__node *n;
+    int *cpu_worker;                    /* CPU number -> the worker pinned there, or -1;
+                                           NULL when workers are not pinned (park.c) */
+    unsigned ncpus;                     /* entries of cpu_worker */
     shoal__inject global;               /* unbound tasks from foreign threads */
     /* Tasks their submitter ran in shoal_get (shoal__run_own); its own line, written by
      * foreign threads only, so that workers polling `stop` keep theirs shared. */

@@ -232,9 +232,34 @@ static void sched_free(struct shoal__sched *s)
     if (s->n)
         for (unsigned i = 0; i < s->nnodes; i++)
             free(s->n[i].members);
+    free(s->cpu_worker);
     free(s->w);
     free(s->n);
     free(s);
+}
+
+/* CPU number -> the worker pinned there (park.c's wake on the waker's own CPU), for a
+ * topology that is this machine. No map (NULL) is only a missed shortcut. */
+static void map_cpus(shoal__rt_t *rt, struct shoal__sched *s)
+{
+    unsigned ncpus = 0;
+    if (!shoal__topo_is_real(rt->topo))
+        return;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        unsigned pu = shoal__topo_core_pu(rt->topo, s->w[i].core);
+        if (pu >= ncpus)
+            ncpus = pu + 1;
+    }
+    if (!(s->cpu_worker = malloc(ncpus * sizeof *s->cpu_worker)))
+        return;
+    for (unsigned c = 0; c < ncpus; c++)
+        s->cpu_worker[c] = -1;
+    for (unsigned i = 0; i < s->nworkers; i++) {   /* two on one CPU: the first */
+        unsigned pu = shoal__topo_core_pu(rt->topo, s->w[i].core);
+        if (s->cpu_worker[pu] < 0)
+            s->cpu_worker[pu] = (int)i;
+    }
+    s->ncpus = ncpus;
 }
 
 static void *zalloc_aligned(size_t n)
@@ -311,6 +336,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     }
     if ((rc = shoal__pool_start()))
         goto fail;
+    map_cpus(rt, s);   /* before the workers exist: they only read it */
     publish_lines(rt, s);
     rt->sched = s;
     shoal__help_hook = help;
