@@ -16,23 +16,7 @@
 #include <tbb/task_scheduler_observer.h>
 
 #include "bench.h"
-
-/* Pin each thread that joins the arena to the core of its arena slot, as shoal pins its
- * workers (and bench/tasks_tbb pins oneTBB's). */
-class pin_observer : public tbb::task_scheduler_observer {
-public:
-    explicit pin_observer(tbb::task_arena &a) : tbb::task_scheduler_observer(a) { observe(true); }
-    ~pin_observer() override { observe(false); }
-    void on_scheduler_entry(bool) override
-    {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        int slot = tbb::this_task_arena::current_thread_index();
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET((int)(slot % (ncpu > 0 ? ncpu : 1)), &set);
-        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    }
-};
+#include "tbb_pin.h"
 
 struct state {
     long value = 0;   /* touched by one call at a time: the node is serial */
