@@ -2,8 +2,9 @@
  * (issue 15.4): throughput of calls submitted from one thread (each call adds to a counter in
  * the state; the submitter keeps no ref), and the round trip of one call (submit, then get
  * its result) against that of one plain task. Each repetition of a figure is measured next
- * to its baseline's, so the report pairs them. oneTBB's nearest construct (a serial
- * task_arena or a concurrent queue drained by one task) is not measured yet.
+ * to its baseline's, so the report pairs them. In run.sh's rounds (alternating with
+ * bench/actor_tbb, oneTBB's nearest construct: a flow-graph function_node of serial
+ * concurrency) the actor's figures are also emitted against that peer's, paired by round.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -126,8 +127,9 @@ static double run_trip_fig(shoal_actor a, struct counter *c, long n, int actor)
 
 /* One figure (variant, actor) and its baseline (base, plain tasks), repetition by
  * repetition alternately; 1 if it could not be measured. */
-static int measure(const char *bench, const char *variant, const char *base, const char *unit,
-                   shoal_actor a, struct counter *c, long n, int reps,
+static int measure(const char *bench, const char *peer_bench, const char *variant,
+                   const char *base, const char *unit, shoal_actor a, struct counter *c, long n,
+                   int reps,
                    double (*run)(shoal_actor, struct counter *, long, int))
 {
     double va[BENCH_MAX_REPS], vb[BENCH_MAX_REPS];
@@ -144,17 +146,22 @@ static int measure(const char *bench, const char *variant, const char *base, con
         const char *why = errbuf[0] ? errbuf : "skipped: the program used its time budget";
         bench_emit_error(bench, variant, unit, base, why);
         bench_emit_error(bench, base, unit, base, why);
+        if (bench_round())
+            bench_emit_error(peer_bench, variant, unit, BENCH_ACTOR_TBB, why);
         return 1;
     }
     bench_emit(bench, base, unit, vb, k, base);
     bench_emit(bench, variant, unit, va, k, base);
+    /* The same repetitions against the oneTBB peer's of the same round (another process). */
+    if (bench_round())
+        bench_emit(peer_bench, variant, unit, va, k, BENCH_ACTOR_TBB);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     bench_init(argc, argv, "actor");
-    long calls = bench_quick() ? 100000 : 1000000, trips = bench_quick() ? 5000 : 50000;
+    long calls = bench_actor_calls(), trips = bench_actor_trips();
     int reps = bench_reps();
     const char *wv = getenv("BENCH_WORKERS");
     shoal_config cfg = { 0 };
@@ -172,13 +179,19 @@ int main(int argc, char **argv)
         bench_emit_error(CALLS_BENCH, MUTEX_V, "Mcalls/s", MUTEX_V, errbuf);
         bench_emit_error(TRIP_BENCH, CALL_V, "ns", TASK_V, errbuf);
         bench_emit_error(TRIP_BENCH, TASK_V, "ns", TASK_V, errbuf);
+        if (bench_round()) {
+            bench_emit_error(BENCH_ACTOR_CALLS_VS_TBB, ACTOR_V, "Mcalls/s", BENCH_ACTOR_TBB, errbuf);
+            bench_emit_error(BENCH_ACTOR_TRIP_VS_TBB, CALL_V, "ns", BENCH_ACTOR_TBB, errbuf);
+        }
         return 1;
     }
     int failures = 0;
     run_calls(a, &c, calls / 10, 1);   /* warm both paths */
     run_calls(a, &c, calls / 10, 0);
-    failures += measure(CALLS_BENCH, ACTOR_V, MUTEX_V, "Mcalls/s", a, &c, calls, reps, run_calls_fig);
-    failures += measure(TRIP_BENCH, CALL_V, TASK_V, "ns", a, &c, trips, reps, run_trip_fig);
+    failures += measure(CALLS_BENCH, BENCH_ACTOR_CALLS_VS_TBB, ACTOR_V, MUTEX_V, "Mcalls/s", a, &c,
+                        calls, reps, run_calls_fig);
+    failures += measure(TRIP_BENCH, BENCH_ACTOR_TRIP_VS_TBB, CALL_V, TASK_V, "ns", a, &c, trips,
+                        reps, run_trip_fig);
     shoal_actor_destroy(a);
     shoal_shutdown();
     pthread_mutex_destroy(&c.mu);

@@ -448,6 +448,15 @@ static inline bench_tasks_cfg bench_tasks_warmup(bench_tasks_cfg c)
     return c;
 }
 
+/* bench/actor and its oneTBB peer bench/actor_tbb, run by run.sh in alternating processes:
+ * the calls each repetition submits from one thread, the round trips it times, and the
+ * names of the groups in which the peer's records are the baseline. */
+#define BENCH_ACTOR_CALLS_VS_TBB "actor calls vs oneTBB"
+#define BENCH_ACTOR_TRIP_VS_TBB  "actor trip vs oneTBB"
+#define BENCH_ACTOR_TBB          "oneTBB serial function_node"
+static inline long bench_actor_calls(void) { return bench_g.quick ? 100000 : 1000000; }
+static inline long bench_actor_trips(void) { return bench_g.quick ? 5000 : 50000; }
+
 /* Calls (= tasks) of the naive recursive fib(n): 2*fib(n+1) - 1. */
 static inline double bench_fib_calls(int n)
 {

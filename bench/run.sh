@@ -26,14 +26,17 @@ export BENCH_WORKERS=${BENCH_WORKERS:-2}
 # (below); the others run once each, lookup first.
 tools=" report plot "
 rounded="tasks tasks_tbb tasks_omp"
+rounded_actor="actor actor_tbb"
 order="lookup"
 progs="" rprogs=""
 for p in $order; do [ -x "$B/bench/$p" ] && progs="$progs $p"; done
+aprogs=""
 for p in $rounded; do [ -x "$B/bench/$p" ] && rprogs="$rprogs $p"; done
+for p in $rounded_actor; do [ -x "$B/bench/$p" ] && aprogs="$aprogs $p"; done
 for f in "$B"/bench/*; do
   p=$(basename "$f")
   [ -x "$f" ] && [ -f "$f" ] || continue
-  case " $order $rounded $tools " in *" $p "*) continue;; esac
+  case " $order $rounded $rounded_actor $tools " in *" $p "*) continue;; esac
   progs="$progs $p"
 done
 for t in $tools; do
@@ -82,24 +85,36 @@ for p in $progs; do
   run_prog "$p" "$tmp/all.jsonl"
 done
 
-# shoal and its peers in alternating processes: round r runs each task program once (one
-# untimed warm-up and one timed repetition of every workload), the order reversed every
+# shoal and its peers in alternating processes: round r runs each program of a group once
+# (one untimed warm-up and one timed repetition of every workload), the order reversed every
 # other round, so that drift on this shared machine hits every runtime alike and each
 # shoal figure pairs with the peer's figure of the same round (bench/report). Past the
 # first few rounds, rounds stop early, with fewer pairs (the table's n says so), once the
 # group has used its budget.
-if [ "$MODE" = quick ]; then rounds=3 min_rounds=2 group_budget=20
-else rounds=7 min_rounds=3 group_budget=100; fi
-g0=$(date +%s)
-for r in $(seq 1 "$rounds"); do
-  if [ "$r" -gt "$min_rounds" ] && [ $(( $(date +%s) - g0 )) -gt "$group_budget" ]; then
-    echo "== task rounds: ${group_budget}s used after $((r - 1)) of $rounds rounds" >&2
-    break
-  fi
-  list=$rprogs
-  [ $((r % 2)) -eq 0 ] && list=$(echo "$rprogs" | tr ' ' '\n' | tac | tr '\n' ' ')
-  for p in $list; do run_prog "$p" "$tmp/all.jsonl" "$r"; done
-done
+# run_rounds NAME BUDGET_S PROGS...
+run_rounds() {
+  local name=$1 group_budget=$2 rounds min_rounds g0 r list p
+  shift 2
+  [ $# -gt 0 ] || return 0
+  if [ "$MODE" = quick ]; then rounds=3 min_rounds=2; else rounds=7 min_rounds=3; fi
+  g0=$(date +%s)
+  for r in $(seq 1 "$rounds"); do
+    if [ "$r" -gt "$min_rounds" ] && [ $(( $(date +%s) - g0 )) -gt "$group_budget" ]; then
+      echo "== $name rounds: ${group_budget}s used after $((r - 1)) of $rounds rounds" >&2
+      break
+    fi
+    list="$*"
+    [ $((r % 2)) -eq 0 ] && list=$(echo "$list" | tr ' ' '\n' | tac | tr '\n' ' ')
+    for p in $list; do run_prog "$p" "$tmp/all.jsonl" "$r"; done
+  done
+}
+if [ "$MODE" = quick ]; then
+  run_rounds task 20 $rprogs
+  run_rounds actor 10 $aprogs
+else
+  run_rounds task 100 $rprogs
+  run_rounds actor 60 $aprogs
+fi
 
 # System calls of 100k submit+get+release round trips from one thread: the calls of
 # `tasks roundtrips 100000` less those of `tasks roundtrips 0` (init, workers, shutdown),

@@ -14,25 +14,9 @@
 #include <tbb/task_scheduler_observer.h>
 
 #include "bench.h"
+#include "tbb_pin.h"
 
 static const char *const VARIANT = "oneTBB";
-
-/* Pin each thread that joins the arena to the core of its arena slot, as shoal pins its
- * workers, so neither runtime gains from the OS moving threads around. */
-class pin_observer : public tbb::task_scheduler_observer {
-public:
-    explicit pin_observer(tbb::task_arena &a) : tbb::task_scheduler_observer(a) { observe(true); }
-    ~pin_observer() override { observe(false); }
-    void on_scheduler_entry(bool) override
-    {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        int slot = tbb::this_task_arena::current_thread_index();
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET((int)(slot % (ncpu > 0 ? ncpu : 1)), &set);
-        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    }
-};
 
 static long fib(int n)
 {
