@@ -189,6 +189,23 @@ static inline struct shoal__actor *enter(const char *who, uint64_t id, int *err)
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
+/* What await_call polls besides head: stopping, or work w would run. Hints, as an idle
+ * worker's spin polls them (park.c): the injection queues' cells rather than
+ * the producers' claim counter, which a poll would pull away from a thread submitting plain
+ * tasks before each of its claims (inject.h); the deques of w's node, own included, which
+ * w would steal from. Another node's work is left to its own workers for these microseconds. */
+static inline bool other_work(struct shoal__sched *s, struct shoal__worker *w)
+{
+    struct shoal__node *n = &s->n[w->node];
+    if (atomic_load_explicit(&s->stop, memory_order_relaxed) || shoal__inject_ready(&n->q) ||
+        shoal__inject_ready(&s->global))
+        return true;
+    for (unsigned i = 0; i < n->nworkers; i++)
+        if (shoal__deque_has_work(&s->w[n->members[i]].dq, false))
+            return true;
+    return false;
+}
+
 /* The turn holder on worker w found the mailbox empty (head ACTIVE): rather than give the
  * turn up at once, poll head for up to AWAIT_NS. A call pushed meanwhile is then taken by
  * this worker directly: its submitter finds the turn held and queues nothing, wakes nobody
@@ -212,9 +229,7 @@ static uintptr_t await_call(struct shoal__actor *a, struct shoal__worker *w)
         h = atomic_load_explicit(&a->head, memory_order_seq_cst);
         if (h != ACTIVE)
             return h;
-        if ((i & 3) == 0 &&
-            (atomic_load_explicit(&s->stop, memory_order_relaxed) || shoal__work_visible(s, w) ||
-             shoal__now_ns() - t0 > AWAIT_NS))
+        if ((i & 3) == 0 && (other_work(s, w) || shoal__now_ns() - t0 > AWAIT_NS))
             return h;
     }
 }
