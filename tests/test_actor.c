@@ -118,6 +118,17 @@ static int m_block(shoal_task *t)
     return 0;
 }
 
+/* The calls logged 0, 1, ... n - 1, in that order, never two at once. */
+static void check_log_0_to(const struct st *s, long n)
+{
+    CU_ASSERT_EQUAL(s->n, n);
+    long bad = 0;
+    for (long i = 0; i < s->n; i++)
+        bad += s->log[i] != i;
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(atomic_load(&s->overlap), 0);
+}
+
 /* ---- order and serial execution -------------------------------------------------------- */
 
 static void test_order(void)
@@ -134,12 +145,7 @@ static void test_order(void)
         r[i] = call_long(a, m_append, i);
     for (long i = 0; i < N; i++)
         check_long(r[i], i);
-    CU_ASSERT_EQUAL(s->n, N);
-    long bad = 0;
-    for (long i = 0; i < s->n; i++)
-        bad += s->log[i] != i;
-    CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(atomic_load(&s->overlap), 0);
+    check_log_0_to(s, N);
     ASSERT_OK(shoal_actor_destroy(a));
     /* Idle: on this thread before it returns; the worker of the last call may still be
      * letting go of the turn, though, and then it calls destroy(state) itself. */
@@ -168,12 +174,7 @@ static void test_round_trips(void)
             shoal_ref r = call_long(a, m_append, i);
             check_long(r, i);
         }
-        CU_ASSERT_EQUAL(s->n, N);
-        long bad = 0;
-        for (long i = 0; i < s->n; i++)
-            bad += s->log[i] != i;
-        CU_ASSERT_EQUAL(bad, 0);
-        CU_ASSERT_EQUAL(atomic_load(&s->overlap), 0);
+        check_log_0_to(s, N);
         if (round == 0) {   /* destroy at once: the holder is most likely still waiting */
             ASSERT_OK(shoal_actor_destroy(a));
             CU_ASSERT_EQUAL(wait_int(&s->destroyed, 1), 1);
