@@ -3,6 +3,10 @@
  * call holding the turn runs like any task on any worker; when it ends, its worker passes the
  * turn to the next call, running a bounded batch of them in a row (Seastar's and CAF's
  * design), so calls never run two at once and run in the order they entered the mailbox.
+ * When the mailbox runs dry, that worker keeps the turn for a few microseconds more and
+ * polls for the next call (await_call), so that a submitter calling in a loop hands its
+ * calls straight to it, rather than each call going through the global queue to whichever
+ * worker notices it (and, with none spinning, a futex wake).
  *
  * The mailbox is one word, `head`, which also says who holds the turn (CAF's LIFO inbox):
  *   IDLE     empty and nobody holds the turn: the submitter whose push replaces IDLE takes it;
@@ -43,6 +47,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../os/clock.h"
 #include "sched_int.h"
 
 #define CHUNK_BITS 10u
@@ -50,6 +55,14 @@
 #define MAX_CHUNKS 64u                        /* 65536 actors alive at once */
 #define NO_SLOT    UINT32_MAX
 #define BATCH      64u                        /* calls a worker runs in a row */
+/* How long the worker whose actor's mailbox just ran dry waits for the next call before it
+ * gives the turn up (await_call). It covers a submitter's gap between two calls (a get of
+ * the last result, its release and the next submit: about a microsecond when the submitter
+ * has a core) with room for a slow pause (~60 ns in some virtual machines). Longer buys
+ * little: a submitter that takes more than this is most likely off its core, possibly this
+ * one, which the wait then keeps from it. It is what an actor called now and then costs its
+ * worker per call, and the point where an idle worker's spin starts yielding (park.c). */
+#define AWAIT_NS   5000u
 #define NAME_COPY  31u
 
 enum { IDLE = 0, ACTIVE = 1, CLOSED = 2 };    /* head's values below any pointer */
@@ -67,6 +80,7 @@ static inline uint64_t a_make(uint64_t gen, unsigned st, uint64_t users)
 struct shoal__actor {
     /* Submitters' line: the mailbox and the handle check. */
     _Alignas(SHOAL__CACHELINE) _Atomic uintptr_t head;
+    _Atomic int sub_cpu;                     /* the processor of the latest submit (a hint) */
     _Atomic uint64_t word;
     void *state;                             /* written at create, before the LIVE release */
     void (*destroy)(void *state);
@@ -173,9 +187,58 @@ static inline struct shoal__actor *enter(const char *who, uint64_t id, int *err)
 
 /* ---- the mailbox ---------------------------------------------------------------------- */
 
+static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+
+/* What await_call polls besides head: stopping, or work w would run. Hints, as an idle
+ * worker's spin polls them (park.c): the injection queues' cells rather than
+ * the producers' claim counter, which a poll would pull away from a thread submitting plain
+ * tasks before each of its claims (inject.h); the deques of w's node, own included, which
+ * w would steal from. Another node's work is left to its own workers for these microseconds. */
+static inline bool other_work(struct shoal__sched *s, struct shoal__worker *w)
+{
+    struct shoal__node *n = &s->n[w->node];
+    if (atomic_load_explicit(&s->stop, memory_order_relaxed) || shoal__inject_ready(&n->q) ||
+        shoal__inject_ready(&s->global))
+        return true;
+    for (unsigned i = 0; i < n->nworkers; i++)
+        if (shoal__deque_has_work(&s->w[n->members[i]].dq, false))
+            return true;
+    return false;
+}
+
+/* The turn holder on worker w found the mailbox empty (head ACTIVE): rather than give the
+ * turn up at once, poll head for up to AWAIT_NS. A call pushed meanwhile is then taken by
+ * this worker directly: its submitter finds the turn held and queues nothing, wakes nobody
+ * (a submit to an IDLE actor goes through the global queue and a worker that notices it).
+ * The wait ends early when other work is visible to w (the actor must not hold a worker
+ * that has tasks to run) or the scheduler stops. Returns head as last seen. */
+static uintptr_t await_call(struct shoal__actor *a, struct shoal__worker *w)
+{
+    struct shoal__sched *s = w->s;
+    /* The latest submitter ran on this worker's processor: it cannot submit while we poll
+     * (on a machine with more runnable threads than free cores the kernel often puts the
+     * two together). relaxed: a hint, like the processor number itself. */
+    if (atomic_load_explicit(&a->sub_cpu, memory_order_relaxed) == sched_getcpu())
+        return ACTIVE;
+    uint64_t t0 = shoal__now_ns();
+    uintptr_t h;
+    for (unsigned i = 1;; i++) {
+        cpu_relax();
+        /* seq_cst: a holder's load of head, as in next_call (CLOSED); the CAS that takes
+         * a chain acquires the calls' blocks. */
+        h = atomic_load_explicit(&a->head, memory_order_seq_cst);
+        if (h != ACTIVE)
+            return h;
+        if ((i & 3) == 0 && (other_work(s, w) || shoal__now_ns() - t0 > AWAIT_NS))
+            return h;
+    }
+}
+
 /* The turn holder's next call (its FIFO first, then everything pushed since), or NULL with
- * the turn given up, or NULL with *closed set: the actor was destroyed, finish it. */
-static struct shoal_task *next_call(struct shoal__actor *a, bool *closed)
+ * the turn given up, or NULL with *closed set: the actor was destroyed, finish it. w: the
+ * holder's worker, which may wait a little for a call (await_call), or NULL. */
+static struct shoal_task *next_call(struct shoal__actor *a, struct shoal__worker *w,
+                                    bool *closed)
 {
     *closed = false;
     /* seq_cst: see the synchronisation note (destroy's exchange). */
@@ -193,6 +256,11 @@ static struct shoal_task *next_call(struct shoal__actor *a, bool *closed)
         if (h == CLOSED) {
             *closed = true;
             return NULL;
+        }
+        if (h == ACTIVE && w) {
+            h = await_call(a, w);
+            w = NULL;   /* once per empty mailbox */
+            continue;
         }
         if (h == ACTIVE) {
             /* acq_rel: release hands what the calls did to the state to the next holder
@@ -279,14 +347,13 @@ static inline bool cancelled_early(struct shoal_task *t)
 }
 
 /* The turn holder hands the turn to the next call. Returns that call when it is ready and
- * may run inline on this worker (wnode >= -1: the worker's node; -2: never inline), else
- * NULL (it was scheduled, it waits for its arguments, the mailbox was empty, or the actor
- * was finished). */
-static struct shoal_task *pass_turn(struct shoal__actor *a, int wnode)
+ * may run inline on worker w (NULL: never inline, nor wait for a call), else NULL (it was
+ * scheduled, it waits for its arguments, the mailbox was empty, or the actor was finished). */
+static struct shoal_task *pass_turn(struct shoal__actor *a, struct shoal__worker *w)
 {
     for (;;) {
         bool closed;
-        struct shoal_task *t = next_call(a, &closed);
+        struct shoal_task *t = next_call(a, w, &closed);
         if (unlikely(closed)) {
             finalize(a);
             return NULL;
@@ -303,7 +370,7 @@ static struct shoal_task *pass_turn(struct shoal__actor *a, int wnode)
         /* acq_rel: as dep_fire's; whoever reaches zero schedules the call. */
         if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) != 1)
             return NULL;   /* its last REF argument to complete schedules it */
-        if (wnode < -1 || ((t->flags & SHOAL__TF_BOUND) && t->node != wnode)) {
+        if (!w || ((t->flags & SHOAL__TF_BOUND) && t->node != (int)w->node)) {
             shoal__task_ready(shoal__sched_of(), t);
             return NULL;
         }
@@ -319,6 +386,8 @@ static struct shoal_task *pass_turn(struct shoal__actor *a, int wnode)
 
 void shoal__actor_enqueue(struct shoal__actor *a, struct shoal_task *t)
 {
+    /* relaxed: a hint for await_call, on the line the push below writes anyway. */
+    atomic_store_explicit(&a->sub_cpu, sched_getcpu(), memory_order_relaxed);
     uintptr_t h = atomic_load_explicit(&a->head, memory_order_relaxed);
     for (;;) {
         if (unlikely(h == CLOSED)) {   /* destroyed while we submitted: the call fails */
@@ -333,7 +402,7 @@ void shoal__actor_enqueue(struct shoal__actor *a, struct shoal_task *t)
             break;
     }
     if (h == IDLE)   /* the turn is ours: hand it to the oldest call (ours) */
-        pass_turn(a, -2);
+        pass_turn(a, NULL);
 }
 
 void shoal__actor_run(struct shoal_task *t, struct shoal__worker *w)
@@ -364,7 +433,7 @@ void shoal__actor_run(struct shoal_task *t, struct shoal__worker *w)
         /* Stopping: what is left is canceled by shutdown (shoal__actors_stop). */
         if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
             return;
-        t = pass_turn(a, n < BATCH ? (int)w->node : -2);
+        t = pass_turn(a, n < BATCH ? w : NULL);
         if (!t)
             return;
     }
@@ -435,6 +504,7 @@ static int actor_create(void *state, void (*destroy)(void *), const shoal_task_o
     a->turn_result = 0;
     atomic_store_explicit(&a->turn, NULL, memory_order_relaxed);
     atomic_store_explicit(&a->head, IDLE, memory_order_relaxed);
+    atomic_store_explicit(&a->sub_cpu, -1, memory_order_relaxed);
     /* release: publishes the fields above to enter()'s acquire. Users that counted
      * themselves in on the free slot (stale handles) keep their counts. */
     uint64_t w = atomic_load_explicit(&a->word, memory_order_relaxed);

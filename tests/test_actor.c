@@ -118,6 +118,17 @@ static int m_block(shoal_task *t)
     return 0;
 }
 
+/* The calls logged 0, 1, ... n - 1, in that order, never two at once. */
+static void check_log_0_to(const struct st *s, long n)
+{
+    CU_ASSERT_EQUAL(s->n, n);
+    long bad = 0;
+    for (long i = 0; i < s->n; i++)
+        bad += s->log[i] != i;
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(atomic_load(&s->overlap), 0);
+}
+
 /* ---- order and serial execution -------------------------------------------------------- */
 
 static void test_order(void)
@@ -134,12 +145,7 @@ static void test_order(void)
         r[i] = call_long(a, m_append, i);
     for (long i = 0; i < N; i++)
         check_long(r[i], i);
-    CU_ASSERT_EQUAL(s->n, N);
-    long bad = 0;
-    for (long i = 0; i < s->n; i++)
-        bad += s->log[i] != i;
-    CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(atomic_load(&s->overlap), 0);
+    check_log_0_to(s, N);
     ASSERT_OK(shoal_actor_destroy(a));
     /* Idle: on this thread before it returns; the worker of the last call may still be
      * letting go of the turn, though, and then it calls destroy(state) itself. */
@@ -148,6 +154,43 @@ static void test_order(void)
     free(r);
     free(s);
     ASSERT_OK(shoal_shutdown());
+}
+
+/* Round trips (each result read before the next submit): the worker that ran a call keeps
+ * the turn a few microseconds waiting for the next one (actor.c, await_call), so most calls
+ * here are taken from the mailbox by a worker that is waiting for them. Order and state as
+ * ever; destroy and shutdown while such a worker waits: destroy(state) once, on the holder
+ * or on this thread, and nothing is left alive. */
+static void test_round_trips(void)
+{
+    start_workers(2, 0);
+    shoal_info before = info_now();
+    for (int round = 0; round < 2; round++) {
+        struct st *s = st_new();
+        shoal_actor a;
+        ASSERT_OK(shoal_actor_create(s, st_destroy, NULL, &a));
+        enum { N = 2000 };
+        for (long i = 0; i < N; i++) {
+            shoal_ref r = call_long(a, m_append, i);
+            check_long(r, i);
+        }
+        check_log_0_to(s, N);
+        if (round == 0) {   /* destroy at once: the holder is most likely still waiting */
+            ASSERT_OK(shoal_actor_destroy(a));
+            CU_ASSERT_EQUAL(wait_int(&s->destroyed, 1), 1);
+            nap_ms(5);
+            CU_ASSERT_EQUAL(atomic_load(&s->destroyed), 1);   /* exactly once */
+            shoal_ref r;
+            CU_ASSERT_EQUAL(shoal_actor_submit(a, m_append, NULL, 0, NULL, &r), SHOAL_ESTALE);
+            CU_ASSERT_EQUAL(live_settled(before.objects_live), before.objects_live);
+            free(s);
+        } else {            /* shut down at once: shutdown destroys the live actor */
+            ASSERT_OK(shoal_shutdown());
+            CU_ASSERT_EQUAL(atomic_load(&s->destroyed), 1);
+            free(s);
+            return;
+        }
+    }
 }
 
 /* Three threads submit to one actor at once: never two calls inside, every thread's calls
@@ -919,6 +962,7 @@ int main(int argc, char **argv)
     static const shoal_test_case cases[] = {
         { "calls run in submission order", test_order },
         { "three submitters: serial, each thread's order kept", test_serial_concurrent },
+        { "round trips: a worker waiting for the next call; destroy, shutdown", test_round_trips },
         { "calls see the state; plain tasks see NULL", test_state },
         { "actors run in parallel with actors and tasks", test_parallel },
         { "REF arguments: later calls wait behind a pending one", test_ref_args },
