@@ -822,7 +822,9 @@ SHOAL_API int  shoal_object_node(shoal_ref ref);
  * a fork() child empties its one thread's, a thread's exit empties its own, and only the
  * slow path fills a view, from the runtime that is up. A lookup already past the bounds
  * check when its store goes reads the table through the old view: a table is never unmapped
- * under it (it becomes zeros, which no ID matches), so it misses and the slow path answers.
+ * under it (it becomes zeros, which no ID matches), so it misses and the slow path answers
+ * (a lookup stalled between two instructions for a whole shutdown and a new init that
+ * reuses that range could still read the new table: the epoch compare had that window too).
  *
  * ABI: what this reads (the struct below, the slot's word, off and len at 0, 8 and 16, the
  * word's layout) is compiled into programs. It changed in 0.2.0 (hot fields first, no epoch
@@ -872,10 +874,10 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
         /* A hit's word is the ID's generation above, READY and no flag in bits 31..24, any
          * count below: it lies in [hit, hit + SHOAL__HIT_REFS], hit = the ID with its low
-         * half replaced by SHOAL__HIT_LOW. One subtraction and one unsigned compare: any
-         * other generation, state or flag puts the difference outside (a smaller word
+         * half (idx) replaced by SHOAL__HIT_LOW. One subtraction and one unsigned compare:
+         * any other generation, state or flag puts the difference outside (a smaller word
          * wraps around). */
-        if (__builtin_expect(w - ((ref.id - idx) | SHOAL__HIT_LOW) <= SHOAL__HIT_REFS, 1)) {
+        if (__builtin_expect(w - ref.id + idx - SHOAL__HIT_LOW <= SHOAL__HIT_REFS, 1)) {
             /* Read only once READY (before, the object's maker may still be writing them).
              * Any attached process can rewrite a slot's offset and length: a pair outside
              * the span goes to the slow path, which reports it, so a get never returns a

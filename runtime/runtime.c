@@ -33,8 +33,9 @@ static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a
 
 /* ---- the segment's address space ------------------------------------------------------
  * The inline get (shoal.h) reads the object table through a thread's cached view with no
- * marker a shutdown could wait for: a thread may have checked the epoch just before the
- * shutdown and read the table just after. So a table's addresses are never left unmapped:
+ * marker a shutdown could wait for: a thread may have passed its view's bounds check just
+ * before the shutdown emptied the view and read the table just after. So a table's
+ * addresses are never left unmapped:
  * at teardown the segment is replaced by a private read-only zero mapping (no memory: the
  * kernel's zero page), where every word reads 0, which no ID matches (generations are never
  * 0), so a stale lookup misses and takes the slow path, which refreshes and answers
