@@ -227,6 +227,19 @@ static void test_thread_cache_predates_init(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* Init a store, start fn(arg) in a thread, wait at its first barrier (the thread has
+ * filled its view), then shut the store down: the thread's view is now an old one. */
+static pthread_t run_then_shutdown(const shoal_config *c, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    CU_ASSERT_FATAL(shoal_init(c) == 0);
+    pthread_barrier_init(&bar, NULL, 2);
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, fn, arg) == 0);
+    pthread_barrier_wait(&bar);
+    CHECK_OK(shoal_shutdown());
+    return t;
+}
+
 struct stale_view {
     int put_rc, get1_rc, down_rc, old_rc, old_rel_rc, new_put_rc, new_get_rc, new_ok, new_rel_rc;
     const void *old_data;
@@ -268,12 +281,7 @@ static void test_thread_cache_outlives_store(void)
     memset(&s, 0x55, sizeof s);
     s.old_data = NULL;
     shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-    pthread_barrier_init(&bar, NULL, 2);
-    pthread_t t;
-    CU_ASSERT_FATAL(pthread_create(&t, NULL, stale_view_thread, &s) == 0);
-    pthread_barrier_wait(&bar);
-    CHECK_OK(shoal_shutdown());
+    pthread_t t = run_then_shutdown(&c, stale_view_thread, &s);
     pthread_barrier_wait(&bar);
     pthread_barrier_wait(&bar);
     CHECK_OK(shoal_init(&c));
@@ -334,12 +342,7 @@ static void test_view_after_reinit(void)
     struct view_after_reinit v;
     memset(&v, 0, sizeof v);
     shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-    pthread_barrier_init(&bar, NULL, 2);
-    pthread_t t;
-    CU_ASSERT_FATAL(pthread_create(&t, NULL, view_after_reinit_thread, &v) == 0);
-    pthread_barrier_wait(&bar);
-    CHECK_OK(shoal_shutdown());
+    pthread_t t = run_then_shutdown(&c, view_after_reinit_thread, &v);
     /* Hold a page of the old span (if nothing else took it), so the new span is elsewhere. */
     long pg = sysconf(_SC_PAGESIZE);
     void *at = (void *)((uintptr_t)v.old_data & ~(uintptr_t)(pg - 1));
