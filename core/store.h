@@ -29,7 +29,7 @@ SHOAL__HIDDEN int shoal__tls_refresh(void);
  * stops before it frees anything. Public calls use shoal__enter instead. */
 static inline int shoal__tls_check(void)
 {
-    if (likely(shoal__tls.epoch == shoal__epoch_load(__ATOMIC_RELAXED) && shoal__tls.nslots != 0))
+    if (likely(shoal__tls.epoch == shoal__epoch_load(memory_order_relaxed) && shoal__view_nslots() != 0))
         return 0;
     return shoal__tls_refresh();
 }
@@ -72,7 +72,9 @@ struct shoal__rec {
     struct shoal__call call;
     bool registered;                    /* read and written by the owning thread only */
     _Atomic uint64_t cnt[SHOAL__CNT_N]; /* written by the owning thread only (stats.h) */
-    uint64_t *fast;                     /* &shoal__tls.fast_gets of the same thread */
+    struct shoal__tls *view;            /* &shoal__tls of the same thread: its fast_gets
+                                           are summed, its view is emptied by a runtime
+                                           going down (shoal__threads_flush_all) */
     struct shoal__thr *thr;             /* == shoal__tls.thr, for the registry's walks */
     struct shoal__rec *next, *prev;     /* the registry, under its lock */
     uint64_t qgen, qmark;               /* a quiescer's snapshot (registry lock held) */
@@ -104,7 +106,7 @@ static inline int shoal__enter(void)
     }
     /* With the view current, shoal__rt is this view's runtime and stays allocated until
      * we leave (shutdown quiesces before it frees it). */
-    if (likely(shoal__tls.epoch == shoal__epoch_load(__ATOMIC_RELAXED) && shoal__tls.nslots != 0 &&
+    if (likely(shoal__tls.epoch == shoal__epoch_load(memory_order_relaxed) && shoal__view_nslots() != 0 &&
                shoal__me.registered &&
                atomic_load_explicit(&atomic_load_explicit(&shoal__rt, memory_order_relaxed)->down,
                                     memory_order_relaxed) == 0))

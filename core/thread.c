@@ -54,19 +54,25 @@ int shoal__tls_refresh(void)
 {
     /* acquire: pairs with the release store of shoal__epoch in shoal_init, so the runtime's
      * fields are visible once its epoch is. */
-    uint64_t e = shoal__epoch_load(__ATOMIC_ACQUIRE);
+    uint64_t e = shoal__epoch_load(memory_order_acquire);
     /* An even epoch has no runtime (layout/rt.h): do not look at shoal__rt, which may be a
      * runtime being freed by a shutdown that is past waiting for this call. */
     shoal__rt_t *rt = (e & 1) ? atomic_load_explicit(&shoal__rt, memory_order_acquire) : NULL;
     if (!rt || rt->epoch != e) {
-        shoal__tls.nslots = 0;
+        shoal__view_empty(&shoal__tls);
         shoal__tls.epoch = e;
         return shoal__not_running();
     }
+    /* Only a registered thread holds a filled view: a runtime going down empties the
+     * views of the registry's threads (shoal__threads_flush_all), and the inline get
+     * trusts a filled view without comparing epochs. Callers are inside a public call
+     * (registered at its entry) or are shoal's own threads, which it stops first. */
+    if (unlikely(!shoal__me.registered))
+        shoal__rec_register();
     shoal__tls.slots = (const unsigned char *)rt->slots;
     shoal__tls.base = rt->base;
     shoal__tls.span = rt->node_span * rt->nnodes;
-    shoal__tls.nslots = rt->nslots;
+    __atomic_store_n(&shoal__tls.nslots, rt->nslots, __ATOMIC_RELAXED);
     shoal__tls.epoch = e;
     shoal__count(SHOAL__CNT_REFRESH);
     return 0;
@@ -110,7 +116,7 @@ static void thr_flush(shoal__rt_t *rt, struct shoal__thr *t)
  * __atomic builtins by the inline fast path; read it the same way. */
 static inline uint64_t load_fast(const struct shoal__rec *r)
 {
-    return __atomic_load_n(r->fast, __ATOMIC_RELAXED);
+    return __atomic_load_n(&r->view->fast_gets, __ATOMIC_RELAXED);
 }
 
 /* The one thread-exit hook: the TLS record is still alive here, gone after. Its counters
@@ -125,7 +131,7 @@ static void rec_exit(void *p)
         atomic_store_explicit(&r->cnt[i], 0, memory_order_relaxed);
     }
     exited[SHOAL__CNT_N] += load_fast(r);
-    __atomic_store_n(r->fast, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->view->fast_gets, 0, __ATOMIC_RELAXED);
     /* Shutdown clears shoal__rt before it flushes the registry under this lock, so a
      * runtime seen here stays alive until we unlock. */
     if (t)
@@ -140,7 +146,7 @@ static void rec_exit(void *p)
     free(t);
     /* A later call, count or allocation (another thread-exit hook) registers again: send
      * calls to the slow path, which does. */
-    shoal__tls.nslots = 0;
+    shoal__view_empty(&shoal__tls);
 }
 
 static void rec_key_make(void) { pthread_key_create(&rec_key, rec_exit); }
@@ -149,7 +155,7 @@ void shoal__rec_register(void)
 {
     struct shoal__rec *r = &shoal__me;
     pthread_once(&rec_key_once, rec_key_make);
-    r->fast = &shoal__tls.fast_gets;
+    r->view = &shoal__tls;
     r->thr = shoal__tls.thr;
     pthread_mutex_lock(&registry_lock);
     SHOAL__DLIST_PUSH(registry, r);
@@ -212,9 +218,14 @@ void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int64_t objs[])
 void shoal__threads_flush_all(shoal__rt_t *rt)
 {
     pthread_mutex_lock(&registry_lock);
-    for (struct shoal__rec *r = registry; r; r = r->next)
+    for (struct shoal__rec *r = registry; r; r = r->next) {
+        /* The inline get compares no epoch (shoal.h): the view goes empty here, after the
+         * quiesce that let every refresh from this runtime finish (refreshes happen inside
+         * calls or in shoal's own threads, stopped by now), before the table is retired. */
+        shoal__view_empty(r->view);
         if (r->thr)
             thr_flush(rt, r->thr);
+    }
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -299,6 +310,6 @@ void shoal__threads_forget(bool had_runtime)
     r->next = r->prev = NULL;
     registry = r->registered ? r : NULL;
     shoal__asym_barrier_forget();   /* register again */
-    shoal__tls.nslots = 0;
+    shoal__view_empty(&shoal__tls);   /* the inline get would read the parent's table */
     shoal__tls.worker = -1;   /* a task that forked: the child runs no worker */
 }

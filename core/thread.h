@@ -18,8 +18,10 @@ static inline struct shoal__thr *shoal__thr_get(void)
         return t;
     return shoal__thr_slow();
 }
-/* Shutdown: flush every thread's caches (tcaches destroyed) and mark them stale. Called
- * after shoal__rt is cleared, before the store is torn down; takes the registry lock. */
+/* Shutdown: flush every thread's caches (tcaches destroyed), mark them stale and empty
+ * every thread's view (the inline get's only guard against a dead store). Called after
+ * the last quiesce and after shoal__rt is cleared, before the store is torn down; takes
+ * the registry lock. */
 SHOAL__HIDDEN void shoal__threads_flush_all(shoal__rt_t *rt);
 /* Add every thread's batched counters (see struct shoal__thr) to credit[n] and objs[n]
  * for each node n, in one walk of the registry. */

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define SHOAL_VERSION_MAJOR 0
-#define SHOAL_VERSION_MINOR 1
+#define SHOAL_VERSION_MINOR 2
 #define SHOAL_VERSION_PATCH 0
 /* The library's version, "MAJOR.MINOR.PATCH" (static string): compare it with the
  * SHOAL_VERSION_* macros to see whether the header and the library you run match. */
@@ -832,36 +832,52 @@ SHOAL_API int  shoal_object_node(shoal_ref ref);
 /* ---------------------------------------------------------------------------------------
  * Internal, not API: the inline lookup fast path behind shoal_get().
  * Inlining saves the call through the PLT (a .so call costs 3.3 ns here against 1.5 ns for
- * the same lookup inline). It reads the calling thread's cached view of the store: one TLS
- * block (initial-exec), one epoch compare, one bounds check of the ID's low half (index and
- * host field), one table index, one compare of the slot's word (its high half is the ID's,
- * the generation, and below it READY with no flag set) and a check that the slot's bytes
- * lie in the store. Anything else -- not initialized, a stale cache, a pending or freed
- * object, a bad ID -- goes to the library's slow path. A table is never unmapped under a
- * stale view (it becomes zeros, which no ID matches), so a lookup racing a shutdown misses
- * and the slow path answers. The layout is tied to the soname; define SHOAL_NO_INLINE to call the
- * library instead (&shoal_get always names the library function).
+ * the same lookup inline). It reads the calling thread's view of the store, one TLS block
+ * (initial-exec, on a cache line of its own): a bounds check of the ID's low half (index and
+ * host field) against the view's table size, one table index, one compare of the slot's
+ * word (its high half is the ID's, the generation, and below it READY with no flag set)
+ * and a check that the slot's bytes lie in the store. Anything else -- not initialized, a
+ * pending, failed, spilled or freed object, a bad ID -- goes to the library's slow path.
+ *
+ * No global is read: a view is never stale. Whoever takes a runtime down (shutdown, detach,
+ * an init that fails late) empties every thread's view (nslots 0) once no call is inside,
+ * a fork() child empties its one thread's, a thread's exit empties its own, and only the
+ * slow path fills a view, from the runtime that is up. A lookup already past the bounds
+ * check when its store goes reads the table through the old view: a table is never unmapped
+ * under it (it becomes zeros, which no ID matches), so it misses and the slow path answers
+ * (a lookup stalled between two instructions for a whole shutdown and a new init that
+ * reuses that range could still read the new table: the epoch compare had that window too).
+ *
+ * ABI: what this reads (the struct below, the slot's word, off and len at 0, 8 and 16, the
+ * word's layout) is compiled into programs. It changed in 0.2.0 (hot fields first, no epoch
+ * compare: the library must empty views as above), and the TLS block's linker name carries
+ * that generation (shoal__tls_abi2), so a program built against another layout fails to
+ * link or load instead of reading a block it does not understand. Define SHOAL_NO_INLINE to
+ * call the library instead (&shoal_get always names the library function).
  * ------------------------------------------------------------------------------------- */
 struct shoal__thr;
-struct shoal__tls {
-    uint64_t epoch;                  /* shoal__epoch this view was filled at */
+struct __attribute__((aligned(64))) shoal__tls {
+    /* read by the inline lookup; written by the owning thread, nslots also by a runtime
+     * going down (atomically, relaxed) */
+    uint64_t nslots;                 /* 0 = empty view: every lookup takes the slow path */
     const unsigned char *slots;      /* the object table: 32-byte slots */
-    uint64_t nslots;                 /* 0 = empty sentinel: every lookup takes the slow path */
     char *base;                      /* object bytes: base + slot offset */
+    uint64_t span;                   /* bytes of the arena span: base + [0, span) */
+    /* the library's only */
+    uint64_t epoch;                  /* the runtime epoch this view was filled at */
     struct shoal__thr *thr;          /* allocation caches */
     int worker;                      /* worker index, -1 outside workers */
     int node;                        /* NUMA node this thread allocates from */
     uint64_t fast_gets;              /* shoal_stats.get_fast: -DSHOAL_COUNT_GETS only */
-    uint64_t span;                   /* bytes of the arena span: base + [0, span) */
 };
-SHOAL_API extern __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec")));
-SHOAL_API extern uint64_t shoal__epoch;  /* changes at every init and shutdown; atomic access */
+SHOAL_API extern __thread struct shoal__tls shoal__tls __asm__("shoal__tls_abi2")
+    __attribute__((tls_model("initial-exec")));
 SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
     __attribute__((noinline, cold));
 
 #define SHOAL__SLOT_SHIFT   5            /* slots are 32 bytes: word, off, len, aux+next */
-#define SHOAL__FLAG_SHIFT   24           /* word bits below the state and flags: refcount */
-#define SHOAL__READY_BITS   0x30u        /* READY (3) << 4 and no flag, in the word >> 24 */
+#define SHOAL__HIT_LOW      0x30000000u  /* a hit's word below the generation: READY (3) << 28, */
+#define SHOAL__HIT_REFS     0x00ffffffu  /* no flag, and any reference count up to this */
 #define SHOAL__LEN_INL_BIT  (1ull << 63) /* len of a small result held in its slot */
 
 /* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
@@ -869,20 +885,22 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
 {
     /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
-     * host field fails the bounds check. */
+     * host field fails the bounds check. data/len checks fold away when the caller passes
+     * addresses of locals. */
     uint64_t idx = (uint32_t)ref.id;
-    /* data/len checks fold away when the caller passes addresses of locals. */
-    if (__builtin_expect(shoal__tls.epoch == __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) &&
-                         idx < shoal__tls.nslots && data != NULL && len != NULL, 1)) {
+    if (__builtin_expect(idx < __atomic_load_n(&shoal__tls.nslots, __ATOMIC_RELAXED) &&
+                         data != NULL && len != NULL, 1)) {
         const uint64_t *s =
             (const uint64_t *)(const void *)(shoal__tls.slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
-         * length and bytes are visible. The word's high half is the ID's (the generation);
-         * below it the state and flags must read READY and nothing else (the reference
-         * count under them is ignored). */
+         * length and bytes are visible. */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
-        if (__builtin_expect((w >> SHOAL__FLAG_SHIFT) ==
-                             (((ref.id >> 32) << (32 - SHOAL__FLAG_SHIFT)) | SHOAL__READY_BITS), 1)) {
+        /* A hit's word is the ID's generation above, READY and no flag in bits 31..24, any
+         * count below: it lies in [hit, hit + SHOAL__HIT_REFS], hit = the ID with its low
+         * half (idx) replaced by SHOAL__HIT_LOW. One subtraction and one unsigned compare:
+         * any other generation, state or flag puts the difference outside (a smaller word
+         * wraps around). */
+        if (__builtin_expect(w - ref.id + idx - SHOAL__HIT_LOW <= SHOAL__HIT_REFS, 1)) {
             /* Read only once READY (before, the object's maker may still be writing them).
              * Any attached process can rewrite a slot's offset and length: a pair outside
              * the span goes to the slow path, which reports it, so a get never returns a

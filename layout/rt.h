@@ -6,8 +6,11 @@
  * Lifetime: shoal__rt is non-NULL between a successful shoal_init/attach and shutdown.
  * shoal__epoch changes at every init and every shutdown, by one: it is odd while a runtime
  * is up and even otherwise (an init that fails after publishing, a shutdown, a detach and a
- * fork() child's abandoning each make it even again). A thread whose cached epoch differs
- * refreshes its cache in the slow path and so never uses a dead store.
+ * fork() child's abandoning each make it even again). The library's own checks (calls'
+ * entry, shoal's threads) compare a thread's cached epoch with it and refresh the view in
+ * the slow path. The inline get reads no epoch: a runtime going down empties every
+ * thread's view (core/thread.c shoal__threads_flush_all), so a view is either empty or the
+ * runtime's that is up.
  */
 #ifndef SHOAL_LAYOUT_RT_H
 #define SHOAL_LAYOUT_RT_H
@@ -31,9 +34,20 @@ struct shoal__thr;      /* the per-thread record, layout/thr.h */
 /* The hot thread-local view (struct shoal__tls, declared in shoal.h for the inline get) starts
  * all-zero: a sentinel whose nslots 0 sends every lookup to the slow path, so the fast path
  * needs no init test. initial-exec TLS: measured 1.5 ns per call through a .so against
- * 3.1 ns for the default model, which calls __tls_get_addr. shoal__epoch is accessed with
- * __atomic builtins only (it is a plain uint64_t so that the public header can read it). */
-static inline uint64_t shoal__epoch_load(int order) { return __atomic_load_n(&shoal__epoch, order); }
+ * 3.1 ns for the default model, which calls __tls_get_addr.
+ * The epoch has a cache line of its own: every call's entry reads it, and what shared its
+ * line before (the thread registry) is written at every thread start and exit. */
+struct shoal__epoch_line {
+    _Atomic uint64_t v;
+    char pad[64 - sizeof(uint64_t)];
+} __attribute__((aligned(64)));
+SHOAL__HIDDEN extern struct shoal__epoch_line shoal__epoch;
+static inline uint64_t shoal__epoch_load(memory_order order) { return atomic_load_explicit(&shoal__epoch.v, order); }
+static inline void shoal__epoch_store(uint64_t e, memory_order order) { atomic_store_explicit(&shoal__epoch.v, e, order); }
+/* A view's table size: written by its thread and by a runtime going down (to 0), so read
+ * and written atomically (relaxed: a plain move on x86, as the inline get reads it). */
+static inline uint64_t shoal__view_nslots(void) { return __atomic_load_n(&shoal__tls.nslots, __ATOMIC_RELAXED); }
+static inline void shoal__view_empty(struct shoal__tls *v) { __atomic_store_n(&v->nslots, 0, __ATOMIC_RELAXED); }
 
 typedef struct shoal__rt {
     uint64_t epoch;

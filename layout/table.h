@@ -7,8 +7,8 @@
  *                        [25] deps  [24] cached (FREE slots only, thread.h)
  *                        [23..0] reference count
  * The ID's high half equals the word's high half for the object it names, so the lookup
- * fast path (shoal.h) checks generation, state and flags with one compare of the word's
- * top 40 bits: a hit needs READY with no flag set. It takes the index as the ID's low 32
+ * fast path (shoal.h) checks generation, state and flags with one subtraction and one
+ * unsigned compare of the whole word: a hit needs READY with no flag set, any count. It takes the index as the ID's low 32
  * bits, host field included: the table has at most 2^26 slots, so a nonzero host field is
  * out of bounds and misses.
  *
@@ -105,9 +105,12 @@ _Static_assert(sizeof(shoal__slot) == 32, "slot layout is shared between process
 _Static_assert(sizeof(shoal__slot) == (1u << SHOAL__SLOT_SHIFT), "slot size");
 _Static_assert(__builtin_offsetof(shoal__slot, off) == 8 && __builtin_offsetof(shoal__slot, len) == 16,
                "slot field offsets used by shoal.h");
-_Static_assert(SHOAL__READY_BITS == ((uint64_t)SHOAL__READY << (SHOAL__W_STATE_SHIFT - SHOAL__FLAG_SHIFT)) &&
-               SHOAL__FLAG_SHIFT == 24 && SHOAL__W_GEN_SHIFT == SHOAL__GEN_SHIFT,
-               "word layout used by shoal.h");
+_Static_assert(SHOAL__HIT_LOW == ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT) &&
+               SHOAL__HIT_REFS == SHOAL__W_REFS_MASK &&
+               (SHOAL__W_CACHED | SHOAL__W_DEPS | SHOAL__W_UNREAD | SHOAL__W_WAITERS) ==
+                   (SHOAL__W_LOW_MASK & ~SHOAL__W_STATE_MASK & ~SHOAL__W_REFS_MASK) &&
+               SHOAL__W_GEN_SHIFT == SHOAL__GEN_SHIFT && SHOAL__GEN_SHIFT == 32,
+               "word layout used by shoal.h: a hit is [gen | HIT_LOW, gen | HIT_LOW | HIT_REFS]");
 _Static_assert(SHOAL__IDX_BITS + SHOAL__HOST_BITS == 32, "ID layout");
 _Static_assert(SHOAL__W_FREE_LINK >= SHOAL__IDX_MASK && (SHOAL__W_FREE_LINK & SHOAL__W_STATE_MASK) == 0,
                "a FREE slot's link fits below its state bits");

@@ -164,7 +164,7 @@ int shoal__attach_ex(const char *name, unsigned flags)
     if (!rc)
         rc = map_store(c, &m.b.welcome, fds);
     shoal__rt_t *rt = &c->rt;
-    uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
+    uint64_t e = shoal__epoch_load(memory_order_relaxed) + 1;
     rt->epoch = e;   /* before the drain thread, which reads it */
     if (!rc)
         rc = shoal__io_start(rt);   /* file I/O (io/); a client spills nothing */
@@ -183,7 +183,7 @@ int shoal__attach_ex(const char *name, unsigned flags)
     }
     atomic_store_explicit(&shoal__rt, rt, memory_order_release);
     /* release: pairs with the acquire in shoal__tls_refresh (as shoal_init). */
-    __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
+    shoal__epoch_store(e, memory_order_release);
     shoal__forked_clear();
     cur = c;
     shoal__lifecycle_unlock();
@@ -203,7 +203,7 @@ int shoal__detach(shoal__rt_t *rt)
     shoal__drain_stop();
     shoal__foreign_deps_forget();   /* the drain thread that fires them has stopped */
     shoal__io_stop(rt);   /* finishes this process's file I/O while the store is whole */
-    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_SEQ_CST);
+    shoal__epoch_store(rt->epoch + 1, memory_order_seq_cst);
     shoal__calls_quiesce();   /* runtime.c's shutdown step 3 */
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);

@@ -33,8 +33,9 @@ static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a
 
 /* ---- the segment's address space ------------------------------------------------------
  * The inline get (shoal.h) reads the object table through a thread's cached view with no
- * marker a shutdown could wait for: a thread may have checked the epoch just before the
- * shutdown and read the table just after. So a table's addresses are never left unmapped:
+ * marker a shutdown could wait for: a thread may have passed its view's bounds check just
+ * before the shutdown emptied the view and read the table just after. So a table's
+ * addresses are never left unmapped:
  * at teardown the segment is replaced by a private read-only zero mapping (no memory: the
  * kernel's zero page), where every word reads 0, which no ID matches (generations are never
  * 0), so a stale lookup misses and takes the slow path, which refreshes and answers
@@ -125,8 +126,7 @@ static void atfork_child(void)
     }
     atomic_store_explicit(&shoal__rt, NULL, memory_order_relaxed);
     /* odd (up) -> even (none), see layout/rt.h */
-    __atomic_store_n(&shoal__epoch, __atomic_load_n(&shoal__epoch, __ATOMIC_RELAXED) + 1,
-                     __ATOMIC_RELAXED);
+    shoal__epoch_store(shoal__epoch_load(memory_order_relaxed) + 1, memory_order_relaxed);
     shoal__slots_forget();
 }
 
@@ -350,12 +350,12 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     if (rc)
         goto fail;
 
-    uint64_t e = shoal__epoch_load(__ATOMIC_RELAXED) + 1;
+    uint64_t e = shoal__epoch_load(memory_order_relaxed) + 1;
     rt->epoch = e;
     atomic_store_explicit(&shoal__rt, rt, memory_order_release);
     /* release: pairs with the acquire in shoal__tls_refresh; a thread that sees the new
      * epoch sees a complete runtime. */
-    __atomic_store_n(&shoal__epoch, e, __ATOMIC_RELEASE);
+    shoal__epoch_store(e, memory_order_release);
 
     shoal__forked_clear();
     unsigned workers = c.workers ? c.workers : (unsigned)shoal__topo_default_workers(rt->topo);
@@ -365,7 +365,7 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
         shoal__sched_stop(rt);
         shoal__tl_stop();
         shoal__io_stop(rt);
-        __atomic_store_n(&shoal__epoch, e + 1, __ATOMIC_SEQ_CST);
+        shoal__epoch_store(e + 1, memory_order_seq_cst);
         shoal__calls_quiesce();   /* as shutdown: calls that saw epoch e have left */
         atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
         shoal__threads_flush_all(rt);
@@ -424,7 +424,7 @@ SHOAL_API int shoal_shutdown(void)
     shoal__sched_stop(rt);
     shoal__tl_stop();
     shoal__io_stop(rt);   /* after the workers (their tasks may wait on I/O), before the store */
-    __atomic_store_n(&shoal__epoch, rt->epoch + 1, __ATOMIC_SEQ_CST);
+    shoal__epoch_store(rt->epoch + 1, memory_order_seq_cst);
     shoal__calls_quiesce();
     atomic_store_explicit(&shoal__rt, NULL, memory_order_release);
     shoal__threads_flush_all(rt);

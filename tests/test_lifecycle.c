@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "lib/check.h"
 
@@ -226,6 +227,19 @@ static void test_thread_cache_predates_init(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* Init a store, start fn(arg) in a thread, wait at its first barrier (the thread has
+ * filled its view), then shut the store down: the thread's view is now an old one. */
+static pthread_t run_then_shutdown(const shoal_config *c, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    CU_ASSERT_FATAL(shoal_init(c) == 0);
+    pthread_barrier_init(&bar, NULL, 2);
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, fn, arg) == 0);
+    pthread_barrier_wait(&bar);
+    CHECK_OK(shoal_shutdown());
+    return t;
+}
+
 struct stale_view {
     int put_rc, get1_rc, down_rc, old_rc, old_rel_rc, new_put_rc, new_get_rc, new_ok, new_rel_rc;
     const void *old_data;
@@ -267,12 +281,7 @@ static void test_thread_cache_outlives_store(void)
     memset(&s, 0x55, sizeof s);
     s.old_data = NULL;
     shoal_config c = shoal_test_config();
-    ASSERT_OK(shoal_init(&c));
-    pthread_barrier_init(&bar, NULL, 2);
-    pthread_t t;
-    CU_ASSERT_FATAL(pthread_create(&t, NULL, stale_view_thread, &s) == 0);
-    pthread_barrier_wait(&bar);
-    CHECK_OK(shoal_shutdown());
+    pthread_t t = run_then_shutdown(&c, stale_view_thread, &s);
     pthread_barrier_wait(&bar);
     pthread_barrier_wait(&bar);
     CHECK_OK(shoal_init(&c));
@@ -293,6 +302,76 @@ static void test_thread_cache_outlives_store(void)
     CU_ASSERT_EQUAL(s.new_rel_rc, 0);
     CU_ASSERT_EQUAL(info_now().objects_live, 0);
     CHECK_OK(shoal_shutdown());
+}
+
+/* A thread's view filled in one store, and the thread's next call, after a shutdown and an
+ * init by main, a get of the new store's object: its first lookup runs the inline fast
+ * path on that old view. The new store has the same size, so its segment is mapped into
+ * the old one's retired range (runtime.c shoal__seg_retire) and its table sits where the
+ * old view points; a page of the old span is held meanwhile, so the new span lies
+ * elsewhere. A get that trusted the old view would find the new object's slot and return
+ * an address in the old span. It must return exactly what main's get does. */
+struct view_after_reinit {
+    shoal_ref fresh;
+    int put_rc, get1_rc, get_rc;
+    const void *old_data, *data;
+    size_t len;
+};
+
+static void *view_after_reinit_thread(void *arg)
+{
+    struct view_after_reinit *v = arg;
+    const void *d = NULL; size_t n = 0;
+    shoal_ref old = SHOAL_REF_NULL;
+    v->put_rc = shoal_put("old store", 9, &old);
+    v->get1_rc = shoal_get(old, &d, &n);   /* the view is filled */
+    v->old_data = d;
+    pthread_barrier_wait(&bar);            /* main: shutdown, init, put */
+    pthread_barrier_wait(&bar);
+    d = NULL;
+    n = 0;
+    v->get_rc = shoal_get(v->fresh, &d, &n);
+    v->data = d;
+    v->len = n;
+    return NULL;
+}
+
+static void test_view_after_reinit(void)
+{
+    test_reset();
+    struct view_after_reinit v;
+    memset(&v, 0, sizeof v);
+    shoal_config c = shoal_test_config();
+    pthread_t t = run_then_shutdown(&c, view_after_reinit_thread, &v);
+    /* Hold a page of the old span (if nothing else took it), so the new span is elsewhere. */
+    long pg = sysconf(_SC_PAGESIZE);
+    void *at = (void *)((uintptr_t)v.old_data & ~(uintptr_t)(pg - 1));
+    void *hold = v.old_data ? mmap(at, (size_t)pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+                                   MAP_FIXED_NOREPLACE, -1, 0) : MAP_FAILED;
+    int rc = shoal_init(&c);
+    CHECK_OK(rc);
+    const void *d = NULL; size_t n = 0;
+    if (rc == 0) {
+        CHECK_OK(shoal_put("new store", 9, &v.fresh));
+        CHECK_OK(shoal_get(v.fresh, &d, &n));
+    }
+    pthread_barrier_wait(&bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&bar);
+    CU_ASSERT_EQUAL(v.put_rc, 0);
+    CU_ASSERT_EQUAL(v.get1_rc, 0);
+    CU_ASSERT_EQUAL(v.get_rc, 0);
+    if (v.data != d)
+        fprintf(stderr, "a thread's get after re-init returned %p, main's %p: its old view was "
+                        "used\n", v.data, d);
+    CU_ASSERT_PTR_EQUAL(v.data, d);
+    CU_ASSERT_EQUAL(v.len, 9);
+    if (rc == 0) {
+        CHECK_OK(shoal_release(v.fresh));
+        CHECK_OK(shoal_shutdown());
+    }
+    if (hold != MAP_FAILED)
+        munmap(hold, (size_t)pg);
 }
 
 /* A thread that filled its slot and allocation caches in one store keeps living into the
@@ -562,6 +641,7 @@ int main(void)
         { "old refs never name a new store's objects", test_old_refs_after_reinit },
         { "thread whose cache predates init", test_thread_cache_predates_init },
         { "thread whose cache outlives its store", test_thread_cache_outlives_store },
+        { "a thread's old view is not used for the next store's objects", test_view_after_reinit },
         { "thread caches across shutdown and re-init", test_thread_caches_across_reinit },
         { "bad configs answer EINVAL", test_bad_config },
         { "synthetic topology with 2 NUMA nodes", test_synthetic_topology },
