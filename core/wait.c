@@ -36,7 +36,6 @@
                                            (sched/park.c), and without futex_waitv this
                                            is how often it looks for work */
 
-static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
 static inline _Atomic uint32_t *wake_word(shoal__rt_t *rt, uint64_t idx)
 {
@@ -189,7 +188,7 @@ static int wait_refs(const shoal_ref refs[], size_t n, size_t num_ready, int64_t
         }
         if (spins < SPINS) {
             spins++;
-            cpu_relax();
+            shoal__cpu_relax();
             continue;
         }
         uint64_t now = shoal__now_ns();

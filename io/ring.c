@@ -173,7 +173,7 @@ int shoal__iosync_wait(shoal__iosync *s, bool help)
             continue;
         }
         if (spins++ < WAIT_SPINS) {
-            __builtin_ia32_pause();
+            shoal__cpu_relax();
             continue;
         }
         /* A worker naps 1 ms at most so that it comes back to run new tasks. */

@@ -1,6 +1,6 @@
 /* compiler.h - the compiler hints and attributes every layer uses (branch weights, cold
- * paths, hidden visibility, the cache-line size) and the intrusive list macros. Bottom of
- * the stack: includes nothing of shoal's. Internal. */
+ * paths, hidden visibility, the cache-line size, the spin-wait pause) and the intrusive list
+ * macros. Bottom of the stack: includes nothing of shoal's. Internal. */
 #ifndef SHOAL_OS_COMPILER_H
 #define SHOAL_OS_COMPILER_H
 
@@ -9,6 +9,10 @@
 #define SHOAL__COLD __attribute__((noinline, cold))
 #define SHOAL__HIDDEN __attribute__((visibility("hidden")))
 #define SHOAL__CACHELINE 64
+
+/* One step of a spin-wait: tells the core (and a hypervisor's pause-loop exiting) that
+ * this thread is waiting, and gives the other hyperthread its resources. */
+static inline void shoal__cpu_relax(void) { __builtin_ia32_pause(); }
 
 /* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
  * next and prev, head points at the first node. The caller holds the list's lock. */

@@ -187,7 +187,6 @@ static inline struct shoal__actor *enter(const char *who, uint64_t id, int *err)
 
 /* ---- the mailbox ---------------------------------------------------------------------- */
 
-static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
 /* What await_call polls besides head: stopping, or work w would run. Hints, as an idle
  * worker's spin polls them (park.c): the injection queues' cells rather than
@@ -223,7 +222,7 @@ static uintptr_t await_call(struct shoal__actor *a, struct shoal__worker *w)
     uint64_t t0 = shoal__now_ns();
     uintptr_t h;
     for (unsigned i = 1;; i++) {
-        cpu_relax();
+        shoal__cpu_relax();
         /* seq_cst: a holder's load of head, as in next_call (CLOSED); the CAS that takes
          * a chain acquires the calls' blocks. */
         h = atomic_load_explicit(&a->head, memory_order_seq_cst);

@@ -23,7 +23,6 @@
 #define SPIN_NS 20000
 #define YIELD_AFTER_NS 5000
 
-static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
 /* A wake in flight: a waker bumped seq and woke a sleeper that has not come back yet (the
  * woken thread may wait milliseconds for a core on a loaded machine). Until a sleeper comes
@@ -249,7 +248,7 @@ bool shoal__idle(struct shoal__sched *s, struct shoal__worker *w, bool *spinning
                     sched_yield();
                     continue;
                 }
-                cpu_relax();
+                shoal__cpu_relax();
                 if ((i & 63) == 0) {
                     /* A thread that submits and runs its own tasks (submit.c,
                      * shoal__run_own) takes them from the global queue before this
