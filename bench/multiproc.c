@@ -13,6 +13,7 @@
 
 #include "shoal.h"
 #include "bench.h"
+#include "../tests/lib/fdio.h"   /* test_xfer: read or write exactly n bytes */
 
 extern char **environ;
 
@@ -23,21 +24,6 @@ extern char **environ;
 enum { OP_ATTACH = 1, OP_PUTSET, OP_GETLOOP, OP_PUTS, OP_RELEASE_ALL, OP_ATTACH_TIMES, OP_BYE };
 struct op { uint64_t code, a, b, c; };
 struct rep { int64_t rc; double v; uint64_t n; };
-
-static int xfer(int fd, void *p, size_t n, int wr)
-{
-    char *c = p;
-    while (n) {
-        ssize_t r = wr ? write(fd, c, n) : read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 static volatile uintptr_t sink;
 
@@ -107,7 +93,7 @@ static int client_main(int fd, const char *name)
     for (;;) {
         struct op m;
         struct rep r = { 0, 0, 0 };
-        if (xfer(fd, &m, sizeof m, 0))
+        if (test_xfer(fd, &m, sizeof m, 0))
             return 0;
         switch (m.code) {
         case OP_ATTACH:
@@ -116,19 +102,19 @@ static int client_main(int fd, const char *name)
         case OP_PUTSET:    /* a: how many; the refs go back as 8 encoded bytes each */
             r.rc = put_set(set, m.a, 1000000);
             r.n = m.a;
-            if (xfer(fd, &r, sizeof r, 1))
+            if (test_xfer(fd, &r, sizeof r, 1))
                 return 0;
             for (size_t i = 0; i < m.a && r.rc == 0; i++) {
                 unsigned char b[8];
                 shoal_ref_encode(set[i], b);
-                if (xfer(fd, b, 8, 1))
+                if (test_xfer(fd, b, 8, 1))
                     return 0;
             }
             continue;
         case OP_GETLOOP: { /* a: how many owner refs follow; b: gets; c: 1 = wide order */
             for (size_t i = 0; i < m.a; i++) {
                 unsigned char b[8];
-                if (xfer(fd, b, 8, 0))
+                if (test_xfer(fd, b, 8, 0))
                     return 0;
                 owner_refs[i] = shoal_ref_decode(b);
             }
@@ -177,7 +163,7 @@ static int client_main(int fd, const char *name)
                 r.n = (uint64_t)(d.median * 1000.0);
                 /* min and max ride in a second reply */
                 struct rep r2 = { 0, a.min, (uint64_t)(a.max * 1000.0) };
-                if (xfer(fd, &r, sizeof r, 1) || xfer(fd, &r2, sizeof r2, 1))
+                if (test_xfer(fd, &r, sizeof r, 1) || test_xfer(fd, &r2, sizeof r2, 1))
                     return 0;
                 continue;
             }
@@ -185,13 +171,13 @@ static int client_main(int fd, const char *name)
         }
         case OP_BYE:
             r.rc = shoal_shutdown();
-            xfer(fd, &r, sizeof r, 1);
+            test_xfer(fd, &r, sizeof r, 1);
             return 0;
         }
         if (r.rc && r.rc != -999)
             fprintf(stderr, "[multiproc client %d] op %llu: %s\n", (int)getpid(),
                     (unsigned long long)m.code, shoal_last_error());
-        if (xfer(fd, &r, sizeof r, 1))
+        if (test_xfer(fd, &r, sizeof r, 1))
             return 0;
     }
 }
@@ -224,7 +210,7 @@ static struct rep call(struct child *c, uint64_t code, uint64_t a, uint64_t b, u
 {
     struct op m = { code, a, b, cc };
     struct rep r = { -999, 0, 0 };
-    if (xfer(c->fd, &m, sizeof m, 1) || xfer(c->fd, &r, sizeof r, 0))
+    if (test_xfer(c->fd, &m, sizeof m, 1) || test_xfer(c->fd, &r, sizeof r, 0))
         r.rc = -999;
     return r;
 }
@@ -256,7 +242,7 @@ static void bench_gets(struct child *c, int wide)
     if (r.rc == 0)
         for (size_t i = 0; i < n; i++) {
             unsigned char b[8];
-            if (xfer(c->fd, b, 8, 0)) {
+            if (test_xfer(c->fd, b, 8, 0)) {
                 r.rc = -999;
                 break;
             }
@@ -289,18 +275,18 @@ static void bench_gets(struct child *c, int wide)
     int ok = 1;
     for (int k = 0; k < reps && ok; k++) {
         struct op m = { OP_GETLOOP, n, gets, (uint64_t)wide };
-        if (xfer(c->fd, &m, sizeof m, 1)) {
+        if (test_xfer(c->fd, &m, sizeof m, 1)) {
             ok = 0;
             break;
         }
         for (size_t i = 0; i < n; i++) {
             unsigned char bb[8];
             shoal_ref_encode(mine[i], bb);
-            if (xfer(c->fd, bb, 8, 1))
+            if (test_xfer(c->fd, bb, 8, 1))
                 ok = 0;
         }
         struct rep rr = { -999, 0, 0 };
-        if (!ok || xfer(c->fd, &rr, sizeof rr, 0) || rr.rc) {
+        if (!ok || test_xfer(c->fd, &rr, sizeof rr, 0) || rr.rc) {
             ok = 0;
             break;
         }
@@ -350,12 +336,12 @@ static void bench_puts(struct child *cl, int nclients)
         uint64_t t0 = bench_ns();
         for (int c = 0; c < nclients; c++) {
             struct op m = { OP_PUTS, n, 0, 0 };
-            xfer(cl[c].fd, &m, sizeof m, 1);
+            test_xfer(cl[c].fd, &m, sizeof m, 1);
         }
         int64_t bad = 0;
         for (int c = 0; c < nclients; c++) {
             struct rep r = { -999, 0, 0 };
-            if (xfer(cl[c].fd, &r, sizeof r, 0) || r.rc)
+            if (test_xfer(cl[c].fd, &r, sizeof r, 0) || r.rc)
                 bad = r.rc ? r.rc : -999;
         }
         double s = (double)(bench_ns() - t0) / 1e9;
@@ -376,7 +362,7 @@ static void bench_attach(struct child *c)
     int rounds = bench_quick() ? 20 : 100;
     struct rep r = call(c, OP_ATTACH_TIMES, (uint64_t)rounds, 0, 0);
     struct rep r2 = { -999, 0, 0 };
-    if (r.rc == 0 && xfer(c->fd, &r2, sizeof r2, 0))
+    if (r.rc == 0 && test_xfer(c->fd, &r2, sizeof r2, 0))
         r.rc = -999;
     if (r.rc) {
         bench_emit_error("multiproc attach", "shoal_attach", "us", NULL, failed("attach", r.rc));

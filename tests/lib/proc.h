@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "harness.h"
 
 /* Path of a program built into the same build directory as this suite:
@@ -79,23 +80,6 @@ static inline int test_private_run_dir(char *dir, size_t n)
         return -1;
     }
     return setenv("SHOAL_RUN_DIR", dir, 1);
-}
-
-/* Read (writing 0) or write exactly n bytes on fd, retrying EINTR: 0, or -1 when the other
- * end closed or failed (a child that died: its stderr says why). */
-static inline int test_xfer(int fd, void *p, size_t n, int writing)
-{
-    char *c = p;
-    while (n) {
-        ssize_t r = writing ? write(fd, c, n) : read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
 }
 
 /* Close fd (if >= 0) and wait for child pid: its exit code, 128 + the signal that killed
