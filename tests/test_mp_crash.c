@@ -10,7 +10,10 @@
  * count and the dying process's ledger can leak that one reference (include/shoal.h), as can
  * a death inside shoal_put_with_refs or the release of a list between the count and the
  * list's own record of it; such leaks are counted, must be one reference at most, on the
- * object of the call or the one its list names, and are undone by the test.
+ * object of the call or the one its list names, and are undone by the test. Then the same
+ * while the object the call touches is named by lists and a ref of it is in flight: a
+ * transfer or accept of a listed object (the dead client's, another's, the owner's), a
+ * put_with_refs and the release of an outer object while the listed one is in flight.
  * And a client that dies while its owner is still inside shoal_init (a breakpoint stops it
  * there) does not take the owner down.
  */
@@ -786,11 +789,12 @@ static void test_killed_accepting_other_clients_object(void)
 static shoal_ref outer;        /* the owner's object listing `inner` once (0: none) */
 static shoal_ref inner;        /* the object a list names and a ref in flight may hold */
 static shoal_ref dead_outer;   /* the dead client's object listing inner twice (0: none) */
+static shoal_ref helper_outer; /* the helper's object listing inner twice (0: none) */
 static uint64_t inner_who;     /* inner's bytes: 3000 of pat_fill(who, 1), or owner_obj's */
 
 static void lists_reset(void)
 {
-    outer = inner = dead_outer = SHOAL_REF_NULL;
+    outer = inner = dead_outer = helper_outer = SHOAL_REF_NULL;
 }
 
 static bool inner_ok(void)
@@ -812,6 +816,21 @@ static uint64_t prep_own_listed(struct mp_child *c)
     CU_ASSERT_EQUAL(m.rc, 0);
     inner = mp_bits_ref(m.a);
     CHECK_OK(shoal_put_with_refs("outer", 5, &inner, 1, &outer));
+    return m.a;
+}
+
+/* Its own object I, listed twice by an object of another client's (the call transfers I). */
+static uint64_t prep_own_listed_by_other(struct mp_child *c)
+{
+    warm(c);
+    lists_reset();
+    inner_who = 64;
+    struct mp_rep m = mp_call(c, MP_PUT, 3000, inner_who, 1, 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    inner = mp_bits_ref(m.a);
+    struct mp_rep o = mp_call(&helper, CR_PUT_REFS, m.a, 3000, 0, 0);
+    CU_ASSERT_EQUAL(o.rc, 0);
+    helper_outer = mp_bits_ref(o.a);
     return m.a;
 }
 
@@ -932,6 +951,13 @@ static int check_listed(const struct scen *sc, uint64_t ref)
         int orc = shoal_object_refs(outer, got, 4, &k);
         bad |= orc != 0 || k != 1 || got[0].id != inner.id || !inner_ok();
     }
+    if (helper_outer.id) {
+        shoal_ref got[4];
+        size_t k = 0;
+        int orc = shoal_object_refs(helper_outer, got, 4, &k);
+        bad |= orc != 0 || k != 2 || got[0].id != inner.id || got[1].id != inner.id ||
+               !inner_ok();
+    }
     if (bad)
         fprintf(stderr, "%s: a list's object (or the one in flight) no longer has its bytes "
                 "(get answers %d)\n", sc->name, shoal_get(inner, &(const void *){ 0 },
@@ -941,6 +967,9 @@ static int check_listed(const struct scen *sc, uint64_t ref)
     if (outer.id)
         CHECK_OK(shoal_release(outer));
     outer = SHOAL_REF_NULL;
+    if (helper_outer.id)
+        CU_ASSERT_EQUAL(mp_call(&helper, MP_RELEASE, mp_ref_bits(helper_outer), 0, 0, 0).rc, 0);
+    helper_outer = SHOAL_REF_NULL;
     uint32_t left = refs_of(inner), want = inner.id == owner_obj.id;
     if (bad || left != want) {
         if (left != want)
@@ -957,6 +986,12 @@ static void test_killed_transferring_listed_own_object(void)
 {
     scenario(&(struct scen){ "transfer own, listed", OP_TRANSFER, 0, prep_own_listed, 1, true,
                              check_listed }, false);
+}
+
+static void test_killed_transferring_own_object_listed_by_other(void)
+{
+    scenario(&(struct scen){ "transfer own, listed by another client", OP_TRANSFER, 0,
+                             prep_own_listed_by_other, 2, true, check_listed }, true);
 }
 
 static void test_killed_transferring_listed_owner_object(void)
@@ -1051,6 +1086,8 @@ static const shoal_test_case cases[] = {
     { "killed_freeing_owner_object_with_refs", test_killed_freeing_owner_object_with_refs },
     { "killed_transferring_listed_own_object", test_killed_transferring_listed_own_object },
     { "killed_transferring_listed_owner_object", test_killed_transferring_listed_owner_object },
+    { "killed_transferring_own_object_listed_by_other",
+      test_killed_transferring_own_object_listed_by_other },
     { "killed_accepting_listed_other_clients_object",
       test_killed_accepting_listed_other_clients_object },
     { "killed_accepting_listed_owner_object", test_killed_accepting_listed_owner_object },
