@@ -806,65 +806,78 @@ static bool inner_ok(void)
     return shoal_get(inner, &d, &n) == 0 && n == 3000 && pat_ok(d, n, inner_who, 1);
 }
 
+/* The common start: c warmed, and `inner` a new object of `by`'s (pattern who), or, with
+ * by NULL, the ref prep returned (the owner's object). */
+static uint64_t inner_prep(struct mp_child *c, struct mp_child *by, uint64_t who,
+                           uint64_t (*prep)(struct mp_child *c))
+{
+    uint64_t r;
+    if (prep) {
+        r = prep(c);
+    } else {
+        warm(c);
+        struct mp_rep m = mp_call(by, MP_PUT, 3000, who, 1, 0);
+        CU_ASSERT_EQUAL(m.rc, 0);
+        r = m.a;
+    }
+    lists_reset();
+    inner = mp_bits_ref(r);
+    inner_who = who;
+    return r;
+}
+
+/* An object of the owner's listing inner once. */
+static void owner_lists_inner(void)
+{
+    CHECK_OK(shoal_put_with_refs("outer", 5, &inner, 1, &outer));
+}
+
+/* An object of p's listing inner twice; its ref. */
+static shoal_ref lists_inner_twice(struct mp_child *p)
+{
+    struct mp_rep o = mp_call(p, CR_PUT_REFS, mp_ref_bits(inner), 3000, 0, 0);
+    CU_ASSERT_EQUAL(o.rc, 0);
+    return mp_bits_ref(o.a);
+}
+
 /* Its own object I, listed by an object of the owner's (the call transfers I). */
 static uint64_t prep_own_listed(struct mp_child *c)
 {
-    warm(c);
-    lists_reset();
-    inner_who = 60;
-    struct mp_rep m = mp_call(c, MP_PUT, 3000, inner_who, 1, 0);
-    CU_ASSERT_EQUAL(m.rc, 0);
-    inner = mp_bits_ref(m.a);
-    CHECK_OK(shoal_put_with_refs("outer", 5, &inner, 1, &outer));
-    return m.a;
+    uint64_t r = inner_prep(c, c, 60, NULL);
+    owner_lists_inner();
+    return r;
 }
 
 /* Its own object I, listed twice by an object of another client's (the call transfers I). */
 static uint64_t prep_own_listed_by_other(struct mp_child *c)
 {
-    warm(c);
-    lists_reset();
-    inner_who = 64;
-    struct mp_rep m = mp_call(c, MP_PUT, 3000, inner_who, 1, 0);
-    CU_ASSERT_EQUAL(m.rc, 0);
-    inner = mp_bits_ref(m.a);
-    struct mp_rep o = mp_call(&helper, CR_PUT_REFS, m.a, 3000, 0, 0);
-    CU_ASSERT_EQUAL(o.rc, 0);
-    helper_outer = mp_bits_ref(o.a);
-    return m.a;
+    uint64_t r = inner_prep(c, c, 64, NULL);
+    helper_outer = lists_inner_twice(&helper);
+    return r;
 }
 
 /* The owner's object, retained by the client and listed by another object of the owner's. */
 static uint64_t prep_owner_held_listed(struct mp_child *c)
 {
-    uint64_t r = prep_owner_held(c);
-    lists_reset();
-    inner = owner_obj;
-    CHECK_OK(shoal_put_with_refs("outer", 5, &inner, 1, &outer));
+    uint64_t r = inner_prep(c, NULL, 0, prep_owner_held);
+    owner_lists_inner();
     return r;
 }
 
 /* Another client's object in flight (its only reference besides the list; the call accepts). */
 static uint64_t prep_other_sent_listed(struct mp_child *c)
 {
-    warm(c);
-    lists_reset();
-    inner_who = 61;
-    struct mp_rep m = mp_call(&helper, MP_PUT, 3000, inner_who, 1, 0);
-    CU_ASSERT_EQUAL(m.rc, 0);
-    inner = mp_bits_ref(m.a);
-    CHECK_OK(shoal_put_with_refs("outer", 5, &inner, 1, &outer));
-    CU_ASSERT_EQUAL(mp_call(&helper, CR_TRANSFER, m.a, 0, 0, 0).rc, 0);
-    return m.a;
+    uint64_t r = inner_prep(c, &helper, 61, NULL);
+    owner_lists_inner();
+    CU_ASSERT_EQUAL(mp_call(&helper, CR_TRANSFER, r, 0, 0, 0).rc, 0);
+    return r;
 }
 
 /* The owner's object, one reference of the owner's in flight, listed by another of its objects. */
 static uint64_t prep_owner_sent_listed(struct mp_child *c)
 {
-    uint64_t r = prep_owner_sent(c);
-    lists_reset();
-    inner = owner_obj;
-    CHECK_OK(shoal_put_with_refs("outer", 5, &inner, 1, &outer));
+    uint64_t r = inner_prep(c, NULL, 0, prep_owner_sent);
+    owner_lists_inner();
     return r;
 }
 
@@ -872,31 +885,19 @@ static uint64_t prep_owner_sent_listed(struct mp_child *c)
  * inside shoal_transfer); the call lists I in a new object of its own. */
 static uint64_t prep_inflight_put_refs(struct mp_child *c)
 {
-    warm(c);
-    lists_reset();
-    inner_who = 62;
-    struct mp_rep m = mp_call(c, MP_PUT, 3000, inner_who, 1, 0);
-    CU_ASSERT_EQUAL(m.rc, 0);
-    inner = mp_bits_ref(m.a);
-    CU_ASSERT_EQUAL(mp_call(c, CR_XFER_STUCK, m.a, 0, 0, 0).rc, 0);
-    return m.a;
+    uint64_t r = inner_prep(c, c, 62, NULL);
+    CU_ASSERT_EQUAL(mp_call(c, CR_XFER_STUCK, r, 0, 0, 0).rc, 0);
+    return r;
 }
 
 /* As above, I listed twice by an object O of the client's, which the call releases. */
 static uint64_t prep_inflight_release_outer(struct mp_child *c)
 {
-    warm(c);
-    lists_reset();
-    inner_who = 63;
-    struct mp_rep m = mp_call(c, MP_PUT, 3000, inner_who, 1, 0);
-    CU_ASSERT_EQUAL(m.rc, 0);
-    inner = mp_bits_ref(m.a);
-    struct mp_rep o = mp_call(c, CR_PUT_REFS, m.a, 3000, 0, 0);
-    CU_ASSERT_EQUAL(o.rc, 0);
-    dead_outer = mp_bits_ref(o.a);
-    CU_ASSERT_EQUAL(mp_call(c, CR_XFER_STUCK, m.a, 0, 0, 0).rc, 0);
+    uint64_t r = inner_prep(c, c, 63, NULL);
+    dead_outer = lists_inner_twice(c);
+    CU_ASSERT_EQUAL(mp_call(c, CR_XFER_STUCK, r, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(refs_of(inner), 3);
-    return o.a;
+    return mp_ref_bits(dead_outer);
 }
 
 /* After the death (or the clean run): inner holds refs_after references besides one in
