@@ -13,11 +13,43 @@
 
 /* ---- taking the references ---------------------------------------------------------------- */
 
+/* A list's reference on ref, taken or dropped: in a published or attached store the list
+ * holds of its object (layout/mpseg.h) count it too, so that the owner recovering a dead
+ * process never takes a list's reference for that process's. The count goes up before the
+ * object's and down after it: it never reads low. */
+static int list_take(shoal_ref ref)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t idx = shoal__id_idx(ref.id), gen = shoal__id_gen(ref.id);
+    bool mp = unlikely(shoal__holds != NULL) && shoal__id_host(ref.id) == 0 && idx != 0 &&
+              idx < rt->nslots;
+    if (mp) {
+        shoal__gcount_add(shoal__lists_of(idx), gen, 1);
+        /* release: pairs with the acquire load of the word in the owner's release_one
+         * (mproc/publish.c): an owner that sees the reference below sees this count. */
+        atomic_thread_fence(memory_order_release);
+    }
+    int rc = shoal__ref_take(ref, false);
+    if (unlikely(rc) && mp)
+        shoal__gcount_add(shoal__lists_of(idx), gen, -1);
+    return rc;
+}
+
+static int list_drop(shoal_ref ref, uint64_t *last)
+{
+    int rc = shoal__unref(ref, false, last);
+    /* After the object's count (a death between leaves it one high: a leak at worst). An
+     * owner that read the word before this drop fails its CAS and reads both again. */
+    if (rc == 0 && unlikely(shoal__holds != NULL))
+        shoal__gcount_add(shoal__lists_of(shoal__id_idx(ref.id)), shoal__id_gen(ref.id), -1);
+    return rc;
+}
+
 void shoal__refs_untake(const shoal_ref refs[], size_t n)
 {
     uint64_t last;
     for (size_t i = 0; i < n; i++)
-        if (shoal__unref(refs[i], false, &last) == 0 && last != 0)
+        if (list_drop(refs[i], &last) == 0 && last != 0)
             /* The caller's own reference went meanwhile (it broke the contract by releasing
              * while putting): this was the last one, so it is freed here as by any release. */
             shoal__refs_free_one(shoal__rt, (uint32_t)shoal__id_idx(refs[i].id), last);
@@ -42,7 +74,7 @@ int shoal__refs_take(const shoal_ref refs[], size_t n, const char *call)
     if (unlikely(rc))
         return rc;
     for (size_t i = 0; i < n; i++) {
-        rc = shoal__ref_take(refs[i], false);
+        rc = list_take(refs[i]);
         if (unlikely(rc)) {
             char msg[200];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
@@ -67,7 +99,7 @@ int shoal__refs_put_take(shoal__rt_t *rt, uint32_t idx, const shoal_ref refs[], 
         shoal__slot_tag(rt, idx, SHOAL__W_CACHED | rt->proc);
     __atomic_fetch_or(&s->aux, SHOAL__AUX_REFS, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++) {
-        int rc = shoal__ref_take(refs[i], false);
+        int rc = list_take(refs[i]);
         if (likely(rc == 0)) {
             /* After the take: a death between the two leaks that one reference, never
              * drops one not taken. */
@@ -81,7 +113,7 @@ int shoal__refs_put_take(shoal__rt_t *rt, uint32_t idx, const shoal_ref refs[], 
         uint64_t last;
         while (i-- > 0) {
             __atomic_store_n(&tr->link, (uint32_t)i, __ATOMIC_RELAXED);
-            if (shoal__unref(refs[i], false, &last) == 0 && last != 0)
+            if (list_drop(refs[i], &last) == 0 && last != 0)
                 shoal__refs_free_one(rt, (uint32_t)shoal__id_idx(refs[i].id), last);
         }
         __atomic_fetch_and(&s->aux, ~SHOAL__AUX_REFS, __ATOMIC_RELAXED);
@@ -152,7 +184,7 @@ static void push(struct dropper *d, uint32_t idx, uint64_t oldw)
 static void drop_one(struct dropper *d, uint64_t id)
 {
     uint64_t last;
-    if (shoal__unref((shoal_ref){ id }, false, &last) != 0 || last == 0)
+    if (list_drop((shoal_ref){ id }, &last) != 0 || last == 0)
         return;
     uint32_t idx = (uint32_t)shoal__id_idx(id);
     if (__atomic_load_n(&d->rt->slots[idx].aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS)

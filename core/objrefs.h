@@ -9,7 +9,10 @@
  * last reference can read it; it holds IDs only. The object holds one reference on each
  * listed object, kept out of every process's reference ledger (mproc/): those references
  * belong to the object, not to the process that put it, so a put-and-die client does not
- * take them along, and whichever process frees the object drops them.
+ * take them along, and whichever process frees the object drops them. In a published or
+ * attached store they are counted per listed object instead (the list holds,
+ * layout/mpseg.h), so that the owner, dropping what a dead process held, knows them as
+ * holders and never takes one for the dead process's.
  *
  * When the object is freed, its freer releases the list (shoal__refs_free) and, before the
  * bytes go, rewrites s->len to the whole allocation's length and clears the flag: every

@@ -4,7 +4,8 @@
  * counters, published per-worker counters, and the per-process reference ledger ("holds").
  * Internal: never installed.
  *
- * Segment layout: [shoal__hdr][shoal__mp at hdr->ext_off][chunk map][worker stats][slots].
+ * Segment layout: [shoal__hdr][shoal__mp at hdr->ext_off][chunk map][worker stats]
+ * [in-flight table][list holds][slots].
  * Offsets only; every process maps the same memfd.
  *
  * Trust: every attached process (same uid) can write all of this. The owner reads what a
@@ -33,6 +34,10 @@
  *                    0 = never used; generation 0 with count -1 = a slot in this process's
  *                    caches (SHOAL__HOLDS_CACHED). CAS by this process only, read by the
  *                    owner after the process is gone.
+ *   lists[idx]       list holds: [63..32] generation, [31..0] signed count of the references
+ *                    that lists of objects with refs (core/objrefs.h) hold on that object, a
+ *                    count no ledger has. CAS by whichever process takes or drops such a
+ *                    reference; read by the owner when a process dies (below).
  *
  * Crash windows. Any process can die at any instruction; what it was doing must only ever
  * leak, and the owner reclaims the leak when it processes the death:
@@ -44,10 +49,13 @@
  *     its allocator's drainer claims it; the owner claims those of a releaser that died
  *     before pushing them (for a live client's object, whose stack may or may not hold it,
  *     it forwards the bytes in a slot of its own: publish.c, forward_bytes).
+ *   - the list holds go up before a list's reference is taken and down after it is
+ *     dropped: one too high at worst, so the owner's cap is never too high (below).
  *   - what can stay leaked: the reference a retain or release was taking or dropping (on
  *     the object, not in the ledger), free slots moving between a thread cache and the
  *     shared list, and a forwarded slot's index. Never bytes or a live object's
- *     reference. tests/test_mp_crash.c kills a client at every instruction of such calls.
+ *     reference. tests/test_mp_crash.c kills a client at every instruction of such calls,
+ *     also while what it holds is named by lists and in flight.
  */
 #ifndef SHOAL_LAYOUT_MPSEG_H
 #define SHOAL_LAYOUT_MPSEG_H
@@ -186,6 +194,7 @@ struct shoal__geo {
     _Atomic uint32_t *map;        /* chunk map, node-major */
     struct shoal__wstat *wstats;
     struct shoal__inflight *xfer;     /* the in-flight table */
+    _Atomic uint64_t *lists;      /* list holds, one entry per slot */
     unsigned shift;               /* chunk size = 1 << shift */
     uint64_t nchunks;             /* per node */
 };
@@ -207,6 +216,23 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
 {
     (void)rt;
     return shoal__geo.wstats;
+}
+/* ---- list holds (core/objrefs.c) -----------------------------------------------------------
+ * When a process dies the owner drops what its ledger says it held, capped at the object's
+ * count minus the holders it knows about, because a ledger can be one too high for a moment
+ * (a ref going into or out of flight, above). The references that lists hold on their objects
+ * are in no ledger, so they are counted here, per object: without them the cap is too high
+ * and the owner drops a list's reference, freeing an object that a list still names.
+ * The count never reads low to the owner: it is raised before the object's count (with a
+ * release fence, so that an owner that sees the new count also sees the raise) and lowered
+ * after it; the owner reads the word, then this, and drops only with a CAS against the word
+ * it read (publish.c, release_one). A process that dies between the two leaves it one too
+ * high for that object's life: the owner may then keep a reference it could have dropped (a
+ * leak), never the reverse. A newer generation resets the entry; an older one's update is
+ * dropped (that object is gone). */
+static inline _Atomic uint64_t *shoal__lists_of(uint64_t idx)
+{
+    return &shoal__geo.lists[idx];
 }
 
 /* ---- counting bytes and objects ------------------------------------------------------------ */
@@ -352,12 +378,11 @@ extern _Atomic uint64_t *shoal__holds;
  * no object has and the next object in the slot replaces, and a count that counts nothing. */
 #define SHOAL__HOLDS_CACHED UINT64_C(0xffffffff)
 
-/* Record d references taken (d > 0) or dropped (d < 0) on (idx, gen) by this process.
- * About 5 ns (one uncontended CAS on a line only this process writes). A newer generation
- * resets the entry; an update for an older one is dropped (that object is gone). */
-static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
+/* Add d to the count of (idx, gen) in a [generation | signed count] entry (a ledger's, or the
+ * list holds): a newer generation resets the entry; an update for an older one is dropped
+ * (that object is gone). relaxed: see each caller for what orders it. */
+static inline void shoal__gcount_add(_Atomic uint64_t *e, uint64_t gen, int32_t d)
 {
-    _Atomic uint64_t *e = &shoal__holds[idx];
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
     do {
         uint64_t g = v >> 32;
@@ -367,10 +392,23 @@ static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
             nv = (gen << 32) | (uint32_t)d;
         else
             return;
-        /* relaxed: the owner reads the ledger only after this process is gone (its socket
-         * closed), which orders every write before the read. */
     } while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
                                                     memory_order_relaxed));
+}
+
+/* The positive count an entry keeps for (idx, gen), 0 for another generation. */
+static inline uint32_t shoal__gcount_of(uint64_t v, uint64_t gen)
+{
+    return (v >> 32) == gen && (int32_t)(uint32_t)v > 0 ? (uint32_t)v : 0;
+}
+
+/* Record d references taken (d > 0) or dropped (d < 0) on (idx, gen) by this process.
+ * About 5 ns (one uncontended CAS on a line only this process writes). relaxed: the owner
+ * reads the ledger only after this process is gone (its socket closed), which orders every
+ * write before the read. */
+static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
+{
+    shoal__gcount_add(&shoal__holds[idx], gen, d);
 }
 
 #endif

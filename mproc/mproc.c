@@ -19,9 +19,9 @@ static unsigned chunk_shift_for(uint64_t node_span)
     return s;
 }
 
-struct ext_layout { unsigned shift; uint64_t nchunks, head, map, wstats, xfer, total; };
+struct ext_layout { unsigned shift; uint64_t nchunks, head, map, wstats, xfer, lists, total; };
 
-static struct ext_layout layout(unsigned nnodes, uint64_t node_span)
+static struct ext_layout layout(unsigned nnodes, uint64_t node_span, uint64_t nslots)
 {
     struct ext_layout l;
     l.shift = chunk_shift_for(node_span);
@@ -30,13 +30,15 @@ static struct ext_layout layout(unsigned nnodes, uint64_t node_span)
     l.map = round_up((uint64_t)nnodes * l.nchunks * sizeof(uint32_t), 4096);
     l.wstats = round_up(SHOAL__MAX_WSTATS * sizeof(struct shoal__wstat), 4096);
     l.xfer = round_up(sizeof(struct shoal__inflight), 4096);
-    l.total = l.head + l.map + l.wstats + l.xfer;
+    /* Sparse like the rest: only the pages of objects that lists name are ever touched. */
+    l.lists = round_up(nslots * sizeof(uint64_t), 4096);
+    l.total = l.head + l.map + l.wstats + l.xfer + l.lists;
     return l;
 }
 
-uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span)
+uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span, uint64_t nslots)
 {
-    return layout(nnodes, node_span).total;
+    return layout(nnodes, node_span, nslots).total;
 }
 
 static void adopt(const struct shoal__hdr *h, const struct ext_layout *l)
@@ -46,6 +48,7 @@ static void adopt(const struct shoal__hdr *h, const struct ext_layout *l)
     shoal__geo.map = (_Atomic uint32_t *)(b + h->ext_off + l->head);
     shoal__geo.wstats = (struct shoal__wstat *)(b + h->ext_off + l->head + l->map);
     shoal__geo.xfer = (struct shoal__inflight *)(b + h->ext_off + l->head + l->map + l->wstats);
+    shoal__geo.lists = (_Atomic uint64_t *)(b + h->ext_off + l->head + l->map + l->wstats + l->xfer);
     shoal__geo.shift = l->shift;
     shoal__geo.nchunks = l->nchunks;
 }
@@ -53,7 +56,7 @@ static void adopt(const struct shoal__hdr *h, const struct ext_layout *l)
 void shoal__mp_init(shoal__rt_t *rt)
 {
     struct shoal__hdr *h = rt->hdr;
-    struct ext_layout l = layout(rt->nnodes, rt->node_span);
+    struct ext_layout l = layout(rt->nnodes, rt->node_span, rt->nslots);
     adopt(h, &l);
     struct shoal__mp *x = shoal__mp_of(rt);
     x->magic = SHOAL__MP_MAGIC;
@@ -79,7 +82,7 @@ int shoal__mp_check(const struct shoal__hdr *h, uint64_t seg_len)
     if (h->nnodes == 0 || h->nnodes > SHOAL__MAX_NODES || h->node_span == 0 ||
         h->node_span > ((uint64_t)1 << 47) || h->nslots < 2 || h->nslots > SHOAL__MAX_SLOTS)
         return -1;
-    struct ext_layout l = layout(h->nnodes, h->node_span);
+    struct ext_layout l = layout(h->nnodes, h->node_span, h->nslots);
     if (h->ext_off < sizeof *h || h->ext_off % 4096 || h->ext_off > seg_len ||
         l.total > seg_len - h->ext_off || h->slots_off < h->ext_off + l.total ||
         h->slots_off > seg_len || h->nslots * sizeof(shoal__slot) > seg_len - h->slots_off)

@@ -22,7 +22,7 @@ SHOAL__HIDDEN void shoal__estimate_resync(shoal__rt_t *rt);
 
 /* ---- segment set-up (mproc/mproc.c) ------------------------------------------------------ */
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */
-SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span);
+SHOAL__HIDDEN uint64_t shoal__mp_bytes(unsigned nnodes, uint64_t node_span, uint64_t nslots);
 /* Initialise the region at hdr->ext_off (owner, fresh zeroed segment) and make this process
  * index 0. Must run before the arenas are created: the allocator uses the chunk map. */
 SHOAL__HIDDEN void shoal__mp_init(shoal__rt_t *rt);

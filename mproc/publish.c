@@ -86,28 +86,9 @@ static char tag_listen, tag_event;   /* epoll data for the two non-connection fd
 
 /* ---- dropping what a gone process held ------------------------------------------------------ */
 
-/* Drop r references on (idx, gen), if it still names that object. */
-static void drop_refs(shoal__rt_t *rt, uint64_t idx, uint64_t gen, uint32_t r)
-{
-    shoal__slot *s = &rt->slots[idx];
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
-    uint32_t have;
-    do {
-        have = shoal__w_refs(w);
-        if (r == 0 || shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE || have == 0)
-            return;
-        if (have > r)
-            nw = w - r;
-        else
-            nw = shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
-        /* acq_rel: as shoal_release - the free that may follow sees every holder's release. */
-    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
-                                                    memory_order_relaxed));
-    if (have <= r)
-        shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
-}
-
-/* The positive references other live processes' ledgers (and ours) record on (idx, gen). */
+/* The references on (idx, gen) held by others than the gone process: what other live
+ * processes' ledgers (and ours) record, positive counts only; the lists of objects with
+ * refs that name it (layout/mpseg.h, list holds: in no ledger); and its refs in flight. */
 static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *except)
 {
     uint64_t sum = 0;
@@ -115,13 +96,10 @@ static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *ex
         const struct conn *c = pub.conns[i];
         if (!c || c == except || !c->l.e || c->state != SHOAL__CONN_ATTACHED)
             continue;
-        uint64_t v = atomic_load_explicit(&c->l.e[idx], memory_order_relaxed);
-        if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
-            sum += (uint32_t)v;
+        sum += shoal__gcount_of(atomic_load_explicit(&c->l.e[idx], memory_order_relaxed), gen);
     }
-    uint64_t v = atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed);
-    if ((v >> 32) == gen && (int32_t)(uint32_t)v > 0)
-        sum += (uint32_t)v;
+    sum += shoal__gcount_of(atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed), gen);
+    sum += shoal__gcount_of(atomic_load_explicit(shoal__lists_of(idx), memory_order_relaxed), gen);
     /* A ref in flight holds one (mproc/inflight.c). The gone process's ledger may still
      * count one it was sending or taking when it died: its record, still in flight, is
      * counted here as the holder, so that one is not dropped (layout/mpseg.h). */
@@ -152,7 +130,10 @@ static bool walk_ledger(shoal__rt_t *rt, const struct ledger *l,
 
 /* Drop what a gone process still held. A ref it handed to another process (retain, send)
  * that the receiver has not released yet counts as the sender's; we never drop below what
- * the other ledgers hold, so a receiver that retained the object for itself keeps it. */
+ * the other holders hold, so a receiver that retained the object for itself keeps it. The
+ * drop is a CAS against the word the holders were counted with: a list's reference taken
+ * or dropped meanwhile changes the word (its list hold moves before a take and after a
+ * drop, layout/mpseg.h), and everything is counted again. */
 static bool release_one(shoal__rt_t *rt, uint64_t i, uint64_t v, void *arg)
 {
     const struct conn *c = arg;
@@ -160,14 +141,28 @@ static bool release_one(shoal__rt_t *rt, uint64_t i, uint64_t v, void *arg)
     uint64_t gen = v >> 32;
     if (cnt <= 0)
         return false;
-    uint64_t w = atomic_load_explicit(&rt->slots[i].word, memory_order_relaxed);
-    if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE)
-        return false;
-    uint64_t refs = shoal__w_refs(w), others = held_by_others(i, gen, c);
-    uint64_t r = refs > others ? refs - others : 0;
-    if (r > (uint64_t)cnt)
-        r = (uint64_t)cnt;
-    drop_refs(rt, i, gen, (uint32_t)r);
+    shoal__slot *s = &rt->slots[i];
+    /* acquire: pairs with the release fence of a list's take (core/objrefs.c, list_take):
+     * a list's reference this word counts is in the list holds read after it. */
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire), nw;
+    for (;;) {
+        if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE || shoal__w_refs(w) == 0)
+            return false;
+        uint64_t refs = shoal__w_refs(w), others = held_by_others(i, gen, c);
+        uint64_t r = refs > others ? refs - others : 0;
+        if (r > (uint64_t)cnt)
+            r = (uint64_t)cnt;
+        if (r == 0)
+            return false;
+        nw = refs > r ? w - r : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
+        /* acq_rel: as shoal_release - the free that may follow sees every holder's release.
+         * acquire on failure: as the load above, for the next count. */
+        if (atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            break;
+    }
+    if (shoal__w_state(nw) == SHOAL__FREE)
+        shoal__free_routed(rt, &pub.t, (uint32_t)i, w);
     return false;
 }
 

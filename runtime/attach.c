@@ -47,6 +47,7 @@ static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
 {
     shoal__rt_t *rt = &c->rt;
     const char *bad = NULL;
+    char vbad[160];
     c->seg_fd = fds[0];
     c->holds_fd = fds[1];
     fds[0] = fds[1] = -1;
@@ -65,10 +66,15 @@ static int map_store(struct client *c, const struct shoal__welcome *w, int *fds)
     struct shoal__hdr *h = m == MAP_FAILED ? NULL : m;
     if (h) {
         rt->hdr = h;
-        if (h->magic != SHOAL__MAGIC || h->version != SHOAL__SEG_VERSION)
-            bad = "the segment is of another shoal version";
-        else if (h->nnodes != w->nnodes || h->node_span != w->node_span ||
-                 h->nslots != w->nslots || shoal__mp_check(h, c->seg_len) != 0)
+        if (h->magic != SHOAL__MAGIC)
+            bad = "the segment is not a shoal store's";
+        else if (h->version != SHOAL__SEG_VERSION) {
+            snprintf(vbad, sizeof vbad, "the store's segment is version %u and this library "
+                     "speaks version %u: attach with the same shoal release as the owner",
+                     h->version, SHOAL__SEG_VERSION);
+            bad = vbad;
+        } else if (h->nnodes != w->nnodes || h->node_span != w->node_span ||
+                   h->nslots != w->nslots || shoal__mp_check(h, c->seg_len) != 0)
             bad = "the segment header disagrees with the handshake";
     }
     if (bad) {

@@ -220,7 +220,7 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
      * used slabs, so that the byte count, not fragmentation, is what normally says "full". */
     rt->node_span = round_up(cap + cap / 16 + ((uint64_t)8 << 20), SHOAL__HUGE_SIZE);
     size_t ext_off = round_up(sizeof(struct shoal__hdr), 4096);
-    size_t slots_off = ext_off + shoal__mp_bytes(rt->nnodes, rt->node_span);
+    size_t slots_off = ext_off + shoal__mp_bytes(rt->nnodes, rt->node_span, nslots);
     p->seg_len = round_up(slots_off + nslots * sizeof(shoal__slot), 4096);
     void *m;
     void *at = shoal__seg_place(p->seg_len);   /* a dead table's range, or NULL (above) */

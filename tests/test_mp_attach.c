@@ -2,8 +2,9 @@
  * idle connections do not keep a real client out; a full process table answers SHOAL_EBUSY
  * with the limit; another user answers SHOAL_EPERM, never SHOAL_EIO "Broken pipe", from
  * either side; a store is shared by one user's processes only (root included); a client's
- * shoal_submit says that it runs no workers; and the owner takes a client's pid from the
- * kernel, not from its HELLO.
+ * shoal_submit says that it runs no workers; the owner takes a client's pid from the
+ * kernel, not from its HELLO; and a client refuses a segment of another layout version,
+ * naming both versions.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -209,6 +210,32 @@ static void test_client_submit_says_no_workers(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* A store laid out by another shoal version (here: one version older) is refused with
+ * SHOAL_EPROTO, and the message names both versions. */
+static void test_other_segment_version_is_named(void)
+{
+    mp_owner_start();
+    struct shoal__hdr *h = shoal__rt->hdr;
+    h->version = SHOAL__SEG_VERSION - 1;
+    struct mp_child c = mp_spawn();
+    CU_ASSERT_FATAL(c.pid > 0);
+    struct mp_rep m = mp_call(&c, MP_ATTACH, 0, 0, 0, 0);
+    h->version = SHOAL__SEG_VERSION;
+    char want[2][32];
+    snprintf(want[0], sizeof want[0], "version %u", SHOAL__SEG_VERSION - 1);
+    snprintf(want[1], sizeof want[1], "version %u", SHOAL__SEG_VERSION);
+    CU_ASSERT_EQUAL(m.rc, SHOAL_EPROTO);
+    CU_ASSERT(strstr(m.msg, want[0]) != NULL && strstr(m.msg, want[1]) != NULL);
+    if (m.rc != SHOAL_EPROTO || !strstr(m.msg, want[0]))
+        fprintf(stderr, "attach to a version %u segment: %lld (%s)\n", SHOAL__SEG_VERSION - 1,
+                (long long)m.rc, m.msg);
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);   /* the test's end of its pipe closes: it exits */
+    struct mp_child ok = mp_attached();   /* the store itself is fine */
+    CU_ASSERT_EQUAL(mp_call(&ok, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&ok), 0);
+    CHECK_OK(shoal_shutdown());
+}
+
 static const shoal_test_case cases[] = {
     { "idle_connections_never_lock_out", test_idle_connections_never_lock_out },
     { "full_process_table_says_ebusy", test_full_process_table_says_ebusy },
@@ -216,6 +243,7 @@ static const shoal_test_case cases[] = {
     { "root_and_other_users_store", test_root_and_other_users_store },
     { "client_submit_says_no_workers", test_client_submit_says_no_workers },
     { "hello_pid_from_the_kernel", test_hello_pid_from_the_kernel },
+    { "other_segment_version_is_named", test_other_segment_version_is_named },
     { NULL, NULL },
 };
 

@@ -10,7 +10,10 @@
  * count and the dying process's ledger can leak that one reference (include/shoal.h), as can
  * a death inside shoal_put_with_refs or the release of a list between the count and the
  * list's own record of it; such leaks are counted, must be one reference at most, on the
- * object of the call or the one its list names, and are undone by the test.
+ * object of the call or the one its list names, and are undone by the test. Then the same
+ * while the object the call touches is named by lists and a ref of it is in flight: a
+ * transfer or accept of a listed object (the dead client's, another's, the owner's), a
+ * put_with_refs and the release of an outer object while the listed one is in flight.
  * And a client that dies while its owner is still inside shoal_init (a breakpoint stops it
  * there) does not take the owner down.
  */
@@ -25,12 +28,16 @@
 #include "../alloc/chunks.h"
 #include "../alloc/arena.h"
 #include "../io/io.h"
+#include "../layout/mpseg.h"
 #include "lib/mp.h"
 
 enum { CR_RUN = MP_USER,     /* a=op b=ref c=len: stop, run the call, stop, reply (a=ref) */
        CR_TRANSFER,          /* a=ref: shoal_transfer untraced (XFER_TTL_NS) -> rc */
-       CR_PUT_REFS };        /* a=ref b=len: shoal_put_with_refs untraced, listing a twice
+       CR_PUT_REFS,          /* a=ref b=len: shoal_put_with_refs untraced, listing a twice
                                 -> rc, a=ref */
+       CR_XFER_STUCK };      /* a=ref: shoal_transfer, then the ledger put back as it was:
+                                what a thread of ours stopped inside shoal_transfer, between
+                                the record and the ledger, leaves (layout/mpseg.h) -> rc */
 enum { OP_PUT = 1, OP_CREATE_SEAL, OP_RETAIN, OP_RELEASE, OP_TRANSFER, OP_ACCEPT,
        OP_PUT_REFS };        /* b=ref: shoal_put_with_refs of c bytes listing b twice */
 #define XFER_TTL_NS (600ll * 1000000000)   /* no ref expires while a scenario looks */
@@ -40,8 +47,11 @@ static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
     static unsigned char buf[1u << 16];
     shoal_ref ref = mp_bits_ref(m->b), out = SHOAL_REF_NULL;
     size_t len = m->c < sizeof buf ? (size_t)m->c : sizeof buf;
-    if (m->code == CR_TRANSFER) {
-        r->rc = shoal_transfer(mp_bits_ref(m->a), XFER_TTL_NS);
+    if (m->code == CR_TRANSFER || m->code == CR_XFER_STUCK) {
+        shoal_ref x = mp_bits_ref(m->a);
+        r->rc = shoal_transfer(x, XFER_TTL_NS);
+        if (r->rc == 0 && m->code == CR_XFER_STUCK)
+            shoal__holds_add(shoal__id_idx(x.id), shoal__id_gen(x.id), 1);
         return;
     }
     if (m->code == CR_PUT_REFS) {
@@ -155,6 +165,8 @@ struct scen {
      * shoal_accept takes it) or gone with the dead process's (refs_after, and nothing is
      * in flight) - exactly one of the two, never a leak. */
     bool inflight;
+    /* Instead of check_after, after each death and after the clean run (the lists cases). */
+    int (*check)(const struct scen *sc, uint64_t ref);
 };
 
 static shoal_ref owner_obj;          /* the owner's object the scenarios share */
@@ -356,11 +368,15 @@ static void run_scenario(const struct scen *sc)
     CU_ASSERT_EQUAL(rep.rc, 0);
     CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(mp_reap(&c), 0);
-    if (sc->inflight && sc->op == OP_TRANSFER) {   /* what it sent: we take it back */
-        CHECK_OK(shoal_accept(mp_bits_ref(ref)));
-        CHECK_OK(shoal_release(mp_bits_ref(ref)));
+    if (sc->check) {
+        CU_ASSERT_FATAL(sc->check(sc, ref) >= 0);
+    } else {
+        if (sc->inflight && sc->op == OP_TRANSFER) {   /* what it sent: we take it back */
+            CHECK_OK(shoal_accept(mp_bits_ref(ref)));
+            CHECK_OK(shoal_release(mp_bits_ref(ref)));
+        }
+        CU_ASSERT_FATAL(mp_settle(base.bytes_used, base.objects_live, "a clean run"));
     }
-    CU_ASSERT_FATAL(mp_settle(base.bytes_used, base.objects_live, "a clean run"));
     /* Every instruction, or an even sample from a random start: at most 200 kills (20
      * under sanitizers; SHOAL_TEST_CRASH_KILLS=N for more, e.g. every instruction). */
     const char *e = getenv("SHOAL_TEST_CRASH_KILLS");
@@ -375,7 +391,7 @@ static void run_scenario(const struct scen *sc)
         CU_ASSERT_EQUAL_FATAL(got, k);
         kills++;
         CU_ASSERT_FATAL(mp_death_processed(seen));
-        int a = check_after(sc, ref);
+        int a = sc->check ? sc->check(sc, ref) : check_after(sc, ref);
         if (a < 0) {
             fprintf(stderr, "%s: killed after %ld of %ld instructions: the store lost or kept "
                     "something\n", sc->name, k, n);
@@ -422,36 +438,36 @@ static void scenario(const struct scen *sc, bool helped)
 
 static void test_killed_in_put(void)
 {
-    scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0, false }, false);
+    scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0, false, NULL }, false);
 }
 
 static void test_killed_in_create_seal(void)
 {
     scenario(&(struct scen){ "create+seal",
-                                 OP_CREATE_SEAL, 3000, prep_plain, 0, false }, false);
+                                 OP_CREATE_SEAL, 3000, prep_plain, 0, false, NULL }, false);
 }
 
 static void test_killed_freeing_own_object(void)
 {
-    scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0, false }, false);
+    scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0, false, NULL }, false);
 }
 
 static void test_killed_releasing_owner_object(void)
 {
     scenario(&(struct scen){ "release (owner's)",
-                                 OP_RELEASE, 0, prep_owner_held, 1, false }, false);
+                                 OP_RELEASE, 0, prep_owner_held, 1, false, NULL }, false);
 }
 
 static void test_killed_retaining_owner_object(void)
 {
     scenario(&(struct scen){ "retain (owner's)",
-                                 OP_RETAIN, 0, prep_owner_held, 1, false }, false);
+                                 OP_RETAIN, 0, prep_owner_held, 1, false, NULL }, false);
 }
 
 static void test_killed_freeing_other_clients_object(void)
 {
     scenario(&(struct scen){ "release (remote free)",
-                                 OP_RELEASE, 0, prep_other_clients, 0, false }, true);
+                                 OP_RELEASE, 0, prep_other_clients, 0, false, NULL }, true);
 }
 
 /* Objects that contain refs (issue 15.2) across processes: a client killed while it puts one
@@ -463,25 +479,25 @@ static void test_killed_freeing_other_clients_object(void)
 static void test_killed_putting_with_refs(void)
 {
     scenario(&(struct scen){ "put_with_refs",
-                                 OP_PUT_REFS, 3000, prep_put_refs, 1, false }, false);
+                                 OP_PUT_REFS, 3000, prep_put_refs, 1, false, NULL }, false);
 }
 
 static void test_killed_freeing_own_object_with_refs(void)
 {
     scenario(&(struct scen){ "release (free, with refs)", OP_RELEASE, 0, prep_own_with_refs,
-                                 0, false }, false);
+                                 0, false, NULL }, false);
 }
 
 static void test_killed_freeing_other_clients_object_with_refs(void)
 {
     scenario(&(struct scen){ "release (remote free, with refs)", OP_RELEASE, 0,
-                                 prep_other_clients_with_refs, 0, false }, true);
+                                 prep_other_clients_with_refs, 0, false, NULL }, true);
 }
 
 static void test_killed_freeing_owner_object_with_refs(void)
 {
     scenario(&(struct scen){ "release (owner's, with refs)", OP_RELEASE, 0,
-                                 prep_owner_with_refs, 0, false }, false);
+                                 prep_owner_with_refs, 0, false, NULL }, false);
 }
 
 /* ---- a client that dies while its owner is still starting ---------------------------------- */
@@ -741,24 +757,272 @@ static void test_killed_taking_chunks(void)
  * leaves the reference either in flight or with the dead process's (released). */
 static void test_killed_transferring_own_object(void)
 {
-    scenario(&(struct scen){ "transfer own", OP_TRANSFER, 0, prep_own, 0, true }, false);
+    scenario(&(struct scen){ "transfer own", OP_TRANSFER, 0, prep_own, 0, true, NULL }, false);
 }
 
 static void test_killed_transferring_owner_object(void)
 {
     scenario(&(struct scen){ "transfer owner's",
-                                 OP_TRANSFER, 0, prep_owner_held, 1, true }, false);
+                                 OP_TRANSFER, 0, prep_owner_held, 1, true, NULL }, false);
 }
 
 static void test_killed_accepting_owner_object(void)
 {
-    scenario(&(struct scen){ "accept owner's", OP_ACCEPT, 0, prep_owner_sent, 1, true }, false);
+    scenario(&(struct scen){ "accept owner's", OP_ACCEPT, 0, prep_owner_sent, 1, true, NULL },
+             false);
 }
 
 static void test_killed_accepting_other_clients_object(void)
 {
     scenario(&(struct scen){ "accept other client's",
-                                 OP_ACCEPT, 0, prep_other_sent, 0, true }, true);
+                                 OP_ACCEPT, 0, prep_other_sent, 0, true, NULL }, true);
+}
+
+/* ---- refs in flight x objects that contain refs -------------------------------------------
+ * A list's references are in no process's ledger (core/objrefs.h), and a dying process's
+ * ledger can be one too high while it moves a ref into or out of flight: the owner caps
+ * what it drops at the count minus the holders it knows of, lists' holds included
+ * (layout/mpseg.h, list holds). Each case kills a client at every instruction of a call
+ * while an object it holds is named by a list and (or) is in flight; afterwards every list
+ * must still resolve to its object's bytes, the ref in flight must still be accepted, and
+ * once the last holder goes everything is freed exactly once. */
+static shoal_ref outer;        /* the owner's object listing `inner` once (0: none) */
+static shoal_ref inner;        /* the object a list names and a ref in flight may hold */
+static shoal_ref dead_outer;   /* the dead client's object listing inner twice (0: none) */
+static shoal_ref helper_outer; /* the helper's object listing inner twice (0: none) */
+static uint64_t inner_who;     /* inner's bytes: 3000 of pat_fill(who, 1), or owner_obj's */
+
+static void lists_reset(void)
+{
+    outer = inner = dead_outer = helper_outer = SHOAL_REF_NULL;
+}
+
+static bool inner_ok(void)
+{
+    const void *d;
+    size_t n;
+    if (inner.id == owner_obj.id)
+        return owner_obj_ok();
+    return shoal_get(inner, &d, &n) == 0 && n == 3000 && pat_ok(d, n, inner_who, 1);
+}
+
+/* The common start: c warmed, and `inner` a new object of `by`'s (pattern who), or, with
+ * by NULL, the ref prep returned (the owner's object). */
+static uint64_t inner_prep(struct mp_child *c, struct mp_child *by, uint64_t who,
+                           uint64_t (*prep)(struct mp_child *c))
+{
+    uint64_t r;
+    if (prep) {
+        r = prep(c);
+    } else {
+        warm(c);
+        struct mp_rep m = mp_call(by, MP_PUT, 3000, who, 1, 0);
+        CU_ASSERT_EQUAL(m.rc, 0);
+        r = m.a;
+    }
+    lists_reset();
+    inner = mp_bits_ref(r);
+    inner_who = who;
+    return r;
+}
+
+/* An object of the owner's listing inner once. */
+static void owner_lists_inner(void)
+{
+    CHECK_OK(shoal_put_with_refs("outer", 5, &inner, 1, &outer));
+}
+
+/* An object of p's listing inner twice; its ref. */
+static shoal_ref lists_inner_twice(struct mp_child *p)
+{
+    struct mp_rep o = mp_call(p, CR_PUT_REFS, mp_ref_bits(inner), 3000, 0, 0);
+    CU_ASSERT_EQUAL(o.rc, 0);
+    return mp_bits_ref(o.a);
+}
+
+/* Its own object I, listed by an object of the owner's (the call transfers I). */
+static uint64_t prep_own_listed(struct mp_child *c)
+{
+    uint64_t r = inner_prep(c, c, 60, NULL);
+    owner_lists_inner();
+    return r;
+}
+
+/* Its own object I, listed twice by an object of another client's (the call transfers I). */
+static uint64_t prep_own_listed_by_other(struct mp_child *c)
+{
+    uint64_t r = inner_prep(c, c, 64, NULL);
+    helper_outer = lists_inner_twice(&helper);
+    return r;
+}
+
+/* The owner's object, retained by the client and listed by another object of the owner's. */
+static uint64_t prep_owner_held_listed(struct mp_child *c)
+{
+    uint64_t r = inner_prep(c, NULL, 0, prep_owner_held);
+    owner_lists_inner();
+    return r;
+}
+
+/* Another client's object in flight (its only reference besides the list; the call accepts). */
+static uint64_t prep_other_sent_listed(struct mp_child *c)
+{
+    uint64_t r = inner_prep(c, &helper, 61, NULL);
+    owner_lists_inner();
+    CU_ASSERT_EQUAL(mp_call(&helper, CR_TRANSFER, r, 0, 0, 0).rc, 0);
+    return r;
+}
+
+/* The owner's object, one reference of the owner's in flight, listed by another of its objects. */
+static uint64_t prep_owner_sent_listed(struct mp_child *c)
+{
+    uint64_t r = inner_prep(c, NULL, 0, prep_owner_sent);
+    owner_lists_inner();
+    return r;
+}
+
+/* Its own object I, in flight with the client's ledger still counting it (a thread stopped
+ * inside shoal_transfer); the call lists I in a new object of its own. */
+static uint64_t prep_inflight_put_refs(struct mp_child *c)
+{
+    uint64_t r = inner_prep(c, c, 62, NULL);
+    CU_ASSERT_EQUAL(mp_call(c, CR_XFER_STUCK, r, 0, 0, 0).rc, 0);
+    return r;
+}
+
+/* As above, I listed twice by an object O of the client's, which the call releases. */
+static uint64_t prep_inflight_release_outer(struct mp_child *c)
+{
+    uint64_t r = inner_prep(c, c, 63, NULL);
+    dead_outer = lists_inner_twice(c);
+    CU_ASSERT_EQUAL(mp_call(c, CR_XFER_STUCK, r, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(refs_of(inner), 3);
+    return mp_ref_bits(dead_outer);
+}
+
+/* After the death (or the clean run): inner holds refs_after references besides one in
+ * flight - the call's transfer or accept leaves it in flight or not, exactly one of the two;
+ * the other calls find it in flight, and may leave the one reference they were taking or
+ * dropping (documented; we drop it). The lists resolve to inner's bytes; once the owner lets
+ * go of what it holds, inner is freed (or back to the owner's one reference) and the store's
+ * figures are where they were. 0 fine, 1 one leaked reference, -1 wrong. */
+static int check_listed(const struct scen *sc, uint64_t ref)
+{
+    (void)ref;
+    bool moves = sc->op == OP_TRANSFER || sc->op == OP_ACCEPT;
+    int leaked = 0;
+    if (!owner_obj_ok()) {
+        fprintf(stderr, "%s: the owner's object is gone or changed\n", sc->name);
+        return -1;
+    }
+    uint32_t d = dead_outer.id ? refs_of(dead_outer) : 0;
+    if (d > 1) {
+        fprintf(stderr, "%s: the dead client's object has %u references\n", sc->name, d);
+        return -1;
+    }
+    if (d == 1) {   /* the reference its release was dropping, leaked: its list goes now */
+        leaked = 1;
+        CHECK_OK(shoal_release(dead_outer));
+    }
+    uint32_t n = refs_of(inner);
+    int rc = shoal_accept(inner);
+    if (rc == 0 && n == 0) {
+        fprintf(stderr, "%s: a ref in flight names a freed object\n", sc->name);
+        return -1;
+    }
+    if (rc != 0 && !moves) {
+        fprintf(stderr, "%s: the ref in flight is lost (accept answers %d)\n", sc->name, rc);
+        return -1;
+    }
+    uint32_t held = n - (rc == 0);
+    if (held == sc->refs_after + 1 && !moves && !leaked) {
+        leaked = 1;
+        CHECK_OK(shoal_release(inner));   /* the reference a list was taking, leaked */
+    } else if (held != sc->refs_after) {
+        fprintf(stderr, "%s: the listed object has %u references besides %d in flight, not "
+                "%u\n", sc->name, held, rc == 0, sc->refs_after);
+        if (rc == 0)
+            shoal_release(inner);
+        return -1;
+    }
+    int bad = rc == 0 && !inner_ok();
+    if (outer.id) {
+        shoal_ref got[4];
+        size_t k = 0;
+        int orc = shoal_object_refs(outer, got, 4, &k);
+        bad |= orc != 0 || k != 1 || got[0].id != inner.id || !inner_ok();
+    }
+    if (helper_outer.id) {
+        shoal_ref got[4];
+        size_t k = 0;
+        int orc = shoal_object_refs(helper_outer, got, 4, &k);
+        bad |= orc != 0 || k != 2 || got[0].id != inner.id || got[1].id != inner.id ||
+               !inner_ok();
+    }
+    if (bad)
+        fprintf(stderr, "%s: a list's object (or the one in flight) no longer has its bytes "
+                "(get answers %d)\n", sc->name, shoal_get(inner, &(const void *){ 0 },
+                                                          &(size_t){ 0 }));
+    if (rc == 0)
+        CHECK_OK(shoal_release(inner));
+    if (outer.id)
+        CHECK_OK(shoal_release(outer));
+    outer = SHOAL_REF_NULL;
+    if (helper_outer.id)
+        CU_ASSERT_EQUAL(mp_call(&helper, MP_RELEASE, mp_ref_bits(helper_outer), 0, 0, 0).rc, 0);
+    helper_outer = SHOAL_REF_NULL;
+    uint32_t left = refs_of(inner), want = inner.id == owner_obj.id;
+    if (bad || left != want) {
+        if (left != want)
+            fprintf(stderr, "%s: once the lists are gone, the listed object has %u references, "
+                    "not %u\n", sc->name, left, want);
+        return -1;
+    }
+    if (!mp_settle(base.bytes_used, base.objects_live, sc->name))
+        return -1;
+    return leaked;
+}
+
+static void test_killed_transferring_listed_own_object(void)
+{
+    scenario(&(struct scen){ "transfer own, listed", OP_TRANSFER, 0, prep_own_listed, 1, true,
+                             check_listed }, false);
+}
+
+static void test_killed_transferring_own_object_listed_by_other(void)
+{
+    scenario(&(struct scen){ "transfer own, listed by another client", OP_TRANSFER, 0,
+                             prep_own_listed_by_other, 2, true, check_listed }, true);
+}
+
+static void test_killed_transferring_listed_owner_object(void)
+{
+    scenario(&(struct scen){ "transfer owner's, listed", OP_TRANSFER, 0, prep_owner_held_listed,
+                             2, true, check_listed }, false);
+}
+
+static void test_killed_accepting_listed_other_clients_object(void)
+{
+    scenario(&(struct scen){ "accept other client's, listed", OP_ACCEPT, 0,
+                             prep_other_sent_listed, 1, true, check_listed }, true);
+}
+
+static void test_killed_accepting_listed_owner_object(void)
+{
+    scenario(&(struct scen){ "accept owner's, listed", OP_ACCEPT, 0, prep_owner_sent_listed, 2,
+                             true, check_listed }, false);
+}
+
+static void test_killed_putting_with_refs_in_flight(void)
+{
+    scenario(&(struct scen){ "put_with_refs, listed ref in flight", OP_PUT_REFS, 3000,
+                             prep_inflight_put_refs, 0, true, check_listed }, false);
+}
+
+static void test_killed_releasing_outer_with_ref_in_flight(void)
+{
+    scenario(&(struct scen){ "release outer, listed ref in flight", OP_RELEASE, 0,
+                             prep_inflight_release_outer, 0, true, check_listed }, false);
 }
 
 /* A client's drain thread takes each entry off its remote-free stack before it claims it
@@ -821,6 +1085,15 @@ static const shoal_test_case cases[] = {
     { "killed_freeing_other_clients_object_with_refs",
       test_killed_freeing_other_clients_object_with_refs },
     { "killed_freeing_owner_object_with_refs", test_killed_freeing_owner_object_with_refs },
+    { "killed_transferring_listed_own_object", test_killed_transferring_listed_own_object },
+    { "killed_transferring_listed_owner_object", test_killed_transferring_listed_owner_object },
+    { "killed_transferring_own_object_listed_by_other",
+      test_killed_transferring_own_object_listed_by_other },
+    { "killed_accepting_listed_other_clients_object",
+      test_killed_accepting_listed_other_clients_object },
+    { "killed_accepting_listed_owner_object", test_killed_accepting_listed_owner_object },
+    { "killed_putting_with_refs_in_flight", test_killed_putting_with_refs_in_flight },
+    { "killed_releasing_outer_with_ref_in_flight", test_killed_releasing_outer_with_ref_in_flight },
     { NULL, NULL },
 };
 

@@ -1,6 +1,8 @@
 /* soak.c - the multi-process chaos soak (`make soak DURATION=seconds`): an owner with a small
  * spilling store and several attached clients put, create+seal, get, retain, release, post
- * refs on a shared board that the others read, write objects to files and read them back;
+ * refs on a shared board that the others read, mail each other objects with refs whose
+ * listed object is in flight too (shoal_put_with_refs, shoal_transfer, shoal_accept), write
+ * objects to files and read them back;
  * the owner also runs tasks on REF arguments (its own objects and the clients', some not
  * sealed yet) and marks objects cold so that they are spilled and restored. Meanwhile
  * clients are SIGKILLed at random moments (now and then stopped cleanly) and restarted.
@@ -65,10 +67,13 @@ extern char **environ;
 #define END_SLACK 600                     /* the owner's alarm: duration + this many seconds */
 
 enum { K_PUT, K_CREATE, K_GET, K_RETAIN, K_RELEASE, K_POST, K_PEEK, K_FILE, K_TASK, K_COLD,
-       K_ANCHOR, NK };
+       K_ANCHOR, K_MAIL, K_UNMAIL, NK };
 static const char *const kname[NK] = { "put", "create+seal", "get", "retain", "release",
                                        "post", "peek", "file round trip", "task", "advise_cold",
-                                       "anchor read" };
+                                       "anchor read", "mail (list + transfers)",
+                                       "mail taken (accepts)" };
+#define MSLOTS    4                       /* mail entries per process */
+#define MAIL_TTL_NS (3ll * 1000000000)    /* a letter nobody takes expires: the owner drops it */
 
 #define IO_RING 6                         /* two file round trips' refs */
 
@@ -78,6 +83,7 @@ struct shared {
     _Atomic uint64_t kind[NK];            /* operations by kind */
     _Atomic uint64_t errors;
     _Atomic uint64_t gone;                /* board objects found freed or failed (poster died) */
+    _Atomic uint64_t expired;             /* refs of letters that expired before their taker */
     _Atomic uint64_t refused;             /* attaches refused (no room yet): restarted */
     _Atomic uint64_t enomem;              /* puts/restores that found no room */
     /* Board: process slot p posts refs it retained for the board in board[p][]; only p
@@ -86,10 +92,19 @@ struct shared {
      * the poster dies, the owner drops it with the rest of its references. */
     _Atomic uint64_t board[MAXC + 1][BSLOTS];
     _Atomic uint64_t anchors[ANCHORS];    /* the owner's objects kept all along */
+    /* Mail: process slot p sends letters in mail[p][]: an object with refs O listing one of
+     * its objects X, both transferred (shoal_transfer), so that both are in flight while
+     * a list names X. Only p (or its successor in the slot) fills an empty entry; anyone
+     * (p too) takes a letter with an exchange, accepts O, finds X in O's list, accepts X,
+     * checks both and releases them. A letter whose taker dies, or that nobody takes,
+     * expires (MAIL_TTL_NS) and the owner drops its references. */
+    _Atomic uint64_t mail[MAXC + 1][MSLOTS];
     /* The ref whose reference a process is taking or dropping (retain, release, the
      * retain inside write_file), 0 between such calls: a client killed inside one may leak
      * that one reference, as shoal.h says; the owner notes it at the kill (suspects). */
     _Atomic uint64_t inflight[MAXC + 1];
+    /* A second such ref: the object whose list a release of inflight[] may be dropping. */
+    _Atomic uint64_t inflight2[MAXC + 1];
     /* The same for the references a client's I/O thread holds and drops on its own, after
      * the call returned (write_file's source and result, put_file's object): the refs of its
      * last file round trips, a ring per process. */
@@ -222,6 +237,13 @@ static inline void ref_op_end(void)
 {
     atomic_signal_fence(memory_order_seq_cst);
     atomic_store_explicit(&sh->inflight[g_slot], 0, memory_order_relaxed);
+    atomic_store_explicit(&sh->inflight2[g_slot], 0, memory_order_relaxed);
+}
+/* As ref_op_begin, for the release of r, whose list names `listed`. */
+static inline void ref_op_begin2(shoal_ref r, shoal_ref listed)
+{
+    atomic_store_explicit(&sh->inflight2[g_slot], listed.id, memory_order_relaxed);
+    ref_op_begin(r);
 }
 /* A ref whose reference this process's I/O thread holds and drops by itself (io_refs). */
 static void io_ref(shoal_ref r)
@@ -371,6 +393,105 @@ static void peek_and_read(struct work *w)
 }
 
 /* Write one of ours to a file and read it back into a new object. */
+/* Send a letter (see shared.mail): X = our object i, retained for the letter; O lists X. A
+ * kill inside may leak one reference on X (the retain, or the list's take); the transfers
+ * leak nothing. */
+static void mail_send(struct work *w, int i)
+{
+    _Atomic uint64_t *e = &sh->mail[g_slot][rnd(&w->seed) % MSLOTS];
+    struct live *x = &w->l[i];
+    if (atomic_load(e) != 0 || !x->sealed)
+        return;
+    unsigned char b[HDR + 200];
+    fill(b, sizeof b, g_who, ++w->seq);
+    shoal_ref o = SHOAL_REF_NULL;
+    count(K_MAIL);
+    ref_op_begin(x->r);
+    int rc = shoal_retain(x->r), step = 0;
+    if (rc == 0 && ++step && (rc = shoal_put_with_refs(b, sizeof b, &x->r, 1, &o)) == 0 &&
+        ++step && (rc = shoal_transfer(x->r, MAIL_TTL_NS)) == 0 && ++step)
+        rc = shoal_transfer(o, MAIL_TTL_NS);
+    char m[300];
+    snprintf(m, sizeof m, "%s", rc ? shoal_last_error() : "");
+    /* Undone on a failure: X's transfer taken back, O and the retain dropped. */
+    if (rc && step == 3 && shoal_accept(x->r) != 0)
+        fail("mail: taking back our own transfer: %s", shoal_last_error());
+    if (rc && step >= 2)
+        shoal_release(o);
+    if (rc && step >= 1)
+        shoal_release(x->r);
+    ref_op_end();
+    if (rc == SHOAL_ENOMEM) {
+        atomic_fetch_add(&sh->enomem, 1);
+        return;
+    }
+    if (rc) {
+        fail("mail (step %d): %d (%s)", step, rc, m);
+        return;
+    }
+    atomic_store(e, bits(o));
+}
+
+/* Take a letter (O, taken off its entry) and read it. */
+static void mail_take(shoal_ref o)
+{
+    count(K_UNMAIL);
+    int rc = shoal_accept(o);
+    if (rc == SHOAL_ETIMEDOUT || rc == SHOAL_ESTALE) {   /* expired: the owner dropped it */
+        atomic_fetch_add(&sh->expired, 1);
+        return;
+    }
+    if (rc) {
+        fail("mail: accept 0x%016llx: %d (%s)", (unsigned long long)o.id, rc, shoal_last_error());
+        return;
+    }
+    shoal_ref in[2] = { SHOAL_REF_NULL, SHOAL_REF_NULL };
+    size_t n = 0;
+    rc = shoal_object_refs(o, in, 2, &n);
+    if (rc || n != 1) {
+        fail("mail: the list of 0x%016llx: %d, %zu refs (%s)", (unsigned long long)o.id, rc, n,
+             rc ? shoal_last_error() : "one expected");
+        rel(o, "letter");
+        return;
+    }
+    /* X: accepted, or expired meanwhile - O's list holds it either way. */
+    int ra = shoal_accept(in[0]);
+    if (ra == SHOAL_ETIMEDOUT || ra == SHOAL_ESTALE)
+        atomic_fetch_add(&sh->expired, 1);
+    else if (ra)
+        fail("mail: accept listed 0x%016llx: %d (%s)", (unsigned long long)in[0].id, ra,
+             shoal_last_error());
+    check(in[0], 1, "listed object (mail)");
+    check(o, 1, "letter");
+    if (ra == 0)
+        rel(in[0], "listed object (mail)");
+    ref_op_begin2(o, in[0]);   /* its release drops the list's reference on X */
+    rc = shoal_release(o);
+    ref_op_end();
+    count(K_RELEASE);
+    if (rc)
+        fail("mail: release letter: %d (%s)", rc, shoal_last_error());
+}
+
+static void mail_recv(struct work *w)
+{
+    int row = (int)(rnd(&w->seed) % (MAXC + 1));
+    uint64_t v = atomic_exchange(&sh->mail[row][rnd(&w->seed) % MSLOTS], 0);
+    if (v)
+        mail_take(unbits(v));
+}
+
+/* Every letter of a row (or of all rows: row < 0) taken. */
+static void mail_drain(int row)
+{
+    for (int p = 0; p <= MAXC; p++)
+        for (int k = 0; row < 0 || p == row ? k < MSLOTS : 0; k++) {
+            uint64_t v = atomic_exchange(&sh->mail[p][k], 0);
+            if (v)
+                mail_take(unbits(v));
+        }
+}
+
 static void file_roundtrip(struct work *w, int i)
 {
     char path[256];
@@ -509,8 +630,12 @@ static void step(struct work *w)
         post(w, (int)(rnd(&w->seed) % (uint64_t)w->n));
     } else if (op < 79) {
         unpost(w, 0);
-    } else if (op < 88) {
+    } else if (op < 84) {
         peek_and_read(w);
+    } else if (w->n && op < 86) {
+        mail_send(w, (int)(rnd(&w->seed) % (uint64_t)w->n));
+    } else if (op < 88) {
+        mail_recv(w);
     } else if (w->n && op < 90) {
         struct live *x = &w->l[rnd(&w->seed) % (uint64_t)w->n];
         if (x->sealed)
@@ -536,6 +661,7 @@ static void step(struct work *w)
 static void work_end(struct work *w)
 {
     unpost(w, 1);
+    mail_drain(g_slot);
     while (w->n)
         drop(w, w->n - 1);
 }
@@ -694,6 +820,7 @@ static void suspect(uint64_t id)
 static void note_inflight(int c)
 {
     suspect(atomic_exchange(&sh->inflight[c], 0));
+    suspect(atomic_exchange(&sh->inflight2[c], 0));
     for (int k = 0; k < IO_RING; k++)
         suspect(atomic_exchange(&sh->io_refs[c][k], 0));
 }
@@ -1096,6 +1223,7 @@ int main(int argc, char **argv)
         }
     atomic_store(&owner_stop, 1);
     pthread_join(th, NULL);
+    mail_drain(-1);   /* the letters of every process, the dead's included */
     int failed = storm;
     /* Every object the owner still keeps holds its own bytes. */
     for (int i = 0; i < ow->n; i++)
@@ -1150,15 +1278,15 @@ int main(int argc, char **argv)
     printf("soak: %llu operations (owner %llu) in %.0f s: %llu clients killed, %llu stopped "
            "cleanly (%llu of them killed after %llu s), %llu restarts (%llu attaches refused "
            "for room), %llu objects spilled, %llu restored; %llu board objects found gone with "
-           "their poster, %llu times no room\n",
+           "their poster, %llu letters' refs expired, %llu times no room\n",
            (unsigned long long)ops, (unsigned long long)atomic_load(&sh->ops[MAXC]),
            (double)(now_ns() - t_start) / 1e9, (unsigned long long)kills,
            (unsigned long long)clean, (unsigned long long)stop_killed,
            (unsigned long long)(STOP_NS / 1000000000u), (unsigned long long)restarts,
            (unsigned long long)atomic_load(&sh->refused), (unsigned long long)st.spilled_objects,
            (unsigned long long)st.restored_objects, (unsigned long long)atomic_load(&sh->gone),
-           (unsigned long long)atomic_load(&sh->enomem));
-    printf("soak: refs named by killed clients (retain, release, file I/O): %zu%s; references "
+           (unsigned long long)atomic_load(&sh->expired), (unsigned long long)atomic_load(&sh->enomem));
+    printf("soak: refs named by killed clients (retain, release, file I/O, mail): %zu%s; references "
            "leaked in those calls (the bounded "
            "leak shoal.h documents), dropped at the end: %llu\n", nsuspects,
            suspects_lost ? " (more not recorded)" : "", (unsigned long long)window_leaks);
