@@ -2,7 +2,6 @@
  * objects, and the internal API that tasks and I/O build on (store.h). The get fast path and
  * waiting live in get.c and wait.c.
  */
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,43 +479,9 @@ SHOAL__COLD static int cancel_done(shoal_ref ref, uint64_t w)
                       "result is sealed (nothing to cancel)", (unsigned long long)ref.id);
 }
 
-bool (*shoal__claimed_hook)(uint64_t id);
-
-/* A CANCEL mark without STARTED: a canceller decides (obj_cancel), which takes a few loads and
- * at most a completion, no user code. Wait for its word to say what it decided. */
-SHOAL__COLD static uint64_t cancel_decided(shoal__slot *s, uint64_t w)
-{
-    for (unsigned spins = 0;
-         shoal__w_pending(w) && (w & SHOAL__W_CANCEL) && !(w & SHOAL__W_STARTED); spins++) {
-        if (spins < 64)
-            shoal__cpu_relax();
-        else
-            sched_yield();   /* the canceller may have been preempted */
-        w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    }
-    return w;
-}
-
-/* shoal__obj_start's slow half (store.h has the protocol). relaxed throughout: the decision
- * is made by the word alone, and a runner that loses reads nothing of the result. */
-bool shoal__obj_start_wait(shoal__slot *s, uint64_t w)
-{
-    for (;;) {
-        w = cancel_decided(s, w);
-        if (!shoal__w_pending(w))
-            return false;   /* the canceller decided: it completed the result */
-        if (w & SHOAL__W_STARTED)
-            return true;    /* a canceller found our claim: we run, marked */
-        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_STARTED,
-                                                  memory_order_relaxed, memory_order_relaxed))
-            return true;
-    }
-}
-
-/* The claim (store.h, shoal__obj_start): set CANCEL while the result is PENDING, then see
- * whether a runner started it (STARTED, or its worker's start claim names it). Started: it
- * is marked STARTED too and its task's completing CAS sees the mark. Not started: we alone
- * complete the result, and a runner that meets the mark waits for that and lets go. */
+/* The claim (see table.h, started/cancel): a CAS that sets CANCEL while the result is
+ * PENDING. Not started yet: the worker's start CAS (shoal__obj_start) will fail, so we
+ * alone complete the result. Started: the task's completing CAS sees the mark. */
 static int obj_cancel(shoal_ref ref)
 {
     int rc = shoal__retain(ref);   /* our own, so that a racing release cannot free it under us */
@@ -538,30 +503,15 @@ static int obj_cancel(shoal_ref ref)
         }
         if (w & SHOAL__W_CANCEL) {
             /* Asked before: while it runs, asking again is the same request; before it
-             * started, the first canceller completed (or is completing) the result. Wait
-             * for the first canceller's decision if it is still making it. */
-            if (!(w & SHOAL__W_STARTED))
-                w = cancel_decided(s, w);
-            rc = shoal__w_pending(w) ? 1 : cancel_done(ref, w);
+             * started, the first canceller completed (or is completing) the result. */
+            rc = (w & SHOAL__W_STARTED) ? 1 : cancel_done(ref, shoal__w_make(0, SHOAL__FAILED, 0));
             break;
         }
-        /* seq_cst: the canceller's half of the start claim's Dekker pair (store.h): this
-         * CAS, then the loads of the claim records, against the runner's claim store, the
-         * deque take's seq_cst fence, then its load of this word. The mark carries no
-         * data; the result's bytes are published by the completion's own release. */
+        /* relaxed: the mark carries no data; whoever acts on it reads only the word, and
+         * the result's bytes are published by the completion's own release. */
         if (atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_CANCEL,
-                                                  memory_order_seq_cst, memory_order_relaxed)) {
-            w |= SHOAL__W_CANCEL;
-            if ((w & SHOAL__W_STARTED) ||
-                (shoal__claimed_hook != NULL && shoal__claimed_hook(ref.id))) {
-                /* Running (or about to): mark it STARTED, so that a runner that met our
-                 * mark runs, and later cancels answer 1. */
-                while (shoal__w_pending(w) && !(w & SHOAL__W_STARTED) &&
-                       !atomic_compare_exchange_weak_explicit(&s->word, &w,
-                                                              w | SHOAL__W_STARTED,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed))
-                    ;
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            if (w & SHOAL__W_STARTED) {
                 rc = 1;
             } else {
                 char msg[160];

@@ -178,23 +178,7 @@ SHOAL__HIDDEN int shoal__obj_complete_task(shoal_ref ref, int code, const char *
  * SHOAL_EEXIST (finished), SHOAL_ENOENT (not a task's result), SHOAL_EINVAL, SHOAL_ESTALE.
  * The caller holds a reference or not: a reference of its own is taken meanwhile. */
 SHOAL__HIDDEN int shoal__obj_cancel(shoal_ref ref);
-/* The start claim: which of a task's runner and shoal_cancel acts on a task not yet begun.
- * The two bits of a PENDING task result's word (layout/table.h):
- *   neither            nothing asked;
- *   STARTED            a runner claimed it by CAS (below), or a canceller found it claimed
- *                      by its worker's start claim (sched/worker.c) and marked it so;
- *   CANCEL             shoal_cancel asked and is deciding, or decided to cancel it and
- *                      completes the result (core/object.c obj_cancel): wait for the end;
- *   CANCEL | STARTED   it runs (or will), and its completion fails it SHOAL_ECANCELED.
- * A runner that took the task from its own deque claims it without a CAS: it stores the
- * result's ID in its worker's claim record before the deque take's seq_cst fence, then
- * loads the word (shoal__obj_start_claimed); shoal_cancel sets CANCEL (seq_cst CAS) and
- * then loads every claim record (shoal__claimed_hook). One of the two sees the other. */
-SHOAL__HIDDEN bool shoal__obj_start_wait(shoal__slot *s, uint64_t w);
-/* Whether ref's task is claimed by a worker's start claim (sched/ sets it at start; NULL:
- * nobody claims that way). The caller's seq_cst CAS that set CANCEL precedes it. */
-extern bool (*shoal__claimed_hook)(uint64_t id);
-/* The runner about to run the task of result ref (which the task holds a reference on):
+/* The worker about to run the task of result ref (which the task holds a reference on):
  * true if it may run (now marked started), false if shoal_cancel came first (it completes
  * the result; the task must not run or complete it). */
 static inline bool shoal__obj_start(shoal_ref ref)
@@ -202,25 +186,13 @@ static inline bool shoal__obj_start(shoal_ref ref)
     shoal__slot *s = &shoal__rt->slots[shoal__id_idx(ref.id)];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
     do {
-        if (unlikely(w & (SHOAL__W_CANCEL | SHOAL__W_STARTED)) || unlikely(!shoal__w_pending(w)))
-            return shoal__obj_start_wait(s, w);
+        if (unlikely(w & SHOAL__W_CANCEL) || unlikely(!shoal__w_pending(w)))
+            return false;
         /* relaxed: the mark orders nothing; the CAS only decides, against shoal_cancel's
          * CAS (core/object.c obj_cancel), which of the two acts on a task not yet begun. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_STARTED,
                                                     memory_order_relaxed, memory_order_relaxed));
     return true;
-}
-/* shoal__obj_start for a runner that stored ref's ID in its claim record before a seq_cst
- * fence (the deque take's): a load, no CAS, when no cancel is in sight. relaxed: the fence
- * before it orders it after the claim (the Dekker pair described above); it decides
- * nothing else and reads no data. */
-static inline bool shoal__obj_start_claimed(shoal_ref ref)
-{
-    shoal__slot *s = &shoal__rt->slots[shoal__id_idx(ref.id)];
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (likely(!(w & SHOAL__W_CANCEL) && shoal__w_pending(w)))
-        return true;
-    return shoal__obj_start_wait(s, w);
 }
 /* 1 once shoal_cancel marked the result of a running task (its own result, held). */
 static inline int shoal__obj_cancelled(shoal_ref ref)

@@ -2,8 +2,6 @@
  * destroying rings. Growth keeps the old ring alive until the deque is destroyed, because
  * a thief that loaded the old ring pointer may still read a slot of it.
  */
-#include <string.h>
-
 #include "deque.h"
 
 static shoal__ring *ring_new(int64_t cap)
@@ -23,7 +21,6 @@ int shoal__deque_init(shoal__deque *d, int64_t cap)
         return shoal__err(SHOAL_ENOMEM, "out of memory for a worker's deque");
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
-    memset(d->key, 0, sizeof d->key);
     atomic_init(&d->ring, a);
     return 0;
 }

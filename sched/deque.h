@@ -8,14 +8,11 @@
  *   bottom  written by the owner only. push stores it with release: publishes the slot
  *           and the task's fields to a thief's load of bottom (a seq_cst store here would
  *           cost a locked instruction, ~9 ns on this machine, per task; sched_int.h says why
- *           waking does not need it). take stores it, then issues a seq_cst fence, then
- *           loads top; a thief loads top, issues a seq_cst fence, then loads bottom: the
- *           store-load pair (Le et al.'s fences) that stops an owner and a thief both taking
- *           the last task. take's fence is also the one the owner's start claim needs
- *           (sched/worker.c, claim): whatever the owner stored before the take is ordered
- *           before every load after it, at no extra cost. Every store of bottom is a
- *           release, so that whatever value a thief reads, it synchronises with the owner
- *           (TSan, like C++20, has no release sequences made of plain stores).
+ *           waking does not need it). take stores it
+ *           seq_cst before loading top seq_cst: the store-load pair that stops an owner and
+ *           a thief both taking the last task. Every other store of bottom is a release, so
+ *           that whatever value a thief reads, it synchronises with the owner (TSan, like
+ *           C++20, has no release sequences made of plain stores).
  *   top     advanced only by CAS (seq_cst), by thieves and by the owner taking the last
  *           task; whoever wins the CAS owns the task. push loads it with acquire, pairing
  *           with a thief's successful CAS (its release half): the thief's read of the slot
@@ -37,20 +34,6 @@
 
 struct shoal_task;
 
-/* A seq_cst fence. TSan does not model fences, and GCC refuses to compile them under it;
- * there a seq_cst read-modify-write of one word stands in, which orders at least as much
- * (every such stand-in synchronises with the others), so TSan reports no race the fence
- * forbids, at the price of missing some the fence alone would allow. */
-static inline void shoal__fence_seq_cst(void)
-{
-#if defined(__SANITIZE_THREAD__)
-    static _Atomic int word;
-    atomic_fetch_add_explicit(&word, 0, memory_order_seq_cst);
-#else
-    atomic_thread_fence(memory_order_seq_cst);
-#endif
-}
-
 /* A slot holds a task pointer whose bit 0 says "bound to this deque's NUMA node" (tasks
  * are 64-byte aligned), so a remote thief can refuse a task without reading it. */
 typedef uintptr_t shoal__item;
@@ -62,18 +45,10 @@ typedef struct shoal__ring {
     _Atomic shoal__item slot[];
 } shoal__ring;
 
-/* Keys the owner gave its last pushes (shoal__deque_push_key), by index mod this. */
-#define SHOAL__DEQUE_KEYS 64
-
 typedef struct shoal__deque {
     _Alignas(SHOAL__CACHELINE) _Atomic int64_t top;   /* thieves' line */
     _Alignas(SHOAL__CACHELINE) _Atomic int64_t bottom; /* owner's line */
     _Atomic(shoal__ring *) ring;
-    /* Owner only, never read by a thief: key[i % KEYS] is the key of the last push at an
-     * index congruent to i (0 when pushed without one). A key names its item only while
-     * the owner has not pushed another at such an index since; shoal__deque_peek_key's
-     * caller checks it against the item it took. */
-    uint64_t key[SHOAL__DEQUE_KEYS];
 } shoal__deque;
 
 #define SHOAL__DEQUE_ABORT ((shoal__item)2)   /* steal lost a race: try again */
@@ -84,12 +59,10 @@ SHOAL__HIDDEN void shoal__deque_destroy(shoal__deque *d);
 SHOAL__HIDDEN shoal__ring *shoal__deque_grow(shoal__deque *d, shoal__ring *a, int64_t b,
                                              int64_t t);
 
-/* Owner only. Returns 0, or SHOAL_ENOMEM when the ring is full and cannot grow. key: what
- * shoal__deque_peek_key answers while x is the newest item (0: nothing). */
-static inline int shoal__deque_push_key(shoal__deque *d, shoal__item x, uint64_t key)
+/* Owner only. Returns 0, or SHOAL_ENOMEM when the ring is full and cannot grow. */
+static inline int shoal__deque_push(shoal__deque *d, shoal__item x)
 {
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    d->key[b & (SHOAL__DEQUE_KEYS - 1)] = key;
     /* acquire: pairs with the release half of a thief's seq_cst CAS on top in
      * shoal__deque_steal, so the slot a thief took was read before we overwrite it (see
      * the table above). A stale top only makes the ring look fuller than it is. */
@@ -106,11 +79,6 @@ static inline int shoal__deque_push_key(shoal__deque *d, shoal__item x, uint64_t
     return 0;
 }
 
-static inline int shoal__deque_push(shoal__deque *d, shoal__item x)
-{
-    return shoal__deque_push_key(d, x, 0);
-}
-
 /* Owner only: the most recently pushed item, or 0. *more says whether items remain. */
 static inline shoal__item shoal__deque_take(shoal__deque *d, bool *more)
 {
@@ -121,13 +89,10 @@ static inline shoal__item shoal__deque_take(shoal__deque *d, bool *more)
      * owner grows bottom, and top never exceeds it, so a stale top can only be smaller. */
     if (atomic_load_explicit(&d->top, memory_order_relaxed) > b)
         return 0;
-    /* release store (see the table), then the seq_cst fence, then top: pairs with the
-     * thief's fence between its loads of top and bottom, so at most one side sees the last
-     * task. The fence also orders whatever the caller stored before this call (the start
-     * claim, sched/worker.c) before its loads after it. */
-    atomic_store_explicit(&d->bottom, b, memory_order_release);
-    shoal__fence_seq_cst();
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    /* seq_cst store then seq_cst load of top: pairs with the thief's seq_cst load of top
+     * then bottom, so at most one side sees the last task. */
+    atomic_store_explicit(&d->bottom, b, memory_order_seq_cst);
+    int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
     if (likely(t < b)) {
         *more = true;
         return atomic_load_explicit(&a->slot[b & a->mask], memory_order_relaxed);
@@ -145,27 +110,14 @@ static inline shoal__item shoal__deque_take(shoal__deque *d, bool *more)
     return x;
 }
 
-/* Owner only: the key of the item shoal__deque_take would return if no thief took it
- * first (the newest), or 0 when the deque is visibly empty. Reads no slot and no item, so
- * a thief taking that item meanwhile races with nothing; the caller checks the key against
- * what take returned. */
-static inline uint64_t shoal__deque_peek_key(shoal__deque *d)
-{
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
-    if (atomic_load_explicit(&d->top, memory_order_relaxed) > b)
-        return 0;
-    return d->key[b & (SHOAL__DEQUE_KEYS - 1)];
-}
-
 /* Any thread: the oldest item, 0 when empty, or SHOAL__DEQUE_ABORT on a lost race. A
  * remote thief (another NUMA node) leaves a bound item where it is and gets 0. */
 static inline shoal__item shoal__deque_steal(shoal__deque *d, bool remote)
 {
-    /* The thief's half of the store-load pair with take: load top, seq_cst fence, load
-     * bottom (Le et al.). acquire on bottom: the owner's push (release). */
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    shoal__fence_seq_cst();
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire);
+    /* seq_cst loads: the thief's half of the store-load pair with take; the load of bottom
+     * also acquires the owner's push (release). */
+    int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_seq_cst);
     if (t >= b)
         return 0;
     /* acquire: pairs with the release store of a grown ring in shoal__deque_grow. */

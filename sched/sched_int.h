@@ -38,7 +38,6 @@
 #include "../layout/mpseg.h"
 
 #define SHOAL__IDLE_SPIN  UINT64_C(1)
-#define SHOAL__CLAIM_DEPTH 64
 #define SHOAL__IDLE_SLEEP (UINT64_C(1) << 32)
 
 struct shoal__worker {
@@ -54,14 +53,6 @@ struct shoal__worker {
                                            publishes for tools (shoal-stat), or NULL */
     bool yield_once;                    /* owner-only: woken by a thread on its own CPU,
                                            which waits for that CPU (park.c) */
-    /* The start claim (core/store.h, shoal__obj_start_claimed): a task taken from the own
-     * deque is claimed by storing its result's ID in claim[depth] before the take's fence.
-     * depth counts the tasks nested on this worker's stack (owner-only), so a claim stays
-     * until its task has completed; deeper than SHOAL__CLAIM_DEPTH, tasks start by CAS.
-     * shoal_cancel reads every worker's records (shoal__claimed_hook, worker.c). */
-    unsigned depth;
-    struct shoal_task *fast;            /* owner-only: the task run() hands over claimed */
-    _Atomic uint64_t claim[SHOAL__CLAIM_DEPTH];
     /* Written by the worker and read by wakers (park.c, a wake on the waker's own CPU). */
     _Alignas(SHOAL__CACHELINE) _Atomic uint32_t parked;   /* in shoal__idle's futex wait */
     _Atomic uint32_t woken_here;        /* set by a waker on this worker's CPU */

@@ -60,10 +60,7 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
     if (wi >= 0) {
         struct shoal__worker *w = &s->w[wi];
         if ((!bound || (unsigned)t->node == w->node) &&
-            /* Keyed by its result, for the owner's start claim (worker.c, find_task); an
-             * actor's call is claimed through its actor, never that way. */
-            likely(shoal__deque_push_key(&w->dq, shoal__tag(t),
-                                         (t->flags & SHOAL__TF_ACTOR) ? 0 : t->result.id) == 0)) {
+            likely(shoal__deque_push(&w->dq, shoal__tag(t)) == 0)) {
             shoal__wake_check(s, w->node, bound);
             return;
         }

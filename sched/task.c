@@ -91,9 +91,9 @@ static void cancel_claimed(struct shoal_task *t, bool zombie);
 
 /* The start of a run: the start claim (one CAS on the result's word, no lock), which
  * shoal_cancel may have won, and a failed REF argument. false: t was dealt with. */
-static inline bool task_begin(struct shoal_task *t, bool claimed)
+static inline bool task_begin(struct shoal_task *t)
 {
-    if (unlikely(!(claimed ? shoal__obj_start_claimed(t->result) : shoal__obj_start(t->result)))) {
+    if (unlikely(!shoal__obj_start(t->result))) {
         discard(t, false);
         return false;
     }
@@ -130,9 +130,7 @@ void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
 
 void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
 {
-    bool claimed = w->fast == t;   /* worker.c, run: t was taken under a start claim */
-    w->fast = NULL;
-    if (!task_begin(t, claimed))
+    if (!task_begin(t))
         return;
     t->worker = (int32_t)w->idx;
     shoal__wcount(&w->run);
@@ -149,7 +147,7 @@ void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
 
 void shoal__task_run_here(struct shoal_task *t)
 {
-    if (!task_begin(t, false))
+    if (!task_begin(t))
         return;
     t->worker = -1;   /* shoal_task_worker: run by a thread that is not a worker */
     SHOAL__PROBE_TASK_START(-1, t->result.id, t->fn);

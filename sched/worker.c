@@ -92,11 +92,9 @@ SHOAL__COLD static struct shoal_task *steal(struct shoal__sched *s, struct shoal
 
 #define QUEUE_FIRST_EVERY 61       /* picks between two looks at the injection queues */
 
-/* *claimed: the task was taken from the own deque under a start claim (sched_int.h). */
 static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal__worker *w,
-                                           bool fair, bool *claimed)
+                                           bool fair)
 {
-    *claimed = false;
     /* Now and then the oldest work goes first, as Go's scheduler looks at its global run
      * queue every 61 ticks: the injection queues, then the far (oldest) end of the own
      * deque, taken as a thief would. Popping only the newest end, a worker whose deque
@@ -118,21 +116,11 @@ static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal_
             return shoal__untag(x);
     }
     bool more;
-    /* The claim goes before the take, whose seq_cst fence orders it before the runner's
-     * load of the result's word (core/store.h). A claim whose take then fails, or names
-     * another task than the one taken (a key is only a hint), stays behind harmlessly: it
-     * names a task some runner took, and a canceller that finds it only marks it running. */
-    unsigned d = w->depth;
-    uint64_t id = likely(d < SHOAL__CLAIM_DEPTH) ? shoal__deque_peek_key(&w->dq) : 0;
-    if (id)
-        atomic_store_explicit(&w->claim[d], id, memory_order_relaxed);
     shoal__item x = shoal__deque_take(&w->dq, &more);
     if (likely(x)) {
         if (more)
             shoal__surplus_check(s, w->node);
-        struct shoal_task *t = shoal__untag(x);
-        *claimed = id != 0 && t->result.id == id;
-        return t;
+        return shoal__untag(x);
     }
     struct shoal_task *t = from_queue(s, w, &s->n[w->node].q, true);
     if (!t)
@@ -142,26 +130,9 @@ static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal_
     return t;
 }
 
-static inline void run(struct shoal__worker *w, struct shoal_task *t, bool claimed)
+static inline void run(struct shoal__worker *w, struct shoal_task *t)
 {
-    w->fast = claimed ? t : NULL;   /* taken by shoal__task_run_one */
-    w->depth++;
     shoal__task_run(t, w);
-    w->depth--;
-}
-
-/* shoal__claimed_hook (core/store.h): whether a worker's start claim names result id.
- * seq_cst: the canceller's half of the Dekker pair; its CAS that set CANCEL came first. */
-static bool claimed(uint64_t id)
-{
-    struct shoal__sched *s = shoal__sched_of();
-    if (!s)
-        return false;
-    for (unsigned i = 0; i < s->nworkers; i++)
-        for (unsigned d = 0; d < SHOAL__CLAIM_DEPTH; d++)
-            if (atomic_load_explicit(&s->w[i].claim[d], memory_order_seq_cst) == id)
-                return true;
-    return false;
 }
 
 /* ---- helping: core's waits call this inside tasks ------------------------------------- */
@@ -173,8 +144,7 @@ static int help(void)
     if (wi < 0 || !s || (unsigned)wi >= s->nworkers)
         return 0;
     struct shoal__worker *w = &s->w[wi];
-    bool cl;
-    struct shoal_task *t = find_task(s, w, false, &cl);
+    struct shoal_task *t = find_task(s, w, false);
     if (!t)
         return 0;
     /* Stopping: what has not started is canceled, which also ends the wait of a task
@@ -182,7 +152,7 @@ static int help(void)
     if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
         shoal__task_cancel(t, false);
     else
-        run(w, t, cl);
+        run(w, t);
     return 1;
 }
 
@@ -222,8 +192,7 @@ static void *worker_main(void *p)
     for (;;) {
         if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
             break;
-        bool cl;
-        struct shoal_task *t = find_task(s, w, true, &cl);
+        struct shoal_task *t = find_task(s, w, true);
         if (t) {
             if (unlikely(was_idle)) {
                 was_idle = false;
@@ -241,7 +210,7 @@ static void *worker_main(void *p)
                 if (shoal__work_visible(s, w))
                     shoal__wake_check(s, w->node, false);
             }
-            run(w, t, cl);
+            run(w, t);
             continue;
         }
         if (!shoal__idle(s, w, &spinning))
@@ -371,7 +340,6 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     publish_lines(rt, s);
     rt->sched = s;
     shoal__help_hook = help;
-    shoal__claimed_hook = claimed;
     shoal__run_own_hook = shoal__run_own;
     shoal__nap_init();
     shoal__nap_hook = shoal__nap;
@@ -497,7 +465,6 @@ void shoal__sched_stop(shoal__rt_t *rt)
     __atomic_store_n(&rt->sched, NULL, __ATOMIC_SEQ_CST);
     shoal__sched_quiesce();
     shoal__help_hook = NULL;
-    shoal__claimed_hook = NULL;
     shoal__run_own_hook = NULL;
     shoal__nap_hook = NULL;
     shoal__pool_stop();

@@ -400,8 +400,8 @@ static void test_race(void)
 }
 
 /* The parent of test_race_own: submits the tasks from a worker, in batches, and waits for
- * each batch, so that its worker takes them from its own deque under the start claim that
- * needs no CAS (the other worker steals some), while the cancels chase the submits. */
+ * each batch, so that its worker takes them from its own deque (the other worker steals
+ * some) while the cancels chase the submits. */
 #define OWN_BATCH 16
 static int t_race_parent(shoal_task *t)
 {
@@ -430,11 +430,10 @@ static int t_race_parent(shoal_task *t)
     return 0;
 }
 
-/* test_race with the tasks submitted by a worker, which starts them without a CAS (a claim
- * record and the deque take's fence against the canceller's CAS and scan): exactly one of
- * them acts on each task. Breaking either half (a canceller that ignores the claims, a
- * runner that ignores the mark) shows here as a task that ran although a cancel answered 0,
- * or a result that was completed twice. Several rounds, as the window is narrow. */
+/* test_race with the tasks submitted by a worker: the starts a cancel races are then the
+ * owner's takes from its own deque, the path a start claim cheaper than a CAS would change
+ * (a canceller that missed such a claim, or a runner that missed the mark, shows here as a
+ * task that ran although a cancel answered 0). Several rounds: the window is narrow. */
 static void test_race_own(void)
 {
     start_workers(2, 0);
