@@ -29,7 +29,7 @@ static struct shoal_task *from_queue(struct shoal__sched *s, struct shoal__worke
     shoal__qlink *got[QBATCH];
     unsigned n = shoal__inject_take(q, got, QBATCH), i = 1;
     for (unsigned k = 0; k < n; k++)
-        __builtin_prefetch(got[k]);
+        __builtin_prefetch(got[k]), __builtin_prefetch((char *)got[k] + 64);
     for (; i < n; i++)
         if (unlikely(shoal__deque_push(&w->dq, (shoal__item)got[i] |
                                                    (bound ? SHOAL__ITEM_BOUND : 0))))
