@@ -61,6 +61,13 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
         struct shoal__worker *w = &s->w[wi];
         if ((!bound || (unsigned)t->node == w->node) &&
             likely(shoal__deque_push(&w->dq, shoal__tag(t)) == 0)) {
+            /* Most likely the next task this worker runs (its deque is LIFO), whose first
+             * step is a CAS on its result's slot, last written by the submitter on another
+             * core: start that miss now, while this task finishes. */
+            shoal__rt_t *rt = shoal__rt;
+            uint64_t idx = shoal__id_idx(t->result.id);
+            if (likely(idx < rt->nslots))
+                shoal__prefetch(&rt->slots[idx]);
             shoal__wake_check(s, w->node, bound);
             return;
         }
