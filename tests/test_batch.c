@@ -14,15 +14,6 @@
 #include "lib/tasks.h"
 
 static _Atomic long runs;           /* t_sum bodies run */
-static _Atomic int gate;            /* t_block spins until it is 1 */
-static _Atomic int blockers_in;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The sum of its arguments, each a long (a VALUE or an object holding one). */
 static int t_sum(shoal_task *t)
@@ -55,41 +46,6 @@ static int t_fail_odd(shoal_task *t)
         return 1;
     }
     return shoal_task_return(t, &v, sizeof v);
-}
-
-/* Holds its worker until the gate opens (bounded: a lost release fails, not hangs). */
-static int t_block(shoal_task *t)
-{
-    (void)t;
-    atomic_fetch_add(&blockers_in, 1);
-    int64_t end = now_ns() + TEST_WAIT_NS;
-    while (!atomic_load(&gate) && now_ns() < end)
-        nap_ms(1);
-    long v = 1;
-    return shoal_task_return(t, &v, sizeof v);
-}
-
-static void block_workers(unsigned n, shoal_ref out[])
-{
-    atomic_store(&gate, 0);
-    atomic_store(&blockers_in, 0);
-    for (unsigned i = 0; i < n; i++)
-        ASSERT_OK(shoal_submit(t_block, NULL, 0, NULL, &out[i]));
-    int64_t end = now_ns() + TEST_WAIT_NS;
-    while (atomic_load(&blockers_in) < (int)n && now_ns() < end)
-        nap_ms(1);
-    CU_ASSERT_EQUAL_FATAL(atomic_load(&blockers_in), (int)n);
-}
-
-static void unblock_workers(unsigned n, shoal_ref b[])
-{
-    atomic_store(&gate, 1);
-    for (unsigned i = 0; i < n; i++) {
-        const void *d;
-        size_t len;
-        CHECK_OK(get_within(b[i], &d, &len));
-        CHECK_OK(shoal_release(b[i]));
-    }
 }
 
 /* n VALUE arguments 0..n-1 (vals must outlive the call). */
