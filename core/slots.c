@@ -132,20 +132,6 @@ static void chain_push(shoal__rt_t *rt, uint32_t first)
                                                     memory_order_release, memory_order_relaxed));
 }
 
-/* A chain is walked one slot per refill, each slot a cache miss (another thread freed
- * it), and each link waits for the one before. So the thread that links a chain also
- * writes into each slot's off (unused while FREE: obj_make sets it) the slot CHAIN_AHEAD
- * places further on, and the walker prefetches that one: the misses overlap. Only a hint:
- * checked against the table, never followed. */
-#define CHAIN_AHEAD 8u
-
-static inline void chain_prefetch(shoal__rt_t *rt, uint32_t idx)
-{
-    uint64_t ahead = rt->slots[idx].off;
-    if (ahead != 0 && ahead < rt->nslots)
-        shoal__prefetch(&rt->slots[ahead]);
-}
-
 /* The slot after idx in its chain (0: the last). A corrupt link ends the chain. */
 static inline uint32_t chain_next(shoal__rt_t *rt, uint32_t idx)
 {
@@ -245,7 +231,6 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
     } else if (t->chain != 0) {
         uint32_t idx = t->chain;
         t->chain = chain_next(rt, idx);
-        chain_prefetch(rt, idx);
         return idx;
     }
     if (t->nfree < want) {
@@ -275,7 +260,6 @@ void shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n)
         if (rt->proc)   /* back in the shared stack: no longer this process's (thread.h) */
             shoal__slot_tag(rt, t->free[i], 0);
         shoal__slot_set_low(rt, t->free[i], i + 1 < n ? t->free[i + 1] : 0);
-        rt->slots[t->free[i]].off = i + CHAIN_AHEAD < n ? t->free[i + CHAIN_AHEAD] : 0;
     }
     chain_push(rt, t->free[0]);
     t->nfree -= n;

@@ -15,8 +15,8 @@
 static inline void shoal__cpu_relax(void) { __builtin_ia32_pause(); }
 
 /* Start fetching the cache line at p (a hint: p may be any address, it is never
- * dereferenced). An asm statement, because GCC 12 at -O2 drops some __builtin_prefetch
- * calls whose address comes from a load (core/slots.c's chain hint was one). */
+ * dereferenced). An asm statement, because GCC 12 at -O2 dropped a __builtin_prefetch
+ * whose address came from a load. */
 static inline void shoal__prefetch(const void *p)
 {
     __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
