@@ -407,8 +407,9 @@ static const target goals[] = {
     { "fib(", "shoal", "oneTBB", AT_LEAST, 1.3, "fib, every call a task, >= 1.3x oneTBB" },
     { "empty tasks", "shoal", "oneTBB", AT_LEAST, 1.3,
       "empty tasks from one thread >= 1.3x oneTBB" },
-    { "reduce DAG", "shoal", "oneTBB", AT_LEAST, 0.5,
-      "reduction DAG, REF args >= 0.5x oneTBB's fork-join tree" },
+    /* A Ray driver submits a level of the DAG as a list of tasks: the batch row. */
+    { "reduce DAG", "shoal, batch submit", "oneTBB", AT_LEAST, 0.5,
+      "reduction DAG, REF args, a level per batch submit >= 0.5x oneTBB's fork-join tree" },
     { "ping latency", "shoal", NULL, AT_MOST, 300, "ping <= 300 ns" },
     { "ping to parked workers", "shoal, workers parked", "futex wake+answer", AT_MOST, 1.3,
       "ping to parked workers <= 1.3x a bare futex wake-and-answer" },

@@ -581,6 +581,32 @@ typedef struct shoal_task_opts {
  * result). The message names the argument at fault. */
 SHOAL_API int  shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                             const shoal_task_opts *opts, shoal_ref *out);
+/* n submits of fn in one call, all or nothing (Ray's list of remote calls; a driver that
+ * submits a level of a DAG at once). Task i's arguments are args[i * nargs_each ..
+ * (i + 1) * nargs_each), with shoal_submit's kinds and ownership (VALUEs copied, REF and
+ * REF_PASS held by the task until it is over; with SHOAL_ARG_MOVE the task takes the
+ * caller's reference), and out[i] receives its result's ref (the caller holds one reference
+ * on each). Every task is an ordinary task: its result reports its errors, shoal_cancel
+ * works on it, it waits for its own REF arguments (results of earlier calls, batched or
+ * not) and runs as soon as they complete, in no particular order relative to the others.
+ * A task's arguments cannot name results of the same call (they do not exist yet): submit
+ * a level, then the next. opts (NULL: defaults) applies to every task: numa_node, name;
+ * opts.ctx and ctx_done must be NULL (a context belongs to one task: use shoal_submit).
+ * All or nothing: every argument is checked, every block allocated, every reference taken
+ * and every result made before any task becomes visible; on failure nothing was
+ * submitted, out[] is untouched, and every reference (moved ones included) is still the
+ * caller's. Never blocks; makes no system call unless it wakes a sleeping worker (at most
+ * one wake check per 256 ready tasks). Callable from any thread, a task included.
+ * n = 0 does nothing and returns 0 (out and args may then be NULL).
+ * Errors: those of shoal_submit, for the task the message names ("task i argument j":
+ * SHOAL_EINVAL for an argument's kind or VALUE, a null or forged REF, options;
+ * SHOAL_ESTALE for a freed REF; SHOAL_ENOMEM when the blocks or results do not fit: the
+ * store stays usable), SHOAL_EINVAL (fn NULL; out NULL with n > 0; args NULL with n > 0 and
+ * nargs_each > 0; nargs_each over 65535; n * nargs_each overflowing; opts.ctx or ctx_done
+ * set), SHOAL_EPERM (an attached process), SHOAL_ENOTINIT, SHOAL_ECANCELED. */
+SHOAL_API int  shoal_submit_batch(size_t n, shoal_fn fn, const shoal_arg args[],
+                                  size_t nargs_each, const shoal_task_opts *opts,
+                                  shoal_ref out[]);
 /* The calls below take the running task's context and are meant for its function, on its
  * worker, while it runs. */
 SHOAL_API size_t shoal_task_nargs(shoal_task *t);   /* 0 for NULL */

@@ -14,6 +14,14 @@
  * this thread is waiting, and gives the other hyperthread its resources. */
 static inline void shoal__cpu_relax(void) { __builtin_ia32_pause(); }
 
+/* Start fetching the cache line at p (a hint: p may be any address, it is never
+ * dereferenced). An asm statement, because GCC 12 at -O2 dropped a __builtin_prefetch
+ * whose address came from a load. */
+static inline void shoal__prefetch(const void *p)
+{
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+}
+
 /* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
  * next and prev, head points at the first node. The caller holds the list's lock. */
 #define SHOAL__DLIST_PUSH(head, n) do {                                                    \

@@ -30,6 +30,8 @@ static inline struct mag *mag_pop(magstack *st) { return (struct mag *)(void *)s
 struct tcache {
     struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
     struct shoal__submitted own;         /* shoal__pool_submitted */
+    struct shoal_task **scratch;         /* shoal__pool_scratch: malloc'd, grown as needed */
+    size_t nscratch;
 };
 
 struct tlocal {
@@ -86,6 +88,7 @@ static void tl_exit(void *p)
     pthread_mutex_unlock(&pool.mu);
     tl.c = NULL;
     tl.gen = 0;
+    free(c->scratch);
     free(c);
 }
 
@@ -233,6 +236,30 @@ struct shoal_task *shoal__task_alloc(size_t size)
     struct shoal_task *t = c->cls[k].obj[--c->cls[k].n];
     atomic_store_explicit(&t->state, SHOAL__TS_LIVE, memory_order_relaxed);
     return t;
+}
+
+SHOAL__COLD static struct shoal_task **scratch_grow(struct tcache *c, size_t n)
+{
+    size_t want = n < 1024 ? 1024 : n;
+    struct shoal_task **a = want <= SIZE_MAX / sizeof *a ? malloc(want * sizeof *a) : NULL;
+    if (!a) {
+        shoal__err(SHOAL_ENOMEM, "out of memory for a list of %zu tasks", n);
+        return NULL;
+    }
+    free(c->scratch);
+    c->scratch = a;
+    c->nscratch = want;
+    return a;
+}
+
+struct shoal_task **shoal__pool_scratch(size_t n)
+{
+    struct tcache *c = tcache_get();
+    if (unlikely(!c))
+        return NULL;
+    if (likely(n <= c->nscratch))
+        return c->scratch;
+    return scratch_grow(c, n);
 }
 
 struct shoal__submitted *shoal__pool_submitted(void)

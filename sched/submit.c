@@ -61,6 +61,13 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
         struct shoal__worker *w = &s->w[wi];
         if ((!bound || (unsigned)t->node == w->node) &&
             likely(shoal__deque_push(&w->dq, shoal__tag(t)) == 0)) {
+            /* Most likely the next task this worker runs (its deque is LIFO), whose first
+             * step is a CAS on its result's slot, last written by the submitter on another
+             * core: start that miss now, while this task finishes. */
+            shoal__rt_t *rt = shoal__rt;
+            uint64_t idx = shoal__id_idx(t->result.id);
+            if (likely(idx < rt->nslots))
+                shoal__prefetch(&rt->slots[idx]);
             shoal__wake_check(s, w->node, bound);
             return;
         }
@@ -149,10 +156,9 @@ static bool ref_failed(uint64_t id)
            shoal__w_state(atomic_load_explicit(&sl->word, memory_order_acquire)) == SHOAL__FAILED;
 }
 
-/* Register the task on each REF argument still pending; schedule it once none is (and
- * no count is `held`). */
-static void wait_deps(struct shoal__sched *s, struct shoal_task *t, size_t dep_off,
-                      unsigned nref, int32_t held)
+/* Register the task on each REF argument still pending. true: none is (and no count is
+ * `held`), so the caller schedules it; false: the last firing will. */
+static bool wait_deps(struct shoal_task *t, size_t dep_off, unsigned nref, int32_t held)
 {
     shoal__targ *a = shoal__task_args(t);
     shoal__tdep *td = (shoal__tdep *)((char *)t + dep_off);
@@ -180,8 +186,7 @@ static void wait_deps(struct shoal__sched *s, struct shoal_task *t, size_t dep_o
         td++;
     }
     /* acq_rel: as in dep_fire. */
-    if (atomic_fetch_sub_explicit(&t->pending, done, memory_order_acq_rel) == done)
-        shoal__task_ready(s, t);
+    return atomic_fetch_sub_explicit(&t->pending, done, memory_order_acq_rel) == done;
 }
 
 /* ---- shoal_submit --------------------------------------------------------------------- */
@@ -246,36 +251,91 @@ int shoal__task_opts_node(const char *who, const shoal_task_opts *opts, int *nod
     return opts ? opts_node(who, shoal__rt->sched, opts, node) : 0;
 }
 
-SHOAL__COLD static int value_too_big(const char *who, size_t i, size_t len, size_t before)
+/* Where an argument is, for messages: "argument i", or in a batch "task t argument i"
+ * (task SIZE_MAX: a single submit). */
+static const char *arg_where(char *buf, size_t cap, size_t task, size_t i)
 {
-    return shoal__err(SHOAL_EINVAL, "%s: argument %zu: a VALUE of %zu bytes (after "
+    if (task == SIZE_MAX)
+        snprintf(buf, cap, "argument %zu", i);
+    else
+        snprintf(buf, cap, "task %zu argument %zu", task, i);
+    return buf;
+}
+
+SHOAL__COLD static int value_too_big(const char *who, size_t task, size_t i, size_t len,
+                                     size_t before)
+{
+    char at[64];
+    return shoal__err(SHOAL_EINVAL, "%s: %s: a VALUE of %zu bytes (after "
                       "%zu bytes of earlier VALUEs) passes the %zu-byte limit of the values "
                       "copied at submit: shoal_put the data and pass it as SHOAL_REF", who,
-                      i, len, before, MAX_VALUE_BYTES);
+                      arg_where(at, sizeof at, task, i), len, before, MAX_VALUE_BYTES);
 }
 
-SHOAL__COLD static int bad_arg(const char *who, size_t i, const shoal_arg *a)
+SHOAL__COLD static int bad_arg(const char *who, size_t task, size_t i, const shoal_arg *a)
 {
+    char at[64];
+    arg_where(at, sizeof at, task, i);
     if (a->kind == SHOAL_ARG_VALUE)
-        return shoal__err(SHOAL_EINVAL, "%s: argument %zu: VALUE data is NULL but "
-                                        "len is %zu", who, i, a->len);
-    return shoal__err(SHOAL_EINVAL, "%s: argument %zu: kind %d is not "
+        return shoal__err(SHOAL_EINVAL, "%s: %s: VALUE data is NULL but "
+                                        "len is %zu", who, at, a->len);
+    return shoal__err(SHOAL_EINVAL, "%s: %s: kind %d is not "
                                     "SHOAL_ARG_VALUE, SHOAL_ARG_REF or SHOAL_ARG_REF_PASS (the "
                                     "two REF kinds may have SHOAL_ARG_MOVE or'd in)", who,
-                      i, a->kind);
+                      at, a->kind);
 }
 
-/* Drop the references taken on args[0..n) and the block: submit failed. A moved
- * argument's reference is still the caller's: nothing was taken on it. */
-SHOAL__COLD static int unwind(struct shoal_task *t, const shoal_arg args[], size_t n, int rc)
+/* What one task's block holds besides its header and argument table. */
+typedef struct task_shape {
+    size_t vbytes;              /* VALUE bytes, each rounded up to 16 */
+    unsigned nref;              /* REF arguments: one dependency record each */
+    unsigned nheld;             /* REF and REF_PASS arguments: one reference each */
+} task_shape;
+
+/* Check one task's arguments and size its block; nothing is taken. */
+static inline int args_shape(const char *who, size_t task, const shoal_arg args[], size_t nargs,
+                             task_shape *sh)
 {
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", shoal_last_error());
+    size_t vbytes = 0;
+    unsigned nref = 0, nheld = 0;
+    for (size_t i = 0; i < nargs; i++) {
+        const shoal_arg *a = &args[i];
+        if (a->kind == SHOAL_ARG_VALUE) {
+            if (unlikely(!a->data && a->len))
+                return bad_arg(who, task, i, a);
+            /* No sum may wrap: each length and the total stay below the limit. */
+            if (unlikely(a->len > MAX_VALUE_BYTES || vbytes + align16(a->len) > MAX_VALUE_BYTES))
+                return value_too_big(who, task, i, a->len, vbytes);
+            vbytes += align16(a->len);
+        } else if ((a->kind & ~SHOAL_ARG_MOVE) == SHOAL_ARG_REF) {
+            nref++;
+            nheld++;
+        } else if ((a->kind & ~SHOAL_ARG_MOVE) == SHOAL_ARG_REF_PASS) {
+            nheld++;
+        } else {
+            return bad_arg(who, task, i, a);
+        }
+    }
+    sh->vbytes = vbytes;
+    sh->nref = nref;
+    sh->nheld = nheld;
+    return 0;
+}
+
+/* Byte offset of the dependency records in a block. */
+static inline size_t task_dep_off(size_t nargs, bool has_ctx, bool actor)
+{
+    return sizeof(struct shoal_task) + nargs * sizeof(shoal__targ) +
+           (has_ctx ? sizeof(shoal__tctx) : 0) + (actor ? sizeof(shoal__tactor) : 0);
+}
+
+/* Drop the references taken on args[0..n): a moved argument's reference is still the
+ * caller's (nothing was taken on it). */
+static void drop_taken(const shoal_arg args[], size_t n)
+{
     for (size_t i = 0; i < n; i++)
         if (args[i].kind != SHOAL_ARG_VALUE && !(args[i].kind & SHOAL_ARG_MOVE))
             shoal__release(args[i].ref);
-    shoal__task_free(t);
-    return shoal__err(rc, "%s", msg);
 }
 
 /* A moved argument: 0 if ref names a live object (the caller's reference keeps it so),
@@ -286,7 +346,35 @@ static inline int ref_live(shoal_ref ref)
     return shoal__slot_of(ref, &err) ? 0 : err;
 }
 
-SHOAL__COLD static int ref_error(const char *who, struct shoal_task *t, const shoal_arg args[], size_t i, int rc)
+/* The task's references on args[0..nargs): a stale REF fails the submit before anything
+ * exists. A moved one is the caller's, handed over: checked (null, forged, freed) but not
+ * taken. 0, or the error with *at the argument that failed (those before it are taken). */
+static inline int take_refs(const shoal_arg args[], size_t nargs, size_t *at)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        int rc;
+        if (args[i].kind != SHOAL_ARG_VALUE &&
+            unlikely(rc = (args[i].kind & SHOAL_ARG_MOVE) ? ref_live(args[i].ref)
+                                                          : shoal__retain(args[i].ref))) {
+            *at = i;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Submit failed: drop the references taken on args[0..n) and the block. */
+SHOAL__COLD static int unwind(struct shoal_task *t, const shoal_arg args[], size_t n, int rc)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", shoal_last_error());
+    drop_taken(args, n);
+    shoal__task_free(t);
+    return shoal__err(rc, "%s", msg);
+}
+
+SHOAL__COLD static int ref_error(const char *who, struct shoal_task *t, const shoal_arg args[],
+                                 size_t i, int rc)
 {
     char msg[400];
     snprintf(msg, sizeof msg, "%s", shoal_last_error());
@@ -301,73 +389,14 @@ SHOAL__COLD static int actor_node(const char *who, int node, int actor_node)
                       actor_node < 0 ? "any node, " : "node ", actor_node);
 }
 
-int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
-                  const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
-                  shoal_ref *out)
+/* Fill a block whose references are taken and whose result exists: header, argument
+ * table, copied values, name. The dependency records are written by wait_deps. */
+static inline void task_build(struct shoal_task *t, struct shoal__sched *s, shoal_fn fn,
+                              const shoal_arg args[], size_t nargs, int node,
+                              const shoal_task_opts *opts, bool has_ctx,
+                              struct shoal__actor *actor, const char *name, size_t namelen,
+                              size_t val_off, unsigned nheld)
 {
-    int rc;
-    struct shoal__sched *s = shoal__rt->sched;
-    if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
-        return submit_einval(who, s, fn, args, nargs, out);
-    int node = -1;
-    const char *name = NULL;
-    bool has_ctx = false;
-    if (opts) {
-        if (unlikely(rc = opts_node(who, s, opts, &node)))
-            return rc;
-        name = opts->name;
-        has_ctx = opts->ctx || opts->ctx_done;
-    }
-    if (actor) {
-        int an = shoal__actor_node(actor);
-        if (unlikely(node != -1 && node != an))
-            return actor_node(who, node, an);
-        node = an;
-    }
-
-    /* Size the block: header, argument table, dependency records, values, name. */
-    size_t vbytes = 0;
-    unsigned nref = 0, nheld = 0;
-    for (size_t i = 0; i < nargs; i++) {
-        const shoal_arg *a = &args[i];
-        if (a->kind == SHOAL_ARG_VALUE) {
-            if (unlikely(!a->data && a->len))
-                return bad_arg(who, i, a);
-            /* No sum may wrap: each length and the total stay below the limit. */
-            if (unlikely(a->len > MAX_VALUE_BYTES || vbytes + align16(a->len) > MAX_VALUE_BYTES))
-                return value_too_big(who, i, a->len, vbytes);
-            vbytes += align16(a->len);
-        } else if ((a->kind & ~SHOAL_ARG_MOVE) == SHOAL_ARG_REF) {
-            nref++;
-            nheld++;
-        } else if ((a->kind & ~SHOAL_ARG_MOVE) == SHOAL_ARG_REF_PASS) {
-            nheld++;
-        } else {
-            return bad_arg(who, i, a);
-        }
-    }
-    size_t dep_off = sizeof(struct shoal_task) + nargs * sizeof(shoal__targ) +
-                     (has_ctx ? sizeof(shoal__tctx) : 0) + (actor ? sizeof(shoal__tactor) : 0);
-    size_t val_off = dep_off + align16(nref * sizeof(shoal__tdep));
-    size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
-    struct shoal_task *t = shoal__task_alloc(val_off + vbytes + (name ? namelen + 1 : 0));
-    if (unlikely(!t))
-        return SHOAL_ENOMEM;
-
-    /* The task's references first: a stale REF fails the submit before anything exists. A
-     * moved one is the caller's, handed over: checked (null, forged, freed) but not taken. */
-    if (nheld)
-        for (size_t i = 0; i < nargs; i++)
-            if (args[i].kind != SHOAL_ARG_VALUE &&
-                unlikely(rc = (args[i].kind & SHOAL_ARG_MOVE) ? ref_live(args[i].ref)
-                                                              : shoal__retain(args[i].ref)))
-                return ref_error(who, t, args, i, rc);
-    /* Two references: the caller's and the task's own, dropped when it completes, so a
-     * caller that releases at once leaves the result alive for its dependents. */
-    rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL, &t->result);
-    if (unlikely(rc))
-        return unwind(t, args, nheld ? nargs : 0, rc);
-
     t->fn = fn;
     t->nargs = (uint32_t)nargs;
     t->worker = -1;
@@ -405,27 +434,253 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
         v[namelen] = 0;
         t->name = v;
     }
+}
+
+/* A thread outside the workers remembers the result of the task it submitted last, for
+ * its get (see shoal__run_own). */
+static inline void remember_own(uint64_t id)
+{
+    if (shoal__tls.worker < 0) {
+        struct shoal__submitted *own = shoal__pool_submitted();
+        if (own)
+            own->id = id;
+    }
+}
+
+int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
+                  const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
+                  shoal_ref *out)
+{
+    int rc;
+    struct shoal__sched *s = shoal__rt->sched;
+    if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
+        return submit_einval(who, s, fn, args, nargs, out);
+    int node = -1;
+    const char *name = NULL;
+    bool has_ctx = false;
+    if (opts) {
+        if (unlikely(rc = opts_node(who, s, opts, &node)))
+            return rc;
+        name = opts->name;
+        has_ctx = opts->ctx || opts->ctx_done;
+    }
+    if (actor) {
+        int an = shoal__actor_node(actor);
+        if (unlikely(node != -1 && node != an))
+            return actor_node(who, node, an);
+        node = an;
+    }
+
+    /* Size the block: header, argument table, dependency records, values, name. */
+    task_shape sh = { 0, 0, 0 };
+    if (unlikely(rc = args_shape(who, SIZE_MAX, args, nargs, &sh)))
+        return rc;
+    size_t dep_off = task_dep_off(nargs, has_ctx, actor != NULL);
+    size_t val_off = dep_off + align16(sh.nref * sizeof(shoal__tdep));
+    size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
+    struct shoal_task *t = shoal__task_alloc(val_off + sh.vbytes + (name ? namelen + 1 : 0));
+    if (unlikely(!t))
+        return SHOAL_ENOMEM;
+
+    size_t at;
+    if (sh.nheld && unlikely(rc = take_refs(args, nargs, &at)))
+        return ref_error(who, t, args, at, rc);
+    /* Two references: the caller's and the task's own, dropped when it completes, so a
+     * caller that releases at once leaves the result alive for its dependents. */
+    rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL, &t->result);
+    if (unlikely(rc))
+        return unwind(t, args, sh.nheld ? nargs : 0, rc);
+
+    task_build(t, s, fn, args, nargs, node, opts, has_ctx, actor, name, namelen, val_off,
+               sh.nheld);
     *out = t->result;   /* before the task is visible: it may finish and be freed at once */
     if (likely(!actor)) {
-        if (nref == 0)
+        if (sh.nref == 0 || wait_deps(t, dep_off, sh.nref, 0))
             shoal__task_ready(s, t);
-        else
-            wait_deps(s, t, dep_off, nref, 0);
-        if (shoal__tls.worker < 0) {   /* remembered for its get: see shoal__run_own */
-            struct shoal__submitted *own = shoal__pool_submitted();
-            if (own)
-                own->id = out->id;
-        }
+        remember_own(out->id);
         return 0;
     }
     /* An actor's call keeps one count of `pending` until it is at the head of the actor's
      * queue (actor.c), so its arguments completing never schedule it on their own. */
-    if (nref == 0)
+    if (sh.nref == 0)
         atomic_store_explicit(&t->pending, 1, memory_order_relaxed);   /* published by the
                                                                           queue's release */
     else
-        wait_deps(s, t, dep_off, nref, 1);
+        (void)wait_deps(t, dep_off, sh.nref, 1);   /* the held count: never ready here */
     shoal__actor_enqueue(actor, t);   /* never run by its submitter: see shoal__run_own */
+    return 0;
+}
+
+/* ---- shoal_submit_batch ----------------------------------------------------------------
+ * n tasks of one function and one shape, all or nothing: every argument is checked, every
+ * block allocated, every reference taken and every result made before any task is
+ * visible, so a failure at any step undoes the earlier ones and leaves the caller's refs
+ * (moved ones too) as they were. Each step runs over the whole batch: the slots of the
+ * next tasks' REF arguments are prefetched while one task's are worked on (they were last
+ * written by the workers that completed them: a cache miss each), and the tasks that are
+ * ready at once go to the global queue BATCH_PUSH at a time, with one claim of the ring
+ * and one wake check per group instead of one per task. */
+#define BATCH_PUSH     256u
+#define BATCH_PREFETCH 8u
+
+SHOAL__COLD static int batch_einval(const char *who, struct shoal__sched *s, size_t n,
+                                    shoal_fn fn, const shoal_arg args[], size_t nargs_each,
+                                    shoal_ref out[])
+{
+    if (!s)
+        return submit_einval(who, s, fn, args, nargs_each, out);
+    if (!fn)
+        return shoal__err(SHOAL_EINVAL, "%s: fn is NULL", who);
+    if (!out)
+        return shoal__err(SHOAL_EINVAL, "%s: out is NULL but n is %zu", who, n);
+    if (!args)
+        return shoal__err(SHOAL_EINVAL, "%s: args is NULL but nargs_each is %zu", who,
+                          nargs_each);
+    if (nargs_each > MAX_ARGS)
+        return shoal__err(SHOAL_EINVAL, "%s: %zu arguments per task; at most %u", who,
+                          nargs_each, MAX_ARGS);
+    return shoal__err(SHOAL_EINVAL, "%s: n = %zu tasks of %zu arguments: args[] cannot be "
+                                    "that long", who, n, nargs_each);
+}
+
+/* A batch failed at task `failed`: let go of what tasks 0..failed-1 hold (their
+ * references, their results, never seen by anyone, and their blocks), then report rc with
+ * the message, which names task `failed`. */
+SHOAL__COLD static int batch_unwind(const char *who, struct shoal_task *const tasks[],
+                                    const shoal_arg args[], size_t nargs_each, size_t failed,
+                                    int rc)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", shoal_last_error());
+    for (size_t i = 0; i < failed; i++) {
+        drop_taken(&args[i * nargs_each], nargs_each);
+        shoal__release(tasks[i]->result);   /* its two references: freed */
+        shoal__release(tasks[i]->result);
+        shoal__task_free(tasks[i]);
+    }
+    return shoal__err(rc, "%s: task %zu: %s (nothing was submitted)", who, failed, msg);
+}
+
+/* Warm the slots of one task's REF arguments (they are written next: a retain or a
+ * registration). Only indices inside the table are touched; the checks come later. */
+static inline void prefetch_refs(const shoal__rt_t *rt, const shoal_arg a[], size_t nargs)
+{
+    for (size_t j = 0; j < nargs; j++)
+        if (a[j].kind != SHOAL_ARG_VALUE) {
+            uint64_t idx = shoal__id_idx(a[j].ref.id);
+            if (idx < rt->nslots)
+                shoal__prefetch(&rt->slots[idx]);
+        }
+}
+
+static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg args[],
+                        size_t nargs_each, const shoal_task_opts *opts, shoal_ref out[])
+{
+    int rc;
+    shoal__rt_t *rt = shoal__rt;
+    struct shoal__sched *s = rt->sched;
+    if (unlikely(!s || !fn || (n && !out) || (n && nargs_each && !args) ||
+                 nargs_each > MAX_ARGS || (nargs_each && n > SIZE_MAX / nargs_each)))
+        return batch_einval(who, s, n, fn, args, nargs_each, out);
+    int node = -1;
+    const char *name = NULL;
+    if (opts) {
+        if (unlikely(rc = opts_node(who, s, opts, &node)))
+            return rc;
+        if (unlikely(opts->ctx || opts->ctx_done))
+            return shoal__err(SHOAL_EINVAL, "%s: opts.ctx / ctx_done are set: a context "
+                                            "belongs to one task (its ctx_done runs once); "
+                                            "submit tasks that need one with shoal_submit",
+                              who);
+        name = opts->name;
+    }
+    if (n == 0)
+        return 0;
+    size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
+    size_t dep_off = task_dep_off(nargs_each, false, false);
+
+    /* 1. Check every argument: nothing is taken yet. */
+    for (size_t i = 0; i < n; i++) {
+        task_shape sh = { 0, 0, 0 };
+        if (unlikely(rc = args_shape(who, i, &args[i * nargs_each], nargs_each, &sh)))
+            return rc;
+    }
+    struct shoal_task **tasks = shoal__pool_scratch(n);
+    if (unlikely(!tasks))
+        return SHOAL_ENOMEM;
+
+    /* 2. Per task: its references (the next tasks' argument slots warming meanwhile), its
+     *    block, its result, and the block filled; nothing is visible yet. */
+    for (size_t i = 0; i < n; i++) {
+        const shoal_arg *a = &args[i * nargs_each];
+        if (i + BATCH_PREFETCH < n)
+            prefetch_refs(rt, &args[(i + BATCH_PREFETCH) * nargs_each], nargs_each);
+        task_shape sh = { 0, 0, 0 };
+        (void)args_shape(who, i, a, nargs_each, &sh);   /* checked above */
+        size_t at;
+        if (sh.nheld && unlikely(rc = take_refs(a, nargs_each, &at))) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", shoal_last_error());
+            drop_taken(a, at);
+            shoal__err(rc, "argument %zu: %s", at, msg);
+            return batch_unwind(who, tasks, args, nargs_each, i, rc);
+        }
+        size_t val_off = dep_off + align16(sh.nref * sizeof(shoal__tdep));
+        struct shoal_task *t = shoal__task_alloc(val_off + sh.vbytes +
+                                                 (name ? namelen + 1 : 0));
+        if (unlikely(!t)) {
+            drop_taken(a, nargs_each);
+            return batch_unwind(who, tasks, args, nargs_each, i, SHOAL_ENOMEM);
+        }
+        /* Two references, as in shoal__submit. */
+        if (unlikely(rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL,
+                                         &t->result))) {
+            shoal__task_free(t);
+            drop_taken(a, nargs_each);
+            return batch_unwind(who, tasks, args, nargs_each, i, rc);
+        }
+        task_build(t, s, fn, a, nargs_each, node, opts, false, NULL, name, namelen, val_off,
+                   sh.nheld);
+        /* How many dependency records to register: kept in `pending` (rewritten by
+         * wait_deps) until step 3. relaxed: this thread's alone until then. */
+        atomic_store_explicit(&t->pending, (int32_t)sh.nref, memory_order_relaxed);
+        tasks[i] = t;
+    }
+
+    /* 3. Nothing can fail now: hand out each result, register each task's pending
+     *    arguments and queue the ready ones. A task may run and be freed as soon as it is
+     *    registered or queued: nothing of it is read after. On one node, from outside the
+     *    workers, the ready ones go to the global queue in groups (where shoal__task_ready
+     *    would put each); elsewhere shoal__task_ready places each. */
+    bool group = s->nnodes == 1 && shoal__tls.worker < 0;
+    shoal__qlink *ready[BATCH_PUSH];
+    unsigned nready = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct shoal_task *t = tasks[i];
+        if (i + BATCH_PREFETCH < n) {   /* its header and the slots it registers on */
+            shoal__prefetch(tasks[i + BATCH_PREFETCH]);
+            prefetch_refs(rt, &args[(i + BATCH_PREFETCH) * nargs_each], nargs_each);
+        }
+        out[i] = t->result;   /* before the task is visible, as in shoal__submit */
+        unsigned nref = (unsigned)atomic_load_explicit(&t->pending, memory_order_relaxed);
+        if (nref && !wait_deps(t, dep_off, nref, 0))
+            continue;
+        if (!group) {
+            shoal__task_ready(s, t);
+            continue;
+        }
+        ready[nready++] = &t->link;
+        if (nready == BATCH_PUSH) {
+            shoal__inject_push_many(&s->global, ready, nready);
+            shoal__wake_check(s, 0, false);
+            nready = 0;
+        }
+    }
+    if (nready) {
+        shoal__inject_push_many(&s->global, ready, nready);
+        shoal__wake_check(s, 0, false);
+    }
+    remember_own(out[n - 1].id);
     return 0;
 }
 
@@ -474,4 +729,10 @@ SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                            const shoal_task_opts *opts, shoal_ref *out)
 {
     SHOAL__CALL(shoal__submit("shoal_submit", NULL, fn, args, nargs, opts, out));
+}
+
+SHOAL_API int shoal_submit_batch(size_t n, shoal_fn fn, const shoal_arg args[],
+                                 size_t nargs_each, const shoal_task_opts *opts, shoal_ref out[])
+{
+    SHOAL__CALL(submit_batch("shoal_submit_batch", n, fn, args, nargs_each, opts, out));
 }

@@ -136,6 +136,11 @@ struct shoal__submitted {
  * NULL when the thread has no cache of this pool run (then nothing is remembered). */
 SHOAL__HIDDEN struct shoal__submitted *shoal__pool_submitted(void);
 SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);
+/* The calling thread's scratch list of at least n task pointers (shoal_submit_batch holds
+ * its blocks there until they are all built), kept with its block cache and grown only
+ * when a batch is longer than any before on this thread; freed at thread exit. Valid until
+ * the thread's next call. NULL with the error set (SHOAL_ENOMEM). */
+SHOAL__HIDDEN struct shoal_task **shoal__pool_scratch(size_t n);
 /* Shutdown, after the workers are joined: call fn on every LIVE or DROPPED block (tasks
  * waiting for dependencies, or dropped). fn may free blocks. Returns how many calls
  * returned true. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../core/thread.h"
 #include "sched_int.h"
@@ -29,7 +30,7 @@ static struct shoal_task *from_queue(struct shoal__sched *s, struct shoal__worke
     shoal__qlink *got[QBATCH];
     unsigned n = shoal__inject_take(q, got, QBATCH), i = 1;
     for (unsigned k = 0; k < n; k++)
-        __builtin_prefetch(got[k]);
+        __builtin_prefetch(got[k]), __builtin_prefetch((char *)got[k] + 64);
     for (; i < n; i++)
         if (unlikely(shoal__deque_push(&w->dq, (shoal__item)got[i] |
                                                    (bound ? SHOAL__ITEM_BOUND : 0))))
@@ -223,6 +224,21 @@ static void *worker_main(void *p)
 
 /* ---- start / stop ----------------------------------------------------------------------- */
 
+/* The scheduler and its nodes hold the injection queues' rings (1 MiB each): mapped
+ * directly, zeroed, so that shutdown hands the memory back to the system whatever the
+ * allocator would keep (an ASan quarantine keeps freed blocks resident). */
+static void *zalloc_mapped(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void free_mapped(void *p, size_t n)
+{
+    if (p)
+        munmap(p, n);
+}
+
 static void sched_free(struct shoal__sched *s)
 {
     if (s->w)
@@ -234,8 +250,8 @@ static void sched_free(struct shoal__sched *s)
             free(s->n[i].members);
     free(s->cpu_worker);
     free(s->w);
-    free(s->n);
-    free(s);
+    free_mapped(s->n, s->nnodes * sizeof *s->n);
+    free_mapped(s, sizeof *s);
 }
 
 /* CPU number -> the worker pinned there (park.c's wake on the waker's own CPU), for a
@@ -295,7 +311,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
 {
     if (workers == 0)
         workers = 1;
-    struct shoal__sched *s = zalloc_aligned(sizeof *s);
+    struct shoal__sched *s = zalloc_mapped(sizeof *s);
     if (!s)
         return shoal__err(SHOAL_ENOMEM, "out of memory for the scheduler");
     s->rt = rt;
@@ -303,7 +319,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     s->nworkers = workers;
     s->nnodes = rt->nnodes ? rt->nnodes : 1;
     s->w = zalloc_aligned(workers * sizeof *s->w);
-    s->n = zalloc_aligned(s->nnodes * sizeof *s->n);
+    s->n = zalloc_mapped(s->nnodes * sizeof *s->n);
     int rc = SHOAL_ENOMEM;
     if (!s->w || !s->n)
         goto nomem;

@@ -13,29 +13,9 @@
 #include "lib/check.h"
 #include "lib/tasks.h"
 
-static _Atomic int gate;            /* blockers spin until it is 1 */
-static _Atomic int blockers_in;     /* blockers that started */
 static _Atomic long runs;           /* t_add bodies run */
 static _Atomic int saw_cancel;      /* t_poll saw shoal_task_cancelled */
 static _Atomic int poll_started;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Holds its worker until the gate opens (at most 60 s: a lost release fails, not hangs). */
-static int t_block(shoal_task *t)
-{
-    (void)t;
-    atomic_fetch_add(&blockers_in, 1);
-    int64_t end = now_ns() + TEST_WAIT_NS;
-    while (!atomic_load(&gate) && now_ns() < end)
-        nap_ms(1);
-    return 0;
-}
 
 static int t_add(shoal_task *t)
 {
@@ -50,36 +30,13 @@ static int t_add(shoal_task *t)
 static int t_poll(shoal_task *t)
 {
     atomic_store(&poll_started, 1);
-    int64_t end = now_ns() + TEST_WAIT_NS;
-    while (!shoal_task_cancelled(t) && now_ns() < end)
+    int64_t end = test_now_ns() + TEST_WAIT_NS;
+    while (!shoal_task_cancelled(t) && test_now_ns() < end)
         nap_ms(1);
     if (shoal_task_cancelled(t) == 1)
         atomic_store(&saw_cancel, 1);
     long v = 7;
     return shoal_task_return(t, &v, sizeof v);
-}
-
-static void block_workers(unsigned n, shoal_ref out[])
-{
-    atomic_store(&gate, 0);
-    atomic_store(&blockers_in, 0);
-    for (unsigned i = 0; i < n; i++)
-        ASSERT_OK(shoal_submit(t_block, NULL, 0, NULL, &out[i]));
-    int64_t end = now_ns() + TEST_WAIT_NS;
-    while (atomic_load(&blockers_in) < (int)n && now_ns() < end)
-        nap_ms(1);
-    CU_ASSERT_EQUAL_FATAL(atomic_load(&blockers_in), (int)n);
-}
-
-static void unblock_workers(unsigned n, shoal_ref b[])
-{
-    atomic_store(&gate, 1);
-    for (unsigned i = 0; i < n; i++) {
-        const void *d;
-        size_t len;
-        CHECK_OK(get_within(b[i], &d, &len));
-        CHECK_OK(shoal_release(b[i]));
-    }
 }
 
 /* The failure message of r (which must fail with code). */
@@ -185,8 +142,8 @@ static void test_running(void)
     o.name = "poller";
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_poll, NULL, 0, &o, &r));
-    int64_t end = now_ns() + TEST_WAIT_NS;
-    while (!atomic_load(&poll_started) && now_ns() < end)
+    int64_t end = test_now_ns() + TEST_WAIT_NS;
+    while (!atomic_load(&poll_started) && test_now_ns() < end)
         nap_ms(1);
     CU_ASSERT_FATAL(atomic_load(&poll_started));
     CHECK_RC(shoal_cancel(r), 1);
@@ -294,12 +251,12 @@ static int t_race(shoal_task *t)
 static void *race_main(void *p)
 {
     int k = (int)(intptr_t)p;
-    int64_t end = now_ns() + TEST_WAIT_NS;
-    while (!atomic_load(&race.go) && now_ns() < end)
+    int64_t end = test_now_ns() + TEST_WAIT_NS;
+    while (!atomic_load(&race.go) && test_now_ns() < end)
         ;
     for (size_t i = 0; i < race.n; i++) {
         uint64_t id;
-        while ((id = atomic_load(&race.ids[i])) == 0 && now_ns() < end)
+        while ((id = atomic_load(&race.ids[i])) == 0 && test_now_ns() < end)
             ;
         atomic_store(&race.rc[i][k], shoal_cancel((shoal_ref){ id }));
         if (k == 0)

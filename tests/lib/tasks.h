@@ -1,8 +1,11 @@
-/* tasks.h - small helpers the task suites share: longs in and out of tasks, naps, and
- * waiting for a live-object count to settle. */
+/* tasks.h - small helpers the task suites share: longs in and out of tasks, naps,
+ * waiting for a live-object count to settle, and blockers that hold workers until a gate
+ * opens. */
 #ifndef SHOAL_TEST_TASKS_H
 #define SHOAL_TEST_TASKS_H
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -57,6 +60,56 @@ static inline uint64_t live_settled(uint64_t want)
         live = info_now().objects_live;
     }
     return live;
+}
+
+/* ---- blockers: tasks that hold workers until a gate opens ----------------------------- */
+
+static inline int64_t test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The gate blockers spin on (1: open) and how many blockers started. */
+static inline _Atomic int *test_gate(void) { static _Atomic int g; return &g; }
+static inline _Atomic int *test_blockers_in(void) { static _Atomic int n; return &n; }
+
+/* Holds its worker until the gate opens (at most TEST_WAIT_NS: a lost release fails, not
+ * hangs). */
+static inline int t_block(shoal_task *t)
+{
+    (void)t;
+    atomic_fetch_add(test_blockers_in(), 1);
+    int64_t end = test_now_ns() + TEST_WAIT_NS;
+    while (!atomic_load(test_gate()) && test_now_ns() < end)
+        nap_ms(1);
+    return 0;
+}
+
+/* Submit n blockers (their results in out[]) and wait until each holds a worker. */
+static inline void block_workers(unsigned n, shoal_ref out[])
+{
+    atomic_store(test_gate(), 0);
+    atomic_store(test_blockers_in(), 0);
+    for (unsigned i = 0; i < n; i++)
+        ASSERT_OK(shoal_submit(t_block, NULL, 0, NULL, &out[i]));
+    int64_t end = test_now_ns() + TEST_WAIT_NS;
+    while (atomic_load(test_blockers_in()) < (int)n && test_now_ns() < end)
+        nap_ms(1);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(test_blockers_in()), (int)n);
+}
+
+/* Open the gate and wait for (and release) the n blockers' results. */
+static inline void unblock_workers(unsigned n, shoal_ref b[])
+{
+    atomic_store(test_gate(), 1);
+    for (unsigned i = 0; i < n; i++) {
+        const void *d;
+        size_t len;
+        CHECK_OK(get_within(b[i], &d, &len));
+        CHECK_OK(shoal_release(b[i]));
+    }
 }
 
 #endif
