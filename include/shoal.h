@@ -918,6 +918,8 @@ static __attribute__((noinline, cold, unused)) int shoal__get_miss_cold(shoal_re
 static inline __attribute__((always_inline)) int shoal__get_miss(shoal_ref ref, const uint64_t *s,
                                                                  const void **data, size_t *len)
 {
+    if (data == NULL || len == NULL)   /* SHOAL_EINVAL; folds away for locals */
+        return shoal__get_slow(ref, -1, data, len);
     const void *d = NULL;   /* the library writes them only on success */
     size_t l = 0;
     int rc = shoal__get_miss_cold(ref, s, &d, &l);
