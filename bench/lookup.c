@@ -142,8 +142,8 @@ static int make_set(lk_set *s, size_t n)
     s->orefs = xmalloc(n * sizeof *s->orefs);
     s->ids = xmalloc(n * sizeof *s->ids);
     for (size_t i = 0; i < n; i++) {
-        const void *d = NULL;   /* gcc sees the path where the put failed */
-        size_t l = 0;
+        const void *d;
+        size_t l;
         uint64_t v = i;
         memcpy(buf, &v, sizeof v);
         int rc = shoal_put(buf, sizeof buf, &s->refs[i]);

@@ -23,12 +23,7 @@ SHOAL_API int shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **
 {
     if (timeout_ns < 0)
         return shoal__get_inline(ref, data, len);
-    int rc = shoal__get_slow(ref, timeout_ns, data, len);
-    if (rc < 0 && data && len) {   /* as the inline get leaves them (shoal.h) */
-        *data = NULL;
-        *len = 0;
-    }
-    return rc;
+    return shoal__get_slow(ref, timeout_ns, data, len);
 }
 
 /* The message of a failed object, as this thread's last error; returns its code. */

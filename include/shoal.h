@@ -309,7 +309,6 @@ SHOAL_API int  shoal_seal(shoal_ref ref);
  * spilled object cannot be brought back for want of room: the message says why (nothing
  * left to spill, free space not in one piece, a full spill disk); the object stays spilled:
  * get it again after releasing objects or advising them cold.
- * On an error *data is NULL and *len 0 (when they are not NULL).
  * Fast path: no lock, no syscall, no allocation. */
 SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */
@@ -317,7 +316,7 @@ SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls (a spilled
  * object is still read back: a disk read, not a wait for another thread).
  * Errors: those of shoal_get, and SHOAL_ETIMEDOUT (not ready in time; the object is as it
- * was: try again). On an error *data is NULL and *len 0, as for shoal_get. */
+ * was: try again). */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
                                  size_t *len);
 /* Wait until num_ready of the n objects are ready (sealed, failed or canceled count as
@@ -895,13 +894,11 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 
 /* The result held in the slot itself (s not NULL), and everything else the inline lookup
  * does not answer: out of the caller's hot loop (static, so no new symbol; emitted once per
- * program file that inlines a get). It returns through locals (shoal__get_miss below) so
- * that the caller's *data and *len need not live in memory on the hit path; they are
- * written on every outcome (NULL and 0 on an error), so that a compiler sees them set. */
-static __attribute__((noinline, cold, unused)) int shoal__get_miss_cold(shoal_ref ref,
-                                                                        const uint64_t *s,
-                                                                        const void **data,
-                                                                        size_t *len)
+ * program file that inlines a get). */
+static __attribute__((noinline, cold, unused)) int shoal__get_miss(shoal_ref ref,
+                                                                   const uint64_t *s,
+                                                                   const void **data,
+                                                                   size_t *len)
 {
     if (s) {
         /* A result of at most 8 bytes held in the slot itself (its length has the top bit
@@ -914,18 +911,6 @@ static __attribute__((noinline, cold, unused)) int shoal__get_miss_cold(shoal_re
         }
     }
     return shoal__get_slow(ref, -1, data, len);
-}
-static inline __attribute__((always_inline)) int shoal__get_miss(shoal_ref ref, const uint64_t *s,
-                                                                 const void **data, size_t *len)
-{
-    if (data == NULL || len == NULL)   /* SHOAL_EINVAL; folds away for locals */
-        return shoal__get_slow(ref, -1, data, len);
-    const void *d = NULL;   /* the library writes them only on success */
-    size_t l = 0;
-    int rc = shoal__get_miss_cold(ref, s, &d, &l);
-    *data = d;
-    *len = l;
-    return rc;
 }
 
 /* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
