@@ -861,9 +861,11 @@ SHOAL_API int  shoal_object_node(shoal_ref ref);
  * the same lookup inline). It reads the calling thread's view of the store, one TLS block
  * (initial-exec, on a cache line of its own): a bounds check of the ID's low half (index and
  * host field) against the view's table size, one table index, one compare of the slot's
- * word (its high half is the ID's, the generation, and below it READY with no flag set)
- * and a check that the slot's bytes lie in the store. Anything else -- not initialized, a
- * pending, failed, spilled or freed object, a bad ID -- goes to the library's slow path.
+ * word XORed with the ID (its high half is the ID's, the generation, and below it READY
+ * with waiters and unread clear) and a check that the slot's bytes lie in the store (one
+ * sum, two compares). Anything else -- not initialized, a result held in the slot (out of
+ * line, still no library call), a pending, failed, spilled or freed object, a bad ID --
+ * goes out of line, most of it to the library's slow path.
  *
  * No global is read: a view is never stale. Whoever takes a runtime down (shutdown, detach,
  * an init that fails late) empties every thread's view (nslots 0) once no call is inside,
@@ -875,7 +877,9 @@ SHOAL_API int  shoal_object_node(shoal_ref ref);
  * reuses that range could still read the new table: the epoch compare had that window too).
  *
  * ABI: what this reads (the struct below, the slot's word, off and len at 0, 8 and 16, the
- * word's layout) is compiled into programs. It changed in 0.2.0 (hot fields first, no epoch
+ * word's layout) is compiled into programs. (The word compare skipping deps and cached
+ * works against any library of this generation: a READY word never has them.) It changed
+ * in 0.2.0 (hot fields first, no epoch
  * compare: the library must empty views as above), and the TLS block's linker name carries
  * that generation (shoal__tls_abi2), so a program built against another layout fails to
  * link or load instead of reading a block it does not understand. Define SHOAL_NO_INLINE to
@@ -906,6 +910,35 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 #define SHOAL__HIT_REFS     0x00ffffffu  /* no flag, and any reference count up to this */
 #define SHOAL__LEN_INL_BIT  (1ull << 63) /* len of a small result held in its slot */
 
+/* A hit's word, shifted right by SHOAL__HIT_SHIFT after an XOR with the ID, equals SHOAL__HIT:
+ * the generation (bits 63..32) equal, READY in bits 31..28, waiters and unread (27, 26)
+ * clear. Bits 25 and 24 (deps, cached) are not compared: the completing CAS clears deps and
+ * cached is a FREE slot's, so a READY word never has them; the ID's index bits 25..24 land
+ * there, and skipping them keeps the compare to one shift. */
+#define SHOAL__HIT_SHIFT    26
+#define SHOAL__HIT          (SHOAL__HIT_LOW >> SHOAL__HIT_SHIFT)
+
+/* The result held in the slot itself (s not NULL), and everything else the inline lookup
+ * does not answer: out of the caller's hot loop (static, so no new symbol; emitted once per
+ * program file that inlines a get). */
+static __attribute__((noinline, cold, unused)) int shoal__get_miss(shoal_ref ref,
+                                                                   const uint64_t *s,
+                                                                   const void **data,
+                                                                   size_t *len)
+{
+    if (s) {
+        /* A result of at most 8 bytes held in the slot itself (its length has the top bit
+         * set, outside every span; its bytes are the offset field). */
+        uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
+        if ((n ^ SHOAL__LEN_INL_BIT) <= 8) {
+            *data = (const void *)&s[1];
+            *len = (size_t)(n ^ SHOAL__LEN_INL_BIT);
+            return 0;
+        }
+    }
+    return shoal__get_slow(ref, -1, data, len);
+}
+
 /* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
  * miscompiles that pointer's test (it reads stale flags) and reports a null access. */
 static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
@@ -921,19 +954,19 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
         /* acquire: pairs with the release that made the object READY, so its offset,
          * length and bytes are visible. */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
-        /* A hit's word is the ID's generation above, READY and no flag in bits 31..24, any
-         * count below: it lies in [hit, hit + SHOAL__HIT_REFS], hit = the ID with its low
-         * half (idx) replaced by SHOAL__HIT_LOW. One subtraction and one unsigned compare:
-         * any other generation, state or flag puts the difference outside (a smaller word
-         * wraps around). */
-        if (__builtin_expect(w - ref.id + idx - SHOAL__HIT_LOW <= SHOAL__HIT_REFS, 1)) {
+        if (__builtin_expect(((w ^ ref.id) >> SHOAL__HIT_SHIFT) == SHOAL__HIT, 1)) {
             /* Read only once READY (before, the object's maker may still be writing them).
-             * Any attached process can rewrite a slot's offset and length: a pair outside
-             * the span goes to the slow path, which reports it, so a get never returns a
-             * wild pointer. Each is read once: the checked copies are what is returned. */
+             * Any attached process can rewrite a slot's offset and length: [off, off + n)
+             * must lie in [0, span) or the slow path answers (it reports such a slot), so a
+             * get never returns a wild pointer. end <= span and no wrap-around (end >= off)
+             * is exactly that: two compares of one sum. The empty asm keeps the compiler
+             * from turning the wrap test into a carry flag it then materializes. Each field
+             * is read once: the checked copies are what is returned. */
             uint64_t off = __atomic_load_n(&s[1], __ATOMIC_RELAXED);
             uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
-            if (__builtin_expect(off < shoal__tls.span && n <= shoal__tls.span - off, 1)) {
+            uint64_t end = off + n;
+            __asm__("" : "+r"(end));
+            if (__builtin_expect(end <= shoal__tls.span && end >= off, 1)) {
                 *data = shoal__tls.base + off;
                 *len = (size_t)n;
 #ifdef SHOAL_COUNT_GETS
@@ -945,16 +978,10 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
 #endif
                 return 0;
             }
-            /* A result of at most 8 bytes held in the slot itself (its length has the top
-             * bit set, outside every span; its bytes are the offset field). */
-            if (__builtin_expect((n ^ SHOAL__LEN_INL_BIT) <= 8, 1)) {
-                *data = (const void *)&s[1];
-                *len = (size_t)(n ^ SHOAL__LEN_INL_BIT);
-                return 0;
-            }
+            return shoal__get_miss(ref, s, data, len);   /* held in the slot, or bad bytes */
         }
     }
-    return shoal__get_slow(ref, -1, data, len);
+    return shoal__get_miss(ref, NULL, data, len);
 }
 #ifdef SHOAL_NO_INLINE
 #undef shoal_get

@@ -104,9 +104,12 @@ static inline bool shoal__slot_bytes(const shoal__slot *s, const char **data, ui
         *len = n ^ SHOAL__LEN_INL;
         return true;
     }
-    *data = shoal__rt->base + off;
+    /* as an integer: off may be garbage, and base + off past the object is undefined */
+    *data = (const char *)((uintptr_t)shoal__rt->base + off);
     *len = n;
-    return off < span && n <= span - off;
+    /* off + n <= span without wrapping around, as the inline get checks (shoal.h): an
+     * empty range at the very end is inside too. */
+    return off <= span && n <= span - off;
 }
 /* NUMA node of the arena span holding byte offset off. With one node (the common case) no
  * division, which costs ~40 cycles on the object paths that ask this. An offset beyond the

@@ -7,8 +7,10 @@
  *                        [25] deps  [24] cached (FREE slots only, thread.h)
  *                        [23..0] reference count
  * The ID's high half equals the word's high half for the object it names, so the lookup
- * fast path (shoal.h) checks generation, state and flags with one subtraction and one
- * unsigned compare of the whole word: a hit needs READY with no flag set, any count. It takes the index as the ID's low 32
+ * fast path (shoal.h) checks generation, state and flags with one XOR of word and ID, a
+ * shift and one compare: a hit needs READY with waiters and unread clear, any count (deps
+ * and cached, bits the ID's index overlaps, are never set on a READY word: the completing
+ * CAS clears deps, cached is a FREE slot's). It takes the index as the ID's low 32
  * bits, host field included: the table has at most 2^26 slots, so a nonzero host field is
  * out of bounds and misses.
  *
@@ -111,6 +113,12 @@ _Static_assert(SHOAL__HIT_LOW == ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT
                    (SHOAL__W_LOW_MASK & ~SHOAL__W_STATE_MASK & ~SHOAL__W_REFS_MASK) &&
                SHOAL__W_GEN_SHIFT == SHOAL__GEN_SHIFT && SHOAL__GEN_SHIFT == 32,
                "word layout used by shoal.h: a hit is [gen | HIT_LOW, gen | HIT_LOW | HIT_REFS]");
+_Static_assert(SHOAL__HIT_SHIFT == 26 && SHOAL__W_UNREAD == (UINT64_C(1) << SHOAL__HIT_SHIFT) &&
+                   SHOAL__W_WAITERS == (UINT64_C(1) << 27) && SHOAL__W_DEPS < SHOAL__W_UNREAD &&
+                   SHOAL__W_CACHED < SHOAL__W_UNREAD && SHOAL__IDX_BITS <= SHOAL__HIT_SHIFT &&
+                   SHOAL__HIT == (uint64_t)SHOAL__READY << (SHOAL__W_STATE_SHIFT - SHOAL__HIT_SHIFT),
+               "shoal.h's hit compare: (word ^ ID) >> HIT_SHIFT == HIT covers generation, "
+               "state, waiters and unread, and no bit of the index");
 _Static_assert(SHOAL__IDX_BITS + SHOAL__HOST_BITS == 32, "ID layout");
 _Static_assert(SHOAL__W_FREE_LINK >= SHOAL__IDX_MASK && (SHOAL__W_FREE_LINK & SHOAL__W_STATE_MASK) == 0,
                "a FREE slot's link fits below its state bits");

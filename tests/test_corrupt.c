@@ -1,6 +1,7 @@
 /* test_corrupt.c - a slot whose offset or length a process overwrote with garbage (every
  * attached process can write the object table) costs a leak and a notice, never a crash:
- * release does not free it, and a failed object's message is not read from it. */
+ * release does not free it, a failed object's message is not read from it, and a get
+ * (inline or the library's) answers SHOAL_EIO instead of a pointer outside the store. */
 #include "../core/store.h"
 #include "lib/check.h"
 
@@ -61,11 +62,95 @@ static void test_failed_object_with_corrupt_message(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* What each way of getting answers for one slot content; 0 must come with the bytes named
+ * (want = base + off, or the slot's own field for a result held in it). */
+static void expect_gets(shoal_ref r, int rc_want, const void *want, size_t n_want,
+                        uint64_t off, uint64_t len)
+{
+    for (int way = 0; way < 3; way++) {
+        const void *d = (const void *)1;
+        size_t n = 12345;
+        int rc = way == 0   ? shoal_get(r, &d, &n)        /* the inline fast path */
+                 : way == 1 ? (shoal_get)(r, &d, &n)      /* the library's entry */
+                            : shoal_get_timeout(r, 0, &d, &n);   /* the slow path */
+        CU_ASSERT_EQUAL(rc, rc_want);
+        if (rc == 0) {
+            CU_ASSERT(d == want && n == n_want);
+        } else {   /* left as they were */
+            CU_ASSERT(d == (const void *)1 && n == 12345);
+        }
+        if (rc != rc_want || (rc == 0 && (d != want || n != n_want)))
+            fprintf(stderr, "way %d: slot off %#llx len %#llx: rc %d (want %d), len %zu\n", way,
+                    (unsigned long long)off, (unsigned long long)len, rc, rc_want, n);
+    }
+}
+
+/* The bounds the fast path checks with one sum (off + len <= span, no wrap-around): every
+ * edge, the sums that wrap around to inside the span, and results held in the slot. */
+static void test_get_of_corrupt_slot(void)
+{
+    test_start(shoal_test_config());
+    shoal_ref r;
+    ASSERT_OK(shoal_put("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 64,
+                        &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(r, &d, &n));   /* fills this thread's view */
+    shoal__slot *s = slot(r);
+    const uint64_t off0 = s->off, len0 = s->len, span = shoal__tls.span;
+    const char *base = shoal__tls.base;
+    CU_ASSERT_FATAL(span == shoal__rt->node_span * shoal__rt->nnodes && base == shoal__rt->base);
+    const uint64_t M = UINT64_MAX;
+    struct { int ok; uint64_t off, len; } c[] = {
+        { 1, 0, 64 },
+        { 1, span - 64, 64 },            /* off + len == span */
+        { 0, span - 63, 64 },            /* one past */
+        { 0, span - 64, 65 },
+        { 1, 0, span },                  /* the whole span */
+        { 0, 0, span + 1 },
+        { 1, span, 0 },                  /* empty, at the end */
+        { 0, span + 1, 0 },
+        { 0, span, 1 },
+        { 0, M, 0 }, { 0, M, 1 }, { 0, 0, M }, { 0, 1, M }, { 0, M, M },
+        { 0, (UINT64_C(1) << 63) + 64, (UINT64_C(1) << 63) - 64 },   /* sum 0 */
+        { 0, 64, M - 63 },               /* sum 0 */
+        { 0, M, span + 1 },              /* sum span: wrapped around, inside */
+        { 0, M - 63, span },             /* sum span - 64 */
+        { 0, span - 64, M - span + 65 }, /* sum 0 */
+        { 0, UINT64_C(1) << 46, 64 },
+        { 0, 64, UINT64_C(1) << 46 },
+        { 0, UINT64_C(1) << 62, UINT64_C(1) << 62 },
+    };
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        __atomic_store_n(&s->off, c[k].off, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->len, c[k].len, __ATOMIC_RELAXED);
+        expect_gets(r, c[k].ok ? 0 : SHOAL_EIO, (const void *)((uintptr_t)base + c[k].off),
+                    (size_t)c[k].len, c[k].off, c[k].len);
+    }
+    /* Results held in the slot: up to 8 bytes, the offset field is their bytes. */
+    for (uint64_t k = 0; k <= 9; k++) {
+        uint64_t len = SHOAL__LEN_INL | k;
+        __atomic_store_n(&s->off, UINT64_C(0x3736353433323130), __ATOMIC_RELAXED);
+        __atomic_store_n(&s->len, len, __ATOMIC_RELAXED);
+        expect_gets(r, k <= 8 ? 0 : SHOAL_EIO, &s->off, (size_t)k, s->off, len);
+    }
+    __atomic_store_n(&s->len, SHOAL__LEN_INL | 8, __ATOMIC_RELAXED);
+    ASSERT_OK(shoal_get(r, &d, &n));
+    CU_ASSERT(n == 8 && memcmp(d, "01234567", 8) == 0);
+    s->off = off0;
+    s->len = len0;
+    ASSERT_OK(shoal_get(r, &d, &n));
+    CU_ASSERT(n == 64 && memcmp(d, "0123456789abcdef", 16) == 0);
+    CHECK_OK(shoal_release(r));
+    CHECK_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
         { "release of a slot with garbage bytes leaks, not crashes", test_release_of_corrupt_slot },
         { "a failed object's garbage message is not read", test_failed_object_with_corrupt_message },
+        { "a get of a slot naming bytes outside the store fails", test_get_of_corrupt_slot },
         { NULL, NULL },
     };
     return shoal_test_run("corrupt", cases);
