@@ -375,8 +375,8 @@ static int t_race_parent(shoal_task *t)
         }
         /* Let the cancels into the batch, so that they meet the starts (newest first)
          * somewhere in its middle. */
-        int64_t end = now_ns() + TEST_WAIT_NS;
-        while (atomic_load(&race.prog) < i + (e - i) / 2 && now_ns() < end)
+        int64_t end = test_now_ns() + TEST_WAIT_NS;
+        while (atomic_load(&race.prog) < i + (e - i) / 2 && test_now_ns() < end)
             ;
         for (size_t j = e; j-- > i;) {   /* newest first: the own deque's order */
             const void *d;
