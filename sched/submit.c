@@ -55,17 +55,19 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
         (t->flags & (SHOAL__TF_REFS | SHOAL__TF_BOUND)) == SHOAL__TF_REFS &&
         !atomic_load_explicit(&t->fail_arg, memory_order_relaxed))
         place_by_refs(s, t);
+    /* Nothing of t is read once it is pushed: a thief may run and free it at once. */
     bool bound = (t->flags & SHOAL__TF_BOUND) != 0;
+    unsigned node = (unsigned)t->node;
+    uint64_t idx = shoal__id_idx(t->result.id);
     int wi = shoal__tls.worker;
     if (wi >= 0) {
         struct shoal__worker *w = &s->w[wi];
-        if ((!bound || (unsigned)t->node == w->node) &&
+        if ((!bound || node == w->node) &&
             likely(shoal__deque_push(&w->dq, shoal__tag(t)) == 0)) {
             /* Most likely the next task this worker runs (its deque is LIFO), whose first
              * step is a CAS on its result's slot, last written by the submitter on another
              * core: start that miss now, while this task finishes. */
             shoal__rt_t *rt = shoal__rt;
-            uint64_t idx = shoal__id_idx(t->result.id);
             if (likely(idx < rt->nslots))
                 shoal__prefetch(&rt->slots[idx]);
             shoal__wake_check(s, w->node, bound);
@@ -73,8 +75,8 @@ void shoal__task_ready(struct shoal__sched *s, struct shoal_task *t)
         }
     }
     if (bound) {
-        shoal__inject_push(&s->n[t->node].q, &t->link);
-        shoal__wake_check(s, (unsigned)t->node, true);
+        shoal__inject_push(&s->n[node].q, &t->link);
+        shoal__wake_check(s, node, true);
     } else {
         shoal__inject_push(&s->global, &t->link);
         shoal__wake_check(s, wi >= 0 ? s->w[wi].node : 0, false);
