@@ -21,8 +21,14 @@ static int list_take(shoal_ref ref)
 {
     shoal__rt_t *rt = shoal__rt;
     uint64_t idx = shoal__id_idx(ref.id), gen = shoal__id_gen(ref.id);
+    /* Only for the generation the slot holds now: a stale or forged ref naming a later one
+     * would otherwise reset the entry to that generation (shoal__gcount_add) and drop the
+     * live object's count of list holds for good, though its own take fails. A caller that
+     * holds ref keeps that generation in the slot until the take below. */
     bool mp = unlikely(shoal__holds != NULL) && shoal__id_host(ref.id) == 0 && idx != 0 &&
-              idx < rt->nslots;
+              idx < rt->nslots &&
+              shoal__w_gen(atomic_load_explicit(&rt->slots[idx].word,
+                                                memory_order_relaxed)) == gen;
     if (mp) {
         shoal__gcount_add(shoal__lists_of(idx), gen, 1);
         /* release: pairs with the acquire load of the word in the owner's release_one
@@ -38,8 +44,9 @@ static int list_take(shoal_ref ref)
 static int list_drop(shoal_ref ref, uint64_t *last)
 {
     int rc = shoal__unref(ref, false, last);
-    /* After the object's count (a death between leaves it one high: a leak at worst). An
-     * owner that read the word before this drop fails its CAS and reads both again. */
+    /* After the object's count, so it never reads low. An owner recovering a dead process
+     * that counts between the two (or a death between them) sees one list hold too many
+     * and drops one reference too few: that object leaks, it is never freed early. */
     if (rc == 0 && unlikely(shoal__holds != NULL))
         shoal__gcount_add(shoal__lists_of(shoal__id_idx(ref.id)), shoal__id_gen(ref.id), -1);
     return rc;

@@ -227,8 +227,9 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
  * release fence, so that an owner that sees the new count also sees the raise) and lowered
  * after it; the owner reads the word, then this, and drops only with a CAS against the word
  * it read (publish.c, release_one). A process that dies between the two leaves it one too
- * high for that object's life: the owner may then keep a reference it could have dropped (a
- * leak), never the reverse. A newer generation resets the entry; an older one's update is
+ * high for that object's life, and an owner that counts while a live process is between
+ * the two sees one too many: either way the owner may keep a reference it could have
+ * dropped (a leak of that object), never the reverse. A newer generation resets the entry; an older one's update is
  * dropped (that object is gone). */
 static inline _Atomic uint64_t *shoal__lists_of(uint64_t idx)
 {

@@ -983,6 +983,28 @@ static int check_listed(const struct scen *sc, uint64_t ref)
     return leaked;
 }
 
+/* A put_with_refs given a ref naming a listed object's slot at a later generation (forged,
+ * or from another store) fails, and must leave that object's count of list holds as it was:
+ * it used to reset the entry to the later generation, so the owner no longer counted the
+ * list's reference when a client died in a transfer of the object. */
+static void test_failed_list_take_keeps_list_holds(void)
+{
+    setup_owner();
+    shoal_ref x, y, z = SHOAL_REF_NULL;
+    CHECK_OK(shoal_put("x", 1, &x));
+    CHECK_OK(shoal_put_with_refs("y", 1, &x, 1, &y));
+    uint64_t idx = shoal__id_idx(x.id), gen = shoal__id_gen(x.id);
+    CU_ASSERT_EQUAL(shoal__gcount_of(atomic_load(shoal__lists_of(idx)), gen), 1);
+    shoal_ref later = { shoal__id_make(idx, shoal__gen_next(gen)) };
+    CU_ASSERT(shoal_put_with_refs("z", 1, &later, 1, &z) < 0);
+    CU_ASSERT_EQUAL(shoal__gcount_of(atomic_load(shoal__lists_of(idx)), gen), 1);
+    shoal_release(y);
+    CU_ASSERT_EQUAL(shoal__gcount_of(atomic_load(shoal__lists_of(idx)), gen), 0);
+    shoal_release(x);
+    CU_ASSERT(mp_settle(base.bytes_used, base.objects_live, "a failed list take"));
+    teardown_owner();
+}
+
 static void test_killed_transferring_listed_own_object(void)
 {
     scenario(&(struct scen){ "transfer own, listed", OP_TRANSFER, 0, prep_own_listed, 1, true,
@@ -1085,6 +1107,7 @@ static const shoal_test_case cases[] = {
     { "killed_freeing_other_clients_object_with_refs",
       test_killed_freeing_other_clients_object_with_refs },
     { "killed_freeing_owner_object_with_refs", test_killed_freeing_owner_object_with_refs },
+    { "failed_list_take_keeps_list_holds", test_failed_list_take_keeps_list_holds },
     { "killed_transferring_listed_own_object", test_killed_transferring_listed_own_object },
     { "killed_transferring_listed_owner_object", test_killed_transferring_listed_owner_object },
     { "killed_transferring_own_object_listed_by_other",
