@@ -595,8 +595,11 @@ SHOAL_API int  shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
  * All or nothing: every argument is checked, every block allocated, every reference taken
  * and every result made before any task becomes visible; on failure nothing was
  * submitted, out[] is untouched, and every reference (moved ones included) is still the
- * caller's. Never blocks; makes no system call unless it wakes a sleeping worker (at most
- * one wake check per 256 ready tasks). Callable from any thread, a task included.
+ * caller's. Does not wait for other tasks. Outside a task, on one NUMA node, the ready
+ * tasks are queued 256 at a time with one wake check per group; inside a task (or on
+ * several nodes) each is queued as shoal_submit queues it. It may allocate (a scratch
+ * array of n pointers, task blocks) and so make a system call when memory must be mapped,
+ * or when it wakes a sleeping worker. Callable from any thread, a task included.
  * n = 0 does nothing and returns 0 (out and args may then be NULL).
  * Errors: those of shoal_submit, for the task the message names ("task i argument j":
  * SHOAL_EINVAL for an argument's kind or VALUE, a null or forged REF, options;

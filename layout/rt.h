@@ -85,7 +85,9 @@ static inline shoal__slot *shoal__tls_slots(void) { return (shoal__slot *)(void 
 static inline void *shoal__slot_data(const shoal__slot *s) { return shoal__rt->base + s->off; }
 /* Whether a slot's offset and length lie inside the arena span. Every process can write
  * the table, so paths that dereference or free a slot's bytes check this first: a process
- * that wrote garbage into a slot costs a leak and a notice, never a crash. */
+ * that wrote garbage into a slot costs a leak and a notice, never a crash. Stricter than
+ * shoal__slot_bytes by one case: an empty range at the very end of the span is safe to
+ * hand out, but no allocation starts there, so freeing it would be freeing garbage. */
 static inline bool shoal__slot_bytes_ok(const shoal__slot *s)
 {
     uint64_t span = shoal__rt->node_span * shoal__rt->nnodes;
