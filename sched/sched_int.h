@@ -72,7 +72,8 @@ struct shoal__node {
     _Atomic uint32_t seen;              /* seq as a sleeper last saw it (park.c): a wake
                                            is in flight while it differs from seq */
     unsigned nworkers, spin_limit;
-    unsigned *members;                  /* worker indices of this node */
+    unsigned *members;                  /* worker indices of this node (mapped) */
+    size_t members_bytes;               /* length of that mapping */
     shoal__inject q;                    /* tasks bound to this node */
 };
 
