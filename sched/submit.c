@@ -545,15 +545,17 @@ SHOAL__COLD static int batch_einval(const char *who, struct shoal__sched *s, siz
                                     "that long", who, n, nargs_each);
 }
 
-/* A batch failed at task `failed`: let go of what tasks 0..failed-1 hold (their
- * references, their results, never seen by anyone, and their blocks), then report rc with
- * the message, which names task `failed`. */
+/* A batch failed at task `failed`, which had taken the references of its first `taken`
+ * arguments: let go of those, and of what tasks 0..failed-1 hold (their references, their
+ * results, never seen by anyone, and their blocks), then report rc with the message, which
+ * names task `failed`. */
 SHOAL__COLD static int batch_unwind(const char *who, struct shoal_task *const tasks[],
                                     const shoal_arg args[], size_t nargs_each, size_t failed,
-                                    int rc)
+                                    size_t taken, int rc)
 {
     char msg[400];
     snprintf(msg, sizeof msg, "%s", shoal_last_error());
+    drop_taken(&args[failed * nargs_each], taken);
     for (size_t i = 0; i < failed; i++) {
         drop_taken(&args[i * nargs_each], nargs_each);
         shoal__release(tasks[i]->result);   /* its two references: freed */
@@ -623,23 +625,19 @@ static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg 
         if (sh.nheld && unlikely(rc = take_refs(a, nargs_each, &at))) {
             char msg[400];
             snprintf(msg, sizeof msg, "%s", shoal_last_error());
-            drop_taken(a, at);
             shoal__err(rc, "argument %zu: %s", at, msg);
-            return batch_unwind(who, tasks, args, nargs_each, i, rc);
+            return batch_unwind(who, tasks, args, nargs_each, i, at, rc);
         }
         size_t val_off = dep_off + align16(sh.nref * sizeof(shoal__tdep));
         struct shoal_task *t = shoal__task_alloc(val_off + sh.vbytes +
                                                  (name ? namelen + 1 : 0));
-        if (unlikely(!t)) {
-            drop_taken(a, nargs_each);
-            return batch_unwind(who, tasks, args, nargs_each, i, SHOAL_ENOMEM);
-        }
+        if (unlikely(!t))
+            return batch_unwind(who, tasks, args, nargs_each, i, nargs_each, SHOAL_ENOMEM);
         /* Two references, as in shoal__submit. */
         if (unlikely(rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL,
                                          &t->result))) {
             shoal__task_free(t);
-            drop_taken(a, nargs_each);
-            return batch_unwind(who, tasks, args, nargs_each, i, rc);
+            return batch_unwind(who, tasks, args, nargs_each, i, nargs_each, rc);
         }
         task_build(t, s, fn, a, nargs_each, node, opts, false, NULL, name, namelen, val_off,
                    sh.nheld);
