@@ -517,11 +517,19 @@ static void export_opened(shoal__iop *op, int res)
     shoal__xfer_start(&e->x);
 }
 
+/* A spilled source that found no room to come back fails the write with SHOAL_ENOMEM, as
+ * a get of it would: nothing was lost and the caller may retry once there is room. Only a
+ * failed read of the spill file is an I/O error. */
+static int restore_code(int rc)
+{
+    return rc == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_EIO;
+}
+
 static void export_start(shoal__iomsg *m)
 {
     struct export *e = (struct export *)m;
     if (e->w.rc < 0) {   /* the restore of a spilled source failed */
-        export_end(e, SHOAL_EIO, "shoal_write_file '%s': %s", e->path, e->w.err);
+        export_end(e, restore_code(e->w.rc), "shoal_write_file '%s': %s", e->path, e->w.err);
         return;
     }
     const void *d;
@@ -533,7 +541,8 @@ static void export_start(shoal__iomsg *m)
         if (rc == 1)
             return;
         if (rc < 0) {
-            export_end(e, SHOAL_EIO, "shoal_write_file '%s': %s", e->path, shoal_last_error());
+            export_end(e, restore_code(rc), "shoal_write_file '%s': %s", e->path,
+                       shoal_last_error());
             return;
         }
     }

@@ -522,6 +522,35 @@ static void test_fragmented_message(void)
     row_stop(&w);
 }
 
+/* Writing out a spilled object that finds no room to come back fails the write with
+ * SHOAL_ENOMEM (retry once there is room), not SHOAL_EIO, and loses nothing. Six held
+ * 8 MiB objects and a 12 MiB one fill the store once the cold seventh is spilled. */
+static void test_write_file_no_room(void)
+{
+    struct row w;
+    row_start(&w, 7, 8 * MiB);
+    CHECK_OK(shoal_advise_cold(w.r[6]));   /* the highest: its room joins the slack */
+    shoal_ref y, done;
+    ASSERT_OK(put_obj(12 * MiB, 7, &y));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(y, &d, &n));   /* read and held: it cannot be spilled */
+    CU_ASSERT(stats_now().spilled_objects >= 1);
+    char p[128];
+    snprintf(p, sizeof p, "%s/no-room-out", dir);
+    ASSERT_OK(shoal_write_file(w.r[6], p, &done));
+    int rc = get_within(done, &d, &n);
+    if (rc != SHOAL_ENOMEM)
+        fprintf(stderr, "write_file's result: %d (%s)\n", rc, shoal_last_error());
+    CU_ASSERT_EQUAL(rc, SHOAL_ENOMEM);
+    CU_ASSERT(strstr(shoal_last_error(), "cannot restore") != NULL);
+    CHECK_OK(shoal_release(done));
+    CHECK_OK(shoal_release(y));
+    CU_ASSERT(read_back(w.r[6], 8 * MiB, w.q[6]));   /* it stayed spilled, whole */
+    unlink(p);
+    row_stop(&w);
+}
+
 /* Objects of mixed sizes, from 4 KiB to 15 MiB (slab classes, runs of a few chunks and
  * runs of many), many times the store, read back at random: what spilling frees merges, so
  * a store emptied of any mix can place the largest. */
@@ -1470,6 +1499,7 @@ int main(int argc, char **argv)
         { "advise_cold with two holders: only the last one's counts", test_advise_two_holders },
         { "not in one piece: a window is cleared, not half the store", test_aimed_window },
         { "not in one piece and nothing to clear: the message's figures", test_fragmented_message },
+        { "write_file of a spilled object with no room to restore: ENOMEM", test_write_file_no_room },
         { "mixed sizes up to 15 MiB, random reads", test_mixed_sizes },
         { "file ingest and export on a full store", test_files_on_a_full_store },
         { "spilling while tasks run", test_tasks },

@@ -513,9 +513,9 @@ static void file_roundtrip(struct work *w, int i)
     rc = shoal_get_timeout(done, WAIT_NS, &d, &n);
     rel(done, "write_file result");
     if (rc) {
-        /* A spilled object that finds no room to come back fails the write with SHOAL_EIO
-         * and says so: room, not a loss. */
-        if (rc == SHOAL_ENOMEM || (rc == SHOAL_EIO && strstr(shoal_last_error(), "no room")))
+        /* A spilled object that finds no room to come back (none in total, or none in one
+         * piece) fails the write with SHOAL_ENOMEM: room, not a loss. */
+        if (rc == SHOAL_ENOMEM)
             atomic_fetch_add(&sh->enomem, 1);
         else
             fail("write_file result: %d (%s)", rc, shoal_last_error());
