@@ -849,7 +849,8 @@ SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
 SHOAL_API int  shoal_timeline_write(const char *path);
 /* Index of the worker running this task, or -1 when the thread that submitted it runs it
  * inside its shoal_get (a get with no time limit of the task it submitted last, which no
- * worker had taken yet: see shoal_get). Errors: SHOAL_EINVAL (t NULL). */
+ * worker had taken yet: see shoal_get). That -1 is not SHOAL_ENOTINIT (also -1): the only
+ * error is SHOAL_EINVAL (t NULL), as a task exists only while its runtime does. */
 SHOAL_API int  shoal_task_worker(shoal_task *t);
 /* NUMA node of a worker. Errors: SHOAL_ENOTINIT (also in an attached client: no workers),
  * SHOAL_ECANCELED, SHOAL_EINVAL (no such worker). */
