@@ -25,9 +25,10 @@ int shoal__io_exec(shoal__iop *op)
         r = openat(AT_FDCWD, op->path, op->flags, (mode_t)op->len);
         break;
     case SHOAL__IOP_STATX:
+        /* Of an open fd: what the inode in memory says (no round trip to a file server). */
         r = statx(op->fd >= 0 ? op->fd : AT_FDCWD, op->fd >= 0 ? "" : op->path,
-                  op->fd >= 0 ? AT_EMPTY_PATH : 0, STATX_TYPE | STATX_SIZE | STATX_DIOALIGN,
-                  op->buf);
+                  op->fd >= 0 ? AT_EMPTY_PATH | AT_STATX_DONT_SYNC : 0,
+                  STATX_TYPE | STATX_SIZE | STATX_DIOALIGN, op->buf);
         break;
     case SHOAL__IOP_CLOSE:
         r = close(op->fd);

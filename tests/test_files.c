@@ -3,8 +3,10 @@
  * and short-read errors; shoal_write_file and reading the file back, of pending, failed and
  * released sources; bad arguments; tasks taking a file object as a REF argument; and every
  * case again on the pread/pwrite fallback (SHOAL_NO_IO_URING=1) and on buffered I/O
- * (SHOAL_IO_DIRECT=0). Temp files live under a fresh /tmp directory, removed at the end.
+ * (SHOAL_IO_DIRECT=0); a buffered ingest of a cached file that wakes no io_uring worker.
+ * Temp files live under a fresh /tmp directory, removed at the end.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -228,6 +230,80 @@ static int child_eacces(const char *p)
         fprintf(stderr, "child: %s\n", shoal_last_error());
     shoal_shutdown();
     return ok ? 0 : 1;
+}
+
+/* Threads of this process that io_uring made to run requests it could not complete at once
+ * (named iou-wrk-<tid>). */
+static int ring_workers(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char p[300], comm[32] = "";
+        snprintf(p, sizeof p, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f) && strncmp(comm, "iou-wrk", 7) == 0)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* In a fresh process: a buffered put_file of a cached file runs every step on the I/O
+ * thread itself (open, stat, reads, close) and hands nothing to io_uring's worker threads,
+ * whose wake-ups cost scheduler turns before the first byte moves (a statx on the ring
+ * always went there). Exit 0 when no such thread appeared. */
+static int child_inline(const char *p)
+{
+    setenv("SHOAL_IO_DIRECT", "0", 1);
+    shoal_config c = shoal_test_config();
+    if (shoal_init(&c) != 0)
+        return 4;
+    int before = ring_workers();
+    int ok = 1;
+    for (int i = 0; i < 3 && ok; i++) {
+        shoal_ref r;
+        const void *d;
+        size_t n;
+        ok = shoal_put_file(p, 0, 0, &r) == 0 && get_within(r, &d, &n) == 0 && n == (2u << 20);
+        if (!ok)
+            fprintf(stderr, "child: %s\n", shoal_last_error());
+        else
+            shoal_release(r);
+    }
+    int after = ring_workers();
+    shoal_shutdown();
+    if (ok && after > before)
+        fprintf(stderr, "child: %d io_uring worker thread(s) appeared during the ingests\n",
+                after - before);
+    return ok ? (after > before ? 1 : 0) : 2;
+}
+
+static void test_ingest_inline(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "inline");
+    write_pattern(p, 2u << 20, 4, 0);
+    int fd = open(p, O_RDONLY);   /* read once: the child's reads hit the page cache */
+    CU_ASSERT_FATAL(fd >= 0);
+    char buf[65536];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    close(fd);
+    test_reset();
+    char *argv[] = { (char *)"test_files", (char *)"inline", p, NULL };
+    pid_t pid;
+    CU_ASSERT_FATAL(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ) == 0);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    unlink(p);
 }
 
 static void test_ingest_eacces(void)
@@ -512,11 +588,16 @@ int main(int argc, char **argv)
         shoal_test_child_limits(120);
         return child_eacces(argv[2]);
     }
+    if (argc > 2 && strcmp(argv[1], "inline") == 0) {
+        shoal_test_child_limits(120);
+        return child_inline(argv[2]);
+    }
     static const shoal_test_case cases[] = {
         { "ingest small, empty, offsets, chunks", test_ingest },
         { "ingest a large sparse file", test_ingest_large_sparse },
         { "ingest errors: missing, short, directory", test_ingest_errors },
         { "ingest error: permission denied", test_ingest_eacces },
+        { "buffered ingest of a cached file: no io_uring worker", test_ingest_inline },
         { "bad arguments", test_bad_args },
         { "export and read back", test_export },
         { "export of pending and failed sources", test_export_pending_and_failed },
