@@ -1,7 +1,8 @@
 /* test_corrupt.c - a slot whose offset or length a process overwrote with garbage (every
  * attached process can write the object table) costs a leak and a notice, never a crash:
  * release does not free it, a failed object's message is not read from it, and a get
- * (inline or the library's) answers SHOAL_EIO instead of a pointer outside the store. */
+ * (inline or the library's) answers SHOAL_EIO instead of a pointer outside the store. The
+ * inline get reads no slot past its thread's view of the table either. */
 #include "../core/store.h"
 #include "lib/check.h"
 
@@ -145,12 +146,44 @@ static void test_get_of_corrupt_slot(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* The inline get's index check against this thread's view of the table: the view's last
+ * slot is answered inline, the one just past it goes to the library (which checks the index
+ * against the whole table and answers too). The view is narrowed to end at a live object's
+ * slot; the library's get_slow counter tells which path answered. */
+static void test_index_past_the_view(void)
+{
+    test_start(shoal_test_config());
+    shoal_ref r;
+    ASSERT_OK(shoal_put("0123456789abcdef", 16, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(shoal_get(r, &d, &n));   /* fills this thread's view */
+    const uint64_t nslots = shoal__tls.nslots, idx = shoal__id_idx(r.id);
+    CU_ASSERT_FATAL(idx > 0 && idx < nslots);
+    for (uint64_t view = idx; view <= idx + 1; view++) {
+        shoal_stats s0, s1;
+        __atomic_store_n(&shoal__tls.nslots, view, __ATOMIC_RELAXED);
+        ASSERT_OK(shoal_stats_get(&s0, sizeof s0));
+        d = NULL;
+        n = 0;
+        CHECK_OK(shoal_get(r, &d, &n));
+        ASSERT_OK(shoal_stats_get(&s1, sizeof s1));
+        CU_ASSERT(d != NULL && n == 16 && memcmp(d, "0123456789abcdef", 16) == 0);
+        CU_ASSERT_EQUAL(s1.get_slow - s0.get_slow, view == idx ? 1 : 0);
+        CU_ASSERT_EQUAL(__atomic_load_n(&shoal__tls.nslots, __ATOMIC_RELAXED), view);
+    }
+    __atomic_store_n(&shoal__tls.nslots, nslots, __ATOMIC_RELAXED);
+    CHECK_OK(shoal_release(r));
+    CHECK_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
         { "release of a slot with garbage bytes leaks, not crashes", test_release_of_corrupt_slot },
         { "a failed object's garbage message is not read", test_failed_object_with_corrupt_message },
         { "a get of a slot naming bytes outside the store fails", test_get_of_corrupt_slot },
+        { "an index just past the thread's view goes to the library", test_index_past_the_view },
         { NULL, NULL },
     };
     return shoal_test_run("corrupt", cases);
