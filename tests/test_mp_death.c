@@ -64,6 +64,17 @@ static void test_killed_in_put_loops(void)
                 "in %d\n", fresh, after);
 }
 
+/* An owner whose 16 MiB store spills to a fresh directory of ours (dir, 64 bytes). */
+static void spill_owner_start(char *dir, const char *tag)
+{
+    snprintf(dir, 64, "/tmp/shoal-mp-%s-%d", tag, (int)getpid());
+    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    shoal_config cfg = shoal_test_config();
+    cfg.store_bytes = 16u << 20;
+    cfg.spill_dir = dir;
+    mp_owner_start_cfg(cfg);
+}
+
 /* 11.1: a client held the last reference to an object the owner had spilled and died: the
  * owner forgets the spilled copy (its extent comes back) and frees nothing else. Before,
  * it freed the block the object had used before it was spilled, which a live object owned
@@ -71,12 +82,7 @@ static void test_killed_in_put_loops(void)
 static void test_dead_client_held_spilled_object(void)
 {
     char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/shoal-mp-spill-%d", (int)getpid());
-    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
-    shoal_config cfg = shoal_test_config();
-    cfg.store_bytes = 16u << 20;
-    cfg.spill_dir = dir;
-    mp_owner_start_cfg(cfg);
+    spill_owner_start(dir, "spill");
     shoal_info i0 = info_now();
     enum { N = 120, LEN = 256u << 10 };
     static shoal_ref r[N];
@@ -164,12 +170,7 @@ static uint64_t word_of(shoal_ref r)
 static void test_owner_ledger_through_spill(void)
 {
     char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/shoal-mp-spill2-%d", (int)getpid());
-    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
-    shoal_config cfg = shoal_test_config();
-    cfg.store_bytes = 16u << 20;
-    cfg.spill_dir = dir;
-    mp_owner_start_cfg(cfg);
+    spill_owner_start(dir, "spill2");
     shoal_info i0 = info_now();
     enum { N = 120, LEN = 256u << 10 };
     static shoal_ref r[N];
