@@ -794,6 +794,11 @@ static int spill_one(struct cand c)
     shoal__slot *s = &rt->slots[c.idx];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire), nw;
     bool claimed = false;
+    /* Published: the claim's reference, which the release below drops from our ledger, is
+     * counted there before it is taken (layout/mpseg.h, crash windows): else the owner,
+     * dropping what a dead client held, counts one holder too few. */
+    if (shoal__holds)
+        shoal__holds_add(c.idx, c.gen, 1);
     while (shoal__w_gen(w) == c.gen && shoal__w_state(w) == SHOAL__READY &&
            (w & SHOAL__W_UNREAD) && shoal__w_refs(w) < SHOAL__REFS_MAX) {
         /* Claim: READY|UNREAD -> SPILLING plus one reference, so the object outlives the
@@ -807,8 +812,11 @@ static int spill_one(struct cand c)
             break;
         }
     }
-    if (!claimed)
+    if (!claimed) {
+        if (shoal__holds)
+            shoal__holds_add(c.idx, c.gen, -1);
         return 0;
+    }
     shoal_ref ref = { shoal__id_make(c.idx, c.gen) };
     uint64_t ext, off = s->off, len = s->len;
     bool ours = SHOAL__AUX_PROC(s->aux) == rt->proc;
@@ -1463,12 +1471,17 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
             struct restore *r = calloc(1, sizeof *r);
             if (!r)
                 return shoal__err(SHOAL_ENOMEM, "out of memory restoring a spilled object");
-            /* Claim with one more reference, so the object outlives the read. acquire:
-             * pairs with the release that made it SPILLED (its extent in `next`). */
+            /* Claim with one more reference, so the object outlives the read (in our
+             * ledger first, as spill_one's). acquire: pairs with the release that made it
+             * SPILLED (its extent in `next`). */
             nv = ((v & ~SHOAL__W_STATE_MASK) |
                   ((uint64_t)SHOAL__RESTORING << SHOAL__W_STATE_SHIFT)) + 1;
+            if (shoal__holds)
+                shoal__holds_add(idx, shoal__id_gen(ref.id), 1);
             if (!atomic_compare_exchange_weak_explicit(&s->word, &v, nv, memory_order_acquire,
                                                        memory_order_acquire)) {
+                if (shoal__holds)
+                    shoal__holds_add(idx, shoal__id_gen(ref.id), -1);
                 free(r);
                 continue;
             }

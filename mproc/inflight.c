@@ -3,6 +3,8 @@
  * channel the user chose, and the owner releases it when its deadline passes. The layout,
  * the moves and their crash windows are in layout/mpseg.h ("refs in flight").
  */
+#include <pthread.h>
+
 #include "../core/thread.h"
 #include "../os/futex.h"
 #include "mproc.h"
@@ -13,6 +15,15 @@
 #define XR_INC_BITS   UINT32_C(0x3fffff)
 
 static inline struct shoal__inflight *table(void) { return shoal__geo.xfer; }
+
+/* Between its move of a record to EXPIRED and its drop of the record's reference, the
+ * expiring thread holds a reference that no ledger and no record counts: the owner's
+ * processing of a death (mproc/publish.c, release_one) would count one holder too few and
+ * could drop a reference someone holds. So the two take turns. Owner-private; only these
+ * cold paths take it. */
+static pthread_mutex_t expire_mu = PTHREAD_MUTEX_INITIALIZER;
+void shoal__xfer_lock(void) { pthread_mutex_lock(&expire_mu); }
+void shoal__xfer_unlock(void) { pthread_mutex_unlock(&expire_mu); }
 
 /* The first record a ref probes: its bits mixed (Fibonacci hashing), so that neighbouring
  * slots spread over the table while every transfer of one object starts at one place. */
@@ -255,11 +266,13 @@ uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t)
             continue;
         }
         uint64_t id = atomic_load_explicit(&r->id, memory_order_relaxed);
+        shoal__xfer_lock();
         /* acquire: the reference is ours to drop (pairs with the sender's release). */
         if (atomic_compare_exchange_strong_explicit(&r->st, &st,
                                                     st_make(XR_SEQ(st) + 1, st, SHOAL__XR_EXPIRED),
                                                     memory_order_acquire, memory_order_relaxed))
             drop(rt, id, t);
+        shoal__xfer_unlock();
     }
     /* A sweep runs on the publish thread, beside the expiring thread, which may have read
      * due as 0 while we had it reset: wake it to look again. */

@@ -121,5 +121,9 @@ SHOAL__HIDDEN uint64_t shoal__xfer_due(void);
 /* How many in-flight records hold a reference on object id (the owner, processing a death:
  * they are holders besides the live processes' ledgers). */
 SHOAL__HIDDEN uint32_t shoal__xfer_held(uint64_t id);
+/* Owner: held while expiring a record (its move to EXPIRED and its drop) and while
+ * dropping what a gone process held (mproc/publish.c), which must not run in between. */
+SHOAL__HIDDEN void shoal__xfer_lock(void);
+SHOAL__HIDDEN void shoal__xfer_unlock(void);
 
 #endif

@@ -465,7 +465,10 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     shoal__wake_proc(rt, 0);    /* our drain thread takes the gone process's stack now */
     fail_unfinished(rt, c);
     shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never completed */
+    /* Not while the expiring thread holds a reference it took out of a record (inflight.c). */
+    shoal__xfer_lock();
     walk_ledger(rt, &c->l, release_one, c);
+    shoal__xfer_unlock();
     shoal__xfer_expire(rt, true, &pub.t);   /* records it reserved and never sent */
     flush_cache(rt);
     /* The ledger moves to the gone list: it finds the objects that are left. */

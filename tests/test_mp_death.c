@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../layout/mpseg.h"
 #include "lib/mp.h"
 
 /* How many objects of len bytes the store takes now (then released again). */
@@ -63,6 +64,17 @@ static void test_killed_in_put_loops(void)
                 "in %d\n", fresh, after);
 }
 
+/* An owner whose 16 MiB store spills to a fresh directory of ours (dir, 64 bytes). */
+static void spill_owner_start(char *dir, const char *tag)
+{
+    snprintf(dir, 64, "/tmp/shoal-mp-%s-%d", tag, (int)getpid());
+    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    shoal_config cfg = shoal_test_config();
+    cfg.store_bytes = 16u << 20;
+    cfg.spill_dir = dir;
+    mp_owner_start_cfg(cfg);
+}
+
 /* 11.1: a client held the last reference to an object the owner had spilled and died: the
  * owner forgets the spilled copy (its extent comes back) and frees nothing else. Before,
  * it freed the block the object had used before it was spilled, which a live object owned
@@ -70,12 +82,7 @@ static void test_killed_in_put_loops(void)
 static void test_dead_client_held_spilled_object(void)
 {
     char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/shoal-mp-spill-%d", (int)getpid());
-    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
-    shoal_config cfg = shoal_test_config();
-    cfg.store_bytes = 16u << 20;
-    cfg.spill_dir = dir;
-    mp_owner_start_cfg(cfg);
+    spill_owner_start(dir, "spill");
     shoal_info i0 = info_now();
     enum { N = 120, LEN = 256u << 10 };
     static shoal_ref r[N];
@@ -136,6 +143,65 @@ static void test_dead_client_held_spilled_object(void)
     CU_ASSERT_EQUAL(st.spilled_now_objects, 0);
     CU_ASSERT_EQUAL(st.spilled_now_bytes, 0);
     free(b);
+    CHECK_OK(shoal_shutdown());
+    rmdir(dir);
+}
+
+/* The count the owner's ledger keeps for its object r (layout/mpseg.h), and the object's
+ * own count. */
+static uint32_t own_ledger(shoal_ref r)
+{
+    return shoal__gcount_of(atomic_load_explicit(&shoal__holds[shoal__id_idx(r.id)],
+                                                 memory_order_relaxed), shoal__id_gen(r.id));
+}
+
+static uint64_t word_of(shoal_ref r)
+{
+    return atomic_load_explicit(&shoal__rt->slots[shoal__id_idx(r.id)].word, memory_order_acquire);
+}
+
+/* The owner's ledger counts what the owner holds through a spill and a restore. The
+ * spiller's claim takes a reference of its own, which its release drops from the ledger:
+ * it is counted there when taken. Before, each spill and each restore left the owner's
+ * entry one lower than what it held, and when a client died with its ledger one too high
+ * (inside a transfer, an accept or a release: layout/mpseg.h, crash windows) the owner,
+ * capping what it drops at what the other holders' ledgers leave, could drop its own
+ * reference: the object freed under it. */
+static void test_owner_ledger_through_spill(void)
+{
+    char dir[64];
+    spill_owner_start(dir, "spill2");
+    shoal_info i0 = info_now();
+    enum { N = 120, LEN = 256u << 10 };
+    static shoal_ref r[N];
+    void *b = malloc(LEN);
+    for (int k = 0; k < N; k++) {   /* twice the store: the oldest unread, r[0] first, spill */
+        pat_fill(b, LEN, 23, (uint64_t)k);
+        ASSERT_OK(shoal_put(b, LEN, &r[k]));
+    }
+    /* Spilled, and the spiller has let go: its reference leaves the count, then the
+     * ledger (core/object.c, release). */
+    for (int k = 0; k < 10000 && !(shoal__w_state(word_of(r[0])) == SHOAL__SPILLED &&
+                                   shoal__w_refs(word_of(r[0])) == 1 && own_ledger(r[0]) == 1); k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(r[0])), SHOAL__SPILLED);
+    CU_ASSERT_EQUAL(shoal__w_refs(word_of(r[0])), 1);
+    CU_ASSERT_EQUAL(own_ledger(r[0]), 1);
+    for (int j = N - 1; j > N / 2; j--)   /* room to restore it */
+        CHECK_OK(shoal_release(r[j]));
+    const void *d;
+    size_t n;
+    CHECK_OK(shoal_get_timeout(r[0], 10 * 1000000000ll, &d, &n));
+    CU_ASSERT(n == LEN && pat_ok(d, n, 23, 0));
+    /* The restore's claim is dropped just after the get is answered. */
+    for (int k = 0; k < 10000 && !(shoal__w_refs(word_of(r[0])) == 1 && own_ledger(r[0]) == 1); k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(shoal__w_refs(word_of(r[0])), 1);
+    CU_ASSERT_EQUAL(own_ledger(r[0]), 1);
+    for (int j = 0; j <= N / 2; j++)
+        CHECK_OK(shoal_release(r[j]));
+    free(b);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
     CHECK_OK(shoal_shutdown());
     rmdir(dir);
 }
@@ -221,6 +287,7 @@ static void test_indices_come_back_after_pending_deaths(void)
 static const shoal_test_case cases[] = {
     { "killed_in_put_loops", test_killed_in_put_loops },
     { "dead_client_held_spilled_object", test_dead_client_held_spilled_object },
+    { "owner_ledger_through_spill", test_owner_ledger_through_spill },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },

@@ -364,11 +364,14 @@ static void test_killed_in_transfer_accept_loops(void)
     int rounds = SAN_DIV > 1 ? 8 : 30;
     uint64_t taken = 0, lost = 0, bad = 0;
     for (int round = 0; round < rounds; round++) {
+        /* Both attached before either loop starts: a ref written while the second child
+         * starts up (seconds under a sanitizer on a loaded machine) would otherwise wait
+         * that long to be read, and could pass its ttl before the accept below. */
         struct mp_child c[2];
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 2; k++)
             c[k] = mp_attached();
+        for (int k = 0; k < 2; k++)
             CU_ASSERT_EQUAL(mp_call_s(&c[k], XF_LOOP, 0, 0, fifo).rc, 0);
-        }
         for (int k = 0; k < 2; k++) {
             usleep((useconds_t)(500 + rnd_next(&seed) % 20000));
             uint64_t seen = mp_deaths();
