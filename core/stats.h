@@ -14,7 +14,7 @@
  * on its first count; at thread exit they move to the process total (core/thread.c). */
 
 /* Count one event of kind c on this thread. Cold paths only. */
-static inline void shoal__count(enum shoal__cnt c)
+SHOAL__INLINE void shoal__count(enum shoal__cnt c)
 {
     if (unlikely(!shoal__me.registered))
         shoal__rec_register();

@@ -489,7 +489,7 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
         return ref_error(who, t, args, at, rc);
     /* Two references: the caller's and the task's own, dropped when it completes, so a
      * caller that releases at once leaves the result alive for its dependents. */
-    rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL, &t->result);
+    rc = shoal__obj_new_result(&t->result);
     if (unlikely(rc))
         return unwind(t, args, sh.nheld ? nargs : 0, rc);
 
@@ -634,8 +634,7 @@ static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg 
         if (unlikely(!t))
             return batch_unwind(who, tasks, args, nargs_each, i, nargs_each, SHOAL_ENOMEM);
         /* Two references, as in shoal__submit. */
-        if (unlikely(rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL,
-                                         &t->result))) {
+        if (unlikely(rc = shoal__obj_new_result(&t->result))) {
             shoal__task_free(t);
             return batch_unwind(who, tasks, args, nargs_each, i, nargs_each, rc);
         }
