@@ -449,9 +449,11 @@ static inline void remember_own(uint64_t id)
     }
 }
 
-int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
-                  const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
-                  shoal_ref *out)
+/* shoal__submit's body, folded into shoal_submit (no actor: its branches go) and into
+ * shoal__submit for actor.c. */
+SHOAL__INLINE int submit_one(const char *who, struct shoal__actor *actor, shoal_fn fn,
+                             const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
+                             shoal_ref *out)
 {
     int rc;
     struct shoal__sched *s = shoal__rt->sched;
@@ -511,6 +513,13 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
         (void)wait_deps(t, dep_off, sh.nref, 1);   /* the held count: never ready here */
     shoal__actor_enqueue(actor, t);   /* never run by its submitter: see shoal__run_own */
     return 0;
+}
+
+int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
+                  const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
+                  shoal_ref *out)
+{
+    return submit_one(who, actor, fn, args, nargs, opts, out);
 }
 
 /* ---- shoal_submit_batch ----------------------------------------------------------------
@@ -727,7 +736,7 @@ int shoal__run_own(shoal_ref ref)
 SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                            const shoal_task_opts *opts, shoal_ref *out)
 {
-    SHOAL__CALL(shoal__submit("shoal_submit", NULL, fn, args, nargs, opts, out));
+    SHOAL__CALL(submit_one("shoal_submit", NULL, fn, args, nargs, opts, out));
 }
 
 SHOAL_API int shoal_submit_batch(size_t n, shoal_fn fn, const shoal_arg args[],

@@ -120,15 +120,8 @@ static inline void task_finish(struct shoal_task *t, int rc)
     shoal__task_free(t);
 }
 
-void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
-{
-    if (unlikely(t->flags & SHOAL__TF_ACTOR))
-        shoal__actor_run(t, w);   /* takes the actor, then shoal__task_run_one (actor.c) */
-    else
-        shoal__task_run_one(t, w);
-}
-
-void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
+/* shoal__task_run_one's body, folded into shoal__task_run too (one call a task). */
+SHOAL__INLINE void run_one(struct shoal_task *t, struct shoal__worker *w)
 {
     if (!task_begin(t))
         return;
@@ -143,6 +136,19 @@ void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
     if (unlikely(shoal__tl_on))
         tl_ran(t, w->idx, t0, rc);
     task_finish(t, rc);
+}
+
+void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
+{
+    if (unlikely(t->flags & SHOAL__TF_ACTOR))
+        shoal__actor_run(t, w);   /* takes the actor, then shoal__task_run_one (actor.c) */
+    else
+        run_one(t, w);
+}
+
+void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
+{
+    run_one(t, w);
 }
 
 void shoal__task_run_here(struct shoal_task *t)
