@@ -282,24 +282,10 @@ int shoal__obj_put_refs(const void *data, size_t len, const shoal_ref refs[], si
 /* small: a task's result, which may be held in its slot (table.h, SHOAL__LEN_INL) when it
  * is small and no other process maps the table; the other fills (a file read into the
  * buffer, a result with refs) always take store bytes. */
-SHOAL__INLINE int obj_fill(shoal_ref ref, size_t len, int node, void **buf, bool small)
+/* obj_fill's store bytes (or none, len 0), out of line: the in-slot result stays a leaf. */
+static int fill_bytes(shoal__rt_t *rt, shoal__slot *s, shoal_ref ref, size_t len, int node,
+                      void **buf)
 {
-    shoal__rt_t *rt = shoal__rt;
-    shoal__slot *s = held_slot(rt, ref);
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id)))
-        return stale_ref(ref.id);
-    if (shoal__w_state(w) != SHOAL__PENDING || s->len != 0)
-        return shoal__err(SHOAL_EEXIST, "result already set");
-    /* The slot is ours while PENDING: nobody reads off or len before the completing
-     * release (the node counter stays where obj_make put it, the node of offset 0). */
-    if (small && len && len <= SHOAL__INL_MAX && likely(shoal__holds == NULL)) {
-        s->off = 0;
-        s->len = SHOAL__LEN_INL | len;
-        if (buf)
-            *buf = &s->off;
-        return 0;
-    }
     if (len) {
         struct shoal__thr *t = shoal__thr_get();
         if (!t)
@@ -319,6 +305,27 @@ SHOAL__INLINE int obj_fill(shoal_ref ref, size_t len, int node, void **buf, bool
     if (buf)
         *buf = rt->base + s->off;
     return 0;
+}
+
+SHOAL__INLINE int obj_fill(shoal_ref ref, size_t len, int node, void **buf, bool small)
+{
+    shoal__rt_t *rt = shoal__rt;
+    shoal__slot *s = held_slot(rt, ref);
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id)))
+        return stale_ref(ref.id);
+    if (shoal__w_state(w) != SHOAL__PENDING || s->len != 0)
+        return shoal__err(SHOAL_EEXIST, "result already set");
+    /* The slot is ours while PENDING: nobody reads off or len before the completing
+     * release (the node counter stays where obj_make put it, the node of offset 0). */
+    if (small && len && len <= SHOAL__INL_MAX && likely(shoal__holds == NULL)) {
+        s->off = 0;
+        s->len = SHOAL__LEN_INL | len;
+        if (buf)
+            *buf = &s->off;
+        return 0;
+    }
+    return fill_bytes(rt, s, ref, len, node, buf);
 }
 
 int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)

@@ -421,8 +421,7 @@ static inline void task_build(struct shoal_task *t, struct shoal__sched *s, shoa
     for (size_t i = 0; i < nargs; i++) {
         const shoal_arg *a = &args[i];
         if (a->kind == SHOAL_ARG_VALUE) {
-            if (a->len)
-                memcpy(v, a->data, a->len);
+            shoal__copy_bytes(v, a->data, a->len);
             ta[i].data = v;
             ta[i].len_kind = (uint64_t)a->len << 2 | SHOAL_ARG_VALUE;
             v += align16(a->len);
@@ -457,7 +456,9 @@ SHOAL__INLINE int submit_one(const char *who, struct shoal__actor *actor, shoal_
 {
     int rc;
     struct shoal__sched *s = shoal__rt->sched;
-    if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
+    /* One predictable branch each (as one condition it compiled to a chain of setcc). */
+    if (unlikely(!s) || unlikely(!fn) || unlikely(!out) || unlikely(nargs > MAX_ARGS) ||
+        unlikely(nargs && !args))
         return submit_einval(who, s, fn, args, nargs, out);
     int node = -1;
     const char *name = NULL;

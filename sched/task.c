@@ -306,18 +306,6 @@ SHOAL_API int shoal_task_return_buf(shoal_task *t, size_t len, void **buf)
     return 0;
 }
 
-/* memcpy, with the common word-sized results (a count, a sum) copied inline: the call to
- * memcpy cost more than the copy. */
-static inline void copy_bytes(void *dst, const void *src, size_t len)
-{
-    if (len == 8)
-        memcpy(dst, src, 8);
-    else if (len == 4)
-        memcpy(dst, src, 4);
-    else if (len)
-        memcpy(dst, src, len);
-}
-
 SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
 {
     if (unlikely(!t || (!data && len)))
@@ -329,7 +317,7 @@ SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
     int rc = shoal__obj_fill_result(t->result, len, &buf);
     if (unlikely(rc))
         return rc;
-    copy_bytes(buf, data, len);
+    shoal__copy_bytes(buf, data, len);
     t->flags |= SHOAL__TF_RETURNED;
     return 0;
 }
