@@ -114,7 +114,7 @@ SHOAL__COLD static int table_full(shoal__rt_t *rt)
 /* crefs[0..ncrefs): the refs the new object contains, written into a trailer after the
  * payload and their references taken here (core/objrefs.h); none on every other path, where
  * ncrefs is the constant 0. */
-static inline int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
+SHOAL__INLINE int obj_make(shoal__rt_t *rt, unsigned state, const void *src, size_t len,
                            int node, uint32_t refs, void **buf, shoal_ref *out,
                            const shoal_ref *crefs, size_t ncrefs)
 {
@@ -266,6 +266,13 @@ int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **b
                     NULL, 0);
 }
 
+/* Every constant folded in: no bytes, no list, no seal mark, one store of the word. */
+int shoal__obj_new_result(shoal_ref *out)
+{
+    return obj_make(shoal__rt, SHOAL__PENDING | SHOAL__OBJ_TASK, NULL, 0, -1, 2, NULL, out,
+                    NULL, 0);
+}
+
 int shoal__obj_put_refs(const void *data, size_t len, const shoal_ref refs[], size_t n,
                         shoal_ref *out)
 {
@@ -275,24 +282,10 @@ int shoal__obj_put_refs(const void *data, size_t len, const shoal_ref refs[], si
 /* small: a task's result, which may be held in its slot (table.h, SHOAL__LEN_INL) when it
  * is small and no other process maps the table; the other fills (a file read into the
  * buffer, a result with refs) always take store bytes. */
-static inline int obj_fill(shoal_ref ref, size_t len, int node, void **buf, bool small)
+/* obj_fill's store bytes (or none, len 0), out of line: the in-slot result stays a leaf. */
+static int fill_bytes(shoal__rt_t *rt, shoal__slot *s, shoal_ref ref, size_t len, int node,
+                      void **buf)
 {
-    shoal__rt_t *rt = shoal__rt;
-    shoal__slot *s = held_slot(rt, ref);
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id)))
-        return stale_ref(ref.id);
-    if (shoal__w_state(w) != SHOAL__PENDING || s->len != 0)
-        return shoal__err(SHOAL_EEXIST, "result already set");
-    /* The slot is ours while PENDING: nobody reads off or len before the completing
-     * release (the node counter stays where obj_make put it, the node of offset 0). */
-    if (small && len && len <= SHOAL__INL_MAX && likely(shoal__holds == NULL)) {
-        s->off = 0;
-        s->len = SHOAL__LEN_INL | len;
-        if (buf)
-            *buf = &s->off;
-        return 0;
-    }
     if (len) {
         struct shoal__thr *t = shoal__thr_get();
         if (!t)
@@ -314,6 +307,27 @@ static inline int obj_fill(shoal_ref ref, size_t len, int node, void **buf, bool
     return 0;
 }
 
+SHOAL__INLINE int obj_fill(shoal_ref ref, size_t len, int node, void **buf, bool small)
+{
+    shoal__rt_t *rt = shoal__rt;
+    shoal__slot *s = held_slot(rt, ref);
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id)))
+        return stale_ref(ref.id);
+    if (shoal__w_state(w) != SHOAL__PENDING || s->len != 0)
+        return shoal__err(SHOAL_EEXIST, "result already set");
+    /* The slot is ours while PENDING: nobody reads off or len before the completing
+     * release (the node counter stays where obj_make put it, the node of offset 0). */
+    if (small && len && len <= SHOAL__INL_MAX && likely(shoal__holds == NULL)) {
+        s->off = 0;
+        s->len = SHOAL__LEN_INL | len;
+        if (buf)
+            *buf = &s->off;
+        return 0;
+    }
+    return fill_bytes(rt, s, ref, len, node, buf);
+}
+
 int shoal__obj_fill(shoal_ref ref, size_t len, int node, void **buf)
 {
     return obj_fill(ref, len, node, buf, false);
@@ -326,6 +340,53 @@ int shoal__obj_fill_result(shoal_ref ref, size_t len, void **buf)
 
 /* ---- completion ------------------------------------------------------------------------ */
 
+/* A completion that fails, before its CAS: the message becomes the object's bytes, so every
+ * process can read it (what the object held goes first). Cold: obj_complete stays short. */
+SHOAL__COLD static void fail_bytes(shoal__rt_t *rt, shoal__slot *s, shoal_ref ref, int code,
+                                   const char *msg)
+{
+    struct shoal__thr *t = shoal__thr_get();
+    uint64_t idx = shoal__id_idx(ref.id);
+    if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
+        shoal__refs_forget(rt, s);   /* its list goes now; s->len becomes the whole */
+    uint64_t foff = s->off, flen = s->len;
+    bool spilled;
+    if (shoal__len_inl(flen)) {   /* held in the slot: nothing to free */
+        s->off = 0;
+        s->len = 0;
+        flen = 0;
+    }
+    /* The published owner frees what its record says, not what the shared slot says
+     * (for an object with refs, the whole allocation from the start: obj_make). */
+    if (shoal__own && !shoal__own_take(idx, &foff, &flen, &spilled))
+        flen = 0;
+    if (flen && t) {
+        shoal__arena_free(rt, t, foff, flen);
+        s->len = 0;
+    }
+    size_t ml = msg ? strlen(msg) + 1 : 0;
+    uint64_t off = 0;
+    if (ml && t && shoal__arena_alloc(rt, t, ml, shoal__off_node(rt, s->off), &off) == 0) {
+        memcpy(rt->base + off, msg, ml);
+        objs_move(rt, t, s->off, off);
+        s->off = off;
+        s->len = ml;
+    }
+    if (shoal__own)
+        shoal__own_set(idx, s->off, s->len);
+    /* atomic: shoal__dep_add may read the process byte meanwhile (deps.c), shoal_cancel
+     * the task bit. */
+    __atomic_store_n(&s->aux, (s->aux & (0xffu | SHOAL__AUX_TASK)) |
+                              ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT),
+                     __ATOMIC_RELAXED);
+}
+
+SHOAL__COLD static void cancel_msg(char *buf, size_t cap, const char *tname, shoal_ref ref)
+{
+    snprintf(buf, cap, "task%s%.63s (result 0x%016llx) canceled by shoal_cancel while it ran",
+             tname ? " " : "", tname ? tname : "", (unsigned long long)ref.id);
+}
+
 /* With *drop, the caller's reference goes too: in the completing CAS when that leaves
  * another holder (the object cannot be freed) and no dependent registered (DEPS clear, so
  * nothing reads the slot after the CAS); otherwise by shoal_release after the firing,
@@ -334,8 +395,8 @@ int shoal__obj_fill_result(shoal_ref ref, size_t len, void **buf)
 /* task (a task completing its own result, named tname or NULL): when shoal_cancel marked the
  * result (SHOAL__W_CANCEL) before the completing CAS, the result fails SHOAL_ECANCELED
  * instead; the mark and the completion meet on the word, so exactly one of them is first. */
-static int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg, bool *drop,
-                        bool task, const char *tname)
+SHOAL__INLINE int obj_complete(shoal__slot *s, shoal_ref ref, int code, const char *msg,
+                               bool *drop, bool task, const char *tname)
 {
     shoal__rt_t *rt = shoal__rt;
     char cmsg[160];
@@ -346,43 +407,8 @@ again:;
         return shoal__err(SHOAL_EEXIST, "object 0x%016llx is already %s",
                           (unsigned long long)ref.id,
                           shoal__w_state(w) == SHOAL__FAILED ? "failed" : "sealed");
-    if (target == SHOAL__FAILED) {
-        /* The message becomes the object's bytes, so every process can read it. */
-        struct shoal__thr *t = shoal__thr_get();
-        uint64_t idx = shoal__id_idx(ref.id);
-        if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
-            shoal__refs_forget(rt, s);   /* its list goes now; s->len becomes the whole */
-        uint64_t foff = s->off, flen = s->len;
-        bool spilled;
-        if (shoal__len_inl(flen)) {   /* held in the slot: nothing to free */
-            s->off = 0;
-            s->len = 0;
-            flen = 0;
-        }
-        /* The published owner frees what its record says, not what the shared slot says
-         * (for an object with refs, the whole allocation from the start: obj_make). */
-        if (shoal__own && !shoal__own_take(idx, &foff, &flen, &spilled))
-            flen = 0;
-        if (flen && t) {
-            shoal__arena_free(rt, t, foff, flen);
-            s->len = 0;
-        }
-        size_t ml = msg ? strlen(msg) + 1 : 0;
-        uint64_t off = 0;
-        if (ml && t && shoal__arena_alloc(rt, t, ml, shoal__off_node(rt, s->off), &off) == 0) {
-            memcpy(rt->base + off, msg, ml);
-            objs_move(rt, t, s->off, off);
-            s->off = off;
-            s->len = ml;
-        }
-        if (shoal__own)
-            shoal__own_set(idx, s->off, s->len);
-        /* atomic: shoal__dep_add may read the process byte meanwhile (deps.c), shoal_cancel
-         * the task bit. */
-        __atomic_store_n(&s->aux, (s->aux & (0xffu | SHOAL__AUX_TASK)) |
-                                  ((uint32_t)(-code & 0xff) << FAILED_CODE_SHIFT),
-                         __ATOMIC_RELAXED);
-    }
+    if (target == SHOAL__FAILED)
+        fail_bytes(rt, s, ref, code, msg);
     bool fused;
     for (;;) {
         if (shoal__w_gen(w) != shoal__id_gen(ref.id))
@@ -393,9 +419,7 @@ again:;
         if (unlikely(task && (w & SHOAL__W_CANCEL)) && msg != cmsg) {
             /* Canceled while it ran: the task owns off/len, so the message is written as
              * for any failure (the filled bytes, if any, are freed first). */
-            snprintf(cmsg, sizeof cmsg, "task%s%.63s (result 0x%016llx) canceled by "
-                     "shoal_cancel while it ran", tname ? " " : "", tname ? tname : "",
-                     (unsigned long long)ref.id);
+            cancel_msg(cmsg, sizeof cmsg, tname, ref);
             code = SHOAL_ECANCELED;
             msg = cmsg;
             goto again;
@@ -610,8 +634,8 @@ static inline bool freed_remotely(const shoal__rt_t *rt, const shoal__slot *s, u
 
 /* Free a dead object without refs (or whose list is released already): remote when the
  * last drop marked it FREEING for its allocator's drainer. */
-static void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
-                           bool remote)
+SHOAL__INLINE void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
+                                  bool remote)
 {
     if (unlikely(remote)) {
         /* Its allocator's drainer gives back the bytes (or the owner's, a spilled object's
@@ -675,7 +699,7 @@ SHOAL_API int shoal_retain(shoal_ref ref)
  * list is released here, in the process that dropped the last reference, before the bytes
  * go anywhere (to our allocator, our records, or another process's drainer), so exactly
  * once; the drainer then frees a plain allocation (core/objrefs.h). */
-static inline void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
+SHOAL__INLINE void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint64_t oldw,
                             bool remote)
 {
     if (unlikely(__atomic_load_n(&s->aux, __ATOMIC_RELAXED) & SHOAL__AUX_REFS))
@@ -688,7 +712,7 @@ static inline void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint6
  * slot is named in ours either way (a count of 0 if it was not), so that if we die between
  * the last drop and giving the slot back or pushing it, the owner finds the slot we marked
  * (publish.c). */
-static inline int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remotep)
+SHOAL__INLINE int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remotep)
 {
     shoal__rt_t *rt = shoal__rt;
     *last = 0;
@@ -743,7 +767,8 @@ static inline int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remote
     return 0;
 }
 
-int shoal__release(shoal_ref ref)
+/* shoal_release and shoal__release, each with the whole path folded in (one call). */
+SHOAL__INLINE int release(shoal_ref ref)
 {
     uint64_t last;
     bool remote;
@@ -754,6 +779,11 @@ int shoal__release(shoal_ref ref)
     return rc;
 }
 
+int shoal__release(shoal_ref ref)
+{
+    return release(ref);
+}
+
 int shoal__unref(shoal_ref ref, bool ledger, uint64_t *last)
 {
     bool remote;
@@ -762,7 +792,7 @@ int shoal__unref(shoal_ref ref, bool ledger, uint64_t *last)
 
 SHOAL_API int shoal_release(shoal_ref ref)
 {
-    SHOAL__CALL(shoal__release(ref));
+    SHOAL__CALL(release(ref));
 }
 
 void shoal__slot_corrupt(uint64_t idx)

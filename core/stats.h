@@ -13,8 +13,9 @@
 /* The counters (enum shoal__cnt) live in the thread's record (core/store.h), registered
  * on its first count; at thread exit they move to the process total (core/thread.c). */
 
-/* Count one event of kind c on this thread. Cold paths only. */
-static inline void shoal__count(enum shoal__cnt c)
+/* Count one event of kind c on this thread. Slow paths only; always inlined all the same,
+ * since get's slow path is a task's every wait for a child still running. */
+SHOAL__INLINE void shoal__count(enum shoal__cnt c)
 {
     if (unlikely(!shoal__me.registered))
         shoal__rec_register();

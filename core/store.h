@@ -151,6 +151,9 @@ SHOAL__HIDDEN int shoal__obj_new(unsigned state, size_t len, int node, uint32_t 
 /* OR'd into shoal__obj_new's state: a task's result (SHOAL__AUX_TASK), which shoal_cancel
  * may act on. */
 #define SHOAL__OBJ_TASK 0x100u
+/* A task's result as shoal_submit makes it: shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK,
+ * 0, -1, 2, NULL, out) with its constants folded in (the submit path's). */
+SHOAL__HIDDEN int shoal__obj_new_result(shoal_ref *out);
 /* Give a PENDING object its data: allocates len bytes on node and returns the buffer; the
  * object stays PENDING until shoal__obj_complete. The caller holds a reference on ref (an
  * object it made), so ref is not checked beyond its generation. Errors: SHOAL_ENOMEM,

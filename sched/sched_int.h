@@ -29,6 +29,7 @@
 #define SHOAL_SCHED_SCHED_INT_H
 
 #include <pthread.h>
+#include <string.h>
 
 #include "deque.h"
 #include "inject.h"
@@ -174,6 +175,18 @@ SHOAL__HIDDEN void shoal__sched_quiesce(void);
 /* ---- worker.c ----------------------------------------------------------------------------- */
 /* True on the thread inside shoal__sched_stop: its completions queue tasks directly. */
 SHOAL__HIDDEN extern __thread bool shoal__stopping __attribute__((tls_model("initial-exec")));
+
+/* memcpy, with the common word-sized values (a count, a sum: a task's argument or result)
+ * copied inline: the call to memcpy cost more than the copy. */
+static inline void shoal__copy_bytes(void *dst, const void *src, size_t len)
+{
+    if (len == 8)
+        memcpy(dst, src, 8);
+    else if (len == 4)
+        memcpy(dst, src, 4);
+    else if (len)
+        memcpy(dst, src, len);
+}
 
 static inline struct shoal__sched *shoal__sched_of(void)
 {

@@ -421,8 +421,7 @@ static inline void task_build(struct shoal_task *t, struct shoal__sched *s, shoa
     for (size_t i = 0; i < nargs; i++) {
         const shoal_arg *a = &args[i];
         if (a->kind == SHOAL_ARG_VALUE) {
-            if (a->len)
-                memcpy(v, a->data, a->len);
+            shoal__copy_bytes(v, a->data, a->len);
             ta[i].data = v;
             ta[i].len_kind = (uint64_t)a->len << 2 | SHOAL_ARG_VALUE;
             v += align16(a->len);
@@ -449,13 +448,17 @@ static inline void remember_own(uint64_t id)
     }
 }
 
-int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
-                  const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
-                  shoal_ref *out)
+/* shoal__submit's body, folded into shoal_submit (no actor: its branches go) and into
+ * shoal__submit for actor.c. */
+SHOAL__INLINE int submit_one(const char *who, struct shoal__actor *actor, shoal_fn fn,
+                             const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
+                             shoal_ref *out)
 {
     int rc;
     struct shoal__sched *s = shoal__rt->sched;
-    if (unlikely(!s || !fn || !out || (nargs && !args) || nargs > MAX_ARGS))
+    /* One predictable branch each (as one condition it compiled to a chain of setcc). */
+    if (unlikely(!s) || unlikely(!fn) || unlikely(!out) || unlikely(nargs > MAX_ARGS) ||
+        unlikely(nargs && !args))
         return submit_einval(who, s, fn, args, nargs, out);
     int node = -1;
     const char *name = NULL;
@@ -489,7 +492,7 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
         return ref_error(who, t, args, at, rc);
     /* Two references: the caller's and the task's own, dropped when it completes, so a
      * caller that releases at once leaves the result alive for its dependents. */
-    rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL, &t->result);
+    rc = shoal__obj_new_result(&t->result);
     if (unlikely(rc))
         return unwind(t, args, sh.nheld ? nargs : 0, rc);
 
@@ -511,6 +514,13 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
         (void)wait_deps(t, dep_off, sh.nref, 1);   /* the held count: never ready here */
     shoal__actor_enqueue(actor, t);   /* never run by its submitter: see shoal__run_own */
     return 0;
+}
+
+int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
+                  const shoal_arg args[], size_t nargs, const shoal_task_opts *opts,
+                  shoal_ref *out)
+{
+    return submit_one(who, actor, fn, args, nargs, opts, out);
 }
 
 /* ---- shoal_submit_batch ----------------------------------------------------------------
@@ -634,8 +644,7 @@ static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg 
         if (unlikely(!t))
             return batch_unwind(who, tasks, args, nargs_each, i, nargs_each, SHOAL_ENOMEM);
         /* Two references, as in shoal__submit. */
-        if (unlikely(rc = shoal__obj_new(SHOAL__PENDING | SHOAL__OBJ_TASK, 0, -1, 2, NULL,
-                                         &t->result))) {
+        if (unlikely(rc = shoal__obj_new_result(&t->result))) {
             shoal__task_free(t);
             return batch_unwind(who, tasks, args, nargs_each, i, nargs_each, rc);
         }
@@ -728,7 +737,7 @@ int shoal__run_own(shoal_ref ref)
 SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                            const shoal_task_opts *opts, shoal_ref *out)
 {
-    SHOAL__CALL(shoal__submit("shoal_submit", NULL, fn, args, nargs, opts, out));
+    SHOAL__CALL(submit_one("shoal_submit", NULL, fn, args, nargs, opts, out));
 }
 
 SHOAL_API int shoal_submit_batch(size_t n, shoal_fn fn, const shoal_arg args[],

@@ -120,15 +120,8 @@ static inline void task_finish(struct shoal_task *t, int rc)
     shoal__task_free(t);
 }
 
-void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
-{
-    if (unlikely(t->flags & SHOAL__TF_ACTOR))
-        shoal__actor_run(t, w);   /* takes the actor, then shoal__task_run_one (actor.c) */
-    else
-        shoal__task_run_one(t, w);
-}
-
-void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
+/* shoal__task_run_one's body, folded into shoal__task_run too (one call a task). */
+SHOAL__INLINE void run_one(struct shoal_task *t, struct shoal__worker *w)
 {
     if (!task_begin(t))
         return;
@@ -143,6 +136,19 @@ void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
     if (unlikely(shoal__tl_on))
         tl_ran(t, w->idx, t0, rc);
     task_finish(t, rc);
+}
+
+void shoal__task_run(struct shoal_task *t, struct shoal__worker *w)
+{
+    if (unlikely(t->flags & SHOAL__TF_ACTOR))
+        shoal__actor_run(t, w);   /* takes the actor, then shoal__task_run_one (actor.c) */
+    else
+        run_one(t, w);
+}
+
+void shoal__task_run_one(struct shoal_task *t, struct shoal__worker *w)
+{
+    run_one(t, w);
 }
 
 void shoal__task_run_here(struct shoal_task *t)
@@ -300,18 +306,6 @@ SHOAL_API int shoal_task_return_buf(shoal_task *t, size_t len, void **buf)
     return 0;
 }
 
-/* memcpy, with the common word-sized results (a count, a sum) copied inline: the call to
- * memcpy cost more than the copy. */
-static inline void copy_bytes(void *dst, const void *src, size_t len)
-{
-    if (len == 8)
-        memcpy(dst, src, 8);
-    else if (len == 4)
-        memcpy(dst, src, 4);
-    else if (len)
-        memcpy(dst, src, len);
-}
-
 SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
 {
     if (unlikely(!t || (!data && len)))
@@ -323,7 +317,7 @@ SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
     int rc = shoal__obj_fill_result(t->result, len, &buf);
     if (unlikely(rc))
         return rc;
-    copy_bytes(buf, data, len);
+    shoal__copy_bytes(buf, data, len);
     t->flags |= SHOAL__TF_RETURNED;
     return 0;
 }

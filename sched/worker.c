@@ -93,7 +93,7 @@ SHOAL__COLD static struct shoal_task *steal(struct shoal__sched *s, struct shoal
 
 #define QUEUE_FIRST_EVERY 61       /* picks between two looks at the injection queues */
 
-static inline struct shoal_task *find_task(struct shoal__sched *s, struct shoal__worker *w,
+SHOAL__INLINE struct shoal_task *find_task(struct shoal__sched *s, struct shoal__worker *w,
                                            bool fair)
 {
     /* Now and then the oldest work goes first, as Go's scheduler looks at its global run
