@@ -583,32 +583,19 @@ static inline int take(shoal_ref ref, bool ledger)
     shoal__slot *s = shoal__slot_of(ref, &err);
     if (unlikely(!s))
         return err;
-    uint64_t idx = shoal__id_idx(ref.id), gen = shoal__id_gen(ref.id);
-    /* Published or attached: the ledger goes up before the count (layout/mpseg.h, crash
-     * windows), so that it never counts fewer references than we hold: a death between the
-     * two leaves it one too high, which the owner caps (mproc/publish.c, release_one).
-     * Only once the object is seen live (a stale ref leaves the ledger alone); undone if it
-     * goes before our CAS. */
-    bool count = unlikely(shoal__holds != NULL) && ledger, counted = false;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
     do {
-        if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
-                     shoal__w_refs(w) == SHOAL__REFS_MAX)) {
-            if (counted)
-                shoal__holds_add(idx, gen, -1);
-            if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE)
-                return stale_ref(ref.id);
+        if (shoal__w_gen(w) != shoal__id_gen(ref.id) || shoal__w_state(w) == SHOAL__FREE)
+            return stale_ref(ref.id);
+        if (shoal__w_refs(w) == SHOAL__REFS_MAX)
             return shoal__err(SHOAL_EINVAL, "shoal_retain: object 0x%016llx already has %u "
                               "references, the most one object can have: release some first",
                               (unsigned long long)ref.id, SHOAL__REFS_MAX);
-        }
-        if (count && !counted) {
-            shoal__holds_add(idx, gen, 1);
-            counted = true;
-        }
         /* relaxed: a new reference orders nothing; the caller already holds one. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_relaxed,
                                                     memory_order_relaxed));
+    if (unlikely(shoal__holds != NULL) && ledger)
+        shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), 1);
     return 0;
 }
 
@@ -708,10 +695,9 @@ SHOAL__INLINE void obj_free(shoal__rt_t *rt, shoal__slot *s, uint32_t idx, uint6
         obj_free_bytes(rt, s, idx, oldw, remote);
 }
 
-/* ledger false: a reference an object held (core/objrefs.h), never counted in a ledger. The
- * slot is named in ours either way (a count of 0 if it was not), so that if we die between
- * the last drop and giving the slot back or pushing it, the owner finds the slot we marked
- * (publish.c). */
+/* ledger false: a reference an object held (core/objrefs.h), never counted in a ledger. It
+ * still names the slot in ours (a count of 0), so that if we die between the last drop and
+ * giving the slot back or pushing it, the owner finds the slot we marked (publish.c). */
 SHOAL__INLINE int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remotep)
 {
     shoal__rt_t *rt = shoal__rt;
@@ -721,13 +707,13 @@ SHOAL__INLINE int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remote
     if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots))
         return bad_ref(id);
     shoal__slot *s = &rt->slots[idx];
-    /* Published or attached: the count drops before the ledger (layout/mpseg.h, crash
-     * windows), so that the ledger never counts fewer references than we hold: a process
-     * that dies between the two leaves it one too high, which the owner caps at what the
-     * other holders leave (mproc/publish.c, release_one) - never a reference that no
-     * ledger names and nobody can drop (a leak). */
+    /* Published or attached: the ledger first, so that a process that dies between the two
+     * has dropped the reference from its ledger but not from the object (a leak), never the
+     * reverse (the owner would drop it again). Undone below when the release fails. */
     bool mp = unlikely(shoal__holds != NULL), remote = false;
     bool counted = mp && ledger;
+    if (mp)
+        shoal__holds_add(idx, gen, counted ? -1 : 0);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
     /* The slot's next object takes the next generation (wrapping, table.h). Always a CAS,
      * even for a sole holder: a retain racing with the last release must either pin the
@@ -736,12 +722,11 @@ SHOAL__INLINE int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remote
     do {
         if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE ||
                      shoal__w_refs(w) == 0)) {
+            if (counted)
+                shoal__holds_add(idx, gen, 1);
             int e;
             return shoal__slot_of(ref, &e) ? stale_ref(id) : e;
         }
-        /* Named before the CAS that may free it (above); a stale ref leaves it alone. */
-        if (mp)
-            shoal__holds_name(idx, gen);
         if (shoal__w_refs(w) > 1) {
             nw = w - 1;
         } else {
@@ -758,8 +743,6 @@ SHOAL__INLINE int unref(shoal_ref ref, bool ledger, uint64_t *last, bool *remote
          * (on the last drop) sees every other holder's release before freeing. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    if (counted)
-        shoal__holds_add(idx, gen, -1);
     if (shoal__w_refs(w) == 1) {
         *last = w;   /* never 0: a live object's word has a generation */
         *remotep = remote;

@@ -214,13 +214,13 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * reads and writes in flight - with SHOAL_ECANCELED (waiters wake), and once none of its
  * objects is left takes back its memory, its counts and its process index; objects it
  * completed that others hold stay. A death in the middle of a call never frees what someone
- * still holds, and leaks no reference a shoal_retain, shoal_release, shoal_transfer or
- * shoal_accept was taking or dropping; it can leak a few free table slots. References the
- * dead process had put in flight with shoal_transfer stay in flight for their receivers.
- * Objects with refs: the references a shoal_put_with_refs had taken for an object it never
- * published are dropped, and so is the rest of the list of an object whose release it was
- * in the middle of (the one listed reference being taken or dropped at the instant of
- * death can leak: that object then stays until the store goes).
+ * still holds; it can leak the one reference a shoal_retain or shoal_release was taking or
+ * dropping (that object then stays until the store goes) and a few free table slots
+ * (shoal_transfer and shoal_accept leak nothing). References the dead process had put in
+ * flight with shoal_transfer stay in flight for their receivers. Objects with refs: the
+ * references a shoal_put_with_refs had taken for an object it never published are dropped,
+ * and so is the rest of the list of an object whose release it was in the middle of (the
+ * one reference being taken or dropped at the instant of death can leak, as above).
  *
  * When the owner shuts down or dies, calls blocked in its clients (shoal_get, shoal_wait)
  * wake and every later call answers, SHOAL_ECANCELED with a message saying the owner (pid)

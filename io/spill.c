@@ -803,10 +803,12 @@ static int spill_one(struct cand c)
            (w & SHOAL__W_UNREAD) && shoal__w_refs(w) < SHOAL__REFS_MAX) {
         /* Claim: READY|UNREAD -> SPILLING plus one reference, so the object outlives the
          * write. acquire: pairs with the release that sealed it (off, len, bytes) and
-         * with shoal_advise_cold's release (the caller's last reads happen before). */
+         * with shoal_advise_cold's release (the caller's last reads happen before).
+         * release: the ledger's +1 above is seen by an owner that sees this reference
+         * (pairs with the acquire load of the word in mproc/publish.c, release_one). */
         nw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_UNREAD)) |
               ((uint64_t)SHOAL__SPILLING << SHOAL__W_STATE_SHIFT)) + 1;
-        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acquire,
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                   memory_order_acquire)) {
             claimed = true;
             break;
@@ -1473,12 +1475,13 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
                 return shoal__err(SHOAL_ENOMEM, "out of memory restoring a spilled object");
             /* Claim with one more reference, so the object outlives the read (in our
              * ledger first, as spill_one's). acquire: pairs with the release that made it
-             * SPILLED (its extent in `next`). */
+             * SPILLED (its extent in `next`). release: the ledger's +1 is seen by an owner
+             * that sees this reference (mproc/publish.c, release_one's acquire load). */
             nv = ((v & ~SHOAL__W_STATE_MASK) |
                   ((uint64_t)SHOAL__RESTORING << SHOAL__W_STATE_SHIFT)) + 1;
             if (shoal__holds)
                 shoal__holds_add(idx, shoal__id_gen(ref.id), 1);
-            if (!atomic_compare_exchange_weak_explicit(&s->word, &v, nv, memory_order_acquire,
+            if (!atomic_compare_exchange_weak_explicit(&s->word, &v, nv, memory_order_acq_rel,
                                                        memory_order_acquire)) {
                 if (shoal__holds)
                     shoal__holds_add(idx, shoal__id_gen(ref.id), -1);

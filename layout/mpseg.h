@@ -43,27 +43,19 @@
  * leak, and the owner reclaims the leak when it processes the death:
  *   - counters: a process counts in its own shard with one RMW per change, so its shard is
  *     exactly what it contributed; once none of its objects is left the owner zeroes it.
- *   - a ledger never counts fewer references than its process holds: it goes up before
- *     the slot word when references are created or taken (create, retain, accept) and
- *     down after it when they are dropped (release, transfer). A death between the two
- *     leaves it one too high for that object, so the owner drops at most what the other
- *     holders leave: the object's count minus the other ledgers' positive counts, the
- *     list holds and the refs in flight (publish.c, release_one), each of which is raised
- *     before and lowered after in the same way, so that the cap is never too high. (The
- *     owner's expiry holds a reference nothing counts between moving a record to EXPIRED
- *     and dropping it: the two take turns, inflight.c.)
+ *   - the ledger is updated before the slot word when references are created or dropped
+ *     (create, release) and after it when they are taken (retain): it never over-counts.
  *   - a slot freed for another process carries a FREEING marker naming the releaser until
  *     its allocator's drainer claims it; the owner claims those of a releaser that died
  *     before pushing them (for a live client's object, whose stack may or may not hold it,
  *     it forwards the bytes in a slot of its own: publish.c, forward_bytes).
  *   - the list holds go up before a list's reference is taken and down after it is
  *     dropped: one too high at worst, so the owner's cap is never too high (below).
- *   - what can stay leaked: the listed reference a list was taking or dropping (on the
- *     object, not in the list), free slots moving between a thread cache and the shared
- *     list, and a forwarded slot's index. Never bytes, a live object's reference, or the
- *     reference a retain, release, transfer or accept was moving. tests/test_mp_crash.c
- *     kills a client at every instruction of such calls (and of the window between the
- *     count and the ledger), also while what it holds is named by lists and in flight.
+ *   - what can stay leaked: the reference a retain or release was taking or dropping (on
+ *     the object, not in the ledger), free slots moving between a thread cache and the
+ *     shared list, and a forwarded slot's index. Never bytes or a live object's
+ *     reference. tests/test_mp_crash.c kills a client at every instruction of such calls,
+ *     also while what it holds is named by lists and in flight.
  */
 #ifndef SHOAL_LAYOUT_MPSEG_H
 #define SHOAL_LAYOUT_MPSEG_H
@@ -227,11 +219,10 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
 }
 /* ---- list holds (core/objrefs.c) -----------------------------------------------------------
  * When a process dies the owner drops what its ledger says it held, capped at the object's
- * count minus the holders it knows about, because a ledger can be one too high (a death
- * inside a retain, a release, a transfer or an accept, above). The references that lists
- * hold on their objects are in no ledger, so they are counted here, per object: without
- * them the cap is too high and the owner drops a list's reference, freeing an object that
- * a list still names.
+ * count minus the holders it knows about, because a ledger can be one too high for a moment
+ * (a ref going into or out of flight, above). The references that lists hold on their objects
+ * are in no ledger, so they are counted here, per object: without them the cap is too high
+ * and the owner drops a list's reference, freeing an object that a list still names.
  * The count never reads low to the owner: it is raised before the object's count (with a
  * release fence, so that an owner that sees the new count also sees the raise) and lowered
  * after it; the owner reads the word, then this, and drops only with a CAS against the word
@@ -406,14 +397,6 @@ static inline void shoal__gcount_add(_Atomic uint64_t *e, uint64_t gen, int32_t 
                                                     memory_order_relaxed));
 }
 
-/* Make the entry name (idx, gen) - a count of 0 if it named another object or none - so
- * that the owner's walk of the ledger finds the slot. A load when it does already. */
-static inline void shoal__gcount_name(_Atomic uint64_t *e, uint64_t gen)
-{
-    if (atomic_load_explicit(e, memory_order_relaxed) >> 32 != gen)
-        shoal__gcount_add(e, gen, 0);
-}
-
 /* The positive count an entry keeps for (idx, gen), 0 for another generation. */
 static inline uint32_t shoal__gcount_of(uint64_t v, uint64_t gen)
 {
@@ -427,12 +410,6 @@ static inline uint32_t shoal__gcount_of(uint64_t v, uint64_t gen)
 static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
 {
     shoal__gcount_add(&shoal__holds[idx], gen, d);
-}
-
-/* Name (idx, gen) in this process's ledger without changing its count (above). */
-static inline void shoal__holds_name(uint64_t idx, uint64_t gen)
-{
-    shoal__gcount_name(&shoal__holds[idx], gen);
 }
 
 #endif

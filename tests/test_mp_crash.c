@@ -3,16 +3,14 @@
  * the release that frees its own object, a retain and a release of the owner's object, the
  * release of another client's object, shoal_put_with_refs and the release of an object with
  * refs (its own, another client's, the owner's) - and SIGKILLs it after k instructions, for
- * every k (or every few, under sanitizers). After each death the owner must have lost
- * nothing (its objects live, with their bytes) and, once it has processed the death, the
- * store's figures must be back where they were: whatever the call was doing is reclaimed.
- * A plain retain or release leaks nothing either: the client is also killed at every
- * instruction (or, under sanitizers, at evenly spread ones) between the call's change of
- * the object's count and of its ledger (before, a death there leaked the reference). The
- * one documented exception: a death inside shoal_put_with_refs or the release of a list
- * between the count and the list's own record of it can leak that one reference
- * (include/shoal.h); such leaks are counted, must be one reference at most, on the object
- * the list names, and are undone by the test. Then the same
+ * every k (or every few, under sanitizers). After each death the owner must have lost nothing (its
+ * objects live, with their bytes) and, once it has processed the death, the store's
+ * figures must be back where they were: whatever the call was doing is reclaimed. The one
+ * documented exception: a death inside shoal_retain / shoal_release between the reference
+ * count and the dying process's ledger can leak that one reference (include/shoal.h), as can
+ * a death inside shoal_put_with_refs or the release of a list between the count and the
+ * list's own record of it; such leaks are counted, must be one reference at most, on the
+ * object of the call or the one its list names, and are undone by the test. Then the same
  * while the object the call touches is named by lists and a ref of it is in flight: a
  * transfer or accept of a listed object (the dead client's, another's, the owner's), a
  * put_with_refs and the release of an outer object while the listed one is in flight.
@@ -37,11 +35,9 @@ enum { CR_RUN = MP_USER,     /* a=op b=ref c=len: stop, run the call, stop, repl
        CR_TRANSFER,          /* a=ref: shoal_transfer untraced (XFER_TTL_NS) -> rc */
        CR_PUT_REFS,          /* a=ref b=len: shoal_put_with_refs untraced, listing a twice
                                 -> rc, a=ref */
-       CR_XFER_STUCK,        /* a=ref: shoal_transfer, then the ledger put back as it was:
+       CR_XFER_STUCK };      /* a=ref: shoal_transfer, then the ledger put back as it was:
                                 what a thread of ours stopped inside shoal_transfer, between
                                 the record and the ledger, leaves (layout/mpseg.h) -> rc */
-       CR_LEDGER_AT };       /* a=ref -> a = the address of its entry in our ledger (the
-                                tracer reads it between steps, PTRACE_PEEKDATA) */
 enum { OP_PUT = 1, OP_CREATE_SEAL, OP_RETAIN, OP_RELEASE, OP_TRANSFER, OP_ACCEPT,
        OP_PUT_REFS };        /* b=ref: shoal_put_with_refs of c bytes listing b twice */
 #define XFER_TTL_NS (600ll * 1000000000)   /* no ref expires while a scenario looks */
@@ -56,12 +52,6 @@ static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
         r->rc = shoal_transfer(x, XFER_TTL_NS);
         if (r->rc == 0 && m->code == CR_XFER_STUCK)
             shoal__holds_add(shoal__id_idx(x.id), shoal__id_gen(x.id), 1);
-        return;
-    }
-    if (m->code == CR_LEDGER_AT) {
-        r->rc = shoal__holds ? 0 : -101;
-        if (shoal__holds)
-            r->a = (uint64_t)(uintptr_t)&shoal__holds[shoal__id_idx(m->a)];
         return;
     }
     if (m->code == CR_PUT_REFS) {
@@ -115,36 +105,11 @@ static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
     r->a = mp_ref_bits(out);
 }
 
-/* What a clean traced call does to the object it takes or drops a reference on: after how
- * many instructions the object's word first changed, and its entry in the caller's ledger
- * (-1: not seen). Between the two the reference is counted in one place and not yet in
- * the other: the window a death must leave exact (layout/mpseg.h, crash windows). */
-struct watch {
-    uint64_t idx;                 /* the object's slot */
-    uint64_t ledger_at;           /* the address of its ledger entry in the traced process */
-    long word_k, ledger_k;
-};
-
-static void watch_step(struct watch *wt, pid_t pid, long n, uint64_t *w0, long *l0)
-{
-    uint64_t w = atomic_load_explicit(&shoal__rt->slots[wt->idx].word, memory_order_acquire);
-    errno = 0;
-    long l = ptrace(PTRACE_PEEKDATA, pid, (void *)(uintptr_t)wt->ledger_at, 0);
-    if (wt->word_k < 0 && w != *w0)
-        wt->word_k = n;
-    if (wt->ledger_k < 0 && errno == 0 && l != *l0)
-        wt->ledger_k = n;
-    *w0 = w;
-    if (errno == 0)
-        *l0 = l;
-}
-
 /* Send the call to c, traced: with kill_at < 0 let it finish and return how many
- * instructions it took (its answer in *rep; with wt, what it did when, above); else
- * SIGKILL it after kill_at instructions (or when it finishes first) and return kill_at.
- * < 0: tracing failed. */
+ * instructions it took (its answer in *rep); else SIGKILL it after kill_at instructions
+ * (or when it finishes first) and return kill_at. < 0: tracing failed. */
 static long traced_call(struct mp_child *c, uint64_t op, uint64_t ref, uint64_t len, long kill_at,
-                        struct mp_rep *rep, struct watch *wt)
+                        struct mp_rep *rep)
 {
     int st;
     if (ptrace(PTRACE_SEIZE, c->pid, 0, 0) != 0)
@@ -155,13 +120,6 @@ static long traced_call(struct mp_child *c, uint64_t op, uint64_t ref, uint64_t 
         return -3;
     long n = 0;
     int sig = 0;   /* the first SIGSTOP is suppressed, as are steps' SIGTRAPs */
-    uint64_t w0 = 0;
-    long l0 = 0;
-    if (wt) {
-        wt->word_k = wt->ledger_k = -1;
-        w0 = atomic_load_explicit(&shoal__rt->slots[wt->idx].word, memory_order_acquire);
-        l0 = ptrace(PTRACE_PEEKDATA, c->pid, (void *)(uintptr_t)wt->ledger_at, 0);
-    }
     for (;;) {
         if (kill_at >= 0 && n == kill_at)
             break;
@@ -176,8 +134,6 @@ static long traced_call(struct mp_child *c, uint64_t op, uint64_t ref, uint64_t 
             sig = WSTOPSIG(st);   /* someone else's signal: delivered on the next step */
         else
             n++;
-        if (wt)
-            watch_step(wt, c->pid, n, &w0, &l0);
     }
     if (kill_at >= 0) {
         kill(c->pid, SIGKILL);
@@ -211,11 +167,6 @@ struct scen {
     bool inflight;
     /* Instead of check_after, after each death and after the clean run (the lists cases). */
     int (*check)(const struct scen *sc, uint64_t ref);
-    /* A retain or release of a plain object: a death leaks nothing, not even the reference
-     * being taken or dropped, and the client is killed at every instruction (or, under
-     * sanitizers, at evenly spread ones) between the call's change of the object's count
-     * and of its ledger, besides the sample over the whole call. */
-    bool exact;
 };
 
 static shoal_ref owner_obj;          /* the owner's object the scenarios share */
@@ -408,14 +359,7 @@ static void run_scenario(const struct scen *sc)
     struct mp_child c = mp_attached();
     uint64_t ref = sc->prep(&c);
     struct mp_rep rep;
-    struct watch wt = { .word_k = -1, .ledger_k = -1 };
-    if (sc->exact) {
-        struct mp_rep at = mp_call(&c, CR_LEDGER_AT, ref, 0, 0, 0);
-        CU_ASSERT_EQUAL_FATAL(at.rc, 0);
-        wt.idx = shoal__id_idx(ref);
-        wt.ledger_at = at.a;
-    }
-    long n = traced_call(&c, sc->op, ref, sc->len, -1, &rep, sc->exact ? &wt : NULL);
+    long n = traced_call(&c, sc->op, ref, sc->len, -1, &rep);
     if (n == -1) {
         mp_kill(&c);
         SKIP_TEST("ptrace is not allowed here");
@@ -438,31 +382,12 @@ static void run_scenario(const struct scen *sc)
     const char *e = getenv("SHOAL_TEST_CRASH_KILLS");
     long max = e && atol(e) > 0 ? atol(e) : 200 / SAN_DIV, stride = n / max + 1;
     long first = (long)((uint64_t)getpid() * 2654435761u % (uint64_t)stride);
-    /* The window between the count and the ledger: every instruction of it (at most 200,
-     * 40 under sanitizers, evenly spread: each one of them is inside). */
-    long w_lo = 0, w_hi = -1, w_step = 1;
-    if (sc->exact) {
-        CU_ASSERT_FATAL(wt.word_k > 0 && wt.ledger_k > 0 && wt.word_k != wt.ledger_k);
-        w_lo = wt.word_k < wt.ledger_k ? wt.word_k : wt.ledger_k;
-        w_hi = (wt.word_k < wt.ledger_k ? wt.ledger_k : wt.word_k) - 1;
-        long wmax = SAN_DIV > 1 ? 40 : 200;
-        w_step = (w_hi - w_lo) / wmax + 1;
-    }
-    int wrong = 0, leaks = 0, kills = 0, in_window = 0;
-    long k = first, kw = w_lo;
-    while (!wrong) {
-        /* The next kill: the window's points first, then the sample of the whole call. */
-        bool win = kw <= w_hi;
-        if (win) {
-            k = kw;
-            kw += w_step;
-        } else if (k > n) {
-            break;
-        }
+    int wrong = 0, leaks = 0, kills = 0;
+    for (long k = first; k <= n && !wrong; k += stride) {
         c = mp_attached();
         ref = sc->prep(&c);
         uint64_t seen = mp_deaths();
-        long got = traced_call(&c, sc->op, ref, sc->len, k, NULL, NULL);
+        long got = traced_call(&c, sc->op, ref, sc->len, k, NULL);
         CU_ASSERT_EQUAL_FATAL(got, k);
         kills++;
         CU_ASSERT_FATAL(mp_death_processed(seen));
@@ -472,23 +397,11 @@ static void run_scenario(const struct scen *sc)
                     "something\n", sc->name, k, n);
             wrong++;
         }
-        if (a == 1 && sc->exact) {
-            fprintf(stderr, "%s: killed after %ld of %ld instructions (the count changes at "
-                    "%ld, the ledger at %ld): one reference leaked\n", sc->name, k, n,
-                    wt.word_k, wt.ledger_k);
-            wrong++;
-        }
         leaks += a == 1;
-        in_window += win;
-        if (!win)
-            k += stride;
-        else if (kw > w_hi)
-            k = first;
     }
     if (getenv("SHOAL_TEST_VERBOSE"))
-        printf("\n  [%s: %ld instructions, %d kills (every %ld from %ld; %d between the "
-               "count at %ld and the ledger at %ld), %d left one reference]", sc->name, n,
-               kills, stride, first, in_window, wt.word_k, wt.ledger_k, leaks);
+        printf("\n  [%s: %ld instructions, %d kills (every %ld from %ld), %d left one "
+               "reference]", sc->name, n, kills, stride, first, leaks);
     CU_ASSERT_EQUAL(wrong, 0);
 }
 
@@ -525,37 +438,36 @@ static void scenario(const struct scen *sc, bool helped)
 
 static void test_killed_in_put(void)
 {
-    scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0, false, NULL, false }, false);
+    scenario(&(struct scen){ "put", OP_PUT, 3000, prep_plain, 0, false, NULL }, false);
 }
 
 static void test_killed_in_create_seal(void)
 {
     scenario(&(struct scen){ "create+seal",
-                                 OP_CREATE_SEAL, 3000, prep_plain, 0, false, NULL, false }, false);
+                                 OP_CREATE_SEAL, 3000, prep_plain, 0, false, NULL }, false);
 }
 
 static void test_killed_freeing_own_object(void)
 {
-    scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0, false, NULL, true },
-             false);
+    scenario(&(struct scen){ "release (free)", OP_RELEASE, 0, prep_own, 0, false, NULL }, false);
 }
 
 static void test_killed_releasing_owner_object(void)
 {
     scenario(&(struct scen){ "release (owner's)",
-                                 OP_RELEASE, 0, prep_owner_held, 1, false, NULL, true }, false);
+                                 OP_RELEASE, 0, prep_owner_held, 1, false, NULL }, false);
 }
 
 static void test_killed_retaining_owner_object(void)
 {
     scenario(&(struct scen){ "retain (owner's)",
-                                 OP_RETAIN, 0, prep_owner_held, 1, false, NULL, true }, false);
+                                 OP_RETAIN, 0, prep_owner_held, 1, false, NULL }, false);
 }
 
 static void test_killed_freeing_other_clients_object(void)
 {
     scenario(&(struct scen){ "release (remote free)",
-                                 OP_RELEASE, 0, prep_other_clients, 0, false, NULL, true }, true);
+                                 OP_RELEASE, 0, prep_other_clients, 0, false, NULL }, true);
 }
 
 /* Objects that contain refs (issue 15.2) across processes: a client killed while it puts one
@@ -567,25 +479,25 @@ static void test_killed_freeing_other_clients_object(void)
 static void test_killed_putting_with_refs(void)
 {
     scenario(&(struct scen){ "put_with_refs",
-                                 OP_PUT_REFS, 3000, prep_put_refs, 1, false, NULL, false }, false);
+                                 OP_PUT_REFS, 3000, prep_put_refs, 1, false, NULL }, false);
 }
 
 static void test_killed_freeing_own_object_with_refs(void)
 {
     scenario(&(struct scen){ "release (free, with refs)", OP_RELEASE, 0, prep_own_with_refs,
-                                 0, false, NULL, false }, false);
+                                 0, false, NULL }, false);
 }
 
 static void test_killed_freeing_other_clients_object_with_refs(void)
 {
     scenario(&(struct scen){ "release (remote free, with refs)", OP_RELEASE, 0,
-                                 prep_other_clients_with_refs, 0, false, NULL, false }, true);
+                                 prep_other_clients_with_refs, 0, false, NULL }, true);
 }
 
 static void test_killed_freeing_owner_object_with_refs(void)
 {
     scenario(&(struct scen){ "release (owner's, with refs)", OP_RELEASE, 0,
-                                 prep_owner_with_refs, 0, false, NULL, false }, false);
+                                 prep_owner_with_refs, 0, false, NULL }, false);
 }
 
 /* ---- a client that dies while its owner is still starting ---------------------------------- */
@@ -845,27 +757,25 @@ static void test_killed_taking_chunks(void)
  * leaves the reference either in flight or with the dead process's (released). */
 static void test_killed_transferring_own_object(void)
 {
-    scenario(&(struct scen){ "transfer own", OP_TRANSFER, 0, prep_own, 0, true, NULL, false },
-             false);
+    scenario(&(struct scen){ "transfer own", OP_TRANSFER, 0, prep_own, 0, true, NULL }, false);
 }
 
 static void test_killed_transferring_owner_object(void)
 {
     scenario(&(struct scen){ "transfer owner's",
-                                 OP_TRANSFER, 0, prep_owner_held, 1, true, NULL, false }, false);
+                                 OP_TRANSFER, 0, prep_owner_held, 1, true, NULL }, false);
 }
 
 static void test_killed_accepting_owner_object(void)
 {
-    scenario(&(struct scen){ "accept owner's",
-                                 OP_ACCEPT, 0, prep_owner_sent, 1, true, NULL, false },
+    scenario(&(struct scen){ "accept owner's", OP_ACCEPT, 0, prep_owner_sent, 1, true, NULL },
              false);
 }
 
 static void test_killed_accepting_other_clients_object(void)
 {
     scenario(&(struct scen){ "accept other client's",
-                                 OP_ACCEPT, 0, prep_other_sent, 0, true, NULL, false }, true);
+                                 OP_ACCEPT, 0, prep_other_sent, 0, true, NULL }, true);
 }
 
 /* ---- refs in flight x objects that contain refs -------------------------------------------
@@ -1098,43 +1008,43 @@ static void test_failed_list_take_keeps_list_holds(void)
 static void test_killed_transferring_listed_own_object(void)
 {
     scenario(&(struct scen){ "transfer own, listed", OP_TRANSFER, 0, prep_own_listed, 1, true,
-                             check_listed, false }, false);
+                             check_listed }, false);
 }
 
 static void test_killed_transferring_own_object_listed_by_other(void)
 {
     scenario(&(struct scen){ "transfer own, listed by another client", OP_TRANSFER, 0,
-                             prep_own_listed_by_other, 2, true, check_listed, false }, true);
+                             prep_own_listed_by_other, 2, true, check_listed }, true);
 }
 
 static void test_killed_transferring_listed_owner_object(void)
 {
     scenario(&(struct scen){ "transfer owner's, listed", OP_TRANSFER, 0, prep_owner_held_listed,
-                             2, true, check_listed, false }, false);
+                             2, true, check_listed }, false);
 }
 
 static void test_killed_accepting_listed_other_clients_object(void)
 {
     scenario(&(struct scen){ "accept other client's, listed", OP_ACCEPT, 0,
-                             prep_other_sent_listed, 1, true, check_listed, false }, true);
+                             prep_other_sent_listed, 1, true, check_listed }, true);
 }
 
 static void test_killed_accepting_listed_owner_object(void)
 {
     scenario(&(struct scen){ "accept owner's, listed", OP_ACCEPT, 0, prep_owner_sent_listed, 2,
-                             true, check_listed, false }, false);
+                             true, check_listed }, false);
 }
 
 static void test_killed_putting_with_refs_in_flight(void)
 {
     scenario(&(struct scen){ "put_with_refs, listed ref in flight", OP_PUT_REFS, 3000,
-                             prep_inflight_put_refs, 0, true, check_listed, false }, false);
+                             prep_inflight_put_refs, 0, true, check_listed }, false);
 }
 
 static void test_killed_releasing_outer_with_ref_in_flight(void)
 {
     scenario(&(struct scen){ "release outer, listed ref in flight", OP_RELEASE, 0,
-                             prep_inflight_release_outer, 0, true, check_listed, false }, false);
+                             prep_inflight_release_outer, 0, true, check_listed }, false);
 }
 
 /* A client's drain thread takes each entry off its remote-free stack before it claims it
