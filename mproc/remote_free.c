@@ -405,6 +405,10 @@ static void *drain_main(void *arg)
     unsigned idle = 0;
     while (!atomic_load_explicit(&drain_g.stop, memory_order_acquire)) {
         bool orphans = false;
+        /* Before the drain and the scan below: a wake-up bumped after this read makes the
+         * nap below return at once, so no completion notified meanwhile waits for it.
+         * acquire: pairs with the release bump in shoal__wake_proc. */
+        uint32_t seq = atomic_load_explicit(&me->wake, memory_order_acquire);
         size_t n = drain_own(rt, &t);
         if (rt->owner)
             n += drain_orphans(rt, &t, &orphans);
@@ -421,8 +425,6 @@ static void *drain_main(void *arg)
             client_owner_gone(rt);
             break;
         }
-        /* acquire: pairs with the release bump in shoal__wake_proc. */
-        uint32_t seq = atomic_load_explicit(&me->wake, memory_order_acquire);
         if (idle == 0)
             publish_lookups(looks);
         if (idle < NAPS) {
@@ -436,6 +438,11 @@ static void *drain_main(void *arg)
         atomic_store_explicit(&me->sleeping, 1, memory_order_seq_cst);
         seq = atomic_load_explicit(&me->wake, memory_order_seq_cst);
         bool empty = atomic_load_explicit(&me->rfree, memory_order_seq_cst) == 0;
+        /* Again after seq: an object another process completed or failed between the scan
+         * at the top and seq (its completer bumped wake before we read it) would otherwise
+         * leave its dependents waiting through the long sleep below, for ever on an idle
+         * owner. Completions after seq change wake and end that sleep. */
+        shoal__foreign_deps_scan(rt);
         /* The earliest deadline again, after seq: a sender lowers it before it bumps wake
          * (mproc/inflight.c, kick), so either we see its deadline here or our wait below
          * sees the bump. */
