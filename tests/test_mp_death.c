@@ -39,6 +39,8 @@ static void test_killed_in_put_loops(void)
     shoal_info i0 = info_now();
     uint64_t seed = (uint64_t)getpid() * 7919u;
     int rounds = SAN_DIV > 1 ? 3 : 6;
+    uint64_t suspect[6 * 4];
+    size_t nsuspect = 0;
     for (int round = 0; round < rounds; round++) {
         struct mp_child c[4];
         for (int k = 0; k < 4; k++) {
@@ -47,8 +49,22 @@ static void test_killed_in_put_loops(void)
         }
         for (int k = 0; k < 4; k++) {
             usleep((useconds_t)(5000 + rnd_next(&seed) % 60000));
+            pid_t pid = c[k].pid;
+            uint64_t seen = mp_deaths();
             CU_ASSERT_EQUAL(mp_kill(&c[k]), 128 + SIGKILL);
+            CU_ASSERT(mp_death_processed(seen));
+            uint64_t id = mp_churn_suspect(pid);
+            if (id && nsuspect < sizeof suspect / sizeof suspect[0])
+                suspect[nsuspect++] = id;
         }
+    }
+    /* A client killed inside a retain or release, between its ledger and the object's
+     * count, leaked that one reference (the bounded leak shoal.h documents): its objects
+     * are its own, so that reference is dropped here. Killed anywhere else in the call, the
+     * object is gone already (ESTALE). Anything else left fails below. */
+    for (size_t i = 0; i < nsuspect; i++) {
+        int rc = shoal_release((shoal_ref){ suspect[i] });
+        CU_ASSERT(rc == 0 || rc == SHOAL_ESTALE);
     }
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "killed clients cleaned up"));
     int after = fill_count(64u << 10);

@@ -43,6 +43,9 @@ enum mp_op {
 };
 
 #define MP_CHURN_PUT_ONLY 1u   /* MP_CHURN flag: no create+seal */
+/* The object an MP_CHURN child (pid) was retaining or releasing when it was killed, 0 if
+ * none; call after reaping it. That one reference may have leaked, as shoal.h documents. */
+uint64_t mp_churn_suspect(pid_t pid);
 
 struct mp_cmd { uint64_t code, a, b, c, d; char s[256]; };
 struct mp_rep { int64_t rc; uint64_t a, b; char msg[256]; };
