@@ -180,7 +180,7 @@ static uint64_t word_of(shoal_ref r)
  * spiller's claim takes a reference of its own, which its release drops from the ledger:
  * it is counted there when taken. Before, each spill and each restore left the owner's
  * entry one lower than what it held, and when a client died with its ledger one too high
- * (inside a transfer, an accept or a release: layout/mpseg.h, crash windows) the owner,
+ * (inside a transfer or an accept: layout/mpseg.h, crash windows) the owner,
  * capping what it drops at what the other holders' ledgers leave, could drop its own
  * reference: the object freed under it. */
 static void test_owner_ledger_through_spill(void)
