@@ -116,16 +116,9 @@ enum { SUSPECTS = 64 };
 
 static _Atomic uint64_t *suspects_map(const char *fifo_path, bool create)
 {
-    char p[160];
+    char p[272];
     snprintf(p, sizeof p, "%s.sus", fifo_path);
-    int fd = open(p, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
-    if (fd < 0)
-        return NULL;
-    void *m = MAP_FAILED;
-    if (!create || ftruncate(fd, SUSPECTS * 8) == 0)
-        m = mmap(NULL, SUSPECTS * 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    return m == MAP_FAILED ? NULL : m;
+    return mp_shared_words(p, SUSPECTS, create);
 }
 
 struct loop_arg { int fd; _Atomic uint64_t *suspect; };

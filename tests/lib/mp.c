@@ -87,6 +87,18 @@ static void churn_suspects_path(char *p, size_t n, const char *dir, pid_t pid)
     snprintf(p, n, "%s/churn-%d.sus", dir, (int)pid);
 }
 
+_Atomic uint64_t *mp_shared_words(const char *path, size_t n, bool create)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
+    if (fd < 0)
+        return NULL;
+    void *m = MAP_FAILED;
+    if (!create || ftruncate(fd, (off_t)(n * 8)) == 0)
+        m = mmap(NULL, n * 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return m == MAP_FAILED ? NULL : m;
+}
+
 static _Atomic uint64_t *churn_suspect_map(void)
 {
     const char *dir = getenv("SHOAL_RUN_DIR");
@@ -95,13 +107,8 @@ static _Atomic uint64_t *churn_suspect_map(void)
     if (!dir)
         return &none;
     churn_suspects_path(p, sizeof p, dir, getpid());
-    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    void *m = MAP_FAILED;
-    if (fd >= 0 && ftruncate(fd, 8) == 0)
-        m = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (fd >= 0)
-        close(fd);
-    return m == MAP_FAILED ? &none : m;
+    _Atomic uint64_t *m = mp_shared_words(p, 1, true);
+    return m ? m : &none;
 }
 
 /* relaxed and a signal fence: only a SIGKILL interrupts the child, and the parent reads

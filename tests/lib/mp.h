@@ -46,6 +46,9 @@ enum mp_op {
 /* The object an MP_CHURN child (pid) was retaining or releasing when it was killed, 0 if
  * none; call after reaping it. That one reference may have leaked, as shoal.h documents. */
 uint64_t mp_churn_suspect(pid_t pid);
+/* n 8-byte words of file path mapped shared (created and zeroed with create): words that
+ * spawned children and the parent both see. NULL on failure. */
+_Atomic uint64_t *mp_shared_words(const char *path, size_t n, bool create);
 
 struct mp_cmd { uint64_t code, a, b, c, d; char s[256]; };
 struct mp_rep { int64_t rc; uint64_t a, b; char msg[256]; };
