@@ -483,7 +483,7 @@ static void *io_main(void *arg)
         if (idle && atomic_load_explicit(&e->stop, memory_order_acquire) &&
             !atomic_load_explicit(&e->inbox, memory_order_acquire)) {
             /* Work parked for room that will not come: its failure paths run first. */
-            if (shoal__spill_cancel_waiters())
+            if (shoal__spill_cancel_waiters() || shoal__export_cancel_waiting())
                 continue;
             break;
         }
