@@ -457,6 +457,14 @@ static void waiting_take(struct export *e)
     pthread_mutex_unlock(&waiting_mu);
 }
 
+void shoal__export_fork_child(void)
+{
+    /* A fork() child: the list holds the parent's writes (the child's copies), and its lock
+     * may have been held by a thread that is not here. Forgotten, never canceled here. */
+    pthread_mutex_init(&waiting_mu, NULL);
+    waiting = NULL;
+}
+
 static void export_end(struct export *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -117,6 +117,7 @@ static void atfork_child(void)
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
     shoal__threads_forget(rt != NULL);
     shoal__sched_forget();
+    shoal__foreign_deps_fork_child();   /* the parent's dependents: never fired here */
     if (!rt)
         return;
     if (shoal__holds != NULL) {   /* published or attached (layout/mpseg.h) */
