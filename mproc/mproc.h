@@ -80,6 +80,10 @@ SHOAL__HIDDEN void shoal__foreign_deps_scan(shoal__rt_t *rt);
 SHOAL__HIDDEN void shoal__foreign_deps_forget(void);
 /* In a fork() child: drop the parent's dependents unfired, touching only private memory. */
 SHOAL__HIDDEN void shoal__foreign_deps_fork_child(void);
+/* In a fork() child: the procs lock and the transfer lock made anew (a thread that is not
+ * here may have held them), the drain thread forgotten. */
+SHOAL__HIDDEN void shoal__drain_fork_child(void);
+SHOAL__HIDDEN void shoal__xfer_lock_reset(void);
 /* An object someone waits on (its completing CAS saw WAITERS) completed or failed: wake
  * every process that has foreign dependents, which may be waiting on it. Cold. */
 SHOAL__HIDDEN void shoal__notify_foreign(shoal__rt_t *rt) __attribute__((cold));

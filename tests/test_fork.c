@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../mproc/mproc.h"
 #include "lib/check.h"
 #include "lib/tasks.h"
 
@@ -280,6 +281,61 @@ static void test_fork_with_foreign_dependent(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* An owner forks while its service threads hold their private locks (the drain thread
+ * holds the procs lock at every turn, the expiry the transfer lock while it drops a ref in
+ * flight; the test holds them itself at fork() to make that moment certain). The child's
+ * own store takes those locks too: its drain thread drains under the first, its expiry
+ * takes the second. Before, both stayed locked in the child: the ref it put in flight
+ * never expired and its shutdown waited for ever on its drain and I/O threads. */
+static int child_locks(const char *nm)
+{
+    shoal_test_child_limits(60);
+    shoal_config c = shoal_test_config();
+    c.name = nm;
+    if (shoal_init(&c) != 0)
+        return 50;
+    shoal_ref r;
+    if (shoal_put("in flight", 10, &r) != 0 || shoal_transfer(r, 1000000) != 0)
+        return 51;
+    int rc = 0;
+    for (int i = 0; i < 500 && (rc = shoal_accept(r)) == 0; i++) {
+        /* accepted before its deadline passed: put it back in flight, look again */
+        if (shoal_transfer(r, 1000000) != 0)
+            return 52;
+        nap_ms(10);
+    }
+    if (rc != SHOAL_ETIMEDOUT && rc != SHOAL_ESTALE)
+        return 53;   /* never expired in 5 s */
+    return shoal_shutdown() != 0 ? 54 : 0;
+}
+
+static void test_fork_with_locks_held(void)
+{
+    if (!CHILD_MAY_INIT)
+        return;
+    test_reset();
+    shoal_config c = shoal_test_config();
+    char nm[64], nm2[64];
+    snprintf(nm, sizeof nm, "trust1-flock-%d", (int)getpid());
+    snprintf(nm2, sizeof nm2, "trust1-flock2-%d", (int)getpid());
+    c.name = nm;
+    ASSERT_OK(shoal_init(&c));
+    shoal__procs_lock();
+    shoal__xfer_lock();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_locks(nm2));
+    shoal__xfer_unlock();
+    shoal__procs_unlock();
+    CU_ASSERT_FATAL(pid > 0);
+    int rc = reap(pid, 30);
+    if (rc != 0)
+        fprintf(stderr, "child with a store of its own: %s %d\n",
+                rc < 0 ? "hung" : rc > 128 ? "signal" : "check", rc > 128 ? rc - 128 : rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -288,6 +344,8 @@ int main(void)
         { "fork inside a task", test_fork_in_task },
         { "fork child of an owner with a foreign dependent: its own published store",
           test_fork_with_foreign_dependent },
+        { "fork while the owner's service locks are held: the child's own store works",
+          test_fork_with_locks_held },
         { NULL, NULL },
     };
     return shoal_test_run("fork", cases);
