@@ -415,6 +415,7 @@ struct export {
     shoal__xfer x;
     struct export *wprev, *wnext; /* on `waiting` while its dependency may still fire */
     bool waiting;
+    bool canceled;                /* by shoal__export_cancel_waiting: a late fire is a no-op */
     char path[];
 };
 
@@ -625,29 +626,48 @@ static void export_start(shoal__iomsg *m)
 static void export_ready(shoal__dep *d, int failed)
 {
     struct export *e = (struct export *)((char *)d - offsetof(struct export, dep));
-    waiting_take(e);
+    pthread_mutex_lock(&waiting_mu);
+    bool canceled = e->canceled;
+    if (e->waiting)
+        waiting_unlink(e);
+    pthread_mutex_unlock(&waiting_mu);
+    if (canceled)
+        return;   /* failed already; its source is another canceled write's result */
     e->failed = failed;
     shoal__io_post(&e->w.msg);
 }
 
 bool shoal__export_cancel_waiting(void)
 {
-    bool any = false;
-    for (;;) {
-        pthread_mutex_lock(&waiting_mu);
-        struct export *e = waiting;
-        if (e)
-            waiting_unlink(e);
-        pthread_mutex_unlock(&waiting_mu);
-        if (!e)
-            return any;
-        /* Its dependency stays registered, but nothing completes its source any more
-         * (the scheduler and the drain thread have stopped; this is the last thread that
-         * completes objects): it never fires. */
-        any = true;
-        export_end(e, SHOAL_ECANCELED, "shoal_write_file '%s': canceled: the runtime stopped "
-                   "before its source object completed", e->path);
+    /* All of them at once: a write's source may be another waiting write's result, which
+     * this completes (firing the first write, a no-op now). Their dependencies stay
+     * registered, but nothing else completes a source any more (the scheduler and the drain
+     * thread have stopped; this is the last thread that completes objects): once all are
+     * failed, none fires again, and they are freed. */
+    pthread_mutex_lock(&waiting_mu);
+    struct export *all = waiting;
+    waiting = NULL;
+    for (struct export *e = all; e; e = e->wnext) {
+        e->waiting = false;
+        e->canceled = true;
     }
+    pthread_mutex_unlock(&waiting_mu);
+    if (!all)
+        return false;
+    for (struct export *e = all; e; e = e->wnext) {
+        char msg[PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "shoal_write_file '%s': canceled: the runtime stopped before "
+                 "its source object completed", e->path);
+        shoal__obj_complete(e->done, SHOAL_ECANCELED, msg);
+        shoal__release(e->done);
+        shoal__release(e->src);
+    }
+    while (all) {
+        struct export *next = all->wnext;
+        free(all);   /* never opened a file nor pinned its source */
+        all = next;
+    }
+    return true;
 }
 
 static int write_file(shoal_ref ref, const char *path, shoal_ref *done)
