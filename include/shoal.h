@@ -442,8 +442,10 @@ SHOAL_API int  shoal_put_file(const char *path, uint64_t offset, size_t len, sho
  * written and fsync'd, or fails with SHOAL_EIO naming the path and errno (also when the
  * object itself failed). The write holds its own reference: ref may be released at once.
  * Counts as a read of the object (see shoal_advise_cold). FIFOs, sockets and terminals are
- * refused (SHOAL_EIO on *done), as for shoal_put_file. *done fails with SHOAL_EIO, or with
- * the object's own code (SHOAL_ETASK, SHOAL_ECANCELED) when the object failed. Errors at
+ * refused (SHOAL_EIO on *done), as for shoal_put_file. *done fails with SHOAL_EIO, with
+ * SHOAL_ENOMEM when the object is spilled and finds no room to come back (it stays spilled:
+ * retry), with the object's own code (SHOAL_ETASK, SHOAL_ECANCELED) when the object failed,
+ * or with SHOAL_ECANCELED when the runtime stops before the object completes. Errors at
  * the call: SHOAL_ENOTINIT, SHOAL_ECANCELED, SHOAL_EINVAL (path NULL, empty or too long,
  * done NULL, a null or forged ref), SHOAL_ESTALE, SHOAL_ENOMEM. */
 SHOAL_API int  shoal_write_file(shoal_ref ref, const char *path, shoal_ref *done);

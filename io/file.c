@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,8 +413,58 @@ struct export {
     uint64_t len, body;           /* body: the part written with O_DIRECT */
     shoal__iop op;
     shoal__xfer x;
+    struct export *wprev, *wnext; /* on `waiting` while its dependency may still fire */
+    bool waiting;
+    bool canceled;                /* by shoal__export_cancel_waiting: a late fire is a no-op */
     char path[];
 };
+
+/* Writes registered as dependents of a source that has not completed yet. One that is
+ * still here when the I/O thread stops waits on an object nobody will complete now (never
+ * sealed, or another process's, whose list the drain thread's stop dropped): it is failed
+ * and freed then (shoal__export_cancel_waiting), as the scheduler cancels a task waiting on
+ * such an argument; before, its block (and its source's reference) leaked at shutdown. */
+static pthread_mutex_t waiting_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct export *waiting;
+
+static void waiting_add(struct export *e)
+{
+    pthread_mutex_lock(&waiting_mu);
+    e->wprev = NULL;
+    e->wnext = waiting;
+    if (waiting)
+        waiting->wprev = e;
+    waiting = e;
+    e->waiting = true;
+    pthread_mutex_unlock(&waiting_mu);
+}
+
+static void waiting_unlink(struct export *e)
+{
+    if (e->wprev)
+        e->wprev->wnext = e->wnext;
+    else
+        waiting = e->wnext;
+    if (e->wnext)
+        e->wnext->wprev = e->wprev;
+    e->waiting = false;
+}
+
+static void waiting_take(struct export *e)
+{
+    pthread_mutex_lock(&waiting_mu);
+    if (e->waiting)
+        waiting_unlink(e);
+    pthread_mutex_unlock(&waiting_mu);
+}
+
+void shoal__export_fork_child(void)
+{
+    /* A fork() child: the list holds the parent's writes (the child's copies), and its lock
+     * may have been held by a thread that is not here. Forgotten, never canceled here. */
+    pthread_mutex_init(&waiting_mu, NULL);
+    waiting = NULL;
+}
 
 static void export_end(struct export *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -575,8 +626,48 @@ static void export_start(shoal__iomsg *m)
 static void export_ready(shoal__dep *d, int failed)
 {
     struct export *e = (struct export *)((char *)d - offsetof(struct export, dep));
+    pthread_mutex_lock(&waiting_mu);
+    bool canceled = e->canceled;
+    if (e->waiting)
+        waiting_unlink(e);
+    pthread_mutex_unlock(&waiting_mu);
+    if (canceled)
+        return;   /* failed already; its source is another canceled write's result */
     e->failed = failed;
     shoal__io_post(&e->w.msg);
+}
+
+bool shoal__export_cancel_waiting(void)
+{
+    /* All of them at once: a write's source may be another waiting write's result, which
+     * this completes (firing the first write, a no-op now). Their dependencies stay
+     * registered, but nothing else completes a source any more (the scheduler and the drain
+     * thread have stopped; this is the last thread that completes objects): once all are
+     * failed, none fires again, and they are freed. */
+    pthread_mutex_lock(&waiting_mu);
+    struct export *all = waiting;
+    waiting = NULL;
+    for (struct export *e = all; e; e = e->wnext) {
+        e->waiting = false;
+        e->canceled = true;
+    }
+    pthread_mutex_unlock(&waiting_mu);
+    if (!all)
+        return false;
+    for (struct export *e = all; e; e = e->wnext) {
+        char msg[PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "shoal_write_file '%s': canceled: the runtime stopped before "
+                 "its source object completed", e->path);
+        shoal__obj_complete(e->done, SHOAL_ECANCELED, msg);
+        shoal__release(e->done);
+        shoal__release(e->src);
+    }
+    while (all) {
+        struct export *next = all->wnext;
+        free(all);   /* never opened a file nor pinned its source */
+        all = next;
+    }
+    return true;
 }
 
 static int write_file(shoal_ref ref, const char *path, shoal_ref *done)
@@ -607,8 +698,12 @@ static int write_file(shoal_ref ref, const char *path, shoal_ref *done)
         return rc;
     }
     shoal_ref d = e->done;
-    /* Written when the source is complete: at once, or by its completion. */
+    /* Written when the source is complete: at once, or by its completion. On the waiting
+     * list first: the dependency may fire as soon as it is registered. */
+    waiting_add(e);
     rc = shoal__dep_add(ref, &e->dep);
+    if (rc != 0)   /* not registered: it never fires */
+        waiting_take(e);
     if (rc == 1)
         rc = shoal__io_post(&e->w.msg);
     if (rc < 0) {

@@ -163,6 +163,11 @@ SHOAL__HIDDEN int  shoal__io_start(shoal__rt_t *rt);
  * after the workers stopped (their tasks may wait on I/O) and while the store is still
  * whole; idempotent. */
 SHOAL__HIDDEN void shoal__io_stop(shoal__rt_t *rt);
+/* On the I/O thread as it stops (io/file.c): fail and free every shoal_write_file still
+ * waiting for a source nobody will complete now; true if there was one. */
+SHOAL__HIDDEN bool shoal__export_cancel_waiting(void);
+/* In a fork() child (io/ring.c's handler): forget the parent's waiting writes. */
+SHOAL__HIDDEN void shoal__export_fork_child(void);
 
 /* Timing helper for the counters. */
 static inline uint64_t shoal__io_now(void) { return shoal__now_ns(); }

@@ -483,7 +483,7 @@ static void *io_main(void *arg)
         if (idle && atomic_load_explicit(&e->stop, memory_order_acquire) &&
             !atomic_load_explicit(&e->inbox, memory_order_acquire)) {
             /* Work parked for room that will not come: its failure paths run first. */
-            if (shoal__spill_cancel_waiters())
+            if (shoal__spill_cancel_waiters() || shoal__export_cancel_waiting())
                 continue;
             break;
         }
@@ -555,6 +555,8 @@ static void atfork_child(void)
 {
     atomic_store_explicit(&engine_g, NULL, memory_order_relaxed);
     atomic_store_explicit(&shoal__alloc_full_hook, NULL, memory_order_relaxed);
+    shoal__export_fork_child();
+    shoal__spill_fork_child();
 }
 static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }
 

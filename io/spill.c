@@ -1767,6 +1767,18 @@ int shoal__spill_open(shoal__rt_t *rt, const char *dir)
     return 0;
 }
 
+void shoal__spill_fork_child(void)
+{
+    /* fork() child: the spill state is the parent's (its file, its records, its free
+     * extents, its rt, whose table the child still maps): a store the child starts must not
+     * see it, or its I/O thread trims holes into the parent's file, spills the parent's
+     * objects and unlinks the file at its shutdown. Only forgotten: the descriptors may be
+     * closing in the parent at fork() (their numbers may name other files here; they close
+     * at exec), and the heap blocks may be mid-realloc. */
+    memset(&sp, 0, sizeof sp);
+    sp.fd = sp.fd_direct = -1;
+}
+
 static void free_restores(struct restore *r)
 {
     for (struct restore *n; r; r = n) {

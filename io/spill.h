@@ -36,6 +36,8 @@ SHOAL__HIDDEN uint64_t shoal__spill_trim_due(void);
 /* I/O thread at stop: fail parked waiters with SHOAL_ECANCELED (their failure paths run as
  * deferred messages). Returns true if there were any. */
 SHOAL__HIDDEN bool shoal__spill_cancel_waiters(void);
+/* In a fork() child (io/ring.c's handler): forget the parent's spill state, touching nothing. */
+SHOAL__HIDDEN void shoal__spill_fork_child(void);
 
 /* I/O thread: make ref's bytes resident. 0 when they are (or the object is not a spilled
  * one); 1 when a restore runs and w->msg.run will run after it (w->rc says how it went);

@@ -139,3 +139,17 @@ void shoal__foreign_deps_forget(void)
     list_rt = NULL;
     pthread_mutex_unlock(&mu);
 }
+
+void shoal__foreign_deps_fork_child(void)
+{
+    /* A fork() child: the list names the parent's dependents (task blocks of a scheduler
+     * the child unmapped, write_file states, objects of the parent's store), and the lock
+     * may have been held by a thread that is not here. Forgotten without a look, and
+     * without touching the store (no fdeps written): a store the child starts later must
+     * never fire them. The list's memory is left (another thread may have been moving it). */
+    pthread_mutex_init(&mu, NULL);
+    list = NULL;
+    n = cap = 0;
+    atomic_store_explicit(&count, 0, memory_order_relaxed);
+    list_rt = NULL;
+}

@@ -24,6 +24,8 @@ static inline struct shoal__inflight *table(void) { return shoal__geo.xfer; }
 static pthread_mutex_t expire_mu = PTHREAD_MUTEX_INITIALIZER;
 void shoal__xfer_lock(void) { pthread_mutex_lock(&expire_mu); }
 void shoal__xfer_unlock(void) { pthread_mutex_unlock(&expire_mu); }
+/* fork() child: the thread that held it is not here. */
+void shoal__xfer_lock_reset(void) { pthread_mutex_init(&expire_mu, NULL); }
 
 /* The first record a ref probes: its bits mixed (Fibonacci hashing), so that neighbouring
  * slots spread over the table while every transfer of one object starts at one place. */

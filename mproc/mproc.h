@@ -78,6 +78,12 @@ SHOAL__HIDDEN int  shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__
 SHOAL__HIDDEN void shoal__foreign_deps_scan(shoal__rt_t *rt);
 /* Shutdown or detach (after the threads that fire them stopped): drop them unfired. */
 SHOAL__HIDDEN void shoal__foreign_deps_forget(void);
+/* In a fork() child: drop the parent's dependents unfired, touching only private memory. */
+SHOAL__HIDDEN void shoal__foreign_deps_fork_child(void);
+/* In a fork() child: the procs lock and the transfer lock made anew (a thread that is not
+ * here may have held them), the drain thread forgotten. */
+SHOAL__HIDDEN void shoal__drain_fork_child(void);
+SHOAL__HIDDEN void shoal__xfer_lock_reset(void);
 /* An object someone waits on (its completing CAS saw WAITERS) completed or failed: wake
  * every process that has foreign dependents, which may be waiting on it. Cold. */
 SHOAL__HIDDEN void shoal__notify_foreign(shoal__rt_t *rt) __attribute__((cold));

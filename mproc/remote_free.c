@@ -497,3 +497,12 @@ void shoal__drain_stop(void)
     if (t.nfree)
         shoal__slot_flush(drain_g.rt, &t, t.nfree);
 }
+
+void shoal__drain_fork_child(void)
+{
+    /* fork() child: the drain thread is not here (the parent's copy of it would be joined
+     * by a later stop), and the procs lock may have been held by it, or by the publish
+     * thread, at fork(): a store the child starts takes it at every drain. */
+    pthread_mutex_init(&procs_mu, NULL);
+    drain_g.running = false;
+}

@@ -117,6 +117,9 @@ static void atfork_child(void)
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
     shoal__threads_forget(rt != NULL);
     shoal__sched_forget();
+    shoal__foreign_deps_fork_child();   /* the parent's dependents: never fired here */
+    shoal__drain_fork_child();          /* mproc's private locks, made anew */
+    shoal__xfer_lock_reset();
     if (!rt)
         return;
     if (shoal__holds != NULL) {   /* published or attached (layout/mpseg.h) */

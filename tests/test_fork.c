@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../mproc/mproc.h"
 #include "lib/check.h"
 #include "lib/tasks.h"
 
@@ -191,12 +192,160 @@ static void test_fork_in_task(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* An owner with a task waiting on another process's object (a foreign dependent, listed in
+ * mproc/foreign_deps.c) forks; the child starts a published store of its own. Its drain
+ * thread must not fire the parent's listed dependent: that names a task block of the
+ * parent's scheduler, which the child unmapped (sched/pool.c), and an object of the
+ * parent's store. Before, the child's first scan fired it and died of SIGSEGV (or, with
+ * its own task chunk mapped there, corrupted that). */
+static int child_creates(const char *nm, int idfd, int gofd)
+{
+    shoal_test_child_limits(60);
+    if (shoal_attach(nm) != 0)
+        return 30;
+    void *buf;
+    shoal_ref x;
+    if (shoal_create(64, &buf, &x) != 0)
+        return 31;
+    if (write(idfd, &x.id, sizeof x.id) != (ssize_t)sizeof x.id)
+        return 32;
+    char go;
+    if (read(gofd, &go, 1) != 1)
+        return 33;
+    memset(buf, 7, 64);
+    if (shoal_seal(x) != 0 || shoal_release(x) != 0)
+        return 34;
+    return shoal_shutdown() != 0 ? 35 : 0;
+}
+
+static int child_own_published(const char *nm)
+{
+    shoal_test_child_limits(60);
+    shoal_config c = shoal_test_config();
+    c.name = nm;
+    if (shoal_init(&c) != 0)
+        return 40;
+    nap_ms(300);   /* the drain thread scans at once, then naps: a few turns */
+    shoal_ref r;
+    const void *d;
+    size_t n;
+    if (shoal_put("child", 6, &r) != 0 || shoal_get(r, &d, &n) != 0 || shoal_release(r) != 0)
+        return 41;
+    return shoal_shutdown() != 0 ? 42 : 0;
+}
+
+static void test_fork_with_foreign_dependent(void)
+{
+    if (!CHILD_MAY_INIT)
+        return;
+    test_reset();
+    shoal_config c = shoal_test_config();
+    char nm[64], nm2[64];
+    snprintf(nm, sizeof nm, "trust1-fdep-%d", (int)getpid());
+    snprintf(nm2, sizeof nm2, "trust1-fdep2-%d", (int)getpid());
+    c.name = nm;
+    ASSERT_OK(shoal_init(&c));
+    int idp[2], gop[2];
+    CU_ASSERT_FATAL(pipe(idp) == 0 && pipe(gop) == 0);
+    pid_t creator = fork();
+    CU_ASSERT_FATAL(creator >= 0);
+    if (creator == 0)
+        _exit(child_creates(nm, idp[1], gop[0]));
+    shoal_ref x;
+    CU_ASSERT_FATAL(read(idp[0], &x.id, sizeof x.id) == (ssize_t)sizeof x.id);
+    /* A task on the creator's pending object: its dependent waits in the foreign list. */
+    shoal_arg arg = SHOAL_REF(x);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_nop, &arg, 1, NULL, &r));
+    const void *d;
+    size_t n;
+    CHECK_RC(shoal_get_timeout(r, 20000000, &d, &n), SHOAL_ETIMEDOUT);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0)
+        _exit(child_own_published(nm2));
+    int rc = reap(pid, 90);
+    if (rc != 0)
+        fprintf(stderr, "child with a store of its own: %s %d\n", rc > 128 ? "signal" : "check",
+                rc > 128 ? rc - 128 : rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    /* The parent's task still runs once its argument is sealed. */
+    CU_ASSERT(write(gop[1], "g", 1) == 1);
+    CHECK_OK(shoal_get_timeout(r, (int64_t)20 * 1000000000, &d, &n));
+    CU_ASSERT_EQUAL(reap(creator, 60), 0);
+    CHECK_OK(shoal_release(r));
+    close(idp[0]);
+    close(idp[1]);
+    close(gop[0]);
+    close(gop[1]);
+    ASSERT_OK(shoal_shutdown());
+}
+
+/* An owner forks while its service threads hold their private locks (the drain thread
+ * holds the procs lock at every turn, the expiry the transfer lock while it drops a ref in
+ * flight; the test holds them itself at fork() to make that moment certain). The child's
+ * own store takes those locks too: its drain thread drains under the first, its expiry
+ * takes the second. Before, both stayed locked in the child: the ref it put in flight
+ * never expired and its shutdown waited for ever on its drain and I/O threads. */
+static int child_locks(const char *nm)
+{
+    shoal_test_child_limits(60);
+    shoal_config c = shoal_test_config();
+    c.name = nm;
+    if (shoal_init(&c) != 0)
+        return 50;
+    shoal_ref r;
+    if (shoal_put("in flight", 10, &r) != 0 || shoal_transfer(r, 1000000) != 0)
+        return 51;
+    int rc = 0;
+    for (int i = 0; i < 500 && (rc = shoal_accept(r)) == 0; i++) {
+        /* accepted before its deadline passed: put it back in flight, look again */
+        if (shoal_transfer(r, 1000000) != 0)
+            return 52;
+        nap_ms(10);
+    }
+    if (rc != SHOAL_ETIMEDOUT && rc != SHOAL_ESTALE)
+        return 53;   /* never expired in 5 s */
+    return shoal_shutdown() != 0 ? 54 : 0;
+}
+
+static void test_fork_with_locks_held(void)
+{
+    if (!CHILD_MAY_INIT)
+        return;
+    test_reset();
+    shoal_config c = shoal_test_config();
+    char nm[64], nm2[64];
+    snprintf(nm, sizeof nm, "trust1-flock-%d", (int)getpid());
+    snprintf(nm2, sizeof nm2, "trust1-flock2-%d", (int)getpid());
+    c.name = nm;
+    ASSERT_OK(shoal_init(&c));
+    shoal__procs_lock();
+    shoal__xfer_lock();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_locks(nm2));
+    shoal__xfer_unlock();
+    shoal__procs_unlock();
+    CU_ASSERT_FATAL(pid > 0);
+    int rc = reap(pid, 30);
+    if (rc != 0)
+        fprintf(stderr, "child with a store of its own: %s %d\n",
+                rc < 0 ? "hung" : rc > 128 ? "signal" : "check", rc > 128 ? rc - 128 : rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
         { "fork child of a private store: errors, then its own", test_fork_private },
         { "fork child of a published store: errors, then its own", test_fork_published },
         { "fork inside a task", test_fork_in_task },
+        { "fork child of an owner with a foreign dependent: its own published store",
+          test_fork_with_foreign_dependent },
+        { "fork while the owner's service locks are held: the child's own store works",
+          test_fork_with_locks_held },
         { NULL, NULL },
     };
     return shoal_test_run("fork", cases);

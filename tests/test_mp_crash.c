@@ -366,8 +366,12 @@ static void run_scenario(const struct scen *sc)
     }
     CU_ASSERT_FATAL(n > 0);
     CU_ASSERT_EQUAL(rep.rc, 0);
+    /* The owner drops what the detached client still held once it sees it go, on its
+     * publish thread: the checks below wait for that, as after each kill. */
+    uint64_t gone = mp_deaths();
     CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    CU_ASSERT_FATAL(mp_death_processed(gone));
     if (sc->check) {
         CU_ASSERT_FATAL(sc->check(sc, ref) >= 0);
     } else {

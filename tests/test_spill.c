@@ -551,6 +551,73 @@ static void test_write_file_no_room(void)
     row_stop(&w);
 }
 
+/* A fork() child of a spilling owner starts a store of its own (no spill_dir) and shuts it
+ * down, while the parent frees spilled objects and spills others (which may reuse the freed
+ * extents). The child's I/O thread must not act on the parent's spill state: before, it
+ * inherited it whole, so its shutdown unlinked the parent's spill file, its idle trim could
+ * punch holes where the parent had written again, and its spiller could claim the parent's
+ * objects through the parent's table, which the child still maps. The parent's file stays
+ * and every object reads back intact. */
+static void test_fork_child_leaves_spill_alone(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return;   /* TSan cannot start threads in a child forked from a threaded process */
+#endif
+    test_start(spill_config(16 * MiB, false));
+    enum { N = 48 };
+    shoal_ref r[N];
+    bool live[N];
+    for (int i = 0; i < N; i++) {
+        ASSERT_OK(put_obj(1 * MiB - 4096, (uint64_t)i, &r[i]));
+        live[i] = true;
+    }
+    CU_ASSERT_FATAL(stats_now().spilled_now_objects > 8);
+    usleep(40 * 1000);   /* spill writes done, and not yet 100 ms idle (no trim yet) */
+    for (int i = 0; i < N / 2; i += 2) {   /* the oldest are spilled: their extents go free */
+        CHECK_OK(shoal_release(r[i]));
+        live[i] = false;
+    }
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        shoal_test_child_limits(30);
+        unsetenv("SHOAL_NO_IO_URING");
+        shoal_config c = shoal_test_config();
+        c.store_bytes = 16 * MiB;
+        if (shoal_init(&c) != 0)
+            _exit(2);
+        usleep(400 * 1000);   /* past the 100 ms idle after which a spill file is trimmed */
+        shoal_ref x;
+        const void *d;
+        size_t n;
+        if (shoal_put("child", 6, &x) != 0 || shoal_get(x, &d, &n) != 0 || shoal_release(x))
+            _exit(3);
+        _exit(shoal_shutdown() != 0 ? 4 : 0);
+    }
+    /* Meanwhile: more objects, spilling others into the extents just freed. */
+    shoal_ref more[16];
+    for (int i = 0; i < 16; i++)
+        ASSERT_OK(put_obj(1 * MiB - 4096, 1000 + (uint64_t)i, &more[i]));
+    int st = 0;
+    CU_ASSERT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CU_ASSERT_EQUAL(count_files(dir, "shoal-spill-"), 1);   /* the parent's spill file */
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        if (live[i])
+            bad += !read_back(r[i], 1 * MiB - 4096, (uint64_t)i);
+    for (int i = 0; i < 16; i++)
+        bad += !read_back(more[i], 1 * MiB - 4096, 1000 + (uint64_t)i);
+    if (bad)
+        fprintf(stderr, "%d objects read back wrong after the child's store\n", bad);
+    CU_ASSERT_EQUAL(bad, 0);
+    for (int i = 0; i < N; i++)
+        if (live[i])
+            CHECK_OK(shoal_release(r[i]));
+    for (int i = 0; i < 16; i++)
+        CHECK_OK(shoal_release(more[i]));
+    stop();
+}
+
 /* Objects of mixed sizes, from 4 KiB to 15 MiB (slab classes, runs of a few chunks and
  * runs of many), many times the store, read back at random: what spilling frees merges, so
  * a store emptied of any mix can place the largest. */
@@ -1515,6 +1582,8 @@ int main(int argc, char **argv)
         { "an attached process's get sleeps while the owner restores", test_client_waits_for_restore },
         { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
+        { "a fork() child's own store leaves the parent's spilling alone",
+          test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
         { NULL, NULL },
     };
