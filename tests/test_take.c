@@ -138,16 +138,10 @@ static int t_fib(shoal_task *t)
         r = n;
         return shoal_task_return(t, &r, sizeof r);
     }
-    long a = n - 1, b = n - 2;
-    shoal_arg aa = SHOAL_VALUE(&a, sizeof a), ab = SHOAL_VALUE(&b, sizeof b);
     shoal_ref ra, rb;
-    int rc = shoal_submit(t_fib, &aa, 1, NULL, &ra);
+    int rc = fib_children(t_fib, n, &ra, &rb);
     if (rc)
         return rc;
-    if ((rc = shoal_submit(t_fib, &ab, 1, NULL, &rb))) {
-        shoal_release(ra);
-        return rc;
-    }
     size_t na = 0, nb = 0;
     int rca = shoal_take(ra, &x, sizeof x, &na), rcb = shoal_take(rb, &y, sizeof y, &nb);
     if (rca || rcb || na != sizeof x || nb != sizeof y)
@@ -156,27 +150,9 @@ static int t_fib(shoal_task *t)
     return shoal_task_return(t, &r, sizeof r);
 }
 
-static long fib_ref(long n) { return n < 2 ? n : fib_ref(n - 1) + fib_ref(n - 2); }
-
-static void run_fib(unsigned workers, long n)
-{
-    start_workers(workers, 1u << 20);
-    shoal_info before = info_now();
-    shoal_arg a = SHOAL_VALUE(&n, sizeof n);
-    shoal_ref r;
-    ASSERT_OK(shoal_submit(t_fib, &a, 1, NULL, &r));
-    int rc;
-    CU_ASSERT_EQUAL(get_long(r, &rc), fib_ref(n));
-    CHECK_OK(rc);
-    CHECK_OK(shoal_release(r));
-    CU_ASSERT_EQUAL(info_now().tasks_run - before.tasks_run, (uint64_t)(2 * fib_ref(n + 1) - 1));
-    /* every result was taken: nothing is left but what is still being let go */
-    CU_ASSERT_EQUAL(live_settled(0), 0);
-    ASSERT_OK(shoal_shutdown());
-}
-
-static void test_fib_one_worker(void) { run_fib(1, SAN_DIV > 1 ? 15 : 20); }
-static void test_fib_two_workers(void) { run_fib(2, SAN_DIV > 1 ? 15 : 22); }
+/* every result was taken: nothing is left once the tasks let go of theirs */
+static void test_fib_one_worker(void) { run_fib_tasks(t_fib, 1, SAN_DIV > 1 ? 15 : 20, true); }
+static void test_fib_two_workers(void) { run_fib_tasks(t_fib, 2, SAN_DIV > 1 ? 15 : 22, true); }
 
 /* A failed child: its code and message, and its reference goes too. */
 static int t_fails(shoal_task *t)
