@@ -40,11 +40,29 @@ CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null || echo -lcunit)
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
+# Link-time optimization inside the library (gcc, plain builds; LTO=0 turns it off): one
+# step of a task's life can be inlined into its caller in another file. The objects under
+# $(B)/obj carry gcc's intermediate code (and ordinary code, for tests/layers.sh's nm);
+# libshoal.so is linked from them with -flto, and libshoal.a holds one object prelinked
+# from them the same way (ld -r): both contain ordinary machine code only, so programs
+# link them as before, with any compiler and without LTO of their own (gcc would run its
+# link-time pass, with the library's warning flags, over any archive member that carried
+# intermediate code). callgrind of bench/tasks' fib: 1056 to 1029 instructions a task.
+# Sanitizer builds stay without it. The link-time pass warns as the compiler does (with
+# -Werror), after inlining across files.
+GCC_CC := $(shell $(CC) -v 2>&1 | grep -q '^gcc version' && echo 1)
+ifeq ($(SANITIZE)$(GCC_CC),1)
+LTO ?= 1
+endif
+ifeq ($(LTO),1)
+LTO_CFLAGS := -flto=auto -ffat-lto-objects
+LTO_LINK   := -flto=auto $(CFLAGS)
+endif
 CXX     ?= c++
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude $(PKG_CFLAGS)
 # C++ users of include/shoal.hpp (tests, examples): C++17, pedantic like its users may be.
 ALL_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(WARN) -Wpedantic $(CFLAGS) $(SANFLAGS) -Iinclude
-LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+LIB_CFLAGS := $(ALL_CFLAGS) $(LTO_CFLAGS) -fPIC -fvisibility=hidden
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 LINK_FLAGS := $(SANFLAGS)
 
@@ -87,7 +105,7 @@ endif
 FLAGS_FILE := $(B)/.flags
 $(FLAGS_FILE): FORCE
 	@mkdir -p $(B)
-	@echo '$(ALL_CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(ALL_CFLAGS) $(LDLIBS)' > $@
+	@echo '$(ALL_CFLAGS) $(LTO_CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(ALL_CFLAGS) $(LTO_CFLAGS) $(LDLIBS)' > $@
 FORCE:
 
 $(B)/obj/%.o: %.c $(FLAGS_FILE)
@@ -95,7 +113,16 @@ $(B)/obj/%.o: %.c $(FLAGS_FILE)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
 
-$(STATIC): $(LIB_OBJS)
+ifeq ($(LTO),1)
+# The whole library in one object, optimized across its files (see LTO above).
+STATIC_OBJS := $(B)/obj/libshoal-lto.o
+$(B)/obj/libshoal-lto.o: $(LIB_OBJS)
+	@$(if $(Q),echo "  LTO     $@")
+	$(Q)$(CC) -r -flinker-output=nolto-rel -fPIC -fvisibility=hidden $(LTO_LINK) -o $@ $^
+else
+STATIC_OBJS := $(LIB_OBJS)
+endif
+$(STATIC): $(STATIC_OBJS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -103,7 +130,7 @@ $(STATIC): $(LIB_OBJS)
 $(SHARED): $(LIB_OBJS) shoal.map
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared $(LINK_FLAGS) -Wl,-soname,libshoal.so.$(SOMAJOR) -Wl,--version-script=shoal.map \
+	$(Q)$(CC) -shared $(LINK_FLAGS) $(LTO_LINK) -Wl,-soname,libshoal.so.$(SOMAJOR) -Wl,--version-script=shoal.map \
 	    -o $@ $(LIB_OBJS) $(LDLIBS)
 	$(Q)ln -sf libshoal.so.$(VERSION) $(B)/lib/libshoal.so.$(SOMAJOR)
 	$(Q)ln -sf libshoal.so.$(VERSION) $(B)/lib/libshoal.so

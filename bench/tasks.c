@@ -54,17 +54,17 @@ static int return_u64(shoal_task *t, uint64_t v)
     return shoal_task_return(t, &v, sizeof v) < 0 ? task_failed(t, shoal_last_error()) : 0;
 }
 
-/* Read the 8-byte value an object holds (and drop the caller's reference). */
+/* Read the 8-byte value an object holds and drop the caller's reference: shoal_take, the
+ * get that consumes the reference (what a user reading a child's result once calls). */
 static int take_u64(shoal_ref r, uint64_t *v)
 {
-    const void *d;
+    uint64_t x = 0;
     size_t len;
-    int rc = shoal_get(r, &d, &len);
-    if (rc == 0 && len != sizeof *v)
+    int rc = shoal_take(r, &x, sizeof x, &len);
+    if (rc == 0 && len != sizeof x)
         rc = SHOAL_EPROTO;
     if (rc == 0)
-        memcpy(v, d, sizeof *v);
-    shoal_release(r);
+        *v = x;
     return rc;
 }
 

@@ -115,6 +115,11 @@ static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t
     }
 }
 
+int shoal__get_wait(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+{
+    return get_slow(ref, timeout_ns, data, len);
+}
+
 SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 {
     SHOAL__PROBE_GET_SLOW(ref.id, timeout_ns);

@@ -778,6 +778,89 @@ SHOAL_API int shoal_release(shoal_ref ref)
     SHOAL__CALL(release(ref));
 }
 
+/* ---- shoal_take: a get that consumes the caller's reference ------------------------------ */
+
+/* min(n, cap) bytes from p to buf; a word-sized result (a count, a sum) inline. */
+static inline void take_bytes(void *buf, size_t cap, const char *p, uint64_t n)
+{
+    if (n == 8 && cap >= 8)
+        memcpy(buf, p, 8);
+    else if (n && cap)
+        memcpy(buf, p, n < cap ? (size_t)n : cap);
+}
+
+/* Everything but a ready object of this process's store: the wait (helping, running the
+ * caller's own task, spill reads), failures and bad arguments, then the release. The
+ * reference goes whatever the answer (shoal.h). */
+static int get_take_slow(shoal_ref ref, void *buf, size_t cap, size_t *len)
+{
+    const void *p;
+    size_t n;
+    int rc;
+    if (unlikely(!len || (!buf && cap)))
+        rc = shoal__err(SHOAL_EINVAL, "shoal_take: %s (the reference is released all the "
+                        "same)", !len ? "len is NULL" : "buf is NULL but cap is not 0");
+    else if ((rc = shoal__get_wait(ref, -1, &p, &n)) == 0) {
+        take_bytes(buf, cap, p, n);   /* p stays valid until the release below */
+        *len = n;
+    }
+    if (rc == SHOAL_EINVAL && shoal__slot_of(ref, &(int){ 0 }) == NULL)
+        return rc;   /* a null or forged ref: nothing to release (its message stays) */
+    if (rc == SHOAL_ESTALE)
+        return rc;   /* freed: nothing held */
+    int rr = release(ref);
+    return rc ? rc : rr;
+}
+
+/* The fast path: a ready object of a store no other process maps (no ledger), whose word
+ * this thread reads once: the bytes are copied, and one CAS from that word drops the
+ * reference (freeing the object on the last one, as unref does). */
+static int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
+    if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots ||
+                 shoal__holds != NULL || !len || (!buf && cap)))
+        return get_take_slow(ref, buf, cap, len);
+    shoal__slot *s = &rt->slots[idx];
+    /* acquire: pairs with the release that made the object READY (its offset, length and
+     * bytes are visible). */
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (unlikely(shoal__w_gen(w) == gen && shoal__w_pending(w)) && shoal__tls.worker >= 0) {
+        /* A task's get of a child it submitted: run other tasks (often the child itself)
+         * until it completes, as get_wait would, then look again. */
+        shoal__count(SHOAL__CNT_GET_WAIT);
+        shoal__help_while_pending(s, ref);
+        /* acquire: as above. */
+        w = atomic_load_explicit(&s->word, memory_order_acquire);
+    }
+    const char *p;
+    uint64_t n;
+    /* UNREAD (spilling on): the first get clears it, which get_wait does. */
+    if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) != SHOAL__READY ||
+                 (w & SHOAL__W_UNREAD) || shoal__w_refs(w) == 0) ||
+        unlikely(!shoal__slot_bytes(s, &p, &n)))   /* rt.h: never a wild pointer */
+        return get_take_slow(ref, buf, cap, len);
+    take_bytes(buf, cap, p, n);
+    *len = (size_t)n;
+    uint64_t nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
+    /* acq_rel, as unref's: release orders our copy of the bytes before the free; acquire
+     * (on the last drop) sees every other holder's release before freeing. */
+    if (likely(atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
+                                                       memory_order_relaxed))) {
+        if (shoal__w_refs(w) == 1)
+            obj_free(rt, s, idx, w, false);
+        return 0;
+    }
+    /* The word moved (another holder's retain or release): the general drop. */
+    return release(ref);
+}
+
+SHOAL_API int shoal_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
+{
+    SHOAL__CALL(get_take(ref, buf, cap, len));
+}
+
 void shoal__slot_corrupt(uint64_t idx)
 {
     static _Atomic int told;

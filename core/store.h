@@ -213,6 +213,11 @@ SHOAL__HIDDEN void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref
  * 0, SHOAL_ETIMEDOUT, SHOAL_ESTALE, SHOAL_EINVAL. Inside a worker, runs other tasks. */
 SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);
 
+/* shoal_get_timeout's wait and answer without the call marker, for calls inside one
+ * (shoal_take): the same waiting, helping, spill reads and errors. */
+SHOAL__HIDDEN int shoal__get_wait(shoal_ref ref, int64_t timeout_ns, const void **data,
+                                  size_t *len);
+
 SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
 
 /* ---- dependents (core/deps.c) ---------------------------------------------------------- */

@@ -319,6 +319,24 @@ SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
  * was: try again). */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
                                  size_t *len);
+/* A get that consumes the caller's reference: waits for the object as shoal_get does (a
+ * worker runs other tasks meanwhile; outside the workers it may run the caller's own task),
+ * copies min(*len, cap) of its bytes into buf, sets *len to the object's length, and
+ * releases the caller's reference, in one call. For a result read once and then let go (a
+ * task's child): it saves shoal_release's separate entry, checks and loads, and the fast
+ * path of a ready object is one load and one CAS on its word.
+ * Ownership: the reference is the call's, whatever it returns (the caller no longer holds
+ * it, and must not release it). *len > cap says that only cap bytes were copied (the rest
+ * is gone with the reference: take with a buffer as large as the object, or use shoal_get
+ * for objects of unknown size). With the runtime going down (SHOAL_ECANCELED before the
+ * wait, SHOAL_ENOTINIT) the reference goes with the runtime.
+ * Blocks until the object is complete, like shoal_get (no time limit: use
+ * shoal_get_timeout and shoal_release where one is needed).
+ * Errors: SHOAL_ENOTINIT; SHOAL_EINVAL null/forged ref, or len NULL, or buf NULL with cap
+ * > 0; SHOAL_ESTALE freed; and the object's own failure as shoal_get reports it
+ * (SHOAL_ETASK, SHOAL_ECANCELED, SHOAL_EIO, SHOAL_ENOMEM; message in shoal_last_error()).
+ * Fast path: no lock, no syscall, no allocation. */
+SHOAL_API int  shoal_take(shoal_ref ref, void *buf, size_t cap, size_t *len);
 /* Wait until num_ready of the n objects are ready (sealed, failed or canceled count as
  * ready: a get will not block) or the timeout passes (< 0 for ever, 0 polls). ready[i] is
  * set for each ready one (ready may be NULL). Returns how many are ready, which may be

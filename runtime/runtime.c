@@ -225,7 +225,7 @@ static int make_segment(struct rt_private *p, const shoal_config *c)
     size_t ext_off = round_up(sizeof(struct shoal__hdr), 4096);
     size_t slots_off = ext_off + shoal__mp_bytes(rt->nnodes, rt->node_span, nslots);
     p->seg_len = round_up(slots_off + nslots * sizeof(shoal__slot), 4096);
-    void *m;
+    void *m = NULL;   /* set when rc is 0; gcc 12 -flto could not see it */
     void *at = shoal__seg_place(p->seg_len);   /* a dead table's range, or NULL (above) */
     int rc;
     if (c->name) {   /* published: a memfd other processes map */

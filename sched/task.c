@@ -313,7 +313,7 @@ SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
                                           : "shoal_task_return: task is NULL (%zu bytes)", len);
     if (unlikely(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED)))
         return already_set(t, "shoal_task_return");
-    void *buf;
+    void *buf = NULL;   /* set when rc is 0; gcc 12 -flto could not see it */
     int rc = shoal__obj_fill_result(t->result, len, &buf);
     if (unlikely(rc))
         return rc;

@@ -19,16 +19,10 @@ static int t_fib(shoal_task *t)
         r = n;
         return shoal_task_return(t, &r, sizeof r);
     }
-    long a = n - 1, b = n - 2;
-    shoal_arg aa = SHOAL_VALUE(&a, sizeof a), ab = SHOAL_VALUE(&b, sizeof b);
     shoal_ref ra, rb;
-    int rc = shoal_submit(t_fib, &aa, 1, NULL, &ra);
+    int rc = fib_children(t_fib, n, &ra, &rb);
     if (rc)
         return rc;
-    if ((rc = shoal_submit(t_fib, &ab, 1, NULL, &rb))) {
-        shoal_release(ra);
-        return rc;
-    }
     int rca, rcb;
     r = get_long(ra, &rca) + get_long(rb, &rcb);
     shoal_release(ra);
@@ -38,27 +32,9 @@ static int t_fib(shoal_task *t)
     return shoal_task_return(t, &r, sizeof r);
 }
 
-static long fib_ref(long n) { return n < 2 ? n : fib_ref(n - 1) + fib_ref(n - 2); }
-
-static void run_fib(unsigned workers, long n)
-{
-    start_workers(workers, 1u << 20);
-    shoal_info before = info_now();
-    shoal_arg a = SHOAL_VALUE(&n, sizeof n);
-    shoal_ref r;
-    ASSERT_OK(shoal_submit(t_fib, &a, 1, NULL, &r));
-    int rc;
-    CU_ASSERT_EQUAL(get_long(r, &rc), fib_ref(n));
-    CHECK_OK(rc);
-    CHECK_OK(shoal_release(r));
-    /* every call was a task: 2 fib(n+1) - 1 of them */
-    CU_ASSERT_EQUAL(info_now().tasks_run - before.tasks_run, (uint64_t)(2 * fib_ref(n + 1) - 1));
-    ASSERT_OK(shoal_shutdown());
-}
-
-static void test_fib_one_worker(void) { run_fib(1, SAN_DIV > 1 ? 15 : 20); }
-static void test_fib_two_workers(void) { run_fib(2, SAN_DIV > 1 ? 15 : 22); }
-static void test_fib_more_workers_than_cores(void) { run_fib(5, SAN_DIV > 1 ? 14 : 18); }
+static void test_fib_one_worker(void) { run_fib_tasks(t_fib, 1, SAN_DIV > 1 ? 15 : 20, false); }
+static void test_fib_two_workers(void) { run_fib_tasks(t_fib, 2, SAN_DIV > 1 ? 15 : 22, false); }
+static void test_fib_more_workers_than_cores(void) { run_fib_tasks(t_fib, 5, SAN_DIV > 1 ? 14 : 18, false); }
 
 /* Results that depend on an unsealed object stay pending: timeouts expire, polls answer at
  * once, shoal_wait counts what is ready; sealing completes them all. */

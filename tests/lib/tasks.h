@@ -5,6 +5,7 @@
 #define SHOAL_TEST_TASKS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -60,6 +61,43 @@ static inline uint64_t live_settled(uint64_t want)
         live = info_now().objects_live;
     }
     return live;
+}
+
+/* Inside fib task fn with argument n >= 2: submit its children fn(n - 1) and fn(n - 2).
+ * 0, or the submit's error with nothing left held. */
+static inline int fib_children(shoal_fn fn, long n, shoal_ref *ra, shoal_ref *rb)
+{
+    long a = n - 1, b = n - 2;
+    shoal_arg aa = SHOAL_VALUE(&a, sizeof a), ab = SHOAL_VALUE(&b, sizeof b);
+    int rc = shoal_submit(fn, &aa, 1, NULL, ra);
+    if (rc)
+        return rc;
+    if ((rc = shoal_submit(fn, &ab, 1, NULL, rb)))
+        shoal_release(*ra);
+    return rc;
+}
+
+static inline long fib_ref(long n) { return n < 2 ? n : fib_ref(n - 1) + fib_ref(n - 2); }
+
+/* A fresh runtime with `workers` workers runs fn, a fib whose every call is a task (its
+ * argument a long, its result a long), for n: the value is fib(n), every call was a task
+ * (2 fib(n+1) - 1 of them) and, with settled, no object is left once the tasks have let go
+ * of theirs. */
+static inline void run_fib_tasks(shoal_fn fn, unsigned workers, long n, bool settled)
+{
+    start_workers(workers, 1u << 20);
+    shoal_info before = info_now();
+    shoal_arg a = SHOAL_VALUE(&n, sizeof n);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(fn, &a, 1, NULL, &r));
+    int rc;
+    CU_ASSERT_EQUAL(get_long(r, &rc), fib_ref(n));
+    CHECK_OK(rc);
+    CHECK_OK(shoal_release(r));
+    CU_ASSERT_EQUAL(info_now().tasks_run - before.tasks_run, (uint64_t)(2 * fib_ref(n + 1) - 1));
+    if (settled)
+        CU_ASSERT_EQUAL(live_settled(0), 0);
+    ASSERT_OK(shoal_shutdown());
 }
 
 /* ---- blockers: tasks that hold workers until a gate opens ----------------------------- */
