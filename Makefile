@@ -164,11 +164,9 @@ $(B)/examples/%: examples/%.cc include/shoal.hpp $(STATIC)
 # Benches may use peers (oneTBB in .cc files, OpenMP); they may include internal headers.
 # bench/lookup compares loops of a few nanoseconds an iteration: where each loop happens to
 # lie against 64-byte lines moved its figures by up to 1.5x from one build to the next (a
-# compare and its branch split by a line). -falign-loops=64 aligns the loops gcc sees as
-# loops; the hot lookup loops are inlined into bench_lookups and entered by a jump, so gcc
-# treats their heads as jump targets and does not align them (baseline at 48 mod 64, shoal
-# at 32 mod 64 in one build): their placement is not controlled, which is one reason the
-# lookup ratios are quoted as medians of many interleaved pairs.
+# compare and its branch split by a line). Each timed loop is a function of its own and a
+# do-while, whose head -falign-loops=64 aligns (bench/lookup.c says why a while loop's
+# head is not); bench/lookup-loops.sh prints the loops as built and checks their heads.
 $(B)/bench/lookup: BENCH_CFLAGS := -falign-loops=64
 $(B)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)

@@ -82,6 +82,9 @@ start=$(date +%s.%N)
 : >"$tmp/all.jsonl"
 for p in $progs; do
   [ "$p" = lookup ] || continue
+  # its loops' placement is part of what it measures (bench/lookup.c): say when it slipped
+  "$(dirname "$0")/lookup-loops.sh" "$B/bench/lookup" >/dev/null 2>&1 ||
+    echo "== lookup: a timed loop is not at 0 mod 64 or not straight (bench/lookup-loops.sh)" >&2
   run_prog "$p" "$tmp/all.jsonl"
 done
 

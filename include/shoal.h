@@ -942,25 +942,38 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
 #define SHOAL__HIT_SHIFT    26
 #define SHOAL__HIT          (SHOAL__HIT_LOW >> SHOAL__HIT_SHIFT)
 
+/* What the out-of-line part of the lookup answers, in two registers (rax and rdx on x86-64,
+ * x0 and x1 on arm64): on success the bytes and their length, on failure data NULL and the
+ * error code in len (a get that succeeds never answers NULL: its bytes are in the store or
+ * in the slot). So only the inline lookup writes the caller's *data and *len. While their
+ * addresses went to the function out of line, the compiler kept a caller's two variables
+ * in memory, and a caller that sets them before the get (const void *d = NULL) stored them
+ * to its stack at every call, hit or not (two of bench/lookup's 33 instructions a get). */
+struct shoal__got { const void *data; uint64_t len; };
+
 /* The result held in the slot itself (s not NULL), and everything else the inline lookup
  * does not answer: out of the caller's hot loop (static, so no new symbol; emitted once per
  * program file that inlines a get). */
-static __attribute__((noinline, cold, unused)) int shoal__get_miss(shoal_ref ref,
-                                                                   const uint64_t *s,
-                                                                   const void **data,
-                                                                   size_t *len)
+static __attribute__((noinline, cold, unused)) struct shoal__got shoal__get_miss(shoal_ref ref,
+                                                                                  const uint64_t *s)
 {
+    struct shoal__got g;
     if (s) {
         /* A result of at most 8 bytes held in the slot itself (its length has the top bit
          * set, outside every span; its bytes are the offset field). */
         uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
         if ((n ^ SHOAL__LEN_INL_BIT) <= 8) {
-            *data = (const void *)&s[1];
-            *len = (size_t)(n ^ SHOAL__LEN_INL_BIT);
-            return 0;
+            g.data = (const void *)&s[1];
+            g.len = n ^ SHOAL__LEN_INL_BIT;
+            return g;
         }
     }
-    return shoal__get_slow(ref, -1, data, len);
+    size_t n = 0;
+    int rc = shoal__get_slow(ref, -1, &g.data, &n);
+    if (rc < 0)
+        g.data = NULL;
+    g.len = rc < 0 ? (uint64_t)(int64_t)rc : (uint64_t)n;
+    return g;
 }
 
 /* Two steps of the inline lookup, each one instruction and a branch on x86-64 with gcc or
@@ -1004,13 +1017,16 @@ static inline int shoal__sum_fits(uint64_t off, uint64_t n, uint64_t *end)
  * miscompiles that pointer's test (it reads stale flags) and reports a null access. */
 static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
 {
-    /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
-     * host field fails the bounds check. data/len checks fold away when the caller passes
+    /* data and len NULL: the library reports it. This folds away when the caller passes
      * addresses of locals. */
+    if (__builtin_expect(data == NULL || len == NULL, 0))
+        return shoal__get_slow(ref, -1, data, len);
+    /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
+     * host field fails the bounds check. */
     uint64_t idx = (uint32_t)ref.id;
-    if (__builtin_expect(shoal__view_has(idx) && data != NULL && len != NULL, 1)) {
-        const uint64_t *s =
-            (const uint64_t *)(const void *)(shoal__tls.slots + (idx << SHOAL__SLOT_SHIFT));
+    const uint64_t *s = NULL;
+    if (__builtin_expect(shoal__view_has(idx), 1)) {
+        s = (const uint64_t *)(const void *)(shoal__tls.slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
          * length and bytes are visible. */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
@@ -1036,10 +1052,32 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
 #endif
                 return 0;
             }
-            return shoal__get_miss(ref, s, data, len);   /* held in the slot, or bad bytes */
+            /* held in the slot, or bytes outside the store: the miss looks at s */
+        } else {
+            s = NULL;
         }
     }
-    return shoal__get_miss(ref, NULL, data, len);
+    struct shoal__got g = shoal__get_miss(ref, s);
+    if (__builtin_expect(g.data == NULL, 0)) {
+        /* An error leaves *data and *len as they were (a program may keep bytes it got
+         * before: test_mp_wait). gcc sees this path leave them unset and would warn in
+         * callers that read them after an error, as it did not while their addresses went
+         * out of line; the empty asm "sets" them to what they were. (clang's warning does
+         * not look into inlined calls.) The error is < 0, and the test below says so, or
+         * gcc sees a 0 that leaves them unset. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+        __asm__("" : "+r"(*data), "+r"(*len));
+#pragma GCC diagnostic pop
+#endif
+        int rc = (int)(int64_t)g.len;
+        return rc < 0 ? rc : SHOAL_EINVAL;
+    }
+    *data = g.data;
+    *len = (size_t)g.len;
+    return 0;
 }
 #ifdef SHOAL_NO_INLINE
 #undef shoal_get

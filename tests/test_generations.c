@@ -246,6 +246,42 @@ static void test_host_field(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* A failed get, through the inline lookup (each way it misses: stale generation, an index
+ * past the table, a host field, the null ref) and through the library's entry, leaves the
+ * caller's data and len as they were: a program may keep bytes it got before. A get that
+ * succeeds afterwards, through the same variables, still sets them. */
+static void test_failed_get_leaves_outputs(void)
+{
+    start_table(16);
+    shoal_ref live, gone;
+    ASSERT_OK(shoal_put("kept", 5, &live));
+    ASSERT_OK(shoal_put("gone", 5, &gone));
+    CHECK_OK(shoal_release(gone));
+    const void *d;
+    size_t n;
+    CHECK_OK(shoal_get(live, &d, &n));
+    const void *kept = d;
+    shoal_ref past = { (gone.id & ~UINT64_C(0xffffffff)) | 1000 };   /* table of 16 */
+    shoal_ref host = { live.id | (UINT64_C(1) << 27) };
+    const shoal_ref bad[] = { gone, past, host, SHOAL_REF_NULL };
+    const int want[] = { SHOAL_ESTALE, SHOAL_EINVAL, SHOAL_EINVAL, SHOAL_EINVAL };
+    for (int i = 0; i < 4; i++) {
+        int rc = shoal_get(bad[i], &d, &n);
+        CU_ASSERT_EQUAL(rc, want[i]);
+        CU_ASSERT(d == kept && n == 5);
+        rc = (shoal_get)(bad[i], &d, &n);
+        CU_ASSERT_EQUAL(rc, want[i]);
+        CU_ASSERT(d == kept && n == 5);
+    }
+    CU_ASSERT_STRING_EQUAL((const char *)d, "kept");
+    d = NULL;
+    n = 0;
+    CHECK_OK(shoal_get(live, &d, &n));
+    CU_ASSERT(d == kept && n == 5);
+    CHECK_OK(shoal_release(live));
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -256,6 +292,7 @@ int main(void)
         { "table full names the live count and the table size", test_table_full_message },
         { "the reference count has a clear ceiling", test_refcount_ceiling },
         { "an ID with a host field names nothing", test_host_field },
+        { "a failed get leaves data and len as they were", test_failed_get_leaves_outputs },
         { NULL, NULL },
     };
     return shoal_test_run("generations", cases);
