@@ -222,6 +222,107 @@ static void test_owner_ledger_through_spill(void)
     rmdir(dir);
 }
 
+/* A client that dies with its ledger one too high (here: after its release's drop of the
+ * object's count, before its ledger's: layout/mpseg.h, crash windows) while another holder
+ * moves its own reference on the same object over and over. The owner caps what it drops
+ * at the object's count minus what the other holders' ledgers, the lists and the records
+ * in flight say, read one after the other while they move:
+ *   - retain/release: a release and a retain between its read of the word and its read of
+ *     that holder's ledger leave the word as it was (its CAS succeeds) and the ledger read
+ *     one low;
+ *   - transfer/accept: an accept between its read of the receiver's ledger (before the
+ *     accept raised it) and its read of the records (after the accept freed its record)
+ *     counts that reference nowhere; the word never changes.
+ * Either way it drops a reference a live holder has: the count ends below the two that
+ * are held (or reaches 0 while both are, the churn's call answering SHOAL_ESTALE), and the
+ * next release frees the object under the other holder. FAILS on main (aff7dba): the cap
+ * is not sound while the others move (review6's report). */
+struct churn {
+    shoal_ref r;
+    bool xfer;
+    _Atomic int stop, err;
+    _Atomic uint64_t n;
+};
+
+static void *churn_main(void *arg)
+{
+    struct churn *ch = arg;
+    while (!atomic_load_explicit(&ch->stop, memory_order_relaxed)) {
+        int rc = ch->xfer ? shoal_transfer(ch->r, 60ll * 1000000000) : shoal_retain(ch->r);
+        /* A few hundred cycles in each state: the owner's count of the holders takes
+         * about as long. */
+        for (volatile int k = 0; k < 64; k++)
+            ;
+        if (rc == 0)
+            rc = ch->xfer ? shoal_accept(ch->r) : shoal_release(ch->r);
+        for (volatile int k = 0; k < 64; k++)
+            ;
+        if (rc != 0) {
+            atomic_store(&ch->err, rc);
+            break;
+        }
+        atomic_fetch_add_explicit(&ch->n, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void dead_ledger_high_while_holder_churns(bool xfer)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    char b[64] = "churned";
+    shoal_ref base;
+    struct churn ch = { .xfer = xfer };
+    ASSERT_OK(shoal_put(b, sizeof b, &base));
+    ch.r = base;
+    ASSERT_OK(shoal_retain(ch.r));   /* the churn's own reference */
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, churn_main, &ch) == 0);
+    _Atomic uint64_t *word = &shoal__rt->slots[shoal__id_idx(ch.r.id)].word;
+    int rounds = 0;
+    for (; rounds < 150 && !atomic_load(&ch.err); rounds++) {
+        struct mp_child c = mp_attached();
+        struct mp_rep m = mp_call(&c, MP_RETAIN, mp_ref_bits(ch.r), 0, 0, 0);
+        CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+        /* Its release's drop of the count, not yet of its ledger, when it dies. */
+        atomic_fetch_sub_explicit(word, 1, memory_order_acq_rel);
+        uint64_t seen = mp_deaths();
+        CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+        CU_ASSERT_FATAL(mp_death_processed(seen));
+    }
+    atomic_store(&ch.stop, 1);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&ch.err), 0);
+    if (getenv("SHOAL_TEST_VERBOSE"))
+        fprintf(stderr, "%d deaths, %llu churns\n", rounds, (unsigned long long)atomic_load(&ch.n));
+    uint64_t w = atomic_load(word);
+    /* Ours and the churn's (its last accept or release done). */
+    CU_ASSERT(shoal__w_gen(w) == shoal__id_gen(ch.r.id) && shoal__w_refs(w) == 2);
+    if (atomic_load(&ch.err) || shoal__w_gen(w) != shoal__id_gen(ch.r.id) ||
+        shoal__w_refs(w) != 2) {
+        /* Left as it is: the next release would free the object under the other holder. */
+        fprintf(stderr, "after %d deaths (%llu churns) the owner had dropped references live "
+                "holders have: churn rc %d, object's count %u of 2\n", rounds,
+                (unsigned long long)atomic_load(&ch.n), atomic_load(&ch.err),
+                (unsigned)shoal__w_refs(w));
+    } else {
+        CHECK_OK(shoal_release(ch.r));
+        CHECK_OK(shoal_release(base));
+    }
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
+static void test_dead_ledger_high_while_holder_retains(void)
+{
+    dead_ledger_high_while_holder_churns(false);
+}
+
+static void test_dead_ledger_high_while_holder_accepts(void)
+{
+    dead_ledger_high_while_holder_churns(true);
+}
+
 /* An object another process may not complete: the owner's, created and never sealed. */
 static shoal_ref unsealed(void)
 {
@@ -304,6 +405,8 @@ static const shoal_test_case cases[] = {
     { "killed_in_put_loops", test_killed_in_put_loops },
     { "dead_client_held_spilled_object", test_dead_client_held_spilled_object },
     { "owner_ledger_through_spill", test_owner_ledger_through_spill },
+    { "dead_ledger_high_while_holder_retains", test_dead_ledger_high_while_holder_retains },
+    { "dead_ledger_high_while_holder_accepts", test_dead_ledger_high_while_holder_accepts },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },
