@@ -3,7 +3,6 @@
  * channel the user chose, and the owner releases it when its deadline passes. The layout,
  * the moves and their crash windows are in layout/mpseg.h ("refs in flight").
  */
-#include <pthread.h>
 
 #include "../core/thread.h"
 #include "../os/futex.h"
