@@ -14,9 +14,8 @@
 /* ---- taking the references ---------------------------------------------------------------- */
 
 /* A list's reference on ref, taken or dropped: in a published or attached store the list
- * holds of its object (layout/mpseg.h) count it too, so that the owner recovering a dead
- * process never takes a list's reference for that process's. The count goes up before the
- * object's and down after it: it never reads low. */
+ * holds of its object (layout/mpseg.h) count it too. The count goes up before the object's
+ * and down after it: it never reads low. */
 static int list_take(shoal_ref ref)
 {
     shoal__rt_t *rt = shoal__rt;
@@ -29,12 +28,8 @@ static int list_take(shoal_ref ref)
               idx < rt->nslots &&
               shoal__w_gen(atomic_load_explicit(&rt->slots[idx].word,
                                                 memory_order_relaxed)) == gen;
-    if (mp) {
+    if (mp)   /* relaxed: read by tools and tests only (layout/mpseg.h, list holds) */
         shoal__gcount_add(shoal__lists_of(idx), gen, 1);
-        /* release: pairs with the acquire load of the word in the owner's release_one
-         * (mproc/publish.c): an owner that sees the reference below sees this count. */
-        atomic_thread_fence(memory_order_release);
-    }
     int rc = shoal__ref_take(ref, false);
     if (unlikely(rc) && mp)
         shoal__gcount_add(shoal__lists_of(idx), gen, -1);
@@ -44,9 +39,8 @@ static int list_take(shoal_ref ref)
 static int list_drop(shoal_ref ref, uint64_t *last)
 {
     int rc = shoal__unref(ref, false, last);
-    /* After the object's count, so it never reads low. An owner recovering a dead process
-     * that counts between the two (or a death between them) sees one list hold too many
-     * and drops one reference too few: that object leaks, it is never freed early. */
+    /* After the object's count, so it never reads low (a death in between leaves it one
+     * too high for that object's life). */
     if (rc == 0 && unlikely(shoal__holds != NULL))
         shoal__gcount_add(shoal__lists_of(shoal__id_idx(ref.id)), shoal__id_gen(ref.id), -1);
     return rc;

@@ -379,8 +379,11 @@ SHOAL_API int  shoal_release(shoal_ref ref);
  * a private store's I/O thread) that sleeps until the earliest deadline: no polling.
  *
  * shoal_transfer: ttl_ns > 0 is the longest the store holds the reference (CLOCK_MONOTONIC;
- * it is released within a few ms after). Lock-free, no syscall except one futex wake when
- * this deadline is earlier than every other in flight. Errors: SHOAL_ENOTINIT,
+ * it is released within a few ms after). No lock and no syscall except one futex wake when
+ * this deadline is earlier than every other in flight; in an attached or published store,
+ * two threads of one process transferring or accepting the same object at once take
+ * turns for a few instructions (so does the 64th such move of one process at once), so
+ * that a death inside either leaves the owner an exact count. Errors: SHOAL_ENOTINIT,
  * SHOAL_ECANCELED (the runtime or its owner is going down), SHOAL_EINVAL (null, forged or
  * corrupt ref, or ttl_ns <= 0), SHOAL_ESTALE (the object is already freed), SHOAL_EBUSY (too
  * many refs in flight: 65536 in the store, 128 whose IDs hash near this one; accept some or

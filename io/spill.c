@@ -795,8 +795,9 @@ static int spill_one(struct cand c)
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire), nw;
     bool claimed = false;
     /* Published: the claim's reference, which the release below drops from our ledger, is
-     * counted there before it is taken (layout/mpseg.h, crash windows): else the owner,
-     * dropping what a dead client held, counts one holder too few. */
+     * counted there before it is taken (layout/mpseg.h, crash windows): else our ledger
+     * reads low, and the owner, capping a dead client's ledger that claims more than an
+     * object has at what it holds itself (mproc/publish.c, release_one), drops too much. */
     if (shoal__holds)
         shoal__holds_add(c.idx, c.gen, 1);
     while (shoal__w_gen(w) == c.gen && shoal__w_state(w) == SHOAL__READY &&

@@ -29,11 +29,15 @@
  *   shard[p]         process p's share of the node counters (relaxed RMW): what it counted
  *                    for the objects it allocated. Written by p, by the drainer of p's
  *                    remote-free stack, and, once p is gone, by the owner alone.
- *   holds[idx]       [63..32] generation (layout/table.h: never 0), [31..0] signed count of
- *                    references this process took on that object minus those it dropped;
- *                    0 = never used; generation 0 with count -1 = a slot in this process's
- *                    caches (SHOAL__HOLDS_CACHED). CAS by this process only, read by the
- *                    owner after the process is gone.
+ *   holds[idx]       [63..32] generation (layout/table.h: never 0), [31..6] signed count of
+ *                    references this process took on that object minus those it dropped,
+ *                    [5..0] the window (1..63) of a thread of this process inside a transfer
+ *                    or accept of that object, 0 = none (below, "windows"); 0 = never used;
+ *                    0xffffffff = a slot in this process's caches (SHOAL__HOLDS_CACHED). CAS
+ *                    by this process only, read by the owner after the process is gone.
+ *   windows          after the ledger's nslots entries, in the same memfd (struct
+ *                    shoal__wins): which thread window names which in-flight record.
+ *                    Written by this process only, read by the owner after it is gone.
  *   lists[idx]       list holds: [63..32] generation, [31..0] signed count of the references
  *                    that lists of objects with refs (core/objrefs.h) hold on that object, a
  *                    count no ledger has. CAS by whichever process takes or drops such a
@@ -49,8 +53,12 @@
  *     its allocator's drainer claims it; the owner claims those of a releaser that died
  *     before pushing them (for a live client's object, whose stack may or may not hold it,
  *     it forwards the bytes in a slot of its own: publish.c, forward_bytes).
- *   - the list holds go up before a list's reference is taken and down after it is
- *     dropped: one too high at worst, so the owner's cap is never too high (below).
+ *   - transfer and accept move a reference between the ledger and an in-flight record, two
+ *     words: the ledger entry names the thread's window while it does, and the window
+ *     names the record and its sequence, whose state then says whether the move happened
+ *     (below, "windows"). So a dead process's ledger, read with its windows, is exact or
+ *     low, never high, and the owner drops exactly what it says, reading nothing that
+ *     live processes move.
  *   - what can stay leaked: the reference a retain or release was taking or dropping (on
  *     the object, not in the ledger), free slots moving between a thread cache and the
  *     shared list, and a forwarded slot's index. Never bytes or a live object's
@@ -158,16 +166,32 @@ _Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELIN
  * accept, and the owner's count of what is in flight for one object, read a bounded window.
  * Moves (each one CAS of st; every process may make them, bounds by construction):
  *   FREE|EXPIRED -> RESERVED   sender, then writes id and deadline
- *   RESERVED -> INFLIGHT       sender (release: publishes id and deadline); then the sender's
- *                              ledger drops the reference (after: a death in between leaves
- *                              the ledger one too high, and the owner counts the record as
- *                              another holder, publish.c release_one, so nothing is dropped
- *                              twice)
- *   INFLIGHT -> FREE           receiver, after its ledger took the reference (a death in
- *                              between: as above, the record still counts as the holder)
+ *   RESERVED -> INFLIGHT       sender (release: publishes id and deadline), inside its
+ *                              window (below); then its ledger drops the reference
+ *   INFLIGHT -> TAKEN          receiver, inside its window, its ledger already counting the
+ *                              reference; TAKEN is FREE naming the receiver, at the next
+ *                              sequence: no sender reserves it, so it still says, if the
+ *                              receiver dies now, that its move happened
+ *   TAKEN -> FREE              the receiver, once its ledger is settled (the owner, for a
+ *                              receiver that died before)
  *   INFLIGHT -> EXPIRED        the owner at the deadline, then it drops the reference; the
  *                              id stays, so a late accept answers SHOAL_ETIMEDOUT
- *   RESERVED -> FREE           the owner, for a sender that died before sending */
+ *   RESERVED -> FREE           the owner, for a sender that died before sending
+ * Windows (published or attached store; struct shoal__wins). A move between a ledger and a
+ * record is two words, and a process may die between them, so the owner must learn which
+ * were written. A thread takes a window k of its process (a bit of `used`), writes in it
+ * the record and the sequence it moves (win[k]), then names k in its ledger entry for the
+ * object - one CAS, which waits while another thread of the process has a window named
+ * there (one move per process and object at a time) - then moves the record, then settles
+ * the ledger and clears k with one CAS:
+ *   send    enter (count unchanged), RESERVED -> INFLIGHT, leave (count - 1): the record
+ *           still RESERVED at the window's sequence by this process = not sent (the
+ *           count is right), anything else = sent (the count is one too high);
+ *   accept  enter (count + 1), INFLIGHT -> TAKEN (or a failed CAS), leave (count - 1 if it
+ *           failed): the record TAKEN by this process at the window's sequence + 1 = taken
+ *           (the count is right), anything else = not (one too high).
+ * A RESERVED record only its sender moves, and a TAKEN one only its receiver, while they
+ * live: once the process is gone, what the owner reads in the record is final. */
 #define SHOAL__XFER_RECS   (1u << 16)
 #define SHOAL__XFER_PROBE  128u
 enum { SHOAL__XR_FREE = 0, SHOAL__XR_RESERVED = 1, SHOAL__XR_INFLIGHT = 2, SHOAL__XR_EXPIRED = 3 };
@@ -218,19 +242,12 @@ static inline struct shoal__wstat *shoal__wstats(const shoal__rt_t *rt)
     return shoal__geo.wstats;
 }
 /* ---- list holds (core/objrefs.c) -----------------------------------------------------------
- * When a process dies the owner drops what its ledger says it held, capped at the object's
- * count minus the holders it knows about, because a ledger can be one too high for a moment
- * (a ref going into or out of flight, above). The references that lists hold on their objects
- * are in no ledger, so they are counted here, per object: without them the cap is too high
- * and the owner drops a list's reference, freeing an object that a list still names.
- * The count never reads low to the owner: it is raised before the object's count (with a
- * release fence, so that an owner that sees the new count also sees the raise) and lowered
- * after it; the owner reads the word, then this, and drops only with a CAS against the word
- * it read (publish.c, release_one). A process that dies between the two leaves it one too
- * high for that object's life, and an owner that counts while a live process is between
- * the two sees one too many: either way the owner may keep a reference it could have
- * dropped (a leak of that object), never the reverse. A newer generation resets the entry; an older one's update is
- * dropped (that object is gone). */
+ * The references that lists hold on their objects, per object: they are in no ledger. Raised
+ * before the object's count (with a release fence) and lowered after it, so it never reads
+ * low. The owner's processing of a death no longer reads it (it drops exactly what the dead
+ * ledger and its windows say, publish.c release_one); it is kept for tools and tests. A
+ * newer generation resets the entry; an older one's update is dropped (that object is
+ * gone). */
 static inline _Atomic uint64_t *shoal__lists_of(uint64_t idx)
 {
     return &shoal__geo.lists[idx];
@@ -379,18 +396,32 @@ extern _Atomic uint64_t *shoal__holds;
  * no object has and the next object in the slot replaces, and a count that counts nothing. */
 #define SHOAL__HOLDS_CACHED UINT64_C(0xffffffff)
 
-/* Add d to the count of (idx, gen) in a [generation | signed count] entry (a ledger's, or the
- * list holds): a newer generation resets the entry; an update for an older one is dropped
- * (that object is gone). relaxed: see each caller for what orders it. */
+/* An entry's low half: [31..6] a signed count (26 bits: more than SHOAL__REFS_MAX either
+ * way), [5..0] a window (ledgers only; 0 in the list holds). */
+#define SHOAL__GC_WIN   UINT32_C(63)
+#define SHOAL__GC_ONE   UINT32_C(64)
+static inline int32_t shoal__gcount(uint64_t v)
+{
+    return (int32_t)((uint32_t)v & ~SHOAL__GC_WIN) / (int32_t)SHOAL__GC_ONE;
+}
+static inline unsigned shoal__gcount_win(uint64_t v)
+{
+    return (unsigned)v & SHOAL__GC_WIN;
+}
+
+/* Add d to the count of (idx, gen) in a [generation | signed count | window] entry (a
+ * ledger's, or the list holds), keeping its window: a newer generation resets the entry;
+ * an update for an older one is dropped (that object is gone). relaxed: see each caller for
+ * what orders it. */
 static inline void shoal__gcount_add(_Atomic uint64_t *e, uint64_t gen, int32_t d)
 {
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
     do {
         uint64_t g = v >> 32;
         if (g == gen)
-            nv = (v & ~(uint64_t)UINT32_MAX) | (uint32_t)((int32_t)(uint32_t)v + d);
+            nv = (v & ~(uint64_t)UINT32_MAX) | (uint32_t)((uint32_t)v + (uint32_t)d * SHOAL__GC_ONE);
         else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
-            nv = (gen << 32) | (uint32_t)d;
+            nv = (gen << 32) | ((uint32_t)d * SHOAL__GC_ONE);
         else
             return;
     } while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
@@ -400,7 +431,31 @@ static inline void shoal__gcount_add(_Atomic uint64_t *e, uint64_t gen, int32_t 
 /* The positive count an entry keeps for (idx, gen), 0 for another generation. */
 static inline uint32_t shoal__gcount_of(uint64_t v, uint64_t gen)
 {
-    return (v >> 32) == gen && (int32_t)(uint32_t)v > 0 ? (uint32_t)v : 0;
+    int32_t n = shoal__gcount(v);
+    return (v >> 32) == gen && n > 0 ? (uint32_t)n : 0;
+}
+
+/* A ledger's thread windows (layout above, "Windows"): in the ledger's memfd, after its
+ * nslots entries. win[k]: [63..32] the record's sequence, [31..16] the record's index,
+ * [1..0] SHOAL__WIN_SEND or SHOAL__WIN_ACCEPT. used: bit k = window k taken (never bit 0). */
+#define SHOAL__NWINS     64u
+#define SHOAL__WIN_SEND   1u
+#define SHOAL__WIN_ACCEPT 2u
+struct shoal__wins {
+    _Atomic uint64_t used;
+    _Atomic uint64_t win[SHOAL__NWINS];
+};
+#define SHOAL__WINS_BYTES 4096u
+_Static_assert(sizeof(struct shoal__wins) <= SHOAL__WINS_BYTES && SHOAL__NWINS - 1 == SHOAL__GC_WIN &&
+               SHOAL__XFER_RECS <= 65536, "windows: one page, indices fit an entry, records 16 bits");
+/* Bytes of a ledger's memfd: its entries, then its windows. */
+static inline uint64_t shoal__ledger_bytes(uint64_t nslots)
+{
+    return nslots * sizeof(uint64_t) + SHOAL__WINS_BYTES;
+}
+static inline struct shoal__wins *shoal__wins_of(_Atomic uint64_t *ledger, uint64_t nslots)
+{
+    return (struct shoal__wins *)(void *)(ledger + nslots);
 }
 
 /* Record d references taken (d > 0) or dropped (d < 0) on (idx, gen) by this process.

@@ -21,14 +21,17 @@
 #include "rt.h"
 
 #define SHOAL__MAGIC       UINT64_C(0x314c414f4853)   /* "SHOAL1" */
-#define SHOAL__SEG_VERSION 8u   /* 2: ext_off (layout/mpseg.h); 3: spill counters;
+#define SHOAL__SEG_VERSION 9u   /* 2: ext_off (layout/mpseg.h); 3: spill counters;
                                    4: 32-bit generations (table.h), wake words;
                                    5: per-process counter shards, fdeps (layout/mpseg.h);
                                    6: per-process lookup counters on their own line;
                                    7: the in-flight table (layout/mpseg.h, xfer_off), the
                                       entry a client is draining (procs[].draining);
                                    8: list holds, the references lists hold per object
-                                      (layout/mpseg.h), after the in-flight table */
+                                      (layout/mpseg.h), after the in-flight table;
+                                   9: ledger entries name a thread window, a ledger's
+                                      memfd ends with its windows, TAKEN in-flight
+                                      records (layout/mpseg.h) */
 
 struct shoal__node_stats {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t bytes_used;  /* shoal__acct_size of live objects */

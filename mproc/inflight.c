@@ -3,7 +3,6 @@
  * channel the user chose, and the owner releases it when its deadline passes. The layout,
  * the moves and their crash windows are in layout/mpseg.h ("refs in flight").
  */
-#include <pthread.h>
 
 #include "../core/thread.h"
 #include "../os/futex.h"
@@ -16,16 +15,10 @@
 
 static inline struct shoal__inflight *table(void) { return shoal__geo.xfer; }
 
-/* Between its move of a record to EXPIRED and its drop of the record's reference, the
- * expiring thread holds a reference that no ledger and no record counts: the owner's
- * processing of a death (mproc/publish.c, release_one) would count one holder too few and
- * could drop a reference someone holds. So the two take turns. Owner-private; only these
- * cold paths take it. */
-static pthread_mutex_t expire_mu = PTHREAD_MUTEX_INITIALIZER;
-void shoal__xfer_lock(void) { pthread_mutex_lock(&expire_mu); }
-void shoal__xfer_unlock(void) { pthread_mutex_unlock(&expire_mu); }
-/* fork() child: the thread that held it is not here. */
-void shoal__xfer_lock_reset(void) { pthread_mutex_init(&expire_mu, NULL); }
+/* Tests only: called inside a transfer's or an accept's window, just after its move of the
+ * record; when it answers true the call returns 0 at once, leaving the window open as a
+ * thread stopped there would (tests/test_mp_death.c, test_mp_crash.c). */
+bool (*shoal__xfer_window_hook)(void);
 
 /* The first record a ref probes: its bits mixed (Fibonacci hashing), so that neighbouring
  * slots spread over the table while every transfer of one object starts at one place. */
@@ -43,6 +36,97 @@ static inline uint64_t me_bits(const shoal__rt_t *rt)
 static inline uint64_t st_make(uint64_t seq, uint64_t who, unsigned phase)
 {
     return (seq << 32) | (who & XR_WHO_MASK) | phase;
+}
+
+/* ---- windows (layout/mpseg.h, "Windows"): a move between our ledger and a record ---------- */
+
+/* Take a window of ours and name in it record rec at sequence seq, moved as kind. Waits
+ * only while all 63 are taken (63 threads of this process inside a move at once). relaxed:
+ * written and read by threads of this process in their own program order, and by the
+ * owner only once we are gone (as the ledger, shoal__holds_add). */
+static unsigned win_open(struct shoal__wins *ws, uint32_t rec, uint64_t seq, unsigned kind)
+{
+    uint64_t u = atomic_load_explicit(&ws->used, memory_order_relaxed);
+    for (;;) {
+        uint64_t avail = ~u & ~UINT64_C(1);
+        if (!avail) {
+            shoal__cpu_relax();
+            u = atomic_load_explicit(&ws->used, memory_order_relaxed);
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctzll(avail);
+        if (atomic_compare_exchange_weak_explicit(&ws->used, &u, u | UINT64_C(1) << k,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            atomic_store_explicit(&ws->win[k], (seq << 32) | ((uint64_t)rec << 16) | kind,
+                                  memory_order_relaxed);
+            return k;
+        }
+    }
+}
+
+static void win_close(struct shoal__wins *ws, unsigned k)
+{
+    atomic_fetch_and_explicit(&ws->used, ~(UINT64_C(1) << k), memory_order_relaxed);
+}
+
+/* Name window k in our ledger entry e for generation gen, adding d to its count, in one
+ * CAS; waits while another thread of ours has a window named there (its move takes a few
+ * instructions). false: the entry is for a newer generation (a stale ref; the move fails
+ * later, and nothing is counted, as shoal__gcount_add would drop it). relaxed: as above. */
+static bool entry_enter(_Atomic uint64_t *e, uint64_t gen, unsigned k, int32_t d)
+{
+    uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
+    for (;;) {
+        uint64_t g = v >> 32;
+        if (g == gen && shoal__gcount_win(v)) {
+            shoal__cpu_relax();
+            v = atomic_load_explicit(e, memory_order_relaxed);
+            continue;
+        }
+        if (g == gen)
+            nv = (v & ~(uint64_t)UINT32_MAX) |
+                 (uint32_t)((uint32_t)v + (uint32_t)d * SHOAL__GC_ONE + k);
+        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
+            nv = (gen << 32) | ((uint32_t)d * SHOAL__GC_ONE + k);
+        else
+            return false;
+        if (atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+/* Settle the entry: add d to its count and clear its window, in one CAS. While our window
+ * is named there no release frees the object (our move holds a reference on it), so the
+ * generation stays. */
+static void entry_leave(_Atomic uint64_t *e, int32_t d)
+{
+    uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
+    do
+        nv = (v & ~(uint64_t)UINT32_MAX) |
+             (uint32_t)(((uint32_t)v & ~SHOAL__GC_WIN) + (uint32_t)d * SHOAL__GC_ONE);
+    while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
+                                                  memory_order_relaxed));
+}
+
+int shoal__xfer_window_adjust(const struct shoal__wins *ws, unsigned k, unsigned proc, uint32_t inc)
+{
+    if (k == 0 || k >= SHOAL__NWINS)
+        return 0;
+    uint64_t wv = atomic_load_explicit(&ws->win[k], memory_order_relaxed);
+    uint64_t seq = wv >> 32, who = ((uint64_t)(inc & XR_INC_BITS) << 10) | ((uint64_t)(proc & 0xffu) << 2);
+    const struct shoal__xrec *r = &table()->rec[(wv >> 16) & (SHOAL__XFER_RECS - 1)];
+    uint64_t st = atomic_load_explicit(&r->st, memory_order_relaxed);
+    bool mine = (st & XR_WHO_MASK) == who;
+    switch (wv & 3u) {
+    case SHOAL__WIN_SEND:      /* still reserved by it: not sent, the count is right */
+        return XR_PHASE(st) == SHOAL__XR_RESERVED && XR_SEQ(st) == seq && mine ? 0 : -1;
+    case SHOAL__WIN_ACCEPT:    /* taken by it: the count (raised first) is right */
+        return XR_PHASE(st) == SHOAL__XR_FREE && XR_SEQ(st) == ((seq + 1) & UINT32_MAX) && mine
+               ? 0 : -1;
+    default:                   /* garbage it wrote: count what the ledger says */
+        return 0;
+    }
 }
 
 uint64_t shoal__xfer_due(void)
@@ -97,7 +181,8 @@ static int transfer(shoal_ref ref, int64_t ttl_ns)
         struct shoal__xrec *r = &x->rec[(h + i) & (SHOAL__XFER_RECS - 1)];
         uint64_t st = atomic_load_explicit(&r->st, memory_order_relaxed);
         unsigned ph = XR_PHASE(st);
-        if (ph != SHOAL__XR_FREE && ph != SHOAL__XR_EXPIRED)
+        if ((ph != SHOAL__XR_FREE && ph != SHOAL__XR_EXPIRED) ||
+            (ph == SHOAL__XR_FREE && (st & XR_WHO_MASK)))   /* TAKEN: its receiver's still */
             continue;
         uint64_t rst = st_make(XR_SEQ(st) + 1, me_bits(rt), SHOAL__XR_RESERVED);
         /* relaxed: a reserved record is only ours; its fields are published below. */
@@ -106,14 +191,30 @@ static int transfer(shoal_ref ref, int64_t ttl_ns)
             continue;
         atomic_store_explicit(&r->id, ref.id, memory_order_relaxed);
         atomic_store_explicit(&r->deadline, dl, memory_order_relaxed);
-        /* release: publishes id and deadline to the acquire loads of st in accept, expire
-         * and shoal__xfer_held. From here the record holds the reference. */
+        /* Published or attached: inside a window naming this reservation, so that if we die
+         * anywhere in the move the owner knows whether the record or our ledger holds the
+         * reference (layout/mpseg.h, "Windows"). The owner reads our ledger and windows only
+         * once we are gone, which orders all these writes before its reads. */
+        struct shoal__wins *ws = NULL;
+        _Atomic uint64_t *e = NULL;
+        unsigned k = 0;
+        if (shoal__holds) {
+            ws = shoal__wins_of(shoal__holds, rt->nslots);
+            e = &shoal__holds[shoal__id_idx(ref.id)];
+            k = win_open(ws, (h + i) & (SHOAL__XFER_RECS - 1), XR_SEQ(rst), SHOAL__WIN_SEND);
+            if (!entry_enter(e, shoal__id_gen(ref.id), k, 0))
+                e = NULL;
+        }
+        /* release: publishes id and deadline to the acquire loads of st in accept and
+         * expire. From here the record holds the reference. */
         atomic_store_explicit(&r->st, st_make(XR_SEQ(rst), rst, SHOAL__XR_INFLIGHT),
                               memory_order_release);
-        /* The ledger after the record (layout/mpseg.h). The owner reads our ledger for this
-         * only once we are gone, which orders both writes before its reads. */
-        if (shoal__holds)
-            shoal__holds_add(shoal__id_idx(ref.id), shoal__id_gen(ref.id), -1);
+        if (unlikely(shoal__xfer_window_hook != NULL) && shoal__xfer_window_hook())
+            return 0;
+        if (e)
+            entry_leave(e, -1);
+        if (ws)
+            win_close(ws, k);
         if (due_lower(x, dl))
             kick(rt);
         return 0;
@@ -152,18 +253,41 @@ static int accept_ref(shoal_ref ref)
             expired = true;
             continue;
         }
-        /* The ledger before the record (layout/mpseg.h): a death in between leaves the ledger
-         * one too high while the record still counts as the holder. */
-        if (shoal__holds)
-            shoal__holds_add(idx, gen, 1);
+        /* Published or attached: inside a window naming this record and sequence, our
+         * ledger counting the reference first; the record then goes TAKEN, naming us, and
+         * FREE once our ledger is settled. If we die anywhere in the move the owner knows
+         * from the record whether it is ours (layout/mpseg.h, "Windows"). */
+        uint32_t ri = (h + i) & (SHOAL__XFER_RECS - 1);
+        struct shoal__wins *ws = NULL;
+        _Atomic uint64_t *e = NULL;
+        unsigned k = 0;
+        uint64_t who = 0;
+        if (shoal__holds) {
+            ws = shoal__wins_of(shoal__holds, rt->nslots);
+            e = &shoal__holds[idx];
+            who = me_bits(rt);
+            k = win_open(ws, ri, XR_SEQ(st), SHOAL__WIN_ACCEPT);
+            if (!entry_enter(e, gen, k, 1))
+                e = NULL;
+        }
         /* acquire: the reference is ours now; pairs with the sender's release above (the
          * object's bytes themselves are published by its seal). */
-        if (atomic_compare_exchange_strong_explicit(&r->st, &st,
-                                                    st_make(XR_SEQ(st) + 1, 0, SHOAL__XR_FREE),
-                                                    memory_order_acquire, memory_order_relaxed))
+        bool won = atomic_compare_exchange_strong_explicit(&r->st, &st,
+                                                           st_make(XR_SEQ(st) + 1, who, SHOAL__XR_FREE),
+                                                           memory_order_acquire, memory_order_relaxed);
+        if (won && unlikely(shoal__xfer_window_hook != NULL) && shoal__xfer_window_hook())
             return 0;
-        if (shoal__holds)
-            shoal__holds_add(idx, gen, -1);   /* another receiver, or the deadline, was first */
+        if (e)
+            entry_leave(e, won ? 0 : -1);   /* another receiver, or the deadline, was first */
+        if (ws) {
+            win_close(ws, k);
+            if (won)   /* TAKEN -> FREE: only we move a record that names us (relaxed: it
+                        * publishes nothing; a sender's reservation CASes from it) */
+                atomic_store_explicit(&r->st, st_make(XR_SEQ(st) + 1, 0, SHOAL__XR_FREE),
+                                      memory_order_relaxed);
+        }
+        if (won)
+            return 0;
         i--;   /* look at this record again: it may have been sent again meanwhile */
     }
     if (expired)
@@ -186,19 +310,6 @@ static int accept_ref(shoal_ref ref)
 SHOAL_API int shoal_accept(shoal_ref ref)
 {
     SHOAL__CALL(accept_ref(ref));
-}
-
-uint32_t shoal__xfer_held(uint64_t id)
-{
-    struct shoal__inflight *x = table();
-    uint32_t n = 0, h = home(id);
-    for (uint32_t i = 0; i < SHOAL__XFER_PROBE; i++) {
-        struct shoal__xrec *r = &x->rec[(h + i) & (SHOAL__XFER_RECS - 1)];
-        uint64_t st = atomic_load_explicit(&r->st, memory_order_acquire);
-        if (XR_PHASE(st) == SHOAL__XR_INFLIGHT && atomic_load_explicit(&r->id, memory_order_relaxed) == id)
-            n++;
-    }
-    return n;
 }
 
 /* Drop the record's reference on id. The published owner's service threads free through
@@ -254,7 +365,8 @@ uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t)
         /* acquire: pairs with the sender's release store of INFLIGHT. */
         uint64_t st = atomic_load_explicit(&r->st, memory_order_acquire);
         unsigned ph = XR_PHASE(st);
-        if (ph == SHOAL__XR_RESERVED && sweep && reserver_gone(rt, st)) {
+        if ((ph == SHOAL__XR_RESERVED || (ph == SHOAL__XR_FREE && (st & XR_WHO_MASK))) &&
+            sweep && reserver_gone(rt, st)) {   /* reserved or TAKEN by a process now gone */
             atomic_compare_exchange_strong_explicit(&r->st, &st, st_make(XR_SEQ(st) + 1, 0, SHOAL__XR_FREE),
                                                     memory_order_relaxed, memory_order_relaxed);
             continue;
@@ -268,13 +380,11 @@ uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t)
             continue;
         }
         uint64_t id = atomic_load_explicit(&r->id, memory_order_relaxed);
-        shoal__xfer_lock();
         /* acquire: the reference is ours to drop (pairs with the sender's release). */
         if (atomic_compare_exchange_strong_explicit(&r->st, &st,
                                                     st_make(XR_SEQ(st) + 1, st, SHOAL__XR_EXPIRED),
                                                     memory_order_acquire, memory_order_relaxed))
             drop(rt, id, t);
-        shoal__xfer_unlock();
     }
     /* A sweep runs on the publish thread, beside the expiring thread, which may have read
      * due as 0 while we had it reset: wake it to look again. */

@@ -80,10 +80,9 @@ SHOAL__HIDDEN void shoal__foreign_deps_scan(shoal__rt_t *rt);
 SHOAL__HIDDEN void shoal__foreign_deps_forget(void);
 /* In a fork() child: drop the parent's dependents unfired, touching only private memory. */
 SHOAL__HIDDEN void shoal__foreign_deps_fork_child(void);
-/* In a fork() child: the procs lock and the transfer lock made anew (a thread that is not
- * here may have held them), the drain thread forgotten. */
+/* In a fork() child: the procs lock made anew (a thread that is not here may have held
+ * it), the drain thread forgotten. */
 SHOAL__HIDDEN void shoal__drain_fork_child(void);
-SHOAL__HIDDEN void shoal__xfer_lock_reset(void);
 /* An object someone waits on (its completing CAS saw WAITERS) completed or failed: wake
  * every process that has foreign dependents, which may be waiting on it. Cold. */
 SHOAL__HIDDEN void shoal__notify_foreign(shoal__rt_t *rt) __attribute__((cold));
@@ -118,18 +117,19 @@ SHOAL__HIDDEN int  shoal__client_hello(int sock, const char *name, unsigned flag
 SHOAL__HIDDEN void shoal__fds_close(int *fds, unsigned n);
 /* ---- refs in flight (mproc/inflight.c; the table is layout/mpseg.h's) ----------------- */
 /* Owner: release every in-flight reference whose deadline passed (and, with sweep, free the
- * records of senders that died while reserving one). t: the calling service thread's slot
+ * records that senders which died had reserved, or receivers which died had taken). t: the calling service thread's slot
  * cache (published owner), NULL for a thread with its own (private store: the I/O thread).
  * Returns the earliest deadline still pending (CLOCK_MONOTONIC ns), 0 = none. */
 SHOAL__HIDDEN uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t);
 /* The earliest pending deadline, 0 = none (a thread computing its sleep). */
 SHOAL__HIDDEN uint64_t shoal__xfer_due(void);
-/* How many in-flight records hold a reference on object id (the owner, processing a death:
- * they are holders besides the live processes' ledgers). */
-SHOAL__HIDDEN uint32_t shoal__xfer_held(uint64_t id);
-/* Owner: held while expiring a record (its move to EXPIRED and its drop) and while
- * dropping what a gone process held (mproc/publish.c), which must not run in between. */
-SHOAL__HIDDEN void shoal__xfer_lock(void);
-SHOAL__HIDDEN void shoal__xfer_unlock(void);
+/* The owner, dropping what a gone process (proc, incarnation inc) held: the correction to
+ * its ledger's count of the object whose entry names its window k (windows ws), 0 or -1:
+ * -1 when the move that window names was made and the entry not yet settled
+ * (layout/mpseg.h, "Windows"). Reads only what the gone process alone could move. */
+SHOAL__HIDDEN int shoal__xfer_window_adjust(const struct shoal__wins *ws, unsigned k,
+                                            unsigned proc, uint32_t inc);
+/* Tests only (mproc/inflight.c): see there. */
+extern SHOAL__HIDDEN bool (*shoal__xfer_window_hook)(void);
 
 #endif

@@ -3,6 +3,7 @@
  * Every length and field is checked before use; nothing here trusts the peer.
  */
 #include "proto.h"
+#include "../layout/mpseg.h"
 
 #include <string.h>
 
@@ -148,7 +149,7 @@ int shoal__welcome_check(int rc, const struct shoal__msg *m, unsigned nfds, cons
     const struct shoal__welcome *w = &m->b.welcome;
     if (w->proc == 0 || w->proc > 255 || w->inc == 0 || w->inc > 0xfffffeu || w->nnodes == 0 ||
         w->nnodes > 16 || w->nfds != 2 + w->nnodes || nfds != w->nfds || w->zero != 0 ||
-        w->nslots < 2 || w->nslots > (UINT64_C(1) << 26) || w->holds_len != w->nslots * 8 ||
+        w->nslots < 2 || w->nslots > (UINT64_C(1) << 26) || w->holds_len != shoal__ledger_bytes(w->nslots) ||
         w->node_span == 0 || w->node_span % 4096 || w->node_span > (UINT64_C(1) << 47) ||
         w->seg_len < 4096 || w->seg_len > (UINT64_C(1) << 40) || w->owner_pid <= 0) {
         *why = "the owner's WELCOME has out-of-range fields or the wrong number of descriptors";

@@ -59,7 +59,7 @@ struct shoal__welcome {
     uint64_t seg_len;
     uint64_t node_span;
     uint64_t nslots;
-    uint64_t holds_len;     /* nslots * 8 */
+    uint64_t holds_len;     /* shoal__ledger_bytes(nslots): entries, then windows */
     int32_t  owner_pid;
     uint32_t zero;
 };

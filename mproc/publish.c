@@ -86,26 +86,6 @@ static char tag_listen, tag_event;   /* epoll data for the two non-connection fd
 
 /* ---- dropping what a gone process held ------------------------------------------------------ */
 
-/* The references on (idx, gen) held by others than the gone process: what other live
- * processes' ledgers (and ours) record, positive counts only; the lists of objects with
- * refs that name it (layout/mpseg.h, list holds: in no ledger); and its refs in flight. */
-static uint64_t held_by_others(uint64_t idx, uint64_t gen, const struct conn *except)
-{
-    uint64_t sum = 0;
-    for (unsigned i = 0; i < MAX_CONNS; i++) {
-        const struct conn *c = pub.conns[i];
-        if (!c || c == except || !c->l.e || c->state != SHOAL__CONN_ATTACHED)
-            continue;
-        sum += shoal__gcount_of(atomic_load_explicit(&c->l.e[idx], memory_order_relaxed), gen);
-    }
-    sum += shoal__gcount_of(atomic_load_explicit(&pub.own_holds[idx], memory_order_relaxed), gen);
-    sum += shoal__gcount_of(atomic_load_explicit(shoal__lists_of(idx), memory_order_relaxed), gen);
-    /* A ref in flight holds one (mproc/inflight.c). The gone process's ledger may still
-     * count one it was sending or taking when it died: its record, still in flight, is
-     * counted here as the holder, so that one is not dropped (layout/mpseg.h). */
-    return sum + shoal__xfer_held(shoal__id_make(idx, gen));
-}
-
 /* Call fn for each live entry of a ledger: the memfd's populated pages only (SEEK_DATA), so
  * the cost follows what the process touched, not the table size. Every index is bounded. */
 static bool walk_ledger(shoal__rt_t *rt, const struct ledger *l,
@@ -128,39 +108,51 @@ static bool walk_ledger(shoal__rt_t *rt, const struct ledger *l,
     return false;
 }
 
-/* Drop what a gone process still held. A ref it handed to another process (retain, send)
- * that the receiver has not released yet counts as the sender's; we never drop below what
- * the other holders hold, so a receiver that retained the object for itself keeps it. The
- * drop is a CAS against the word the holders were counted with: a list's reference taken
- * or dropped meanwhile changes the word (its list hold moves before a take and after a
- * drop, layout/mpseg.h), and everything is counted again. */
+/* Drop what a gone process still held: exactly the count its ledger keeps, corrected by the
+ * window its entry names, if any (a thread that died inside a transfer or an accept of that
+ * object, layout/mpseg.h, "Windows"). Its ledger is never high: a retain or release it died
+ * inside leaves it one low (that reference leaks, as include/shoal.h says), and a move in or
+ * out of flight is settled through its window. So nothing is read that a live process
+ * moves: no other holder's ledger, no list or record count, which the owner would read one
+ * after another while they change (an earlier cap at "count minus the others' holdings"
+ * read them low that way and dropped a live holder's reference). A ref the process handed
+ * to another one whose receiver retained it is the receiver's too, in its own ledger and in
+ * the count: dropping the gone one's leaves it. Only a ledger that claims more than the
+ * object's count (garbage) is capped, at what we hold ourselves. */
 static bool release_one(shoal__rt_t *rt, uint64_t i, uint64_t v, void *arg)
 {
     const struct conn *c = arg;
-    int32_t cnt = (int32_t)(uint32_t)v;
     uint64_t gen = v >> 32;
+    int32_t cnt = shoal__gcount(v);
+    if (shoal__gcount_win(v))
+        cnt += shoal__xfer_window_adjust(shoal__wins_of(c->l.e, rt->nslots),
+                                         shoal__gcount_win(v), c->proc, c->inc);
     if (cnt <= 0)
         return false;
     shoal__slot *s = &rt->slots[i];
-    /* acquire: pairs with the release fence of a list's take (core/objrefs.c, list_take):
-     * a list's reference this word counts is in the list holds read after it. */
+    /* acquire: for the cap below only - pairs with the release of a claim by a spill or a
+     * restore (io/spill.c), whose +1 in our ledger comes first: a reference of ours seen
+     * in this word is in our ledger read after it. */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire), nw;
-    for (;;) {
+    do {
         if (shoal__w_gen(w) != gen || shoal__w_state(w) == SHOAL__FREE || shoal__w_refs(w) == 0)
             return false;
-        uint64_t refs = shoal__w_refs(w), others = held_by_others(i, gen, c);
-        uint64_t r = refs > others ? refs - others : 0;
-        if (r > (uint64_t)cnt)
-            r = (uint64_t)cnt;
-        if (r == 0)
-            return false;
+        uint64_t refs = shoal__w_refs(w), r = (uint64_t)cnt;
+        if (r > refs) {
+            /* More than the object has: not an honest ledger (a forged one, or references
+             * handed to other processes by their 8 bytes, whose receivers released them).
+             * Never below what we hold ourselves (a moving figure, read only here). */
+            uint64_t own = shoal__gcount_of(atomic_load_explicit(&pub.own_holds[i],
+                                                                  memory_order_relaxed), gen);
+            r = refs > own ? refs - own : 0;
+            if (r == 0)
+                return false;
+        }
         nw = refs > r ? w - r : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
         /* acq_rel: as shoal_release - the free that may follow sees every holder's release.
-         * acquire on failure: as the load above, for the next count. */
-        if (atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            break;
-    }
+         * acquire on failure: as the load above. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
+                                                    memory_order_acquire));
     if (shoal__w_state(nw) == SHOAL__FREE)
         shoal__free_routed(rt, &pub.t, (uint32_t)i, w);
     return false;
@@ -465,11 +457,10 @@ static void client_gone(shoal__rt_t *rt, struct conn *c)
     shoal__wake_proc(rt, 0);    /* our drain thread takes the gone process's stack now */
     fail_unfinished(rt, c);
     shoal__foreign_deps_scan(rt);   /* tasks waiting on what it never completed */
-    /* Not while the expiring thread holds a reference it took out of a record (inflight.c). */
-    shoal__xfer_lock();
     walk_ledger(rt, &c->l, release_one, c);
-    shoal__xfer_unlock();
-    shoal__xfer_expire(rt, true, &pub.t);   /* records it reserved and never sent */
+    /* Records it reserved and never sent, or took and never freed: after release_one, which
+     * reads them (its windows). */
+    shoal__xfer_expire(rt, true, &pub.t);
     flush_cache(rt);
     /* The ledger moves to the gone list: it finds the objects that are left. */
     pub.gone[pub.ngone++] = g;
@@ -540,7 +531,7 @@ static unsigned pick_proc(struct shoal__mp *x)
  * client cannot shrink it under our mapping. */
 static int make_ledger(shoal__rt_t *rt, struct conn *c)
 {
-    c->l.len = rt->nslots * sizeof(uint64_t);
+    c->l.len = shoal__ledger_bytes(rt->nslots);
     c->l.fd = memfd_create("shoal-ledger", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (c->l.fd < 0)
         return -1;
@@ -800,7 +791,7 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
     pub.next_proc = 0;
     memset(pub.conns, 0, sizeof pub.conns);
     memset(&pub.t, 0, sizeof pub.t);
-    pub.own_holds_len = rt->nslots * sizeof(uint64_t);
+    pub.own_holds_len = shoal__ledger_bytes(rt->nslots);
     void *m = mmap(NULL, pub.own_holds_len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)

@@ -29,18 +29,25 @@
 #include "../alloc/arena.h"
 #include "../io/io.h"
 #include "../layout/mpseg.h"
+#include "../mproc/mproc.h"
 #include "lib/mp.h"
 
 enum { CR_RUN = MP_USER,     /* a=op b=ref c=len: stop, run the call, stop, reply (a=ref) */
        CR_TRANSFER,          /* a=ref: shoal_transfer untraced (XFER_TTL_NS) -> rc */
        CR_PUT_REFS,          /* a=ref b=len: shoal_put_with_refs untraced, listing a twice
                                 -> rc, a=ref */
-       CR_XFER_STUCK };      /* a=ref: shoal_transfer, then the ledger put back as it was:
-                                what a thread of ours stopped inside shoal_transfer, between
-                                the record and the ledger, leaves (layout/mpseg.h) -> rc */
+       CR_XFER_STUCK };      /* a=ref: shoal_transfer left inside its window, just after
+                                the record: what a thread of ours stopped inside
+                                shoal_transfer, between the record and the ledger, leaves
+                                (layout/mpseg.h, "Windows") -> rc */
 enum { OP_PUT = 1, OP_CREATE_SEAL, OP_RETAIN, OP_RELEASE, OP_TRANSFER, OP_ACCEPT,
        OP_PUT_REFS };        /* b=ref: shoal_put_with_refs of c bytes listing b twice */
 #define XFER_TTL_NS (600ll * 1000000000)   /* no ref expires while a scenario looks */
+
+static bool stop_here(void)
+{
+    return true;
+}
 
 static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
 {
@@ -49,9 +56,10 @@ static void crash_child(const struct mp_cmd *m, struct mp_rep *r)
     size_t len = m->c < sizeof buf ? (size_t)m->c : sizeof buf;
     if (m->code == CR_TRANSFER || m->code == CR_XFER_STUCK) {
         shoal_ref x = mp_bits_ref(m->a);
+        if (m->code == CR_XFER_STUCK)
+            shoal__xfer_window_hook = stop_here;
         r->rc = shoal_transfer(x, XFER_TTL_NS);
-        if (r->rc == 0 && m->code == CR_XFER_STUCK)
-            shoal__holds_add(shoal__id_idx(x.id), shoal__id_gen(x.id), 1);
+        shoal__xfer_window_hook = NULL;
         return;
     }
     if (m->code == CR_PUT_REFS) {
@@ -784,9 +792,9 @@ static void test_killed_accepting_other_clients_object(void)
 
 /* ---- refs in flight x objects that contain refs -------------------------------------------
  * A list's references are in no process's ledger (core/objrefs.h), and a dying process's
- * ledger can be one too high while it moves a ref into or out of flight: the owner caps
- * what it drops at the count minus the holders it knows of, lists' holds included
- * (layout/mpseg.h, list holds). Each case kills a client at every instruction of a call
+ * ledger is one too high while it moves a ref into or out of flight until its window
+ * settles it: the owner must drop exactly what the ledger and its window say, never a
+ * list's reference (layout/mpseg.h, "Windows"). Each case kills a client at every instruction of a call
  * while an object it holds is named by a list and (or) is in flight; afterwards every list
  * must still resolve to its object's bytes, the ref in flight must still be accepted, and
  * once the last holder goes everything is freed exactly once. */
