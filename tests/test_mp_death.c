@@ -246,15 +246,57 @@ static void test_owner_ledger_through_spill(void)
 enum { DE_XFER_STUCK = MP_USER,   /* a=ref: shoal_transfer stopped inside its window, just
                                      after the record's move (what a thread killed there
                                      leaves) -> rc */
-       DE_ACCEPT_STUCK };         /* a=ref: shoal_accept stopped likewise -> rc */
+       DE_ACCEPT_STUCK,           /* a=ref: shoal_accept stopped likewise -> rc */
+       DE_ACCEPT_RACED };         /* a=ref: two threads accepting the same record, stopped
+                                     (test_two_threads_accept_one_record) -> rc */
 
 static bool stop_here(void)
 {
     return true;
 }
 
+/* Two threads of this process accept the same record R of ref x, both having read it
+ * INFLIGHT at sequence s: the first wins it and is stopped after settling its ledger entry,
+ * before its TAKEN -> FREE store; the second is stopped after its (failed) CAS, before its
+ * leave. The first is the real shoal_accept stopped by the hook, its next step (the one CAS
+ * of entry_leave(e, 0)) made here; the second's steps, which the real code makes with the
+ * same words (win_open, entry_enter(e, gen, k, +1), the CAS failing as R is TAKEN), are made
+ * here as it would, its window k2 another than the first's. -> 0, or -1 with a message. */
+static int accept_raced(shoal_ref x, struct mp_rep *r)
+{
+    shoal__xfer_window_hook = stop_here;
+    int rc = shoal_accept(x);
+    shoal__xfer_window_hook = NULL;
+    if (rc != 0)
+        return rc;
+    _Atomic uint64_t *e = &shoal__holds[shoal__id_idx(x.id)];
+    struct shoal__wins *ws = shoal__wins_of(shoal__holds, shoal__rt->nslots);
+    uint64_t v = atomic_load(e);
+    unsigned k1 = shoal__gcount_win(v);
+    uint64_t used = atomic_load(&ws->used);
+    if (k1 == 0 || !(used & (UINT64_C(1) << k1))) {
+        snprintf(r->msg, sizeof r->msg, "no window named after the stopped accept (%llx)",
+                 (unsigned long long)v);
+        return -1;
+    }
+    uint64_t wv = atomic_load(&ws->win[k1]);   /* (s, R, ACCEPT) */
+    /* The winner settles: count unchanged, window cleared (entry_leave(e, 0)). */
+    atomic_store(e, v & ~(uint64_t)SHOAL__GC_WIN);
+    /* The loser: its window, opened while it waited for the entry, names the same record
+     * and sequence; it enters with + 1; its CAS from INFLIGHT s fails. */
+    unsigned k2 = (unsigned)__builtin_ctzll(~used & ~UINT64_C(1));
+    atomic_fetch_or(&ws->used, UINT64_C(1) << k2);
+    atomic_store(&ws->win[k2], wv);
+    atomic_store(e, (v & ~(uint64_t)SHOAL__GC_WIN) + SHOAL__GC_ONE + k2);
+    return 0;
+}
+
 static void death_child(const struct mp_cmd *m, struct mp_rep *r)
 {
+    if (m->code == DE_ACCEPT_RACED) {
+        r->rc = accept_raced(mp_bits_ref(m->a), r);
+        return;
+    }
     shoal__xfer_window_hook = stop_here;
     r->rc = m->code == DE_XFER_STUCK ? shoal_transfer(mp_bits_ref(m->a), 600ll * 1000000000)
                                      : shoal_accept(mp_bits_ref(m->a));
@@ -356,6 +398,52 @@ static void test_dead_ledger_high_while_holder_accepts(void)
     dead_ledger_high_while_holder_churns(true);
 }
 
+/* Two threads of one client accept the same record of a ref (two threads of one process
+ * given the same 8 bytes, or racing for refs of one object), and the client dies with the
+ * winner past its ledger settle but before its record's TAKEN -> FREE store, and the loser
+ * inside its window (entered, count + 1, its CAS failed): reachable, as the loser waits in
+ * entry_enter only while the winner's window is named, which entry_leave clears before the
+ * record is freed. The record then still says "FREE naming this process at s + 1", which
+ * is what the owner takes for "the window naming (R, s) won it" (shoal__xfer_window_adjust):
+ * it keeps the loser's + 1 and drops two references where the client held one, one of them
+ * ours: the object is freed under us. The owner must drop exactly the one it took. */
+static void test_two_threads_accept_one_record(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    char b[64] = "raced";
+    shoal_ref x;
+    ASSERT_OK(shoal_put(b, sizeof b, &x));
+    ASSERT_OK(shoal_retain(x));
+    ASSERT_OK(shoal_transfer(x, 60ll * 1000000000));
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, DE_ACCEPT_RACED, mp_ref_bits(x), 0, 0, 0);
+    if (m.rc != 0)
+        fprintf(stderr, "accept_raced: %lld %s\n", (long long)m.rc, m.msg);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    CU_ASSERT_EQUAL(shoal__w_refs(word_of(x)), 2);   /* ours and the one it took */
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    uint64_t w = word_of(x);
+    CU_ASSERT(shoal__w_gen(w) == shoal__id_gen(x.id) && shoal__w_state(w) != SHOAL__FREE &&
+              shoal__w_refs(w) == 1);
+    if (shoal__w_gen(w) == shoal__id_gen(x.id) && shoal__w_state(w) != SHOAL__FREE &&
+        shoal__w_refs(w) == 1) {
+        const void *d;
+        size_t n;
+        CHECK_OK(shoal_get_timeout(x, 10 * 1000000000ll, &d, &n));
+        CU_ASSERT(n == sizeof b && memcmp(d, b, n) == 0);
+        CHECK_OK(shoal_release(x));
+    } else {
+        fprintf(stderr, "the owner dropped our reference for the dead client: object %s, "
+                "count %u of 1\n", shoal__w_gen(w) == shoal__id_gen(x.id) ? "live" : "freed",
+                (unsigned)shoal__w_refs(w));
+    }
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* An object another process may not complete: the owner's, created and never sealed. */
 static shoal_ref unsealed(void)
 {
@@ -440,6 +528,7 @@ static const shoal_test_case cases[] = {
     { "owner_ledger_through_spill", test_owner_ledger_through_spill },
     { "dead_ledger_high_while_holder_retains", test_dead_ledger_high_while_holder_retains },
     { "dead_ledger_high_while_holder_accepts", test_dead_ledger_high_while_holder_accepts },
+    { "two_threads_accept_one_record", test_two_threads_accept_one_record },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },
