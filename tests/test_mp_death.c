@@ -296,8 +296,9 @@ static int accept_raced(shoal_ref x, struct mp_rep *r)
 }
 
 /* Words the child and the parent share (DE_MAP): [0] 1 = the child is inside its send
- * window, 2 = the parent has a new object in the slot, named in [1]; [2] the child's retain's
- * rc + 1000. */
+ * window, 2 = the parent has a new object in the slot, named in [1] (or, [3] = 1, has
+ * released all but the child's last reference on the ref [1]); [2] the child's retain's
+ * (release's) rc + 1000. */
 static _Atomic uint64_t *shared;
 
 /* Inside the send's window, just after the record went INFLIGHT: wait for the parent to
@@ -308,8 +309,10 @@ static bool wait_for_reuse(void)
     atomic_store(&shared[0], 1);
     for (int k = 0; k < 20000 && atomic_load(&shared[0]) != 2; k++)
         usleep(1000);
+    shoal_ref y = mp_bits_ref(atomic_load(&shared[1]));
     if (atomic_load(&shared[0]) == 2)
-        atomic_store(&shared[2], (uint64_t)(shoal_retain(mp_bits_ref(atomic_load(&shared[1]))) + 1000));
+        atomic_store(&shared[2], (uint64_t)((atomic_load(&shared[3]) ? shoal_release(y)
+                                                                     : shoal_retain(y)) + 1000));
     return false;
 }
 
@@ -548,6 +551,61 @@ static void test_slot_reused_inside_send_window(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* As slot_reused_inside_send_window, but the client frees the object itself inside the
+ * send's window: another thread of it drops the last reference (the receiver having
+ * released the one it accepted), the slot goes into that thread's cache and the ledger
+ * entry says SHOAL__HOLDS_CACHED, so that the owner takes the slot back if the client
+ * dies (publish.c, recover_one). The sender's entry_leave then rewrote that entry (the
+ * cache mark minus one count: 0x00000000ffffff80), and when the client died the owner no
+ * longer knew the slot was cached: a slot lost for the store's life. */
+static void test_slot_cached_inside_send_window(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    char path[96];
+    snprintf(path, sizeof path, "%s/cache-words", mp_dir);
+    _Atomic uint64_t *w = mp_shared_words(path, 4, true);
+    CU_ASSERT_FATAL(w != NULL);
+    struct mp_child c = mp_attached();
+    CU_ASSERT_EQUAL_FATAL(mp_call_s(&c, DE_MAP, 0, 0, path).rc, 0);
+    /* The child's object (its slot goes back to its own cache), two references. */
+    struct mp_rep p = mp_call(&c, MP_PUT, 64, 7, 1, 0);
+    CU_ASSERT_EQUAL_FATAL(p.rc, 0);
+    shoal_ref x = mp_bits_ref(p.a);
+    CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_RETAIN, mp_ref_bits(x), 0, 0, 0).rc, 0);
+    atomic_store(&w[1], mp_ref_bits(x));
+    atomic_store(&w[3], 1);
+    CU_ASSERT_EQUAL_FATAL(mp_send(&c, DE_XFER_SLOT_REUSED, mp_ref_bits(x), 0, 0, 0), 0);
+    for (int k = 0; k < 20000 && atomic_load(&w[0]) != 1; k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[0]), 1);
+    CHECK_OK(shoal_accept(x));
+    CHECK_OK(shoal_release(x));   /* the child's other reference is the last */
+    atomic_store(&w[0], 2);
+    struct mp_rep m;
+    CU_ASSERT_EQUAL_FATAL(mp_recv(&c, &m), 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[2]), 1000);   /* the child's release of x */
+    uint64_t wx = word_of(x);
+    uint32_t low = (uint32_t)wx;
+    /* Freed by the child into its cache (a table of 65536 slots or more caches slots). */
+    if (!(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED))
+        fprintf(stderr, "slot word %016llx: not in the child's cache\n", (unsigned long long)wx);
+    CU_ASSERT_FATAL(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    /* The owner took the dead client's cached slot back. */
+    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);
+    if ((uint32_t)word_of(x) == low)
+        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
+                (unsigned)shoal__id_idx(x.id));
+    munmap((void *)w, 32);
+    unlink(path);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* An object another process may not complete: the owner's, created and never sealed. */
 static shoal_ref unsealed(void)
 {
@@ -634,6 +692,7 @@ static const shoal_test_case cases[] = {
     { "dead_ledger_high_while_holder_accepts", test_dead_ledger_high_while_holder_accepts },
     { "two_threads_accept_one_record", test_two_threads_accept_one_record },
     { "slot_reused_inside_send_window", test_slot_reused_inside_send_window },
+    { "slot_cached_inside_send_window", test_slot_cached_inside_send_window },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },
