@@ -160,7 +160,9 @@ _Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELIN
  * object lives while the ref travels, whatever the sender does.
  *   st        [63..32] sequence (bumped by every move into FREE/EXPIRED and into RESERVED, so
  *             a CAS against a stale view fails), [31..10] low 22 bits of the incarnation and
- *             [9..2] the index of the process that reserved or sent it, [1..0] phase.
+ *             [9..2] the index of the process that reserved or sent it, [1..0] phase;
+ *             TAKEN (phase FREE): [31..16] low 16 bits of the receiver's incarnation,
+ *             [15..10] the window (1..63) of the thread that took it, [9..2] its index.
  *   id        the ref; deadline: CLOCK_MONOTONIC ns (one clock for every process).
  * A record is found from the ref's home (a hash) within SHOAL__XFER_PROBE records, so an
  * accept, and the owner's count of what is in flight for one object, read a bounded window.
@@ -189,7 +191,10 @@ _Static_assert(__builtin_offsetof(struct shoal__mp, recycled) == SHOAL__CACHELIN
  *           count is right), anything else = sent (the count is one too high);
  *   accept  enter (count + 1), INFLIGHT -> TAKEN (or a failed CAS), leave (count - 1 if it
  *           failed): the record TAKEN by this process at the window's sequence + 1 = taken
- *           (the count is right), anything else = not (one too high).
+ *           (the count is right), anything else = not (one too high). TAKEN names the
+ *           window, and the receiver closes it only after freeing the record: a thread of
+ *           the process that read the record at the same sequence, lost it and entered
+ *           once the winner had settled its entry (the record still TAKEN) is told apart.
  * A RESERVED record only its sender moves, and a TAKEN one only its receiver, while they
  * live: once the process is gone, what the owner reads in the record is final. */
 #define SHOAL__XFER_RECS   (1u << 16)

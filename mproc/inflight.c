@@ -33,6 +33,17 @@ static inline uint64_t me_bits(const shoal__rt_t *rt)
     return ((uint64_t)((shoal__chunk_me >> 8) & XR_INC_BITS) << 10) | ((uint64_t)(rt->proc & 0xffu) << 2);
 }
 
+/* A record TAKEN by this process through its window k (layout/mpseg.h, "Windows"): the
+ * index, the low 16 bits of the incarnation, and k, which names the one thread that won
+ * it. Another thread of ours that read the record at the same sequence and lost may be
+ * inside its own window naming it when we die: the record must tell the two apart. */
+#define XR_TAKEN_INC_BITS UINT32_C(0xffff)
+static inline uint64_t taken_who(unsigned proc, uint32_t inc, unsigned k)
+{
+    return ((uint64_t)(inc & XR_TAKEN_INC_BITS) << 16) | ((uint64_t)(k & 63u) << 10) |
+           ((uint64_t)(proc & 0xffu) << 2);
+}
+
 static inline uint64_t st_make(uint64_t seq, uint64_t who, unsigned phase)
 {
     return (seq << 32) | (who & XR_WHO_MASK) | phase;
@@ -96,17 +107,24 @@ static bool entry_enter(_Atomic uint64_t *e, uint64_t gen, unsigned k, int32_t d
     }
 }
 
-/* Settle the entry: add d to its count and clear its window, in one CAS. While our window
- * is named there no release frees the object (our move holds a reference on it), so the
- * generation stays. */
-static void entry_leave(_Atomic uint64_t *e, int32_t d)
+/* Settle the entry for generation gen: add d to its count and clear its window, in one
+ * CAS. The generation may have moved on while our window was named: once a send's record
+ * is INFLIGHT, or while an accept's CAS is failing (the record expired), nothing of ours
+ * holds the object, which may be freed and its slot given a new object, which any thread
+ * of ours may retain or move - resetting the entry to that generation, without our window
+ * and perhaps naming its own. Then our move's object is gone with its count: leave the
+ * entry alone (our - 1 would come off the new object's count, and our clearing would drop
+ * another thread's window). */
+static void entry_leave(_Atomic uint64_t *e, uint64_t gen, int32_t d)
 {
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
-    do
+    do {
+        if ((v >> 32) != gen)
+            return;
         nv = (v & ~(uint64_t)UINT32_MAX) |
              (uint32_t)(((uint32_t)v & ~SHOAL__GC_WIN) + (uint32_t)d * SHOAL__GC_ONE);
-    while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
-                                                  memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
+                                                    memory_order_relaxed));
 }
 
 int shoal__xfer_window_adjust(const struct shoal__wins *ws, unsigned k, unsigned proc, uint32_t inc)
@@ -117,13 +135,16 @@ int shoal__xfer_window_adjust(const struct shoal__wins *ws, unsigned k, unsigned
     uint64_t seq = wv >> 32, who = ((uint64_t)(inc & XR_INC_BITS) << 10) | ((uint64_t)(proc & 0xffu) << 2);
     const struct shoal__xrec *r = &table()->rec[(wv >> 16) & (SHOAL__XFER_RECS - 1)];
     uint64_t st = atomic_load_explicit(&r->st, memory_order_relaxed);
-    bool mine = (st & XR_WHO_MASK) == who;
     switch (wv & 3u) {
     case SHOAL__WIN_SEND:      /* still reserved by it: not sent, the count is right */
-        return XR_PHASE(st) == SHOAL__XR_RESERVED && XR_SEQ(st) == seq && mine ? 0 : -1;
-    case SHOAL__WIN_ACCEPT:    /* taken by it: the count (raised first) is right */
-        return XR_PHASE(st) == SHOAL__XR_FREE && XR_SEQ(st) == ((seq + 1) & UINT32_MAX) && mine
-               ? 0 : -1;
+        return XR_PHASE(st) == SHOAL__XR_RESERVED && XR_SEQ(st) == seq &&
+               (st & XR_WHO_MASK) == who ? 0 : -1;
+    case SHOAL__WIN_ACCEPT:    /* taken by this very window: the count (raised first) is
+                                * right; TAKEN by another window of the process (a thread
+                                * that won the record and settled its entry, ours entering
+                                * after it and losing) is not ours */
+        return XR_PHASE(st) == SHOAL__XR_FREE && XR_SEQ(st) == ((seq + 1) & UINT32_MAX) &&
+               (st & XR_WHO_MASK) == taken_who(proc, inc, k) ? 0 : -1;
     default:                   /* garbage it wrote: count what the ledger says */
         return 0;
     }
@@ -212,7 +233,7 @@ static int transfer(shoal_ref ref, int64_t ttl_ns)
         if (unlikely(shoal__xfer_window_hook != NULL) && shoal__xfer_window_hook())
             return 0;
         if (e)
-            entry_leave(e, -1);
+            entry_leave(e, shoal__id_gen(ref.id), -1);
         if (ws)
             win_close(ws, k);
         if (due_lower(x, dl))
@@ -265,8 +286,8 @@ static int accept_ref(shoal_ref ref)
         if (shoal__holds) {
             ws = shoal__wins_of(shoal__holds, rt->nslots);
             e = &shoal__holds[idx];
-            who = me_bits(rt);
             k = win_open(ws, ri, XR_SEQ(st), SHOAL__WIN_ACCEPT);
+            who = taken_who(rt->proc, shoal__chunk_me >> 8, k);
             if (!entry_enter(e, gen, k, 1))
                 e = NULL;
         }
@@ -278,13 +299,15 @@ static int accept_ref(shoal_ref ref)
         if (won && unlikely(shoal__xfer_window_hook != NULL) && shoal__xfer_window_hook())
             return 0;
         if (e)
-            entry_leave(e, won ? 0 : -1);   /* another receiver, or the deadline, was first */
+            entry_leave(e, gen, won ? 0 : -1);   /* another receiver, or the deadline, was first */
         if (ws) {
-            win_close(ws, k);
             if (won)   /* TAKEN -> FREE: only we move a record that names us (relaxed: it
                         * publishes nothing; a sender's reservation CASes from it) */
                 atomic_store_explicit(&r->st, st_make(XR_SEQ(st) + 1, 0, SHOAL__XR_FREE),
                                       memory_order_relaxed);
+            /* Only now: while the record names window k, no other thread of ours may take
+             * k (and name the record in it). */
+            win_close(ws, k);
         }
         if (won)
             return 0;
@@ -337,16 +360,19 @@ static void drop(shoal__rt_t *rt, uint64_t id, struct shoal__thr *t)
         shoal__free_routed(rt, t, (uint32_t)idx, w);
 }
 
-/* A record reserved by a process that is gone (it died between reserving and sending). */
+/* A record reserved (it died between reserving and sending) or TAKEN (between taking and
+ * freeing it) by a process that is gone. */
 static bool reserver_gone(const shoal__rt_t *rt, uint64_t st)
 {
     unsigned p = (unsigned)(st >> 2) & 0xffu;
-    uint32_t inc = (uint32_t)(st >> 10) & XR_INC_BITS;
+    bool taken = XR_PHASE(st) == SHOAL__XR_FREE;   /* TAKEN: 16 bits of it (taken_who) */
+    uint32_t bits = taken ? XR_TAKEN_INC_BITS : XR_INC_BITS;
+    uint32_t inc = (uint32_t)(st >> (taken ? 16 : 10)) & bits;
     if (rt->batched)
         return false;
     const struct shoal__proc *P = &shoal__mp_of(rt)->procs[p];
     return atomic_load_explicit(&P->state, memory_order_acquire) != SHOAL__PROC_LIVE ||
-           (atomic_load_explicit(&P->inc, memory_order_relaxed) & XR_INC_BITS) != inc;
+           (atomic_load_explicit(&P->inc, memory_order_relaxed) & bits) != inc;
 }
 
 uint64_t shoal__xfer_expire(shoal__rt_t *rt, bool sweep, struct shoal__thr *t)

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -246,15 +247,92 @@ static void test_owner_ledger_through_spill(void)
 enum { DE_XFER_STUCK = MP_USER,   /* a=ref: shoal_transfer stopped inside its window, just
                                      after the record's move (what a thread killed there
                                      leaves) -> rc */
-       DE_ACCEPT_STUCK };         /* a=ref: shoal_accept stopped likewise -> rc */
+       DE_ACCEPT_STUCK,           /* a=ref: shoal_accept stopped likewise -> rc */
+       DE_ACCEPT_RACED,           /* a=ref: two threads accepting the same record, stopped
+                                     (test_two_threads_accept_one_record) -> rc */
+       DE_MAP,                    /* s=path: map the words shared with the parent -> rc */
+       DE_XFER_SLOT_REUSED };     /* a=ref: shoal_transfer whose window waits for the parent
+                                     (test_slot_reused_inside_send_window) -> rc */
 
 static bool stop_here(void)
 {
     return true;
 }
 
+/* Two threads of this process accept the same record R of ref x, both having read it
+ * INFLIGHT at sequence s: the first wins it and is stopped after settling its ledger entry,
+ * before its TAKEN -> FREE store; the second is stopped after its (failed) CAS, before its
+ * leave. The first is the real shoal_accept stopped by the hook, its next step (the one CAS
+ * of entry_leave(e, 0)) made here; the second's steps, which the real code makes with the
+ * same words (win_open, entry_enter(e, gen, k, +1), the CAS failing as R is TAKEN), are made
+ * here as it would, its window k2 another than the first's. -> 0, or -1 with a message. */
+static int accept_raced(shoal_ref x, struct mp_rep *r)
+{
+    shoal__xfer_window_hook = stop_here;
+    int rc = shoal_accept(x);
+    shoal__xfer_window_hook = NULL;
+    if (rc != 0)
+        return rc;
+    _Atomic uint64_t *e = &shoal__holds[shoal__id_idx(x.id)];
+    struct shoal__wins *ws = shoal__wins_of(shoal__holds, shoal__rt->nslots);
+    uint64_t v = atomic_load(e);
+    unsigned k1 = shoal__gcount_win(v);
+    uint64_t used = atomic_load(&ws->used);
+    if (k1 == 0 || !(used & (UINT64_C(1) << k1))) {
+        snprintf(r->msg, sizeof r->msg, "no window named after the stopped accept (%llx)",
+                 (unsigned long long)v);
+        return -1;
+    }
+    uint64_t wv = atomic_load(&ws->win[k1]);   /* (s, R, ACCEPT) */
+    /* The winner settles: count unchanged, window cleared (entry_leave(e, 0)). */
+    atomic_store(e, v & ~(uint64_t)SHOAL__GC_WIN);
+    /* The loser: its window, opened while it waited for the entry, names the same record
+     * and sequence; it enters with + 1; its CAS from INFLIGHT s fails. */
+    unsigned k2 = (unsigned)__builtin_ctzll(~used & ~UINT64_C(1));
+    atomic_fetch_or(&ws->used, UINT64_C(1) << k2);
+    atomic_store(&ws->win[k2], wv);
+    atomic_store(e, (v & ~(uint64_t)SHOAL__GC_WIN) + SHOAL__GC_ONE + k2);
+    return 0;
+}
+
+/* Words the child and the parent share (DE_MAP): [0] 1 = the child is inside its send
+ * window, 2 = the parent has a new object in the slot, named in [1] (or, [3] = 1, has
+ * released all but the child's last reference on the ref [1]); [2] the child's retain's
+ * (release's) rc + 1000. */
+static _Atomic uint64_t *shared;
+
+/* Inside the send's window, just after the record went INFLIGHT: wait for the parent to
+ * accept and free the object and put another in its slot, retain that one (as any thread
+ * of ours may, a new object in a slot our entry names), and go on. */
+static bool wait_for_reuse(void)
+{
+    atomic_store(&shared[0], 1);
+    for (int k = 0; k < 20000 && atomic_load(&shared[0]) != 2; k++)
+        usleep(1000);
+    shoal_ref y = mp_bits_ref(atomic_load(&shared[1]));
+    if (atomic_load(&shared[0]) == 2)
+        atomic_store(&shared[2], (uint64_t)((atomic_load(&shared[3]) ? shoal_release(y)
+                                                                     : shoal_retain(y)) + 1000));
+    return false;
+}
+
 static void death_child(const struct mp_cmd *m, struct mp_rep *r)
 {
+    if (m->code == DE_ACCEPT_RACED) {
+        r->rc = accept_raced(mp_bits_ref(m->a), r);
+        return;
+    }
+    if (m->code == DE_MAP) {
+        shared = mp_shared_words(m->s, 4, false);
+        r->rc = shared ? 0 : -1;
+        return;
+    }
+    if (m->code == DE_XFER_SLOT_REUSED) {
+        shoal__xfer_window_hook = wait_for_reuse;
+        r->rc = shoal_transfer(mp_bits_ref(m->a), 600ll * 1000000000);
+        shoal__xfer_window_hook = NULL;
+        return;
+    }
     shoal__xfer_window_hook = stop_here;
     r->rc = m->code == DE_XFER_STUCK ? shoal_transfer(mp_bits_ref(m->a), 600ll * 1000000000)
                                      : shoal_accept(mp_bits_ref(m->a));
@@ -356,6 +434,178 @@ static void test_dead_ledger_high_while_holder_accepts(void)
     dead_ledger_high_while_holder_churns(true);
 }
 
+/* Two threads of one client accept the same record of a ref (two threads of one process
+ * given the same 8 bytes, or racing for refs of one object), and the client dies with the
+ * winner past its ledger settle but before its record's TAKEN -> FREE store, and the loser
+ * inside its window (entered, count + 1, its CAS failed): reachable, as the loser waits in
+ * entry_enter only while the winner's window is named, which entry_leave clears before the
+ * record is freed. The record then still says "FREE naming this process at s + 1", which
+ * is what the owner takes for "the window naming (R, s) won it" (shoal__xfer_window_adjust):
+ * it keeps the loser's + 1 and drops two references where the client held one, one of them
+ * ours: the object is freed under us. The owner must drop exactly the one it took. */
+static void test_two_threads_accept_one_record(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    char b[64] = "raced";
+    shoal_ref x;
+    ASSERT_OK(shoal_put(b, sizeof b, &x));
+    ASSERT_OK(shoal_retain(x));
+    ASSERT_OK(shoal_transfer(x, 60ll * 1000000000));
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, DE_ACCEPT_RACED, mp_ref_bits(x), 0, 0, 0);
+    if (m.rc != 0)
+        fprintf(stderr, "accept_raced: %lld %s\n", (long long)m.rc, m.msg);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    CU_ASSERT_EQUAL(shoal__w_refs(word_of(x)), 2);   /* ours and the one it took */
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    uint64_t w = word_of(x);
+    CU_ASSERT(shoal__w_gen(w) == shoal__id_gen(x.id) && shoal__w_state(w) != SHOAL__FREE &&
+              shoal__w_refs(w) == 1);
+    if (shoal__w_gen(w) == shoal__id_gen(x.id) && shoal__w_state(w) != SHOAL__FREE &&
+        shoal__w_refs(w) == 1) {
+        const void *d;
+        size_t n;
+        CHECK_OK(shoal_get_timeout(x, 10 * 1000000000ll, &d, &n));
+        CU_ASSERT(n == sizeof b && memcmp(d, b, n) == 0);
+        CHECK_OK(shoal_release(x));
+    } else {
+        fprintf(stderr, "the owner dropped our reference for the dead client: object %s, "
+                "count %u of 1\n", shoal__w_gen(w) == shoal__id_gen(x.id) ? "live" : "freed",
+                (unsigned)shoal__w_refs(w));
+    }
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
+/* A client's thread sends its reference on x; inside its window (the record INFLIGHT, its
+ * ledger entry naming the window, not yet settled) the receiver accepts and releases it, x
+ * is freed and its slot holds a new object y, which another thread of the client retains:
+ * its ledger entry is reset to y's generation (counting 1). The sender's entry_leave then
+ * takes its - 1 from y's count (and clears the window bits, whoever's they are): the
+ * ledger says the client holds 0 of y while it holds 1, and when it dies the owner drops
+ * nothing: y's reference leaks, a leak shoal.h does not allow (only a death inside a retain
+ * or release may leak one). The leave must settle only the generation it entered. */
+static void test_slot_reused_inside_send_window(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    char path[96];
+    snprintf(path, sizeof path, "%s/reuse-words", mp_dir);
+    _Atomic uint64_t *w = mp_shared_words(path, 4, true);
+    CU_ASSERT_FATAL(w != NULL);
+    char b[64] = "first";
+    shoal_ref x;
+    ASSERT_OK(shoal_put(b, sizeof b, &x));
+    struct mp_child c = mp_attached();
+    CU_ASSERT_EQUAL_FATAL(mp_call_s(&c, DE_MAP, 0, 0, path).rc, 0);
+    CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_RETAIN, mp_ref_bits(x), 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL_FATAL(mp_send(&c, DE_XFER_SLOT_REUSED, mp_ref_bits(x), 0, 0, 0), 0);
+    for (int k = 0; k < 20000 && atomic_load(&w[0]) != 1; k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[0]), 1);
+    CHECK_OK(shoal_accept(x));
+    CHECK_OK(shoal_release(x));
+    CHECK_OK(shoal_release(x));   /* x is freed */
+    enum { TRIES = 256 };
+    static shoal_ref t[TRIES];
+    shoal_ref y = { 0 };
+    int n = 0;
+    for (; n < TRIES; n++) {   /* a new object in x's slot (our cache gives it back first) */
+        snprintf(b, sizeof b, "second %d", n);
+        ASSERT_OK(shoal_put(b, sizeof b, &t[n]));
+        if (shoal__id_idx(t[n].id) == shoal__id_idx(x.id)) {
+            y = t[n];
+            break;
+        }
+    }
+    for (int k = 0; k < n && k < TRIES; k++)
+        CHECK_OK(shoal_release(t[k]));
+    CU_ASSERT_FATAL(y.id != 0);
+    atomic_store(&w[1], mp_ref_bits(y));
+    atomic_store(&w[2], 0);
+    atomic_store(&w[0], 2);
+    struct mp_rep m;
+    CU_ASSERT_EQUAL_FATAL(mp_recv(&c, &m), 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[2]), 1000);   /* the child's retain of y */
+    CU_ASSERT_EQUAL(shoal__w_refs(word_of(y)), 2);     /* ours and the child's */
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    uint64_t wy = word_of(y);
+    CU_ASSERT(shoal__w_gen(wy) == shoal__id_gen(y.id) && shoal__w_refs(wy) == 1);
+    if (shoal__w_gen(wy) == shoal__id_gen(y.id) && shoal__w_refs(wy) > 1) {
+        fprintf(stderr, "the dead client's reference on y leaked: count %u, 1 expected\n",
+                (unsigned)shoal__w_refs(wy));
+        while (shoal__w_refs(word_of(y)) > 1)   /* what the owner should have dropped */
+            CHECK_OK(shoal_release(y));
+    }
+    if (shoal__w_gen(word_of(y)) == shoal__id_gen(y.id))
+        CHECK_OK(shoal_release(y));
+    munmap((void *)w, 32);
+    unlink(path);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
+/* As slot_reused_inside_send_window, but the client frees the object itself inside the
+ * send's window: another thread of it drops the last reference (the receiver having
+ * released the one it accepted), the slot goes into that thread's cache and the ledger
+ * entry says SHOAL__HOLDS_CACHED, so that the owner takes the slot back if the client
+ * dies (publish.c, recover_one). The sender's entry_leave then rewrote that entry (the
+ * cache mark minus one count: 0x00000000ffffff80), and when the client died the owner no
+ * longer knew the slot was cached: a slot lost for the store's life. */
+static void test_slot_cached_inside_send_window(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    char path[96];
+    snprintf(path, sizeof path, "%s/cache-words", mp_dir);
+    _Atomic uint64_t *w = mp_shared_words(path, 4, true);
+    CU_ASSERT_FATAL(w != NULL);
+    struct mp_child c = mp_attached();
+    CU_ASSERT_EQUAL_FATAL(mp_call_s(&c, DE_MAP, 0, 0, path).rc, 0);
+    /* The child's object (its slot goes back to its own cache), two references. */
+    struct mp_rep p = mp_call(&c, MP_PUT, 64, 7, 1, 0);
+    CU_ASSERT_EQUAL_FATAL(p.rc, 0);
+    shoal_ref x = mp_bits_ref(p.a);
+    CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_RETAIN, mp_ref_bits(x), 0, 0, 0).rc, 0);
+    atomic_store(&w[1], mp_ref_bits(x));
+    atomic_store(&w[3], 1);
+    CU_ASSERT_EQUAL_FATAL(mp_send(&c, DE_XFER_SLOT_REUSED, mp_ref_bits(x), 0, 0, 0), 0);
+    for (int k = 0; k < 20000 && atomic_load(&w[0]) != 1; k++)
+        usleep(1000);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[0]), 1);
+    CHECK_OK(shoal_accept(x));
+    CHECK_OK(shoal_release(x));   /* the child's other reference is the last */
+    atomic_store(&w[0], 2);
+    struct mp_rep m;
+    CU_ASSERT_EQUAL_FATAL(mp_recv(&c, &m), 0);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[2]), 1000);   /* the child's release of x */
+    uint64_t wx = word_of(x);
+    uint32_t low = (uint32_t)wx;
+    /* Freed by the child into its cache (a table of 65536 slots or more caches slots). */
+    if (!(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED))
+        fprintf(stderr, "slot word %016llx: not in the child's cache\n", (unsigned long long)wx);
+    CU_ASSERT_FATAL(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    /* The owner took the dead client's cached slot back. */
+    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);
+    if ((uint32_t)word_of(x) == low)
+        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
+                (unsigned)shoal__id_idx(x.id));
+    munmap((void *)w, 32);
+    unlink(path);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* An object another process may not complete: the owner's, created and never sealed. */
 static shoal_ref unsealed(void)
 {
@@ -440,6 +690,9 @@ static const shoal_test_case cases[] = {
     { "owner_ledger_through_spill", test_owner_ledger_through_spill },
     { "dead_ledger_high_while_holder_retains", test_dead_ledger_high_while_holder_retains },
     { "dead_ledger_high_while_holder_accepts", test_dead_ledger_high_while_holder_accepts },
+    { "two_threads_accept_one_record", test_two_threads_accept_one_record },
+    { "slot_reused_inside_send_window", test_slot_reused_inside_send_window },
+    { "slot_cached_inside_send_window", test_slot_cached_inside_send_window },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },
