@@ -173,8 +173,8 @@ static void churn(uint64_t seed, uint64_t max_live, uint64_t max_len, uint64_t f
         if (n == 0)
             continue;
         size_t i = (size_t)(rnd_next(&s) % n);
-        const void *d;
-        size_t len;
+        const void *d = NULL;   /* gcc's LTO pass warns through the inline get otherwise */
+        size_t len = 0;
         if (op < 6) {
             CK(shoal_get(live[i].r, &d, &len) == 0 && len == live[i].len &&
                pat_ok(d, len, seed, live[i].seq));
