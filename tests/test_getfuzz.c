@@ -6,13 +6,7 @@
 #include "lib/check.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t rnd(void) { return rnd_next(&rng); }   /* lib/check.h */
 
 /* The three ways of getting agree on rc and pointer; a 0 names bytes inside the store. */
 static int agree(shoal_ref r)
