@@ -301,16 +301,23 @@ static int accept_raced(shoal_ref x, struct mp_rep *r)
  * (release's) rc + 1000. */
 static _Atomic uint64_t *shared;
 
+/* Whether *w reaches v within 20 s (the other side of the test moves it). */
+static bool word_reaches(_Atomic uint64_t *w, uint64_t v)
+{
+    for (int k = 0; k < 20000 && atomic_load(w) != v; k++)
+        usleep(1000);
+    return atomic_load(w) == v;
+}
+
 /* Inside the send's window, just after the record went INFLIGHT: wait for the parent to
  * accept and free the object and put another in its slot, retain that one (as any thread
  * of ours may, a new object in a slot our entry names), and go on. */
 static bool wait_for_reuse(void)
 {
     atomic_store(&shared[0], 1);
-    for (int k = 0; k < 20000 && atomic_load(&shared[0]) != 2; k++)
-        usleep(1000);
+    bool reused = word_reaches(&shared[0], 2);
     shoal_ref y = mp_bits_ref(atomic_load(&shared[1]));
-    if (atomic_load(&shared[0]) == 2)
+    if (reused)
         atomic_store(&shared[2], (uint64_t)((atomic_load(&shared[3]) ? shoal_release(y)
                                                                      : shoal_retain(y)) + 1000));
     return false;
@@ -503,9 +510,7 @@ static void test_slot_reused_inside_send_window(void)
     CU_ASSERT_EQUAL_FATAL(mp_call_s(&c, DE_MAP, 0, 0, path).rc, 0);
     CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_RETAIN, mp_ref_bits(x), 0, 0, 0).rc, 0);
     CU_ASSERT_EQUAL_FATAL(mp_send(&c, DE_XFER_SLOT_REUSED, mp_ref_bits(x), 0, 0, 0), 0);
-    for (int k = 0; k < 20000 && atomic_load(&w[0]) != 1; k++)
-        usleep(1000);
-    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[0]), 1);
+    CU_ASSERT_FATAL(word_reaches(&w[0], 1));
     CHECK_OK(shoal_accept(x));
     CHECK_OK(shoal_release(x));
     CHECK_OK(shoal_release(x));   /* x is freed */
@@ -576,9 +581,7 @@ static void test_slot_cached_inside_send_window(void)
     atomic_store(&w[1], mp_ref_bits(x));
     atomic_store(&w[3], 1);
     CU_ASSERT_EQUAL_FATAL(mp_send(&c, DE_XFER_SLOT_REUSED, mp_ref_bits(x), 0, 0, 0), 0);
-    for (int k = 0; k < 20000 && atomic_load(&w[0]) != 1; k++)
-        usleep(1000);
-    CU_ASSERT_EQUAL_FATAL(atomic_load(&w[0]), 1);
+    CU_ASSERT_FATAL(word_reaches(&w[0], 1));
     CHECK_OK(shoal_accept(x));
     CHECK_OK(shoal_release(x));   /* the child's other reference is the last */
     atomic_store(&w[0], 2);
