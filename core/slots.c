@@ -221,9 +221,7 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
         }
         t->chain = 0;
     } else if (t->chain != 0) {
-        uint32_t idx = t->chain;
-        t->chain = shoal__chain_next(rt, idx);
-        return idx;
+        return shoal__chain_take(rt, t);
     }
     if (t->nfree < want) {
         uint64_t n = want - t->nfree;
