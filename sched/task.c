@@ -272,12 +272,15 @@ SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t 
         const shoal__slot *sl = &shoal__rt->slots[shoal__id_idx(a->ref)];
         /* acquire: pairs with the release that made it READY (off and len). */
         uint64_t w = atomic_load_explicit(&sl->word, memory_order_acquire);
-        /* atomic: an attached process may write the field (shoal.h's get reads it so) */
-        uint64_t n = __atomic_load_n(&sl->len, __ATOMIC_RELAXED);
-        if (likely(((w ^ a->ref) >> SHOAL__HIT_SHIFT) == SHOAL__HIT && shoal__len_inl(n))) {
-            *data = &sl->off;
-            *len = (size_t)(n ^ SHOAL__LEN_INL);
-            return 0;
+        if (likely(((w ^ a->ref) >> SHOAL__HIT_SHIFT) == SHOAL__HIT)) {
+            /* Read only once READY (the spiller rewrites it in other states); atomic: an
+             * attached process may write it (shoal.h's get reads it so). */
+            uint64_t n = __atomic_load_n(&sl->len, __ATOMIC_RELAXED);
+            if (likely(shoal__len_inl(n))) {
+                *data = &sl->off;
+                *len = (size_t)(n ^ SHOAL__LEN_INL);
+                return 0;
+            }
         }
         return shoal_get((shoal_ref){ a->ref }, data, len);
     }
