@@ -10,15 +10,16 @@
 
 #define CLOSED ((void *)1)
 
-int shoal__dep_add(shoal_ref ref, shoal__dep *d)
+/* 1 for a complete object, or 2 when it failed (shoal__dep_add_held). */
+static inline int complete(uint64_t w) { return shoal__w_state(w) == SHOAL__FAILED ? 2 : 1; }
+
+/* shoal__dep_add once ref's slot s is found; with failed_too, an object found complete
+ * answers 2 if it failed. */
+SHOAL__INLINE int dep_add_at(shoal_ref ref, shoal__slot *s, shoal__dep *d, bool failed_too)
 {
-    int err;
-    shoal__slot *s = shoal__slot_of(ref, &err);
-    if (!s)
-        return err;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     if (!shoal__w_pending(w))
-        return 1;
+        return failed_too ? complete(w) : 1;
     if (unlikely(shoal__holds != NULL) &&   /* published or attached, and made elsewhere */
         SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != shoal__rt->proc)
         return shoal__up.dep_add_foreign(ref, s, d);   /* another process seals it */
@@ -29,7 +30,7 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
      * d. The caller's reference keeps the generation. */
     while (!(w & SHOAL__W_DEPS)) {
         if (!shoal__w_pending(w))
-            return 1;
+            return failed_too ? complete(w) : 1;
         if (atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_DEPS,
                                                   memory_order_acquire, memory_order_acquire))
             break;
@@ -37,13 +38,34 @@ int shoal__dep_add(shoal_ref ref, shoal__dep *d)
     _Atomic(void *) *head = &shoal__rt->deps[shoal__id_idx(ref.id)];
     void *h = atomic_load_explicit(head, memory_order_acquire);
     do {
-        if (h == CLOSED)
-            return 1;
+        if (h == CLOSED)   /* its acquire load sees the state the completion wrote first */
+            return failed_too ? complete(atomic_load_explicit(&s->word, memory_order_acquire))
+                              : 1;
         d->next = h;
         /* release: d's fields are visible to the completer's acquire exchange. */
     } while (!atomic_compare_exchange_weak_explicit(head, &h, d, memory_order_release,
                                                     memory_order_acquire));
     return 0;
+}
+
+int shoal__dep_add(shoal_ref ref, shoal__dep *d)
+{
+    int err;
+    shoal__slot *s = shoal__slot_of(ref, &err);
+    if (!s)
+        return err;
+    return dep_add_at(ref, s, d, false);
+}
+
+int shoal__dep_add_held(shoal_ref ref, shoal__dep *d)
+{
+    /* The caller's reference keeps the slot and its generation: shoal__slot_of checked the
+     * ref when that reference was taken or handed over. */
+    shoal__slot *s = &shoal__rt->slots[shoal__id_idx(ref.id)];
+    int r = dep_add_at(ref, s, d, true);
+    if (r == 1 && unlikely(shoal__holds != NULL))   /* the foreign path answers 1 alone */
+        r = complete(atomic_load_explicit(&s->word, memory_order_acquire));
+    return r;
 }
 
 void shoal__deps_fire(uint64_t idx, int failed)

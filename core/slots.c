@@ -132,14 +132,6 @@ static void chain_push(shoal__rt_t *rt, uint32_t first)
                                                     memory_order_release, memory_order_relaxed));
 }
 
-/* The slot after idx in its chain (0: the last). A corrupt link ends the chain. */
-static inline uint32_t chain_next(shoal__rt_t *rt, uint32_t idx)
-{
-    uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
-    uint32_t n = (uint32_t)(w & SHOAL__W_FREE_LINK);
-    return n < rt->nslots ? n : 0;
-}
-
 void shoal__slots_retire(shoal__rt_t *rt)
 {
     uint64_t used = atomic_load_explicit(&rt->hdr->bump, memory_order_relaxed);
@@ -185,7 +177,7 @@ static uint32_t take_one(shoal__rt_t *rt)
 {
     uint32_t idx = chain_pop(rt);
     if (idx) {
-        uint32_t rest = chain_next(rt, idx);
+        uint32_t rest = shoal__chain_next(rt, idx);
         if (rest)
             chain_push(rt, rest);   /* still linked as it was pushed */
         return idx;
@@ -223,15 +215,13 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
         /* An attached process tags every slot it caches (thread.h), so it takes the whole
          * chain into its array now: at most SHOAL__SLOT_CACHE long, and the array is empty. */
         for (uint32_t idx = t->chain, next; idx && t->nfree < SHOAL__SLOT_CACHE; idx = next) {
-            next = chain_next(rt, idx);   /* before the tag takes the link's place */
+            next = shoal__chain_next(rt, idx);   /* before the tag takes the link's place */
             shoal__slot_tag(rt, idx, tag);
             t->free[t->nfree++] = idx;
         }
         t->chain = 0;
     } else if (t->chain != 0) {
-        uint32_t idx = t->chain;
-        t->chain = chain_next(rt, idx);
-        return idx;
+        return shoal__chain_take(rt, t);
     }
     if (t->nfree < want) {
         uint64_t n = want - t->nfree;

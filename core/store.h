@@ -232,6 +232,10 @@ typedef struct shoal__dep {
  * object is already complete (d not registered: the caller proceeds at once), or < 0.
  * The caller must hold a reference on ref until fire has run. */
 SHOAL__HIDDEN int shoal__dep_add(shoal_ref ref, shoal__dep *d);
+/* shoal__dep_add for a caller whose reference on ref was taken through a checked lookup (a
+ * task's argument): the slot is not looked up again, and a complete object answers 1 if it
+ * is READY, 2 if it FAILED (the submit path needs to know, and has no second lookup). */
+SHOAL__HIDDEN int shoal__dep_add_held(shoal_ref ref, shoal__dep *d);
 /* Called by shoal__obj_complete after the state change is visible, when the completing CAS
  * saw SHOAL__W_DEPS (a registration may have landed); also by whoever fails an object
  * outside it. */

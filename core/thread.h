@@ -46,11 +46,38 @@ SHOAL__HIDDEN void     shoal__slots_forget(void);
  * the registries, and answer "a fork() child" until the next init or attach (clear). */
 SHOAL__HIDDEN void     shoal__threads_forget(bool had_runtime);
 SHOAL__HIDDEN void     shoal__forked_clear(void);
-/* Take a free slot (0 = the table is full). The slot's word is FREE with its next gen. */
+/* The slot after idx in its chain (slots.c; 0: the last). A corrupt link ends the chain. */
+static inline uint32_t shoal__chain_next(shoal__rt_t *rt, uint32_t idx)
+{
+    uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_relaxed);
+    uint32_t n = (uint32_t)(w & SHOAL__W_FREE_LINK);
+    return n < rt->nslots ? n : 0;
+}
+/* The first slot of t's popped chain (not 0), which the caller takes. The chain is a list
+ * through the slots' words, last written by the threads that freed them: each link is a
+ * miss, and the next one's address is known only once it is read. So the slot after it
+ * starts coming now, for ownership (its taker writes it), while the caller works on this
+ * one: a thread taking a whole chain (a driver submitting tasks) waits for one miss after
+ * another otherwise. */
+static inline uint32_t shoal__chain_take(shoal__rt_t *rt, struct shoal__thr *t)
+{
+    uint32_t idx = t->chain;
+    uint32_t n = shoal__chain_next(rt, idx);
+    t->chain = n;
+    if (n)
+        shoal__prefetchw(&rt->slots[n]);
+    return idx;
+}
+/* Take a free slot (0 = the table is full). The slot's word is FREE with its next gen.
+ * A popped chain (only a thread that tags nothing keeps one, slots.c) gives its next slot
+ * here, not in a call: a thread that makes objects others free (a driver submitting tasks)
+ * takes every slot that way. */
 static inline uint32_t shoal__slot_take(shoal__rt_t *rt, struct shoal__thr *t)
 {
     if (likely(t->nfree != 0))
         return t->free[--t->nfree];
+    if (likely(t->chain != 0))
+        return shoal__chain_take(rt, t);
     return shoal__slot_refill(rt, t);
 }
 /* A FREE slot in an attached process's cache carries SHOAL__W_CACHED | its process index in

@@ -26,6 +26,13 @@ static inline void shoal__prefetch(const void *p)
     __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
 }
 
+/* The same for a line the caller is about to write: fetched for ownership, so the write
+ * finds it exclusive rather than upgrading a shared copy (another core last wrote it). */
+static inline void shoal__prefetchw(const void *p)
+{
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+}
+
 /* Intrusive doubly linked lists (the thread registries, the pool's large tasks): n has
  * next and prev, head points at the first node. The caller holds the list's lock. */
 #define SHOAL__DLIST_PUSH(head, n) do {                                                    \

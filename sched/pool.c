@@ -235,6 +235,14 @@ struct shoal_task *shoal__task_alloc(size_t size)
         return NULL;
     struct shoal_task *t = c->cls[k].obj[--c->cls[k].n];
     atomic_store_explicit(&t->state, SHOAL__TS_LIVE, memory_order_relaxed);
+    /* The next block this cache hands out, for ownership: a thread that submits what
+     * others run (a driver) gets blocks another core freed last, and writes their header
+     * and argument table as soon as it has them. */
+    if (likely(c->cls[k].n)) {
+        struct shoal_task *next = c->cls[k].obj[c->cls[k].n - 1];
+        shoal__prefetchw(next);
+        shoal__prefetchw((char *)next + SHOAL__CACHELINE);
+    }
     return t;
 }
 

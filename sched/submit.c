@@ -150,14 +150,6 @@ static void dep_fire(shoal__dep *d, int failed)
     }
 }
 
-static bool ref_failed(uint64_t id)
-{
-    int err;
-    shoal__slot *sl = shoal__slot_of((shoal_ref){ id }, &err);
-    return !sl ||
-           shoal__w_state(atomic_load_explicit(&sl->word, memory_order_acquire)) == SHOAL__FAILED;
-}
-
 /* Register the task on each REF argument still pending. true: none is (and no count is
  * `held`), so the caller schedules it; false: the last firing will. */
 static bool wait_deps(struct shoal_task *t, size_t dep_off, unsigned nref, int32_t held)
@@ -175,10 +167,10 @@ static bool wait_deps(struct shoal_task *t, size_t dep_off, unsigned nref, int32
         td->dep.fire = dep_fire;
         td->back = (uint32_t)((char *)td - (char *)t);
         td->arg = i;
-        int r = shoal__dep_add((shoal_ref){ a[i].ref }, &td->dep);
+        int r = shoal__dep_add_held((shoal_ref){ a[i].ref }, &td->dep);
         if (r != 0) {
             done++;
-            if (unlikely(r < 0 || ref_failed(a[i].ref))) {
+            if (unlikely(r != 1)) {   /* failed, or the other process's list failed us */
                 uint32_t none = 0;
                 atomic_compare_exchange_strong_explicit(&t->fail_arg, &none, i + 1,
                                                         memory_order_relaxed,
