@@ -19,6 +19,9 @@ static inline struct shoal__inflight *table(void) { return shoal__geo.xfer; }
  * record; when it answers true the call returns 0 at once, leaving the window open as a
  * thread stopped there would (tests/test_mp_death.c, test_mp_crash.c). */
 bool (*shoal__xfer_window_hook)(void);
+/* Tests only: called in an accept that read its record INFLIGHT, before it opens its
+ * window: a test holds it there while the record expires (tests/test_mp_death.c). */
+void (*shoal__xfer_accept_hook)(void);
 
 /* The first record a ref probes: its bits mixed (Fibonacci hashing), so that neighbouring
  * slots spread over the table while every transfer of one object starts at one place. */
@@ -83,7 +86,11 @@ static void win_close(struct shoal__wins *ws, unsigned k)
 /* Name window k in our ledger entry e for generation gen, adding d to its count, in one
  * CAS; waits while another thread of ours has a window named there (its move takes a few
  * instructions). false: the entry is for a newer generation (a stale ref; the move fails
- * later, and nothing is counted, as shoal__gcount_add would drop it). relaxed: as above. */
+ * later, and nothing is counted, as shoal__gcount_add would drop it), or it marks the slot
+ * as in one of our caches: no object lives there, so the move of generation gen fails too
+ * (an accept racing its record's expiry, the slot freed into our cache meanwhile), and the
+ * mark stays (layout/mpseg.h, shoal__holds_cached: overwritten, the slot would be lost for
+ * the store's life when we die). relaxed: as above. */
 static bool entry_enter(_Atomic uint64_t *e, uint64_t gen, unsigned k, int32_t d)
 {
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
@@ -97,7 +104,9 @@ static bool entry_enter(_Atomic uint64_t *e, uint64_t gen, unsigned k, int32_t d
         if (g == gen)
             nv = (v & ~(uint64_t)UINT32_MAX) |
                  (uint32_t)((uint32_t)v + (uint32_t)d * SHOAL__GC_ONE + k);
-        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
+        else if (shoal__holds_cached(v))
+            return false;
+        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, or older */
             nv = (gen << 32) | ((uint32_t)d * SHOAL__GC_ONE + k);
         else
             return false;
@@ -274,6 +283,8 @@ static int accept_ref(shoal_ref ref)
             expired = true;
             continue;
         }
+        if (unlikely(shoal__xfer_accept_hook != NULL))
+            shoal__xfer_accept_hook();
         /* Published or attached: inside a window naming this record and sequence, our
          * ledger counting the reference first; the record then goes TAKEN, naming us, and
          * FREE once our ledger is settled. If we die anywhere in the move the owner knows
