@@ -255,7 +255,9 @@ enum { DE_XFER_STUCK = MP_USER,   /* a=ref: shoal_transfer stopped inside its wi
                                      (test_slot_reused_inside_send_window) -> rc */
        DE_ACCEPT_EXPIRING,        /* put, transfer and accept an object of its own, the accept
                                      held until the record expired and the slot is in this
-                                     process's cache -> rc, a=ref, b=its ledger entry */ };
+                                     process's cache -> rc, a=ref, b=its ledger entry */
+       DE_SELF_MOVE };            /* signal handlers moving the object their thread is moving
+                                     (test_move_from_own_signal_handler) -> rc */
 
 static bool stop_here(void)
 {
@@ -384,10 +386,72 @@ static void accept_expiring(struct mp_rep *r)
     }
 }
 
+/* DE_SELF_MOVE: a handler of SIGUSR1, raised inside this thread's window (the hook), makes
+ * the move named in self_move_code on self_x: 1 = accept, 2 = transfer. */
+static shoal_ref self_x;
+static volatile sig_atomic_t self_move_code;
+static volatile int self_rc;
+static void self_handler(int sig)
+{
+    (void)sig;
+    self_rc = self_move_code == 1 ? shoal_accept(self_x)
+                                  : shoal_transfer(self_x, 60ll * 1000000000);
+}
+
+static bool raise_inside(void)
+{
+    shoal__xfer_window_hook = NULL;   /* once */
+    raise(SIGUSR1);
+    return false;                     /* and the interrupted move goes on */
+}
+
+static int self_move(struct mp_rep *r)
+{
+    char b[64] = "self";
+    (void)r;
+    if (shoal_put(b, sizeof b, &self_x) != 0 || shoal_retain(self_x) != 0)
+        return -3;
+    struct sigaction sa = { .sa_handler = self_handler };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL) != 0)
+        return -4;
+    /* A handler that spins for ever kills this child (the parent's call answers -999). */
+    alarm(20);
+    /* The handler accepts while the transfer's window names our entry, then transfers
+     * while the accept's does: each answers SHOAL_EDEADLK and does nothing. */
+    self_move_code = 1;
+    self_rc = 1;
+    shoal__xfer_window_hook = raise_inside;
+    int t = shoal_transfer(self_x, 60ll * 1000000000);
+    int h1 = self_rc;
+    self_move_code = 2;
+    self_rc = 1;
+    shoal__xfer_window_hook = raise_inside;
+    int a = shoal_accept(self_x);
+    int h2 = self_rc;
+    shoal__xfer_window_hook = NULL;
+    alarm(600);
+    uint64_t idx = shoal__id_idx(self_x.id);
+    uint64_t v = atomic_load(&shoal__holds[idx]);
+    uint64_t used = atomic_load(&shoal__wins_of(shoal__holds, shoal__rt->nslots)->used);
+    if (t != 0 || a != 0 || h1 != SHOAL_EDEADLK || h2 != SHOAL_EDEADLK ||
+        shoal__gcount_of(v, shoal__id_gen(self_x.id)) != 2 || shoal__gcount_win(v) || used) {
+        fprintf(stderr, "self_move: transfer %d (its handler's accept %d), accept %d (its "
+                "handler's transfer %d), ledger %016llx, windows used %llx\n", t, h1, a, h2,
+                (unsigned long long)v, (unsigned long long)used);
+        return -1;
+    }
+    return shoal_release(self_x) != 0 || shoal_release(self_x) != 0 ? -2 : 0;
+}
+
 static void death_child(const struct mp_cmd *m, struct mp_rep *r)
 {
     if (m->code == DE_ACCEPT_EXPIRING) {
         accept_expiring(r);
+        return;
+    }
+    if (m->code == DE_SELF_MOVE) {
+        r->rc = self_move(r);
         return;
     }
     if (m->code == DE_ACCEPT_RACED) {
@@ -736,6 +800,27 @@ static void test_stale_release_keeps_cache_mark(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* A signal handler that accepts (transfers) the object its thread is inside a transfer
+ * (accept) of finds its ledger entry naming its own thread's window, which is closed only
+ * once the handler returns: it waited for it for ever. It must answer SHOAL_EDEADLK and
+ * leave everything as it was (the child checks its ledger and windows). */
+static void test_move_from_own_signal_handler(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, DE_SELF_MOVE, 0, 0, 0, 0);
+    if (m.rc != 0)
+        fprintf(stderr, "self_move: %lld %s\n", (long long)m.rc,
+                m.rc == -999 ? "(the child died: spinning until its alarm?)" : m.msg);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* An object another process may not complete: the owner's, created and never sealed. */
 static shoal_ref unsealed(void)
 {
@@ -825,6 +910,7 @@ static const shoal_test_case cases[] = {
     { "slot_cached_inside_send_window", test_slot_cached_inside_send_window },
     { "accept_racing_expiry_into_cache", test_accept_racing_expiry_into_cache },
     { "stale_release_keeps_cache_mark", test_stale_release_keeps_cache_mark },
+    { "move_from_own_signal_handler", test_move_from_own_signal_handler },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },
