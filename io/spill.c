@@ -1671,22 +1671,15 @@ static int mark_cold(shoal_ref ref, shoal__slot *s, uint32_t internal)
     }
 }
 
-struct used_req { shoal__iosync sync; uint64_t used; };
+/* Tests: what the spill file's extents hold, and the spilled objects whose `next` names
+ * another extent than our record (see spill_one's invariant: while SPILLED they agree, or
+ * the release gives back the wrong one), read on the I/O thread that owns them. */
+struct probe_req { shoal__iosync sync; uint64_t used, bad; };
 
-static void used_run(shoal__iomsg *m)
+static void probe_run(shoal__iomsg *m)
 {
-    struct used_req *u = (struct used_req *)m;
-    u->used = sp.on ? sp.ex.used : 0;
-    shoal__iosync_answer(&u->sync, 0, NULL);
-}
-
-struct check_req { shoal__iosync sync; uint64_t bad; };
-
-/* The spilled objects whose `next` names another extent than our record (see spill_one's
- * invariant: while SPILLED they agree, or the release gives back the wrong one). */
-static void check_run(shoal__iomsg *m)
-{
-    struct check_req *c = (struct check_req *)m;
+    struct probe_req *p = (struct probe_req *)m;
+    p->used = sp.on ? sp.ex.used : 0;
     for (size_t i = 0; sp.on && i < sp.rcap; i++) {
         const struct rec *r = &sp.recs[i];
         if (!r->idx)
@@ -1695,30 +1688,23 @@ static void check_run(shoal__iomsg *m)
         uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
         if (shoal__w_gen(w) == r->gen && shoal__w_state(w) == SHOAL__SPILLED &&
             atomic_load_explicit(&s->next, memory_order_relaxed) != r->page)
-            c->bad++;
+            p->bad++;
     }
-    shoal__iosync_answer(&c->sync, 0, NULL);
+    shoal__iosync_answer(&p->sync, 0, NULL);
 }
 
-uint64_t shoal__spill_check(void)
+static struct probe_req probe(void)
 {
-    if (!sp.on)
-        return 0;
-    struct check_req c;
-    memset(&c, 0, sizeof c);
-    c.sync.msg.run = check_run;
-    return shoal__iosync_call(&c.sync) == 0 ? c.bad : UINT64_MAX;
+    struct probe_req p;
+    memset(&p, 0, sizeof p);
+    p.sync.msg.run = probe_run;
+    if (sp.on && shoal__iosync_call(&p.sync) != 0)
+        p.used = p.bad = UINT64_MAX;
+    return p;
 }
 
-uint64_t shoal__spill_extents_used(void)
-{
-    if (!sp.on)
-        return 0;
-    struct used_req u;
-    memset(&u, 0, sizeof u);
-    u.sync.msg.run = used_run;
-    return shoal__iosync_call(&u.sync) == 0 ? u.used : UINT64_MAX;
-}
+uint64_t shoal__spill_check(void) { return probe().bad; }
+uint64_t shoal__spill_extents_used(void) { return probe().used; }
 
 struct advise_req { shoal__iosync sync; shoal_ref ref; };
 

@@ -309,6 +309,16 @@ static int child_locks(const char *nm)
     return shoal_shutdown() != 0 ? 54 : 0;
 }
 
+/* Reap pid within 30 s: it must exit 0 (else say how it ended, as `what`). */
+static void expect_child_ok(pid_t pid, const char *what)
+{
+    int rc = reap(pid, 30);
+    if (rc != 0)
+        fprintf(stderr, "%s: %s %d\n", what, rc < 0 ? "hung" : rc > 128 ? "signal" : "check",
+                rc > 128 ? rc - 128 : rc);
+    CU_ASSERT_EQUAL(rc, 0);
+}
+
 static void test_fork_with_locks_held(void)
 {
     if (!CHILD_MAY_INIT)
@@ -326,11 +336,7 @@ static void test_fork_with_locks_held(void)
         _exit(child_locks(nm2));
     shoal__procs_unlock();
     CU_ASSERT_FATAL(pid > 0);
-    int rc = reap(pid, 30);
-    if (rc != 0)
-        fprintf(stderr, "child with a store of its own: %s %d\n",
-                rc < 0 ? "hung" : rc > 128 ? "signal" : "check", rc > 128 ? rc - 128 : rc);
-    CU_ASSERT_EQUAL(rc, 0);
+    expect_child_ok(pid, "child with a store of its own");
     ASSERT_OK(shoal_shutdown());
 }
 
@@ -375,11 +381,7 @@ static void test_fork_with_timeline_lock_held(void)
         child_timeline(file);
     shoal__tl_unlock();
     CU_ASSERT_FATAL(pid > 0);
-    int rc = reap(pid, 30);
-    if (rc != 0)
-        fprintf(stderr, "child of a process recording a timeline: %s %d\n",
-                rc < 0 ? "hung" : rc > 128 ? "signal" : "check", rc > 128 ? rc - 128 : rc);
-    CU_ASSERT_EQUAL(rc, 0);
+    expect_child_ok(pid, "child of a process recording a timeline");
     ASSERT_OK(shoal_shutdown());
     unsetenv("SHOAL_TIMELINE");
     CU_ASSERT_EQUAL(test_remove_dir(dir), 0);

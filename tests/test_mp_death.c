@@ -685,6 +685,19 @@ static void test_slot_reused_inside_send_window(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* Kill client c, whose cache holds x's slot (its word's low half `low`, the cache tag):
+ * once the owner processed the death, the slot is back (recover_one), not lost. */
+static void kill_expect_taken_back(struct mp_child *c, shoal_ref x, uint32_t low)
+{
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);   /* the owner took it back */
+    if ((uint32_t)word_of(x) == low)
+        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
+                (unsigned)shoal__id_idx(x.id));
+}
+
 /* As slot_reused_inside_send_window, but the client frees the object itself inside the
  * send's window: another thread of it drops the last reference (the receiver having
  * released the one it accepted), the slot goes into that thread's cache and the ledger
@@ -724,14 +737,7 @@ static void test_slot_cached_inside_send_window(void)
     if (!(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED))
         fprintf(stderr, "slot word %016llx: not in the child's cache\n", (unsigned long long)wx);
     CU_ASSERT_FATAL(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
-    uint64_t seen = mp_deaths();
-    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
-    CU_ASSERT_FATAL(mp_death_processed(seen));
-    /* The owner took the dead client's cached slot back. */
-    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);
-    if ((uint32_t)word_of(x) == low)
-        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
-                (unsigned)shoal__id_idx(x.id));
+    kill_expect_taken_back(&c, x, low);
     munmap((void *)w, 32);
     unlink(path);
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
@@ -761,14 +767,7 @@ static void test_accept_racing_expiry_into_cache(void)
         fprintf(stderr, "the client's ledger entry for its cached slot says %016llx\n",
                 (unsigned long long)m.b);
     CU_ASSERT_EQUAL(m.b, SHOAL__HOLDS_CACHED);
-    uint64_t seen = mp_deaths();
-    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
-    CU_ASSERT_FATAL(mp_death_processed(seen));
-    fprintf(stderr, "DBG word %016llx\n", (unsigned long long)word_of(x));
-    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);   /* the owner took it back */
-    if ((uint32_t)word_of(x) == low)
-        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
-                (unsigned)shoal__id_idx(x.id));
+    kill_expect_taken_back(&c, x, low);
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
     CHECK_OK(shoal_shutdown());
 }
@@ -789,13 +788,7 @@ static void test_stale_release_keeps_cache_mark(void)
     uint32_t low = (uint32_t)word_of(x);
     CU_ASSERT_FATAL(shoal__w_state(word_of(x)) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
     CU_ASSERT_EQUAL(mp_call(&c, MP_RELEASE, mp_ref_bits(x), 0, 0, 0).rc, SHOAL_ESTALE);
-    uint64_t seen = mp_deaths();
-    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
-    CU_ASSERT_FATAL(mp_death_processed(seen));
-    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);   /* the owner took it back */
-    if ((uint32_t)word_of(x) == low)
-        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
-                (unsigned)shoal__id_idx(x.id));
+    kill_expect_taken_back(&c, x, low);
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
     CHECK_OK(shoal_shutdown());
 }
