@@ -4,6 +4,7 @@
  * the moves and their crash windows are in layout/mpseg.h ("refs in flight").
  */
 
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 
@@ -57,15 +58,21 @@ static inline uint64_t st_make(uint64_t seq, uint64_t who, unsigned phase)
 
 /* ---- windows (layout/mpseg.h, "Windows"): a move between our ledger and a record ---------- */
 
-/* The windows this thread holds (bit k: window k), so that a move that finds its object's
- * entry naming one of them knows it interrupted its own thread inside a move of that
- * object (a signal handler's transfer or accept): waiting there would never end, as the
- * window's holder runs only once the handler returns. Invariant: bit k is set here exactly
- * while this thread holds window k - set after the CAS that takes it and before any entry
- * names it, cleared before the window is given back (win_close) - so a set bit never names
- * another thread's window. The signal fences keep the compiler from moving these stores
- * across the entry's and the used word's RMWs, as a handler on this thread would see it. */
-static __thread uint64_t my_wins __attribute__((tls_model("initial-exec")));
+/* Which thread holds each of our windows (pthread_self, as an integer; 0 = none), so that
+ * a move that finds its object's entry naming a window its own thread holds knows it
+ * interrupted that thread inside a move of that object (a signal handler's transfer or
+ * accept): waiting there would never end, as the window's holder runs only once the
+ * handler returns. Invariant: win_holder[k] says this thread exactly while it holds window
+ * k - stored after the CAS that takes k and before any entry names it, cleared before k is
+ * given back (win_close) - and only the holder stores its own identity, so a thread that
+ * reads itself there holds k (another's stale value never equals it). relaxed: each thread
+ * compares only with its own identity, which only its own stores put there, and a thread
+ * reads its own stores in order; the signal fences keep the compiler from moving these
+ * stores across the entry's and the used word's RMWs, as a handler on this thread would
+ * see them. Process memory, not thread-local: the library's static TLS block is full. */
+static _Atomic uintptr_t win_holder[SHOAL__NWINS];
+
+static inline uintptr_t me_thread(void) { return (uintptr_t)pthread_self(); }
 
 /* Bounded spinning for a turn: a few pause loops (the holder's move takes a few
  * instructions), then sched_yield, then short sleeps - a waiter at a higher real-time
@@ -105,7 +112,7 @@ static unsigned win_open(struct shoal__wins *ws, uint32_t rec, uint64_t seq, uns
         if (atomic_compare_exchange_weak_explicit(&ws->used, &u, u | UINT64_C(1) << k,
                                                   memory_order_relaxed, memory_order_relaxed)) {
             atomic_signal_fence(memory_order_seq_cst);
-            my_wins |= UINT64_C(1) << k;
+            atomic_store_explicit(&win_holder[k], me_thread(), memory_order_relaxed);
             atomic_signal_fence(memory_order_seq_cst);
             atomic_store_explicit(&ws->win[k], (seq << 32) | ((uint64_t)rec << 16) | kind,
                                   memory_order_relaxed);
@@ -117,7 +124,7 @@ static unsigned win_open(struct shoal__wins *ws, uint32_t rec, uint64_t seq, uns
 static void win_close(struct shoal__wins *ws, unsigned k)
 {
     atomic_signal_fence(memory_order_seq_cst);
-    my_wins &= ~(UINT64_C(1) << k);
+    atomic_store_explicit(&win_holder[k], 0, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
     atomic_fetch_and_explicit(&ws->used, ~(UINT64_C(1) << k), memory_order_relaxed);
 }
@@ -143,7 +150,8 @@ static int entry_enter(_Atomic uint64_t *e, uint64_t gen, unsigned k, int32_t d)
         uint64_t g = v >> 32;
         unsigned held = shoal__gcount_win(v);
         if (g == gen && held) {
-            if (unlikely(my_wins & (UINT64_C(1) << held)))
+            if (unlikely(atomic_load_explicit(&win_holder[held], memory_order_relaxed) ==
+                         me_thread()))
                 return ENTER_SELF;
             wait_turn(&n);
             v = atomic_load_explicit(e, memory_order_relaxed);
