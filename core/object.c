@@ -175,8 +175,9 @@ SHOAL__INLINE int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
         /* The ledger before the word: a process that dies between the two leaves its slot
          * FREE and tagged as cached, which the owner takes back; never a reference that no
          * ledger names. The owner records its own bytes: the whole allocation (an object
-         * with refs frees its payload and trailer together, core/objrefs.h). */
-        shoal__holds_add(idx, gen, (int32_t)refs);
+         * with refs frees its payload and trailer together, core/objrefs.h). The one update
+         * that replaces the slot's cache mark (layout/mpseg.h, shoal__holds_cached). */
+        shoal__holds_create(idx, gen, (int32_t)refs);
         if (shoal__own)
             shoal__own_set(idx, off, alen);
     }

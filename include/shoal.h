@@ -84,7 +84,8 @@ SHOAL_API shoal_ref shoal_ref_decode(const unsigned char in[8]);
     X(EPERM,    -10, "permission denied")                                          \
     X(EPROTO,   -11, "protocol or version mismatch")                               \
     X(EBUSY,    -12, "busy")                                                       \
-    X(ECANCELED,-13, "canceled")
+    X(ECANCELED,-13, "canceled")                                                   \
+    X(EDEADLK,  -14, "would deadlock (called inside the same call on this thread)")
 
 enum {
 #define SHOAL__ENUM(name, val, msg) SHOAL_##name = (val),
@@ -383,11 +384,15 @@ SHOAL_API int  shoal_release(shoal_ref ref);
  * this deadline is earlier than every other in flight; in an attached or published store,
  * two threads of one process transferring or accepting the same object at once take
  * turns for a few instructions (so does the 64th such move of one process at once), so
- * that a death inside either leaves the owner an exact count. Errors: SHOAL_ENOTINIT,
- * SHOAL_ECANCELED (the runtime or its owner is going down), SHOAL_EINVAL (null, forged or
- * corrupt ref, or ttl_ns <= 0), SHOAL_ESTALE (the object is already freed), SHOAL_EBUSY (too
- * many refs in flight: 65536 in the store, 128 whose IDs hash near this one; accept some or
- * use a shorter ttl_ns). On error the caller still holds its reference. */
+ * that a death inside either leaves the owner an exact count; a thread that waits its turn
+ * for long yields, then sleeps for microseconds (a higher real-time priority cannot starve
+ * the holder). Errors: SHOAL_ENOTINIT, SHOAL_ECANCELED (the runtime or its owner is going
+ * down), SHOAL_EINVAL (null, forged or corrupt ref, or ttl_ns <= 0), SHOAL_ESTALE (the object
+ * is already freed), SHOAL_EBUSY (too many refs in flight: 65536 in the store, 128 whose IDs
+ * hash near this one; accept some or use a shorter ttl_ns), SHOAL_EDEADLK (in an attached or
+ * published store: called from a signal handler that interrupted this thread inside a
+ * shoal_transfer or shoal_accept of the same object, whose turn it would wait for for ever;
+ * nothing was done). On error the caller still holds its reference. */
 SHOAL_API int  shoal_transfer(shoal_ref ref, int64_t ttl_ns);
 /* Take one in-flight reference on ref (one that shoal_transfer put there, by any process
  * attached to this store) as the caller's own: release it when done. Never blocks (it does
@@ -396,8 +401,9 @@ SHOAL_API int  shoal_transfer(shoal_ref ref, int64_t ttl_ns);
  * SHOAL_ECANCELED, SHOAL_EINVAL (null, forged or corrupt ref), SHOAL_ETIMEDOUT (it was in
  * flight past its ttl_ns and the store released it; told while the store still remembers,
  * else SHOAL_ESTALE), SHOAL_ESTALE (none in flight: never transferred, or every transfer of
- * it was accepted already; the message says whether the object is freed). On error the
- * caller holds nothing. */
+ * it was accepted already; the message says whether the object is freed), SHOAL_EDEADLK (as
+ * shoal_transfer: from a signal handler inside this thread's move of the same object). On
+ * error the caller holds nothing. */
 SHOAL_API int  shoal_accept(shoal_ref ref);
 
 /* ---- objects that contain refs (Ray's refs captured inside an object) ----

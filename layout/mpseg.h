@@ -414,23 +414,43 @@ static inline unsigned shoal__gcount_win(uint64_t v)
     return (unsigned)v & SHOAL__GC_WIN;
 }
 
+/* Invariant: an entry that says SHOAL__HOLDS_CACHED is rewritten only by this process's
+ * own cache moves (shoal__slot_tag, core/thread.h) and by the create of the slot's next
+ * object (shoal__holds_create). While it says so the slot is FREE in one of our caches, so
+ * no object of any generation lives there: whatever a retain, release, spill claim, or a
+ * transfer or accept window adds for some generation is for a dead object (a stale ref, or
+ * an accept racing its record's expiry). Written over the mark, it would hide the cached slot
+ * from the owner when we die (mproc/publish.c, recover_one checks the mark, or the slot's
+ * own generation), and the slot would be lost for the store's life. So those leave it. */
+static inline bool shoal__holds_cached(uint64_t v)
+{
+    return v == SHOAL__HOLDS_CACHED;
+}
+
 /* Add d to the count of (idx, gen) in a [generation | signed count | window] entry (a
  * ledger's, or the list holds), keeping its window: a newer generation resets the entry;
- * an update for an older one is dropped (that object is gone). relaxed: see each caller for
- * what orders it. */
-static inline void shoal__gcount_add(_Atomic uint64_t *e, uint64_t gen, int32_t d)
+ * an update for an older one is dropped (that object is gone), and so is any update of a
+ * cached slot's entry (above) unless it is the create of the slot's next object (create).
+ * relaxed: see each caller for what orders it. */
+static inline void shoal__gcount_upd(_Atomic uint64_t *e, uint64_t gen, int32_t d, bool create)
 {
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
     do {
         uint64_t g = v >> 32;
         if (g == gen)
             nv = (v & ~(uint64_t)UINT32_MAX) | (uint32_t)((uint32_t)v + (uint32_t)d * SHOAL__GC_ONE);
-        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
+        else if (shoal__holds_cached(v) && !create)
+            return;
+        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached (create), or older */
             nv = (gen << 32) | ((uint32_t)d * SHOAL__GC_ONE);
         else
             return;
     } while (!atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
                                                     memory_order_relaxed));
+}
+static inline void shoal__gcount_add(_Atomic uint64_t *e, uint64_t gen, int32_t d)
+{
+    shoal__gcount_upd(e, gen, d, false);
 }
 
 /* The positive count an entry keeps for (idx, gen), 0 for another generation. */
@@ -470,6 +490,13 @@ static inline struct shoal__wins *shoal__wins_of(_Atomic uint64_t *ledger, uint6
 static inline void shoal__holds_add(uint64_t idx, uint64_t gen, int32_t d)
 {
     shoal__gcount_add(&shoal__holds[idx], gen, d);
+}
+/* A new object (idx, gen) with refs references, made by this process: the one update that
+ * replaces a cached slot's mark (the slot left our cache for it), as it replaces an entry
+ * for an older generation or one never used. Before the slot's word (core/object.c). */
+static inline void shoal__holds_create(uint64_t idx, uint64_t gen, int32_t refs)
+{
+    shoal__gcount_upd(&shoal__holds[idx], gen, refs, true);
 }
 
 #endif

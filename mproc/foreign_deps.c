@@ -24,10 +24,10 @@ static void set_count(void)
 {
     atomic_store_explicit(&count, n, memory_order_relaxed);
     if (list_rt)
-        /* seq_cst: a registration's count is visible before its WAITERS bit, which the
-         * completer saw before reading the count (its acquire fence, notify below). */
+        /* relaxed: a registration orders it before its look at the object's word with the
+         * seq_cst fence in shoal__dep_add_foreign (partner: the fence in notify below). */
         atomic_store_explicit(&shoal__mp_of(list_rt)->procs[list_rt->proc].fdeps, (uint32_t)n,
-                              memory_order_seq_cst);
+                              memory_order_relaxed);
 }
 
 /* Remove d from the list; true if it was there (nobody fired it yet). Lock held. */
@@ -59,6 +59,18 @@ int shoal__dep_add_foreign(shoal_ref ref, shoal__slot *s, shoal__dep *d)
     list_rt = shoal__rt;
     set_count();
     pthread_mutex_unlock(&mu);
+    /* A store-buffer (Dekker) pair with the completer: we store our count (fdeps) and then
+     * read the word; it writes the word (completing it) and then reads the counts
+     * (shoal__notify_foreign). At least one side must see the other's store: we the
+     * completion (and proceed or fire ourselves), or it our count (and wakes our drain
+     * thread, whose scan fires us). The word alone does not order that when the WAITERS
+     * bit is already set (another registrant, a local waiter): then we only load the
+     * word, and nothing synchronises our count with the completer. seq_cst fence, partner:
+     * the seq_cst fence in shoal__notify_foreign. Of the two fences one comes first in
+     * the single total order: if ours, its load of fdeps sees our count; if its, our load
+     * of the word below sees the completion. (On x86 the locked instructions on both sides
+     * happened to give this; C11 does not promise it without the fences.) */
+    atomic_thread_fence(memory_order_seq_cst);
     /* Ask the sealer to tell us. acq_rel: as a waiter's arming in wait.c; a completion that
      * comes after sees the bit and notifies, one that came before is seen here. */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
@@ -117,9 +129,11 @@ void shoal__foreign_deps_scan(shoal__rt_t *rt)
 
 void shoal__notify_foreign(shoal__rt_t *rt)
 {
-    /* acquire: the completing CAS read the WAITERS bit a registrant set (release) after
-     * counting itself in fdeps; this fence makes that count visible to the loads below. */
-    atomic_thread_fence(memory_order_acquire);
+    /* seq_cst fence, partner: the seq_cst fence in shoal__dep_add_foreign (the store-buffer
+     * pair explained there): between the completing RMW of the word, which the caller made,
+     * and our loads of the counts. It is also an acquire fence: a registrant whose WAITERS
+     * CAS (release) the completing RMW read counted itself before it. */
+    atomic_thread_fence(memory_order_seq_cst);
     struct shoal__mp *x = shoal__mp_of(rt);
     for (unsigned p = 0; p < SHOAL__MAX_PROCS; p++)
         if (atomic_load_explicit(&x->procs[p].fdeps, memory_order_relaxed) &&

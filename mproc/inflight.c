@@ -4,6 +4,10 @@
  * the moves and their crash windows are in layout/mpseg.h ("refs in flight").
  */
 
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
 #include "../core/thread.h"
 #include "../os/futex.h"
 #include "mproc.h"
@@ -19,6 +23,9 @@ static inline struct shoal__inflight *table(void) { return shoal__geo.xfer; }
  * record; when it answers true the call returns 0 at once, leaving the window open as a
  * thread stopped there would (tests/test_mp_death.c, test_mp_crash.c). */
 bool (*shoal__xfer_window_hook)(void);
+/* Tests only: called in an accept that read its record INFLIGHT, before it opens its
+ * window: a test holds it there while the record expires (tests/test_mp_death.c). */
+void (*shoal__xfer_accept_hook)(void);
 
 /* The first record a ref probes: its bits mixed (Fibonacci hashing), so that neighbouring
  * slots spread over the table while every transfer of one object starts at one place. */
@@ -51,6 +58,41 @@ static inline uint64_t st_make(uint64_t seq, uint64_t who, unsigned phase)
 
 /* ---- windows (layout/mpseg.h, "Windows"): a move between our ledger and a record ---------- */
 
+/* Which thread holds each of our windows (pthread_self, as an integer; 0 = none), so that
+ * a move that finds its object's entry naming a window its own thread holds knows it
+ * interrupted that thread inside a move of that object (a signal handler's transfer or
+ * accept): waiting there would never end, as the window's holder runs only once the
+ * handler returns. Invariant: win_holder[k] says this thread exactly while it holds window
+ * k - stored after the CAS that takes k and before any entry names it, cleared before k is
+ * given back (win_close) - and only the holder stores its own identity, so a thread that
+ * reads itself there holds k (another's stale value never equals it). relaxed: each thread
+ * compares only with its own identity, which only its own stores put there, and a thread
+ * reads its own stores in order; the signal fences keep the compiler from moving these
+ * stores across the entry's and the used word's RMWs, as a handler on this thread would
+ * see them. Process memory, not thread-local: the library's static TLS block is full. */
+static _Atomic uintptr_t win_holder[SHOAL__NWINS];
+
+static inline uintptr_t me_thread(void) { return (uintptr_t)pthread_self(); }
+
+/* Bounded spinning for a turn: a few pause loops (the holder's move takes a few
+ * instructions), then sched_yield, then short sleeps - a waiter at a higher real-time
+ * priority than the holder, on the holder's CPU, would otherwise spin for ever (a yield only
+ * lets threads of its own priority run; a sleep lets any). Slow path only. */
+#define TURN_SPINS  64u
+#define TURN_YIELDS 64u
+static void wait_turn(unsigned *n)
+{
+    unsigned k = (*n)++;
+    if (k < TURN_SPINS) {
+        shoal__cpu_relax();
+    } else if (k < TURN_SPINS + TURN_YIELDS) {
+        sched_yield();
+    } else {
+        struct timespec ts = { 0, 20000 };   /* 20 us */
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Take a window of ours and name in it record rec at sequence seq, moved as kind. Waits
  * only while all 63 are taken (63 threads of this process inside a move at once). relaxed:
  * written and read by threads of this process in their own program order, and by the
@@ -58,16 +100,20 @@ static inline uint64_t st_make(uint64_t seq, uint64_t who, unsigned phase)
 static unsigned win_open(struct shoal__wins *ws, uint32_t rec, uint64_t seq, unsigned kind)
 {
     uint64_t u = atomic_load_explicit(&ws->used, memory_order_relaxed);
+    unsigned n = 0;
     for (;;) {
         uint64_t avail = ~u & ~UINT64_C(1);
         if (!avail) {
-            shoal__cpu_relax();
+            wait_turn(&n);
             u = atomic_load_explicit(&ws->used, memory_order_relaxed);
             continue;
         }
         unsigned k = (unsigned)__builtin_ctzll(avail);
         if (atomic_compare_exchange_weak_explicit(&ws->used, &u, u | UINT64_C(1) << k,
                                                   memory_order_relaxed, memory_order_relaxed)) {
+            atomic_signal_fence(memory_order_seq_cst);
+            atomic_store_explicit(&win_holder[k], me_thread(), memory_order_relaxed);
+            atomic_signal_fence(memory_order_seq_cst);
             atomic_store_explicit(&ws->win[k], (seq << 32) | ((uint64_t)rec << 16) | kind,
                                   memory_order_relaxed);
             return k;
@@ -77,34 +123,62 @@ static unsigned win_open(struct shoal__wins *ws, uint32_t rec, uint64_t seq, uns
 
 static void win_close(struct shoal__wins *ws, unsigned k)
 {
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&win_holder[k], 0, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
     atomic_fetch_and_explicit(&ws->used, ~(UINT64_C(1) << k), memory_order_relaxed);
 }
 
+/* entry_enter's answers. */
+enum { ENTER_NONE = 0, ENTER_OK = 1, ENTER_SELF = -1 };
+
 /* Name window k in our ledger entry e for generation gen, adding d to its count, in one
- * CAS; waits while another thread of ours has a window named there (its move takes a few
- * instructions). false: the entry is for a newer generation (a stale ref; the move fails
- * later, and nothing is counted, as shoal__gcount_add would drop it). relaxed: as above. */
-static bool entry_enter(_Atomic uint64_t *e, uint64_t gen, unsigned k, int32_t d)
+ * CAS; waits (wait_turn) while another thread of ours has a window named there (its move
+ * takes a few instructions). ENTER_NONE: the entry is for a newer generation (a stale ref;
+ * the move fails later, and nothing is counted, as shoal__gcount_add would drop it), or it
+ * marks the slot as in one of our caches: no object lives there, so the move of generation
+ * gen fails too (an accept racing its record's expiry, the slot freed into our cache
+ * meanwhile), and the mark stays (layout/mpseg.h, shoal__holds_cached: overwritten, the
+ * slot would be lost for the store's life when we die). ENTER_SELF: the window named there
+ * is this very thread's (a signal handler moving the object its thread is moving): nothing
+ * done. relaxed: as above. */
+static int entry_enter(_Atomic uint64_t *e, uint64_t gen, unsigned k, int32_t d)
 {
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed), nv;
+    unsigned n = 0;
     for (;;) {
         uint64_t g = v >> 32;
-        if (g == gen && shoal__gcount_win(v)) {
-            shoal__cpu_relax();
+        unsigned held = shoal__gcount_win(v);
+        if (g == gen && held) {
+            if (unlikely(atomic_load_explicit(&win_holder[held], memory_order_relaxed) ==
+                         me_thread()))
+                return ENTER_SELF;
+            wait_turn(&n);
             v = atomic_load_explicit(e, memory_order_relaxed);
             continue;
         }
         if (g == gen)
             nv = (v & ~(uint64_t)UINT32_MAX) |
                  (uint32_t)((uint32_t)v + (uint32_t)d * SHOAL__GC_ONE + k);
-        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, cached, or older */
+        else if (shoal__holds_cached(v))
+            return ENTER_NONE;
+        else if (g == 0 || shoal__gen_after(gen, g))   /* unused, or older */
             nv = (gen << 32) | ((uint32_t)d * SHOAL__GC_ONE + k);
         else
-            return false;
+            return ENTER_NONE;
         if (atomic_compare_exchange_weak_explicit(e, &v, nv, memory_order_relaxed,
                                                   memory_order_relaxed))
-            return true;
+            return ENTER_OK;
     }
+}
+
+/* The message of a move that would wait for its own thread (ENTER_SELF). */
+SHOAL__COLD static int self_move(const char *call, uint64_t id)
+{
+    return shoal__err(SHOAL_EDEADLK, "%s: this thread is already inside a shoal_transfer or "
+                      "shoal_accept of object 0x%016llx (called from a signal handler that "
+                      "interrupted it?): the move would wait for itself; make it after the "
+                      "interrupted call returns", call, (unsigned long long)id);
 }
 
 /* Settle the entry for generation gen: add d to its count and clear its window, in one
@@ -223,7 +297,17 @@ static int transfer(shoal_ref ref, int64_t ttl_ns)
             ws = shoal__wins_of(shoal__holds, rt->nslots);
             e = &shoal__holds[shoal__id_idx(ref.id)];
             k = win_open(ws, (h + i) & (SHOAL__XFER_RECS - 1), XR_SEQ(rst), SHOAL__WIN_SEND);
-            if (!entry_enter(e, shoal__id_gen(ref.id), k, 0))
+            int in = entry_enter(e, shoal__id_gen(ref.id), k, 0);
+            if (unlikely(in == ENTER_SELF)) {
+                /* Nothing moved: the reservation goes back (FREE, naming nobody: a sender
+                 * reserves it from there; relaxed, it publishes nothing), then the window,
+                 * which no entry names. The caller keeps its reference. */
+                atomic_store_explicit(&r->st, st_make(XR_SEQ(rst), 0, SHOAL__XR_FREE),
+                                      memory_order_relaxed);
+                win_close(ws, k);
+                return self_move("shoal_transfer", ref.id);
+            }
+            if (in != ENTER_OK)
                 e = NULL;
         }
         /* release: publishes id and deadline to the acquire loads of st in accept and
@@ -274,6 +358,8 @@ static int accept_ref(shoal_ref ref)
             expired = true;
             continue;
         }
+        if (unlikely(shoal__xfer_accept_hook != NULL))
+            shoal__xfer_accept_hook();
         /* Published or attached: inside a window naming this record and sequence, our
          * ledger counting the reference first; the record then goes TAKEN, naming us, and
          * FREE once our ledger is settled. If we die anywhere in the move the owner knows
@@ -288,7 +374,12 @@ static int accept_ref(shoal_ref ref)
             e = &shoal__holds[idx];
             k = win_open(ws, ri, XR_SEQ(st), SHOAL__WIN_ACCEPT);
             who = taken_who(rt->proc, shoal__chunk_me >> 8, k);
-            if (!entry_enter(e, gen, k, 1))
+            int in = entry_enter(e, gen, k, 1);
+            if (unlikely(in == ENTER_SELF)) {   /* nothing moved; no entry names k */
+                win_close(ws, k);
+                return self_move("shoal_accept", id);
+            }
+            if (in != ENTER_OK)
                 e = NULL;
         }
         /* acquire: the reference is ours now; pairs with the sender's release above (the

@@ -131,5 +131,6 @@ SHOAL__HIDDEN int shoal__xfer_window_adjust(const struct shoal__wins *ws, unsign
                                             unsigned proc, uint32_t inc);
 /* Tests only (mproc/inflight.c): see there. */
 extern SHOAL__HIDDEN bool (*shoal__xfer_window_hook)(void);
+extern SHOAL__HIDDEN void (*shoal__xfer_accept_hook)(void);
 
 #endif

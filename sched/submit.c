@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sched_int.h"
+#include "timeline.h"
 
 #define MAX_ARGS  65535u
 #define NAME_COPY 63u              /* longest task name kept for messages */
@@ -117,6 +118,7 @@ void shoal__sched_forget(void)
     atomic_store_explicit(&foreign_fires, 0, memory_order_relaxed);
     shoal__pool_forget();
     shoal__actors_forget();
+    shoal__tl_fork_child();
 }
 
 void shoal__sched_quiesce(void)

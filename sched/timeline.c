@@ -468,6 +468,22 @@ void shoal__tl_stop(void)
     pthread_mutex_unlock(&lock);
 }
 
+void shoal__tl_lock(void) { pthread_mutex_lock(&lock); }
+void shoal__tl_unlock(void) { pthread_mutex_unlock(&lock); }
+
+void shoal__tl_fork_child(void)
+{
+    /* Only this thread is left: a holder of the lock at fork() never unlocks it here. */
+    pthread_mutex_init(&lock, NULL);
+    /* On: no thread was inside free_rings (tl_stop turns the timeline off under the lock
+     * before it frees), so the pointers are whole and the copies ours to unmap. Off: they
+     * may be half freed; they are never read again (tl_start sets them anew). */
+    if (shoal__tl_on) {
+        shoal__tl_on = false;
+        free_rings();
+    }
+}
+
 /* exit() or a return from main without shoal_shutdown: write what the rings hold. The
  * workers may still run (they are never joined), so the rings stay mapped; events they add
  * while the file is written are not in it. */

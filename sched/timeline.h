@@ -59,6 +59,15 @@ SHOAL__HIDDEN void shoal__tl_start(unsigned workers);
  * file (logged on failure) and frees the rings. No-op when the timeline is off. */
 SHOAL__HIDDEN void shoal__tl_stop(void);
 
+/* In a fork() child (shoal__sched_forget): the lock is made anew (another thread may have
+ * held it at fork(): writing a file, recording into the shared ring) and the timeline is
+ * off, its rings (the child's copies) unmapped, until the child's own shoal_init starts
+ * one; the child's exit writes nothing (the trace is its parent's). */
+SHOAL__HIDDEN void shoal__tl_fork_child(void);
+/* The lock, held across a fork() by tests (tests/test_fork.c), as shoal__procs_lock. */
+SHOAL__HIDDEN void shoal__tl_lock(void);
+SHOAL__HIDDEN void shoal__tl_unlock(void);
+
 /* Cold halves of the inline calls below. */
 SHOAL__HIDDEN void shoal__tl_task(unsigned worker, const char *name, shoal_fn fn,
                                   uint64_t start_ns, const struct shoal__tl_task_info *ti);

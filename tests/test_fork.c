@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../mproc/mproc.h"
+#include "../sched/timeline.h"
 #include "lib/check.h"
 #include "lib/tasks.h"
 
@@ -308,6 +309,16 @@ static int child_locks(const char *nm)
     return shoal_shutdown() != 0 ? 54 : 0;
 }
 
+/* Reap pid within 30 s: it must exit 0 (else say how it ended, as `what`). */
+static void expect_child_ok(pid_t pid, const char *what)
+{
+    int rc = reap(pid, 30);
+    if (rc != 0)
+        fprintf(stderr, "%s: %s %d\n", what, rc < 0 ? "hung" : rc > 128 ? "signal" : "check",
+                rc > 128 ? rc - 128 : rc);
+    CU_ASSERT_EQUAL(rc, 0);
+}
+
 static void test_fork_with_locks_held(void)
 {
     if (!CHILD_MAY_INIT)
@@ -325,12 +336,67 @@ static void test_fork_with_locks_held(void)
         _exit(child_locks(nm2));
     shoal__procs_unlock();
     CU_ASSERT_FATAL(pid > 0);
-    int rc = reap(pid, 30);
-    if (rc != 0)
-        fprintf(stderr, "child with a store of its own: %s %d\n",
-                rc < 0 ? "hung" : rc > 128 ? "signal" : "check", rc > 128 ? rc - 128 : rc);
-    CU_ASSERT_EQUAL(rc, 0);
+    expect_child_ok(pid, "child with a store of its own");
     ASSERT_OK(shoal_shutdown());
+}
+
+/* A process recording a timeline (SHOAL_TIMELINE) forks while another thread holds the
+ * timeline's lock (writing the trace, recording a cancelled task; the test holds it itself
+ * at fork() to make that moment certain). The child's exit takes that lock (the atexit
+ * writer), and so does its own shoal_init when it records a timeline too: before, the lock
+ * stayed held in the child and both waited for ever. */
+#if defined(__SANITIZE_ADDRESS__)
+/* LeakSanitizer at the child's exit() would report the parent's abandoned runtime (the
+ * child's copies, never freed by design): off in that child only. */
+static volatile int lsan_off;
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void) { return lsan_off; }
+#define CHILD_NO_LEAK_CHECK() (lsan_off = 1)
+#else
+#define CHILD_NO_LEAK_CHECK() ((void)0)
+#endif
+
+static int child_timeline(const char *file)
+{
+    shoal_test_child_limits(60);
+    CHILD_NO_LEAK_CHECK();
+    if (CHILD_MAY_INIT) {
+        start_workers(2, 0);
+        shoal_ref r;
+        if (shoal_submit(t_nop, NULL, 0, NULL, &r) != 0)
+            return 70;
+        const void *d;
+        size_t n;
+        if (shoal_get_timeout(r, 30ll * 1000000000, &d, &n) != 0 || shoal_release(r) != 0)
+            return 71;
+        if (shoal_timeline_write(file) != 0)
+            return 72;
+        if (shoal_shutdown() != 0)
+            return 73;
+        if (access(file, F_OK) != 0)
+            return 74;
+    }
+    exit(0);   /* not _exit: the atexit writer runs (and writes nothing: not its trace) */
+}
+
+static void test_fork_with_timeline_lock_held(void)
+{
+    char dir[] = "/tmp/shoal-fork-tl-XXXXXX", path[96], file[96];
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/trace-%%p.json", dir);
+    snprintf(file, sizeof file, "%s/child.json", dir);
+    setenv("SHOAL_TIMELINE", path, 1);
+    start_workers(2, 0);
+    shoal__tl_lock();
+    pid_t pid = fork();
+    if (pid == 0)
+        child_timeline(file);
+    shoal__tl_unlock();
+    CU_ASSERT_FATAL(pid > 0);
+    expect_child_ok(pid, "child of a process recording a timeline");
+    ASSERT_OK(shoal_shutdown());
+    unsetenv("SHOAL_TIMELINE");
+    CU_ASSERT_EQUAL(test_remove_dir(dir), 0);
 }
 
 int main(void)
@@ -343,6 +409,8 @@ int main(void)
           test_fork_with_foreign_dependent },
         { "fork while the owner's service locks are held: the child's own store works",
           test_fork_with_locks_held },
+        { "fork while the timeline's lock is held: the child exits, records its own",
+          test_fork_with_timeline_lock_held },
         { NULL, NULL },
     };
     return shoal_test_run("fork", cases);

@@ -567,7 +567,7 @@ static void test_strerror(void)
             fprintf(stderr, "shoal_strerror(%d) = '%s', want '%s'\n", all[k].code, s, want);
         CU_ASSERT_STRING_EQUAL(s, want);
     }
-    int unknown[] = { 1, 5, -14, -99, 1000, INT_MIN, INT_MAX };
+    int unknown[] = { 1, 5, -15, -99, 1000, INT_MIN, INT_MAX };
     for (size_t k = 0; k < sizeof unknown / sizeof unknown[0]; k++) {
         const char *s = shoal_strerror(unknown[k]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);

@@ -251,8 +251,13 @@ enum { DE_XFER_STUCK = MP_USER,   /* a=ref: shoal_transfer stopped inside its wi
        DE_ACCEPT_RACED,           /* a=ref: two threads accepting the same record, stopped
                                      (test_two_threads_accept_one_record) -> rc */
        DE_MAP,                    /* s=path: map the words shared with the parent -> rc */
-       DE_XFER_SLOT_REUSED };     /* a=ref: shoal_transfer whose window waits for the parent
+       DE_XFER_SLOT_REUSED,       /* a=ref: shoal_transfer whose window waits for the parent
                                      (test_slot_reused_inside_send_window) -> rc */
+       DE_ACCEPT_EXPIRING,        /* put, transfer and accept an object of its own, the accept
+                                     held until the record expired and the slot is in this
+                                     process's cache -> rc, a=ref, b=its ledger entry */
+       DE_SELF_MOVE };            /* signal handlers moving the object their thread is moving
+                                     (test_move_from_own_signal_handler) -> rc */
 
 static bool stop_here(void)
 {
@@ -323,8 +328,135 @@ static bool wait_for_reuse(void)
     return false;
 }
 
+/* DE_ACCEPT_EXPIRING's accept, held after it read its record INFLIGHT: wait (bounded) until
+ * the record expired and the owner dropped the reference (the slot FREE; the client's
+ * drain thread frees it and flushes it to the shared stack), then take slots into this
+ * thread's cache (puts, until one of them is that slot, given back, or it is tagged): the
+ * slot is in our cache, its ledger entry SHOAL__HOLDS_CACHED (core/thread.h). The puts are
+ * kept (released with the client's death): giving them back would flush the oldest cached
+ * slots, that one among them, to the shared stack. Once. */
+static uint32_t expiring_idx;
+static bool expiring_cached;
+static void wait_cached(void)
+{
+    shoal__xfer_accept_hook = NULL;
+    _Atomic uint64_t *w = &shoal__rt->slots[expiring_idx].word;
+    uint32_t tag = (uint32_t)(SHOAL__W_CACHED | shoal__rt->proc);
+    /* In the shared stack: FREE, neither marked FREEING by the owner's drop nor claimed (1)
+     * nor in our drain thread's cache (tagged) as its drain of our remote frees puts it. */
+    for (int k = 0; k < 20000; k++) {
+        uint64_t v = atomic_load(w);
+        if (shoal__w_state(v) == SHOAL__FREE && !(v & SHOAL__W_MARK_MASK) &&
+            (uint32_t)v != 1 && (uint32_t)v != tag)
+            break;
+        usleep(1000);
+    }
+    enum { PUTS = 4096 };
+    static shoal_ref t[PUTS];
+    int n = 0;
+    while (n < PUTS && (uint32_t)atomic_load(w) != tag && shoal_put("c", 1, &t[n]) == 0)
+        if (shoal__id_idx(t[n++].id) == expiring_idx)
+            break;
+    if (n && shoal__id_idx(t[n - 1].id) == expiring_idx)
+        shoal_release(t[--n]);   /* back into our cache */
+    uint64_t v = atomic_load(w);
+    expiring_cached = shoal__w_state(v) == SHOAL__FREE && (uint32_t)v == tag;
+}
+
+static void accept_expiring(struct mp_rep *r)
+{
+    char b[64] = "expiring";
+    shoal_ref x;
+    if ((r->rc = shoal_put(b, sizeof b, &x)) != 0 ||
+        (r->rc = shoal_transfer(x, 200ll * 1000000)) != 0)
+        return;
+    uint32_t idx = (uint32_t)shoal__id_idx(x.id);
+    expiring_idx = idx;
+    expiring_cached = false;
+    shoal__xfer_accept_hook = wait_cached;
+    r->rc = shoal_accept(x);
+    shoal__xfer_accept_hook = NULL;
+    r->a = mp_ref_bits(x);
+    r->b = atomic_load(&shoal__holds[idx]);
+    if (!expiring_cached) {
+        fprintf(stderr, "accept_expiring: the slot never reached this process's cache "
+                "(accept rc %lld, slot word %016llx)\n", (long long)r->rc,
+                (unsigned long long)atomic_load(&shoal__rt->slots[idx].word));
+        r->rc = -1000;
+    }
+}
+
+/* DE_SELF_MOVE: a handler of SIGUSR1, raised inside this thread's window (the hook), makes
+ * the move named in self_move_code on self_x: 1 = accept, 2 = transfer. */
+static shoal_ref self_x;
+static volatile sig_atomic_t self_move_code;
+static volatile int self_rc;
+static void self_handler(int sig)
+{
+    (void)sig;
+    self_rc = self_move_code == 1 ? shoal_accept(self_x)
+                                  : shoal_transfer(self_x, 60ll * 1000000000);
+}
+
+static bool raise_inside(void)
+{
+    shoal__xfer_window_hook = NULL;   /* once */
+    raise(SIGUSR1);
+    return false;                     /* and the interrupted move goes on */
+}
+
+static int self_move(struct mp_rep *r)
+{
+    char b[64] = "self";
+    (void)r;
+    if (shoal_put(b, sizeof b, &self_x) != 0 || shoal_retain(self_x) != 0)
+        return -3;
+    /* The thread's message buffer is made at its first failure: made here, the handlers'
+     * failures below only write into it (no allocation inside a signal handler). */
+    (void)shoal_release(SHOAL_REF_NULL);
+    struct sigaction sa = { .sa_handler = self_handler };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL) != 0)
+        return -4;
+    /* A handler that spins for ever kills this child (the parent's call answers -999). */
+    alarm(20);
+    /* The handler accepts while the transfer's window names our entry, then transfers
+     * while the accept's does: each answers SHOAL_EDEADLK and does nothing. */
+    self_move_code = 1;
+    self_rc = 1;
+    shoal__xfer_window_hook = raise_inside;
+    int t = shoal_transfer(self_x, 60ll * 1000000000);
+    int h1 = self_rc;
+    self_move_code = 2;
+    self_rc = 1;
+    shoal__xfer_window_hook = raise_inside;
+    int a = shoal_accept(self_x);
+    int h2 = self_rc;
+    shoal__xfer_window_hook = NULL;
+    alarm(600);
+    uint64_t idx = shoal__id_idx(self_x.id);
+    uint64_t v = atomic_load(&shoal__holds[idx]);
+    uint64_t used = atomic_load(&shoal__wins_of(shoal__holds, shoal__rt->nslots)->used);
+    if (t != 0 || a != 0 || h1 != SHOAL_EDEADLK || h2 != SHOAL_EDEADLK ||
+        shoal__gcount_of(v, shoal__id_gen(self_x.id)) != 2 || shoal__gcount_win(v) || used) {
+        fprintf(stderr, "self_move: transfer %d (its handler's accept %d), accept %d (its "
+                "handler's transfer %d), ledger %016llx, windows used %llx\n", t, h1, a, h2,
+                (unsigned long long)v, (unsigned long long)used);
+        return -1;
+    }
+    return shoal_release(self_x) != 0 || shoal_release(self_x) != 0 ? -2 : 0;
+}
+
 static void death_child(const struct mp_cmd *m, struct mp_rep *r)
 {
+    if (m->code == DE_ACCEPT_EXPIRING) {
+        accept_expiring(r);
+        return;
+    }
+    if (m->code == DE_SELF_MOVE) {
+        r->rc = self_move(r);
+        return;
+    }
     if (m->code == DE_ACCEPT_RACED) {
         r->rc = accept_raced(mp_bits_ref(m->a), r);
         return;
@@ -556,6 +688,19 @@ static void test_slot_reused_inside_send_window(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* Kill client c, whose cache holds x's slot (its word's low half `low`, the cache tag):
+ * once the owner processed the death, the slot is back (recover_one), not lost. */
+static void kill_expect_taken_back(struct mp_child *c, shoal_ref x, uint32_t low)
+{
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);   /* the owner took it back */
+    if ((uint32_t)word_of(x) == low)
+        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
+                (unsigned)shoal__id_idx(x.id));
+}
+
 /* As slot_reused_inside_send_window, but the client frees the object itself inside the
  * send's window: another thread of it drops the last reference (the receiver having
  * released the one it accepted), the slot goes into that thread's cache and the ledger
@@ -595,16 +740,79 @@ static void test_slot_cached_inside_send_window(void)
     if (!(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED))
         fprintf(stderr, "slot word %016llx: not in the child's cache\n", (unsigned long long)wx);
     CU_ASSERT_FATAL(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    kill_expect_taken_back(&c, x, low);
+    munmap((void *)w, 32);
+    unlink(path);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
+/* A client's accept reads its record INFLIGHT; before it opens its window the record
+ * expires, the owner drops the reference, and the object (the client's own) is freed into
+ * the client's slot cache, its ledger entry saying SHOAL__HOLDS_CACHED. The accept's
+ * entry_enter took that entry for "unused" and reset it to the object's generation, and its
+ * failed CAS left it so: when the client died the owner no longer knew the slot was cached,
+ * and it was lost for the store's life. The mark must survive the failed accept. */
+static void test_accept_racing_expiry_into_cache(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, DE_ACCEPT_EXPIRING, 0, 0, 0, 0);
+    if (m.rc != SHOAL_ETIMEDOUT)
+        fprintf(stderr, "accept_expiring: %lld %s\n", (long long)m.rc, m.msg);
+    CU_ASSERT_EQUAL_FATAL(m.rc, SHOAL_ETIMEDOUT);
+    shoal_ref x = mp_bits_ref(m.a);
+    uint64_t wx = word_of(x);
+    uint32_t low = (uint32_t)wx;
+    CU_ASSERT_FATAL(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    if (m.b != SHOAL__HOLDS_CACHED)
+        fprintf(stderr, "the client's ledger entry for its cached slot says %016llx\n",
+                (unsigned long long)m.b);
+    CU_ASSERT_EQUAL(m.b, SHOAL__HOLDS_CACHED);
+    kill_expect_taken_back(&c, x, low);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
+/* The same mark, and a stale release (a double release, which answers SHOAL_ESTALE): the
+ * release counts its - 1 in the ledger before it looks at the slot (core/object.c, unref),
+ * and when the slot is in the client's cache that reset the entry to the freed generation
+ * (then + 1 back to a count of 0): again the owner lost the slot when the client died. */
+static void test_stale_release_keeps_cache_mark(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    struct mp_child c = mp_attached();
+    struct mp_rep p = mp_call(&c, MP_PUT, 64, 7, 1, 0);
+    CU_ASSERT_EQUAL_FATAL(p.rc, 0);
+    shoal_ref x = mp_bits_ref(p.a);
+    CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_RELEASE, mp_ref_bits(x), 0, 0, 0).rc, 0);
+    uint32_t low = (uint32_t)word_of(x);
+    CU_ASSERT_FATAL(shoal__w_state(word_of(x)) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    CU_ASSERT_EQUAL(mp_call(&c, MP_RELEASE, mp_ref_bits(x), 0, 0, 0).rc, SHOAL_ESTALE);
+    kill_expect_taken_back(&c, x, low);
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
+/* A signal handler that accepts (transfers) the object its thread is inside a transfer
+ * (accept) of finds its ledger entry naming its own thread's window, which is closed only
+ * once the handler returns: it waited for it for ever. It must answer SHOAL_EDEADLK and
+ * leave everything as it was (the child checks its ledger and windows). */
+static void test_move_from_own_signal_handler(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, DE_SELF_MOVE, 0, 0, 0, 0);
+    if (m.rc != 0)
+        fprintf(stderr, "self_move: %lld %s\n", (long long)m.rc,
+                m.rc == -999 ? "(the child died: spinning until its alarm?)" : m.msg);
+    CU_ASSERT_EQUAL(m.rc, 0);
     uint64_t seen = mp_deaths();
     CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
     CU_ASSERT_FATAL(mp_death_processed(seen));
-    /* The owner took the dead client's cached slot back. */
-    CU_ASSERT_NOT_EQUAL((uint32_t)word_of(x), low);
-    if ((uint32_t)word_of(x) == low)
-        fprintf(stderr, "slot %u is still in the dead client's cache: lost\n",
-                (unsigned)shoal__id_idx(x.id));
-    munmap((void *)w, 32);
-    unlink(path);
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
     CHECK_OK(shoal_shutdown());
 }
@@ -696,6 +904,9 @@ static const shoal_test_case cases[] = {
     { "two_threads_accept_one_record", test_two_threads_accept_one_record },
     { "slot_reused_inside_send_window", test_slot_reused_inside_send_window },
     { "slot_cached_inside_send_window", test_slot_cached_inside_send_window },
+    { "accept_racing_expiry_into_cache", test_accept_racing_expiry_into_cache },
+    { "stale_release_keeps_cache_mark", test_stale_release_keeps_cache_mark },
+    { "move_from_own_signal_handler", test_move_from_own_signal_handler },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },
