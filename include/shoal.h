@@ -460,10 +460,11 @@ SHOAL_API int  shoal_object_refs(shoal_ref ref, shoal_ref out[], size_t cap, siz
 SHOAL_API int  shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out);
 /* Write the object's bytes to path (created or truncated, mode 0644) once the object is
  * ready; *done (an empty object, the caller's reference) becomes ready when the bytes are
- * written and fsync'd, or fails with SHOAL_EIO naming the path and errno (also when the
- * object itself failed). The write holds its own reference: ref may be released at once.
- * Counts as a read of the object (see shoal_advise_cold). FIFOs, sockets and terminals are
- * refused (SHOAL_EIO on *done), as for shoal_put_file. *done fails with SHOAL_EIO, with
+ * written and fsync'd (on a device with nothing to sync, such as /dev/null, once written),
+ * or fails with SHOAL_EIO naming the path and errno (also when the object itself failed).
+ * The write holds its own reference: ref may be released at once. Counts as a read of the
+ * object (see shoal_advise_cold). FIFOs, sockets and terminals are refused (SHOAL_EIO on
+ * *done), as for shoal_put_file. *done fails with SHOAL_EIO, with
  * SHOAL_ENOMEM when the object is spilled and finds no room to come back (it stays spilled:
  * retry), with the object's own code (SHOAL_ETASK, SHOAL_ECANCELED) when the object failed,
  * or with SHOAL_ECANCELED when the runtime stops before the object completes. Errors at

@@ -409,6 +409,7 @@ struct export {
     int node;
     int fd;
     bool pinned;
+    bool special;                 /* not a regular file (a device): fsync may not apply */
     const char *data;
     uint64_t len, body;           /* body: the part written with O_DIRECT */
     shoal__iop op;
@@ -491,6 +492,10 @@ static void export_fail_errno(struct export *e, const char *what, int res)
 static void export_synced(shoal__iop *op, int res)
 {
     struct export *e = op->owner;
+    /* EINVAL / EROFS: the fd is a special file that has no synchronization (/dev/null and
+     * other character devices, fsync(2)): its writes are all there is, and they succeeded. */
+    if ((res == -EINVAL || res == -EROFS) && e->special)
+        res = 0;
     if (res < 0)
         export_fail_errno(e, "fsync of", res);
     else
@@ -551,7 +556,9 @@ static void export_opened(shoal__iop *op, int res)
     }
     e->fd = res;
     struct stat st;
-    const char *unfit = fstat(e->fd, &st) == 0 ? unfit_kind(e->fd, st.st_mode) : NULL;
+    bool known = fstat(e->fd, &st) == 0;
+    const char *unfit = known ? unfit_kind(e->fd, st.st_mode) : NULL;
+    e->special = known && !S_ISREG(st.st_mode);
     if (unfit) {
         export_end(e, SHOAL_EIO, "shoal_write_file: '%s' is %s: shoal_write_file writes "
                    "regular files and devices, whose writes never wait on another process",
