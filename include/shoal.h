@@ -447,10 +447,10 @@ SHOAL_API int  shoal_object_refs(shoal_ref ref, shoal_ref out[], size_t cap, siz
 /* Read [offset, offset+len) of path into a new object (len 0 = to the end of the file).
  * Returns at once with the caller's reference; the object becomes ready when the read
  * completes (a task may take it as a REF argument before). Files whose size says nothing
- * (/proc and /sys files report 0 or one page) are read to their end when len is 0. A FIFO,
- * socket or terminal is refused (its read would wait on another party for as long as it
- * likes, and the file is opened O_NONBLOCK, so no open ever waits either): one stuck file
- * never holds up the others. The read fails the object with SHOAL_EIO and a message naming
+ * (/proc and /sys files report 0 or one page) are read to their end when len is 0, and the
+ * range asked when it is not. A FIFO, socket or terminal is refused (its read would wait on
+ * another party for as long as it likes, and the file is opened O_NONBLOCK, so no open ever
+ * waits either): one stuck file never holds up the others. The read fails the object with SHOAL_EIO and a message naming
  * the path and the cause (missing file, permission, a directory, a FIFO, a device with len
  * 0, an offset past the end, a file shorter than offset + len, an I/O error), SHOAL_EINVAL
  * (a file of unknown size larger than the store), SHOAL_ENOMEM (the store cannot hold it),
