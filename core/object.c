@@ -214,6 +214,12 @@ static int put_batch(size_t n, const void *const data[], const size_t len[], sho
         return 0;
     if (!data || !len || !out)
         return shoal__err(SHOAL_EINVAL, "shoal_put_batch: data, len and out must be non-NULL");
+    /* A count above the table (an underflowed n - 1) is refused before data[] is read and
+     * before n sizes the scratch array (n * sizeof(shoal_ref) could wrap). */
+    if (unlikely(n > shoal__rt->nslots - 1))
+        return shoal__err(SHOAL_ENOMEM, "shoal_put_batch: %zu items, more objects than the "
+                          "object table holds (%llu; config.max_objects): nothing was stored",
+                          n, (unsigned long long)(shoal__rt->nslots - 1));
     for (size_t i = 0; i < n; i++)
         if (data[i] == NULL && len[i] != 0)
             return shoal__err(SHOAL_EINVAL, "shoal_put_batch: data[%zu] is NULL but len[%zu] "
