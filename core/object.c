@@ -803,10 +803,19 @@ static int get_take_slow(shoal_ref ref, void *buf, size_t cap, size_t *len)
     const void *p;
     size_t n;
     int rc;
-    if (unlikely(!len || (!buf && cap)))
-        rc = shoal__err(SHOAL_EINVAL, "shoal_take: %s (the reference is released all the "
-                        "same)", !len ? "len is NULL" : "buf is NULL but cap is not 0");
-    else if ((rc = shoal__get_wait(ref, -1, &p, &n)) == 0) {
+    if (unlikely(!len || (!buf && cap))) {
+        /* The ref is looked up first: its message (a null, forged or freed ref holds
+         * nothing to release) must not replace the one naming the argument. */
+        bool held = shoal__slot_of(ref, &(int){ 0 }) != NULL;
+        rc = shoal__err(SHOAL_EINVAL, "shoal_take: %s (%s)",
+                        !len ? "len is NULL" : "buf is NULL but cap is not 0",
+                        held ? "the reference is released all the same"
+                             : "and the ref holds no reference: null, forged or freed");
+        if (held)
+            (void)release(ref);
+        return rc;
+    }
+    if ((rc = shoal__get_wait(ref, -1, &p, &n)) == 0) {
         take_bytes(buf, cap, p, n);   /* p stays valid until the release below */
         *len = n;
     }
