@@ -171,7 +171,8 @@ typedef struct shoal_config {     /* all-zero means defaults */
  * filled); one that fits but meets a machine short of memory fails the puts that cannot get
  * it with SHOAL_ENOMEM.
  * Errors: SHOAL_EEXIST already initialized or attached (call shoal_shutdown() first),
- * called inside a task, or config.name is published by a live process already;
+ * called inside a task or from a callback a lifecycle call of this thread runs (an actor's
+ * destroy, a ctx_done), or config.name is published by a live process already;
  * SHOAL_EINVAL bad config: a nonzero reserved field (zero-initialise the struct),
  * huge_pages not one of the three values, store_bytes below 1 MiB
  * or above 64 TiB, workers above 1024, name empty, over 64
@@ -249,7 +250,7 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * message says which); SHOAL_EPROTO the owner runs another shoal version or answered
  * nonsense; SHOAL_EBUSY 255 processes attached already, or the owner's connection table is
  * full (the message says which); SHOAL_EEXIST this process has a runtime already (or called
- * inside a task); SHOAL_ENOMEM the store cannot be mapped. Never SHOAL_EIO for a refusal. */
+ * inside a task, or from a callback a lifecycle call of this thread runs); SHOAL_ENOMEM the store cannot be mapped. Never SHOAL_EIO for a refusal. */
 SHOAL_API int  shoal_attach(const char *name);
 /* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
  * still looks), wait for running ones, join the workers, unmap and free the store. Every
@@ -263,7 +264,9 @@ SHOAL_API int  shoal_attach(const char *name);
  * shoal_get before calling it (the bytes are unmapped). Two concurrent calls: one shuts
  * down, the other waits for it and answers SHOAL_ENOTINIT.
  * Errors: SHOAL_ENOTINIT not running; SHOAL_EBUSY called inside a task (it would wait for
- * its own task: return from the task and shut down from another thread). */
+ * its own task: return from the task and shut down from another thread), or from a callback
+ * that shoal_init, shoal_attach or shoal_shutdown runs on this thread (an actor's destroy, a
+ * ctx_done: it would wait for itself). */
 SHOAL_API int  shoal_shutdown(void);
 
 /* ---------------------------------------------------------------------------------------
