@@ -132,7 +132,11 @@ static int with_run_dir(const char *dir, int attach)
     X(attach_slash, shoal_attach("x/y"), SHOAL_EINVAL, "'/'")                                  \
     X(attach_long, shoal_attach(bigname), SHOAL_EINVAL, "longer than 64")                      \
     X(attach_nobody, shoal_attach("trust1-nobody-publishes-this"), SHOAL_ENOENT, "no store")   \
-    X(attach_run_dir_missing, with_run_dir(missing_dir, 1), SHOAL_ENOENT, "SHOAL_RUN_DIR")
+    X(attach_run_dir_missing, with_run_dir(missing_dir, 1), SHOAL_ENOENT, "SHOAL_RUN_DIR")   \
+    /* the whole cause, not garbled: shoal_attach formatted its message from the one it was \
+     * overwriting ("... is published (shoal_attach: no store named ... cannot be used") */ \
+    X(attach_run_dir_cause, with_run_dir(missing_dir, 1), SHOAL_ENOENT,                        \
+      "published (the socket directory SHOAL_RUN_DIR=")
 
 static shoal_arg arg_value(const void *p, size_t len) { return SHOAL_VALUE(p, len); }
 static int submit_args(const shoal_arg *a, size_t na) { return shoal_submit(t_nop, a, na, NULL, &pending); }
