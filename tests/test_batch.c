@@ -8,11 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "lib/tasks.h"
 
 static _Atomic long runs;           /* t_sum bodies run */
@@ -310,17 +309,7 @@ static int huge_counts_child(void)
 static void test_huge_counts(void)
 {
     test_reset();
-    fflush(NULL);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0)
-        _exit(huge_counts_child());
-    int st = 0;
-    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fprintf(stderr, "child: %s %d\n", WIFEXITED(st) ? "exit" : "signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CU_ASSERT_EQUAL(test_in_child(huge_counts_child), 0);
 }
 
 /* ---- MOVE, dependencies ----------------------------------------------------------------- */

@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../sched/sched_int.h"
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "lib/tasks.h"
 
 static _Atomic long ran;
@@ -280,17 +280,7 @@ static int lifecycle_in_callbacks_child(void)
 static void test_lifecycle_in_callbacks(void)
 {
     test_reset();
-    fflush(NULL);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0)
-        _exit(lifecycle_in_callbacks_child());
-    int st = 0;
-    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fprintf(stderr, "child: %s %d\n", WIFEXITED(st) ? "exit" : "signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CU_ASSERT_EQUAL(test_in_child(lifecycle_in_callbacks_child), 0);
 }
 
 int main(void)

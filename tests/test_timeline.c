@@ -247,17 +247,25 @@ static int tl_task(shoal_task *t)
 }
 
 /* Real tasks on the scheduler's workers: one complete event each, on a worker's thread. */
-static void test_tasks_recorded(void)
+/* A runtime of the test config that records its timeline into file (in the suite's
+ * directory, named `name`). */
+static shoal_config start_traced(char *file, size_t n, const char *name)
 {
     test_reset();
-    enum { N = 40 };
-    char file[256];
-    path_in_dir(file, sizeof file, "tasks.json");
+    path_in_dir(file, n, name);
     setenv("SHOAL_TIMELINE", file, 1);
     shoal_config cfg = shoal_test_config();
     int rc = shoal_init(&cfg);
     env_restore();
     ASSERT_OK(rc);
+    return cfg;
+}
+
+static void test_tasks_recorded(void)
+{
+    enum { N = 40 };
+    char file[256];
+    shoal_config cfg = start_traced(file, sizeof file, "tasks.json");
     shoal_ref r[N];
     for (int i = 0; i < N; i++)
         CHECK_OK(shoal_submit(tl_task, NULL, 0,
@@ -297,15 +305,9 @@ static void test_tasks_recorded(void)
  * only workers recorded a run: this file held none of the N tasks. */
 static void test_tasks_run_by_submitter(void)
 {
-    test_reset();
     enum { N = 20 };
     char file[256];
-    path_in_dir(file, sizeof file, "here.json");
-    setenv("SHOAL_TIMELINE", file, 1);
-    shoal_config cfg = shoal_test_config();
-    int rc = shoal_init(&cfg);
-    env_restore();
-    ASSERT_OK(rc);
+    shoal_config cfg = start_traced(file, sizeof file, "here.json");
     for (int i = 0; i < N; i++) {
         shoal_ref r;
         const void *d;
@@ -421,15 +423,9 @@ static int slow_task(shoal_task *t)
  * UTF-8; written on demand while the runtime is up, and again at shutdown. */
 static void test_states_flows_names(void)
 {
-    test_reset();
     char file[256], now[256];
-    path_in_dir(file, sizeof file, "states.json");
+    (void)start_traced(file, sizeof file, "states.json");
     path_in_dir(now, sizeof now, "states-now.json");
-    setenv("SHOAL_TIMELINE", file, 1);
-    shoal_config cfg = shoal_test_config();
-    int rc = shoal_init(&cfg);
-    env_restore();
-    ASSERT_OK(rc);
     shoal_ref a, b, f, sk, never, c, bad;
     CHECK_OK(shoal_submit(tl_task, NULL, 0, &(shoal_task_opts){ .name = "caf\xc3\xa9" }, &a));
     CHECK_OK(shoal_submit(slow_task, (shoal_arg[]){ SHOAL_REF(a) }, 1,

@@ -33,6 +33,25 @@ static inline void test_sibling(char *out, size_t n, const char *dir, const char
     CU_ASSERT_EQUAL_FATAL(access(out, X_OK), 0);
 }
 
+/* Run fn in a fork() child (from a process with no runtime: test_reset first) and return
+ * its exit status, or 128 + the signal that ended it (a hang meets the child's own alarm:
+ * shoal_test_child_limits); prints which when it is not 0. */
+static inline int test_in_child(int (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0)
+        _exit(fn());
+    int st = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (rc)
+        fprintf(stderr, "child: %s %d\n", WIFEXITED(st) ? "exit" : "signal",
+                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return rc;
+}
+
 /* Run a shell command; its stdout and stderr (add 2>&1) into out, NUL-terminated. Returns
  * its exit status, or 128 + the signal that killed it. */
 static inline int test_run_cmd(const char *cmd, char *out, size_t n)
