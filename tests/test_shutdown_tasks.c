@@ -280,11 +280,13 @@ static int lifecycle_in_callbacks_child(void)
 static void test_lifecycle_in_callbacks(void)
 {
     test_reset();
-    CU_ASSERT_EQUAL(test_in_child(lifecycle_in_callbacks_child), 0);
+    CU_ASSERT_EQUAL(test_run_self("lifecycle-in-callbacks"), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "lifecycle-in-callbacks") == 0)
+        return lifecycle_in_callbacks_child();
     static const shoal_test_case cases[] = {
         { "shutdown cancels what has not started", test_shutdown_cancels_pending },
         { "init/shutdown cycles with work in flight", test_cycles_with_work_in_flight },
