@@ -215,6 +215,12 @@ static int put_batch(size_t n, const void *const data[], const size_t len[], sho
         return 0;
     if (!data || !len || !out)
         return shoal__err(SHOAL_EINVAL, "shoal_put_batch: data, len and out must be non-NULL");
+    /* A count above the table (an underflowed n - 1) is refused before data[] is read and
+     * before n sizes the scratch array (n * sizeof(shoal_ref) could wrap). */
+    if (unlikely(n > shoal__rt->nslots - 1))
+        return shoal__err(SHOAL_ENOMEM, "shoal_put_batch: %zu items, more objects than the "
+                          "object table holds (%llu; config.max_objects): nothing was stored",
+                          n, (unsigned long long)(shoal__rt->nslots - 1));
     for (size_t i = 0; i < n; i++)
         if (data[i] == NULL && len[i] != 0)
             return shoal__err(SHOAL_EINVAL, "shoal_put_batch: data[%zu] is NULL but len[%zu] "
@@ -798,10 +804,19 @@ static int get_take_slow(shoal_ref ref, void *buf, size_t cap, size_t *len)
     const void *p;
     size_t n;
     int rc;
-    if (unlikely(!len || (!buf && cap)))
-        rc = shoal__err(SHOAL_EINVAL, "shoal_take: %s (the reference is released all the "
-                        "same)", !len ? "len is NULL" : "buf is NULL but cap is not 0");
-    else if ((rc = shoal__get_wait(ref, -1, &p, &n)) == 0) {
+    if (unlikely(!len || (!buf && cap))) {
+        /* The ref is looked up first: its message (a null, forged or freed ref holds
+         * nothing to release) must not replace the one naming the argument. */
+        bool held = shoal__slot_of(ref, &(int){ 0 }) != NULL;
+        rc = shoal__err(SHOAL_EINVAL, "shoal_take: %s (%s)",
+                        !len ? "len is NULL" : "buf is NULL but cap is not 0",
+                        held ? "the reference is released all the same"
+                             : "and the ref holds no reference: null, forged or freed");
+        if (held)
+            (void)release(ref);
+        return rc;
+    }
+    if ((rc = shoal__get_wait(ref, -1, &p, &n)) == 0) {
         take_bytes(buf, cap, p, n);   /* p stays valid until the release below */
         *len = n;
     }

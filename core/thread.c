@@ -31,9 +31,34 @@ static uint64_t qgen;                       /* quiesce generation (registry lock
 static pthread_key_t rec_key;
 static pthread_once_t rec_key_once = PTHREAD_ONCE_INIT;
 
-void shoal__lifecycle_lock(void) { pthread_mutex_lock(&lifecycle); }
+/* The thread holding lifecycle (pthread_self(), 0: none), so that a lifecycle call from a
+ * callback its own thread runs under the lock (an actor's destroy, a ctx_done, a log sink)
+ * answers instead of waiting for itself. relaxed: only a thread's own store can make it
+ * equal to its own id, and it clears it before it unlocks. */
+static _Atomic uintptr_t lifecycle_holder;
 
-void shoal__lifecycle_unlock(void) { pthread_mutex_unlock(&lifecycle); }
+void shoal__lifecycle_lock(void)
+{
+    pthread_mutex_lock(&lifecycle);
+    atomic_store_explicit(&lifecycle_holder, (uintptr_t)pthread_self(), memory_order_relaxed);
+}
+
+void shoal__lifecycle_unlock(void)
+{
+    atomic_store_explicit(&lifecycle_holder, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&lifecycle);
+}
+
+int shoal__lifecycle_reentered(const char *who, int code)
+{
+    if (atomic_load_explicit(&lifecycle_holder, memory_order_relaxed) !=
+        (uintptr_t)pthread_self())
+        return 0;
+    return shoal__err(code, "%s called from a callback that shoal_init, shoal_attach or "
+                      "shoal_shutdown runs on this thread (an actor's destroy, a task's "
+                      "ctx_done, a log sink): it would wait for itself; call it once that "
+                      "call has returned", who);
+}
 
 /* Set in a fork() child of a process that ran a store, until it starts one of its own. */
 static _Atomic int forked;
@@ -302,6 +327,7 @@ void shoal__threads_forget(bool had_runtime)
     if (had_runtime)
         atomic_store_explicit(&forked, 1, memory_order_relaxed);
     pthread_mutex_init(&lifecycle, NULL);
+    atomic_store_explicit(&lifecycle_holder, 0, memory_order_relaxed);
     pthread_mutex_init(&registry_lock, NULL);
     /* The other threads' records go: their TLS blocks sit in stacks the C library gives to
      * the child's next threads, which start them afresh. Their counts are lost to the

@@ -30,6 +30,9 @@ SHOAL__HIDDEN void shoal__threads_pending(shoal__rt_t *rt, int64_t credit[], int
  * exit takes only the registry locks, never this one). */
 SHOAL__HIDDEN void shoal__lifecycle_lock(void);
 SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
+/* On the thread that holds it (a callback run inside init, attach or shutdown), the error
+ * `code` with a message for the lifecycle call `who`; else 0. */
+SHOAL__HIDDEN int shoal__lifecycle_reentered(const char *who, int code);
 
 /* ---- slots (core/slots.c) ---- */
 SHOAL__HIDDEN uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t);

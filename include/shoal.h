@@ -172,7 +172,8 @@ typedef struct shoal_config {     /* all-zero means defaults */
  * filled); one that fits but meets a machine short of memory fails the puts that cannot get
  * it with SHOAL_ENOMEM.
  * Errors: SHOAL_EEXIST already initialized or attached (call shoal_shutdown() first),
- * called inside a task, or config.name is published by a live process already;
+ * called inside a task or from a callback a lifecycle call of this thread runs (an actor's
+ * destroy, a ctx_done), or config.name is published by a live process already;
  * SHOAL_EINVAL bad config: a nonzero reserved field (zero-initialise the struct),
  * huge_pages not one of the three values, store_bytes below 1 MiB
  * or above 64 TiB, workers above 1024, name empty, over 64
@@ -250,7 +251,7 @@ SHOAL_API int  shoal_init(const shoal_config *cfg);
  * message says which); SHOAL_EPROTO the owner runs another shoal version or answered
  * nonsense; SHOAL_EBUSY 255 processes attached already, or the owner's connection table is
  * full (the message says which); SHOAL_EEXIST this process has a runtime already (or called
- * inside a task); SHOAL_ENOMEM the store cannot be mapped. Never SHOAL_EIO for a refusal. */
+ * inside a task, or from a callback a lifecycle call of this thread runs); SHOAL_ENOMEM the store cannot be mapped. Never SHOAL_EIO for a refusal. */
 SHOAL_API int  shoal_attach(const char *name);
 /* Stop: cancel tasks not yet started (their results answer SHOAL_ECANCELED to anyone who
  * still looks), wait for running ones, join the workers, unmap and free the store. Every
@@ -264,7 +265,9 @@ SHOAL_API int  shoal_attach(const char *name);
  * shoal_get before calling it (the bytes are unmapped). Two concurrent calls: one shuts
  * down, the other waits for it and answers SHOAL_ENOTINIT.
  * Errors: SHOAL_ENOTINIT not running; SHOAL_EBUSY called inside a task (it would wait for
- * its own task: return from the task and shut down from another thread). */
+ * its own task: return from the task and shut down from another thread), or from a callback
+ * that shoal_init, shoal_attach or shoal_shutdown runs on this thread (an actor's destroy, a
+ * ctx_done: it would wait for itself). */
 SHOAL_API int  shoal_shutdown(void);
 
 /* ---------------------------------------------------------------------------------------
@@ -453,10 +456,10 @@ SHOAL_API int  shoal_object_refs(shoal_ref ref, shoal_ref out[], size_t cap, siz
 /* Read [offset, offset+len) of path into a new object (len 0 = to the end of the file).
  * Returns at once with the caller's reference; the object becomes ready when the read
  * completes (a task may take it as a REF argument before). Files whose size says nothing
- * (/proc and /sys files report 0 or one page) are read to their end when len is 0. A FIFO,
- * socket or terminal is refused (its read would wait on another party for as long as it
- * likes, and the file is opened O_NONBLOCK, so no open ever waits either): one stuck file
- * never holds up the others. The read fails the object with SHOAL_EIO and a message naming
+ * (/proc and /sys files report 0 or one page) are read to their end when len is 0, and the
+ * range asked when it is not. A FIFO, socket or terminal is refused (its read would wait on
+ * another party for as long as it likes, and the file is opened O_NONBLOCK, so no open ever
+ * waits either): one stuck file never holds up the others. The read fails the object with SHOAL_EIO and a message naming
  * the path and the cause (missing file, permission, a directory, a FIFO, a device with len
  * 0, an offset past the end, a file shorter than offset + len, an I/O error), SHOAL_EINVAL
  * (a file of unknown size larger than the store), SHOAL_ENOMEM (the store cannot hold it),
@@ -466,10 +469,11 @@ SHOAL_API int  shoal_object_refs(shoal_ref ref, shoal_ref out[], size_t cap, siz
 SHOAL_API int  shoal_put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out);
 /* Write the object's bytes to path (created or truncated, mode 0644) once the object is
  * ready; *done (an empty object, the caller's reference) becomes ready when the bytes are
- * written and fsync'd, or fails with SHOAL_EIO naming the path and errno (also when the
- * object itself failed). The write holds its own reference: ref may be released at once.
- * Counts as a read of the object (see shoal_advise_cold). FIFOs, sockets and terminals are
- * refused (SHOAL_EIO on *done), as for shoal_put_file. *done fails with SHOAL_EIO, with
+ * written and fsync'd (on a device with nothing to sync, such as /dev/null, once written),
+ * or fails with SHOAL_EIO naming the path and errno (also when the object itself failed).
+ * The write holds its own reference: ref may be released at once. Counts as a read of the
+ * object (see shoal_advise_cold). FIFOs, sockets and terminals are refused (SHOAL_EIO on
+ * *done), as for shoal_put_file. *done fails with SHOAL_EIO, with
  * SHOAL_ENOMEM when the object is spilled and finds no room to come back (it stays spilled:
  * retry), with the object's own code (SHOAL_ETASK, SHOAL_ECANCELED) when the object failed,
  * or with SHOAL_ECANCELED when the runtime stops before the object completes. Errors at

@@ -196,15 +196,18 @@ static void ingest_fill(shoal__iomsg *m)
     shoal__xfer_start(&g->x);
 }
 
-/* Files whose size says nothing about their contents: procfs and sysfs report 0 or a page
- * for files generated when read. */
-static bool size_unknown(int fd, uint64_t fsize)
+/* Files generated when read: procfs and sysfs report 0 or a page whatever they hold. */
+static bool generated(int fd)
 {
-    if (fsize == 0)
-        return true;
     struct statfs sf;
     return fstatfs(fd, &sf) == 0 && (sf.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ ||
                                      sf.f_type == 0x62656572 /* SYSFS_MAGIC */);
+}
+
+/* Files whose size says nothing about their contents (read to the end when len is 0). */
+static bool size_unknown(int fd, uint64_t fsize)
+{
+    return fsize == 0 || generated(fd);
 }
 
 /* Read the file from g->offset to its end into g->pre. Synchronous on the I/O thread, and
@@ -305,7 +308,9 @@ static void ingest_statted(shoal__iop *op, int res)
         g->size = fsize - g->offset;
     } else {
         g->size = g->want;
-        if (regular && g->offset + g->want > fsize) {
+        /* A generated file's size says nothing: its range is read as asked, and one that
+         * ends early fails as a short read at the end of the transfer. */
+        if (regular && g->offset + g->want > fsize && !generated(g->fd)) {
             ingest_end(g, SHOAL_EIO, "shoal_put_file: short read: '%s' has %llu bytes, fewer "
                        "than offset %llu + len %llu", g->path, (unsigned long long)fsize,
                        (unsigned long long)g->offset, (unsigned long long)g->want);
@@ -409,6 +414,7 @@ struct export {
     int node;
     int fd;
     bool pinned;
+    bool special;                 /* not a regular file (a device): fsync may not apply */
     const char *data;
     uint64_t len, body;           /* body: the part written with O_DIRECT */
     shoal__iop op;
@@ -491,6 +497,10 @@ static void export_fail_errno(struct export *e, const char *what, int res)
 static void export_synced(shoal__iop *op, int res)
 {
     struct export *e = op->owner;
+    /* EINVAL / EROFS: the fd is a special file that has no synchronization (/dev/null and
+     * other character devices, fsync(2)): its writes are all there is, and they succeeded. */
+    if ((res == -EINVAL || res == -EROFS) && e->special)
+        res = 0;
     if (res < 0)
         export_fail_errno(e, "fsync of", res);
     else
@@ -551,7 +561,9 @@ static void export_opened(shoal__iop *op, int res)
     }
     e->fd = res;
     struct stat st;
-    const char *unfit = fstat(e->fd, &st) == 0 ? unfit_kind(e->fd, st.st_mode) : NULL;
+    bool known = fstat(e->fd, &st) == 0;
+    const char *unfit = known ? unfit_kind(e->fd, st.st_mode) : NULL;
+    e->special = known && !S_ISREG(st.st_mode);
     if (unfit) {
         export_end(e, SHOAL_EIO, "shoal_write_file: '%s' is %s: shoal_write_file writes "
                    "regular files and devices, whose writes never wait on another process",

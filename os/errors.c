@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "shoal.h"
 #include "errors.h"
@@ -64,10 +65,17 @@ int shoal__err(int code, const char *fmt, ...)
 {
     char *m = msg_buf();
     if (m) {
+        /* Formatted aside, then copied: an argument may be this thread's message itself
+         * (shoal_last_error(), to wrap a cause), which vsnprintf must not write over while
+         * it reads it. */
+        char tmp[MSG_LEN];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(m, MSG_LEN, fmt, ap);
+        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
         va_end(ap);
+        size_t len = n < 0 ? 0 : (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1;
+        memcpy(m, tmp, len);
+        m[len] = 0;
     }
     return code;
 }

@@ -138,7 +138,10 @@ int shoal__attach_ex(const char *name, unsigned flags)
     if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
         return shoal__err(SHOAL_EEXIST, "shoal_attach called inside a task: this process runs "
                                         "a store already");
-    int rc = shoal__name_check(name);
+    int rc = shoal__lifecycle_reentered("shoal_attach", SHOAL_EEXIST);
+    if (rc)
+        return rc;
+    rc = shoal__name_check(name);
     if (rc)
         return rc;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];

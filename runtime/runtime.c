@@ -306,6 +306,8 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
     if (shoal__tls.worker >= 0)   /* the lifecycle lock may be held by a shutdown waiting for us */
         return shoal__err(SHOAL_EEXIST, "shoal_init called inside a task: the runtime that "
                                         "runs it is initialized already");
+    if ((rc0 = shoal__lifecycle_reentered("shoal_init", SHOAL_EEXIST)) != 0)
+        return rc0;
     int rc = check_config(&c);
     if (rc)
         return rc;
@@ -404,6 +406,9 @@ SHOAL_API int shoal_shutdown(void)
     if (shoal__me.call.depth != 0)
         return shoal__err(SHOAL_EBUSY, "shoal_shutdown called from inside another shoal call "
                           "(a signal handler?): call it from a thread outside shoal");
+    int rc0 = shoal__lifecycle_reentered("shoal_shutdown", SHOAL_EBUSY);
+    if (rc0)
+        return rc0;
     shoal__lifecycle_lock();
     shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
     if (!rt) {

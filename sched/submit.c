@@ -604,6 +604,12 @@ static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg 
     }
     if (n == 0)
         return 0;
+    /* Each task makes a result object: a count above the table (an underflowed n - 1) is
+     * refused before the argument checks, which would otherwise turn n times. */
+    if (unlikely(n > rt->nslots - 1))
+        return shoal__err(SHOAL_ENOMEM, "%s: %zu tasks, more results than the object table "
+                          "holds (%llu objects; config.max_objects): nothing was submitted",
+                          who, n, (unsigned long long)(rt->nslots - 1));
     size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
     size_t dep_off = task_dep_off(nargs_each, false, false);
 

@@ -47,11 +47,15 @@ SHOAL__COLD static void tl_info(struct shoal_task *t, enum shoal__tl_status st,
             ti->refs[ti->nrefs++] = a[i].ref;
 }
 
-SHOAL__COLD static void tl_ran(struct shoal_task *t, unsigned worker, uint64_t t0, int rc)
+/* worker -1: the thread that submitted t ran it (shoal__task_run_here). */
+SHOAL__COLD static void tl_ran(struct shoal_task *t, int worker, uint64_t t0, int rc)
 {
     struct shoal__tl_task_info ti;
     tl_info(t, rc == 0 && !(t->flags & SHOAL__TF_FAILED) ? SHOAL__TL_OK : SHOAL__TL_FAILED, &ti);
-    shoal__tl_task(worker, t->name, t->fn, t0, &ti);
+    if (worker < 0)
+        shoal__tl_task_here(t->name, t->fn, t0, &ti);
+    else
+        shoal__tl_task((unsigned)worker, t->name, t->fn, t0, &ti);
 }
 
 SHOAL__COLD static void fail_result(struct shoal_task *t, int rc)
@@ -134,7 +138,7 @@ SHOAL__INLINE void run_one(struct shoal_task *t, struct shoal__worker *w)
     int rc = t->fn(t);
     SHOAL__PROBE_TASK_END(w->idx, t->result.id, rc);
     if (unlikely(shoal__tl_on))
-        tl_ran(t, w->idx, t0, rc);
+        tl_ran(t, (int)w->idx, t0, rc);
     task_finish(t, rc);
 }
 
@@ -156,9 +160,12 @@ void shoal__task_run_here(struct shoal_task *t)
     if (!task_begin(t))
         return;
     t->worker = -1;   /* shoal_task_worker: run by a thread that is not a worker */
+    uint64_t t0 = shoal__tl_begin();
     SHOAL__PROBE_TASK_START(-1, t->result.id, t->fn);
     int rc = t->fn(t);
     SHOAL__PROBE_TASK_END(-1, t->result.id, rc);
+    if (unlikely(shoal__tl_on))
+        tl_ran(t, -1, t0, rc);
     task_finish(t, rc);
 }
 

@@ -176,6 +176,20 @@ void shoal__tl_task(unsigned worker, const char *name, shoal_fn fn, uint64_t sta
     publish_ev(r);
 }
 
+/* A task event from a thread that is not a worker: into the last ring, under `lock`. */
+static void other_task(const char *name, shoal_fn fn, uint64_t start_ns,
+                       const struct shoal__tl_task_info *ti)
+{
+    pthread_mutex_lock(&lock);
+    struct tl_ring *r;
+    struct tl_ev *ev = shoal__tl_on && nrings ? next_ev(nrings - 1, &r) : NULL;
+    if (ev) {
+        fill_task(ev, name, fn, start_ns ? start_ns : shoal__now_ns(), shoal__now_ns(), ti);
+        publish_ev(r);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 void shoal__tl_unrun(int worker, const char *name, shoal_fn fn,
                      const struct shoal__tl_task_info *ti)
 {
@@ -183,15 +197,13 @@ void shoal__tl_unrun(int worker, const char *name, shoal_fn fn,
         shoal__tl_task((unsigned)worker, name, fn, shoal__now_ns(), ti);
         return;
     }
-    pthread_mutex_lock(&lock);
-    struct tl_ring *r;
-    struct tl_ev *ev = shoal__tl_on && nrings ? next_ev(nrings - 1, &r) : NULL;
-    if (ev) {
-        uint64_t now = shoal__now_ns();
-        fill_task(ev, name, fn, now, now, ti);
-        publish_ev(r);
-    }
-    pthread_mutex_unlock(&lock);
+    other_task(name, fn, 0, ti);
+}
+
+void shoal__tl_task_here(const char *name, shoal_fn fn, uint64_t start_ns,
+                         const struct shoal__tl_task_info *ti)
+{
+    other_task(name, fn, start_ns, ti);
 }
 
 void shoal__tl_instant(unsigned worker, enum shoal__tl_kind kind, uint32_t arg)
@@ -351,8 +363,8 @@ static int write_trace(FILE *f, struct fn_cache *cache, uint64_t *lost)
                        "\"args\":{\"name\":\"worker %u\"}}", pid, w, w);
         else
             fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%ld,\"tid\":%u,"
-                       "\"args\":{\"name\":\"not run (cancelled or skipped outside a "
-                       "worker)\"}}", pid, w);
+                       "\"args\":{\"name\":\"outside the workers (run by its submitter, "
+                       "or cancelled or skipped)\"}}", pid, w);
         fprintf(f, ",\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":%ld,\"tid\":%u,"
                    "\"args\":{\"sort_index\":%u}}", pid, w, w);
     }

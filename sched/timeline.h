@@ -12,8 +12,9 @@
  * the rings are created before the workers start (thread create orders them) and each ring's
  * count is stored with release after its event, so a file written while workers run (on
  * demand, at exit) reads whole events; the hot path has no lock. shoal__tl_on is written
- * only while no worker runs. Threads that are not workers (a shutdown cancelling queued
- * tasks, shoal_cancel) record into one more ring, under a mutex.
+ * only while no worker runs. Threads that are not workers (a submitter running its own
+ * task in shoal_get, a shutdown cancelling queued tasks, shoal_cancel) record into one more
+ * ring, under a mutex.
  *
  * Environment:
  *   SHOAL_TIMELINE=path         write the trace there at shutdown or exit ("%p" becomes the pid)
@@ -75,6 +76,9 @@ SHOAL__HIDDEN void shoal__tl_task(unsigned worker, const char *name, shoal_fn fn
  * calling thread's worker index or -1. */
 SHOAL__HIDDEN void shoal__tl_unrun(int worker, const char *name, shoal_fn fn,
                                    const struct shoal__tl_task_info *ti);
+/* A task that the thread which submitted it ran inside its shoal_get (not a worker). */
+SHOAL__HIDDEN void shoal__tl_task_here(const char *name, shoal_fn fn, uint64_t start_ns,
+                                       const struct shoal__tl_task_info *ti);
 SHOAL__HIDDEN void shoal__tl_instant(unsigned worker, enum shoal__tl_kind kind, uint32_t arg);
 
 /* The worker loop: `uint64_t t0 = shoal__tl_begin();` before running a task; after it,

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "lib/tasks.h"
 
 static _Atomic long runs;           /* t_sum bodies run */
@@ -256,6 +257,60 @@ static void test_table_full(void)
     free(vals);
     free(out);
     ASSERT_OK(shoal_shutdown());
+}
+
+/* A count no table can hold (an underflowed n - 1, say) is refused at once with
+ * SHOAL_ENOMEM, before any argument or item is read. Before, shoal_submit_batch with no
+ * arguments checked each of the n tasks' (none) first: SIZE_MAX turns of a loop, a hang
+ * (the child below met its alarm); shoal_put_batch read data[i] for every i first (past
+ * the caller's arrays) and sized its scratch array as n * 8 bytes, which wraps. Run in a
+ * child, whose alarm ends a hang. */
+static int t_nop(shoal_task *t)
+{
+    (void)t;
+    return 0;
+}
+
+static int huge_counts_child(void)
+{
+    shoal_test_child_limits(20);
+    shoal_config c = shoal_test_config();
+    c.workers = 1;
+    if (shoal_init(&c))
+        return 2;
+    shoal_ref out[2] = { { 7 }, { 7 } };
+    int bad = 0;
+    int rc = shoal_submit_batch(SIZE_MAX, t_nop, NULL, 0, NULL, out);
+    if (rc != SHOAL_ENOMEM || !strstr(shoal_last_error(), "object table")) {
+        fprintf(stderr, "submit_batch(SIZE_MAX) = %d: %s\n", rc, shoal_last_error());
+        bad = 1;
+    }
+    long v = 1;
+    shoal_arg one = SHOAL_VALUE(&v, sizeof v);
+    rc = shoal_submit_batch((size_t)1 << 40, t_nop, &one, 1, NULL, out);
+    if (rc != SHOAL_ENOMEM) {
+        fprintf(stderr, "submit_batch(2^40) = %d: %s\n", rc, shoal_last_error());
+        bad = 1;
+    }
+    const void *data[1] = { "x" };
+    size_t len[1] = { 1 };
+    rc = shoal_put_batch(((size_t)1 << 61) + 1, data, len, out);
+    if (rc != SHOAL_ENOMEM || !strstr(shoal_last_error(), "object table")) {
+        fprintf(stderr, "put_batch(2^61 + 1) = %d: %s\n", rc, shoal_last_error());
+        bad = 1;
+    }
+    shoal_info in;   /* no CUnit here (info_now asserts): a program of its own */
+    if (out[0].id != 7 || out[1].id != 7 || shoal_info_get(&in) || in.objects_live != 0)
+        bad = 1;
+    if (shoal_shutdown())
+        return 2;
+    return bad;
+}
+
+static void test_huge_counts(void)
+{
+    test_reset();
+    CU_ASSERT_EQUAL(test_run_self("huge-counts"), 0);
 }
 
 /* ---- MOVE, dependencies ----------------------------------------------------------------- */
@@ -510,13 +565,16 @@ static void test_from_task(void)
     ASSERT_OK(shoal_shutdown());
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "huge-counts") == 0)
+        return huge_counts_child();
     static const shoal_test_case cases[] = {
         { "values, no args, two args, n = 0", test_values },
         { "bad input: a specific code, nothing submitted", test_bad_input },
         { "a stale REF midway: all or nothing", test_stale_ref_midway },
         { "a batch larger than the table: all or nothing", test_table_full },
+        { "a count no table holds: ENOMEM at once", test_huge_counts },
         { "MOVE hands the refs to the tasks", test_move },
         { "a tree of batches over REF_MOVE", test_tree },
         { "a batch waits for one pending result", test_shared_pending_dep },

@@ -626,6 +626,47 @@ static void test_task_arg(void)
     stop();
 }
 
+/* A write to a character device that takes bytes but cannot be synced (/dev/null, whose
+ * fsync answers EINVAL) completes: the bytes were written and there is nothing to sync.
+ * It failed: "shoal_write_file: fsync of '/dev/null': Invalid argument (errno 22)". A
+ * device that refuses the bytes still fails with the write's error. */
+static void export_to_devices(void)
+{
+    test_start(io_config(0));
+    size_t sizes[] = { 0, 10, (2u << 20) + 5 };   /* the last one large enough for O_DIRECT */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char *b = calloc(1, sizes[i] + 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        shoal_ref src, done;
+        ASSERT_OK(shoal_put(b, sizes[i], &src));
+        free(b);
+        ASSERT_OK(shoal_write_file(src, "/dev/null", &done));
+        const void *d;
+        size_t n;
+        int rc = get_within(done, &d, &n);
+        if (rc)
+            fprintf(stderr, "mode %d, %zu bytes to /dev/null: %s\n", mode, sizes[i],
+                    shoal_last_error());
+        CU_ASSERT_EQUAL(rc, 0);
+        CHECK_OK(shoal_release(done));
+        if (sizes[i]) {   /* /dev/full takes no byte: the write's ENOSPC, not the sync's */
+            ASSERT_OK(shoal_write_file(src, "/dev/full", &done));
+            CU_ASSERT_EQUAL(get_within(done, &d, &n), SHOAL_EIO);
+            CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "writing '/dev/full'"));
+            CHECK_OK(shoal_release(done));
+        }
+        CHECK_OK(shoal_release(src));
+    }
+    stop();
+}
+
+static void test_export_device(void)
+{
+    for (mode = 0; mode < 2; mode++)   /* io_uring, then the pread/pwrite fallback */
+        export_to_devices();
+    mode = 0;
+}
+
 /* The same cases on the pread/pwrite helper thread and on buffered I/O. */
 static void run_modes(int m)
 {
@@ -666,6 +707,7 @@ int main(int argc, char **argv)
         { "buffered ingest of a cached file: no io_uring worker", test_ingest_inline },
         { "bad arguments", test_bad_args },
         { "export and read back", test_export },
+        { "export to /dev/null: a device without sync", test_export_device },
         { "export of pending and failed sources", test_export_pending_and_failed },
         { "release before the read completes", test_release_early },
         { "shutdown with I/O in flight", test_shutdown_in_flight },

@@ -13,6 +13,7 @@
 
 #include "../sched/sched_int.h"
 #include "lib/check.h"
+#include "lib/proc.h"
 #include "lib/tasks.h"
 
 static _Atomic long ran;
@@ -210,13 +211,88 @@ static void test_idle_shutdown(void)
     CU_ASSERT_EQUAL(shoal_submit(t_count, NULL, 0, NULL, &r), SHOAL_ENOTINIT);
 }
 
-int main(void)
+/* Callbacks shutdown runs on its own thread (an actor's destroy, the ctx_done of a task it
+ * cancels) that call a lifecycle call answer at once: shoal_shutdown SHOAL_EBUSY (it would
+ * wait for itself), shoal_init and shoal_attach SHOAL_EEXIST; the outer shutdown completes
+ * and the next init works. Before, each waited for the lifecycle lock its own thread held:
+ * the child below hung until its alarm (SIGALRM). Run in a child, whose alarm ends a hang. */
+enum { CB_SHUT, CB_INIT, CB_ATTACH, CB_N };
+static int cb_rc[2][CB_N];
+static _Atomic int cb_ran[2];
+
+static void cb_lifecycle(int who)
 {
+    shoal_config c = shoal_test_config();
+    cb_rc[who][CB_SHUT] = shoal_shutdown();
+    cb_rc[who][CB_INIT] = shoal_init(&c);
+    cb_rc[who][CB_ATTACH] = shoal_attach("shoal-no-such-store");
+    atomic_store(&cb_ran[who], 1);
+}
+
+static void cb_destroy(void *state) { (void)state; cb_lifecycle(0); }
+static void cb_ctx_done(void *ctx) { (void)ctx; cb_lifecycle(1); }
+
+static int t_nap(shoal_task *t)
+{
+    (void)t;
+    nap_ms(200);
+    return 0;
+}
+
+static int lifecycle_in_callbacks_child(void)
+{
+    shoal_test_child_limits(30);
+    shoal_config c = shoal_test_config();
+    c.workers = 1;
+    if (shoal_init(&c))
+        return 2;
+    shoal_actor a;
+    shoal_ref r1, r2;
+    if (shoal_actor_create(NULL, cb_destroy, NULL, &a))
+        return 2;
+    /* The only worker naps; the task behind it has not started when shutdown cancels it. */
+    shoal_task_opts o = { .ctx = &c, .ctx_done = cb_ctx_done };
+    if (shoal_submit(t_nap, NULL, 0, NULL, &r1) || shoal_submit(t_count, NULL, 0, &o, &r2))
+        return 2;
+    if (shoal_shutdown())
+        return 3;
+    int bad = 0;
+    for (int w = 0; w < 2; w++) {
+        if (!atomic_load(&cb_ran[w])) {
+            fprintf(stderr, "callback %d did not run\n", w);
+            bad = 1;
+            continue;
+        }
+        /* The actor's destroy runs on the thread in shoal_shutdown (shoal.h); a ctx_done
+         * may run on the worker (then shutdown answers EBUSY too: inside a task). */
+        if (cb_rc[w][CB_SHUT] != SHOAL_EBUSY || cb_rc[w][CB_INIT] != SHOAL_EEXIST ||
+            (w == 0 && cb_rc[w][CB_ATTACH] != SHOAL_EEXIST)) {
+            fprintf(stderr, "callback %d: shutdown %d, init %d, attach %d\n", w,
+                    cb_rc[w][CB_SHUT], cb_rc[w][CB_INIT], cb_rc[w][CB_ATTACH]);
+            bad = 1;
+        }
+    }
+    if (shoal_init(&c) || shoal_shutdown())
+        return 4;
+    return bad;
+}
+
+static void test_lifecycle_in_callbacks(void)
+{
+    test_reset();
+    CU_ASSERT_EQUAL(test_run_self("lifecycle-in-callbacks"), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "lifecycle-in-callbacks") == 0)
+        return lifecycle_in_callbacks_child();
     static const shoal_test_case cases[] = {
         { "shutdown cancels what has not started", test_shutdown_cancels_pending },
         { "init/shutdown cycles with work in flight", test_cycles_with_work_in_flight },
         { "I/O completions during shutdown", test_io_completions_during_shutdown },
         { "idle shutdown", test_idle_shutdown },
+        { "lifecycle calls from callbacks shutdown runs", test_lifecycle_in_callbacks },
         { NULL, NULL },
     };
     return shoal_test_run("shutdown_tasks", cases);

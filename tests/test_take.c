@@ -116,6 +116,12 @@ static void test_bad_arguments(void)
     ASSERT_RC2(shoal_take((shoal_ref){ 0x7777777700000005ull }, out, sizeof out, &n),
                SHOAL_EINVAL, SHOAL_ESTALE);
     CHECK_RC(shoal_take(r, out, sizeof out, &n), SHOAL_ESTALE);   /* taken above */
+    /* Bad arguments with a ref that holds nothing: the message still names the argument
+     * (it said "stale ref ...", the code EINVAL: the lookup's message replaced it). */
+    CHECK_RC(shoal_take(r, out, sizeof out, NULL), SHOAL_EINVAL);
+    CU_ASSERT(strstr(shoal_last_error(), "len is NULL") != NULL);
+    CHECK_RC(shoal_take(SHOAL_REF_NULL, NULL, 3, &n), SHOAL_EINVAL);
+    CU_ASSERT(strstr(shoal_last_error(), "buf is NULL") != NULL);
     /* A stale ref whose slot holds a newer object must not touch that object. */
     shoal_ref other;
     uint64_t v = 7;

@@ -247,17 +247,25 @@ static int tl_task(shoal_task *t)
 }
 
 /* Real tasks on the scheduler's workers: one complete event each, on a worker's thread. */
-static void test_tasks_recorded(void)
+/* A runtime of the test config that records its timeline into file (in the suite's
+ * directory, named `name`). */
+static shoal_config start_traced(char *file, size_t n, const char *name)
 {
     test_reset();
-    enum { N = 40 };
-    char file[256];
-    path_in_dir(file, sizeof file, "tasks.json");
+    path_in_dir(file, n, name);
     setenv("SHOAL_TIMELINE", file, 1);
     shoal_config cfg = shoal_test_config();
     int rc = shoal_init(&cfg);
     env_restore();
     ASSERT_OK(rc);
+    return cfg;
+}
+
+static void test_tasks_recorded(void)
+{
+    enum { N = 40 };
+    char file[256];
+    shoal_config cfg = start_traced(file, sizeof file, "tasks.json");
     shoal_ref r[N];
     for (int i = 0; i < N; i++)
         CHECK_OK(shoal_submit(tl_task, NULL, 0,
@@ -288,6 +296,44 @@ static void test_tasks_recorded(void)
     }
     CU_ASSERT_EQUAL(named, N / 2);
     CU_ASSERT_EQUAL(by_fn, N / 2);
+    json_free(root);
+    unlink(file);
+}
+
+/* A submit and get round trip: the submitter runs its own task inside shoal_get (shoal.h),
+ * and that run is recorded too, on the ring of the threads outside the workers. Before,
+ * only workers recorded a run: this file held none of the N tasks. */
+static void test_tasks_run_by_submitter(void)
+{
+    enum { N = 20 };
+    char file[256];
+    shoal_config cfg = start_traced(file, sizeof file, "here.json");
+    for (int i = 0; i < N; i++) {
+        shoal_ref r;
+        const void *d;
+        size_t n;
+        ASSERT_OK(shoal_submit(tl_task, NULL, 0, &(shoal_task_opts){ .name = "round-trip" },
+                               &r));
+        CHECK_OK(shoal_get(r, &d, &n));   /* no time limit: the submitter may run it */
+        CHECK_OK(shoal_release(r));
+    }
+    ASSERT_OK(shoal_shutdown());
+
+    struct counts c;
+    jval *root = load_trace(file, &c);
+    CU_ASSERT_EQUAL(c.x, N);
+    const jval *evs = json_get(root, "traceEvents");
+    size_t named = 0;
+    for (size_t i = 0; evs && i < evs->n; i++) {
+        const jval *e = &evs->items[i];
+        if (strcmp(json_str_of(e, "ph", ""), "X"))
+            continue;
+        named += !strcmp(json_str_of(e, "name", ""), "round-trip");
+        CU_ASSERT_STRING_EQUAL(json_str_of(json_get(e, "args"), "status", ""), "ok");
+        double tid = json_num_of(e, "tid", -1);
+        CU_ASSERT_TRUE(tid >= 0 && tid <= cfg.workers);   /* a worker, or the one more ring */
+    }
+    CU_ASSERT_EQUAL(named, N);
     json_free(root);
     unlink(file);
 }
@@ -377,15 +423,9 @@ static int slow_task(shoal_task *t)
  * UTF-8; written on demand while the runtime is up, and again at shutdown. */
 static void test_states_flows_names(void)
 {
-    test_reset();
     char file[256], now[256];
-    path_in_dir(file, sizeof file, "states.json");
+    (void)start_traced(file, sizeof file, "states.json");
     path_in_dir(now, sizeof now, "states-now.json");
-    setenv("SHOAL_TIMELINE", file, 1);
-    shoal_config cfg = shoal_test_config();
-    int rc = shoal_init(&cfg);
-    env_restore();
-    ASSERT_OK(rc);
     shoal_ref a, b, f, sk, never, c, bad;
     CHECK_OK(shoal_submit(tl_task, NULL, 0, &(shoal_task_opts){ .name = "caf\xc3\xa9" }, &a));
     CHECK_OK(shoal_submit(slow_task, (shoal_arg[]){ SHOAL_REF(a) }, 1,
@@ -683,6 +723,7 @@ int main(int argc, char **argv)
         { "bad settings: fallback count, off when empty, unwritable path", test_bad_settings },
         { "shoal_init/shoal_shutdown write the file (%p = pid)", test_init_shutdown_writes },
         { "tasks run by the workers are recorded", test_tasks_recorded },
+        { "tasks their submitter runs in shoal_get are recorded", test_tasks_run_by_submitter },
         { "shoal-timeline on a known trace", test_tool_known_trace },
         { "shoal-timeline errors", test_tool_errors },
         { "shoal-timeline on a trace the runtime wrote", test_tool_on_runtime_trace },

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +32,27 @@ static inline void test_sibling(char *out, size_t n, const char *dir, const char
     if (access(out, X_OK) != 0)
         fprintf(stderr, "%s is missing: build it with `make %s`\n", out, dir);
     CU_ASSERT_EQUAL_FATAL(access(out, X_OK), 0);
+}
+
+/* Run this suite's program again as a child, with argv[1] = role (its main dispatches on
+ * it), and return the child's exit status, or 128 + the signal that ended it (a hang meets
+ * the child's own alarm: shoal_test_child_limits); prints which when it is not 0. A new
+ * program rather than a fork(): the suite has threads (the watchdog), and ThreadSanitizer
+ * refuses threads started in a fork() child of a process with threads. */
+static inline int test_run_self(const char *role)
+{
+    extern char **environ;
+    char *argv[] = { (char *)"self", (char *)role, NULL };
+    fflush(NULL);
+    pid_t pid;
+    CU_ASSERT_FATAL(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ) == 0);
+    int st = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (rc)
+        fprintf(stderr, "child %s: %s %d\n", role, WIFEXITED(st) ? "exit" : "signal",
+                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return rc;
 }
 
 /* Run a shell command; its stdout and stderr (add 2>&1) into out, NUL-terminated. Returns
