@@ -3,7 +3,8 @@
 # where its head lies against 64-byte lines and how many instructions and branches one
 # iteration runs, and fail if a loop head is not at 0 mod 64 (bench/lookup.c says why the
 # placement matters) or a loop is not laid out straight (an unconditional jump inside it:
-# gcc moved a block of its body elsewhere). Usage: bench/lookup-loops.sh [lookup binary]
+# gcc moved a block of its body elsewhere); then the library shoal_get's hit path, which must
+# be a leaf that reaches its ret straight. Usage: bench/lookup-loops.sh [lookup binary]
 bin=${1:-build/bench/lookup}
 [ -x "$bin" ] || { echo "lookup-loops.sh: no $bin (make bench-build)" >&2; exit 2; }
 command -v objdump >/dev/null || { echo "lookup-loops.sh: no objdump (binutils)" >&2; exit 2; }
@@ -40,4 +41,20 @@ for f in loop_a loop_a_inline loop_b loop_c loop_c_call; do
       exit head % 64 != 0 || jumps
     }' || status=1
 done
+# The library's own shoal_get (the lib call row): its hit path, up to the first ret, as a
+# leaf that never touches the stack or leaves for another block (a miss shape that made
+# gcc set up a frame and return through .cold cost it 15%: core/get.c).
+objdump -d --no-show-raw-insn "$bin" | awk '
+  /^[0-9a-f]+ <shoal_get>:$/ { on = 1; next }
+  on && /:\t/ {
+    print; n++
+    if ($0 ~ /\t(push|sub +\$0x[0-9a-f]+,%rsp|jmp|call)/) bad++
+    if ($0 ~ /\tret/) { done = 1; exit }
+  }
+  END {
+    if (!done) { print "shoal_get: no ret found"; exit 1 }
+    printf "shoal_get (library): hit path %d instructions to its ret%s\n\n", n, \
+      bad ? ", touching the stack or jumping away first" : ""
+    exit bad != 0
+  }' || status=1
 exit $status

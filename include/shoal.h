@@ -964,6 +964,19 @@ SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **da
  * to its stack at every call, hit or not (two of bench/lookup's 33 instructions a get). */
 struct shoal__got { const void *data; uint64_t len; };
 
+/* A result of at most 8 bytes held in the slot itself (its length has the top bit set,
+ * outside every span; its bytes are the offset field): whether s holds one, and if so its
+ * bytes and length in *g. Read once the word said READY (the lookup's acquire load). */
+static inline int shoal__get_held(const uint64_t *s, struct shoal__got *g)
+{
+    uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
+    if ((n ^ SHOAL__LEN_INL_BIT) > 8)
+        return 0;
+    g->data = (const void *)&s[1];
+    g->len = n ^ SHOAL__LEN_INL_BIT;
+    return 1;
+}
+
 /* The result held in the slot itself (s not NULL), and everything else the inline lookup
  * does not answer: out of the caller's hot loop (static, so no new symbol; emitted once per
  * program file that inlines a get). */
@@ -971,16 +984,8 @@ static __attribute__((noinline, cold, unused)) struct shoal__got shoal__get_miss
                                                                                   const uint64_t *s)
 {
     struct shoal__got g;
-    if (s) {
-        /* A result of at most 8 bytes held in the slot itself (its length has the top bit
-         * set, outside every span; its bytes are the offset field). */
-        uint64_t n = __atomic_load_n(&s[2], __ATOMIC_RELAXED);
-        if ((n ^ SHOAL__LEN_INL_BIT) <= 8) {
-            g.data = (const void *)&s[1];
-            g.len = n ^ SHOAL__LEN_INL_BIT;
-            return g;
-        }
-    }
+    if (s && shoal__get_held(s, &g))
+        return g;
     size_t n = 0;
     int rc = shoal__get_slow(ref, -1, &g.data, &n);
     if (rc < 0)
@@ -1026,20 +1031,25 @@ static inline int shoal__sum_fits(uint64_t off, uint64_t n, uint64_t *end)
 }
 #endif
 
-/* shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
+/* The hit path of the lookup, the one copy of its checks: the inline get below and the
+ * library's exported shoal_get (core/get.c) each wrap it with a miss of the shape that suits
+ * them. On a hit, writes *data and *len and answers 1; otherwise answers 0 and leaves them,
+ * with *slot the slot whose word matched (a result held in it, or bytes outside the store)
+ * or NULL (anything else). data and len are not NULL.
+ * shoal__tls is named directly, not through a pointer to it: g++ 12 with UBSan's null check
  * miscompiles that pointer's test (it reads stale flags) and reports a null access. */
-static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
+static inline __attribute__((always_inline)) int shoal__get_hit(shoal_ref ref,
+                                                                const void **data,
+                                                                size_t *len,
+                                                                const uint64_t **slot)
 {
-    /* data and len NULL: the library reports it. This folds away when the caller passes
-     * addresses of locals. */
-    if (__builtin_expect(data == NULL || len == NULL, 0))
-        return shoal__get_slow(ref, -1, data, len);
     /* The ID's low half is host and index; tables have at most 2^26 slots, so a nonzero
      * host field fails the bounds check. */
     uint64_t idx = (uint32_t)ref.id;
-    const uint64_t *s = NULL;
+    *slot = NULL;
     if (__builtin_expect(shoal__view_has(idx), 1)) {
-        s = (const uint64_t *)(const void *)(shoal__tls.slots + (idx << SHOAL__SLOT_SHIFT));
+        const uint64_t *s =
+            (const uint64_t *)(const void *)(shoal__tls.slots + (idx << SHOAL__SLOT_SHIFT));
         /* acquire: pairs with the release that made the object READY, so its offset,
          * length and bytes are visible. */
         uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
@@ -1063,13 +1073,25 @@ static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *le
                                  __atomic_load_n(&shoal__tls.fast_gets, __ATOMIC_RELAXED) + 1,
                                  __ATOMIC_RELAXED);
 #endif
-                return 0;
+                return 1;
             }
-            /* held in the slot, or bytes outside the store: the miss looks at s */
-        } else {
-            s = NULL;
+            *slot = s;   /* held in the slot, or bytes outside the store: the miss looks */
         }
     }
+    return 0;
+}
+
+/* The inline get: its miss answers in registers (struct shoal__got above), so only this
+ * code writes the caller's *data and *len and a caller's two variables stay in registers. */
+static inline int shoal__get_inline(shoal_ref ref, const void **data, size_t *len)
+{
+    /* data and len NULL: the library reports it. This folds away when the caller passes
+     * addresses of locals. */
+    if (__builtin_expect(data == NULL || len == NULL, 0))
+        return shoal__get_slow(ref, -1, data, len);
+    const uint64_t *s;
+    if (__builtin_expect(shoal__get_hit(ref, data, len, &s), 1))
+        return 0;
     struct shoal__got g = shoal__get_miss(ref, s);
     if (__builtin_expect(g.data == NULL, 0)) {
         /* An error leaves *data and *len as they were (a program may keep bytes it got
