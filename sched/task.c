@@ -106,7 +106,7 @@ static inline bool task_begin(struct shoal_task *t)
 }
 
 /* The end of a run that returned rc: complete the result and free t. */
-static inline void task_finish(struct shoal_task *t, int rc)
+SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
 {
     shoal_ref r = t->result;
     /* Arguments and context go first, so that a caller that sees the result sees them
@@ -117,7 +117,7 @@ static inline void task_finish(struct shoal_task *t, int rc)
         shoal__obj_complete_task(r, 0, NULL, t->name);   /* no return: an empty object */
     else
         fail_result(t, rc);   /* drops the task's reference too */
-    shoal__task_free(t);
+    shoal__task_free_inl(t);
 }
 
 /* shoal__task_run_one's body, folded into shoal__task_run too (one call a task). */
