@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "shoal.h"
+#include "../layout/mpseg.h"
 #include "../layout/rt.h"
 #include "../os/clock.h"
 #include "../os/errors.h"
@@ -204,6 +205,33 @@ static inline int shoal__obj_cancelled(shoal_ref ref)
     uint64_t w = atomic_load_explicit(&shoal__rt->slots[shoal__id_idx(ref.id)].word,
                                       memory_order_relaxed);
     return (w & SHOAL__W_CANCEL) && shoal__w_pending(w);
+}
+/* shoal__obj_complete_task's common case, inline and in one CAS: a task that returned
+ * (code 0) completes its own result and drops its reference on it, when nobody waits on the
+ * result (no WAITERS to wake), no task depends on it (no DEPS to fire), shoal_cancel did not
+ * mark it, another holder keeps it (refs > 1: the drop frees nothing), and the store is
+ * neither shared with other processes (no ledger) nor spilling (no seal mark). false:
+ * nothing was done (one of those, or the word moved under the CAS), and the caller calls
+ * shoal__obj_complete_task, which sees the word afresh. */
+static inline bool shoal__obj_complete_task_fast(shoal_ref ref)
+{
+    shoal__rt_t *rt = shoal__rt;
+    if (unlikely(shoal__holds != NULL || rt->cfg.spill_dir != NULL))
+        return false;
+    shoal__slot *s = &rt->slots[shoal__id_idx(ref.id)];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id) ||
+                 shoal__w_state(w) != SHOAL__PENDING ||
+                 (w & (SHOAL__W_WAITERS | SHOAL__W_DEPS | SHOAL__W_CANCEL)) ||
+                 shoal__w_refs(w) < 2))
+        return false;
+    uint64_t nw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_STARTED)) |
+                   ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT)) - 1;
+    /* release: publishes the bytes and off/len to readers' acquire loads of the word and
+     * orders the task's reads before its drop, as obj_complete's CAS (core/object.c); its
+     * acquire half is for a waiter's count, and no waiter is registered here. */
+    return atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_release,
+                                                   memory_order_relaxed);
 }
 /* On a worker: run other tasks until s (ref's slot, checked by the caller) is no longer
  * CREATED/PENDING, or nothing is left to run. Elsewhere: returns at once. A task's get of

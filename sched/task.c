@@ -113,9 +113,11 @@ SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
      * released. */
     ctx_done(t);
     release_args(t);
-    if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED)))
-        shoal__obj_complete_task(r, 0, NULL, t->name);   /* no return: an empty object */
-    else
+    if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED))) {
+        /* (no return: an empty object) */
+        if (!shoal__obj_complete_task_fast(r))
+            shoal__obj_complete_task(r, 0, NULL, t->name);
+    } else
         fail_result(t, rc);   /* drops the task's reference too */
     shoal__task_free_inl(t);
 }
