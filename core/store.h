@@ -206,6 +206,24 @@ static inline int shoal__obj_cancelled(shoal_ref ref)
                                       memory_order_relaxed);
     return (w & SHOAL__W_CANCEL) && shoal__w_pending(w);
 }
+/* shoal__obj_fill_result's in-slot case, inline: a result of 1..SHOAL__INL_MAX bytes of a
+ * PENDING result with no data yet, in a store no other process maps, is held in its slot;
+ * returns where to write it. NULL: any other case, nothing done (the caller calls
+ * shoal__obj_fill_result, which takes or reports it). */
+static inline void *shoal__obj_fill_small(shoal_ref ref, size_t len)
+{
+    shoal__slot *s = &shoal__rt->slots[shoal__id_idx(ref.id)];
+    /* relaxed: the result is the task's own; nobody reads off or len before the completing
+     * release (as obj_fill, core/object.c). */
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (unlikely(len - 1 >= SHOAL__INL_MAX || shoal__holds != NULL ||
+                 shoal__w_gen(w) != shoal__id_gen(ref.id) ||
+                 shoal__w_state(w) != SHOAL__PENDING || s->len != 0))
+        return NULL;
+    s->off = 0;
+    s->len = SHOAL__LEN_INL | len;
+    return &s->off;
+}
 /* shoal__obj_complete_task's common case, inline and in one CAS: a task that returned
  * (code 0) completes its own result and drops its reference on it, when nobody waits on the
  * result (no WAITERS to wake), no task depends on it (no DEPS to fire), shoal_cancel did not

@@ -308,7 +308,9 @@ SHOAL_API int shoal_task_return_buf(shoal_task *t, size_t len, void **buf)
     return 0;
 }
 
-SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
+/* shoal_task_return but for a result held in its slot: out of line, so that the public
+ * call's fast path saves no registers. */
+__attribute__((noinline)) static int task_return(shoal_task *t, const void *data, size_t len)
 {
     if (unlikely(!t || (!data && len)))
         return shoal__err(SHOAL_EINVAL, t ? "shoal_task_return: data is NULL but len is %zu"
@@ -322,6 +324,18 @@ SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
     shoal__copy_bytes(buf, data, len);
     t->flags |= SHOAL__TF_RETURNED;
     return 0;
+}
+
+SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
+{
+    void *small;   /* a word-sized result (a count, a sum): held in its slot, no call */
+    if (likely(t && data && !(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED))) &&
+        likely((small = shoal__obj_fill_small(t->result, len)) != NULL)) {
+        shoal__copy_bytes(small, data, len);
+        t->flags |= SHOAL__TF_RETURNED;
+        return 0;
+    }
+    return task_return(t, data, len);
 }
 
 SHOAL_API int shoal_task_return_with_refs(shoal_task *t, const void *data, size_t len,
