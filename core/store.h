@@ -303,6 +303,10 @@ SHOAL__HIDDEN int shoal__down_err(shoal__rt_t *rt) __attribute__((cold));
 /* If the calling thread is a worker, run one other runnable task and return 1; return 0 if
  * there is nothing to run (or not a worker). Set by sched at start, NULL otherwise. */
 extern int (*shoal__help_hook)(void);
+/* shoal__help_while_pending's loop, run by sched: on a worker, run other tasks until the
+ * word of slot s no longer says PENDING/CREATED of generation gen, the runtime goes down,
+ * or nothing is left to run. Set by sched at start, NULL otherwise. */
+extern void (*shoal__help_while_hook)(const shoal__slot *s, uint64_t gen);
 /* A worker inside a task, with nothing to help with, sleeps until *word (the completion
  * futex, shared) differs from seen, new work reaches its node, or ns pass. Returns false
  * if it did not sleep, so that the caller sleeps on word alone. Set by sched at start. */
