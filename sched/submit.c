@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/result.h"
 #include "sched_int.h"
 
 #define MAX_ARGS  65535u
@@ -781,7 +782,7 @@ SHOAL__INLINE int submit_small(struct shoal__sched *s, shoal_fn fn, const shoal_
     if (unlikely(!t))
         return SHOAL_ENOMEM;
     /* Two references, as in submit_one. */
-    int rc = shoal__obj_new_result(&t->result);
+    int rc = shoal__obj_new_result_inl(&t->result);
     if (unlikely(rc))
         return unwind(t, args, 0, rc);
     t->fn = fn;
