@@ -827,13 +827,26 @@ static int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
         return get_take_slow(ref, buf, cap, len);
     take_bytes(buf, cap, p, n);
     *len = (size_t)n;
+    /* Held in its slot: no bytes and no list (the fills that make either take store bytes). */
+    bool inl = shoal__len_inl(s->len);
     uint64_t nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
     /* acq_rel, as unref's: release orders our copy of the bytes before the free; acquire
      * (on the last drop) sees every other holder's release before freeing. */
     if (likely(atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                        memory_order_relaxed))) {
-        if (shoal__w_refs(w) == 1)
-            obj_free(rt, s, idx, w, false);
+        if (shoal__w_refs(w) == 1) {
+            if (likely(inl && shoal__own == NULL)) {
+                /* obj_free_bytes' steps for it: the count, the waiters, the slot. */
+                struct shoal__thr *t = shoal__thr_get();
+                shoal__objs_add(rt, t, 0, -1);
+                if (w & SHOAL__W_WAITERS)
+                    shoal__wake_slot(rt, idx);
+                if (t)
+                    shoal__slot_give(rt, t, (uint32_t)idx);
+            } else {
+                obj_free(rt, s, idx, w, false);
+            }
+        }
         return 0;
     }
     /* The word moved (another holder's retain or release): the general drop. */
