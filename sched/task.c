@@ -253,7 +253,9 @@ SHOAL__COLD static int bad_index(shoal_task *t, size_t i, const char *call)
                       i, t->nargs);
 }
 
-SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t *len)
+/* shoal_task_arg but for a VALUE: out of line, so that the common call saves no registers. */
+__attribute__((noinline)) static int task_arg(shoal_task *t, size_t i, const void **data,
+                                              size_t *len)
 {
     if (unlikely(!t || i >= t->nargs))
         return bad_index(t, i, "shoal_task_arg");
@@ -272,6 +274,19 @@ SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t 
         return shoal__err(SHOAL_EINVAL, "shoal_task_arg: argument %zu is REF_PASS (not "
                                         "resolved): use shoal_task_arg_ref", i);
     }
+}
+
+SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t *len)
+{
+    if (likely(t && i < t->nargs && data && len)) {
+        shoal__targ *a = &shoal__task_args(t)[i];
+        if (likely(shoal__targ_kind(a) == SHOAL_ARG_VALUE)) {
+            *data = a->data;
+            *len = shoal__targ_len(a);
+            return 0;
+        }
+    }
+    return task_arg(t, i, data, len);
 }
 
 SHOAL_API int shoal_task_arg_ref(shoal_task *t, size_t i, shoal_ref *ref)
