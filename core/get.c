@@ -8,6 +8,7 @@
 #include "stats.h"
 
 int (*shoal__help_hook)(void);
+void (*shoal__help_while_hook)(const shoal__slot *s, uint64_t gen);
 bool (*shoal__nap_hook)(_Atomic uint32_t *word, uint32_t seen, uint64_t ns);
 int (*shoal__run_own_hook)(shoal_ref ref);
 struct shoal__upcalls shoal__up;

@@ -16,31 +16,14 @@
 
 #define FAILED_CODE_SHIFT 8
 
-/* Count d objects on the node holding off: batched per thread where nobody else reads the
- * counts live (rt->batched; shoal_info_get adds the pending deltas), else straight into
- * the shared counter. A 64-object batch keeps the shared line out of every create/free. */
-static inline void objs_add(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off, int d)
-{
-    unsigned n = shoal__off_node(rt, off);
-    if (likely(rt->batched && t != NULL)) {
-        int32_t v = atomic_load_explicit(&t->objs[n], memory_order_relaxed) + d;
-        if (likely(v < 64 && v > -64)) {
-            atomic_store_explicit(&t->objs[n], v, memory_order_relaxed);
-            return;
-        }
-        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
-        d = v;
-    }
-    shoal__count_objs(rt, rt->proc, n, d);   /* the node's count, or this process's shard */
-}
 
 /* An object's bytes moved from old_off to new_off: move its count if the node changed. */
 static inline void objs_move(shoal__rt_t *rt, struct shoal__thr *t, uint64_t old_off,
                              uint64_t new_off)
 {
     if (shoal__off_node(rt, old_off) != shoal__off_node(rt, new_off)) {
-        objs_add(rt, t, old_off, -1);
-        objs_add(rt, t, new_off, 1);
+        shoal__objs_add(rt, t, old_off, -1);
+        shoal__objs_add(rt, t, new_off, 1);
     }
 }
 
@@ -181,7 +164,7 @@ SHOAL__INLINE int obj_make(shoal__rt_t *rt, unsigned state, const void *src, siz
         if (shoal__own)
             shoal__own_set(idx, off, alen);
     }
-    objs_add(rt, t, off, 1);
+    shoal__objs_add(rt, t, off, 1);
     uint64_t nw = shoal__w_make(gen, state, refs);
     if (state == SHOAL__READY)
         nw |= shoal__seal_mark(rt, s);
@@ -273,7 +256,8 @@ int shoal__obj_new(unsigned state, size_t len, int node, uint32_t refs, void **b
                     NULL, 0);
 }
 
-/* Every constant folded in: no bytes, no list, no seal mark, one store of the word. */
+/* Every constant folded in: no bytes, no list, no seal mark, one store of the word (the
+ * general case of shoal__obj_new_result_inl, core/result.h). */
 int shoal__obj_new_result(shoal_ref *out)
 {
     return obj_make(shoal__rt, SHOAL__PENDING | SHOAL__OBJ_TASK, NULL, 0, -1, 2, NULL, out,
@@ -655,7 +639,7 @@ SHOAL__INLINE void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx,
             shoal__wake_slot(rt, idx);
         return;
     }
-    objs_add(rt, t, inl ? 0 : s->off, -1);
+    shoal__objs_add(rt, t, inl ? 0 : s->off, -1);
     if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
         /* Its bytes were freed when it was spilled (off is only its old place): forget the
          * copy on disk and recycle the slot. */
@@ -859,13 +843,26 @@ static int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
         return get_take_slow(ref, buf, cap, len);
     take_bytes(buf, cap, p, n);
     *len = (size_t)n;
+    /* Held in its slot: no bytes and no list (the fills that make either take store bytes). */
+    bool inl = shoal__len_inl(s->len);
     uint64_t nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
     /* acq_rel, as unref's: release orders our copy of the bytes before the free; acquire
      * (on the last drop) sees every other holder's release before freeing. */
     if (likely(atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                        memory_order_relaxed))) {
-        if (shoal__w_refs(w) == 1)
-            obj_free(rt, s, idx, w, false);
+        if (shoal__w_refs(w) == 1) {
+            if (likely(inl && shoal__own == NULL)) {
+                /* obj_free_bytes' steps for it: the count, the waiters, the slot. */
+                struct shoal__thr *t = shoal__thr_get();
+                shoal__objs_add(rt, t, 0, -1);
+                if (w & SHOAL__W_WAITERS)
+                    shoal__wake_slot(rt, idx);
+                if (t)
+                    shoal__slot_give(rt, t, (uint32_t)idx);
+            } else {
+                obj_free(rt, s, idx, w, false);
+            }
+        }
         return 0;
     }
     /* The word moved (another holder's retain or release): the general drop. */

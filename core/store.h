@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "shoal.h"
+#include "../layout/mpseg.h"
 #include "../layout/rt.h"
 #include "../os/clock.h"
 #include "../os/errors.h"
@@ -205,6 +206,51 @@ static inline int shoal__obj_cancelled(shoal_ref ref)
                                       memory_order_relaxed);
     return (w & SHOAL__W_CANCEL) && shoal__w_pending(w);
 }
+/* shoal__obj_fill_result's in-slot case, inline: a result of 1..SHOAL__INL_MAX bytes of a
+ * PENDING result with no data yet, in a store no other process maps, is held in its slot;
+ * returns where to write it. NULL: any other case, nothing done (the caller calls
+ * shoal__obj_fill_result, which takes or reports it). */
+static inline void *shoal__obj_fill_small(shoal_ref ref, size_t len)
+{
+    shoal__slot *s = &shoal__rt->slots[shoal__id_idx(ref.id)];
+    /* relaxed: the result is the task's own; nobody reads off or len before the completing
+     * release (as obj_fill, core/object.c). */
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (unlikely(len - 1 >= SHOAL__INL_MAX || shoal__holds != NULL ||
+                 shoal__w_gen(w) != shoal__id_gen(ref.id) ||
+                 shoal__w_state(w) != SHOAL__PENDING || s->len != 0))
+        return NULL;
+    s->off = 0;
+    s->len = SHOAL__LEN_INL | len;
+    return &s->off;
+}
+/* shoal__obj_complete_task's common case, inline and in one CAS: a task that returned
+ * (code 0) completes its own result and drops its reference on it, when nobody waits on the
+ * result (no WAITERS to wake), no task depends on it (no DEPS to fire), shoal_cancel did not
+ * mark it, another holder keeps it (refs > 1: the drop frees nothing), and the store is
+ * neither shared with other processes (no ledger) nor spilling (no seal mark). false:
+ * nothing was done (one of those, or the word moved under the CAS), and the caller calls
+ * shoal__obj_complete_task, which sees the word afresh. */
+static inline bool shoal__obj_complete_task_fast(shoal_ref ref)
+{
+    shoal__rt_t *rt = shoal__rt;
+    if (unlikely(shoal__holds != NULL || rt->cfg.spill_dir != NULL))
+        return false;
+    shoal__slot *s = &rt->slots[shoal__id_idx(ref.id)];
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id) ||
+                 shoal__w_state(w) != SHOAL__PENDING ||
+                 (w & (SHOAL__W_WAITERS | SHOAL__W_DEPS | SHOAL__W_CANCEL)) ||
+                 shoal__w_refs(w) < 2))
+        return false;
+    uint64_t nw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_STARTED)) |
+                   ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT)) - 1;
+    /* release: publishes the bytes and off/len to readers' acquire loads of the word and
+     * orders the task's reads before its drop, as obj_complete's CAS (core/object.c); its
+     * acquire half is for a waiter's count, and no waiter is registered here. */
+    return atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_release,
+                                                   memory_order_relaxed);
+}
 /* On a worker: run other tasks until s (ref's slot, checked by the caller) is no longer
  * CREATED/PENDING, or nothing is left to run. Elsewhere: returns at once. A task's get of
  * a child it submitted, reading the word alone between tasks rather than rescanning. */
@@ -261,6 +307,10 @@ SHOAL__HIDDEN int shoal__down_err(shoal__rt_t *rt) __attribute__((cold));
 /* If the calling thread is a worker, run one other runnable task and return 1; return 0 if
  * there is nothing to run (or not a worker). Set by sched at start, NULL otherwise. */
 extern int (*shoal__help_hook)(void);
+/* shoal__help_while_pending's loop, run by sched: on a worker, run other tasks until the
+ * word of slot s no longer says PENDING/CREATED of generation gen, the runtime goes down,
+ * or nothing is left to run. Set by sched at start, NULL otherwise. */
+extern void (*shoal__help_while_hook)(const shoal__slot *s, uint64_t gen);
 /* A worker inside a task, with nothing to help with, sleeps until *word (the completion
  * futex, shared) differs from seen, new work reaches its node, or ns pass. Returns false
  * if it did not sleep, so that the caller sleeps on word alone. Set by sched at start. */

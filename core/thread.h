@@ -34,6 +34,24 @@ SHOAL__HIDDEN void shoal__lifecycle_unlock(void);
  * `code` with a message for the lifecycle call `who`; else 0. */
 SHOAL__HIDDEN int shoal__lifecycle_reentered(const char *who, int code);
 
+/* Count d objects on the node holding off: batched per thread where nobody else reads the
+ * counts live (rt->batched; shoal_info_get adds the pending deltas), else straight into
+ * the shared counter. A 64-object batch keeps the shared line out of every create/free. */
+static inline void shoal__objs_add(shoal__rt_t *rt, struct shoal__thr *t, uint64_t off, int d)
+{
+    unsigned n = shoal__off_node(rt, off);
+    if (likely(rt->batched && t != NULL)) {
+        int32_t v = atomic_load_explicit(&t->objs[n], memory_order_relaxed) + d;
+        if (likely(v < 64 && v > -64)) {
+            atomic_store_explicit(&t->objs[n], v, memory_order_relaxed);
+            return;
+        }
+        atomic_store_explicit(&t->objs[n], 0, memory_order_relaxed);
+        d = v;
+    }
+    shoal__count_objs(rt, rt->proc, n, d);   /* the node's count, or this process's shard */
+}
+
 /* ---- slots (core/slots.c) ---- */
 SHOAL__HIDDEN uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t);
 SHOAL__HIDDEN void     shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n);

@@ -145,16 +145,9 @@ static inline bool is_down(const shoal__rt_t *rt)
 
 void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref)
 {
-    if (shoal__tls.worker < 0 || !shoal__help_hook)
-        return;
-    shoal__rt_t *rt = shoal__rt;
-    for (;;) {
-        /* acquire: pairs with the completion's release, as in shoal_get. */
-        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (shoal__w_gen(w) != shoal__id_gen(ref.id) || !shoal__w_pending(w) || is_down(rt) ||
-            !shoal__help_hook())
-            return;
-    }
+    void (*hook)(const shoal__slot *, uint64_t) = shoal__help_while_hook;
+    if (shoal__tls.worker >= 0 && hook)
+        hook(s, shoal__id_gen(ref.id));   /* (sched/worker.c: help_while) */
 }
 
 static void futex_sleep(_Atomic uint32_t *addr, uint32_t seen, uint64_t ns)

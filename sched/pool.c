@@ -15,7 +15,7 @@
 #include "magstack.h"
 #include "task.h"
 
-#define BATCH 64u                        /* blocks moved per refill / flush */
+#define BATCH SHOAL__POOL_BATCH          /* blocks moved per refill / flush */
 #define CHUNK ((size_t)2 << 20)
 
 struct mag {                             /* a magazine: BATCH free blocks */
@@ -27,18 +27,9 @@ typedef shoal__stack magstack;
 static inline void mag_push(magstack *st, struct mag *m) { shoal__stack_push(st, &m->link); }
 static inline struct mag *mag_pop(magstack *st) { return (struct mag *)(void *)shoal__stack_pop(st); }
 
-struct tcache {
-    struct { uint32_t n; struct shoal_task *obj[2 * BATCH]; } cls[SHOAL__NCLS];
-    struct shoal__submitted own;         /* shoal__pool_submitted */
-    struct shoal_task **scratch;         /* shoal__pool_scratch: malloc'd, grown as needed */
-    size_t nscratch;
-};
-
-struct tlocal {
-    uint64_t gen;                        /* the pool run this cache belongs to */
-    struct tcache *c;
-};
-static __thread struct tlocal tl __attribute__((tls_model("initial-exec")));
+/* The per-thread cache (task.h: its fast paths are inline there). */
+__thread struct shoal__pool_tl shoal__pool_tl __attribute__((tls_model("initial-exec")));
+_Atomic uint64_t shoal__pool_gen;        /* 0 while stopped; relaxed: see tcache_slow */
 
 struct chunk { char *base; uint32_t cls, carved; };
 
@@ -49,7 +40,6 @@ struct heap_hdr {                        /* in front of a malloc'd task */
 
 static struct {
     pthread_mutex_t mu;
-    _Atomic uint64_t gen;                /* 0 while stopped; relaxed: see pool_tls */
     uint64_t last_gen;
     magstack full[SHOAL__NCLS];          /* magazines of free blocks */
     magstack empty;                      /* spare magazine shells */
@@ -63,7 +53,7 @@ static pthread_key_t tl_key;
 static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
 
 /* Thread exit: hand the cached blocks back if they belong to the running pool. */
-static void flush_all_locked(struct tcache *c)
+static void flush_all_locked(struct shoal__tcache *c)
 {
     for (unsigned k = 0; k < SHOAL__NCLS; k++) {
         while (c->cls[k].n) {
@@ -81,13 +71,14 @@ static void flush_all_locked(struct tcache *c)
 
 static void tl_exit(void *p)
 {
-    struct tcache *c = p;
+    struct shoal__tcache *c = p;
     pthread_mutex_lock(&pool.mu);
-    if (tl.gen && tl.gen == atomic_load_explicit(&pool.gen, memory_order_relaxed))
+    if (shoal__pool_tl.gen &&
+        shoal__pool_tl.gen == atomic_load_explicit(&shoal__pool_gen, memory_order_relaxed))
         flush_all_locked(c);
     pthread_mutex_unlock(&pool.mu);
-    tl.c = NULL;
-    tl.gen = 0;
+    shoal__pool_tl.c = NULL;
+    shoal__pool_tl.gen = 0;
     free(c->scratch);
     free(c);
 }
@@ -96,31 +87,30 @@ static void tl_key_make(void) { pthread_key_create(&tl_key, tl_exit); }
 
 /* This thread's cache for the running pool; a cache from an earlier run is emptied (its
  * blocks were freed with that run's chunks). */
-SHOAL__COLD static struct tcache *tcache_slow(void)
+SHOAL__COLD static struct shoal__tcache *tcache_slow(void)
 {
-    if (!tl.c) {
+    if (!shoal__pool_tl.c) {
         pthread_once(&tl_once, tl_key_make);
-        tl.c = calloc(1, sizeof *tl.c);
-        if (!tl.c) {
+        shoal__pool_tl.c = calloc(1, sizeof *shoal__pool_tl.c);
+        if (!shoal__pool_tl.c) {
             shoal__err(SHOAL_ENOMEM, "out of memory for this thread's task cache");
             return NULL;
         }
-        pthread_setspecific(tl_key, tl.c);
+        pthread_setspecific(tl_key, shoal__pool_tl.c);
     }
     for (unsigned k = 0; k < SHOAL__NCLS; k++)
-        tl.c->cls[k].n = 0;
-    tl.c->own = (struct shoal__submitted){ 0, 0 };
+        shoal__pool_tl.c->cls[k].n = 0;
+    shoal__pool_tl.c->own = (struct shoal__submitted){ 0, 0 };
     /* relaxed: the pool was started before this thread could reach the scheduler (the
      * caller passed shoal__tls_check, which acquired the runtime's epoch). */
-    tl.gen = atomic_load_explicit(&pool.gen, memory_order_relaxed);
-    return tl.c;
+    shoal__pool_tl.gen = atomic_load_explicit(&shoal__pool_gen, memory_order_relaxed);
+    return shoal__pool_tl.c;
 }
 
-static inline struct tcache *tcache_get(void)
+static inline struct shoal__tcache *tcache_get(void)
 {
-    if (likely(tl.c && tl.gen == atomic_load_explicit(&pool.gen, memory_order_relaxed)))
-        return tl.c;
-    return tcache_slow();
+    struct shoal__tcache *c = shoal__tcache_get();
+    return likely(c) ? c : tcache_slow();
 }
 
 /* Carve n fresh blocks of class k into dst. Mutex held. */
@@ -161,7 +151,7 @@ static uint32_t carve_locked(unsigned k, struct shoal_task **dst, uint32_t n)
     return got;
 }
 
-SHOAL__COLD static int refill(struct tcache *c, unsigned k)
+SHOAL__COLD static int refill(struct shoal__tcache *c, unsigned k)
 {
     struct mag *m = mag_pop(&pool.full[k]);
     if (m) {
@@ -180,7 +170,7 @@ SHOAL__COLD static int refill(struct tcache *c, unsigned k)
     return 0;
 }
 
-SHOAL__COLD static void flush(struct tcache *c, unsigned k)
+SHOAL__COLD static void flush(struct shoal__tcache *c, unsigned k)
 {
     struct mag *m = mag_pop(&pool.empty);
     if (!m)
@@ -228,7 +218,12 @@ struct shoal_task *shoal__task_alloc(size_t size)
         k++;
     if (unlikely(k == SHOAL__NCLS))
         return heap_alloc(size);
-    struct tcache *c = tcache_get();
+    return shoal__task_alloc_cls(k);
+}
+
+struct shoal_task *shoal__task_alloc_slow(unsigned k)
+{
+    struct shoal__tcache *c = tcache_get();
     if (unlikely(!c))
         return NULL;
     if (unlikely(c->cls[k].n == 0) && refill(c, k))
@@ -246,7 +241,7 @@ struct shoal_task *shoal__task_alloc(size_t size)
     return t;
 }
 
-SHOAL__COLD static struct shoal_task **scratch_grow(struct tcache *c, size_t n)
+SHOAL__COLD static struct shoal_task **scratch_grow(struct shoal__tcache *c, size_t n)
 {
     size_t want = n < 1024 ? 1024 : n;
     struct shoal_task **a = want <= SIZE_MAX / sizeof *a ? malloc(want * sizeof *a) : NULL;
@@ -262,7 +257,7 @@ SHOAL__COLD static struct shoal_task **scratch_grow(struct tcache *c, size_t n)
 
 struct shoal_task **shoal__pool_scratch(size_t n)
 {
-    struct tcache *c = tcache_get();
+    struct shoal__tcache *c = tcache_get();
     if (unlikely(!c))
         return NULL;
     if (likely(n <= c->nscratch))
@@ -272,12 +267,16 @@ struct shoal_task **shoal__pool_scratch(size_t n)
 
 struct shoal__submitted *shoal__pool_submitted(void)
 {
-    if (likely(tl.c && tl.gen == atomic_load_explicit(&pool.gen, memory_order_relaxed)))
-        return &tl.c->own;
-    return NULL;
+    struct shoal__tcache *c = shoal__tcache_get();
+    return c ? &c->own : NULL;
 }
 
 void shoal__task_free(struct shoal_task *t)
+{
+    shoal__task_free_inl(t);
+}
+
+void shoal__task_free_slow(struct shoal_task *t)
 {
     atomic_store_explicit(&t->state, SHOAL__TS_FREE, memory_order_relaxed);
     unsigned k = t->cls;
@@ -285,7 +284,7 @@ void shoal__task_free(struct shoal_task *t)
         heap_free(t);
         return;
     }
-    struct tcache *c = tcache_get();
+    struct shoal__tcache *c = tcache_get();
     if (unlikely(!c))
         return;   /* the block stays in its chunk until stop */
     if (unlikely(c->cls[k].n == 2 * BATCH)) {
@@ -337,11 +336,11 @@ void shoal__pool_forget(void)
         pool.full[k] = (shoal__stack){ 0 };
     }
     pool.empty = (shoal__stack){ 0 };
-    atomic_store_explicit(&pool.gen, 0, memory_order_relaxed);
-    tl.gen = 0;
-    if (tl.c)
+    atomic_store_explicit(&shoal__pool_gen, 0, memory_order_relaxed);
+    shoal__pool_tl.gen = 0;
+    if (shoal__pool_tl.c)
         for (unsigned k = 0; k < SHOAL__NCLS; k++)
-            tl.c->cls[k].n = 0;
+            shoal__pool_tl.c->cls[k].n = 0;
 }
 
 size_t shoal__pool_mapped(void)
@@ -365,7 +364,7 @@ int shoal__pool_start(void)
     /* The previous store is gone: nothing can reach its blocks any more. */
     free_retired();
     /* relaxed: threads reach the pool only after init publishes the runtime (release). */
-    atomic_store_explicit(&pool.gen, ++pool.last_gen, memory_order_relaxed);
+    atomic_store_explicit(&shoal__pool_gen, ++pool.last_gen, memory_order_relaxed);
     pthread_mutex_unlock(&pool.mu);
     return 0;
 }
@@ -373,7 +372,7 @@ int shoal__pool_start(void)
 void shoal__pool_stop(void)
 {
     pthread_mutex_lock(&pool.mu);
-    atomic_store_explicit(&pool.gen, 0, memory_order_relaxed);
+    atomic_store_explicit(&shoal__pool_gen, 0, memory_order_relaxed);
     free_retired();
     retired.chunks = pool.chunks;
     retired.nchunks = pool.nchunks;
@@ -393,10 +392,10 @@ void shoal__pool_stop(void)
         free(m);
     pthread_mutex_unlock(&pool.mu);
     /* This thread's cache points into retired chunks: forget it. */
-    if (tl.c)
+    if (shoal__pool_tl.c)
         for (unsigned k = 0; k < SHOAL__NCLS; k++)
-            tl.c->cls[k].n = 0;
-    tl.gen = 0;
+            shoal__pool_tl.c->cls[k].n = 0;
+    shoal__pool_tl.gen = 0;
 }
 
 static bool walkable(struct shoal_task *t)

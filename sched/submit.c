@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/result.h"
 #include "sched_int.h"
 #include "timeline.h"
 
@@ -734,10 +735,100 @@ int shoal__run_own(shoal_ref ref)
     return 1;
 }
 
+/* ---- the small task ---------------------------------------------------------------------
+ * shoal_submit's common case (fib's): no options and at most two VALUE arguments of at most
+ * 16 bytes each (a count, a pair). It has nothing to check beyond that shape, no reference
+ * to take, no dependency to register, no name, context or node; its block is always of the
+ * smallest class. It builds what submit_one would build for it, with each step inline: the
+ * block from the thread's cache, the result, the header, the values, and the push on the
+ * worker's own deque. */
+#define SMALL_NARGS 2u
+#define SMALL_VALUE 16u
+_Static_assert(sizeof(struct shoal_task) + SMALL_NARGS * (sizeof(shoal__targ) + SMALL_VALUE) <=
+                   128, "a small task fits the smallest block class (task.h)");
+
+static inline bool small_task(const shoal_arg args[], size_t nargs)
+{
+    if (nargs > SMALL_NARGS || (nargs && !args))
+        return false;
+    for (size_t i = 0; i < nargs; i++)
+        if (args[i].kind != SHOAL_ARG_VALUE || args[i].len > SMALL_VALUE || !args[i].data)
+            return false;
+    return true;
+}
+
+/* shoal__task_ready for an unbound task: a worker pushes it on its own deque. */
+SHOAL__INLINE void ready_unbound(struct shoal__sched *s, struct shoal_task *t)
+{
+    int wi = shoal__tls.worker;
+    if (likely(wi >= 0)) {
+        struct shoal__worker *w = &s->w[wi];
+        uint64_t idx = shoal__id_idx(t->result.id);   /* t is not read once pushed */
+        if (likely(shoal__deque_push(&w->dq, (shoal__item)t) == 0)) {
+            shoal__rt_t *rt = shoal__rt;   /* the next task this worker runs: see task_ready */
+            if (likely(idx < rt->nslots))
+                shoal__prefetch(&rt->slots[idx]);
+            shoal__wake_check(s, w->node, false);
+            return;
+        }
+    }
+    shoal__task_ready(s, t);
+}
+
+SHOAL__INLINE int submit_small(struct shoal__sched *s, shoal_fn fn, const shoal_arg args[],
+                               size_t nargs, shoal_ref *out)
+{
+    struct shoal_task *t = shoal__task_alloc_cls(0);
+    if (unlikely(!t))
+        return SHOAL_ENOMEM;
+    /* Two references, as in submit_one. */
+    int rc = shoal__obj_new_result_inl(&t->result);
+    if (unlikely(rc))
+        return unwind(t, args, 0, rc);
+    t->fn = fn;
+    t->nargs = (uint32_t)nargs;
+    t->worker = -1;
+    atomic_store_explicit(&t->fail_arg, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
+    t->node = -1;
+    t->flags = 0;
+    t->fail_msg = NULL;
+    t->name = NULL;
+    shoal__targ *ta = shoal__task_args(t);
+    char *v = (char *)(ta + nargs);
+    for (size_t i = 0; i < nargs; i++) {
+        shoal__copy_bytes(v, args[i].data, args[i].len);
+        ta[i].data = v;
+        ta[i].len_kind = (uint64_t)args[i].len << 2 | SHOAL_ARG_VALUE;
+        v += SMALL_VALUE;
+    }
+    *out = t->result;   /* before the task is visible, as in submit_one */
+    ready_unbound(s, t);
+    remember_own(out->id);
+    return 0;
+}
+
+/* Everything else: submit_one, out of line so that the small task's path stays short. */
+__attribute__((noinline)) static int submit_general(shoal_fn fn, const shoal_arg args[],
+                                                    size_t nargs, const shoal_task_opts *opts,
+                                                    shoal_ref *out)
+{
+    return submit_one("shoal_submit", NULL, fn, args, nargs, opts, out);
+}
+
+SHOAL__INLINE int submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
+                         const shoal_task_opts *opts, shoal_ref *out)
+{
+    struct shoal__sched *s = shoal__rt->sched;
+    if (likely(!opts && s && fn && out && small_task(args, nargs)))
+        return submit_small(s, fn, args, nargs, out);
+    return submit_general(fn, args, nargs, opts, out);
+}
+
 SHOAL_API int shoal_submit(shoal_fn fn, const shoal_arg args[], size_t nargs,
                            const shoal_task_opts *opts, shoal_ref *out)
 {
-    SHOAL__CALL(submit_one("shoal_submit", NULL, fn, args, nargs, opts, out));
+    SHOAL__CALL(submit(fn, args, nargs, opts, out));
 }
 
 SHOAL_API int shoal_submit_batch(size_t n, shoal_fn fn, const shoal_arg args[],

@@ -110,18 +110,20 @@ static inline bool task_begin(struct shoal_task *t)
 }
 
 /* The end of a run that returned rc: complete the result and free t. */
-static inline void task_finish(struct shoal_task *t, int rc)
+SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
 {
     shoal_ref r = t->result;
     /* Arguments and context go first, so that a caller that sees the result sees them
      * released. */
     ctx_done(t);
     release_args(t);
-    if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED)))
-        shoal__obj_complete_task(r, 0, NULL, t->name);   /* no return: an empty object */
-    else
+    if (likely(rc == 0 && !(t->flags & SHOAL__TF_FAILED))) {
+        /* (no return: an empty object) */
+        if (!shoal__obj_complete_task_fast(r))
+            shoal__obj_complete_task(r, 0, NULL, t->name);
+    } else
         fail_result(t, rc);   /* drops the task's reference too */
-    shoal__task_free(t);
+    shoal__task_free_inl(t);
 }
 
 /* shoal__task_run_one's body, folded into shoal__task_run too (one call a task). */
@@ -258,7 +260,9 @@ SHOAL__COLD static int bad_index(shoal_task *t, size_t i, const char *call)
                       i, t->nargs);
 }
 
-SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t *len)
+/* shoal_task_arg but for a VALUE: out of line, so that the common call saves no registers. */
+__attribute__((noinline)) static int task_arg(shoal_task *t, size_t i, const void **data,
+                                              size_t *len)
 {
     if (unlikely(!t || i >= t->nargs))
         return bad_index(t, i, "shoal_task_arg");
@@ -297,6 +301,19 @@ SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t 
     }
 }
 
+SHOAL_API int shoal_task_arg(shoal_task *t, size_t i, const void **data, size_t *len)
+{
+    if (likely(t && i < t->nargs && data && len)) {
+        shoal__targ *a = &shoal__task_args(t)[i];
+        if (likely(shoal__targ_kind(a) == SHOAL_ARG_VALUE)) {
+            *data = a->data;
+            *len = shoal__targ_len(a);
+            return 0;
+        }
+    }
+    return task_arg(t, i, data, len);
+}
+
 SHOAL_API int shoal_task_arg_ref(shoal_task *t, size_t i, shoal_ref *ref)
 {
     if (unlikely(!t || i >= t->nargs))
@@ -331,7 +348,9 @@ SHOAL_API int shoal_task_return_buf(shoal_task *t, size_t len, void **buf)
     return 0;
 }
 
-SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
+/* shoal_task_return but for a result held in its slot: out of line, so that the public
+ * call's fast path saves no registers. */
+__attribute__((noinline)) static int task_return(shoal_task *t, const void *data, size_t len)
 {
     if (unlikely(!t || (!data && len)))
         return shoal__err(SHOAL_EINVAL, t ? "shoal_task_return: data is NULL but len is %zu"
@@ -345,6 +364,18 @@ SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
     shoal__copy_bytes(buf, data, len);
     t->flags |= SHOAL__TF_RETURNED;
     return 0;
+}
+
+SHOAL_API int shoal_task_return(shoal_task *t, const void *data, size_t len)
+{
+    void *small;   /* a word-sized result (a count, a sum): held in its slot, no call */
+    if (likely(t && data && !(t->flags & (SHOAL__TF_RETURNED | SHOAL__TF_FAILED))) &&
+        likely((small = shoal__obj_fill_small(t->result, len)) != NULL)) {
+        shoal__copy_bytes(small, data, len);
+        t->flags |= SHOAL__TF_RETURNED;
+        return 0;
+    }
+    return task_return(t, data, len);
 }
 
 SHOAL_API int shoal_task_return_with_refs(shoal_task *t, const void *data, size_t len,

@@ -132,10 +132,63 @@ struct shoal__submitted {
     uint64_t id;
     uint32_t depth;
 };
+/* A thread's cache of free blocks, per class (pool.c), and the pool run it belongs to: a
+ * block taken or given back without a call is what the task path's alloc and free are. */
+#define SHOAL__POOL_BATCH 64u
+struct shoal__tcache {
+    struct { uint32_t n; struct shoal_task *obj[2 * SHOAL__POOL_BATCH]; } cls[SHOAL__NCLS];
+    struct shoal__submitted own;         /* shoal__pool_submitted */
+    struct shoal_task **scratch;         /* shoal__pool_scratch: malloc'd, grown as needed */
+    size_t nscratch;
+};
+struct shoal__pool_tl {
+    uint64_t gen;                        /* the pool run this cache belongs to */
+    struct shoal__tcache *c;
+};
+SHOAL__HIDDEN extern __thread struct shoal__pool_tl shoal__pool_tl
+    __attribute__((tls_model("initial-exec")));
+/* The running pool's generation, 0 while stopped. relaxed loads: threads reach the pool
+ * only after init publishes the runtime (release), which was started before. */
+SHOAL__HIDDEN extern _Atomic uint64_t shoal__pool_gen;
+/* The calling thread's cache of this pool run, or NULL (none yet, or an older run's). */
+static inline struct shoal__tcache *shoal__tcache_get(void)
+{
+    struct shoal__tcache *c = shoal__pool_tl.c;
+    if (likely(c && shoal__pool_tl.gen ==
+                        atomic_load_explicit(&shoal__pool_gen, memory_order_relaxed)))
+        return c;
+    return NULL;
+}
+/* shoal__task_alloc of a class-k block (pool.c: the cache empty or stale, out of line). */
+SHOAL__HIDDEN struct shoal_task *shoal__task_alloc_slow(unsigned k);
+static inline struct shoal_task *shoal__task_alloc_cls(unsigned k)
+{
+    struct shoal__tcache *c = shoal__tcache_get();
+    if (likely(c && c->cls[k].n)) {
+        struct shoal_task *t = c->cls[k].obj[--c->cls[k].n];
+        atomic_store_explicit(&t->state, SHOAL__TS_LIVE, memory_order_relaxed);
+        return t;
+    }
+    return shoal__task_alloc_slow(k);
+}
 /* The calling thread's shoal__submitted, kept with its block cache (no static TLS of its own);
  * NULL when the thread has no cache of this pool run (then nothing is remembered). */
 SHOAL__HIDDEN struct shoal__submitted *shoal__pool_submitted(void);
 SHOAL__HIDDEN void shoal__task_free(struct shoal_task *t);
+/* shoal__task_free's general path (a heap block, a full or stale cache). */
+SHOAL__HIDDEN void shoal__task_free_slow(struct shoal_task *t);
+/* shoal__task_free with the cache's fast path inline. */
+static inline void shoal__task_free_inl(struct shoal_task *t)
+{
+    unsigned k = t->cls;
+    struct shoal__tcache *c = shoal__tcache_get();
+    if (likely(k != SHOAL__CLS_HEAP && c && c->cls[k].n < 2 * SHOAL__POOL_BATCH)) {
+        atomic_store_explicit(&t->state, SHOAL__TS_FREE, memory_order_relaxed);
+        c->cls[k].obj[c->cls[k].n++] = t;
+        return;
+    }
+    shoal__task_free_slow(t);
+}
 /* The calling thread's scratch list of at least n task pointers (shoal_submit_batch holds
  * its blocks there until they are all built), kept with its block cache and grown only
  * when a batch is longer than any before on this thread; freed at thread exit. Valid until

@@ -157,6 +157,33 @@ static int help(void)
     return 1;
 }
 
+/* shoal__help_while_hook: help (as above) while slot sl's object of generation gen is
+ * pending, with the worker looked up once for the whole wait. */
+static void help_while(const shoal__slot *sl, uint64_t gen)
+{
+    int wi = shoal__tls.worker;
+    shoal__rt_t *rt = atomic_load_explicit(&shoal__rt, memory_order_relaxed);
+    struct shoal__sched *s = rt ? rt->sched : NULL;
+    if (wi < 0 || !s || (unsigned)wi >= s->nworkers)
+        return;
+    struct shoal__worker *w = &s->w[wi];
+    for (;;) {
+        /* acquire: pairs with the completion's release, as in shoal_get. */
+        uint64_t x = atomic_load_explicit(&sl->word, memory_order_acquire);
+        if (shoal__w_gen(x) != gen || !shoal__w_pending(x) ||
+            atomic_load_explicit(&rt->down, memory_order_relaxed) != 0)
+            return;
+        struct shoal_task *t = find_task(s, w, false);
+        if (!t)
+            return;
+        /* Stopping: as in help. */
+        if (unlikely(atomic_load_explicit(&s->stop, memory_order_relaxed)))
+            shoal__task_cancel(t, false);
+        else
+            run(w, t);
+    }
+}
+
 /* ---- the worker thread ---------------------------------------------------------------- */
 
 struct start_sync {
@@ -360,6 +387,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     publish_lines(rt, s);
     rt->sched = s;
     shoal__help_hook = help;
+    shoal__help_while_hook = help_while;
     shoal__run_own_hook = shoal__run_own;
     shoal__nap_init();
     shoal__nap_hook = shoal__nap;
@@ -485,6 +513,7 @@ void shoal__sched_stop(shoal__rt_t *rt)
     __atomic_store_n(&rt->sched, NULL, __ATOMIC_SEQ_CST);
     shoal__sched_quiesce();
     shoal__help_hook = NULL;
+    shoal__help_while_hook = NULL;
     shoal__run_own_hook = NULL;
     shoal__nap_hook = NULL;
     shoal__pool_stop();

@@ -848,6 +848,74 @@ static void test_small_results(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* ---- the small task ------------------------------------------------------------------------
+ * shoal_submit's short path takes at most two VALUE arguments of at most 16 bytes each and no
+ * options; these shapes sit at and past each bound (and a NULL VALUE of 0 bytes, which it
+ * leaves to the general path), submitted from this thread (the global queue) and from inside
+ * a task (the worker's own deque). Each task sums its argument bytes. */
+static const size_t shape_len[][3] = {   /* nargs, then each argument's length */
+    { 0, 0, 0 }, { 1, 0, 0 }, { 1, 1, 0 }, { 1, 8, 0 }, { 1, 15, 0 }, { 1, 16, 0 },
+    { 1, 17, 0 }, { 2, 16, 16 }, { 2, 8, 17 }, { 2, 4, 0 }, { 3, 1, 1 },
+};
+#define NSHAPES (sizeof shape_len / sizeof shape_len[0])
+
+/* Submit every shape (twice: once with its last argument a NULL VALUE of 0 bytes) and check
+ * each sum; the number of wrong answers. */
+static int run_shapes(void)
+{
+    unsigned char bytes[3][32];
+    int bad = 0;
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 32; k++)
+            bytes[i][k] = (unsigned char)(i * 40 + k + 1);
+    for (size_t s = 0; s < NSHAPES; s++) {
+        for (int null_last = 0; null_last < 2; null_last++) {
+            size_t nargs = shape_len[s][0];
+            shoal_arg args[3];
+            long want = 0;
+            for (size_t i = 0; i < nargs; i++) {
+                bool null = null_last && i + 1 == nargs;
+                size_t len = null ? 0 : i < 2 ? shape_len[s][1 + i] : 1;
+                args[i] = SHOAL_VALUE(null ? NULL : bytes[i], len);
+                for (size_t k = 0; k < len; k++)
+                    want += bytes[i][k];
+            }
+            shoal_ref r;
+            if (shoal_submit(t_sum, nargs ? args : NULL, nargs, NULL, &r) != 0) {
+                bad++;
+                continue;
+            }
+            int rc;
+            long got = get_long(r, &rc);
+            if (rc != 0 || got != want)
+                bad++;
+            if (shoal_release(r) != 0)
+                bad++;
+        }
+    }
+    return bad;
+}
+
+static int t_shapes(shoal_task *t)
+{
+    long bad = run_shapes();
+    return shoal_task_return(t, &bad, sizeof bad);
+}
+
+static void test_small_task_shapes(void)
+{
+    start_workers(2, 0);
+    CU_ASSERT_EQUAL(run_shapes(), 0);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_shapes, NULL, 0, NULL, &r));
+    int rc;
+    CU_ASSERT_EQUAL(get_long(r, &rc), 0);
+    CHECK_OK(rc);
+    CHECK_OK(shoal_release(r));
+    CU_ASSERT_EQUAL(live_settled(0), 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -869,6 +937,7 @@ int main(void)
         { "tasks submit tasks", test_tasks_submit_tasks },
         { "a task from outside is not starved by self-feeding workers", test_outside_task_not_starved },
         { "small results are held in their slots", test_small_results },
+        { "small task shapes, at and past the short path's bounds", test_small_task_shapes },
         { NULL, NULL },
     };
     return shoal_test_run("tasks", cases);
