@@ -260,7 +260,8 @@ SHOAL__COLD static int bad_index(shoal_task *t, size_t i, const char *call)
                       i, t->nargs);
 }
 
-/* shoal_task_arg but for a VALUE: out of line, so that the common call saves no registers. */
+/* shoal_task_arg's slow part (every kind but a VALUE, and bad arguments): out of line, so
+ * that the common call, a VALUE, saves no registers. */
 __attribute__((noinline)) static int task_arg(shoal_task *t, size_t i, const void **data,
                                               size_t *len)
 {
