@@ -1551,77 +1551,6 @@ static void test_no_spill_dir(void)
 /* Teardown: remove the suite's spill directories. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
-/* An object taken back while its spill write runs (a get finds it SPILLING), advised cold
- * again and spilled anew while that first write is still in flight: two writes of one
- * object. The first write's end took the second claim's SPILLING for its own, and each end
- * wrote the object's `next` (the extent a release gives back) whatever happened, so `next`
- * and the spiller's record named different extents; the release then gave back neither
- * the one the record named, which leaked until shutdown (and, with a restore between the
- * two ends, the object's old bytes were freed twice). A watcher thread takes objects back
- * as their writes run while the main thread reads others back (each read spills some);
- * the spiller's record and each spilled object's `next` must agree after every round, and
- * once all are released every extent of the spill file must be free. */
-enum { RW_N = 6, RW_LEN = 12 << 20 };
-static shoal_ref rw_refs[RW_N];
-static _Atomic int rw_stop;
-static _Atomic unsigned rw_taken;
-
-static void *rw_watch(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&rw_stop)) {
-        for (int k = 0; k < RW_N; k++) {
-            uint64_t w = atomic_load(&shoal__rt->slots[shoal__id_idx(rw_refs[k].id)].word);
-            if (shoal__w_state(w) != SHOAL__SPILLING)
-                continue;
-            const void *d;
-            size_t n;
-            if (get_within(rw_refs[k], &d, &n) == 0 && shoal_advise_cold(rw_refs[k]) == 0)
-                atomic_fetch_add(&rw_taken, 1);
-        }
-        sched_yield();
-    }
-    return NULL;
-}
-
-static void test_respill_during_write(void)
-{
-    test_start(spill_config(32 * MiB, false));
-    for (int k = 0; k < RW_N; k++)
-        ASSERT_OK(put_obj(RW_LEN, (uint64_t)k, &rw_refs[k]));
-    atomic_store(&rw_stop, 0);
-    atomic_store(&rw_taken, 0);
-    pthread_t th;
-    CU_ASSERT_FATAL(pthread_create(&th, NULL, rw_watch, NULL) == 0);
-    uint64_t seed = 7;
-    int rounds = SAN_DIV > 1 ? 100 : 400;
-    uint64_t bad = 0;
-    for (int i = 0; i < rounds && !bad; i++) {
-        int k = (int)(rnd_next(&seed) % RW_N);
-        CU_ASSERT(read_back(rw_refs[k], RW_LEN, (uint64_t)k));
-        bad = shoal__spill_check();   /* a release now would give back the wrong extent */
-    }
-    if (bad)
-        fprintf(stderr, "%llu spilled objects whose slot names another extent than the "
-                "spiller's record\n", (unsigned long long)bad);
-    CU_ASSERT_EQUAL(bad, 0);
-    atomic_store(&rw_stop, 1);
-    pthread_join(th, NULL);
-    for (int k = 0; k < RW_N; k++)
-        CHECK_OK(shoal_release(rw_refs[k]));
-    /* Writes, drops and hole punches settle on the I/O thread: wait for them (bounded). */
-    uint64_t used = UINT64_MAX;
-    for (int i = 0; i < 2000 && (used = shoal__spill_extents_used()) != 0; i++)
-        usleep(5000);
-    if (used != 0 || getenv("SHOAL_TEST_VERBOSE"))
-        fprintf(stderr, "%u objects taken back while written; spill file extents held after "
-                "all were released: %llu bytes\n", atomic_load(&rw_taken),
-                (unsigned long long)used);
-    CU_ASSERT_EQUAL(used, 0);
-    CU_ASSERT_EQUAL(stats_now().spilled_now_objects, 0);
-    stop();
-}
-
 int main(int argc, char **argv)
 {
     setenv("SHOAL_QUIET", "1", 0);
@@ -1653,8 +1582,6 @@ int main(int argc, char **argv)
         { "an attached process's get sleeps while the owner restores", test_client_waits_for_restore },
         { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
-        { "an object spilled anew while its first write runs: every extent comes back",
-          test_respill_during_write },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
