@@ -6,7 +6,7 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <time.h>
+#include <time.h>   /* struct timespec */
 
 #include "../core/thread.h"
 #include "../os/futex.h"
@@ -75,7 +75,7 @@ static _Atomic uintptr_t win_holder[SHOAL__NWINS];
 static inline uintptr_t me_thread(void) { return (uintptr_t)pthread_self(); }
 
 /* Bounded spinning for a turn: a few pause loops (the holder's move takes a few
- * instructions), then sched_yield, then short sleeps - a waiter at a higher real-time
+ * instructions), then sched_yield, then short sleeps (none a cancellation point) - a waiter at a higher real-time
  * priority than the holder, on the holder's CPU, would otherwise spin for ever (a yield only
  * lets threads of its own priority run; a sleep lets any). Slow path only. */
 #define TURN_SPINS  64u
@@ -88,8 +88,13 @@ static void wait_turn(unsigned *n)
     } else if (k < TURN_SPINS + TURN_YIELDS) {
         sched_yield();
     } else {
-        struct timespec ts = { 0, 20000 };   /* 20 us */
-        nanosleep(&ts, NULL);
+        /* 20 us on a private word nobody wakes: a raw system call, not nanosleep, which
+         * is a cancellation point - a thread cancelled here would leave its window taken
+         * (and a send's record RESERVED) for the process's life; async-signal-safe, as a
+         * move may be made from a handler. */
+        _Atomic uint32_t w = 0;
+        struct timespec ts = { 0, 20000 };
+        shoal__futex_wait(&w, 0, &ts, false);
     }
 }
 
