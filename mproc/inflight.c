@@ -6,7 +6,7 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <time.h>
+#include <time.h>   /* struct timespec */
 
 #include "../core/thread.h"
 #include "../os/futex.h"
@@ -65,7 +65,8 @@ static inline uint64_t st_make(uint64_t seq, uint64_t who, unsigned phase)
  * handler returns. Invariant: win_holder[k] says this thread exactly while it holds window
  * k - stored after the CAS that takes k and before any entry names it, cleared before k is
  * given back (win_close) - and only the holder stores its own identity, so a thread that
- * reads itself there holds k (another's stale value never equals it). relaxed: each thread
+ * reads itself there holds k (another's stale value never equals it); that the entry's
+ * naming of k is that holder's, not the last one's, is win_open's acquire. relaxed: each thread
  * compares only with its own identity, which only its own stores put there, and a thread
  * reads its own stores in order; the signal fences keep the compiler from moving these
  * stores across the entry's and the used word's RMWs, as a handler on this thread would
@@ -75,9 +76,10 @@ static _Atomic uintptr_t win_holder[SHOAL__NWINS];
 static inline uintptr_t me_thread(void) { return (uintptr_t)pthread_self(); }
 
 /* Bounded spinning for a turn: a few pause loops (the holder's move takes a few
- * instructions), then sched_yield, then short sleeps - a waiter at a higher real-time
- * priority than the holder, on the holder's CPU, would otherwise spin for ever (a yield only
- * lets threads of its own priority run; a sleep lets any). Slow path only. */
+ * instructions), then sched_yield, then short sleeps, none a cancellation point - a waiter
+ * at a higher real-time priority than the holder, on the holder's CPU, would otherwise spin
+ * for ever (a yield only lets threads of its own priority run; a sleep lets any). Slow path
+ * only. */
 #define TURN_SPINS  64u
 #define TURN_YIELDS 64u
 static void wait_turn(unsigned *n)
@@ -88,8 +90,13 @@ static void wait_turn(unsigned *n)
     } else if (k < TURN_SPINS + TURN_YIELDS) {
         sched_yield();
     } else {
-        struct timespec ts = { 0, 20000 };   /* 20 us */
-        nanosleep(&ts, NULL);
+        /* 20 us on a private word nobody wakes: a raw system call, not nanosleep, which
+         * is a cancellation point - a thread cancelled here would leave its window taken
+         * (and a send's record RESERVED) for the process's life; async-signal-safe, as a
+         * move may be made from a handler. */
+        _Atomic uint32_t w = 0;
+        struct timespec ts = { 0, 20000 };
+        shoal__futex_wait(&w, 0, &ts, false);
     }
 }
 
@@ -109,8 +116,12 @@ static unsigned win_open(struct shoal__wins *ws, uint32_t rec, uint64_t seq, uns
             continue;
         }
         unsigned k = (unsigned)__builtin_ctzll(avail);
+        /* acquire: pairs with the release in win_close of k's last holder, so that
+         * entry_enter reads each entry as that holder left it (its window cleared), never
+         * an older value naming k: k is ours now, and win_holder[k] would then make that
+         * stale naming look like our own (ENTER_SELF) - a false SHOAL_EDEADLK. */
         if (atomic_compare_exchange_weak_explicit(&ws->used, &u, u | UINT64_C(1) << k,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
+                                                  memory_order_acquire, memory_order_relaxed)) {
             atomic_signal_fence(memory_order_seq_cst);
             atomic_store_explicit(&win_holder[k], me_thread(), memory_order_relaxed);
             atomic_signal_fence(memory_order_seq_cst);
@@ -126,7 +137,9 @@ static void win_close(struct shoal__wins *ws, unsigned k)
     atomic_signal_fence(memory_order_seq_cst);
     atomic_store_explicit(&win_holder[k], 0, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
-    atomic_fetch_and_explicit(&ws->used, ~(UINT64_C(1) << k), memory_order_relaxed);
+    /* release: pairs with the acquire CAS in win_open of k's next holder (the entry this
+     * window named was settled before: entry_leave). */
+    atomic_fetch_and_explicit(&ws->used, ~(UINT64_C(1) << k), memory_order_release);
 }
 
 /* entry_enter's answers. */

@@ -256,8 +256,10 @@ enum { DE_XFER_STUCK = MP_USER,   /* a=ref: shoal_transfer stopped inside its wi
        DE_ACCEPT_EXPIRING,        /* put, transfer and accept an object of its own, the accept
                                      held until the record expired and the slot is in this
                                      process's cache -> rc, a=ref, b=its ledger entry */
-       DE_SELF_MOVE };            /* signal handlers moving the object their thread is moving
+       DE_SELF_MOVE,              /* signal handlers moving the object their thread is moving
                                      (test_move_from_own_signal_handler) -> rc */
+       DE_CANCEL_WAITER };        /* a thread waiting its turn in shoal_transfer, cancelled
+                                     (test_cancel_while_waiting_turn) -> rc */
 
 static bool stop_here(void)
 {
@@ -447,8 +449,85 @@ static int self_move(struct mp_rep *r)
     return shoal_release(self_x) != 0 || shoal_release(self_x) != 0 ? -2 : 0;
 }
 
+/* DE_CANCEL_WAITER: thread B's transfer of cw_x is held inside its window (the hook) while
+ * thread A's transfer of cw_x waits its turn (spins, yields, then sleeps); A is cancelled
+ * (pthread_cancel, deferred) meanwhile, and B let go. A move must hold no cancellation
+ * point: a thread cancelled inside its window would leave the window taken for the
+ * process's life (and a send's record RESERVED), and its caller no word of it. */
+static shoal_ref cw_x;
+static _Atomic int cw_in, cw_go, cw_rc_a = 1, cw_rc_b = 1;
+static bool cw_hold(void)
+{
+    shoal__xfer_window_hook = NULL;   /* once: B's */
+    atomic_store(&cw_in, 1);
+    for (int k = 0; k < 20000 && !atomic_load(&cw_go); k++)
+        usleep(1000);
+    return false;                     /* and B's move goes on */
+}
+static void *cw_b(void *arg)
+{
+    (void)arg;
+    atomic_store(&cw_rc_b, shoal_transfer(cw_x, 60ll * 1000000000));
+    return NULL;
+}
+static void *cw_a(void *arg)
+{
+    (void)arg;
+    atomic_store(&cw_rc_a, shoal_transfer(cw_x, 60ll * 1000000000));
+    return NULL;
+}
+
+static int cancel_waiter(void)
+{
+    char b[64] = "cancel";
+    if (shoal_put(b, sizeof b, &cw_x) != 0 || shoal_retain(cw_x) != 0 || shoal_retain(cw_x) != 0)
+        return -3;
+    pthread_t ta, tb;
+    shoal__xfer_window_hook = cw_hold;
+    if (pthread_create(&tb, NULL, cw_b, NULL) != 0)
+        return -4;
+    for (int k = 0; k < 20000 && !atomic_load(&cw_in); k++)
+        usleep(1000);
+    if (!atomic_load(&cw_in) || pthread_create(&ta, NULL, cw_a, NULL) != 0) {
+        atomic_store(&cw_go, 1);
+        pthread_join(tb, NULL);
+        return -5;
+    }
+    usleep(100 * 1000);   /* A is past its spins and yields: sleeping between looks */
+    pthread_cancel(ta);
+    usleep(50 * 1000);
+    atomic_store(&cw_go, 1);
+    void *ra = NULL;
+    pthread_join(tb, NULL);
+    pthread_join(ta, &ra);
+    uint64_t idx = shoal__id_idx(cw_x.id);
+    uint64_t v = atomic_load(&shoal__holds[idx]);
+    uint64_t used = atomic_load(&shoal__wins_of(shoal__holds, shoal__rt->nslots)->used);
+    bool bad = ra == PTHREAD_CANCELED || atomic_load(&cw_rc_a) != 0 ||
+               atomic_load(&cw_rc_b) != 0 || used || shoal__gcount_win(v) ||
+               shoal__gcount_of(v, shoal__id_gen(cw_x.id)) != 1;
+    if (bad)
+        fprintf(stderr, "cancel_waiter: A %s (rc %d), B rc %d, ledger %016llx, windows used "
+                "%llx\n", ra == PTHREAD_CANCELED ? "cancelled inside its move" : "returned",
+                atomic_load(&cw_rc_a), atomic_load(&cw_rc_b), (unsigned long long)v,
+                (unsigned long long)used);
+    /* Whatever is in flight comes back (B's record, A's if it was sent), then all goes. */
+    int got = 0;
+    while (got < 2 && shoal_accept(cw_x) == 0)
+        got++;
+    for (int k = 0; k < got + 1; k++)
+        shoal_release(cw_x);
+    if (bad)
+        return -1;
+    return got != 2 ? -2 : 0;
+}
+
 static void death_child(const struct mp_cmd *m, struct mp_rep *r)
 {
+    if (m->code == DE_CANCEL_WAITER) {
+        r->rc = cancel_waiter();
+        return;
+    }
     if (m->code == DE_ACCEPT_EXPIRING) {
         accept_expiring(r);
         return;
@@ -796,6 +875,24 @@ static void test_stale_release_keeps_cache_mark(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* A thread waiting its turn in shoal_transfer is cancelled (DE_CANCEL_WAITER): it must
+ * finish its move (no cancellation point inside one), its window given back. */
+static void test_cancel_while_waiting_turn(void)
+{
+    mp_owner_start();
+    shoal_info i0 = info_now();
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, DE_CANCEL_WAITER, 0, 0, 0, 0);
+    if (m.rc != 0)
+        fprintf(stderr, "cancel_waiter: %lld %s\n", (long long)m.rc, m.msg);
+    CU_ASSERT_EQUAL(m.rc, 0);
+    uint64_t seen = mp_deaths();
+    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
+    CHECK_OK(shoal_shutdown());
+}
+
 /* A signal handler that accepts (transfers) the object its thread is inside a transfer
  * (accept) of finds its ledger entry naming its own thread's window, which is closed only
  * once the handler returns: it waited for it for ever. It must answer SHOAL_EDEADLK and
@@ -907,6 +1004,7 @@ static const shoal_test_case cases[] = {
     { "accept_racing_expiry_into_cache", test_accept_racing_expiry_into_cache },
     { "stale_release_keeps_cache_mark", test_stale_release_keeps_cache_mark },
     { "move_from_own_signal_handler", test_move_from_own_signal_handler },
+    { "cancel_while_waiting_turn", test_cancel_while_waiting_turn },
     { "dead_creators_pending_object", test_dead_creators_pending_object },
     { "indices_come_back_after_pending_deaths", test_indices_come_back_after_pending_deaths },
     { NULL, NULL },
