@@ -767,6 +767,19 @@ static void test_slot_reused_inside_send_window(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* x's slot is free in a client's cache (its word's low half the cache tag); answers that
+ * low half, for kill_expect_taken_back. Fails the test (fatally) otherwise. */
+static uint32_t expect_in_client_cache(shoal_ref x)
+{
+    uint64_t wx = word_of(x);
+    uint32_t low = (uint32_t)wx;
+    bool cached = shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED;
+    if (!cached)
+        fprintf(stderr, "slot word %016llx: not in the child's cache\n", (unsigned long long)wx);
+    CU_ASSERT_FATAL(cached);
+    return low;
+}
+
 /* Kill client c, whose cache holds x's slot (its word's low half `low`, the cache tag):
  * once the owner processed the death, the slot is back (recover_one), not lost. */
 static void kill_expect_taken_back(struct mp_child *c, shoal_ref x, uint32_t low)
@@ -813,12 +826,8 @@ static void test_slot_cached_inside_send_window(void)
     CU_ASSERT_EQUAL_FATAL(mp_recv(&c, &m), 0);
     CU_ASSERT_EQUAL(m.rc, 0);
     CU_ASSERT_EQUAL_FATAL(atomic_load(&w[2]), 1000);   /* the child's release of x */
-    uint64_t wx = word_of(x);
-    uint32_t low = (uint32_t)wx;
     /* Freed by the child into its cache (a table of 65536 slots or more caches slots). */
-    if (!(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED))
-        fprintf(stderr, "slot word %016llx: not in the child's cache\n", (unsigned long long)wx);
-    CU_ASSERT_FATAL(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    uint32_t low = expect_in_client_cache(x);
     kill_expect_taken_back(&c, x, low);
     munmap((void *)w, 32);
     unlink(path);
@@ -842,9 +851,7 @@ static void test_accept_racing_expiry_into_cache(void)
         fprintf(stderr, "accept_expiring: %lld %s\n", (long long)m.rc, m.msg);
     CU_ASSERT_EQUAL_FATAL(m.rc, SHOAL_ETIMEDOUT);
     shoal_ref x = mp_bits_ref(m.a);
-    uint64_t wx = word_of(x);
-    uint32_t low = (uint32_t)wx;
-    CU_ASSERT_FATAL(shoal__w_state(wx) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    uint32_t low = expect_in_client_cache(x);
     if (m.b != SHOAL__HOLDS_CACHED)
         fprintf(stderr, "the client's ledger entry for its cached slot says %016llx\n",
                 (unsigned long long)m.b);
@@ -867,8 +874,7 @@ static void test_stale_release_keeps_cache_mark(void)
     CU_ASSERT_EQUAL_FATAL(p.rc, 0);
     shoal_ref x = mp_bits_ref(p.a);
     CU_ASSERT_EQUAL_FATAL(mp_call(&c, MP_RELEASE, mp_ref_bits(x), 0, 0, 0).rc, 0);
-    uint32_t low = (uint32_t)word_of(x);
-    CU_ASSERT_FATAL(shoal__w_state(word_of(x)) == SHOAL__FREE && (low & ~0xffu) == SHOAL__W_CACHED);
+    uint32_t low = expect_in_client_cache(x);
     CU_ASSERT_EQUAL(mp_call(&c, MP_RELEASE, mp_ref_bits(x), 0, 0, 0).rc, SHOAL_ESTALE);
     kill_expect_taken_back(&c, x, low);
     CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
