@@ -922,10 +922,21 @@ static void spill_written(shoal__xfer *x)
         atomic_store_explicit(&s->next, (uint32_t)(op->ext >> 12), memory_order_relaxed);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
         bool spilled = false;
-        while (shoal__w_state(w) == SHOAL__SPILLING) {
-            nw = (w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__SPILLED << SHOAL__W_STATE_SHIFT);
-            /* release: publishes `next` to whoever frees or restores the object. */
-            if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_release,
+        /* SPILLING: our claim's (spill_one). READY|UNREAD: a get took it back while it was
+         * written and its holder advised it cold again; the file holds its bytes all the
+         * same (a sealed object never changes), and nobody reads them in the store any
+         * more, as when spill_one claims it: it is spilled now. Dropping this write instead
+         * (and claiming it again later) let a reader that takes back every write as it
+         * runs and advises it cold again starve the restores waiting for room for ever:
+         * no spill ever ended SPILLED. The claim's reference keeps the generation. */
+        while (shoal__w_state(w) == SHOAL__SPILLING ||
+               (shoal__w_state(w) == SHOAL__READY && (w & SHOAL__W_UNREAD) && !pinned(op->idx))) {
+            nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_UNREAD)) |
+                 ((uint64_t)SHOAL__SPILLED << SHOAL__W_STATE_SHIFT);
+            /* release: publishes `next` to whoever frees or restores the object. acquire:
+             * pairs with shoal_advise_cold's release (the holder's last reads of the bytes
+             * happen before they are freed below), as spill_one's claim. */
+            if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                       memory_order_relaxed)) {
                 spilled = true;
                 break;

@@ -1551,6 +1551,73 @@ static void test_no_spill_dir(void)
 /* Teardown: remove the suite's spill directories. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
+/* Every spill write taken back as it runs: a watcher thread gets each object it finds
+ * SPILLING (which takes it back: its bytes are still in the store) and advises it cold again
+ * at once, while the main thread reads the others back (6 objects of 12 MiB in a 32 MiB
+ * store: each read must spill one). Each write's end found the object READY and dropped the
+ * write, the pump claimed the same objects again, and the watcher took them back again: no
+ * spill ever ended SPILLED, and the restore waiting for room (shoal_get, whose time limit
+ * does not cover that wait) waited for ever. The rounds must end, in a bounded time. */
+enum { RW_N = 6, RW_LEN = 12 << 20 };
+static shoal_ref rw_refs[RW_N];
+static _Atomic int rw_stop;
+static _Atomic unsigned rw_taken;
+
+static void *rw_watch(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&rw_stop)) {
+        for (int k = 0; k < RW_N; k++) {
+            uint64_t w = atomic_load(&shoal__rt->slots[shoal__id_idx(rw_refs[k].id)].word);
+            if (shoal__w_state(w) != SHOAL__SPILLING)
+                continue;
+            const void *d;
+            size_t n;
+            if (get_within(rw_refs[k], &d, &n) == 0 && shoal_advise_cold(rw_refs[k]) == 0)
+                atomic_fetch_add(&rw_taken, 1);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* Start the watcher over RW_N objects of RW_LEN bytes in a 32 MiB store. */
+static pthread_t rw_start(void)
+{
+    test_start(spill_config(32 * MiB, false));
+    for (int k = 0; k < RW_N; k++)
+        ASSERT_OK(put_obj(RW_LEN, (uint64_t)k, &rw_refs[k]));
+    atomic_store(&rw_stop, 0);
+    atomic_store(&rw_taken, 0);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, rw_watch, NULL) == 0);
+    return th;
+}
+
+static void rw_stop_watch(pthread_t th)
+{
+    atomic_store(&rw_stop, 1);
+    pthread_join(th, NULL);
+    if (getenv("SHOAL_TEST_VERBOSE"))
+        fprintf(stderr, "%u objects taken back while written\n", atomic_load(&rw_taken));
+}
+
+static void test_takebacks_of_every_write(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);   /* before the fix: a hang in the get */
+    pthread_t th = rw_start();
+    uint64_t seed = 7;
+    int rounds = SAN_DIV > 1 ? 100 : 400;
+    for (int i = 0; i < rounds; i++) {
+        int k = (int)(rnd_next(&seed) % RW_N);
+        CU_ASSERT(read_back(rw_refs[k], RW_LEN, (uint64_t)k));
+    }
+    rw_stop_watch(th);
+    for (int k = 0; k < RW_N; k++)
+        CHECK_OK(shoal_release(rw_refs[k]));
+    stop();
+}
+
 int main(int argc, char **argv)
 {
     setenv("SHOAL_QUIET", "1", 0);
@@ -1582,6 +1649,8 @@ int main(int argc, char **argv)
         { "an attached process's get sleeps while the owner restores", test_client_waits_for_restore },
         { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
+        { "every spill write taken back as it runs: restores still find room",
+          test_takebacks_of_every_write },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
