@@ -782,12 +782,30 @@ static void unclaim(shoal__slot *s, bool unread)
 
 static void spill_written(shoal__xfer *x);
 
+/* A spill write of slot idx is in flight (at most MAX_SPILLS to look through). */
+static bool writing(uint32_t idx)
+{
+    for (const struct spill_op *op = sp.writes; op; op = op->next)
+        if (op->idx == idx)
+            return true;
+    return false;
+}
+
 /* Claim candidate c if it is still a cold resident object of ours and start writing it.
- * 1 started, 0 skipped, -1 out of memory. */
+ * 1 started, 0 skipped, -1 out of memory.
+ * Invariant: at most one spill write per slot is in flight, so a slot's SPILLING state is
+ * always the claim of the one write in sp.writes for it, and that write's end alone turns
+ * it SPILLED (spill_written). A get can take an object back while it is written and
+ * shoal_advise_cold make it cold again at once (advise_run counts the write's claim): it is
+ * skipped, and that write's end spills it (spill_written). Claimed again meanwhile, the first write's end took
+ * the second claim's SPILLING for its own, and each end wrote `next`: the record and `next`
+ * named different extents, and the release (drop, by `next`) gave back neither the one
+ * the record held, which leaked; with a restore between the two ends the first end freed
+ * the object's old bytes a second time. */
 static int spill_one(struct cand c)
 {
     shoal__rt_t *rt = sp.rt;
-    if (pinned(c.idx))
+    if (pinned(c.idx) || writing(c.idx))
         return 0;
     if (!rec_reserve())
         return -1;
@@ -917,9 +935,6 @@ static void spill_written(shoal__xfer *x)
         unclaim(s, true);
         ext_release(op->ext, up4k(op->len));
     } else {
-        /* `next` held the seal era; from now until the object is resident again it holds
-         * the extent (in pages: below PARK_BASE, ext_get saw to it). */
-        atomic_store_explicit(&s->next, (uint32_t)(op->ext >> 12), memory_order_relaxed);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
         bool spilled = false;
         /* SPILLING: our claim's (spill_one). READY|UNREAD: a get took it back while it was
@@ -928,9 +943,15 @@ static void spill_written(shoal__xfer *x)
          * more, as when spill_one claims it: it is spilled now. Dropping this write instead
          * (and claiming it again later) let a reader that takes back every write as it
          * runs and advises it cold again starve the restores waiting for room for ever:
-         * no spill ever ended SPILLED. The claim's reference keeps the generation. */
+         * no spill ever ended SPILLED. The claim's reference keeps the generation, and no
+         * other write of the slot runs (spill_one's invariant). */
         while (shoal__w_state(w) == SHOAL__SPILLING ||
                (shoal__w_state(w) == SHOAL__READY && (w & SHOAL__W_UNREAD) && !pinned(op->idx))) {
+            /* `next` held the seal era; from now until the object is resident again it
+             * holds the extent (in pages: below PARK_BASE, ext_get saw to it): while SPILLED
+             * it names the extent our record names. Written only when we turn it SPILLED:
+             * a get took it back otherwise. */
+            atomic_store_explicit(&s->next, (uint32_t)(op->ext >> 12), memory_order_relaxed);
             nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_UNREAD)) |
                  ((uint64_t)SHOAL__SPILLED << SHOAL__W_STATE_SHIFT);
             /* release: publishes `next` to whoever frees or restores the object. acquire:
@@ -1661,6 +1682,41 @@ static int mark_cold(shoal_ref ref, shoal__slot *s, uint32_t internal)
             return 0;
     }
 }
+
+/* Tests: what the spill file's extents hold, and the spilled objects whose `next` names
+ * another extent than our record (see spill_one's invariant: while SPILLED they agree, or
+ * the release gives back the wrong one), read on the I/O thread that owns them. */
+struct probe_req { shoal__iosync sync; uint64_t used, bad; };
+
+static void probe_run(shoal__iomsg *m)
+{
+    struct probe_req *p = (struct probe_req *)m;
+    p->used = sp.on ? sp.ex.used : 0;
+    for (size_t i = 0; sp.on && i < sp.rcap; i++) {
+        const struct rec *r = &sp.recs[i];
+        if (!r->idx)
+            continue;
+        const shoal__slot *s = &sp.rt->slots[r->idx];
+        uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+        if (shoal__w_gen(w) == r->gen && shoal__w_state(w) == SHOAL__SPILLED &&
+            atomic_load_explicit(&s->next, memory_order_relaxed) != r->page)
+            p->bad++;
+    }
+    shoal__iosync_answer(&p->sync, 0, NULL);
+}
+
+static struct probe_req probe(void)
+{
+    struct probe_req p;
+    memset(&p, 0, sizeof p);
+    p.sync.msg.run = probe_run;
+    if (sp.on && shoal__iosync_call(&p.sync) != 0)
+        p.used = p.bad = UINT64_MAX;
+    return p;
+}
+
+uint64_t shoal__spill_check(void) { return probe().bad; }
+uint64_t shoal__spill_extents_used(void) { return probe().used; }
 
 struct advise_req { shoal__iosync sync; shoal_ref ref; };
 

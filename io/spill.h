@@ -46,6 +46,12 @@ SHOAL__HIDDEN int  shoal__spill_resident(shoal_ref ref, int node, shoal__iowait 
 /* Tests: when set, called on the I/O thread as a restore of ref starts (the object is
  * RESTORING from then until the restore ends). */
 extern SHOAL__HIDDEN void (*shoal__spill_restore_hook)(shoal_ref ref);
+/* Tests: bytes of the spill file held by extents (spilled objects, writes in flight, hole
+ * punches in flight), asked of the I/O thread; 0 when spilling is off. */
+SHOAL__HIDDEN uint64_t shoal__spill_extents_used(void);
+/* Tests: how many spilled objects' `next` disagrees with the spiller's record of their
+ * extent (should be none), asked of the I/O thread. */
+SHOAL__HIDDEN uint64_t shoal__spill_check(void);
 /* I/O thread: keep ref resident (the spiller skips it) until the matching unpin. */
 SHOAL__HIDDEN void shoal__spill_pin(shoal_ref ref);
 SHOAL__HIDDEN void shoal__spill_unpin(shoal_ref ref);

@@ -1554,10 +1554,18 @@ static int remove_dir(void) { return test_remove_dir(dir); }
 /* Every spill write taken back as it runs: a watcher thread gets each object it finds
  * SPILLING (which takes it back: its bytes are still in the store) and advises it cold again
  * at once, while the main thread reads the others back (6 objects of 12 MiB in a 32 MiB
- * store: each read must spill one). Each write's end found the object READY and dropped the
- * write, the pump claimed the same objects again, and the watcher took them back again: no
- * spill ever ended SPILLED, and the restore waiting for room (shoal_get, whose time limit
- * does not cover that wait) waited for ever. The rounds must end, in a bounded time. */
+ * store: each read must spill one).
+ * - Each write's end found the object READY and dropped the write, the pump claimed the
+ *   same objects again, and the watcher took them back again: no spill ever ended SPILLED,
+ *   and the restore waiting for room (shoal_get, whose time limit does not cover that
+ *   wait) waited for ever. The rounds must end, in a bounded time.
+ * - An object advised cold again while its first write ran was claimed and written a second
+ *   time; the first write's end took the second claim's SPILLING for its own, and each end
+ *   wrote the object's `next` (the extent a release gives back) whatever happened, so
+ *   `next` and the spiller's record named different extents, and the release gave back
+ *   neither the one the record named, which leaked until shutdown. The record and each
+ *   spilled object's `next` must agree after every round, and once all are released every
+ *   extent of the spill file must be free. */
 enum { RW_N = 6, RW_LEN = 12 << 20 };
 static shoal_ref rw_refs[RW_N];
 static _Atomic int rw_stop;
@@ -1608,13 +1616,28 @@ static void test_takebacks_of_every_write(void)
     pthread_t th = rw_start();
     uint64_t seed = 7;
     int rounds = SAN_DIV > 1 ? 100 : 400;
-    for (int i = 0; i < rounds; i++) {
+    uint64_t bad = 0;
+    for (int i = 0; i < rounds && !bad; i++) {
         int k = (int)(rnd_next(&seed) % RW_N);
         CU_ASSERT(read_back(rw_refs[k], RW_LEN, (uint64_t)k));
+        bad = shoal__spill_check();   /* a release now would give back the wrong extent */
     }
+    if (bad)
+        fprintf(stderr, "%llu spilled objects whose slot names another extent than the "
+                "spiller's record\n", (unsigned long long)bad);
+    CU_ASSERT_EQUAL(bad, 0);
     rw_stop_watch(th);
     for (int k = 0; k < RW_N; k++)
         CHECK_OK(shoal_release(rw_refs[k]));
+    /* Writes, drops and hole punches settle on the I/O thread: wait for them (bounded). */
+    uint64_t used = UINT64_MAX;
+    for (int i = 0; i < 2000 && (used = shoal__spill_extents_used()) != 0; i++)
+        usleep(5000);
+    if (used != 0)
+        fprintf(stderr, "spill file extents held after all objects were released: %llu "
+                "bytes\n", (unsigned long long)used);
+    CU_ASSERT_EQUAL(used, 0);
+    CU_ASSERT_EQUAL(stats_now().spilled_now_objects, 0);
     stop();
 }
 
@@ -1649,7 +1672,7 @@ int main(int argc, char **argv)
         { "an attached process's get sleeps while the owner restores", test_client_waits_for_restore },
         { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
-        { "every spill write taken back as it runs: restores still find room",
+        { "every spill write taken back as it runs: restores find room, every extent comes back",
           test_takebacks_of_every_write },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
