@@ -473,14 +473,18 @@ static void sweep(void)
     }
 }
 
-struct drop_msg { shoal__iomsg msg; uint32_t idx, page; };
+struct drop_msg { shoal__iomsg msg; uint32_t idx; uint64_t gen; };
 
-/* The last reference to a spilled object went in this process: give its space back, if
- * the record agrees (a sweep may have done it already, and the slot may be spilled anew). */
-static void drop(uint32_t idx, uint32_t page)
+/* The last reference to spilled object (idx, gen) went in this process: give back the
+ * space our record of it names, if there is one (a sweep may have done it already, and the
+ * slot may hold a later object spilled anew). By the generation, not by the slot's `next`:
+ * any holder advising the object cold writes `next` (mark_cold), and one that read the
+ * word before the object was spilled still writes it after (two threads sharing a ref
+ * both advising it cold), so a SPILLED object's `next` may name no extent at all. */
+static void drop(uint32_t idx, uint64_t gen)
 {
     struct rec *r = rec_find(idx);
-    if (r && r->page == page)
+    if (r && r->gen == gen)
         rec_release(r);
 }
 
@@ -488,15 +492,12 @@ static void drop_run(shoal__iomsg *m)
 {
     struct drop_msg *d = (struct drop_msg *)m;
     if (sp.on)
-        drop(d->idx, d->page);
+        drop(d->idx, d->gen);
     free(d);
 }
 
-void shoal__spill_drop(shoal__slot *s)
+void shoal__spill_drop(shoal__slot *s, uint64_t gen)
 {
-    /* The acq_rel CAS that freed the slot saw the spiller's release of SPILLED, so `next`
-     * is the extent (or park id) written before it. */
-    uint32_t page = atomic_load_explicit(&s->next, memory_order_relaxed);
     uint64_t len = s->len;
     atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&cnt[C_NOW_B], len, memory_order_relaxed);
@@ -504,7 +505,7 @@ void shoal__spill_drop(shoal__slot *s)
         return;   /* another process spilled it: its sweep gives the space back */
     uint32_t idx = (uint32_t)(s - shoal__rt->slots);
     if (shoal__io_self()) {
-        drop(idx, page);
+        drop(idx, gen);
         return;
     }
     struct drop_msg *d = malloc(sizeof *d);
@@ -512,7 +513,7 @@ void shoal__spill_drop(shoal__slot *s)
         return;   /* the extent stays used in the file until shutdown: space, not data */
     d->msg.run = drop_run;
     d->idx = idx;
-    d->page = page;
+    d->gen = gen;
     if (shoal__io_post(&d->msg))
         free(d);
 }
@@ -799,9 +800,9 @@ static bool writing(uint32_t idx)
  * shoal_advise_cold make it cold again at once (advise_run counts the write's claim): it is
  * skipped, and that write's end spills it (spill_written). Claimed again meanwhile, the first write's end took
  * the second claim's SPILLING for its own, and each end wrote `next`: the record and `next`
- * named different extents, and the release (drop, by `next`) gave back neither the one
- * the record held, which leaked; with a restore between the two ends the first end freed
- * the object's old bytes a second time. */
+ * named different extents (the release, which went by `next` then, gave back neither the
+ * one the record held), and the first end freed the object's store bytes while the second
+ * write still read them (with a restore between the two ends, freed them a second time). */
 static int spill_one(struct cand c)
 {
     shoal__rt_t *rt = sp.rt;
@@ -1684,8 +1685,9 @@ static int mark_cold(shoal_ref ref, shoal__slot *s, uint32_t internal)
 }
 
 /* Tests: what the spill file's extents hold, and the spilled objects whose `next` names
- * another extent than our record (see spill_one's invariant: while SPILLED they agree, or
- * the release gives back the wrong one), read on the I/O thread that owns them. */
+ * another extent than our record (see spill_one's invariant: while SPILLED they agree, but
+ * for a cold advice that read the word before the spill, see drop), read on the I/O
+ * thread that owns them. */
 struct probe_req { shoal__iosync sync; uint64_t used, bad; };
 
 static void probe_run(shoal__iomsg *m)

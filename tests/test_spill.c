@@ -1551,6 +1551,20 @@ static void test_no_spill_dir(void)
 /* Teardown: remove the suite's spill directories. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
+/* Every object was released: no extent of the spill file may stay used. Writes, drops and
+ * hole punches settle on the I/O thread: wait for them (bounded). */
+static void expect_extents_free(void)
+{
+    uint64_t used = UINT64_MAX;
+    for (int i = 0; i < 2000 && (used = shoal__spill_extents_used()) != 0; i++)
+        usleep(5000);
+    if (used != 0)
+        fprintf(stderr, "spill file extents held after all objects were released: %llu "
+                "bytes\n", (unsigned long long)used);
+    CU_ASSERT_EQUAL(used, 0);
+    CU_ASSERT_EQUAL(stats_now().spilled_now_objects, 0);
+}
+
 /* Every spill write taken back as it runs: a watcher thread gets each object it finds
  * SPILLING (which takes it back: its bytes are still in the store) and advises it cold again
  * at once, while the main thread reads the others back (6 objects of 12 MiB in a 32 MiB
@@ -1629,15 +1643,41 @@ static void test_takebacks_of_every_write(void)
     rw_stop_watch(th);
     for (int k = 0; k < RW_N; k++)
         CHECK_OK(shoal_release(rw_refs[k]));
-    /* Writes, drops and hole punches settle on the I/O thread: wait for them (bounded). */
-    uint64_t used = UINT64_MAX;
-    for (int i = 0; i < 2000 && (used = shoal__spill_extents_used()) != 0; i++)
-        usleep(5000);
-    if (used != 0)
-        fprintf(stderr, "spill file extents held after all objects were released: %llu "
-                "bytes\n", (unsigned long long)used);
-    CU_ASSERT_EQUAL(used, 0);
-    CU_ASSERT_EQUAL(stats_now().spilled_now_objects, 0);
+    expect_extents_free();
+    stop();
+}
+
+/* Two threads sharing a ref both advise it cold: each writes the cold time into the slot's
+ * `next` and then sets UNREAD, and one that read the word before the other's advice went
+ * through (and before the object was then spilled) still writes `next` after the spill
+ * made it the object's extent. The release went by `next` (spill_drop) and gave back
+ * nothing, so the extent stayed used in the spill file until shutdown. That late store
+ * lands in a window of nanoseconds against a write of milliseconds, so the test makes its
+ * effect directly: it writes a cold time into a spilled object's `next`, as the late
+ * advice does, and releases the object; every extent must come back. */
+static void test_late_cold_advice_on_a_spilled_object(void)
+{
+    test_start(spill_config(32 * MiB, false));
+    enum { N = 4, LEN = 12 << 20 };
+    shoal_ref r[N];
+    for (int k = 0; k < N; k++)   /* sealed and never read: cold; the last puts spill */
+        ASSERT_OK(put_obj(LEN, (uint64_t)k, &r[k]));
+    int hit = -1;
+    for (int k = 0; k < N && hit < 0; k++) {
+        shoal__slot *sl = &shoal__rt->slots[shoal__id_idx(r[k].id)];
+        if (shoal__w_state(atomic_load(&sl->word)) == SHOAL__SPILLED) {
+            atomic_store(&sl->next, shoal__seal_era());   /* the late advice's store */
+            hit = k;
+        }
+    }
+    CU_ASSERT_FATAL(hit >= 0);
+    CHECK_OK(shoal_release(r[hit]));
+    for (int k = 0; k < N; k++)   /* the others are intact, and go too */
+        if (k != hit) {
+            CU_ASSERT(read_back(r[k], LEN, (uint64_t)k));
+            CHECK_OK(shoal_release(r[k]));
+        }
+    expect_extents_free();
     stop();
 }
 
@@ -1674,6 +1714,8 @@ int main(int argc, char **argv)
         { "shutdown while spilling", test_shutdown_while_spilling },
         { "every spill write taken back as it runs: restores find room, every extent comes back",
           test_takebacks_of_every_write },
+        { "a cold advice landing on a spilled object: its extent still comes back",
+          test_late_cold_advice_on_a_spilled_object },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
