@@ -798,11 +798,12 @@ static bool writing(uint32_t idx)
  * always the claim of the one write in sp.writes for it, and that write's end alone turns
  * it SPILLED (spill_written). A get can take an object back while it is written and
  * shoal_advise_cold make it cold again at once (advise_run counts the write's claim): it is
- * skipped, and that write's end spills it (spill_written). Claimed again meanwhile, the first write's end took
- * the second claim's SPILLING for its own, and each end wrote `next`: the record and `next`
- * named different extents (the release, which went by `next` then, gave back neither the
- * one the record held), and the first end freed the object's store bytes while the second
- * write still read them (with a restore between the two ends, freed them a second time). */
+ * skipped, and that write's end spills it. Claimed again meanwhile, the first write's end
+ * took the second claim's SPILLING for its own, and each end wrote `next`: the record and
+ * `next` named different extents (the release, which went by `next` then, gave back
+ * neither the one the record held), and the first end freed the object's store bytes while
+ * the second write still read them (with a restore between the two ends, freed them a
+ * second time). */
 static int spill_one(struct cand c)
 {
     shoal__rt_t *rt = sp.rt;
@@ -947,7 +948,8 @@ static void spill_written(shoal__xfer *x)
          * no spill ever ended SPILLED. The claim's reference keeps the generation, and no
          * other write of the slot runs (spill_one's invariant). */
         while (shoal__w_state(w) == SHOAL__SPILLING ||
-               (shoal__w_state(w) == SHOAL__READY && (w & SHOAL__W_UNREAD) && !pinned(op->idx))) {
+               (shoal__w_state(w) == SHOAL__READY && (w & SHOAL__W_UNREAD) &&
+                !pinned(op->idx))) {
             /* `next` held the seal era; from now until the object is resident again it
              * holds the extent (in pages: below PARK_BASE, ext_get saw to it): while SPILLED
              * it names the extent our record names. Written only when we turn it SPILLED:
@@ -1483,7 +1485,8 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
         switch (shoal__w_state(v)) {
         case SHOAL__SPILLING:
             /* The write is still running and the bytes are still here: take it back; the
-             * write's completion sees READY and drops the copy. */
+             * write's completion sees READY and drops the copy (or, advised cold again by
+             * then, spills it: spill_written). */
             nv = (v & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT);
             if (atomic_compare_exchange_weak_explicit(&s->word, &v, nv, memory_order_acq_rel,
                                                       memory_order_acquire))
@@ -1584,8 +1587,9 @@ int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns)
     uint64_t v = atomic_load_explicit(&s->word, memory_order_acquire);
     if (shoal__w_gen(v) == shoal__id_gen(ref.id) && shoal__w_state(v) == SHOAL__SPILLING) {
         /* The bytes are still here while the write runs: take the object back at once; the
-         * write's completion sees READY and drops its copy. acq_rel: acquire as the load
-         * above; release orders nothing new (the bytes never moved). */
+         * write's completion sees READY and drops its copy (or, advised cold again by then,
+         * spills it: spill_written). acq_rel: acquire as the load above; release orders
+         * nothing new (the bytes never moved). */
         uint64_t nv = (v & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT);
         atomic_compare_exchange_strong_explicit(&s->word, &v, nv, memory_order_acq_rel,
                                                 memory_order_relaxed);

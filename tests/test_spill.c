@@ -1712,7 +1712,7 @@ int main(int argc, char **argv)
         { "an attached process's get sleeps while the owner restores", test_client_waits_for_restore },
         { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
-        { "every spill write taken back as it runs: restores find room, every extent comes back",
+        { "every spill write taken back as it runs: restores find room, extents come back",
           test_takebacks_of_every_write },
         { "a cold advice landing on a spilled object: its extent still comes back",
           test_late_cold_advice_on_a_spilled_object },
