@@ -91,7 +91,7 @@ static inline uint32_t shoal__chain_take(shoal__rt_t *rt, struct shoal__thr *t)
 {
     uint32_t idx = t->chain;
     uint32_t n = shoal__chain_next(rt, idx);
-    uint64_t skip = rt->slots[idx].off;
+    uint64_t skip = __atomic_load_n(&rt->slots[idx].off, __ATOMIC_RELAXED);
     t->chain = n;
     if (n)
         shoal__prefetchw(&rt->slots[n]);
