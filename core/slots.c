@@ -245,11 +245,16 @@ void shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n)
 {
     if (n == 0 || n > t->nfree)
         return;
-    /* Link the n oldest cached slots into a chain and push it with one CAS. */
+    /* Link the n oldest cached slots into a chain and push it with one CAS; each also
+     * names the slot SHOAL__CHAIN_SKIP further on, for its taker's prefetch (thread.h). */
     for (uint32_t i = 0; i < n; i++) {
         if (rt->proc)   /* back in the shared stack: no longer this process's (thread.h) */
             shoal__slot_tag(rt, t->free[i], 0);
         shoal__slot_set_low(rt, t->free[i], i + 1 < n ? t->free[i + 1] : 0);
+        /* atomic: a scan of the table (io/spill.c) may read a slot's off as it is freed */
+        __atomic_store_n(&rt->slots[t->free[i]].off,
+                         i + SHOAL__CHAIN_SKIP < n ? t->free[i + SHOAL__CHAIN_SKIP] : 0,
+                         __ATOMIC_RELAXED);
     }
     chain_push(rt, t->free[0]);
     t->nfree -= n;

@@ -196,6 +196,11 @@ static inline bool shoal__obj_start(shoal_ref ref)
          * CAS (core/object.c obj_cancel), which of the two acts on a task not yet begun. */
     } while (!atomic_compare_exchange_weak_explicit(&s->word, &w, w | SHOAL__W_STARTED,
                                                     memory_order_relaxed, memory_order_relaxed));
+    /* A task already depends on it: its completion exchanges the dependents entry, last
+     * written by the registrant on another core. Start that miss now, while the task
+     * runs. (A later registration is seen at completion as usual.) */
+    if (w & SHOAL__W_DEPS)
+        shoal__prefetchw(&shoal__rt->deps[shoal__id_idx(ref.id)]);
     return true;
 }
 /* 1 once shoal_cancel marked the result of a running task (its own result, held). */

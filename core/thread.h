@@ -74,19 +74,31 @@ static inline uint32_t shoal__chain_next(shoal__rt_t *rt, uint32_t idx)
     uint32_t n = (uint32_t)(w & SHOAL__W_FREE_LINK);
     return n < rt->nslots ? n : 0;
 }
+/* A FREE slot of a chain that shoal__slot_flush linked also names, in its `off` (unused
+ * while FREE), the slot SHOAL__CHAIN_SKIP places further down the chain (0: none). Only a
+ * hint for prefetching: a taker checks the bounds and nothing else reads it, so a stale
+ * value (a chain made elsewhere) costs one useless prefetch. */
+#define SHOAL__CHAIN_SKIP 4u
 /* The first slot of t's popped chain (not 0), which the caller takes. The chain is a list
  * through the slots' words, last written by the threads that freed them: each link is a
  * miss, and the next one's address is known only once it is read. So the slot after it
- * starts coming now, for ownership (its taker writes it), while the caller works on this
- * one: a thread taking a whole chain (a driver submitting tasks) waits for one miss after
- * another otherwise. */
+ * and the one SHOAL__CHAIN_SKIP further (with its dependents entry, which the new object's
+ * creation writes) start coming now, for ownership (their taker writes them), while the
+ * caller works on this one: a thread taking a whole chain (a driver submitting tasks)
+ * waits for one miss after another otherwise, and past the chain's first few slots finds
+ * each one in its cache. */
 static inline uint32_t shoal__chain_take(shoal__rt_t *rt, struct shoal__thr *t)
 {
     uint32_t idx = t->chain;
     uint32_t n = shoal__chain_next(rt, idx);
+    uint64_t skip = __atomic_load_n(&rt->slots[idx].off, __ATOMIC_RELAXED);
     t->chain = n;
     if (n)
         shoal__prefetchw(&rt->slots[n]);
+    if (skip && skip < rt->nslots) {
+        shoal__prefetchw(&rt->slots[skip]);
+        shoal__prefetchw(&rt->deps[skip]);
+    }
     return idx;
 }
 /* Take a free slot (0 = the table is full). The slot's word is FREE with its next gen.

@@ -89,7 +89,8 @@ enum shoal__state {
 
 typedef struct shoal__slot {
     _Atomic uint64_t word;   /* gen | state | waiters | refs, see above */
-    uint64_t off;            /* byte offset of the data from the arena span base; free: link;
+    uint64_t off;            /* byte offset of the data from the arena span base; free: a
+                                chain's prefetch hint (core/thread.h);
                                 a small result held in the slot (len has SHOAL__LEN_INL):
                                 its bytes */
     uint64_t len;            /* bytes, or SHOAL__LEN_INL | bytes (below) */

@@ -530,6 +530,22 @@ int shoal__submit(const char *who, struct shoal__actor *actor, shoal_fn fn,
 #define BATCH_PUSH     256u
 #define BATCH_PREFETCH 8u
 
+/* A task's shape packed into a pointer-sized word (step 1 to step 2 of a batch): VALUE
+ * bytes below 2^31 (MAX_VALUE_BYTES), the two counts below 2^16 (MAX_ARGS). */
+_Static_assert(sizeof(void *) == 8 && MAX_VALUE_BYTES < ((size_t)1 << 31) && MAX_ARGS < 65536,
+               "a task's shape fits a scratch entry");
+static inline struct shoal_task *shape_pack(const task_shape *sh)
+{
+    return (struct shoal_task *)(uintptr_t)(sh->vbytes | (uint64_t)sh->nref << 32 |
+                                            (uint64_t)sh->nheld << 48);
+}
+static inline task_shape shape_unpack(const struct shoal_task *p)
+{
+    uint64_t v = (uint64_t)(uintptr_t)p;
+    return (task_shape){ (size_t)(v & 0xffffffffu), (unsigned)(v >> 32 & 0xffff),
+                         (unsigned)(v >> 48) };
+}
+
 SHOAL__COLD static int batch_einval(const char *who, struct shoal__sched *s, size_t n,
                                     shoal_fn fn, const shoal_arg args[], size_t nargs_each,
                                     shoal_ref out[])
@@ -570,15 +586,24 @@ SHOAL__COLD static int batch_unwind(const char *who, struct shoal_task *const ta
     return shoal__err(rc, "%s: task %zu: %s (nothing was submitted)", who, failed, msg);
 }
 
-/* Warm the slots of one task's REF arguments (they are written next: a retain or a
- * registration). Only indices inside the table are touched; the checks come later. */
-static inline void prefetch_refs(const shoal__rt_t *rt, const shoal_arg a[], size_t nargs)
+/* Warm the slots of one task's REF arguments (they are read or written next: a check, a
+ * retain or a registration), and with deps (registering next) the REF arguments' slots and
+ * dependents entries for writing (a registration on a pending one writes both). Only
+ * indices inside the table are touched; the checks come later. */
+static inline void prefetch_refs(const shoal__rt_t *rt, const shoal_arg a[], size_t nargs,
+                                 bool deps)
 {
     for (size_t j = 0; j < nargs; j++)
         if (a[j].kind != SHOAL_ARG_VALUE) {
             uint64_t idx = shoal__id_idx(a[j].ref.id);
-            if (idx < rt->nslots)
+            if (idx >= rt->nslots)
+                continue;
+            if (deps && (a[j].kind & ~SHOAL_ARG_MOVE) == SHOAL_ARG_REF) {
+                shoal__prefetchw(&rt->slots[idx]);   /* a pending one's word is CASed */
+                shoal__prefetchw(&rt->deps[idx]);
+            } else {
                 shoal__prefetch(&rt->slots[idx]);
+            }
         }
 }
 
@@ -614,24 +639,26 @@ static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg 
     size_t namelen = name ? strnlen(name, NAME_COPY) : 0;
     size_t dep_off = task_dep_off(nargs_each, false, false);
 
-    /* 1. Check every argument: nothing is taken yet. */
+    struct shoal_task **tasks = shoal__pool_scratch(n);
+    if (unlikely(!tasks))
+        return SHOAL_ENOMEM;
+    /* 1. Check every argument: nothing is taken yet. Each task's shape waits in its entry
+     *    of the scratch list for step 2 (which replaces it with the block), so that the
+     *    arguments are not walked twice. */
     for (size_t i = 0; i < n; i++) {
         task_shape sh = { 0, 0, 0 };
         if (unlikely(rc = args_shape(who, i, &args[i * nargs_each], nargs_each, &sh)))
             return rc;
+        tasks[i] = shape_pack(&sh);
     }
-    struct shoal_task **tasks = shoal__pool_scratch(n);
-    if (unlikely(!tasks))
-        return SHOAL_ENOMEM;
 
     /* 2. Per task: its references (the next tasks' argument slots warming meanwhile), its
      *    block, its result, and the block filled; nothing is visible yet. */
     for (size_t i = 0; i < n; i++) {
         const shoal_arg *a = &args[i * nargs_each];
         if (i + BATCH_PREFETCH < n)
-            prefetch_refs(rt, &args[(i + BATCH_PREFETCH) * nargs_each], nargs_each);
-        task_shape sh = { 0, 0, 0 };
-        (void)args_shape(who, i, a, nargs_each, &sh);   /* checked above */
+            prefetch_refs(rt, &args[(i + BATCH_PREFETCH) * nargs_each], nargs_each, false);
+        task_shape sh = shape_unpack(tasks[i]);   /* checked above */
         size_t at;
         if (sh.nheld && unlikely(rc = take_refs(a, nargs_each, &at))) {
             char msg[400];
@@ -640,8 +667,10 @@ static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg 
             return batch_unwind(who, tasks, args, nargs_each, i, at, rc);
         }
         size_t val_off = dep_off + align16(sh.nref * sizeof(shoal__tdep));
-        struct shoal_task *t = shoal__task_alloc(val_off + sh.vbytes +
-                                                 (name ? namelen + 1 : 0));
+        size_t size = val_off + sh.vbytes + (name ? namelen + 1 : 0);
+        if (i + BATCH_PREFETCH < n)   /* the block of a task further on, of this shape */
+            shoal__task_prefetch_ahead(size, size, BATCH_PREFETCH);
+        struct shoal_task *t = shoal__task_alloc(size);
         if (unlikely(!t))
             return batch_unwind(who, tasks, args, nargs_each, i, nargs_each, SHOAL_ENOMEM);
         /* Two references, as in shoal__submit. */
@@ -663,13 +692,23 @@ static int submit_batch(const char *who, size_t n, shoal_fn fn, const shoal_arg 
      *    workers, the ready ones go to the global queue in groups (where shoal__task_ready
      *    would put each); elsewhere shoal__task_ready places each. */
     bool group = s->nnodes == 1 && shoal__tls.worker < 0;
+    size_t reg_bytes = dep_off + nargs_each * sizeof(shoal__tdep);
+    if (reg_bytes > 4 * SHOAL__CACHELINE)
+        reg_bytes = 4 * SHOAL__CACHELINE;
     shoal__qlink *ready[BATCH_PUSH];
     unsigned nready = 0;
     for (size_t i = 0; i < n; i++) {
         struct shoal_task *t = tasks[i];
-        if (i + BATCH_PREFETCH < n) {   /* its header and the slots it registers on */
-            shoal__prefetch(tasks[i + BATCH_PREFETCH]);
-            prefetch_refs(rt, &args[(i + BATCH_PREFETCH) * nargs_each], nargs_each);
+        if (i + BATCH_PREFETCH < n) {   /* its block and the slots it registers on */
+            /* Every line of the block that registering reads or writes (header, argument
+             * table, dependency records): step 2 wrote them, but a long batch's blocks
+             * have left the cache since, and a miss here stalls the locked operations
+             * that follow. (A task with fewer REF arguments than nargs_each ends sooner:
+             * its last line may be a neighbour's, which a prefetch only warms.) */
+            const char *b = (const char *)tasks[i + BATCH_PREFETCH];
+            for (size_t l = 0; l < reg_bytes; l += SHOAL__CACHELINE)
+                shoal__prefetchw(b + l);
+            prefetch_refs(rt, &args[(i + BATCH_PREFETCH) * nargs_each], nargs_each, true);
         }
         out[i] = t->result;   /* before the task is visible, as in shoal__submit */
         unsigned nref = (unsigned)atomic_load_explicit(&t->pending, memory_order_relaxed);

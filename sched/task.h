@@ -171,6 +171,21 @@ static inline struct shoal_task *shoal__task_alloc_cls(unsigned k)
     }
     return shoal__task_alloc_slow(k);
 }
+/* Warm, for ownership, the first `bytes` of the block that the `ahead`-th next
+ * shoal__task_alloc(size) on this thread will most likely hand out (a batch submit writes
+ * blocks that other cores freed last, one after another). Only a hint: nothing is taken. */
+static inline void shoal__task_prefetch_ahead(size_t size, size_t bytes, unsigned ahead)
+{
+    unsigned k = 0;
+    while (k < SHOAL__NCLS && size > shoal__cls_size[k])
+        k++;
+    struct shoal__tcache *c = k < SHOAL__NCLS ? shoal__tcache_get() : NULL;
+    if (c && c->cls[k].n > ahead) {
+        const char *b = (const char *)c->cls[k].obj[c->cls[k].n - 1 - ahead];
+        for (size_t l = 0; l < bytes && l < shoal__cls_size[k]; l += SHOAL__CACHELINE)
+            shoal__prefetchw(b + l);
+    }
+}
 /* The calling thread's shoal__submitted, kept with its block cache (no static TLS of its own);
  * NULL when the thread has no cache of this pool run (then nothing is remembered). */
 SHOAL__HIDDEN struct shoal__submitted *shoal__pool_submitted(void);

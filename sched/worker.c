@@ -31,6 +31,16 @@ static struct shoal_task *from_queue(struct shoal__sched *s, struct shoal__worke
     unsigned n = shoal__inject_take(q, got, QBATCH), i = 1;
     for (unsigned k = 0; k < n; k++)
         __builtin_prefetch(got[k]), __builtin_prefetch((char *)got[k] + 64);
+    /* Each run starts with a CAS on its task's result slot, which the submitter on another
+     * core wrote last: start those misses together now, while the tasks are still ours
+     * (once pushed, a thief may run and free one), rather than one at a time as each
+     * runs. The first header read waits for its line; the others came meanwhile. */
+    shoal__rt_t *rt = s->rt;
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t idx = shoal__id_idx(((struct shoal_task *)got[k])->result.id);
+        if (likely(idx < rt->nslots))
+            shoal__prefetchw(&rt->slots[idx]);
+    }
     for (; i < n; i++)
         if (unlikely(shoal__deque_push(&w->dq, (shoal__item)got[i] |
                                                    (bound ? SHOAL__ITEM_BOUND : 0))))

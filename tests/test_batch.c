@@ -524,6 +524,77 @@ static void test_big(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* Tasks of one batch with different shapes: argument 0 a VALUE whose length varies (one
+ * of more than 64 KiB), argument 1 a REF or a VALUE, argument 2 a REF_PASS or a VALUE.
+ * Returns len0 * 1000 + the long of argument 1 + (7 for a REF_PASS, else the long of
+ * argument 2), after checking argument 0's bytes. */
+enum { SHAPES_BIG = 100000 };
+static int t_shapes(shoal_task *t)
+{
+    const void *d;
+    size_t n0, n;
+    long v1, v2;
+    shoal_ref r;
+    if (shoal_task_arg(t, 0, &d, &n0) != 0)
+        return shoal_task_fail(t, "t_shapes: argument 0"), 1;
+    for (size_t k = 0; k < n0; k++)
+        if (((const unsigned char *)d)[k] != (unsigned char)(n0 + k))
+            return shoal_task_fail(t, "t_shapes: argument 0's bytes"), 1;
+    if (shoal_task_arg(t, 1, &d, &n) != 0 || n != sizeof v1)
+        return shoal_task_fail(t, "t_shapes: argument 1"), 1;
+    memcpy(&v1, d, sizeof v1);
+    if (shoal_task_arg_ref(t, 2, &r) == 0) {
+        v2 = 7;
+    } else {
+        if (shoal_task_arg(t, 2, &d, &n) != 0 || n != sizeof v2)
+            return shoal_task_fail(t, "t_shapes: argument 2"), 1;
+        memcpy(&v2, d, sizeof v2);
+    }
+    long s = (long)n0 * 1000 + v1 + v2;
+    return shoal_task_return(t, &s, sizeof s);
+}
+
+/* Each task's own shape (its VALUE bytes, its REF and held counts) is what its block is
+ * sized and filled by: step 1 of a batch keeps every task's shape for step 2. */
+static void test_mixed_shapes(void)
+{
+    start_workers(2, 0);
+    uint64_t live0 = info_now().objects_live;
+    enum { N = 40 };
+    static unsigned char bytes[N][SHAPES_BIG];
+    long vals[N][2], refval = 500;
+    size_t len0[N];
+    shoal_ref obj;
+    ASSERT_OK(shoal_put(&refval, sizeof refval, &obj));
+    shoal_arg a[N * 3];
+    for (size_t i = 0; i < N; i++) {
+        len0[i] = i == 5 ? SHAPES_BIG : i % 4 == 0 ? 0 : 8 * (i % 7) + 1;
+        for (size_t k = 0; k < len0[i]; k++)
+            bytes[i][k] = (unsigned char)(len0[i] + k);
+        vals[i][0] = (long)i;
+        vals[i][1] = 2 * (long)i;
+        a[3 * i] = SHOAL_VALUE(bytes[i], len0[i]);
+        a[3 * i + 1] = i % 3 == 0 ? SHOAL_REF(obj) : SHOAL_VALUE(&vals[i][0], sizeof(long));
+        a[3 * i + 2] = i % 2 == 0 ? SHOAL_REF_PASS(obj) : SHOAL_VALUE(&vals[i][1], sizeof(long));
+    }
+    shoal_ref out[N];
+    ASSERT_OK(shoal_submit_batch(N, t_shapes, a, 3, NULL, out));
+    CHECK_OK(shoal_release(obj));   /* the tasks hold their own references */
+    for (size_t i = 0; i < N; i++) {
+        long want = (long)len0[i] * 1000 + (i % 3 == 0 ? refval : (long)i) +
+                    (i % 2 == 0 ? 7 : 2 * (long)i);
+        int rc;
+        long got = get_long(out[i], &rc);
+        CHECK_OK(rc);
+        if (got != want)
+            fprintf(stderr, "mixed shapes: task %zu gave %ld, not %ld\n", i, got, want);
+        CU_ASSERT_EQUAL(got, want);
+        CHECK_OK(shoal_release(out[i]));
+    }
+    CU_ASSERT_EQUAL(live_settled(live0), live0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 /* A task submits a batch (the worker path: its own deque) and sums the results. */
 static int t_fan(shoal_task *t)
 {
@@ -581,6 +652,7 @@ int main(int argc, char **argv)
         { "cancel a batch-submitted task", test_cancel },
         { "errors inside tasks, and their dependents", test_errors_in_tasks },
         { "200k tasks in one batch", test_big },
+        { "tasks of one batch with different shapes", test_mixed_shapes },
         { "a task submits a batch", test_from_task },
         { NULL, NULL },
     };
