@@ -97,14 +97,28 @@ SHOAL__HIDDEN void shoal__calls_quiesce(void);
  * pointer for null with stale flags after a call and reported a null access. */
 static inline int shoal__enter(void)
 {
-    if (likely(shoal__me.call.depth++ == 0)) {
-        atomic_store_explicit(&shoal__me.call.mark,
-                              atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        /* The mark before the checks below: a compiler barrier here, the hardware fence
-         * is the quiescer's membarrier (see above). */
-        atomic_signal_fence(memory_order_seq_cst);
+    if (shoal__me.call.depth++ != 0) {
+        /* A nested call (a task's call inside a wait that runs it, a callback): the
+         * outermost call on this thread passed every check below and has not left, so
+         * its mark is odd and a shutdown waits for it before it frees anything; this
+         * thread is registered and its view is filled. What can still change under it
+         * is caught by one compare. A runtime going down shuts nest before it sets down
+         * (shoal__rt_down), so nested calls answer the shutdown as outermost ones do
+         * (a task that submits until a call fails still stops); every new epoch shuts it
+         * too, which covers a fork() child (its epoch moves, and a later init in the
+         * child opens a new epoch that this thread's stale view does not equal); a
+         * thread's exit hook sets its view's epoch to 0, which nest never is, so a call
+         * made from a later exit hook registers again. Any mismatch takes the full path. */
+        if (likely(shoal__tls.epoch == shoal__nest_load()))
+            return 0;
+        return shoal__enter_slow();
     }
+    atomic_store_explicit(&shoal__me.call.mark,
+                          atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    /* The mark before the checks below: a compiler barrier here, the hardware fence is
+     * the quiescer's membarrier (see above). */
+    atomic_signal_fence(memory_order_seq_cst);
     /* With the view current, shoal__rt is this view's runtime and stays allocated until
      * we leave (shutdown quiesces before it frees it). */
     if (likely(shoal__tls.epoch == shoal__epoch_load(memory_order_relaxed) && shoal__view_nslots() != 0 &&
