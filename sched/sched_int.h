@@ -50,6 +50,9 @@ struct shoal__worker {
     _Alignas(SHOAL__CACHELINE) uint32_t rng;  /* owner-written: victim selection */
     uint32_t tick;                      /* owner-written: picks until the queues go first */
     _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
+    _Atomic uint64_t *runc;             /* where a task run is counted: &run, or the published
+                                           line's tasks_run once there is one (one counter a
+                                           task, not two; info adds both) */
     struct shoal__wstat *pub;           /* this worker's line of the counters the segment
                                            publishes for tools (shoal-stat), or NULL */
     bool yield_once;                    /* owner-only: woken by a thread on its own CPU,

@@ -132,9 +132,7 @@ SHOAL__INLINE void run_one(struct shoal_task *t, struct shoal__worker *w)
     if (!task_begin(t))
         return;
     t->worker = (int32_t)w->idx;
-    shoal__wcount(&w->run);
-    if (w->pub)
-        shoal__wcount(&w->pub->tasks_run);
+    shoal__wcount(w->runc);   /* the published line's counter, or the worker's own */
     uint64_t t0 = shoal__tl_begin();
     SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
     int rc = t->fn(t);
