@@ -110,7 +110,7 @@ static inline bool task_begin(struct shoal_task *t)
 }
 
 /* The end of a run that returned rc: complete the result and free t. */
-SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
+static void task_finish_any(struct shoal_task *t, int rc)
 {
     shoal_ref r = t->result;
     /* Arguments and context go first, so that a caller that sees the result sees them
@@ -124,6 +124,20 @@ SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
     } else
         fail_result(t, rc);   /* drops the task's reference too */
     shoal__task_free_inl(t);
+}
+
+/* task_finish_any with its common case (a task that returned 0, holds no context or
+ * references and was not failed) tested in one go, the rest out of line. */
+SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
+{
+    if (likely(rc == 0 && !(t->flags & (SHOAL__TF_CTX | SHOAL__TF_REFS | SHOAL__TF_FAILED)))) {
+        /* (no return: an empty object) */
+        if (!shoal__obj_complete_task_fast(t->result))
+            shoal__obj_complete_task(t->result, 0, NULL, t->name);
+        shoal__task_free_inl(t);
+        return;
+    }
+    task_finish_any(t, rc);
 }
 
 /* shoal__task_run_one's body, folded into shoal__task_run too (one call a task). */
