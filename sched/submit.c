@@ -747,14 +747,28 @@ int shoal__run_own(shoal_ref ref)
 _Static_assert(sizeof(struct shoal_task) + SMALL_NARGS * (sizeof(shoal__targ) + SMALL_VALUE) <=
                    128, "a small task fits the smallest block class (task.h)");
 
+static inline bool small_arg(const shoal_arg *a)
+{
+    return a->kind == SHOAL_ARG_VALUE && a->len <= SMALL_VALUE && a->data;
+}
+
+/* Unrolled (SMALL_NARGS is 2): no loop to set up for one or two arguments. */
+_Static_assert(SMALL_NARGS == 2, "small_task and small_copy look at two arguments");
 static inline bool small_task(const shoal_arg args[], size_t nargs)
 {
-    if (nargs > SMALL_NARGS || (nargs && !args))
+    if (nargs == 0)
+        return true;
+    if (nargs > SMALL_NARGS || !args || !small_arg(&args[0]))
         return false;
-    for (size_t i = 0; i < nargs; i++)
-        if (args[i].kind != SHOAL_ARG_VALUE || args[i].len > SMALL_VALUE || !args[i].data)
-            return false;
-    return true;
+    return nargs == 1 || small_arg(&args[1]);
+}
+
+/* Copy small argument a into its table entry and the value area at v. */
+static inline void small_copy(shoal__targ *ta, char *v, const shoal_arg *a)
+{
+    shoal__copy_bytes(v, a->data, a->len);
+    ta->data = v;
+    ta->len_kind = (uint64_t)a->len << 2 | SHOAL_ARG_VALUE;
 }
 
 /* shoal__task_ready for an unbound task: a worker pushes it on its own deque. */
@@ -796,11 +810,10 @@ SHOAL__INLINE int submit_small(struct shoal__sched *s, shoal_fn fn, const shoal_
     t->name = NULL;
     shoal__targ *ta = shoal__task_args(t);
     char *v = (char *)(ta + nargs);
-    for (size_t i = 0; i < nargs; i++) {
-        shoal__copy_bytes(v, args[i].data, args[i].len);
-        ta[i].data = v;
-        ta[i].len_kind = (uint64_t)args[i].len << 2 | SHOAL_ARG_VALUE;
-        v += SMALL_VALUE;
+    if (nargs) {
+        small_copy(&ta[0], v, &args[0]);
+        if (nargs == 2)
+            small_copy(&ta[1], v + SMALL_VALUE, &args[1]);
     }
     *out = t->result;   /* before the task is visible, as in submit_one */
     ready_unbound(s, t);
