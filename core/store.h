@@ -220,6 +220,14 @@ static inline int shoal__obj_cancelled(shoal_ref ref)
                                       memory_order_relaxed);
     return (w & SHOAL__W_CANCEL) && shoal__w_pending(w);
 }
+/* Whether word w is the object of id (a valid ID: its host field is 0) in state st, in one
+ * compare: the generation is the high half of both, and the bits from the state up hold
+ * only the state once the ID (whose index stops below them) is XORed out. Flags below the
+ * state are not looked at. */
+static inline bool shoal__w_is(uint64_t w, uint64_t id, unsigned st)
+{
+    return ((w ^ id) >> SHOAL__W_STATE_SHIFT) == st;
+}
 /* shoal__obj_fill_result's in-slot case, inline: a result of 1..SHOAL__INL_MAX bytes of a
  * PENDING result with no data yet, in a store no other process maps, is held in its slot;
  * returns where to write it. NULL: any other case, nothing done (the caller calls
@@ -231,8 +239,7 @@ static inline void *shoal__obj_fill_small(shoal_ref ref, size_t len)
      * release (as obj_fill, core/object.c). */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
     if (unlikely(len - 1 >= SHOAL__INL_MAX || shoal__holds != NULL ||
-                 shoal__w_gen(w) != shoal__id_gen(ref.id) ||
-                 shoal__w_state(w) != SHOAL__PENDING || s->len != 0))
+                 !shoal__w_is(w, ref.id, SHOAL__PENDING) || s->len != 0))
         return NULL;
     s->off = 0;
     s->len = SHOAL__LEN_INL | len;
@@ -252,10 +259,11 @@ static inline bool shoal__obj_complete_task_fast(shoal_ref ref)
         return false;
     shoal__slot *s = &rt->slots[shoal__id_idx(ref.id)];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id) ||
-                 shoal__w_state(w) != SHOAL__PENDING ||
-                 (w & (SHOAL__W_WAITERS | SHOAL__W_DEPS | SHOAL__W_CANCEL)) ||
-                 shoal__w_refs(w) < 2))
+    /* One compare for generation, state, waiters and cancel (above deps, as the ID's
+     * index reaches deps' bit), then deps and the count. */
+    if (unlikely(((w ^ ref.id) >> SHOAL__HIT_SHIFT) !=
+                     (uint64_t)SHOAL__PENDING << (SHOAL__W_STATE_SHIFT - SHOAL__HIT_SHIFT) ||
+                 (w & SHOAL__W_DEPS) || shoal__w_refs(w) < 2))
         return false;
     uint64_t nw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_STARTED)) |
                    ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT)) - 1;
