@@ -771,22 +771,26 @@ static inline void small_copy(shoal__targ *ta, char *v, const shoal_arg *a)
     ta->len_kind = (uint64_t)a->len << 2 | SHOAL_ARG_VALUE;
 }
 
-/* shoal__task_ready for an unbound task: a worker pushes it on its own deque. */
-SHOAL__INLINE void ready_unbound(struct shoal__sched *s, struct shoal_task *t)
+/* shoal__task_ready for an unbound task whose result is id: a worker pushes it on its own
+ * deque; a thread outside the workers also remembers it (remember_own). */
+SHOAL__INLINE void ready_unbound(struct shoal__sched *s, struct shoal_task *t, uint64_t id)
 {
     int wi = shoal__tls.worker;
     if (likely(wi >= 0)) {
         struct shoal__worker *w = &s->w[wi];
-        uint64_t idx = shoal__id_idx(t->result.id);   /* t is not read once pushed */
+        uint64_t idx = shoal__id_idx(id);   /* t is not read once pushed */
         if (likely(shoal__deque_push(&w->dq, (shoal__item)t) == 0)) {
             shoal__rt_t *rt = shoal__rt;   /* the next task this worker runs: see task_ready */
             if (likely(idx < rt->nslots))
                 shoal__prefetch(&rt->slots[idx]);
-            shoal__wake_check(s, w->node, false);
+            shoal__wake_check_own(s, w);
             return;
         }
+        shoal__task_ready(s, t);
+        return;
     }
     shoal__task_ready(s, t);
+    remember_own(id);
 }
 
 SHOAL__INLINE int submit_small(struct shoal__sched *s, shoal_fn fn, const shoal_arg args[],
@@ -815,9 +819,9 @@ SHOAL__INLINE int submit_small(struct shoal__sched *s, shoal_fn fn, const shoal_
         if (nargs == 2)
             small_copy(&ta[1], v + SMALL_VALUE, &args[1]);
     }
-    *out = t->result;   /* before the task is visible, as in submit_one */
-    ready_unbound(s, t);
-    remember_own(out->id);
+    shoal_ref r = t->result;
+    *out = r;   /* before the task is visible, as in submit_one */
+    ready_unbound(s, t, r.id);
     return 0;
 }
 

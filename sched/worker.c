@@ -364,6 +364,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
         w->node = shoal__topo_core_node(rt->topo, w->core);
         if (w->node >= s->nnodes)
             w->node = 0;
+        w->home = &s->n[w->node];
         w->rng = 0x9e3779b9u * (i + 1);
         s->n[w->node].nworkers++;
         if ((rc = shoal__deque_init(&w->dq, DEQUE_CAP)))
