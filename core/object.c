@@ -812,10 +812,38 @@ static int get_take_slow(shoal_ref ref, void *buf, size_t cap, size_t *len)
     return rc ? rc : rr;
 }
 
+/* The last reference to a result held in its slot (no bytes, no list) went with word w:
+ * obj_free_bytes' steps for it, inline: the count, the waiters, the slot. */
+SHOAL__INLINE void take_free_inl(shoal__rt_t *rt, uint64_t idx, uint64_t w)
+{
+    if (unlikely(shoal__own != NULL)) {
+        obj_free(rt, &rt->slots[idx], idx, w, false);
+        return;
+    }
+    struct shoal__thr *t = shoal__thr_get();
+    shoal__objs_add(rt, t, 0, -1);
+    if (w & SHOAL__W_WAITERS)
+        shoal__wake_slot(rt, idx);
+    if (t)
+        shoal__slot_give(rt, t, (uint32_t)idx);
+}
+
+/* Whether word w is ID id's object, READY, and neither UNREAD (spilling on: the first get
+ * clears it, which get_wait does) nor anything else but waiters in the bits between: the
+ * inline get's compare (shoal.h, table.h) with the waiters bit let through (a drop wakes
+ * them below). The ID's host field is 0 here (checked first). */
+static inline bool take_hit(uint64_t w, uint64_t id)
+{
+    return (((w ^ id) >> SHOAL__HIT_SHIFT) | (SHOAL__W_WAITERS >> SHOAL__HIT_SHIFT)) ==
+           (SHOAL__HIT | (SHOAL__W_WAITERS >> SHOAL__HIT_SHIFT));
+}
+
 /* The fast path: a ready object of a store no other process maps (no ledger), whose word
  * this thread reads once: the bytes are copied, and one CAS from that word drops the
- * reference (freeing the object on the last one, as unref does). */
-static int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
+ * reference (freeing the object on the last one, as unref does). get_take's general case,
+ * out of line so that its registers and checks stay off the common path. */
+__attribute__((noinline)) static int get_take_general(shoal_ref ref, void *buf, size_t cap,
+                                                      size_t *len)
 {
     shoal__rt_t *rt = shoal__rt;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
@@ -837,8 +865,7 @@ static int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
     const char *p;
     uint64_t n;
     /* UNREAD (spilling on): the first get clears it, which get_wait does. */
-    if (unlikely(shoal__w_gen(w) != gen || shoal__w_state(w) != SHOAL__READY ||
-                 (w & SHOAL__W_UNREAD) || shoal__w_refs(w) == 0) ||
+    if (unlikely(!take_hit(w, id) || shoal__w_refs(w) == 0) ||
         unlikely(!shoal__slot_bytes(s, &p, &n)))   /* rt.h: never a wild pointer */
         return get_take_slow(ref, buf, cap, len);
     take_bytes(buf, cap, p, n);
@@ -851,22 +878,66 @@ static int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
     if (likely(atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                        memory_order_relaxed))) {
         if (shoal__w_refs(w) == 1) {
-            if (likely(inl && shoal__own == NULL)) {
-                /* obj_free_bytes' steps for it: the count, the waiters, the slot. */
-                struct shoal__thr *t = shoal__thr_get();
-                shoal__objs_add(rt, t, 0, -1);
-                if (w & SHOAL__W_WAITERS)
-                    shoal__wake_slot(rt, idx);
-                if (t)
-                    shoal__slot_give(rt, t, (uint32_t)idx);
-            } else {
+            if (likely(inl))
+                take_free_inl(rt, idx, w);
+            else
                 obj_free(rt, s, idx, w, false);
-            }
         }
         return 0;
     }
     /* The word moved (another holder's retain or release): the general drop. */
     return release(ref);
+}
+
+/* A task's take of a child it submitted that is still pending: run other tasks (often the
+ * child itself) until it completes, as get_wait would, and answer the word then (acquire:
+ * as get_take's load). Out of line: half of fib's takes come here, the other half never. */
+__attribute__((noinline)) static uint64_t take_help(const shoal__slot *s, shoal_ref ref)
+{
+    shoal__count(SHOAL__CNT_GET_WAIT);
+    shoal__help_while_pending(s, ref);
+    return atomic_load_explicit(&s->word, memory_order_acquire);
+}
+
+/* shoal_take's common case, a word-sized result (a count, a sum) held in its slot of a
+ * store no other process maps, taken into a buffer that holds it: the word and the bytes
+ * read, one CAS that drops the reference, and on the last one the slot back to this
+ * thread's cache. Any other case, before anything is changed: get_take_general. */
+SHOAL__INLINE int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
+    if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots ||
+                 shoal__holds != NULL || !len || !buf || cap < 8))
+        return get_take_general(ref, buf, cap, len);
+    shoal__slot *s = &rt->slots[idx];
+    /* acquire: pairs with the release that made the object READY (its offset, length and
+     * bytes are visible). */
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (unlikely(!take_hit(w, id))) {
+        if (!(shoal__w_gen(w) == gen && shoal__w_pending(w) && shoal__tls.worker >= 0))
+            return get_take_general(ref, buf, cap, len);
+        w = take_help(s, ref);
+        if (unlikely(!take_hit(w, id)))
+            return get_take_general(ref, buf, cap, len);
+    }
+    /* A word held in the slot's own field: inside the table, so no span check; read before
+     * the drop below, after which the slot may be another object's. */
+    if (unlikely(__atomic_load_n(&s->len, __ATOMIC_RELAXED) != (SHOAL__LEN_INL | 8) ||
+                 shoal__w_refs(w) == 0))
+        return get_take_general(ref, buf, cap, len);
+    uint64_t v = __atomic_load_n(&s->off, __ATOMIC_RELAXED);
+    uint64_t nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
+    /* acq_rel, as unref's: release orders our read of the bytes before the free; acquire
+     * (on the last drop) sees every other holder's release before freeing. */
+    if (unlikely(!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
+                                                          memory_order_relaxed)))
+        return get_take_general(ref, buf, cap, len);   /* the word moved: nothing done yet */
+    memcpy(buf, &v, 8);
+    *len = 8;
+    if (shoal__w_refs(w) == 1)
+        take_free_inl(rt, idx, w);
+    return 0;
 }
 
 SHOAL_API int shoal_take(shoal_ref ref, void *buf, size_t cap, size_t *len)

@@ -97,14 +97,28 @@ SHOAL__HIDDEN void shoal__calls_quiesce(void);
  * pointer for null with stale flags after a call and reported a null access. */
 static inline int shoal__enter(void)
 {
-    if (likely(shoal__me.call.depth++ == 0)) {
-        atomic_store_explicit(&shoal__me.call.mark,
-                              atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        /* The mark before the checks below: a compiler barrier here, the hardware fence
-         * is the quiescer's membarrier (see above). */
-        atomic_signal_fence(memory_order_seq_cst);
+    if (shoal__me.call.depth++ != 0) {
+        /* A nested call (a task's call inside a wait that runs it, a callback): the
+         * outermost call on this thread passed every check below and has not left, so
+         * its mark is odd and a shutdown waits for it before it frees anything; this
+         * thread is registered and its view is filled. What can still change under it
+         * is caught by one compare. A runtime going down shuts nest before it sets down
+         * (shoal__rt_down), so nested calls answer the shutdown as outermost ones do
+         * (a task that submits until a call fails still stops); every new epoch shuts it
+         * too, which covers a fork() child (its epoch moves, and a later init in the
+         * child opens a new epoch that this thread's stale view does not equal); a
+         * thread's exit hook sets its view's epoch to 0, which nest never is, so a call
+         * made from a later exit hook registers again. Any mismatch takes the full path. */
+        if (likely(shoal__tls.epoch == shoal__nest_load()))
+            return 0;
+        return shoal__enter_slow();
     }
+    atomic_store_explicit(&shoal__me.call.mark,
+                          atomic_load_explicit(&shoal__me.call.mark, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    /* The mark before the checks below: a compiler barrier here, the hardware fence is
+     * the quiescer's membarrier (see above). */
+    atomic_signal_fence(memory_order_seq_cst);
     /* With the view current, shoal__rt is this view's runtime and stays allocated until
      * we leave (shutdown quiesces before it frees it). */
     if (likely(shoal__tls.epoch == shoal__epoch_load(memory_order_relaxed) && shoal__view_nslots() != 0 &&
@@ -211,6 +225,14 @@ static inline int shoal__obj_cancelled(shoal_ref ref)
                                       memory_order_relaxed);
     return (w & SHOAL__W_CANCEL) && shoal__w_pending(w);
 }
+/* Whether word w is the object of id (a valid ID: its host field is 0) in state st, in one
+ * compare: the generation is the high half of both, and the bits from the state up hold
+ * only the state once the ID (whose index stops below them) is XORed out. Flags below the
+ * state are not looked at. */
+static inline bool shoal__w_is(uint64_t w, uint64_t id, unsigned st)
+{
+    return ((w ^ id) >> SHOAL__W_STATE_SHIFT) == st;
+}
 /* shoal__obj_fill_result's in-slot case, inline: a result of 1..SHOAL__INL_MAX bytes of a
  * PENDING result with no data yet, in a store no other process maps, is held in its slot;
  * returns where to write it. NULL: any other case, nothing done (the caller calls
@@ -222,8 +244,7 @@ static inline void *shoal__obj_fill_small(shoal_ref ref, size_t len)
      * release (as obj_fill, core/object.c). */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
     if (unlikely(len - 1 >= SHOAL__INL_MAX || shoal__holds != NULL ||
-                 shoal__w_gen(w) != shoal__id_gen(ref.id) ||
-                 shoal__w_state(w) != SHOAL__PENDING || s->len != 0))
+                 !shoal__w_is(w, ref.id, SHOAL__PENDING) || s->len != 0))
         return NULL;
     s->off = 0;
     s->len = SHOAL__LEN_INL | len;
@@ -243,10 +264,11 @@ static inline bool shoal__obj_complete_task_fast(shoal_ref ref)
         return false;
     shoal__slot *s = &rt->slots[shoal__id_idx(ref.id)];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (unlikely(shoal__w_gen(w) != shoal__id_gen(ref.id) ||
-                 shoal__w_state(w) != SHOAL__PENDING ||
-                 (w & (SHOAL__W_WAITERS | SHOAL__W_DEPS | SHOAL__W_CANCEL)) ||
-                 shoal__w_refs(w) < 2))
+    /* One compare for generation, state, waiters and cancel (above deps, as the ID's
+     * index reaches deps' bit), then deps and the count. */
+    if (unlikely(((w ^ ref.id) >> SHOAL__HIT_SHIFT) !=
+                     (uint64_t)SHOAL__PENDING << (SHOAL__W_STATE_SHIFT - SHOAL__HIT_SHIFT) ||
+                 (w & SHOAL__W_DEPS) || shoal__w_refs(w) < 2))
         return false;
     uint64_t nw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_STARTED)) |
                    ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT)) - 1;

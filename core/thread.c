@@ -170,8 +170,11 @@ static void rec_exit(void *p)
     shoal__tls.thr = NULL;
     free(t);
     /* A later call, count or allocation (another thread-exit hook) registers again: send
-     * calls to the slow path, which does. */
+     * calls to the slow path, which does; epoch 0 sends a nested call there too (a thread
+     * that left a call through pthread_exit: shoal__enter compares it with nest, which is
+     * never 0). */
     shoal__view_empty(&shoal__tls);
+    shoal__tls.epoch = 0;
 }
 
 static void rec_key_make(void) { pthread_key_create(&rec_key, rec_exit); }

@@ -89,6 +89,10 @@ void shoal__rt_down(shoal__rt_t *rt, int code, const char *fmt, ...)
         /* seq_cst: a release for the message, and the store half of the Dekker pair with
          * the call markers (runtime.c: enter stores its mark, then reads down). */
         atomic_store_explicit(&rt->down, code, memory_order_seq_cst);
+        /* Nested calls compare nest alone (core/store.h shoal__enter): shut, so that they
+         * take the full path and answer down too. After down (seq_cst both): the Dekker
+         * pair with shoal__nest_open (layout/rt.h). */
+        shoal__nest_shut();
     }
     shoal__wake_waiters_all(rt);
 }

@@ -9,7 +9,7 @@
 SHOAL_API __thread struct shoal__tls shoal__tls __attribute__((tls_model("initial-exec"))) = {
     .worker = -1,
 };
-SHOAL__HIDDEN struct shoal__epoch_line shoal__epoch;
+SHOAL__HIDDEN struct shoal__epoch_line shoal__epoch = { .nest = SHOAL__NEST_SHUT };
 _Static_assert(sizeof(struct shoal__tls) == 64 && _Alignof(struct shoal__tls) == 64,
                "the thread's view is one cache line of its own");
 shoal__rt_t *_Atomic shoal__rt;

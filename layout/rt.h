@@ -39,11 +39,27 @@ struct shoal__thr;      /* the per-thread record, layout/thr.h */
  * line before (the thread registry) is written at every thread start and exit. */
 struct shoal__epoch_line {
     _Atomic uint64_t v;
-    char pad[64 - sizeof(uint64_t)];
+    /* The epoch whose nested calls may skip the entry checks (core/store.h shoal__enter):
+     * the runtime's epoch while it is up and not going down, else SHOAL__NEST_SHUT, a value
+     * no thread's view ever holds. Every change of the epoch shuts it (shoal__epoch_store);
+     * a runtime opens it once it is up (shoal__nest_open) and shuts it when it starts going
+     * down (core/wait.c shoal__rt_down). Read on the same line as the epoch. */
+    _Atomic uint64_t nest;
+    char pad[64 - 2 * sizeof(uint64_t)];
 } __attribute__((aligned(64)));
+#define SHOAL__NEST_SHUT UINT64_MAX
 SHOAL__HIDDEN extern struct shoal__epoch_line shoal__epoch;
 static inline uint64_t shoal__epoch_load(memory_order order) { return atomic_load_explicit(&shoal__epoch.v, order); }
-static inline void shoal__epoch_store(uint64_t e, memory_order order) { atomic_store_explicit(&shoal__epoch.v, e, order); }
+/* relaxed load: a nested call that reads nest stale is still inside its outermost call,
+ * whose mark holds the runtime up (core/store.h); it only answers a shutdown later.
+ * seq_cst store: the Dekker pair with shoal__nest_open's (below). */
+static inline void shoal__nest_shut(void) { atomic_store_explicit(&shoal__epoch.nest, SHOAL__NEST_SHUT, memory_order_seq_cst); }
+static inline uint64_t shoal__nest_load(void) { return atomic_load_explicit(&shoal__epoch.nest, memory_order_relaxed); }
+static inline void shoal__epoch_store(uint64_t e, memory_order order)
+{
+    shoal__nest_shut();
+    atomic_store_explicit(&shoal__epoch.v, e, order);
+}
 /* A view's table size: written by its thread and by a runtime going down (to 0), so read
  * and written atomically (relaxed: a plain move on x86, as the inline get reads it). */
 static inline uint64_t shoal__view_nslots(void) { return __atomic_load_n(&shoal__tls.nslots, __ATOMIC_RELAXED); }
@@ -78,6 +94,17 @@ typedef struct shoal__rt {
 
 /* Written under the lifecycle lock before shoal__epoch is published; read with acquire. */
 extern shoal__rt_t *_Atomic shoal__rt;
+
+/* Open nest for rt, whose epoch is published: unless it is going down already. seq_cst
+ * store, then seq_cst load of down: the Dekker pair with shoal__rt_down, which stores down
+ * and then shuts nest, so nest never stays open on a runtime going down (a client's owner
+ * may die while it attaches). */
+static inline void shoal__nest_open(shoal__rt_t *rt)
+{
+    atomic_store_explicit(&shoal__epoch.nest, rt->epoch, memory_order_seq_cst);
+    if (atomic_load_explicit(&rt->down, memory_order_seq_cst) != 0)
+        shoal__nest_shut();
+}
 
 /* ---- reading a slot's bytes ---------------------------------------------------------------- */
 static inline shoal__slot *shoal__tls_slots(void) { return (shoal__slot *)(void *)shoal__tls.slots; }

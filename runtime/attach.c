@@ -197,6 +197,7 @@ int shoal__attach_ex(const char *name, unsigned flags)
     atomic_store_explicit(&shoal__rt, rt, memory_order_release);
     /* release: pairs with the acquire in shoal__tls_refresh (as shoal_init). */
     shoal__epoch_store(e, memory_order_release);
+    shoal__nest_open(rt);   /* as shoal_init, once up (core/store.h) */
     shoal__forked_clear();
     cur = c;
     shoal__lifecycle_unlock();

@@ -376,6 +376,8 @@ SHOAL_API int shoal_init(const shoal_config *cfg)
         shoal__threads_flush_all(rt);
         goto fail;
     }
+    /* Up: nested calls may skip the entry checks from now on (core/store.h). */
+    shoal__nest_open(rt);
     shoal__lifecycle_unlock();
     return 0;
 fail:

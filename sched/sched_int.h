@@ -50,6 +50,12 @@ struct shoal__worker {
     _Alignas(SHOAL__CACHELINE) uint32_t rng;  /* owner-written: victim selection */
     uint32_t tick;                      /* owner-written: picks until the queues go first */
     _Atomic uint64_t run, stolen;       /* written by the owner only (relaxed), summed by info */
+    _Atomic uint64_t *runc;             /* where a task run is counted: &run, or the published
+                                           line's tasks_run once there is one (one counter a
+                                           task, not two; info adds both) */
+    struct shoal__node *home;           /* &s->n[node]: the submit path's wake check reads
+                                           its idle word without an index computed (a
+                                           node is over a megabyte: no shift of a load) */
     struct shoal__wstat *pub;           /* this worker's line of the counters the segment
                                            publishes for tools (shoal-stat), or NULL */
     bool yield_once;                    /* owner-only: woken by a thread on its own CPU,
@@ -121,17 +127,27 @@ SHOAL__HIDDEN void shoal__nap_init(void);   /* at scheduler start */
 
 /* After publishing a task for `node` (bound) or for anyone: wake a sleeper only if no
  * eligible worker spins and one sleeps. Fast path: one plain load, no syscall. */
-static inline void shoal__wake_check(struct shoal__sched *s, unsigned node, bool bound)
+static inline void shoal__wake_check_at(struct shoal__sched *s, struct shoal__node *n,
+                                        unsigned node, bool bound)
 {
     /* seq_cst: the producer's half of the Dekker pair described at the top (a plain load
      * on x86; what orders it after an injection is the exchange before it). */
-    uint64_t v = atomic_load_explicit(&s->n[node].idle, memory_order_seq_cst);
+    uint64_t v = atomic_load_explicit(&n->idle, memory_order_seq_cst);
     if (likely(bound || s->nnodes == 1)) {
         if (unlikely((uint32_t)v == 0 && (v >> 32) != 0))
             shoal__wake_node(s, node);
         return;
     }
     shoal__wake_any(s, node);
+}
+static inline void shoal__wake_check(struct shoal__sched *s, unsigned node, bool bound)
+{
+    shoal__wake_check_at(s, &s->n[node], node, bound);
+}
+/* For unbound work that worker w published (its own deque): through w's node pointer. */
+static inline void shoal__wake_check_own(struct shoal__sched *s, struct shoal__worker *w)
+{
+    shoal__wake_check_at(s, w->home, w->node, false);
 }
 
 /* The owner took a task and its deque still holds more: the backstop described at the

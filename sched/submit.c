@@ -786,32 +786,50 @@ int shoal__run_own(shoal_ref ref)
 _Static_assert(sizeof(struct shoal_task) + SMALL_NARGS * (sizeof(shoal__targ) + SMALL_VALUE) <=
                    128, "a small task fits the smallest block class (task.h)");
 
-static inline bool small_task(const shoal_arg args[], size_t nargs)
+static inline bool small_arg(const shoal_arg *a)
 {
-    if (nargs > SMALL_NARGS || (nargs && !args))
-        return false;
-    for (size_t i = 0; i < nargs; i++)
-        if (args[i].kind != SHOAL_ARG_VALUE || args[i].len > SMALL_VALUE || !args[i].data)
-            return false;
-    return true;
+    return a->kind == SHOAL_ARG_VALUE && a->len <= SMALL_VALUE && a->data;
 }
 
-/* shoal__task_ready for an unbound task: a worker pushes it on its own deque. */
-SHOAL__INLINE void ready_unbound(struct shoal__sched *s, struct shoal_task *t)
+/* Unrolled (SMALL_NARGS is 2): no loop to set up for one or two arguments. */
+_Static_assert(SMALL_NARGS == 2, "small_task and small_copy look at two arguments");
+static inline bool small_task(const shoal_arg args[], size_t nargs)
+{
+    if (nargs == 0)
+        return true;
+    if (nargs > SMALL_NARGS || !args || !small_arg(&args[0]))
+        return false;
+    return nargs == 1 || small_arg(&args[1]);
+}
+
+/* Copy small argument a into its table entry and the value area at v. */
+static inline void small_copy(shoal__targ *ta, char *v, const shoal_arg *a)
+{
+    shoal__copy_bytes(v, a->data, a->len);
+    ta->data = v;
+    ta->len_kind = (uint64_t)a->len << 2 | SHOAL_ARG_VALUE;
+}
+
+/* shoal__task_ready for an unbound task whose result is id: a worker pushes it on its own
+ * deque; a thread outside the workers also remembers it (remember_own). */
+SHOAL__INLINE void ready_unbound(struct shoal__sched *s, struct shoal_task *t, uint64_t id)
 {
     int wi = shoal__tls.worker;
     if (likely(wi >= 0)) {
         struct shoal__worker *w = &s->w[wi];
-        uint64_t idx = shoal__id_idx(t->result.id);   /* t is not read once pushed */
+        uint64_t idx = shoal__id_idx(id);   /* t is not read once pushed */
         if (likely(shoal__deque_push(&w->dq, (shoal__item)t) == 0)) {
             shoal__rt_t *rt = shoal__rt;   /* the next task this worker runs: see task_ready */
             if (likely(idx < rt->nslots))
                 shoal__prefetch(&rt->slots[idx]);
-            shoal__wake_check(s, w->node, false);
+            shoal__wake_check_own(s, w);
             return;
         }
+        shoal__task_ready(s, t);
+        return;
     }
     shoal__task_ready(s, t);
+    remember_own(id);
 }
 
 SHOAL__INLINE int submit_small(struct shoal__sched *s, shoal_fn fn, const shoal_arg args[],
@@ -835,15 +853,14 @@ SHOAL__INLINE int submit_small(struct shoal__sched *s, shoal_fn fn, const shoal_
     t->name = NULL;
     shoal__targ *ta = shoal__task_args(t);
     char *v = (char *)(ta + nargs);
-    for (size_t i = 0; i < nargs; i++) {
-        shoal__copy_bytes(v, args[i].data, args[i].len);
-        ta[i].data = v;
-        ta[i].len_kind = (uint64_t)args[i].len << 2 | SHOAL_ARG_VALUE;
-        v += SMALL_VALUE;
+    if (nargs) {
+        small_copy(&ta[0], v, &args[0]);
+        if (nargs == 2)
+            small_copy(&ta[1], v + SMALL_VALUE, &args[1]);
     }
-    *out = t->result;   /* before the task is visible, as in submit_one */
-    ready_unbound(s, t);
-    remember_own(out->id);
+    shoal_ref r = t->result;
+    *out = r;   /* before the task is visible, as in submit_one */
+    ready_unbound(s, t, r.id);
     return 0;
 }
 

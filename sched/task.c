@@ -110,7 +110,7 @@ static inline bool task_begin(struct shoal_task *t)
 }
 
 /* The end of a run that returned rc: complete the result and free t. */
-SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
+static void task_finish_any(struct shoal_task *t, int rc)
 {
     shoal_ref r = t->result;
     /* Arguments and context go first, so that a caller that sees the result sees them
@@ -126,15 +126,27 @@ SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
     shoal__task_free_inl(t);
 }
 
+/* task_finish_any with its common case (a task that returned 0, holds no context or
+ * references and was not failed) tested in one go, the rest out of line. */
+SHOAL__INLINE void task_finish(struct shoal_task *t, int rc)
+{
+    if (likely(rc == 0 && !(t->flags & (SHOAL__TF_CTX | SHOAL__TF_REFS | SHOAL__TF_FAILED)))) {
+        /* (no return: an empty object) */
+        if (!shoal__obj_complete_task_fast(t->result))
+            shoal__obj_complete_task(t->result, 0, NULL, t->name);
+        shoal__task_free_inl(t);
+        return;
+    }
+    task_finish_any(t, rc);
+}
+
 /* shoal__task_run_one's body, folded into shoal__task_run too (one call a task). */
 SHOAL__INLINE void run_one(struct shoal_task *t, struct shoal__worker *w)
 {
     if (!task_begin(t))
         return;
     t->worker = (int32_t)w->idx;
-    shoal__wcount(&w->run);
-    if (w->pub)
-        shoal__wcount(&w->pub->tasks_run);
+    shoal__wcount(w->runc);   /* the published line's counter, or the worker's own */
     uint64_t t0 = shoal__tl_begin();
     SHOAL__PROBE_TASK_START(w->idx, t->result.id, t->fn);
     int rc = t->fn(t);

@@ -341,6 +341,7 @@ static void publish_lines(shoal__rt_t *rt, struct shoal__sched *s)
         pub[i].node = (int32_t)w->node;
         pub[i].cpu = (int32_t)shoal__topo_core_pu(rt->topo, w->core);
         w->pub = &pub[i];
+        w->runc = &pub[i].tasks_run;   /* before any task runs: sched start */
     }
     /* release: pairs with the acquire load of nworkers in tools/shoal-stat.c, which then
      * reads node and cpu. */
@@ -368,10 +369,12 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
         struct shoal__worker *w = &s->w[i];
         w->s = s;
         w->idx = i;
+        w->runc = &w->run;
         w->core = shoal__topo_worker_core(rt->topo, i);
         w->node = shoal__topo_core_node(rt->topo, w->core);
         if (w->node >= s->nnodes)
             w->node = 0;
+        w->home = &s->n[w->node];
         w->rng = 0x9e3779b9u * (i + 1);
         s->n[w->node].nworkers++;
         if ((rc = shoal__deque_init(&w->dq, DEQUE_CAP)))
@@ -544,6 +547,8 @@ void shoal__sched_info(shoal_info *out)
     out->tasks_run = atomic_load_explicit(&s->run_here, memory_order_relaxed);
     for (unsigned i = 0; i < s->nworkers; i++) {
         out->tasks_run += atomic_load_explicit(&s->w[i].run, memory_order_relaxed);
+        if (s->w[i].runc != &s->w[i].run)
+            out->tasks_run += atomic_load_explicit(s->w[i].runc, memory_order_relaxed);
         out->tasks_stolen += atomic_load_explicit(&s->w[i].stolen, memory_order_relaxed);
     }
 }

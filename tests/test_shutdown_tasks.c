@@ -164,6 +164,77 @@ static void test_cycles_with_work_in_flight(void)
     }
 }
 
+/* A task run inside another task's wait (its calls nest in that wait's call) that submits
+ * once shutdown has begun: the runtime going down must reach nested calls too, which
+ * compare one word at entry (core/store.h shoal__enter), or a task that submits until a
+ * submit fails runs on (and shutdown waits for it). White-box: it watches rt->down. */
+static _Atomic int nest_rc = 1, nest_started;
+static _Atomic long nest_submits;
+static int t_submit_until_fail(shoal_task *t)
+{
+    (void)t;
+    shoal_ref r;
+    if (shoal_submit(t_count, NULL, 0, NULL, &r))
+        return 1;
+    shoal_release(r);
+    atomic_store(&nest_started, 1);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load_explicit(&shoal__rt->down, memory_order_relaxed)) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 20) {
+            atomic_store(&nest_rc, 2);   /* shutdown never came: fail, not hang */
+            return 0;
+        }
+    }
+    for (int i = 0; i < 1000; i++) {
+        int rc = shoal_submit(t_count, NULL, 0, NULL, &r);
+        if (rc) {
+            atomic_store(&nest_rc, rc);
+            return 0;
+        }
+        shoal_release(r);
+        atomic_fetch_add(&nest_submits, 1);
+    }
+    atomic_store(&nest_rc, 3);   /* submits still succeed with the runtime going down */
+    return 0;
+}
+
+static int t_wait_on_submitter(shoal_task *t)
+{
+    (void)t;
+    shoal_ref r;
+    if (shoal_submit(t_submit_until_fail, NULL, 0, NULL, &r))
+        return 1;
+    uint64_t v;
+    size_t n;
+    (void)shoal_take(r, &v, sizeof v, &n);   /* one worker: runs the submitter in here */
+    return 0;
+}
+
+static void test_nested_calls_answer_shutdown(void)
+{
+    start_workers(1, 0);
+    atomic_store(&nest_rc, 1);
+    atomic_store(&nest_started, 0);
+    atomic_store(&nest_submits, 0);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_wait_on_submitter, NULL, 0, NULL, &r));
+    CHECK_OK(shoal_release(r));
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    while (!atomic_load(&nest_started) && now.tv_sec - t0.tv_sec < 20);
+    CU_ASSERT_TRUE_FATAL(atomic_load(&nest_started));
+    ASSERT_OK(shoal_shutdown());
+    if (atomic_load(&nest_rc) != SHOAL_ECANCELED)
+        fprintf(stderr, "nested submit after down: %d (3: 1000 succeeded)\n",
+                atomic_load(&nest_rc));
+    CU_ASSERT_EQUAL(atomic_load(&nest_rc), SHOAL_ECANCELED);
+    CU_ASSERT_EQUAL(atomic_load(&nest_submits), 0);
+}
+
 /* Objects completed by the I/O thread while shutdown takes the scheduler apart (the I/O
  * thread stops after the scheduler): their waiting dependents are canceled, dropped or
  * left to the store's teardown, never scheduled on a freed scheduler. Run under the
@@ -292,6 +363,7 @@ int main(int argc, char **argv)
         { "init/shutdown cycles with work in flight", test_cycles_with_work_in_flight },
         { "I/O completions during shutdown", test_io_completions_during_shutdown },
         { "idle shutdown", test_idle_shutdown },
+        { "nested calls answer shutdown", test_nested_calls_answer_shutdown },
         { "lifecycle calls from callbacks shutdown runs", test_lifecycle_in_callbacks },
         { NULL, NULL },
     };
