@@ -684,14 +684,22 @@ static void test_export_device(void)
     mode = 0;
 }
 
-/* The same cases on the pread/pwrite helper thread and on buffered I/O. */
-static void run_modes(int m)
+/* The ingest cases in I/O mode m on a runtime of their own (and the error cases). */
+static void ingest_cases(int m, bool errors)
 {
     mode = m;
     test_start(io_config(0));
     cases_small();
     cases_medium();
+    if (errors)
+        cases_errors();
     stop();
+}
+
+/* The same cases on the pread/pwrite helper thread and on buffered I/O. */
+static void run_modes(int m)
+{
+    ingest_cases(m, false);
     test_export();
     mode = m;
     test_export_pending_and_failed();
@@ -704,14 +712,8 @@ static void run_modes(int m)
 static void test_ingest_by_caller(void)
 {
     untimed = 1;
-    for (int m = 0; m <= 2; m++) {
-        mode = m;
-        test_start(io_config(0));
-        cases_small();
-        cases_medium();
-        cases_errors();
-        stop();
-    }
+    for (int m = 0; m <= 2; m++)
+        ingest_cases(m, true);
     mode = 0;
     untimed = 0;
 }
