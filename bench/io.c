@@ -261,8 +261,10 @@ static double c_export(void *p) { struct ctx *c = p; return export(c->obj, c->pa
  *   shoal_put_file  shoal_put_file(file) then shoal_get of its result: the object is
  *                   allocated in the store, the file opened, stat'ed, read into it and
  *                   closed, and the object completed, by whichever thread shoal picks (the
- *                   I/O thread, or for a buffered ingest not started yet the calling thread
- *                   waiting in shoal_get); the release after is not timed.
+ *                   I/O thread; or, for an ingest not started yet, the calling thread
+ *                   waiting in shoal_get, and for a buffered one the I/O thread reading
+ *                   part of the chunks alongside it: two threads may copy where the pread
+ *                   loop has one); the release after is not timed.
  * An export pair: pwrite+fsync of the object's bytes to a new file against shoal_write_file
  * and shoal_get of its done object. */
 static void files(const char *in, const char *out, int direct_from, int direct_to)
