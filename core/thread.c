@@ -180,6 +180,7 @@ void shoal__rec_register(void)
 {
     struct shoal__rec *r = &shoal__me;
     pthread_once(&rec_key_once, rec_key_make);
+    shoal__err_prepare();   /* a failure, maybe in a signal handler, then allocates nothing */
     r->view = &shoal__tls;
     r->thr = shoal__tls.thr;
     pthread_mutex_lock(&registry_lock);

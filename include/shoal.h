@@ -877,8 +877,8 @@ SHOAL_API int  shoal_stats_get(shoal_stats *out, size_t size);
  * by a signal or abort() keeps only the files written before, so a long program that may
  * crash calls this from time to time. Thread-safe; blocking (file I/O), not for hot loops.
  * Errors: SHOAL_ENOENT (no timeline: SHOAL_TIMELINE was not set at shoal_init, or the
- * runtime is shut down), SHOAL_EINVAL (path empty), SHOAL_EIO (cannot write; the message
- * says why). */
+ * runtime is shut down), SHOAL_EINVAL (path empty, or longer than 4,095 bytes), SHOAL_EIO
+ * (cannot write; the message says why). */
 SHOAL_API int  shoal_timeline_write(const char *path);
 /* Index of the worker running this task, or -1 when the thread that submitted it runs it
  * inside its shoal_get (a get with no time limit of the task it submitted last, which no

@@ -75,6 +75,24 @@ static _Atomic uintptr_t win_holder[SHOAL__NWINS];
 
 static inline uintptr_t me_thread(void) { return (uintptr_t)pthread_self(); }
 
+void shoal__xfer_fork_child(void)
+{
+    /* A fork() child: the other threads that held windows are not here, and a thread the
+     * child starts may get one's identity back (glibc reuses their stacks), so their marks
+     * would say it holds a window it never took. Ours stays: a fork from a signal handler
+     * that interrupted our move resumes that move when the handler returns. relaxed: only
+     * this thread is left. */
+    uintptr_t me = me_thread();
+    for (unsigned k = 0; k < SHOAL__NWINS; k++)
+        if (atomic_load_explicit(&win_holder[k], memory_order_relaxed) != me)
+            atomic_store_explicit(&win_holder[k], 0, memory_order_relaxed);
+}
+
+uintptr_t shoal__xfer_window_holder(unsigned k)
+{
+    return k < SHOAL__NWINS ? atomic_load_explicit(&win_holder[k], memory_order_relaxed) : 0;
+}
+
 /* Bounded spinning for a turn: a few pause loops (the holder's move takes a few
  * instructions), then sched_yield, then short sleeps, none a cancellation point - a waiter
  * at a higher real-time priority than the holder, on the holder's CPU, would otherwise spin

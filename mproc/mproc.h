@@ -129,6 +129,10 @@ SHOAL__HIDDEN uint64_t shoal__xfer_due(void);
  * (layout/mpseg.h, "Windows"). Reads only what the gone process alone could move. */
 SHOAL__HIDDEN int shoal__xfer_window_adjust(const struct shoal__wins *ws, unsigned k,
                                             unsigned proc, uint32_t inc);
+/* In a fork() child: forget which of the parent's other threads held transfer windows. */
+SHOAL__HIDDEN void shoal__xfer_fork_child(void);
+/* Tests only: the thread (pthread_self) marked as holding window k of this process, 0 none. */
+SHOAL__HIDDEN uintptr_t shoal__xfer_window_holder(unsigned k);
 /* Tests only (mproc/inflight.c): see there. */
 extern SHOAL__HIDDEN bool (*shoal__xfer_window_hook)(void);
 extern SHOAL__HIDDEN void (*shoal__xfer_accept_hook)(void);

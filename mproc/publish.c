@@ -243,6 +243,11 @@ static bool fail_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         }
         shoal__deps_fire_rt(rt, idx, SHOAL_ECANCELED);
     } else {
+        /* Ours was the last reference: no dependent is registered, here or in another
+         * process, as each holds a reference until it fires (a task its REF argument,
+         * shoal_write_file its source), so nobody's drain thread needs waking. Waiters
+         * without a reference (a get of a ref received by its 8 bytes) are woken by
+         * shoal__free_routed and answer SHOAL_ESTALE. */
         shoal__free_routed(rt, &pub.t, (uint32_t)idx, w);
     }
     return false;

@@ -9,11 +9,13 @@
 #include "shoal.h"
 #include "errors.h"
 
-/* The message lives on the heap, one buffer per thread that ever failed a call: only this
- * pointer is thread-local. Every thread-local variable of the library is in its static TLS
- * block (shoal__tls is initial-exec), which a dlopen must find room for in glibc's small
- * surplus (512 bytes by default), so a 512-byte buffer here made dlopen fail next to
- * another library's static TLS (tests/test_dlopen.c checks the block's size). */
+/* The message lives on the heap, one buffer per thread that entered a runtime (made when
+ * it registers, shoal__err_prepare, so that a failure only writes into it: a failure in a
+ * signal handler allocates nothing) or failed a call: only this pointer is thread-local.
+ * Every thread-local variable of the library is in its static TLS block (shoal__tls is
+ * initial-exec), which a dlopen must find room for in glibc's small surplus (512 bytes by
+ * default), so a 512-byte buffer here made dlopen fail next to another library's static
+ * TLS (tests/test_dlopen.c checks the block's size). */
 #define MSG_LEN 512
 static __thread char *last_msg;
 static __thread bool msg_lost;           /* the buffer could not be allocated */
@@ -42,6 +44,11 @@ static char *msg_buf(void)
     last_msg = m;
     msg_lost = m == NULL;
     return m;
+}
+
+void shoal__err_prepare(void)
+{
+    (void)msg_buf();
 }
 
 SHOAL_API const char *shoal_strerror(int code)

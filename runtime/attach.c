@@ -144,19 +144,23 @@ int shoal__attach_ex(const char *name, unsigned flags)
     rc = shoal__name_check(name);
     if (rc)
         return rc;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    rc = shoal__sock_path(name, path, sizeof path, 0);
-    if (rc)
-        return rc == SHOAL_ENOENT ? shoal__err(SHOAL_ENOENT, "shoal_attach: no store named "
-                                               "'%s' is published (%s)", name,
-                                               shoal_last_error())
-                                  : rc;
     shoal__layers_wire();   /* before the lock, as in shoal_init */
     shoal__lifecycle_lock();
     if (atomic_load_explicit(&shoal__rt, memory_order_relaxed)) {
         shoal__lifecycle_unlock();
         return shoal__err(SHOAL_EEXIST, "already initialized or attached: call "
                                         "shoal_shutdown() first");
+    }
+    /* After the check above: with a runtime up the answer is SHOAL_EEXIST whatever the
+     * socket directory holds (it may not exist yet). */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    rc = shoal__sock_path(name, path, sizeof path, 0);
+    if (rc) {
+        shoal__lifecycle_unlock();
+        return rc == SHOAL_ENOENT ? shoal__err(SHOAL_ENOENT, "shoal_attach: no store named "
+                                               "'%s' is published (%s)", name,
+                                               shoal_last_error())
+                                  : rc;
     }
     struct client *c = calloc(1, sizeof *c);
     if (!c) {

@@ -119,6 +119,7 @@ static void atfork_child(void)
     shoal__sched_forget();
     shoal__foreign_deps_fork_child();   /* the parent's dependents: never fired here */
     shoal__drain_fork_child();          /* mproc's private locks, made anew */
+    shoal__xfer_fork_child();           /* windows the parent's other threads held */
     if (!rt)
         return;
     if (shoal__holds != NULL) {   /* published or attached (layout/mpseg.h) */

@@ -433,11 +433,15 @@ static int write_trace(FILE *f, struct fn_cache *cache, uint64_t *lost)
     return ferror(f) ? -1 : 0;
 }
 
-/* Write the rings as they are now to `file` (NULL: the SHOAL_TIMELINE path). The caller
- * holds `lock` and the timeline is on. Returns 0 or -errno. */
+/* The longest path a file can have, with its NUL (Linux's PATH_MAX). */
+#define TL_PATH_MAX 4096
+
+/* Write the rings as they are now to `file` (NULL: the SHOAL_TIMELINE path; a given one is
+ * shorter than TL_PATH_MAX). The caller holds `lock` and the timeline is on. Returns 0 or
+ * -errno. */
 static int write_file(const char *file_arg)
 {
-    char file[4096], tmp[4200];
+    char file[TL_PATH_MAX], tmp[TL_PATH_MAX + 104];
     if (file_arg)
         snprintf(file, sizeof file, "%s", file_arg);
     else
@@ -512,6 +516,11 @@ SHOAL_API int shoal_timeline_write(const char *file)
     if (file && !*file)
         return shoal__err(SHOAL_EINVAL, "shoal_timeline_write: empty path (give NULL for "
                                          "the SHOAL_TIMELINE path)");
+    /* Refused, not cut: a cut path names another file. */
+    if (file && strnlen(file, TL_PATH_MAX) == TL_PATH_MAX)
+        return shoal__err(SHOAL_EINVAL, "shoal_timeline_write: the path is longer than %d "
+                                         "bytes, the most a file's path can have: give a "
+                                         "shorter one", TL_PATH_MAX - 1);
     pthread_mutex_lock(&lock);
     if (!shoal__tl_on) {
         pthread_mutex_unlock(&lock);

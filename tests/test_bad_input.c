@@ -269,7 +269,11 @@ static int batch_big_item(void)
     X(encode_null, encode_null(), SHOAL_EINVAL, "out is NULL")                                 \
     X(decode_null, decode_null(), SHOAL_EINVAL, "in is NULL")                                  \
     X(init_twice, init_with(cfg()), SHOAL_EEXIST, "shoal_shutdown() first")                    \
-    X(attach_when_up, shoal_attach("trust1-anything"), SHOAL_EEXIST, "shoal_shutdown() first")
+    X(attach_when_up, shoal_attach("trust1-anything"), SHOAL_EEXIST, "shoal_shutdown() first") \
+    /* the runtime is checked before the socket directory: a missing one (/tmp/shoal-UID   \
+     * before any store was published) does not turn the answer into SHOAL_ENOENT */       \
+    X(attach_when_up_no_dir, with_run_dir(missing_dir, 1), SHOAL_EEXIST,                       \
+      "shoal_shutdown() first")
 
 #define DEFINE_CASE(name, expr, want, cause) static int c_##name(void) { return (expr); }
 #define TABLE_ENTRY(name, expr, want, cause) { #name ": " #expr, c_##name, want, cause },

@@ -5,6 +5,7 @@
  * start a store of its own. Also a fork from inside a task (what system() does).
  * Children run under alarm() and the parent reaps them with a deadline.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,6 +400,79 @@ static void test_fork_with_timeline_lock_held(void)
     CU_ASSERT_EQUAL(test_remove_dir(dir), 0);
 }
 
+/* A published owner forks while another of its threads is inside a shoal_transfer, its
+ * transfer window open (held there by the window hook to make that moment certain). The
+ * window's holder is not in the child: the child must not keep the mark naming it, or a
+ * thread the child starts, given that thread's identity back (its stack reused), would take
+ * itself for the holder of a window another thread opens (a false SHOAL_EDEADLK). Before,
+ * the child kept the parent thread's mark. */
+static shoal_ref wh_x;
+static _Atomic int wh_in, wh_go, wh_rc = 1;
+static _Atomic uintptr_t wh_holder;
+static bool wh_hold(void)
+{
+    shoal__xfer_window_hook = NULL;   /* once */
+    atomic_store(&wh_holder, (uintptr_t)pthread_self());
+    atomic_store(&wh_in, 1);
+    for (int k = 0; k < 20000 && !atomic_load(&wh_go); k++)
+        nap_ms(1);
+    return false;                     /* and the move goes on */
+}
+static void *wh_transfer(void *arg)
+{
+    (void)arg;
+    atomic_store(&wh_rc, shoal_transfer(wh_x, 60ll * 1000000000));
+    return NULL;
+}
+
+/* In the child: 0 when no window is marked as held by the parent's thread (80 + k if k is). */
+static int child_windows(uintptr_t holder)
+{
+    shoal_test_child_limits(60);
+    CHILD_NO_LEAK_CHECK();
+    for (unsigned k = 0; k < SHOAL__NWINS; k++)
+        if (shoal__xfer_window_holder(k) == holder)
+            return 80 + (int)(k % 40);
+    return 0;
+}
+
+static void test_fork_with_window_held(void)
+{
+    test_reset();
+    shoal_config c = shoal_test_config();
+    char nm[64];
+    snprintf(nm, sizeof nm, "trust9-fwin-%d", (int)getpid());
+    c.name = nm;
+    ASSERT_OK(shoal_init(&c));
+    ASSERT_OK(shoal_put("held", 5, &wh_x));
+    atomic_store(&wh_in, 0);
+    atomic_store(&wh_go, 0);
+    shoal__xfer_window_hook = wh_hold;
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, wh_transfer, NULL) == 0);
+    for (int k = 0; k < 20000 && !atomic_load(&wh_in); k++)
+        nap_ms(1);
+    CU_ASSERT(atomic_load(&wh_in));
+    uintptr_t holder = atomic_load(&wh_holder);
+    bool marked = false;   /* the parent's mark is there to be inherited */
+    for (unsigned k = 0; k < SHOAL__NWINS; k++)
+        marked |= holder && shoal__xfer_window_holder(k) == holder;
+    CU_ASSERT(marked);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_windows(holder));
+    atomic_store(&wh_go, 1);
+    pthread_join(th, NULL);
+    shoal__xfer_window_hook = NULL;
+    CU_ASSERT_FATAL(pid > 0);
+    expect_child_ok(pid, "child forked while a thread held a transfer window");
+    CU_ASSERT_EQUAL(atomic_load(&wh_rc), 0);
+    if (atomic_load(&wh_rc) == 0)
+        CHECK_OK(shoal_accept(wh_x));
+    CHECK_OK(shoal_release(wh_x));
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -411,6 +485,8 @@ int main(void)
           test_fork_with_locks_held },
         { "fork while the timeline's lock is held: the child exits, records its own",
           test_fork_with_timeline_lock_held },
+        { "fork while another thread holds a transfer window: the child forgets the mark",
+          test_fork_with_window_held },
         { NULL, NULL },
     };
     return shoal_test_run("fork", cases);

@@ -413,9 +413,6 @@ static int self_move(struct mp_rep *r)
     (void)r;
     if (shoal_put(b, sizeof b, &self_x) != 0 || shoal_retain(self_x) != 0)
         return -3;
-    /* The thread's message buffer is made at its first failure: made here, the handlers'
-     * failures below only write into it (no allocation inside a signal handler). */
-    (void)shoal_release(SHOAL_REF_NULL);
     struct sigaction sa = { .sa_handler = self_handler };
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGUSR1, &sa, NULL) != 0)

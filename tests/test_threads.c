@@ -3,6 +3,7 @@
  * concurrently, and threads that exit while holding caches. The live counts must come back
  * to where they started. Black-box through shoal.h. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -607,6 +608,57 @@ static void test_readers_only(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* A thread's first failure must allocate nothing: it may come from a signal handler (a
+ * move that would wait for its own thread answers SHOAL_EDEADLK there), where malloc is not
+ * safe. The message buffer is made when the thread first enters a runtime, so a failure
+ * only writes into it: shoal_last_error() answers the same buffer before the thread's first
+ * failure and after it. Before, the buffer was allocated by the first failure itself (the
+ * answer before it was a constant ""). */
+static _Atomic int in_handler_rc = 1;
+static void fail_in_handler(int sig)
+{
+    (void)sig;
+    atomic_store(&in_handler_rc, shoal_release(SHOAL_REF_NULL));
+}
+
+struct first_fail { const char *before, *after; int rc, handled; char msg[128]; };
+
+static void *first_fail_main(void *arg)
+{
+    struct first_fail *f = arg;
+    shoal_ref r;
+    f->rc = shoal_put("first", 6, &r);   /* enters the runtime, fails nothing */
+    if (f->rc == 0)
+        f->rc = shoal_release(r);
+    f->before = shoal_last_error();
+    raise(SIGUSR1);                       /* the thread's first failure, in a handler */
+    f->handled = atomic_load(&in_handler_rc);
+    f->after = shoal_last_error();
+    snprintf(f->msg, sizeof f->msg, "%s", f->after);
+    return NULL;
+}
+
+static void test_first_failure_allocates_nothing(void)
+{
+    shoal_config c = shoal_test_config();
+    test_start(c);
+    struct sigaction sa = { .sa_handler = fail_in_handler }, old;
+    sigemptyset(&sa.sa_mask);
+    CU_ASSERT_FATAL(sigaction(SIGUSR1, &sa, &old) == 0);
+    struct first_fail f = { 0 };
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, first_fail_main, &f) == 0);
+    pthread_join(t, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    CU_ASSERT_EQUAL(f.rc, 0);
+    CU_ASSERT_EQUAL(f.handled, SHOAL_EINVAL);
+    CU_ASSERT(strstr(f.msg, "null ref") != NULL);
+    CU_ASSERT(f.before == f.after);   /* the same buffer: none was made by the failure */
+    if (f.before != f.after)
+        fprintf(stderr, "the thread's message buffer was made by its first failure\n");
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -617,6 +669,8 @@ int main(void)
         { "retain racing with free pins the right object or fails", test_retain_races_free },
         { "an idle thread's caches do not starve others", test_idle_thread_caches },
         { "threads that only read", test_readers_only },
+        { "a thread's first failure (in a signal handler) allocates nothing",
+          test_first_failure_allocates_nothing },
         { NULL, NULL },
     };
     return shoal_test_run("threads", cases);

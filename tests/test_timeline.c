@@ -456,6 +456,16 @@ static void test_states_flows_names(void)
 
     /* On demand: the file has what ended so far, and recording goes on. */
     CU_ASSERT_EQUAL(shoal_timeline_write(""), SHOAL_EINVAL);
+    /* A path no file can have (4,096 bytes and more) is refused as such; before, it was cut
+     * to 4,095 bytes and the write failed as SHOAL_EIO naming the cut path. */
+    static char longp[4200];
+    memset(longp, 'a', sizeof longp - 1);
+    memcpy(longp, "/tmp/", 5);
+    for (size_t cut = 4095; cut <= 4096; cut++) {
+        longp[cut + 1] = 0;
+        CU_ASSERT_EQUAL(shoal_timeline_write(longp), SHOAL_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(shoal_last_error(), "longer than 4095 bytes"));
+    }
     ASSERT_OK(shoal_timeline_write(now));
     struct counts cn;
     jval *r0 = load_trace(now, &cn);
