@@ -627,7 +627,7 @@ SHOAL__INLINE void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx,
     if (unlikely(shoal__own != NULL)) {   /* the published owner's: from its records */
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
-        shoal__up.own_release(rt, idx);   /* (mproc/remote_free.c) */
+        shoal__up.own_release(rt, idx, shoal__w_gen(oldw));   /* (mproc/remote_free.c) */
         if (t)
             shoal__slot_give(rt, t, idx);
         return;
@@ -643,7 +643,7 @@ SHOAL__INLINE void obj_free_bytes(shoal__rt_t *rt, shoal__slot *s, uint32_t idx,
     if (unlikely(shoal__w_state(oldw) == SHOAL__SPILLED)) {
         /* Its bytes were freed when it was spilled (off is only its old place): forget the
          * copy on disk and recycle the slot. */
-        shoal__up.spill_drop(s);
+        shoal__up.spill_drop(s, shoal__w_gen(oldw));
         if (oldw & SHOAL__W_WAITERS)
             shoal__wake_slot(rt, idx);
         if (t)

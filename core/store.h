@@ -341,8 +341,9 @@ static inline uint64_t shoal__seal_mark(const shoal__rt_t *rt, shoal__slot *s)
 struct shoal__upcalls {
     /* io/spill.c, shoal__spill_touch: get found s SPILLING, SPILLED or RESTORING. */
     int  (*spill_touch)(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
-    /* io/spill.c, shoal__spill_drop: the last reference to a SPILLED object went. */
-    void (*spill_drop)(shoal__slot *s);
+    /* io/spill.c, shoal__spill_drop: the last reference to a SPILLED object (of generation
+     * gen) went. */
+    void (*spill_drop)(shoal__slot *s, uint64_t gen);
     /* io/spill.c, shoal__io_stats: the spill counters of shoal_stats_get. */
     void (*io_stats)(shoal_stats *out);
     /* mproc/foreign_deps.c, shoal__dep_add_foreign: shoal__dep_add on another process's
@@ -355,8 +356,8 @@ struct shoal__upcalls {
      * word is FREE and marked FREEING by us). */
     void (*rfree_push)(shoal__rt_t *rt, uint32_t idx, unsigned proc);
     /* mproc/remote_free.c, shoal__own_release: the published owner's object in slot idx is
-     * gone; free its bytes from the owner's records. */
-    bool (*own_release)(shoal__rt_t *rt, uint32_t idx);
+     * gone (its generation: gen); free its bytes from the owner's records. */
+    bool (*own_release)(shoal__rt_t *rt, uint32_t idx, uint64_t gen);
     /* Refs in flight (shoal_transfer): a private store's owner expires them on its I/O
      * thread, which mproc/ wakes and io/ calls through these (siblings meet here).
      * io/ring.c, shoal__io_kick: wake the I/O thread to look at its deadlines again. */

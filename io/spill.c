@@ -473,14 +473,18 @@ static void sweep(void)
     }
 }
 
-struct drop_msg { shoal__iomsg msg; uint32_t idx, page; };
+struct drop_msg { shoal__iomsg msg; uint32_t idx; uint64_t gen; };
 
-/* The last reference to a spilled object went in this process: give its space back, if
- * the record agrees (a sweep may have done it already, and the slot may be spilled anew). */
-static void drop(uint32_t idx, uint32_t page)
+/* The last reference to spilled object (idx, gen) went in this process: give back the
+ * space our record of it names, if there is one (a sweep may have done it already, and the
+ * slot may hold a later object spilled anew). By the generation, not by the slot's `next`:
+ * any holder advising the object cold writes `next` (mark_cold), and one that read the
+ * word before the object was spilled still writes it after (two threads sharing a ref
+ * both advising it cold), so a SPILLED object's `next` may name no extent at all. */
+static void drop(uint32_t idx, uint64_t gen)
 {
     struct rec *r = rec_find(idx);
-    if (r && r->page == page)
+    if (r && r->gen == gen)
         rec_release(r);
 }
 
@@ -488,15 +492,12 @@ static void drop_run(shoal__iomsg *m)
 {
     struct drop_msg *d = (struct drop_msg *)m;
     if (sp.on)
-        drop(d->idx, d->page);
+        drop(d->idx, d->gen);
     free(d);
 }
 
-void shoal__spill_drop(shoal__slot *s)
+void shoal__spill_drop(shoal__slot *s, uint64_t gen)
 {
-    /* The acq_rel CAS that freed the slot saw the spiller's release of SPILLED, so `next`
-     * is the extent (or park id) written before it. */
-    uint32_t page = atomic_load_explicit(&s->next, memory_order_relaxed);
     uint64_t len = s->len;
     atomic_fetch_sub_explicit(&cnt[C_NOW_OBJ], 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&cnt[C_NOW_B], len, memory_order_relaxed);
@@ -504,7 +505,7 @@ void shoal__spill_drop(shoal__slot *s)
         return;   /* another process spilled it: its sweep gives the space back */
     uint32_t idx = (uint32_t)(s - shoal__rt->slots);
     if (shoal__io_self()) {
-        drop(idx, page);
+        drop(idx, gen);
         return;
     }
     struct drop_msg *d = malloc(sizeof *d);
@@ -512,7 +513,7 @@ void shoal__spill_drop(shoal__slot *s)
         return;   /* the extent stays used in the file until shutdown: space, not data */
     d->msg.run = drop_run;
     d->idx = idx;
-    d->page = page;
+    d->gen = gen;
     if (shoal__io_post(&d->msg))
         free(d);
 }
@@ -782,12 +783,31 @@ static void unclaim(shoal__slot *s, bool unread)
 
 static void spill_written(shoal__xfer *x);
 
+/* A spill write of slot idx is in flight (at most MAX_SPILLS to look through). */
+static bool writing(uint32_t idx)
+{
+    for (const struct spill_op *op = sp.writes; op; op = op->next)
+        if (op->idx == idx)
+            return true;
+    return false;
+}
+
 /* Claim candidate c if it is still a cold resident object of ours and start writing it.
- * 1 started, 0 skipped, -1 out of memory. */
+ * 1 started, 0 skipped, -1 out of memory.
+ * Invariant: at most one spill write per slot is in flight, so a slot's SPILLING state is
+ * always the claim of the one write in sp.writes for it, and that write's end alone turns
+ * it SPILLED (spill_written). A get can take an object back while it is written and
+ * shoal_advise_cold make it cold again at once (advise_run counts the write's claim): it is
+ * skipped, and that write's end spills it. Claimed again meanwhile, the first write's end
+ * took the second claim's SPILLING for its own, and each end wrote `next`: the record and
+ * `next` named different extents (the release, which went by `next` then, gave back
+ * neither the one the record held), and the first end freed the object's store bytes while
+ * the second write still read them (with a restore between the two ends, freed them a
+ * second time). */
 static int spill_one(struct cand c)
 {
     shoal__rt_t *rt = sp.rt;
-    if (pinned(c.idx))
+    if (pinned(c.idx) || writing(c.idx))
         return 0;
     if (!rec_reserve())
         return -1;
@@ -917,15 +937,30 @@ static void spill_written(shoal__xfer *x)
         unclaim(s, true);
         ext_release(op->ext, up4k(op->len));
     } else {
-        /* `next` held the seal era; from now until the object is resident again it holds
-         * the extent (in pages: below PARK_BASE, ext_get saw to it). */
-        atomic_store_explicit(&s->next, (uint32_t)(op->ext >> 12), memory_order_relaxed);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed), nw;
         bool spilled = false;
-        while (shoal__w_state(w) == SHOAL__SPILLING) {
-            nw = (w & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__SPILLED << SHOAL__W_STATE_SHIFT);
-            /* release: publishes `next` to whoever frees or restores the object. */
-            if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_release,
+        /* SPILLING: our claim's (spill_one). READY|UNREAD: a get took it back while it was
+         * written and its holder advised it cold again; the file holds its bytes all the
+         * same (a sealed object never changes), and nobody reads them in the store any
+         * more, as when spill_one claims it: it is spilled now. Dropping this write instead
+         * (and claiming it again later) let a reader that takes back every write as it
+         * runs and advises it cold again starve the restores waiting for room for ever:
+         * no spill ever ended SPILLED. The claim's reference keeps the generation, and no
+         * other write of the slot runs (spill_one's invariant). */
+        while (shoal__w_state(w) == SHOAL__SPILLING ||
+               (shoal__w_state(w) == SHOAL__READY && (w & SHOAL__W_UNREAD) &&
+                !pinned(op->idx))) {
+            /* `next` held the seal era; from now until the object is resident again it
+             * holds the extent (in pages: below PARK_BASE, ext_get saw to it): while SPILLED
+             * it names the extent our record names. Written only when we turn it SPILLED:
+             * a get took it back otherwise. */
+            atomic_store_explicit(&s->next, (uint32_t)(op->ext >> 12), memory_order_relaxed);
+            nw = (w & ~(SHOAL__W_STATE_MASK | SHOAL__W_UNREAD)) |
+                 ((uint64_t)SHOAL__SPILLED << SHOAL__W_STATE_SHIFT);
+            /* release: publishes `next` to whoever frees or restores the object. acquire:
+             * pairs with shoal_advise_cold's release (the holder's last reads of the bytes
+             * happen before they are freed below), as spill_one's claim. */
+            if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                       memory_order_relaxed)) {
                 spilled = true;
                 break;
@@ -1450,7 +1485,8 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
         switch (shoal__w_state(v)) {
         case SHOAL__SPILLING:
             /* The write is still running and the bytes are still here: take it back; the
-             * write's completion sees READY and drops the copy. */
+             * write's completion sees READY and drops the copy (or, advised cold again by
+             * then, spills it: spill_written). */
             nv = (v & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT);
             if (atomic_compare_exchange_weak_explicit(&s->word, &v, nv, memory_order_acq_rel,
                                                       memory_order_acquire))
@@ -1551,8 +1587,9 @@ int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns)
     uint64_t v = atomic_load_explicit(&s->word, memory_order_acquire);
     if (shoal__w_gen(v) == shoal__id_gen(ref.id) && shoal__w_state(v) == SHOAL__SPILLING) {
         /* The bytes are still here while the write runs: take the object back at once; the
-         * write's completion sees READY and drops its copy. acq_rel: acquire as the load
-         * above; release orders nothing new (the bytes never moved). */
+         * write's completion sees READY and drops its copy (or, advised cold again by then,
+         * spills it: spill_written). acq_rel: acquire as the load above; release orders
+         * nothing new (the bytes never moved). */
         uint64_t nv = (v & ~SHOAL__W_STATE_MASK) | ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT);
         atomic_compare_exchange_strong_explicit(&s->word, &v, nv, memory_order_acq_rel,
                                                 memory_order_relaxed);
@@ -1650,6 +1687,42 @@ static int mark_cold(shoal_ref ref, shoal__slot *s, uint32_t internal)
             return 0;
     }
 }
+
+/* Tests: what the spill file's extents hold, and the spilled objects whose `next` names
+ * another extent than our record (see spill_one's invariant: while SPILLED they agree, but
+ * for a cold advice that read the word before the spill, see drop), read on the I/O
+ * thread that owns them. */
+struct probe_req { shoal__iosync sync; uint64_t used, bad; };
+
+static void probe_run(shoal__iomsg *m)
+{
+    struct probe_req *p = (struct probe_req *)m;
+    p->used = sp.on ? sp.ex.used : 0;
+    for (size_t i = 0; sp.on && i < sp.rcap; i++) {
+        const struct rec *r = &sp.recs[i];
+        if (!r->idx)
+            continue;
+        const shoal__slot *s = &sp.rt->slots[r->idx];
+        uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+        if (shoal__w_gen(w) == r->gen && shoal__w_state(w) == SHOAL__SPILLED &&
+            atomic_load_explicit(&s->next, memory_order_relaxed) != r->page)
+            p->bad++;
+    }
+    shoal__iosync_answer(&p->sync, 0, NULL);
+}
+
+static struct probe_req probe(void)
+{
+    struct probe_req p;
+    memset(&p, 0, sizeof p);
+    p.sync.msg.run = probe_run;
+    if (sp.on && shoal__iosync_call(&p.sync) != 0)
+        p.used = p.bad = UINT64_MAX;
+    return p;
+}
+
+uint64_t shoal__spill_check(void) { return probe().bad; }
+uint64_t shoal__spill_extents_used(void) { return probe().used; }
 
 struct advise_req { shoal__iosync sync; shoal_ref ref; };
 

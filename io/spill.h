@@ -46,6 +46,12 @@ SHOAL__HIDDEN int  shoal__spill_resident(shoal_ref ref, int node, shoal__iowait 
 /* Tests: when set, called on the I/O thread as a restore of ref starts (the object is
  * RESTORING from then until the restore ends). */
 extern SHOAL__HIDDEN void (*shoal__spill_restore_hook)(shoal_ref ref);
+/* Tests: bytes of the spill file held by extents (spilled objects, writes in flight, hole
+ * punches in flight), asked of the I/O thread; 0 when spilling is off. */
+SHOAL__HIDDEN uint64_t shoal__spill_extents_used(void);
+/* Tests: how many spilled objects' `next` disagrees with the spiller's record of their
+ * extent (should be none), asked of the I/O thread. */
+SHOAL__HIDDEN uint64_t shoal__spill_check(void);
 /* I/O thread: keep ref resident (the spiller skips it) until the matching unpin. */
 SHOAL__HIDDEN void shoal__spill_pin(shoal_ref ref);
 SHOAL__HIDDEN void shoal__spill_unpin(shoal_ref ref);
@@ -57,9 +63,10 @@ SHOAL__HIDDEN void shoal__spill_unpin(shoal_ref ref);
  * thread itself, or a retry inside this very call): the caller reports "store full". */
 SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len,
                                      unsigned node, uint64_t *off);
-/* The last reference to a SPILLED object went (obj_free): forget its bytes on disk. It reads
- * the slot's `next` (the extent, or a park id): call it before `next` serves as a link. */
-SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s);
+/* The last reference to a SPILLED object of generation gen went (obj_free): forget its bytes
+ * on disk (the spiller's record of (slot, gen) names them). It reads the slot's len for the
+ * counters: call it before the slot is given back. */
+SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s, uint64_t gen);
 /* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
  * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
  * 0 = look again; < 0 with the message set. */

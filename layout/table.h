@@ -156,6 +156,8 @@ static inline uint64_t shoal__w_make(uint64_t gen, unsigned state, uint32_t refs
 }
 /* The generation after g: wraps from 2^32 - 1 to 1, skipping 0 (never a valid ID). */
 static inline uint64_t shoal__gen_next(uint64_t g) { return g >= SHOAL__GEN_MAX ? 1 : g + 1; }
+/* The generation before g: a FREE slot's word holds the next one, this is the freed one's. */
+static inline uint64_t shoal__gen_prev(uint64_t g) { return g <= 1 ? SHOAL__GEN_MAX : g - 1; }
 /* Whether generation a was issued after b (serial-number arithmetic, RFC 1982): true when
  * a is less than 2^31 generations ahead of b. Only for generations of one slot that are
  * known to be close (a racing update, a forged ID); equality is what names an object. */

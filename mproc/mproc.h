@@ -58,10 +58,11 @@ SHOAL__HIDDEN size_t shoal__drain(shoal__rt_t *rt, struct shoal__thr *t, unsigne
 SHOAL__HIDDEN void shoal__drain_finish(shoal__rt_t *rt, struct shoal__thr *t, unsigned p);
 /* Claim slot idx, whose word was w: true when it was FREEING and is now the caller's. */
 SHOAL__HIDDEN bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w);
-/* Owner: the object in slot idx (a slot the caller holds) is gone: if the owner's records
- * say its bytes are the owner's, free them (or forget its spill extent), uncount it and
- * return true; false when there is no record (not the owner's, or not published). */
-SHOAL__HIDDEN bool shoal__own_release(shoal__rt_t *rt, uint32_t idx);
+/* Owner: the object in slot idx (a slot the caller holds), of generation gen, is gone: if
+ * the owner's records say its bytes are the owner's, free them (or forget its spill
+ * extent), uncount it and return true; false when there is no record (not the owner's, or
+ * not published). */
+SHOAL__HIDDEN bool shoal__own_release(shoal__rt_t *rt, uint32_t idx, uint64_t gen);
 /* A service thread of the owner dropped the last reference to slot idx (oldw: the word
  * before; the word is FREE and the slot the caller's): wake its waiters, and send its
  * bytes where they belong. */

@@ -85,7 +85,7 @@ static inline unsigned node_of(const shoal__rt_t *rt, uint64_t off)
     return n < rt->nnodes ? (unsigned)n : 0;
 }
 
-bool shoal__own_release(shoal__rt_t *rt, uint32_t idx)
+bool shoal__own_release(shoal__rt_t *rt, uint32_t idx, uint64_t gen)
 {
     uint64_t off, len;
     bool spilled;
@@ -93,12 +93,12 @@ bool shoal__own_release(shoal__rt_t *rt, uint32_t idx)
         return false;
     shoal__slot *s = &rt->slots[idx];
     if (spilled) {
-        /* Its bytes were freed when it was spilled; the extent comes from our record. The
-         * slot is ours (claimed or freed by us): spill_drop reads it from there. */
+        /* Its bytes were freed when it was spilled; the spiller's own record of (idx, gen)
+         * names its extent. The slot is ours (claimed or freed by us): the counters read
+         * its length from there. */
         shoal__count_objs(rt, 0, node_of(rt, s->off), -1);
-        atomic_store_explicit(&s->next, (uint32_t)(off >> 12), memory_order_relaxed);
         s->len = len;
-        shoal__up.spill_drop(s);   /* io/spill.c, a sibling: through the store's hook */
+        shoal__up.spill_drop(s, gen);   /* io/spill.c, a sibling: through the store's hook */
         return true;
     }
     unsigned node = node_of(rt, off);
@@ -158,7 +158,9 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uint64_
 {
     if (!shoal__claim(rt, idx, w))
         return;
-    if (!(rt->owner && p == 0 ? shoal__own_release(rt, idx) : (give_bytes(rt, idx, p, mine), true)))
+    /* A FREE word holds the next generation: the freed object's is the one before. */
+    if (!(rt->owner && p == 0 ? shoal__own_release(rt, idx, shoal__gen_prev(shoal__w_gen(w)))
+                              : (give_bytes(rt, idx, p, mine), true)))
         notice("a remote free of an object the owner has no record of", idx);
     shoal__slot_give(rt, t, idx);
 }
@@ -267,7 +269,7 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
     }
     if (oldw & SHOAL__W_WAITERS)
         shoal__wake_slot(rt, idx);
-    if (shoal__own_release(rt, idx)) {   /* ours, resident or spilled */
+    if (shoal__own_release(rt, idx, shoal__w_gen(oldw))) {   /* ours, resident or spilled */
         shoal__slot_give(rt, t, idx);
         return;
     }

@@ -1551,6 +1551,136 @@ static void test_no_spill_dir(void)
 /* Teardown: remove the suite's spill directories. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
+/* Every object was released: no extent of the spill file may stay used. Writes, drops and
+ * hole punches settle on the I/O thread: wait for them (bounded). */
+static void expect_extents_free(void)
+{
+    uint64_t used = UINT64_MAX;
+    for (int i = 0; i < 2000 && (used = shoal__spill_extents_used()) != 0; i++)
+        usleep(5000);
+    if (used != 0)
+        fprintf(stderr, "spill file extents held after all objects were released: %llu "
+                "bytes\n", (unsigned long long)used);
+    CU_ASSERT_EQUAL(used, 0);
+    CU_ASSERT_EQUAL(stats_now().spilled_now_objects, 0);
+}
+
+/* Every spill write taken back as it runs: a watcher thread gets each object it finds
+ * SPILLING (which takes it back: its bytes are still in the store) and advises it cold again
+ * at once, while the main thread reads the others back (6 objects of 12 MiB in a 32 MiB
+ * store: each read must spill one).
+ * - Each write's end found the object READY and dropped the write, the pump claimed the
+ *   same objects again, and the watcher took them back again: no spill ever ended SPILLED,
+ *   and the restore waiting for room (shoal_get, whose time limit does not cover that
+ *   wait) waited for ever. The rounds must end, in a bounded time.
+ * - An object advised cold again while its first write ran was claimed and written a second
+ *   time; the first write's end took the second claim's SPILLING for its own, and each end
+ *   wrote the object's `next` (the extent a release gives back) whatever happened, so
+ *   `next` and the spiller's record named different extents, and the release gave back
+ *   neither the one the record named, which leaked until shutdown. The record and each
+ *   spilled object's `next` must agree after every round, and once all are released every
+ *   extent of the spill file must be free. */
+enum { RW_N = 6, RW_LEN = 12 << 20 };
+static shoal_ref rw_refs[RW_N];
+static _Atomic int rw_stop;
+static _Atomic unsigned rw_taken;
+
+static void *rw_watch(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&rw_stop)) {
+        for (int k = 0; k < RW_N; k++) {
+            uint64_t w = atomic_load(&shoal__rt->slots[shoal__id_idx(rw_refs[k].id)].word);
+            if (shoal__w_state(w) != SHOAL__SPILLING)
+                continue;
+            const void *d;
+            size_t n;
+            if (get_within(rw_refs[k], &d, &n) == 0 && shoal_advise_cold(rw_refs[k]) == 0)
+                atomic_fetch_add(&rw_taken, 1);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* Start the watcher over RW_N objects of RW_LEN bytes in a 32 MiB store. */
+static pthread_t rw_start(void)
+{
+    test_start(spill_config(32 * MiB, false));
+    for (int k = 0; k < RW_N; k++)
+        ASSERT_OK(put_obj(RW_LEN, (uint64_t)k, &rw_refs[k]));
+    atomic_store(&rw_stop, 0);
+    atomic_store(&rw_taken, 0);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, rw_watch, NULL) == 0);
+    return th;
+}
+
+static void rw_stop_watch(pthread_t th)
+{
+    atomic_store(&rw_stop, 1);
+    pthread_join(th, NULL);
+    if (getenv("SHOAL_TEST_VERBOSE"))
+        fprintf(stderr, "%u objects taken back while written\n", atomic_load(&rw_taken));
+}
+
+static void test_takebacks_of_every_write(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);   /* before the fix: a hang in the get */
+    pthread_t th = rw_start();
+    uint64_t seed = 7;
+    int rounds = SAN_DIV > 1 ? 100 : 400;
+    uint64_t bad = 0;
+    for (int i = 0; i < rounds && !bad; i++) {
+        int k = (int)(rnd_next(&seed) % RW_N);
+        CU_ASSERT(read_back(rw_refs[k], RW_LEN, (uint64_t)k));
+        bad = shoal__spill_check();   /* a release now would give back the wrong extent */
+    }
+    if (bad)
+        fprintf(stderr, "%llu spilled objects whose slot names another extent than the "
+                "spiller's record\n", (unsigned long long)bad);
+    CU_ASSERT_EQUAL(bad, 0);
+    rw_stop_watch(th);
+    for (int k = 0; k < RW_N; k++)
+        CHECK_OK(shoal_release(rw_refs[k]));
+    expect_extents_free();
+    stop();
+}
+
+/* Two threads sharing a ref both advise it cold: each writes the cold time into the slot's
+ * `next` and then sets UNREAD, and one that read the word before the other's advice went
+ * through (and before the object was then spilled) still writes `next` after the spill
+ * made it the object's extent. The release went by `next` (spill_drop) and gave back
+ * nothing, so the extent stayed used in the spill file until shutdown. That late store
+ * lands in a window of nanoseconds against a write of milliseconds, so the test makes its
+ * effect directly: it writes a cold time into a spilled object's `next`, as the late
+ * advice does, and releases the object; every extent must come back. */
+static void test_late_cold_advice_on_a_spilled_object(void)
+{
+    test_start(spill_config(32 * MiB, false));
+    enum { N = 4, LEN = 12 << 20 };
+    shoal_ref r[N];
+    for (int k = 0; k < N; k++)   /* sealed and never read: cold; the last puts spill */
+        ASSERT_OK(put_obj(LEN, (uint64_t)k, &r[k]));
+    int hit = -1;
+    for (int k = 0; k < N && hit < 0; k++) {
+        shoal__slot *sl = &shoal__rt->slots[shoal__id_idx(r[k].id)];
+        if (shoal__w_state(atomic_load(&sl->word)) == SHOAL__SPILLED) {
+            atomic_store(&sl->next, shoal__seal_era());   /* the late advice's store */
+            hit = k;
+        }
+    }
+    CU_ASSERT_FATAL(hit >= 0);
+    CHECK_OK(shoal_release(r[hit]));
+    for (int k = 0; k < N; k++)   /* the others are intact, and go too */
+        if (k != hit) {
+            CU_ASSERT(read_back(r[k], LEN, (uint64_t)k));
+            CHECK_OK(shoal_release(r[k]));
+        }
+    expect_extents_free();
+    stop();
+}
+
 int main(int argc, char **argv)
 {
     setenv("SHOAL_QUIET", "1", 0);
@@ -1582,6 +1712,10 @@ int main(int argc, char **argv)
         { "an attached process's get sleeps while the owner restores", test_client_waits_for_restore },
         { "an attached process frees a spilled object: its space comes back", test_client_frees_spilled },
         { "shutdown while spilling", test_shutdown_while_spilling },
+        { "every spill write taken back as it runs: restores find room, extents come back",
+          test_takebacks_of_every_write },
+        { "a cold advice landing on a spilled object: its extent still comes back",
+          test_late_cold_advice_on_a_spilled_object },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },

@@ -96,6 +96,19 @@ static void arm(void)
     pthread_mutex_unlock(&wd.mu);
 }
 
+void shoal_test_deadline(unsigned seconds)
+{
+    pthread_mutex_lock(&wd.mu);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    now.tv_sec += seconds;
+    if (wd.armed && now.tv_sec < wd.deadline.tv_sec) {
+        wd.deadline = now;
+        pthread_cond_signal(&wd.cv);   /* the watchdog waits for the new deadline */
+    }
+    pthread_mutex_unlock(&wd.mu);
+}
+
 static void disarm(void)
 {
     pthread_mutex_lock(&wd.mu);

@@ -25,6 +25,11 @@ typedef struct { int (*setup)(void); int (*teardown)(void); } shoal_test_fixture
 int shoal_test_run_fixture(const char *suite, const shoal_test_case *cases,
                            shoal_test_fixture fixture);
 
+/* The running test ends as a TIMEOUT (the program exits 124 naming it) if it still runs
+ * `seconds` from now: for a test whose hang would be inside a call without a time limit of
+ * its own. Only shortens SHOAL_TEST_TIMEOUT's limit. */
+void shoal_test_deadline(unsigned seconds);
+
 /* In a child process a suite starts: ends it after `seconds` (SIGALRM) and when the parent
  * dies, so that neither a hang nor a killed parent leaves it running. */
 void shoal_test_child_limits(unsigned seconds);
