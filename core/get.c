@@ -126,6 +126,9 @@ static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t
                     int (*own)(shoal_ref) = shoal__run_own_hook;
                     if (timeout_ns < 0 && own && own(ref))
                         continue;
+                    /* The same for a file ingest the I/O thread has not started. */
+                    if (timeout_ns < 0 && shoal__up.ingest_take && shoal__up.ingest_take(ref))
+                        continue;
                 } else {
                     shoal__help_while_pending(s, ref);
                 }

@@ -365,6 +365,11 @@ struct shoal__upcalls {
     /* mproc/inflight.c, shoal__xfer_expire (t NULL) and shoal__xfer_due. */
     uint64_t (*xfer_expire)(shoal__rt_t *rt, bool sweep, struct shoal__thr *t);
     uint64_t (*xfer_due)(void);
+    /* io/file.c, shoal__ingest_take: a thread that is not a worker is about to wait with no
+     * time limit for ref. If ref is a shoal_put_file that the I/O thread has not started,
+     * run it on this thread (it reads the file as a pread loop would, where waiting would
+     * cost two wake-ups) and return 1; else 0. */
+    int (*ingest_take)(shoal_ref ref);
 };
 SHOAL__HIDDEN extern struct shoal__upcalls shoal__up;
 

@@ -451,7 +451,12 @@ SHOAL_API int  shoal_object_refs(shoal_ref ref, shoal_ref out[], size_t cap, siz
  * thread does it through io_uring, or with pread/pwrite when io_uring is unavailable (a
  * warning, once per process; SHOAL_NO_IO_URING=1 forces it). Transfers of 1 MiB or more bypass the page
  * cache (O_DIRECT) where the file system and alignment allow; SHOAL_IO_DIRECT=0 turns that
- * off. Callable from any thread, including tasks. */
+ * off. Callable from any thread, including tasks. One exception, for speed: a thread that
+ * is not a worker and waits for a shoal_put_file object with shoal_get (no time limit)
+ * before the I/O thread has started its read runs the read itself (open, stat, and the
+ * bytes with preadv2, the I/O thread reading part of them too), as its own pread loop
+ * would; a file that is not in the page cache, and O_DIRECT reads, go back to the I/O
+ * thread after a chunk or two. */
 
 /* Read [offset, offset+len) of path into a new object (len 0 = to the end of the file).
  * Returns at once with the caller's reference; the object becomes ready when the read

@@ -2,23 +2,28 @@
  * chunked reads straight into the object's bytes, close) and shoal_write_file (wait for the
  * object, create the file, chunked writes, fsync, close). The calls only validate, create
  * the result object and post a message; every step after runs on the I/O thread, so the
- * calling thread (often a worker) never enters the kernel for the file.
+ * calling thread (often a worker) never enters the kernel for the file. One exception: a
+ * thread that is not a worker and waits for an ingest the I/O thread has not started yet
+ * runs it itself (shoal__ingest_take), as it would have read the file with pread.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 
 #include "../alloc/sizeclass.h"
 #include "../layout/segment.h"
+#include "../os/futex.h"
 #include "io.h"
 #include "spill.h"
 
@@ -92,10 +97,26 @@ static int set_direct(int fd, bool on)
 /* ---- ingest: file -> object ---------------------------------------------------------------- */
 
 struct ingest {
-    shoal__iowait w;              /* w.msg: the start message, later the fill retry */
+    shoal__iowait w;              /* w.msg: the fill retry, or the hand-over from a taker */
+    shoal__iomsg start;           /* the message put_file posts */
+    _Atomic unsigned refs;        /* the start message's and the owner's: the last frees */
+    int take;                     /* index in takeable[], or -1 (not offered) */
+    bool sync;                    /* run by a waiting caller (shoal__ingest_take), not the
+                                     I/O thread: every step is a plain syscall */
     shoal_ref ref;
     int node;
     uint64_t offset, want, size;
+    uint64_t base;                /* bytes a taker read before it handed the rest over */
+    /* A taker's read, shared with the I/O thread (read_shared, help_read): chunks of
+     * SHOAL__IO_CHUNK bytes, claimed in order by either of them. */
+    shoal__iomsg help;            /* posted once by the taker: the I/O thread reads too */
+    char *dst;                    /* the object's bytes */
+    uint64_t nchunks;
+    _Atomic uint64_t next;        /* the next chunk to claim */
+    _Atomic uint64_t done;        /* chunks the I/O thread read */
+    _Atomic uint64_t back;        /* 1 + a chunk the I/O thread claimed but gave back */
+    _Atomic uint32_t wake;        /* futex: bumped after a done/back when the taker waits */
+    _Atomic uint32_t waiting;
     int fd;
     bool dio_ok;                  /* the file and the length allow O_DIRECT */
     char *pre;                    /* bytes read ahead (a file whose size is unknown) */
@@ -105,16 +126,83 @@ struct ingest {
     char path[];
 };
 
-/* Complete ref: ready (code 0), or failed with the formatted message. */
+/* Ingests that a waiting caller may take over: put_file offers each one here (when its
+ * entry, chosen by the object's slot, is free), and whoever first moves the entry's id from
+ * the ref's to 0, the I/O thread starting it or a caller about to wait for it, runs it. A
+ * ref's id names one object for ever, so a taker that read an entry's id and g before the
+ * entry moved on to another ingest fails its CAS. g is set (CAS from NULL: the entry is
+ * claimed) before id is published, and cleared after id is taken. */
+#define TAKE_SLOTS 64
+static struct {
+    _Atomic uint64_t id;
+    _Atomic(struct ingest *) g;
+} takeable[TAKE_SLOTS];
+
+static void ingest_put(struct ingest *g)
+{
+    /* acq_rel: the other holder's writes to g happen before the free. */
+    if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+        free(g);
+}
+
+/* Offer g to waiting callers (any thread, before its start message is posted). */
+static void offer(struct ingest *g)
+{
+    int i = (int)(shoal__id_idx(g->ref.id) % TAKE_SLOTS);
+    struct ingest *none = NULL;
+    g->take = -1;
+    /* relaxed: the id's release store below publishes g with it. */
+    if (!atomic_compare_exchange_strong_explicit(&takeable[i].g, &none, g, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;   /* another ingest holds the entry: this one is the I/O thread's alone */
+    g->take = i;
+    /* release: pairs with the acquire load in shoal__ingest_take (g and its fields). */
+    atomic_store_explicit(&takeable[i].id, g->ref.id, memory_order_release);
+}
+
+/* Take g's entry back: true when the caller now runs g (nobody else will). */
+static bool claim(int i, uint64_t id)
+{
+    if (i < 0)
+        return true;
+    /* acquire: pairs with offer's release (g's fields, when a taker claims). */
+    if (!atomic_compare_exchange_strong_explicit(&takeable[i].id, &id, 0, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    /* release: the entry is free for the next offer's CAS (nothing of g is read after). */
+    atomic_store_explicit(&takeable[i].g, NULL, memory_order_release);
+    return true;
+}
+
+void shoal__ingest_fork_child(void)
+{
+    /* A fork() child: the entries name the parent's ingests, which this process never runs. */
+    for (int i = 0; i < TAKE_SLOTS; i++) {
+        atomic_store_explicit(&takeable[i].id, 0, memory_order_relaxed);
+        atomic_store_explicit(&takeable[i].g, NULL, memory_order_relaxed);
+    }
+}
+
+/* Complete ref: ready (code 0), or failed with the formatted message; and drop the
+ * reference the operation held on it, in the completing CAS when another holder remains.
+ * A waiter woken by the completion then holds the last reference: its release frees the
+ * bytes at once (with the drop after the wake-up, the next allocation of the woken thread
+ * could come first, find the run still taken and fault in fresh pages for its own). */
 static void complete_v(shoal_ref ref, int code, const char *fmt, va_list ap)
 {
     if (code == 0) {
-        shoal__obj_complete(ref, 0, NULL);
+        shoal__obj_complete_drop(ref, 0, NULL);
         return;
     }
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    shoal__obj_complete(ref, code, msg);
+    shoal__obj_complete_drop(ref, code, msg);
+}
+
+static void ingest_closed(shoal__iop *op, int res)
+{
+    (void)res;
+    ingest_put(op->owner);
 }
 
 static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
@@ -124,12 +212,21 @@ static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    complete_v(g->ref, code, fmt, ap);
+    complete_v(g->ref, code, fmt, ap);   /* and the reference this operation held */
     va_end(ap);
-    shoal__release(g->ref);   /* the reference this operation held */
     free(g->pre);
     g->pre = NULL;
-    close_and_free(&g->op, g->fd, g);
+    if (g->fd >= 0 && g->sync) {
+        close(g->fd);
+        g->fd = -1;
+    }
+    if (g->fd < 0) {
+        ingest_put(g);
+        return;
+    }
+    g->op = (shoal__iop){ .code = SHOAL__IOP_CLOSE, .fd = g->fd, .done = ingest_closed,
+                          .owner = g };
+    shoal__io_submit(&g->op);
 }
 
 static void ingest_fail_errno(struct ingest *g, const char *what, int res)
@@ -144,7 +241,7 @@ static void ingest_read_done(shoal__xfer *x)
     if (x->err == SHOAL__XFER_SHORT)
         ingest_end(g, SHOAL_EIO, "shoal_put_file: short read: '%s' ended %llu bytes into the "
                    "%llu bytes wanted from offset %llu (the file shrank?)", g->path,
-                   (unsigned long long)x->short_at, (unsigned long long)g->size,
+                   (unsigned long long)(g->base + x->short_at), (unsigned long long)g->size,
                    (unsigned long long)g->offset);
     else if (x->err)
         ingest_fail_errno(g, "reading", x->err);
@@ -153,6 +250,185 @@ static void ingest_read_done(shoal__xfer *x)
 }
 
 static void ingest_fill(shoal__iomsg *m);
+
+static void ingest_xfer_start(shoal__iomsg *m)
+{
+    shoal__xfer_start(&((struct ingest *)m)->x);
+}
+
+/* Chunk k of g: its bytes and their file offset. */
+static size_t chunk_at(const struct ingest *g, uint64_t k, char **dst, off_t *foff)
+{
+    uint64_t at = k * SHOAL__IO_CHUNK, left = g->size - at;
+    *dst = g->dst + at;
+    *foff = (off_t)(g->offset + at);
+    return left < SHOAL__IO_CHUNK ? (size_t)left : SHOAL__IO_CHUNK;
+}
+
+/* Read chunk k whole: from the page cache only (nowait: RWF_NOWAIT, a request that would
+ * wait for the disk, or for a readahead a mark in the cache asks for, answers EAGAIN), or
+ * blocking. 0, 1 when nowait could not, or a negative errno (-ENODATA: the file ended). */
+static int read_chunk(const struct ingest *g, uint64_t k, bool nowait)
+{
+    char *dst;
+    off_t foff;
+    size_t n = chunk_at(g, k, &dst, &foff);
+    while (n > 0) {
+        struct iovec v = { dst, n };
+        ssize_t r = preadv2(g->fd, &v, 1, foff, nowait ? RWF_NOWAIT : 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && nowait && (errno == EAGAIN || errno == EOPNOTSUPP))
+            return 1;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ENODATA;
+        dst += r;
+        foff += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* The I/O thread's part of a taker's read (the help message): chunks claimed from the same
+ * counter, read from the page cache only (it never waits for the disk: other files' work
+ * goes through this thread), a few per turn of its loop. A chunk it cannot read that way
+ * it gives back to the taker (back) and stops. */
+#define HELP_TURN 8   /* chunks per turn: 8 MiB, about 0.5 ms of copying */
+static void help_notify(struct ingest *g)
+{
+    /* seq_cst: the store half (done/back, before this) and the load half of the Dekker
+     * pair with the taker's waiting flag (read_shared). */
+    if (atomic_load_explicit(&g->waiting, memory_order_seq_cst)) {
+        /* release: pairs with the taker's acquire load of wake. */
+        atomic_fetch_add_explicit(&g->wake, 1, memory_order_release);
+        shoal__futex_wake(&g->wake, 1, false);
+    }
+}
+
+static void help_read(shoal__iomsg *m)
+{
+    struct ingest *g = (struct ingest *)((char *)m - offsetof(struct ingest, help));
+    for (int i = 0; i < HELP_TURN; i++) {
+        uint64_t k = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed);
+        if (k >= g->nchunks) {
+            ingest_put(g);   /* the help message's reference */
+            return;
+        }
+        if (read_chunk(g, k, true) != 0) {
+            /* seq_cst: see help_notify. The taker reads the bytes of this chunk itself. */
+            atomic_store_explicit(&g->back, k + 1, memory_order_seq_cst);
+            help_notify(g);
+            ingest_put(g);
+            return;
+        }
+        /* seq_cst: release of the chunk's bytes to the taker's acquire load of done, and
+         * the store half of the Dekker pair in help_notify. */
+        atomic_fetch_add_explicit(&g->done, 1, memory_order_seq_cst);
+        help_notify(g);
+    }
+    shoal__io_defer(&g->help);   /* more next turn, after the other work of this one */
+}
+
+/* The taker waits until the I/O thread has read every chunk it claimed below `upto`, and
+ * reads those it gave back (unless failing: then they only count). */
+static int help_wait(struct ingest *g, uint64_t upto, uint64_t mine, bool failing)
+{
+    int rc = 0;
+    unsigned spins = 0;
+    while (atomic_load_explicit(&g->done, memory_order_acquire) + mine < upto) {
+        /* acquire: pairs with help_read's store of back (the claim it gives up). */
+        uint64_t b = atomic_exchange_explicit(&g->back, 0, memory_order_acquire);
+        if (b) {
+            if (!failing && (rc = read_chunk(g, b - 1, false)) != 0)
+                failing = true;
+            mine++;
+            continue;
+        }
+        if (spins++ < 128) {
+            shoal__cpu_relax();
+            continue;
+        }
+        /* seq_cst: the Dekker pair with help_notify (waiting, then done/back). */
+        atomic_store_explicit(&g->waiting, 1, memory_order_seq_cst);
+        /* acquire: pairs with help_notify's release bump. */
+        uint32_t seen = atomic_load_explicit(&g->wake, memory_order_acquire);
+        if (atomic_load_explicit(&g->done, memory_order_seq_cst) + mine < upto &&
+            !atomic_load_explicit(&g->back, memory_order_seq_cst)) {
+            struct timespec nap = { 0, 1000000 };   /* a backstop only */
+            shoal__futex_wait(&g->wake, seen, &nap, false);
+        }
+        atomic_store_explicit(&g->waiting, 0, memory_order_relaxed);
+    }
+    return rc;
+}
+
+/* A taker's reads: what the page cache holds, with the calling thread's plain preadv2 in
+ * SHOAL__IO_CHUNK requests, as a pread loop would read it, while the I/O thread (woken by
+ * one post, off this thread's path) claims chunks from the same counter and reads them too:
+ * two threads copy where a pread loop has one. A chunk the cache could not serve whole is
+ * read once more blocking (a readahead mark stops a RWF_NOWAIT read too; the blocking read
+ * starts that readahead); two such chunks in a row mean the file is on the disk, and its
+ * rest is better read by the I/O thread on the ring, several requests in flight.
+ * Returns the bytes read (the rest is the caller's), or UINT64_MAX once it ended g. */
+static uint64_t read_shared(struct ingest *g, void *buf)
+{
+    g->dst = buf;
+    g->nchunks = (g->size + SHOAL__IO_CHUNK - 1) / SHOAL__IO_CHUNK;
+    atomic_init(&g->next, 0);
+    atomic_init(&g->done, 0);
+    atomic_init(&g->back, 0);
+    atomic_init(&g->wake, 0);
+    atomic_init(&g->waiting, 0);
+    /* Only worth a post when there is more than a chunk or two to share. */
+    if (g->nchunks > 2) {
+        atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);   /* the message's */
+        g->help.run = help_read;
+        if (shoal__io_post(&g->help) != 0)   /* its release publishes g's fields */
+            ingest_put(g);
+    }
+    uint64_t mine = 0, k, upto;
+    int misses = 0, rc = 0;
+    for (;;) {
+        k = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed);
+        if (k >= g->nchunks) {
+            upto = g->nchunks;
+            break;
+        }
+        rc = read_chunk(g, k, true);
+        if (rc == 1) {
+            misses++;
+            rc = read_chunk(g, k, false);
+        } else if (rc == 0) {
+            misses = 0;
+        }
+        mine++;
+        if (rc != 0 || misses >= 2) {
+            /* Stop the claims: what nobody claimed yet is the I/O thread's ring's. */
+            uint64_t first = atomic_exchange_explicit(&g->next, g->nchunks, memory_order_relaxed);
+            upto = first < g->nchunks ? first : g->nchunks;
+            break;
+        }
+    }
+    int wrc = help_wait(g, upto, mine, rc != 0);
+    if (rc == 0)
+        rc = wrc;
+    if (rc == -ENODATA) {
+        ingest_end(g, SHOAL_EIO, "shoal_put_file: short read: '%s' ended before the %llu "
+                   "bytes wanted from offset %llu (the file shrank?)", g->path,
+                   (unsigned long long)g->size, (unsigned long long)g->offset);
+        return UINT64_MAX;
+    }
+    if (rc) {
+        ingest_fail_errno(g, "reading", rc);
+        return UINT64_MAX;
+    }
+    if (upto < g->nchunks)
+        return upto * SHOAL__IO_CHUNK;
+    ingest_end(g, 0, NULL);
+    return UINT64_MAX;
+}
 
 static void ingest_fill_retry(shoal__iomsg *m)
 {
@@ -170,8 +446,11 @@ static void ingest_fill(shoal__iomsg *m)
 {
     struct ingest *g = (struct ingest *)m;
     void *buf = NULL;
+    /* A taker's allocation spills for room itself, as shoal_create's would (alloc/arena.h);
+     * the I/O thread parks the ingest until the spiller made room. */
     int rc = shoal__obj_fill(g->ref, g->size, g->node, &buf);
-    if (rc == SHOAL_ENOMEM && shoal__spill_on() && g->size <= shoal__rt->hdr->store_bytes) {
+    if (rc == SHOAL_ENOMEM && !g->sync && shoal__spill_on() &&
+        g->size <= shoal__rt->hdr->store_bytes) {
         g->w.msg.run = ingest_fill_retry;
         g->w.need = g->size;
         shoal__spill_want(&g->w);
@@ -190,9 +469,23 @@ static void ingest_fill(shoal__iomsg *m)
     bool direct = g->dio_ok &&
                   shoal__xfer_can_direct(buf, g->size, shoal__usable_size(g->size), g->offset) &&
                   set_direct(g->fd, true) == 0;
-    g->x = (shoal__xfer){ .fd = g->fd, .write = false, .direct = direct, .buf = buf,
-                          .len = g->size, .foff = g->offset, .finish = ingest_read_done,
-                          .owner = g };
+    uint64_t done = g->sync && !direct ? read_shared(g, buf) : 0;
+    if (done == UINT64_MAX)
+        return;   /* read_shared ended it */
+    g->base = done;
+    g->x = (shoal__xfer){ .fd = g->fd, .write = false, .direct = direct, .buf = (char *)buf + done,
+                          .len = g->size - done, .foff = g->offset + done,
+                          .finish = ingest_read_done, .owner = g };
+    if (g->sync) {   /* the rest goes on the ring: requests in flight, where we had one */
+        g->w.msg.run = ingest_xfer_start;
+        g->sync = false;
+        /* the post's release publishes g to the I/O thread */
+        if (shoal__io_post(&g->w.msg) == 0)
+            return;
+        g->sync = true;
+        ingest_end(g, SHOAL_ECANCELED, "shoal_put_file: the I/O engine stopped");
+        return;
+    }
     shoal__xfer_start(&g->x);
 }
 
@@ -348,13 +641,49 @@ static void ingest_opened(shoal__iop *op, int res)
     ingest_statted(op, shoal__io_exec(op));
 }
 
-static void ingest_start(shoal__iomsg *m)
+static void ingest_open_op(struct ingest *g)
 {
-    struct ingest *g = (struct ingest *)m;
     g->op = (shoal__iop){ .code = SHOAL__IOP_OPEN, .path = g->path,
                           .flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
                           .done = ingest_opened, .owner = g, .fd = -1 };
+}
+
+static void ingest_start(shoal__iomsg *m)
+{
+    struct ingest *g = (struct ingest *)((char *)m - offsetof(struct ingest, start));
+    bool mine = claim(g->take, g->ref.id);
+    ingest_put(g);   /* the message's reference; the owner holds the other */
+    if (!mine)
+        return;      /* a waiting caller runs it (shoal__ingest_take) */
+    ingest_open_op(g);
     shoal__io_submit(&g->op);
+}
+
+/* A waiting caller runs the whole ingest on its own thread when the I/O thread has not
+ * started it yet. The caller would otherwise sleep while the I/O thread reads, and the two
+ * hand-offs (the post waking the I/O thread, the completion waking the caller) each wait
+ * for a turn of the scheduler: on a busy 2-core machine up to 5 ms each, against 17-25 ms
+ * for reading 256 MiB from the page cache (the cause of buffered ingest's 0.73x-0.92x
+ * pairs against a pread loop in one full run of bench/io). O_DIRECT reads, and files not
+ * in the page cache, are still read by the I/O thread (read_shared hands them over). */
+int shoal__ingest_take(shoal_ref ref)
+{
+    int i = (int)(shoal__id_idx(ref.id) % TAKE_SLOTS);
+    /* acquire: pairs with offer's release; g's fields are visible. */
+    if (atomic_load_explicit(&takeable[i].id, memory_order_acquire) != ref.id)
+        return 0;
+    struct ingest *g = atomic_load_explicit(&takeable[i].g, memory_order_relaxed);
+    if (!g || !claim(i, ref.id))
+        return 0;
+    /* The thread may not be cancelled half way (the fd and the object would be lost): its
+     * syscalls here are cancellation points. */
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    g->sync = true;
+    ingest_open_op(g);
+    ingest_opened(&g->op, shoal__io_exec(&g->op));
+    pthread_setcancelstate(old, NULL);
+    return 1;
 }
 
 static int put_file(const char *path, uint64_t offset, size_t len, shoal_ref *out)
@@ -386,9 +715,17 @@ static int put_file(const char *path, uint64_t offset, size_t len, shoal_ref *ou
         return rc;
     }
     shoal_ref ref = g->ref;
-    g->w.msg.run = ingest_start;
-    rc = shoal__io_post(&g->w.msg);
+    atomic_init(&g->refs, 2);
+    offer(g);
+    g->start.run = ingest_start;
+    rc = shoal__io_post(&g->start);
     if (rc) {
+        if (!claim(g->take, ref.id)) {
+            /* A thread that knew the id before we returned it took the ingest: it runs. */
+            ingest_put(g);
+            *out = ref;
+            return 0;
+        }
         shoal__obj_complete(ref, SHOAL_ECANCELED, "shoal_put_file: the I/O engine stopped");
         shoal__release(ref);
         shoal__release(ref);
@@ -479,11 +816,10 @@ static void export_end(struct export *e, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    complete_v(e->done, code, fmt, ap);
+    complete_v(e->done, code, fmt, ap);   /* and the reference this operation held */
     va_end(ap);
     if (e->pinned)
         shoal__spill_unpin(e->src);
-    shoal__release(e->done);
     shoal__release(e->src);
     close_and_free(&e->op, e->fd, e);
 }

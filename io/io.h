@@ -168,6 +168,11 @@ SHOAL__HIDDEN void shoal__io_stop(shoal__rt_t *rt);
 SHOAL__HIDDEN bool shoal__export_cancel_waiting(void);
 /* In a fork() child (io/ring.c's handler): forget the parent's waiting writes. */
 SHOAL__HIDDEN void shoal__export_fork_child(void);
+/* The same for the parent's ingests that a waiting caller could have taken over. */
+SHOAL__HIDDEN void shoal__ingest_fork_child(void);
+/* io/file.c, the store's upcall ingest_take (core/store.h): if ref is a shoal_put_file the
+ * I/O thread has not started, run it on the calling thread and return 1; else 0. */
+SHOAL__HIDDEN int shoal__ingest_take(shoal_ref ref);
 
 /* Timing helper for the counters. */
 static inline uint64_t shoal__io_now(void) { return shoal__now_ns(); }

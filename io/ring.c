@@ -556,6 +556,7 @@ static void atfork_child(void)
     atomic_store_explicit(&engine_g, NULL, memory_order_relaxed);
     atomic_store_explicit(&shoal__alloc_full_hook, NULL, memory_order_relaxed);
     shoal__export_fork_child();
+    shoal__ingest_fork_child();
     shoal__spill_fork_child();
 }
 static void atfork_once(void) { pthread_atfork(NULL, NULL, atfork_child); }

@@ -149,6 +149,7 @@ static void wire_once(void)
         .io_kick = shoal__io_kick,
         .xfer_expire = shoal__xfer_expire,
         .xfer_due = shoal__xfer_due,
+        .ingest_take = shoal__ingest_take,
     };
 }
 

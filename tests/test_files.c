@@ -3,13 +3,15 @@
  * and short-read errors; shoal_write_file and reading the file back, of pending, failed and
  * released sources; bad arguments; tasks taking a file object as a REF argument; and every
  * case again on the pread/pwrite fallback (SHOAL_NO_IO_URING=1) and on buffered I/O
- * (SHOAL_IO_DIRECT=0); a buffered ingest of a cached file that wakes no io_uring worker.
- * Temp files live under a fresh /tmp directory, removed at the end.
+ * (SHOAL_IO_DIRECT=0); a buffered ingest of a cached file that wakes no io_uring worker;
+ * ingests run by the caller waiting for them (an untimed shoal_get), alone and racing
+ * other threads' ingests. Temp files live under a fresh /tmp directory, removed at the end.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -83,6 +85,15 @@ static void stop(void)
     unsetenv("SHOAL_IO_EVENTFD");
 }
 
+/* With untimed set, the gets below have no time limit: a caller that waits so runs an
+ * ingest the I/O thread has not started itself (io/file.c, shoal__ingest_take); the
+ * suite's watchdog bounds them. Otherwise they are bounded gets, which only wait. */
+static int untimed;
+static int get_ingest(shoal_ref r, const void **d, size_t *n)
+{
+    return untimed ? shoal_get(r, d, n) : get_within(r, d, n);
+}
+
 /* Ingest path at [off, off+len) and check it is the (who, seq) pattern from byte off. */
 static void check_ingest(const char *path, uint64_t off, size_t len, size_t want_len,
                          uint64_t who, uint64_t seq)
@@ -91,7 +102,7 @@ static void check_ingest(const char *path, uint64_t off, size_t len, size_t want
     ASSERT_OK(shoal_put_file(path, off, len, &r));
     const void *d;
     size_t n;
-    ASSERT_OK(get_within(r, &d, &n));
+    ASSERT_OK(get_ingest(r, &d, &n));
     CU_ASSERT_EQUAL(n, want_len);
     const unsigned char *b = d;
     int ok = 1;
@@ -183,7 +194,7 @@ static void expect_eio(const char *path, uint64_t off, size_t len, const char *n
     ASSERT_OK(shoal_put_file(path, off, len, &r));
     const void *d = NULL;
     size_t n;
-    CHECK_RC(get_within(r, &d, &n), SHOAL_EIO);
+    CHECK_RC(get_ingest(r, &d, &n), SHOAL_EIO);
     const char *m = shoal_last_error();
     if (!strstr(m, path) || !strstr(m, needle))
         fprintf(stderr, "message '%s' lacks '%s' or '%s'\n", m, path, needle);
@@ -196,9 +207,16 @@ static void expect_eio(const char *path, uint64_t off, size_t len, const char *n
     CHECK_OK(shoal_release(r));
 }
 
+static void cases_errors(void);
 static void test_ingest_errors(void)
 {
     test_start(io_config(0));
+    cases_errors();
+    stop();
+}
+
+static void cases_errors(void)
+{
     char p[128];
     path_of(p, sizeof p, "does-not-exist");
     expect_eio(p, 0, 0, "errno 2");
@@ -210,7 +228,6 @@ static void test_ingest_errors(void)
     make_dir();
     expect_eio(dir, 0, 0, "errno 21");            /* a directory: EISDIR */
     unlink(p);
-    stop();
 }
 
 /* Permission denied names errno 13. Root reads a mode-0 file anyway, so the check runs in
@@ -667,18 +684,154 @@ static void test_export_device(void)
     mode = 0;
 }
 
-/* The same cases on the pread/pwrite helper thread and on buffered I/O. */
-static void run_modes(int m)
+/* The ingest cases in I/O mode m on a runtime of their own (and the error cases). */
+static void ingest_cases(int m, bool errors)
 {
     mode = m;
     test_start(io_config(0));
     cases_small();
     cases_medium();
+    if (errors)
+        cases_errors();
     stop();
+}
+
+/* The same cases on the pread/pwrite helper thread and on buffered I/O. */
+static void run_modes(int m)
+{
+    ingest_cases(m, false);
     test_export();
     mode = m;
     test_export_pending_and_failed();
     mode = 0;
+}
+
+/* Every ingest case with untimed gets, so that the waiting caller runs the ingests (with
+ * the I/O thread reading part of a buffered one): io_uring and O_DIRECT (the caller opens
+ * and allocates, the ring reads), buffered, and the fallback. */
+static void test_ingest_by_caller(void)
+{
+    untimed = 1;
+    for (int m = 0; m <= 2; m++)
+        ingest_cases(m, true);
+    mode = 0;
+    untimed = 0;
+}
+
+/* Bytes this thread has read through read(2)-like calls (/proc/thread-self/io), or -1. */
+static long long thread_rchar(void)
+{
+    FILE *f = fopen("/proc/thread-self/io", "r");
+    long long v = -1;
+    char line[128];
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "rchar:", 6) == 0)
+            v = atoll(line + 6);
+    fclose(f);
+    return v;
+}
+
+/* A caller that waits (no time limit) for a buffered ingest of a cached file the I/O
+ * thread has not started reads at least part of it itself: it would only sleep meanwhile,
+ * and the two hand-offs of leaving it all to the I/O thread (its wake-up, then the
+ * caller's) each wait for a turn of the scheduler, up to milliseconds on a busy machine.
+ * The I/O thread may win the race to start an ingest now and then: one taken of 20 tries
+ * is the property (before, the caller never read a byte: the I/O thread's ring reads do
+ * not count in any thread's rchar, the caller's preadv2 do). */
+static void test_caller_reads(void)
+{
+    long long probe = thread_rchar();
+    if (probe < 0) {
+        fprintf(stderr, "no /proc/thread-self/io here: skipped\n");
+        return;
+    }
+    char p[128];
+    path_of(p, sizeof p, "cached");
+    size_t size = (8u << 20) + 4321;
+    write_pattern(p, size, 7, 1);
+    mode = 2;
+    test_start(io_config(0));
+    int taken = 0;
+    for (int i = 0; i < 20 && !taken; i++) {
+        shoal_ref r;
+        const void *d;
+        size_t n;
+        long long before = thread_rchar();
+        ASSERT_OK(shoal_put_file(p, 0, 0, &r));
+        ASSERT_OK(shoal_get(r, &d, &n));   /* untimed: the suite's watchdog bounds it */
+        taken = thread_rchar() - before >= (1 << 20);
+        CU_ASSERT_EQUAL(n, size);
+        const unsigned char *b = d;
+        int ok = 1;
+        for (size_t k = 0; k < n && ok; k += 4093)
+            ok = b[k] == pat_byte(7, 1, k);
+        CU_ASSERT(ok && b[n - 1] == pat_byte(7, 1, n - 1));
+        CHECK_OK(shoal_release(r));
+    }
+    CU_ASSERT(taken);
+    stop();
+    mode = 0;
+    unlink(p);
+}
+
+/* Threads racing ingests of one file: each put_file is then waited for with no time limit
+ * (taken by the caller, or not, and read by it with the I/O thread), with a bound (left to
+ * the I/O thread), or not at all (released at once: the I/O thread runs it for nobody).
+ * Every waited-for object holds the file's bytes; nothing leaks (ASan), no race (TSan). */
+struct racer { const char *path; size_t size; int id, bad; };
+
+static void *racer_main(void *arg)
+{
+    struct racer *rc = arg;
+    for (int i = 0; i < 24; i++) {
+        shoal_ref r;
+        const void *d;
+        size_t n;
+        if (shoal_put_file(rc->path, 0, 0, &r) != 0) {
+            rc->bad++;
+            continue;
+        }
+        int how = (i + rc->id) % 3;
+        int got = how == 0 ? shoal_get(r, &d, &n) : how == 1 ? get_within(r, &d, &n) : 1;
+        if (got == 0) {
+            const unsigned char *b = d;
+            if (n != rc->size || b[0] != pat_byte(8, 0, 0) ||
+                b[n / 2] != pat_byte(8, 0, n / 2) || b[n - 1] != pat_byte(8, 0, n - 1))
+                rc->bad++;
+        } else if (got != 1) {
+            rc->bad++;
+        }
+        if (shoal_release(r) != 0)
+            rc->bad++;
+    }
+    return NULL;
+}
+
+static void test_ingest_races(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "raced");
+    size_t size = (3u << 20) + 777;
+    write_pattern(p, size, 8, 0);
+    for (int m = 0; m <= 2; m += 2) {   /* O_DIRECT and buffered */
+        mode = m;
+        test_start(io_config(0));
+        struct racer rc[4];
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) {
+            rc[i] = (struct racer){ .path = p, .size = size, .id = i };
+            CU_ASSERT_FATAL(pthread_create(&th[i], NULL, racer_main, &rc[i]) == 0);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            CU_ASSERT_EQUAL(rc[i].bad, 0);
+        }
+        stop();
+    }
+    mode = 0;
+    unlink(p);
 }
 
 static void test_fallback(void) { run_modes(1); }
@@ -705,6 +858,9 @@ int main(int argc, char **argv)
         { "ingest errors: missing, short, directory", test_ingest_errors },
         { "ingest error: permission denied", test_ingest_eacces },
         { "buffered ingest of a cached file: no io_uring worker", test_ingest_inline },
+        { "ingests run by the caller that waits for them", test_ingest_by_caller },
+        { "a waiting caller reads a cached file itself", test_caller_reads },
+        { "threads racing ingests, waited for or not", test_ingest_races },
         { "bad arguments", test_bad_args },
         { "export and read back", test_export },
         { "export to /dev/null: a device without sync", test_export_device },
