@@ -318,7 +318,8 @@ SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */
 #define shoal_get(ref, data, len) shoal__get_inline((ref), (data), (len))
 /* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls (a spilled
- * object is still read back: a disk read, not a wait for another thread).
+ * object is still read back: a disk read, not a wait for another thread; one that another
+ * thread is reading back is waited for within the limit).
  * Errors: those of shoal_get, and SHOAL_ETIMEDOUT (not ready in time; the object is as it
  * was: try again). */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,

@@ -1595,9 +1595,14 @@ int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns)
                                                 memory_order_relaxed);
         return 0;   /* the caller looks again, whoever won */
     }
-    if (shoal__w_state(v) == SHOAL__RESTORING && !shoal__rt->cfg.spill_dir) {
-        /* Another process (the owner) is reading it back: sleep until it is done, as for a
-         * pending object (the restore's end wakes the waiters, see leave_restoring). */
+    if (shoal__w_state(v) == SHOAL__RESTORING &&
+        (!shoal__rt->cfg.spill_dir || timeout_ns >= 0)) {
+        /* Another process (the owner) is reading it back, or another thread of ours is and
+         * the caller has a time limit: sleep until it is done, as for a pending object (the
+         * restore's end wakes the waiters, see leave_restoring), at most timeout_ns. Joined
+         * through the I/O thread (below), a timed get waited for that whole restore, its
+         * wait for room included, a poll too: the restore is another thread's wait, which
+         * the limit covers (only the caller's own disk read is not bounded, shoal.h). */
         return shoal__obj_wait(ref, timeout_ns);
     }
     /* A worker runs other tasks while its restore runs, but not when it is inside such a

@@ -1548,6 +1548,80 @@ static void test_no_spill_dir(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* A get with a time limit of an object another thread of this process is restoring waited
+ * for that whole restore: it joined the restore's waiters through the I/O thread, with no
+ * deadline, so a poll (timeout 0) or a short limit blocked for as long as the restore took,
+ * room waits included (shoal.h: a time limit bounds waits for other threads; only a get's
+ * own disk read is not bounded). The hook holds the restore; a poll and a 50 ms get must
+ * answer SHOAL_ETIMEDOUT well before it is let go, and the object must then come back. */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct poller { shoal_ref r; int64_t timeout; int rc; double took; _Atomic int done; };
+
+static void *poller_main(void *p)
+{
+    struct poller *q = p;
+    const void *d;
+    size_t n;
+    double t0 = now_s();
+    q->rc = shoal_get_timeout(q->r, q->timeout, &d, &n);
+    q->took = now_s() - t0;
+    atomic_store(&q->done, 1);
+    return NULL;
+}
+
+static void test_timed_get_of_an_object_being_restored(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
+    test_start(spill_config(32 * MiB, false));
+    shoal_ref x, r[40];
+    ASSERT_OK(put_obj(MiB, 5, &x));
+    for (int i = 0; i < 40; i++)
+        ASSERT_OK(put_obj(MiB, (uint64_t)(10 + i), &r[i]));
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    atomic_store(&hold, 0);
+    shoal__spill_restore_hook = hold_restore;
+    struct getter g = { .r = x };
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, getter_main, &g) == 0);
+    for (int i = 0; i < 30000 && atomic_load(&hold) != 1; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__RESTORING);
+    int64_t limits[2] = { 0, 50000000 };
+    struct poller q[2];
+    pthread_t pt[2];
+    for (int k = 0; k < 2; k++) {
+        q[k] = (struct poller){ .r = x, .timeout = limits[k] };
+        CU_ASSERT_FATAL(pthread_create(&pt[k], NULL, poller_main, &q[k]) == 0);
+    }
+    /* Before the fix both sat in the restore's waiters until the hold below ends. */
+    for (int i = 0; i < 5000 && !(atomic_load(&q[0].done) && atomic_load(&q[1].done)); i++)
+        usleep(1000);
+    bool answered = atomic_load(&q[0].done) && atomic_load(&q[1].done);
+    if (!answered)
+        fprintf(stderr, "timed gets of an object being restored still waiting after 5 s\n");
+    CU_ASSERT(answered);
+    atomic_store(&hold, 2);   /* the restore goes on */
+    for (int k = 0; k < 2; k++) {
+        pthread_join(pt[k], NULL);
+        if (answered)
+            CU_ASSERT_EQUAL(q[k].rc, SHOAL_ETIMEDOUT);
+    }
+    pthread_join(th, NULL);
+    shoal__spill_restore_hook = NULL;
+    CU_ASSERT(g.rc == 0 && g.n == MiB && intact(g.d, g.n, 5));
+    CU_ASSERT(read_back(x, MiB, 5));
+    CHECK_OK(shoal_release(x));
+    for (int i = 0; i < 40; i++)
+        CHECK_OK(shoal_release(r[i]));
+    stop();
+}
+
 /* Teardown: remove the suite's spill directories. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
@@ -1716,6 +1790,8 @@ int main(int argc, char **argv)
           test_takebacks_of_every_write },
         { "a cold advice landing on a spilled object: its extent still comes back",
           test_late_cold_advice_on_a_spilled_object },
+        { "a timed get of an object being restored answers in time",
+          test_timed_get_of_an_object_being_restored },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
