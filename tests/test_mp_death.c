@@ -370,7 +370,7 @@ static void accept_expiring(struct mp_rep *r)
     char b[64] = "expiring";
     shoal_ref x;
     if ((r->rc = shoal_put(b, sizeof b, &x)) != 0 ||
-        (r->rc = shoal_transfer(x, 200ll * 1000000)) != 0)
+        (r->rc = shoal_transfer(x, 2000ll * 1000000)) != 0)
         return;
     uint32_t idx = (uint32_t)shoal__id_idx(x.id);
     expiring_idx = idx;
