@@ -86,12 +86,15 @@ void shoal__rt_down(shoal__rt_t *rt, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(rt->down_msg, sizeof rt->down_msg, fmt, ap);
         va_end(ap);
+        /* Nested calls compare nest alone (core/store.h shoal__enter): shut before down,
+         * so that a call that sees down never finds nest open (the store order of x86:
+         * a preempted shutdown left nest open after down for as long as it was off CPU). */
+        shoal__nest_shut();
         /* seq_cst: a release for the message, and the store half of the Dekker pair with
          * the call markers (runtime.c: enter stores its mark, then reads down). */
         atomic_store_explicit(&rt->down, code, memory_order_seq_cst);
-        /* Nested calls compare nest alone (core/store.h shoal__enter): shut, so that they
-         * take the full path and answer down too. After down (seq_cst both): the Dekker
-         * pair with shoal__nest_open (layout/rt.h). */
+        /* And again after down (seq_cst both): the Dekker pair with shoal__nest_open
+         * (layout/rt.h), which may have opened nest between the two. */
         shoal__nest_shut();
     }
     shoal__wake_waiters_all(rt);
