@@ -1435,6 +1435,24 @@ static void *getter_main(void *p)
     return NULL;
 }
 
+/* x and then 40 objects of 1 MiB into the store, x spilled first (the oldest); a thread's
+ * get (g, th) starts x's restore, which the hook holds: x is RESTORING on return. */
+static void start_held_restore(shoal_ref *x, shoal_ref r[40], struct getter *g, pthread_t *th)
+{
+    ASSERT_OK(put_obj(MiB, 5, x));
+    for (int i = 0; i < 40; i++)
+        ASSERT_OK(put_obj(MiB, (uint64_t)(10 + i), &r[i]));
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(*x)), SHOAL__SPILLED);
+    atomic_store(&hold, 0);
+    shoal__spill_restore_hook = hold_restore;
+    *g = (struct getter){ .r = *x };
+    CU_ASSERT_FATAL(pthread_create(th, NULL, getter_main, g) == 0);
+    for (int i = 0; i < 30000 && atomic_load(&hold) != 1; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(atomic_load(&hold), 1);
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(*x)), SHOAL__RESTORING);
+}
+
 /* An attached process gets an object the owner is restoring: it sleeps until the restore
  * ends (armed on the object, woken by the restore's end), where it used to spin asking its
  * own I/O thread again and again. */
@@ -1443,20 +1461,9 @@ static void test_client_waits_for_restore(void)
     int in[2], out[2];
     pid_t pid = owner_and_client("client-restoring", &in[1], &out[0]);
     shoal_ref x, r[40];
-    ASSERT_OK(put_obj(MiB, 5, &x));
-    for (int i = 0; i < 40; i++)
-        ASSERT_OK(put_obj(MiB, (uint64_t)(10 + i), &r[i]));
-    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);   /* the oldest went first */
-    /* An owner thread's get starts the restore, which the hook holds: x is RESTORING. */
-    atomic_store(&hold, 0);
-    shoal__spill_restore_hook = hold_restore;
-    struct getter g = { .r = x };
+    struct getter g;
     pthread_t th;
-    CU_ASSERT_FATAL(pthread_create(&th, NULL, getter_main, &g) == 0);
-    for (int i = 0; i < 30000 && atomic_load(&hold) != 1; i++)
-        usleep(1000);
-    CU_ASSERT_EQUAL(atomic_load(&hold), 1);
-    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__RESTORING);
+    start_held_restore(&x, r, &g, &th);
     char line[64];
     snprintf(line, sizeof line, "%016llx\n", (unsigned long long)x.id);
     CU_ASSERT(write(in[1], line, strlen(line)) == (ssize_t)strlen(line));
@@ -1580,18 +1587,9 @@ static void test_timed_get_of_an_object_being_restored(void)
     shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
     test_start(spill_config(32 * MiB, false));
     shoal_ref x, r[40];
-    ASSERT_OK(put_obj(MiB, 5, &x));
-    for (int i = 0; i < 40; i++)
-        ASSERT_OK(put_obj(MiB, (uint64_t)(10 + i), &r[i]));
-    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
-    atomic_store(&hold, 0);
-    shoal__spill_restore_hook = hold_restore;
-    struct getter g = { .r = x };
+    struct getter g;
     pthread_t th;
-    CU_ASSERT_FATAL(pthread_create(&th, NULL, getter_main, &g) == 0);
-    for (int i = 0; i < 30000 && atomic_load(&hold) != 1; i++)
-        usleep(1000);
-    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__RESTORING);
+    start_held_restore(&x, r, &g, &th);
     int64_t limits[2] = { 0, 50000000 };
     struct poller q[2];
     pthread_t pt[2];
