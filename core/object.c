@@ -828,14 +828,12 @@ SHOAL__INLINE void take_free_inl(shoal__rt_t *rt, uint64_t idx, uint64_t w)
         shoal__slot_give(rt, t, (uint32_t)idx);
 }
 
-/* Whether word w is ID id's object, READY, and neither UNREAD (spilling on: the first get
- * clears it, which get_wait does) nor anything else but waiters in the bits between: the
- * inline get's compare (shoal.h, table.h) with the waiters bit let through (a drop wakes
- * them below). The ID's host field is 0 here (checked first). */
+/* Whether word w is ID id's object, READY, and not UNREAD (spilling on: the first get
+ * clears it, which get_wait does): the inline get's compare with the waiters bit let
+ * through (a drop wakes them below). The ID's host field is 0 here (checked first). */
 static inline bool take_hit(uint64_t w, uint64_t id)
 {
-    return (((w ^ id) >> SHOAL__HIT_SHIFT) | (SHOAL__W_WAITERS >> SHOAL__HIT_SHIFT)) ==
-           (SHOAL__HIT | (SHOAL__W_WAITERS >> SHOAL__HIT_SHIFT));
+    return shoal__w_hit(w, id, SHOAL__READY, SHOAL__W_WAITERS);
 }
 
 /* The fast path: a ready object of a store no other process maps (no ledger), whose word

@@ -233,6 +233,16 @@ static inline bool shoal__w_is(uint64_t w, uint64_t id, unsigned st)
 {
     return ((w ^ id) >> SHOAL__W_STATE_SHIFT) == st;
 }
+/* Whether word w is the object of id (a valid ID) in state st with none of the flags from
+ * unread up (unread, waiters) set but those in `let`, in one compare: the inline get's
+ * (shoal.h, SHOAL__HIT) for any state. Bits below unread (deps, cached, the count) are not
+ * looked at: the ID's index reaches them. */
+static inline bool shoal__w_hit(uint64_t w, uint64_t id, unsigned st, uint64_t let)
+{
+    uint64_t l = let >> SHOAL__HIT_SHIFT;
+    return (((w ^ id) >> SHOAL__HIT_SHIFT) | l) ==
+           (((uint64_t)st << (SHOAL__W_STATE_SHIFT - SHOAL__HIT_SHIFT)) | l);
+}
 /* shoal__obj_fill_result's in-slot case, inline: a result of 1..SHOAL__INL_MAX bytes of a
  * PENDING result with no data yet, in a store no other process maps, is held in its slot;
  * returns where to write it. NULL: any other case, nothing done (the caller calls
@@ -264,11 +274,10 @@ static inline bool shoal__obj_complete_task_fast(shoal_ref ref)
         return false;
     shoal__slot *s = &rt->slots[shoal__id_idx(ref.id)];
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    /* One compare for generation, state, waiters and cancel (above deps, as the ID's
-     * index reaches deps' bit), then deps and the count. */
-    if (unlikely(((w ^ ref.id) >> SHOAL__HIT_SHIFT) !=
-                     (uint64_t)SHOAL__PENDING << (SHOAL__W_STATE_SHIFT - SHOAL__HIT_SHIFT) ||
-                 (w & SHOAL__W_DEPS) || shoal__w_refs(w) < 2))
+    /* One compare for generation, state, waiters and cancel (unread's bit), then deps
+     * (below them, as the ID's index reaches deps' bit) and the count. */
+    if (unlikely(!shoal__w_hit(w, ref.id, SHOAL__PENDING, 0) || (w & SHOAL__W_DEPS) ||
+                 shoal__w_refs(w) < 2))
         return false;
     uint64_t nw = ((w & ~(SHOAL__W_STATE_MASK | SHOAL__W_STARTED)) |
                    ((uint64_t)SHOAL__READY << SHOAL__W_STATE_SHIFT)) - 1;
