@@ -213,9 +213,7 @@ SHOAL__COLD static void heap_free(struct shoal_task *t)
 
 struct shoal_task *shoal__task_alloc(size_t size)
 {
-    unsigned k = 0;
-    while (k < SHOAL__NCLS && size > shoal__cls_size[k])
-        k++;
+    unsigned k = shoal__cls_of(size);
     if (unlikely(k == SHOAL__NCLS))
         return heap_alloc(size);
     return shoal__task_alloc_cls(k);

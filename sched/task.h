@@ -32,6 +32,14 @@
 #define SHOAL__NCLS 3
 #define SHOAL__CLS_HEAP 255
 static const uint32_t shoal__cls_size[SHOAL__NCLS] = { 128, 256, 1024 };
+/* The class of a block of size bytes: the smallest that holds it, SHOAL__NCLS if none. */
+static inline unsigned shoal__cls_of(size_t size)
+{
+    unsigned k = 0;
+    while (k < SHOAL__NCLS && size > shoal__cls_size[k])
+        k++;
+    return k;
+}
 
 /* Block states. DROPPED: made runnable by a thread outside the scheduler while shutdown
  * stopped taking such tasks; ZOMBIE: canceled by shutdown while it still waited. Both stay
@@ -176,9 +184,7 @@ static inline struct shoal_task *shoal__task_alloc_cls(unsigned k)
  * blocks that other cores freed last, one after another). Only a hint: nothing is taken. */
 static inline void shoal__task_prefetch_ahead(size_t size, size_t bytes, unsigned ahead)
 {
-    unsigned k = 0;
-    while (k < SHOAL__NCLS && size > shoal__cls_size[k])
-        k++;
+    unsigned k = shoal__cls_of(size);
     struct shoal__tcache *c = k < SHOAL__NCLS ? shoal__tcache_get() : NULL;
     if (c && c->cls[k].n > ahead) {
         const char *b = (const char *)c->cls[k].obj[c->cls[k].n - 1 - ahead];
