@@ -878,16 +878,19 @@ static void test_stale_release_keeps_cache_mark(void)
     CHECK_OK(shoal_shutdown());
 }
 
-/* A thread waiting its turn in shoal_transfer is cancelled (DE_CANCEL_WAITER): it must
- * finish its move (no cancellation point inside one), its window given back. */
-static void test_cancel_while_waiting_turn(void)
+/* An attached child runs case `code` of its own (named `what` in a failure), which answers
+ * 0 when everything in it held (`died`, when given, says what a child that died in it, rc
+ * -999, most likely did); then it is killed, and once the owner processed the death every
+ * byte and object of the test is back. */
+static void child_case_then_killed(unsigned code, const char *what, const char *died)
 {
     mp_owner_start();
     shoal_info i0 = info_now();
     struct mp_child c = mp_attached();
-    struct mp_rep m = mp_call(&c, DE_CANCEL_WAITER, 0, 0, 0, 0);
+    struct mp_rep m = mp_call(&c, code, 0, 0, 0, 0);
     if (m.rc != 0)
-        fprintf(stderr, "cancel_waiter: %lld %s\n", (long long)m.rc, m.msg);
+        fprintf(stderr, "%s: %lld %s\n", what, (long long)m.rc,
+                m.rc == -999 && died ? died : m.msg);
     CU_ASSERT_EQUAL(m.rc, 0);
     uint64_t seen = mp_deaths();
     CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
@@ -896,25 +899,21 @@ static void test_cancel_while_waiting_turn(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* A thread waiting its turn in shoal_transfer is cancelled (DE_CANCEL_WAITER): it must
+ * finish its move (no cancellation point inside one), its window given back. */
+static void test_cancel_while_waiting_turn(void)
+{
+    child_case_then_killed(DE_CANCEL_WAITER, "cancel_waiter", NULL);
+}
+
 /* A signal handler that accepts (transfers) the object its thread is inside a transfer
  * (accept) of finds its ledger entry naming its own thread's window, which is closed only
  * once the handler returns: it waited for it for ever. It must answer SHOAL_EDEADLK and
  * leave everything as it was (the child checks its ledger and windows). */
 static void test_move_from_own_signal_handler(void)
 {
-    mp_owner_start();
-    shoal_info i0 = info_now();
-    struct mp_child c = mp_attached();
-    struct mp_rep m = mp_call(&c, DE_SELF_MOVE, 0, 0, 0, 0);
-    if (m.rc != 0)
-        fprintf(stderr, "self_move: %lld %s\n", (long long)m.rc,
-                m.rc == -999 ? "(the child died: spinning until its alarm?)" : m.msg);
-    CU_ASSERT_EQUAL(m.rc, 0);
-    uint64_t seen = mp_deaths();
-    CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
-    CU_ASSERT_FATAL(mp_death_processed(seen));
-    CU_ASSERT(mp_settle(i0.bytes_used, i0.objects_live, "all released"));
-    CHECK_OK(shoal_shutdown());
+    child_case_then_killed(DE_SELF_MOVE, "self_move",
+                           "(the child died: spinning until its alarm?)");
 }
 
 /* An object another process may not complete: the owner's, created and never sealed. */
