@@ -10,6 +10,8 @@
 
 #define CLOSED ((void *)1)
 
+_Atomic(shoal__dep_fn) shoal__dep_fns[SHOAL__DEP_KINDS];
+
 /* 1 for a complete object, or 2 when it failed (shoal__dep_add_held). */
 static inline int complete(uint64_t w) { return shoal__w_state(w) == SHOAL__FAILED ? 2 : 1; }
 
@@ -80,7 +82,7 @@ void shoal__deps_fire_rt(shoal__rt_t *rt, uint64_t idx, int failed)
     shoal__dep *d = atomic_exchange_explicit(&rt->deps[idx], CLOSED, memory_order_acq_rel);
     while (d && (void *)d != CLOSED) {
         shoal__dep *next = d->next;   /* read before fire: fire may free d */
-        d->fire(d, failed);
+        shoal__dep_fire_one(d, failed);
         d = next;
     }
 }

@@ -306,10 +306,39 @@ SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
 /* A callback fired once when an object leaves CREATED/PENDING. `failed` is 0 if it became
  * READY, else its negative error code. Runs on the completing thread: keep it short (push a
  * task to a queue). */
-typedef struct shoal__dep {
+typedef struct shoal__dep shoal__dep;
+typedef void (*shoal__dep_fn)(shoal__dep *d, int failed);
+/* Whose record it is, which says what fires it. A record is 16 bytes so that a task's two
+ * records and its two arguments share one cache line with nothing else (sched/task.h): in
+ * place of a pointer to its function it names its kind, and the owner keeps 48 bits of
+ * its own beside it. */
+enum { SHOAL__DEP_TASK = 0, SHOAL__DEP_EXPORT = 1, SHOAL__DEP_KINDS };
+struct shoal__dep {
     struct shoal__dep *next;
-    void (*fire)(struct shoal__dep *d, int failed);
-} shoal__dep;
+    uint32_t aux;               /* the owner's */
+    uint16_t aux16;             /* the owner's */
+    uint16_t kind;              /* SHOAL__DEP_* */
+};
+_Static_assert(sizeof(shoal__dep) == 16, "a dependency record is 16 bytes");
+/* The function of each kind, set by its layer (sched, io) before it registers a record of
+ * that kind (shoal__dep_kind_set) and never cleared: a record may fire after its layer
+ * stopped (sched/task.h, pool). */
+extern _Atomic(shoal__dep_fn) shoal__dep_fns[SHOAL__DEP_KINDS];
+static inline void shoal__dep_kind_set(unsigned kind, shoal__dep_fn fn)
+{
+    /* relaxed: the registration that follows publishes it (its release push of the
+     * record, the firer's acquire exchange of the list, or the foreign list's lock); a
+     * thread that finds it set already writes nothing (no line for the firers to fetch
+     * again). */
+    if (atomic_load_explicit(&shoal__dep_fns[kind], memory_order_relaxed) != fn)
+        atomic_store_explicit(&shoal__dep_fns[kind], fn, memory_order_relaxed);
+}
+/* Fire d, whose list was taken (acquire) from its object or from the foreign list. */
+static inline void shoal__dep_fire_one(shoal__dep *d, int failed)
+{
+    /* relaxed: see shoal__dep_kind_set. */
+    atomic_load_explicit(&shoal__dep_fns[d->kind], memory_order_relaxed)(d, failed);
+}
 /* Register d on ref. Returns 0 if registered (fire will run later, exactly once), 1 if the
  * object is already complete (d not registered: the caller proceeds at once), or < 0.
  * The caller must hold a reference on ref until fire has run. */

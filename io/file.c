@@ -1038,7 +1038,8 @@ static int write_file(shoal_ref ref, const char *path, shoal_ref *done)
     e->fd = -1;
     e->node = shoal__tls.node;
     e->w.msg.run = export_start;
-    e->dep.fire = export_ready;
+    e->dep.kind = SHOAL__DEP_EXPORT;
+    shoal__dep_kind_set(SHOAL__DEP_EXPORT, export_ready);
     rc = shoal__obj_new(SHOAL__PENDING, 0, -1, 2, NULL, &e->done);
     if (rc) {
         shoal__release(ref);

@@ -121,8 +121,9 @@ void shoal__foreign_deps_scan(shoal__rt_t *rt)
         for (size_t i = 0; i < k; i++) {
             uint64_t idx = shoal__id_idx(fire[i].id);
             uint64_t w = atomic_load_explicit(&rt->slots[idx].word, memory_order_acquire);
-            fire[i].d->fire(fire[i].d, shoal__w_gen(w) == shoal__id_gen(fire[i].id)
-                                           ? failed_code(&rt->slots[idx], w) : SHOAL_ESTALE);
+            shoal__dep_fire_one(fire[i].d, shoal__w_gen(w) == shoal__id_gen(fire[i].id)
+                                               ? failed_code(&rt->slots[idx], w)
+                                               : SHOAL_ESTALE);
         }
     } while (k == 64);
 }

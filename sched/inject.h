@@ -12,7 +12,11 @@
  *               producer's check of the sleeper count, the Dekker pair with park.c).
  *   cell.seq    the producer's release store publishes the cell's item (and the task's
  *               fields) to the consumer's acquire load; the consumer's release store hands
- *               the emptied cell back to a producer's acquire load one lap later.
+ *               the emptied cell back to a producer's acquire load one lap later. It holds
+ *               Vyukov's sequence number less the cell's index (cell_seq), so that a ring
+ *               of zeroes is an empty one: the ring needs no initialising pass, and its
+ *               pages (in memory mapped for it, zeroed by the kernel) are only touched once
+ *               the queue gets that long.
  *   deq         written by the consumer holding the flag; others read it only to judge
  *               emptiness (relaxed: a stale value only makes the queue look fuller).
  *   tail        overflow: producers exchange it (seq_cst, as enq).
@@ -38,13 +42,25 @@ typedef struct shoal__qlink {
     _Atomic(struct shoal__qlink *) next;
 } shoal__qlink;
 
-#define SHOAL__INJ_CAP 65536u  /* ring cells (16 bytes each): a burst of 1M submissions from
-                                  * one thread stays on the ring (1024: 0.9x the throughput) */
+/* Ring cells (16 bytes each, 4 MiB of address space). The overflow list costs its consumer
+ * one dependent cache miss per task (the producer wrote the link, on another core): a DAG
+ * driver's batch of 100k leaves, which workers drain slower than the driver makes them,
+ * spent ~60% of the workers' time in taking from the queue on that chain with 65536 cells,
+ * ~35% with this many. The pages of cells never reached are never touched (see cell.seq). */
+#define SHOAL__INJ_CAP 262144u
 
 typedef struct shoal__cell {
     _Atomic uint64_t seq;
     shoal__qlink *item;
 } shoal__cell;
+
+/* A cell's seq as stored for the cell that position pos maps to: Vyukov's number v less the
+ * cell's index, which for the numbers a cell of pos takes (pos, pos + 1, pos + CAP) is v less
+ * pos's lap start plus what pos adds to it, so a fresh cell holds 0 for pos = its index. */
+static inline uint64_t shoal__cell_seq(uint64_t pos, uint64_t add)
+{
+    return (pos & ~(uint64_t)(SHOAL__INJ_CAP - 1)) + add;
+}
 
 typedef struct shoal__inject {
     _Alignas(SHOAL__CACHELINE) _Atomic uint64_t enq;            /* producers' line */
@@ -57,14 +73,11 @@ typedef struct shoal__inject {
     _Alignas(SHOAL__CACHELINE) shoal__cell cell[SHOAL__INJ_CAP];
 } shoal__inject;
 
+/* q is in zeroed memory (the scheduler maps it): every cell is empty for lap 0 already. */
 static inline void shoal__inject_init(shoal__inject *q)
 {
     atomic_init(&q->enq, 0);
     atomic_init(&q->deq, 0);
-    for (uint64_t i = 0; i < SHOAL__INJ_CAP; i++) {
-        atomic_init(&q->cell[i].seq, i);
-        q->cell[i].item = NULL;
-    }
     atomic_init(&q->stub.next, NULL);
     q->head = &q->stub;
     atomic_init(&q->tail, &q->stub);
@@ -86,7 +99,8 @@ static inline void shoal__inject_push(shoal__inject *q, shoal__qlink *n)
     for (;;) {
         shoal__cell *c = &q->cell[pos & (SHOAL__INJ_CAP - 1)];
         /* acquire: pairs with the consumer's release that emptied the cell. */
-        int64_t d = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) - pos);
+        int64_t d = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) -
+                              shoal__cell_seq(pos, 0));
         if (likely(d == 0)) {
             /* seq_cst: see the table above. */
             if (atomic_compare_exchange_weak_explicit(&q->enq, &pos, pos + 1,
@@ -94,7 +108,7 @@ static inline void shoal__inject_push(shoal__inject *q, shoal__qlink *n)
                                                       memory_order_relaxed)) {
                 c->item = n;
                 /* release: pairs with the consumer's acquire load of seq. */
-                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                atomic_store_explicit(&c->seq, shoal__cell_seq(pos, 1), memory_order_release);
                 return;
             }
         } else if (d < 0) {
@@ -120,7 +134,7 @@ static inline void shoal__inject_push_many(shoal__inject *q, shoal__qlink *const
         shoal__cell *lastc = &q->cell[(pos + n - 1) & (SHOAL__INJ_CAP - 1)];
         /* acquire: pairs with the consumer's release that emptied the cell (see above). */
         int64_t d = (int64_t)(atomic_load_explicit(&lastc->seq, memory_order_acquire) -
-                              (pos + n - 1));
+                              shoal__cell_seq(pos + n - 1, 0));
         if (d < 0) {   /* no room for the run: one at a time (the overflow list if full) */
             shoal__inject_push(q, items[0]);
             items++;
@@ -136,7 +150,7 @@ static inline void shoal__inject_push_many(shoal__inject *q, shoal__qlink *const
             shoal__cell *c = &q->cell[(pos + i) & (SHOAL__INJ_CAP - 1)];
             c->item = items[i];
             /* release: pairs with the consumer's acquire load of seq. */
-            atomic_store_explicit(&c->seq, pos + i + 1, memory_order_release);
+            atomic_store_explicit(&c->seq, shoal__cell_seq(pos + i, 1), memory_order_release);
         }
         return;
     }
@@ -161,7 +175,7 @@ static inline bool shoal__inject_ready(shoal__inject *q)
 {
     uint64_t pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
     return atomic_load_explicit(&q->cell[pos & (SHOAL__INJ_CAP - 1)].seq,
-                                memory_order_relaxed) == pos + 1 ||
+                                memory_order_relaxed) == shoal__cell_seq(pos, 1) ||
            atomic_load_explicit(&q->tail, memory_order_relaxed) != &q->stub;
 }
 
@@ -207,11 +221,12 @@ static inline unsigned shoal__inject_take(shoal__inject *q, shoal__qlink **out, 
     while (n < max) {
         shoal__cell *c = &q->cell[pos & (SHOAL__INJ_CAP - 1)];
         /* acquire: pairs with the producer's release store of seq. */
-        if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos + 1)
+        if (atomic_load_explicit(&c->seq, memory_order_acquire) != shoal__cell_seq(pos, 1))
             break;
         out[n++] = c->item;
         /* release: pairs with the acquire load of the producer that reuses the cell. */
-        atomic_store_explicit(&c->seq, pos + SHOAL__INJ_CAP, memory_order_release);
+        atomic_store_explicit(&c->seq, shoal__cell_seq(pos, SHOAL__INJ_CAP),
+                              memory_order_release);
         pos++;
     }
     /* relaxed: see the table (the next consumer acquires the flag). */
@@ -231,7 +246,7 @@ static inline shoal__qlink *shoal__inject_peek(shoal__inject *q)
     uint64_t pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
     shoal__cell *c = &q->cell[pos & (SHOAL__INJ_CAP - 1)];
     /* acquire: pairs with the producer's release store of seq (the item and the task). */
-    if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos + 1)
+    if (atomic_load_explicit(&c->seq, memory_order_acquire) != shoal__cell_seq(pos, 1))
         return NULL;
     return c->item;
 }
@@ -241,8 +256,8 @@ static inline void shoal__inject_pop_head(shoal__inject *q)
 {
     uint64_t pos = atomic_load_explicit(&q->deq, memory_order_relaxed);
     /* release: pairs with the acquire load of the producer that reuses the cell. */
-    atomic_store_explicit(&q->cell[pos & (SHOAL__INJ_CAP - 1)].seq, pos + SHOAL__INJ_CAP,
-                          memory_order_release);
+    atomic_store_explicit(&q->cell[pos & (SHOAL__INJ_CAP - 1)].seq,
+                          shoal__cell_seq(pos, SHOAL__INJ_CAP), memory_order_release);
     /* relaxed: see the table (the next consumer acquires the flag). */
     atomic_store_explicit(&q->deq, pos + 1, memory_order_relaxed);
 }

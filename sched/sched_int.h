@@ -187,6 +187,9 @@ SHOAL__HIDDEN int shoal__run_own(shoal_ref ref);
 /* Shutdown: wait until no thread outside the scheduler is making a task runnable (after
  * closing the scheduler to them: open = 0, or rt->sched = NULL). */
 SHOAL__HIDDEN void shoal__sched_quiesce(void);
+/* Name the function that fires a task's dependency records to core (shoal__dep_kind_set);
+ * at each start, before anything is submitted. */
+SHOAL__HIDDEN void shoal__sched_deps_init(void);
 
 /* ---- worker.c ----------------------------------------------------------------------------- */
 /* True on the thread inside shoal__sched_stop: its completions queue tasks directly. */

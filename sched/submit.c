@@ -132,14 +132,13 @@ void shoal__sched_quiesce(void)
 /* Fired by core when a pending REF argument completes (0) or fails (its code). */
 static void dep_fire(shoal__dep *d, int failed)
 {
-    shoal__tdep *td = (shoal__tdep *)d;
-    struct shoal_task *t = (struct shoal_task *)((char *)td - td->back);
+    struct shoal_task *t = (struct shoal_task *)((char *)d - d->aux);
     if (unlikely(atomic_load_explicit(&t->state, memory_order_relaxed) == SHOAL__TS_ZOMBIE))
         return;   /* canceled by shutdown while it waited */
     if (unlikely(failed)) {
         uint32_t none = 0;
         /* relaxed: published by the acq_rel decrement below. */
-        atomic_compare_exchange_strong_explicit(&t->fail_arg, &none, td->arg + 1,
+        atomic_compare_exchange_strong_explicit(&t->fail_arg, &none, (uint32_t)d->aux16 + 1,
                                                 memory_order_relaxed, memory_order_relaxed);
     }
     /* acq_rel: release publishes fail_arg; the last decrementer acquires every other
@@ -152,6 +151,8 @@ static void dep_fire(shoal__dep *d, int failed)
             ready_foreign(t);
     }
 }
+
+void shoal__sched_deps_init(void) { shoal__dep_kind_set(SHOAL__DEP_TASK, dep_fire); }
 
 /* Register the task on each REF argument still pending. true: none is (and no count is
  * `held`), so the caller schedules it; false: the last firing will. */
@@ -167,9 +168,9 @@ static bool wait_deps(struct shoal_task *t, size_t dep_off, unsigned nref, int32
     for (uint32_t i = 0; i < t->nargs; i++) {
         if (shoal__targ_kind(&a[i]) != SHOAL_ARG_REF)
             continue;
-        td->dep.fire = dep_fire;
-        td->back = (uint32_t)((char *)td - (char *)t);
-        td->arg = i;
+        td->dep.kind = SHOAL__DEP_TASK;
+        td->dep.aux = (uint32_t)((char *)td - (char *)t);
+        td->dep.aux16 = (uint16_t)i;   /* i < nargs <= MAX_ARGS */
         int r = shoal__dep_add_held((shoal_ref){ a[i].ref }, &td->dep);
         if (r != 0) {
             done++;

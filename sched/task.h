@@ -62,12 +62,12 @@ typedef struct shoal__targ {
 } shoal__targ;
 
 struct shoal_task;
-/* A dependency record: registered on a pending REF argument (core/deps.c). `back` is its
- * byte offset from the task, so the record finds its task without a pointer. */
+/* A dependency record: registered on a pending REF argument (core/deps.c). In the owner's
+ * fields: `aux` is its byte offset from the task (so the record finds its task without a
+ * pointer), `aux16` the argument's index (below MAX_ARGS, 65535). 16 bytes: a task of two
+ * REF arguments fills 128 bytes, two cache lines (the smallest block class). */
 typedef struct shoal__tdep {
     shoal__dep dep;
-    uint32_t back;
-    uint32_t arg;
 } shoal__tdep;
 
 struct shoal_task {
@@ -87,6 +87,9 @@ struct shoal_task {
     const char *name;           /* copied into the block, or NULL */
 };
 _Static_assert(sizeof(struct shoal_task) == 64, "the task header is one cache line");
+_Static_assert(sizeof(shoal__tdep) == 16 &&
+                   sizeof(struct shoal_task) + 2 * (sizeof(shoal__targ) + sizeof(shoal__tdep)) <= 128,
+               "a task of two REF arguments fits the smallest block class");
 
 static inline shoal__targ *shoal__task_args(struct shoal_task *t) { return (shoal__targ *)(t + 1); }
 

@@ -396,6 +396,7 @@ int shoal__sched_start(shoal__rt_t *rt, unsigned workers)
     }
     if ((rc = shoal__pool_start()))
         goto fail;
+    shoal__sched_deps_init();
     map_cpus(rt, s);   /* before the workers exist: they only read it */
     publish_lines(rt, s);
     rt->sched = s;

@@ -497,7 +497,9 @@ static void test_errors_in_tasks(void)
 
 /* ---- big batches, from inside a task ------------------------------------------------------ */
 
-/* More ready tasks than the global queue's ring holds: the rest goes to its overflow list. */
+/* 200k ready tasks at once, most of the object table (the global queue's ring, of
+ * SHOAL__INJ_CAP = 262144 cells, holds them: test_sched_internals fills it to its overflow
+ * list). */
 static void test_big(void)
 {
     start_workers(2, 0);

@@ -2,11 +2,15 @@
  * (sched/magstack.h) refuses a stale CAS however many operations went by since it read the
  * head (the ABA case a 16-bit tag let through after 65536), and the task blocks of a run
  * are unmapped once its store is gone (8a82041 kept 26 MB resident after 200k pending
- * tasks and a shutdown). White-box for the stack; black-box (RSS) for the pool.
+ * tasks and a shutdown), and the injection queue's ring, which starts as zeroed memory,
+ * keeps its order across laps and spills to its overflow list when full. White-box for the
+ * stack and the queue; black-box (RSS) for the pool.
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../sched/magstack.h"
@@ -162,12 +166,97 @@ static void test_pool_unmapped_at_shutdown(void)
 #endif
 }
 
+/* ---- the injection queue (sched/inject.h) ------------------------------------------------ */
+
+/* Take everything q holds, QBATCH-like in 16s; each node's index goes to got[] in the order
+ * taken. Returns how many. */
+static size_t inject_drain(shoal__inject *q, shoal__qlink *nodes, size_t *got, size_t cap)
+{
+    size_t n = 0;
+    shoal__qlink *l[16];
+    unsigned k;
+    while ((k = shoal__inject_take(q, l, 16)) > 0)
+        for (unsigned i = 0; i < k; i++)
+            if (n < cap)
+                got[n++] = (size_t)(l[i] - nodes);
+    return n;
+}
+
+/* A ring of zeroes is an empty queue whose cells are free for lap 0; pushes (one at a time
+ * and in runs that straddle a lap's end) come out in order over several laps; a full ring
+ * sends the rest to the overflow list, which is taken first; and the queue works on after. */
+static void test_inject_ring(void)
+{
+    size_t qbytes = (sizeof(shoal__inject) + 4095) & ~(size_t)4095;
+    shoal__inject *q = mmap(NULL, qbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0);
+    CU_ASSERT_FATAL(q != MAP_FAILED);
+    enum { EXTRA = 1000, RUN = 999 };   /* RUN divides no lap: runs straddle lap ends */
+    size_t nn = SHOAL__INJ_CAP + EXTRA;
+    shoal__qlink *nodes = calloc(nn, sizeof *nodes);
+    shoal__qlink **items = calloc(RUN, sizeof *items);
+    size_t *got = calloc(nn, sizeof *got);
+    CU_ASSERT_FATAL(nodes && items && got);
+    shoal__inject_init(q);
+    CU_ASSERT(!shoal__inject_ready(q));
+    CU_ASSERT(!shoal__inject_nonempty(q));
+    CU_ASSERT(shoal__inject_trylock(q));
+
+    /* Three laps and a bit, alternately one at a time and in runs of RUN. */
+    size_t bad = 0, pushed = 0;
+    for (unsigned r = 0; pushed < 3 * (size_t)SHOAL__INJ_CAP + RUN; r++) {
+        for (unsigned i = 0; i < RUN; i++)
+            items[i] = &nodes[i];
+        if (r % 2)
+            shoal__inject_push_many(q, items, RUN);
+        else
+            for (unsigned i = 0; i < RUN; i++)
+                shoal__inject_push(q, items[i]);
+        pushed += RUN;
+        CU_ASSERT(shoal__inject_ready(q));
+        size_t n = inject_drain(q, nodes, got, nn);
+        bad += n != RUN;
+        for (size_t i = 0; i < n; i++)
+            bad += got[i] != i;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(!shoal__inject_nonempty(q));
+
+    /* Full: the last EXTRA go to the overflow list, which comes out first. */
+    for (size_t i = 0; i < nn; i++)
+        shoal__inject_push(q, &nodes[i]);
+    CU_ASSERT(atomic_load_explicit(&q->tail, memory_order_relaxed) != &q->stub);
+    size_t n = inject_drain(q, nodes, got, nn);
+    CU_ASSERT_EQUAL(n, nn);
+    bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += got[i] != (i < EXTRA ? SHOAL__INJ_CAP + i : i - EXTRA);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(!shoal__inject_nonempty(q));
+
+    /* And on: a run after the overflow list emptied. */
+    for (unsigned i = 0; i < RUN; i++)
+        items[i] = &nodes[i];
+    shoal__inject_push_many(q, items, RUN);
+    n = inject_drain(q, nodes, got, nn);
+    CU_ASSERT_EQUAL(n, RUN);
+    for (size_t i = 0; i < n; i++)
+        bad += got[i] != i;
+    CU_ASSERT_EQUAL(bad, 0);
+    shoal__inject_unlock(q);
+    munmap(q, qbytes);
+    free(nodes);
+    free(items);
+    free(got);
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
         { "magazine stack: a stale CAS never wins (ABA)", test_magstack_aba },
         { "magazine stack: concurrent push/pop", test_magstack_concurrent },
         { "task blocks are unmapped after shutdown", test_pool_unmapped_at_shutdown },
+        { "injection queue: zeroed ring, laps, overflow", test_inject_ring },
         { NULL, NULL },
     };
     return shoal_test_run("sched_internals", cases);
