@@ -389,8 +389,17 @@ static uint64_t read_shared(struct ingest *g, void *buf)
             ingest_put(g);
     }
     uint64_t mine = 0, k, upto;
-    int misses = 0, rc = 0;
+    int misses = 0, rc = 0, down = 0;
     for (;;) {
+        /* The runtime going down stops the read after the chunk in hand: shutdown waits for
+         * this call to leave (its quiesce), and the file may be of any size. relaxed: the
+         * code is read again with its message (acquire) below. */
+        if (unlikely(atomic_load_explicit(&shoal__rt->down, memory_order_relaxed))) {
+            uint64_t first = atomic_exchange_explicit(&g->next, g->nchunks, memory_order_relaxed);
+            upto = first < g->nchunks ? first : g->nchunks;
+            down = 1;
+            break;
+        }
         k = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed);
         if (k >= g->nchunks) {
             upto = g->nchunks;
@@ -411,7 +420,13 @@ static uint64_t read_shared(struct ingest *g, void *buf)
             break;
         }
     }
-    int wrc = help_wait(g, upto, mine, rc != 0);
+    int wrc = help_wait(g, upto, mine, rc != 0 || down);
+    if (down) {
+        int code = shoal__down_err(shoal__rt);
+        ingest_end(g, code, "shoal_put_file: reading '%s' stopped: %s", g->path,
+                   shoal_last_error());
+        return UINT64_MAX;
+    }
     if (rc == 0)
         rc = wrc;
     if (rc == -ENODATA) {
