@@ -720,12 +720,14 @@ static void test_ingest_by_caller(void)
     untimed = 0;
 }
 
-/* Bytes this thread has read through read(2)-like calls (/proc/thread-self/io), or -1. */
-static long long thread_rchar(void)
+/* Bytes thread tid of this process has read through read(2)-like calls
+ * (/proc/self/task/TID/io rchar), or -1; thread_rchar: the calling thread's. */
+static long long task_rchar(int tid)
 {
-    FILE *f = fopen("/proc/thread-self/io", "r");
+    char p[64], line[128];
+    snprintf(p, sizeof p, "/proc/self/task/%d/io", tid);
+    FILE *f = fopen(p, "r");
     long long v = -1;
-    char line[128];
     if (!f)
         return -1;
     while (fgets(line, sizeof line, f))
@@ -734,6 +736,8 @@ static long long thread_rchar(void)
     fclose(f);
     return v;
 }
+
+static long long thread_rchar(void) { return task_rchar((int)gettid()); }
 
 /* A caller that waits (no time limit) for a buffered ingest of a cached file the I/O
  * thread has not started reads at least part of it itself: it would only sleep meanwhile,
@@ -870,22 +874,6 @@ static void *big_get_main(void *arg)
         g->rc = shoal_get(r, &d, &n);   /* untimed: this thread may run the ingest */
     atomic_store(&g->done, 1);
     return NULL;
-}
-
-/* Bytes thread tid of this process has read (/proc/self/task/TID/io rchar), or -1. */
-static long long task_rchar(int tid)
-{
-    char p[64], line[128];
-    snprintf(p, sizeof p, "/proc/self/task/%d/io", tid);
-    FILE *f = fopen(p, "r");
-    long long v = -1;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "rchar:", 6) == 0)
-            v = atoll(line + 6);
-    fclose(f);
-    return v;
 }
 
 static void test_shutdown_stops_caller_ingest(void)
