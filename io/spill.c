@@ -1385,6 +1385,7 @@ static void restore_read(shoal__xfer *x)
 
 static void restore_start(shoal__iomsg *m);
 static void touch_placed(shoal__iowait *w);
+static void restore_parked(struct restore *r);
 
 #define NO_ROOM_FMT "cannot restore object 0x%016llx (%llu bytes) into the store: %s; it " \
                     "stays spilled, get it again once there is room"
@@ -1406,8 +1407,10 @@ static void restore_start(shoal__iomsg *m)
     struct restore *r = (struct restore *)((char *)m - offsetof(struct restore, aw));
     r->aw.msg.run = restore_alloc_retry;
     int rc = shoal__io_alloc(r->len, r->node, &r->off, &r->aw);
-    if (rc == 1)
+    if (rc == 1) {
+        restore_parked(r);
         return;
+    }
     if (rc < 0) {
         restore_fail(r, rc, NO_ROOM_FMT, (unsigned long long)r->ref.id,
                      (unsigned long long)r->len, shoal_last_error());
@@ -1453,6 +1456,7 @@ static void bounce_done(shoal__xfer *x)
     r->aw.tries++;
     r->aw.msg.run = restore_alloc_retry;
     want_first(&r->aw);
+    restore_parked(r);
 }
 
 static void bounce_start(struct restore *r)
@@ -1573,8 +1577,10 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
  * on its stack. A timed get's request lives on the heap, held by the caller and by the I/O
  * thread (refs): the caller may give up before the answer comes (its limit covers the wait
  * for room, not the object's own disk read), and the read-back goes on without it. Its
- * `done` word then also says where the restore is (PH_*). */
-enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_GONE = 3 };
+ * `done` word then also says where the restore is (PH_*): not looked at yet (PH_WAIT: one
+ * turn of the I/O thread, waited for), waiting for room (PH_ROOM: the limit applies), or
+ * reading (PH_READING: waited for). */
+enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4 };
 struct touch_req {
     shoal__iosync sync;
     shoal__iowait w;
@@ -1601,16 +1607,29 @@ static void touch_put(struct touch_req *t)
  * answer's release store publishes rc and err. */
 static void touch_done(shoal__iomsg *m);
 
-static void touch_placed(shoal__iowait *w)
+static void touch_phase(shoal__iowait *w, uint32_t to)
 {
     if (w->msg.run != touch_done)
         return;   /* another kind of waiter (a file export's, io/file.c) */
     struct touch_req *t = touch_of(w);
-    uint32_t phase = PH_WAIT;
-    if (t->timed &&
-        atomic_compare_exchange_strong_explicit(&t->sync.done, &phase, PH_READING,
-                                                memory_order_relaxed, memory_order_relaxed))
-        shoal__futex_wake(&t->sync.done, 1, false);
+    if (!t->timed)
+        return;
+    uint32_t phase = atomic_load_explicit(&t->sync.done, memory_order_relaxed);
+    while ((phase == PH_WAIT || phase == PH_ROOM) && phase != to)
+        if (atomic_compare_exchange_weak_explicit(&t->sync.done, &phase, to,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            shoal__futex_wake(&t->sync.done, 1, false);
+            return;
+        }
+}
+
+static void touch_placed(shoal__iowait *w) { touch_phase(w, PH_READING); }
+
+/* The restore waits for room: a timed caller may give up from here (at its limit). */
+static void restore_parked(struct restore *r)
+{
+    for (shoal__iowait *w = r->waiters; w; w = w->next)
+        touch_phase(w, PH_ROOM);
 }
 
 static void touch_answer(struct touch_req *t, int rc, const char *err)
@@ -1659,8 +1678,8 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
     uint32_t phase;
     /* acquire: pairs with the release store in shoal__iosync_answer (rc and err). */
     while ((phase = atomic_load_explicit(&t->sync.done, memory_order_acquire)) != PH_ANSWERED) {
-        if (phase == PH_READING) {
-            shoal__futex_wait(&t->sync.done, PH_READING, NULL, false);
+        if (phase != PH_ROOM) {   /* not looked at yet (a turn of the I/O thread), or reading */
+            shoal__futex_wait(&t->sync.done, phase, NULL, false);
             continue;
         }
         uint64_t now = shoal__now_ns();
@@ -1678,7 +1697,7 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
             continue;
         }
         struct timespec ts = shoal__timespec_ns(deadline - now);
-        shoal__futex_wait(&t->sync.done, PH_WAIT, &ts, false);
+        shoal__futex_wait(&t->sync.done, PH_ROOM, &ts, false);
     }
     rc = t->sync.rc;
     if (rc < 0)
