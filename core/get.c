@@ -63,12 +63,14 @@ static int failed_result(const shoal__slot *s, shoal_ref ref)
                       shoal_strerror(code));
 }
 
-static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+/* counted: the caller counted this get's wait in get_waits already (shoal_take's steps). */
+static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len,
+                    bool counted)
 {
     int rc;
     if (!data || !len)
         return shoal__err(SHOAL_EINVAL, "shoal_get: data and len must be non-NULL");
-    bool helped = timeout_ns == 0, waited = false;   /* a zero timeout only looks */
+    bool helped = timeout_ns == 0, waited = counted;   /* a zero timeout only looks */
     int err;
     shoal__slot *s = shoal__slot_of(ref, &err);
     if (!s)
@@ -141,14 +143,15 @@ static int get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t
     }
 }
 
-int shoal__get_wait(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+int shoal__get_wait(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len,
+                    bool counted)
 {
-    return get_slow(ref, timeout_ns, data, len);
+    return get_slow(ref, timeout_ns, data, len, counted);
 }
 
 SHOAL_API int shoal__get_slow(shoal_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 {
     SHOAL__PROBE_GET_SLOW(ref.id, timeout_ns);
     shoal__count(SHOAL__CNT_GET_SLOW);
-    SHOAL__CALL(get_slow(ref, timeout_ns, data, len));
+    SHOAL__CALL(get_slow(ref, timeout_ns, data, len, false));
 }

@@ -783,7 +783,7 @@ static inline void take_bytes(void *buf, size_t cap, const char *p, uint64_t n)
 /* Everything but a ready object of this process's store: the wait (helping, running the
  * caller's own task, spill reads), failures and bad arguments, then the release. The
  * reference goes whatever the answer (shoal.h). */
-static int get_take_slow(shoal_ref ref, void *buf, size_t cap, size_t *len)
+static int get_take_slow(shoal_ref ref, void *buf, size_t cap, size_t *len, bool counted)
 {
     const void *p;
     size_t n;
@@ -800,7 +800,7 @@ static int get_take_slow(shoal_ref ref, void *buf, size_t cap, size_t *len)
             (void)release(ref);
         return rc;
     }
-    if ((rc = shoal__get_wait(ref, -1, &p, &n)) == 0) {
+    if ((rc = shoal__get_wait(ref, -1, &p, &n, counted)) == 0) {
         take_bytes(buf, cap, p, n);   /* p stays valid until the release below */
         *len = n;
     }
@@ -841,21 +841,24 @@ static inline bool take_hit(uint64_t w, uint64_t id)
  * reference (freeing the object on the last one, as unref does). get_take's general case,
  * out of line so that its registers and checks stay off the common path. */
 __attribute__((noinline)) static int get_take_general(shoal_ref ref, void *buf, size_t cap,
-                                                      size_t *len)
+                                                      size_t *len, bool counted)
 {
     shoal__rt_t *rt = shoal__rt;
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
     if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots ||
                  shoal__holds != NULL || !len || (!buf && cap)))
-        return get_take_slow(ref, buf, cap, len);
+        return get_take_slow(ref, buf, cap, len, counted);
     shoal__slot *s = &rt->slots[idx];
     /* acquire: pairs with the release that made the object READY (its offset, length and
      * bytes are visible). */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     if (unlikely(shoal__w_gen(w) == gen && shoal__w_pending(w)) && shoal__tls.worker >= 0) {
         /* A task's get of a child it submitted: run other tasks (often the child itself)
-         * until it completes, as get_wait would, then look again. */
-        shoal__count(SHOAL__CNT_GET_WAIT);
+         * until it completes, as get_wait would, then look again. One take that waits is
+         * one count, however many of the steps below wait in turn (counted: take_help's). */
+        if (!counted)
+            shoal__count(SHOAL__CNT_GET_WAIT);
+        counted = true;
         shoal__help_while_pending(s, ref);
         /* acquire: as above. */
         w = atomic_load_explicit(&s->word, memory_order_acquire);
@@ -865,7 +868,7 @@ __attribute__((noinline)) static int get_take_general(shoal_ref ref, void *buf, 
     /* UNREAD (spilling on): the first get clears it, which get_wait does. */
     if (unlikely(!take_hit(w, id) || shoal__w_refs(w) == 0) ||
         unlikely(!shoal__slot_bytes(s, &p, &n)))   /* rt.h: never a wild pointer */
-        return get_take_slow(ref, buf, cap, len);
+        return get_take_slow(ref, buf, cap, len, counted);
     take_bytes(buf, cap, p, n);
     *len = (size_t)n;
     /* Held in its slot: no bytes and no list (the fills that make either take store bytes). */
@@ -907,30 +910,30 @@ SHOAL__INLINE int get_take(shoal_ref ref, void *buf, size_t cap, size_t *len)
     uint64_t id = ref.id, idx = shoal__id_idx(id), gen = shoal__id_gen(id);
     if (unlikely(shoal__id_host(id) != 0 || idx == 0 || idx >= rt->nslots ||
                  shoal__holds != NULL || !len || !buf || cap < 8))
-        return get_take_general(ref, buf, cap, len);
+        return get_take_general(ref, buf, cap, len, false);
     shoal__slot *s = &rt->slots[idx];
     /* acquire: pairs with the release that made the object READY (its offset, length and
      * bytes are visible). */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     if (unlikely(!take_hit(w, id))) {
         if (!(shoal__w_gen(w) == gen && shoal__w_pending(w) && shoal__tls.worker >= 0))
-            return get_take_general(ref, buf, cap, len);
+            return get_take_general(ref, buf, cap, len, false);
         w = take_help(s, ref);
         if (unlikely(!take_hit(w, id)))
-            return get_take_general(ref, buf, cap, len);
+            return get_take_general(ref, buf, cap, len, true);   /* counted in take_help */
     }
     /* A word held in the slot's own field: inside the table, so no span check; read before
      * the drop below, after which the slot may be another object's. */
     if (unlikely(__atomic_load_n(&s->len, __ATOMIC_RELAXED) != (SHOAL__LEN_INL | 8) ||
                  shoal__w_refs(w) == 0))
-        return get_take_general(ref, buf, cap, len);
+        return get_take_general(ref, buf, cap, len, false);
     uint64_t v = __atomic_load_n(&s->off, __ATOMIC_RELAXED);
     uint64_t nw = shoal__w_refs(w) > 1 ? w - 1 : shoal__w_make(shoal__gen_next(gen), SHOAL__FREE, 0);
     /* acq_rel, as unref's: release orders our read of the bytes before the free; acquire
      * (on the last drop) sees every other holder's release before freeing. */
     if (unlikely(!atomic_compare_exchange_strong_explicit(&s->word, &w, nw, memory_order_acq_rel,
                                                           memory_order_relaxed)))
-        return get_take_general(ref, buf, cap, len);   /* the word moved: nothing done yet */
+        return get_take_general(ref, buf, cap, len, false);   /* the word moved: nothing done */
     memcpy(buf, &v, 8);
     *len = 8;
     if (shoal__w_refs(w) == 1)

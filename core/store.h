@@ -296,9 +296,10 @@ SHOAL__HIDDEN void shoal__help_while_pending(const shoal__slot *s, shoal_ref ref
 SHOAL__HIDDEN int shoal__obj_wait(shoal_ref ref, int64_t timeout_ns);
 
 /* shoal_get_timeout's wait and answer without the call marker, for calls inside one
- * (shoal_take): the same waiting, helping, spill reads and errors. */
+ * (shoal_take): the same waiting, helping, spill reads and errors. counted: the caller
+ * counted the wait in get_waits already (one get, one count). */
 SHOAL__HIDDEN int shoal__get_wait(shoal_ref ref, int64_t timeout_ns, const void **data,
-                                  size_t *len);
+                                  size_t *len, bool counted);
 
 SHOAL__HIDDEN void shoal__slot_corrupt(uint64_t idx) __attribute__((cold));
 

@@ -319,7 +319,9 @@ SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 #define shoal_get(ref, data, len) shoal__get_inline((ref), (data), (len))
 /* As shoal_get, waiting at most timeout_ns: < 0 waits for ever, 0 only polls (a spilled
  * object is still read back: a disk read, not a wait for another thread; one that another
- * thread is reading back is waited for within the limit).
+ * thread is reading back is waited for within the limit, and so is the room a read-back
+ * must wait for in a full store: past the limit the get answers SHOAL_ETIMEDOUT and the
+ * read-back goes on, so that a later get finds the object back).
  * Errors: those of shoal_get, and SHOAL_ETIMEDOUT (not ready in time; the object is as it
  * was: try again). */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,

@@ -39,23 +39,27 @@ static int check_path(const char *fn, const char *path, size_t *n)
     return 0;
 }
 
+/* A close's completion that frees its state machine (op->owner). */
 static void close_done(shoal__iop *op, int res)
 {
     (void)res;
     free(op->owner);
 }
 
-/* Close fd (if open) and free the state machine `owner` once that has happened. */
-static void close_and_free(shoal__iop *op, int fd, void *owner)
+/* Close fd (if open) on the ring and then let go of the state machine `owner`: release runs
+ * with op->owner = owner once the close completed (at once when fd is not open). It frees
+ * owner (close_done), or drops a reference a reference-counted one holds (an ingest's). */
+static void close_and_free(shoal__iop *op, int fd, void *owner,
+                           void (*release)(shoal__iop *op, int res))
 {
+    op->owner = owner;
     if (fd < 0) {
-        free(owner);
+        release(op, 0);
         return;
     }
     op->code = SHOAL__IOP_CLOSE;
     op->fd = fd;
-    op->done = close_done;
-    op->owner = owner;
+    op->done = release;
     shoal__io_submit(op);
 }
 
@@ -220,13 +224,7 @@ static void ingest_end(struct ingest *g, int code, const char *fmt, ...)
         close(g->fd);
         g->fd = -1;
     }
-    if (g->fd < 0) {
-        ingest_put(g);
-        return;
-    }
-    g->op = (shoal__iop){ .code = SHOAL__IOP_CLOSE, .fd = g->fd, .done = ingest_closed,
-                          .owner = g };
-    shoal__io_submit(&g->op);
+    close_and_free(&g->op, g->fd, g, ingest_closed);
 }
 
 static void ingest_fail_errno(struct ingest *g, const char *what, int res)
@@ -389,8 +387,17 @@ static uint64_t read_shared(struct ingest *g, void *buf)
             ingest_put(g);
     }
     uint64_t mine = 0, k, upto;
-    int misses = 0, rc = 0;
+    int misses = 0, rc = 0, down = 0;
     for (;;) {
+        /* The runtime going down stops the read after the chunk in hand: shutdown waits for
+         * this call to leave (its quiesce), and the file may be of any size. relaxed: the
+         * code is read again with its message (acquire) below. */
+        if (unlikely(atomic_load_explicit(&shoal__rt->down, memory_order_relaxed))) {
+            uint64_t first = atomic_exchange_explicit(&g->next, g->nchunks, memory_order_relaxed);
+            upto = first < g->nchunks ? first : g->nchunks;
+            down = 1;
+            break;
+        }
         k = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed);
         if (k >= g->nchunks) {
             upto = g->nchunks;
@@ -411,7 +418,13 @@ static uint64_t read_shared(struct ingest *g, void *buf)
             break;
         }
     }
-    int wrc = help_wait(g, upto, mine, rc != 0);
+    int wrc = help_wait(g, upto, mine, rc != 0 || down);
+    if (down) {
+        int code = shoal__down_err(shoal__rt);
+        ingest_end(g, code, "shoal_put_file: reading '%s' stopped: %s", g->path,
+                   shoal_last_error());
+        return UINT64_MAX;
+    }
     if (rc == 0)
         rc = wrc;
     if (rc == -ENODATA) {
@@ -821,7 +834,7 @@ static void export_end(struct export *e, int code, const char *fmt, ...)
     if (e->pinned)
         shoal__spill_unpin(e->src);
     shoal__release(e->src);
-    close_and_free(&e->op, e->fd, e);
+    close_and_free(&e->op, e->fd, e, close_done);
 }
 
 static void export_fail_errno(struct export *e, const char *what, int res)

@@ -46,6 +46,7 @@
 #include "../alloc/arena.h"
 #include "../core/objrefs.h"
 #include "../layout/mpseg.h"
+#include "../os/futex.h"
 #include "extent.h"
 #include "io.h"
 #include "spill.h"
@@ -1383,6 +1384,8 @@ static void restore_read(shoal__xfer *x)
 }
 
 static void restore_start(shoal__iomsg *m);
+static void touch_placed(shoal__iowait *w);
+static void restore_parked(struct restore *r);
 
 #define NO_ROOM_FMT "cannot restore object 0x%016llx (%llu bytes) into the store: %s; it " \
                     "stays spilled, get it again once there is room"
@@ -1404,14 +1407,18 @@ static void restore_start(shoal__iomsg *m)
     struct restore *r = (struct restore *)((char *)m - offsetof(struct restore, aw));
     r->aw.msg.run = restore_alloc_retry;
     int rc = shoal__io_alloc(r->len, r->node, &r->off, &r->aw);
-    if (rc == 1)
+    if (rc == 1) {
+        restore_parked(r);
         return;
+    }
     if (rc < 0) {
         restore_fail(r, rc, NO_ROOM_FMT, (unsigned long long)r->ref.id,
                      (unsigned long long)r->len, shoal_last_error());
         return;
     }
     r->placed = true;
+    for (shoal__iowait *w = r->waiters; w; w = w->next)
+        touch_placed(w);   /* a timed get waits for the read from here, not for room */
     char *buf = sp.rt->base + r->off;
     if (r->mem) {   /* the bytes are here already (a swap, or parked) */
         memcpy(buf, r->mem, r->len);
@@ -1449,6 +1456,7 @@ static void bounce_done(shoal__xfer *x)
     r->aw.tries++;
     r->aw.msg.run = restore_alloc_retry;
     want_first(&r->aw);
+    restore_parked(r);
 }
 
 static void bounce_start(struct restore *r)
@@ -1565,12 +1573,77 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
 
 /* ---- requests from other threads --------------------------------------------------------------- */
 
-struct touch_req { shoal__iosync sync; shoal__iowait w; shoal_ref ref; int node; };
+/* A get's request to bring an object back. A get without a time limit waits for the answer
+ * on its stack. A timed get's request lives on the heap, held by the caller and by the I/O
+ * thread (refs): the caller may give up before the answer comes (its limit covers the wait
+ * for room, not the object's own disk read), and the read-back goes on without it. Its
+ * `done` word then also says where the restore is (PH_*): not looked at yet (PH_WAIT: one
+ * turn of the I/O thread, waited for), waiting for room (PH_ROOM: the limit applies), or
+ * reading (PH_READING: waited for). */
+enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4 };
+struct touch_req {
+    shoal__iosync sync;
+    shoal__iowait w;
+    shoal_ref ref;
+    int node;
+    bool timed;
+    _Atomic uint32_t refs;   /* timed: the caller's and the I/O thread's */
+};
+
+static struct touch_req *touch_of(shoal__iowait *w)
+{
+    return (struct touch_req *)((char *)w - offsetof(struct touch_req, w));
+}
+
+static void touch_put(struct touch_req *t)
+{
+    /* acq_rel: the side that frees sees every access of the other side before its drop. */
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        free(t);
+}
+
+/* The restore found room and reads now: a timed caller waits for that read (a disk read,
+ * shoal.h) without its limit. relaxed: the word only tells the caller how to wait; the
+ * answer's release store publishes rc and err. */
+static void touch_done(shoal__iomsg *m);
+
+static void touch_phase(shoal__iowait *w, uint32_t to)
+{
+    if (w->msg.run != touch_done)
+        return;   /* another kind of waiter (a file export's, io/file.c) */
+    struct touch_req *t = touch_of(w);
+    if (!t->timed)
+        return;
+    uint32_t phase = atomic_load_explicit(&t->sync.done, memory_order_relaxed);
+    while ((phase == PH_WAIT || phase == PH_ROOM) && phase != to)
+        if (atomic_compare_exchange_weak_explicit(&t->sync.done, &phase, to,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            shoal__futex_wake(&t->sync.done, 1, false);
+            return;
+        }
+}
+
+static void touch_placed(shoal__iowait *w) { touch_phase(w, PH_READING); }
+
+/* The restore waits for room: a timed caller may give up from here (at its limit). */
+static void restore_parked(struct restore *r)
+{
+    for (shoal__iowait *w = r->waiters; w; w = w->next)
+        touch_phase(w, PH_ROOM);
+}
+
+static void touch_answer(struct touch_req *t, int rc, const char *err)
+{
+    bool timed = t->timed;   /* read first: an untimed caller's frame goes with the answer */
+    shoal__iosync_answer(&t->sync, rc, rc < 0 ? "%s" : NULL, err);
+    if (timed)
+        touch_put(t);   /* a caller that gave up left it to us */
+}
 
 static void touch_done(shoal__iomsg *m)
 {
     struct touch_req *t = (struct touch_req *)((char *)m - offsetof(struct touch_req, w));
-    shoal__iosync_answer(&t->sync, t->w.rc, t->w.rc ? "%s" : NULL, t->w.err);
+    touch_answer(t, t->w.rc, t->w.err);
 }
 
 static void touch_run(shoal__iomsg *m)
@@ -1579,7 +1652,58 @@ static void touch_run(shoal__iomsg *m)
     t->w.msg.run = touch_done;
     int rc = shoal__spill_resident(t->ref, t->node, &t->w);
     if (rc != 1)
-        shoal__iosync_answer(&t->sync, rc, rc < 0 ? "%s" : NULL, shoal_last_error());
+        touch_answer(t, rc, shoal_last_error());
+}
+
+/* A timed get of a spilled object: post its restore and wait for the answer, giving up at
+ * the limit while the restore still waits for room (spills to make it, or other threads to
+ * free it); the restore goes on, and a later get finds the object RESTORING or READY. */
+static int touch_timed(shoal_ref ref, int64_t timeout_ns)
+{
+    struct touch_req *t = calloc(1, sizeof *t);
+    if (!t)
+        return shoal__err(SHOAL_ENOMEM, "out of memory restoring a spilled object");
+    t->sync.msg.run = touch_run;
+    t->ref = ref;
+    t->node = shoal__tls.node;
+    t->timed = true;
+    atomic_init(&t->sync.done, PH_WAIT);
+    atomic_init(&t->refs, 2);
+    int rc = shoal__io_post(&t->sync.msg);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    uint64_t deadline = shoal__now_ns() + (uint64_t)timeout_ns;
+    uint32_t phase;
+    /* acquire: pairs with the release store in shoal__iosync_answer (rc and err). */
+    while ((phase = atomic_load_explicit(&t->sync.done, memory_order_acquire)) != PH_ANSWERED) {
+        if (phase != PH_ROOM) {   /* not looked at yet (a turn of the I/O thread), or reading */
+            shoal__futex_wait(&t->sync.done, phase, NULL, false);
+            continue;
+        }
+        uint64_t now = shoal__now_ns();
+        if (now >= deadline) {
+            /* Give up unless the restore moved on meanwhile (answered, or reading). */
+            if (atomic_compare_exchange_strong_explicit(&t->sync.done, &phase, PH_GONE,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed)) {
+                touch_put(t);
+                return shoal__err(SHOAL_ETIMEDOUT, "object 0x%016llx not ready after %lld "
+                                  "ns: it is spilled and its read-back waits for room in the "
+                                  "store (the read-back goes on: get it again)",
+                                  (unsigned long long)ref.id, (long long)timeout_ns);
+            }
+            continue;
+        }
+        struct timespec ts = shoal__timespec_ns(deadline - now);
+        shoal__futex_wait(&t->sync.done, PH_ROOM, &ts, false);
+    }
+    rc = t->sync.rc;
+    if (rc < 0)
+        rc = shoal__err(rc, "%s", t->sync.err);
+    touch_put(t);
+    return rc;
 }
 
 int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns)
@@ -1605,6 +1729,8 @@ int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns)
          * the limit covers (only the caller's own disk read is not bounded, shoal.h). */
         return shoal__obj_wait(ref, timeout_ns);
     }
+    if (timeout_ns >= 0 && shoal__rt->cfg.spill_dir)
+        return touch_timed(ref, timeout_ns);
     /* A worker runs other tasks while its restore runs, but not when it is inside such a
      * wait already: each task it runs there may restore an object in turn, which stays
      * resident (read) until the waits below it on its stack return, and a stack of them

@@ -68,7 +68,8 @@ SHOAL__HIDDEN int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size
  * counters: call it before the slot is given back. */
 SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s, uint64_t gen);
 /* get found s SPILLING, SPILLED or RESTORING: make it resident (waits for a restore, at
- * most timeout_ns when another process runs it; a worker runs other tasks meanwhile).
+ * most timeout_ns when another process or thread runs it, and for its own restore's room
+ * at most timeout_ns; a worker runs other tasks meanwhile).
  * 0 = look again; < 0 with the message set. */
 SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
 /* Fill the spill counters of *out (shoal_stats_get). */

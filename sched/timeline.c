@@ -67,11 +67,37 @@ static void free_rings(void)
 
 static void at_exit(void);
 
+/* The longest path a file can have, with its NUL (Linux's PATH_MAX). */
+#define TL_PATH_MAX 4096
+
+/* The length of path p once "%p" became this process's id (expand_path). */
+static size_t expanded_len(const char *p)
+{
+    char pid[24];
+    size_t n = 0, k = (size_t)snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    for (; *p; p++, n++)
+        if (p[0] == '%' && p[1] == 'p') {
+            n += k - 1;
+            p++;
+        }
+    return n;
+}
+
 void shoal__tl_start(unsigned workers)
 {
     const char *p = getenv("SHOAL_TIMELINE");
     if (!p || !*p || workers == 0)
         return;
+    /* A path no file can have is refused as shoal_timeline_write refuses it, and as a bad
+     * SHOAL_TIMELINE_EVENTS is: said, and the runtime starts (without a timeline). Cut, it
+     * named another file, which the write at shutdown then failed to create. */
+    size_t plen = expanded_len(p);
+    if (plen >= TL_PATH_MAX) {
+        shoal__log("SHOAL_TIMELINE is %zu bytes long%s, longer than %d bytes: no timeline; "
+                   "set a shorter path", plen, strstr(p, "%p") ? " with %p expanded" : "",
+                   TL_PATH_MAX - 1);
+        return;
+    }
     uint64_t cap = DEFAULT_EVENTS;
     const char *e = getenv("SHOAL_TIMELINE_EVENTS");
     if (e && *e) {
@@ -432,9 +458,6 @@ static int write_trace(FILE *f, struct fn_cache *cache, uint64_t *lost)
             (unsigned long long)flow);
     return ferror(f) ? -1 : 0;
 }
-
-/* The longest path a file can have, with its NUL (Linux's PATH_MAX). */
-#define TL_PATH_MAX 4096
 
 /* Write the rings as they are now to `file` (NULL: the SHOAL_TIMELINE path; a given one is
  * shorter than TL_PATH_MAX). The caller holds `lock` and the timeline is on. Returns 0 or

@@ -17,7 +17,8 @@
  * ring, under a mutex.
  *
  * Environment:
- *   SHOAL_TIMELINE=path         write the trace there at shutdown or exit ("%p" becomes the pid)
+ *   SHOAL_TIMELINE=path         write the trace there at shutdown or exit ("%p" becomes the pid;
+ *                               over 4,095 bytes once expanded: logged, no timeline)
  *   SHOAL_TIMELINE_EVENTS=n     events kept per worker (default 131072, 128 bytes each); when
  *                               a ring is full the oldest events are overwritten and the
  *                               file says how many were lost

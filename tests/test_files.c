@@ -18,6 +18,8 @@
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <spawn.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/check.h"
@@ -718,12 +720,14 @@ static void test_ingest_by_caller(void)
     untimed = 0;
 }
 
-/* Bytes this thread has read through read(2)-like calls (/proc/thread-self/io), or -1. */
-static long long thread_rchar(void)
+/* Bytes thread tid of this process has read through read(2)-like calls
+ * (/proc/self/task/TID/io rchar), or -1; thread_rchar: the calling thread's. */
+static long long task_rchar(int tid)
 {
-    FILE *f = fopen("/proc/thread-self/io", "r");
+    char p[64], line[128];
+    snprintf(p, sizeof p, "/proc/self/task/%d/io", tid);
+    FILE *f = fopen(p, "r");
     long long v = -1;
-    char line[128];
     if (!f)
         return -1;
     while (fgets(line, sizeof line, f))
@@ -732,6 +736,8 @@ static long long thread_rchar(void)
     fclose(f);
     return v;
 }
+
+static long long thread_rchar(void) { return task_rchar((int)gettid()); }
 
 /* A caller that waits (no time limit) for a buffered ingest of a cached file the I/O
  * thread has not started reads at least part of it itself: it would only sleep meanwhile,
@@ -839,6 +845,84 @@ static void test_buffered(void) { run_modes(2); }
 /* The doorbell as an eventfd read kept in the ring (kernels without io_uring futex waits). */
 static void test_eventfd_bell(void) { run_modes(3); }
 
+/* Shutdown while a waiting caller runs a buffered ingest itself (shoal__ingest_take): the
+ * caller is inside shoal_get, so shutdown's quiesce waited for it to read the whole file,
+ * however large. Shutdown must stop it within a bounded time: the ingest ends as canceled
+ * (its get answers SHOAL_ECANCELED, as every blocked get does) after the chunk in hand;
+ * before the fix the get read all of it and answered 0 (0.2 s to 49 s here, with the load).
+ * A sparse file of 1 GiB. The I/O thread may win the race to start the ingest (then the
+ * caller only waits): tried again. */
+struct big_get { const char *path; int rc, tid; _Atomic int started, done; };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *big_get_main(void *arg)
+{
+    struct big_get *g = arg;
+    const void *d;
+    size_t n;
+    shoal_ref r;
+    g->tid = (int)gettid();
+    g->rc = shoal_put_file(g->path, 0, 0, &r);
+    atomic_store(&g->started, 1);
+    if (g->rc == 0)
+        g->rc = shoal_get(r, &d, &n);   /* untimed: this thread may run the ingest */
+    atomic_store(&g->done, 1);
+    return NULL;
+}
+
+static void test_shutdown_stops_caller_ingest(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 400 : 240);
+    if (thread_rchar() < 0)
+        SKIP_TEST("no /proc/thread-self/io: cannot tell whether the caller reads");
+    size_t size = (size_t)1 << 30;
+    char p[128];
+    path_of(p, sizeof p, "huge-sparse");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(ftruncate(fd, (off_t)size) == 0);
+    close(fd);
+    mode = 2;   /* buffered: the caller reads, not the ring */
+    bool tried = false;
+    for (int attempt = 0; attempt < 5 && !tried; attempt++) {
+        test_start(io_config(size + (64u << 20)));
+        struct big_get g = { .path = p };
+        pthread_t th;
+        CU_ASSERT_FATAL(pthread_create(&th, NULL, big_get_main, &g) == 0);
+        while (!atomic_load(&g.started))
+            usleep(1000);
+        /* The caller reads once its rchar grows past a few chunks (10 s at most). */
+        long long r0 = task_rchar(g.tid), r = r0;
+        for (int i = 0; i < 10000 && !atomic_load(&g.done) && r - r0 < (8 << 20); i++) {
+            usleep(1000);
+            r = task_rchar(g.tid);
+        }
+        tried = r - r0 >= (8 << 20) && !atomic_load(&g.done);
+        double t0 = now_s();
+        CHECK_OK(shoal_shutdown());
+        double took = now_s() - t0;
+        pthread_join(th, NULL);
+        if (!tried)
+            continue;   /* the I/O thread ran it: again */
+        if (getenv("SHOAL_TEST_VERBOSE") || took >= 1.0)
+            fprintf(stderr, "shutdown took %.3f s (the get's rc %d)\n", took, g.rc);
+        CU_ASSERT(took < 1.0);     /* a chunk, not the whole file */
+        CU_ASSERT_EQUAL(g.rc, SHOAL_ECANCELED);
+    }
+    if (!tried)
+        fprintf(stderr, "the I/O thread started the ingest in every attempt\n");
+    CU_ASSERT(tried);
+    unsetenv("SHOAL_IO_DIRECT");
+    mode = 0;
+    unlink(p);
+}
+
 /* Teardown: remove the suite's temp files. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
@@ -868,6 +952,7 @@ int main(int argc, char **argv)
         { "release before the read completes", test_release_early },
         { "shutdown with I/O in flight", test_shutdown_in_flight },
         { "shutdown with a write waiting for a source never sealed", test_shutdown_with_write_waiting },
+        { "shutdown stops an ingest its waiting caller runs", test_shutdown_stops_caller_ingest },
         { "a file object as a task argument", test_task_arg },
         { "fallback: pread/pwrite helper thread", test_fallback },
         { "buffered I/O (SHOAL_IO_DIRECT=0)", test_buffered },

@@ -362,11 +362,18 @@ static void test_read_objects_stay(void)
     /* Reading a back spills b (cold, never read) to make room. */
     CU_ASSERT(read_back(a, 40 * MiB, 1));
     CU_ASSERT(read_back(b, 40 * MiB, 2));
-    /* get_timeout with 0 on a spilled object restores it too (a disk read, not a hang). */
+    /* get_timeout with 0 on a spilled object restores it too when there is room (a disk
+     * read, not a hang). a needs b spilled first: the poll does not wait for that (it may
+     * answer ETIMEDOUT), but the read-back goes on and a get finds a. */
     const void *d;
-    ASSERT_OK(shoal_get_timeout(a, 0, &d, &n));
-    CU_ASSERT(n == 40 * MiB && intact(d, n, 1));
-    CHECK_OK(shoal_release(a));
+    ASSERT_RC2(shoal_get_timeout(a, 0, &d, &n), 0, SHOAL_ETIMEDOUT);
+    CU_ASSERT(read_back(a, 40 * MiB, 1));
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(b)), SHOAL__SPILLED);
+    CHECK_OK(shoal_release(a));   /* room for b, once a spill write ahead of a is over */
+    for (int i = 0; i < 10000 && info_now().largest_free < 40 * MiB; i++)
+        usleep(1000);
+    ASSERT_OK(shoal_get_timeout(b, 0, &d, &n));
+    CU_ASSERT(n == 40 * MiB && intact(d, n, 2));
     CHECK_OK(shoal_release(b));
     /* advise_cold on a freed, a null and a pending ref. */
     ASSERT_RC2(shoal_advise_cold(a), SHOAL_ESTALE, SHOAL_EINVAL);
@@ -1620,6 +1627,7 @@ static void test_timed_get_of_an_object_being_restored(void)
     stop();
 }
 
+
 /* Teardown: remove the suite's spill directories. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
@@ -1753,6 +1761,64 @@ static void test_late_cold_advice_on_a_spilled_object(void)
     stop();
 }
 
+/* A timed get of a spilled object starts the object's read-back itself, and that read-back
+ * waits for room in the store (for spills to make it, or for other threads to free it). The
+ * get waited for it through the I/O thread with no deadline: a 1 ms get of an object whose
+ * room takes a 120 MiB spill write waited for that write and the read (tens of ms). It
+ * must answer SHOAL_ETIMEDOUT, and the read-back goes on (the object becomes READY, its
+ * bytes intact, and no extent of the spill file stays used once everything is released).
+ * Then a store where nothing can be spilled: a timed get answers (SHOAL_ENOMEM) within its
+ * limit, and the object stays spilled and readable later. */
+static void test_timed_get_of_a_spilled_object_waiting_for_room(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
+    test_start(spill_config(256 * MiB, false));
+    shoal_ref x, y, z;
+    ASSERT_OK(put_obj(120 * MiB, 5, &x));
+    ASSERT_OK(put_obj(120 * MiB, 6, &y));
+    ASSERT_OK(put_obj(120 * MiB, 7, &z));   /* x, the oldest, is spilled for it */
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    const void *d;
+    size_t n;
+    double t0 = now_s();
+    int rc = shoal_get_timeout(x, 1000000, &d, &n);   /* y must be written out first */
+    double took = now_s() - t0;
+    if (rc != SHOAL_ETIMEDOUT)
+        fprintf(stderr, "a 1 ms get of a spilled object needing room: rc %d after %.3f s\n",
+                rc, took);
+    CU_ASSERT_EQUAL(rc, SHOAL_ETIMEDOUT);
+    for (int i = 0; i < 10000 && shoal__w_state(word_of(x)) != SHOAL__READY; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__READY);   /* brought back all the same */
+    CU_ASSERT(read_back(x, 120 * MiB, 5));
+    CU_ASSERT(read_back(y, 120 * MiB, 6));
+    CU_ASSERT(read_back(z, 120 * MiB, 7));
+    CHECK_OK(shoal_release(y));
+    CHECK_OK(shoal_release(z));
+
+    /* Nothing can be spilled: the store fills with objects that were read and are held
+     * (x, cold again, is spilled to make room for them). */
+    shoal_ref more[256];
+    int nm = 0;
+    for (size_t sz = 16 * MiB; sz >= 4096; sz /= 2)
+        while (nm < 256 && put_obj(sz, 7, &more[nm]) == 0)
+            ASSERT_OK(get_within(more[nm++], &d, &n));
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    t0 = now_s();
+    rc = shoal_get_timeout(x, 50000000, &d, &n);
+    CU_ASSERT(now_s() - t0 < 2.0);
+    ASSERT_RC2(rc, SHOAL_ENOMEM, SHOAL_ETIMEDOUT);
+    for (int i = 0; i < 10000 && shoal__w_state(word_of(x)) != SHOAL__SPILLED; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);   /* stays spilled */
+    for (int i = 0; i < nm; i++)
+        CHECK_OK(shoal_release(more[i]));
+    CU_ASSERT(read_back(x, 120 * MiB, 5));                          /* readable later */
+    CHECK_OK(shoal_release(x));
+    expect_extents_free();
+    stop();
+}
+
 int main(int argc, char **argv)
 {
     setenv("SHOAL_QUIET", "1", 0);
@@ -1790,6 +1856,8 @@ int main(int argc, char **argv)
           test_late_cold_advice_on_a_spilled_object },
         { "a timed get of an object being restored answers in time",
           test_timed_get_of_an_object_being_restored },
+        { "a timed get of a spilled object with no room answers in time",
+          test_timed_get_of_a_spilled_object_waiting_for_room },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },

@@ -332,6 +332,63 @@ static void test_spilling_on(void)
     CU_ASSERT_EQUAL(test_remove_dir(dir), 0);
 }
 
+/* A worker's take of a child that a thief is running: one get that waited, one count in
+ * get_waits. It was counted three times: take_help, then get_take_general's own wait, then
+ * get_slow's, each when the object was still pending after the one before it had helped. */
+static _Atomic int thief_started;
+
+static int t_slow_child(shoal_task *t)
+{
+    atomic_store(&thief_started, 1);
+    nap_ms(50);   /* still running when the parent takes it */
+    long v = 42;
+    return shoal_task_return(t, &v, sizeof v);
+}
+
+static int t_take_stolen(shoal_task *t)
+{
+    shoal_ref c;
+    int rc = shoal_submit(t_slow_child, NULL, 0, NULL, &c);
+    if (rc)
+        return rc;
+    /* Another worker steals it (this one is busy here): wait until it runs (10 s at most). */
+    for (int i = 0; i < 10000 && !atomic_load(&thief_started); i++)
+        nap_ms(1);
+    long out[3] = { atomic_load(&thief_started), -1, -1 };
+    shoal_stats s0, s1;
+    memset(&s0, 0, sizeof s0);
+    memset(&s1, 0, sizeof s1);
+    shoal_stats_get(&s0, sizeof s0);
+    size_t n = 0;
+    long v = 0;
+    rc = shoal_take(c, &v, sizeof v, &n);
+    shoal_stats_get(&s1, sizeof s1);
+    out[1] = rc == 0 && n == sizeof v ? v : -1;
+    out[2] = (long)(s1.get_waits - s0.get_waits);
+    return shoal_task_return(t, out, sizeof out);
+}
+
+static void test_take_of_a_stolen_child_counts_once(void)
+{
+    start_workers(2, 0);
+    atomic_store(&thief_started, 0);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_take_stolen, NULL, 0, NULL, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(get_within(r, &d, &n));
+    CU_ASSERT_EQUAL_FATAL(n, 3 * sizeof(long));
+    long out[3];
+    memcpy(out, d, sizeof out);
+    CU_ASSERT_EQUAL(out[0], 1);    /* a thief ran the child */
+    CU_ASSERT_EQUAL(out[1], 42);
+    if (out[2] != 1)
+        fprintf(stderr, "get_waits counted %ld for one take\n", out[2]);
+    CU_ASSERT_EQUAL(out[2], 1);
+    CHECK_OK(shoal_release(r));
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -346,6 +403,7 @@ int main(void)
         { "takes race other threads' retains and releases", test_races_with_retain_release },
         { "a published store's ledger", test_published_store },
         { "spilling on: the take is the first read", test_spilling_on },
+        { "a take of a child a thief runs: one get wait", test_take_of_a_stolen_child_counts_once },
         { NULL, NULL },
     };
     return mp_run("take", cases);

@@ -176,6 +176,15 @@ static void test_ring_overflow(void)
     unlink(file);
 }
 
+/* The last message logged (test_bad_settings). */
+static char logged[512];
+static void capture_log(int level, const char *message, void *arg)
+{
+    (void)level;
+    (void)arg;
+    snprintf(logged, sizeof logged, "%s", message);
+}
+
 static void test_bad_settings(void)
 {
     char file[256];
@@ -202,6 +211,38 @@ static void test_bad_settings(void)
     CU_ASSERT_FALSE(shoal__tl_on);
     tl_end(0, "dropped", named_task, shoal__tl_begin());
     shoal__tl_stop();
+
+    /* A path no file can have (4,096 bytes or more, also once "%p" is the pid): said in
+     * the log, no timeline; before, it was cut to 4,095 bytes, the timeline recorded, and
+     * the write at shutdown failed naming the cut path. */
+    static char longp[4200];
+    char pid[24];
+    size_t pidlen = (size_t)snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    for (int k = 0; k < 3; k++) {
+        /* 4,095 bytes fit; 4,096 do not; k 2 ends in %p and is 4,096 bytes once expanded */
+        size_t len = k == 0 ? 4095 : k == 1 ? 4096 : 4098 - pidlen;
+        memset(longp, 'a', len);
+        memcpy(longp, "/tmp/", 5);
+        longp[len] = 0;
+        if (k == 2)
+            memcpy(longp + len - 2, "%p", 2);
+        bool fits = (k == 2 ? len - 2 + pidlen : len) <= 4095;
+        setenv("SHOAL_TIMELINE", longp, 1);
+        logged[0] = 0;
+        shoal_set_log(capture_log, NULL, SHOAL_LOG_WARN);
+        shoal__tl_start(1);
+        env_restore();
+        CU_ASSERT_EQUAL(shoal__tl_on, fits);
+        if (!fits) {
+            if (!strstr(logged, "longer than 4095 bytes"))
+                fprintf(stderr, "logged: '%s'\n", logged);
+            CU_ASSERT_PTR_NOT_NULL(strstr(logged, "SHOAL_TIMELINE"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(logged, "longer than 4095 bytes"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(logged, "shorter path"));
+        }
+        shoal__tl_stop();   /* a fitting one writes nothing: /tmp/aaa... is too long a name */
+        shoal_set_log(NULL, NULL, SHOAL_LOG_WARN);
+    }
 
     /* An unwritable path: logged, no file, no crash. */
     setenv("SHOAL_TIMELINE", "/nonexistent-shoal-dir/x.json", 1);
