@@ -1384,6 +1384,9 @@ static void restore_read(shoal__xfer *x)
 }
 
 static void restore_start(shoal__iomsg *m);
+/* A timed get's phases (struct touch_req, below). */
+enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4 };
+static void touch_phase(shoal__iowait *w, uint32_t to);
 static void touch_placed(shoal__iowait *w);
 static void restore_parked(struct restore *r);
 
@@ -1505,6 +1508,9 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
                 if (r->idx == idx) {
                     w->next = r->waiters;
                     r->waiters = w;
+                    /* A timed get that joins: the restore reads (placed) or waits for
+                     * room, where its limit applies (touch_timed). */
+                    touch_phase(w, r->placed ? PH_READING : PH_ROOM);
                     return 1;
                 }
             return 0;   /* not ours: cannot happen with one I/O thread */
@@ -1580,7 +1586,6 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
  * `done` word then also says where the restore is (PH_*): not looked at yet (PH_WAIT: one
  * turn of the I/O thread, waited for), waiting for room (PH_ROOM: the limit applies), or
  * reading (PH_READING: waited for). */
-enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4 };
 struct touch_req {
     shoal__iosync sync;
     shoal__iowait w;
