@@ -1882,6 +1882,67 @@ static void test_two_timed_gets_of_a_spilled_object_waiting_for_room(void)
     stop();
 }
 
+/* shoal.h: inside a task, a get's worker runs other tasks while it waits. A task's timed get
+ * of a spilled object whose read-back waits for room (a 120 MiB spill write) and then reads
+ * 120 MiB: on one worker, a child the task submitted just before runs meanwhile (the untimed
+ * path helps; the timed one, touch_timed, sleeps on its futex and runs nothing). */
+static _Atomic int child_ran;
+
+static int t_mark(shoal_task *t)
+{
+    atomic_store(&child_ran, 1);
+    return shoal_task_return(t, NULL, 0);
+}
+
+static int t_timed_get_spilled(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    shoal_ref x, c;
+    CU_ASSERT_FATAL(shoal_task_arg(t, 0, &d, &n) == 0 && n == sizeof x);
+    memcpy(&x, d, sizeof x);
+    int rc = shoal_submit(t_mark, NULL, 0, NULL, &c);
+    if (rc)
+        return rc;
+    rc = shoal_get_timeout(x, 30000000000LL, &d, &n);
+    long out[2] = { rc, atomic_load(&child_ran) };
+    (void)shoal_release(c);
+    return shoal_task_return(t, out, sizeof out);
+}
+
+static void test_timed_get_of_a_spilled_object_in_a_task_helps(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
+    shoal_config cfg = spill_config(256 * MiB, false);
+    cfg.workers = 1;
+    test_start(cfg);
+    shoal_ref x, y, z;
+    ASSERT_OK(put_obj(120 * MiB, 5, &x));
+    ASSERT_OK(put_obj(120 * MiB, 6, &y));
+    ASSERT_OK(put_obj(120 * MiB, 7, &z));   /* x, the oldest, is spilled for it */
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    atomic_store(&child_ran, 0);
+    shoal_arg a = SHOAL_VALUE(&x, sizeof x);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_timed_get_spilled, &a, 1, NULL, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(get_within(r, &d, &n));
+    CU_ASSERT_EQUAL_FATAL(n, 2 * sizeof(long));
+    long out[2];
+    memcpy(out, d, sizeof out);
+    CU_ASSERT_EQUAL(out[0], 0);
+    if (out[1] != 1)
+        fprintf(stderr, "a worker's timed get of a spilled object ran no other task while it "
+                "waited for room and the read\n");
+    CU_ASSERT_EQUAL(out[1], 1);
+    CHECK_OK(shoal_release(r));
+    CHECK_OK(shoal_release(x));
+    CHECK_OK(shoal_release(y));
+    CHECK_OK(shoal_release(z));
+    stop();
+}
+
 int main(int argc, char **argv)
 {
     setenv("SHOAL_QUIET", "1", 0);
@@ -1923,6 +1984,8 @@ int main(int argc, char **argv)
           test_timed_get_of_a_spilled_object_waiting_for_room },
         { "two timed gets of a spilled object with no room both answer in time",
           test_two_timed_gets_of_a_spilled_object_waiting_for_room },
+        { "a task's timed get of a spilled object runs other tasks meanwhile",
+          test_timed_get_of_a_spilled_object_in_a_task_helps },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
