@@ -1384,6 +1384,9 @@ static void restore_read(shoal__xfer *x)
 }
 
 static void restore_start(shoal__iomsg *m);
+/* A timed get's phases (struct touch_req, below). */
+enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4 };
+static void touch_phase(shoal__iowait *w, uint32_t to);
 static void touch_placed(shoal__iowait *w);
 static void restore_parked(struct restore *r);
 
@@ -1505,6 +1508,9 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
                 if (r->idx == idx) {
                     w->next = r->waiters;
                     r->waiters = w;
+                    /* A timed get that joins: the restore reads (placed) or waits for
+                     * room, where its limit applies (touch_timed). */
+                    touch_phase(w, r->placed ? PH_READING : PH_ROOM);
                     return 1;
                 }
             return 0;   /* not ours: cannot happen with one I/O thread */
@@ -1580,7 +1586,6 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
  * `done` word then also says where the restore is (PH_*): not looked at yet (PH_WAIT: one
  * turn of the I/O thread, waited for), waiting for room (PH_ROOM: the limit applies), or
  * reading (PH_READING: waited for). */
-enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4 };
 struct touch_req {
     shoal__iosync sync;
     shoal__iowait w;
@@ -1655,6 +1660,12 @@ static void touch_run(shoal__iomsg *m)
         touch_answer(t, rc, shoal_last_error());
 }
 
+/* A worker runs other tasks while its restore runs, but not when it is inside such a wait
+ * already: each task it runs there may restore an object in turn, which stays resident
+ * (read) until the waits below it on its stack return, and a stack of them filled the store
+ * with objects nobody could use yet (every further restore failed). */
+static __thread unsigned restoring;
+
 /* A timed get of a spilled object: post its restore and wait for the answer, giving up at
  * the limit while the restore still waits for room (spills to make it, or other threads to
  * free it); the restore goes on, and a later get finds the object RESTORING or READY. */
@@ -1676,10 +1687,16 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
     }
     uint64_t deadline = shoal__now_ns() + (uint64_t)timeout_ns;
     uint32_t phase;
+    bool worker = shoal__tls.worker >= 0, help = worker && restoring == 0;
+    /* A worker naps 1 ms at most so that it comes back to run new tasks (iosync_wait). */
+    struct timespec nap = { 0, 1000000 };
+    restoring++;
     /* acquire: pairs with the release store in shoal__iosync_answer (rc and err). */
     while ((phase = atomic_load_explicit(&t->sync.done, memory_order_acquire)) != PH_ANSWERED) {
+        if (help && shoal__help_hook && shoal__help_hook())
+            continue;   /* a task ran: look at the phase again */
         if (phase != PH_ROOM) {   /* not looked at yet (a turn of the I/O thread), or reading */
-            shoal__futex_wait(&t->sync.done, phase, NULL, false);
+            shoal__futex_wait(&t->sync.done, phase, worker ? &nap : NULL, false);
             continue;
         }
         uint64_t now = shoal__now_ns();
@@ -1689,6 +1706,7 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
                                                         memory_order_relaxed,
                                                         memory_order_relaxed)) {
                 touch_put(t);
+                restoring--;
                 return shoal__err(SHOAL_ETIMEDOUT, "object 0x%016llx not ready after %lld "
                                   "ns: it is spilled and its read-back waits for room in the "
                                   "store (the read-back goes on: get it again)",
@@ -1697,8 +1715,11 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
             continue;
         }
         struct timespec ts = shoal__timespec_ns(deadline - now);
+        if (worker && deadline - now > 1000000)
+            ts = nap;
         shoal__futex_wait(&t->sync.done, PH_ROOM, &ts, false);
     }
+    restoring--;
     rc = t->sync.rc;
     if (rc < 0)
         rc = shoal__err(rc, "%s", t->sync.err);
@@ -1731,11 +1752,7 @@ int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns)
     }
     if (timeout_ns >= 0 && shoal__rt->cfg.spill_dir)
         return touch_timed(ref, timeout_ns);
-    /* A worker runs other tasks while its restore runs, but not when it is inside such a
-     * wait already: each task it runs there may restore an object in turn, which stays
-     * resident (read) until the waits below it on its stack return, and a stack of them
-     * filled the store with objects nobody could use yet (every further restore failed). */
-    static __thread unsigned restoring;
+    /* A worker runs other tasks meanwhile unless nested (restoring, above). */
     struct touch_req t;
     memset(&t, 0, sizeof t);
     t.sync.msg.run = touch_run;

@@ -1819,6 +1819,130 @@ static void test_timed_get_of_a_spilled_object_waiting_for_room(void)
     stop();
 }
 
+/* Two timed gets of one spilled object whose read-back must wait for room, posted while the
+ * I/O thread is busy (here: held in another object's restore). The first request starts the
+ * restore, which parks for room (PH_ROOM: its get gives up at its limit); the second finds
+ * the object RESTORING on the I/O thread and joins the restore's waiters, where nothing sets
+ * its phase: it waits (PH_WAIT, no deadline) for the room and the read, answering 0 long
+ * after its 1 ms limit, where the first answers SHOAL_ETIMEDOUT. */
+static shoal_ref held_only;
+
+static void hold_one_restore(shoal_ref ref)
+{
+    if (ref.id == held_only.id)
+        hold_restore(ref);
+}
+
+static void test_two_timed_gets_of_a_spilled_object_waiting_for_room(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
+    test_start(spill_config(256 * MiB, false));
+    shoal_ref w, x, y, z;
+    ASSERT_OK(put_obj(MiB, 4, &w));
+    ASSERT_OK(put_obj(120 * MiB, 5, &x));
+    ASSERT_OK(put_obj(120 * MiB, 6, &y));
+    ASSERT_OK(put_obj(120 * MiB, 7, &z));   /* w and x, the oldest, are spilled for it */
+    for (int i = 0; i < 10000 && shoal__w_state(word_of(w)) != SHOAL__SPILLED; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(w)), SHOAL__SPILLED);
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(y)), SHOAL__READY);
+    held_only = w;
+    atomic_store(&hold, 0);
+    shoal__spill_restore_hook = hold_one_restore;
+    struct getter g = { .r = w };
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, getter_main, &g) == 0);
+    for (int i = 0; i < 30000 && atomic_load(&hold) != 1; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&hold), 1);   /* the I/O thread is busy */
+    struct poller q[2];
+    pthread_t pt[2];
+    for (int k = 0; k < 2; k++) {
+        q[k] = (struct poller){ .r = x, .timeout = 1000000 };
+        CU_ASSERT_FATAL(pthread_create(&pt[k], NULL, poller_main, &q[k]) == 0);
+    }
+    usleep(200000);   /* both saw x SPILLED and posted their requests */
+    atomic_store(&hold, 2);
+    for (int k = 0; k < 2; k++) {
+        pthread_join(pt[k], NULL);
+        if (q[k].rc != SHOAL_ETIMEDOUT)
+            fprintf(stderr, "timed get %d of a spilled object needing room: rc %d after %.3f s "
+                    "(0.2 s of it the I/O thread held)\n", k, q[k].rc, q[k].took);
+        CU_ASSERT_EQUAL(q[k].rc, SHOAL_ETIMEDOUT);
+    }
+    pthread_join(th, NULL);
+    shoal__spill_restore_hook = NULL;
+    CU_ASSERT(g.rc == 0 && g.n == MiB && intact(g.d, g.n, 4));
+    CU_ASSERT(read_back(x, 120 * MiB, 5));
+    CHECK_OK(shoal_release(w));
+    CHECK_OK(shoal_release(x));
+    CHECK_OK(shoal_release(y));
+    CHECK_OK(shoal_release(z));
+    stop();
+}
+
+/* shoal.h: inside a task, a get's worker runs other tasks while it waits. A task's timed get
+ * of a spilled object whose read-back waits for room (a 120 MiB spill write) and then reads
+ * 120 MiB: on one worker, a child the task submitted just before runs meanwhile (the untimed
+ * path helps; the timed one, touch_timed, sleeps on its futex and runs nothing). */
+static _Atomic int child_ran;
+
+static int t_mark(shoal_task *t)
+{
+    atomic_store(&child_ran, 1);
+    return shoal_task_return(t, NULL, 0);
+}
+
+static int t_timed_get_spilled(shoal_task *t)
+{
+    const void *d;
+    size_t n;
+    shoal_ref x, c;
+    CU_ASSERT_FATAL(shoal_task_arg(t, 0, &d, &n) == 0 && n == sizeof x);
+    memcpy(&x, d, sizeof x);
+    int rc = shoal_submit(t_mark, NULL, 0, NULL, &c);
+    if (rc)
+        return rc;
+    rc = shoal_get_timeout(x, 30000000000LL, &d, &n);
+    long out[2] = { rc, atomic_load(&child_ran) };
+    (void)shoal_release(c);
+    return shoal_task_return(t, out, sizeof out);
+}
+
+static void test_timed_get_of_a_spilled_object_in_a_task_helps(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
+    shoal_config cfg = spill_config(256 * MiB, false);
+    cfg.workers = 1;
+    test_start(cfg);
+    shoal_ref x, y, z;
+    ASSERT_OK(put_obj(120 * MiB, 5, &x));
+    ASSERT_OK(put_obj(120 * MiB, 6, &y));
+    ASSERT_OK(put_obj(120 * MiB, 7, &z));   /* x, the oldest, is spilled for it */
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    atomic_store(&child_ran, 0);
+    shoal_arg a = SHOAL_VALUE(&x, sizeof x);
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(t_timed_get_spilled, &a, 1, NULL, &r));
+    const void *d;
+    size_t n;
+    ASSERT_OK(get_within(r, &d, &n));
+    CU_ASSERT_EQUAL_FATAL(n, 2 * sizeof(long));
+    long out[2];
+    memcpy(out, d, sizeof out);
+    CU_ASSERT_EQUAL(out[0], 0);
+    if (out[1] != 1)
+        fprintf(stderr, "a worker's timed get of a spilled object ran no other task while it "
+                "waited for room and the read\n");
+    CU_ASSERT_EQUAL(out[1], 1);
+    CHECK_OK(shoal_release(r));
+    CHECK_OK(shoal_release(x));
+    CHECK_OK(shoal_release(y));
+    CHECK_OK(shoal_release(z));
+    stop();
+}
+
 int main(int argc, char **argv)
 {
     setenv("SHOAL_QUIET", "1", 0);
@@ -1858,6 +1982,10 @@ int main(int argc, char **argv)
           test_timed_get_of_an_object_being_restored },
         { "a timed get of a spilled object with no room answers in time",
           test_timed_get_of_a_spilled_object_waiting_for_room },
+        { "two timed gets of a spilled object with no room both answer in time",
+          test_two_timed_gets_of_a_spilled_object_waiting_for_room },
+        { "a task's timed get of a spilled object runs other tasks meanwhile",
+          test_timed_get_of_a_spilled_object_in_a_task_helps },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
