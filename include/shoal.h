@@ -322,8 +322,9 @@ SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
  * thread is reading back is waited for within the limit, and so is the room a read-back
  * must wait for in a full store: past the limit the get answers SHOAL_ETIMEDOUT and the
  * read-back goes on, so that a later get finds the object back).
- * Errors: those of shoal_get, and SHOAL_ETIMEDOUT (not ready in time; the object is as it
- * was: try again). */
+ * Errors: those of shoal_get, and SHOAL_ETIMEDOUT (not ready in time; the caller's reference
+ * is as it was: try again. A spilled object's read-back started by the get goes on, and may
+ * spill colder objects to make room for it). */
 SHOAL_API int  shoal_get_timeout(shoal_ref ref, int64_t timeout_ns, const void **data,
                                  size_t *len);
 /* A get that consumes the caller's reference: waits for the object as shoal_get does (a
