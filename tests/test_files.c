@@ -910,9 +910,12 @@ static void test_shutdown_stops_caller_ingest(void)
         pthread_join(th, NULL);
         if (!tried)
             continue;   /* the I/O thread ran it: again */
-        if (getenv("SHOAL_TEST_VERBOSE") || took >= 1.0)
+        if (getenv("SHOAL_TEST_VERBOSE") || took >= 20.0)
             fprintf(stderr, "shutdown took %.3f s (the get's rc %d)\n", took, g.rc);
-        CU_ASSERT(took < 1.0);     /* a chunk, not the whole file */
+        /* The rc is what tells: before, the get read the whole file and answered 0. The
+         * time is only a bound on a hang (about 0.02 s here; a loaded sanitizer build is
+         * slower by far), not a measurement. */
+        CU_ASSERT(took < 20.0);
         CU_ASSERT_EQUAL(g.rc, SHOAL_ECANCELED);
     }
     if (!tried)

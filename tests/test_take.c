@@ -335,7 +335,7 @@ static void test_spilling_on(void)
 /* A worker's take of a child that a thief is running: one get that waited, one count in
  * get_waits. It was counted three times: take_help, then get_take_general's own wait, then
  * get_slow's, each when the object was still pending after the one before it had helped. */
-static _Atomic int thief_started;
+static _Atomic int thief_started, take_counted;
 
 static int t_slow_child(shoal_task *t)
 {
@@ -363,6 +363,7 @@ static int t_take_stolen(shoal_task *t)
     long v = 0;
     rc = shoal_take(c, &v, sizeof v, &n);
     shoal_stats_get(&s1, sizeof s1);
+    atomic_store(&take_counted, 1);
     out[1] = rc == 0 && n == sizeof v ? v : -1;
     out[2] = (long)(s1.get_waits - s0.get_waits);
     return shoal_task_return(t, out, sizeof out);
@@ -372,8 +373,14 @@ static void test_take_of_a_stolen_child_counts_once(void)
 {
     start_workers(2, 0);
     atomic_store(&thief_started, 0);
+    atomic_store(&take_counted, 0);
     shoal_ref r;
     ASSERT_OK(shoal_submit(t_take_stolen, NULL, 0, NULL, &r));
+    /* get_waits is the whole runtime's: this thread's own wait for r must not fall between
+     * the task's two readings, so it waits without a get until they are done (10 s at
+     * most). */
+    for (int i = 0; i < 10000 && !atomic_load(&take_counted); i++)
+        nap_ms(1);
     const void *d;
     size_t n;
     ASSERT_OK(get_within(r, &d, &n));
