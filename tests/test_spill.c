@@ -709,6 +709,12 @@ static void test_files_on_a_full_store(void)
     CU_ASSERT(n == 10 * MiB && intact(d, n, 77));
     CHECK_OK(shoal_advise_cold(f));
     CU_ASSERT(stats_now().spilled_objects - s0.spilled_objects >= 1);
+    /* r[0] goes first (the oldest), but the request spilled r[1] too and the two writes
+     * may end in either order: the spill counted above may be r[1]'s, r[0] still being
+     * written (a write_file then takes it back, restoring nothing). Wait for it: up to 30 s. */
+    for (int ms = 0; ms < 30000 && shoal__w_state(word_of(r[0])) != SHOAL__SPILLED; ms++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(r[0])), SHOAL__SPILLED);
     /* r[0] is on disk now; writing it out restores it first. */
     snprintf(p, sizeof p, "%s/file-out", dir);
     uint64_t restored = stats_now().restored_objects;
