@@ -116,7 +116,9 @@ typedef struct shoal__iowait {
  * 1 when spilling may make room: w is parked and w->msg.run runs again later (w->rc 0 =
  * retry, < 0 = give up with w->err); < 0 when it cannot (message set). I/O thread only. */
 SHOAL__HIDDEN int shoal__io_alloc(size_t len, int node, uint64_t *off, shoal__iowait *w);
-/* Free bytes allocated in the store. Any thread that called shoal__tls_check. */
+/* Free bytes allocated in the store. Any thread that called shoal__tls_check. The store's
+ * count of bytes in use drops by their whole footprint at least: the freeing thread keeps
+ * no capacity credit (alloc/arena.h), which no other thread could use. */
 SHOAL__HIDDEN void shoal__io_free(uint64_t off, size_t len);
 
 /* ---- chunked transfers (io/xfer.c) ----------------------------------------------------- */

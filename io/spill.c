@@ -169,6 +169,7 @@ void shoal__io_stats(shoal_stats *s)
 bool shoal__spill_on(void) { return sp.on; }
 
 void (*shoal__spill_restore_hook)(shoal_ref ref);
+void (*shoal__spill_again_hook)(unsigned tries);
 
 /* The spill file's path for a message: its tail when it is long, so that what precedes it
  * (the reason) always fits the message buffer. */
@@ -969,6 +970,12 @@ static void spill_written(shoal__xfer *x)
         }
         if (spilled) {
             rec_set(op->idx, shoal__id_gen(op->ref.id), (uint32_t)(op->ext >> 12), op->len);
+            /* The store's count gets the whole footprint back (shoal__io_free keeps no
+             * credit on this thread): else a put answered by sp.freed found less room than
+             * that (the first spill of a store gave back 768 KiB of 1 MiB), failed, and its
+             * repeated request, coming once writes in flight had made room, read as 'not in
+             * one piece': the pump cleared a window (spilling the youngest object) or
+             * spilled a request and slack more, past the reserve. */
             shoal__io_free(op->off, op->len);
             sp.freed += footprint(op->len);
             count(C_SPILLED_OBJ, 1);
@@ -1792,6 +1799,8 @@ int shoal__spill_alloc(shoal__rt_t *rt, struct shoal__thr *t, size_t len, unsign
         r.sync.msg.run = room_run;
         r.w.need = len;
         r.w.tries = tries;
+        if (tries && shoal__spill_again_hook)
+            shoal__spill_again_hook(tries);
         int rc = shoal__iosync_call(&r.sync);
         if (rc)
             return shoal__err(rc, "no room for %zu bytes: %s", len, r.sync.err);

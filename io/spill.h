@@ -46,6 +46,9 @@ SHOAL__HIDDEN int  shoal__spill_resident(shoal_ref ref, int node, shoal__iowait 
 /* Tests: when set, called on the I/O thread as a restore of ref starts (the object is
  * RESTORING from then until the restore ends). */
 extern SHOAL__HIDDEN void (*shoal__spill_restore_hook)(shoal_ref ref);
+/* Tests: when set, called on the allocating thread before it asks for room again, its
+ * allocation having failed after spilling made room for it (tries: the requests so far). */
+extern SHOAL__HIDDEN void (*shoal__spill_again_hook)(unsigned tries);
 /* Tests: bytes of the spill file held by extents (spilled objects, writes in flight, hole
  * punches in flight), asked of the I/O thread; 0 when spilling is off. */
 SHOAL__HIDDEN uint64_t shoal__spill_extents_used(void);

@@ -111,6 +111,8 @@ void shoal__shard_settle(shoal__rt_t *rt, unsigned proc)
     }
 }
 
+void (*shoal__resync_hook)(void);
+
 void shoal__estimate_resync(shoal__rt_t *rt)
 {
     /* The estimate is a second RMW after each shard's, so a process that died between the
@@ -120,6 +122,8 @@ void shoal__estimate_resync(shoal__rt_t *rt)
     uint64_t est[SHOAL__MAX_NODES];
     for (unsigned n = 0; n < rt->nnodes; n++)
         est[n] = atomic_load_explicit(&rt->hdr->node[n].bytes_used, memory_order_relaxed);
+    if (shoal__resync_hook)
+        shoal__resync_hook();
     shoal__shards_sum(rt, bytes, objs);
     for (unsigned n = 0; n < rt->nnodes; n++)
         if ((uint64_t)bytes[n] != est[n])

@@ -19,6 +19,9 @@
 SHOAL__HIDDEN void shoal__shard_settle(shoal__rt_t *rt, unsigned proc);
 /* Owner: bring the bytes_used estimates back to the shards' sums. */
 SHOAL__HIDDEN void shoal__estimate_resync(shoal__rt_t *rt);
+/* Tests: when set, called by shoal__estimate_resync between its read of the estimates and
+ * its read of the shards. */
+extern SHOAL__HIDDEN void (*shoal__resync_hook)(void);
 
 /* ---- segment set-up (mproc/mproc.c) ------------------------------------------------------ */
 /* Bytes the extension region needs (rounded to pages) for a store of that geometry. */

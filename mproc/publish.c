@@ -414,6 +414,7 @@ static void try_reclaim(shoal__rt_t *rt)
     if (t0 < pub.next_reclaim_ns)
         return;
     struct shoal__mp *x = shoal__mp_of(rt);
+    bool deaths = pub.ngone != 0;   /* read before the loop below empties the list */
     for (unsigned i = 0; i < pub.ngone;) {
         struct gone *g = &pub.gone[i];
         shoal__procs_lock();
@@ -436,8 +437,18 @@ static void try_reclaim(shoal__rt_t *rt)
         pub.gone[i] = pub.gone[--pub.ngone];
     }
     flush_cache(rt);
-    /* The estimate capacity checks read comes back to the shards' sum (layout/mpseg.h). */
-    shoal__estimate_resync(rt);
+    /* The estimate capacity checks read comes back to the shards' sum (layout/mpseg.h), when
+     * a process died: only a death leaves the two apart. A live process counts each change in
+     * both, with two RMWs (the estimate first when it takes, its shard first when it gives),
+     * so a resync between them read one and not the other and put the estimate off by that
+     * change until the next resync, which, nobody being gone, came only when the service
+     * thread next woke. Run after every wake (100 ms apart), a resync on the client's
+     * HELLO that ran late (TSan, a loaded machine) could meet the owner's first 1 MiB put
+     * in test_spill 'an attached process': the estimate stayed 1 MiB above the shards, and
+     * a store whose shards had 1 MiB free turned the client's 1000-byte put_file down as
+     * full (an attached process spills nothing). */
+    if (deaths)
+        shoal__estimate_resync(rt);
     /* A big ledger takes a while to walk: never spend more than ~5% of a core on it. */
     uint64_t took = shoal__now_ns() - t0;
     pub.reclaim_gap_ns = took * 20 > RECLAIM_MIN_NS ? took * 20 : RECLAIM_MIN_NS;
