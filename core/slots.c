@@ -248,6 +248,7 @@ void shoal__slot_flush(shoal__rt_t *rt, struct shoal__thr *t, uint32_t n)
     /* Link the n oldest cached slots into a chain and push it with one CAS; each also
      * names the slot SHOAL__CHAIN_SKIP further on, for its taker's prefetch (thread.h). */
     for (uint32_t i = 0; i < n; i++) {
+        SHOAL__TSAN_HANDOVER_GIVE(&rt->slots[t->free[i]].off);   /* (os/compiler.h) */
         if (rt->proc)   /* back in the shared stack: no longer this process's (thread.h) */
             shoal__slot_tag(rt, t->free[i], 0);
         shoal__slot_set_low(rt, t->free[i], i + 1 < n ? t->free[i + 1] : 0);

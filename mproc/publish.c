@@ -321,6 +321,9 @@ static bool recover_one(shoal__rt_t *rt, uint64_t idx, uint64_t v, void *arg)
         !atomic_compare_exchange_strong_explicit(wp, &w, (w & ~SHOAL__W_LOW_MASK) | 1,
                                                  memory_order_relaxed, memory_order_relaxed))
         return false;
+    /* The slot came from the shared chain or from a drain in the dead process, maybe
+     * after a thread of ours freed it: the death orders that (os/compiler.h). */
+    SHOAL__TSAN_HANDOVER_TAKE(&s->off);
     uint32_t aux = __atomic_load_n(&s->aux, __ATOMIC_RELAXED);
     if (unlikely(aux & SHOAL__AUX_REFS) && SHOAL__AUX_PROC(aux) == g->proc) {
         if (freeing) {

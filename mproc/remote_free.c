@@ -49,6 +49,7 @@ void shoal__rfree_push(shoal__rt_t *rt, uint32_t idx, unsigned proc)
 {
     struct shoal__mp *x = shoal__mp_of(rt);
     struct shoal__proc *P = &x->procs[proc & 0xffu];
+    SHOAL__TSAN_HANDOVER_GIVE(&rt->slots[idx].off);   /* to its drainer (os/compiler.h) */
     uint64_t head = atomic_load_explicit(&P->rfree, memory_order_relaxed);
     do {
         atomic_store_explicit(&rt->slots[idx].next, (uint32_t)head, memory_order_relaxed);
@@ -147,9 +148,12 @@ bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w)
      * after the holders' last reads. */
     if (!shoal__w_freeing(w))
         return false;
-    return atomic_compare_exchange_strong_explicit(&rt->slots[idx].word, &w,
-                                                   (w & ~SHOAL__W_LOW_MASK) | 1,
-                                                   memory_order_acquire, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&rt->slots[idx].word, &w,
+                                                 (w & ~SHOAL__W_LOW_MASK) | 1,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return false;
+    SHOAL__TSAN_HANDOVER_TAKE(&rt->slots[idx].off);   /* from its freer (os/compiler.h) */
+    return true;
 }
 
 /* An entry of process p's remote-free stack, whose word was w when it was taken. */

@@ -14,6 +14,23 @@
 #define SHOAL__INLINE static inline __attribute__((always_inline))
 #define SHOAL__CACHELINE 64
 
+/* ThreadSanitizer sees the happens-before edges made inside one process only: an object
+ * table slot handed from a thread of ours to another process (a remote-free push, a push of
+ * the shared chain) and back to another thread of ours (taken from a dead process's cache,
+ * claimed off a remote-free stack) is ordered by that process's atomics and by its death,
+ * which TSan does not see. The giver's release and the taker's acquire of the slot's
+ * handover (named by the slot's `off`, the field reused on the way) stand for that path;
+ * nothing outside a TSan build. */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define SHOAL__TSAN_HANDOVER_GIVE(p) __tsan_release((void *)(p))
+#define SHOAL__TSAN_HANDOVER_TAKE(p) __tsan_acquire((void *)(p))
+#else
+#define SHOAL__TSAN_HANDOVER_GIVE(p) ((void)0)
+#define SHOAL__TSAN_HANDOVER_TAKE(p) ((void)0)
+#endif
+
 /* One step of a spin-wait: tells the core (and a hypervisor's pause-loop exiting) that
  * this thread is waiting, and gives the other hyperthread its resources. */
 static inline void shoal__cpu_relax(void) { __builtin_ia32_pause(); }

@@ -1099,6 +1099,38 @@ static void test_killed_draining_its_stack(void)
     teardown_owner();
 }
 
+/* A slot our main thread read freeing a client's object (its list of refs, then a remote
+ * free onto the client's stack), which that client's drainer took back and gave to the
+ * shared chain, is cached by another client, recovered from its cache by the publish
+ * thread when it is killed, and flushed to the chain again (its `off` rewritten). The two
+ * accesses are ordered through the two clients (a drain, a chain push and pop, a death),
+ * which ThreadSanitizer cannot see: without the handover annotations (os/compiler.h) a TSan
+ * build reported a race on the slot's `off` here (issue: test_mp_crash under TSan). */
+static void test_owner_freed_slot_recovered_from_killed_client(void)
+{
+    setup_owner();
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, CR_PUT_REFS, mp_ref_bits(owner_obj), 3000, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(m.rc, 0);
+    shoal_ref x = mp_bits_ref(m.a);
+    CHECK_OK(shoal_retain(x));
+    CU_ASSERT_EQUAL(mp_call(&c, MP_RELEASE, m.a, 0, 0, 0).rc, 0);
+    CHECK_OK(shoal_release(x));   /* the last: its list released here, its bytes to c */
+    CU_ASSERT_EQUAL(refs_of(owner_obj), 1);
+    /* c's drainer takes the entry back (the bytes and the slot, into its cache). */
+    CU_ASSERT_FATAL(mp_settle(base.bytes_used, base.objects_live, "a remote free drained"));
+    /* Another client takes the shared chain into its cache, and is killed. */
+    struct mp_child d = mp_attached();
+    warm(&d);
+    uint64_t seen = mp_deaths();
+    mp_kill(&d);
+    CU_ASSERT_FATAL(mp_death_processed(seen));
+    CU_ASSERT(mp_settle(base.bytes_used, base.objects_live, "its cache recovered"));
+    CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    teardown_owner();
+}
+
 static const shoal_test_case cases[] = {
     { "killed_in_put", test_killed_in_put },
     { "killed_in_create_seal", test_killed_in_create_seal },
@@ -1129,6 +1161,8 @@ static const shoal_test_case cases[] = {
     { "killed_accepting_listed_owner_object", test_killed_accepting_listed_owner_object },
     { "killed_putting_with_refs_in_flight", test_killed_putting_with_refs_in_flight },
     { "killed_releasing_outer_with_ref_in_flight", test_killed_releasing_outer_with_ref_in_flight },
+    { "owner_freed_slot_recovered_from_killed_client",
+      test_owner_freed_slot_recovered_from_killed_client },
     { NULL, NULL },
 };
 
