@@ -21,7 +21,14 @@
  * which TSan does not see. The giver's release and the taker's acquire of the slot's
  * handover (named by the slot's `off`, the field reused on the way) stand for that path;
  * nothing outside a TSan build. */
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__)          /* gcc's name for a TSan build */
+#define SHOAL__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)       /* clang's */
+#define SHOAL__TSAN 1
+#endif
+#endif
+#if defined(SHOAL__TSAN)
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 #define SHOAL__TSAN_HANDOVER_GIVE(p) __tsan_release((void *)(p))
