@@ -1195,6 +1195,13 @@ static int client_role(const char *name)
     }
     if (shoal_put_file(path, 0, 0, &f) != 0 || get_within(f, &d, &n) != 0 || n != 1000) {
         fprintf(stderr, "client put_file: %s\n", shoal_last_error());
+        /* An object's failure message needs room in the store and may be cut to its code:
+         * what the client sees of the store says more (a rare TSan failure: room by the
+         * counts, yet the client's put found the store full). */
+        shoal_info in;
+        if (shoal_info_get(&in) == 0)
+            fprintf(stderr, "client sees %zu of %zu bytes in use, largest free %zu\n",
+                    in.bytes_used, in.store_bytes, in.largest_free);
         ok = 0;
     } else {
         shoal_release(f);
