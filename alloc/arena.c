@@ -600,6 +600,15 @@ void shoal__cap_return(shoal__rt_t *rt, struct shoal__thr *t, unsigned n)
     atomic_store_explicit(&t->credit[n], keep, memory_order_relaxed);
 }
 
+void shoal__cap_return_all(shoal__rt_t *rt, struct shoal__thr *t, unsigned n)
+{
+    int64_t c = atomic_load_explicit(&t->credit[n], memory_order_relaxed);
+    if (c > 0) {
+        shoal__count_bytes(rt, rt->proc, n, -c);
+        atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
+    }
+}
+
 /* ---- how much room -------------------------------------------------------------------------- */
 
 /* The longest run of chunks of node n that are free or never carved. */

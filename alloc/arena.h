@@ -148,6 +148,9 @@ SHOAL__HIDDEN int  shoal__arena_full(shoal__rt_t *rt, size_t len) __attribute__(
 SHOAL__HIDDEN bool shoal__cap_refill(shoal__rt_t *rt, struct shoal__thr *t, unsigned n,
                                      size_t usable);
 SHOAL__HIDDEN void shoal__cap_return(shoal__rt_t *rt, struct shoal__thr *t, unsigned n);
+/* All of this thread's credit on node n back to the count (a thread whose frees must give
+ * the store their whole footprint: the I/O thread's, io/ring.c). Its own thread only. */
+SHOAL__HIDDEN void shoal__cap_return_all(shoal__rt_t *rt, struct shoal__thr *t, unsigned n);
 
 static inline bool shoal__cap_take(shoal__rt_t *rt, struct shoal__thr *t, unsigned n,
                                    size_t usable)

@@ -231,12 +231,8 @@ void shoal__io_free(uint64_t off, size_t len)
     shoal__arena_free(rt, t, off, len);
     /* The capacity goes back to the store's count whole: the free keeps up to SHOAL__CREDIT
      * of it as this thread's credit (alloc/arena.h), and the spiller answers a waiting put
-     * by the bytes its spills freed (io/spill.c). Credit is this thread's own to write. */
-    int64_t c = atomic_load_explicit(&t->credit[n], memory_order_relaxed);
-    if (c > 0) {
-        shoal__count_bytes(rt, rt->proc, n, -c);
-        atomic_store_explicit(&t->credit[n], 0, memory_order_relaxed);
-    }
+     * by the bytes its spills freed (io/spill.c). */
+    shoal__cap_return_all(rt, t, n);
 }
 
 /* ---- the ring backend ------------------------------------------------------------------- */
