@@ -5,7 +5,9 @@
  * Protocol between a bench program and bench/run.sh:
  *   prog [quick|full]       mode (default full); BENCH_BUDGET_S caps a program's run time;
  *                           BENCH_ROUND (1..) and BENCH_REPS when run.sh runs it in rounds;
- *                           BENCH_ONLY=fib,dag,... runs only those workloads (profiling)
+ *                           BENCH_ONLY=fib,dag,... runs only those workloads (profiling);
+ *                           BENCH_DAG_LEAVES=N sets the reduction DAG's leaves (default
+ *                           50000; its row is then named after 2N tasks: profiling only)
  *   stdout                  one JSON record per line (bench_write_rec), flushed as each
  *                           figure is known: its key (bench, variant), unit, median/min/max,
  *                           baseline, and its repetitions in the order measured ("samples");
@@ -422,7 +424,9 @@ static inline bench_tasks_cfg bench_tasks_config(void)
     const char *w = getenv("BENCH_WORKERS");
     c.n_empty = bench_g.quick ? 200000 : 1000000;
     c.fib_n = bench_g.quick ? 25 : 30;
-    c.dag_leaves = 50000;
+    /* The DAG's width, for profiling how its cost grows with what is in flight. */
+    const char *dl = getenv("BENCH_DAG_LEAVES");
+    c.dag_leaves = dl && atol(dl) >= 2 ? atol(dl) : 50000;
     c.pings = bench_g.quick ? 2000 : 10000;
     c.workers = w && atoi(w) > 0 ? (unsigned)atoi(w) : 2;
     if (c.n_empty % 1000000 == 0)
