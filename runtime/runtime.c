@@ -422,6 +422,7 @@ SHOAL_API int shoal_shutdown(void)
     shoal__rt_down(rt, SHOAL_ECANCELED, "canceled: the runtime is shutting down (shoal_shutdown "
                    "was called), and its objects, refs and pointers go with it; call "
                    "shoal_init() or shoal_attach() for a new one");
+    shoal__spill_gets_cancel();   /* gets waiting for read-backs sleep on their own words */
     shoal__calls_quiesce();
     if (!rt->owner) {   /* an attached process: detach (runtime/attach.c) */
         int rc = shoal__detach(rt);
