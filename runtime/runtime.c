@@ -120,6 +120,7 @@ static void atfork_child(void)
     shoal__foreign_deps_fork_child();   /* the parent's dependents: never fired here */
     shoal__drain_fork_child();          /* mproc's private locks, made anew */
     shoal__xfer_fork_child();           /* windows the parent's other threads held */
+    shoal__fail_kept_fork_child();      /* failure messages kept out of the store */
     if (!rt)
         return;
     if (shoal__holds != NULL) {   /* published or attached (layout/mpseg.h) */
