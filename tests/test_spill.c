@@ -1755,18 +1755,6 @@ static void *shutter_main(void *p)
     return NULL;
 }
 
-static void *untimed_main(void *p)
-{
-    struct poller *q = p;
-    const void *d;
-    size_t n;
-    double t0 = now_s();
-    q->rc = shoal_get(q->r, &d, &n);
-    q->took = now_s() - t0;
-    atomic_store(&q->done, 1);
-    return NULL;
-}
-
 static void test_shutdown_wakes_gets_of_spilled_objects(void)
 {
     shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
@@ -1794,8 +1782,8 @@ static void test_shutdown_wakes_gets_of_spilled_objects(void)
     };
     pthread_t pt[4];
     for (int k = 0; k < 4; k++) {
-        CU_ASSERT_FATAL(pthread_create(&pt[k], NULL, q[k].timeout < 0 ? untimed_main : poller_main,
-                                       &q[k]) == 0);
+        /* timeout -1: shoal_get_timeout is shoal_get (shoal.h) */
+        CU_ASSERT_FATAL(pthread_create(&pt[k], NULL, poller_main, &q[k]) == 0);
         if (k == 0)
             for (int i = 0; i < 30000 && atomic_load(&hold) != 1; i++)
                 usleep(1000);
