@@ -59,6 +59,9 @@ static int failed_result(const shoal__slot *s, shoal_ref ref)
     uint64_t n;
     if (shoal__slot_bytes(s, &p, &n) && n)
         return shoal__err(code, "%.*s", (int)(n < 4096 ? n : 4096), p);
+    char kept[512];
+    if (shoal__fail_kept(ref, kept, sizeof kept))   /* the store had no room for it */
+        return shoal__err(code, "%s", kept);
     return shoal__err(code, "object 0x%016llx failed (%s)", (unsigned long long)ref.id,
                       shoal_strerror(code));
 }

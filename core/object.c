@@ -331,8 +331,67 @@ int shoal__obj_fill_result(shoal_ref ref, size_t len, void **buf)
 
 /* ---- completion ------------------------------------------------------------------------ */
 
+/* Failure messages kept out of the store. A failure message is the object's bytes, and a
+ * full store has no room for them: often the very reason of the failure (a put, an ingest
+ * that found no room) and its figures were lost, the reader told only "object ... failed".
+ * Such a message is kept here instead, in this process's memory, which needs no allocation:
+ * a reader in this process (a get, a task taking it as an argument) finds it by the
+ * object's ID and the runtime's epoch; other processes read the generic text. A fixed
+ * table, chosen by the slot index: a later failure of an object of the same entry replaces
+ * it (the oldest messages of a burst go), a freed object's entry is never read again (its
+ * slot's next object has another ID). Each entry has a spin lock of its own, held to copy
+ * one message, on failure paths only. */
+#define KEPT_ENTRIES 64
+#define KEPT_LEN     400   /* a thread's message is 512 bytes, and a reader adds nothing */
+static struct kept {
+    _Atomic uint32_t busy;
+    uint64_t id, epoch;
+    char msg[KEPT_LEN];
+} kept[KEPT_ENTRIES];
+
+static struct kept *kept_lock(uint64_t id)
+{
+    struct kept *k = &kept[shoal__id_idx(id) % KEPT_ENTRIES];
+    /* acquire: pairs with kept_unlock's release (the previous holder's id and message). */
+    while (atomic_exchange_explicit(&k->busy, 1, memory_order_acquire))
+        shoal__cpu_relax();
+    return k;
+}
+
+static void kept_unlock(struct kept *k)
+{
+    atomic_store_explicit(&k->busy, 0, memory_order_release);
+}
+
+SHOAL__COLD static void kept_put(shoal__rt_t *rt, uint64_t id, const char *msg)
+{
+    struct kept *k = kept_lock(id);
+    k->id = id;
+    k->epoch = rt->epoch;
+    snprintf(k->msg, sizeof k->msg, "%s", msg);
+    kept_unlock(k);
+}
+
+void shoal__fail_kept_fork_child(void)
+{
+    /* Another thread of the parent may have held an entry at fork(): its copy stays held. */
+    for (size_t i = 0; i < KEPT_ENTRIES; i++)
+        atomic_store_explicit(&kept[i].busy, 0, memory_order_relaxed);
+}
+
+bool shoal__fail_kept(shoal_ref ref, char *buf, size_t cap)
+{
+    struct kept *k = kept_lock(ref.id);
+    bool found = k->id == ref.id && k->epoch == shoal__rt->epoch;
+    if (found)
+        snprintf(buf, cap, "%s", k->msg);
+    kept_unlock(k);
+    return found;
+}
+
 /* A completion that fails, before its CAS: the message becomes the object's bytes, so every
- * process can read it (what the object held goes first). Cold: obj_complete stays short. */
+ * process can read it (what the object held goes first); in a store with no room left for
+ * it, it is kept out of the store (above). Cold: obj_complete stays short. */
 SHOAL__COLD static void fail_bytes(shoal__rt_t *rt, shoal__slot *s, shoal_ref ref, int code,
                                    const char *msg)
 {
@@ -362,6 +421,8 @@ SHOAL__COLD static void fail_bytes(shoal__rt_t *rt, shoal__slot *s, shoal_ref re
         objs_move(rt, t, s->off, off);
         s->off = off;
         s->len = ml;
+    } else if (ml > 1) {
+        kept_put(rt, ref.id, msg);   /* no room in the store for it */
     }
     if (shoal__own)
         shoal__own_set(idx, s->off, s->len);

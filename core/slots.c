@@ -177,6 +177,7 @@ static uint32_t take_one(shoal__rt_t *rt)
 {
     uint32_t idx = chain_pop(rt);
     if (idx) {
+        SHOAL__TSAN_HANDOVER_TAKE(&rt->slots[idx].off);   /* (os/compiler.h) */
         uint32_t rest = shoal__chain_next(rt, idx);
         if (rest)
             chain_push(rt, rest);   /* still linked as it was pushed */
@@ -215,6 +216,7 @@ uint32_t shoal__slot_refill(shoal__rt_t *rt, struct shoal__thr *t)
         /* An attached process tags every slot it caches (thread.h), so it takes the whole
          * chain into its array now: at most SHOAL__SLOT_CACHE long, and the array is empty. */
         for (uint32_t idx = t->chain, next; idx && t->nfree < SHOAL__SLOT_CACHE; idx = next) {
+            SHOAL__TSAN_HANDOVER_TAKE(&rt->slots[idx].off);   /* (os/compiler.h) */
             next = shoal__chain_next(rt, idx);   /* before the tag takes the link's place */
             shoal__slot_tag(rt, idx, tag);
             t->free[t->nfree++] = idx;

@@ -366,6 +366,12 @@ SHOAL__HIDDEN void shoal__wake_waiters_all(shoal__rt_t *rt);
  * then every waiter is woken, and sees it. */
 SHOAL__HIDDEN void shoal__rt_down(shoal__rt_t *rt, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), cold));
+/* The failure message of the failed object ref that found no room in the store (its slot
+ * holds no bytes then), kept by this process (core/object.c): copied into buf (cap bytes),
+ * true; false when this process kept none for it. */
+SHOAL__HIDDEN bool shoal__fail_kept(shoal_ref ref, char *buf, size_t cap) __attribute__((cold));
+/* In a fork() child (runtime.c's handler): free the entries the parent's threads held. */
+SHOAL__HIDDEN void shoal__fail_kept_fork_child(void);
 /* rt->down's code, with its message as this thread's last error. */
 SHOAL__HIDDEN int shoal__down_err(shoal__rt_t *rt) __attribute__((cold));
 

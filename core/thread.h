@@ -90,6 +90,7 @@ static inline uint32_t shoal__chain_next(shoal__rt_t *rt, uint32_t idx)
 static inline uint32_t shoal__chain_take(shoal__rt_t *rt, struct shoal__thr *t)
 {
     uint32_t idx = t->chain;
+    SHOAL__TSAN_HANDOVER_TAKE(&rt->slots[idx].off);   /* from its giver (os/compiler.h) */
     uint32_t n = shoal__chain_next(rt, idx);
     uint64_t skip = __atomic_load_n(&rt->slots[idx].off, __ATOMIC_RELAXED);
     t->chain = n;

@@ -312,7 +312,10 @@ SHOAL_API int  shoal_seal(shoal_ref ref);
  * another process wrote bytes outside the store into its slot; SHOAL_ENOMEM (spilling) a
  * spilled object cannot be brought back for want of room: the message says why (nothing
  * left to spill, free space not in one piece, a full spill disk); the object stays spilled:
- * get it again after releasing objects or advising them cold.
+ * get it again after releasing objects or advising them cold. A failed object's message is
+ * held in the store; when the store had no room left for it, the process that failed the
+ * object keeps it (the last 64 or so such messages): gets there read it, gets in other
+ * processes a generic one naming the code.
  * Fast path: no lock, no syscall, no allocation. */
 SHOAL_API int  shoal_get(shoal_ref ref, const void **data, size_t *len);
 /* The lookup fast path, inline in the caller (see the end of this header). */

@@ -783,6 +783,8 @@ struct export {
 static pthread_mutex_t waiting_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct export *waiting;
 
+int (*shoal__export_post_hook)(void);
+
 static void waiting_add(struct export *e)
 {
     pthread_mutex_lock(&waiting_mu);
@@ -995,7 +997,16 @@ static void export_ready(shoal__dep *d, int failed)
     if (canceled)
         return;   /* failed already; its source is another canceled write's result */
     e->failed = failed;
-    shoal__io_post(&e->w.msg);
+    int rc = unlikely(shoal__export_post_hook != NULL) ? shoal__export_post_hook() : 0;
+    if (likely(rc == 0))
+        rc = shoal__io_post(&e->w.msg);
+    if (unlikely(rc != 0)) {
+        /* No engine takes it (stopped, or stopping): the write never starts. It has opened
+         * no file and pinned nothing, so it ends here, on the completing thread: its result
+         * fails (a get of it wakes) and its record and its source's reference go. */
+        export_end(e, SHOAL_ECANCELED, "shoal_write_file '%s': canceled: the I/O engine "
+                   "could not start the write (%s)", e->path, shoal_last_error());
+    }
 }
 
 bool shoal__export_cancel_waiting(void)

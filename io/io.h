@@ -168,6 +168,9 @@ SHOAL__HIDDEN void shoal__io_stop(shoal__rt_t *rt);
 /* On the I/O thread as it stops (io/file.c): fail and free every shoal_write_file still
  * waiting for a source nobody will complete now; true if there was one. */
 SHOAL__HIDDEN bool shoal__export_cancel_waiting(void);
+/* Tests: when set, a write's dependency firing asks it first and, when it answers non-zero
+ * (a code, message set), acts as if shoal__io_post had failed with it. */
+extern SHOAL__HIDDEN int (*shoal__export_post_hook)(void);
 /* In a fork() child (io/ring.c's handler): forget the parent's waiting writes. */
 SHOAL__HIDDEN void shoal__export_fork_child(void);
 /* The same for the parent's ingests that a waiting caller could have taken over. */

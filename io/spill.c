@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1392,7 +1393,7 @@ static void restore_read(shoal__xfer *x)
 
 static void restore_start(shoal__iomsg *m);
 /* A timed get's phases (struct touch_req, below). */
-enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4 };
+enum { PH_WAIT = 0, PH_ANSWERED = 1, PH_READING = 2, PH_ROOM = 3, PH_GONE = 4, PH_DOWN = 5 };
 static void touch_phase(shoal__iowait *w, uint32_t to);
 static void touch_placed(shoal__iowait *w);
 static void restore_parked(struct restore *r);
@@ -1516,7 +1517,7 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
                     w->next = r->waiters;
                     r->waiters = w;
                     /* A timed get that joins: the restore reads (placed) or waits for
-                     * room, where its limit applies (touch_timed). */
+                     * room, where its limit applies (touch_wait). */
                     touch_phase(w, r->placed ? PH_READING : PH_ROOM);
                     return 1;
                 }
@@ -1592,7 +1593,9 @@ int shoal__spill_resident(shoal_ref ref, int node, shoal__iowait *w)
  * for room, not the object's own disk read), and the read-back goes on without it. Its
  * `done` word then also says where the restore is (PH_*): not looked at yet (PH_WAIT: one
  * turn of the I/O thread, waited for), waiting for room (PH_ROOM: the limit applies), or
- * reading (PH_READING: waited for). */
+ * reading (PH_READING: waited for). A shutdown moves any of the three to PH_DOWN (below):
+ * the caller gives up at once, as every blocked get does then. An untimed get in a store
+ * that spills waits the same way (with no limit), so that a shutdown ends it too. */
 struct touch_req {
     shoal__iosync sync;
     shoal__iowait w;
@@ -1600,7 +1603,16 @@ struct touch_req {
     int node;
     bool timed;
     _Atomic uint32_t refs;   /* timed: the caller's and the I/O thread's */
+    struct touch_req *gprev, *gnext;   /* on `getting` while its caller waits */
 };
+
+/* The requests whose callers wait (touch_wait), for the shutdown to end them: it sets
+ * rt->down, then takes the lock (shoal__spill_gets_cancel); a caller links its request
+ * under the lock, then reads rt->down. Either the shutdown finds the request, or the
+ * caller's lock follows the shutdown's unlock and it sees down. A restore from disk is no
+ * fast path: a lock here costs nothing that matters. */
+static pthread_mutex_t getting_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct touch_req *getting;
 
 static struct touch_req *touch_of(shoal__iowait *w)
 {
@@ -1673,26 +1685,80 @@ static void touch_run(shoal__iomsg *m)
  * with objects nobody could use yet (every further restore failed). */
 static __thread unsigned restoring;
 
-/* A timed get of a spilled object: post its restore and wait for the answer, giving up at
- * the limit while the restore still waits for room (spills to make it, or other threads to
- * free it); the restore goes on, and a later get finds the object RESTORING or READY. */
-static int touch_timed(shoal_ref ref, int64_t timeout_ns)
+static void getting_add(struct touch_req *t)
 {
+    pthread_mutex_lock(&getting_mu);
+    t->gprev = NULL;
+    t->gnext = getting;
+    if (getting)
+        getting->gprev = t;
+    getting = t;
+    pthread_mutex_unlock(&getting_mu);
+}
+
+static void getting_remove(struct touch_req *t)
+{
+    pthread_mutex_lock(&getting_mu);
+    if (t->gprev)
+        t->gprev->gnext = t->gnext;
+    else
+        getting = t->gnext;
+    if (t->gnext)
+        t->gnext->gprev = t->gprev;
+    pthread_mutex_unlock(&getting_mu);
+}
+
+void shoal__spill_gets_cancel(void)
+{
+    pthread_mutex_lock(&getting_mu);
+    for (struct touch_req *t = getting; t; t = t->gnext) {
+        /* relaxed: the word only tells the caller how to wait (touch_phase); rt->down, set
+         * before, holds the code and message it answers (read with acquire). */
+        uint32_t phase = atomic_load_explicit(&t->sync.done, memory_order_relaxed);
+        while (phase == PH_WAIT || phase == PH_ROOM || phase == PH_READING) {
+            if (atomic_compare_exchange_weak_explicit(&t->sync.done, &phase, PH_DOWN,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                shoal__futex_wake(&t->sync.done, 1, false);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&getting_mu);
+}
+
+/* A get of a spilled object in a store that spills: post its restore and wait for the
+ * answer; with a limit (timeout_ns >= 0), give up at the limit while the restore still
+ * waits for room (spills to make it, or other threads to free it); the restore goes on, and
+ * a later get finds the object RESTORING or READY. A shutdown ends the wait at once. */
+static int touch_wait(shoal_ref ref, int64_t timeout_ns)
+{
+    if (shoal__io_self())
+        return shoal__err(SHOAL_EINVAL, "internal: the I/O thread cannot wait for itself");
     struct touch_req *t = calloc(1, sizeof *t);
     if (!t)
         return shoal__err(SHOAL_ENOMEM, "out of memory restoring a spilled object");
     t->sync.msg.run = touch_run;
     t->ref = ref;
     t->node = shoal__tls.node;
-    t->timed = true;
+    t->timed = true;   /* the request outlives a caller that gives up */
     atomic_init(&t->sync.done, PH_WAIT);
     atomic_init(&t->refs, 2);
+    getting_add(t);
+    /* seq_cst: after the lock above; see `getting` for the pair with the shutdown. */
+    if (unlikely(atomic_load_explicit(&shoal__rt->down, memory_order_seq_cst))) {
+        getting_remove(t);
+        free(t);
+        return shoal__down_err(shoal__rt);
+    }
     int rc = shoal__io_post(&t->sync.msg);
     if (rc) {
+        getting_remove(t);
         free(t);
         return rc;
     }
-    uint64_t deadline = shoal__now_ns() + (uint64_t)timeout_ns;
+    bool limited = timeout_ns >= 0;
+    uint64_t deadline = limited ? shoal__now_ns() + (uint64_t)timeout_ns : 0;
     uint32_t phase;
     bool worker = shoal__tls.worker >= 0, help = worker && restoring == 0;
     /* A worker naps 1 ms at most so that it comes back to run new tasks (iosync_wait). */
@@ -1700,9 +1766,16 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
     restoring++;
     /* acquire: pairs with the release store in shoal__iosync_answer (rc and err). */
     while ((phase = atomic_load_explicit(&t->sync.done, memory_order_acquire)) != PH_ANSWERED) {
+        if (phase == PH_DOWN) {   /* a shutdown: the restore may go on, without us */
+            getting_remove(t);
+            touch_put(t);
+            restoring--;
+            return shoal__down_err(shoal__rt);
+        }
         if (help && shoal__help_hook && shoal__help_hook())
             continue;   /* a task ran: look at the phase again */
-        if (phase != PH_ROOM) {   /* not looked at yet (a turn of the I/O thread), or reading */
+        if (phase != PH_ROOM || !limited) {
+            /* not looked at yet (a turn of the I/O thread), reading, or no limit */
             shoal__futex_wait(&t->sync.done, phase, worker ? &nap : NULL, false);
             continue;
         }
@@ -1712,6 +1785,7 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
             if (atomic_compare_exchange_strong_explicit(&t->sync.done, &phase, PH_GONE,
                                                         memory_order_relaxed,
                                                         memory_order_relaxed)) {
+                getting_remove(t);
                 touch_put(t);
                 restoring--;
                 return shoal__err(SHOAL_ETIMEDOUT, "object 0x%016llx not ready after %lld "
@@ -1726,6 +1800,7 @@ static int touch_timed(shoal_ref ref, int64_t timeout_ns)
             ts = nap;
         shoal__futex_wait(&t->sync.done, PH_ROOM, &ts, false);
     }
+    getting_remove(t);
     restoring--;
     rc = t->sync.rc;
     if (rc < 0)
@@ -1757,8 +1832,8 @@ int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns)
          * the limit covers (only the caller's own disk read is not bounded, shoal.h). */
         return shoal__obj_wait(ref, timeout_ns);
     }
-    if (timeout_ns >= 0 && shoal__rt->cfg.spill_dir)
-        return touch_timed(ref, timeout_ns);
+    if (shoal__rt->cfg.spill_dir)
+        return touch_wait(ref, timeout_ns);
     /* A worker runs other tasks meanwhile unless nested (restoring, above). */
     struct touch_req t;
     memset(&t, 0, sizeof t);
@@ -2008,6 +2083,10 @@ void shoal__spill_fork_child(void)
      * at exec), and the heap blocks may be mid-realloc. */
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.fd_direct = -1;
+    /* The same for the parent's waiting gets; their lock may have been held by a thread
+     * that is not here. */
+    pthread_mutex_init(&getting_mu, NULL);
+    getting = NULL;
 }
 
 static void free_restores(struct restore *r)
@@ -2036,4 +2115,8 @@ void shoal__spill_close(void)
     shoal__ext_reset(&sp.ex);
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.fd_direct = -1;
+    /* The same for the parent's waiting gets; their lock may have been held by a thread
+     * that is not here. */
+    pthread_mutex_init(&getting_mu, NULL);
+    getting = NULL;
 }

@@ -75,6 +75,10 @@ SHOAL__HIDDEN void shoal__spill_drop(shoal__slot *s, uint64_t gen);
  * at most timeout_ns; a worker runs other tasks meanwhile).
  * 0 = look again; < 0 with the message set. */
 SHOAL__HIDDEN int shoal__spill_touch(shoal_ref ref, shoal__slot *s, int64_t timeout_ns);
+/* shoal_shutdown, once the runtime is down (rt->down set) and before it waits for calls to
+ * leave: end every get waiting for a spilled object's read-back (shoal__spill_touch); they
+ * answer the shutdown's code (SHOAL_ECANCELED) at once, their restores go on. Any thread. */
+SHOAL__HIDDEN void shoal__spill_gets_cancel(void);
 /* Fill the spill counters of *out (shoal_stats_get). */
 SHOAL__HIDDEN void shoal__io_stats(shoal_stats *out);
 

@@ -20,7 +20,9 @@
  * claimed off a remote-free stack) is ordered by that process's atomics and by its death,
  * which TSan does not see. The giver's release and the taker's acquire of the slot's
  * handover (named by the slot's `off`, the field reused on the way) stand for that path;
- * nothing outside a TSan build. */
+ * nothing outside a TSan build. Givers: a flush onto the shared chain, a remote-free push;
+ * takers: every slot taken off a popped chain, a remote-free claim, a dead process's cache
+ * taken back. */
 #if defined(__SANITIZE_THREAD__)          /* gcc's name for a TSan build */
 #define SHOAL__TSAN 1
 #elif defined(__has_feature)

@@ -120,6 +120,7 @@ static void atfork_child(void)
     shoal__foreign_deps_fork_child();   /* the parent's dependents: never fired here */
     shoal__drain_fork_child();          /* mproc's private locks, made anew */
     shoal__xfer_fork_child();           /* windows the parent's other threads held */
+    shoal__fail_kept_fork_child();      /* failure messages kept out of the store */
     if (!rt)
         return;
     if (shoal__holds != NULL) {   /* published or attached (layout/mpseg.h) */
@@ -422,6 +423,7 @@ SHOAL_API int shoal_shutdown(void)
     shoal__rt_down(rt, SHOAL_ECANCELED, "canceled: the runtime is shutting down (shoal_shutdown "
                    "was called), and its objects, refs and pointers go with it; call "
                    "shoal_init() or shoal_attach() for a new one");
+    shoal__spill_gets_cancel();   /* gets waiting for read-backs sleep on their own words */
     shoal__calls_quiesce();
     if (!rt->owner) {   /* an attached process: detach (runtime/attach.c) */
         int rc = shoal__detach(rt);

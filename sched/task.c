@@ -200,8 +200,11 @@ static char *arg_failure(struct shoal_task *t, uint32_t i, int *code)
                 *code = c;
             const char *p;
             uint64_t n;
+            char kept[512];
             if (shoal__slot_bytes(sl, &p, &n) && n)   /* checked as the get path does (rt.h) */
                 msg = strndup(p, n);
+            else if (shoal__fail_kept((shoal_ref){ a->ref }, kept, sizeof kept))
+                msg = strdup(kept);   /* the store had no room for it (core/object.c) */
         }
     }
     if (!msg) {

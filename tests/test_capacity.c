@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "lib/check.h"
 
@@ -271,6 +272,64 @@ static void test_threads_share_capacity(void)
     CHECK_OK(shoal_shutdown());
 }
 
+/* A task that fails in a full store: its message needs room in the store (an object's
+ * failure message is its bytes), and there was none, so the get answered only "object ...
+ * failed (task failed)": the cause the task gave was lost (as a client's ingest that failed
+ * for want of room lost its figures, session 10's CI). It must survive: the get's message
+ * carries the task's own words. */
+static int fail_specific(shoal_task *t)
+{
+    return shoal_task_fail(t, "frobnicator 7 lost its widget (a cause worth keeping)");
+}
+
+static int succeed(shoal_task *t)
+{
+    return shoal_task_return(t, NULL, 0);
+}
+
+static void test_failure_message_in_full_store(void)
+{
+    test_start(sized(16u << 20, 0));
+    enum { MAX = 300000 };
+    shoal_ref *refs = malloc(sizeof *refs * MAX);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(refs);
+    int n = 0;
+    size_t sizes[] = { 64u << 10, 4096, 512, 64, 8, 1 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int got = fill(sizes[k], refs + n, MAX - n, 9);
+        CU_ASSERT_FATAL(got >= 0);
+        n += got;
+    }
+    usleep(20000);   /* idle workers give their cached blocks back */
+    for (int round = 0; round < 3; round++) {
+        shoal_ref r;
+        ASSERT_OK(shoal_submit(fail_specific, NULL, 0, NULL, &r));
+        const void *d;
+        size_t len;
+        CHECK_RC(get_within(r, &d, &len), SHOAL_ETASK);
+        if (!strstr(shoal_last_error(), "frobnicator 7 lost its widget"))
+            fprintf(stderr, "round %d: a task's failure in a full store reads: %s\n", round,
+                    shoal_last_error());
+        CU_ASSERT(strstr(shoal_last_error(), "frobnicator 7 lost its widget") != NULL);
+        /* A task taking it as an argument fails with its message too. */
+        shoal_arg a = SHOAL_REF(r);
+        shoal_ref r2;
+        ASSERT_OK(shoal_submit(succeed, &a, 1, NULL, &r2));
+        CHECK_RC(get_within(r2, &d, &len), SHOAL_ETASK);
+        if (!strstr(shoal_last_error(), "frobnicator 7 lost its widget"))
+            fprintf(stderr, "round %d: a task whose argument failed in a full store reads: %s\n",
+                    round, shoal_last_error());
+        CU_ASSERT(strstr(shoal_last_error(), "frobnicator 7 lost its widget") != NULL);
+        CHECK_OK(shoal_release(r2));
+        CHECK_OK(shoal_release(r));
+    }
+    for (int k = 0; k < n; k++)
+        CHECK_OK(shoal_release(refs[k]));
+    free(refs);
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -280,6 +339,7 @@ int main(void)
         { "a full object table", test_table_full },
         { "256 MiB objects", test_large_object },
         { "threads filling one store share its capacity", test_threads_share_capacity },
+        { "a task failing in a full store keeps its message", test_failure_message_in_full_store },
         { NULL, NULL },
     };
     return shoal_test_run("capacity", cases);

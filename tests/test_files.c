@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../io/io.h"
 #include "lib/check.h"
 
 static char dir[64];
@@ -593,6 +594,47 @@ static void test_shutdown_with_write_waiting(void)
     unsetenv("SHOAL_IO_EVENTFD");
 }
 
+/* A write whose source completes when no I/O engine takes its start (the post of its
+ * dependency's firing fails, as at an engine that stopped; the hook stands in for that
+ * moment): it ends on the completing thread, its result failed SHOAL_ECANCELED (a get of it
+ * wakes) and its record and its hold on the source gone. It failed before: the post's
+ * answer was dropped, the get waited out its limit (SHOAL_ETIMEDOUT) and the source's
+ * reference and the record leaked (objects_live stayed 2). */
+static int refuse_post(void)
+{
+    return shoal__err(SHOAL_ENOTINIT, "test: no I/O engine takes the write");
+}
+
+static void test_export_fire_not_posted(void)
+{
+    test_start(io_config(0));
+    char p[128];
+    path_of(p, sizeof p, "never-started");
+    unlink(p);
+    shoal_ref src, done;
+    void *buf;
+    ASSERT_OK(shoal_create(16, &buf, &src));
+    memset(buf, 7, 16);
+    ASSERT_OK(shoal_write_file(src, p, &done));   /* waits for the seal */
+    shoal__export_post_hook = refuse_post;
+    int rc = shoal_seal(src);                     /* fires the write: its post fails */
+    shoal__export_post_hook = NULL;
+    CHECK_OK(rc);
+    const void *d;
+    size_t n;
+    CHECK_RC(get_within(done, &d, &n), SHOAL_ECANCELED);
+    CU_ASSERT(strstr(shoal_last_error(), p) != NULL);
+    CU_ASSERT(strstr(shoal_last_error(), "I/O engine") != NULL);
+    CHECK_OK(shoal_release(done));
+    CHECK_OK(shoal_release(src));
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    CU_ASSERT(access(p, F_OK) != 0);              /* never created */
+    stop();
+#if defined(__SANITIZE_ADDRESS__)
+    CU_ASSERT_EQUAL(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
 /* A task takes a file object as a REF argument before it is ready. */
 static int sum_task(shoal_task *t)
 {
@@ -956,6 +998,8 @@ int main(int argc, char **argv)
         { "shutdown with I/O in flight", test_shutdown_in_flight },
         { "shutdown with a write waiting for a source never sealed", test_shutdown_with_write_waiting },
         { "shutdown stops an ingest its waiting caller runs", test_shutdown_stops_caller_ingest },
+        { "a write whose start no I/O engine takes fails, leaving nothing behind",
+          test_export_fire_not_posted },
         { "a file object as a task argument", test_task_arg },
         { "fallback: pread/pwrite helper thread", test_fallback },
         { "buffered I/O (SHOAL_IO_DIRECT=0)", test_buffered },

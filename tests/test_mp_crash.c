@@ -18,7 +18,9 @@
  * there) does not take the owner down.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -1131,6 +1133,60 @@ static void test_owner_freed_slot_recovered_from_killed_client(void)
     teardown_owner();
 }
 
+/* The same slot, our main thread's write of it (freeing a client's object with refs, then a
+ * remote free onto that client's stack), taken back by the client's drainer into its cache
+ * and pushed onto the shared chain by its detach, then popped off the chain by another
+ * thread of ours (its puts). Ordered through the client (a drain, a flush, a chain push),
+ * which ThreadSanitizer cannot see, and not through anything of ours: the popper waits on a
+ * relaxed flag, and did its first put (its caches) before the free. A chain's pop is a
+ * handover's take as the other takers are (os/compiler.h). */
+static _Atomic int chain_go;   /* relaxed: no happens-before edge from the main thread */
+enum { POP_PUTS = 400 };
+
+static void *chain_popper(void *p)
+{
+    shoal_ref *refs = p;
+    char b[64] = { 0 };
+    shoal_ref r;
+    if (shoal_put(b, sizeof b, &r) != 0 || shoal_release(r) != 0)
+        return NULL;
+    atomic_store_explicit(&chain_go, 1, memory_order_relaxed);   /* ready */
+    while (atomic_load_explicit(&chain_go, memory_order_relaxed) != 2)
+        usleep(1000);
+    for (int i = 0; i < POP_PUTS; i++)
+        if (shoal_put(b, sizeof b, &refs[i]) != 0)
+            refs[i] = (shoal_ref){ 0 };
+    return NULL;
+}
+
+static void test_owner_freed_slot_popped_off_the_chain(void)
+{
+    setup_owner();
+    static shoal_ref refs[POP_PUTS];
+    memset(refs, 0, sizeof refs);
+    atomic_store_explicit(&chain_go, 0, memory_order_relaxed);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, chain_popper, refs) == 0);
+    for (int i = 0; i < 20000 && atomic_load_explicit(&chain_go, memory_order_relaxed) != 1; i++)
+        usleep(1000);
+    struct mp_child c = mp_attached();
+    struct mp_rep m = mp_call(&c, CR_PUT_REFS, mp_ref_bits(owner_obj), 3000, 0, 0);
+    CU_ASSERT_FATAL(m.rc == 0);
+    shoal_ref x = mp_bits_ref(m.a);
+    CHECK_OK(shoal_retain(x));
+    CU_ASSERT_EQUAL(mp_call(&c, MP_RELEASE, m.a, 0, 0, 0).rc, 0);
+    CHECK_OK(shoal_release(x));   /* the last: its list released here, its slot to c */
+    CU_ASSERT_FATAL(mp_settle(base.bytes_used, base.objects_live, "a remote free drained"));
+    CU_ASSERT_EQUAL(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0).rc, 0);   /* its caches: the chain */
+    CU_ASSERT_EQUAL(mp_reap(&c), 0);
+    atomic_store_explicit(&chain_go, 2, memory_order_relaxed);
+    pthread_join(th, NULL);
+    for (int i = 0; i < POP_PUTS; i++)
+        if (refs[i].id)
+            CHECK_OK(shoal_release(refs[i]));
+    teardown_owner();
+}
+
 static const shoal_test_case cases[] = {
     { "killed_in_put", test_killed_in_put },
     { "killed_in_create_seal", test_killed_in_create_seal },
@@ -1163,6 +1219,7 @@ static const shoal_test_case cases[] = {
     { "killed_releasing_outer_with_ref_in_flight", test_killed_releasing_outer_with_ref_in_flight },
     { "owner_freed_slot_recovered_from_killed_client",
       test_owner_freed_slot_recovered_from_killed_client },
+    { "owner_freed_slot_popped_off_the_chain", test_owner_freed_slot_popped_off_the_chain },
     { NULL, NULL },
 };
 

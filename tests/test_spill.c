@@ -1723,6 +1723,119 @@ static void test_timed_get_of_an_object_being_restored(void)
 }
 
 
+/* shoal.h: shoal_shutdown wakes calls blocked in shoal_get and shoal_get_timeout, which
+ * return SHOAL_ECANCELED at once. Here gets of spilled objects whose read-backs wait: the
+ * hook holds the I/O thread first in v's restore, while x's requests (a 60 s get and an
+ * untimed one) and then w's are posted; let go, v's restore reads, x's restore waits for
+ * room (nothing spilled for it yet: PH_ROOM) and the hook holds the thread again in w's
+ * (not looked at yet: PH_WAIT). A shutdown then must end all four gets with SHOAL_ECANCELED
+ * while the I/O thread is still held (v's, reading, may have answered 0 just before). They
+ * waited on their requests' own words, which the shutdown's wake-up never touched: the
+ * shutdown sat in its wait for calls to leave until the hold ended (the untimed get for as
+ * long as x's room and read took), and the gets answered 0. */
+static shoal_ref held_v, held_w;
+
+static void hold_v_then_w(shoal_ref ref)
+{
+    int from = ref.id == held_v.id ? 1 : ref.id == held_w.id ? 3 : 0;
+    if (!from)
+        return;
+    atomic_store(&hold, from);
+    for (int i = 0; i < 60000 && atomic_load(&hold) == from; i++)
+        usleep(1000);
+}
+
+struct shutter { int rc; _Atomic int done; };
+
+static void *shutter_main(void *p)
+{
+    struct shutter *sh = p;
+    sh->rc = shoal_shutdown();
+    atomic_store(&sh->done, 1);
+    return NULL;
+}
+
+static void test_shutdown_wakes_gets_of_spilled_objects(void)
+{
+    shoal_test_deadline(SAN_DIV > 1 ? 240 : 60);
+    test_start(spill_config(256 * MiB, false));
+    shoal_ref v, w, x, y, z;
+    ASSERT_OK(put_obj(MiB, 3, &v));
+    ASSERT_OK(put_obj(MiB, 4, &w));
+    ASSERT_OK(put_obj(120 * MiB, 5, &x));
+    ASSERT_OK(put_obj(120 * MiB, 6, &y));
+    ASSERT_OK(put_obj(120 * MiB, 7, &z));   /* v, w and x, the oldest, are spilled for it */
+    for (int i = 0; i < 10000 && shoal__w_state(word_of(x)) != SHOAL__SPILLED; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(v)), SHOAL__SPILLED);
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(w)), SHOAL__SPILLED);
+    CU_ASSERT_EQUAL_FATAL(shoal__w_state(word_of(x)), SHOAL__SPILLED);
+    held_v = v;
+    held_w = w;
+    atomic_store(&hold, 0);
+    shoal__spill_restore_hook = hold_v_then_w;
+    struct poller q[4] = {
+        { .r = v, .timeout = 60000000000LL },   /* held, then reading */
+        { .r = x, .timeout = 60000000000LL },   /* waits for room */
+        { .r = x, .timeout = -1 },              /* untimed: joins x's restore */
+        { .r = w, .timeout = 60000000000LL },   /* held before it is looked at */
+    };
+    pthread_t pt[4];
+    for (int k = 0; k < 4; k++) {
+        /* timeout -1: shoal_get_timeout is shoal_get (shoal.h) */
+        CU_ASSERT_FATAL(pthread_create(&pt[k], NULL, poller_main, &q[k]) == 0);
+        if (k == 0)
+            for (int i = 0; i < 30000 && atomic_load(&hold) != 1; i++)
+                usleep(1000);
+        else
+            usleep(200000);   /* it saw its object SPILLED and posted its request */
+    }
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&hold), 1);
+    atomic_store(&hold, 2);   /* v's restore goes on; x's and w's requests are looked at */
+    for (int i = 0; i < 30000 && atomic_load(&hold) != 3; i++)
+        usleep(1000);
+    CU_ASSERT_EQUAL(atomic_load(&hold), 3);   /* held in w's restore */
+    CU_ASSERT_EQUAL(shoal__w_state(word_of(x)), SHOAL__RESTORING);
+    bool v_before = atomic_load(&q[0].done);
+    for (int k = 1; k < 4; k++)
+        CU_ASSERT_FALSE(atomic_load(&q[k].done));
+    struct shutter sh = { 0 };
+    pthread_t st;
+    double t0 = now_s();
+    CU_ASSERT_FATAL(pthread_create(&st, NULL, shutter_main, &sh) == 0);
+    bool all = false;
+    for (int i = 0; i < 10000 && !all; i++) {
+        all = true;
+        for (int k = 0; k < 4; k++)
+            all = all && atomic_load(&q[k].done);
+        if (!all)
+            usleep(1000);
+    }
+    double took = now_s() - t0;
+    if (!all)
+        fprintf(stderr, "gets of spilled objects still waiting %.1f s into a shutdown\n", took);
+    CU_ASSERT(all);
+    atomic_store(&hold, 4);   /* the I/O thread goes on: the shutdown stops it */
+    for (int k = 0; k < 4; k++) {
+        pthread_join(pt[k], NULL);
+        if (k == 0 && v_before && q[k].rc == 0)
+            continue;
+        if (q[k].rc != SHOAL_ECANCELED)
+            fprintf(stderr, "get %d of a spilled object during a shutdown: rc %d after %.3f s\n",
+                    k, q[k].rc, q[k].took);
+        CU_ASSERT_EQUAL(q[k].rc, SHOAL_ECANCELED);
+    }
+    for (int i = 0; i < 60000 && !atomic_load(&sh.done); i++)
+        usleep(1000);
+    CU_ASSERT_FATAL(atomic_load(&sh.done));
+    pthread_join(st, NULL);
+    shoal__spill_restore_hook = NULL;
+    CU_ASSERT_EQUAL(sh.rc, 0);
+    unsetenv("SHOAL_NO_IO_URING");
+    CU_ASSERT_EQUAL(count_files(dir, "shoal-spill-"), 0);
+}
+
+
 /* Teardown: remove the suite's spill directories. */
 static int remove_dir(void) { return test_remove_dir(dir); }
 
@@ -2081,6 +2194,8 @@ int main(int argc, char **argv)
           test_two_timed_gets_of_a_spilled_object_waiting_for_room },
         { "a task's timed get of a spilled object runs other tasks meanwhile",
           test_timed_get_of_a_spilled_object_in_a_task_helps },
+        { "a shutdown ends gets of spilled objects waiting for their read-back",
+          test_shutdown_wakes_gets_of_spilled_objects },
         { "a fork() child's own store leaves the parent's spilling alone",
           test_fork_child_leaves_spill_alone },
         { "fallback: pread/pwrite helper thread", test_fallback },
