@@ -661,9 +661,13 @@ static void ingest_open_op(struct ingest *g)
                           .done = ingest_opened, .owner = g, .fd = -1 };
 }
 
+void (*shoal__ingest_start_hook)(void);
+
 static void ingest_start(shoal__iomsg *m)
 {
     struct ingest *g = (struct ingest *)((char *)m - offsetof(struct ingest, start));
+    if (unlikely(shoal__ingest_start_hook != NULL))
+        shoal__ingest_start_hook();
     bool mine = claim(g->take, g->ref.id);
     ingest_put(g);   /* the message's reference; the owner holds the other */
     if (!mine)

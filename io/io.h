@@ -171,6 +171,9 @@ SHOAL__HIDDEN bool shoal__export_cancel_waiting(void);
 /* Tests: when set, a write's dependency firing asks it first and, when it answers non-zero
  * (a code, message set), acts as if shoal__io_post had failed with it. */
 extern SHOAL__HIDDEN int (*shoal__export_post_hook)(void);
+/* Tests: when set, the I/O thread calls it before it tries to start an ingest, so a test can
+ * hold it there while a waiting caller takes the ingest over (shoal__ingest_take). */
+extern SHOAL__HIDDEN void (*shoal__ingest_start_hook)(void);
 /* In a fork() child (io/ring.c's handler): forget the parent's waiting writes. */
 SHOAL__HIDDEN void shoal__export_fork_child(void);
 /* The same for the parent's ingests that a waiting caller could have taken over. */

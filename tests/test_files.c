@@ -892,9 +892,18 @@ static void test_eventfd_bell(void) { run_modes(3); }
  * however large. Shutdown must stop it within a bounded time: the ingest ends as canceled
  * (its get answers SHOAL_ECANCELED, as every blocked get does) after the chunk in hand;
  * before the fix the get read all of it and answered 0 (0.2 s to 49 s here, with the load).
- * A sparse file of 1 GiB. The I/O thread may win the race to start the ingest (then the
- * caller only waits): tried again. */
+ * A sparse file of 1 GiB. A hook holds the I/O thread before it starts the ingest until the
+ * test has seen the caller read (or 15 s passed), so that the caller takes it: without it,
+ * on a loaded machine the I/O thread won the race in each of five tries (then the caller
+ * only waits). Tried again if it still does. */
 struct big_get { const char *path; int rc, tid; _Atomic int started, done; };
+static _Atomic int io_may_start;
+
+static void hold_ingest_start(void)
+{
+    for (int i = 0; i < 15000 && !atomic_load(&io_may_start); i++)
+        usleep(1000);
+}
 
 static double now_s(void)
 {
@@ -933,6 +942,8 @@ static void test_shutdown_stops_caller_ingest(void)
     mode = 2;   /* buffered: the caller reads, not the ring */
     bool tried = false;
     for (int attempt = 0; attempt < 5 && !tried; attempt++) {
+        atomic_store(&io_may_start, 0);
+        shoal__ingest_start_hook = hold_ingest_start;   /* before the I/O thread starts */
         test_start(io_config(size + (64u << 20)));
         struct big_get g = { .path = p };
         pthread_t th;
@@ -946,10 +957,12 @@ static void test_shutdown_stops_caller_ingest(void)
             r = task_rchar(g.tid);
         }
         tried = r - r0 >= (8 << 20) && !atomic_load(&g.done);
+        atomic_store(&io_may_start, 1);
         double t0 = now_s();
         CHECK_OK(shoal_shutdown());
         double took = now_s() - t0;
         pthread_join(th, NULL);
+        shoal__ingest_start_hook = NULL;
         if (!tried)
             continue;   /* the I/O thread ran it: again */
         if (getenv("SHOAL_TEST_VERBOSE") || took >= 20.0)
