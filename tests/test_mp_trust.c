@@ -34,7 +34,11 @@ static void adv_push(unsigned p, uint64_t idx)
             atomic_store_explicit(&rt->slots[idx].next, (uint32_t)head, memory_order_relaxed);
     } while (!atomic_compare_exchange_weak_explicit(&P->rfree, &head, idx, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    atomic_fetch_add_explicit(&P->wake, 1, memory_order_release);
+    /* Woken as a real push wakes its drainer (remote_free.c, shoal__rfree_push): the
+     * stack's process, or the owner for a free index. Without it a drainer in its long
+     * sleep saw the forgeries only when something else woke it (the death, at the latest). */
+    shoal__wake_proc(rt, p & 0xffu);
+    shoal__wake_proc(rt, 0);
 }
 
 static void adversary(const struct mp_cmd *m, struct mp_rep *r)
@@ -91,6 +95,30 @@ static void adversary(const struct mp_cmd *m, struct mp_rep *r)
 
 static const size_t lens[] = { 1, 64, 100, 4096, 70000, 5u << 20 };
 #define NLENS (sizeof lens / sizeof lens[0])
+
+/* Wait (bounded: a hang fails the checks after it, never this wait) until the remote-free
+ * stacks of processes 0 to 2, where the forged entries went, are empty: each entry taken by
+ * its drainer (the owner's drain thread for 0 and a free index, the client's for its own).
+ * Before, a 200 ms sleep here, with adv_push bumping the drainers' wake words without waking
+ * them: a drainer in its long sleep left the entries on the stacks (heads 64 and 36 after
+ * 20 s, on an idle machine) until the client's death woke the owner, so the victims' checks
+ * below ran before the owner had looked at any forgery. */
+static void forged_entries_drained(void)
+{
+    struct shoal__mp *x = shoal__mp_of(shoal__rt);
+    for (int k = 0; k < 20000; k++) {
+        bool empty = true;
+        for (unsigned p = 0; p < 3; p++)
+            empty = empty && atomic_load(&x->procs[p].rfree) == 0;
+        if (empty)
+            return;
+        usleep(1000);
+    }
+    fprintf(stderr, "forged remote-free entries still on the stacks after 20 s: heads %llu "
+            "%llu %llu\n", (unsigned long long)atomic_load(&x->procs[0].rfree),
+            (unsigned long long)atomic_load(&x->procs[1].rfree),
+            (unsigned long long)atomic_load(&x->procs[2].rfree));
+}
 
 static int kept_ok(const shoal_ref *k, int n)
 {
@@ -161,7 +189,7 @@ static void test_adversarial_client(void)
     /* A ledger that claims it holds many references to what we keep. */
     for (int i = 0; i < K; i++)
         mp_call(&c, ADV_LEDGER, mp_ref_bits(kept[i]), 1000, 0, 0);
-    usleep(200000);   /* not needed for correctness: lets our drain thread see the forgeries */
+    forged_entries_drained();
     /* The victims: reading them gives an error or bytes inside the store, never a fault;
      * releasing them frees nothing of ours that is live. */
     for (int i = 0; i < V; i++) {
@@ -176,8 +204,11 @@ static void test_adversarial_client(void)
     churn(8);
     CU_ASSERT_EQUAL(kept_ok(kept, K), 0);
     /* It dies; its garbage ledger is read. */
+    uint64_t seen = mp_deaths();
     CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
-    usleep(300000);   /* not needed for correctness: lets the death be processed first */
+    /* The checks below are for after the death is processed (a fixed sleep let them run
+     * before it on a loaded machine). */
+    CU_ASSERT(mp_death_processed(seen));
     churn(8);
     int bad = kept_ok(kept, K);
     CU_ASSERT_EQUAL(bad, 0);
