@@ -115,28 +115,30 @@ bool shoal__own_release(shoal__rt_t *rt, uint32_t idx, uint64_t gen)
 
 /* Process p's object in slot idx is gone and the slot is the caller's: give its bytes back
  * (mine: to this process's allocator; else p is gone, its chunks return whole) and uncount
- * them from p's shard. */
-static void give_bytes(shoal__rt_t *rt, uint32_t idx, unsigned p, bool mine)
+ * them from p's shard. False when the slot names no object of p inside the store (a forged
+ * entry): nothing done. */
+static bool give_bytes(shoal__rt_t *rt, uint32_t idx, unsigned p, bool mine)
 {
     shoal__slot *s = &rt->slots[idx];
     if (SHOAL__AUX_PROC(__atomic_load_n(&s->aux, __ATOMIC_RELAXED)) != p) {
         notice("a remote free names another process's object", idx);
-        return;
+        return false;
     }
     uint64_t off = s->off, len = s->len, span = rt->node_span * rt->nnodes;
     if (off >= span || len > span - off) {
         notice("remote free of bytes outside the store", idx);
-        return;
+        return false;
     }
     unsigned node = node_of(rt, off);
     shoal__count_objs(rt, p, node, -1);
     if (!len)
-        return;
+        return true;
     /* Ours: checked against our allocator's private records (a refused free stays counted,
      * a leak). Else allocated by a process that is gone: its chunks return whole later
      * (mproc/publish.c). */
     if (!mine || shoal__arena_free_direct(rt, off, len))
         shoal__count_bytes(rt, p, node, -(int64_t)shoal__acct_size(len));
+    return true;
 }
 
 bool shoal__claim(shoal__rt_t *rt, uint32_t idx, uint64_t w)
@@ -162,10 +164,16 @@ static void reclaim(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uint64_
 {
     if (!shoal__claim(rt, idx, w))
         return;
-    /* A FREE word holds the next generation: the freed object's is the one before. */
+    /* A FREE word holds the next generation: the freed object's is the one before. An entry
+     * that names no object we can account for is forged (its FREEING mark written by a
+     * process over a free slot: in a thread cache of ours, a chain of the shared stack):
+     * the slot stays claimed and out of use (a leak), as giving it back would hand it out
+     * twice, two objects under one ref. */
     if (!(rt->owner && p == 0 ? shoal__own_release(rt, idx, shoal__gen_prev(shoal__w_gen(w)))
-                              : (give_bytes(rt, idx, p, mine), true)))
+                              : give_bytes(rt, idx, p, mine))) {
         notice("a remote free of an object the owner has no record of", idx);
+        return;
+    }
     shoal__slot_give(rt, t, idx);
 }
 
@@ -289,7 +297,7 @@ void shoal__free_routed(shoal__rt_t *rt, struct shoal__thr *t, uint32_t idx, uin
         shoal__rfree_push(rt, idx, p);
         return;
     } else {
-        give_bytes(rt, idx, p, false);   /* gone: its chunks return whole */
+        (void)give_bytes(rt, idx, p, false);   /* gone: its chunks return whole */
     }
     shoal__slot_give(rt, t, idx);
 }

@@ -330,29 +330,50 @@ static bool wait_for_reuse(void)
     return false;
 }
 
+/* Whether slot idx is in the store's shared stack of free slots (core/slots.c: chains
+ * linked through their FREE words' low halves, 0 ending one, each chain's first slot's
+ * `next` naming the next chain). While wait_cached looks, nothing pops (the thread that
+ * would is this one) and a push leaves the chains below it as they were. Bounded by the
+ * table size, as a walk of links another process writes must be. */
+static bool in_shared_stack(uint32_t idx)
+{
+    shoal__rt_t *rt = shoal__rt;
+    uint64_t seen = 0;
+    uint32_t c = (uint32_t)atomic_load(&rt->hdr->free_head);
+    while (c != 0 && c < rt->nslots && seen < rt->nslots) {
+        for (uint32_t q = c; q != 0 && q < rt->nslots && seen < rt->nslots; seen++) {
+            if (q == idx)
+                return true;
+            q = (uint32_t)(atomic_load(&rt->slots[q].word) & SHOAL__W_FREE_LINK);
+        }
+        c = atomic_load(&rt->slots[c].next);
+    }
+    return false;
+}
+
 /* DE_ACCEPT_EXPIRING's accept, held after it read its record INFLIGHT: wait (bounded) until
  * the record expired and the owner dropped the reference (the slot FREE; the client's
  * drain thread frees it and flushes it to the shared stack), then take slots into this
  * thread's cache (puts, until one of them is that slot, given back, or it is tagged): the
  * slot is in our cache, its ledger entry SHOAL__HOLDS_CACHED (core/thread.h). The puts are
  * kept (released with the client's death): giving them back would flush the oldest cached
- * slots, that one among them, to the shared stack. Once. */
+ * slots, that one among them, to the shared stack. Once.
+ * The wait is for the slot found in the shared stack itself, not for a look of its word:
+ * the owner's drop makes the word FREE with a low half of 0 (mproc/inflight.c, drop) and
+ * only then marks it FREEING for our drain thread (remote_free.c, shoal__free_routed), and
+ * the last slot of a chain in the stack reads the same. An owner thread preempted between
+ * the two (a loaded machine) let the wait take the slot for one in the stack: the puts all
+ * came from the bump, the slot reached the stack only after them, and the test failed (8
+ * runs of 130 with the test and three busy loops on one CPU). */
 static uint32_t expiring_idx;
-static bool expiring_cached;
+static bool expiring_cached, expiring_stacked;
 static void wait_cached(void)
 {
     shoal__xfer_accept_hook = NULL;
     _Atomic uint64_t *w = &shoal__rt->slots[expiring_idx].word;
     uint32_t tag = (uint32_t)(SHOAL__W_CACHED | shoal__rt->proc);
-    /* In the shared stack: FREE, neither marked FREEING by the owner's drop nor claimed (1)
-     * nor in our drain thread's cache (tagged) as its drain of our remote frees puts it. */
-    for (int k = 0; k < 20000; k++) {
-        uint64_t v = atomic_load(w);
-        if (shoal__w_state(v) == SHOAL__FREE && !(v & SHOAL__W_MARK_MASK) &&
-            (uint32_t)v != 1 && (uint32_t)v != tag)
-            break;
+    for (int k = 0; k < 20000 && !(expiring_stacked = in_shared_stack(expiring_idx)); k++)
         usleep(1000);
-    }
     enum { PUTS = 4096 };
     static shoal_ref t[PUTS];
     int n = 0;
@@ -374,7 +395,7 @@ static void accept_expiring(struct mp_rep *r)
         return;
     uint32_t idx = (uint32_t)shoal__id_idx(x.id);
     expiring_idx = idx;
-    expiring_cached = false;
+    expiring_cached = expiring_stacked = false;
     shoal__xfer_accept_hook = wait_cached;
     r->rc = shoal_accept(x);
     shoal__xfer_accept_hook = NULL;
@@ -382,8 +403,9 @@ static void accept_expiring(struct mp_rep *r)
     r->b = atomic_load(&shoal__holds[idx]);
     if (!expiring_cached) {
         fprintf(stderr, "accept_expiring: the slot never reached this process's cache "
-                "(accept rc %lld, slot word %016llx)\n", (long long)r->rc,
-                (unsigned long long)atomic_load(&shoal__rt->slots[idx].word));
+                "(accept rc %lld, slot word %016llx, %s the shared stack within 20 s)\n",
+                (long long)r->rc, (unsigned long long)atomic_load(&shoal__rt->slots[idx].word),
+                expiring_stacked ? "seen in" : "not seen in");
         r->rc = -1000;
     }
 }

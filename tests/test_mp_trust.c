@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/thread.h"
 #include "../mproc/mproc.h"
 #include "lib/mp.h"
 
@@ -34,7 +35,11 @@ static void adv_push(unsigned p, uint64_t idx)
             atomic_store_explicit(&rt->slots[idx].next, (uint32_t)head, memory_order_relaxed);
     } while (!atomic_compare_exchange_weak_explicit(&P->rfree, &head, idx, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    atomic_fetch_add_explicit(&P->wake, 1, memory_order_release);
+    /* Woken as a real push wakes its drainer (remote_free.c, shoal__rfree_push): the
+     * stack's process, or the owner for a free index. Without it a drainer in its long
+     * sleep saw the forgeries only when something else woke it (the death, at the latest). */
+    shoal__wake_proc(rt, p & 0xffu);
+    shoal__wake_proc(rt, 0);
 }
 
 static void adversary(const struct mp_cmd *m, struct mp_rep *r)
@@ -91,6 +96,57 @@ static void adversary(const struct mp_cmd *m, struct mp_rep *r)
 
 static const size_t lens[] = { 1, 64, 100, 4096, 70000, 5u << 20 };
 #define NLENS (sizeof lens / sizeof lens[0])
+
+/* Wait (bounded: a hang fails the checks after it, never this wait) until the remote-free
+ * stacks of processes 0 to 2, where the forged entries went, are empty: each entry taken by
+ * its drainer (the owner's drain thread for 0 and a free index, the client's for its own).
+ * Before, a 200 ms sleep here, with adv_push bumping the drainers' wake words without waking
+ * them: a drainer in its long sleep left the entries on the stacks (heads 64 and 36 after
+ * 20 s, on an idle machine) until the client's death woke the owner, so the victims' checks
+ * below ran before the owner had looked at any forgery. */
+static void forged_entries_drained(void)
+{
+    struct shoal__mp *x = shoal__mp_of(shoal__rt);
+    for (int k = 0; k < 20000; k++) {
+        bool empty = true;
+        for (unsigned p = 0; p < 3; p++)
+            empty = empty && atomic_load(&x->procs[p].rfree) == 0;
+        if (empty)
+            return;
+        usleep(1000);
+    }
+    fprintf(stderr, "forged remote-free entries still on the stacks after 20 s: heads %llu "
+            "%llu %llu\n", (unsigned long long)atomic_load(&x->procs[0].rfree),
+            (unsigned long long)atomic_load(&x->procs[1].rfree),
+            (unsigned long long)atomic_load(&x->procs[2].rfree));
+}
+
+/* How many of the free slots this thread has cached the shared stack holds too (walked
+ * through FREE words only: a link the adversary wrote ends the walk). Such a slot is handed
+ * out twice: two objects under one ref. The adversary marks every FREE slot, our cached
+ * ones among them, as freed for us and pushes them on our stack; the owner used to give
+ * each one it could not account for back to its drain thread's cache, which flushed it to
+ * the shared stack (TSan saw the two puts of one slot). */
+static int cached_and_stacked(void)
+{
+    shoal__rt_t *rt = shoal__rt;
+    struct shoal__thr *t = shoal__thr_get();
+    int both = 0;
+    uint64_t seen = 0;
+    uint32_t c = (uint32_t)atomic_load(&rt->hdr->free_head);
+    while (t && c != 0 && c < rt->nslots && seen < rt->nslots) {
+        for (uint32_t q = c; q != 0 && q < rt->nslots && seen < rt->nslots; seen++) {
+            uint64_t w = atomic_load(&rt->slots[q].word);
+            if (shoal__w_state(w) != SHOAL__FREE)
+                break;
+            for (uint32_t i = 0; i < t->nfree; i++)
+                both += t->free[i] == q;
+            q = (uint32_t)(w & SHOAL__W_FREE_LINK);
+        }
+        c = atomic_load(&rt->slots[c].next);
+    }
+    return both;
+}
 
 static int kept_ok(const shoal_ref *k, int n)
 {
@@ -161,7 +217,11 @@ static void test_adversarial_client(void)
     /* A ledger that claims it holds many references to what we keep. */
     for (int i = 0; i < K; i++)
         mp_call(&c, ADV_LEDGER, mp_ref_bits(kept[i]), 1000, 0, 0);
-    usleep(200000);   /* not needed for correctness: lets our drain thread see the forgeries */
+    forged_entries_drained();
+    int twice = cached_and_stacked();
+    CU_ASSERT_EQUAL(twice, 0);
+    if (twice)
+        fprintf(stderr, "%d free slots both in our cache and in the shared stack\n", twice);
     /* The victims: reading them gives an error or bytes inside the store, never a fault;
      * releasing them frees nothing of ours that is live. */
     for (int i = 0; i < V; i++) {
@@ -176,8 +236,11 @@ static void test_adversarial_client(void)
     churn(8);
     CU_ASSERT_EQUAL(kept_ok(kept, K), 0);
     /* It dies; its garbage ledger is read. */
+    uint64_t seen = mp_deaths();
     CU_ASSERT_EQUAL(mp_kill(&c), 128 + SIGKILL);
-    usleep(300000);   /* not needed for correctness: lets the death be processed first */
+    /* The checks below are for after the death is processed (a fixed sleep let them run
+     * before it on a loaded machine). */
+    CU_ASSERT(mp_death_processed(seen));
     churn(8);
     int bad = kept_ok(kept, K);
     CU_ASSERT_EQUAL(bad, 0);
