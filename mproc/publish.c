@@ -64,6 +64,9 @@ static struct {
     bool on;
     shoal__rt_t *rt;
     int lfd, ep, evfd;
+    int spare;                    /* /dev/null, kept to be closed when out of descriptors */
+    bool listen_off;              /* out of descriptors: not listening until resume_ns */
+    uint64_t resume_ns, told_ns;
     int seg_fd;
     uint64_t seg_len;
     pthread_t th;
@@ -80,7 +83,7 @@ static struct {
     uint64_t own_holds_len;
     uint64_t own_len;             /* bytes of the records shoal__own points to */
     struct shoal__thr t;          /* the service thread's slot cache (never registered) */
-} pub = { .lfd = -1, .ep = -1, .evfd = -1 };
+} pub = { .lfd = -1, .ep = -1, .evfd = -1, .spare = -1 };
 
 static char tag_listen, tag_event;   /* epoll data for the two non-connection fds */
 
@@ -533,6 +536,29 @@ static void send_reject(int fd, int32_t code, const char *why)
     send_msg(fd, &m, n, NULL, 0);
 }
 
+/* The connection that has waited longest without saying HELLO, other than keep; MAX_CONNS
+ * when there is none. */
+static unsigned oldest_idle(unsigned keep)
+{
+    unsigned old = MAX_CONNS;
+    for (unsigned k = 0; k < MAX_CONNS; k++)
+        if (k != keep && pub.conns[k] && pub.conns[k]->state == SHOAL__CONN_HANDSHAKE &&
+            (old == MAX_CONNS || pub.conns[k]->since_ns < pub.conns[old]->since_ns))
+            old = k;
+    return old;
+}
+
+/* Drop the oldest silent connection (not keep) to free its slot and descriptor: a real
+ * client says HELLO at once, so idle connections never lock attaching out. */
+static bool evict_idle(shoal__rt_t *rt, unsigned keep)
+{
+    unsigned old = oldest_idle(keep);
+    if (old == MAX_CONNS)
+        return false;
+    conn_close(rt, old);
+    return true;
+}
+
 /* A free process index, round-robin so that an index is reused as late as possible. */
 static unsigned pick_proc(struct shoal__mp *x)
 {
@@ -569,8 +595,16 @@ static void welcome(shoal__rt_t *rt, unsigned i, const struct shoal__hello *h)
 {
     struct conn *c = pub.conns[i];
     struct shoal__mp *x = shoal__mp_of(rt);
-    if (make_ledger(rt, c) != 0) {
-        send_reject(c->fd, SHOAL_ENOMEM, "the owner cannot create the reference ledger");
+    int rc;
+    bool nofds = false;
+    /* Out of descriptors: a silent connection makes room for the ledger's memfd. */
+    while ((rc = make_ledger(rt, c)) != 0 &&
+           (nofds = c->l.fd < 0 && (errno == EMFILE || errno == ENFILE)) && evict_idle(rt, i))
+        ;
+    if (rc != 0) {
+        send_reject(c->fd, SHOAL_ENOMEM, nofds ? "the owner is out of file descriptors (its "
+                                                 "ulimit -n): it cannot create the ledger"
+                                               : "the owner cannot create the reference ledger");
         conn_close(rt, i);
         return;
     }
@@ -673,12 +707,64 @@ static void conn_read(shoal__rt_t *rt, unsigned i)
     }
 }
 
+/* accept failed with EMFILE or ENFILE. The listening socket stays readable, so returning
+ * would spin the thread: make room and say whether to accept again. The oldest silent
+ * connection goes first (as when the table is full); with none, the spare descriptor lets
+ * us take the pending connection and close it at once, the client reading a refusal that
+ * says why; without a spare either, we stop listening for a while. */
+static bool out_of_fds(shoal__rt_t *rt)
+{
+    int e = errno;
+    if (evict_idle(rt, MAX_CONNS))
+        return true;
+    uint64_t now = shoal__now_ns();
+    if (now - pub.told_ns > 10000000000u || pub.told_ns == 0) {
+        pub.told_ns = now;
+        shoal__log("store owner out of file descriptors (%s): refusing connections; raise "
+                   "ulimit -n", strerror(e));
+    }
+    if (pub.spare >= 0) {
+        close(pub.spare);
+        pub.spare = -1;
+        int fd = accept4(pub.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int ae = fd < 0 ? errno : 0;
+        if (fd >= 0) {
+            send_reject(fd, SHOAL_EBUSY, "the store owner is out of file descriptors (its "
+                                         "ulimit -n): try again later");
+            close(fd);
+        }
+        pub.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && pub.spare >= 0)
+            return true;
+        if (fd < 0 && ae != EMFILE && ae != ENFILE && pub.spare >= 0)
+            return false;   /* nothing pending any more */
+    }
+    /* Someone else took the descriptors: listen again in a while (service_main). */
+    struct epoll_event el = { .events = 0, .data.ptr = &tag_listen };
+    epoll_ctl(pub.ep, EPOLL_CTL_MOD, pub.lfd, &el);
+    pub.listen_off = true;
+    pub.resume_ns = now + RECLAIM_MIN_NS;
+    return false;
+}
+
+static void listen_resume(void)
+{
+    if (pub.spare < 0)
+        pub.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct epoll_event el = { .events = EPOLLIN, .data.ptr = &tag_listen };
+    epoll_ctl(pub.ep, EPOLL_CTL_MOD, pub.lfd, &el);
+    pub.listen_off = false;
+}
+
 static void conn_accept(shoal__rt_t *rt)
 {
     for (;;) {
         int fd = accept4(pub.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
+        if (fd < 0) {
+            if ((errno == EMFILE || errno == ENFILE) && out_of_fds(rt))
+                continue;
             return;
+        }
         /* The peer's identity comes from the kernel, never from what it says (HELLO.pid). */
         struct ucred cr;
         socklen_t cl = sizeof cr;
@@ -695,11 +781,7 @@ static void conn_accept(shoal__rt_t *rt)
             /* Full: the connection that has waited longest without saying HELLO goes. A
              * real client says it at once, so idle connections, however many, never lock
              * attaching out (at most 255 of the table are attached processes). */
-            unsigned old = MAX_CONNS;
-            for (unsigned k = 0; k < MAX_CONNS; k++)
-                if (pub.conns[k]->state == SHOAL__CONN_HANDSHAKE &&
-                    (old == MAX_CONNS || pub.conns[k]->since_ns < pub.conns[old]->since_ns))
-                    old = k;
+            unsigned old = oldest_idle(MAX_CONNS);
             if (old < MAX_CONNS) {
                 conn_close(rt, old);
                 i = old;
@@ -737,7 +819,8 @@ static void *service_main(void *arg)
         bool handshakes = false;
         for (unsigned i = 0; i < MAX_CONNS; i++)
             handshakes |= pub.conns[i] && pub.conns[i]->state == SHOAL__CONN_HANDSHAKE;
-        int timeout = pub.ngone || handshakes ? (int)(RECLAIM_MIN_NS / 1000000u) : -1;
+        int timeout = pub.ngone || handshakes || pub.listen_off
+                          ? (int)(RECLAIM_MIN_NS / 1000000u) : -1;
         int n = epoll_wait(pub.ep, evs, 32, timeout);
         for (int k = 0; k < n; k++) {
             void *d = evs[k].data.ptr;
@@ -754,6 +837,8 @@ static void *service_main(void *arg)
                 }
         }
         uint64_t now = shoal__now_ns();
+        if (pub.listen_off && now >= pub.resume_ns)
+            listen_resume();
         for (unsigned i = 0; i < MAX_CONNS; i++)
             if (pub.conns[i] && pub.conns[i]->state == SHOAL__CONN_HANDSHAKE &&
                 now - pub.conns[i]->since_ns > HANDSHAKE_NS)
@@ -808,6 +893,9 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
     pub.seg_len = seg_len;
     pub.ngone = 0;
     pub.next_proc = 0;
+    pub.listen_off = false;
+    pub.told_ns = 0;
+    pub.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* best effort: out_of_fds */
     memset(pub.conns, 0, sizeof pub.conns);
     memset(&pub.t, 0, sizeof pub.t);
     pub.own_holds_len = shoal__ledger_bytes(rt->nslots);
@@ -919,7 +1007,9 @@ void shoal__publish_stop(shoal__rt_t *rt)
         close(pub.ep);
     if (pub.evfd >= 0)
         close(pub.evfd);
-    pub.lfd = pub.ep = pub.evfd = -1;
+    if (pub.spare >= 0)
+        close(pub.spare);
+    pub.lfd = pub.ep = pub.evfd = pub.spare = -1;
     pub.on = false;
 }
 
@@ -941,7 +1031,7 @@ void shoal__publish_forget(void)
     /* Only forget: the service thread may have been closing a connection when we were
      * forked, and its number may name another descriptor here. The copies are harmless
      * (the owner learns of a client's death from the client's end) and close at exec. */
-    pub.lfd = pub.ep = pub.evfd = -1;
+    pub.lfd = pub.ep = pub.evfd = pub.spare = -1;
     memset(pub.conns, 0, sizeof pub.conns);
     pub.th_started = false;
     pub.own_holds = NULL;

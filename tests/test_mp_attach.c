@@ -1,5 +1,6 @@
 /* test_mp_attach.c - attaching is never locked out and a refusal says why (issue 11): many
- * idle connections do not keep a real client out; a full process table answers SHOAL_EBUSY
+ * idle connections do not keep a real client out, nor spin an owner out of descriptors (whose
+ * refusal, with nothing to give way, says why); a full process table answers SHOAL_EBUSY
  * with the limit; another user answers SHOAL_EPERM, never SHOAL_EIO "Broken pipe", from
  * either side; a store is shared by one user's processes only (root included); a client's
  * shoal_submit says that it runs no workers; the owner takes a client's pid from the
@@ -116,6 +117,128 @@ static void test_idle_connections_never_lock_out(void)
     for (int k = 0; k < n; k++)
         close(fds[k]);
     CHECK_OK(shoal_shutdown());
+}
+
+enum { OP_FD_LIMIT = MP_USER };   /* a=n: soft RLIMIT_NOFILE leaving n descriptors free */
+
+static void attach_child(const struct mp_cmd *m, struct mp_rep *r)
+{
+    if (m->code != OP_FD_LIMIT) {
+        r->rc = -1;
+        return;
+    }
+    static bool used[65536];
+    DIR *d = opendir("/proc/self/fd");
+    int self = d ? dirfd(d) : -1;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        long f = atol(e->d_name);
+        if (e->d_name[0] != '.' && f != self && f < 65536)
+            used[f] = true;
+    }
+    if (d)
+        closedir(d);
+    /* Descriptors come lowest first: the limit is past the first n free numbers. */
+    rlim_t lim = 0;
+    for (uint64_t left = m->a; lim < 65535 && (used[lim] || left--); lim++)
+        ;
+    struct rlimit rl;
+    r->rc = getrlimit(RLIMIT_NOFILE, &rl) != 0 ? -errno : 0;
+    if (r->rc == 0) {
+        rl.rlim_cur = lim;
+        r->rc = setrlimit(RLIMIT_NOFILE, &rl) != 0 ? -errno : 0;
+        r->a = rl.rlim_cur;
+    }
+}
+
+/* CPU time process pid has used (utime + stime of /proc/<pid>/stat), in ms; -1 on error. */
+static long cpu_ms(pid_t pid)
+{
+    char path[64], b[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    b[n] = 0;
+    char *p = strrchr(b, ')');
+    unsigned long ut, st;
+    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt, then
+     * utime stime */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+/* An owner (a child) whose soft descriptor limit leaves it `spare` free descriptors, then
+ * `idle` connections that say nothing: its service thread must not spin on the listening
+ * socket (the connection it cannot accept keeps that readable), and a real client's attach
+ * must answer want within its answer timeout, its message containing says. */
+static void out_of_fds_case(unsigned spare, int idle, int64_t want, const char *says)
+{
+    mp_new_name();
+    struct mp_child o = mp_spawn();
+    CU_ASSERT_FATAL(o.pid > 0);
+    EXPECT_REP(mp_call(&o, MP_INIT, 0, 0, 0, 0), 0, "the child owner's init");
+    struct mp_rep lr = EXPECT_REP(mp_call(&o, OP_FD_LIMIT, spare, 0, 0, 0), 0,
+                                  "lowering the owner's descriptor limit");
+    static int fds[64];
+    int n = 0;
+    for (; n < idle && n < 64; n++)
+        if ((fds[n] = mp_raw_connect()) < 0)
+            break;
+    CU_ASSERT_EQUAL(n, idle);
+    usleep(300 * 1000);   /* the owner takes what it can and is then out of descriptors */
+    long c0 = cpu_ms(o.pid);
+    uint64_t w0 = mp_now_ns();
+    usleep(500 * 1000);
+    long c1 = cpu_ms(o.pid);
+    long wall = (long)((mp_now_ns() - w0) / 1000000u);
+    CU_ASSERT(c0 >= 0 && c1 >= 0);
+    if (c1 - c0 > wall / 10)
+        fprintf(stderr, "owner (limit %llu descriptors, %d idle connections) used %ld ms of "
+                "CPU in %ld ms: its service thread spins\n", (unsigned long long)lr.a, n,
+                c1 - c0, wall);
+    CU_ASSERT(c1 - c0 <= wall / 10);   /* a busy loop takes (nearly) all of it */
+    struct mp_child c = mp_spawn();
+    CU_ASSERT(c.pid > 0);
+    if (c.pid > 0) {
+        uint64_t t0 = mp_now_ns();
+        struct mp_rep m = mp_call(&c, MP_ATTACH, 0, 0, 0, 0);
+        if (m.rc != want)
+            fprintf(stderr, "attach to an owner out of descriptors, after %.0f ms:\n",
+                    (double)(mp_now_ns() - t0) / 1e6);
+        EXPECT_REP(m, want, "attach to an owner out of descriptors");
+        if (m.rc == want && !strstr(m.msg, says)) {
+            fprintf(stderr, "attach's message '%s' does not say '%s'\n", m.msg, says);
+            CU_FAIL("attach's message");
+        }
+        int64_t w2 = m.rc == 0 ? 0 : SHOAL_ENOTINIT;
+        EXPECT_REP(mp_call(&c, MP_PUT, 100, 1, 1, 0), w2, "the client's put");
+        EXPECT_REP(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0), w2, "the client's shutdown");
+        EXPECT_REAPED(&c, "the client");
+    }
+    for (int k = 0; k < n; k++)
+        close(fds[k]);
+    EXPECT_REP(mp_call(&o, MP_SHUTDOWN, 0, 0, 0, 0), 0, "the child owner's shutdown");
+    EXPECT_REAPED(&o, "the child owner");
+}
+
+/* 11.9 (continued): an owner out of file descriptors, with silent connections holding
+ * them: one makes room (for the client's socket and then its ledger), so the client
+ * attaches. 48 > 16, and 48 - 16 + 1 stay under the listen backlog (64). */
+static void test_out_of_descriptors_never_locks_out(void)
+{
+    out_of_fds_case(16, 48, 0, "");
+}
+
+/* ... and with none to give way, the client is refused at once with a message saying why
+ * (the owner keeps a spare descriptor for taking and closing the connection). */
+static void test_out_of_descriptors_says_why(void)
+{
+    out_of_fds_case(0, 8, SHOAL_EBUSY, "out of file descriptors");
 }
 
 /* Send a HELLO saying pid on fd and read the answer (closing any descriptors it carries). */
@@ -345,6 +468,8 @@ static void test_other_segment_version_is_named(void)
 
 static const shoal_test_case cases[] = {
     { "idle_connections_never_lock_out", test_idle_connections_never_lock_out },
+    { "out_of_descriptors_never_locks_out", test_out_of_descriptors_never_locks_out },
+    { "out_of_descriptors_says_why", test_out_of_descriptors_says_why },
     { "full_process_table_says_ebusy", test_full_process_table_says_ebusy },
     { "other_user_says_eperm", test_other_user_says_eperm },
     { "root_and_other_users_store", test_root_and_other_users_store },
@@ -356,7 +481,9 @@ static const shoal_test_case cases[] = {
 
 int main(int argc, char **argv)
 {
-    if (mp_is_child(argc, argv))
+    if (mp_is_child(argc, argv)) {
+        mp_child_hook = attach_child;
         return mp_child_main(argv);
+    }
     return mp_run("mp_attach", cases);
 }
