@@ -342,7 +342,9 @@ int shoal__obj_fill_result(shoal_ref ref, size_t len, void **buf)
  * slot's next object has another ID). Each entry has a spin lock of its own, held to copy
  * one message, on failure paths only. */
 #define KEPT_ENTRIES 64
-#define KEPT_LEN     400   /* a thread's message is 512 bytes, and a reader adds nothing */
+/* A thread's message (os/errors.c) holds 511 bytes, and a reader adds nothing to it: the
+ * whole of what a get reads from a store with room (400 cut a longer message short). */
+#define KEPT_LEN     512
 static struct kept {
     _Atomic uint32_t busy;
     uint64_t id, epoch;

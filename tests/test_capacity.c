@@ -330,6 +330,61 @@ static void test_failure_message_in_full_store(void)
     ASSERT_OK(shoal_shutdown());
 }
 
+/* A long failure message (480 bytes: under the 511 a thread's message holds) reads whole
+ * from a normal store; from a full store, where the failing process keeps it, it must read
+ * whole too: the kept copy cut it at 399 bytes, losing its end (often the figures). */
+#define LONG_TAIL "END-OF-CAUSE-42"
+static char long_msg[481];
+
+static int fail_long(shoal_task *t)
+{
+    return shoal_task_fail(t, long_msg);
+}
+
+static void long_message_reads_whole(const char *where)
+{
+    shoal_ref r;
+    ASSERT_OK(shoal_submit(fail_long, NULL, 0, NULL, &r));
+    const void *d;
+    size_t len;
+    CHECK_RC(get_within(r, &d, &len), SHOAL_ETASK);
+    if (!strstr(shoal_last_error(), LONG_TAIL))
+        fprintf(stderr, "%s: a 480-byte failure message reads %zu bytes\n", where,
+                strlen(shoal_last_error()));
+    CU_ASSERT(strstr(shoal_last_error(), LONG_TAIL) != NULL);
+    CHECK_OK(shoal_release(r));
+}
+
+static void test_long_failure_message_in_full_store(void)
+{
+    memset(long_msg, 'x', sizeof long_msg - 1);
+    memcpy(long_msg + sizeof long_msg - 1 - strlen(LONG_TAIL), LONG_TAIL, strlen(LONG_TAIL));
+    test_start(sized(16u << 20, 0));
+    long_message_reads_whole("a store with room");
+    enum { MAX = 300000 };
+    shoal_ref *refs = malloc(sizeof *refs * MAX);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(refs);
+    int n = 0;
+    size_t sizes[] = { 64u << 10, 4096, 512, 64, 8, 1 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int got = fill(sizes[k], refs + n, MAX - n, 11);
+        CU_ASSERT_FATAL(got >= 0);
+        n += got;
+    }
+    usleep(20000);   /* idle workers give their cached blocks back ... */
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {   /* ... taken too */
+        int got = fill(sizes[k], refs + n, MAX - n, 12);
+        CU_ASSERT_FATAL(got >= 0);
+        n += got;
+    }
+    long_message_reads_whole("a full store");
+    for (int k = 0; k < n; k++)
+        CHECK_OK(shoal_release(refs[k]));
+    free(refs);
+    CU_ASSERT_EQUAL(info_now().objects_live, 0);
+    ASSERT_OK(shoal_shutdown());
+}
+
 int main(void)
 {
     static const shoal_test_case cases[] = {
@@ -340,6 +395,8 @@ int main(void)
         { "256 MiB objects", test_large_object },
         { "threads filling one store share its capacity", test_threads_share_capacity },
         { "a task failing in a full store keeps its message", test_failure_message_in_full_store },
+        { "a long failure message in a full store reads whole",
+          test_long_failure_message_in_full_store },
         { NULL, NULL },
     };
     return shoal_test_run("capacity", cases);
