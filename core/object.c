@@ -337,25 +337,29 @@ int shoal__obj_fill_result(shoal_ref ref, size_t len, void **buf)
  * Such a message is kept here instead, in this process's memory, which needs no allocation:
  * a reader in this process (a get, a task taking it as an argument) finds it by the
  * object's ID and the runtime's epoch; other processes read the generic text. A fixed
- * table, chosen by the slot index: a later failure of an object of the same entry replaces
- * it (the oldest messages of a burst go), a freed object's entry is never read again (its
- * slot's next object has another ID). Each entry has a spin lock of its own, held to copy
- * one message, on failure paths only. */
+ * ring, written in turn: the last KEPT_ENTRIES messages stay (shoal.h), a later failure of
+ * the same object replaces its own entry, a freed object's entry is never read again (its
+ * slot's next object has another ID). Chosen by the slot index before, two failures whose
+ * slots were 64 apart kept one message, however few failed in between. Each entry has a
+ * spin lock of its own, held to copy one message, on failure paths only; a reader looks
+ * at the IDs first (relaxed) and locks only the entry that names its object. */
 #define KEPT_ENTRIES 64
-#define KEPT_LEN     400   /* a thread's message is 512 bytes, and a reader adds nothing */
+/* A thread's message (os/errors.c) holds 511 bytes, and a reader adds nothing to it: the
+ * whole of what a get reads from a store with room (400 cut a longer message short). */
+#define KEPT_LEN     512
 static struct kept {
     _Atomic uint32_t busy;
-    uint64_t id, epoch;
+    _Atomic uint64_t id;   /* written under busy; read without it only to choose */
+    uint64_t epoch;
     char msg[KEPT_LEN];
 } kept[KEPT_ENTRIES];
+static _Atomic uint32_t kept_next;   /* the ring's next entry to write */
 
-static struct kept *kept_lock(uint64_t id)
+static void kept_lock(struct kept *k)
 {
-    struct kept *k = &kept[shoal__id_idx(id) % KEPT_ENTRIES];
     /* acquire: pairs with kept_unlock's release (the previous holder's id and message). */
     while (atomic_exchange_explicit(&k->busy, 1, memory_order_acquire))
         shoal__cpu_relax();
-    return k;
 }
 
 static void kept_unlock(struct kept *k)
@@ -363,10 +367,31 @@ static void kept_unlock(struct kept *k)
     atomic_store_explicit(&k->busy, 0, memory_order_release);
 }
 
+/* The entry of object id in epoch ep, locked; NULL when none is kept. */
+static struct kept *kept_find(uint64_t id, uint64_t ep)
+{
+    for (size_t i = 0; i < KEPT_ENTRIES; i++) {
+        struct kept *k = &kept[i];
+        /* relaxed: a hint only; the lock's acquire and the checks under it decide. */
+        if (atomic_load_explicit(&k->id, memory_order_relaxed) != id)
+            continue;
+        kept_lock(k);
+        if (atomic_load_explicit(&k->id, memory_order_relaxed) == id && k->epoch == ep)
+            return k;
+        kept_unlock(k);
+    }
+    return NULL;
+}
+
 SHOAL__COLD static void kept_put(shoal__rt_t *rt, uint64_t id, const char *msg)
 {
-    struct kept *k = kept_lock(id);
-    k->id = id;
+    struct kept *k = kept_find(id, rt->epoch);
+    if (!k) {
+        /* relaxed: only spreads the writers over the ring; the entry's lock orders them. */
+        k = &kept[atomic_fetch_add_explicit(&kept_next, 1, memory_order_relaxed) % KEPT_ENTRIES];
+        kept_lock(k);
+    }
+    atomic_store_explicit(&k->id, id, memory_order_relaxed);   /* (under the lock) */
     k->epoch = rt->epoch;
     snprintf(k->msg, sizeof k->msg, "%s", msg);
     kept_unlock(k);
@@ -381,12 +406,12 @@ void shoal__fail_kept_fork_child(void)
 
 bool shoal__fail_kept(shoal_ref ref, char *buf, size_t cap)
 {
-    struct kept *k = kept_lock(ref.id);
-    bool found = k->id == ref.id && k->epoch == shoal__rt->epoch;
-    if (found)
-        snprintf(buf, cap, "%s", k->msg);
+    struct kept *k = kept_find(ref.id, shoal__rt->epoch);
+    if (!k)
+        return false;
+    snprintf(buf, cap, "%s", k->msg);
     kept_unlock(k);
-    return found;
+    return true;
 }
 
 /* A completion that fails, before its CAS: the message becomes the object's bytes, so every
