@@ -913,7 +913,6 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
     pub.next_proc = 0;
     pub.listen_off = false;
     pub.told_ns = 0;
-    pub.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* best effort: out_of_fds */
     memset(pub.conns, 0, sizeof pub.conns);
     memset(&pub.t, 0, sizeof pub.t);
     pub.own_holds_len = shoal__ledger_bytes(rt->nslots);
@@ -923,6 +922,7 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
         return shoal__err(SHOAL_ENOMEM, "cannot map the reference ledger");
     pub.own_holds = m;
     pub.on = true;   /* from here on, shoal__publish_stop undoes what is done */
+    pub.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* best effort: out_of_fds */
     /* The records of our own objects' bytes (layout/mpseg.h), before any object is made. */
     pub.own_len = rt->nslots * sizeof(struct shoal__own);
     m = mmap(NULL, pub.own_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
