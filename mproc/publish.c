@@ -536,15 +536,33 @@ static void send_reject(int fd, int32_t code, const char *why)
     send_msg(fd, &m, n, NULL, 0);
 }
 
+/* Whether connection c (in handshake) has begun to speak: bytes of its HELLO read already or
+ * waiting in its socket (a real client whose HELLO we have not read yet, say because we are
+ * accepting a backlog in one go). */
+static bool conn_spoke(const struct conn *c)
+{
+    char b;
+    return c->rx.len || recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* The connection that has waited longest without saying HELLO, other than keep; MAX_CONNS
- * when there is none. */
+ * when there is none. One that has begun to speak goes only when every one has: evicting
+ * silent ones first, a client whose HELLO waits to be read is never pushed out by the
+ * connections queued behind it. */
 static unsigned oldest_idle(unsigned keep)
 {
     unsigned old = MAX_CONNS;
-    for (unsigned k = 0; k < MAX_CONNS; k++)
-        if (k != keep && pub.conns[k] && pub.conns[k]->state == SHOAL__CONN_HANDSHAKE &&
-            (old == MAX_CONNS || pub.conns[k]->since_ns < pub.conns[old]->since_ns))
+    bool old_spoke = true;
+    for (unsigned k = 0; k < MAX_CONNS; k++) {
+        if (k == keep || !pub.conns[k] || pub.conns[k]->state != SHOAL__CONN_HANDSHAKE)
+            continue;
+        bool spoke = conn_spoke(pub.conns[k]);
+        if (old == MAX_CONNS || (old_spoke && !spoke) ||
+            (spoke == old_spoke && pub.conns[k]->since_ns < pub.conns[old]->since_ns)) {
             old = k;
+            old_spoke = spoke;
+        }
+    }
     return old;
 }
 
@@ -895,7 +913,6 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
     pub.next_proc = 0;
     pub.listen_off = false;
     pub.told_ns = 0;
-    pub.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* best effort: out_of_fds */
     memset(pub.conns, 0, sizeof pub.conns);
     memset(&pub.t, 0, sizeof pub.t);
     pub.own_holds_len = shoal__ledger_bytes(rt->nslots);
@@ -905,6 +922,7 @@ int shoal__publish_start(shoal__rt_t *rt, const char *name, int seg_fd, uint64_t
         return shoal__err(SHOAL_ENOMEM, "cannot map the reference ledger");
     pub.own_holds = m;
     pub.on = true;   /* from here on, shoal__publish_stop undoes what is done */
+    pub.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* best effort: out_of_fds */
     /* The records of our own objects' bytes (layout/mpseg.h), before any object is made. */
     pub.own_len = rt->nslots * sizeof(struct shoal__own);
     m = mmap(NULL, pub.own_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |

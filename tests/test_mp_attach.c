@@ -241,6 +241,59 @@ static void test_out_of_descriptors_says_why(void)
     out_of_fds_case(0, 8, SHOAL_EBUSY, "out of file descriptors");
 }
 
+/* 11.9 (continued): a real client whose HELLO is waiting to be read is never the one evicted
+ * to make room, even when more connections queue behind it than the owner has descriptors:
+ * the owner is stopped while the client connects and says HELLO and 12 silent connections
+ * follow it into the backlog, so the owner accepts them all in one go. Evicting the oldest
+ * silent connection would, after 4 of them, evict the client (its HELLO never read). */
+static void test_out_of_descriptors_keeps_a_hello(void)
+{
+    mp_new_name();
+    struct mp_child o = mp_spawn();
+    CU_ASSERT_FATAL(o.pid > 0);
+    EXPECT_REP(mp_call(&o, MP_INIT, 0, 0, 0, 0), 0, "the child owner's init");
+    EXPECT_REP(mp_call(&o, OP_FD_LIMIT, 4, 0, 0, 0), 0, "lowering the owner's descriptor limit");
+    int fds[16], n = 0;
+    for (; n < 4; n++)
+        fds[n] = mp_raw_connect();
+    usleep(300 * 1000);   /* the owner takes them: out of descriptors */
+    kill(o.pid, SIGSTOP);
+    int fd = mp_raw_connect();
+    CU_ASSERT_FATAL(fd >= 0);
+    struct shoal__msg h;
+    size_t hn = shoal__msg_init(&h, SHOAL__MSG_HELLO);
+    h.b.hello.pid = (int32_t)getpid();
+    h.b.hello.lib_version = (SHOAL_VERSION_MAJOR << 16) | (SHOAL_VERSION_MINOR << 8) |
+                            SHOAL_VERSION_PATCH;
+    CU_ASSERT(send(fd, &h, hn, MSG_NOSIGNAL) == (ssize_t)hn);
+    for (; n < 16; n++)
+        fds[n] = mp_raw_connect();
+    kill(o.pid, SIGCONT);
+    struct timeval tv = { 3, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    union { char buf[CMSG_SPACE(sizeof(int) * SHOAL__MAX_FDS)]; struct cmsghdr align; } u;
+    struct shoal__msg a;
+    memset(&a, 0, sizeof a);
+    struct iovec iov = { &a, sizeof a.h };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf };
+    ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+            for (int i = 0; i < (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int)); i++)
+                close(((int *)CMSG_DATA(cm))[i]);
+    if (r != (ssize_t)sizeof a.h || a.h.type != SHOAL__MSG_WELCOME)
+        fprintf(stderr, "a client whose HELLO waited: answer %zd bytes, type %u (errno %d)\n",
+                r, (unsigned)a.h.type, r < 0 ? errno : 0);
+    CU_ASSERT(r == (ssize_t)sizeof a.h && a.h.type == SHOAL__MSG_WELCOME);
+    close(fd);
+    for (int k = 0; k < n; k++)
+        if (fds[k] >= 0)
+            close(fds[k]);
+    EXPECT_REP(mp_call(&o, MP_SHUTDOWN, 0, 0, 0, 0), 0, "the child owner's shutdown");
+    EXPECT_REAPED(&o, "the child owner");
+}
+
 /* Send a HELLO saying pid on fd and read the answer (closing any descriptors it carries). */
 static int hello_as(int fd, struct shoal__msg *a, int32_t pid)
 {
@@ -470,6 +523,7 @@ static const shoal_test_case cases[] = {
     { "idle_connections_never_lock_out", test_idle_connections_never_lock_out },
     { "out_of_descriptors_never_locks_out", test_out_of_descriptors_never_locks_out },
     { "out_of_descriptors_says_why", test_out_of_descriptors_says_why },
+    { "out_of_descriptors_keeps_a_hello", test_out_of_descriptors_keeps_a_hello },
     { "full_process_table_says_ebusy", test_full_process_table_says_ebusy },
     { "other_user_says_eperm", test_other_user_says_eperm },
     { "root_and_other_users_store", test_root_and_other_users_store },
