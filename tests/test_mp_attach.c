@@ -52,6 +52,17 @@ static void expect_reaped(struct mp_child *c, const char *what, int line)
 }
 #define EXPECT_REAPED(c, what) expect_reaped((c), (what), __LINE__)
 
+/* A client whose attach answered attach_rc: it puts, shuts down and exits (a client that
+ * did not attach answers SHOAL_ENOTINIT to both). */
+static void client_put_and_quit(struct mp_child *c, int64_t attach_rc, int line)
+{
+    int64_t want = attach_rc == 0 ? 0 : SHOAL_ENOTINIT;
+    expect_rep(mp_call(c, MP_PUT, 100, 1, 1, 0), want, "the client's put", line);
+    expect_rep(mp_call(c, MP_SHUTDOWN, 0, 0, 0, 0), want, "the client's shutdown", line);
+    expect_reaped(c, "the client", line);
+}
+#define CLIENT_PUT_AND_QUIT(c, attach_rc) client_put_and_quit((c), (attach_rc), __LINE__)
+
 /* Whether this process may open `need` more descriptors, raising its soft limit towards the
  * hard one when it must. The owner (this process) and the test's own connections share the
  * one table: a test that opens k connections to its owner needs about 2k descriptors. */
@@ -109,10 +120,7 @@ static void test_idle_connections_never_lock_out(void)
             fprintf(stderr, "attach behind %d idle connections, after %.0f ms:\n", n,
                     (double)(mp_now_ns() - t0) / 1e6);
         EXPECT_REP(m, 0, "attach behind the idle connections");
-        int64_t want = m.rc == 0 ? 0 : SHOAL_ENOTINIT;
-        EXPECT_REP(mp_call(&c, MP_PUT, 100, 1, 1, 0), want, "the client's put");
-        EXPECT_REP(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0), want, "the client's shutdown");
-        EXPECT_REAPED(&c, "the client");
+        CLIENT_PUT_AND_QUIT(&c, m.rc);
     }
     for (int k = 0; k < n; k++)
         close(fds[k]);
@@ -215,10 +223,7 @@ static void out_of_fds_case(unsigned spare, int idle, int64_t want, const char *
             fprintf(stderr, "attach's message '%s' does not say '%s'\n", m.msg, says);
             CU_FAIL("attach's message");
         }
-        int64_t w2 = m.rc == 0 ? 0 : SHOAL_ENOTINIT;
-        EXPECT_REP(mp_call(&c, MP_PUT, 100, 1, 1, 0), w2, "the client's put");
-        EXPECT_REP(mp_call(&c, MP_SHUTDOWN, 0, 0, 0, 0), w2, "the client's shutdown");
-        EXPECT_REAPED(&c, "the client");
+        CLIENT_PUT_AND_QUIT(&c, m.rc);
     }
     for (int k = 0; k < n; k++)
         close(fds[k]);
