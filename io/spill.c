@@ -2115,8 +2115,6 @@ void shoal__spill_close(void)
     shoal__ext_reset(&sp.ex);
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.fd_direct = -1;
-    /* The same for the parent's waiting gets; their lock may have been held by a thread
-     * that is not here. */
-    pthread_mutex_init(&getting_mu, NULL);
-    getting = NULL;
+    /* `getting` is empty here: shutdown's quiesce waited for every get to return, and each
+     * takes its request off the list before it does. */
 }
